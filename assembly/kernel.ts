@@ -1,0 +1,1 @@
+export function revalue(n: i32): i32 { return n; }

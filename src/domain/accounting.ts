@@ -1,0 +1,74 @@
+// Average-cost accounting, pure: (position, trade) -> (position, realized, cash delta, facts).
+// Quantities are integer 1e-8 units so that "reaches exactly zero" and "flips" are exact decisions;
+// money is float64 and stays within max(1e-9 relative, 1e-6 absolute) of an exact decimal oracle.
+
+import { QUANTITY_SCALE, type PositionState, type Side } from './types.js';
+
+export interface TradeFill {
+  side: Side;
+  /** Quantity in 1e-8 units, > 0. */
+  units: number;
+  price: number;
+  fee: number;
+}
+
+export interface TradeOutcome {
+  position: PositionState;
+  /** Realized by this trade, fee included (a fee is negative realized P&L). */
+  realized: number;
+  cashDelta: number;
+  opened: boolean;
+  closed: boolean;
+  flipped: boolean;
+}
+
+export const flatPosition: PositionState = Object.freeze({ units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 });
+
+export function quantityOf(units: number): number {
+  return units / QUANTITY_SCALE;
+}
+
+export function unitsOf(quantity: number): number {
+  return Math.round(quantity * QUANTITY_SCALE);
+}
+
+export function applyFill(position: PositionState, fill: TradeFill): TradeOutcome {
+  const signed = fill.side === 'buy' ? fill.units : -fill.units;
+  const held = position.units;
+  const notional = quantityOf(fill.units) * fill.price;
+  const cashDelta = fill.side === 'buy' ? -(notional + fill.fee) : notional - fill.fee;
+  if (held === 0 || Math.sign(held) === Math.sign(signed)) {
+    const heldQty = quantityOf(Math.abs(held));
+    const addQty = quantityOf(fill.units);
+    const avg = held === 0 ? fill.price : (heldQty * position.avg_cost + addQty * fill.price) / (heldQty + addQty);
+    return {
+      position: { units: held + signed, avg_cost: avg, realized_pnl: position.realized_pnl - fill.fee, last_trade_price: fill.price },
+      realized: -fill.fee,
+      cashDelta,
+      opened: held === 0,
+      closed: false,
+      flipped: false,
+    };
+  }
+  const closedUnits = Math.min(Math.abs(held), fill.units);
+  const perUnit = held > 0 ? fill.price - position.avg_cost : position.avg_cost - fill.price;
+  const realized = perUnit * quantityOf(closedUnits) - fill.fee;
+  const remaining = held + signed;
+  const flipped = remaining !== 0 && Math.sign(remaining) !== Math.sign(held);
+  const avg = remaining === 0 ? 0 : flipped ? fill.price : position.avg_cost;
+  return {
+    position: { units: remaining, avg_cost: avg, realized_pnl: position.realized_pnl + realized, last_trade_price: fill.price },
+    realized,
+    cashDelta,
+    opened: flipped,
+    closed: remaining === 0 || flipped,
+    flipped,
+  };
+}
+
+/** While paused only trades that reduce exposure are accepted: opposite side, no larger than the position. */
+export function reducesExposure(position: PositionState, side: Side, units: number): boolean {
+  if (position.units === 0) return false;
+  const opposite = position.units > 0 ? side === 'sell' : side === 'buy';
+  return opposite && units <= Math.abs(position.units);
+}

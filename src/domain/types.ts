@@ -1,0 +1,230 @@
+// Domain vocabulary shared by the accounting core, the actors, the shards, the store and the server.
+// This module imports nothing: the domain depends on no server, store or worker code.
+
+export type Side = 'buy' | 'sell';
+export type PortfolioStatus = 'active' | 'paused' | 'closed';
+
+/** Quantities are fixed point: an integer count of 1e-8 units held exactly in a float64. */
+export const QUANTITY_DECIMALS = 8;
+export const QUANTITY_SCALE = 1e8;
+/** Largest |quantity| a trade or a position may hold: 2^53 units of 1e-8, rounded down. */
+export const quantityMax = 90_000_000;
+export const priceMax = 1e12;
+export const amountMax = 1e15;
+export const symbolPattern = /^[A-Za-z0-9._:/-]{1,32}$/;
+export const portfolioIdPattern = /^[A-Za-z0-9._:-]{1,64}$/;
+export const tradeIdPattern = /^[A-Za-z0-9._:/-]{1,128}$/;
+export const nameLengthMax = 128;
+
+export interface RiskLimits {
+  /** Breach when total_return < -max_loss (absolute, in the portfolio currency). */
+  max_loss?: number | null;
+  /** Breach when equity has fallen more than this percentage below its high-water mark. */
+  max_drawdown_pct?: number | null;
+  /** Breach when one position's |market_value| exceeds this percentage of gross exposure. */
+  max_position_weight_pct?: number | null;
+}
+
+export type RiskLimitName = 'max_loss' | 'max_drawdown_pct' | 'max_position_weight_pct';
+
+export interface TradeInput {
+  trade_id: string;
+  symbol: string;
+  side: Side;
+  quantity: number;
+  price: number;
+  fee?: number;
+  ts?: number;
+}
+
+export interface TickInput {
+  symbol: string;
+  price: number;
+  ts?: number;
+  size?: number;
+}
+
+export interface CreatePortfolioInput {
+  id?: string;
+  name?: string;
+  cash?: number;
+  limits?: RiskLimits;
+}
+
+export interface CashInput {
+  type: 'deposit' | 'withdraw';
+  amount: number;
+}
+
+/** Accounting state of one position: the source of truth the kernel values. */
+export interface PositionState {
+  /** Signed quantity in 1e-8 units (negative = short). */
+  units: number;
+  /** Average entry price of the open quantity; 0 when flat. */
+  avg_cost: number;
+  /** Realized P&L attributed to this symbol (fees included, as negative P&L). */
+  realized_pnl: number;
+  /** Price of the last trade, the mark until the first tick of the symbol is seen. */
+  last_trade_price: number;
+}
+
+/** Accounting state of one portfolio (the actor's context). Plain data: serializable, comparable. */
+export interface PortfolioState {
+  id: string;
+  name: string;
+  cash: number;
+  capital: number;
+  realized_pnl: number;
+  limits: RiskLimits;
+  positions: Record<string, PositionState>;
+  /** Number of trades applied; a cheap audit figure and a replay cross-check. */
+  trades: number;
+}
+
+export interface PositionView {
+  symbol: string;
+  quantity: number;
+  avg_cost: number;
+  last_price: number;
+  market_value: number;
+  unrealized_pnl: number;
+  realized_pnl: number;
+  return_rate: number;
+  weight: number;
+}
+
+export interface Totals {
+  cash: number;
+  capital: number;
+  holdings_value: number;
+  cost_basis: number;
+  unrealized_pnl: number;
+  realized_pnl: number;
+  total_return: number;
+  return_rate: number;
+  equity: number;
+  /** sum(|market_value|): weights of positions not in an update are |market_value| / gross_exposure * 100. */
+  gross_exposure: number;
+}
+
+export interface PortfolioSnapshot extends Totals {
+  portfolio_id: string;
+  name: string;
+  seq: number;
+  as_of: number;
+  state: PortfolioStatus;
+  limits: RiskLimits;
+  equity_hwm: number;
+  positions: PositionView[];
+}
+
+export interface PortfolioUpdate extends Totals {
+  portfolio_id: string;
+  seq: number;
+  as_of: number;
+  state: PortfolioStatus;
+  /** Source timestamp (epoch ms) of the newest tick behind this update; 0 when a command caused it. */
+  tick_ts: number;
+  /** Only the positions that changed; a closed position appears once with quantity 0. */
+  positions: PositionView[];
+}
+
+export interface TradeResult {
+  trade_id: string;
+  portfolio_id: string;
+  /** false when this trade_id was applied before: the first result is returned again. */
+  applied: boolean;
+  realized_pnl: number;
+  position: PositionView;
+  totals: Totals;
+  state: PortfolioStatus;
+}
+
+/** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */
+export type DomainEventBody =
+  | { type: 'PortfolioCreated'; name: string; cash: number; limits: RiskLimits }
+  | { type: 'PortfolioClosed' }
+  | {
+      type: 'TradeExecuted';
+      trade_id: string;
+      symbol: string;
+      side: Side;
+      quantity: number;
+      price: number;
+      fee: number;
+      trade_ts: number;
+      realized_pnl: number;
+    }
+  | { type: 'CashDeposited'; amount: number }
+  | { type: 'CashWithdrawn'; amount: number }
+  | { type: 'LimitsSet'; limits: RiskLimits }
+  | { type: 'TradingPaused'; reason: 'command' | 'risk' }
+  | { type: 'TradingResumed' }
+  | { type: 'PositionOpened'; symbol: string; side: 'long' | 'short'; quantity: number; price: number }
+  | { type: 'PositionClosed'; symbol: string; realized_pnl: number }
+  | { type: 'RiskLimitBreached'; limit: RiskLimitName; value: number; threshold: number }
+  | { type: 'ShardRestarted'; shard: number; reason: string };
+
+export type DomainEventType = DomainEventBody['type'];
+
+export type DomainEvent = DomainEventBody & { portfolio_id: string; ts: number };
+
+/** A persisted event: the domain event with its global, monotonic sequence. */
+export type StoredEvent = DomainEvent & { seq: number };
+
+/** Events that change state on replay; the others are derived and kept for audit. */
+export const replayedEventTypes: ReadonlySet<DomainEventType> = new Set<DomainEventType>([
+  'PortfolioCreated',
+  'PortfolioClosed',
+  'TradeExecuted',
+  'CashDeposited',
+  'CashWithdrawn',
+  'LimitsSet',
+  'TradingPaused',
+  'TradingResumed',
+]);
+
+export const domainEventTypes: readonly DomainEventType[] = [
+  'PortfolioCreated',
+  'PortfolioClosed',
+  'TradeExecuted',
+  'CashDeposited',
+  'CashWithdrawn',
+  'LimitsSet',
+  'TradingPaused',
+  'TradingResumed',
+  'PositionOpened',
+  'PositionClosed',
+  'RiskLimitBreached',
+  'ShardRestarted',
+];
+
+/** Injected time: nothing in the domain, the actors or the kernel reads a clock directly. */
+export interface Clock {
+  /** Wall-clock epoch milliseconds. */
+  now(): number;
+}
+
+/** Injected randomness: a seeded PRNG returning floats in [0, 1). */
+export interface Random {
+  next(): number;
+}
+
+/** What a snapshot persists for one portfolio; enough to rebuild it without replaying older events. */
+export interface PortfolioRecord {
+  portfolio: PortfolioState;
+  state: PortfolioStatus;
+  /** Equity high-water mark (for max_drawdown_pct). */
+  equity_hwm: number;
+  /** Per-portfolio update sequence, so subscribers' seq keeps increasing across restarts. */
+  seq: number;
+  /** Global sequence of the last event this record includes; replay starts after it. */
+  covered_seq: number;
+  as_of: number;
+}
+
+export interface LastPrice {
+  symbol: string;
+  price: number;
+  ts: number;
+}

@@ -1,0 +1,132 @@
+// The in-process engine API: what the server, the demo, the benchmarks and the simulator build on.
+// Everything that can fail for operating reasons returns a Result; nothing here throws on bad input.
+
+import type { EngineError, Result } from '../errors.js';
+import type {
+  CashInput,
+  CreatePortfolioInput,
+  DomainEventType,
+  PortfolioSnapshot,
+  PortfolioStatus,
+  PortfolioUpdate,
+  RiskLimits,
+  StoredEvent,
+  TickInput,
+  TradeInput,
+  TradeResult,
+  Clock,
+  Random,
+} from '../domain/types.js';
+import type { KernelKind } from '../kernel/backend.js';
+
+export interface EngineLimits {
+  portfoliosMax: number;
+  positionsPerPortfolioMax: number;
+  symbolsMax: number;
+  /** Commands waiting for one shard (trades, cash, control) before new ones are refused. */
+  commandsQueuedPerShardMax: number;
+  /** Ticks in one ingestTicks call. */
+  ticksPerCallMax: number;
+  /** Subscribers to one portfolio in this process. */
+  subscribersPerPortfolioMax: number;
+  /** Trade ids remembered in memory for idempotency (the store keeps them all). */
+  tradeIdsRememberedMax: number;
+}
+
+export interface EngineOptions {
+  /** Shard workers; default: available cores - 1, at least 1. */
+  workers?: number;
+  kernel?: KernelKind;
+  /** Coalescing window; 0 = flush once per event-loop turn. */
+  coalesceWindowMs?: number;
+  /** LMDB data directory; omitted = in memory only (no durability). */
+  dataDir?: string;
+  /** Flush to disk before acknowledging (survives power loss); default: durable against process crashes. */
+  sync?: boolean;
+  /** Snapshot interval per shard. */
+  snapshotIntervalMs?: number;
+  clock?: Clock;
+  random?: Random;
+  limits?: Partial<EngineLimits>;
+  /** Heap limit of each shard worker (MB). */
+  shardHeapMb?: number;
+  /** Allows crashShard(): for tests and admin only. */
+  allowFaultInjection?: boolean;
+}
+
+export interface PortfolioSummary {
+  id: string;
+  name: string;
+  state: PortfolioStatus;
+}
+
+export interface TickIngestResult {
+  accepted: number;
+  rejected: { index: number; code: string }[];
+}
+
+export type EngineMessage =
+  | { kind: 'snapshot'; snapshot: PortfolioSnapshot; resync: boolean }
+  | { kind: 'update'; update: PortfolioUpdate };
+
+export type Listener = (message: EngineMessage) => void;
+export type EventListener = (event: StoredEvent) => void;
+
+export interface EventQuery {
+  portfolio_id?: string;
+  type?: DomainEventType;
+  from?: number;
+  to?: number;
+  after_seq?: number;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
+
+export interface EngineStats {
+  kernel: KernelKind;
+  workers: number;
+  portfolios: number;
+  positions: number;
+  symbols: number;
+  ticksReceived: number;
+  ticksRejected: number;
+  batches: number;
+  positionsRevalued: number;
+  portfoliosRevalued: number;
+  updatesEmitted: number;
+  shardRestarts: number;
+  /** Tick-to-update latency (ms) over the last stats window. */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+export interface Engine {
+  readonly kernel: KernelKind;
+  readonly workers: number;
+  createPortfolio(input: CreatePortfolioInput): Promise<Result<PortfolioSnapshot>>;
+  closePortfolio(id: string): Promise<Result<PortfolioSnapshot>>;
+  trade(portfolioId: string, trade: TradeInput): Promise<Result<TradeResult>>;
+  cash(portfolioId: string, op: CashInput): Promise<Result<PortfolioSnapshot>>;
+  pause(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
+  resume(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
+  setLimits(portfolioId: string, limits: RiskLimits): Promise<Result<PortfolioSnapshot>>;
+  snapshot(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
+  /** The portfolio as it was at a past instant (requires a data dir). */
+  snapshotAt(portfolioId: string, timestamp: number): Promise<Result<PortfolioSnapshot>>;
+  has(portfolioId: string): boolean;
+  listPortfolios(): PortfolioSummary[];
+  /** Hot path: validates, coalesces, never throws. Returns null when accepted, else the error code. */
+  ingestTick(symbol: string, price: number, ts: number, size?: number): string | null;
+  ingestTicks(ticks: readonly TickInput[]): TickIngestResult;
+  /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
+  subscribe(portfolioId: string, listener: Listener): Result<() => void>;
+  onEvent(listener: EventListener): () => void;
+  queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
+  stats(): EngineStats;
+  /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
+  crashShard(shard: number): Result<void>;
+  shardOf(portfolioId: string): number;
+  close(): Promise<void>;
+}
+
+export type { EngineError };

@@ -1,0 +1,92 @@
+// The one table of operating errors. Programmer errors are assertions (see assert.ts);
+// everything a client, a feed or the disk can cause is one of these codes, returned, never thrown.
+// Each message names the field and the rule it broke.
+
+export const ErrorCode = {
+  // input validation
+  invalid_field: 'invalid_field',
+  invalid_json: 'invalid_json',
+  invalid_symbol: 'invalid_symbol',
+  invalid_price: 'invalid_price',
+  invalid_quantity: 'invalid_quantity',
+  invalid_side: 'invalid_side',
+  invalid_fee: 'invalid_fee',
+  invalid_amount: 'invalid_amount',
+  invalid_timestamp: 'invalid_timestamp',
+  invalid_limits: 'invalid_limits',
+  invalid_id: 'invalid_id',
+  unknown_op: 'unknown_op',
+  payload_too_large: 'payload_too_large',
+  // state
+  portfolio_not_found: 'portfolio_not_found',
+  portfolio_exists: 'portfolio_exists',
+  portfolio_closed: 'portfolio_closed',
+  portfolio_paused: 'portfolio_paused',
+  portfolio_not_paused: 'portfolio_not_paused',
+  trade_id_conflict: 'trade_id_conflict',
+  insufficient_cash: 'insufficient_cash',
+  // limits
+  limit_exceeded: 'limit_exceeded',
+  rate_limited: 'rate_limited',
+  // availability
+  shard_restarting: 'shard_restarting',
+  engine_closed: 'engine_closed',
+  store_failed: 'store_failed',
+  // access
+  unauthorized: 'unauthorized',
+  forbidden: 'forbidden',
+  not_found: 'not_found',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface EngineError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly field?: string;
+  /** true when the same request may succeed later (shard restarting, rate limited). */
+  readonly retryable?: boolean;
+}
+
+export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: EngineError };
+
+export function ok<T>(value: T): Result<T> {
+  return { ok: true, value };
+}
+
+export function fail(code: ErrorCode, message: string, field?: string, retryable?: boolean): { ok: false; error: EngineError } {
+  const error: EngineError = field === undefined ? { code, message } : { code, message, field };
+  return { ok: false, error: retryable ? { ...error, retryable: true } : error };
+}
+
+/** HTTP status for each code: the server maps errors through this table and nowhere else. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  invalid_field: 400,
+  invalid_json: 400,
+  invalid_symbol: 400,
+  invalid_price: 400,
+  invalid_quantity: 400,
+  invalid_side: 400,
+  invalid_fee: 400,
+  invalid_amount: 400,
+  invalid_timestamp: 400,
+  invalid_limits: 400,
+  invalid_id: 400,
+  unknown_op: 400,
+  payload_too_large: 413,
+  portfolio_not_found: 404,
+  portfolio_exists: 409,
+  portfolio_closed: 409,
+  portfolio_paused: 409,
+  portfolio_not_paused: 409,
+  trade_id_conflict: 409,
+  insufficient_cash: 409,
+  limit_exceeded: 409,
+  rate_limited: 429,
+  shard_restarting: 503,
+  engine_closed: 503,
+  store_failed: 503,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+};

@@ -1,0 +1,174 @@
+// Owns the kernel's columnar memory: rows for portfolios, positions and symbols, growth by doubling,
+// and the writes a trade makes. Ticks go through revalue(); everything else here is off the tick path.
+
+import { assert } from '../assert.js';
+import type { KernelBackend, KernelKind } from './backend.js';
+import { FLAG_BREACH_LATCHED, H, HEADER_BYTES, NONE, columnSpecs, computeLayout, viewColumns, writeHeader, type Capacities, type Columns, type Layout } from './layout.js';
+
+export interface KernelLimits {
+  positionsMax: number;
+  portfoliosMax: number;
+  symbolsMax: number;
+}
+
+const initialCaps: Capacities = { pos: 1024, pf: 256, sym: 256, batch: 256 };
+
+export class Kernel {
+  cols!: Columns;
+  private header!: Int32Array;
+  private layout!: Layout;
+  positions = 0;
+  portfolios = 0;
+  symbols = 0;
+  /** Open positions (quantity != 0): the denominator of the incremental ratio. */
+  openPositions = 0;
+
+  constructor(
+    readonly backend: KernelBackend,
+    readonly limits: KernelLimits,
+  ) {
+    this.relayout(initialCaps);
+  }
+
+  get kind(): KernelKind {
+    return this.backend.kind;
+  }
+
+  get batchCapacity(): number {
+    return this.layout.caps.batch;
+  }
+
+  get dirtyCount(): number {
+    return this.header[H.dirtyCount];
+  }
+
+  get breachCount(): number {
+    return this.header[H.breachCount];
+  }
+
+  get touched(): number {
+    return this.header[H.touched];
+  }
+
+  /** Bytes of kernel memory in use by the layout. */
+  get bytes(): number {
+    return this.layout.bytes;
+  }
+
+  addPortfolio(): number {
+    assert(this.portfolios < this.limits.portfoliosMax, 'portfolio rows exhausted: callers check portfoliosMax first');
+    if (this.portfolios === this.layout.caps.pf) this.grow({ ...this.layout.caps, pf: this.layout.caps.pf * 2 });
+    const f = this.portfolios++;
+    const c = this.cols;
+    c.pfCash[f] = 0;
+    c.pfRealized[f] = 0;
+    c.pfHoldings[f] = 0;
+    c.pfCostBasis[f] = 0;
+    c.pfUpnl[f] = 0;
+    c.pfGross[f] = 0;
+    c.pfMaxAbsMv[f] = 0;
+    c.pfHwm[f] = 0;
+    c.pfMaxLoss[f] = NaN;
+    c.pfMaxDdPct[f] = NaN;
+    c.pfMaxWeightPct[f] = NaN;
+    c.pfBreachValue[f] = 0;
+    c.pfHead[f] = NONE;
+    c.pfStamp[f] = 0;
+    c.pfFlags[f] = 0;
+    c.pfBreachKind[f] = 0;
+    return f;
+  }
+
+  /** Ensures symbol rows up to id (ids are dense, assigned by the engine's symbol table). */
+  ensureSymbol(id: number): void {
+    assert(id < this.limits.symbolsMax, 'symbol id beyond symbolsMax');
+    while (id >= this.layout.caps.sym) this.grow({ ...this.layout.caps, sym: this.layout.caps.sym * 2, batch: this.layout.caps.sym * 2 });
+    const c = this.cols;
+    for (; this.symbols <= id; this.symbols++) {
+      c.symPrice[this.symbols] = 0;
+      c.symHead[this.symbols] = NONE;
+      c.symCount[this.symbols] = 0;
+    }
+  }
+
+  addPosition(pf: number, sym: number): number {
+    assert(pf < this.portfolios && sym < this.symbols, 'position for an unknown portfolio or symbol row');
+    assert(this.positions < this.limits.positionsMax, 'position rows exhausted: callers check positionsMax first');
+    if (this.positions === this.layout.caps.pos) this.grow({ ...this.layout.caps, pos: this.layout.caps.pos * 2 });
+    const p = this.positions++;
+    const c = this.cols;
+    c.posQty[p] = 0;
+    c.posAvg[p] = 0;
+    c.posMark[p] = c.symPrice[sym];
+    c.posMv[p] = 0;
+    c.posUpnl[p] = 0;
+    c.posFx[p] = 1;
+    c.posSym[p] = sym;
+    c.posPf[p] = pf;
+    c.posNextSym[p] = c.symHead[sym];
+    c.symHead[sym] = p;
+    c.symCount[sym]++;
+    c.posNextPf[p] = c.pfHead[pf];
+    c.pfHead[pf] = p;
+    return p;
+  }
+
+  /** Writes a position after a trade: the mark is the symbol's tick price once seen, else the trade price. */
+  setPosition(p: number, quantity: number, avgCost: number, tradePrice: number): void {
+    const c = this.cols;
+    const was = c.posQty[p];
+    const tick = c.symPrice[c.posSym[p]];
+    const mark = tick > 0 ? tick : tradePrice;
+    const fx = c.posFx[p];
+    c.posQty[p] = quantity;
+    c.posAvg[p] = avgCost;
+    c.posMark[p] = mark;
+    c.posMv[p] = quantity * mark * fx;
+    c.posUpnl[p] = (mark - avgCost) * quantity * fx;
+    if (was === 0 && quantity !== 0) this.openPositions++;
+    else if (was !== 0 && quantity === 0) this.openPositions--;
+  }
+
+  setLimits(f: number, maxLoss: number | null | undefined, maxDdPct: number | null | undefined, maxWeightPct: number | null | undefined): void {
+    const c = this.cols;
+    c.pfMaxLoss[f] = maxLoss ?? NaN;
+    c.pfMaxDdPct[f] = maxDdPct ?? NaN;
+    c.pfMaxWeightPct[f] = maxWeightPct ?? NaN;
+  }
+
+  /** Re-arms limit checks (after resume or new limits). */
+  clearBreach(f: number): void {
+    this.cols.pfFlags[f] &= ~FLAG_BREACH_LATCHED;
+  }
+
+  revalue(n: number): number {
+    assert(n <= this.layout.caps.batch, 'batch larger than its capacity');
+    return this.backend.revalue(n);
+  }
+
+  recompute(f: number): number {
+    return this.backend.recompute(f);
+  }
+
+  private grow(caps: Capacities): void {
+    assert(caps.batch >= caps.sym, 'batch capacity covers every symbol');
+    const kept = columnSpecs.map((spec) => {
+      const count = spec.group === 'pos' ? this.positions : spec.group === 'pf' ? this.portfolios : spec.group === 'sym' ? this.symbols : 0;
+      return this.cols[spec.name].slice(0, count);
+    });
+    const stamp = this.header[H.stamp];
+    this.relayout(caps);
+    columnSpecs.forEach((spec, i) => this.cols[spec.name].set(kept[i] as never));
+    this.header[H.stamp] = stamp;
+  }
+
+  private relayout(caps: Capacities): void {
+    this.layout = computeLayout(caps);
+    const buffer = this.backend.resize(this.layout.bytes);
+    new Uint8Array(buffer, 0, this.layout.bytes).fill(0);
+    writeHeader(buffer, this.layout);
+    this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    this.cols = viewColumns(buffer, this.layout);
+    this.backend.bind(buffer, this.layout);
+  }
+}
