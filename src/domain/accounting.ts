@@ -2,7 +2,7 @@
 // Quantities are integer 1e-8 units so that "reaches exactly zero" and "flips" are exact decisions;
 // money is float64 and stays within max(1e-9 relative, 1e-6 absolute) of an exact decimal oracle.
 
-import { QUANTITY_SCALE, type PositionState, type Side } from './types.js';
+import { QUANTITY_DECIMALS, QUANTITY_SCALE, type PositionState, type Side } from './types.js';
 
 export interface TradeFill {
   side: Side;
@@ -28,8 +28,21 @@ export function quantityOf(units: number): number {
   return units / QUANTITY_SCALE;
 }
 
-export function unitsOf(quantity: number): number {
-  return Math.round(quantity * QUANTITY_SCALE);
+/**
+ * The exact count of 1e-8 units a quantity stands for, read from its shortest decimal (what the user
+ * wrote): Math.round(q * 1e8) picks the wrong unit above 2^25, where doubles are spaced wider than 1e-8.
+ * Returns null when the quantity has more than 8 decimals or exceeds 2^53 units.
+ */
+export function unitsOf(quantity: number): number | null {
+  if (!Number.isFinite(quantity)) return null;
+  const text = String(Math.abs(quantity));
+  const [mantissa, exponentText] = text.split('e') as [string, string | undefined];
+  const [whole, fraction = ''] = mantissa.split('.') as [string, string | undefined];
+  const shift = QUANTITY_DECIMALS + Number(exponentText ?? 0) - fraction.length;
+  if (shift < 0) return null;
+  const units = BigInt(whole + fraction) * 10n ** BigInt(shift);
+  if (units > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return Math.sign(quantity) * Number(units);
 }
 
 export function applyFill(position: PositionState, fill: TradeFill): TradeOutcome {

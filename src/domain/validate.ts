@@ -2,6 +2,7 @@
 // Each failure names the field and the rule; a failure changes nothing.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { unitsOf } from './accounting.js';
 import {
   QUANTITY_SCALE,
   amountMax,
@@ -64,10 +65,8 @@ function quantityUnits(v: unknown, field: string): Result<number> {
   if (!isFiniteNumber(v)) return fail(ErrorCode.invalid_quantity, `${field} must be a finite number`, field);
   if (v <= 0) return fail(ErrorCode.invalid_quantity, `${field} must be > 0`, field);
   if (v > quantityMax) return fail(ErrorCode.invalid_quantity, `${field} must be <= ${quantityMax}`, field);
-  const units = Math.round(v * QUANTITY_SCALE);
-  if (units / QUANTITY_SCALE !== v || units === 0) {
-    return fail(ErrorCode.invalid_quantity, `${field} must have at most 8 decimal places`, field);
-  }
+  const units = unitsOf(v);
+  if (units === null || units === 0) return fail(ErrorCode.invalid_quantity, `${field} must have at most 8 decimal places`, field);
   return ok(units);
 }
 

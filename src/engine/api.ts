@@ -118,6 +118,8 @@ export interface Engine {
   /** Hot path: validates, coalesces, never throws. Returns null when accepted, else the error code. */
   ingestTick(symbol: string, price: number, ts: number, size?: number): string | null;
   ingestTicks(ticks: readonly TickInput[]): TickIngestResult;
+  /** Resolves once every tick ingested so far has been revalued and its updates delivered. */
+  drain(): Promise<void>;
   /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
   subscribe(portfolioId: string, listener: Listener): Result<() => void>;
   onEvent(listener: EventListener): () => void;

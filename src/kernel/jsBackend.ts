@@ -15,10 +15,30 @@ import {
   type Layout,
 } from './layout.js';
 
+// Path choice (see wantsSweep). Must equal the constants of the same names in assembly/kernel.ts:
+// the path decides the dirty-list order.
+/** A row reached through the lists (a cache miss) costs about this many rows swept (measured). */
+export const LIST_ROW_COST = 4;
+/** Counting the rows is a pass over the symbol slots: only for batches at least 1/32 of that. */
+export const COUNT_GATE = 32;
+
+/** 'auto' is the production rule; tests force a path to prove both give the same columns. */
+export type SweepPolicy = 'auto' | 'never' | 'always';
+
 export class JsBackend implements KernelBackend {
   readonly kind = 'js' as const;
   private c!: Columns;
   private header!: Int32Array;
+  /** Revalue calls that took the portfolio-sweep path. */
+  sweepBatches = 0;
+  // One portfolio's totals, handed from sweepOne to finish.
+  private sumHoldings = 0;
+  private sumCost = 0;
+  private sumUpnl = 0;
+  private sumGross = 0;
+  private sumMaxAbs = 0;
+
+  constructor(private readonly sweepPolicy: SweepPolicy = 'auto') {}
 
   resize(bytes: number): ArrayBuffer {
     return new ArrayBuffer(bytes);
@@ -30,10 +50,45 @@ export class JsBackend implements KernelBackend {
   }
 
   revalue(n: number): number {
-    const c = this.c;
     const h = this.header;
     const stamp = (h[H.stamp] = (h[H.stamp] + 1) | 0);
-    const { batchSym, batchPrice, symPrice, symHead, posNextSym, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfStamp, pfDirty } = c;
+    if (this.wantsSweep(n)) {
+      this.sweepBatches++;
+      h[H.touched] = this.sweepPortfolios(n, stamp);
+    } else {
+      h[H.touched] = this.walkSymbols(n, stamp);
+      this.recomputeDirty(h[H.dirtyCount]);
+    }
+    return h[H.dirtyCount];
+  }
+
+  // The sweep visits every live row once, through the portfolio lists, and recomputes each touched
+  // portfolio in the same pass. The lists visit each touched row, then recompute walks all the rows
+  // of every portfolio it dirtied: about rows/pfCap per touched row (pfCap over-counts portfolios
+  // by up to 2x, which errs toward the lists). The estimate of touched rows counts every entry
+  // whose price differs from the current one, repeats included. Same operation order as the WASM
+  // kernel so both choose alike.
+  private wantsSweep(n: number): boolean {
+    if (this.sweepPolicy === 'never') return false;
+    const { batchSym, batchPrice, symPrice, symCount } = this.c;
+    let estimate = 0;
+    for (let k = 0; k < n; k++) {
+      const s = batchSym[k];
+      if (symPrice[s] !== batchPrice[k]) estimate += symCount[s];
+    }
+    if (this.sweepPolicy === 'always') return estimate > 0;
+    const symCap = this.header[H.symCap];
+    if (estimate * COUNT_GATE < symCap) return false;
+    // Rows are allocated densely from 0 and each is counted once in its symbol's symCount.
+    let rows = 0;
+    for (let s = 0; s < symCap; s++) rows += symCount[s];
+    const pfCap = this.header[H.pfCap];
+    return estimate * (pfCap + rows) * LIST_ROW_COST >= rows * pfCap;
+  }
+
+  /** Writes the dirty list and its count; returns the touched count. */
+  private walkSymbols(n: number, stamp: number): number {
+    const { batchSym, batchPrice, symPrice, symHead, posNextSym, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfStamp, pfDirty } = this.c;
     let dirty = 0;
     let touched = 0;
     for (let k = 0; k < n; k++) {
@@ -56,35 +111,130 @@ export class JsBackend implements KernelBackend {
         }
       }
     }
+    this.header[H.dirtyCount] = dirty;
+    return touched;
+  }
+
+  private recomputeDirty(dirty: number): void {
+    const { pfDirty, pfBreach } = this.c;
     let breaches = 0;
     for (let i = 0; i < dirty; i++) {
       const f = pfDirty[i];
-      if (this.recompute(f) !== 0) c.pfBreach[breaches++] = f;
+      if (this.recompute(f) !== 0) pfBreach[breaches++] = f;
     }
-    h[H.dirtyCount] = dirty;
-    h[H.breachCount] = breaches;
-    h[H.touched] = touched;
-    return dirty;
+    this.header[H.breachCount] = breaches;
   }
 
-  recompute(f: number): number {
-    const c = this.c;
+  // Same outputs as walkSymbols + recomputeDirty except the dirty (and breach) order, which is
+  // portfolio-row order. Returns the touched count.
+  private sweepPortfolios(n: number, stamp: number): number {
+    this.applyPrices(n);
+    const { batchSym, symChanges, pfHead, posPf, pfStamp, pfDirty, pfBreach } = this.c;
+    const pfCap = this.header[H.pfCap];
+    // Rows past the last portfolio are zero-filled by the layout: a head of 0 is real only for the
+    // portfolio that owns position row 0 (the sweep runs only when rows exist).
+    const rowZeroOwner = posPf[0];
+    let dirty = 0;
+    let breaches = 0;
+    let touched = 0;
+    for (let f = 0; f < pfCap; f++) {
+      const head = pfHead[f];
+      if (head === NONE || (head === 0 && f !== rowZeroOwner)) continue;
+      const count = this.sweepOne(head);
+      if (count === 0) continue;
+      touched += count;
+      pfStamp[f] = stamp;
+      pfDirty[dirty++] = f;
+      if (this.finish(f, this.sumHoldings, this.sumCost, this.sumUpnl, this.sumGross, this.sumMaxAbs) !== 0) pfBreach[breaches++] = f;
+    }
+    for (let k = 0; k < n; k++) symChanges[batchSym[k]] = 0;
+    this.header[H.dirtyCount] = dirty;
+    this.header[H.breachCount] = breaches;
+    return touched;
+  }
+
+  private applyPrices(n: number): void {
+    const { batchSym, batchPrice, symPrice, symChanges } = this.c;
+    for (let k = 0; k < n; k++) {
+      const s = batchSym[k];
+      const price = batchPrice[k];
+      if (symPrice[s] === price) continue;
+      symPrice[s] = price;
+      symChanges[s]++;
+    }
+  }
+
+  // Revalues one portfolio's rows whose symbol changed and sums all its open rows in list order,
+  // exactly as recompute would after walkSymbols. Returns the touches: a symbol that changed c
+  // times in the batch counts c per open row, as the lists would.
+  private sweepOne(head: number): number {
+    const { posNextPf, posSym, symChanges, symPrice, posQty, posAvg, posFx, posMark, posMv, posUpnl } = this.c;
     let holdings = 0;
     let cost = 0;
     let upnl = 0;
     let gross = 0;
     let maxAbs = 0;
-    for (let pos = c.pfHead[f]; pos !== NONE; pos = c.posNextPf[pos]) {
-      const q = c.posQty[pos];
-      if (q === 0) continue;
-      const mv = c.posMv[pos];
+    let count = 0;
+    for (let pos = head; pos !== NONE; pos = posNextPf[pos]) {
+      const s = posSym[pos];
+      const changes = symChanges[s];
+      const q = posQty[pos];
+      const avg = posAvg[pos];
+      const fx = posFx[pos];
+      let mv: number;
+      let up: number;
+      if (changes !== 0) {
+        const price = symPrice[s];
+        posMark[pos] = price;
+        if (q === 0) continue;
+        mv = q * price * fx;
+        up = (price - avg) * q * fx;
+        posMv[pos] = mv;
+        posUpnl[pos] = up;
+        count += changes;
+      } else {
+        if (q === 0) continue;
+        mv = posMv[pos];
+        up = posUpnl[pos];
+      }
       holdings += mv;
-      cost += Math.abs(q) * c.posAvg[pos] * c.posFx[pos];
-      upnl += c.posUpnl[pos];
+      cost += Math.abs(q) * avg * fx;
+      upnl += up;
       const a = Math.abs(mv);
       gross += a;
       if (a > maxAbs) maxAbs = a;
     }
+    this.sumHoldings = holdings;
+    this.sumCost = cost;
+    this.sumUpnl = upnl;
+    this.sumGross = gross;
+    this.sumMaxAbs = maxAbs;
+    return count;
+  }
+
+  recompute(f: number): number {
+    const { pfHead, posNextPf, posQty, posMv, posAvg, posFx, posUpnl } = this.c;
+    let holdings = 0;
+    let cost = 0;
+    let upnl = 0;
+    let gross = 0;
+    let maxAbs = 0;
+    for (let pos = pfHead[f]; pos !== NONE; pos = posNextPf[pos]) {
+      const q = posQty[pos];
+      if (q === 0) continue;
+      const mv = posMv[pos];
+      holdings += mv;
+      cost += Math.abs(q) * posAvg[pos] * posFx[pos];
+      upnl += posUpnl[pos];
+      const a = Math.abs(mv);
+      gross += a;
+      if (a > maxAbs) maxAbs = a;
+    }
+    return this.finish(f, holdings, cost, upnl, gross, maxAbs);
+  }
+
+  private finish(f: number, holdings: number, cost: number, upnl: number, gross: number, maxAbs: number): number {
+    const c = this.c;
     c.pfHoldings[f] = holdings;
     c.pfCostBasis[f] = cost;
     c.pfUpnl[f] = upnl;
@@ -93,6 +243,12 @@ export class JsBackend implements KernelBackend {
     const equity = c.pfCash[f] + holdings;
     if (equity > c.pfHwm[f]) c.pfHwm[f] = equity;
     if ((c.pfFlags[f] & FLAG_BREACH_LATCHED) !== 0) return 0;
+    return this.checkLimits(f, equity, upnl, gross, maxAbs);
+  }
+
+  // NaN limits mean "no limit": `x === x` is false only for NaN. Order is the breach priority.
+  private checkLimits(f: number, equity: number, upnl: number, gross: number, maxAbs: number): number {
+    const c = this.c;
     let kind = 0;
     let value = 0;
     const maxLoss = c.pfMaxLoss[f];

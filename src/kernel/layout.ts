@@ -68,6 +68,9 @@ export const columnSpecs = [
   { name: 'pfBreachKind', kind: 'i32', group: 'pf' },
   { name: 'batchSym', kind: 'i32', group: 'batch' },
   { name: 'batchPrice', kind: 'f64', group: 'batch' },
+  // Times each symbol's price changed within the batch being applied: the kernels' portfolio
+  // sweep reads it instead of the per-symbol lists. Zero between revalue calls.
+  { name: 'symChanges', kind: 'i32', group: 'sym' },
 ] as const satisfies readonly ColumnSpec[];
 
 export type ColumnName = (typeof columnSpecs)[number]['name'];

@@ -1,0 +1,260 @@
+// Overview: is the engine up, are prices flowing, and RED (rate, errors, duration) for the three
+// flows ops care about (ticks in, trades, client updates out), then errors and saturation.
+// Start here; the other dashboards explain what this one shows.
+
+import { thresholds } from '../config.js';
+import type { DashboardSpec } from '../panels.js';
+import { increase, rate, rateInterval as R, sel, series } from '../promql.js';
+import { recorded } from '../rules.js';
+
+const D = sel('dashboard');
+
+export const overview: DashboardSpec = {
+  uid: 'mtm-overview',
+  title: 'MTM / Overview',
+  description: 'Health of the mark-to-market engine: feed, ticks, trades and client updates (rate, errors, duration), errors and saturation. Generated from dashboards/src; do not edit in Grafana.',
+  rows: [
+    {
+      title: 'Status',
+      panels: [
+        {
+          kind: 'stat',
+          title: 'Engines up',
+          description: 'Engine targets of the selected job that answered the last scrape (sum of `up`). Fewer than you run: see the EngineDown alert.',
+          unit: 'none',
+          width: 4,
+          noValue: '0',
+          queries: [{ expr: `sum(${series('up', D)})`, legend: 'up', instant: true }],
+        },
+        {
+          kind: 'stat',
+          title: 'Feed age',
+          description: `Seconds since the last tick was accepted, worst instance. Red above ${thresholds.feedStaleSeconds} s, the FeedStale alert threshold: marks are stale.`,
+          unit: 's',
+          width: 5,
+          threshold: thresholds.feedStaleSeconds,
+          queries: [{ expr: `max(time() - ${series('mtm_last_tick_timestamp_seconds', D)})`, legend: 'feed age', instant: true }],
+        },
+        {
+          kind: 'stat',
+          title: 'Tick-to-publish p99',
+          description: `p99 over the last minute (recording rule), worst instance. Red above ${thresholds.tickToPublishP99Seconds} s, the TickToPublishLatencyHigh threshold.`,
+          unit: 's',
+          width: 5,
+          threshold: thresholds.tickToPublishP99Seconds,
+          queries: [{ expr: `max(${recorded.tickToPublishP99}${D})`, legend: 'p99', instant: true }],
+        },
+        {
+          kind: 'stat',
+          title: 'Trade ack p99',
+          description: `p99 trade acknowledgement over the last minute (recording rule), worst instance. Red above ${thresholds.tradeAckP99Seconds} s, the TradeAckLatencyHigh threshold.`,
+          unit: 's',
+          width: 5,
+          threshold: thresholds.tradeAckP99Seconds,
+          queries: [{ expr: `max(${recorded.tradeAckP99}${D})`, legend: 'p99', instant: true }],
+        },
+        {
+          kind: 'stat',
+          title: 'Build',
+          description: 'Version, valuation kernel (wasm or js) and uWebSockets.js version of each instance, from mtm_build_info.',
+          unit: 'none',
+          width: 5,
+          show: 'name',
+          queries: [{ expr: series('mtm_build_info', D), legend: '{{instance}} {{version}} kernel={{kernel}} uws={{uws}}', instant: true }],
+        },
+      ],
+    },
+    {
+      title: 'Ticks in',
+      panels: [
+        {
+          kind: 'timeseries',
+          title: 'Ticks received by transport',
+          description: 'Ticks per second received from feeds (accepted or rejected), by transport (ws, http, demo, inproc). A drop to zero is a feed outage.',
+          unit: 'ops',
+          stack: true,
+          queries: [{ expr: `sum by (transport) (${rate('mtm_ticks_received_total', D, R)})`, legend: '{{transport}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Tick rejections by reason',
+          description: 'Ticks per second refused at ingestion, by error code. Only reasons with rejections are drawn.',
+          unit: 'ops',
+          noValue: '0',
+          stack: true,
+          queries: [{ expr: `sum by (reason) (${rate('mtm_ticks_rejected_total', D, R)}) > 0`, legend: '{{reason}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Tick rejection ratio',
+          description: 'Share of received ticks that were rejected. A jump usually means a feed sending a new symbol set or bad prices.',
+          unit: 'percentunit',
+          min: 0,
+          queries: [{ expr: `sum(${rate('mtm_ticks_rejected_total', D, R)}) / sum(${rate('mtm_ticks_received_total', D, R)})`, legend: 'rejected' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Tick-to-publish latency',
+          description: `p50 and p99 from a tick's arrival to its updates reaching client sockets, per instance, over 1-minute windows (recording rules). Dashed line: the alert threshold (${thresholds.tickToPublishP99Seconds} s).`,
+          unit: 's',
+          threshold: thresholds.tickToPublishP99Seconds,
+          queries: [
+            { expr: `${recorded.tickToPublishP50}${D}`, legend: 'p50 {{instance}}' },
+            { expr: `${recorded.tickToPublishP99}${D}`, legend: 'p99 {{instance}}' },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Trades',
+      panels: [
+        {
+          kind: 'timeseries',
+          title: 'Trades by result',
+          description: 'Trades per second: ok (booked or idempotent replay), rejected (client reason), error (engine failure).',
+          unit: 'ops',
+          stack: true,
+          queries: [{ expr: `sum by (result) (${rate('mtm_trades_total', D, R)})`, legend: '{{result}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Trade failure ratio',
+          description: 'Share of trades rejected (client reasons: validation, cash, limits) and failed (engine errors: store, shard). Errors should be zero.',
+          unit: 'percentunit',
+          min: 0,
+          queries: [
+            { expr: `sum(${rate('mtm_trades_total', sel('dashboard', 'result="rejected"'), R)}) / sum(${rate('mtm_trades_total', D, R)})`, legend: 'rejected' },
+            { expr: `sum(${rate('mtm_trades_total', sel('dashboard', 'result="error"'), R)}) / sum(${rate('mtm_trades_total', D, R)})`, legend: 'error' },
+          ],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Trade ack latency',
+          description: `p50 and p99 from a trade arriving to its acknowledgement, per instance, over 1-minute windows (recording rules). Dashed line: the alert threshold (${thresholds.tradeAckP99Seconds} s).`,
+          unit: 's',
+          threshold: thresholds.tradeAckP99Seconds,
+          width: 24,
+          queries: [
+            { expr: `${recorded.tradeAckP50}${D}`, legend: 'p50 {{instance}}' },
+            { expr: `${recorded.tradeAckP99}${D}`, legend: 'p99 {{instance}}' },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Client updates out',
+      panels: [
+        {
+          kind: 'timeseries',
+          title: 'Updates sent and conflated',
+          description: 'Portfolio updates per second written to client sockets, and updates merged into a later one instead (throttling, backpressure).',
+          unit: 'ops',
+          queries: [
+            { expr: `sum(${rate('mtm_updates_sent_total', D, R)})`, legend: 'sent' },
+            { expr: `sum(${rate('mtm_updates_conflated_total', D, R)})`, legend: 'conflated' },
+          ],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Bytes sent',
+          description: 'Bytes per second of update and snapshot frames written to client sockets.',
+          unit: 'Bps',
+          queries: [{ expr: `sum(${rate('mtm_bytes_sent_total', D, R)})`, legend: 'bytes' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Slow consumer disconnects',
+          description: `Client sockets closed per minute for not draining their backlog (close code 4008). The SlowConsumersDisconnecting alert fires above ${thresholds.slowConsumerDisconnects} in ${thresholds.slowConsumerWindow}.`,
+          unit: 'opm',
+          queries: [{ expr: `60 * sum(${rate('mtm_slow_consumer_disconnects_total', D, R)})`, legend: 'disconnects' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Connections by protocol',
+          description: 'Open WebSocket connections: ws (clients), compat (per-portfolio sockets), feed (price feeds).',
+          unit: 'short',
+          stack: true,
+          queries: [{ expr: `sum by (protocol) (${series('mtm_connections', D)})`, legend: '{{protocol}}' }],
+        },
+      ],
+    },
+    {
+      title: 'Errors',
+      panels: [
+        {
+          kind: 'timeseries',
+          title: 'Failed commands',
+          description: 'Portfolio commands per second that were rejected (client reason) or failed (engine error), by command. Only non-zero series are drawn.',
+          unit: 'ops',
+          noValue: '0',
+          queries: [{ expr: `sum by (command, result) (${rate('mtm_commands_total', sel('dashboard', 'result!="ok"'), R)}) > 0`, legend: '{{command}} {{result}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'HTTP 5xx ratio',
+          description: 'Share of HTTP requests answered with a 5xx status (engine closed, shard restarting, store failed).',
+          unit: 'percentunit',
+          min: 0,
+          queries: [
+            {
+              // `or vector(0)`: route is an open label, so no 5xx series exists until the first 5xx.
+              expr: `(sum(${rate('mtm_http_requests_total', sel('dashboard', 'status_class="5xx"'), R)}) or vector(0)) / sum(${rate('mtm_http_requests_total', D, R)})`,
+              legend: '5xx',
+            },
+          ],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Shard restarts',
+          description: 'Shard workers restarted by the supervisor in each interval. Any restart is a crash: see the ShardRestarting runbook.',
+          unit: 'short',
+          queries: [{ expr: `sum by (instance) (${increase('mtm_shard_restarts_total', D, R)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Risk breaches by limit',
+          description: `Portfolios entering breach per minute, by limit. The RiskBreachesSpiking alert fires above ${thresholds.riskBreaches} of one limit in ${thresholds.riskBreachWindow}.`,
+          unit: 'opm',
+          queries: [{ expr: `60 * sum by (limit) (${rate('mtm_risk_breaches_total', D, R)})`, legend: '{{limit}}' }],
+        },
+      ],
+    },
+    {
+      title: 'Saturation',
+      panels: [
+        {
+          kind: 'timeseries',
+          title: 'Shard queue depth (deepest shard)',
+          description: 'Commands and batches waiting for the busiest shard worker, per instance. A queue that keeps growing means the shard cannot keep up.',
+          unit: 'short',
+          queries: [{ expr: `max by (instance) (${series('mtm_shard_queue_depth', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Worker utilization (busiest shard)',
+          description: 'Event-loop utilization of the busiest shard worker, per instance (1 = always busy).',
+          unit: 'percentunit',
+          min: 0,
+          max: 1,
+          queries: [{ expr: `max by (instance) (${series('mtm_worker_utilization_ratio', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Main event-loop lag p99',
+          description: `p99 delay of the main thread's event loop since the previous scrape (about 0.01 s when idle: it includes the 10 ms sampling resolution). Dashed line: the EventLoopLagHigh threshold (${thresholds.eventLoopLagP99Seconds} s).`,
+          unit: 's',
+          threshold: thresholds.eventLoopLagP99Seconds,
+          queries: [{ expr: 'max by (instance) (nodejs_eventloop_lag_p99_seconds' + D + ')', legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Process CPU',
+          description: 'CPU time used by the engine process per second of wall time (100% = one core busy; the shard workers are included).',
+          unit: 'percentunit',
+          min: 0,
+          queries: [{ expr: `sum by (instance) (rate(process_cpu_seconds_total${D}[${R}]))`, legend: '{{instance}}' }],
+        },
+      ],
+    },
+  ],
+};

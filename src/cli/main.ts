@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// `mtm serve`: the engine on the network, with the embedded demo when asked. Clean shutdown on
+// SIGINT/SIGTERM: stop accepting, flush, snapshot, close workers, exit 0.
+
+import { createEngine } from '../engine/engine.js';
+import { startServer } from '../server/server.js';
+import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } from '../demo/demo.js';
+import { seeded } from '../sim/random.js';
+import { helpText, parseServeArgs, type ServeArgs } from './args.js';
+import { startStatsLine } from './statsLine.js';
+
+async function serve(args: ServeArgs): Promise<void> {
+  const engine = await createEngine({ workers: args.workers, kernel: args.kernel, dataDir: args.data, sync: args.sync });
+  const server = await startServer(engine, { host: args.host, port: args.port, keysFile: args.keys, insecure: args.insecure });
+  console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.data})`);
+  let demo: RunningDemo | null = null;
+  if (args.demo) {
+    const random = seeded(demoDefaults.seed);
+    const prices = initialPrices(demoDefaults.symbols, random);
+    await seedDemoBook(engine, demoDefaults, prices, random);
+    demo = runDemo(engine, demoDefaults, prices, () => Date.now());
+    console.log(`demo: ${demoDefaults.portfolios} portfolios x ${demoDefaults.positionsPerPortfolio} positions over ${demoDefaults.symbols} symbols, ~${demoDefaults.ticksPerSecond} ticks/s`);
+    console.log(`open ${server.url}/ in a browser, or subscribe on ${server.url.replace('http', 'ws')}/ws`);
+  }
+  const stats = startStatsLine(engine, args.statsIntervalMs);
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: shutting down`);
+    demo?.stop();
+    stats.stop();
+    await server.close();
+    await engine.close();
+    console.log('stopped cleanly');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(helpText());
+    return command === undefined ? 1 : 0;
+  }
+  if (command !== 'serve') {
+    console.error(`unknown command '${command}'\n\n${helpText()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(helpText());
+    return 0;
+  }
+  const parsed = parseServeArgs(rest, process.env);
+  if (!parsed.ok) {
+    console.error(parsed.message);
+    return 2;
+  }
+  await serve(parsed.args);
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,9 @@
+// mtm-engine client SDK (package export "./client"): browser-safe; `ws` is imported only in Node
+// when no global WebSocket exists.
+export { MtmClient, MtmError, defaultWebSocketFactory } from './client.js';
+export type { ClientOptions, ClientState, ClientStats, ReconnectOptions, SubscribeOptions, Subscription, SubscriptionHandlers, WebSocketFactory, WebSocketLike } from './client.js';
+export { MtmFeed, type FeedOptions, type FeedTickInput } from './feed.js';
+export * from './protocol.js';
+export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from './binary.js';
+export type { BinaryTick, BinaryUpdate, FeedFrame } from './binary.js';
+export { applyUpdate } from './view.js';

@@ -1,0 +1,665 @@
+// The engine's main thread: validates input, coalesces ticks, feeds the shards one message per batch,
+// persists what the shards decided, acknowledges after the durable commit, and fans updates out to
+// subscribers. Data flows one way: feed -> coalescer -> shards -> here -> subscribers, store beside.
+
+import { MessageChannel } from 'node:worker_threads';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
+import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
+import { priceError, validSymbol, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
+import type { Clock, DomainEvent, PortfolioSnapshot, PortfolioStatus, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
+import { distFile } from '../projectRoot.js';
+import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
+import { openStore, type Store } from '../store/store.js';
+import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, Listener, PortfolioSummary, TickIngestResult } from './api.js';
+import { Coalescer, type TickBatch } from './coalescer.js';
+import { LatencyWindow } from './latencyWindow.js';
+import { resolveOptions, type ResolvedOptions } from './options.js';
+import { recoverShard, recoverDirectory } from './recovery.js';
+import { ShardHandle, type CommandBody } from './shardHandle.js';
+import { shardOf } from './shardOf.js';
+import { Subscribers } from './subscribers.js';
+import { SymbolTable } from './symbols.js';
+import { EngineCounters } from './counters.js';
+import { timeTravel } from './timeTravel.js';
+import { seeded } from '../sim/random.js';
+
+export const systemPortfolio = '_engine';
+
+const systemClock: Clock = { now: () => Date.now() };
+
+
+interface DirectoryEntry {
+  name: string;
+  state: PortfolioStatus;
+}
+
+export class MtmEngine implements Engine {
+  readonly kernel: 'wasm' | 'js';
+  readonly workers: number;
+  readonly counters = new EngineCounters();
+  readonly latency = new LatencyWindow(8192);
+  private readonly shards: ShardHandle[] = [];
+  private readonly symbols: SymbolTable;
+  private readonly coalescer: Coalescer;
+  private readonly lastPrice: Float64Array;
+  private readonly lastPriceTs: Float64Array;
+  private readonly priceDirty: Uint8Array;
+  private readonly directory = new Map<string, DirectoryEntry>();
+  private readonly subscribers: Subscribers;
+  private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
+  private readonly eventListeners = new Set<EventListener>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private flushScheduled = false;
+  private drainWaiters: (() => void)[] = [];
+  private batchesOutstanding = 0;
+  private currentBatch: TickBatch | null = null;
+  private nextBatch = 1;
+  private nextRequest = 1;
+  private readonly recordRequests = new Map<number, (records: import('../domain/types.js').PortfolioRecord[]) => void>();
+  private readonly loadRequests = new Map<number, () => void>();
+  private lastDurable: Promise<void> = Promise.resolve();
+  private closing = false;
+  private closed = false;
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly store: Store,
+    private readonly pool: Piscina,
+    private readonly clock: Clock,
+    private readonly random: Random,
+    private readonly ephemeralDir: string | null,
+  ) {
+    this.kernel = o.kernel;
+    this.workers = o.workers;
+    this.symbols = new SymbolTable(o.limits.symbolsMax);
+    this.coalescer = new Coalescer(o.limits.symbolsMax);
+    this.lastPrice = new Float64Array(o.limits.symbolsMax);
+    this.lastPriceTs = new Float64Array(o.limits.symbolsMax);
+    this.priceDirty = new Uint8Array(o.limits.symbolsMax);
+    this.subscribers = new Subscribers(o.limits.subscribersPerPortfolioMax);
+    for (let i = 0; i < o.workers; i++) this.shards.push(new ShardHandle(i, o.limits.commandsQueuedPerShardMax));
+    this.ready = this.start();
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    for (const p of this.store.loadPrices()) {
+      const id = this.symbols.intern(p.symbol);
+      if (id < 0) continue;
+      this.lastPrice[id] = p.price;
+      this.lastPriceTs[id] = p.ts;
+      this.coalescer.seed(id, p.ts);
+    }
+    recoverDirectory(this.store, this.directory, this.symbols);
+    await Promise.all(this.shards.map((h) => this.startShard(h)));
+    this.timers.push(setInterval(() => void this.snapshotAll(), this.o.snapshotIntervalMs).unref());
+    this.timers.push(setInterval(() => this.flushPrices(), this.o.pricesFlushIntervalMs).unref());
+  }
+
+  private async startShard(h: ShardHandle): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    h.state = 'starting';
+    h.batchInFlight = false;
+    let readyResolve!: () => void;
+    const isReady = new Promise<void>((resolve) => (readyResolve = resolve));
+    h.attach(port1, (msg) => {
+      if (msg.t === 'ready') readyResolve();
+      else this.onShardMessage(h, msg);
+    });
+    const init = {
+      shard: h.index,
+      kernel: this.o.kernel,
+      positionsPerPortfolioMax: this.o.limits.positionsPerPortfolioMax,
+      portfoliosMax: this.o.limits.portfoliosMax,
+      symbolsMax: this.o.limits.symbolsMax,
+    };
+    const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
+    task.then(
+      () => undefined,
+      (err: unknown) => void this.onShardDied(h, port1, err),
+    );
+    await isReady;
+    await recoverShard(this.store, h, this.symbols, this.lastPrice, this.o.workers, () => this.nextRequest++, this.loadRequests);
+    h.state = 'ready';
+  }
+
+  private async onShardDied(h: ShardHandle, port: MessagePort | import('node:worker_threads').MessagePort, err: unknown): Promise<void> {
+    port.close();
+    if (this.closing) return;
+    const reason = err instanceof Error ? err.message : String(err);
+    h.state = 'restarting';
+    h.restarts++;
+    this.counters.shardRestarts++;
+    if (h.batchInFlight) this.batchDone();
+    h.failAll({ code: ErrorCode.shard_restarting, message: `shard ${h.index} is restarting; retry shortly`, retryable: true });
+    await this.lastDurable.catch(() => undefined);
+    const started = performance.now();
+    await this.startShard(h);
+    this.counters.lastRestartMs = performance.now() - started;
+    this.persist([{ type: 'ShardRestarted', shard: h.index, reason, portfolio_id: systemPortfolio, ts: this.clock.now() }]);
+    this.resendPrices(h);
+    await this.resyncShard(h);
+    this.scheduleFlush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.ready.catch(() => undefined);
+    while (this.batchesOutstanding > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.snapshotAll().catch(() => undefined);
+    this.flushPrices();
+    await this.lastDurable.catch(() => undefined);
+    this.closed = true;
+    for (const h of this.shards) {
+      h.failAll({ code: ErrorCode.engine_closed, message: 'engine is closed' });
+      h.state = 'stopped';
+      h.post({ t: 'stop' });
+    }
+    await this.pool.close({ force: false }).catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
+    await this.store.close();
+    if (this.ephemeralDir !== null) rmSync(this.ephemeralDir, { recursive: true, force: true });
+  }
+
+  // ---- ticks ---------------------------------------------------------------------------------
+
+  ingestTick(symbol: string, price: number, ts: number, size?: number): string | null {
+    if (this.closing) return this.rejectTick(ErrorCode.engine_closed);
+    let id = this.symbols.idOf(symbol);
+    if (id === undefined) {
+      if (!validSymbol(symbol)) return this.rejectTick(ErrorCode.invalid_symbol);
+      id = this.symbols.intern(symbol);
+      if (id < 0) return this.rejectTick(ErrorCode.limit_exceeded);
+    }
+    if (priceError(price) !== null) return this.rejectTick(ErrorCode.invalid_price);
+    if (!(ts >= 0 && ts <= 8.64e15)) return this.rejectTick(ErrorCode.invalid_timestamp);
+    if (size !== undefined && !(size >= 0 && size < Infinity)) return this.rejectTick(ErrorCode.invalid_quantity);
+    this.counters.ticksReceived++;
+    if (!this.coalescer.add(id, price, ts, performance.now())) {
+      this.counters.ticksStale++;
+      return null;
+    }
+    if (!this.flushScheduled) this.scheduleFlush();
+    return null;
+  }
+
+  ingestTicks(ticks: readonly TickInput[]): TickIngestResult {
+    const rejected: { index: number; code: string }[] = [];
+    if (!Array.isArray(ticks)) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.invalid_field }] };
+    if (ticks.length > this.o.limits.ticksPerCallMax) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.limit_exceeded }] };
+    const now = this.clock.now();
+    for (let i = 0; i < ticks.length; i++) {
+      const t = ticks[i] as Partial<TickInput> | null;
+      const code =
+        typeof t !== 'object' || t === null || typeof t.symbol !== 'string' || typeof t.price !== 'number'
+          ? this.rejectTick(ErrorCode.invalid_field)
+          : t.ts !== undefined && typeof t.ts !== 'number'
+            ? this.rejectTick(ErrorCode.invalid_timestamp)
+            : t.size !== undefined && t.size !== null && typeof t.size !== 'number'
+              ? this.rejectTick(ErrorCode.invalid_quantity)
+              : this.ingestTick(t.symbol, t.price, t.ts ?? now, t.size ?? undefined);
+      if (code !== null) rejected.push({ index: i, code });
+    }
+    return { accepted: ticks.length - rejected.length, rejected };
+  }
+
+  private rejectTick(code: string): string {
+    this.counters.rejectTick(code);
+    return code;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const run = () => {
+      this.flushScheduled = false;
+      this.flush();
+    };
+    if (this.o.coalesceWindowMs > 0) setTimeout(run, this.o.coalesceWindowMs);
+    else setImmediate(run);
+  }
+
+  /** One batch at a time across all shards: while one is in flight, ticks keep coalescing. */
+  private flush(): void {
+    if (this.batchesOutstanding > 0 || this.coalescer.count === 0 || this.closed) return;
+    this.announceSymbols();
+    const batch = this.coalescer.drain();
+    for (let k = 0; k < batch.n; k++) {
+      const id = batch.syms[k];
+      this.lastPrice[id] = batch.prices[k];
+      this.lastPriceTs[id] = batch.ts[k];
+      this.priceDirty[id] = 1;
+    }
+    this.currentBatch = batch;
+    const number = this.nextBatch++;
+    const now = this.clock.now();
+    for (const h of this.shards) {
+      if (h.state !== 'ready') continue;
+      h.batchInFlight = true;
+      this.batchesOutstanding++;
+      h.post({ t: 'ticks', batch: number, n: batch.n, syms: batch.syms, prices: batch.prices, ts: batch.ts, now });
+    }
+    this.counters.batches++;
+    this.counters.batchTicks += batch.n;
+    if (this.batchesOutstanding === 0) this.batchDone();
+  }
+
+  private announceSymbols(): void {
+    const fresh = this.symbols.takeUnannounced();
+    if (fresh === null) return;
+    for (const h of this.shards) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
+  }
+
+  /** Resolves once every tick ingested so far has been revalued and its updates delivered. */
+  drain(): Promise<void> {
+    if (this.coalescer.count === 0 && this.batchesOutstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.scheduleFlush();
+    });
+  }
+
+  private batchDone(): void {
+    if (this.batchesOutstanding > 0) this.batchesOutstanding--;
+    if (this.batchesOutstanding > 0) return;
+    if (this.coalescer.count === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      queueMicrotask(() => waiters.forEach((w) => w()));
+    }
+    const batch = this.currentBatch;
+    this.currentBatch = null;
+    if (batch !== null) {
+      const ms = performance.now() - batch.oldestArrivalMs;
+      this.latency.add(ms);
+      this.counters.observeLatency(ms, batch.ts);
+    }
+    if (this.coalescer.count > 0) this.scheduleFlush();
+  }
+
+  // ---- shard messages ------------------------------------------------------------------------
+
+  private onShardMessage(h: ShardHandle, msg: FromShard): void {
+    switch (msg.t) {
+      case 'revalued':
+        h.batchInFlight = false;
+        this.counters.positionsRevalued += msg.positionsRevalued;
+        this.counters.portfoliosRevalued += msg.portfoliosRevalued;
+        this.counters.setOpenPositions(h.index, msg.openPositions);
+        for (const b of msg.breaches) this.counters.riskBreach(b.limit);
+        if (msg.events.length > 0) this.persist(msg.events);
+        for (const u of msg.updates) this.counters.updatesEmitted += this.subscribers.deliverUpdate(u);
+        this.batchDone();
+        break;
+      case 'results':
+        for (const r of msg.results) {
+          if (r.events.length > 0) r.durable = this.persist(r.events);
+          if (r.update !== null) this.counters.updatesEmitted += this.subscribers.deliverUpdate(r.update);
+          h.resolve(r);
+        }
+        break;
+      case 'records':
+        this.recordRequests.get(msg.request)?.(msg.records);
+        this.recordRequests.delete(msg.request);
+        break;
+      case 'loaded':
+        this.loadRequests.get(msg.request)?.();
+        this.loadRequests.delete(msg.request);
+        break;
+      case 'ready':
+        break;
+    }
+  }
+
+  /** Assigns global seqs now (in shard message order) and returns when the commit is durable. */
+  private persist(events: ShardEvent[]): Promise<void> {
+    for (const e of events) this.applyToDirectory(e);
+    const receipt = this.store.append(events as DomainEvent[]);
+    const durable = receipt.durable.then(() => {
+      if (this.eventListeners.size > 0) for (const e of receipt.stored) for (const l of this.eventListeners) l(e);
+    });
+    this.lastDurable = durable;
+    return durable;
+  }
+
+  private applyToDirectory(e: ShardEvent): void {
+    if (e.type === 'PortfolioCreated') this.directory.set(e.portfolio_id, { name: e.name, state: 'active' });
+    const entry = this.directory.get(e.portfolio_id);
+    if (entry === undefined) return;
+    if (e.type === 'TradingPaused') entry.state = 'paused';
+    else if (e.type === 'TradingResumed') entry.state = 'active';
+    else if (e.type === 'PortfolioClosed') entry.state = 'closed';
+  }
+
+  // ---- commands ------------------------------------------------------------------------------
+
+  private async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
+    if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
+    await this.ready;
+    const h = this.shards[shardOf(portfolio, this.workers)];
+    if (h.state !== 'ready') return fail(ErrorCode.shard_restarting, `shard ${h.index} is restarting; retry shortly`, undefined, true);
+    const pending = h.submit(body);
+    if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
+    const r = await pending;
+    if (r.error !== null) return { ok: false, error: r.error };
+    if (r.durable !== undefined) {
+      const durable = await r.durable.then(
+        () => null,
+        (err: unknown) => err,
+      );
+      if (durable !== null) return fail(ErrorCode.store_failed, `store commit failed: ${String(durable)}`);
+    }
+    return ok(r);
+  }
+
+  private command(kind: CommandBody['kind'], portfolio: string, extra: object): Promise<Result<PortfolioSnapshot>> {
+    const started = performance.now();
+    return this.run(portfolio, { kind, portfolio, now: this.clock.now(), ...extra } as CommandBody).then((r) => {
+      this.counters.command(kind, r.ok ? 'ok' : 'rejected', performance.now() - started);
+      return r.ok ? ok(r.value.snapshot as PortfolioSnapshot) : r;
+    });
+  }
+
+  private known(id: unknown): Result<string> {
+    const v = validatePortfolioId(id, 'portfolio_id');
+    if (!v.ok) return v;
+    if (!this.directory.has(v.value)) return fail(ErrorCode.portfolio_not_found, `portfolio '${v.value}' not found`, 'portfolio_id');
+    return v;
+  }
+
+  async createPortfolio(input: import('../domain/types.js').CreatePortfolioInput): Promise<Result<PortfolioSnapshot>> {
+    const v = validateCreatePortfolio(input);
+    if (!v.ok) return v;
+    await this.ready;
+    const id = v.value.id ?? this.newId();
+    if (this.directory.has(id)) return fail(ErrorCode.portfolio_exists, `id '${id}' already exists`, 'id');
+    if (this.directory.size >= this.o.limits.portfoliosMax) return fail(ErrorCode.limit_exceeded, `portfolios must be <= ${this.o.limits.portfoliosMax}`, 'id');
+    // Reserve the id now so a concurrent create of the same id is refused, not raced.
+    this.directory.set(id, { name: v.value.name, state: 'active' });
+    const r = await this.command('create', id, { name: v.value.name, cash: v.value.cash, limits: v.value.limits });
+    if (!r.ok) this.directory.delete(id);
+    return r;
+  }
+
+  private newId(): string {
+    let id = '';
+    do {
+      id = 'p-' + Math.floor(this.random.next() * 2 ** 48).toString(36).padStart(10, '0');
+    } while (this.directory.has(id));
+    return id;
+  }
+
+  async closePortfolio(id: string): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(id);
+    return k.ok ? this.command('close', k.value, {}) : k;
+  }
+
+  async cash(portfolioId: string, op: unknown): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const v = validateCash(op);
+    if (!v.ok) return v;
+    return this.command(v.value.type, k.value, { amount: v.value.amount });
+  }
+
+  async pause(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    return k.ok ? this.command('pause', k.value, {}) : k;
+  }
+
+  async resume(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    return k.ok ? this.command('resume', k.value, {}) : k;
+  }
+
+  async setLimits(portfolioId: string, limits: RiskLimits): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const v = validateLimits(limits);
+    if (!v.ok) return v;
+    return this.command('limits', k.value, { limits: v.value });
+  }
+
+  async snapshot(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const r = await this.run(k.value, { kind: 'snapshot', portfolio: k.value, now: this.clock.now() });
+    return r.ok ? ok(r.value.snapshot as PortfolioSnapshot) : r;
+  }
+
+  async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
+    const started = performance.now();
+    const k = this.known(portfolioId);
+    if (!k.ok) return this.tradeDone(k, started);
+    const v = validateTrade(input, this.clock.now());
+    if (!v.ok) return this.tradeDone(v, started);
+    const key = k.value + '\u0000' + v.value.trade_id;
+    const earlier = this.tradeIds.get(key);
+    if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
+    const stored = this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
+    if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
+    if (this.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
+    this.announceSymbols();
+    const attempt = this.applyTrade(k.value, v.value);
+    this.remember(key, attempt);
+    const r = await attempt;
+    if (!r.ok) this.tradeIds.delete(key);
+    return this.tradeDone(r, started);
+  }
+
+  private async applyTrade(portfolio: string, trade: import('../domain/validate.js').ValidTrade): Promise<Result<TradeResult>> {
+    const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.clock.now() });
+    return r.ok ? ok(r.value.trade as TradeResult) : r;
+  }
+
+  private remember(key: string, attempt: Promise<Result<TradeResult>>): void {
+    if (this.tradeIds.size >= this.o.limits.tradeIdsRememberedMax) {
+      const oldest = this.tradeIds.keys().next().value as string;
+      this.tradeIds.delete(oldest);
+    }
+    this.tradeIds.set(key, attempt);
+  }
+
+  private tradeDone(r: Result<TradeResult>, started: number): Result<TradeResult> {
+    this.counters.trade(r.ok ? (r.value.applied ? 'ok' : 'duplicate') : 'rejected', performance.now() - started);
+    return r;
+  }
+
+  // ---- reads and subscriptions ------------------------------------------------------------------
+
+  has(portfolioId: string): boolean {
+    return this.directory.has(portfolioId);
+  }
+
+  listPortfolios(): PortfolioSummary[] {
+    const out: PortfolioSummary[] = [];
+    for (const [id, e] of this.directory) out.push({ id, name: e.name, state: e.state });
+    return out;
+  }
+
+  shardOf(portfolioId: string): number {
+    return shardOf(portfolioId, this.workers);
+  }
+
+  subscribe(portfolioId: string, listener: Listener): Result<() => void> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const id = k.value;
+    const sub = this.subscribers.add(id, listener);
+    if (sub === null) return fail(ErrorCode.limit_exceeded, `subscribers per portfolio must be <= ${this.o.limits.subscribersPerPortfolioMax}`, 'portfolio_id');
+    let active = true;
+    void this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true }).then((r) => {
+      if (active && r.ok && r.value.snapshot !== null) this.subscribers.deliverSnapshot(sub, r.value.snapshot, false);
+    });
+    return ok(() => {
+      if (!active) return;
+      active = false;
+      this.subscribers.remove(id, sub);
+      const h = this.shards[shardOf(id, this.workers)];
+      h.post({ t: 'watch', portfolio: id, on: false });
+    });
+  }
+
+  /** After a shard restart: watched portfolios are watched again and every listener gets a fresh snapshot. */
+  private async resyncShard(h: ShardHandle): Promise<void> {
+    const mine = [...this.subscribers.portfolios()].filter((id) => shardOf(id, this.workers) === h.index);
+    await Promise.all(
+      mine.map(async (id) => {
+        const r = await this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true });
+        if (r.ok && r.value.snapshot !== null) this.subscribers.resync(r.value.snapshot);
+      }),
+    );
+  }
+
+  private resendPrices(h: ShardHandle): void {
+    const n = this.symbols.size;
+    const syms = new Int32Array(n);
+    const prices = new Float64Array(n);
+    const ts = new Float64Array(n);
+    let k = 0;
+    for (let id = 0; id < n; id++) {
+      if (this.lastPrice[id] <= 0) continue;
+      syms[k] = id;
+      prices[k] = this.lastPrice[id];
+      ts[k] = this.lastPriceTs[id];
+      k++;
+    }
+    if (k === 0) return;
+    h.batchInFlight = true;
+    this.batchesOutstanding++;
+    h.post({ t: 'ticks', batch: 0, n: k, syms, prices, ts, now: this.clock.now() });
+  }
+
+  onEvent(listener: EventListener): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  async queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>> {
+    await this.lastDurable.catch(() => undefined);
+    return ok(this.store.query(query));
+  }
+
+  async snapshotAt(portfolioId: string, timestamp: number): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    if (!Number.isFinite(timestamp)) return fail(ErrorCode.invalid_timestamp, 'as_of must be a valid instant', 'as_of');
+    await this.snapshotAll();
+    return timeTravel(this.store, k.value, timestamp);
+  }
+
+  // ---- persistence ---------------------------------------------------------------------------
+
+  /** Each shard's records, written after (and atomically with respect to) the events they cover. */
+  async snapshotAll(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all(
+      this.shards.map(async (h) => {
+        if (h.state !== 'ready') return;
+        const request = this.nextRequest++;
+        const records = await new Promise<import('../domain/types.js').PortfolioRecord[]>((resolve) => {
+          this.recordRequests.set(request, resolve);
+          h.post({ t: 'records', request, now: this.clock.now() });
+        });
+        // Every event this shard emitted before its records was appended when its message arrived,
+        // so the store's last seq covers them all.
+        const covered = this.store.lastSeq();
+        for (const r of records) r.covered_seq = covered;
+        await this.store.writeSnapshots(records);
+      }),
+    );
+  }
+
+  private flushPrices(): void {
+    const out: { symbol: string; price: number; ts: number }[] = [];
+    for (let id = 0; id < this.symbols.size; id++) {
+      if (this.priceDirty[id] === 0) continue;
+      this.priceDirty[id] = 0;
+      out.push({ symbol: this.symbols.names[id], price: this.lastPrice[id], ts: this.lastPriceTs[id] });
+    }
+    if (out.length > 0) void this.store.savePrices(out).catch(() => undefined);
+  }
+
+  // ---- introspection -------------------------------------------------------------------------
+
+  stats(): EngineStats {
+    let positions = 0;
+    for (const n of this.counters.openPositionsByShard) positions += n;
+    return {
+      kernel: this.kernel,
+      workers: this.workers,
+      portfolios: this.directory.size,
+      positions,
+      symbols: this.symbols.size,
+      ticksReceived: this.counters.ticksReceived,
+      ticksRejected: this.counters.ticksRejected,
+      batches: this.counters.batches,
+      positionsRevalued: this.counters.positionsRevalued,
+      portfoliosRevalued: this.counters.portfoliosRevalued,
+      updatesEmitted: this.counters.updatesEmitted,
+      shardRestarts: this.counters.shardRestarts,
+      latencyP50Ms: this.latency.quantile(0.5),
+      latencyP99Ms: this.latency.quantile(0.99),
+    };
+  }
+
+  shardStats(): { shard: number; state: string; queueDepth: number; restarts: number }[] {
+    return this.shards.map((h) => ({ shard: h.index, state: h.state, queueDepth: h.queueDepth, restarts: h.restarts }));
+  }
+
+  get utilization(): number {
+    return this.pool.utilization;
+  }
+
+  storeStats() {
+    return this.store.stats();
+  }
+
+  crashShard(shard: number, how: 'throw' | 'exit' | 'heap' = 'exit'): Result<void> {
+    if (!this.o.allowFaultInjection) return fail(ErrorCode.forbidden, 'fault injection is disabled (allowFaultInjection)');
+    const h = this.shards[shard];
+    if (h === undefined || h.state !== 'ready') return fail(ErrorCode.invalid_field, `shard must be a ready shard in [0, ${this.workers})`, 'shard');
+    h.post({ t: 'crash', how });
+    return ok(undefined);
+  }
+}
+
+function again(r: Result<TradeResult>): Result<TradeResult> {
+  return r.ok ? ok({ ...r.value, applied: false }) : r;
+}
+
+export async function createEngine(options: EngineOptions = {}): Promise<MtmEngine> {
+  const o = resolveOptions(options);
+  const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
+  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync });
+  if (!opened.ok) {
+    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
+    throw new EngineStartError(opened.error);
+  }
+  const pool = new Piscina({
+    filename: distFile('src/shard/worker.js'),
+    minThreads: o.workers,
+    maxThreads: o.workers,
+    idleTimeout: Number.MAX_SAFE_INTEGER,
+    maxQueue: o.workers * 2,
+    concurrentTasksPerWorker: 1,
+    resourceLimits: { maxOldGenerationSizeMb: o.shardHeapMb },
+  });
+  const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir);
+  await engine.ready;
+  return engine;
+}
+
+export class EngineStartError extends Error {
+  constructor(readonly error: EngineError) {
+    super(error.message);
+  }
+}

@@ -1,0 +1,45 @@
+// Engine defaults: every limit has a name with its unit last and a safe default.
+import { availableParallelism } from 'node:os';
+import type { EngineLimits, EngineOptions } from './api.js';
+
+export const defaultLimits: EngineLimits = {
+  portfoliosMax: 200_000,
+  positionsPerPortfolioMax: 1_000,
+  symbolsMax: 100_000,
+  commandsQueuedPerShardMax: 50_000,
+  ticksPerCallMax: 100_000,
+  subscribersPerPortfolioMax: 10_000,
+  tradeIdsRememberedMax: 200_000,
+};
+
+export interface ResolvedOptions {
+  workers: number;
+  kernel: 'wasm' | 'js';
+  coalesceWindowMs: number;
+  dataDir: string | undefined;
+  sync: boolean;
+  snapshotIntervalMs: number;
+  pricesFlushIntervalMs: number;
+  shardHeapMb: number;
+  allowFaultInjection: boolean;
+  limits: EngineLimits;
+}
+
+export function defaultWorkers(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+export function resolveOptions(o: EngineOptions): ResolvedOptions {
+  return {
+    workers: Math.max(1, Math.floor(o.workers ?? defaultWorkers())),
+    kernel: o.kernel ?? 'wasm',
+    coalesceWindowMs: Math.max(0, o.coalesceWindowMs ?? 0),
+    dataDir: o.dataDir,
+    sync: o.sync ?? false,
+    snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
+    pricesFlushIntervalMs: 1_000,
+    shardHeapMb: o.shardHeapMb ?? 4_096,
+    allowFaultInjection: o.allowFaultInjection ?? false,
+    limits: { ...defaultLimits, ...o.limits },
+  };
+}

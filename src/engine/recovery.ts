@@ -1,0 +1,95 @@
+// Start and restart from the store: snapshots first, then the events after each snapshot's covered
+// seq, replayed through the same actors. The main thread reads LMDB (its only owner) and feeds the
+// shard in bounded chunks.
+
+import type { PortfolioRecord, PortfolioStatus, StoredEvent } from '../domain/types.js';
+import type { Store } from '../store/store.js';
+import type { ShardHandle } from './shardHandle.js';
+import { shardOf } from './shardOf.js';
+import type { SymbolTable } from './symbols.js';
+
+/** Records and events per message while loading a shard. */
+export const recoveryChunkMax = 5_000;
+
+interface DirectoryEntry {
+  name: string;
+  state: PortfolioStatus;
+}
+
+function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable): void {
+  if (e.type === 'TradeExecuted') symbols.intern(e.symbol);
+}
+
+/**
+ * Rebuilds the main thread's directory of portfolios and interns every symbol the shards will need,
+ * so each fresh shard can be sent the whole symbol table before it loads.
+ */
+export function recoverDirectory(store: Store, directory: Map<string, DirectoryEntry>, symbols: SymbolTable): void {
+  let minCovered = Number.MAX_SAFE_INTEGER;
+  const covered = new Map<string, number>();
+  for (const r of store.loadSnapshots()) {
+    directory.set(r.portfolio.id, { name: r.portfolio.name, state: r.state });
+    covered.set(r.portfolio.id, r.covered_seq);
+    if (r.covered_seq < minCovered) minCovered = r.covered_seq;
+    for (const symbol of Object.keys(r.portfolio.positions)) symbols.intern(symbol);
+  }
+  if (covered.size === 0) minCovered = 0;
+  for (const e of store.eventsAfter(minCovered)) {
+    if (e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
+    symbolsOfEvent(e, symbols);
+    if (e.type === 'PortfolioCreated') directory.set(e.portfolio_id, { name: e.name, state: 'active' });
+    const entry = directory.get(e.portfolio_id);
+    if (entry === undefined) continue;
+    if (e.type === 'TradingPaused') entry.state = 'paused';
+    else if (e.type === 'TradingResumed') entry.state = 'active';
+    else if (e.type === 'PortfolioClosed') entry.state = 'closed';
+  }
+  symbols.announced = symbols.size;
+}
+
+export async function recoverShard(
+  store: Store,
+  h: ShardHandle,
+  symbols: SymbolTable,
+  lastPrice: Float64Array,
+  shards: number,
+  nextRequest: () => number,
+  loadRequests: Map<number, () => void>,
+): Promise<void> {
+  if (symbols.announced > 0) h.post({ t: 'symbols', from: 0, names: symbols.names.slice(0, symbols.announced) });
+  const prices: { symbol: number; price: number }[] = [];
+  for (let id = 0; id < symbols.announced; id++) if (lastPrice[id] > 0) prices.push({ symbol: id, price: lastPrice[id] });
+  const covered = new Map<string, number>();
+  let minCovered = Number.MAX_SAFE_INTEGER;
+  let chunk: PortfolioRecord[] = [];
+  let first = true;
+  const sendRecords = () => {
+    h.post({ t: 'load', records: chunk, prices: first ? prices : [] });
+    first = false;
+    chunk = [];
+  };
+  for (const r of store.loadSnapshots()) {
+    if (shardOf(r.portfolio.id, shards) !== h.index) continue;
+    covered.set(r.portfolio.id, r.covered_seq);
+    if (r.covered_seq < minCovered) minCovered = r.covered_seq;
+    chunk.push(r);
+    if (chunk.length >= recoveryChunkMax) sendRecords();
+  }
+  if (chunk.length > 0 || first) sendRecords();
+  if (covered.size === 0) minCovered = 0;
+  let events: StoredEvent[] = [];
+  for (const e of store.eventsAfter(minCovered)) {
+    if (shardOf(e.portfolio_id, shards) !== h.index || e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
+    events.push(e);
+    if (events.length >= recoveryChunkMax) {
+      h.post({ t: 'replay', events });
+      events = [];
+    }
+  }
+  if (events.length > 0) h.post({ t: 'replay', events });
+  const request = nextRequest();
+  await new Promise<void>((resolve) => {
+    loadRequests.set(request, resolve);
+    h.post({ t: 'loaded', request });
+  });
+}

@@ -1,0 +1,77 @@
+// The main thread's side of one shard: its port, the commands waiting for it (bounded), whether a
+// tick batch is in flight, and its lifecycle while the supervisor restarts it.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { EngineError } from '../errors.js';
+import type { Command, CommandResult, FromShard, ToShard } from '../shard/protocol.js';
+
+type Pending = (result: CommandResult) => void;
+export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C, 'id'> : never) : never;
+
+export class ShardHandle {
+  port: MessagePort | null = null;
+  state: 'starting' | 'ready' | 'restarting' | 'stopped' = 'starting';
+  batchInFlight = false;
+  restarts = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private queued: Command[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    readonly index: number,
+    readonly commandsQueuedMax: number,
+  ) {}
+
+  get queueDepth(): number {
+    return this.pending.size;
+  }
+
+  attach(port: MessagePort, onMessage: (msg: FromShard) => void): void {
+    this.port = port;
+    port.on('message', onMessage);
+  }
+
+  post(msg: ToShard): void {
+    this.port?.postMessage(msg);
+  }
+
+  /** Queues a command for this turn's message to the shard; null when the shard's queue is full. */
+  submit(body: CommandBody): Promise<CommandResult> | null {
+    if (this.pending.size >= this.commandsQueuedMax) return null;
+    const cmd = { ...body, id: this.nextId++ } as Command;
+    const done = new Promise<CommandResult>((resolve) => this.pending.set(cmd.id, resolve));
+    this.queued.push(cmd);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return done;
+  }
+
+  resolve(result: CommandResult): void {
+    const done = this.pending.get(result.id);
+    this.pending.delete(result.id);
+    done?.(result);
+  }
+
+  /** Answers every command still waiting with the error (the shard died or the engine closes). */
+  failAll(error: EngineError): void {
+    const waiting = [...this.pending.entries()];
+    this.pending.clear();
+    this.queued = [];
+    for (const [id, done] of waiting) done({ id, error, snapshot: null, trade: null, events: [], update: null });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.queued.length === 0) return;
+    if (this.state !== 'ready') {
+      this.failAll({ code: 'shard_restarting', message: `shard ${this.index} is restarting; retry shortly`, retryable: true });
+      return;
+    }
+    const commands = this.queued;
+    this.queued = [];
+    this.post({ t: 'commands', commands });
+  }
+}

@@ -1,0 +1,79 @@
+// Who listens to which portfolio in this process, and where each listener stands: a listener gets
+// its snapshot first, then only updates newer than that snapshot. Bounded per portfolio.
+
+import type { PortfolioSnapshot, PortfolioUpdate } from '../domain/types.js';
+import type { Listener } from './api.js';
+
+interface Subscription {
+  readonly listener: Listener;
+  /** Seq of the last message delivered; -1 until the snapshot arrives. */
+  seq: number;
+}
+
+export class Subscribers {
+  private readonly byPortfolio = new Map<string, Set<Subscription>>();
+  private total = 0;
+
+  constructor(readonly subscribersPerPortfolioMax: number) {}
+
+  get count(): number {
+    return this.total;
+  }
+
+  has(portfolio: string): boolean {
+    return (this.byPortfolio.get(portfolio)?.size ?? 0) > 0;
+  }
+
+  portfolios(): IterableIterator<string> {
+    return this.byPortfolio.keys();
+  }
+
+  /** Null when the portfolio already has subscribersPerPortfolioMax listeners. */
+  add(portfolio: string, listener: Listener): Subscription | null {
+    let set = this.byPortfolio.get(portfolio);
+    if (set === undefined) {
+      set = new Set();
+      this.byPortfolio.set(portfolio, set);
+    }
+    if (set.size >= this.subscribersPerPortfolioMax) return null;
+    const sub: Subscription = { listener, seq: -1 };
+    set.add(sub);
+    this.total++;
+    return sub;
+  }
+
+  /** Returns true when this was the portfolio's last subscriber. */
+  remove(portfolio: string, sub: Subscription): boolean {
+    const set = this.byPortfolio.get(portfolio);
+    if (set === undefined || !set.delete(sub)) return false;
+    this.total--;
+    if (set.size > 0) return false;
+    this.byPortfolio.delete(portfolio);
+    return true;
+  }
+
+  deliverSnapshot(sub: Subscription, snapshot: PortfolioSnapshot, resync: boolean): void {
+    sub.seq = snapshot.seq;
+    sub.listener({ kind: 'snapshot', snapshot, resync });
+  }
+
+  /** Resync: every current listener of the portfolio gets the snapshot as a fresh baseline. */
+  resync(snapshot: PortfolioSnapshot): void {
+    const set = this.byPortfolio.get(snapshot.portfolio_id);
+    if (set === undefined) return;
+    for (const sub of set) this.deliverSnapshot(sub, snapshot, true);
+  }
+
+  deliverUpdate(update: PortfolioUpdate): number {
+    const set = this.byPortfolio.get(update.portfolio_id);
+    if (set === undefined) return 0;
+    let delivered = 0;
+    for (const sub of set) {
+      if (sub.seq < 0 || update.seq <= sub.seq) continue;
+      sub.seq = update.seq;
+      sub.listener({ kind: 'update', update });
+      delivered++;
+    }
+    return delivered;
+  }
+}

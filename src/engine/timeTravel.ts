@@ -1,0 +1,29 @@
+// snapshotAt: a portfolio as it was at a past instant, rebuilt on the side from the nearest earlier
+// snapshot plus the events up to that instant, valued at the prices stored for that instant.
+
+import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
+import { Shard } from '../shard/shard.js';
+import type { Store } from '../store/store.js';
+
+export function timeTravel(store: Store, id: string, timestamp: number): Result<PortfolioSnapshot> {
+  const record = store.snapshotBefore(id, timestamp);
+  const events: StoredEvent[] = [...store.eventsForPortfolio(id, record?.covered_seq ?? 0, timestamp)];
+  if (record === undefined && !events.some((e) => e.type === 'PortfolioCreated')) {
+    return fail(ErrorCode.portfolio_not_found, `portfolio '${id}' did not exist at ${new Date(timestamp).toISOString()}`, 'as_of');
+  }
+  const names = new Set<string>(record === undefined ? [] : Object.keys(record.portfolio.positions));
+  for (const e of events) if (e.type === 'TradeExecuted') names.add(e.symbol);
+  const symbols = [...names];
+  const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1 });
+  shard.registerSymbols(0, symbols);
+  const prices: { symbol: number; price: number }[] = [];
+  symbols.forEach((symbol, i) => {
+    const price = store.priceAt(symbol, timestamp);
+    if (price !== undefined) prices.push({ symbol: i, price });
+  });
+  shard.load(record === undefined ? [] : [record], prices);
+  shard.replay(events);
+  const snapshot = shard.snapshot(id, timestamp);
+  return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
+}

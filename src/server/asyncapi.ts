@@ -1,0 +1,107 @@
+// AsyncAPI 3.0 description of the WebSocket protocols, served at GET /asyncapi.json. The document
+// describes the server: `send` operations are what it sends, `receive` what it accepts.
+// test/server.api.test.ts validates real frames against these payload schemas.
+
+import { CloseCode } from '../client/protocol.js';
+import { schemas } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+const schemaRef = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const msgRef = (name: string): Json => ({ $ref: `#/components/messages/${name}` });
+
+/** Message name -> payload schema name (JSON text frames). */
+export const asyncApiMessages: Record<string, string> = {
+  Subscribe: 'SubscribeOp',
+  Unsubscribe: 'UnsubscribeOp',
+  Resync: 'ResyncOp',
+  SubscribeEvents: 'SubscribeEventsOp',
+  UnsubscribeEvents: 'UnsubscribeEventsOp',
+  Trade: 'TradeOp',
+  Ping: 'PingOp',
+  Snapshot: 'SnapshotMessage',
+  Update: 'UpdateMessage',
+  Event: 'EventMessage',
+  Ack: 'AckMessage',
+  Error: 'ErrorMessage',
+  Pong: 'PongMessage',
+  Subscribed: 'SubscribedMessage',
+  Unsubscribed: 'UnsubscribedMessage',
+  EventsSubscribed: 'EventsSubscribedMessage',
+  CompatSnapshot: 'CompatSnapshotMessage',
+  FeedRegister: 'FeedRegisterOp',
+  FeedTicks: 'FeedTicksOp',
+  Registered: 'RegisteredMessage',
+  FeedAck: 'FeedAckMessage',
+};
+
+const binary = (description: string): Json => ({
+  contentType: 'application/octet-stream',
+  payload: { type: 'string', format: 'binary' },
+  description,
+});
+
+const channelMessages = (names: string[]): Json => Object.fromEntries(names.map((n) => [n, msgRef(n)]));
+const opMessages = (channel: string, names: string[]): Json[] => names.map((n) => ({ $ref: `#/channels/${channel}/messages/${n}` }));
+
+export function asyncApiDocument(): Json {
+  const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping'];
+  const mainOut = ['Snapshot', 'Update', 'UpdateBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed'];
+  const feedIn = ['FeedRegister', 'FeedTicks', 'FeedRegisterBinary', 'FeedTicksBinary'];
+  const feedOut = ['Registered', 'FeedAck', 'Error'];
+  const messages: Json = Object.fromEntries(
+    Object.entries(asyncApiMessages).map(([name, schema]) => [name, { name, contentType: 'application/json', payload: schemaRef(schema) }]),
+  );
+  messages.UpdateBinary = {
+    name: 'UpdateBinary',
+    ...binary('Update of a subscription with encoding "binary": layout in docs/PROTOCOL.md (kind 0x01, little-endian).'),
+  };
+  messages.FeedRegisterBinary = { name: 'FeedRegisterBinary', ...binary('Binary symbol registration (kind 0x10): docs/PROTOCOL.md.') };
+  messages.FeedTicksBinary = { name: 'FeedTicksBinary', ...binary('Binary tick batch (kind 0x11), 28-byte records: docs/PROTOCOL.md.') };
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'mtm-engine WebSocket protocols',
+      version: '1',
+      description:
+        'Auth: `Authorization: Bearer <key>` on the upgrade request, or (browsers) Sec-WebSocket-Protocol `mtm.v1, mtm.bearer.<key>`; the server selects `mtm.v1`. ' +
+        `Close codes: 1001 shutdown, 1008 too many bad frames, 1009 frame over maxPayloadBytes, ${CloseCode.slowConsumer} slow consumer. ` +
+        'Every JSON message has `type`. Prose: docs/PROTOCOL.md.',
+    },
+    defaultContentType: 'application/json',
+    servers: { local: { host: 'localhost', protocol: 'ws', description: 'mtm serve (port from --port)' } },
+    channels: {
+      main: {
+        address: '/ws',
+        description: 'Main protocol: subscriptions to snapshots/updates, events, trades.',
+        messages: channelMessages([...mainIn, ...mainOut.filter((m) => !mainIn.includes(m))]),
+      },
+      compat: {
+        address: '/ws/realtime/positions/{portfolio_id}',
+        description: 'Compatibility path of the older system: a full snapshot on connect and after every change. Client frames are ignored.',
+        parameters: { portfolio_id: { description: 'Portfolio id' } },
+        messages: channelMessages(['CompatSnapshot']),
+      },
+      feed: {
+        address: '/ws/feed',
+        description: 'Price publishers (scope feed): JSON or binary tick batches, one feed_ack per batch.',
+        messages: channelMessages([...feedIn, ...feedOut]),
+      },
+    },
+    operations: {
+      mainReceive: { action: 'receive', channel: { $ref: '#/channels/main' }, messages: opMessages('main', mainIn) },
+      mainSend: { action: 'send', channel: { $ref: '#/channels/main' }, messages: opMessages('main', mainOut) },
+      compatSend: { action: 'send', channel: { $ref: '#/channels/compat' }, messages: opMessages('compat', ['CompatSnapshot']) },
+      feedReceive: { action: 'receive', channel: { $ref: '#/channels/feed' }, messages: opMessages('feed', feedIn) },
+      feedSend: { action: 'send', channel: { $ref: '#/channels/feed' }, messages: opMessages('feed', feedOut) },
+    },
+    components: {
+      schemas,
+      messages,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'On the upgrade request' },
+        bearerProtocol: { type: 'httpApiKey', name: 'Sec-WebSocket-Protocol', in: 'header', description: 'mtm.bearer.<key> next to mtm.v1 (browsers)' },
+      },
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// Serialization, once per message whatever the number of recipients: JSON text is encoded to UTF-8
+// bytes once and the same bytes are published to a topic or sent to each socket.
+
+import type { PortfolioSnapshot, PortfolioUpdate, StoredEvent } from '../domain/types.js';
+import { encodeUpdate } from '../client/binary.js';
+import type { ErrorMessage, RequestId, ServerMessage } from '../client/protocol.js';
+import type { EngineError } from '../errors.js';
+
+export interface Encoded {
+  readonly bytes: Buffer;
+  readonly isBinary: boolean;
+}
+
+export function encodeJson(message: ServerMessage | Record<string, unknown>): Encoded {
+  return { bytes: Buffer.from(JSON.stringify(message), 'utf8'), isBinary: false };
+}
+
+export function snapshotMessage(snapshot: PortfolioSnapshot, resync: boolean): Encoded {
+  return encodeJson({ type: 'snapshot', resync, ...snapshot });
+}
+
+/** from_seq appears only when the update merges several (fromSeq < seq). */
+export function updateMessageJson(update: PortfolioUpdate, fromSeq: number = update.seq): Encoded {
+  return encodeJson(fromSeq < update.seq ? { type: 'update', from_seq: fromSeq, ...update } : { type: 'update', ...update });
+}
+
+export function updateMessageBinary(update: PortfolioUpdate, fromSeq: number = update.seq): Encoded {
+  const u8 = encodeUpdate(update, fromSeq);
+  return { bytes: Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength), isBinary: true };
+}
+
+export function eventMessage(event: StoredEvent): Encoded {
+  return encodeJson({ type: 'event', event });
+}
+
+export function errorMessage(
+  error: Pick<EngineError, 'code' | 'message' | 'field'>,
+  extra: { id?: RequestId; portfolio?: string; retry_after_ms?: number } = {},
+): Encoded {
+  const m: ErrorMessage = { type: 'error', code: error.code, message: error.message };
+  if (extra.id !== undefined) m.id = extra.id;
+  if (error.field !== undefined) m.field = error.field;
+  if (extra.portfolio !== undefined) m.portfolio = extra.portfolio;
+  if (extra.retry_after_ms !== undefined) m.retry_after_ms = extra.retry_after_ms;
+  return encodeJson(m);
+}
+
+/** The body of every HTTP error: {"error":{"code","message"[,"field"]}}. */
+export function httpErrorBody(error: Pick<EngineError, 'code' | 'message' | 'field'>): string {
+  return JSON.stringify({ error: error.field === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, field: error.field } });
+}
+
+/** Full state kept per watched portfolio from the engine's snapshot plus every update since. */
+export { applyUpdate as applyUpdateToView } from '../client/view.js';

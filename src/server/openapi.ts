@@ -1,0 +1,209 @@
+// OpenAPI 3.1 description of the HTTP API, served at GET /openapi.json. test/server.api.test.ts
+// checks that every route of http.ts is here and validates real responses against these schemas.
+
+import { domainEventTypes } from '../domain/types.js';
+import { schemas } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+const jsonContent = (schema: Json): Json => ({ 'application/json': { schema } });
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const response = (description: string, schema: Json, headers?: Json): Json =>
+  headers === undefined ? { description, content: jsonContent(schema) } : { description, content: jsonContent(schema), headers };
+const err = (description: string): Json => response(description, ref('Error'));
+const retryAfter: Json = { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } };
+
+const common: Json = {
+  '401': { $ref: '#/components/responses/Unauthorized' },
+  '429': { $ref: '#/components/responses/RateLimited' },
+};
+const idParam: Json = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' } };
+const secured = [{ bearer: [] }];
+
+function op(summary: string, responses: Json, extra: Json = {}): Json {
+  return { summary, security: secured, responses: { ...responses, ...common }, ...extra };
+}
+
+export function openApiDocument(): Json {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'mtm-engine',
+      version: '1',
+      description:
+        'Real-time mark-to-market engine. Errors are {"error":{"code","message"}}. A portfolio outside the key\'s scopes is answered exactly like a missing one (404 portfolio_not_found). See docs/PROTOCOL.md.',
+    },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    components: {
+      schemas,
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from the keys file (--keys). Not needed when the server runs without keys.' } },
+      responses: {
+        Unauthorized: err('Missing or unknown API key'),
+        RateLimited: response('Too many requests for this key (or address without keys)', ref('Error'), retryAfter),
+        NotFound: err('No such portfolio, or outside the key\'s scopes (the same answer)'),
+        Forbidden: err('The key sees the portfolio but lacks the scope for this action'),
+        BadRequest: err('Invalid input: the error names the field and the rule'),
+        Conflict: err('Refused in the portfolio\'s current state (closed, paused, insufficient cash, limits, duplicate id)'),
+        TooLarge: err('Body larger than maxBodyBytes (the connection is closed)'),
+        Unavailable: response('Shard restarting or engine closing; retry', ref('Error'), retryAfter),
+      },
+    },
+    paths: {
+      '/health': {
+        get: {
+          summary: 'Liveness: uWS binary (native|fallback) and kernel (wasm|js)',
+          security: [],
+          responses: { '200': response('Alive', ref('Health')) },
+        },
+      },
+      '/ready': {
+        get: {
+          summary: 'Readiness: 200 once recovery finished and while not shutting down, else 503',
+          security: [],
+          responses: { '200': response('Ready', ref('Ready')), '503': response('Not ready', ref('Ready'), retryAfter) },
+        },
+      },
+      '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', content: jsonContent({ type: 'object' }) } } } },
+      '/asyncapi.json': { get: { summary: 'The WebSocket protocols (AsyncAPI 3)', security: [], responses: { '200': { description: 'AsyncAPI 3.0', content: jsonContent({ type: 'object' }) } } } },
+      '/api/v1/portfolios': {
+        get: op(
+          'Portfolios visible to the key, by id, paged',
+          { '200': response('A page', ref('PortfolioList')), '400': { $ref: '#/components/responses/BadRequest' } },
+          {
+            parameters: [
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+              { name: 'after', in: 'query', description: 'Id of the last portfolio of the previous page (its `next`)', schema: { type: 'string' } },
+            ],
+          },
+        ),
+        post: op(
+          'Create a portfolio (scope admin)',
+          {
+            '201': response('Created', ref('Snapshot'), { Location: { schema: { type: 'string' } } }),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '409': { $ref: '#/components/responses/Conflict' },
+            '413': { $ref: '#/components/responses/TooLarge' },
+          },
+          { requestBody: { required: false, content: jsonContent(ref('CreatePortfolio')) } },
+        ),
+      },
+      '/api/v1/portfolios/{id}': {
+        parameters: [idParam],
+        get: op(
+          'Snapshot now, or at a past instant with as_of (needs a data dir)',
+          {
+            '200': response('Snapshot', ref('Snapshot')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+            '503': { $ref: '#/components/responses/Unavailable' },
+          },
+          { parameters: [{ name: 'as_of', in: 'query', description: 'ISO-8601 instant or epoch ms', schema: { type: 'string' } }] },
+        ),
+        delete: op('Close the portfolio (scope admin)', {
+          '200': response('Closed', ref('Snapshot')),
+          '403': { $ref: '#/components/responses/Forbidden' },
+          '404': { $ref: '#/components/responses/NotFound' },
+          '409': { $ref: '#/components/responses/Conflict' },
+        }),
+      },
+      '/api/v1/portfolios/{id}/trades': {
+        parameters: [idParam],
+        post: op(
+          'Apply a trade (scope trade); answered after the durable commit. The same trade_id again answers 200 with the first result.',
+          {
+            '201': response('Applied', ref('TradeResult')),
+            '200': response('Already applied earlier: the first result', ref('TradeResult')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+            '409': { $ref: '#/components/responses/Conflict' },
+            '413': { $ref: '#/components/responses/TooLarge' },
+            '503': { $ref: '#/components/responses/Unavailable' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('TradeInput')) } },
+        ),
+      },
+      '/api/v1/portfolios/{id}/cash': {
+        parameters: [idParam],
+        post: op(
+          'Deposit or withdraw cash (scope trade)',
+          {
+            '200': response('Snapshot after', ref('Snapshot')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+            '409': { $ref: '#/components/responses/Conflict' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('CashInput')) } },
+        ),
+      },
+      '/api/v1/portfolios/{id}/pause': {
+        parameters: [idParam],
+        post: op('Pause trading (scope trade)', {
+          '200': response('Snapshot after', ref('Snapshot')),
+          '403': { $ref: '#/components/responses/Forbidden' },
+          '404': { $ref: '#/components/responses/NotFound' },
+          '409': { $ref: '#/components/responses/Conflict' },
+        }),
+      },
+      '/api/v1/portfolios/{id}/resume': {
+        parameters: [idParam],
+        post: op('Resume trading (scope trade)', {
+          '200': response('Snapshot after', ref('Snapshot')),
+          '403': { $ref: '#/components/responses/Forbidden' },
+          '404': { $ref: '#/components/responses/NotFound' },
+          '409': { $ref: '#/components/responses/Conflict' },
+        }),
+      },
+      '/api/v1/portfolios/{id}/limits': {
+        parameters: [idParam],
+        put: op(
+          'Set risk limits (scope trade); null clears a limit',
+          {
+            '200': response('Snapshot after', ref('Snapshot')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+            '409': { $ref: '#/components/responses/Conflict' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('RiskLimits')) } },
+        ),
+      },
+      '/api/v1/portfolios/{id}/events': {
+        parameters: [idParam],
+        get: op(
+          'Audit trail of the portfolio, ascending by seq; page with after_seq = next_after_seq',
+          {
+            '200': response('Events', ref('EventList')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+          },
+          {
+            parameters: [
+              { name: 'type', in: 'query', schema: { type: 'string', enum: [...domainEventTypes] } },
+              { name: 'from', in: 'query', description: 'ISO-8601 or epoch ms, inclusive', schema: { type: 'string' } },
+              { name: 'to', in: 'query', description: 'ISO-8601 or epoch ms, inclusive', schema: { type: 'string' } },
+              { name: 'after_seq', in: 'query', schema: { type: 'integer', minimum: 0 } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+            ],
+          },
+        ),
+      },
+      '/api/v1/ticks': {
+        post: op(
+          'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied',
+          {
+            '202': response('Accepted', ref('TickIngestResult')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '413': { $ref: '#/components/responses/TooLarge' },
+          },
+          { requestBody: { required: true, content: jsonContent({ type: 'array', maxItems: 10000, items: ref('Tick') }) } },
+        ),
+      },
+    },
+  };
+}

@@ -1,0 +1,207 @@
+// JSON Schemas (2020-12, as OpenAPI 3.1 and AsyncAPI 3 take them) of everything the server sends and
+// accepts. openapi.ts and asyncapi.ts reference these under components.schemas; a test validates real
+// responses and messages against them.
+
+import { ErrorCode } from '../errors.js';
+import { domainEventTypes } from '../domain/types.js';
+
+type Schema = Record<string, unknown>;
+
+const num: Schema = { type: 'number' };
+const int: Schema = { type: 'integer' };
+const str: Schema = { type: 'string' };
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties), extra: Schema = {}): Schema => ({
+  type: 'object',
+  properties,
+  required,
+  ...extra,
+});
+
+const totals: Record<string, Schema> = {
+  cash: num,
+  capital: num,
+  holdings_value: num,
+  cost_basis: num,
+  unrealized_pnl: num,
+  realized_pnl: num,
+  total_return: num,
+  return_rate: num,
+  equity: num,
+  gross_exposure: num,
+};
+
+const state: Schema = { type: 'string', enum: ['active', 'paused', 'closed'] };
+const requestId: Schema = { oneOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] };
+const portfolioId: Schema = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' };
+const eventType: Schema = { type: 'string', enum: [...domainEventTypes] };
+
+export const schemas: Record<string, Schema> = {
+  Error: obj({
+    error: obj({ code: { type: 'string', enum: [...Object.values(ErrorCode), 'internal'] }, message: str, field: str }, ['code', 'message']),
+  }),
+  RiskLimits: obj(
+    {
+      max_loss: { type: ['number', 'null'], minimum: 0 },
+      max_drawdown_pct: { type: ['number', 'null'], minimum: 0, maximum: 100 },
+      max_position_weight_pct: { type: ['number', 'null'], minimum: 0, maximum: 100 },
+    },
+    [],
+  ),
+  Position: obj({
+    symbol: str,
+    quantity: num,
+    avg_cost: num,
+    last_price: num,
+    market_value: num,
+    unrealized_pnl: num,
+    realized_pnl: num,
+    return_rate: num,
+    weight: num,
+  }),
+  Totals: obj(totals),
+  Snapshot: obj({
+    portfolio_id: str,
+    name: str,
+    seq: int,
+    as_of: num,
+    state,
+    limits: ref('RiskLimits'),
+    equity_hwm: num,
+    positions: { type: 'array', items: ref('Position') },
+    ...totals,
+  }),
+  Update: obj({
+    portfolio_id: str,
+    seq: int,
+    as_of: num,
+    state,
+    tick_ts: num,
+    positions: { type: 'array', items: ref('Position') },
+    ...totals,
+  }),
+  TradeResult: obj({
+    trade_id: str,
+    portfolio_id: str,
+    applied: { type: 'boolean' },
+    realized_pnl: num,
+    position: ref('Position'),
+    totals: ref('Totals'),
+    state,
+  }),
+  StoredEvent: obj({ type: eventType, portfolio_id: str, ts: num, seq: int }),
+  PortfolioSummary: obj({ id: str, name: str, state }),
+  PortfolioList: obj({ portfolios: { type: 'array', items: ref('PortfolioSummary') }, next: { type: ['string', 'null'] } }),
+  EventList: obj({ events: { type: 'array', items: ref('StoredEvent') }, next_after_seq: { type: ['integer', 'null'] } }),
+  TickRejection: obj({ index: { type: 'integer', minimum: 0 }, code: str }),
+  TickIngestResult: obj({ accepted: { type: 'integer', minimum: 0 }, rejected: { type: 'array', items: ref('TickRejection') } }),
+  Health: obj({
+    status: { const: 'ok' },
+    uws_binary: { type: 'string', enum: ['native', 'fallback'] },
+    kernel: { type: 'string', enum: ['wasm', 'js'] },
+    workers: int,
+    uptime_ms: num,
+    connections: obj({ main: int, compat: int, feed: int }),
+  }),
+  Ready: obj({ ready: { type: 'boolean' } }),
+  CreatePortfolio: obj(
+    { id: portfolioId, name: { type: 'string', maxLength: 128 }, cash: { type: 'number', minimum: 0 }, limits: ref('RiskLimits') },
+    [],
+  ),
+  TradeInput: obj(
+    {
+      trade_id: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,128}$' },
+      symbol: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' },
+      side: { type: 'string', enum: ['buy', 'sell'] },
+      quantity: { type: 'number', exclusiveMinimum: 0 },
+      price: { type: 'number', exclusiveMinimum: 0 },
+      fee: { type: 'number', minimum: 0 },
+      ts: { type: 'integer', minimum: 0 },
+    },
+    ['trade_id', 'symbol', 'side', 'quantity', 'price'],
+  ),
+  CashInput: obj({ type: { type: 'string', enum: ['deposit', 'withdraw'] }, amount: { type: 'number', exclusiveMinimum: 0 } }),
+  Tick: obj(
+    { symbol: str, price: { type: 'number', exclusiveMinimum: 0 }, ts: { type: 'integer', minimum: 0 }, size: { type: 'number', minimum: 0 } },
+    ['symbol', 'price'],
+  ),
+
+  // ---- WebSocket messages (AsyncAPI); server -> client ----
+  SnapshotMessage: {
+    allOf: [ref('Snapshot'), obj({ type: { const: 'snapshot' }, resync: { type: 'boolean' } })],
+  },
+  UpdateMessage: {
+    allOf: [ref('Update'), obj({ type: { const: 'update' }, from_seq: int }, ['type'])],
+  },
+  EventMessage: obj({ type: { const: 'event' }, event: ref('StoredEvent') }),
+  AckMessage: { allOf: [ref('TradeResult'), obj({ type: { const: 'ack' }, id: requestId })] },
+  ErrorMessage: obj(
+    { type: { const: 'error' }, code: { type: 'string', enum: [...Object.values(ErrorCode)] }, message: str, id: requestId, field: str, portfolio: str, retry_after_ms: int },
+    ['type', 'code', 'message'],
+  ),
+  PongMessage: obj({ type: { const: 'pong' }, id: requestId, ts: num }, ['type', 'ts']),
+  SubscribedMessage: obj({ type: { const: 'subscribed' }, id: requestId, portfolios: { type: 'array', items: str } }, ['type', 'portfolios']),
+  UnsubscribedMessage: obj({ type: { const: 'unsubscribed' }, id: requestId, portfolios: { type: 'array', items: str } }, ['type', 'portfolios']),
+  EventsSubscribedMessage: obj(
+    {
+      type: { const: 'events_subscribed' },
+      id: requestId,
+      portfolios: { type: ['array', 'null'], items: str },
+      types: { type: ['array', 'null'], items: eventType },
+    },
+    ['type', 'portfolios', 'types'],
+  ),
+  RegisteredMessage: obj(
+    {
+      type: { const: 'registered' },
+      id: requestId,
+      symbols: { type: 'array', items: obj({ symbol: str, id: { type: 'integer', minimum: 0 } }) },
+      rejected: { type: 'array', items: ref('TickRejection') },
+    },
+    ['type', 'symbols', 'rejected'],
+  ),
+  FeedAckMessage: obj(
+    {
+      type: { const: 'feed_ack' },
+      id: requestId,
+      batch: { type: 'integer', minimum: 1 },
+      accepted: { type: 'integer', minimum: 0 },
+      rejected: { type: 'integer', minimum: 0 },
+      errors: { type: 'array', maxItems: 32, items: ref('TickRejection') },
+    },
+    ['type', 'batch', 'accepted', 'rejected', 'errors'],
+  ),
+  CompatSnapshotMessage: {
+    allOf: [ref('Snapshot'), obj({ type: { const: 'snapshot' } }, ['type'])],
+  },
+
+  // ---- client -> server ----
+  SubscribeOp: obj(
+    {
+      op: { const: 'subscribe' },
+      id: requestId,
+      portfolios: { type: 'array', minItems: 1, items: portfolioId },
+      throttle_ms: { type: 'integer', minimum: 0, maximum: 60000 },
+      encoding: { type: 'string', enum: ['json', 'binary'] },
+    },
+    ['op', 'portfolios'],
+  ),
+  UnsubscribeOp: obj({ op: { const: 'unsubscribe' }, id: requestId, portfolios: { type: 'array', minItems: 1, items: portfolioId } }, ['op', 'portfolios']),
+  ResyncOp: obj({ op: { const: 'resync' }, id: requestId, portfolio: portfolioId }, ['op', 'portfolio']),
+  SubscribeEventsOp: obj(
+    { op: { const: 'subscribe_events' }, id: requestId, portfolios: { type: 'array', minItems: 1, items: portfolioId }, types: { type: 'array', minItems: 1, items: eventType } },
+    ['op'],
+  ),
+  UnsubscribeEventsOp: obj({ op: { const: 'unsubscribe_events' }, id: requestId }, ['op']),
+  TradeOp: obj({ op: { const: 'trade' }, id: requestId, portfolio: portfolioId, trade: ref('TradeInput') }, ['op', 'id', 'portfolio', 'trade']),
+  PingOp: obj({ op: { const: 'ping' }, id: requestId }, ['op']),
+  FeedRegisterOp: obj({ op: { const: 'register' }, id: requestId, symbols: { type: 'array', minItems: 1, items: str } }, ['op', 'symbols']),
+  FeedTicksOp: obj(
+    {
+      op: { const: 'ticks' },
+      id: requestId,
+      ticks: { type: 'array', items: { allOf: [ref('Tick'), { required: ['symbol', 'price', 'ts'] }] } },
+    },
+    ['op', 'ticks'],
+  ),
+};

@@ -1,0 +1,70 @@
+// Messages between the engine's main thread and a shard worker. One message per tick batch and one
+// per command batch in each direction: never one message per tick (a postMessage round trip is
+// ~100 µs, the whole per-tick budget is ~1 µs).
+
+import type { EngineError } from '../errors.js';
+import type { DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
+import type { ValidTrade } from '../domain/validate.js';
+import type { KernelKind } from '../kernel/backend.js';
+
+export interface ShardInit {
+  shard: number;
+  kernel: KernelKind;
+  positionsPerPortfolioMax: number;
+  portfoliosMax: number;
+  symbolsMax: number;
+}
+
+export type Command =
+  | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; now: number }
+  | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number }
+  | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; now: number }
+  | { id: number; kind: 'limits'; portfolio: string; limits: RiskLimits; now: number }
+  | { id: number; kind: 'pause' | 'resume' | 'close'; portfolio: string; now: number }
+  | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean };
+
+export type CommandKind = Command['kind'];
+
+/** A domain event as a shard emits it: global seq and durability are the main thread's business. */
+export type ShardEvent = DomainEventBody & { portfolio_id: string; ts: number };
+
+export interface CommandResult {
+  id: number;
+  error: EngineError | null;
+  snapshot: PortfolioSnapshot | null;
+  trade: TradeResult | null;
+  events: ShardEvent[];
+  update: PortfolioUpdate | null;
+  /** Main thread only: resolves when the events of this result are durable. */
+  durable?: Promise<void>;
+}
+
+export type ToShard =
+  | { t: 'symbols'; from: number; names: string[] }
+  | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
+  | { t: 'commands'; commands: Command[] }
+  | { t: 'watch'; portfolio: string; on: boolean }
+  | { t: 'records'; request: number; now: number }
+  | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number }[] }
+  | { t: 'replay'; events: StoredEvent[] }
+  | { t: 'loaded'; request: number }
+  | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
+  | { t: 'stop' };
+
+export interface BatchResult {
+  t: 'revalued';
+  batch: number;
+  updates: PortfolioUpdate[];
+  events: ShardEvent[];
+  positionsRevalued: number;
+  portfoliosRevalued: number;
+  openPositions: number;
+  breaches: { limit: string }[];
+}
+
+export type FromShard =
+  | BatchResult
+  | { t: 'results'; results: CommandResult[] }
+  | { t: 'records'; request: number; records: PortfolioRecord[] }
+  | { t: 'loaded'; request: number; portfolios: number; positions: number }
+  | { t: 'ready'; shard: number; kernel: KernelKind };

@@ -1,0 +1,403 @@
+// A shard: the portfolios one worker owns, their actors and their columnar position memory.
+// Tick batches go straight to the kernel; commands go through the portfolio actors; both end with the
+// kernel rows in step with the actors' books. Deterministic: no clock or randomness is read here.
+
+import { assert } from '../assert.js';
+import { ErrorCode, type EngineError } from '../errors.js';
+import { unitsOf } from '../domain/accounting.js';
+import { newPortfolio } from '../domain/portfolio.js';
+import type { DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, PositionView, StoredEvent } from '../domain/types.js';
+import type { ValidTrade } from '../domain/validate.js';
+import { FLAG_BREACH_LATCHED } from '../kernel/layout.js';
+import { createKernel, type Kernel } from '../kernel/index.js';
+import type { PortfolioEvent } from '../../actors/portfolio.js';
+import { newBook, sendToActor, type Book } from './book.js';
+import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
+import { positionView, totalsOf } from './views.js';
+
+const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
+
+export class Shard {
+  readonly kernel: Kernel;
+  private readonly books: Book[] = [];
+  private readonly byId = new Map<string, Book>();
+  private readonly symbolNames: string[] = [];
+  private readonly symbolIds = new Map<string, number>();
+  private symTs = new Float64Array(256);
+  private sentMark = new Float64Array(1024);
+  private sentQty = new Float64Array(1024);
+  private replaying = false;
+
+  constructor(readonly init: ShardInit) {
+    // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
+    this.kernel = createKernel(init.kernel, {
+      portfoliosMax: init.portfoliosMax,
+      positionsMax: init.portfoliosMax * init.positionsPerPortfolioMax,
+      symbolsMax: init.symbolsMax,
+    });
+  }
+
+  get portfolios(): number {
+    return this.books.length;
+  }
+
+  registerSymbols(from: number, names: string[]): void {
+    assert(from === this.symbolNames.length, 'symbols registered in order, without gaps');
+    for (const name of names) {
+      const id = this.symbolNames.length;
+      this.symbolNames.push(name);
+      this.symbolIds.set(name, id);
+      this.kernel.ensureSymbol(id);
+    }
+    if (this.symbolNames.length > this.symTs.length) {
+      const next = new Float64Array(Math.max(this.symbolNames.length, this.symTs.length * 2));
+      next.set(this.symTs);
+      this.symTs = next;
+    }
+  }
+
+  ticks(batch: number, n: number, syms: Int32Array, prices: Float64Array, ts: Float64Array, now: number): BatchResult {
+    const c = this.kernel.cols;
+    for (let k = 0; k < n; k++) {
+      const s = syms[k];
+      c.batchSym[k] = s;
+      c.batchPrice[k] = prices[k];
+      this.symTs[s] = ts[k];
+    }
+    const dirty = this.kernel.revalue(n);
+    const events: ShardEvent[] = [];
+    const breaches: { limit: string }[] = [];
+    const breachCount = this.kernel.breachCount;
+    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
+    const updates: PortfolioUpdate[] = [];
+    for (let i = 0; i < dirty; i++) {
+      const book = this.books[c.pfDirty[i]];
+      book.seq++;
+      if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
+    }
+    return {
+      t: 'revalued',
+      batch,
+      updates,
+      events,
+      positionsRevalued: this.kernel.touched,
+      portfoliosRevalued: dirty,
+      openPositions: this.kernel.openPositions,
+      breaches,
+    };
+  }
+
+  commands(commands: Command[]): CommandResult[] {
+    return commands.map((cmd) => this.command(cmd));
+  }
+
+  watch(id: string, on: boolean): void {
+    const book = this.byId.get(id);
+    if (book === undefined) return;
+    book.watchers = Math.max(0, book.watchers + (on ? 1 : -1));
+  }
+
+  records(now: number): PortfolioRecord[] {
+    const c = this.kernel.cols;
+    return this.books.map((book) => ({
+      portfolio: book.state,
+      state: book.status,
+      equity_hwm: c.pfHwm[book.index],
+      seq: book.seq,
+      covered_seq: 0,
+      as_of: now,
+    }));
+  }
+
+  /** Restores portfolios from snapshot records, after last prices (so marks are the stored ticks). */
+  load(records: PortfolioRecord[], prices: { symbol: number; price: number }[]): void {
+    const c = this.kernel.cols;
+    for (const p of prices) c.symPrice[p.symbol] = p.price;
+    for (const record of records) {
+      const book = this.addBook(record.portfolio, record.state, record.seq);
+      const f = book.index;
+      for (const symbol of Object.keys(record.portfolio.positions)) this.syncPosition(book, symbol);
+      c.pfHwm[f] = record.equity_hwm;
+      this.syncPortfolio(book);
+      if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
+    }
+  }
+
+  /** Re-applies logged commands after a snapshot; derived events are skipped (the log has them). */
+  replay(events: StoredEvent[]): void {
+    this.replaying = true;
+    try {
+      for (const e of events) this.replayOne(e);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  /**
+   * After load + replay, limit checks are re-armed for active portfolios: replay values positions at
+   * today's prices, so a latch set while replaying must not silence tomorrow's breach.
+   */
+  finishRecovery(): void {
+    const c = this.kernel.cols;
+    for (const book of this.books) {
+      if (book.status === 'active') this.kernel.clearBreach(book.index);
+      else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
+    }
+  }
+
+  private replayOne(e: StoredEvent): void {
+    if (e.type === 'PortfolioCreated') {
+      if (!this.byId.has(e.portfolio_id)) this.create(e.portfolio_id, e.name, e.cash, e.limits);
+      return;
+    }
+    const book = this.byId.get(e.portfolio_id);
+    if (book === undefined) return;
+    const event = replayEvent(e);
+    if (event !== null) this.apply(book, event, []);
+  }
+
+  private command(cmd: Command): CommandResult {
+    const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null };
+    if (cmd.kind === 'create') {
+      if (this.byId.has(cmd.portfolio)) return withError(result, ErrorCode.portfolio_exists, `id '${cmd.portfolio}' already exists`, 'id');
+      if (this.books.length >= this.init.portfoliosMax) return withError(result, ErrorCode.limit_exceeded, `portfolios per shard must be <= ${this.init.portfoliosMax}`, 'id');
+      const book = this.create(cmd.portfolio, cmd.name, cmd.cash, cmd.limits);
+      result.events.push(stamp({ type: 'PortfolioCreated', name: cmd.name, cash: cmd.cash, limits: cmd.limits }, book.id, cmd.now));
+      result.snapshot = this.snapshotOf(book, cmd.now);
+      return result;
+    }
+    const book = this.byId.get(cmd.portfolio);
+    if (book === undefined) return withError(result, ErrorCode.portfolio_not_found, `portfolio '${cmd.portfolio}' not found`, 'portfolio_id');
+    if (cmd.kind === 'snapshot') {
+      if (cmd.watch === true) this.markSent(book);
+      result.snapshot = this.snapshotOf(book, cmd.now);
+      return result;
+    }
+    if (cmd.kind === 'trade' && !this.hasRowFor(book, cmd.trade.symbol)) {
+      if (book.rows.size >= this.init.positionsPerPortfolioMax) {
+        return withError(result, ErrorCode.limit_exceeded, `positions per portfolio must be <= ${this.init.positionsPerPortfolioMax}`, 'symbol');
+      }
+    }
+    const events: DomainEventBody[] = [];
+    const error = this.apply(book, toEvent(cmd), events);
+    if (error !== null) return { ...result, error };
+    for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
+    book.seq++;
+    if (cmd.kind === 'trade') result.trade = this.tradeResultOf(book, cmd.trade, events);
+    else result.snapshot = this.snapshotOf(book, cmd.now);
+    if (book.watchers > 0) result.update = this.updateOf(book, cmd.now, false);
+    return result;
+  }
+
+  /** Sends an event to the actor and brings the kernel in step with what it applied. */
+  private apply(book: Book, event: PortfolioEvent, out: DomainEventBody[]): EngineError | null {
+    const effect = sendToActor(book, event);
+    if (effect === null) return null;
+    if (effect.type === 'rejected') return effect.field === undefined ? { code: effect.code, message: effect.message } : { code: effect.code, message: effect.message, field: effect.field };
+    out.push(...effect.events);
+    const f = book.index;
+    const c = this.kernel.cols;
+    if (event.type === 'trade') this.syncPosition(book, event.trade.symbol);
+    if (event.type === 'deposit') c.pfHwm[f] += event.amount;
+    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount;
+    if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
+    if (event.type === 'pause' || event.type === 'breach') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
+    this.syncPortfolio(book);
+    const kind = this.kernel.recompute(f);
+    if (kind !== 0 && !this.replaying) this.breachEvents(book, out);
+    return null;
+  }
+
+  private breach(book: Book, events: ShardEvent[], breaches: { limit: string }[], ts: number): void {
+    const out: DomainEventBody[] = [];
+    this.breachEvents(book, out);
+    for (const e of out) {
+      events.push(stamp(e, book.id, ts));
+      if (e.type === 'RiskLimitBreached') breaches.push({ limit: e.limit });
+    }
+  }
+
+  private breachEvents(book: Book, out: DomainEventBody[]): void {
+    const c = this.kernel.cols;
+    const kind = c.pfBreachKind[book.index];
+    const limit = limitNames[kind];
+    if (limit === '') return;
+    const threshold = book.state.limits[limit] ?? NaN;
+    const value = c.pfBreachValue[book.index];
+    const effect = sendToActor(book, { type: 'breach', limit, value, threshold });
+    if (effect !== null && effect.type === 'applied') out.push(...effect.events);
+    c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
+  }
+
+  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits']): Book {
+    const book = this.addBook(newPortfolio(id, name, cash, limits), 'active', 0);
+    this.kernel.cols.pfHwm[book.index] = cash;
+    this.syncPortfolio(book);
+    this.kernel.recompute(book.index);
+    return book;
+  }
+
+  private addBook(state: PortfolioRecord['portfolio'], status: PortfolioRecord['state'], seq: number): Book {
+    const index = this.kernel.addPortfolio();
+    assert(index === this.books.length, 'kernel portfolio rows follow the book list');
+    const book = newBook(index, state, status, seq);
+    this.books.push(book);
+    this.byId.set(book.id, book);
+    return book;
+  }
+
+  private hasRowFor(book: Book, symbol: string): boolean {
+    const id = this.symbolIds.get(symbol);
+    return id !== undefined && book.rows.has(id);
+  }
+
+  private syncPortfolio(book: Book): void {
+    const c = this.kernel.cols;
+    const f = book.index;
+    c.pfCash[f] = book.state.cash;
+    c.pfRealized[f] = book.state.realized_pnl;
+    const l = book.state.limits;
+    this.kernel.setLimits(f, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
+  }
+
+  private syncPosition(book: Book, symbol: string): void {
+    const sid = this.symbolIds.get(symbol);
+    assert(sid !== undefined, `symbol ${symbol} registered before the command that uses it`);
+    let row = book.rows.get(sid);
+    if (row === undefined) {
+      row = this.kernel.addPosition(book.index, sid);
+      book.rows.set(sid, row);
+      book.rowList.push(row);
+      this.ensureSentRows(row);
+    }
+    const p = book.state.positions[symbol];
+    this.kernel.setPosition(row, p.units / 1e8, p.avg_cost, p.last_trade_price);
+  }
+
+  private ensureSentRows(row: number): void {
+    if (row < this.sentMark.length) return;
+    const size = this.sentMark.length * 2;
+    const mark = new Float64Array(size);
+    mark.set(this.sentMark);
+    const qty = new Float64Array(size);
+    qty.set(this.sentQty);
+    this.sentMark = mark;
+    this.sentQty = qty;
+  }
+
+  private markSent(book: Book): void {
+    const c = this.kernel.cols;
+    for (const row of book.rowList) {
+      this.sentMark[row] = c.posMark[row];
+      this.sentQty[row] = c.posQty[row];
+    }
+  }
+
+  snapshot(id: string, now: number): PortfolioSnapshot | null {
+    const book = this.byId.get(id);
+    return book === undefined ? null : this.snapshotOf(book, now);
+  }
+
+  private snapshotOf(book: Book, now: number): PortfolioSnapshot {
+    const c = this.kernel.cols;
+    const positions: PositionView[] = [];
+    for (const row of book.rowList) {
+      if (c.posQty[row] === 0) continue;
+      positions.push(positionView(c, book, row, this.symbolNames[c.posSym[row]]));
+    }
+    positions.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
+    return {
+      portfolio_id: book.id,
+      name: book.state.name,
+      seq: book.seq,
+      as_of: now,
+      state: book.status,
+      limits: book.state.limits,
+      equity_hwm: c.pfHwm[book.index],
+      ...totalsOf(c, book),
+      positions,
+    };
+  }
+
+  /** Totals and only the positions whose mark or quantity moved since the last message to watchers. */
+  private updateOf(book: Book, now: number, fromTicks: boolean): PortfolioUpdate {
+    const c = this.kernel.cols;
+    const positions: PositionView[] = [];
+    let tickTs = 0;
+    for (const row of book.rowList) {
+      if (c.posMark[row] === this.sentMark[row] && c.posQty[row] === this.sentQty[row]) continue;
+      this.sentMark[row] = c.posMark[row];
+      this.sentQty[row] = c.posQty[row];
+      const sym = c.posSym[row];
+      if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
+      positions.push(positionView(c, book, row, this.symbolNames[sym]));
+    }
+    return { portfolio_id: book.id, seq: book.seq, as_of: now, state: book.status, tick_ts: fromTicks ? tickTs : 0, ...totalsOf(c, book), positions };
+  }
+
+  private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[]) {
+    const sid = this.symbolIds.get(trade.symbol) as number;
+    const row = book.rows.get(sid) as number;
+    const executed = events.find((e) => e.type === 'TradeExecuted');
+    return {
+      trade_id: trade.trade_id,
+      portfolio_id: book.id,
+      applied: true,
+      realized_pnl: executed !== undefined && executed.type === 'TradeExecuted' ? executed.realized_pnl : 0,
+      position: positionView(this.kernel.cols, book, row, trade.symbol),
+      totals: totalsOf(this.kernel.cols, book),
+      state: book.status,
+    };
+  }
+}
+
+function withError(result: CommandResult, code: ErrorCode, message: string, field: string): CommandResult {
+  return { ...result, error: { code, message, field } };
+}
+
+function stamp(e: DomainEventBody, portfolio: string, ts: number): ShardEvent {
+  return { ...e, portfolio_id: portfolio, ts };
+}
+
+function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' }>): PortfolioEvent {
+  switch (cmd.kind) {
+    case 'trade':
+      return { type: 'trade', trade: cmd.trade };
+    case 'deposit':
+      return { type: 'deposit', amount: cmd.amount };
+    case 'withdraw':
+      return { type: 'withdraw', amount: cmd.amount };
+    case 'limits':
+      return { type: 'setLimits', limits: cmd.limits };
+    case 'pause':
+      return { type: 'pause', reason: 'command' };
+    case 'resume':
+      return { type: 'resume' };
+    case 'close':
+      return { type: 'close' };
+  }
+}
+
+function replayEvent(e: StoredEvent): PortfolioEvent | null {
+  switch (e.type) {
+    case 'TradeExecuted': {
+      const units = unitsOf(e.quantity) as number;
+      const trade: ValidTrade = { trade_id: e.trade_id, symbol: e.symbol, side: e.side, units, quantity: e.quantity, price: e.price, fee: e.fee, ts: e.trade_ts };
+      return { type: 'trade', trade };
+    }
+    case 'CashDeposited':
+      return { type: 'deposit', amount: e.amount };
+    case 'CashWithdrawn':
+      return { type: 'withdraw', amount: e.amount };
+    case 'LimitsSet':
+      return { type: 'setLimits', limits: e.limits };
+    case 'TradingPaused':
+      return { type: 'pause', reason: e.reason };
+    case 'TradingResumed':
+      return { type: 'resume' };
+    case 'PortfolioClosed':
+      return { type: 'close' };
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,69 @@
+// The piscina task that IS a shard: one long-lived task per worker thread, fed over a MessagePort.
+// Its promise settles only when the shard stops; if the worker dies, piscina rejects it and the
+// engine's supervisor restarts the shard from the store.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { FromShard, ShardInit, ToShard } from './protocol.js';
+import { Shard } from './shard.js';
+
+export interface ShardTaskInput {
+  init: ShardInit;
+  port: MessagePort;
+}
+
+export default function shardTask({ init, port }: ShardTaskInput): Promise<{ stopped: true }> {
+  const shard = new Shard(init);
+  const send = (msg: FromShard) => port.postMessage(msg);
+  return new Promise((resolve) => {
+    port.on('message', (msg: ToShard) => {
+      switch (msg.t) {
+        case 'symbols':
+          shard.registerSymbols(msg.from, msg.names);
+          break;
+        case 'ticks':
+          send(shard.ticks(msg.batch, msg.n, msg.syms, msg.prices, msg.ts, msg.now));
+          break;
+        case 'commands':
+          send({ t: 'results', results: shard.commands(msg.commands) });
+          break;
+        case 'watch':
+          shard.watch(msg.portfolio, msg.on);
+          break;
+        case 'records':
+          send({ t: 'records', request: msg.request, records: shard.records(msg.now) });
+          break;
+        case 'load':
+          shard.load(msg.records, msg.prices);
+          break;
+        case 'replay':
+          shard.replay(msg.events);
+          break;
+        case 'loaded':
+          shard.finishRecovery();
+          send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions });
+          break;
+        case 'crash':
+          crash(msg.how);
+          break;
+        case 'stop':
+          port.close();
+          resolve({ stopped: true });
+          break;
+      }
+    });
+    send({ t: 'ready', shard: init.shard, kernel: shard.kernel.kind });
+  });
+}
+
+/** Deliberate faults for supervision tests; reachable only when the engine allows fault injection. */
+function crash(how: 'throw' | 'exit' | 'heap'): void {
+  if (how === 'exit') process.exit(70);
+  if (how === 'throw') {
+    setImmediate(() => {
+      throw new Error('deliberate shard crash (fault injection)');
+    });
+    return;
+  }
+  const hog: number[][] = [];
+  for (;;) hog.push(new Array(1 << 20).fill(1));
+}
