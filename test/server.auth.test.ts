@@ -191,6 +191,19 @@ describe('limits', () => {
   });
 
   it('caps subscriptions per connection; a 100k-portfolio subscribe is refused whole', async () => {
+    // Within maxPayloadBytes: refused by its length with limit_exceeded, nothing subscribed, connection kept.
+    const roomy = await startServer(h.engine, { port: 0, keys, log: null, limits: { maxPayloadBytes: 4 * 1024 * 1024 } });
+    try {
+      const r = await TestSocket.open(roomy.url.replace('http', 'ws') + '/ws', { key: ADMIN });
+      r.send({ op: 'subscribe', id: 'big', portfolios: Array.from({ length: 100_000 }, (_, i) => `p${i}`) });
+      expect(await r.next(isType('error'))).toMatchObject({ id: 'big', code: 'limit_exceeded', field: 'portfolios' });
+      expect(roomy.stats().subscriptions).toBe(0);
+      r.send({ op: 'ping', id: 'still-here' });
+      expect((await r.next(isType('pong'))).id).toBe('still-here');
+      await r.close();
+    } finally {
+      await roomy.close();
+    }
     await sleep(1100); // let the admin key's connect bucket refill
     const s = await TestSocket.open(limited.url.replace('http', 'ws') + '/ws', { key: ADMIN });
     s.send({ op: 'subscribe', id: 'big', portfolios: Array.from({ length: 100_000 }, (_, i) => `p${i}`) });

@@ -1,5 +1,5 @@
 // Proves every HTTP route against a real server and a real (persistent) engine:
-// health/ready, create/list (paged)/get (and as_of)/close, trades (201 after commit, 200 with the first
+// health/ready/metrics, create/list (paged)/get (and as_of)/close, trades (201 after commit, 200 with the first
 // result for a repeated trade_id), cash, pause/resume, limits, events (type/from/to/after_seq/limit),
 // ticks (partial acceptance by index); every error is {"error":{code,message}} with the table's status;
 // bad input (wrong types, Infinity, negative numbers, malformed JSON, unknown routes, oversize bodies
@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { http, startHarness, type Harness } from './support/serverHarness.js';
+import { startServer } from '../src/server/server.js';
 
 let h: Harness;
 const get = (path: string) => http(h.url, 'GET', path);
@@ -34,6 +35,19 @@ describe('liveness and readiness', () => {
     expect(r.body).toMatchObject({ status: 'ok', uws_binary: 'native' });
     expect(['wasm', 'js']).toContain(r.body.kernel);
     expect(h.server.uwsBinary).toBe('native');
+  });
+
+  it('GET /metrics serves the metrics source when one is given (404 otherwise)', async () => {
+    expect((await get('/metrics')).status).toBe(404);
+    const withMetrics = await startServer(h.engine, { port: 0, log: null, metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'mtm_up 1\n' }) });
+    try {
+      const r = await fetch(withMetrics.url + '/metrics');
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/plain; version=0.0.4');
+      expect(await r.text()).toBe('mtm_up 1\n');
+    } finally {
+      await withMetrics.close();
+    }
   });
 
   it('GET /ready is 200 while running', async () => {

@@ -79,8 +79,8 @@ describe('/ws main protocol', () => {
   it('unsubscribe stops updates; resync sends a fresh snapshot marked resync', async () => {
     const s = await ws();
     s.send({ op: 'subscribe', portfolios: ['ws-a', 'ws-b'] });
-    await s.next(isType('snapshot', (m) => m.portfolio_id === 'ws-a'));
-    await s.next(isType('snapshot', (m) => m.portfolio_id === 'ws-b'));
+    await until(() => s.all(isType('snapshot')).length === 2, 5000, 'both snapshots'); // in either order
+    s.skipReceived();
     s.send({ op: 'resync', id: 9, portfolio: 'ws-b' });
     expect(await s.next(isType('snapshot'))).toMatchObject({ portfolio_id: 'ws-b', resync: true });
     s.send({ op: 'resync', id: 10, portfolio: 'nope' });

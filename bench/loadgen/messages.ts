@@ -147,6 +147,7 @@ export interface TradersFinal {
   firstError: string;
   seconds: number;
   hist: string;
+  /** CPU time of the traders process during the run (start to final). */
   cpuSeconds: number;
 }
 

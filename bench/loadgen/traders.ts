@@ -73,12 +73,13 @@ async function main(): Promise<void> {
   process.on('message', (m: TradersIn) => {
     if (m.type !== 'start') return;
     const t = nowMs();
+    const cpu0 = cpuSeconds();
     warmEnd = t + m.warmupMs;
     end = t + m.durationMs;
     for (const fire of fires) for (let s = 0; s < cfg.inFlight; s++) fire(s);
     void (async () => {
       await sleep(m.durationMs + 20);
-      send({ type: 'final', acked, errors, firstError, seconds: (m.durationMs - m.warmupMs) / 1000, hist: encodeHistogram(hist), cpuSeconds: cpuSeconds() });
+      send({ type: 'final', acked, errors, firstError, seconds: (m.durationMs - m.warmupMs) / 1000, hist: encodeHistogram(hist), cpuSeconds: cpuSeconds() - cpu0 });
       for (const ws of sockets) ws.close(1000);
     })();
   });

@@ -61,6 +61,7 @@ export class MtmEngine implements Engine {
   private nextRequest = 1;
   private readonly recordRequests = new Map<number, (records: import('../domain/types.js').PortfolioRecord[]) => void>();
   private readonly loadRequests = new Map<number, () => void>();
+  private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
   private lastDurable: Promise<void> = Promise.resolve();
   private closing = false;
   private closed = false;
@@ -301,7 +302,8 @@ export class MtmEngine implements Engine {
         break;
       case 'results':
         for (const r of msg.results) {
-          if (r.events.length > 0) r.durable = this.persist(r.events);
+          const trades = r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }];
+          if (r.events.length > 0) r.durable = this.persist(r.events, trades);
           if (r.update !== null) this.counters.updatesEmitted += this.subscribers.deliverUpdate(r.update);
           h.resolve(r);
         }
@@ -314,15 +316,19 @@ export class MtmEngine implements Engine {
         this.loadRequests.get(msg.request)?.();
         this.loadRequests.delete(msg.request);
         break;
+      case 'metrics':
+        this.metricRequests.get(msg.request)?.(msg.metrics);
+        this.metricRequests.delete(msg.request);
+        break;
       case 'ready':
         break;
     }
   }
 
   /** Assigns global seqs now (in shard message order) and returns when the commit is durable. */
-  private persist(events: ShardEvent[]): Promise<void> {
+  private persist(events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]): Promise<void> {
     for (const e of events) this.applyToDirectory(e);
-    const receipt = this.store.append(events as DomainEvent[]);
+    const receipt = this.store.append(events as DomainEvent[], trades);
     const durable = receipt.durable.then(() => {
       if (this.eventListeners.size > 0) for (const e of receipt.stored) for (const l of this.eventListeners) l(e);
     });
@@ -346,6 +352,7 @@ export class MtmEngine implements Engine {
     await this.ready;
     const h = this.shards[shardOf(portfolio, this.workers)];
     if (h.state !== 'ready') return fail(ErrorCode.shard_restarting, `shard ${h.index} is restarting; retry shortly`, undefined, true);
+    if (body.kind !== 'snapshot' && this.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
     const pending = h.submit(body);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
@@ -482,7 +489,8 @@ export class MtmEngine implements Engine {
   listPortfolios(): PortfolioSummary[] {
     const out: PortfolioSummary[] = [];
     for (const [id, e] of this.directory) out.push({ id, name: e.name, state: e.state });
-    return out;
+    // Sorted by id so listings page stably across restarts (insertion order differs after recovery).
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   shardOf(portfolioId: string): number {
@@ -613,6 +621,29 @@ export class MtmEngine implements Engine {
 
   shardStats(): { shard: number; state: string; queueDepth: number; restarts: number }[] {
     return this.shards.map((h) => ({ shard: h.index, state: h.state, queueDepth: h.queueDepth, restarts: h.restarts }));
+  }
+
+  /** Each ready shard's prom-client registry as JSON; a shard that does not answer in time is left out. */
+  async workerMetrics(timeoutMs = 1_000): Promise<unknown[][]> {
+    const answers = await Promise.all(
+      this.shards.map(
+        (h) =>
+          new Promise<unknown[] | null>((resolve) => {
+            if (h.state !== 'ready') return resolve(null);
+            const request = this.nextRequest++;
+            const timer = setTimeout(() => {
+              this.metricRequests.delete(request);
+              resolve(null);
+            }, timeoutMs);
+            this.metricRequests.set(request, (m) => {
+              clearTimeout(timer);
+              resolve(m);
+            });
+            h.post({ t: 'metrics', request });
+          }),
+      ),
+    );
+    return answers.filter((a): a is unknown[] => a !== null);
   }
 
   get utilization(): number {

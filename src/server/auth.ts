@@ -20,6 +20,7 @@ export interface Principal {
   /** Key name, or 'anonymous' when the server runs without keys. */
   readonly name: string;
   readonly admin: boolean;
+  /** May publish ticks (scope feed, or admin). */
   readonly feed: boolean;
   readonly read: readonly RegExp[];
   readonly trade: readonly RegExp[];
@@ -109,7 +110,7 @@ export function principalOf(key: ApiKey): Principal {
       (m[1] === 'read' ? read : trade).push(globToRegExp(m[2]));
     }
   }
-  return { name: key.name, admin, feed, read, trade, bucket: key.name };
+  return { name: key.name, admin, feed: feed || admin, read, trade, bucket: key.name };
 }
 
 /** Without a keys file (loopback only, or insecure): everything is allowed. */

@@ -31,7 +31,8 @@ export type HandlerName =
   | 'resume'
   | 'setLimits'
   | 'events'
-  | 'ticks';
+  | 'ticks'
+  | 'metrics';
 
 export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/health', handler: 'health' },
@@ -49,6 +50,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'PUT', template: '/api/v1/portfolios/{id}/limits', handler: 'setLimits' },
   { method: 'GET', template: '/api/v1/portfolios/{id}/events', handler: 'events' },
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
+  { method: 'GET', template: '/metrics', handler: 'metrics' },
 ];
 
 /** Routes anyone may call, with or without a key. */
@@ -76,11 +78,14 @@ export interface HttpDeps {
   engine: Engine;
   options: ResolvedOptions;
   uwsBinary: 'native' | 'fallback';
+  transport: 'uws' | 'node';
   startedAt: number;
   isReady: () => boolean;
   connections: () => Record<string, number>;
   openapi: () => string;
   asyncapi: () => string;
+  /** Prometheus exposition (the metrics wiring's scrape()); null = GET /metrics answers 404. */
+  metrics: (() => Promise<{ contentType: string; body: string }>) | null;
 }
 
 export function json(status: number, value: unknown, headers?: Record<string, string>): HttpResult {
@@ -136,6 +141,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       json(200, {
         status: 'ok',
         uws_binary: deps.uwsBinary,
+        transport: deps.transport,
         kernel: engine.kernel,
         workers: engine.workers,
         uptime_ms: Math.max(0, options.now() - deps.startedAt),
@@ -271,6 +277,12 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
         return errorResult({ code: ErrorCode.payload_too_large, message: `at most ${limits.ticksPerBatchMax} ticks per request`, field: 'ticks' });
       }
       return json(202, ingestTicks(engine, body, false));
+    },
+
+    metrics: async () => {
+      if (deps.metrics === null) return errorResult({ code: ErrorCode.not_found, message: 'metrics are not enabled on this server' });
+      const m = await deps.metrics();
+      return { status: 200, body: m.body, contentType: m.contentType };
     },
   };
 }

@@ -136,6 +136,7 @@ export class Hub {
     private readonly limits: ServerLimits,
     private readonly stats: StatsCollector,
     private readonly now: () => number,
+    private readonly log: (line: string) => void = () => {},
   ) {
     this.wheel = new TimerWheel<Sub>(limits.throttleTickMs, limits.throttleMaxMs + limits.throttleTickMs, now());
     this.timers.push(setInterval(() => this.wheel.advance(this.now(), (s) => this.flushThrottled(s)), limits.throttleTickMs));
@@ -309,8 +310,13 @@ export class Hub {
 
   private onEngine(ch: Channel, m: EngineMessage): void {
     if (this.closed || this.channels.get(ch.id) !== ch) return;
-    if (m.kind === 'snapshot') this.onSnapshot(ch, m.snapshot, m.resync);
-    else this.onUpdate(ch, m.update);
+    // A bug here must not break the engine's delivery loop for its other listeners: logged, not thrown.
+    try {
+      if (m.kind === 'snapshot') this.onSnapshot(ch, m.snapshot, m.resync);
+      else this.onUpdate(ch, m.update);
+    } catch (e) {
+      this.log(`mtm server: delivering a ${m.kind} of portfolio ${ch.id} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
   }
 
   private onSnapshot(ch: Channel, snap: PortfolioSnapshot, resync: boolean): void {

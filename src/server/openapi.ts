@@ -192,6 +192,17 @@ export function openApiDocument(): Json {
           },
         ),
       },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics (when the server was started with a metrics source); any valid key when keys are configured',
+          security: secured,
+          responses: {
+            '200': { description: 'Prometheus text exposition', content: { 'text/plain': { schema: { type: 'string' } } } },
+            '404': err('Metrics are not enabled on this server'),
+            ...common,
+          },
+        },
+      },
       '/api/v1/ticks': {
         post: op(
           'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied',

@@ -87,10 +87,20 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Static files served under / (index.html for /); optional. */
   staticDir?: string;
+  /**
+   * Serves GET /metrics (Prometheus text) from this function, e.g. the metrics wiring's scrape().
+   * With keys, any valid key may read it (Prometheus: authorization.credentials); without keys, anyone.
+   */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   /** Readiness beyond "listening": e.g. recovery finished. Default: always ready while running. */
   ready?: () => boolean;
   /** Wall clock (epoch ms); default Date.now. */
   now?: () => number;
+  /**
+   * 'auto' (default): native uWS when its binary loaded, else the Node transport (node:http + ws).
+   * 'node' forces the Node transport (tests, or a platform where the native binary misbehaves).
+   */
+  transport?: 'auto' | 'node';
   /** One line per notable event (start, uWS binary, shutdown); default console.log; null = silent. */
   log?: ((line: string) => void) | null;
 }
@@ -102,9 +112,11 @@ export interface ResolvedOptions {
   insecure: boolean;
   limits: ServerLimits;
   staticDir: string | null;
+  metrics: (() => Promise<{ contentType: string; body: string }>) | null;
   ready: () => boolean;
   now: () => number;
   log: (line: string) => void;
+  transport: 'auto' | 'node';
 }
 
 const positiveIntegerLimits: readonly (keyof ServerLimits)[] = Object.keys(defaultLimits) as (keyof ServerLimits)[];
@@ -144,8 +156,10 @@ export function resolveOptions(options: ServerOptions): Result<ResolvedOptions> 
     insecure: options.insecure === true,
     limits,
     staticDir: options.staticDir ?? null,
+    metrics: options.metrics ?? null,
     ready: options.ready ?? (() => true),
     now: options.now ?? Date.now,
     log,
+    transport: options.transport === 'node' ? 'node' : 'auto',
   });
 }

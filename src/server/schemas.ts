@@ -98,6 +98,7 @@ export const schemas: Record<string, Schema> = {
   Health: obj({
     status: { const: 'ok' },
     uws_binary: { type: 'string', enum: ['native', 'fallback'] },
+    transport: { type: 'string', enum: ['uws', 'node'] },
     kernel: { type: 'string', enum: ['wasm', 'js'] },
     workers: int,
     uptime_ms: num,

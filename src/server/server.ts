@@ -38,15 +38,21 @@ import {
   type HandlerName,
   type HttpResult,
 } from './http.js';
-import { loadUws, type UwsBinary } from './uws.js';
+import { loadUws, type Uws, type UwsBinary } from './uws.js';
+import { nodeTransport } from './nodeTransport.js';
 import { openApiDocument } from './openapi.js';
 import { asyncApiDocument } from './asyncapi.js';
+
+export type Transport = 'uws' | 'node';
 
 export interface RunningServer {
   readonly port: number;
   /** http://host:port */
   readonly url: string;
+  /** Which uWebSockets.js loaded: its native binary, or its JS fallback. */
   readonly uwsBinary: UwsBinary;
+  /** What serves: native uWS, or the Node transport (node:http + ws) when the binary did not load. */
+  readonly transport: Transport;
   stats(): ServerStats;
   /** Stops accepting, closes WebSockets with 1001, waits for in-flight requests (shutdownGraceMs), resolves. */
   close(): Promise<void>;
@@ -107,20 +113,17 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   if (!resolved.ok) throw new Error(resolved.error.message);
   const opts = resolved.value;
   const { limits, now, log } = opts;
-  const { uws, binary } = loadUws();
-  if (binary !== 'native') {
-    throw new Error(
-      'uWebSockets.js fell back to its Node shim (no native binary for this platform/Node ABI, or UWS_USE_FALLBACK is set); ' +
-        'the shim lacks upgrade, pub/sub and user data, which the server needs',
-    );
-  }
+  const loaded = loadUws();
+  const binary = loaded.binary;
+  const transport: Transport = binary === 'native' && opts.transport === 'auto' ? 'uws' : 'node';
+  const uws: Uws = transport === 'uws' ? loaded.uws : (nodeTransport as unknown as Uws);
   const startedAt = now();
-  const stats = new StatsCollector(binary);
+  const stats = new StatsCollector(binary, transport);
   const keyRing = opts.keys === null ? null : new KeyRing(opts.keys);
   const commandBuckets = new BucketMap(limits.commandsPerSecond, limits.commandsPerSecond * 2, limits.rateLimitBucketsMax);
   const connectBuckets = new BucketMap(limits.connectsPerSecond, limits.connectsPerSecond * 2, limits.rateLimitBucketsMax);
   const app = uws.App();
-  const hub = new Hub(engine, app, limits, stats, now);
+  const hub = new Hub(engine, app, limits, stats, now, log);
   const wsHandlers = new WsHandlers({ engine, hub, limits, stats, now });
   const openConns = new Set<Conn>();
   let closing = false;
@@ -132,11 +135,13 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     engine,
     options: opts,
     uwsBinary: binary,
+    transport,
     startedAt,
     isReady: () => !closing && opts.ready(),
     connections: () => ({ ...stats.connections }),
     openapi: () => openapiText,
     asyncapi: () => asyncapiText,
+    metrics: opts.metrics,
   });
   const sweeper = setInterval(() => {
     const t = now();
@@ -365,7 +370,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   const hostForUrl = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host;
   const url = `http://${hostForUrl}:${port}`;
   log(
-    `mtm server listening on ${url} (uWS binary: ${binary}, kernel: ${engine.kernel}, auth: ${keyRing === null ? 'none (loopback only unless insecure)' : `${keyRing.size} keys`})`,
+    `mtm server listening on ${url} (uWS binary: ${binary}, transport: ${transport}, kernel: ${engine.kernel}, auth: ${keyRing === null ? 'none (loopback only unless insecure)' : `${keyRing.size} keys`})`,
   );
 
   let closed: Promise<void> | null = null;
@@ -392,7 +397,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     return closed;
   };
 
-  return { port, url, uwsBinary: binary, stats: () => stats.snapshot(), close };
+  return { port, url, uwsBinary: binary, transport, stats: () => stats.snapshot(), close };
 }
 
 async function serveStatic(dir: string, urlPath: string): Promise<HttpResult | null> {

@@ -20,6 +20,7 @@ export interface HttpRouteStats {
 
 export interface ServerStats {
   uwsBinary: 'native' | 'fallback';
+  transport: 'uws' | 'node';
   /** Open connections now, by protocol. */
   connections: Record<WsProtocol, number>;
   /** Connections accepted since start, by protocol. */
@@ -87,7 +88,10 @@ export class StatsCollector {
   feedTicksRejected = 0;
   private readonly http = new Map<string, HttpRouteStats>();
 
-  constructor(readonly uwsBinary: 'native' | 'fallback') {}
+  constructor(
+    readonly uwsBinary: 'native' | 'fallback',
+    readonly transport: 'uws' | 'node',
+  ) {}
 
   recordHttp(method: string, route: string, status: number, latencyMs: number): void {
     const statusClass: StatusClass = status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
@@ -107,6 +111,7 @@ export class StatsCollector {
   snapshot(): ServerStats {
     return {
       uwsBinary: this.uwsBinary,
+      transport: this.transport,
       connections: { ...this.connections },
       connectionsAccepted: { ...this.connectionsAccepted },
       connectionsRefused: this.connectionsRefused,

@@ -1,7 +1,8 @@
 // Loads uWebSockets.js and tells whether its native binary loaded or the package fell back to its
-// Node shim (it does so silently when no binary matches the platform/ABI, or with UWS_USE_FALLBACK=1).
-// The shim lacks what the server needs (custom upgrade, pub/sub, user data), so the server refuses
-// to start on it (see startServer); /health and the metrics report which one is there.
+// Node shim (it does so silently when no binary matches the platform/ABI, e.g. Node 22+, or with
+// UWS_USE_FALLBACK=1). The shim lacks what the server needs (custom upgrade, pub/sub, user data), so
+// on 'fallback' the server runs on nodeTransport.ts (node:http + ws) instead; /health and the metrics
+// report which binary loaded and which transport runs.
 
 import { createRequire } from 'node:module';
 import type * as UwsTypes from 'uWebSockets.js';

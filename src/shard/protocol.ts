@@ -48,6 +48,7 @@ export type ToShard =
   | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number }[] }
   | { t: 'replay'; events: StoredEvent[] }
   | { t: 'loaded'; request: number }
+  | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
   | { t: 'stop' };
 
@@ -67,4 +68,5 @@ export type FromShard =
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[] }
   | { t: 'loaded'; request: number; portfolios: number; positions: number }
+  | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'ready'; shard: number; kernel: KernelKind };

@@ -119,6 +119,7 @@ export class Shard {
       for (const symbol of Object.keys(record.portfolio.positions)) this.syncPosition(book, symbol);
       c.pfHwm[f] = record.equity_hwm;
       this.syncPortfolio(book);
+      this.kernel.recompute(f);
       if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     }
   }
@@ -169,7 +170,10 @@ export class Shard {
     const book = this.byId.get(cmd.portfolio);
     if (book === undefined) return withError(result, ErrorCode.portfolio_not_found, `portfolio '${cmd.portfolio}' not found`, 'portfolio_id');
     if (cmd.kind === 'snapshot') {
-      if (cmd.watch === true) this.markSent(book);
+      if (cmd.watch === true) {
+        book.watchers++;
+        this.markSent(book);
+      }
       result.snapshot = this.snapshotOf(book, cmd.now);
       return result;
     }

@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { FromShard, ShardInit, ToShard } from './protocol.js';
 import { Shard } from './shard.js';
+import { ShardMetrics } from './shardMetrics.js';
 
 export interface ShardTaskInput {
   init: ShardInit;
@@ -13,6 +14,7 @@ export interface ShardTaskInput {
 
 export default function shardTask({ init, port }: ShardTaskInput): Promise<{ stopped: true }> {
   const shard = new Shard(init);
+  const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
@@ -20,8 +22,14 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
         case 'symbols':
           shard.registerSymbols(msg.from, msg.names);
           break;
-        case 'ticks':
-          send(shard.ticks(msg.batch, msg.n, msg.syms, msg.prices, msg.ts, msg.now));
+        case 'ticks': {
+          const result = shard.ticks(msg.batch, msg.n, msg.syms, msg.prices, msg.ts, msg.now);
+          metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);
+          send(result);
+          break;
+        }
+        case 'metrics':
+          void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics', request: msg.request, metrics: json }));
           break;
         case 'commands':
           send({ t: 'results', results: shard.commands(msg.commands) });

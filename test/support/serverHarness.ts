@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine, EngineOptions } from '../../src/engine/api.js';
+import { createEngine } from '../../src/engine/engine.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import type { ServerOptions } from '../../src/server/options.js';
 
@@ -24,9 +25,7 @@ export async function startHarness(
 ): Promise<Harness> {
   const { persistent, ...eo } = engineOptions;
   const dataDir = persistent ? mkdtempSync(join(tmpdir(), 'mtm-server-test-')) : null;
-  const engine: Engine = process.env.TMP_FAKE_ENGINE
-    ? new (await import('./serverFakeEngine.js')).FakeEngine()
-    : await (await import('../../src/engine/engine.js')).createEngine({ workers: 2, ...eo, ...(dataDir ? { dataDir } : {}) });
+  const engine: Engine = await createEngine({ workers: 2, ...eo, ...(dataDir ? { dataDir } : {}) });
   let server: RunningServer;
   try {
     server = await startServer(engine, { port: 0, log: null, ...serverOptions });
@@ -154,6 +153,11 @@ export class TestSocket {
         });
       });
     }
+  }
+
+  /** Marks everything received so far as read: next() looks only at what comes after. */
+  skipReceived(): void {
+    this.cursor = this.messages.length;
   }
 
   /** All messages received so far matching `pred` (cursor untouched). */

@@ -1,0 +1,222 @@
+// The transport limit: the same feed delivered to the same subscribers through uWebSockets.js with no
+// valuation at all, to measure what the transport alone can deliver on this machine. Exactly:
+//   - /ws/feed: binary register and ticks frames (src/client/binary.ts). Each accepted tick only marks
+//     its symbol dirty and keeps the newest ts per symbol (typed arrays, no allocation).
+//   - once per event-loop turn (setImmediate, as the mtm engine schedules its flush), the dirty symbols
+//     are expanded to the portfolios holding them (the W1 holdings, loaded at start as index lists) and
+//     each such portfolio gets ONE small JSON update, published to its uWS topic p/<id>:
+//       {"type":"update","portfolio_id":"w-000042","seq":17,"tick_ts":1732000000000.123}
+//     seq counts per portfolio; tick_ts is the newest tick ts among that portfolio's dirty symbols.
+//     This is mtm's delivery pattern (one update per portfolio per batch, topics, same uWS settings)
+//     minus the work: no positions, no totals, no serialization of real figures.
+//   - /ws: subscribe (subscribes the socket to the topics, answers subscribed and a tiny snapshot
+//     per portfolio), trade (acknowledged at once: no book, no journal), ping.
+// Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
+import type { WebSocket } from 'uWebSockets.js';
+import { decodeFeedFrame, readTick, type BinaryTick } from '../../src/client/binary.js';
+import { loadUws } from '../../src/server/uws.js';
+import { symbolName } from '../../src/sim/random.js';
+import { W1, holdingsOf, portfolioId, type Workload } from '../workload.js';
+import { runBenchServer, serverConfig } from '../scenarios/serverHarness.js';
+
+interface RelayConfig {
+  workload: Workload;
+}
+
+interface UserData {
+  kind: 'main' | 'feed';
+  /** Feed: this connection's symbol id -> symbol index (-1: unknown symbol). */
+  symbols: number[];
+}
+
+const cfg = serverConfig<RelayConfig>({ workload: W1 });
+/** Same bounds as the mtm server's defaults (src/server/options.ts), so both transports are configured alike. */
+const maxPayloadBytes = 64 * 1024;
+const backpressureBytesMax = 4 * 1024 * 1024 + 256 * 1024;
+
+runBenchServer(async () => {
+  const { uws, binary } = loadUws();
+  if (binary !== 'native') throw new Error('uWebSockets.js native binary not loaded: the relay needs pub/sub');
+  const w = cfg.workload;
+  const P = w.portfolios;
+  const S = w.symbols;
+  const symbolIndex = new Map<string, number>();
+  for (let s = 0; s < S; s++) symbolIndex.set(symbolName(s), s);
+  const ids: string[] = Array.from({ length: P }, (_, i) => portfolioId(i));
+  const indexOfId = new Map<string, number>(ids.map((id, i) => [id, i]));
+  const topics = ids.map((id) => `p/${id}`);
+  // Holders per symbol as one CSR index (offsets + portfolio indexes).
+  const lists: number[][] = Array.from({ length: S }, () => []);
+  for (const h of holdingsOf(w)) lists[symbolIndex.get(h.symbol) as number].push(indexOfId.get(h.portfolio) as number);
+  const offsets = new Int32Array(S + 1);
+  for (let s = 0; s < S; s++) offsets[s + 1] = offsets[s] + lists[s].length;
+  const holders = new Int32Array(offsets[S]);
+  for (let s = 0; s < S; s++) holders.set(lists[s], offsets[s]);
+
+  const symTs = new Float64Array(S);
+  const symStamp = new Uint32Array(S);
+  const symList = new Int32Array(S);
+  let symCount = 0;
+  let symEpoch = 1;
+  const pfTs = new Float64Array(P);
+  const pfStamp = new Uint32Array(P);
+  const pfList = new Int32Array(P);
+  let pfEpoch = 1;
+  const seq = new Float64Array(P);
+  let flushScheduled = false;
+  const counters = { ticksAccepted: 0, ticksRejected: 0, updatesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
+
+  const app = uws.App();
+  const flush = (): void => {
+    flushScheduled = false;
+    pfEpoch = (pfEpoch + 1) >>> 0 || 1;
+    let n = 0;
+    for (let k = 0; k < symCount; k++) {
+      const s = symList[k];
+      const ts = symTs[s];
+      for (let j = offsets[s]; j < offsets[s + 1]; j++) {
+        const p = holders[j];
+        if (pfStamp[p] !== pfEpoch) {
+          pfStamp[p] = pfEpoch;
+          pfTs[p] = ts;
+          pfList[n++] = p;
+        } else if (ts > pfTs[p]) pfTs[p] = ts;
+      }
+    }
+    symCount = 0;
+    symEpoch = (symEpoch + 1) >>> 0 || 1;
+    for (let k = 0; k < n; k++) {
+      const p = pfList[k];
+      seq[p]++;
+      app.publish(topics[p], `{"type":"update","portfolio_id":"${ids[p]}","seq":${seq[p]},"tick_ts":${pfTs[p]}}`, false);
+    }
+    counters.updatesPublished += n;
+    counters.flushes++;
+  };
+
+  const tick: BinaryTick = { symbolId: 0, price: 0, ts: 0, size: 0 };
+  const onFeed = (ws: WebSocket<UserData>, data: ArrayBuffer): void => {
+    const u = ws.getUserData();
+    const f = decodeFeedFrame(data);
+    if (!f.ok) {
+      ws.send(JSON.stringify({ type: 'error', code: 'invalid_field', message: f.reason }));
+      return;
+    }
+    if (f.value.kind === 'register') {
+      const out: { symbol: string; id: number }[] = [];
+      const rejected: { index: number; code: string }[] = [];
+      f.value.symbols.forEach((name, i) => {
+        const s = symbolIndex.get(name);
+        if (s === undefined) rejected.push({ index: i, code: 'invalid_symbol' });
+        else out.push({ symbol: name, id: u.symbols.push(s) - 1 });
+      });
+      ws.send(JSON.stringify({ type: 'registered', symbols: out, rejected }));
+      return;
+    }
+    let accepted = 0;
+    let rejected = 0;
+    for (let i = 0; i < f.value.count; i++) {
+      readTick(f.value.view, i, tick);
+      const s = u.symbols[tick.symbolId];
+      if (s === undefined) {
+        rejected++;
+        continue;
+      }
+      accepted++;
+      if (tick.ts > symTs[s]) symTs[s] = tick.ts;
+      if (symStamp[s] !== symEpoch) {
+        symStamp[s] = symEpoch;
+        symList[symCount++] = s;
+      }
+    }
+    counters.ticksAccepted += accepted;
+    counters.ticksRejected += rejected;
+    if (symCount > 0 && !flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+    ws.send(JSON.stringify({ type: 'feed_ack', accepted, rejected, errors: [] }));
+  };
+
+  const onMain = (ws: WebSocket<UserData>, data: ArrayBuffer): void => {
+    let m: { op?: unknown; id?: unknown; portfolios?: unknown; portfolio?: unknown; trade?: { trade_id?: unknown } };
+    try {
+      m = JSON.parse(Buffer.from(data).toString('utf8')) as typeof m;
+    } catch {
+      ws.send(JSON.stringify({ type: 'error', code: 'invalid_json', message: 'frame is not valid JSON' }));
+      return;
+    }
+    if (m.op === 'subscribe' && Array.isArray(m.portfolios)) {
+      const accepted: number[] = [];
+      for (const pid of m.portfolios) {
+        const p = typeof pid === 'string' ? indexOfId.get(pid) : undefined;
+        if (p === undefined) ws.send(JSON.stringify({ type: 'error', id: m.id, code: 'portfolio_not_found', message: `portfolio '${String(pid)}' not found` }));
+        else accepted.push(p);
+      }
+      ws.cork(() => {
+        ws.send(JSON.stringify({ type: 'subscribed', id: m.id, portfolios: accepted.map((p) => ids[p]) }));
+        for (const p of accepted) {
+          ws.subscribe(topics[p]);
+          ws.send(`{"type":"snapshot","resync":false,"portfolio_id":"${ids[p]}","seq":${seq[p]}}`);
+          counters.snapshotsSent++;
+        }
+      });
+    } else if (m.op === 'trade') {
+      ws.send(JSON.stringify({ type: 'ack', id: m.id, trade_id: m.trade?.trade_id, portfolio_id: m.portfolio, applied: true }));
+      counters.tradesAcked++;
+    } else if (m.op === 'ping') {
+      ws.send(JSON.stringify({ type: 'pong', id: m.id, ts: Date.now() }));
+    } else {
+      ws.send(JSON.stringify({ type: 'error', id: m.id, code: 'unknown_op', message: 'expected subscribe, trade or ping' }));
+    }
+  };
+
+  const behavior = (kind: 'main' | 'feed') => ({
+    maxPayloadLength: maxPayloadBytes,
+    idleTimeout: 60,
+    sendPingsAutomatically: true,
+    maxBackpressure: backpressureBytesMax,
+    closeOnBackpressureLimit: 0,
+    compression: uws.DISABLED,
+    upgrade: (res: import('uWebSockets.js').HttpResponse, req: import('uWebSockets.js').HttpRequest, context: import('uWebSockets.js').us_socket_context_t) => {
+      res.upgrade<UserData>(
+        { kind, symbols: [] },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: () => {
+      counters.connections++;
+    },
+    message: (ws: WebSocket<UserData>, data: ArrayBuffer, isBinary: boolean) => {
+      if (kind === 'feed') {
+        if (isBinary) onFeed(ws, data);
+        else ws.send(JSON.stringify({ type: 'error', code: 'invalid_field', message: 'the relay accepts binary feed frames only' }));
+      } else onMain(ws, data);
+    },
+    close: () => {
+      counters.connections--;
+    },
+  });
+  app.ws<UserData>('/ws', behavior('main'));
+  app.ws<UserData>('/ws/feed', behavior('feed'));
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').end();
+  });
+  const listenSocket = await new Promise<import('uWebSockets.js').us_listen_socket>((resolve, reject) => {
+    app.listen('127.0.0.1', 0, (s) => (s === false ? reject(new Error('relay: cannot listen on 127.0.0.1')) : resolve(s)));
+  });
+  return {
+    port: uws.us_socket_local_port(listenSocket),
+    loadMs: 0,
+    recoverMs: 0,
+    info: { system: 'limit', transport: 'uWebSockets.js', portfolios: P, holdings: holders.length },
+    counters: () => ({ ...counters }),
+    stop: async () => {
+      uws.us_listen_socket_close(listenSocket);
+      (app as unknown as { close(): void }).close();
+    },
+  };
+});

@@ -1,0 +1,257 @@
+// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--rate N] [--seconds N] [--out DIR]
+//
+// Runs the benchmark scenarios against three systems, each a separate process over loopback sockets,
+// with load generators in their own processes: mtm (this engine and server), the peer (the
+// straightforward implementation, bench/peer/) and the limit (the transport alone, bench/limit/).
+// Prints progress to stderr, a table to stdout, and writes bench/results/<timestamp>.json (+ .md).
+// Scenarios and figures: docs/BENCHMARKS.md.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../src/projectRoot.js';
+import { errorText } from './loadgen/common.js';
+import { Progress } from './report/progress.js';
+import { markdownTable, machineLine, scenarioRatios, textTable, type Report, type ScenarioReport } from './report/report.js';
+import { installCleanup, killAll, setClockTicks } from './scenarios/children.js';
+import { fullScale, quickScale, scenarioNames, type Scale, type ScenarioName } from './scenarios/config.js';
+import { kernel } from './scenarios/kernel.js';
+import { recovery } from './scenarios/recovery.js';
+import { max, spike, steady } from './scenarios/streaming.js';
+import { systemNames, type SystemName } from './scenarios/systems.js';
+import { tradeModes, trades } from './scenarios/trades.js';
+
+interface Args {
+  quick: boolean;
+  scenarios: ScenarioName[];
+  systems: SystemName[];
+  rate: number | null;
+  seconds: number | null;
+  out: string;
+}
+
+const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--rate TICKS_PER_S] [--seconds S] [--out DIR]
+scenarios: ${scenarioNames.join(', ')} (default: all)`;
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, out: join(projectRoot(), 'bench', 'results') };
+  const list = <T extends string>(v: string | undefined, allowed: readonly T[], what: string): T[] => {
+    const items = (v ?? '').split(',').filter((x) => x !== '');
+    for (const x of items) if (!allowed.includes(x as T)) throw new Error(`unknown ${what} '${x}'; expected one of ${allowed.join(', ')}\n${usage}`);
+    if (items.length === 0) throw new Error(`--${what} needs a value\n${usage}`);
+    return items as T[];
+  };
+  const num = (v: string | undefined, what: string): number => {
+    const n = Number(v);
+    if (!(n > 0) || !Number.isFinite(n)) throw new Error(`--${what} needs a positive number\n${usage}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--quick') a.quick = true;
+    else if (k === '--scenario' || k === '--scenarios') a.scenarios.push(...list(argv[++i], scenarioNames, 'scenario'));
+    else if (k === '--systems' || k === '--system') a.systems = list(argv[++i], systemNames, 'systems');
+    else if (k === '--rate') a.rate = num(argv[++i], 'rate');
+    else if (k === '--seconds') a.seconds = num(argv[++i], 'seconds');
+    else if (k === '--out') a.out = argv[++i] ?? a.out;
+    else if (k === '--help' || k === '-h') {
+      console.log(usage);
+      process.exit(0);
+    } else throw new Error(`unknown argument '${k}'\n${usage}`);
+  }
+  if (a.scenarios.length === 0) a.scenarios = [...scenarioNames];
+  a.scenarios = scenarioNames.filter((s) => a.scenarios.includes(s));
+  return a;
+}
+
+function definitions(scale: Scale): Record<ScenarioName, { definition: string; params: object }> {
+  const w = scale.stream;
+  return {
+    steady: {
+      definition:
+        'Feed at a fixed rate; after the warm-up, measured: ticks sent/s, updates delivered/s, tick-to-client latency (arrival - tick_ts) p50/p99/p99.9, server CPU (cores) and RSS (/proc), updates merged (conflated) and lost (seq holes), ticks skipped (feed backpressure) or rejected.',
+      params: scale.steady,
+    },
+    max: {
+      definition: `Geometric ramp of the feed rate (x${scale.max.factor} per ${scale.max.stepMs} ms step, the first ${scale.max.settleMs} ms of a step not measured), then ${scale.max.bisections} bisection steps: the highest rate whose step has p99 <= ${scale.max.p99LimitMs} ms and losses (tick loss + update loss) <= ${scale.max.lossLimit * 100}% with no client disconnected. Steps the publisher cannot produce end the search (limitedBy: loadgen).`,
+      params: scale.max,
+    },
+    spike: {
+      definition: `Rate R, then ${scale.spike.multiplier}R for ${scale.spike.spikeMs} ms, then R. Worst p99 of a ${w.windowMs} ms window during the spike and after it; recovery time: from the end of the spike to the start of the first window from which every window to the end of the run has p99 <= ${scale.spike.recoveryFactor} x the p99 before the spike (a window with ticks sent and no update counts as above).`,
+      params: scale.spike,
+    },
+    trades: {
+      definition:
+        'Closed-loop trade ops over /ws from many connections: acknowledged trades/s and ack latency (send to ack). mtm: process (committed before ack) and sync (--sync: flushed to disk before ack); peer: write(2), and write(2) + fdatasync(2), before ack; limit: acked at once (transport round trip only, reported under none).',
+      params: scale.trades,
+    },
+    recovery: {
+      definition:
+        'State built through each system\'s write path (P portfolios x K positions, then E more trades and a SIGKILL); crash restart = start on that state, clean restart = start after a clean stop (median). spawnToReadySeconds: fork to ready; recoverSeconds: mtm createEngine on the data dir / peer journal replay. The limit has no state: a bare process start.',
+      params: scale.recovery,
+    },
+    kernel: {
+      definition:
+        'Revaluation positions/s on bench/kernel.ts\'s 1M-position book (dense: every symbol moves; sparse: 1%). mtm: bench/kernel.js (WASM and TS kernels); peer: its from-scratch per-tick revaluation; limit: one gather-multiply per position over typed arrays (a floor, not an implementation).',
+      params: scale.kernel,
+    },
+  };
+}
+
+function expectedMs(s: ScenarioName, scale: Scale): number {
+  if (s === 'steady') return scale.steady.warmupMs + scale.steady.measureMs + 4_000;
+  if (s === 'max') return scale.max.stepsMax * scale.max.stepMs + 4_000;
+  if (s === 'spike') return scale.spike.warmupMs + scale.spike.beforeMs + scale.spike.spikeMs + scale.spike.afterMs + 4_000;
+  if (s === 'trades') return scale.trades.durationMs + 3_000;
+  return 0;
+}
+
+async function runScenario(s: ScenarioName, sys: SystemName, scale: Scale, progress: Progress): Promise<unknown> {
+  switch (s) {
+    case 'steady':
+      return steady(sys, scale, scale.steady, progress);
+    case 'max':
+      return max(sys, scale, scale.max, progress);
+    case 'spike':
+      return spike(sys, scale, scale.spike, progress);
+    case 'trades': {
+      const out: Record<string, unknown> = {};
+      for (const mode of tradeModes(sys)) out[mode] = await trades(sys, mode, scale, progress);
+      return out;
+    }
+    case 'recovery':
+      return recovery(sys, scale, progress);
+    case 'kernel':
+      return kernel(sys, scale, progress);
+  }
+}
+
+function brief(s: ScenarioName, r: unknown): string {
+  const g = (path: string): string => {
+    let v: unknown = r;
+    for (const k of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+    return typeof v === 'number' ? String(v) : '-';
+  };
+  switch (s) {
+    case 'steady':
+      return `${g('measured.ticksSentPerSecond')} ticks/s, ${g('measured.updatesPerSecond')} updates/s, p50 ${g('measured.latency.p50Ms')} / p99 ${g('measured.latency.p99Ms')} / p99.9 ${g('measured.latency.p999Ms')} ms, cpu ${g('measured.serverCpuCores')}`;
+    case 'max':
+      return `max ${g('maxSustainedTicksPerSecond')} ticks/s (${String((r as { limitedBy?: string }).limitedBy)})`;
+    case 'spike':
+      return `p99 before ${g('before.latency.p99Ms')} ms, worst window during ${g('worstWindowP99DuringMs')} / after ${g('worstWindowP99AfterMs')} ms, recovery ${g('recoveryMs')} ms`;
+    case 'trades':
+      return Object.keys(r as object)
+        .map((m) => `${m}: ${g(m + '.tradesPerSecond')} trades/s, ack p99 ${g(m + '.ack.p99Ms')} ms`)
+        .join('; ');
+    case 'recovery':
+      return `crash restart ${g('crash.spawnToReadySeconds')} s (recover ${g('crash.recoverSeconds')} s), clean ${g('clean.spawnToReadySeconds')} s`;
+    case 'kernel':
+      return JSON.stringify(r).slice(0, 200);
+  }
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const scale = args.quick ? quickScale() : fullScale();
+  if (args.rate !== null) {
+    scale.steady.rate = args.rate;
+    scale.spike.rate = args.rate;
+  }
+  if (args.seconds !== null) scale.steady.measureMs = args.seconds * 1000;
+  try {
+    setClockTicks(Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()));
+  } catch {
+    /* 100 Hz: the Linux default */
+  }
+  const progress = new Progress();
+  installCleanup((signal) => progress.note(`\n${signal}: stopping, children killed`));
+  const started = new Date();
+  const load0 = loadavg()[0];
+  const defs = definitions(scale);
+  const report: Report = {
+    version: 1,
+    startedAt: started.toISOString(),
+    finishedAt: '',
+    seconds: 0,
+    argv: process.argv.slice(2),
+    quick: args.quick,
+    machine: {
+      cores: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      totalMemoryGb: Math.round(totalmem() / 1e9),
+      loadAverageStart: Math.round(load0 * 100) / 100,
+      loadAverageEnd: 0,
+    },
+    workload: {
+      portfolios: scale.stream.workload.portfolios,
+      positionsPerPortfolio: scale.stream.workload.positionsPerPortfolio,
+      symbols: scale.stream.workload.symbols,
+      zipfS: scale.stream.workload.zipfS,
+      seed: scale.stream.workload.seed,
+      connections: scale.stream.connections,
+      subscriptionsPerConnection: scale.stream.perConnection,
+      subscriptions: scale.stream.connections * scale.stream.perConnection,
+      throttleMs: 0,
+      clientProcesses: scale.stream.clientProcesses,
+      publishers: 1,
+      publisherIntervalMs: scale.stream.publisherIntervalMs,
+      windowMs: scale.stream.windowMs,
+    },
+    scenarios: {},
+    ratios: {},
+    errors: [],
+  };
+  let tasks = 0;
+  for (const s of args.scenarios) tasks += args.systems.length;
+  progress.setTotal(tasks);
+  for (const s of args.scenarios) {
+    const sr: ScenarioReport = { definition: defs[s].definition, params: defs[s].params, systems: {}, ratios: {} };
+    report.scenarios[s] = sr;
+    for (const sys of args.systems) {
+      progress.begin(`${s} / ${sys}`, expectedMs(s, scale));
+      const t0 = performance.now();
+      try {
+        const r = await runScenario(s, sys, scale, progress);
+        sr.systems[sys] = r;
+        progress.note(`  ${s} / ${sys} (${((performance.now() - t0) / 1000).toFixed(1)} s): ${brief(s, r)}`);
+      } catch (e) {
+        const message = errorText(e);
+        sr.systems[sys] = { error: message.split('\n').slice(0, 8).join('\n') };
+        report.errors.push(`${s} / ${sys}: ${message.split('\n')[0]}`);
+        progress.note(`  ${s} / ${sys}: FAILED: ${message.split('\n').slice(0, 4).join(' | ')}`);
+        // A failed run leaves nothing behind for the next one.
+        killAll();
+      }
+      progress.end();
+    }
+    sr.ratios = scenarioRatios(s, sr.systems);
+    for (const [k, v] of Object.entries(sr.ratios)) report.ratios[`${s}.${k}`] = v;
+  }
+  const finished = new Date();
+  report.finishedAt = finished.toISOString();
+  report.seconds = Math.round((finished.getTime() - started.getTime()) / 100) / 10;
+  report.machine.loadAverageEnd = Math.round(loadavg()[0] * 100) / 100;
+  mkdirSync(args.out, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const file = join(args.out, `${stamp}.json`);
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(args.out, `${stamp}.md`), `Machine: ${machineLine(report)}\n\n${markdownTable(report)}\n`);
+  console.log(`\nmtm-engine benchmarks, ${report.seconds} s. Machine: ${machineLine(report)}`);
+  console.log(`workload: ${report.workload.portfolios} portfolios x ${report.workload.positionsPerPortfolio} positions over ${report.workload.symbols} symbols (Zipf s=${report.workload.zipfS}), ${report.workload.connections} connections x ${report.workload.subscriptionsPerConnection} subscriptions, no throttle\n`);
+  console.log(textTable(report));
+  console.log(`\nratios: mtm / peer and mtm / limit (higher is better for rates, lower for latencies and times)`);
+  if (report.errors.length > 0) console.log(`\n${report.errors.length} failed: \n  ${report.errors.join('\n  ')}`);
+  console.log(`\nreport: ${file}`);
+  return report.errors.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    killAll();
+    console.error(errorText(e));
+    process.exit(2);
+  },
+);

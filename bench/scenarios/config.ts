@@ -1,0 +1,143 @@
+// The parameters of a run: the full scale (W1, the figures docs/BENCHMARKS.md reports) and --quick
+// (the smoke test: every scenario, small, under two minutes). Command-line flags override a few.
+import { W1, type Workload } from '../workload.js';
+import type { StreamSetup } from './stream.js';
+
+export const scenarioNames = ['steady', 'max', 'spike', 'trades', 'recovery', 'kernel'] as const;
+export type ScenarioName = (typeof scenarioNames)[number];
+
+export interface SteadyParams {
+  rate: number;
+  warmupMs: number;
+  measureMs: number;
+}
+
+export interface MaxParams {
+  startRate: number;
+  factor: number;
+  stepMs: number;
+  /** The first part of each step is not measured (the system settling to the new rate). */
+  settleMs: number;
+  stepsMax: number;
+  rateMax: number;
+  /** Geometric bisection steps between the last passing and the first failing rate. */
+  bisections: number;
+  /** Pause at rate 0 before a bisection step, so the backlog of the failed step drains. */
+  recoverPauseMs: number;
+  p99LimitMs: number;
+  lossLimit: number;
+}
+
+export interface SpikeParams {
+  rate: number;
+  multiplier: number;
+  warmupMs: number;
+  beforeMs: number;
+  spikeMs: number;
+  afterMs: number;
+  /** Recovered: every window's p99 from then on is at most this multiple of the steady p99. */
+  recoveryFactor: number;
+}
+
+export interface TradesParams {
+  connections: number;
+  inFlight: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface RecoveryParams {
+  portfolios: number;
+  positions: number;
+  events: number;
+  /** Clean restarts after the crash restart; the median is reported. */
+  cleanRestarts: number;
+  buildTimeoutMs: number;
+}
+
+export interface KernelParams {
+  /** Passed to bench/kernel.js as --iterations; null = its default. */
+  iterations: number | null;
+  timeoutMs: number;
+}
+
+export interface Scale {
+  quick: boolean;
+  stream: StreamSetup;
+  steady: SteadyParams;
+  max: MaxParams;
+  spike: SpikeParams;
+  trades: TradesParams;
+  recovery: RecoveryParams;
+  kernel: KernelParams;
+  serverReadyTimeoutMs: number;
+}
+
+function streamSetup(workload: Workload, connections: number, perConnection: number, clientProcesses: number, quick: boolean): StreamSetup {
+  return {
+    workload,
+    connections,
+    perConnection,
+    clientProcesses,
+    windowMs: 100,
+    flushMs: 250,
+    publisherIntervalMs: 2,
+    // 2,000 x 28 bytes + 8 = 56 KB: under the mtm server's 64 KiB frame limit.
+    frameTicksMax: 2_000,
+    bufferedMaxBytes: 4 * 1024 * 1024,
+    connectConcurrency: 50,
+    readyTimeoutMs: quick ? 20_000 : 120_000,
+    drainMaxMs: quick ? 2_000 : 10_000,
+  };
+}
+
+export function fullScale(): Scale {
+  return {
+    quick: false,
+    stream: streamSetup(W1, 1_000, 10, 2, false),
+    steady: { rate: 200_000, warmupMs: 2_000, measureMs: 10_000 },
+    max: {
+      startRate: 10,
+      factor: 2,
+      stepMs: 3_000,
+      settleMs: 1_000,
+      stepsMax: 20,
+      rateMax: 4_000_000,
+      bisections: 2,
+      recoverPauseMs: 3_000,
+      p99LimitMs: 10,
+      lossLimit: 0.001,
+    },
+    spike: { rate: 200_000, multiplier: 10, warmupMs: 2_000, beforeMs: 5_000, spikeMs: 5_000, afterMs: 10_000, recoveryFactor: 2 },
+    trades: { connections: 50, inFlight: 4, warmupMs: 1_000, durationMs: 10_000 },
+    recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000 },
+    kernel: { iterations: null, timeoutMs: 15 * 60_000 },
+    serverReadyTimeoutMs: 10 * 60_000,
+  };
+}
+
+export function quickScale(): Scale {
+  const workload: Workload = { ...W1, portfolios: 1_000 };
+  return {
+    quick: true,
+    stream: streamSetup(workload, 100, 10, 1, true),
+    steady: { rate: 20_000, warmupMs: 500, measureMs: 2_000 },
+    max: {
+      startRate: 10,
+      factor: 5,
+      stepMs: 1_000,
+      settleMs: 300,
+      stepsMax: 6,
+      rateMax: 200_000,
+      bisections: 0,
+      recoverPauseMs: 0,
+      p99LimitMs: 10,
+      lossLimit: 0.001,
+    },
+    spike: { rate: 5_000, multiplier: 10, warmupMs: 300, beforeMs: 1_200, spikeMs: 1_000, afterMs: 1_500, recoveryFactor: 2 },
+    trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
+    recovery: { portfolios: 1_000, positions: 25, events: 10_000, cleanRestarts: 1, buildTimeoutMs: 60_000 },
+    kernel: { iterations: 10, timeoutMs: 120_000 },
+    serverReadyTimeoutMs: 60_000,
+  };
+}

@@ -1,0 +1,379 @@
+// The streaming harness shared by steady, max and spike: one system, subscriber processes, one
+// publisher process, all over loopback sockets. Windows of 100 ms (by arrival time on the shared
+// clock) come back from the children as they complete and are merged here, so any phase of the run
+// can be cut afterwards: [from, to) -> latency percentiles, rates, losses, server CPU and RSS.
+import type { Histogram } from 'hdr-histogram-js';
+import { decodeHistogram, newHistogram, nowMs, sleep, summarize, round3, type EncodedWindow, type LatencySummary, type WindowCounts } from '../loadgen/common.js';
+import type { ClientsConfig, ClientsFinal, ClientsOut, PublisherConfig, PublisherFinal, PublisherOut, PublisherWindow } from '../loadgen/messages.js';
+import type { Workload } from '../workload.js';
+import { Child, benchScript, type ProcSample } from './children.js';
+import type { RunningSystem } from './systems.js';
+
+export interface StreamSetup {
+  workload: Workload;
+  connections: number;
+  perConnection: number;
+  clientProcesses: number;
+  windowMs: number;
+  flushMs: number;
+  publisherIntervalMs: number;
+  frameTicksMax: number;
+  bufferedMaxBytes: number;
+  connectConcurrency: number;
+  readyTimeoutMs: number;
+  /** The longest a run waits for deliveries to stop after the feed stops. */
+  drainMaxMs: number;
+}
+
+export interface PhaseStats {
+  seconds: number;
+  /** Ticks per second the publisher was asked for. */
+  targetTicksPerSecond: number;
+  ticksSentPerSecond: number;
+  /** Ticks not sent because the server did not read its feed socket (counted as lost). */
+  ticksSkipped: number;
+  ticksRejected: number;
+  /** Ticks the publisher failed to produce (its own CPU): when > 1% the phase is load-generator limited. */
+  ticksLagged: number;
+  updatesPerSecond: number;
+  /** Updates a per-tick system owed for the ticks sent (the peer's and the limit's exact expectation if they sent one per tick). */
+  updatesOwedPerTick: number;
+  latency: LatencySummary;
+  /** Seqs folded into merged updates (conflation; the client's state stays exact). */
+  updatesMerged: number;
+  /** Seq holes not declared as merged: updates lost. */
+  updatesLost: number;
+  resyncs: number;
+  clientDisconnects: number;
+  bytesPerSecond: number;
+  /** (skipped + rejected) / (sent + skipped). */
+  tickLoss: number;
+  /** lost / (received + lost). */
+  updateLoss: number;
+  serverCpuCores: number;
+  serverRssMaxMb: number;
+  loadgenCpuCores: number;
+  loadgenLimited: boolean;
+}
+
+interface MergedWindow {
+  counts: WindowCounts;
+  hist: Histogram | null;
+}
+
+export type Progress = (text: string) => void;
+
+export class StreamRun {
+  readonly t0: number;
+  private readonly clientWindows = new Map<number, MergedWindow>();
+  private readonly pubWindows = new Map<number, PublisherWindow>();
+  private readonly samples: ProcSample[] = [];
+  private readonly clients: Child[] = [];
+  private publisher: Child | null = null;
+  private readonly lastPush = new Map<Child, number>();
+  private readonly clientCpu = new Map<Child, { t: number; cpu: number }[]>();
+  private readonly clientUpdates = new Map<Child, number>();
+  private publisherFinal: PublisherFinal | null = null;
+  private sampler: NodeJS.Timeout | null = null;
+  private rate = 0;
+  private readonly rateLog: { t: number; rate: number }[] = [];
+  clientDisconnects = 0;
+  finalCounters: Record<string, number> | null = null;
+
+  constructor(
+    readonly system: RunningSystem,
+    readonly setup: StreamSetup,
+  ) {
+    // Window 0 starts now; everything the children report is keyed on it (shared clock).
+    this.t0 = nowMs();
+  }
+
+  /** Subscribers first (all connected and holding their snapshots), then the publisher. */
+  async start(): Promise<void> {
+    const s = this.setup;
+    const per = Math.ceil(s.connections / s.clientProcesses);
+    const readies: Promise<unknown>[] = [];
+    for (let i = 0; i < s.clientProcesses; i++) {
+      const from = i * per;
+      const to = Math.min(s.connections, from + per);
+      if (from >= to) break;
+      const cfg: ClientsConfig = {
+        url: this.system.url,
+        from,
+        to,
+        perConnection: s.perConnection,
+        portfolios: s.workload.portfolios,
+        t0: this.t0,
+        windowMs: s.windowMs,
+        flushMs: s.flushMs,
+        connectConcurrency: s.connectConcurrency,
+        readyTimeoutMs: s.readyTimeoutMs,
+      };
+      const c = new Child(`clients[${i}]`, benchScript('loadgen/clients.js'), [JSON.stringify(cfg)]);
+      this.clients.push(c);
+      c.on((m) => this.onClient(c, m as unknown as ClientsOut));
+      readies.push(c.next('ready', s.readyTimeoutMs + 10_000));
+    }
+    await Promise.all(readies);
+    const pcfg: PublisherConfig = {
+      url: this.system.url,
+      workload: s.workload,
+      connections: s.connections,
+      perConnection: s.perConnection,
+      seed: 0,
+      intervalMs: s.publisherIntervalMs,
+      frameTicksMax: s.frameTicksMax,
+      bufferedMaxBytes: s.bufferedMaxBytes,
+      t0: this.t0,
+      windowMs: s.windowMs,
+      flushMs: s.flushMs,
+    };
+    const p = new Child('publisher', benchScript('loadgen/publisher.js'), [JSON.stringify(pcfg)]);
+    this.publisher = p;
+    p.on((m) => this.onPublisher(p, m as unknown as PublisherOut));
+    await p.next('ready', 30_000);
+    const sample = async () => {
+      const x = await this.system.sample();
+      if (x !== null) this.samples.push(x);
+    };
+    await sample();
+    this.sampler = setInterval(() => void sample(), 250);
+  }
+
+  private onClient(c: Child, m: ClientsOut): void {
+    if (m.type === 'windows' || m.type === 'final') {
+      this.mergeClientWindows(m.windows);
+      this.lastPush.set(c, nowMs());
+      const cpu = this.clientCpu.get(c) ?? [];
+      cpu.push({ t: nowMs(), cpu: m.cpuSeconds });
+      this.clientCpu.set(c, cpu);
+      if (m.type === 'windows') this.clientUpdates.set(c, m.updates);
+      else {
+        this.clientUpdates.set(c, m.totals.updates);
+        this.clientDisconnects += m.totals.closed;
+      }
+    }
+  }
+
+  private onPublisher(p: Child, m: PublisherOut): void {
+    if (m.type === 'windows' || m.type === 'final') {
+      for (const w of m.windows) {
+        const e = this.pubWindows.get(w.w);
+        if (e === undefined) this.pubWindows.set(w.w, { ...w });
+        else {
+          e.sent += w.sent;
+          e.skipped += w.skipped;
+          e.rejected += w.rejected;
+          e.lagged += w.lagged;
+          e.owed += w.owed;
+        }
+      }
+      this.lastPush.set(p, nowMs());
+      if (m.type === 'final') this.publisherFinal = m;
+    }
+  }
+
+  private mergeClientWindows(ws: EncodedWindow[]): void {
+    for (const w of ws) {
+      let e = this.clientWindows.get(w.w);
+      if (e === undefined) {
+        e = { counts: { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 }, hist: null };
+        this.clientWindows.set(w.w, e);
+      }
+      e.counts.n += w.n;
+      e.counts.merged += w.merged;
+      e.counts.gaps += w.gaps;
+      e.counts.resyncs += w.resyncs;
+      e.counts.bytes += w.bytes;
+      if (w.hist !== '') {
+        const h = decodeHistogram(w.hist);
+        e.hist ??= newHistogram();
+        e.hist.add(h);
+        h.destroy();
+      }
+    }
+  }
+
+  get currentRate(): number {
+    return this.rate;
+  }
+
+  setRate(rate: number): void {
+    this.rate = rate;
+    this.rateLog.push({ t: nowMs(), rate });
+    this.publisher?.send({ type: 'rate', rate });
+  }
+
+  /** Waits ms while the run goes on; `tick` is called every 250 ms (progress display). */
+  async hold(ms: number, tick?: (elapsedMs: number) => void): Promise<void> {
+    const start = nowMs();
+    // Bounded: ends at start + ms.
+    for (;;) {
+      const left = start + ms - nowMs();
+      if (left <= 0) break;
+      await sleep(Math.min(250, left));
+      tick?.(nowMs() - start);
+      this.assertAlive();
+    }
+  }
+
+  private assertAlive(): void {
+    for (const c of [...this.clients, this.publisher as Child, this.system.child]) {
+      if (c !== null && !c.alive) throw new Error(`${c.name} died during the run: ${c.tail()}`);
+    }
+  }
+
+  /** Waits until every child has pushed the windows that end at or before t (3 s at most). */
+  async settled(t: number): Promise<void> {
+    const need = t + this.setup.windowMs;
+    const children = [...this.clients, ...(this.publisher ? [this.publisher] : [])];
+    const deadline = nowMs() + 3_000;
+    while (nowMs() < deadline && children.some((c) => (this.lastPush.get(c) ?? 0) < need)) await sleep(20);
+  }
+
+  totalUpdates(): number {
+    let n = 0;
+    for (const v of this.clientUpdates.values()) n += v;
+    return n;
+  }
+
+  /** Feed stopped; waits until deliveries stop (no new update for 3 flushes) or drainMaxMs. */
+  async drain(): Promise<number> {
+    this.setRate(0);
+    const start = nowMs();
+    let last = -1;
+    let stableSince = nowMs();
+    while (nowMs() - start < this.setup.drainMaxMs) {
+      await sleep(this.setup.flushMs);
+      const n = this.totalUpdates();
+      if (n !== last) {
+        last = n;
+        stableSince = nowMs();
+      } else if (nowMs() - stableSince >= this.setup.flushMs * 3) break;
+    }
+    return nowMs() - start;
+  }
+
+  /** Collects the children's final reports and the server's counters, then stops everything. */
+  async finish(): Promise<void> {
+    if (this.sampler !== null) clearInterval(this.sampler);
+    const finals: Promise<unknown>[] = [];
+    if (this.publisher !== null) {
+      finals.push(this.publisher.next<PublisherFinal>('final', 10_000));
+      this.publisher.send({ type: 'finish' });
+    }
+    for (const c of this.clients) {
+      finals.push(c.next<ClientsFinal>('final', 10_000));
+      c.send({ type: 'finish' });
+    }
+    const results = await Promise.allSettled(finals);
+    const counters = await this.system.counters(5_000);
+    this.finalCounters = counters?.counters ?? null;
+    await this.stopChildren();
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  async stopChildren(): Promise<void> {
+    if (this.sampler !== null) clearInterval(this.sampler);
+    await Promise.all([...this.clients, ...(this.publisher ? [this.publisher] : [])].map((c) => c.stop(3_000)));
+  }
+
+  /** Windows fully inside [from, to) (times on the shared clock). */
+  private windowRange(from: number, to: number): [number, number] {
+    const a = Math.ceil((from - this.t0) / this.setup.windowMs);
+    const b = Math.floor((to - this.t0) / this.setup.windowMs);
+    return [a, b];
+  }
+
+  windowStart(w: number): number {
+    return this.t0 + w * this.setup.windowMs;
+  }
+
+  private cpuBetween(samples: { t: number; cpu: number }[], from: number, to: number): number {
+    // Nearest samples inside the range; samples are taken every 250 ms.
+    const inside = samples.filter((s) => s.t >= from - 300 && s.t <= to + 300);
+    if (inside.length < 2) return 0;
+    const a = inside[0];
+    const b = inside[inside.length - 1];
+    return b.t > a.t ? (b.cpu - a.cpu) / ((b.t - a.t) / 1000) : 0;
+  }
+
+  /** Everything measured in [from, to). */
+  phase(from: number, to: number, targetRate: number): PhaseStats {
+    const [a, b] = this.windowRange(from, to);
+    const seconds = Math.max(1e-9, ((b - a) * this.setup.windowMs) / 1000);
+    const hist = newHistogram();
+    const c = { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 };
+    const p = { sent: 0, skipped: 0, rejected: 0, lagged: 0, owed: 0 };
+    for (let w = a; w < b; w++) {
+      const e = this.clientWindows.get(w);
+      if (e !== undefined) {
+        c.n += e.counts.n;
+        c.merged += e.counts.merged;
+        c.gaps += e.counts.gaps;
+        c.resyncs += e.counts.resyncs;
+        c.bytes += e.counts.bytes;
+        if (e.hist !== null) hist.add(e.hist);
+      }
+      const q = this.pubWindows.get(w);
+      if (q !== undefined) {
+        p.sent += q.sent;
+        p.skipped += q.skipped;
+        p.rejected += q.rejected;
+        p.lagged += q.lagged;
+        p.owed += q.owed;
+      }
+    }
+    const latency = summarize(hist);
+    hist.destroy();
+    // performance.now() (samples) and nowMs() differ by the constant timeOrigin.
+    const origin = performance.timeOrigin;
+    const tFrom = this.windowStart(a) - origin;
+    const tTo = this.windowStart(b) - origin;
+    const server = this.samples.map((s) => ({ t: s.t, cpu: s.cpuSeconds }));
+    const rss = this.samples.filter((s) => s.t >= tFrom && s.t <= tTo).reduce((m, s) => Math.max(m, s.rssBytes), 0);
+    let loadgenCpu = 0;
+    for (const v of this.clientCpu.values()) loadgenCpu += this.cpuBetween(v.map((x) => ({ t: x.t - origin, cpu: x.cpu })), tFrom, tTo);
+    const offered = p.sent + p.skipped;
+    return {
+      seconds: round3(seconds),
+      targetTicksPerSecond: targetRate,
+      ticksSentPerSecond: Math.round(p.sent / seconds),
+      ticksSkipped: p.skipped,
+      ticksRejected: p.rejected,
+      ticksLagged: p.lagged,
+      updatesPerSecond: Math.round(c.n / seconds),
+      updatesOwedPerTick: Math.round(p.owed / seconds),
+      latency,
+      updatesMerged: c.merged,
+      updatesLost: c.gaps,
+      resyncs: c.resyncs,
+      clientDisconnects: this.clientDisconnects,
+      bytesPerSecond: Math.round(c.bytes / seconds),
+      tickLoss: offered > 0 ? round6((p.skipped + p.rejected) / offered) : 0,
+      updateLoss: c.n + c.gaps > 0 ? round6(c.gaps / (c.n + c.gaps)) : 0,
+      serverCpuCores: round3(this.cpuBetween(server, tFrom, tTo)),
+      serverRssMaxMb: Math.round(rss / 1e6),
+      loadgenCpuCores: round3(loadgenCpu),
+      loadgenLimited: offered + p.lagged > 0 && p.lagged / (offered + p.lagged) > 0.01,
+    };
+  }
+
+  /** p99 and count per window over [from, to): the series behind the spike figures. */
+  series(from: number, to: number): { w: number; tMs: number; n: number; sent: number; p99Ms: number | null }[] {
+    const [a, b] = this.windowRange(from, to);
+    const out: { w: number; tMs: number; n: number; sent: number; p99Ms: number | null }[] = [];
+    for (let w = a; w < b; w++) {
+      const e = this.clientWindows.get(w);
+      const sent = this.pubWindows.get(w)?.sent ?? 0;
+      const p99 = e?.hist != null && e.hist.totalCount > 0 ? round3(e.hist.getValueAtPercentile(99) / 1000) : null;
+      out.push({ w, tMs: Math.round(this.windowStart(w) - from), n: e?.counts.n ?? 0, sent, p99Ms: p99 });
+    }
+    return out;
+  }
+}
+
+export function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

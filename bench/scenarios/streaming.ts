@@ -1,0 +1,250 @@
+// steady, max and spike: the feed at a rate (or a schedule of rates) into one system, the subscribers
+// measuring tick-to-client latency. One fresh server process per system and scenario.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nowMs, round3 } from '../loadgen/common.js';
+import type { Progress } from '../report/progress.js';
+import type { MaxParams, Scale, SpikeParams, SteadyParams } from './config.js';
+import { StreamRun, type PhaseStats } from './stream.js';
+import { startSystem, type SystemName } from './systems.js';
+
+export interface ServerInfo {
+  loadSeconds: number;
+  info: Record<string, string | number | boolean>;
+  counters: Record<string, number> | null;
+}
+
+export async function withStream<T>(name: SystemName, scale: Scale, progress: Progress, body: (run: StreamRun) => Promise<T>): Promise<T & { server: ServerInfo }> {
+  const dataDir = name === 'mtm' ? mkdtempSync(join(tmpdir(), 'mtm-bench-')) : undefined;
+  try {
+    progress.update('starting the server');
+    const sys = await startSystem(name, { workload: scale.stream.workload, dataDir, readyTimeoutMs: scale.serverReadyTimeoutMs });
+    const run = new StreamRun(sys, scale.stream);
+    try {
+      progress.update(`connecting ${scale.stream.connections} clients`);
+      await run.start();
+      const result = await body(run);
+      return { ...result, server: { loadSeconds: round3(sys.ready.loadMs / 1000), info: sys.ready.info, counters: run.finalCounters } };
+    } finally {
+      await run.stopChildren();
+      await sys.stop();
+    }
+  } finally {
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function detail(run: StreamRun, st?: PhaseStats): string {
+  return `rate ${run.currentRate}/s` + (st ? `, p99 ${st.latency.p99Ms} ms, ${st.updatesPerSecond} updates/s` : '');
+}
+
+// ---- steady ----
+
+export interface SteadyResult {
+  rate: number;
+  measured: PhaseStats;
+}
+
+export async function steady(name: SystemName, scale: Scale, p: SteadyParams, progress: Progress): Promise<SteadyResult & { server: ServerInfo }> {
+  return withStream(name, scale, progress, async (run) => {
+    run.setRate(p.rate);
+    const start = nowMs();
+    await run.hold(p.warmupMs + p.measureMs, () => progress.update(detail(run)));
+    const from = start + p.warmupMs;
+    const to = start + p.warmupMs + p.measureMs;
+    await run.settled(to);
+    progress.update('draining');
+    await run.drain();
+    await run.finish();
+    return { rate: p.rate, measured: run.phase(from, to, p.rate) };
+  });
+}
+
+// ---- max ----
+
+export interface MaxStep {
+  rate: number;
+  pass: boolean;
+  why: string;
+  p99Ms: number;
+  loss: number;
+  ticksSentPerSecond: number;
+  updatesPerSecond: number;
+  serverCpuCores: number;
+}
+
+export interface MaxResult {
+  maxSustainedTicksPerSecond: number;
+  /** What ended the search: latency, loss, loadgen (the publisher could not produce the rate), ramp-end. */
+  limitedBy: string;
+  /** The phase measured at the highest passing rate (zeros when no rate passed). */
+  atMax: PhaseStats | null;
+  steps: MaxStep[];
+}
+
+function judge(st: PhaseStats, p: MaxParams): { pass: boolean; why: string; loss: number } {
+  const loss = st.tickLoss + st.updateLoss;
+  if (st.loadgenLimited) return { pass: false, why: 'loadgen', loss };
+  if (st.latency.count === 0) return { pass: false, why: 'no updates delivered', loss };
+  if (st.latency.p99Ms > p.p99LimitMs) return { pass: false, why: `p99 ${st.latency.p99Ms} ms > ${p.p99LimitMs} ms`, loss };
+  if (loss > p.lossLimit) return { pass: false, why: `loss ${(loss * 100).toFixed(3)}% > ${(p.lossLimit * 100).toFixed(3)}%`, loss };
+  if (st.clientDisconnects > 0) return { pass: false, why: `${st.clientDisconnects} clients disconnected`, loss };
+  return { pass: true, why: 'ok', loss };
+}
+
+export async function max(name: SystemName, scale: Scale, p: MaxParams, progress: Progress): Promise<MaxResult & { server: ServerInfo }> {
+  return withStream(name, scale, progress, async (run) => {
+    const steps: MaxStep[] = [];
+    const phases = new Map<number, PhaseStats>();
+    const tryRate = async (rate: number): Promise<{ pass: boolean; why: string }> => {
+      run.setRate(rate);
+      const start = nowMs();
+      await run.hold(p.stepMs, () => progress.update(detail(run)));
+      const to = start + p.stepMs;
+      await run.settled(to);
+      const st = run.phase(start + p.settleMs, to, rate);
+      const j = judge(st, p);
+      phases.set(rate, st);
+      steps.push({
+        rate,
+        pass: j.pass,
+        why: j.why,
+        p99Ms: st.latency.p99Ms,
+        loss: j.loss,
+        ticksSentPerSecond: st.ticksSentPerSecond,
+        updatesPerSecond: st.updatesPerSecond,
+        serverCpuCores: st.serverCpuCores,
+      });
+      progress.update(`${rate}/s: ${j.pass ? 'pass' : j.why}`);
+      return j;
+    };
+    let best = 0;
+    let failed = 0;
+    let limitedBy = 'ramp-end';
+    let rate = p.startRate;
+    for (let i = 0; i < p.stepsMax && rate <= p.rateMax; i++) {
+      const j = await tryRate(rate);
+      if (!j.pass) {
+        failed = rate;
+        limitedBy = j.why === 'loadgen' ? 'loadgen' : j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss';
+        break;
+      }
+      best = rate;
+      rate = Math.round(rate * p.factor);
+    }
+    // Bisection between the last pass and the first failure, after letting the backlog drain.
+    if (failed > 0 && limitedBy !== 'loadgen') {
+      let lo = best;
+      let hi = failed;
+      for (let k = 0; k < p.bisections; k++) {
+        const mid = Math.round(lo > 0 ? Math.sqrt(lo * hi) : hi / p.factor);
+        if (mid <= lo || mid >= hi) break;
+        progress.update('pause: draining the backlog');
+        await run.drain();
+        await run.hold(p.recoverPauseMs);
+        const j = await tryRate(mid);
+        if (j.pass) lo = mid;
+        else hi = mid;
+      }
+      best = lo;
+    }
+    progress.update('draining');
+    await run.drain();
+    await run.finish();
+    return { maxSustainedTicksPerSecond: best, limitedBy, atMax: phases.get(best) ?? null, steps };
+  });
+}
+
+// ---- spike ----
+
+export interface SpikeWindow {
+  tMs: number;
+  p99Ms: number | null;
+  updates: number;
+  ticks: number;
+}
+
+export interface SpikeResult {
+  rate: number;
+  spikeRate: number;
+  before: PhaseStats;
+  during: PhaseStats;
+  after: PhaseStats;
+  /** The highest 100 ms-window p99 while the spike rate was applied. */
+  worstWindowP99DuringMs: number;
+  /** The highest 100 ms-window p99 from the end of the spike to the end of the run (backlog draining). */
+  worstWindowP99AfterMs: number;
+  /** recoveryFactor x the p99 before the spike. */
+  recoveryThresholdMs: number;
+  /**
+   * From the end of the spike to the start of the first 100 ms window from which every window up to the
+   * end of the run has p99 <= the threshold (a window with ticks sent but no update counts as above).
+   * When the run ends before that, recovered is false and this is the time observed (a lower bound).
+   */
+  recoveryMs: number;
+  recovered: boolean;
+  /** p99 per 100 ms window from the start of the spike (tMs from the spike start). */
+  windows: SpikeWindow[];
+}
+
+export async function spike(name: SystemName, scale: Scale, p: SpikeParams, progress: Progress): Promise<SpikeResult & { server: ServerInfo }> {
+  return withStream(name, scale, progress, async (run) => {
+    const spikeRate = p.rate * p.multiplier;
+    run.setRate(p.rate);
+    const start = nowMs();
+    await run.hold(p.warmupMs + p.beforeMs, () => progress.update(detail(run)));
+    const spikeStart = nowMs();
+    run.setRate(spikeRate);
+    await run.hold(p.spikeMs, () => progress.update('spike: ' + detail(run)));
+    const spikeEnd = nowMs();
+    run.setRate(p.rate);
+    await run.hold(p.afterMs, () => progress.update('after: ' + detail(run)));
+    const end = nowMs();
+    await run.settled(end);
+    progress.update('draining');
+    await run.drain();
+    await run.finish();
+
+    const before = run.phase(start + p.warmupMs, spikeStart, p.rate);
+    const during = run.phase(spikeStart, spikeEnd, spikeRate);
+    const after = run.phase(spikeEnd, end, p.rate);
+    const series = run.series(spikeStart, end);
+    const spikeEndRel = spikeEnd - spikeStart;
+    let worstDuring = 0;
+    let worstAfter = 0;
+    const threshold = round3(p.recoveryFactor * before.latency.p99Ms);
+    let lastBad = -1;
+    const afterWindows = series.filter((w) => w.tMs >= spikeEndRel);
+    for (const w of series) {
+      if (w.p99Ms === null) continue;
+      if (w.tMs + scale.stream.windowMs <= spikeEndRel) worstDuring = Math.max(worstDuring, w.p99Ms);
+      else worstAfter = Math.max(worstAfter, w.p99Ms);
+    }
+    afterWindows.forEach((w, i) => {
+      const bad = w.p99Ms === null ? w.sent > 0 : w.p99Ms > threshold;
+      if (bad) lastBad = i;
+    });
+    let recoveryMs = 0;
+    let recovered = true;
+    if (lastBad === afterWindows.length - 1) {
+      recovered = false;
+      recoveryMs = Math.round(end - spikeEnd);
+    } else if (lastBad >= 0) {
+      recoveryMs = Math.max(0, Math.round(afterWindows[lastBad + 1].tMs - spikeEndRel));
+    }
+    return {
+      rate: p.rate,
+      spikeRate,
+      before,
+      during,
+      after,
+      worstWindowP99DuringMs: worstDuring,
+      worstWindowP99AfterMs: worstAfter,
+      recoveryThresholdMs: threshold,
+      recoveryMs,
+      recovered,
+      windows: series.map((w) => ({ tMs: w.tMs, p99Ms: w.p99Ms, updates: w.n, ticks: w.sent })),
+    };
+  });
+}

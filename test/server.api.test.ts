@@ -1,0 +1,196 @@
+// Proves that the published API descriptions match what the server really does:
+// - GET /openapi.json (OpenAPI 3.1) documents every route the router serves, and every real answer of
+//   every route (successes and errors) validates against the schema documented for its status;
+// - GET /asyncapi.json (AsyncAPI 3.0) documents the three WebSocket channels, and every real frame the
+//   server sends (main, compat, feed) validates against its message's payload schema, as do the client
+//   ops the tests send. Validation uses test/support/serverSchema.ts (a JSON Schema subset).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routes } from '../src/server/http.js';
+import { TestSocket, http, isType, startHarness, until, type Harness } from './support/serverHarness.js';
+import { validate } from './support/serverSchema.js';
+
+let h: Harness;
+let openapi: any;
+let asyncapi: any;
+
+beforeAll(async () => {
+  h = await startHarness({ limits: { commandsPerSecond: 100_000 } }, { persistent: true });
+  openapi = (await http(h.url, 'GET', '/openapi.json')).body;
+  asyncapi = (await http(h.url, 'GET', '/asyncapi.json')).body;
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+function responseSchema(template: string, method: string, status: number): unknown {
+  const op = openapi.paths[template]?.[method.toLowerCase()];
+  expect(op, `${method} ${template} is documented`).toBeDefined();
+  let resp = op.responses[String(status)];
+  expect(resp, `${method} ${template} documents status ${status}`).toBeDefined();
+  if (resp.$ref) resp = resp.$ref.split('/').slice(1).reduce((o: any, k: string) => o[k], openapi);
+  return resp.content['application/json'].schema;
+}
+
+const checked = new Set<string>();
+async function call(method: string, template: string, path: string, body?: unknown): Promise<any> {
+  const r = await http(h.url, method, path, body);
+  const errors = validate(openapi, responseSchema(template, method, r.status) as never, r.body);
+  expect(errors, `${method} ${path} -> ${r.status}: ${r.text.slice(0, 300)}`).toEqual([]);
+  checked.add(`${method} ${template}`);
+  return r;
+}
+
+describe('OpenAPI', () => {
+  it('is OpenAPI 3.1 and documents every route of the router', () => {
+    expect(openapi.openapi).toBe('3.1.0');
+    for (const r of routes) expect(openapi.paths[r.template]?.[r.method.toLowerCase()], `${r.method} ${r.template}`).toBeDefined();
+    const documented = Object.entries(openapi.paths).flatMap(([p, ops]: [string, any]) =>
+      Object.keys(ops)
+        .filter((k) => k !== 'parameters')
+        .map((m) => `${m.toUpperCase()} ${p}`),
+    );
+    expect(documented.sort()).toEqual(routes.map((r) => `${r.method} ${r.template}`).sort());
+  });
+
+  it('every real answer validates against the documented schema of its status', async () => {
+    const P = '/api/v1/portfolios/{id}';
+    await call('GET', '/health', '/health');
+    await call('GET', '/ready', '/ready');
+    await call('GET', '/openapi.json', '/openapi.json');
+    await call('GET', '/asyncapi.json', '/asyncapi.json');
+    await call('POST', '/api/v1/portfolios', '/api/v1/portfolios', { id: 'oa', name: 'OA', cash: 1000, limits: { max_loss: 500 } });
+    await call('POST', '/api/v1/portfolios', '/api/v1/portfolios', { id: 'oa' });
+    await call('POST', '/api/v1/portfolios', '/api/v1/portfolios', { cash: -1 });
+    await call('GET', '/api/v1/portfolios', '/api/v1/portfolios?limit=1');
+    await call('GET', '/api/v1/portfolios', '/api/v1/portfolios?limit=0');
+    await call('GET', P, '/api/v1/portfolios/oa');
+    await call('GET', P, `/api/v1/portfolios/oa?as_of=${Date.now()}`);
+    await call('GET', P, '/api/v1/portfolios/oa?as_of=x');
+    await call('GET', P, '/api/v1/portfolios/nope');
+    const trade = { trade_id: 'oa-1', symbol: 'OA', side: 'buy', quantity: 2, price: 10 };
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/oa/trades', trade);
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/oa/trades', trade);
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/oa/trades', { ...trade, price: -1 });
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/nope/trades', trade);
+    await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'deposit', amount: 5 });
+    await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'withdraw', amount: 1e9 });
+    await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'x' });
+    await call('POST', `${P}/pause`, '/api/v1/portfolios/oa/pause');
+    await call('POST', `${P}/pause`, '/api/v1/portfolios/oa/pause');
+    await call('POST', `${P}/resume`, '/api/v1/portfolios/oa/resume');
+    await call('POST', `${P}/resume`, '/api/v1/portfolios/nope/resume');
+    await call('PUT', `${P}/limits`, '/api/v1/portfolios/oa/limits', { max_loss: null, max_drawdown_pct: 10 });
+    await call('PUT', `${P}/limits`, '/api/v1/portfolios/oa/limits', { max_drawdown_pct: 1000 });
+    await call('GET', `${P}/events`, '/api/v1/portfolios/oa/events?limit=1000');
+    await call('GET', `${P}/events`, '/api/v1/portfolios/oa/events?type=TradeExecuted&from=2020-01-01T00:00:00Z');
+    await call('GET', `${P}/events`, '/api/v1/portfolios/oa/events?type=nope');
+    await call('POST', '/api/v1/ticks', '/api/v1/ticks', [{ symbol: 'OA', price: 11 }, { symbol: 'OA', price: 0 }]);
+    await call('POST', '/api/v1/ticks', '/api/v1/ticks', {});
+    await call('POST', '/api/v1/ticks', '/api/v1/ticks', new Array(10_001).fill(1));
+    await call('GET', '/metrics', '/metrics'); // not enabled on this server: 404
+    await call('DELETE', P, '/api/v1/portfolios/oa');
+    await call('DELETE', P, '/api/v1/portfolios/nope');
+    for (const r of routes) expect(checked.has(`${r.method} ${r.template}`), `${r.method} ${r.template} exercised`).toBe(true);
+  });
+});
+
+describe('AsyncAPI', () => {
+  const byType: Record<string, string> = {
+    snapshot: 'Snapshot',
+    update: 'Update',
+    event: 'Event',
+    ack: 'Ack',
+    error: 'Error',
+    pong: 'Pong',
+    subscribed: 'Subscribed',
+    unsubscribed: 'Unsubscribed',
+    events_subscribed: 'EventsSubscribed',
+    registered: 'Registered',
+    feed_ack: 'FeedAck',
+  };
+  const sent = new Set<string>();
+  function checkFrame(channel: string, m: any): void {
+    if (Buffer.isBuffer(m)) {
+      expect(asyncapi.channels[channel].messages.UpdateBinary).toBeDefined();
+      return;
+    }
+    const name = channel === 'compat' ? 'CompatSnapshot' : byType[m.type];
+    expect(name, `message type ${m.type}`).toBeDefined();
+    expect(asyncapi.channels[channel].messages[name], `${name} on ${channel}`).toBeDefined();
+    const errors = validate(asyncapi, asyncapi.components.messages[name].payload, m);
+    expect(errors, `${channel} ${name}: ${JSON.stringify(m).slice(0, 300)}`).toEqual([]);
+    sent.add(`${channel}:${name}`);
+  }
+  function op(s: TestSocket, name: string, value: unknown): void {
+    expect(validate(asyncapi, asyncapi.components.messages[name].payload, value), `client op ${name}`).toEqual([]);
+    s.send(value);
+  }
+
+  it('is AsyncAPI 3.0 with the three channels', () => {
+    expect(asyncapi.asyncapi).toBe('3.0.0');
+    expect(Object.values(asyncapi.channels).map((c: any) => c.address).sort()).toEqual(['/ws', '/ws/feed', '/ws/realtime/positions/{portfolio_id}']);
+    for (const o of Object.values(asyncapi.operations) as any[]) {
+      for (const m of o.messages) {
+        const [, , channel, , name] = m.$ref.split('/');
+        expect(asyncapi.channels[channel].messages[name], m.$ref).toBeDefined();
+      }
+    }
+  });
+
+  it('every frame the server sends validates against its documented payload', async () => {
+    await http(h.url, 'POST', '/api/v1/portfolios', { id: 'aa', cash: 1000 });
+    await http(h.url, 'POST', '/api/v1/portfolios/aa/trades', { trade_id: 'aa-1', symbol: 'AA', side: 'buy', quantity: 1, price: 10 });
+    const s = await TestSocket.open(h.wsUrl + '/ws');
+    op(s, 'Subscribe', { op: 'subscribe', id: 1, portfolios: ['aa', 'nope'] });
+    op(s, 'Subscribe', { op: 'subscribe', id: 2, portfolios: ['aa'], encoding: 'binary', throttle_ms: 0 });
+    await s.next(isType('snapshot', (m) => m.seq >= 0));
+    op(s, 'SubscribeEvents', { op: 'subscribe_events', id: 3, types: ['TradeExecuted'] });
+    await s.next(isType('events_subscribed'));
+    op(s, 'Trade', { op: 'trade', id: 4, portfolio: 'aa', trade: { trade_id: 'aa-2', symbol: 'AA', side: 'buy', quantity: 1, price: 11 } });
+    await until(() => s.all(isType('ack')).length === 1 && s.all(isType('event')).length === 1 && s.all((m) => Buffer.isBuffer(m)).length >= 1, 5000, 'ack, event and binary update');
+    op(s, 'Resync', { op: 'resync', id: 5, portfolio: 'aa' });
+    await s.next(isType('snapshot', (m) => m.resync));
+    op(s, 'Ping', { op: 'ping', id: 6 });
+    await s.next(isType('pong'));
+    op(s, 'Unsubscribe', { op: 'unsubscribe', id: 7, portfolios: ['aa'] });
+    await s.next(isType('unsubscribed'));
+    op(s, 'UnsubscribeEvents', { op: 'unsubscribe_events', id: 8 });
+    await s.next(isType('unsubscribed', (m) => m.id === 8));
+    s.send('{bad');
+    await s.next(isType('error', (m) => m.code === 'invalid_json'));
+    const j = await TestSocket.open(h.wsUrl + '/ws');
+    j.send({ op: 'subscribe', portfolios: ['aa'], throttle_ms: 10 });
+    await j.next(isType('snapshot'));
+    h.engine.ingestTicks([{ symbol: 'AA', price: 12, ts: Date.now() }]);
+    await h.engine.drain();
+    await j.next(isType('update'));
+    for (const m of [...s.messages, ...j.messages]) checkFrame('main', m);
+    await s.close();
+    await j.close();
+
+    const c = await TestSocket.open(h.wsUrl + '/ws/realtime/positions/aa');
+    await c.next();
+    h.engine.ingestTicks([{ symbol: 'AA', price: 13, ts: Date.now() }]);
+    await h.engine.drain();
+    await c.next((m) => m.positions[0].last_price === 13);
+    for (const m of c.messages) checkFrame('compat', m);
+    await c.close();
+
+    const f = await TestSocket.open(h.wsUrl + '/ws/feed');
+    op(f, 'FeedRegister', { op: 'register', symbols: ['AA', 'bad sym'] });
+    await f.next(isType('registered'));
+    op(f, 'FeedTicks', { op: 'ticks', ticks: [{ symbol: 'AA', price: 14, ts: Date.now() }] });
+    await f.next(isType('feed_ack'));
+    f.send({ op: 'ticks', ticks: [{ symbol: 'AA', price: -1, ts: Date.now() }] }); // refused by the schema and by the server
+    await f.next(isType('feed_ack', (m) => m.rejected === 1));
+    f.send(Buffer.from([1, 2, 3]));
+    await f.next(isType('error'));
+    for (const m of f.messages) checkFrame('feed', m);
+    await f.close();
+
+    for (const name of ['Snapshot', 'Update', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed']) expect(sent.has(`main:${name}`), name).toBe(true);
+    for (const name of ['Registered', 'FeedAck', 'Error']) expect(sent.has(`feed:${name}`), name).toBe(true);
+    expect(sent.has('compat:CompatSnapshot')).toBe(true);
+  });
+});
