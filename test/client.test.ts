@@ -60,20 +60,20 @@ describe('client SDK', () => {
     const c = await MtmClient.connect({
       url: server2.url,
       webSocket: recordingFactory(attempts),
-      reconnect: { initialDelayMs: 40, maxDelayMs: 1000, factor: 2, jitter: 0 },
+      reconnect: { initialDelayMs: 60, maxDelayMs: 1000, factor: 3, jitter: 0 },
       onStateChange: (s) => states.push(s),
     });
     const snaps: PortfolioSnapshot[] = [];
     c.subscribe(['cl'], { onSnapshot: (s) => snaps.push(s) });
     await until(() => snaps.length === 1, 5000, 'first snapshot');
     await server2.close();
-    await sleep(700); // down: attempts at ~40, 80, 160, 320 ms intervals
+    await sleep(900); // down: reconnect attempts after ~60, 180, 540 ms
     const server3: RunningServer = await startServer(h.engine, { port, log: null });
     try {
       await until(() => c.state === 'open' && snaps.length === 2, 10_000, 'resubscribed snapshot');
       const gaps = attempts.slice(1).map((t, i) => t - attempts[i]);
       expect(attempts.length).toBeGreaterThanOrEqual(4);
-      expect(gaps[2]).toBeGreaterThan(gaps[1]); // growing delays
+      expect(gaps[2]).toBeGreaterThan(gaps[1] + 150); // growing delays (180 -> 540 ms)
       expect(states).toContain('reconnecting');
       expect(c.stats.reconnects).toBeGreaterThanOrEqual(3);
       const updates: number[] = [];

@@ -1,5 +1,5 @@
 // Proves every HTTP route against a real server and a real (persistent) engine:
-// health/ready/metrics, create/list (paged)/get (and as_of)/close, trades (201 after commit, 200 with the first
+// health/ready/metrics/static files, create/list (paged)/get (and as_of)/close, trades (201 after commit, 200 with the first
 // result for a repeated trade_id), cash, pause/resume, limits, events (type/from/to/after_seq/limit),
 // ticks (partial acceptance by index); every error is {"error":{code,message}} with the table's status;
 // bad input (wrong types, Infinity, negative numbers, malformed JSON, unknown routes, oversize bodies
@@ -8,6 +8,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { http, startHarness, type Harness } from './support/serverHarness.js';
 import { startServer } from '../src/server/server.js';
 
@@ -47,6 +50,24 @@ describe('liveness and readiness', () => {
       expect(await r.text()).toBe('mtm_up 1\n');
     } finally {
       await withMetrics.close();
+    }
+  });
+
+  it('serves static files from staticDir, never outside it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mtm-static-'));
+    writeFileSync(join(dir, 'index.html'), '<h1>mtm</h1>');
+    const s = await startServer(h.engine, { port: 0, log: null, staticDir: dir });
+    try {
+      const index = await fetch(s.url + '/');
+      expect(index.status).toBe(200);
+      expect(index.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await index.text()).toBe('<h1>mtm</h1>');
+      expect((await fetch(s.url + '/missing.js')).status).toBe(404);
+      expect((await fetch(s.url + '/..%2F..%2Fetc%2Fpasswd')).status).toBe(404);
+      expect((await fetch(s.url + '/api/v1/nothing')).status).toBe(404);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

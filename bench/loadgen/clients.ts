@@ -19,6 +19,17 @@ let subscribed = 0;
 let snapshots = 0;
 let ready = false;
 let finishing = false;
+let lastPush = 0;
+
+/**
+ * Pushes the completed windows. Called from the timer and, because a backlogged process can spend
+ * seconds in socket reads before a timer runs, also from the message path once flushMs has passed.
+ */
+function push(t: number): void {
+  if (!ready || finishing) return;
+  lastPush = t;
+  send({ type: 'windows', windows: windows.take(t), cpuSeconds: cpuSeconds(), updates: totals.updates });
+}
 
 const UPDATE = Buffer.from('{"type":"update"');
 const SNAPSHOT = Buffer.from('{"type":"snapshot"');
@@ -67,6 +78,7 @@ function open(c: number): Promise<void> {
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) return onError('unexpected binary frame');
     const t = nowMs();
+    if (t - lastPush >= cfg.flushMs) push(t);
     if (startsWith(data, UPDATE)) {
       const tickTs = numberAfter(data, K_TICK_TS);
       const counts = tickTs > 0 ? windows.record(t, t - tickTs) : windows.at(t).counts;
@@ -137,6 +149,7 @@ async function connectAll(): Promise<void> {
 async function main(): Promise<void> {
   exitWithParent(() => sockets.forEach((s) => s.terminate()));
   process.on('message', (m: ClientsIn) => {
+    if (m.type === 'stop') process.exit(0);
     if (m.type !== 'finish') return;
     finishing = true;
     send({ type: 'final', totals, windows: windows.take(Infinity), cpuSeconds: cpuSeconds() });
@@ -145,7 +158,8 @@ async function main(): Promise<void> {
   await connectAll();
   ready = true;
   setInterval(() => {
-    if (ready && !finishing) send({ type: 'windows', windows: windows.take(nowMs()), cpuSeconds: cpuSeconds(), updates: totals.updates });
+    const t = nowMs();
+    if (t - lastPush >= cfg.flushMs) push(t);
   }, cfg.flushMs).unref();
   send({ type: 'ready', connections: cfg.to - cfg.from, subscriptions: subscribed, snapshots });
 }

@@ -54,7 +54,7 @@ export interface PublisherConfig {
   flushMs: number;
 }
 
-export type PublisherIn = { type: 'rate'; rate: number } | { type: 'finish' };
+export type PublisherIn = { type: 'rate'; rate: number } | { type: 'finish' } | { type: 'stop' };
 
 /** What the publisher did in one time window. */
 export interface PublisherWindow {
@@ -79,7 +79,7 @@ export interface PublisherFinal {
   cpuSeconds: number;
 }
 
-export type PublisherOut = { type: 'ready' } | { type: 'windows'; windows: PublisherWindow[] } | PublisherFinal | ErrorMsg;
+export type PublisherOut = { type: 'ready' } | { type: 'windows'; windows: PublisherWindow[]; cpuSeconds: number } | PublisherFinal | ErrorMsg;
 
 // ---- subscriber clients ----
 
@@ -97,7 +97,7 @@ export interface ClientsConfig {
   readyTimeoutMs: number;
 }
 
-export type ClientsIn = { type: 'finish' };
+export type ClientsIn = { type: 'finish' } | { type: 'stop' };
 
 export interface ClientsTotals {
   updates: number;
@@ -138,7 +138,7 @@ export interface TradersConfig {
   readyTimeoutMs: number;
 }
 
-export type TradersIn = { type: 'start'; warmupMs: number; durationMs: number };
+export type TradersIn = { type: 'start'; warmupMs: number; durationMs: number } | { type: 'stop' };
 
 export interface TradersFinal {
   type: 'final';

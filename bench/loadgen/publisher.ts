@@ -158,9 +158,10 @@ async function main(): Promise<void> {
       step();
       rate = m.rate;
     } else if (m.type === 'finish') void finish().catch(fatal);
+    else if (m.type === 'stop') process.exit(0);
   });
   setInterval(() => {
-    if (running) send({ type: 'windows', windows: takeWindows(nowMs()) });
+    if (running) send({ type: 'windows', windows: takeWindows(nowMs()), cpuSeconds: cpuSeconds() });
   }, cfg.flushMs).unref();
   send({ type: 'ready' });
   last = nowMs();

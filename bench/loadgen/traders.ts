@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     await openConnection(c);
   }
   process.on('message', (m: TradersIn) => {
+    if (m.type === 'stop') process.exit(0);
     if (m.type !== 'start') return;
     const t = nowMs();
     const cpu0 = cpuSeconds();

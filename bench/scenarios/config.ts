@@ -121,7 +121,7 @@ export function quickScale(): Scale {
   return {
     quick: true,
     stream: streamSetup(workload, 100, 10, 1, true),
-    steady: { rate: 20_000, warmupMs: 500, measureMs: 2_000 },
+    steady: { rate: 20_000, warmupMs: 500, measureMs: 1_500 },
     max: {
       startRate: 10,
       factor: 5,
@@ -134,7 +134,7 @@ export function quickScale(): Scale {
       p99LimitMs: 10,
       lossLimit: 0.001,
     },
-    spike: { rate: 5_000, multiplier: 10, warmupMs: 300, beforeMs: 1_200, spikeMs: 1_000, afterMs: 1_500, recoveryFactor: 2 },
+    spike: { rate: 5_000, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
     trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
     recovery: { portfolios: 1_000, positions: 25, events: 10_000, cleanRestarts: 1, buildTimeoutMs: 60_000 },
     kernel: { iterations: 10, timeoutMs: 120_000 },

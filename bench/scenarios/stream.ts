@@ -52,8 +52,16 @@ export interface PhaseStats {
   updateLoss: number;
   serverCpuCores: number;
   serverRssMaxMb: number;
+  /** CPU of the load generator processes (subscribers + publisher), cores. */
   loadgenCpuCores: number;
+  /** The busiest subscriber process, cores: near 1 it, not the server, may be what limits delivery. */
+  clientCpuMaxCores: number;
+  /** The publisher could not produce the rate (> 1% lagged). */
   loadgenLimited: boolean;
+  /** A subscriber process used >= 0.85 core: latencies include its own queueing. */
+  clientsSaturated: boolean;
+  /** Every child reported the phase's windows in time. */
+  complete: boolean;
 }
 
 interface MergedWindow {
@@ -72,6 +80,9 @@ export class StreamRun {
   private publisher: Child | null = null;
   private readonly lastPush = new Map<Child, number>();
   private readonly clientCpu = new Map<Child, { t: number; cpu: number }[]>();
+  private readonly publisherCpu: { t: number; cpu: number }[] = [];
+  /** Phases (by end time) for which a child reported late. */
+  private readonly incompleteBefore: number[] = [];
   private readonly clientUpdates = new Map<Child, number>();
   private publisherFinal: PublisherFinal | null = null;
   private sampler: NodeJS.Timeout | null = null;
@@ -79,6 +90,7 @@ export class StreamRun {
   private readonly rateLog: { t: number; rate: number }[] = [];
   clientDisconnects = 0;
   finalCounters: Record<string, number> | null = null;
+  readonly warnings: string[] = [];
 
   constructor(
     readonly system: RunningSystem,
@@ -169,6 +181,7 @@ export class StreamRun {
         }
       }
       this.lastPush.set(p, nowMs());
+      this.publisherCpu.push({ t: nowMs(), cpu: m.cpuSeconds });
       if (m.type === 'final') this.publisherFinal = m;
     }
   }
@@ -223,12 +236,20 @@ export class StreamRun {
     }
   }
 
-  /** Waits until every child has pushed the windows that end at or before t (3 s at most). */
-  async settled(t: number): Promise<void> {
+  /**
+   * Waits until every child has pushed the windows that end at or before t (5 s at most). A child
+   * that is too busy to report in time (a backlogged client) leaves the phase incomplete: noted in
+   * warnings, and its late windows are not counted.
+   */
+  async settled(t: number): Promise<boolean> {
     const need = t + this.setup.windowMs;
     const children = [...this.clients, ...(this.publisher ? [this.publisher] : [])];
-    const deadline = nowMs() + 3_000;
+    const deadline = nowMs() + 5_000;
     while (nowMs() < deadline && children.some((c) => (this.lastPush.get(c) ?? 0) < need)) await sleep(20);
+    const late = children.filter((c) => (this.lastPush.get(c) ?? 0) < need);
+    if (late.length > 0) this.incompleteBefore.push(t);
+    if (late.length > 0) this.warnings.push(`windows up to ${Math.round(t - this.t0)} ms incomplete: ${late.map((c) => c.name).join(', ')} did not report in time`);
+    return late.length === 0;
   }
 
   totalUpdates(): number {
@@ -254,29 +275,32 @@ export class StreamRun {
     return nowMs() - start;
   }
 
-  /** Collects the children's final reports and the server's counters, then stops everything. */
+  /**
+   * Collects the children's final reports (totals; the measured windows arrived already) and the
+   * server's counters, then stops the load generators. Never throws: what does not answer within a
+   * few seconds is noted in warnings (a server still busy with a backlog does not answer).
+   */
   async finish(): Promise<void> {
     if (this.sampler !== null) clearInterval(this.sampler);
     const finals: Promise<unknown>[] = [];
     if (this.publisher !== null) {
-      finals.push(this.publisher.next<PublisherFinal>('final', 10_000));
+      finals.push(this.publisher.next<PublisherFinal>('final', 5_000));
       this.publisher.send({ type: 'finish' });
     }
     for (const c of this.clients) {
-      finals.push(c.next<ClientsFinal>('final', 10_000));
+      finals.push(c.next<ClientsFinal>('final', 5_000));
       c.send({ type: 'finish' });
     }
-    const results = await Promise.allSettled(finals);
-    const counters = await this.system.counters(5_000);
+    const [results, counters] = await Promise.all([Promise.allSettled(finals), this.system.counters(3_000)]);
     this.finalCounters = counters?.counters ?? null;
+    if (counters === null) this.warnings.push(`${this.system.name} did not answer the counters request within 3 s (busy)`);
+    for (const r of results) if (r.status === 'rejected') this.warnings.push(String((r.reason as Error).message ?? r.reason).split('\n')[0]);
     await this.stopChildren();
-    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failed !== undefined) throw failed.reason;
   }
 
   async stopChildren(): Promise<void> {
     if (this.sampler !== null) clearInterval(this.sampler);
-    await Promise.all([...this.clients, ...(this.publisher ? [this.publisher] : [])].map((c) => c.stop(3_000)));
+    await Promise.all([...this.clients, ...(this.publisher ? [this.publisher] : [])].map((c) => c.stop(2_000)));
   }
 
   /** Windows fully inside [from, to) (times on the shared clock). */
@@ -333,8 +357,14 @@ export class StreamRun {
     const tTo = this.windowStart(b) - origin;
     const server = this.samples.map((s) => ({ t: s.t, cpu: s.cpuSeconds }));
     const rss = this.samples.filter((s) => s.t >= tFrom && s.t <= tTo).reduce((m, s) => Math.max(m, s.rssBytes), 0);
-    let loadgenCpu = 0;
-    for (const v of this.clientCpu.values()) loadgenCpu += this.cpuBetween(v.map((x) => ({ t: x.t - origin, cpu: x.cpu })), tFrom, tTo);
+    const rebase = (v: { t: number; cpu: number }[]) => v.map((x) => ({ t: x.t - origin, cpu: x.cpu }));
+    let clientCpuMax = 0;
+    let loadgenCpu = this.cpuBetween(rebase(this.publisherCpu), tFrom, tTo);
+    for (const v of this.clientCpu.values()) {
+      const c = this.cpuBetween(rebase(v), tFrom, tTo);
+      loadgenCpu += c;
+      clientCpuMax = Math.max(clientCpuMax, c);
+    }
     const offered = p.sent + p.skipped;
     return {
       seconds: round3(seconds),
@@ -356,7 +386,10 @@ export class StreamRun {
       serverCpuCores: round3(this.cpuBetween(server, tFrom, tTo)),
       serverRssMaxMb: Math.round(rss / 1e6),
       loadgenCpuCores: round3(loadgenCpu),
+      clientCpuMaxCores: round3(clientCpuMax),
       loadgenLimited: offered + p.lagged > 0 && p.lagged / (offered + p.lagged) > 0.01,
+      clientsSaturated: clientCpuMax >= 0.85,
+      complete: !this.incompleteBefore.some((t) => t >= from && t <= to + this.setup.windowMs),
     };
   }
 

@@ -13,6 +13,8 @@ export interface ServerInfo {
   loadSeconds: number;
   info: Record<string, string | number | boolean>;
   counters: Record<string, number> | null;
+  /** Anything that made the figures less complete than planned (late reports, a busy server). */
+  warnings: string[];
 }
 
 export async function withStream<T>(name: SystemName, scale: Scale, progress: Progress, body: (run: StreamRun) => Promise<T>): Promise<T & { server: ServerInfo }> {
@@ -25,10 +27,11 @@ export async function withStream<T>(name: SystemName, scale: Scale, progress: Pr
       progress.update(`connecting ${scale.stream.connections} clients`);
       await run.start();
       const result = await body(run);
-      return { ...result, server: { loadSeconds: round3(sys.ready.loadMs / 1000), info: sys.ready.info, counters: run.finalCounters } };
+      return { ...result, server: { loadSeconds: round3(sys.ready.loadMs / 1000), info: sys.ready.info, counters: run.finalCounters, warnings: run.warnings } };
     } finally {
       await run.stopChildren();
-      await sys.stop();
+      // The data dir is thrown away: no need to wait long for a clean close of a busy server.
+      await sys.stop(3_000);
     }
   } finally {
     if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
@@ -76,7 +79,10 @@ export interface MaxStep {
 
 export interface MaxResult {
   maxSustainedTicksPerSecond: number;
-  /** What ended the search: latency, loss, loadgen (the publisher could not produce the rate), ramp-end. */
+  /**
+   * What ended the search: latency, loss, loadgen (the publisher could not produce the rate) or
+   * ramp-end; "(subscriber process saturated)" when a client process was near one full core then.
+   */
   limitedBy: string;
   /** The phase measured at the highest passing rate (zeros when no rate passed). */
   atMax: PhaseStats | null;
@@ -85,7 +91,7 @@ export interface MaxResult {
 
 function judge(st: PhaseStats, p: MaxParams): { pass: boolean; why: string; loss: number } {
   const loss = st.tickLoss + st.updateLoss;
-  if (st.loadgenLimited) return { pass: false, why: 'loadgen', loss };
+  if (st.loadgenLimited) return { pass: false, why: 'loadgen: the publisher could not produce the rate', loss };
   if (st.latency.count === 0) return { pass: false, why: 'no updates delivered', loss };
   if (st.latency.p99Ms > p.p99LimitMs) return { pass: false, why: `p99 ${st.latency.p99Ms} ms > ${p.p99LimitMs} ms`, loss };
   if (loss > p.lossLimit) return { pass: false, why: `loss ${(loss * 100).toFixed(3)}% > ${(p.lossLimit * 100).toFixed(3)}%`, loss };
@@ -127,7 +133,10 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
       const j = await tryRate(rate);
       if (!j.pass) {
         failed = rate;
-        limitedBy = j.why === 'loadgen' ? 'loadgen' : j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss';
+        const st = phases.get(rate) as PhaseStats;
+        // A failure while a subscriber process was saturated may be the load generator's limit.
+        const clients = st.clientsSaturated ? ' (subscriber process saturated)' : '';
+        limitedBy = j.why.startsWith('loadgen') ? 'loadgen' : (j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss') + clients;
         break;
       }
       best = rate;

@@ -55,8 +55,13 @@ export class RunningSystem {
     return p;
   }
 
-  stop(): Promise<void> {
-    return this.child.stop(15_000);
+  /**
+   * Asks the server to stop cleanly (graceful close, the mtm engine flushes and snapshots), then
+   * SIGKILL after graceMs. A server whose main thread is still busy with a backlog answers neither
+   * the message nor SIGTERM (both are handled on its event loop): only the kill ends it.
+   */
+  stop(graceMs = 15_000): Promise<void> {
+    return this.child.stop(graceMs);
   }
 }
 

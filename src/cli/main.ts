@@ -4,6 +4,8 @@
 
 import { createEngine } from '../engine/engine.js';
 import { startServer } from '../server/server.js';
+import { loadUws } from '../server/uws.js';
+import { EngineMetrics } from '../metrics/engineMetrics.js';
 import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } from '../demo/demo.js';
 import { seeded } from '../sim/random.js';
 import { helpText, parseServeArgs, type ServeArgs } from './args.js';
@@ -11,7 +13,16 @@ import { startStatsLine } from './statsLine.js';
 
 async function serve(args: ServeArgs): Promise<void> {
   const engine = await createEngine({ workers: args.workers, kernel: args.kernel, dataDir: args.data, sync: args.sync });
-  const server = await startServer(engine, { host: args.host, port: args.port, keysFile: args.keys, insecure: args.insecure });
+  const metrics = new EngineMetrics({ engine, server: undefined, uwsBinary: loadUws().binary });
+  const server = await startServer(engine, {
+    host: args.host,
+    port: args.port,
+    keysFile: args.keys,
+    insecure: args.insecure,
+    metrics: () => metrics.scrape(),
+    log: null,
+  });
+  metrics.attachServer(server);
   console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.data})`);
   let demo: RunningDemo | null = null;
   if (args.demo) {
@@ -32,6 +43,7 @@ async function serve(args: ServeArgs): Promise<void> {
     stats.stop();
     await server.close();
     await engine.close();
+    metrics.close();
     console.log('stopped cleanly');
     process.exit(0);
   };

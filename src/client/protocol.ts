@@ -25,7 +25,7 @@ export const CloseCode = {
   messageTooBig: 1009,
   /** The socket stayed above the backpressure soft bound for slowConsumerGraceMs, or passed the hard bound. */
   slowConsumer: 4008,
-  /** The portfolio of a /ws/realtime/positions/{id} socket does not exist or is outside the key's scopes. */
+  /** Compat path: the engine refused the subscription after the upgrade (portfolio gone). Missing or out-of-scope portfolios are refused at the upgrade with 404. */
   notFound: 4004,
 } as const;
 

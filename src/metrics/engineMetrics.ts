@@ -40,7 +40,7 @@ export class EngineMetrics {
   private readonly counters = new Map<object, CounterSync>();
   private readonly removeHooks: (() => void)[] = [];
 
-  constructor(private readonly sources: MetricsSources) {
+  constructor(private sources: MetricsSources) {
     const { engine } = sources;
     this.m = createMetrics(this.registry, { shards: engine.workers });
     collectProcessMetrics(this.registry);
@@ -59,6 +59,11 @@ export class EngineMetrics {
       c.onBatch = null;
       c.onTradeAck = null;
     });
+  }
+
+  /** The server starts after the metrics (it serves them): attach it once it runs. */
+  attachServer(server: { stats(): ServerStats }): void {
+    this.sources = { ...this.sources, server };
   }
 
   private syncFor(metric: object): CounterSync {

@@ -65,7 +65,7 @@ export function asyncApiDocument(): Json {
       version: '1',
       description:
         'Auth: `Authorization: Bearer <key>` on the upgrade request, or (browsers) Sec-WebSocket-Protocol `mtm.v1, mtm.bearer.<key>`; the server selects `mtm.v1`. ' +
-        `Close codes: 1001 shutdown, 1008 too many bad frames, 1009 frame over maxPayloadBytes, ${CloseCode.slowConsumer} slow consumer. ` +
+        `Close codes: 1001 shutdown, 1008 too many bad frames, 1009 frame over maxPayloadBytes, ${CloseCode.notFound} compat portfolio unavailable, ${CloseCode.slowConsumer} slow consumer. ` +
         'Every JSON message has `type`. Prose: docs/PROTOCOL.md.',
     },
     defaultContentType: 'application/json',

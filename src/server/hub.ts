@@ -7,8 +7,10 @@
 //   - loading:   waiting for its snapshot; updates are merged meanwhile and sent right after it;
 //   - throttled: merged updates flushed by the timer wheel at most every throttle_ms;
 //   - conflating: its socket is above backpressureSoftBytes; nothing is sent until the socket drains
-//     below half the soft bound, then one merged update (or a fresh snapshot if a send was dropped).
+//     below half the soft bound, then one merged update (or a fresh snapshot when one came meanwhile).
 // A socket above the soft bound for slowConsumerGraceMs, or above backpressureBytesMax, is closed 4008.
+// Before a socket leaves a topic it is pinged: uWS queues published messages until its next drain and
+// a send (the ping) drains this socket's queue first, so nothing published before is lost.
 
 import type { WebSocket } from 'uWebSockets.js';
 import type { Engine, EngineMessage } from '../engine/api.js';

@@ -10,13 +10,20 @@
 // microtask runs at the end of the current macrotask, so it would commit once per worker message,
 // while setImmediate runs after the poll phase has delivered every message and I/O callback of
 // this loop iteration, so all of them share one commit, and no timer delay is added. A flush is
-// one lmdb-js `batch` (one write transaction, executed off the main thread) holding the events,
-// their index entries, trade results, current snapshots and latest prices in call order, plus,
-// only when snapshot or price history was written, one `transaction` callback that inserts and
-// prunes history (it must read inside the write transaction to keep the per-key bound exact).
+// one lmdb-js `batch` (an atomic block of one write transaction, executed off the main thread)
+// holding the events, their index entries, trade results, current snapshots, latest prices and
+// compaction removals, plus, only when snapshot or price history was written, one `transaction`
+// callback that inserts and prunes history (it must read inside the write transaction to keep the
+// per-key bound exact; it commits in the same transaction as the batch or the next one).
+// Snapshot records and prices wait in a backlog and go snapshotsPerFlushMax / pricesPerFlushMax
+// per flush (encoded there, once, for the current record and its history entry), so snapshotting
+// 200k portfolios is many short flushes, not one main-thread stall of seconds.
 // At most one flush is in flight: appends made while a commit runs wait and share the next one
 // (group commit), so under load each fsync covers more events instead of queueing more fsyncs.
 // The hot path never calls putSync/transactionSync and never runs a commit on the main thread.
+// lmdb-js's own event-turn batching is off (we batch per turn ourselves): in lmdb-js 3.5.6 a
+// failed commit in that mode also rejects an internal promise nobody handles, which kills the
+// process with an unhandled rejection before the engine could report the failure.
 //
 // What `durable` guarantees (lmdb-js 3.5.6, Linux, overlappingSync on, which is its default there;
 // noSync is never used). Verified with strace, see docs/STORE.md:
@@ -31,8 +38,8 @@
 //    flushed/synced to disk"). With one flush in flight, that is exactly this flush. This survives
 //    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
 //    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
-//  - every flush is one transaction: all of its events, indexes and records commit or none do.
-//    A failed commit rejects `durable` with a StoreError (code store_failed); the store then
+//  - a flush's batch is atomic: all of its events, indexes and records commit or none do (history
+//    entries, which only speed up time travel, may follow in the next transaction). A failed commit rejects `durable` with a StoreError (code store_failed); the store then
 //    refuses every later write (rejects their `durable`), because committing them after a lost
 //    batch would leave a hole in the seqs. The engine treats it as fatal.
 //
@@ -46,7 +53,9 @@
 //
 // Back-pressure. append() never refuses: its events already happened in a shard, and refusing to
 // log them would fork memory from disk. The bound is pendingWritesMax: stats().pendingWrites and
-// overloaded() let the engine refuse new commands (retryable) while the store is behind.
+// overloaded() let the engine refuse new commands (retryable) while the store is behind. The
+// snapshot/price backlog is not counted there (stats().backlogWrites): a snapshot round must not
+// make the engine refuse trades, and it never delays an append by more than one bounded chunk.
 
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -68,6 +77,10 @@ export const storeDefaults = {
   mapSizeBytes: 1024 * 1024 * 1024,
   /** Time-index entries one compact() call examines, so a call blocks the main thread briefly. */
   compactScannedPerCallMax: 20_000,
+  /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
+  snapshotsPerFlushMax: 500,
+  /** Prices written per flush, for the same reason. */
+  pricesPerFlushMax: 2_000,
   queryLimitDefault: 100,
   queryLimitMax: 1_000,
 } as const;
@@ -89,6 +102,8 @@ export interface StoreOptions {
   snapshotsKeptPerPortfolioMax?: number;
   pricesKeptPerSymbolMax?: number;
   compactScannedPerCallMax?: number;
+  snapshotsPerFlushMax?: number;
+  pricesPerFlushMax?: number;
 }
 
 export interface AppendReceipt {
@@ -108,9 +123,11 @@ export interface StoreStats {
   commitsTotal: number;
   commitSecondsSum: number;
   lastCommitSeconds: number;
-  /** Events and records enqueued or in flight, not yet durable. */
+  /** Events, trade results and records taken into the queued or in-flight commit, not yet durable. */
   pendingWrites: number;
   pendingWritesMax: number;
+  /** Snapshot records and prices waiting for a later flush (written a bounded chunk per flush). */
+  backlogWrites: number;
   /** True once a commit failed; every later write is refused. */
   failed: boolean;
 }
@@ -131,13 +148,18 @@ export interface Store {
   query(q: EventQuery): StoredEvent[];
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent>;
-  /** Same write queue as append(): a record commits with or after every event appended before. One key per portfolio. */
+  /**
+   * Same write queue as append(): a record commits with or after every event appended before the
+   * call. One key per portfolio, plus a history entry. Written snapshotsPerFlushMax records per
+   * flush; resolves when the last is durable. The records must not be mutated after the call.
+   */
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void>;
   loadSnapshots(): Iterable<PortfolioRecord>;
   /** The newest kept snapshot of the portfolio with as_of <= timestamp. */
   snapshotBefore(portfolioId: string, timestamp: number): PortfolioRecord | undefined;
   /** Committed events of one portfolio with seq > afterSeq and ts <= untilTs, in seq order. */
   eventsForPortfolio(portfolioId: string, afterSeq: number, untilTs: number, options?: ReplayOptions): Iterable<StoredEvent>;
+  /** Latest price per symbol plus a bounded history, pricesPerFlushMax per flush; resolves when durable. */
   savePrices(prices: readonly LastPrice[]): Promise<void>;
   loadPrices(): LastPrice[];
   /** The newest kept price of the symbol with ts <= timestamp. */
@@ -167,12 +189,12 @@ export class StoreError extends Error {
 interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
-  reject: (error: StoreError) => void;
+  reject: (error: Error) => void;
 }
 
 function deferred(): Deferred {
   let resolve!: () => void;
-  let reject!: (error: StoreError) => void;
+  let reject!: (error: Error) => void;
   const promise = new Promise<void>((res, rej) => {
     resolve = res;
     reject = rej;
@@ -194,6 +216,13 @@ interface Removal {
   key: Key;
 }
 
+/** A writeSnapshots or savePrices call, written a bounded chunk per flush. */
+interface Job<T> {
+  items: readonly T[];
+  next: number;
+  done: Deferred;
+}
+
 /** What one flush writes, in call order within each list. */
 class Batch {
   events: StoredEvent[] = [];
@@ -205,9 +234,11 @@ class Batch {
   priceHistory: HistoryWrite[] = [];
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
-  /** Events + records, for pendingWrites. */
+  /** Events + trade results + records + prices, for pendingWrites. */
   writes = 0;
   done: Deferred | null = null;
+  /** writeSnapshots / savePrices calls whose last item is in this batch. */
+  finished: Deferred[] = [];
 
   get empty(): boolean {
     return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0;
@@ -312,9 +343,21 @@ class LmdbStore implements Store {
   private readonly snapshotsKeptMax: number;
   private readonly pricesKeptMax: number;
   private readonly compactScannedMax: number;
+  private readonly snapshotsPerFlushMax: number;
+  private readonly pricesPerFlushMax: number;
+  private readonly recordJobs: Job<PortfolioRecord>[] = [];
+  private readonly priceJobs: Job<LastPrice>[] = [];
+  /** Items of recordJobs and priceJobs not yet taken into a batch. */
+  private backlogWrites = 0;
 
   private seq: number;
   private queued = new Batch();
+  /**
+   * The one flush submitted to lmdb-js and not yet durable. One, not more: a later transaction can
+   * then never commit after an earlier one failed (no hole in the seqs), `durable` promises resolve
+   * strictly in order (with several in flight we saw lmdb-js resolve them out of order), each flush
+   * is exactly one LMDB transaction, and appends made meanwhile share the next commit.
+   */
   private inFlight: Batch | null = null;
   private flushScheduled = false;
   private failure: StoreError | null = null;
@@ -365,6 +408,8 @@ class LmdbStore implements Store {
     this.snapshotsKeptMax = options.snapshotsKeptPerPortfolioMax ?? storeDefaults.snapshotsKeptPerPortfolioMax;
     this.pricesKeptMax = options.pricesKeptPerSymbolMax ?? storeDefaults.pricesKeptPerSymbolMax;
     this.compactScannedMax = options.compactScannedPerCallMax ?? storeDefaults.compactScannedPerCallMax;
+    this.snapshotsPerFlushMax = options.snapshotsPerFlushMax ?? storeDefaults.snapshotsPerFlushMax;
+    this.pricesPerFlushMax = options.pricesPerFlushMax ?? storeDefaults.pricesPerFlushMax;
     this.seq = lastSeq;
     this.eventEncoder = encoderOf(events);
     this.tradeEncoder = encoderOf(trades);
@@ -401,8 +446,22 @@ class LmdbStore implements Store {
 
   /** Resolves when everything enqueued so far is durable. */
   private barrier(): Promise<void> {
-    if (!this.queued.empty) return this.queuedDone();
-    return this.inFlight?.done?.promise ?? (this.failure === null ? Promise.resolve() : this.rejected());
+    if (this.failure !== null) return this.rejected();
+    const waits: Promise<void>[] = [];
+    if (!this.queued.empty) waits.push(this.queuedDone());
+    else if (this.inFlight?.done) waits.push(this.inFlight.done.promise);
+    const records = this.recordJobs[this.recordJobs.length - 1];
+    if (records !== undefined) waits.push(records.done.promise);
+    const prices = this.priceJobs[this.priceJobs.length - 1];
+    if (prices !== undefined) waits.push(prices.done.promise);
+    if (waits.length <= 1) return waits[0] ?? Promise.resolve();
+    const all = Promise.all(waits).then(() => undefined);
+    all.catch(() => undefined);
+    return all;
+  }
+
+  private hasBacklog(): boolean {
+    return this.recordJobs.length > 0 || this.priceJobs.length > 0;
   }
 
   private rejected(): Promise<void> {
@@ -470,21 +529,17 @@ class LmdbStore implements Store {
     this.writable();
     if (this.failure !== null) return this.rejected();
     if (records.length === 0) return this.barrier();
-    const q = this.queued;
     for (const r of records) {
       assertKeyPart(r.portfolio.id, 'record portfolio.id');
       assert(Number.isFinite(r.as_of) && Number.isFinite(r.covered_seq), 'record needs a finite as_of and covered_seq');
     }
-    // Encode once (and before enqueuing anything), store the same bytes as the current record and
-    // as a history entry.
-    const bins = records.map((r) => this.recordEncoder.encode(r));
-    records.forEach((r, i) => {
-      q.snapshots.push({ id: r.portfolio.id, bin: bins[i] });
-      q.snapshotHistory.push({ id: r.portfolio.id, at: r.as_of, value: bins[i] });
-    });
-    q.writes += records.length;
+    // Written by later flushes, a bounded chunk each: every one of them commits with or after the
+    // events appended before this call, which is all the ordering a snapshot needs.
+    const job: Job<PortfolioRecord> = { items: records.slice(), next: 0, done: deferred() };
+    this.recordJobs.push(job);
+    this.backlogWrites += records.length;
     this.scheduleFlush();
-    return this.queuedDone();
+    return job.done.promise;
   }
 
   loadSnapshots(): Iterable<PortfolioRecord> {
@@ -501,18 +556,15 @@ class LmdbStore implements Store {
     this.writable();
     if (this.failure !== null) return this.rejected();
     if (prices.length === 0) return this.barrier();
-    const q = this.queued;
     for (const p of prices) {
       assertKeyPart(p.symbol, 'price symbol');
       assert(Number.isFinite(p.price) && Number.isFinite(p.ts), 'price needs a finite price and ts');
     }
-    for (const p of prices) {
-      q.prices.push({ symbol: p.symbol, price: p.price, ts: p.ts });
-      q.priceHistory.push({ id: p.symbol, at: p.ts, value: p.price });
-    }
-    q.writes += prices.length;
+    const job: Job<LastPrice> = { items: prices.map((p) => ({ symbol: p.symbol, price: p.price, ts: p.ts })), next: 0, done: deferred() };
+    this.priceJobs.push(job);
+    this.backlogWrites += prices.length;
     this.scheduleFlush();
-    return this.queuedDone();
+    return job.done.promise;
   }
 
   loadPrices(): LastPrice[] {
@@ -691,11 +743,19 @@ class LmdbStore implements Store {
   private readonly flushNow = (): void => {
     this.flushScheduled = false;
     // One flush in flight: the next one starts when it is done, with everything enqueued meanwhile.
-    if (this.inFlight !== null || this.queued.empty) return;
+    if (this.inFlight !== null || (this.queued.empty && !this.hasBacklog())) return;
     const b = this.queued;
     this.queued = new Batch();
     if (this.failure !== null) {
       this.abandon(b);
+      return;
+    }
+    this.takeRecords(b);
+    this.takePrices(b);
+    if (b.empty) {
+      // Only records that could not be encoded: their calls were rejected, nothing to write.
+      for (const d of b.finished) d.resolve();
+      if (this.hasBacklog()) this.scheduleFlush();
       return;
     }
     this.inFlight = b;
@@ -716,6 +776,54 @@ class LmdbStore implements Store {
       (err: unknown) => this.failed(b, err),
     );
   };
+
+  /** Moves up to snapshotsPerFlushMax records from the backlog into the batch, encoding each once. */
+  private takeRecords(b: Batch): void {
+    let budget = this.snapshotsPerFlushMax;
+    while (budget > 0 && this.recordJobs.length > 0) {
+      const job = this.recordJobs[0];
+      try {
+        while (budget > 0 && job.next < job.items.length) {
+          const r = job.items[job.next];
+          const bin = this.recordEncoder.encode(r);
+          b.snapshots.push({ id: r.portfolio.id, bin });
+          b.snapshotHistory.push({ id: r.portfolio.id, at: r.as_of, value: bin });
+          job.next++;
+          budget--;
+          b.writes++;
+          this.backlogWrites--;
+        }
+      } catch (err) {
+        // A record the encoder cannot write is the caller's bug: reject its call, keep the store.
+        this.backlogWrites -= job.items.length - job.next;
+        this.recordJobs.shift();
+        job.done.reject(err instanceof Error ? err : new Error(String(err)));
+        continue;
+      }
+      if (job.next < job.items.length) break;
+      this.recordJobs.shift();
+      b.finished.push(job.done);
+    }
+  }
+
+  private takePrices(b: Batch): void {
+    let budget = this.pricesPerFlushMax;
+    while (budget > 0 && this.priceJobs.length > 0) {
+      const job = this.priceJobs[0];
+      while (budget > 0 && job.next < job.items.length) {
+        const p = job.items[job.next];
+        b.prices.push(p);
+        b.priceHistory.push({ id: p.symbol, at: p.ts, value: p.price });
+        job.next++;
+        budget--;
+        b.writes++;
+        this.backlogWrites--;
+      }
+      if (job.next < job.items.length) break;
+      this.priceJobs.shift();
+      b.finished.push(job.done);
+    }
+  }
 
   private writeSingles(b: Batch): void {
     const k2 = this.k2;
@@ -774,6 +882,7 @@ class LmdbStore implements Store {
     this.lastCommitSeconds = seconds;
     for (const t of b.trades) this.pendingTrades.delete(t.pending);
     b.done?.resolve();
+    for (const d of b.finished) d.resolve();
     for (const l of this.commitListeners) {
       try {
         l(seconds, b.events.length);
@@ -781,7 +890,7 @@ class LmdbStore implements Store {
         // a metrics listener must not break the write path
       }
     }
-    if (!this.queued.empty) this.scheduleFlush();
+    if (!this.queued.empty || this.hasBacklog()) this.scheduleFlush();
   }
 
   private failed(b: Batch, err: unknown): void {
@@ -799,18 +908,25 @@ class LmdbStore implements Store {
   }
 
   private fail(b: Batch, err: unknown): void {
-    this.inFlight = null;
     const detail = err instanceof Error ? err.message : String(err);
     this.failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
+    this.inFlight = null;
     this.abandon(b);
     const rest = this.queued;
     this.queued = new Batch();
     this.abandon(rest);
   }
 
+  /** Rejects a batch that will never commit, and (the store being failed) every waiting job. */
   private abandon(b: Batch): void {
+    const failure = this.failure as StoreError;
     for (const t of b.trades) this.pendingTrades.delete(t.pending);
-    b.done?.reject(this.failure as StoreError);
+    b.done?.reject(failure);
+    for (const d of b.finished) d.reject(failure);
+    for (const job of [...this.recordJobs, ...this.priceJobs]) job.done.reject(failure);
+    this.recordJobs.length = 0;
+    this.priceJobs.length = 0;
+    this.backlogWrites = 0;
   }
 
   // ---- introspection and lifecycle -----------------------------------------------------------
@@ -830,6 +946,7 @@ class LmdbStore implements Store {
       lastCommitSeconds: this.lastCommitSeconds,
       pendingWrites: this.pendingWrites(),
       pendingWritesMax: this.pendingWritesMax,
+      backlogWrites: this.backlogWrites,
       failed: this.failure !== null,
     };
   }
@@ -849,8 +966,8 @@ class LmdbStore implements Store {
   private async shutdown(): Promise<void> {
     await this.compacting?.catch(() => undefined);
     // Drain: a flush is scheduled for anything queued; wait until nothing is queued or in flight.
-    while (this.failure === null && (this.inFlight !== null || !this.queued.empty)) {
-      const waitFor = this.inFlight?.done?.promise ?? this.queuedDone();
+    while (this.failure === null && (this.inFlight !== null || !this.queued.empty || this.hasBacklog())) {
+      const waitFor = this.barrier();
       this.scheduleFlush();
       await waitFor.catch(() => undefined);
     }
@@ -872,6 +989,13 @@ class LmdbStore implements Store {
  * or held by another live process, is refused with store_failed; a missing or empty one is fresh.
  */
 export function openStore(options: StoreOptions): Result<Store> {
+  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
+    const v = options[name];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) return fail(ErrorCode.invalid_field, `${name} must be an integer >= 1`, name);
+  }
+  const keep = options.retention?.keepEventsMs;
+  if (keep !== undefined && keep !== null && !(Number.isFinite(keep) && keep >= 0)) return fail(ErrorCode.invalid_field, 'retention.keepEventsMs must be null or a number >= 0', 'keepEventsMs');
+  if (typeof options.path !== 'string' || options.path.length === 0) return fail(ErrorCode.invalid_field, 'path must be a non-empty string', 'path');
   const path = resolve(options.path);
   if (openPaths.has(path)) return fail(ErrorCode.store_failed, `store '${path}' is already open in this process`, 'path');
   try {
@@ -890,7 +1014,7 @@ export function openStore(options: StoreOptions): Result<Store> {
   }
   let root: RootDatabase | undefined;
   try {
-    root = open({ path, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false });
+    root = open({ path, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false, eventTurnBatching: false });
     // Check the version before creating anything, so a foreign directory is left as it was.
     const probe = { name: 'meta', create: false };
     const existingMeta = root.openDB<unknown, Key>(probe) as Database<unknown, Key> | undefined;

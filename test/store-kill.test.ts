@@ -1,0 +1,147 @@
+// Proves the store's durability contract with real processes and a real LMDB, no mocks:
+// - kill -9 mid-stream, in both modes (default and --sync), twice on the same data dir: every seq
+//   the child printed as acknowledged (its `durable` resolved) is present exactly once after reopen,
+//   with its own payload and trade result; the stored seqs are contiguous from 1 (no hole, no
+//   duplicate, across restarts); no snapshot is durable ahead of the events it covers.
+// - a commit the disk refuses (the child runs under a file-size limit) rejects `durable` with
+//   store_failed, and the store refuses every later write instead of leaving a hole in the seqs.
+// The child runs the compiled store (dist/src/store/store.js); beforeAll builds it when missing or
+// older than the source.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../src/store/store.js';
+
+const root = resolve(import.meta.dirname, '..');
+const child = join(root, 'test/fixtures/store-kill-child.mjs');
+const compiled = join(root, 'dist/src/store/store.js');
+const source = join(root, 'src/store/store.ts');
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+beforeAll(() => {
+  if (existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs) return;
+  // Other files of the project may have type errors while they are being written; tsc still emits,
+  // and what matters here is that the store itself was emitted fresh.
+  spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'ignore' });
+  expect(existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs, 'dist/src/store/store.js must be built').toBe(true);
+}, 240_000);
+
+interface Run {
+  ready: number;
+  acks: [number, number][];
+  snaps: number[];
+  lines: string[];
+  stderr: string;
+}
+
+/** Runs the child until it has acknowledged `acksMin` appends (or `timeoutMs`), then SIGKILLs it. */
+function runAndKill(path: string, mode: string, acksMin: number, timeoutMs: number): Promise<Run> {
+  return new Promise((done, reject) => {
+    const p = spawn(process.execPath, [child, path, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const run: Run = { ready: -1, acks: [], snaps: [], lines: [], stderr: '' };
+    let buffered = '';
+    let killed = false;
+    const kill = () => {
+      if (!killed) {
+        killed = true;
+        p.kill('SIGKILL');
+      }
+    };
+    const timer = setTimeout(kill, timeoutMs);
+    p.stdout.setEncoding('utf8');
+    p.stdout.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        run.lines.push(line);
+        const [word, a, b] = line.split(' ');
+        if (word === 'ready') run.ready = Number(a);
+        else if (word === 'ack') run.acks.push([Number(a), Number(b)]);
+        else if (word === 'snap') run.snaps.push(Number(a));
+        if (run.acks.length >= acksMin) kill();
+      }
+    });
+    p.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
+    p.on('error', reject);
+    // 'exit' comes after the kernel reaped it: its owner.pid names a dead process from then on.
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (code ${code}): ${run.stderr}`));
+      else done(run);
+    });
+  });
+}
+
+async function verify(path: string, runs: Run[]): Promise<number> {
+  const opened = openStore({ path });
+  if (!opened.ok) throw new Error(opened.error.message);
+  const store = opened.value;
+  const seqs: number[] = [];
+  for (const e of store.eventsAfter(0)) {
+    expect(e.type).toBe('TradeExecuted');
+    if (e.type === 'TradeExecuted') expect(e.trade_id).toBe(`k-${e.seq}`);
+    seqs.push(e.seq);
+  }
+  const last = seqs.length;
+  // Contiguous from 1: no hole and no duplicate, across every kill and restart.
+  expect(seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+  expect(store.lastSeq()).toBe(last);
+  for (const run of runs) {
+    for (const [first, end] of run.acks) {
+      expect(end).toBeLessThanOrEqual(last);
+      for (let s = first; s <= end; s++) expect(store.tradeResult(`p${s % 7}`, `k-${s}`)).toEqual({ trade_id: `k-${s}`, seq: s });
+    }
+    for (const covered of run.snaps) expect(covered).toBeLessThanOrEqual(last);
+  }
+  for (const r of store.loadSnapshots()) expect(r.covered_seq).toBeLessThanOrEqual(last);
+  await store.close();
+  return last;
+}
+
+describe('kill -9', () => {
+  for (const mode of ['default', 'sync']) {
+    it(`loses no acknowledged append and leaves no hole (${mode} mode)`, async () => {
+      const path = mkdtempSync(join(tmpdir(), `mtm-store-kill-${mode}-`));
+      dirs.push(path);
+      const first = await runAndKill(path, mode, 400, 8_000);
+      expect(first.ready).toBe(0);
+      expect(first.acks.length, first.stderr).toBeGreaterThan(10);
+      const afterFirst = await verify(path, [first]);
+      // Restart on the crashed directory: seqs continue, and a second kill is just as safe.
+      const second = await runAndKill(path, mode, 400, 8_000);
+      expect(second.ready).toBe(afterFirst);
+      expect(second.acks.length, second.stderr).toBeGreaterThan(10);
+      expect(second.acks[0][0]).toBe(afterFirst + 1);
+      await verify(path, [first, second]);
+    });
+  }
+});
+
+describe('disk failure', () => {
+  it('rejects durable with store_failed and refuses every later write', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'mtm-store-full-'));
+    dirs.push(path);
+    // ulimit -f counts 512-byte blocks in POSIX sh: 4 MB of data file, then writes fail (EFBIG).
+    const p = spawnSync('/bin/sh', ['-c', 'ulimit -f 8192 && exec "$0" "$@"', process.execPath, child, path, 'fill'], { encoding: 'utf8', timeout: 30_000 });
+    // Exit 0: the failed commit did not also crash the child with an unhandled rejection.
+    expect(p.status, p.stderr).toBe(0);
+    const line = p.stdout.split('\n').find((l) => l.startsWith('failed')) ?? '';
+    expect(line, p.stdout + p.stderr).toMatch(/^failed store_failed store_failed later-refused true /);
+    expect(line).toContain('store commit failed');
+    // What was acknowledged before the failure is intact and contiguous.
+    const opened = openStore({ path });
+    if (!opened.ok) throw new Error(opened.error.message);
+    let n = 0;
+    for (const e of opened.value.eventsAfter(0)) expect(e.seq).toBe(++n);
+    expect(n).toBeGreaterThan(0);
+    await opened.value.close();
+  });
+});
