@@ -217,6 +217,8 @@ describe('query', () => {
       { portfolio_id: 'p1', type: 'CashDeposited' as const },
       { from: 12_000, to: 13_000 },
       { from: all[200].ts, to: all[200].ts },
+      { portfolio_id: all[300].portfolio_id, from: all[300].ts, to: all[300].ts },
+      { type: all[400].type, from: all[400].ts, to: all[400].ts },
       { portfolio_id: 'p3', from: 15_000 },
       { type: 'PositionOpened' as const, to: 11_000, order: 'desc' as const },
       { portfolio_id: 'nobody' },
@@ -250,12 +252,14 @@ describe('query', () => {
   });
 
   it('matches the oracle for random queries (fast-check)', () => {
+    // Bounds are often exactly an event's ts, where inclusive and exclusive differ.
+    const instant = fc.oneof(fc.integer({ min: 9_000, max: 26_000 }), fc.constantFrom(...all.map((e) => e.ts)));
     const query = fc.record(
       {
         portfolio_id: fc.constantFrom('p1', 'p2', 'p3', 'nobody'),
         type: fc.constantFrom<DomainEventType>(...types, 'PortfolioClosed'),
-        from: fc.integer({ min: 9_000, max: 26_000 }),
-        to: fc.integer({ min: 9_000, max: 26_000 }),
+        from: instant,
+        to: instant,
         after_seq: fc.integer({ min: 0, max: 1_600 }),
         limit: fc.integer({ min: 1, max: 1_200 }),
         order: fc.constantFrom('asc' as const, 'desc' as const),
@@ -314,6 +318,37 @@ describe('snapshots', () => {
     await store.writeSnapshots([record('p1', store.lastSeq(), 3)]).then(() => seen.push(3));
     expect(seen).toEqual([1, 2, 3]);
     expect(store.query({}).map((e) => e.seq)).toEqual([1, 2]);
+    await store.close();
+  });
+
+  it('writes a large snapshot round a bounded chunk per flush, without holding appends behind it', async () => {
+    const store = openOk({ path: tempDir(), snapshotsPerFlushMax: 10, pendingWritesMax: 20 });
+    await store.append([]).durable;
+    const before = store.stats().commitsTotal;
+    const records = Array.from({ length: 55 }, (_, i) => record(`p${i}`, 0, 100));
+    let snapshotsDone = false;
+    const written = store.writeSnapshots(records).then(() => (snapshotsDone = true));
+    expect(store.stats().backlogWrites).toBe(55);
+    expect(store.overloaded()).toBe(false); // a snapshot round does not make the engine refuse trades
+    await nextTurn();
+    const trade1 = store.append([created('p0', 1)]);
+    await trade1.durable;
+    expect(snapshotsDone).toBe(false); // the append went in an early flush, not after all 55 records
+    await written;
+    expect(store.stats().commitsTotal - before).toBeGreaterThanOrEqual(6);
+    expect(store.stats().backlogWrites).toBe(0);
+    expect([...store.loadSnapshots()]).toHaveLength(55);
+    expect(store.snapshotBefore('p54', 100)).toEqual(records[54]);
+    await store.close();
+  });
+
+  it('rejects a snapshot call whose record cannot be encoded, and keeps working', async () => {
+    const store = openOk({ path: tempDir() });
+    const bad = { ...record('p1', 0, 1), state: Symbol('x') } as unknown as PortfolioRecord;
+    await expect(store.writeSnapshots([bad])).rejects.toThrow();
+    await store.writeSnapshots([record('p2', 0, 1)]);
+    expect(store.stats().failed).toBe(false);
+    expect([...store.loadSnapshots()].map((r) => r.portfolio.id)).toEqual(['p2']);
     await store.close();
   });
 

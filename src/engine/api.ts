@@ -45,6 +45,8 @@ export interface EngineOptions {
   sync?: boolean;
   /** Snapshot interval per shard. */
   snapshotIntervalMs?: number;
+  /** Events older than this and covered by every snapshot are compacted after each snapshot; null keeps all (audit). */
+  retainEventsMs?: number | null;
   clock?: Clock;
   random?: Random;
   limits?: Partial<EngineLimits>;

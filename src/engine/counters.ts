@@ -3,6 +3,13 @@
 
 export type LatencyObserver = (seconds: number) => void;
 
+/** Codes where the engine, not the client, failed: counted as result "error"; every other failure is "rejected". */
+const engineFailures: ReadonlySet<string> = new Set(['store_failed', 'shard_restarting', 'engine_closed']);
+
+export function failureResult(code: string): 'rejected' | 'error' {
+  return engineFailures.has(code) ? 'error' : 'rejected';
+}
+
 export class EngineCounters {
   ticksReceived = 0;
   ticksRejected = 0;
@@ -52,6 +59,7 @@ export class EngineCounters {
   trade(result: string, ms: number): void {
     this.trades.set(result, (this.trades.get(result) ?? 0) + 1);
     this.command('trade', result === 'duplicate' ? 'ok' : result, ms);
-    if (result !== 'rejected') this.onTradeAck?.(ms / 1000);
+    // Only acknowledged trades (booked or an idempotent replay) have an ack latency.
+    if (result === 'ok' || result === 'duplicate') this.onTradeAck?.(ms / 1000);
   }
 }

@@ -23,7 +23,7 @@ import { ShardHandle, type CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import { Subscribers } from './subscribers.js';
 import { SymbolTable } from './symbols.js';
-import { EngineCounters } from './counters.js';
+import { EngineCounters, failureResult } from './counters.js';
 import { timeTravel } from './timeTravel.js';
 import { seeded } from '../sim/random.js';
 
@@ -99,7 +99,7 @@ export class MtmEngine implements Engine {
     }
     recoverDirectory(this.store, this.directory, this.symbols);
     await Promise.all(this.shards.map((h) => this.startShard(h)));
-    this.timers.push(setInterval(() => void this.snapshotAll(), this.o.snapshotIntervalMs).unref());
+    this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.o.snapshotIntervalMs).unref());
     this.timers.push(setInterval(() => this.flushPrices(), this.o.pricesFlushIntervalMs).unref());
   }
 
@@ -370,7 +370,7 @@ export class MtmEngine implements Engine {
   private command(kind: CommandBody['kind'], portfolio: string, extra: object): Promise<Result<PortfolioSnapshot>> {
     const started = performance.now();
     return this.run(portfolio, { kind, portfolio, now: this.clock.now(), ...extra } as CommandBody).then((r) => {
-      this.counters.command(kind, r.ok ? 'ok' : 'rejected', performance.now() - started);
+      this.counters.command(kind, r.ok ? 'ok' : failureResult(r.error.code), performance.now() - started);
       return r.ok ? ok(r.value.snapshot as PortfolioSnapshot) : r;
     });
   }
@@ -385,6 +385,7 @@ export class MtmEngine implements Engine {
   async createPortfolio(input: import('../domain/types.js').CreatePortfolioInput): Promise<Result<PortfolioSnapshot>> {
     const v = validateCreatePortfolio(input);
     if (!v.ok) return v;
+    if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
     await this.ready;
     const id = v.value.id ?? this.newId();
     if (this.directory.has(id)) return fail(ErrorCode.portfolio_exists, `id '${id}' already exists`, 'id');
@@ -444,6 +445,7 @@ export class MtmEngine implements Engine {
 
   async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
     const started = performance.now();
+    if (this.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
     const k = this.known(portfolioId);
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.clock.now());
@@ -476,7 +478,7 @@ export class MtmEngine implements Engine {
   }
 
   private tradeDone(r: Result<TradeResult>, started: number): Result<TradeResult> {
-    this.counters.trade(r.ok ? (r.value.applied ? 'ok' : 'duplicate') : 'rejected', performance.now() - started);
+    this.counters.trade(r.ok ? (r.value.applied ? 'ok' : 'duplicate') : failureResult(r.error.code), performance.now() - started);
     return r;
   }
 
@@ -552,6 +554,7 @@ export class MtmEngine implements Engine {
   }
 
   async queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>> {
+    if (this.closed) return fail(ErrorCode.engine_closed, 'engine is closed');
     await this.lastDurable.catch(() => undefined);
     return ok(this.store.query(query));
   }
@@ -560,6 +563,7 @@ export class MtmEngine implements Engine {
     const k = this.known(portfolioId);
     if (!k.ok) return k;
     if (!Number.isFinite(timestamp)) return fail(ErrorCode.invalid_timestamp, 'as_of must be a valid instant', 'as_of');
+    if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
     await this.snapshotAll();
     return timeTravel(this.store, k.value, timestamp);
   }
@@ -584,6 +588,13 @@ export class MtmEngine implements Engine {
         await this.store.writeSnapshots(records);
       }),
     );
+  }
+
+  /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */
+  async compact(): Promise<number> {
+    if (this.o.retainEventsMs === null || this.closing) return 0;
+    const r = await this.store.compact(this.clock.now()).catch(() => ({ removed: 0 }));
+    return r.removed;
   }
 
   private flushPrices(): void {
@@ -625,7 +636,12 @@ export class MtmEngine implements Engine {
 
   /** Each ready shard's prom-client registry as JSON; a shard that does not answer in time is left out. */
   async workerMetrics(timeoutMs = 1_000): Promise<unknown[][]> {
-    const answers = await Promise.all(
+    return (await this.workerMetricsByShard(timeoutMs)).filter((a): a is unknown[] => a !== null);
+  }
+
+  /** Like workerMetrics, indexed by shard: null for a shard that is not ready or did not answer in time. */
+  workerMetricsByShard(timeoutMs = 1_000): Promise<(unknown[] | null)[]> {
+    return Promise.all(
       this.shards.map(
         (h) =>
           new Promise<unknown[] | null>((resolve) => {
@@ -643,7 +659,11 @@ export class MtmEngine implements Engine {
           }),
       ),
     );
-    return answers.filter((a): a is unknown[] => a !== null);
+  }
+
+  /** Live shard worker threads (0 once closed). */
+  get threads(): number {
+    return this.pool.threads.length;
   }
 
   get utilization(): number {
@@ -652,6 +672,11 @@ export class MtmEngine implements Engine {
 
   storeStats() {
     return this.store.stats();
+  }
+
+  /** Commit durations (seconds) of the store, for the metrics layer; returns the unsubscribe. */
+  onStoreCommit(listener: (seconds: number, events: number) => void): () => void {
+    return this.store.onCommit(listener);
   }
 
   crashShard(shard: number, how: 'throw' | 'exit' | 'heap' = 'exit'): Result<void> {
@@ -670,7 +695,7 @@ function again(r: Result<TradeResult>): Result<TradeResult> {
 export async function createEngine(options: EngineOptions = {}): Promise<MtmEngine> {
   const o = resolveOptions(options);
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
-  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync });
+  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync, retention: { keepEventsMs: o.retainEventsMs } });
   if (!opened.ok) {
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);

@@ -19,6 +19,7 @@ export interface ResolvedOptions {
   dataDir: string | undefined;
   sync: boolean;
   snapshotIntervalMs: number;
+  retainEventsMs: number | null;
   pricesFlushIntervalMs: number;
   shardHeapMb: number;
   allowFaultInjection: boolean;
@@ -37,6 +38,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     dataDir: o.dataDir,
     sync: o.sync ?? false,
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
+    retainEventsMs: o.retainEventsMs ?? null,
     pricesFlushIntervalMs: 1_000,
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,

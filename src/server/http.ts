@@ -15,6 +15,8 @@ import { parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
 import { tickShape } from './protocol.js';
 import type { RouteDef } from './router.js';
 import type { ResolvedOptions } from './options.js';
+import type { PerformanceApi } from './performance.js';
+import type { StatsCollector } from './stats.js';
 
 export type HandlerName =
   | 'health'
@@ -32,7 +34,9 @@ export type HandlerName =
   | 'setLimits'
   | 'events'
   | 'ticks'
-  | 'metrics';
+  | 'metrics'
+  | 'performanceSummary'
+  | 'performanceQueries';
 
 export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/health', handler: 'health' },
@@ -51,6 +55,8 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/api/v1/portfolios/{id}/events', handler: 'events' },
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
   { method: 'GET', template: '/metrics', handler: 'metrics' },
+  { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
+  { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
 ];
 
 /** Routes anyone may call, with or without a key. */
@@ -86,6 +92,10 @@ export interface HttpDeps {
   asyncapi: () => string;
   /** Prometheus exposition (the metrics wiring's scrape()); null = GET /metrics answers 404. */
   metrics: (() => Promise<{ contentType: string; body: string }>) | null;
+  /** GET /api/v1/performance/*; null = they answer 404. */
+  performance?: PerformanceApi | null;
+  /** Counts the ticks POST /api/v1/ticks receives and refuses (absent: not counted). */
+  stats?: Pick<StatsCollector, 'httpTicks' | 'refuseTick'>;
 }
 
 export function json(status: number, value: unknown, headers?: Record<string, string>): HttpResult {
@@ -276,7 +286,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (body.length > limits.ticksPerBatchMax) {
         return errorResult({ code: ErrorCode.payload_too_large, message: `at most ${limits.ticksPerBatchMax} ticks per request`, field: 'ticks' });
       }
-      return json(202, ingestTicks(engine, body, false));
+      if (deps.stats !== undefined) deps.stats.httpTicks += body.length;
+      return json(202, ingestTicks(engine, body, false, deps.stats));
     },
 
     metrics: async () => {
@@ -284,17 +295,37 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       const m = await deps.metrics();
       return { status: 200, body: m.body, contentType: m.contentType };
     },
+
+    performanceSummary: () => {
+      const p = deps.performance ?? null;
+      if (p === null) return errorResult({ code: ErrorCode.not_found, message: 'performance summaries are not enabled on this server' });
+      return json(200, p.summary());
+    },
+
+    performanceQueries: () => {
+      const p = deps.performance ?? null;
+      if (p === null) return errorResult({ code: ErrorCode.not_found, message: 'performance summaries are not enabled on this server' });
+      return json(200, p.queries());
+    },
   };
 }
 
-/** Structure checks here, value checks in the engine; indexes refer to `ticks`. */
-export function ingestTicks(engine: Engine, ticks: readonly unknown[], requireTs: boolean): { accepted: number; rejected: { index: number; code: string }[] } {
+/**
+ * Structure checks here, value checks in the engine; indexes refer to `ticks`. `refused` counts the ticks
+ * refused here by code (the engine counts its own), so the metrics see every rejection once.
+ */
+export function ingestTicks(
+  engine: Engine,
+  ticks: readonly unknown[],
+  requireTs: boolean,
+  refused?: { refuseTick(code: string): string },
+): { accepted: number; rejected: { index: number; code: string }[] } {
   const rejected: { index: number; code: string }[] = [];
   const valid: TickInput[] = [];
   const indexOf: number[] = [];
   for (let i = 0; i < ticks.length; i++) {
     const s = tickShape(ticks[i], requireTs);
-    if (!s.ok) rejected.push({ index: i, code: s.code });
+    if (!s.ok) rejected.push({ index: i, code: refused === undefined ? s.code : refused.refuseTick(s.code) });
     else {
       valid.push(s.tick);
       indexOf.push(i);

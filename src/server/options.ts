@@ -2,6 +2,8 @@
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { isLoopbackHost, type ApiKey } from './auth.js';
+import type { PerformanceApi } from './performance.js';
+import type { HttpObserver } from './stats.js';
 
 export interface ServerLimits {
   /** Largest WebSocket frame accepted (uWS maxPayloadLength); larger frames close the socket with 1009. */
@@ -92,6 +94,10 @@ export interface ServerOptions {
    * With keys, any valid key may read it (Prometheus: authorization.credentials); without keys, anyone.
    */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Called as each HTTP request is answered, with its route template (the metrics wiring's histogram). */
+  onHttpRequest?: HttpObserver;
+  /** Serves GET /api/v1/performance/summary and /queries (src/server/performance.ts); auth like /metrics. */
+  performance?: PerformanceApi;
   /** Readiness beyond "listening": e.g. recovery finished. Default: always ready while running. */
   ready?: () => boolean;
   /** Wall clock (epoch ms); default Date.now. */
@@ -113,6 +119,8 @@ export interface ResolvedOptions {
   limits: ServerLimits;
   staticDir: string | null;
   metrics: (() => Promise<{ contentType: string; body: string }>) | null;
+  onHttpRequest: HttpObserver | null;
+  performance: PerformanceApi | null;
   ready: () => boolean;
   now: () => number;
   log: (line: string) => void;
@@ -157,6 +165,8 @@ export function resolveOptions(options: ServerOptions): Result<ResolvedOptions> 
     limits,
     staticDir: options.staticDir ?? null,
     metrics: options.metrics ?? null,
+    onHttpRequest: options.onHttpRequest ?? null,
+    performance: options.performance ?? null,
     ready: options.ready ?? (() => true),
     now: options.now ?? Date.now,
     log,

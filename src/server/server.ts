@@ -119,6 +119,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   const uws: Uws = transport === 'uws' ? loaded.uws : (nodeTransport as unknown as Uws);
   const startedAt = now();
   const stats = new StatsCollector(binary, transport);
+  stats.onHttp = opts.onHttpRequest;
   const keyRing = opts.keys === null ? null : new KeyRing(opts.keys);
   const commandBuckets = new BucketMap(limits.commandsPerSecond, limits.commandsPerSecond * 2, limits.rateLimitBucketsMax);
   const connectBuckets = new BucketMap(limits.connectsPerSecond, limits.connectsPerSecond * 2, limits.rateLimitBucketsMax);
@@ -142,6 +143,8 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     openapi: () => openapiText,
     asyncapi: () => asyncapiText,
     metrics: opts.metrics,
+    performance: opts.performance,
+    stats,
   });
   const sweeper = setInterval(() => {
     const t = now();

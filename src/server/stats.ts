@@ -18,6 +18,9 @@ export interface HttpRouteStats {
   latencyBucketCounts: number[];
 }
 
+/** Sees every HTTP request as it is answered (the metrics layer's histogram); route is the template. */
+export type HttpObserver = (method: string, route: string, status: number, seconds: number) => void;
+
 export interface ServerStats {
   uwsBinary: 'native' | 'fallback';
   transport: 'uws' | 'node';
@@ -59,6 +62,12 @@ export interface ServerStats {
   tradesAcked: number;
   feedTicksAccepted: number;
   feedTicksRejected: number;
+  /** Ticks received (accepted or rejected) by transport and encoding: /ws/feed text and binary frames, POST /api/v1/ticks. */
+  feedTicksJson: number;
+  feedTicksBinary: number;
+  httpTicks: number;
+  /** Ticks the server refused itself, by error code, before the engine saw them (the engine counts the rest). */
+  ticksRefused: Record<string, number>;
   http: HttpRouteStats[];
 }
 
@@ -86,14 +95,27 @@ export class StatsCollector {
   tradesAcked = 0;
   feedTicksAccepted = 0;
   feedTicksRejected = 0;
+  feedTicksJson = 0;
+  feedTicksBinary = 0;
+  httpTicks = 0;
+  private readonly ticksRefused = new Map<string, number>();
   private readonly http = new Map<string, HttpRouteStats>();
+  /** Set by the server from ServerOptions.onHttpRequest; null costs nothing. */
+  onHttp: HttpObserver | null = null;
 
   constructor(
     readonly uwsBinary: 'native' | 'fallback',
     readonly transport: 'uws' | 'node',
   ) {}
 
+  /** Counts a tick the server refused before the engine saw it; returns the code for the caller's answer. */
+  refuseTick<C extends string>(code: C): C {
+    this.ticksRefused.set(code, (this.ticksRefused.get(code) ?? 0) + 1);
+    return code;
+  }
+
   recordHttp(method: string, route: string, status: number, latencyMs: number): void {
+    this.onHttp?.(method, route, status, latencyMs / 1000);
     const statusClass: StatusClass = status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
     const key = `${method} ${route} ${statusClass}`;
     let s = this.http.get(key);
@@ -135,6 +157,10 @@ export class StatsCollector {
       tradesAcked: this.tradesAcked,
       feedTicksAccepted: this.feedTicksAccepted,
       feedTicksRejected: this.feedTicksRejected,
+      feedTicksJson: this.feedTicksJson,
+      feedTicksBinary: this.feedTicksBinary,
+      httpTicks: this.httpTicks,
+      ticksRefused: Object.fromEntries(this.ticksRefused),
       http: [...this.http.values()].map((s) => ({ ...s, latencyBucketCounts: [...s.latencyBucketCounts] })),
     };
   }

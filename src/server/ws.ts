@@ -203,14 +203,16 @@ export class WsHandlers {
       let rejected = 0;
       const errors: { index: number; code: string }[] = [];
       const t = this.tick;
+      const stats = this.d.stats;
+      stats.feedTicksBinary += count;
       for (let i = 0; i < count; i++) {
         readTick(view, i, t);
         const symbol = conn.symbols[t.symbolId];
         const code =
           symbol === undefined
-            ? ErrorCode.invalid_symbol
+            ? stats.refuseTick(ErrorCode.invalid_symbol)
             : t.size === t.size && !(t.size >= 0 && Number.isFinite(t.size))
-              ? ErrorCode.invalid_quantity
+              ? stats.refuseTick(ErrorCode.invalid_quantity)
               : this.d.engine.ingestTick(symbol, t.price, t.ts, t.size === t.size ? t.size : undefined);
         if (code === null) accepted++;
         else {
@@ -224,7 +226,8 @@ export class WsHandlers {
     if (!parsed.ok) return this.badFrame(conn, parsed.error.code, parsed.error.message, parsed.id, parsed.error.field);
     const op = parsed.value;
     if (op.op === 'register') return this.register(conn, op.symbols, op.id);
-    const r = ingestTicks(this.d.engine, op.ticks, true);
+    this.d.stats.feedTicksJson += op.ticks.length;
+    const r = ingestTicks(this.d.engine, op.ticks, true, this.d.stats);
     this.feedAck(conn, op.id, r.accepted, r.rejected.length, r.rejected.slice(0, feedErrorsMax));
   }
 

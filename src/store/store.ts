@@ -78,9 +78,9 @@ export const storeDefaults = {
   /** Time-index entries one compact() call examines, so a call blocks the main thread briefly. */
   compactScannedPerCallMax: 20_000,
   /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
-  snapshotsPerFlushMax: 500,
+  snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */
-  pricesPerFlushMax: 2_000,
+  pricesPerFlushMax: 1_000,
   queryLimitDefault: 100,
   queryLimitMax: 1_000,
 } as const;
