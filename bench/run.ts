@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--rate N] [--seconds N] [--out DIR]
+// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--rate N] [--seconds N] [--out DIR] [--update-docs]
 //
 // Runs the benchmark scenarios against three systems, each a separate process over loopback sockets,
 // with load generators in their own processes: mtm (this engine and server), the peer (the
@@ -6,9 +6,9 @@
 // Prints progress to stderr, a table to stdout, and writes bench/results/<timestamp>.json (+ .md).
 // Scenarios and figures: docs/BENCHMARKS.md.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { projectRoot } from '../src/projectRoot.js';
 import { errorText } from './loadgen/common.js';
 import { Progress } from './report/progress.js';
@@ -23,6 +23,8 @@ import { tradeModes, trades } from './scenarios/trades.js';
 
 interface Args {
   quick: boolean;
+  /** Replace the results section of docs/BENCHMARKS.md with this run's table. */
+  updateDocs: boolean;
   scenarios: ScenarioName[];
   systems: SystemName[];
   rate: number | null;
@@ -30,11 +32,12 @@ interface Args {
   out: string;
 }
 
-const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--rate TICKS_PER_S] [--seconds S] [--out DIR]
-scenarios: ${scenarioNames.join(', ')} (default: all)`;
+const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--rate TICKS_PER_S] [--seconds S] [--out DIR] [--update-docs]
+scenarios: ${scenarioNames.join(', ')} (default: all)
+--update-docs: write this run's table and machine into docs/BENCHMARKS.md (between its bench:results markers)`;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, out: join(projectRoot(), 'bench', 'results') };
+  const a: Args = { quick: false, updateDocs: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, out: join(projectRoot(), 'bench', 'results') };
   const list = <T extends string>(v: string | undefined, allowed: readonly T[], what: string): T[] => {
     const items = (v ?? '').split(',').filter((x) => x !== '');
     for (const x of items) if (!allowed.includes(x as T)) throw new Error(`unknown ${what} '${x}'; expected one of ${allowed.join(', ')}\n${usage}`);
@@ -54,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--rate') a.rate = num(argv[++i], 'rate');
     else if (k === '--seconds') a.seconds = num(argv[++i], 'seconds');
     else if (k === '--out') a.out = argv[++i] ?? a.out;
+    else if (k === '--update-docs') a.updateDocs = true;
     else if (k === '--help' || k === '-h') {
       console.log(usage);
       process.exit(0);
@@ -62,6 +66,19 @@ function parseArgs(argv: string[]): Args {
   if (a.scenarios.length === 0) a.scenarios = [...scenarioNames];
   a.scenarios = scenarioNames.filter((s) => a.scenarios.includes(s));
   return a;
+}
+
+const docsStart = '<!-- bench:results:start -->';
+const docsEnd = '<!-- bench:results:end -->';
+
+/** Replaces the generated section of docs/BENCHMARKS.md: its figures come from a run, never typed in. */
+function updateDocs(markdown: string): void {
+  const path = join(projectRoot(), 'docs', 'BENCHMARKS.md');
+  const text = readFileSync(path, 'utf8');
+  const a = text.indexOf(docsStart);
+  const b = text.indexOf(docsEnd);
+  if (a < 0 || b < a) throw new Error(`${path} has no ${docsStart} ... ${docsEnd} section`);
+  writeFileSync(path, text.slice(0, a + docsStart.length) + '\n\n' + markdown + '\n' + text.slice(b));
 }
 
 function definitions(scale: Scale): Record<ScenarioName, { definition: string; params: object }> {
@@ -102,7 +119,7 @@ function expectedMs(s: ScenarioName, scale: Scale): number {
   if (s === 'steady') return scale.steady.warmupMs + scale.steady.measureMs + 4_000;
   if (s === 'max') return scale.max.stepsMax * scale.max.stepMs + 4_000;
   if (s === 'spike') return scale.spike.warmupMs + scale.spike.beforeMs + scale.spike.spikeMs + scale.spike.afterMs + 4_000;
-  if (s === 'trades') return scale.trades.durationMs + 3_000;
+  if (s === 'trades') return 2 * (scale.trades.warmupMs + scale.trades.durationMs) + 4_000;
   return 0;
 }
 
@@ -195,7 +212,7 @@ async function main(): Promise<number> {
       subscriptions: scale.stream.connections * scale.stream.perConnection,
       throttleMs: 0,
       clientProcesses: scale.stream.clientProcesses,
-      publishers: 1,
+      publishers: scale.stream.publishers,
       publisherIntervalMs: scale.stream.publisherIntervalMs,
       windowMs: scale.stream.windowMs,
     },
@@ -237,13 +254,23 @@ async function main(): Promise<number> {
   const stamp = report.startedAt.replace(/[:.]/g, '-');
   const file = join(args.out, `${stamp}.json`);
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(join(args.out, `${stamp}.md`), `Machine: ${machineLine(report)}\n\n${markdownTable(report)}\n`);
+  const markdown = `Run ${report.startedAt} (${report.seconds} s, \`${['node dist/bench/run.js', ...report.argv].join(' ')}\`), report \`${relative(projectRoot(), file)}\`.\n\nMachine: ${machineLine(report)}.\n\n${markdownTable(report)}\n`;
+  writeFileSync(join(args.out, `${stamp}.md`), markdown);
   console.log(`\nmtm-engine benchmarks, ${report.seconds} s. Machine: ${machineLine(report)}`);
   console.log(`workload: ${report.workload.portfolios} portfolios x ${report.workload.positionsPerPortfolio} positions over ${report.workload.symbols} symbols (Zipf s=${report.workload.zipfS}), ${report.workload.connections} connections x ${report.workload.subscriptionsPerConnection} subscriptions, no throttle\n`);
   console.log(textTable(report));
   console.log(`\nratios: mtm / peer and mtm / limit (higher is better for rates, lower for latencies and times)`);
   if (report.errors.length > 0) console.log(`\n${report.errors.length} failed: \n  ${report.errors.join('\n  ')}`);
   console.log(`\nreport: ${file}`);
+  if (args.updateDocs) {
+    try {
+      updateDocs(markdown);
+      console.log('docs/BENCHMARKS.md: results section replaced by this run');
+    } catch (e) {
+      console.error(`--update-docs failed: ${errorText(e)}`);
+      return 1;
+    }
+  }
   return report.errors.length > 0 ? 1 : 0;
 }
 

@@ -5,7 +5,9 @@
 // power loss). Per mode, two loads:
 //   saturated  each event-loop turn appends 20 batches of 10 events (a trade, its derived event,
 //              and one trade result per trade), as fast as the store takes them: it pauses while
-//              store.overloaded(), as the engine refuses commands then. Gives throughput.
+//              store.overloaded() (pendingWritesMax, default), as the engine refuses commands
+//              then. Gives throughput; ack latency here is mostly time queued behind that bound.
+//              Then reads every event back with eventsAfter(0) (the recovery path).
 //   paced      one batch of 10 events every 1 ms timer (about 1,000 batches/s, less as the timer
 //              slips): the latency an ordinary trade sees.
 // Ack latency = from append() to its `durable` resolving. ELU = main-thread event-loop utilization
@@ -36,6 +38,8 @@ interface Result {
   commitP50Ms: number;
   elu: number;
   bytesPerEvent: number;
+  /** eventsAfter(0) read back in seq order (the recovery path), after the saturated load only. */
+  replayEventsPerSecond: number | null;
 }
 
 function argSeconds(): number {
@@ -115,6 +119,13 @@ async function run(mode: 'default' | 'sync', load: 'saturated' | 'paced', second
   off();
   const commits = store.stats().commitsTotal - commitsBefore;
   const sizeBytes = store.stats().sizeBytes;
+  let replayEventsPerSecond: number | null = null;
+  if (load === 'saturated') {
+    const r0 = performance.now();
+    let read = 0;
+    for (const e of store.eventsAfter(0)) if (e.seq > 0) read++;
+    replayEventsPerSecond = Math.round(read / ((performance.now() - r0) / 1000));
+  }
   await store.close();
   rmSync(dir, { recursive: true, force: true });
   const sorted = acks.slice(0, ackCount).sort();
@@ -133,12 +144,26 @@ async function run(mode: 'default' | 'sync', load: 'saturated' | 'paced', second
     commitP50Ms: Math.round(quantile(commitSorted, 0.5) * 1000) / 1000,
     elu: Math.round(elu * 100) / 100,
     bytesPerEvent: Math.round(sizeBytes / Math.max(1, events)),
+    replayEventsPerSecond,
   };
 }
 
 function table(results: Result[]): string {
-  const head = ['mode', 'load', 'events/s', 'commits', 'events/commit', 'ack p50 ms', 'ack p99 ms', 'ack max ms', 'commit p50 ms', 'ELU', 'bytes/event'];
-  const rows = results.map((r) => [r.mode, r.load, String(r.eventsPerSecond), String(r.commits), String(r.eventsPerCommit), r.ackP50Ms.toFixed(3), r.ackP99Ms.toFixed(3), r.ackMaxMs.toFixed(3), r.commitP50Ms.toFixed(3), r.elu.toFixed(2), String(r.bytesPerEvent)]);
+  const head = ['mode', 'load', 'events/s', 'commits', 'events/commit', 'ack p50 ms', 'ack p99 ms', 'ack max ms', 'commit p50 ms', 'ELU', 'bytes/event', 'replay events/s'];
+  const rows = results.map((r) => [
+    r.mode,
+    r.load,
+    String(r.eventsPerSecond),
+    String(r.commits),
+    String(r.eventsPerCommit),
+    r.ackP50Ms.toFixed(3),
+    r.ackP99Ms.toFixed(3),
+    r.ackMaxMs.toFixed(3),
+    r.commitP50Ms.toFixed(3),
+    r.elu.toFixed(2),
+    String(r.bytesPerEvent),
+    r.replayEventsPerSecond === null ? '-' : String(r.replayEventsPerSecond),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');

@@ -452,7 +452,7 @@ describe('retention', () => {
     const store = openOk({ path: tempDir(), retention: { keepEventsMs: null } });
     await store.append([created('p1', 1)]).durable;
     await store.writeSnapshots([record('p1', 1, 2)]);
-    expect(await store.compact(1e15)).toEqual({ removed: 0 });
+    expect(await store.compact(1e15)).toEqual({ removed: 0, more: false });
     expect(store.query({})).toHaveLength(1);
     await store.close();
   });
@@ -471,14 +471,14 @@ describe('retention', () => {
       trade('pA', 3, 3_000), // 8 old but after the snapshot's covered_seq
     ]);
     await store.writeSnapshots([record('pA', 3, 5_000)]);
-    expect(await store.compact(10_000)).toEqual({ removed: 5 });
+    expect(await store.compact(10_000)).toEqual({ removed: 5, more: false });
     const kept = [4, 5, 8];
     expect([...store.eventsAfter(0)].map((e) => e.seq)).toEqual(kept);
     expect(store.query({ portfolio_id: 'pA' }).map((e) => e.seq)).toEqual([4, 8]);
     expect(store.query({ type: 'TradeExecuted' }).map((e) => e.seq)).toEqual([4, 8]);
     expect(store.query({ from: 0, to: 1e15 }).map((e) => e.seq)).toEqual(kept);
     expect([...store.eventsForPortfolio('pA', 0, 1e15)]).toEqual([r.stored[3], r.stored[7]]);
-    expect(await store.compact(10_000)).toEqual({ removed: 0 });
+    expect(await store.compact(10_000)).toEqual({ removed: 0, more: false });
     await store.close();
     const again = openOk({ path, retention: { keepEventsMs: 1_000 } });
     expect(again.lastSeq()).toBe(8);
@@ -491,11 +491,11 @@ describe('retention', () => {
     await store.append([created('pA', 100), trade('pA', 1, 200), trade('pA', 2, 300)]).durable;
     await store.writeSnapshots([record('pA', 1, 150)]);
     await store.writeSnapshots([record('pA', 3, 350)]);
-    expect(await store.compact(10_000)).toEqual({ removed: 1 }); // the as_of 150 snapshot covers seq 1 only
+    expect(await store.compact(10_000)).toEqual({ removed: 1, more: false }); // the as_of 150 snapshot covers seq 1 only
     await store.close();
     const narrow = openOk({ path, retention: { keepEventsMs: 1_000 }, snapshotsKeptPerPortfolioMax: 1 });
     await narrow.writeSnapshots([record('pA', 3, 400)]); // history now holds only as_of 400
-    expect(await narrow.compact(10_000)).toEqual({ removed: 2 });
+    expect(await narrow.compact(10_000)).toEqual({ removed: 2, more: false });
     expect([...narrow.eventsAfter(0)]).toEqual([]);
     expect(narrow.lastSeq()).toBe(3);
     await narrow.close();
@@ -512,8 +512,15 @@ describe('retention', () => {
     for (let i = 0; i < 10; i++) events.push(opened('pC', 200 + i)); // derived: removable
     await store.append(events).durable;
     let removed = 0;
-    for (let call = 0; call < 10; call++) removed += (await store.compact(10_000)).removed;
+    let calls = 0;
+    for (let more = true; more; calls++) {
+      const r = await store.compact(10_000);
+      removed += r.removed;
+      more = r.more;
+    }
+    expect(calls).toBe(6); // 20 entries, 4 per call, and one more call that finds the range ended
     expect(removed).toBe(10);
+    expect((await store.compact(10_000)).removed).toBe(0); // a new cycle: pB's 10 are scanned again, kept
     expect(store.query({ limit: 1000 }).map((e) => e.type)).toEqual(Array(10).fill('PortfolioCreated'));
     await store.close();
   });

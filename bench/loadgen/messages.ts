@@ -138,6 +138,7 @@ export interface TradersConfig {
   readyTimeoutMs: number;
 }
 
+/** start: trade for warmupMs (not measured), then durationMs (measured). */
 export type TradersIn = { type: 'start'; warmupMs: number; durationMs: number } | { type: 'stop' };
 
 export interface TradersFinal {

@@ -44,9 +44,10 @@ function openConnection(c: number): Promise<void> {
     if (typeof m.id !== 'number' || m.id < 0 || m.id >= slots.length) return;
     const slot = slots[m.id];
     if (m.type === 'ack') {
-      if (slot.sentAt >= warmEnd && t <= end) {
+      // Throughput: acks arriving in the measured interval; latency: trades sent in it, too.
+      if (t >= warmEnd && t <= end) {
         acked++;
-        recordMs(hist, t - slot.sentAt);
+        if (slot.sentAt >= warmEnd) recordMs(hist, t - slot.sentAt);
       }
       fire(m.id);
     } else if (m.type === 'error') {
@@ -76,11 +77,11 @@ async function main(): Promise<void> {
     const t = nowMs();
     const cpu0 = cpuSeconds();
     warmEnd = t + m.warmupMs;
-    end = t + m.durationMs;
+    end = warmEnd + m.durationMs;
     for (const fire of fires) for (let s = 0; s < cfg.inFlight; s++) fire(s);
     void (async () => {
-      await sleep(m.durationMs + 20);
-      send({ type: 'final', acked, errors, firstError, seconds: (m.durationMs - m.warmupMs) / 1000, hist: encodeHistogram(hist), cpuSeconds: cpuSeconds() - cpu0 });
+      await sleep(m.warmupMs + m.durationMs + 20);
+      send({ type: 'final', acked, errors, firstError, seconds: m.durationMs / 1000, hist: encodeHistogram(hist), cpuSeconds: cpuSeconds() - cpu0 });
       for (const ws of sockets) ws.close(1000);
     })();
   });

@@ -10,6 +10,7 @@ export class Progress {
   private started = 0;
   private detail = '';
   private drawn = false;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(tty = process.stderr.isTTY === true) {
     this.tty = tty;
@@ -26,8 +27,12 @@ export class Progress {
     this.expectedMs = expectedMs;
     this.started = performance.now();
     this.detail = '';
-    if (this.tty) this.draw();
-    else process.stderr.write(`[${this.index}/${this.total}] ${task}\n`);
+    if (this.tty) {
+      this.draw();
+      // Long steps (builds, kernel runs) report nothing for a while: keep the clock moving.
+      this.timer ??= setInterval(() => this.task !== '' && this.draw(), 500);
+      this.timer.unref();
+    } else process.stderr.write(`[${this.index}/${this.total}] ${task}\n`);
   }
 
   /** Current state of the task (e.g. "rate 200000/s, p99 3.1 ms"); redraws the bar, silent without a TTY. */
@@ -57,7 +62,7 @@ export class Progress {
     const bar = '#'.repeat(filled) + '.'.repeat(barWidth - filled);
     const time = this.expectedMs > 0 ? `${(elapsed / 1000).toFixed(1)}/${(this.expectedMs / 1000).toFixed(0)} s` : `${(elapsed / 1000).toFixed(1)} s`;
     const line = `[${this.index}/${this.total}] ${this.task} [${bar}] ${time} ${this.detail}`;
-    const width = process.stderr.columns ?? 120;
+    const width = process.stderr.columns || 120;
     process.stderr.write('\r\x1b[2K' + line.slice(0, Math.max(20, width - 1)));
     this.drawn = true;
   }

@@ -13,6 +13,12 @@ export interface SteadyParams {
 }
 
 export interface MaxParams {
+  /**
+   * Before the ramp, not measured: the feed at warmupRate for warmupMs (every system sees its symbols
+   * for the first time, JIT compiles), then a drain. The first step then measures the steady state.
+   */
+  warmupRate: number;
+  warmupMs: number;
   startRate: number;
   factor: number;
   stepMs: number;
@@ -79,6 +85,7 @@ function streamSetup(workload: Workload, connections: number, perConnection: num
     connections,
     perConnection,
     clientProcesses,
+    publishers: 1,
     windowMs: 100,
     flushMs: 250,
     publisherIntervalMs: 2,
@@ -97,6 +104,8 @@ export function fullScale(): Scale {
     stream: streamSetup(W1, 1_000, 10, 2, false),
     steady: { rate: 200_000, warmupMs: 2_000, measureMs: 10_000 },
     max: {
+      warmupRate: 1_000,
+      warmupMs: 2_000,
       startRate: 10,
       factor: 2,
       stepMs: 3_000,
@@ -123,6 +132,8 @@ export function quickScale(): Scale {
     stream: streamSetup(workload, 100, 10, 1, true),
     steady: { rate: 20_000, warmupMs: 500, measureMs: 1_500 },
     max: {
+      warmupRate: 1_000,
+      warmupMs: 500,
       startRate: 10,
       factor: 5,
       stepMs: 1_000,

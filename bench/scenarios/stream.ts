@@ -1,7 +1,8 @@
-// The streaming harness shared by steady, max and spike: one system, subscriber processes, one
-// publisher process, all over loopback sockets. Windows of 100 ms (by arrival time on the shared
-// clock) come back from the children as they complete and are merged here, so any phase of the run
-// can be cut afterwards: [from, to) -> latency percentiles, rates, losses, server CPU and RSS.
+// The streaming harness shared by steady, max and spike: one system, subscriber processes and
+// publisher processes (the rate split evenly between them), all over loopback sockets. Windows of
+// 100 ms (by arrival time on the shared clock) come back from the children as they complete and are
+// merged here, so any phase of the run can be cut afterwards: [from, to) -> latency percentiles,
+// rates, losses, server CPU and RSS.
 import type { Histogram } from 'hdr-histogram-js';
 import { decodeHistogram, newHistogram, nowMs, sleep, summarize, round3, type EncodedWindow, type LatencySummary, type WindowCounts } from '../loadgen/common.js';
 import type { ClientsConfig, ClientsFinal, ClientsOut, PublisherConfig, PublisherFinal, PublisherOut, PublisherWindow } from '../loadgen/messages.js';
@@ -16,6 +17,7 @@ export interface StreamSetup {
   clientProcesses: number;
   windowMs: number;
   flushMs: number;
+  publishers: number;
   publisherIntervalMs: number;
   frameTicksMax: number;
   bufferedMaxBytes: number;
@@ -27,13 +29,13 @@ export interface StreamSetup {
 
 export interface PhaseStats {
   seconds: number;
-  /** Ticks per second the publisher was asked for. */
+  /** Ticks per second the publishers were asked for (all together). */
   targetTicksPerSecond: number;
   ticksSentPerSecond: number;
   /** Ticks not sent because the server did not read its feed socket (counted as lost). */
   ticksSkipped: number;
   ticksRejected: number;
-  /** Ticks the publisher failed to produce (its own CPU): when > 1% the phase is load-generator limited. */
+  /** Ticks the publishers failed to produce (their own CPU): when > 1% the phase is load-generator limited. */
   ticksLagged: number;
   updatesPerSecond: number;
   /** Updates a per-tick system owed for the ticks sent (the peer's and the limit's exact expectation if they sent one per tick). */
@@ -52,11 +54,11 @@ export interface PhaseStats {
   updateLoss: number;
   serverCpuCores: number;
   serverRssMaxMb: number;
-  /** CPU of the load generator processes (subscribers + publisher), cores. */
+  /** CPU of the load generator processes (subscribers + publishers), cores. */
   loadgenCpuCores: number;
   /** The busiest subscriber process, cores: near 1 it, not the server, may be what limits delivery. */
   clientCpuMaxCores: number;
-  /** The publisher could not produce the rate (> 1% lagged). */
+  /** The publishers could not produce the rate (> 1% lagged). */
   loadgenLimited: boolean;
   /** A subscriber process used >= 0.85 core: latencies include its own queueing. */
   clientsSaturated: boolean;
@@ -77,14 +79,13 @@ export class StreamRun {
   private readonly pubWindows = new Map<number, PublisherWindow>();
   private readonly samples: ProcSample[] = [];
   private readonly clients: Child[] = [];
-  private publisher: Child | null = null;
+  private readonly publishers: Child[] = [];
   private readonly lastPush = new Map<Child, number>();
   private readonly clientCpu = new Map<Child, { t: number; cpu: number }[]>();
-  private readonly publisherCpu: { t: number; cpu: number }[] = [];
+  private readonly publisherCpu = new Map<Child, { t: number; cpu: number }[]>();
   /** Phases (by end time) for which a child reported late. */
   private readonly incompleteBefore: number[] = [];
   private readonly clientUpdates = new Map<Child, number>();
-  private publisherFinal: PublisherFinal | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private rate = 0;
   private readonly rateLog: { t: number; rate: number }[] = [];
@@ -100,7 +101,7 @@ export class StreamRun {
     this.t0 = nowMs();
   }
 
-  /** Subscribers first (all connected and holding their snapshots), then the publisher. */
+  /** Subscribers first (all connected and holding their snapshots), then the publishers. */
   async start(): Promise<void> {
     const s = this.setup;
     const per = Math.ceil(s.connections / s.clientProcesses);
@@ -127,23 +128,26 @@ export class StreamRun {
       readies.push(c.next('ready', s.readyTimeoutMs + 10_000));
     }
     await Promise.all(readies);
-    const pcfg: PublisherConfig = {
-      url: this.system.url,
-      workload: s.workload,
-      connections: s.connections,
-      perConnection: s.perConnection,
-      seed: 0,
-      intervalMs: s.publisherIntervalMs,
-      frameTicksMax: s.frameTicksMax,
-      bufferedMaxBytes: s.bufferedMaxBytes,
-      t0: this.t0,
-      windowMs: s.windowMs,
-      flushMs: s.flushMs,
-    };
-    const p = new Child('publisher', benchScript('loadgen/publisher.js'), [JSON.stringify(pcfg)]);
-    this.publisher = p;
-    p.on((m) => this.onPublisher(p, m as unknown as PublisherOut));
-    await p.next('ready', 30_000);
+    for (let i = 0; i < Math.max(1, s.publishers); i++) {
+      const pcfg: PublisherConfig = {
+        url: this.system.url,
+        workload: s.workload,
+        connections: s.connections,
+        perConnection: s.perConnection,
+        // Each publisher its own tick stream (same Zipf law, different draws).
+        seed: i,
+        intervalMs: s.publisherIntervalMs,
+        frameTicksMax: s.frameTicksMax,
+        bufferedMaxBytes: s.bufferedMaxBytes,
+        t0: this.t0,
+        windowMs: s.windowMs,
+        flushMs: s.flushMs,
+      };
+      const p = new Child(`publisher[${i}]`, benchScript('loadgen/publisher.js'), [JSON.stringify(pcfg)]);
+      this.publishers.push(p);
+      p.on((m) => this.onPublisher(p, m as unknown as PublisherOut));
+    }
+    await Promise.all(this.publishers.map((p) => p.next('ready', 30_000)));
     const sample = async () => {
       const x = await this.system.sample();
       if (x !== null) this.samples.push(x);
@@ -181,8 +185,9 @@ export class StreamRun {
         }
       }
       this.lastPush.set(p, nowMs());
-      this.publisherCpu.push({ t: nowMs(), cpu: m.cpuSeconds });
-      if (m.type === 'final') this.publisherFinal = m;
+      const cpu = this.publisherCpu.get(p) ?? [];
+      cpu.push({ t: nowMs(), cpu: m.cpuSeconds });
+      this.publisherCpu.set(p, cpu);
     }
   }
 
@@ -214,7 +219,7 @@ export class StreamRun {
   setRate(rate: number): void {
     this.rate = rate;
     this.rateLog.push({ t: nowMs(), rate });
-    this.publisher?.send({ type: 'rate', rate });
+    for (const p of this.publishers) p.send({ type: 'rate', rate: rate / this.publishers.length });
   }
 
   /** Waits ms while the run goes on; `tick` is called every 250 ms (progress display). */
@@ -231,8 +236,8 @@ export class StreamRun {
   }
 
   private assertAlive(): void {
-    for (const c of [...this.clients, this.publisher as Child, this.system.child]) {
-      if (c !== null && !c.alive) throw new Error(`${c.name} died during the run: ${c.tail()}`);
+    for (const c of [...this.clients, ...this.publishers, this.system.child]) {
+      if (!c.alive) throw new Error(`${c.name} died during the run: ${c.tail()}`);
     }
   }
 
@@ -243,7 +248,7 @@ export class StreamRun {
    */
   async settled(t: number): Promise<boolean> {
     const need = t + this.setup.windowMs;
-    const children = [...this.clients, ...(this.publisher ? [this.publisher] : [])];
+    const children = [...this.clients, ...this.publishers];
     const deadline = nowMs() + 5_000;
     while (nowMs() < deadline && children.some((c) => (this.lastPush.get(c) ?? 0) < need)) await sleep(20);
     const late = children.filter((c) => (this.lastPush.get(c) ?? 0) < need);
@@ -283,9 +288,9 @@ export class StreamRun {
   async finish(): Promise<void> {
     if (this.sampler !== null) clearInterval(this.sampler);
     const finals: Promise<unknown>[] = [];
-    if (this.publisher !== null) {
-      finals.push(this.publisher.next<PublisherFinal>('final', 5_000));
-      this.publisher.send({ type: 'finish' });
+    for (const p of this.publishers) {
+      finals.push(p.next<PublisherFinal>('final', 5_000));
+      p.send({ type: 'finish' });
     }
     for (const c of this.clients) {
       finals.push(c.next<ClientsFinal>('final', 5_000));
@@ -300,7 +305,7 @@ export class StreamRun {
 
   async stopChildren(): Promise<void> {
     if (this.sampler !== null) clearInterval(this.sampler);
-    await Promise.all([...this.clients, ...(this.publisher ? [this.publisher] : [])].map((c) => c.stop(2_000)));
+    await Promise.all([...this.clients, ...this.publishers].map((c) => c.stop(2_000)));
   }
 
   /** Windows fully inside [from, to) (times on the shared clock). */
@@ -359,7 +364,8 @@ export class StreamRun {
     const rss = this.samples.filter((s) => s.t >= tFrom && s.t <= tTo).reduce((m, s) => Math.max(m, s.rssBytes), 0);
     const rebase = (v: { t: number; cpu: number }[]) => v.map((x) => ({ t: x.t - origin, cpu: x.cpu }));
     let clientCpuMax = 0;
-    let loadgenCpu = this.cpuBetween(rebase(this.publisherCpu), tFrom, tTo);
+    let loadgenCpu = 0;
+    for (const v of this.publisherCpu.values()) loadgenCpu += this.cpuBetween(rebase(v), tFrom, tTo);
     for (const v of this.clientCpu.values()) {
       const c = this.cpuBetween(rebase(v), tFrom, tTo);
       loadgenCpu += c;

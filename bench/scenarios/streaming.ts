@@ -125,6 +125,10 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
       progress.update(`${rate}/s: ${j.pass ? 'pass' : j.why}`);
       return j;
     };
+    run.setRate(p.warmupRate);
+    await run.hold(p.warmupMs, () => progress.update('warm-up: ' + detail(run)));
+    progress.update('warm-up: draining');
+    await run.drain();
     let best = 0;
     let failed = 0;
     let limitedBy = 'ramp-end';

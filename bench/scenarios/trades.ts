@@ -64,7 +64,7 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
       const traders = new Child('traders', benchScript('loadgen/traders.js'), [JSON.stringify(cfg)]);
       try {
         await traders.next('ready', 40_000);
-        const final = traders.next<TradersFinal>('final', p.durationMs + 30_000);
+        const final = traders.next<TradersFinal>('final', p.warmupMs + p.durationMs + 30_000);
         const s0 = await sys.sample();
         traders.send({ type: 'start', warmupMs: p.warmupMs, durationMs: p.durationMs });
         const started = performance.now();
@@ -90,7 +90,7 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
           errors: f.errors,
           firstError: f.firstError,
           serverCpuCores: s0 && s1 && wall > 0 ? round3((s1.cpuSeconds - s0.cpuSeconds) / wall) : 0,
-          loadgenCpuCores: round3(f.cpuSeconds / (p.durationMs / 1000)),
+          loadgenCpuCores: round3(f.cpuSeconds / ((p.warmupMs + p.durationMs) / 1000)),
         };
       } finally {
         await traders.stop(3_000);

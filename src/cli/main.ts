@@ -5,25 +5,38 @@
 import { createEngine } from '../engine/engine.js';
 import { startServer } from '../server/server.js';
 import { loadUws } from '../server/uws.js';
-import { EngineMetrics } from '../metrics/engineMetrics.js';
+import { startObservability } from '../metrics/observability.js';
 import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } from '../demo/demo.js';
 import { seeded } from '../sim/random.js';
 import { helpText, parseServeArgs, type ServeArgs } from './args.js';
 import { startStatsLine } from './statsLine.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../projectRoot.js';
+
+/** The positions page built by web/build.mjs (npm run build:web); null when it was not built. */
+function webDir(): string | null {
+  const dir = join(projectRoot(), 'dist', 'web');
+  return existsSync(join(dir, 'index.html')) ? dir : null;
+}
 
 async function serve(args: ServeArgs): Promise<void> {
   const engine = await createEngine({ workers: args.workers, kernel: args.kernel, dataDir: args.data, sync: args.sync });
-  const metrics = new EngineMetrics({ engine, server: undefined, uwsBinary: loadUws().binary });
+  const staticDir = webDir();
+  // With --demo the simulated feed is the only caller that hands ticks to the engine directly.
+  const observability = startObservability(engine, { uwsBinary: loadUws().binary, directTicks: args.demo ? 'demo' : 'inproc' });
   const server = await startServer(engine, {
     host: args.host,
     port: args.port,
     keysFile: args.keys,
     insecure: args.insecure,
-    metrics: () => metrics.scrape(),
+    ...(staticDir === null ? {} : { staticDir }),
+    ...observability.serverOptions,
     log: null,
   });
-  metrics.attachServer(server);
+  observability.attachServer(server);
   console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.data})`);
+  console.log(staticDir === null ? 'positions page not built (npm run build:web): only the API is served' : `positions page: ${server.url}/`);
   let demo: RunningDemo | null = null;
   if (args.demo) {
     const random = seeded(demoDefaults.seed);
@@ -42,8 +55,9 @@ async function serve(args: ServeArgs): Promise<void> {
     demo?.stop();
     stats.stop();
     await server.close();
+    // Before the engine: the metrics sampler asks the shard workers for their registries.
+    observability.close();
     await engine.close();
-    metrics.close();
     console.log('stopped cleanly');
     process.exit(0);
   };

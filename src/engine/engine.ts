@@ -25,9 +25,12 @@ import { Subscribers } from './subscribers.js';
 import { SymbolTable } from './symbols.js';
 import { EngineCounters, failureResult } from './counters.js';
 import { timeTravel } from './timeTravel.js';
+import { TickTape, type TapeListener } from './tickTape.js';
 import { seeded } from '../sim/random.js';
 
 export const systemPortfolio = '_engine';
+/** Compaction steps per snapshot round: bounds the work one round does (each step is bounded too). */
+const compactStepsPerRoundMax = 64;
 
 const systemClock: Clock = { now: () => Date.now() };
 
@@ -54,6 +57,7 @@ export class MtmEngine implements Engine {
   private readonly eventListeners = new Set<EventListener>();
   private readonly timers: NodeJS.Timeout[] = [];
   private flushScheduled = false;
+  private tape: TickTape | null = null;
   private drainWaiters: (() => void)[] = [];
   private batchesOutstanding = 0;
   private currentBatch: TickBatch | null = null;
@@ -184,6 +188,7 @@ export class MtmEngine implements Engine {
     if (!(ts >= 0 && ts <= 8.64e15)) return this.rejectTick(ErrorCode.invalid_timestamp);
     if (size !== undefined && !(size >= 0 && size < Infinity)) return this.rejectTick(ErrorCode.invalid_quantity);
     this.counters.ticksReceived++;
+    this.tape?.record(id, price, ts, size ?? NaN);
     if (!this.coalescer.add(id, price, ts, performance.now())) {
       this.counters.ticksStale++;
       return null;
@@ -230,6 +235,7 @@ export class MtmEngine implements Engine {
 
   /** One batch at a time across all shards: while one is in flight, ticks keep coalescing. */
   private flush(): void {
+    this.tape?.handOff();
     if (this.batchesOutstanding > 0 || this.coalescer.count === 0 || this.closed) return;
     this.announceSymbols();
     const batch = this.coalescer.drain();
@@ -548,6 +554,28 @@ export class MtmEngine implements Engine {
     h.post({ t: 'ticks', batch: 0, n: k, syms, prices, ts, now: this.clock.now() });
   }
 
+  /**
+   * Every accepted tick, handed off in arrival order once per batch (bars, market alerts). One tap;
+   * the listener owns each buffer it is given. Symbol ids resolve with symbolName().
+   */
+  tapTicks(listener: TapeListener, tapeTicksMax = 65_536): () => void {
+    this.tape = new TickTape(tapeTicksMax, listener);
+    return () => {
+      this.tape?.handOff();
+      this.tape = null;
+    };
+  }
+
+  symbolName(id: number): string | undefined {
+    return this.symbols.names[id];
+  }
+
+  /** Appends events produced beside the shards (market alerts, feed gaps) to the log. */
+  recordEvents(events: DomainEvent[]): Promise<void> {
+    if (this.closing || events.length === 0) return Promise.resolve();
+    return this.persist(events as ShardEvent[]);
+  }
+
   onEvent(listener: EventListener): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
@@ -593,8 +621,14 @@ export class MtmEngine implements Engine {
   /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */
   async compact(): Promise<number> {
     if (this.o.retainEventsMs === null || this.closing) return 0;
-    const r = await this.store.compact(this.clock.now()).catch(() => ({ removed: 0 }));
-    return r.removed;
+    // The store compacts in bounded steps (no long stall of the main thread); loop while it has more.
+    let removed = 0;
+    for (let step = 0; step < compactStepsPerRoundMax && !this.closing; step++) {
+      const r = await this.store.compact(this.clock.now()).catch(() => ({ removed: 0, more: false }));
+      removed += r.removed;
+      if (!r.more) break;
+    }
+    return removed;
   }
 
   private flushPrices(): void {

@@ -10,7 +10,7 @@ export function timeTravel(store: Store, id: string, timestamp: number): Result<
   const record = store.snapshotBefore(id, timestamp);
   const events: StoredEvent[] = [...store.eventsForPortfolio(id, record?.covered_seq ?? 0, timestamp)];
   if (record === undefined && !events.some((e) => e.type === 'PortfolioCreated')) {
-    return fail(ErrorCode.portfolio_not_found, `portfolio '${id}' did not exist at ${new Date(timestamp).toISOString()}`, 'as_of');
+    return fail(ErrorCode.portfolio_not_found, `no state of portfolio '${id}' is kept at ${new Date(timestamp).toISOString()}: it did not exist yet, or retention compacted it`, 'as_of');
   }
   const names = new Set<string>(record === undefined ? [] : Object.keys(record.portfolio.positions));
   for (const e of events) if (e.type === 'TradeExecuted') names.add(e.symbol);

@@ -81,6 +81,11 @@ interface SpecBase {
   readonly aggregator: Aggregation;
   /** Why this aggregator: gauges have no single right answer, so each one says. */
   readonly aggregatorWhy: string;
+  /**
+   * The label sets to create at 0 when the cross product of the closed labels holds impossible ones
+   * (a demo feed never sends binary frames): only these are created.
+   */
+  readonly presets?: readonly Readonly<Record<string, string>>[];
 }
 export interface CounterSpec extends SpecBase {
   readonly type: 'counter';
@@ -142,6 +147,14 @@ const definitions = {
     ],
     aggregator: 'sum',
     aggregatorWhy: sumCounter,
+    // /ws/feed takes text (json) and binary frames, POST /api/v1/ticks JSON; the demo and embedding code call the engine with objects.
+    presets: [
+      { transport: 'ws', encoding: 'json' },
+      { transport: 'ws', encoding: 'binary' },
+      { transport: 'http', encoding: 'json' },
+      { transport: 'demo', encoding: 'object' },
+      { transport: 'inproc', encoding: 'object' },
+    ],
   },
   ticksRejected: {
     name: 'mtm_ticks_rejected_total',
@@ -224,7 +237,7 @@ const definitions = {
   bytesSent: {
     name: 'mtm_bytes_sent_total',
     type: 'counter',
-    help: 'Bytes of update and snapshot frames written to client sockets.',
+    help: 'Bytes of WebSocket frames written to client sockets: updates and snapshots, and the acks, events and errors sent on the same sockets.',
     labels: [],
     aggregator: 'sum',
     aggregatorWhy: sumCounter,
@@ -331,7 +344,7 @@ const definitions = {
   workerUtilization: {
     name: 'mtm_worker_utilization_ratio',
     type: 'gauge',
-    help: 'Event-loop utilization of one shard worker over the last sampling interval (0..1).',
+    help: 'Event-loop utilization of one shard worker over the last 10 s (0..1), measured by the worker thread itself.',
     labels: [shardLabel],
     aggregator: 'max',
     aggregatorWhy: 'the main thread and the worker may both measure the same worker; sum could exceed 1',
@@ -462,6 +475,7 @@ export function createMetrics(registry: Registry, options: CreateMetricsOptions 
 
 /** Label sets to pre-create: the cross product of closed labels (and shard ids when known); none if any label is open. */
 function presetLabelSets(spec: MetricSpec, shards: number | undefined): Record<string, string>[] {
+  if (spec.presets !== undefined) return spec.presets.map((p) => ({ ...p }));
   if (spec.labels.length === 0) return []; // prom-client already exposes unlabelled metrics at 0
   let sets: Record<string, string>[] = [{}];
   for (const label of spec.labels) {

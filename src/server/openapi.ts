@@ -3,6 +3,7 @@
 
 import { domainEventTypes } from '../domain/types.js';
 import { schemas } from './schemas.js';
+import { performanceSchemas } from './performanceSchemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -35,7 +36,7 @@ export function openApiDocument(): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     components: {
-      schemas,
+      schemas: { ...schemas, ...performanceSchemas },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from the keys file (--keys). Not needed when the server runs without keys.' } },
       responses: {
         Unauthorized: err('Missing or unknown API key'),
@@ -202,6 +203,18 @@ export function openApiDocument(): Json {
             ...common,
           },
         },
+      },
+      '/api/v1/performance/summary': {
+        get: op(
+          'Last minute at a glance: p50/p95/p99 latencies, rates, incremental and conflation ratios, shards (busiest first named) and plain-language hints on bottlenecks; any valid key when keys are configured',
+          { '200': response('Summary', ref('PerformanceSummary')), '404': err('Performance summaries are not enabled on this server') },
+        ),
+      },
+      '/api/v1/performance/queries': {
+        get: op(
+          'Per-route HTTP figures over the last minute (count, error ratios, p50/p95/p99), slowest first; any valid key when keys are configured',
+          { '200': response('Routes', ref('PerformanceQueries')), '404': err('Performance summaries are not enabled on this server') },
+        ),
       },
       '/api/v1/ticks': {
         post: op(

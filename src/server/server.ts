@@ -62,6 +62,7 @@ const reasons: Record<number, string> = {
   200: 'OK',
   201: 'Created',
   202: 'Accepted',
+  304: 'Not Modified',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -166,7 +167,8 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   const write = (res: HttpResponse, r: HttpResult, closeConnection: boolean): void => {
     res.writeStatus(statusLine(r.status));
     res.writeHeader('Content-Type', r.contentType ?? 'application/json');
-    res.writeHeader('Cache-Control', 'no-store');
+    // Static files bring their own caching policy; every API answer is no-store.
+    if (r.headers?.['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
     res.writeHeader('X-Content-Type-Options', 'nosniff');
     if (r.headers) for (const k in r.headers) res.writeHeader(k, r.headers[k]);
     res.end(r.body, closeConnection);
@@ -204,7 +206,9 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     if (m.kind !== 'found') {
       if (m.kind === 'not_found' && method === 'GET' && opts.staticDir !== null && !path.startsWith('/api/')) {
         routeLabel = 'static';
-        serveStatic(opts.staticDir, path).then((r) => finish(r ?? errorResult({ code: ErrorCode.not_found, message: `no route ${method} ${path.slice(0, 200)}` })), fail);
+        // Read now: uWS request headers are only valid synchronously, before serveStatic awaits.
+        const want = { acceptEncoding: req.getHeader('accept-encoding'), ifNoneMatch: req.getHeader('if-none-match') };
+        serveStatic(opts.staticDir, path, want).then((r) => finish(r ?? errorResult({ code: ErrorCode.not_found, message: `no route ${method} ${path.slice(0, 200)}` })), fail);
         return;
       }
       if (m.kind === 'method_not_allowed') {
@@ -403,7 +407,42 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   return { port, url, uwsBinary: binary, transport, stats: () => stats.snapshot(), close };
 }
 
-async function serveStatic(dir: string, urlPath: string): Promise<HttpResult | null> {
+/**
+ * Static files (the positions page built by web/build.mjs into dist/web). Caching: a content-hashed
+ * name (`name-HASH.ext`, esbuild's [hash]) never changes content, so it is cached for a year as
+ * immutable; anything else (index.html) is `no-cache`: revalidated on every load with its ETag (304).
+ * Compression is done at build time: a `.br` or `.gz` sibling is served when Accept-Encoding allows
+ * it (brotli first), with Vary: Accept-Encoding so caches keep the variants apart.
+ */
+const hashedAsset = /-[A-Z0-9]{8,}\.[A-Za-z0-9]+(\.map)?$/;
+const precompressed: readonly (readonly [coding: string, ext: string])[] = [
+  ['br', '.br'],
+  ['gzip', '.gz'],
+];
+
+/** Whether Accept-Encoding allows `coding`: listed (or `*`) with q > 0; an explicit entry wins over `*`. */
+export function acceptsEncoding(header: string, coding: string): boolean {
+  let star: boolean | null = null;
+  for (const part of header.toLowerCase().split(',')) {
+    const [name, ...params] = part.split(';').map((x) => x.trim());
+    const q = params.find((p) => p.startsWith('q='));
+    const ok = q === undefined || Number(q.slice(2)) > 0;
+    if (name === coding) return ok;
+    if (name === '*') star = ok;
+  }
+  return star ?? false;
+}
+
+async function fileStat(file: string): Promise<import('node:fs').Stats | null> {
+  try {
+    const st = await stat(file);
+    return st.isFile() && st.size <= staticFileBytesMax ? st : null;
+  } catch {
+    return null;
+  }
+}
+
+async function serveStatic(dir: string, urlPath: string, want: { acceptEncoding: string; ifNoneMatch: string }): Promise<HttpResult | null> {
   let rel: string;
   try {
     rel = decodeURIComponent(urlPath);
@@ -415,13 +454,34 @@ async function serveStatic(dir: string, urlPath: string): Promise<HttpResult | n
   const root = resolve(dir);
   const file = resolve(root, '.' + normalize('/' + rel));
   if (file !== root && !file.startsWith(root + sep)) return null;
+  const original = await fileStat(file);
+  if (original === null) return null;
+  let served = file;
+  let st = original;
+  let coding: string | null = null;
+  for (const [c, ext] of precompressed) {
+    if (!acceptsEncoding(want.acceptEncoding, c)) continue;
+    const variant = await fileStat(file + ext);
+    if (variant === null) continue;
+    served = file + ext;
+    st = variant;
+    coding = c;
+    break;
+  }
+  const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}${coding === null ? '' : '-' + coding}"`;
+  const headers: Record<string, string> = {
+    'Cache-Control': hashedAsset.test(file) ? 'public, max-age=31536000, immutable' : 'no-cache',
+    ETag: etag,
+    Vary: 'Accept-Encoding',
+  };
+  if (coding !== null) headers['Content-Encoding'] = coding;
+  const contentType = contentTypes[extname(file).toLowerCase()] ?? 'application/octet-stream';
+  if (want.ifNoneMatch !== '' && want.ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
+    return { status: 304, body: '', contentType, headers };
+  }
   try {
-    const st = await stat(file);
-    if (!st.isFile() || st.size > staticFileBytesMax) return null;
-    const body = await readFile(file);
-    return { status: 200, body, contentType: contentTypes[extname(file).toLowerCase()] ?? 'application/octet-stream' };
+    return { status: 200, body: await readFile(served), contentType, headers };
   } catch {
     return null;
   }
 }
-

@@ -38,15 +38,21 @@
 //    flushed/synced to disk"). With one flush in flight, that is exactly this flush. This survives
 //    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
 //    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
+//  - measured cost (bench/store.ts, 2 shared busy cores, docs/STORE.md): the modes cost the same,
+//    since lmdb-js already fdatasyncs before it reports a commit; a paced append is durable in about
+//    1 ms at p50 (6-7 ms while other processes take the cores); saturation is 40-78k events/s, bound
+//    by main-thread CPU (roughly 13-25 us per event), not by the disk.
 //  - a flush's batch is atomic: all of its events, indexes and records commit or none do (history
-//    entries, which only speed up time travel, may follow in the next transaction). A failed commit rejects `durable` with a StoreError (code store_failed); the store then
+//    entries, which only speed up time travel, may follow in the next transaction).
+//  - a failed commit rejects `durable` with a StoreError (code store_failed); the store then
 //    refuses every later write (rejects their `durable`), because committing them after a lost
 //    batch would leave a hole in the seqs. The engine treats it as fatal.
 //
 // Ordering. Seqs are assigned synchronously by append(), in call order, from lastSeq() + 1; they
 // are contiguous. Everything enqueued before a call is committed in the same transaction as, or an
-// earlier transaction than, everything enqueued by that call. In particular a snapshot record
-// written by writeSnapshots() never becomes durable before any event appended before that call.
+// earlier transaction than, everything enqueued by that call, and `durable` promises resolve in
+// commit order. In particular a snapshot record written by writeSnapshots() never becomes durable
+// before any event appended before that call. covered_seq: see docs/STORE.md.
 //
 // Reads (query, eventsAfter, tradeResult's fallback, snapshots, prices) see committed data only,
 // except tradeResult() and lastSeq(), which also see writes still in flight.
@@ -69,8 +75,12 @@ import type { EventQuery } from '../engine/api.js';
 export const storeSchemaVersion = 1;
 
 export const storeDefaults = {
-  /** Events + records enqueued but not yet durable before overloaded() turns true. */
-  pendingWritesMax: 200_000,
+  /**
+   * Events + trade results enqueued or in flight before overloaded() turns true: about one to two
+   * seconds of commits at the throughput measured on 2 shared cores (docs/STORE.md), so the ack
+   * latency a queued command can see stays bounded.
+   */
+  pendingWritesMax: 50_000,
   snapshotsKeptPerPortfolioMax: 64,
   pricesKeptPerSymbolMax: 1_024,
   /** Initial LMDB map; it is address space, not disk, and lmdb-js grows it when it fills. */
@@ -85,8 +95,8 @@ export const storeDefaults = {
   queryLimitMax: 1_000,
 } as const;
 
-/** Longest string used as part of a key; LMDB keys are at most 1978 bytes. */
-const keyPartLengthMax = 256;
+/** Longest string (UTF-8 bytes) used as part of a key: two of them fit the 1978-byte LMDB key limit. */
+const keyPartBytesMax = 512;
 /** Named databases in the environment (10 used), with room for a later version. */
 const databasesMax = 16;
 
@@ -164,8 +174,12 @@ export interface Store {
   loadPrices(): LastPrice[];
   /** The newest kept price of the symbol with ts <= timestamp. */
   priceAt(symbol: string, timestamp: number): number | undefined;
-  /** Retention: removes events older than now - keepEventsMs that every kept snapshot of their portfolio covers. */
-  compact(now: number): Promise<{ removed: number }>;
+  /**
+   * Retention: removes events older than now - keepEventsMs that every kept snapshot of their
+   * portfolio covers, examining at most compactScannedPerCallMax; `more`: the budget ran out, call
+   * again (it resumes where it stopped).
+   */
+  compact(now: number): Promise<{ removed: number; more: boolean }>;
   stats(): StoreStats;
   /** True while pendingWrites >= pendingWritesMax: the engine should refuse new commands (retryable). */
   overloaded(): boolean;
@@ -276,9 +290,13 @@ function encoderOf(db: object): Encoder {
   return encoder;
 }
 
+function keyPart(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= keyPartBytesMax && Buffer.byteLength(value) <= keyPartBytesMax && !value.includes('\u0000');
+}
+
 function assertKeyPart(value: unknown, what: string): void {
   // A bad key would throw inside a flush and fail the whole batch; catch the caller's bug here.
-  assert(typeof value === 'string' && value.length > 0 && value.length <= keyPartLengthMax && !value.includes('\u0000'), `${what} must be a non-empty string of <= ${keyPartLengthMax} chars without NUL`);
+  assert(keyPart(value), `${what} must be a non-empty string of <= ${keyPartBytesMax} UTF-8 bytes without NUL`);
 }
 
 /** Keeps the k best seqs seen (smallest when ascending, largest when descending) in O(k) memory. */
@@ -362,7 +380,7 @@ class LmdbStore implements Store {
   private flushScheduled = false;
   private failure: StoreError | null = null;
   private closing: Promise<void> | null = null;
-  private compacting: Promise<{ removed: number }> | null = null;
+  private compacting: Promise<{ removed: number; more: boolean }> | null = null;
   /** Where the next compact() resumes in the time index; null = from the oldest entry. */
   private compactResume: [number, number] | null = null;
   /** Trade results enqueued or in flight, so a retry is answered before the commit. */
@@ -485,7 +503,8 @@ class LmdbStore implements Store {
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       assertKeyPart(e.portfolio_id, 'event portfolio_id');
-      assert(typeof e.type === 'string' && Number.isFinite(e.ts), 'event needs a type and a finite ts');
+      assertKeyPart(e.type, 'event type');
+      assert(Number.isFinite(e.ts), 'event needs a finite ts');
       const s: StoredEvent = { ...e, seq: first + i };
       stored[i] = s;
       bins[i] = this.eventEncoder.encode(s);
@@ -521,7 +540,7 @@ class LmdbStore implements Store {
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
     const pending = this.pendingTrades.get(portfolioId + '\u0000' + tradeId);
     if (pending !== undefined) return pending;
-    if (portfolioId.length > keyPartLengthMax || tradeId.length > keyPartLengthMax) return undefined;
+    if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
     return this.trades.get([portfolioId, tradeId]);
   }
 
@@ -547,7 +566,7 @@ class LmdbStore implements Store {
   }
 
   snapshotBefore(portfolioId: string, timestamp: number): PortfolioRecord | undefined {
-    if (portfolioId.length > keyPartLengthMax || Number.isNaN(timestamp)) return undefined;
+    if (!keyPart(portfolioId) || Number.isNaN(timestamp)) return undefined;
     for (const e of this.snapshotHistory.getRange({ start: [portfolioId, timestamp], end: [portfolioId], reverse: true, limit: 1 })) return e.value;
     return undefined;
   }
@@ -574,7 +593,7 @@ class LmdbStore implements Store {
   }
 
   priceAt(symbol: string, timestamp: number): number | undefined {
-    if (symbol.length > keyPartLengthMax || Number.isNaN(timestamp)) return undefined;
+    if (!keyPart(symbol) || Number.isNaN(timestamp)) return undefined;
     for (const e of this.priceHistory.getRange({ start: [symbol, timestamp], end: [symbol], reverse: true, limit: 1 })) return e.value;
     return undefined;
   }
@@ -588,7 +607,7 @@ class LmdbStore implements Store {
   }
 
   *eventsForPortfolio(portfolioId: string, afterSeq: number, untilTs: number, options?: ReplayOptions): Iterable<StoredEvent> {
-    if (portfolioId.length > keyPartLengthMax) return;
+    if (!keyPart(portfolioId)) return;
     const replayedOnly = options?.replayedOnly === true;
     // The index value [type, ts] filters without reading events that are not returned.
     for (const e of this.byPortfolio.getRange({ start: [portfolioId, afterSeq], exclusiveStart: true, end: [portfolioId, Infinity] })) {
@@ -608,7 +627,7 @@ class LmdbStore implements Store {
     if (from > to) return [];
     const seqs: number[] = [];
     if (q.portfolio_id !== undefined) {
-      if (q.portfolio_id.length > keyPartLengthMax) return [];
+      if (!keyPart(q.portfolio_id)) return [];
       // Index value [type, ts] filters type and time without reading the events.
       for (const e of this.byPortfolio.getRange(this.seqRange(q.portfolio_id, after, desc))) {
         const [type, ts] = e.value;
@@ -618,6 +637,7 @@ class LmdbStore implements Store {
         }
       }
     } else if (q.type !== undefined) {
+      if (!keyPart(q.type)) return [];
       for (const e of this.byType.getRange(this.seqRange(q.type, after, desc))) {
         if (e.value >= from && e.value <= to) {
           seqs.push((e.key as [string, number])[1]);
@@ -659,9 +679,9 @@ class LmdbStore implements Store {
 
   // ---- retention -----------------------------------------------------------------------------
 
-  compact(now: number): Promise<{ removed: number }> {
+  compact(now: number): Promise<{ removed: number; more: boolean }> {
     this.writable();
-    if (this.keepEventsMs === null) return Promise.resolve({ removed: 0 });
+    if (this.keepEventsMs === null) return Promise.resolve({ removed: 0, more: false });
     if (this.compacting !== null) return this.compacting;
     const run = this.compactOnce(now - this.keepEventsMs);
     this.compacting = run;
@@ -672,7 +692,7 @@ class LmdbStore implements Store {
     return run;
   }
 
-  private async compactOnce(cutoff: number): Promise<{ removed: number }> {
+  private async compactOnce(cutoff: number): Promise<{ removed: number; more: boolean }> {
     if (this.failure !== null) throw this.failure;
     const coverage = new Map<string, number | null>();
     const q = this.queued;
@@ -704,11 +724,12 @@ class LmdbStore implements Store {
       removed++;
     }
     // A full budget means more may follow: resume after the last key; otherwise start over next time.
-    this.compactResume = scanned >= this.compactScannedMax ? last : null;
-    if (q.removals.length === 0) return { removed: 0 };
+    const more = scanned >= this.compactScannedMax;
+    this.compactResume = more ? last : null;
+    if (q.removals.length === 0) return { removed: 0, more };
     this.scheduleFlush();
     await this.queuedDone();
-    return { removed };
+    return { removed, more };
   }
 
   /**
@@ -754,7 +775,7 @@ class LmdbStore implements Store {
     this.takePrices(b);
     if (b.empty) {
       // Only records that could not be encoded: their calls were rejected, nothing to write.
-      for (const d of b.finished) d.resolve();
+      b.done?.resolve();
       if (this.hasBacklog()) this.scheduleFlush();
       return;
     }
@@ -1024,7 +1045,7 @@ export function openStore(options: StoreOptions): Result<Store> {
       void root.close().catch(() => undefined);
       return fail(
         ErrorCode.store_failed,
-        `data dir '${path}' was written by store schema version ${String(found)}; this build reads schema version ${storeSchemaVersion}. Migrate or point --data-dir at another directory.`,
+        `data dir '${path}' was written by store schema version ${String(found)}; this build reads schema version ${storeSchemaVersion}. Migrate it, or point --data (MTM_DATA) at another directory.`,
         'path',
       );
     }

@@ -178,6 +178,8 @@ export class Picker {
     this.chosen = id;
     this.o.input.value = id;
     this.hide();
+    // Focus stays in the input with its text selected: typing again starts a new search.
+    this.o.input.select();
     this.o.onPick(id);
   }
 
