@@ -196,8 +196,8 @@ describe('positions page in headless Chromium against `mtm serve --demo`', () =>
       expect(latency).toBeLessThan(5_000);
       // The seed trades of the portfolio were loaded from REST into the events list.
       expect(first.events.some((e) => e.type === 'TradeExecuted') || (await readShown(page)).events.some((e) => e.type === 'TradeExecuted')).toBe(true);
-      // The sparkline has points.
-      expect(await page.getAttribute('.spark-line', 'd')).toMatch(/^M[\d.]+ [\d.]+L/);
+      // The sparkline draws the session (a line needs two samples; they are 250 ms buckets apart).
+      await page.waitForFunction(() => /^M[\d.]+ [\d.]+L/.test(document.querySelector('.spark-line')?.getAttribute('d') ?? ''), null, { timeout: 5_000 });
     },
     30_000,
   );
