@@ -86,7 +86,7 @@ function definitions(scale: Scale): Record<ScenarioName, { definition: string; p
   return {
     steady: {
       definition:
-        'Feed at a fixed rate; after the warm-up, measured: ticks sent/s, updates delivered/s, tick-to-client latency (arrival - tick_ts) p50/p99/p99.9, server CPU (cores) and RSS (/proc), updates merged (conflated) and lost (seq holes), ticks skipped (feed backpressure) or rejected.',
+        'Feed at a fixed rate; after the warm-up, measured: ticks sent/s, ticks ingested/s (feed acks), updates delivered/s, tick-to-client latency (arrival - tick_ts) p50/p99/p99.9, server CPU (cores) and RSS (/proc), updates merged (conflated) and lost (seq holes), ticks skipped (feed backpressure) or rejected.',
       params: scale.steady,
     },
     max: {
@@ -151,7 +151,7 @@ function brief(s: ScenarioName, r: unknown): string {
   };
   switch (s) {
     case 'steady':
-      return `${g('measured.ticksSentPerSecond')} ticks/s, ${g('measured.updatesPerSecond')} updates/s, p50 ${g('measured.latency.p50Ms')} / p99 ${g('measured.latency.p99Ms')} / p99.9 ${g('measured.latency.p999Ms')} ms, cpu ${g('measured.serverCpuCores')}`;
+      return `${g('measured.ticksSentPerSecond')} ticks/s sent, ${g('measured.ticksAcceptedPerSecond')} ingested, ${g('measured.updatesPerSecond')} updates/s, p50 ${g('measured.latency.p50Ms')} / p99 ${g('measured.latency.p99Ms')} / p99.9 ${g('measured.latency.p999Ms')} ms, cpu ${g('measured.serverCpuCores')}`;
     case 'max':
       return `max ${g('maxSustainedTicksPerSecond')} ticks/s (${String((r as { limitedBy?: string }).limitedBy)})`;
     case 'spike':

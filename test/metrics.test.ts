@@ -8,8 +8,8 @@
 // - positions and portfolios revalued, read from the shard workers' registries, agree with the engine's
 //   own count, and stay monotonic across a shard worker restart (counted in mtm_shard_restarts_total);
 // - commands and trades by result; the trade-ack, tick-to-publish and batch-size histograms count what
-//   happened; LMDB commits are observed; HTTP requests by route template and status class, each observed
-//   once in the duration histogram;
+//   happened; LMDB commits are observed; market alerts by rule kind; HTTP requests by route template and
+//   status class, each observed once in the duration histogram;
 // - connections, subscriptions, updates and bytes sent; per-shard worker utilization in 0..1 and queue
 //   depth; the last tick time; the event-loop lag gauges;
 // - /metrics and /api/v1/performance/* need a valid key (any scope) when keys are configured.
@@ -247,6 +247,21 @@ describe('commands, trades and the store', () => {
     // Failures of the engine itself (store, shard, shutdown) are "error", the rest "rejected".
     expect(['store_failed', 'shard_restarting', 'engine_closed'].map(failureResult)).toEqual(['error', 'error', 'error']);
     expect(failureResult('insufficient_cash')).toBe('rejected');
+  });
+});
+
+describe('market alerts', () => {
+  it('counts the MarketAlert events recorded, by rule kind', async () => {
+    const before = await scrape();
+    const alert = { type: 'MarketAlert' as const, portfolio_id: '_market', ts: Date.now(), rule_id: 'r1', rule_name: 'jump', symbol: 'AAA', figures: {}, cooldown_ms: 0 };
+    await engine.recordEvents([
+      { ...alert, kind: 'zscore' },
+      { ...alert, kind: 'zscore' },
+      { ...alert, kind: 'silence' },
+    ]);
+    const after = await scrape();
+    const d = (rule: string) => after.n('mtm_market_alerts_total', { rule }) - before.n('mtm_market_alerts_total', { rule });
+    expect([d('move'), d('zscore'), d('silence')]).toEqual([0, 2, 1]);
   });
 });
 

@@ -175,7 +175,7 @@ afterAll(async () => {
     const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
     p.kill('SIGTERM');
     const timer = setTimeout(() => p.kill('SIGKILL'), prometheusStopTimeoutMs);
-    await exited;
+    await Promise.race([exited, sleep(2 * prometheusStopTimeoutMs)]);
     clearTimeout(timer);
   }
   await client?.close().catch(() => undefined);

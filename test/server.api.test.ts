@@ -92,6 +92,10 @@ describe('OpenAPI', () => {
     // Not enabled here either (404); test/metrics.performance.test.ts validates their 200 answers.
     await call('GET', '/api/v1/performance/summary', '/api/v1/performance/summary');
     await call('GET', '/api/v1/performance/queries', '/api/v1/performance/queries');
+    // No market service on this server (404); test/market.api.test.ts validates their real answers.
+    await call('GET', '/api/v1/bars/{symbol}', '/api/v1/bars/OA?tf=1m&from=0');
+    await call('GET', '/api/v1/market/alerts', '/api/v1/market/alerts');
+    await call('PUT', '/api/v1/market/alerts', '/api/v1/market/alerts', { rules: [] });
     await call('DELETE', P, '/api/v1/portfolios/oa');
     await call('DELETE', P, '/api/v1/portfolios/nope');
     for (const r of routes) expect(checked.has(`${r.method} ${r.template}`), `${r.method} ${r.template} exercised`).toBe(true);

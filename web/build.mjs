@@ -6,17 +6,20 @@
 // Content-hashed names let the server mark assets immutable; index.html (unhashed) is no-cache.
 // Files are written next to the old ones (temp file + rename), index.html last and stale assets
 // removed after it, so a running server never serves an index.html whose assets are missing.
-// Usage: node web/build.mjs [--no-minify]
+// Usage: node web/build.mjs [--no-minify] [--outdir DIR]
 
 import * as esbuild from 'esbuild';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = join(root, 'dist', 'web');
-const minify = !process.argv.includes('--no-minify');
+const args = process.argv.slice(2);
+const outFlag = args.indexOf('--outdir');
+// --outdir lets tests build into a temp dir instead of replacing the dist/web a running server uses.
+const outDir = outFlag >= 0 && args[outFlag + 1] ? resolve(args[outFlag + 1]) : join(root, 'dist', 'web');
+const minify = !args.includes('--no-minify');
 
 const compressible = /\.(html|js|css|map|svg|json|txt)$/;
 /** Below this the headers outweigh the saving. */
@@ -34,6 +37,8 @@ function emit(file, data) {
   const written = [file];
   writeAtomic(file, data);
   const sizes = { raw: data.length };
+  // A sibling left from an earlier build would be served in place of this content: drop it first.
+  for (const ext of ['.br', '.gz']) rmSync(file + ext, { force: true });
   if (compressible.test(file) && data.length >= compressMinBytes) {
     const br = brotliCompressSync(data, {
       params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT, [zlib.BROTLI_PARAM_SIZE_HINT]: data.length },
@@ -52,19 +57,13 @@ function emit(file, data) {
 }
 
 function listFiles(dir) {
-  let out = [];
-  let entries;
   try {
-    entries = readdirSync(dir);
+    return readdirSync(dir)
+      .map((name) => join(dir, name))
+      .filter((p) => statSync(p).isFile());
   } catch {
-    return out;
+    return [];
   }
-  for (const name of entries) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out = out.concat(listFiles(p));
-    else out.push(p);
-  }
-  return out;
 }
 
 const result = await esbuild.build({
@@ -107,7 +106,8 @@ const html = template.replaceAll('%APP%', name(entryOut.app)).replaceAll('%STYLE
 for (const w of emit(join(outDir, 'index.html'), Buffer.from(html))) written.add(w);
 
 // Stale assets of earlier builds go only now, after the new index.html points away from them.
-for (const f of listFiles(outDir)) {
-  if (!written.has(f) && !/\.tmp-\d+$/.test(f)) rmSync(f, { force: true });
+// Only hashed files under assets/ are candidates, so a mistaken --outdir never loses anything else.
+for (const f of listFiles(join(outDir, 'assets'))) {
+  if (!written.has(f) && /-[A-Z0-9]{8}\.[a-z.]+$/.test(f)) rmSync(f, { force: true });
 }
 console.log(`web build: ${relative(root, outDir)}/ (${minify ? 'minified' : 'not minified'})`);

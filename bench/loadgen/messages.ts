@@ -63,6 +63,8 @@ export interface PublisherWindow {
   sent: number;
   /** Ticks not sent because the feed socket had more than bufferedMaxBytes queued (the server is not reading). */
   skipped: number;
+  /** Ticks the server accepted (feed acks, counted when the ack arrives): its ingest rate. */
+  accepted: number;
   /** Ticks the server rejected (feed acks, counted when the ack arrives). */
   rejected: number;
   /** Ticks the publisher itself failed to produce on time (its own CPU starved): a load generator limit. */

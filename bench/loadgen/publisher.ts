@@ -29,7 +29,7 @@ function win(t: number): PublisherWindow {
   const w = Math.floor((t - cfg.t0) / cfg.windowMs);
   let e = windows.get(w);
   if (e === undefined) {
-    e = { w, sent: 0, skipped: 0, rejected: 0, lagged: 0, owed: 0 };
+    e = { w, sent: 0, skipped: 0, accepted: 0, rejected: 0, lagged: 0, owed: 0 };
     windows.set(w, e);
   }
   return e;
@@ -57,10 +57,12 @@ const registered = new Promise<void>((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error(`no 'registered' answer within ${registerTimeoutMs} ms`)), registerTimeoutMs);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) return;
-    const m = JSON.parse(data.toString('utf8')) as { type: string; rejected?: unknown; symbols?: { symbol: string; id: number }[]; message?: string };
+    const m = JSON.parse(data.toString('utf8')) as { type: string; accepted?: unknown; rejected?: unknown; symbols?: { symbol: string; id: number }[]; message?: string };
     if (m.type === 'feed_ack') {
       acks++;
-      if (typeof m.rejected === 'number' && m.rejected > 0) win(nowMs()).rejected += m.rejected;
+      const e = win(nowMs());
+      if (typeof m.accepted === 'number') e.accepted += m.accepted;
+      if (typeof m.rejected === 'number') e.rejected += m.rejected;
     } else if (m.type === 'registered') {
       const got = m.symbols ?? [];
       if (got.length !== stream.names.length) return reject(new Error(`registered ${got.length} of ${stream.names.length} symbols: ${JSON.stringify(m.rejected).slice(0, 200)}`));

@@ -62,6 +62,7 @@ export function ratio(a: number | null, b: number | null): number | null {
 export const keyFigures: Record<ScenarioName, [string, string, 'higher' | 'lower'][]> = {
   steady: [
     ['ticksSentPerSecond', 'measured.ticksSentPerSecond', 'higher'],
+    ['ticksAcceptedPerSecond', 'measured.ticksAcceptedPerSecond', 'higher'],
     ['updatesPerSecond', 'measured.updatesPerSecond', 'higher'],
     ['p50Ms', 'measured.latency.p50Ms', 'lower'],
     ['p99Ms', 'measured.latency.p99Ms', 'lower'],
@@ -164,6 +165,7 @@ export function rows(r: Report): Row[] {
   };
   const f = (path: string, unit = '') => (_: SystemName, x: unknown) => fmt(figure(x, path), unit);
   add('steady', 'ticks/s sent (target ' + fmt(figure(r.scenarios.steady?.params, 'rate')) + ')', f('measured.ticksSentPerSecond'), 'ticksSentPerSecond');
+  add('steady', 'ticks/s ingested (feed acks)', f('measured.ticksAcceptedPerSecond'), 'ticksAcceptedPerSecond');
   add('steady', 'updates delivered/s', f('measured.updatesPerSecond'), 'updatesPerSecond');
   add('steady', 'tick-to-client p50', f('measured.latency.p50Ms', ' ms'), 'p50Ms');
   add('steady', 'tick-to-client p99', f('measured.latency.p99Ms', ' ms'), 'p99Ms');

@@ -2,6 +2,9 @@
 // killed when the orchestrator stops for any reason (end, SIGINT/SIGTERM, uncaught exception), and
 // read through bounded waits only (every wait has a timeout).
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorText } from '../loadgen/common.js';
 
@@ -64,9 +67,15 @@ export class Child {
     return this.stdoutTail;
   }
 
-  /** What the child printed last on stderr (its error, usually). */
+  /**
+   * What the child printed last on stderr, from its last error line on when there is one (a stack's
+   * message comes before its frames, and the frames alone say little).
+   */
   tail(): string {
-    return (this.stderrTail.trim() || this.stdoutTail.trim()).split('\n').slice(-12).join('\n');
+    const lines = (this.stderrTail.trim() || this.stdoutTail.trim()).split('\n');
+    let at = -1;
+    for (let i = lines.length - 1; i >= 0 && at < 0; i--) if (/(^|\s)(\w*Error|error)[:\s]/.test(lines[i]) && !/^\s+at /.test(lines[i])) at = i;
+    return (at >= 0 ? lines.slice(at, at + 6) : lines.slice(-8)).join('\n');
   }
 
   on(listener: (m: Message) => void): () => void {
@@ -104,15 +113,16 @@ export class Child {
     });
   }
 
-  /** Asks the child to stop (message, then SIGTERM), SIGKILL after graceMs. */
-  async stop(graceMs = 10_000): Promise<void> {
-    if (!this.alive) return;
+  /** Asks the child to stop (message, then SIGTERM), SIGKILL after graceMs. Resolves with how it ended. */
+  async stop(graceMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.alive) return this.exited;
     this.send({ type: 'stop' });
     const t = setTimeout(() => this.proc.kill('SIGTERM'), Math.min(graceMs / 2, 3_000));
     const k = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
-    await this.exited;
+    const how = await this.exited;
     clearTimeout(t);
     clearTimeout(k);
+    return how;
   }
 
   kill(): void {
@@ -125,6 +135,30 @@ export function killAll(): void {
   for (const c of live) c.kill();
 }
 
+const tempDirs = new Set<string>();
+
+/** A temporary directory (data dirs, journals) removed by removeTempDir or, at the latest, on exit. */
+export function makeTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  tempDirs.delete(dir);
+}
+
+function removeAllTempDirs(): void {
+  for (const d of [...tempDirs]) {
+    try {
+      removeTempDir(d);
+    } catch {
+      /* best effort on the way out */
+    }
+  }
+}
+
 export function liveChildren(): number {
   return live.size;
 }
@@ -135,7 +169,11 @@ let installed = false;
 export function installCleanup(onSignal: (signal: string) => void): void {
   if (installed) return;
   installed = true;
-  process.on('exit', killAll);
+  // Children first (they hold the data dirs open), then the directories.
+  process.on('exit', () => {
+    killAll();
+    removeAllTempDirs();
+  });
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(s, () => {
       killAll();

@@ -94,7 +94,7 @@ function streamSetup(workload: Workload, connections: number, perConnection: num
     bufferedMaxBytes: 4 * 1024 * 1024,
     connectConcurrency: 50,
     readyTimeoutMs: quick ? 20_000 : 120_000,
-    drainMaxMs: quick ? 2_000 : 10_000,
+    drainMaxMs: quick ? 1_000 : 20_000,
   };
 }
 
@@ -104,7 +104,7 @@ export function fullScale(): Scale {
     stream: streamSetup(W1, 1_000, 10, 2, false),
     steady: { rate: 200_000, warmupMs: 2_000, measureMs: 10_000 },
     max: {
-      warmupRate: 1_000,
+      warmupRate: 100,
       warmupMs: 2_000,
       startRate: 10,
       factor: 2,
@@ -126,28 +126,28 @@ export function fullScale(): Scale {
 }
 
 export function quickScale(): Scale {
-  const workload: Workload = { ...W1, portfolios: 1_000 };
+  const workload: Workload = { ...W1, portfolios: 500 };
   return {
     quick: true,
-    stream: streamSetup(workload, 100, 10, 1, true),
-    steady: { rate: 20_000, warmupMs: 500, measureMs: 1_500 },
+    stream: streamSetup(workload, 50, 10, 1, true),
+    steady: { rate: 2_000, warmupMs: 500, measureMs: 1_500 },
     max: {
-      warmupRate: 1_000,
+      warmupRate: 100,
       warmupMs: 500,
       startRate: 10,
       factor: 5,
       stepMs: 1_000,
       settleMs: 300,
-      stepsMax: 6,
+      stepsMax: 5,
       rateMax: 200_000,
       bisections: 0,
       recoverPauseMs: 0,
       p99LimitMs: 10,
       lossLimit: 0.001,
     },
-    spike: { rate: 5_000, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
+    spike: { rate: 500, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
     trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
-    recovery: { portfolios: 1_000, positions: 25, events: 10_000, cleanRestarts: 1, buildTimeoutMs: 60_000 },
+    recovery: { portfolios: 500, positions: 25, events: 5_000, cleanRestarts: 1, buildTimeoutMs: 60_000 },
     kernel: { iterations: 10, timeoutMs: 120_000 },
     serverReadyTimeoutMs: 60_000,
   };

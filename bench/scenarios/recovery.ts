@@ -7,12 +7,10 @@
 // Figures: recoverSeconds (in-process: mtm createEngine on the data dir until ready; peer journal
 // replay), readySeconds (process start to listening) and spawnToReadySeconds (fork to ready message).
 // The limit has no state: its figures are a bare process start to listening, the floor of any restart.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { round3 } from '../loadgen/common.js';
 import type { Progress } from '../report/progress.js';
-import { Child, benchScript } from './children.js';
+import { Child, benchScript, makeTempDir, removeTempDir } from './children.js';
 import type { Scale } from './config.js';
 import type { RecoveryBuildConfig, RecoveryBuildDone } from './recoveryBuild.js';
 import { startSystem, type RunningSystem, type SystemName } from './systems.js';
@@ -23,6 +21,8 @@ export interface RestartFigures {
   readySeconds: number;
   spawnToReadySeconds: number;
   portfoliosRecovered: number;
+  /** The clean stop that followed (mtm: server close, engine close with its final snapshot). */
+  stopSeconds: number;
 }
 
 export interface RecoveryResult {
@@ -49,14 +49,18 @@ async function build(cfg: RecoveryBuildConfig, timeoutMs: number): Promise<Recov
   }
 }
 
-function figures(sys: RunningSystem): RestartFigures {
+function figures(sys: RunningSystem, stopMs: number): RestartFigures {
   return {
     recoverSeconds: round3(sys.ready.recoverMs / 1000),
     readySeconds: round3(sys.ready.readyMs / 1000),
     spawnToReadySeconds: round3(sys.spawnToReadyMs / 1000),
     portfoliosRecovered: Number(sys.ready.info.portfolios ?? 0),
+    stopSeconds: round3(stopMs / 1000),
   };
 }
+
+/** A clean stop may snapshot every portfolio: allow it minutes, and insist that it was clean. */
+const cleanStopGraceMs = 10 * 60_000;
 
 function median(runs: RestartFigures[]): RestartFigures {
   const sorted = [...runs].sort((a, b) => a.spawnToReadySeconds - b.spawnToReadySeconds);
@@ -65,7 +69,7 @@ function median(runs: RestartFigures[]): RestartFigures {
 
 export async function recovery(name: SystemName, scale: Scale, progress: Progress): Promise<RecoveryResult> {
   const p = scale.recovery;
-  const dir = mkdtempSync(join(tmpdir(), `mtm-bench-recovery-${name}-`));
+  const dir = makeTempDir(`mtm-bench-recovery-${name}-`);
   try {
     let baseEvents = 0;
     let tailEvents = 0;
@@ -89,10 +93,16 @@ export async function recovery(name: SystemName, scale: Scale, progress: Progres
         recover: name !== 'limit',
         readyTimeoutMs: Math.max(scale.serverReadyTimeoutMs, p.buildTimeoutMs),
       });
+      let stopped = false;
       try {
-        return figures(sys);
+        const t0 = performance.now();
+        const how = await sys.stop(cleanStopGraceMs);
+        stopped = true;
+        // The next restart is a clean one only if this stop was.
+        if (how.code !== 0) throw new Error(`${name} did not stop cleanly (${JSON.stringify(how)}): ${sys.child.tail()}`);
+        return figures(sys, performance.now() - t0);
       } finally {
-        await sys.stop();
+        if (!stopped) sys.child.kill();
       }
     };
     const crash = await restart('crash restart');
@@ -112,6 +122,6 @@ export async function recovery(name: SystemName, scale: Scale, progress: Progres
       cleanRuns,
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }

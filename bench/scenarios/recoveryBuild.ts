@@ -10,7 +10,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { W1, holdingsOf, loadWorkload, portfolioId, type Holding, type Workload } from '../workload.js';
-import { childConfig, fatal, send } from '../loadgen/common.js';
+import { childConfig, exitWithParent, fatal, send } from '../loadgen/common.js';
 import type { PeerEvent } from '../peer/book.js';
 
 export interface RecoveryBuildConfig {
@@ -98,6 +98,8 @@ function peer(c: RecoveryBuildConfig, w: Workload): RecoveryBuildDone {
 }
 
 async function main(): Promise<void> {
+  // A build outliving its orchestrator would write for minutes into a directory nobody reads.
+  exitWithParent();
   const c = childConfig<RecoveryBuildConfig>();
   const w = recoveryWorkload(c);
   const done = c.system === 'mtm' ? await mtm(c, w) : peer(c, w);

@@ -15,24 +15,27 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-const stopGraceMs = 10_000;
+/** Backstop only: the orchestrator bounds every stop itself (SIGKILL after its own grace). */
+const stopGraceMs = 15 * 60_000;
 
 export function runBenchServer(start: () => Promise<BenchServer>): void {
   let server: BenchServer | null = null;
   let stopping = false;
-  const stop = async (code: number): Promise<never> => {
-    if (!stopping) {
-      stopping = true;
-      // A server that does not close within the grace is left behind: exit regardless.
-      setTimeout(() => process.exit(code), stopGraceMs).unref();
-      try {
-        await server?.stop();
-      } catch (e) {
-        console.error(errorText(e));
-      }
-      send({ type: 'stopped' });
+  const stop = async (code: number): Promise<void> => {
+    // A second request (the 'stop' message, then SIGTERM, then the IPC channel closing) must not
+    // cut short the clean stop already under way.
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(code === 0 ? 3 : code), stopGraceMs).unref();
+    let failed = false;
+    try {
+      await server?.stop();
+    } catch (e) {
+      failed = true;
+      console.error(errorText(e));
     }
-    process.exit(code);
+    send({ type: 'stopped' });
+    process.exit(failed ? 1 : code);
   };
   process.on('disconnect', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));

@@ -32,6 +32,11 @@ export interface PhaseStats {
   /** Ticks per second the publishers were asked for (all together). */
   targetTicksPerSecond: number;
   ticksSentPerSecond: number;
+  /**
+   * Ticks the server acknowledged as accepted, per second, by ack arrival: its ingest rate (mtm and
+   * the limit acknowledge a frame once ingested, before valuation; the peer after processing it).
+   */
+  ticksAcceptedPerSecond: number;
   /** Ticks not sent because the server did not read its feed socket (counted as lost). */
   ticksSkipped: number;
   ticksRejected: number;
@@ -179,6 +184,7 @@ export class StreamRun {
         else {
           e.sent += w.sent;
           e.skipped += w.skipped;
+          e.accepted += w.accepted;
           e.rejected += w.rejected;
           e.lagged += w.lagged;
           e.owed += w.owed;
@@ -263,8 +269,12 @@ export class StreamRun {
     return n;
   }
 
-  /** Feed stopped; waits until deliveries stop (no new update for 3 flushes) or drainMaxMs. */
-  async drain(): Promise<number> {
+  /**
+   * Feed stopped; waits until deliveries stop (no new update for 3 flushes), drainMaxMs at most.
+   * Returns false (and notes a warning) when updates were still arriving at the deadline: the
+   * backlog was not drained, and whatever runs next starts behind.
+   */
+  async drain(label = 'drain'): Promise<boolean> {
     this.setRate(0);
     const start = nowMs();
     let last = -1;
@@ -275,9 +285,10 @@ export class StreamRun {
       if (n !== last) {
         last = n;
         stableSince = nowMs();
-      } else if (nowMs() - stableSince >= this.setup.flushMs * 3) break;
+      } else if (nowMs() - stableSince >= this.setup.flushMs * 3) return true;
     }
-    return nowMs() - start;
+    this.warnings.push(`${label}: updates still arriving after ${this.setup.drainMaxMs} ms`);
+    return false;
   }
 
   /**
@@ -289,16 +300,17 @@ export class StreamRun {
     if (this.sampler !== null) clearInterval(this.sampler);
     const finals: Promise<unknown>[] = [];
     for (const p of this.publishers) {
-      finals.push(p.next<PublisherFinal>('final', 5_000));
+      finals.push(p.next<PublisherFinal>('final', 3_000));
       p.send({ type: 'finish' });
     }
     for (const c of this.clients) {
-      finals.push(c.next<ClientsFinal>('final', 5_000));
+      finals.push(c.next<ClientsFinal>('final', 3_000));
       c.send({ type: 'finish' });
     }
-    const [results, counters] = await Promise.all([Promise.allSettled(finals), this.system.counters(3_000)]);
+    const countersTimeoutMs = Math.min(2_000, this.setup.drainMaxMs);
+    const [results, counters] = await Promise.all([Promise.allSettled(finals), this.system.counters(countersTimeoutMs)]);
     this.finalCounters = counters?.counters ?? null;
-    if (counters === null) this.warnings.push(`${this.system.name} did not answer the counters request within 3 s (busy)`);
+    if (counters === null) this.warnings.push(`${this.system.name} did not answer the counters request within ${countersTimeoutMs} ms (busy)`);
     for (const r of results) if (r.status === 'rejected') this.warnings.push(String((r.reason as Error).message ?? r.reason).split('\n')[0]);
     await this.stopChildren();
   }
@@ -334,7 +346,7 @@ export class StreamRun {
     const seconds = Math.max(1e-9, ((b - a) * this.setup.windowMs) / 1000);
     const hist = newHistogram();
     const c = { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 };
-    const p = { sent: 0, skipped: 0, rejected: 0, lagged: 0, owed: 0 };
+    const p = { sent: 0, skipped: 0, accepted: 0, rejected: 0, lagged: 0, owed: 0 };
     for (let w = a; w < b; w++) {
       const e = this.clientWindows.get(w);
       if (e !== undefined) {
@@ -349,6 +361,7 @@ export class StreamRun {
       if (q !== undefined) {
         p.sent += q.sent;
         p.skipped += q.skipped;
+        p.accepted += q.accepted;
         p.rejected += q.rejected;
         p.lagged += q.lagged;
         p.owed += q.owed;
@@ -376,6 +389,7 @@ export class StreamRun {
       seconds: round3(seconds),
       targetTicksPerSecond: targetRate,
       ticksSentPerSecond: Math.round(p.sent / seconds),
+      ticksAcceptedPerSecond: Math.round(p.accepted / seconds),
       ticksSkipped: p.skipped,
       ticksRejected: p.rejected,
       ticksLagged: p.lagged,

@@ -1,11 +1,10 @@
 // steady, max and spike: the feed at a rate (or a schedule of rates) into one system, the subscribers
 // measuring tick-to-client latency. One fresh server process per system and scenario.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { nowMs, round3 } from '../loadgen/common.js';
 import type { Progress } from '../report/progress.js';
 import type { MaxParams, Scale, SpikeParams, SteadyParams } from './config.js';
+import { makeTempDir, removeTempDir } from './children.js';
 import { StreamRun, type PhaseStats } from './stream.js';
 import { startSystem, type SystemName } from './systems.js';
 
@@ -15,10 +14,13 @@ export interface ServerInfo {
   counters: Record<string, number> | null;
   /** Anything that made the figures less complete than planned (late reports, a busy server). */
   warnings: string[];
+  /** The machine's 1-minute load average at the start and the end of this run: how shared it was. */
+  loadAverage: [number, number];
 }
 
 export async function withStream<T>(name: SystemName, scale: Scale, progress: Progress, body: (run: StreamRun) => Promise<T>): Promise<T & { server: ServerInfo }> {
-  const dataDir = name === 'mtm' ? mkdtempSync(join(tmpdir(), 'mtm-bench-')) : undefined;
+  const dataDir = name === 'mtm' ? makeTempDir('mtm-bench-') : undefined;
+  const load0 = round3(loadavg()[0]);
   try {
     progress.update('starting the server');
     const sys = await startSystem(name, { workload: scale.stream.workload, dataDir, readyTimeoutMs: scale.serverReadyTimeoutMs });
@@ -27,14 +29,21 @@ export async function withStream<T>(name: SystemName, scale: Scale, progress: Pr
       progress.update(`connecting ${scale.stream.connections} clients`);
       await run.start();
       const result = await body(run);
-      return { ...result, server: { loadSeconds: round3(sys.ready.loadMs / 1000), info: sys.ready.info, counters: run.finalCounters, warnings: run.warnings } };
+      const server: ServerInfo = {
+        loadSeconds: round3(sys.ready.loadMs / 1000),
+        info: sys.ready.info,
+        counters: run.finalCounters,
+        warnings: run.warnings,
+        loadAverage: [load0, round3(loadavg()[0])],
+      };
+      return { ...result, server };
     } finally {
       await run.stopChildren();
-      // The data dir is thrown away: no need to wait long for a clean close of a busy server.
-      await sys.stop(3_000);
+      // The data dir is thrown away: a server still busy with a backlog is killed after 1 s.
+      await sys.stop(1_000);
     }
   } finally {
-    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir !== undefined) removeTempDir(dataDir);
   }
 }
 
@@ -128,7 +137,7 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
     run.setRate(p.warmupRate);
     await run.hold(p.warmupMs, () => progress.update('warm-up: ' + detail(run)));
     progress.update('warm-up: draining');
-    await run.drain();
+    await run.drain('warm-up drain');
     let best = 0;
     let failed = 0;
     let limitedBy = 'ramp-end';
@@ -154,7 +163,7 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
         const mid = Math.round(lo > 0 ? Math.sqrt(lo * hi) : hi / p.factor);
         if (mid <= lo || mid >= hi) break;
         progress.update('pause: draining the backlog');
-        await run.drain();
+        await run.drain(`drain before the ${mid}/s bisection step`);
         await run.hold(p.recoverPauseMs);
         const j = await tryRate(mid);
         if (j.pass) lo = mid;

@@ -60,7 +60,7 @@ export class RunningSystem {
    * SIGKILL after graceMs. A server whose main thread is still busy with a backlog answers neither
    * the message nor SIGTERM (both are handled on its event loop): only the kill ends it.
    */
-  stop(graceMs = 15_000): Promise<void> {
+  stop(graceMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     return this.child.stop(graceMs);
   }
 }

@@ -5,15 +5,13 @@
 //   peer 'process': the journal line written with write(2) before the ack;
 //        'sync':    write(2) + fdatasync(2) before each ack;
 //   limit 'none':   acked at once, no book, no journal: the transport round trip alone.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeHistogram, round3, summarize, type LatencySummary } from '../loadgen/common.js';
 import type { TradersConfig, TradersFinal } from '../loadgen/messages.js';
 import { portfolioId, type Workload } from '../workload.js';
 import { symbolName } from '../../src/sim/random.js';
 import type { Progress } from '../report/progress.js';
-import { Child, benchScript } from './children.js';
+import { Child, benchScript, makeTempDir, removeTempDir } from './children.js';
 import type { Scale } from './config.js';
 import { startSystem, type SystemName } from './systems.js';
 
@@ -41,7 +39,7 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
   const slots = p.connections * p.inFlight;
   // The traded portfolios only (one per slot); the book's size does not change a trade's path.
   const workload: Workload = { ...scale.stream.workload, portfolios: slots };
-  const dir = mkdtempSync(join(tmpdir(), `mtm-bench-trades-${name}-`));
+  const dir = makeTempDir(`mtm-bench-trades-${name}-`);
   try {
     progress.update('starting the server');
     const sys = await startSystem(name, {
@@ -99,6 +97,6 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
       await sys.stop();
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }

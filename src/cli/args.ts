@@ -7,6 +7,7 @@ export interface ServeArgs {
   workers: number | undefined;
   kernel: 'wasm' | 'js';
   keys: string | undefined;
+  alerts: string | undefined;
   sync: boolean;
   demo: boolean;
   insecure: boolean;
@@ -27,6 +28,7 @@ export const optionSpecs: OptionSpec[] = [
   { flag: 'workers', env: 'MTM_WORKERS', kind: 'int', help: 'shard worker threads (default: cores - 1, at least 1)' },
   { flag: 'kernel', env: 'MTM_KERNEL', kind: 'kernel', help: 'revaluation kernel: wasm (default) or js' },
   { flag: 'keys', env: 'MTM_KEYS', kind: 'string', help: 'API keys file (JSON); without it only loopback is served' },
+  { flag: 'alerts', env: 'MTM_ALERTS', kind: 'string', help: 'market alert rules file (JSON); replaces the rules set by PUT /api/v1/market/alerts' },
   { flag: 'sync', env: 'MTM_SYNC', kind: 'bool', help: 'flush to disk before acknowledging trades (survives power loss)' },
   { flag: 'demo', env: 'MTM_DEMO', kind: 'bool', help: 'seed demo portfolios and run a simulated feed' },
   { flag: 'insecure', env: 'MTM_INSECURE', kind: 'bool', help: 'allow a non-loopback host without a keys file' },
@@ -39,6 +41,7 @@ export const defaults: ServeArgs = {
   workers: undefined,
   kernel: 'wasm',
   keys: undefined,
+  alerts: undefined,
   sync: false,
   demo: false,
   insecure: false,

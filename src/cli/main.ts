@@ -3,6 +3,7 @@
 // SIGINT/SIGTERM: stop accepting, flush, snapshot, close workers, exit 0.
 
 import { createEngine } from '../engine/engine.js';
+import { startMarketService } from '../market/service.js';
 import { startServer } from '../server/server.js';
 import { loadUws } from '../server/uws.js';
 import { startObservability } from '../metrics/observability.js';
@@ -22,6 +23,11 @@ function webDir(): string | null {
 
 async function serve(args: ServeArgs): Promise<void> {
   const engine = await createEngine({ workers: args.workers, kernel: args.kernel, dataDir: args.data, sync: args.sync });
+  // Bars and market alerts from every tick the engine accepts; market data lives in <data>/market.
+  const market = await startMarketService(engine, { dataDir: args.data, alertsFile: args.alerts, now: () => Date.now(), log: (line) => console.log(line) }).catch(async (e: unknown) => {
+    await engine.close();
+    throw e;
+  });
   const staticDir = webDir();
   // With --demo the simulated feed is the only caller that hands ticks to the engine directly.
   const observability = startObservability(engine, { uwsBinary: loadUws().binary, directTicks: args.demo ? 'demo' : 'inproc' });
@@ -32,6 +38,7 @@ async function serve(args: ServeArgs): Promise<void> {
     insecure: args.insecure,
     ...(staticDir === null ? {} : { staticDir }),
     ...observability.serverOptions,
+    market,
     log: null,
   });
   observability.attachServer(server);
@@ -57,6 +64,8 @@ async function serve(args: ServeArgs): Promise<void> {
     await server.close();
     // Before the engine: the metrics sampler asks the shard workers for their registries.
     observability.close();
+    // Before the engine: its last tape is aggregated and the open bars are checkpointed.
+    await market.close();
     await engine.close();
     console.log('stopped cleanly');
     process.exit(0);

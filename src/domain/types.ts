@@ -163,7 +163,27 @@ export type DomainEventBody =
   | { type: 'PositionOpened'; symbol: string; side: 'long' | 'short'; quantity: number; price: number }
   | { type: 'PositionClosed'; symbol: string; realized_pnl: number }
   | { type: 'RiskLimitBreached'; limit: RiskLimitName; value: number; threshold: number }
-  | { type: 'ShardRestarted'; shard: number; reason: string };
+  | { type: 'ShardRestarted'; shard: number; reason: string }
+  /**
+   * A market alert rule fired (src/market/alertRules.ts), under the pseudo-portfolio '_market'.
+   * figures: the numbers that tripped it, by kind (move: move_pct, threshold_pct, window_ms, price,
+   * ref_price, ref_ts; zscore: z, threshold_z, ret, mean, sigma, returns, price, prev_price;
+   * silence: silent_ms, threshold_ms, last_ts). The same (rule, symbol) stays quiet for cooldown_ms.
+   */
+  | {
+      type: 'MarketAlert';
+      rule_id: string;
+      rule_name: string;
+      kind: 'move' | 'zscore' | 'silence';
+      symbol: string;
+      figures: Record<string, number>;
+      cooldown_ms: number;
+    }
+  /**
+   * A symbol silent for longer than the gap threshold while the feed was otherwise alive, under
+   * '_market'. state 'open': still silent, to = when it was seen; 'closed': it ticked again at to.
+   */
+  | { type: 'FeedGap'; symbol: string; from: number; to: number; gap_ms: number; state: 'open' | 'closed' };
 
 export type DomainEventType = DomainEventBody['type'];
 
@@ -197,6 +217,8 @@ export const domainEventTypes: readonly DomainEventType[] = [
   'PositionClosed',
   'RiskLimitBreached',
   'ShardRestarted',
+  'MarketAlert',
+  'FeedGap',
 ];
 
 /** Injected time: nothing in the domain, the actors or the kernel reads a clock directly. */

@@ -179,18 +179,22 @@ export class MtmEngine implements Engine {
   ingestTick(symbol: string, price: number, ts: number, size?: number): string | null {
     if (this.closing) return this.rejectTick(ErrorCode.engine_closed);
     let id = this.symbols.idOf(symbol);
-    if (id === undefined) {
-      if (!validSymbol(symbol)) return this.rejectTick(ErrorCode.invalid_symbol);
-      id = this.symbols.intern(symbol);
-      if (id < 0) return this.rejectTick(ErrorCode.limit_exceeded);
-    }
+    if (id === undefined && !validSymbol(symbol)) return this.rejectTick(ErrorCode.invalid_symbol);
     if (priceError(price) !== null) return this.rejectTick(ErrorCode.invalid_price);
     if (!(ts >= 0 && ts <= 8.64e15)) return this.rejectTick(ErrorCode.invalid_timestamp);
     if (size !== undefined && !(size >= 0 && size < Infinity)) return this.rejectTick(ErrorCode.invalid_quantity);
+    // Registered only once the whole tick is valid: a refused tick must not use up symbolsMax
+    // (found by the simulator, seed 2).
+    if (id === undefined) {
+      id = this.symbols.intern(symbol);
+      if (id < 0) return this.rejectTick(ErrorCode.limit_exceeded);
+    }
     this.counters.ticksReceived++;
     this.tape?.record(id, price, ts, size ?? NaN);
     if (!this.coalescer.add(id, price, ts, performance.now())) {
       this.counters.ticksStale++;
+      // Stale for the shards, not for the tape (bars count late ticks): the next flush hands it off.
+      if (this.tape !== null && !this.flushScheduled) this.scheduleFlush();
       return null;
     }
     if (!this.flushScheduled) this.scheduleFlush();
@@ -530,7 +534,13 @@ export class MtmEngine implements Engine {
     await Promise.all(
       mine.map(async (id) => {
         const r = await this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true });
-        if (r.ok && r.value.snapshot !== null) this.subscribers.resync(r.value.snapshot);
+        if (r.ok && r.value.snapshot !== null) {
+          // The shard counts one watch per listener (subscribe() sends one each) and the snapshot above
+          // counted one: without the others, the first unsubscribe silenced every remaining listener
+          // (found by the simulator, seed 5).
+          for (let i = 1; i < this.subscribers.countOf(id); i++) h.post({ t: 'watch', portfolio: id, on: true });
+          this.subscribers.resync(r.value.snapshot);
+        }
       }),
     );
   }
@@ -566,6 +576,11 @@ export class MtmEngine implements Engine {
     };
   }
 
+  /** Gives a tape buffer back once its ticks were copied out: the tape reuses it instead of allocating. */
+  recycleTape(buffer: Float64Array): void {
+    this.tape?.recycle(buffer);
+  }
+
   symbolName(id: number): string | undefined {
     return this.symbols.names[id];
   }
@@ -583,6 +598,8 @@ export class MtmEngine implements Engine {
 
   async queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>> {
     if (this.closed) return fail(ErrorCode.engine_closed, 'engine is closed');
+    // The store reads fields off the query: anything but an object threw (found by the simulator, seed 4).
+    if (typeof query !== 'object' || query === null || Array.isArray(query)) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
     await this.lastDurable.catch(() => undefined);
     return ok(this.store.query(query));
   }
@@ -716,7 +733,10 @@ export class MtmEngine implements Engine {
 
   crashShard(shard: number, how: 'throw' | 'exit' | 'heap' = 'exit'): Result<void> {
     if (!this.o.allowFaultInjection) return fail(ErrorCode.forbidden, 'fault injection is disabled (allowFaultInjection)');
-    const h = this.shards[shard];
+    // Both checked: this.shards['0'] is shard 0, and an unknown `how` would reach the worker's heap hog
+    // (found by the simulator, seed 1).
+    if (how !== 'throw' && how !== 'exit' && how !== 'heap') return fail(ErrorCode.invalid_field, "how must be 'throw', 'exit' or 'heap'", 'how');
+    const h = Number.isInteger(shard) ? this.shards[shard] : undefined;
     if (h === undefined || h.state !== 'ready') return fail(ErrorCode.invalid_field, `shard must be a ready shard in [0, ${this.workers})`, 'shard');
     h.post({ t: 'crash', how });
     return ok(undefined);

@@ -24,6 +24,11 @@ export class Subscribers {
     return (this.byPortfolio.get(portfolio)?.size ?? 0) > 0;
   }
 
+  /** Listeners of one portfolio (the shard keeps the same count of watches). */
+  countOf(portfolio: string): number {
+    return this.byPortfolio.get(portfolio)?.size ?? 0;
+  }
+
   portfolios(): IterableIterator<string> {
     return this.byPortfolio.keys();
   }

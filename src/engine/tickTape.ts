@@ -9,6 +9,7 @@ export type TapeListener = (tape: Float64Array, ticks: number) => void;
 export class TickTape {
   private buffer: Float64Array;
   private count = 0;
+  private spare: Float64Array | null = null;
 
   constructor(
     readonly tapeTicksMax: number,
@@ -31,8 +32,17 @@ export class TickTape {
     if (this.count === 0) return;
     const full = this.buffer;
     const n = this.count;
-    this.buffer = new Float64Array(this.tapeTicksMax * TAPE_FIELDS);
+    this.buffer = this.spare ?? new Float64Array(this.tapeTicksMax * TAPE_FIELDS);
+    this.spare = null;
     this.count = 0;
     this.listener(full, n);
+  }
+
+  /**
+   * A buffer the listener is done with (it copied the ticks out): the next handOff reuses it, so a
+   * listener that copies makes the tape allocate nothing per batch.
+   */
+  recycle(buffer: Float64Array): void {
+    if (buffer.length === this.tapeTicksMax * TAPE_FIELDS && buffer !== this.buffer) this.spare = buffer;
   }
 }

@@ -30,8 +30,10 @@ export interface BarSource {
   /**
    * The stored bar, or null when its bucket had no tick. Synchronous, and it must see every bar the
    * sink has received, flushed or not: a write-through cache in front of the store satisfies this.
+   * undefined means "cannot tell" (a bounded cache that had to forget): the tick is dropped as
+   * no_source rather than overwriting a stored bar with a bar built from that one tick.
    */
-  get(symbol: string, tf: Timeframe, start: number): Bar | null;
+  get(symbol: string, tf: Timeframe, start: number): Bar | null | undefined;
 }
 
 export interface BarBookLimits {
@@ -149,6 +151,8 @@ export class BarBook {
   // Scratch for one tick's plan, reused so onTick allocates nothing.
   private readonly routes = new Uint8Array(timeframeCount);
   private readonly starts = new Float64Array(timeframeCount);
+  /** Stored bars fetched while planning (ROUTE_SOURCE), so an unavailable one drops the whole tick. */
+  private readonly sourced: (Bar | null)[] = new Array<Bar | null>(timeframeCount).fill(null);
   private ticksApplied = 0;
   private barsClosed = 0;
   private barsRevised = 0;
@@ -229,6 +233,34 @@ export class BarBook {
     return ok(bar);
   }
 
+  /**
+   * Loads the newest stored closed bar of a series after a restart, after restore() of its open bar:
+   * a late tick for its bucket then revises it in memory, and the symbol's watermark (what decides
+   * lateness) is what it was, so a tick for an older stored bucket cannot start a bar over it.
+   */
+  restoreRecent(input: unknown): Result<Bar> {
+    const valid = validateBar(input);
+    if (!valid.ok) return valid;
+    const bar = valid.value;
+    const sym = this.resolve(bar.symbol);
+    if (sym === SYMBOL_TABLE_FULL) return fail(ErrorCode.limit_exceeded, `symbolsMax (${this.limits.symbolsMax}) reached`, 'bar.symbol');
+    const off = sym * SYMBOL_STRIDE + timeframeIndex(bar.tf) * STRIDE;
+    if (this.open[off + TRADES] > 0 && this.open[off + START] <= bar.start) {
+      return fail(ErrorCode.invalid_field, `the open ${bar.tf} bar of ${bar.symbol} does not start after this closed bar`, 'bar.start');
+    }
+    if (this.recent[off + TRADES] > 0 && this.recent[off + START] >= bar.start) {
+      return fail(ErrorCode.invalid_field, `a newer closed ${bar.tf} bar of ${bar.symbol} is already held`, 'bar.start');
+    }
+    writeSlot(this.recent, off, bar);
+    if (bar.last_ts > this.watermark[sym]) this.watermark[sym] = bar.last_ts;
+    return ok(bar);
+  }
+
+  /** Newest tick ts of a symbol id (-Infinity before its first tick): what lateness is measured from. */
+  watermarkOf(sym: number): number {
+    return sym >= 0 && sym < this.capacity ? this.watermark[sym] : -Infinity;
+  }
+
   /** A copy of the open bar, or null: queries append it to the stored closed bars. */
   openBar(symbol: string, tf: Timeframe): Bar | null {
     const sym = this.symbols.idOf(symbol);
@@ -282,7 +314,10 @@ export class BarBook {
     return this.open[off1m + TRADES] === 0 || ts < this.open[off1m + START];
   }
 
-  /** Fills routes/starts for every timeframe; false when a stored bar is needed and there is no source. */
+  /**
+   * Fills routes/starts for every timeframe, and fetches the stored bars the source routes revise;
+   * false when a stored bar is needed and there is no source or the source cannot tell.
+   */
   private planRoutes(sym: number, ts: number): boolean {
     let needsSource = false;
     for (let tf = 0; tf < timeframeCount; tf++) {
@@ -292,7 +327,16 @@ export class BarBook {
       this.routes[tf] = route;
       if (route === ROUTE_SOURCE) needsSource = true;
     }
-    return !needsSource || this.source !== undefined;
+    if (!needsSource) return true;
+    if (this.source === undefined) return false;
+    const symbol = this.symbols.nameOf(sym);
+    for (let tf = 0; tf < timeframeCount; tf++) {
+      if (this.routes[tf] !== ROUTE_SOURCE) continue;
+      const stored = this.source.get(symbol, timeframes[tf], this.starts[tf]);
+      if (stored === undefined) return false;
+      this.sourced[tf] = stored;
+    }
+    return true;
   }
 
   private routeOf(off: number, start: number): number {
@@ -366,7 +410,8 @@ export class BarBook {
   private reviseStored(sym: number, tf: number, start: number, price: number, ts: number, size: number | undefined): Bar {
     const symbol = this.symbols.nameOf(sym);
     const tfName = timeframes[tf];
-    const stored = (this.source as BarSource).get(symbol, tfName, start);
+    const stored = this.sourced[tf];
+    this.sourced[tf] = null;
     if (stored === null) return barFromTick(symbol, tfName, start, price, ts, size);
     assert(stored.symbol === symbol && stored.tf === tfName && stored.start === start, 'BarSource.get returned a bar of another key');
     return withTick(stored, price, ts, size);

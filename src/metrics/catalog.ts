@@ -107,7 +107,7 @@ const sumHistogram = 'bucket counts add up across threads';
 const shardLabel = { name: 'shard', bound: 'shard index 0..workers-1: bounded by the worker count' } as const satisfies OpenLabel;
 const routeLabel = {
   name: 'route',
-  bound: 'the route template (e.g. /api/v1/portfolios/:id), never the path: bounded by the route table',
+  bound: 'the route template (e.g. /api/v1/portfolios/{id}; unmatched and static otherwise), never the path: bounded by the route table',
 } as const satisfies OpenLabel;
 
 // Latency buckets. Alert thresholds (dashboards/src/thresholds.ts) must be bucket boundaries so that

@@ -14,7 +14,8 @@
 //   into a ratio over the last utilizationWindowSeconds by the 1 s sampler. Not piscina's per-worker
 //   histograms: those time tasks, and a shard is one task that lives as long as its worker;
 // - tick-to-publish, batch size, trade ack: engine hooks; store commit: the store's onCommit; HTTP: the
-//   server's onHttpRequest hook (each request observed once, by route template and status class).
+//   server's onHttpRequest hook (each request observed once, by route template and status class);
+//   market alerts: the MarketAlert events the market service records, by rule kind.
 // A 1 s sampler also keeps the last minute of readings (MetricsSample) for the performance summary.
 
 import { AggregatorRegistry, Registry, type Counter, type Histogram } from 'prom-client';
@@ -47,7 +48,7 @@ const version = (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'u
 /** Readings kept: 61 readings bound 60 one-second slots, the performance summary's "last minute". */
 export const sampleSlots = 61;
 /** The sampler's period (ms) unless MetricsSources.sampleIntervalMs says otherwise. */
-export const sampleIntervalMsDefault = 1_000;
+export const defaultSampleIntervalMs = 1_000;
 /** mtm_worker_utilization_ratio covers this much of the most recent readings. */
 export const utilizationWindowSeconds = 10;
 /** How long a scrape waits for a shard worker's registry before leaving that worker out. */
@@ -62,7 +63,7 @@ const eventLoopResolutionMs = 10;
  * at 0 so the series exist before the first alert. Fails to compile when a kind is added there.
  */
 export const marketAlertRuleKinds = ['move', 'zscore', 'silence'] as const;
-type RuleKind = import('../market/alertRules.js').AlertRule['kind'];
+type RuleKind = import('../market/alertRules.js').AlertRule['kind'] | Extract<import('../domain/types.js').DomainEvent, { type: 'MarketAlert' }>['kind'];
 const ruleKindsExhaustive: Record<RuleKind, true> & Record<(typeof marketAlertRuleKinds)[number], true> = { move: true, zscore: true, silence: true };
 void ruleKindsExhaustive;
 
@@ -162,7 +163,7 @@ export class EngineMetrics {
     this.hookEngine();
     this.loopDelay = monitorEventLoopDelay({ resolution: eventLoopResolutionMs });
     this.loopDelay.enable();
-    this.timer = setInterval(() => void this.sampleNow(), sources.sampleIntervalMs ?? sampleIntervalMsDefault);
+    this.timer = setInterval(() => void this.sampleNow(), sources.sampleIntervalMs ?? defaultSampleIntervalMs);
     this.timer.unref();
   }
 
@@ -192,11 +193,17 @@ export class EngineMetrics {
       m.storeCommit.observe(seconds);
       this.storeCommit.observe(seconds);
     });
+    // Market alerts are domain events (recorded by the market service when it runs): counted once durable.
+    // Events come per command, commit or alert, never per tick.
+    const unlisten = engine.onEvent((e) => {
+      if (e.type === 'MarketAlert') m.marketAlerts.inc({ rule: e.kind });
+    });
     this.cleanups.push(() => {
       c.onLatency = prev.onLatency;
       c.onBatch = prev.onBatch;
       c.onTradeAck = prev.onTradeAck;
       unsubscribe();
+      unlisten();
     });
   }
 
@@ -231,11 +238,6 @@ export class EngineMetrics {
     r.requests[sc].inc();
     r.duration.observe(seconds);
   };
-
-  /** For a market-alerts sink: counts one alert of that rule kind. */
-  marketAlert(kind: (typeof marketAlertRuleKinds)[number]): void {
-    this.m.marketAlerts.inc({ rule: kind });
-  }
 
   /** Adds to a counter series what its source gained since the last push; a source never goes back. */
   private push(counter: Counter<string>, key: string, labels: Record<string, string> | null, value: number): void {

@@ -4,6 +4,7 @@
 
 import { CloseCode } from '../client/protocol.js';
 import { schemas } from './schemas.js';
+import { marketAsyncApiMessages, marketMainIn, marketMainOut, marketSchemas } from './marketSchemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -33,6 +34,7 @@ export const asyncApiMessages: Record<string, string> = {
   FeedTicks: 'FeedTicksOp',
   Registered: 'RegisteredMessage',
   FeedAck: 'FeedAckMessage',
+  ...marketAsyncApiMessages,
 };
 
 const binary = (description: string): Json => ({
@@ -45,8 +47,8 @@ const channelMessages = (names: string[]): Json => Object.fromEntries(names.map(
 const opMessages = (channel: string, names: string[]): Json[] => names.map((n) => ({ $ref: `#/channels/${channel}/messages/${n}` }));
 
 export function asyncApiDocument(): Json {
-  const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping'];
-  const mainOut = ['Snapshot', 'Update', 'UpdateBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed'];
+  const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping', ...marketMainIn];
+  const mainOut = ['Snapshot', 'Update', 'UpdateBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed', ...marketMainOut];
   const feedIn = ['FeedRegister', 'FeedTicks', 'FeedRegisterBinary', 'FeedTicksBinary'];
   const feedOut = ['Registered', 'FeedAck', 'Error'];
   const messages: Json = Object.fromEntries(
@@ -73,7 +75,7 @@ export function asyncApiDocument(): Json {
     channels: {
       main: {
         address: '/ws',
-        description: 'Main protocol: subscriptions to snapshots/updates, events, trades.',
+        description: 'Main protocol: subscriptions to snapshots/updates, events, trades; market data (history, subscribe_bars; scope read:market).',
         messages: channelMessages([...mainIn, ...mainOut.filter((m) => !mainIn.includes(m))]),
       },
       compat: {
@@ -96,7 +98,7 @@ export function asyncApiDocument(): Json {
       feedSend: { action: 'send', channel: { $ref: '#/channels/feed' }, messages: opMessages('feed', feedOut) },
     },
     components: {
-      schemas,
+      schemas: { ...schemas, ...marketSchemas },
       messages,
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'On the upgrade request' },

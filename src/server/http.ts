@@ -17,6 +17,8 @@ import type { RouteDef } from './router.js';
 import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
 import type { StatsCollector } from './stats.js';
+import { marketEventsGuard, marketPortfolio, type MarketApi } from './market.js';
+import { createMarketHandlers, marketBodyHandlers, marketRoutes, type MarketHandlerName } from './marketHttp.js';
 
 export type HandlerName =
   | 'health'
@@ -36,7 +38,8 @@ export type HandlerName =
   | 'ticks'
   | 'metrics'
   | 'performanceSummary'
-  | 'performanceQueries';
+  | 'performanceQueries'
+  | MarketHandlerName;
 
 export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/health', handler: 'health' },
@@ -57,12 +60,13 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/metrics', handler: 'metrics' },
   { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
   { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
+  ...marketRoutes,
 ];
 
 /** Routes anyone may call, with or without a key. */
 export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['health', 'ready', 'openapi', 'asyncapi']);
 /** Routes that take a JSON body. */
-export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks']);
+export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', ...marketBodyHandlers]);
 
 export interface HttpRequestContext {
   principal: Principal;
@@ -96,6 +100,8 @@ export interface HttpDeps {
   performance?: PerformanceApi | null;
   /** Counts the ticks POST /api/v1/ticks receives and refuses (absent: not counted). */
   stats?: Pick<StatsCollector, 'httpTicks' | 'refuseTick'>;
+  /** GET /api/v1/bars/*, /api/v1/market/alerts; null or absent = they answer 404. */
+  market?: MarketApi | null;
 }
 
 export function json(status: number, value: unknown, headers?: Record<string, string>): HttpResult {
@@ -249,7 +255,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     },
 
     events: async (ctx) => {
-      const g = guard(ctx, engine, 'read');
+      // '_market' holds the market events (MarketAlert, FeedGap): scope read:market, not a portfolio's.
+      const g = ctx.params[0] === marketPortfolio ? marketEventsGuard(ctx.principal) : guard(ctx, engine, 'read');
       if (g.denied) return g.denied;
       const q: EventQuery = { portfolio_id: g.id, order: 'asc' };
       const type = ctx.query.get('type');
@@ -307,6 +314,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (p === null) return errorResult({ code: ErrorCode.not_found, message: 'performance summaries are not enabled on this server' });
       return json(200, p.queries());
     },
+
+    ...createMarketHandlers(deps.market ?? null, options.now),
   };
 }
 

@@ -4,6 +4,7 @@
 import { domainEventTypes } from '../domain/types.js';
 import { schemas } from './schemas.js';
 import { performanceSchemas } from './performanceSchemas.js';
+import { marketOpenApiPaths, marketSchemas } from './marketSchemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -36,7 +37,7 @@ export function openApiDocument(): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     components: {
-      schemas: { ...schemas, ...performanceSchemas },
+      schemas: { ...schemas, ...performanceSchemas, ...marketSchemas },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from the keys file (--keys). Not needed when the server runs without keys.' } },
       responses: {
         Unauthorized: err('Missing or unknown API key'),
@@ -175,7 +176,7 @@ export function openApiDocument(): Json {
       '/api/v1/portfolios/{id}/events': {
         parameters: [idParam],
         get: op(
-          'Audit trail of the portfolio, ascending by seq; page with after_seq = next_after_seq',
+          'Audit trail of the portfolio, ascending by seq; page with after_seq = next_after_seq. Id `_market`: the market events (MarketAlert, FeedGap), scope read:market',
           {
             '200': response('Events', ref('EventList')),
             '400': { $ref: '#/components/responses/BadRequest' },
@@ -216,6 +217,7 @@ export function openApiDocument(): Json {
           { '200': response('Routes', ref('PerformanceQueries')), '404': err('Performance summaries are not enabled on this server') },
         ),
       },
+      ...marketOpenApiPaths(op, response),
       '/api/v1/ticks': {
         post: op(
           'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied',

@@ -5,6 +5,7 @@ import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { domainEventTypes, type DomainEventType, type TickInput, type TradeInput } from '../domain/types.js';
 import { validatePortfolioId } from '../domain/validate.js';
 import type { ClientOp, Encoding, FeedOp, FeedTick, RequestId } from '../client/protocol.js';
+import { parseMarketOp, type MarketOp } from './marketProtocol.js';
 
 export interface ProtocolLimits {
   subscriptionsPerConnectionMax: number;
@@ -59,7 +60,7 @@ function withId<T>(r: Result<T>, id: RequestId | undefined): ParseResult<T> {
   return id === undefined ? { ok: false, error: r.error } : { ok: false, error: r.error, id };
 }
 
-export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult<ClientOp> {
+export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult<ClientOp | MarketOp> {
   const parsed = parseJsonObject(text);
   if (!parsed.ok) return parsed;
   const m = parsed.value;
@@ -129,10 +130,15 @@ export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult
     }
     case 'ping':
       return ok({ op: 'ping', ...base });
+    case 'history':
+    case 'cancel':
+    case 'subscribe_bars':
+    case 'unsubscribe_bars':
+      return parseMarketOp(m, id);
     default:
       return withId(
         typeof m.op === 'string'
-          ? fail(ErrorCode.unknown_op, `unknown op '${m.op.slice(0, 32)}': expected subscribe, unsubscribe, resync, subscribe_events, unsubscribe_events, trade or ping`, 'op')
+          ? fail(ErrorCode.unknown_op, `unknown op '${m.op.slice(0, 32)}': expected subscribe, unsubscribe, resync, subscribe_events, unsubscribe_events, trade, ping, history, cancel, subscribe_bars or unsubscribe_bars`, 'op')
           : fail(ErrorCode.invalid_field, 'op must be a string', 'op'),
         id,
       );

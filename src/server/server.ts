@@ -42,6 +42,8 @@ import { loadUws, type Uws, type UwsBinary } from './uws.js';
 import { nodeTransport } from './nodeTransport.js';
 import { openApiDocument } from './openapi.js';
 import { asyncApiDocument } from './asyncapi.js';
+import type { MarketServerOptions } from './market.js';
+import { MarketWs } from './marketWs.js';
 
 export type Transport = 'uws' | 'node';
 
@@ -103,7 +105,8 @@ function errorMessageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export async function startServer(engine: Engine, options: ServerOptions): Promise<RunningServer> {
+export async function startServer(engine: Engine, options: ServerOptions & MarketServerOptions): Promise<RunningServer> {
+  const market = options.market ?? null;
   if (options.keysFile !== undefined) {
     if (options.keys !== undefined) throw new Error('pass keys or keysFile, not both');
     const loaded = await loadKeysFile(options.keysFile);
@@ -126,7 +129,8 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
   const connectBuckets = new BucketMap(limits.connectsPerSecond, limits.connectsPerSecond * 2, limits.rateLimitBucketsMax);
   const app = uws.App();
   const hub = new Hub(engine, app, limits, stats, now, log);
-  const wsHandlers = new WsHandlers({ engine, hub, limits, stats, now });
+  const marketWs = market === null ? null : new MarketWs(market, hub, now, undefined, log);
+  const wsHandlers = new WsHandlers({ engine, hub, limits, stats, now, market: marketWs });
   const openConns = new Set<Conn>();
   let closing = false;
   let inflight = 0;
@@ -145,6 +149,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     asyncapi: () => asyncapiText,
     metrics: opts.metrics,
     performance: opts.performance,
+    market,
     stats,
   });
   const sweeper = setInterval(() => {
@@ -347,11 +352,13 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     drain: (ws: WebSocket<Conn>) => {
       const conn = ws.getUserData();
       if (conn.protocol !== 'feed') hub.maybeLeaveConflation(conn);
+      if (conn.protocol === 'main') marketWs?.onDrain(conn);
     },
     close: (ws: WebSocket<Conn>) => {
       const conn = ws.getUserData();
       conn.closed = true;
       if (conn.protocol !== 'feed') hub.dropConn(conn);
+      if (conn.protocol === 'main') marketWs?.dropConn(conn);
       conn.ws = null;
       if (openConns.delete(conn)) stats.connections[conn.protocol]--;
     },
@@ -370,6 +377,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
     });
   }).catch((e: unknown) => {
     hub.close();
+    marketWs?.close();
     clearInterval(sweeper);
     throw e;
   });
@@ -396,6 +404,7 @@ export async function startServer(engine: Engine, options: ServerOptions): Promi
         }
       }
       hub.close();
+      marketWs?.close();
       clearInterval(sweeper);
       // TemplatedApp.close() (uWS >= 20.28): closes the remaining sockets, idle keep-alive HTTP ones included.
       (app as unknown as { close(): void }).close();

@@ -13,6 +13,9 @@ import { ingestTicks } from './http.js';
 import type { ServerLimits } from './options.js';
 import { parseClientOp, parseFeedOp, type ProtocolLimits } from './protocol.js';
 import type { StatsCollector } from './stats.js';
+import { canReadMarket, marketPortfolio } from './market.js';
+import { isMarketOp, type MarketOp } from './marketProtocol.js';
+import type { MarketWs } from './marketWs.js';
 
 export interface WsDeps {
   engine: Engine;
@@ -20,6 +23,8 @@ export interface WsDeps {
   limits: ServerLimits;
   stats: StatsCollector;
   now: () => number;
+  /** history, cancel, subscribe_bars, unsubscribe_bars; null or absent = answered not_found. */
+  market?: MarketWs | null;
 }
 
 const feedErrorsMax = 32;
@@ -68,7 +73,12 @@ export class WsHandlers {
     this.send(conn, errorMessage({ code: ErrorCode.portfolio_not_found, message: `portfolio '${portfolio}' not found` }, { portfolio, ...(id === undefined ? {} : { id }) }));
   }
 
-  private onOp(conn: MainConn, op: ClientOp): void {
+  private onOp(conn: MainConn, op: ClientOp | MarketOp): void {
+    if (isMarketOp(op)) {
+      const market = this.d.market ?? null;
+      if (market !== null) return market.onOp(conn, op);
+      return this.send(conn, errorMessage({ code: ErrorCode.not_found, message: 'market data is not enabled on this server' }, op.id === undefined ? {} : { id: op.id }));
+    }
     const { hub, engine, limits } = this.d;
     const p = conn.principal;
     const idx = op.id === undefined ? {} : { id: op.id };
@@ -129,6 +139,11 @@ export class WsHandlers {
         let portfolios: Set<string> | null = null;
         if (op.portfolios !== undefined) {
           for (const pid of op.portfolios) {
+            // '_market' (MarketAlert, FeedGap events) is not a portfolio: scope read:market.
+            if (pid === marketPortfolio) {
+              if (canReadMarket(p)) continue;
+              return this.send(conn, errorMessage({ code: ErrorCode.forbidden, message: 'this key may not read market data (scope read:market)' }, { ...idx, portfolio: pid }));
+            }
             if (!canSee(p, pid) || !engine.has(pid)) return this.notFound(conn, pid, op.id);
             if (!canRead(p, pid)) {
               return this.send(conn, errorMessage({ code: ErrorCode.forbidden, message: `this key may not read portfolio '${pid}'` }, { ...idx, portfolio: pid }));

@@ -117,9 +117,11 @@ export class Shard {
       const book = this.addBook(record.portfolio, record.state, record.seq);
       const f = book.index;
       for (const symbol of Object.keys(record.portfolio.positions)) this.syncPosition(book, symbol);
-      c.pfHwm[f] = record.equity_hwm;
       this.syncPortfolio(book);
       this.kernel.recompute(f);
+      // Set after the recompute: events replayed next may change these positions, so their value at
+      // today's prices is not an equity the portfolio had (finishRecovery raises the mark once).
+      c.pfHwm[f] = record.equity_hwm;
       if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     }
   }
@@ -141,6 +143,8 @@ export class Shard {
   finishRecovery(): void {
     const c = this.kernel.cols;
     for (const book of this.books) {
+      // The high-water mark follows the equity the portfolio has now (replay did not raise it).
+      this.kernel.recompute(book.index);
       if (book.status === 'active') this.kernel.clearBreach(book.index);
       else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
     }
@@ -207,7 +211,12 @@ export class Shard {
     if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
     if (event.type === 'pause' || event.type === 'breach') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     this.syncPortfolio(book);
+    // Replay values past positions at today's prices: equities that never existed must not raise the
+    // high-water mark (a phantom mark pauses max_drawdown_pct portfolios after a restart; found by the
+    // simulator, seed 1). Deposits and withdrawals above still shift it.
+    const hwm = c.pfHwm[f];
     const kind = this.kernel.recompute(f);
+    if (this.replaying) c.pfHwm[f] = hwm;
     if (kind !== 0 && !this.replaying) this.breachEvents(book, out);
     return null;
   }

@@ -83,7 +83,10 @@ export function garbageCase(rng: Rng, ctx: GarbageContext): GarbageCase {
       ]);
       return { name: `createPortfolio: ${label(input)}`, call: { method: 'createPortfolio', args: [input] }, refusal: 'result' };
     },
-    () => ({ name: 'createPortfolio: existing id', call: { method: 'createPortfolio', args: [{ id, cash: 5 }] }, refusal: ctx.known === null ? 'no-throw' : 'result' }),
+    () =>
+      ctx.known === null
+        ? { name: 'createPortfolio: bad id', call: { method: 'createPortfolio', args: [{ id: 'has space', cash: 5 }] }, refusal: 'result' }
+        : { name: 'createPortfolio: existing id', call: { method: 'createPortfolio', args: [{ id: ctx.known, cash: 5 }] }, refusal: 'result' },
     () => {
       const limits = pick<unknown>([{ max_drawdown_pct: 101 }, { max_loss: NaN }, { max_loss: -1 }, { max_position_weight_pct: Infinity }, { nope: 1 }, 'none', 5, [1]]);
       return { name: `setLimits: ${label(limits)}`, call: { method: 'setLimits', args: [id, limits] }, refusal: 'result' };

@@ -33,6 +33,8 @@ export interface ModelTrade {
   quantity: number;
   price: number;
   fee: number;
+  /** Send `fee` even when 0 (decided once, when the trade is generated: re-sends must not draw). */
+  explicitFee: boolean;
 }
 
 export interface ModelPortfolio {

@@ -11,22 +11,26 @@ export class Rng {
     this.r = seeded(seed);
   }
 
+  /** Draws so far: a trace shows where two runs of a seed start to differ. */
+  draws = 0;
+
   next(): number {
+    this.draws++;
     return this.r.next();
   }
 
   /** Integer in [min, max]. */
   int(min: number, max: number): number {
-    return min + Math.floor(this.r.next() * (max - min + 1));
+    return min + Math.floor(this.next() * (max - min + 1));
   }
 
   chance(p: number): boolean {
-    return this.r.next() < p;
+    return this.next() < p;
   }
 
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('pick from an empty list');
-    return items[Math.floor(this.r.next() * items.length)];
+    return items[Math.floor(this.next() * items.length)];
   }
 
   /** A key of `weights` with probability proportional to its weight. */
@@ -34,7 +38,7 @@ export class Rng {
     const keys = Object.keys(weights) as K[];
     let total = 0;
     for (const k of keys) total += Math.max(0, weights[k]);
-    let u = this.r.next() * total;
+    let u = this.next() * total;
     for (const k of keys) {
       u -= Math.max(0, weights[k]);
       if (u < 0) return k;
@@ -45,6 +49,6 @@ export class Rng {
   /** A number with at most `decimals` decimals in [min, max] (what a user would type). */
   decimal(min: number, max: number, decimals: number): number {
     const scale = 10 ** decimals;
-    return Math.round((min + this.r.next() * (max - min)) * scale) / scale;
+    return Math.round((min + this.next() * (max - min)) * scale) / scale;
   }
 }

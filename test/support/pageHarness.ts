@@ -4,6 +4,7 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 
@@ -92,13 +93,16 @@ export class CliServer {
   }
 
   /**
-   * Starts the CLI on a port a killed server held. Native uWS listens without SO_REUSEADDR, so while
-   * the dead server's connections sit in TCP TIME_WAIT (60 s on Linux) the port cannot be bound and the
-   * CLI exits with "cannot listen"; this retries until the kernel lets go (bounded by timeoutMs).
+   * Starts the CLI on the port a killed server held, retrying while the port cannot be bound (bounded
+   * by timeoutMs). The first server gets a port below the ephemeral range (startPort): on an ephemeral
+   * port, the browser's reconnect attempts to the dead server can TCP self-connect (source port ==
+   * destination port) and hold it for a minute, which is what made this step take ~65 s.
    */
   static async restart(dataDir: string, port: number, timeoutMs = 100_000): Promise<{ server: CliServer; waitedMs: number }> {
     const t0 = Date.now();
     for (;;) {
+      // Probing with a plain bind is much cheaper than spawning a CLI that builds an engine and then fails.
+      while (!(await canBind(port)) && Date.now() - t0 < timeoutMs) await sleep(500);
       try {
         return { server: await CliServer.start(dataDir, port), waitedMs: Date.now() - t0 };
       } catch (e) {
@@ -133,6 +137,15 @@ export class CliServer {
   }
 }
 
+/** A free port below Linux's ephemeral range (32768-60999), so no client socket can ever take it. */
+export async function startPort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port in 20000-31999');
+}
+
 /** JSON over HTTP against a running server. */
 export async function api<T = any>(base: string, method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = {};
@@ -144,3 +157,12 @@ export async function api<T = any>(base: string, method: string, path: string, b
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether 127.0.0.1:port can be listened on right now. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}

@@ -81,10 +81,12 @@ const kinds: Record<StoredEvent['type'], string> = {
   PositionClosed: 'Position closed',
   RiskLimitBreached: 'Risk breach',
   ShardRestarted: 'Shard restart',
+  MarketAlert: 'Market alert',
+  FeedGap: 'Feed gap',
 };
 
 /** Events that deserve attention get a warning style (and a ⚠ sign: not colour alone). */
-const alerting: ReadonlySet<StoredEvent['type']> = new Set(['RiskLimitBreached', 'TradingPaused', 'PortfolioClosed', 'ShardRestarted']);
+const alerting: ReadonlySet<StoredEvent['type']> = new Set(['RiskLimitBreached', 'TradingPaused', 'PortfolioClosed', 'ShardRestarted', 'MarketAlert', 'FeedGap']);
 
 export function describeEvent(e: StoredEvent): string {
   switch (e.type) {
@@ -118,6 +120,10 @@ export function describeEvent(e: StoredEvent): string {
     }
     case 'ShardRestarted':
       return `shard ${e.shard}: ${e.reason}`;
+    case 'MarketAlert':
+      return `${e.symbol}: ${e.rule_name} (${e.kind})`;
+    case 'FeedGap':
+      return e.state === 'open' ? `${e.symbol}: no ticks for ${Math.round(e.gap_ms / 1000)} s` : `${e.symbol}: ticks back after ${Math.round(e.gap_ms / 1000)} s`;
   }
 }
 

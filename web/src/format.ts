@@ -34,6 +34,11 @@ export const fmtQuantity = (n: number): string => plain(n, quantity);
 export const fmtPct = (n: number): string => plain(n, pct) + '%';
 export const fmtSignedPct = (n: number): string => signed(n, pct) + '%';
 
+/** The colour follows the sign the text shows, so a value that rounds to 0.00 is never painted green or red. */
+export function signOf(text: string): 'pos' | 'neg' | 'zero' {
+  return text.startsWith('+') ? 'pos' : text.startsWith(MINUS) ? 'neg' : 'zero';
+}
+
 /** Wall-clock time of an event, HH:MM:SS in the viewer's zone. */
 export function fmtTime(epochMs: number): string {
   const d = new Date(epochMs);

@@ -208,17 +208,27 @@ function askForKey(reason: string): Promise<string> {
   keyReason.textContent = reason;
   keyInput.value = '';
   return new Promise((resolve) => {
+    let answered = false;
     const onSubmit = (e: SubmitEvent) => {
       e.preventDefault();
       const k = keyInput.value.trim();
       if (!keyInput.checkValidity() || k === '') return;
+      answered = true;
       keyForm.removeEventListener('submit', onSubmit);
+      keyDialog.removeEventListener('cancel', onCancel);
+      keyDialog.removeEventListener('close', onClose);
       keyDialog.close();
       resolve(k);
     };
+    // Without a key there is nothing to show: Escape must not leave the page stuck behind a closed dialog.
+    const onCancel = (e: Event) => e.preventDefault();
+    // Browsers let a repeated Escape close a modal despite preventDefault: open it again.
+    const onClose = () => {
+      if (!answered) keyDialog.showModal();
+    };
     keyForm.addEventListener('submit', onSubmit);
-    // Escape would close the modal with no key and nothing to show: keep it open.
-    keyDialog.addEventListener('cancel', (e) => e.preventDefault(), { once: true });
+    keyDialog.addEventListener('cancel', onCancel);
+    keyDialog.addEventListener('close', onClose);
     keyDialog.showModal();
     keyInput.focus();
   });

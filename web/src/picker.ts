@@ -56,10 +56,6 @@ export class Picker {
     });
   }
 
-  get size(): number {
-    return this.items.length;
-  }
-
   setItems(list: readonly PortfolioSummary[]): void {
     this.items = list.map((summary) => ({ summary, hay: `${summary.id} ${summary.name}`.toLowerCase() }));
     if (this.open) this.filter();

@@ -6,7 +6,7 @@
 
 import type { PositionView } from '../../src/domain/types.js';
 import { el, setText } from './dom.js';
-import { fmtMoney, fmtPct, fmtPnl, fmtPrice, fmtQuantity, fmtSignedPct } from './format.js';
+import { fmtMoney, fmtPct, fmtPnl, fmtPrice, fmtQuantity, fmtSignedPct, signOf } from './format.js';
 
 type NumKey = 'quantity' | 'avg_cost' | 'last_price' | 'market_value' | 'unrealized_pnl' | 'return_rate' | 'weight';
 export type SortKey = 'symbol' | NumKey;
@@ -55,7 +55,6 @@ const resortIntervalMs = 1000;
 
 export class PositionsTable {
   private readonly rows = new Map<string, Row>();
-  private order: Row[] = [];
   private sortKey: SortKey = 'symbol';
   private sortDesc = false;
   private lastSortAt = 0;
@@ -86,7 +85,6 @@ export class PositionsTable {
   /** Forgets every row (another portfolio was chosen). */
   clear(): void {
     this.rows.clear();
-    this.order = [];
     this.table.tBodies[0].replaceChildren();
     this.orderDirty = true;
     this.empty.hidden = true;
@@ -163,7 +161,7 @@ export class PositionsTable {
       const value = p[c.key];
       const text = document.createTextNode(c.fmt(value));
       td.append(text);
-      if (c.tone) td.dataset.sign = signOf(value);
+      if (c.tone) td.dataset.sign = signOf(text.data);
       return { td, text, dir, value, flip: false };
     });
     for (const c of cells) tr.append(c.td);
@@ -181,7 +179,7 @@ export class PositionsTable {
       cell.value = v;
       if (!setText(cell.text, c.fmt(v))) continue; // moved below the displayed precision: nothing to show
       if (c.tone) {
-        const s = signOf(v);
+        const s = signOf(cell.text.data);
         if (cell.td.dataset.sign !== s) cell.td.dataset.sign = s;
       }
       if (c.arrow && cell.dir !== null) setText(cell.dir, up ? '▲ ' : '▼ ');
@@ -208,23 +206,6 @@ export class PositionsTable {
       if (r.tr === node) node = node.nextElementSibling;
       else tbody.insertBefore(r.tr, node);
     }
-    this.order = rows;
-  }
-
-  get size(): number {
-    return this.rows.size;
-  }
-
-  get sort(): { key: SortKey; desc: boolean } {
-    return { key: this.sortKey, desc: this.sortDesc };
-  }
-
-  /** Symbols in display order (for the caption and tests of the sort). */
-  symbols(): string[] {
-    return this.order.map((r) => r.symbol);
   }
 }
 
-function signOf(n: number): string {
-  return n > 0 ? 'pos' : n < 0 ? 'neg' : 'zero';
-}

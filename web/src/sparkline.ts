@@ -38,10 +38,6 @@ export class Sparkline {
     svg.replaceChildren(this.area, this.line);
   }
 
-  get size(): number {
-    return this.points.length;
-  }
-
   reset(): void {
     this.points = [];
     this.bucketMs = 250;

@@ -4,7 +4,7 @@
 
 import type { PortfolioSnapshot, Totals } from '../../src/domain/types.js';
 import { el, setText } from './dom.js';
-import { fmtMoney, fmtPnl, fmtSignedPct } from './format.js';
+import { fmtMoney, fmtPnl, fmtSignedPct, signOf } from './format.js';
 
 type Field = keyof Totals;
 
@@ -53,7 +53,7 @@ export class TotalsView {
       s.value = n;
       setText(s.text, f.fmt(n));
       s.dd.dataset.value = String(n);
-      if (f.tone) s.dd.dataset.sign = n > 0 ? 'pos' : n < 0 ? 'neg' : 'zero';
+      if (f.tone) s.dd.dataset.sign = signOf(s.text.data);
     });
   }
 }
