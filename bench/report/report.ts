@@ -137,7 +137,8 @@ interface Row {
 function fmt(v: number | null, unit = ''): string {
   if (v === null) return '-';
   const a = Math.abs(v);
-  const s = a >= 1e6 ? (v / 1e6).toFixed(2) + 'M' : a >= 1e4 ? (v / 1e3).toFixed(1) + 'k' : a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+  const s =
+    a >= 1e6 ? (v / 1e6).toFixed(2) + 'M' : a >= 1e4 ? (v / 1e3).toFixed(1) + 'k' : a >= 100 || Number.isInteger(v) ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
   return s + unit;
 }
 
@@ -173,7 +174,7 @@ export function rows(r: Report): Row[] {
   add('steady', 'server CPU (cores)', f('measured.serverCpuCores'), 'serverCpuCores');
   add('steady', 'server RSS max', f('measured.serverRssMaxMb', ' MB'));
   add('steady', 'updates merged / lost', (_, x) => `${fmt(figure(x, 'measured.updatesMerged'))} / ${fmt(figure(x, 'measured.updatesLost'))}`);
-  add('steady', 'ticks skipped+rejected', (_, x) => fmt((figure(x, 'measured.ticksSkipped') ?? 0) + (figure(x, 'measured.ticksRejected') ?? 0)));
+  add('steady', 'ticks skipped / rejected / lagged', (_, x) => ['ticksSkipped', 'ticksRejected', 'ticksLagged'].map((k) => fmt(figure(x, `measured.${k}`))).join(' / '));
   add('max', 'max sustained ticks/s', (_, x) => `${fmt(figure(x, 'maxSustainedTicksPerSecond'))} (${String((x as { limitedBy?: string }).limitedBy ?? '')})`, 'maxSustainedTicksPerSecond');
   add('max', 'updates/s at max', f('atMax.updatesPerSecond'), 'updatesPerSecondAtMax');
   add('max', 'p99 at max', f('atMax.latency.p99Ms', ' ms'));

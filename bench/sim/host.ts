@@ -175,7 +175,7 @@ async function subscribe(sub: number, portfolio: unknown, blockMs: number): Prom
   return { ok: true, value: { snapshotArrived: arrived } };
 }
 
-async function crash(shard: number, how: 'throw' | 'exit' | 'heap', calls: EngineCall[], timeoutMs: number): Promise<CrashReply> {
+async function crash(shard: number, how: 'throw' | 'exit' | 'heap', calls: EngineCall[], lateCalls: EngineCall[], timeoutMs: number): Promise<CrashReply> {
   const e = running();
   const started = performance.now();
   const mine = [...subs.values()].filter((s) => e.shardOf(s.portfolio) === shard);
@@ -186,9 +186,24 @@ async function crash(shard: number, how: 'throw' | 'exit' | 'heap', calls: Engin
   });
   const crashed = await invoke({ method: 'crashShard', args: [shard, how] });
   // The calls race the crash and the restart: each either lands or fails with shard_restarting.
-  const outcomes = await Promise.all(calls.map(invoke));
+  const pending = calls.map(invoke);
   let recovered = false;
   const crashOk = 'returned' in crashed && (crashed.returned as { ok?: boolean }).ok === true;
+  // Late calls wait for the supervisor to be starting the new worker (bounded): the window in which
+  // the new worker exists but has not been sent the symbol table yet.
+  let lateInWindow = false;
+  if (crashOk && lateCalls.length > 0) {
+    while (performance.now() - started < timeoutMs && !restarted) {
+      if (e.shardStats()[shard].state === 'starting') {
+        lateInWindow = true;
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  const late = lateCalls.map(invoke);
+  const outcomes = await Promise.all(pending);
+  const lateOutcomes = await Promise.all(late);
   if (crashOk) {
     while (performance.now() - started < timeoutMs) {
       const ready = e.shardStats()[shard].state === 'ready';
@@ -201,7 +216,7 @@ async function crash(shard: number, how: 'throw' | 'exit' | 'heap', calls: Engin
     off();
     if (recovered) await e.drain();
   } else off();
-  return { crash: crashed, outcomes, recovered, waitedMs: performance.now() - started };
+  return { crash: crashed, outcomes, lateOutcomes, lateInWindow, recovered, waitedMs: performance.now() - started };
 }
 
 async function stream(id: number, calls: EngineCall[], window: number): Promise<number> {
@@ -262,7 +277,7 @@ async function handle(req: HostRequestEnvelope): Promise<unknown> {
       return s !== undefined;
     }
     case 'crash':
-      return crash(req.shard, req.how, req.calls, req.recoveryTimeoutMs);
+      return crash(req.shard, req.how, req.calls, req.lateCalls, req.recoveryTimeoutMs);
     case 'stream':
       return stream(req.id, req.calls, req.window);
     case 'snapshotAll':

@@ -111,6 +111,7 @@ export class MtmEngine implements Engine {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchInFlight = false;
+    h.symbolTableSent = false;
     let readyResolve!: () => void;
     const isReady = new Promise<void>((resolve) => (readyResolve = resolve));
     h.attach(port1, (msg) => {
@@ -266,7 +267,9 @@ export class MtmEngine implements Engine {
   private announceSymbols(): void {
     const fresh = this.symbols.takeUnannounced();
     if (fresh === null) return;
-    for (const h of this.shards) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
+    // A worker still starting gets these with the whole table when its recovery begins: sent now, they
+    // arrived first and its "symbols in order" assertion killed it (found by the simulator, seed 3).
+    for (const h of this.shards) if (h.symbolTableSent) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
   }
 
   /** Resolves once every tick ingested so far has been revalued and its updates delivered. */

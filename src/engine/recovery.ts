@@ -57,6 +57,8 @@ export async function recoverShard(
   loadRequests: Map<number, () => void>,
 ): Promise<void> {
   if (symbols.announced > 0) h.post({ t: 'symbols', from: 0, names: symbols.names.slice(0, symbols.announced) });
+  // From here on the engine announces new names to this worker as they come (same turn: no gap).
+  h.symbolTableSent = true;
   const prices: { symbol: number; price: number }[] = [];
   for (let id = 0; id < symbols.announced; id++) if (lastPrice[id] > 0) prices.push({ symbol: id, price: lastPrice[id] });
   const covered = new Map<string, number>();

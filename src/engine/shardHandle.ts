@@ -12,6 +12,11 @@ export class ShardHandle {
   port: MessagePort | null = null;
   state: 'starting' | 'ready' | 'restarting' | 'stopped' = 'starting';
   batchInFlight = false;
+  /**
+   * Whether this worker was sent the symbol table (recovery does, first thing): names announced
+   * before that would reach it out of order (ids from the middle of the table).
+   */
+  symbolTableSent = false;
   restarts = 0;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();

@@ -24,8 +24,6 @@ export function timeTravel(store: Store, id: string, timestamp: number): Result<
   });
   shard.load(record === undefined ? [] : [record], prices);
   shard.replay(events);
-  // Raises the high-water mark to the equity at that instant (replay itself does not: see Shard.apply).
-  shard.finishRecovery();
   const snapshot = shard.snapshot(id, timestamp);
   return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
 }

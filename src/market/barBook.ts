@@ -180,6 +180,32 @@ export class BarBook {
   }
 
   /**
+   * Folds a run of ticks of one symbol into its open bars at once, as onTick would one by one. The
+   * caller guarantees what makes that exact: onTick applied the run's first tick as the symbol's
+   * newest, and every later tick of the run is valid, in the same 1m bucket, and at or after the
+   * previous one, so each lands in the open bar of every timeframe and sets its close. Only the sums
+   * differ, by association: volume and pv of the run are added once (the same up to float rounding).
+   * This is the market worker's hot path: one update per timeframe per run instead of per tick.
+   */
+  applyRun(sym: number, count: number, high: number, low: number, close: number, lastTs: number, volume: number, pv: number): void {
+    const base = sym * SYMBOL_STRIDE;
+    const open = this.open;
+    assert(open[base + TRADES] > 0 && lastTs >= open[base + LAST_TS] && lastTs < open[base + START] + timeframeWidthsMs[0], 'applyRun: the run must extend the open 1m bar');
+    for (let tf = 0; tf < timeframeCount; tf++) {
+      const off = base + tf * STRIDE;
+      if (high > open[off + HIGH]) open[off + HIGH] = high;
+      if (low < open[off + LOW]) open[off + LOW] = low;
+      open[off + CLOSE] = close;
+      open[off + LAST_TS] = lastTs;
+      open[off + VOLUME] += volume;
+      open[off + PV] += pv;
+      open[off + TRADES] += count;
+    }
+    this.advanceWatermarks(sym, lastTs);
+    this.ticksApplied += count;
+  }
+
+  /**
    * Closes open bars whose bucket ended more than latenessMs before now, so a symbol that stops
    * ticking still gets its bars persisted. A tick for such a bucket later revises it in memory.
    */

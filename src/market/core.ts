@@ -10,7 +10,7 @@ import { createMarketAlerts, type MarketAlerts, type MarketAlertsLimits, type Ma
 import type { AlertRule, MarketAlert } from './alertRules.js';
 import { BarPacker, type PackedBars } from './pack.js';
 import { SymbolTable } from './symbols.js';
-import { timeframeCount, timeframeIndex, timeframeWidthsMs, timeframes, type Timeframe } from './timeframe.js';
+import { bucketStartAt, timeframeCount, timeframeIndex, timeframeWidthsMs, timeframes, type Timeframe } from './timeframe.js';
 
 /** Ticks on the engine's tape: symbol id, price, ts, size (NaN = none). Mirrors src/engine/tickTape.ts. */
 export const TAPE_FIELDS = 4;
@@ -56,6 +56,21 @@ export interface MarketCoreStats {
   /** Still-revisable bars dropped by revisableBarsMax. */
   revisableForgotten: number;
   alertsDropped: number;
+}
+
+/** Runs of ticks being folded, per symbol id (struct of arrays: no allocation per tick). */
+interface RunState {
+  active: Uint8Array;
+  /** Ticks folded after the run's first (which onTick applied). */
+  count: Float64Array;
+  /** End of the 1m bucket of the run: a tick at or past it ends the run. */
+  end: Float64Array;
+  last: Float64Array;
+  high: Float64Array;
+  low: Float64Array;
+  close: Float64Array;
+  volume: Float64Array;
+  pv: Float64Array;
 }
 
 /** The BarSource of the worker: every closed bar that a late tick may still revise. */
@@ -131,6 +146,10 @@ export class MarketCore {
   private watchMask!: Uint8Array;
   private touchedFlag!: Uint8Array;
   private readonly touched: number[] = [];
+  /** Per symbol id: the open run of ticks folded since its newest tick (see onTape). */
+  private run!: RunState;
+  /** Symbols whose run may be open: applied at the end of the tape (an entry may repeat or be ended). */
+  private readonly runs: number[] = [];
   /** Watches of symbols not named yet, applied when the name arrives. */
   private readonly watchByName = new Map<string, number>();
 
@@ -169,6 +188,18 @@ export class MarketCore {
     this.dirty = new Uint8Array(bookLimits.symbolsMax);
     this.watchMask = new Uint8Array(bookLimits.symbolsMax);
     this.touchedFlag = new Uint8Array(bookLimits.symbolsMax);
+    const m = bookLimits.symbolsMax;
+    this.run = {
+      active: new Uint8Array(m),
+      count: new Float64Array(m),
+      end: new Float64Array(m),
+      last: new Float64Array(m),
+      high: new Float64Array(m),
+      low: new Float64Array(m),
+      close: new Float64Array(m),
+      volume: new Float64Array(m),
+      pv: new Float64Array(m),
+    };
     return ok(undefined);
   }
 
@@ -241,13 +272,19 @@ export class MarketCore {
     return refused;
   }
 
-  /** Every tick of one tape, in arrival order. */
+  /**
+   * Every tick of one tape, in arrival order. A symbol's ticks that follow its newest tick inside
+   * the same 1m bar (the common case: a hot symbol ticks many times per tape) are folded into a run
+   * and applied to the seven open bars once (BarBook.applyRun); any other tick first applies the
+   * symbol's run, then goes through BarBook.onTick, so each symbol's ticks keep their order.
+   */
   onTape(tape: Float64Array, n: number): CoreOutput {
     const book = this.book;
     const alerts = this.alerts;
     // Without rules the alerts have nothing to keep: their per-tick bookkeeping is skipped.
     const alertsOn = alerts.rules.length > 0;
     const ids = this.engineIds;
+    const r = this.run;
     for (let i = 0; i < n; i++) {
       const at = i * TAPE_FIELDS;
       const engineId = tape[at];
@@ -259,14 +296,34 @@ export class MarketCore {
       const price = tape[at + 1];
       const ts = tape[at + 2];
       const size = tape[at + 3];
-      book.onTick(sym, price, ts, size === size ? size : undefined);
       if (alertsOn) alerts.onTick(sym, price, ts);
       this.dirty[sym] = 1;
       if (this.watchMask[sym] !== 0 && this.touchedFlag[sym] === 0) {
         this.touchedFlag[sym] = 1;
         this.touched.push(sym);
       }
+      if (r.active[sym] === 1) {
+        // Valid (the engine checked price range and ts range; integer ts and size are checked here),
+        // in the run's 1m bucket, at or after its last tick: folded.
+        if (ts >= r.last[sym] && ts < r.end[sym] && Number.isInteger(ts) && price > 0 && (size !== size || (size >= 0 && size !== Infinity))) {
+          r.count[sym]++;
+          if (price > r.high[sym]) r.high[sym] = price;
+          if (price < r.low[sym]) r.low[sym] = price;
+          r.close[sym] = price;
+          r.last[sym] = ts;
+          if (size === size) {
+            r.volume[sym] += size;
+            r.pv[sym] += price * size;
+          }
+          continue;
+        }
+        this.applyRun(sym);
+      }
+      const newest = ts >= book.watermarkOf(sym);
+      if (book.onTick(sym, price, ts, size === size ? size : undefined) === 'applied' && newest) this.startRun(sym, price, ts);
     }
+    for (const sym of this.runs) this.applyRun(sym);
+    this.runs.length = 0;
     // Watched open bars go last: after a close in this tape, the client sees the close, then the new bar.
     for (const sym of this.touched) {
       this.touchedFlag[sym] = 0;
@@ -280,6 +337,29 @@ export class MarketCore {
     }
     this.touched.length = 0;
     return this.take([]);
+  }
+
+  /** A run starts after a tick onTick applied as the symbol's newest: it gathers the ticks that follow it. */
+  private startRun(sym: number, price: number, ts: number): void {
+    const r = this.run;
+    r.active[sym] = 1;
+    r.count[sym] = 0;
+    r.end[sym] = bucketStartAt(0, ts) + timeframeWidthsMs[0];
+    r.last[sym] = ts;
+    r.high[sym] = price;
+    r.low[sym] = price;
+    r.close[sym] = price;
+    r.volume[sym] = 0;
+    r.pv[sym] = 0;
+    this.runs.push(sym);
+  }
+
+  /** Applies and ends the symbol's run (a no-op when none is open). */
+  private applyRun(sym: number): void {
+    const r = this.run;
+    if (r.active[sym] === 0) return;
+    r.active[sym] = 0;
+    if (r.count[sym] > 0) this.book.applyRun(sym, r.count[sym], r.high[sym], r.low[sym], r.close[sym], r.last[sym], r.volume[sym], r.pv[sym]);
   }
 
   /** The periodic work: bars whose bucket ended, feed gaps, silence alerts, and the cache's old bars. */

@@ -119,8 +119,9 @@ export class Shard {
       for (const symbol of Object.keys(record.portfolio.positions)) this.syncPosition(book, symbol);
       this.syncPortfolio(book);
       this.kernel.recompute(f);
-      // Set after the recompute: events replayed next may change these positions, so their value at
-      // today's prices is not an equity the portfolio had (finishRecovery raises the mark once).
+      // Set after the recompute: these positions at the restored prices are not an equity the portfolio
+      // had (events replayed next may change them; after a kill -9 the prices may be stale). The next
+      // live revaluation raises the mark.
       c.pfHwm[f] = record.equity_hwm;
       if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     }
@@ -143,8 +144,6 @@ export class Shard {
   finishRecovery(): void {
     const c = this.kernel.cols;
     for (const book of this.books) {
-      // The high-water mark follows the equity the portfolio has now (replay did not raise it).
-      this.kernel.recompute(book.index);
       if (book.status === 'active') this.kernel.clearBreach(book.index);
       else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
     }
@@ -213,7 +212,7 @@ export class Shard {
     this.syncPortfolio(book);
     // Replay values past positions at today's prices: equities that never existed must not raise the
     // high-water mark (a phantom mark pauses max_drawdown_pct portfolios after a restart; found by the
-    // simulator, seed 1). Deposits and withdrawals above still shift it.
+    // simulator, seeds 1 and 508687769). Deposits and withdrawals above still shift it.
     const hwm = c.pfHwm[f];
     const kind = this.kernel.recompute(f);
     if (this.replaying) c.pfHwm[f] = hwm;

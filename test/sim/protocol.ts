@@ -62,7 +62,8 @@ export type HostRequest =
   | { op: 'subscribe'; sub: number; portfolio: unknown; blockMs: number }
   | { op: 'unsubscribe'; sub: number }
   /** crashShard, then the calls at once (they race the restart), then wait for the recovery. */
-  | { op: 'crash'; shard: number; how: 'throw' | 'exit' | 'heap'; calls: EngineCall[]; recoveryTimeoutMs: number }
+  /** `lateCalls` start once the new worker is starting (the window between its birth and its recovery). */
+  | { op: 'crash'; shard: number; how: 'throw' | 'exit' | 'heap'; calls: EngineCall[]; lateCalls: EngineCall[]; recoveryTimeoutMs: number }
   /** Calls with at most `window` in flight; each outcome is reported as it arrives (kill -9 target). */
   | { op: 'stream'; calls: EngineCall[]; window: number }
   | { op: 'snapshotAll' }
@@ -82,6 +83,9 @@ export type HostMessage =
 export interface CrashReply {
   crash: CallOutcome;
   outcomes: CallOutcome[];
+  lateOutcomes: CallOutcome[];
+  /** Whether the late calls did start while the shard was 'starting' (else right after). */
+  lateInWindow: boolean;
   recovered: boolean;
   waitedMs: number;
 }

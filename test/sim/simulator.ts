@@ -484,7 +484,7 @@ export class Simulator {
   }
 
   /** A valid trade for the portfolio: opens, adds, reduces, closes exactly, or flips. */
-  private newTrade(p: ModelPortfolio, opts: { symbols?: string[]; fresh?: boolean } = {}): ModelTrade {
+  private newTrade(p: ModelPortfolio, opts: { symbols?: string[]; fresh?: boolean; freshId?: boolean } = {}): ModelTrade {
     const held = [...p.units.entries()].filter(([, u]) => u !== 0n).map(([s]) => s);
     let symbol: string;
     if (opts.fresh === true) symbol = this.freshSymbol();
@@ -512,7 +512,8 @@ export class Simulator {
     }
     if (quantity > 90_000_000) quantity = 90_000_000;
     const fee = this.rng.chance(0.5) ? 0 : this.rng.decimal(0.01, 25, 2);
-    return { trade_id: this.newTradeId(p.id), symbol, side, quantity, price: this.price(symbol), fee, explicitFee: fee !== 0 || this.rng.chance(0.3) };
+    const trade_id = opts.freshId === true ? `t${this.tradeCounter++}` : this.newTradeId(p.id);
+    return { trade_id, symbol, side, quantity, price: this.price(symbol), fee, explicitFee: fee !== 0 || this.rng.chance(0.3) };
   }
 
   private newTradeId(portfolio: string): string {
@@ -1079,7 +1080,8 @@ export class Simulator {
       const fresh = allowFresh && r.size < simLimits.positionsPerPortfolioMax && this.rng.chance(0.25);
       const choices = [...r].filter((s) => !s.startsWith('N'));
       const symbols = r.size < simLimits.positionsPerPortfolioMax ? symbolPool : choices.length > 0 ? choices : [...r];
-      const t = this.newTrade(p, fresh ? { fresh: true } : { symbols });
+      // Fresh ids: these are settled as first answers after the race, never as duplicates.
+      const t = this.newTrade(p, fresh ? { fresh: true, freshId: true } : { symbols, freshId: true });
       t.quantity = this.rng.int(1, 50);
       if (this.replayable) {
         // Equity-neutral: no fee, at the mark the position has now (the tick price, else its last trade).
@@ -1103,17 +1105,23 @@ export class Simulator {
     const shard = this.rng.int(0, this.workers - 1);
     const mine = [...this.model.portfolios.values()].filter((p) => shardOf(p.id, this.workers) === shard);
     const racing = this.raceTrades(mine, this.rng.int(0, 5), true);
+    // Trades sent while the new worker is starting, on either shard, some on symbols never seen: a new
+    // symbol is announced to every shard, the starting one included.
+    const others = [...this.model.portfolios.values()].filter((p) => !racing.some((x) => x.portfolio === p.id));
+    const late = this.rng.chance(0.5) ? this.raceTrades(others, this.rng.int(1, 3), true) : [];
     // Resync snapshots arrive during the crash request itself.
     for (const p of mine) this.recovering.add(p.id);
-    this.note(`CRASH shard ${shard} ('${how}') with ${racing.length} trades racing the restart`);
-    this.config.log?.(`  seed ${this.config.seed} step ${this.step}: crash shard ${shard} '${how}' (${racing.length} racing trades)`);
+    this.note(`CRASH shard ${shard} ('${how}') with ${racing.length} trades racing the crash, ${late.length} sent while it restarts`);
+    this.config.log?.(`  seed ${this.config.seed} step ${this.step}: crash shard ${shard} '${how}' (${racing.length} + ${late.length} racing trades)`);
     const reply = await this.request<CrashReply>({
       op: 'crash',
       shard,
       how,
       calls: racing.map((x) => ({ method: 'trade', args: [x.portfolio, this.tradeInput(x.trade)] })),
+      lateCalls: late.map((x) => ({ method: 'trade', args: [x.portfolio, this.tradeInput(x.trade)] })),
       recoveryTimeoutMs: this.timeoutMs,
     });
+    this.counts.lateInWindow = (this.counts.lateInWindow ?? 0) + (reply.lateInWindow ? 1 : 0);
     const c = this.returned(reply.crash, 'crashShard') as { ok: boolean };
     if (!c.ok) this.violate('fault-injection', `crashShard(${shard}, '${how}') refused: ${JSON.stringify(c)}`);
     if (!reply.recovered) this.violate('shard-recovers', `shard ${shard} did not come back (and resync its subscribers) within ${this.timeoutMs} ms of crashShard('${how}')`);
@@ -1121,8 +1129,9 @@ export class Simulator {
     // A trade racing the crash either landed before it or failed with the retryable shard_restarting;
     // the client sends the failed ones again (same ids) once the shard is back.
     const retry: PendingTrade[] = [];
-    racing.forEach((x, i) => {
-      const r = this.returned(reply.outcomes[i], `trade ${x.trade.trade_id} racing a crash`) as { ok: boolean; value?: TradeResult; error?: { code: string; retryable?: boolean } };
+    [...racing, ...late].forEach((x, i) => {
+      const outcome = i < racing.length ? reply.outcomes[i] : reply.lateOutcomes[i - racing.length];
+      const r = this.returned(outcome, `trade ${x.trade.trade_id} racing a crash`) as { ok: boolean; value?: TradeResult; error?: { code: string; retryable?: boolean } };
       if (!r.ok) {
         if (r.error?.code !== 'shard_restarting' || r.error.retryable !== true) this.violate('retryable-during-restart', `trade racing a crash answered ${JSON.stringify(r.error)}; expected the retryable shard_restarting`);
         retry.push(x);
@@ -1299,7 +1308,10 @@ export class Simulator {
     }
     if (o.store.pendingWrites > o.store.pendingWritesMax) this.violate('bounded-queues', `store pending writes ${o.store.pendingWrites} > ${o.store.pendingWritesMax}`);
     if (o.store.failed) this.violate('store-healthy', 'the store reports a failed commit');
-    if (o.shardRestarts !== this.restartsExpected) this.violate('no-unexpected-restarts', `engine counts ${o.shardRestarts} shard restarts, ${this.restartsExpected} were injected`);
+    if (o.shardRestarts !== this.restartsExpected) {
+      const reasons = (await this.fetchEvents()).flatMap((e) => (e.type === 'ShardRestarted' ? [`shard ${e.shard}: ${e.reason}`] : []));
+      this.violate('no-unexpected-restarts', `engine counts ${o.shardRestarts} shard restarts, ${this.restartsExpected} were injected; logged reasons: ${reasons.join(' | ')}`);
+    }
     // Nothing applied from refused input: no event logged.
     if (this.stepChangedNothing && prev !== null && o.store.lastSeq !== prev.store.lastSeq) {
       this.violate('rejected-input-not-applied', `a step that changed nothing logged ${o.store.lastSeq - prev.store.lastSeq} event(s)`);
