@@ -7,6 +7,7 @@ import { cpus, loadavg } from 'node:os';
 import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
 import { Kernel, type KernelLimits } from '../src/kernel/kernel.js';
 import { WasmBackend } from '../src/kernel/wasmBackend.js';
+import { seeded } from '../src/sim/random.js';
 
 const PORTFOLIOS = 40_000;
 const PER_PORTFOLIO = 25;
@@ -36,14 +37,8 @@ interface Result {
 
 /** mulberry32: a seeded generator so both kernels get the same book. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = seeded(seed);
+  return () => g.next();
 }
 
 function basePrice(s: number): number {

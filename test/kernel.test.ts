@@ -23,6 +23,7 @@ import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
 import { Kernel, type KernelLimits } from '../src/kernel/kernel.js';
 import { BREACH_MAX_DRAWDOWN, BREACH_MAX_LOSS, BREACH_MAX_WEIGHT, FLAG_BREACH_LATCHED, columnSpecs, type ColumnName } from '../src/kernel/layout.js';
 import { WasmBackend } from '../src/kernel/wasmBackend.js';
+import { seeded } from '../src/sim/random.js';
 
 const root = join(import.meta.dirname, '..');
 const wasmFile = join(root, 'dist/assembly/kernel.wasm');
@@ -96,14 +97,8 @@ function expectSameUpToListOrder(a: Kernel, b: Kernel): void {
 
 /** mulberry32: bulk steps draw their many values from one seed, so fast-check can shrink them. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = seeded(seed);
+  return () => g.next();
 }
 
 type Step =
