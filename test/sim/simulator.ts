@@ -1375,7 +1375,9 @@ export class Simulator {
     const hwm = new Dec(s.equity_hwm);
     const band = bandOf(f.equity, p.hwm, hwm, f.cash, f.holdings_value);
     if (this.rebase.has(p.id) || maybe) {
-      if (hwm.gt(p.hwm.plus(band))) this.violate('hwm-no-phantom', `${p.id} equity_hwm ${s.equity_hwm} after recovery exceeds the live high-water mark ${p.hwm.toSignificantDigits(15)}`);
+      // A live revaluation in this step (the re-feed after a kill -9) may raise it to today's equity.
+      const bound = f.equity.gt(p.hwm) ? f.equity : p.hwm;
+      if (hwm.gt(bound.plus(band))) this.violate('hwm-no-phantom', `${p.id} equity_hwm ${s.equity_hwm} after recovery exceeds both the live high-water mark ${p.hwm.toSignificantDigits(15)} and equity ${f.equity.toSignificantDigits(15)}`);
       p.hwm = hwm;
     } else if (hwm.minus(p.hwm).abs().gt(band)) {
       this.violate('hwm', `${p.id} equity_hwm ${s.equity_hwm}, expected ${p.hwm.toSignificantDigits(15)}`);
