@@ -75,6 +75,14 @@ function positive(s: string, what: string): number {
   return n;
 }
 
+/** Everything a run counted (steps by kind, faults, refusals by code, risk pauses...): what it exercised. */
+function coverage(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+}
+
 function summary(r: SimResult): string {
   const faults = ['crash', 'kill9', 'restart', 'garbage', 'resubscribe'].map((k) => `${k} ${r.counts[k] ?? 0}`).join(', ');
   const known = Object.keys(r.known).length > 0 ? `; known issues hit: ${JSON.stringify(r.known)}` : '';
@@ -98,6 +106,7 @@ async function main(): Promise<number> {
     console.log(`seed ${seed}: ${shape.stepCount} steps${a.swarmShape ? ' (swarm shape)' : ''}`);
     const r = await runOne(config);
     console.log(summary(r));
+    console.log(`  covered: ${coverage(r.counts)}`);
     if (r.failure !== null) {
       console.log(formatFailure(r.failure, replayCommand(seed, shape.stepCount, a.swarmShape, a.determinism)));
       failed++;
@@ -147,6 +156,7 @@ async function swarm(a: Args, log: (line: string) => void): Promise<number> {
   }
   const minutes = (Date.now() - started) / 60_000;
   console.log(`swarm done: ${seeds} seeds, ${steps} steps checked in ${minutes.toFixed(1)} minutes; faults: crash ${totals.crash ?? 0}, kill -9 ${totals.kill9 ?? 0}, clean restart ${totals.restart ?? 0}, malformed input ${totals.garbage ?? 0}, subscriber resyncs ${totals.resubscribe ?? 0}`);
+  console.log(`covered: ${coverage(totals)}`);
   if (failures.length === 0) console.log('no invariant broken');
   else console.log(`FAILED seeds: ${failures.map((f) => `${f.seed} (step ${f.failure?.step}, ${f.failure?.invariant})`).join(', ')}`);
   return failures.length > 0 ? 1 : 0;

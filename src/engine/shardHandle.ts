@@ -49,7 +49,9 @@ export class ShardHandle {
     this.queued.push(cmd);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(() => this.flush());
+      // Once per event-loop turn, not per microtask checkpoint: uWS drains microtasks after every
+      // incoming message, so a microtask flush would cost one postMessage round trip per WS trade.
+      setImmediate(() => this.flush());
     }
     return done;
   }

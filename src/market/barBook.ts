@@ -172,6 +172,13 @@ export class BarBook {
     const sym = this.resolve(symbol);
     if (sym < 0) return this.drop(sym === SYMBOL_TABLE_FULL ? 'symbols_full' : sym === UNKNOWN_ID ? 'unknown_symbol' : 'invalid');
     if (!isValidTick(price, ts, size)) return this.drop('invalid');
+    if (this.insideOpenBars(sym, ts)) {
+      // The common case, without bucket arithmetic: the tick falls in the open bar of every timeframe.
+      this.advanceWatermarks(sym, ts);
+      this.ticksApplied++;
+      for (let tf = 0; tf < timeframeCount; tf++) accumulate(this.open, sym * SYMBOL_STRIDE + tf * STRIDE, price, ts, size);
+      return 'applied';
+    }
     if (this.isTooLate(sym, ts)) return this.drop('late');
     if (!this.planRoutes(sym, ts)) return this.drop('no_source');
     this.advanceWatermarks(sym, ts);
@@ -332,6 +339,15 @@ export class BarBook {
   private drop(reason: DropReason): DropReason {
     this.dropped[reason]++;
     return reason;
+  }
+
+  /** Whether ts is inside the open bar of every timeframe (never late then: see isTooLate). */
+  private insideOpenBars(sym: number, ts: number): boolean {
+    const open = this.open;
+    for (let tf = 0, off = sym * SYMBOL_STRIDE; tf < timeframeCount; tf++, off += STRIDE) {
+      if (open[off + TRADES] === 0 || ts < open[off + START] || ts >= open[off + START] + timeframeWidthsMs[tf]) return false;
+    }
+    return true;
   }
 
   private isTooLate(sym: number, ts: number): boolean {

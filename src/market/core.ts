@@ -58,20 +58,18 @@ export interface MarketCoreStats {
   alertsDropped: number;
 }
 
-/** Runs of ticks being folded, per symbol id (struct of arrays: no allocation per tick). */
-interface RunState {
-  active: Uint8Array;
-  /** Ticks folded after the run's first (which onTick applied). */
-  count: Float64Array;
-  /** End of the 1m bucket of the run: a tick at or past it ends the run. */
-  end: Float64Array;
-  last: Float64Array;
-  high: Float64Array;
-  low: Float64Array;
-  close: Float64Array;
-  volume: Float64Array;
-  pv: Float64Array;
-}
+// Runs of ticks being folded, one cache line per symbol id (RUN_STRIDE float64s): a fold touches
+// one line, not one per field. COUNT < 0: no open run; else the ticks folded after the run's first.
+const RUN_COUNT = 0;
+/** End of the 1m bucket of the run: a tick at or past it ends the run. */
+const RUN_END = 1;
+const RUN_LAST = 2;
+const RUN_HIGH = 3;
+const RUN_LOW = 4;
+const RUN_CLOSE = 5;
+const RUN_VOLUME = 6;
+const RUN_PV = 7;
+const RUN_STRIDE = 8;
 
 /** The BarSource of the worker: every closed bar that a late tick may still revise. */
 class RevisableBars implements BarSource {
@@ -147,9 +145,10 @@ export class MarketCore {
   private touchedFlag!: Uint8Array;
   private readonly touched: number[] = [];
   /** Per symbol id: the open run of ticks folded since its newest tick (see onTape). */
-  private run!: RunState;
+  private run!: Float64Array;
   /** Symbols whose run may be open: applied at the end of the tape (an entry may repeat or be ended). */
   private readonly runs: number[] = [];
+  private resolveName: ((engineId: number) => string | undefined) | null = null;
   /** Watches of symbols not named yet, applied when the name arrives. */
   private readonly watchByName = new Map<string, number>();
 
@@ -188,18 +187,8 @@ export class MarketCore {
     this.dirty = new Uint8Array(bookLimits.symbolsMax);
     this.watchMask = new Uint8Array(bookLimits.symbolsMax);
     this.touchedFlag = new Uint8Array(bookLimits.symbolsMax);
-    const m = bookLimits.symbolsMax;
-    this.run = {
-      active: new Uint8Array(m),
-      count: new Float64Array(m),
-      end: new Float64Array(m),
-      last: new Float64Array(m),
-      high: new Float64Array(m),
-      low: new Float64Array(m),
-      close: new Float64Array(m),
-      volume: new Float64Array(m),
-      pv: new Float64Array(m),
-    };
+    this.run = new Float64Array(bookLimits.symbolsMax * RUN_STRIDE);
+    for (let sym = 0; sym < bookLimits.symbolsMax; sym++) this.run[sym * RUN_STRIDE + RUN_COUNT] = -1;
     return ok(undefined);
   }
 
@@ -234,22 +223,37 @@ export class MarketCore {
 
   /** Names engine symbol ids base.. in order, as the engine's tape refers to them. */
   name(base: number, names: readonly string[]): void {
-    const end = base + names.length;
-    if (end > this.engineIds.length) {
-      const grown = new Int32Array(Math.max(end, this.engineIds.length * 2)).fill(-1);
+    for (let i = 0; i < names.length; i++) this.nameId(base + i, names[i]);
+  }
+
+  /** Where the names of ids not named yet come from (the worker: the shared SymbolNameTable). */
+  nameEngineIds(resolve: (engineId: number) => string | undefined): void {
+    this.resolveName = resolve;
+  }
+
+  private nameId(engineId: number, name: string): number {
+    if (engineId >= this.engineIds.length) {
+      const grown = new Int32Array(Math.max(engineId + 1, this.engineIds.length * 2)).fill(-1);
       grown.set(this.engineIds);
       this.engineIds = grown;
     }
-    for (let i = 0; i < names.length; i++) {
-      const sym = this.symbols.intern(names[i]);
-      this.engineIds[base + i] = sym;
-      if (sym < 0) continue;
-      const mask = this.watchByName.get(names[i]);
+    const sym = this.symbols.intern(name);
+    // -2: named, but past symbolsMax (or invalid): counted unknown without asking again.
+    this.engineIds[engineId] = sym < 0 ? -2 : sym;
+    if (sym >= 0) {
+      const mask = this.watchByName.get(name);
       if (mask !== undefined) {
         this.watchMask[sym] |= mask;
-        this.watchByName.delete(names[i]);
+        this.watchByName.delete(name);
       }
     }
+    return sym;
+  }
+
+  /** The table id of an engine id seen for the first time: named through the resolver, else unknown. */
+  private lookUp(engineId: number): number {
+    const name = this.resolveName?.(engineId);
+    return name === undefined ? -1 : this.nameId(engineId, name);
   }
 
   /**
@@ -283,12 +287,12 @@ export class MarketCore {
     const alerts = this.alerts;
     // Without rules the alerts have nothing to keep: their per-tick bookkeeping is skipped.
     const alertsOn = alerts.rules.length > 0;
-    const ids = this.engineIds;
     const r = this.run;
     for (let i = 0; i < n; i++) {
       const at = i * TAPE_FIELDS;
       const engineId = tape[at];
-      const sym = engineId < ids.length ? ids[engineId] : -1;
+      let sym = engineId < this.engineIds.length ? this.engineIds[engineId] : -1;
+      if (sym === -1) sym = this.lookUp(engineId);
       if (sym < 0) {
         this.unknownTicks++;
         continue;
@@ -297,27 +301,29 @@ export class MarketCore {
       const ts = tape[at + 2];
       const size = tape[at + 3];
       if (alertsOn) alerts.onTick(sym, price, ts);
-      this.dirty[sym] = 1;
-      if (this.watchMask[sym] !== 0 && this.touchedFlag[sym] === 0) {
-        this.touchedFlag[sym] = 1;
-        this.touched.push(sym);
-      }
-      if (r.active[sym] === 1) {
+      const at8 = sym * RUN_STRIDE;
+      if (r[at8 + RUN_COUNT] >= 0) {
         // Valid (the engine checked price range and ts range; integer ts and size are checked here),
         // in the run's 1m bucket, at or after its last tick: folded.
-        if (ts >= r.last[sym] && ts < r.end[sym] && Number.isInteger(ts) && price > 0 && (size !== size || (size >= 0 && size !== Infinity))) {
-          r.count[sym]++;
-          if (price > r.high[sym]) r.high[sym] = price;
-          if (price < r.low[sym]) r.low[sym] = price;
-          r.close[sym] = price;
-          r.last[sym] = ts;
+        if (ts >= r[at8 + RUN_LAST] && ts < r[at8 + RUN_END] && ts === Math.floor(ts) && price > 0 && (size !== size || (size >= 0 && size !== Infinity))) {
+          r[at8 + RUN_COUNT]++;
+          if (price > r[at8 + RUN_HIGH]) r[at8 + RUN_HIGH] = price;
+          if (price < r[at8 + RUN_LOW]) r[at8 + RUN_LOW] = price;
+          r[at8 + RUN_CLOSE] = price;
+          r[at8 + RUN_LAST] = ts;
           if (size === size) {
-            r.volume[sym] += size;
-            r.pv[sym] += price * size;
+            r[at8 + RUN_VOLUME] += size;
+            r[at8 + RUN_PV] += price * size;
           }
           continue;
         }
         this.applyRun(sym);
+      }
+      // A folded tick's symbol was marked by the run's first tick, which came this way.
+      this.dirty[sym] = 1;
+      if (this.watchMask[sym] !== 0 && this.touchedFlag[sym] === 0) {
+        this.touchedFlag[sym] = 1;
+        this.touched.push(sym);
       }
       const newest = ts >= book.watermarkOf(sym);
       if (book.onTick(sym, price, ts, size === size ? size : undefined) === 'applied' && newest) this.startRun(sym, price, ts);
@@ -342,24 +348,26 @@ export class MarketCore {
   /** A run starts after a tick onTick applied as the symbol's newest: it gathers the ticks that follow it. */
   private startRun(sym: number, price: number, ts: number): void {
     const r = this.run;
-    r.active[sym] = 1;
-    r.count[sym] = 0;
-    r.end[sym] = bucketStartAt(0, ts) + timeframeWidthsMs[0];
-    r.last[sym] = ts;
-    r.high[sym] = price;
-    r.low[sym] = price;
-    r.close[sym] = price;
-    r.volume[sym] = 0;
-    r.pv[sym] = 0;
+    const at = sym * RUN_STRIDE;
+    r[at + RUN_COUNT] = 0;
+    r[at + RUN_END] = bucketStartAt(0, ts) + timeframeWidthsMs[0];
+    r[at + RUN_LAST] = ts;
+    r[at + RUN_HIGH] = price;
+    r[at + RUN_LOW] = price;
+    r[at + RUN_CLOSE] = price;
+    r[at + RUN_VOLUME] = 0;
+    r[at + RUN_PV] = 0;
     this.runs.push(sym);
   }
 
   /** Applies and ends the symbol's run (a no-op when none is open). */
   private applyRun(sym: number): void {
     const r = this.run;
-    if (r.active[sym] === 0) return;
-    r.active[sym] = 0;
-    if (r.count[sym] > 0) this.book.applyRun(sym, r.count[sym], r.high[sym], r.low[sym], r.close[sym], r.last[sym], r.volume[sym], r.pv[sym]);
+    const at = sym * RUN_STRIDE;
+    const count = r[at + RUN_COUNT];
+    if (count < 0) return;
+    r[at + RUN_COUNT] = -1;
+    if (count > 0) this.book.applyRun(sym, count, r[at + RUN_HIGH], r[at + RUN_LOW], r[at + RUN_CLOSE], r[at + RUN_LAST], r[at + RUN_VOLUME], r[at + RUN_PV]);
   }
 
   /** The periodic work: bars whose bucket ended, feed gaps, silence alerts, and the cache's old bars. */

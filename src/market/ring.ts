@@ -101,3 +101,46 @@ export class TickRingReader extends RingBase {
     Atomics.store(c, WAITING, 0);
   }
 }
+
+/** Longest symbol name (the symbol pattern: [A-Za-z0-9._:/-]{1,32}, ASCII). */
+const nameBytesMax = 32;
+const nameStride = nameBytesMax + 1;
+
+/**
+ * Names of the engine's symbol ids, in shared memory beside the ring: the writer stores an id's name
+ * before it writes the first tick of that id, and the ring's Atomics.store publishes both, so the
+ * reader can name any id it reads, without a message that could arrive after the tick.
+ */
+export class SymbolNameTable {
+  private readonly bytes: Uint8Array;
+  readonly capacity: number;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.bytes = new Uint8Array(buffer);
+    this.capacity = Math.floor(buffer.byteLength / nameStride);
+  }
+
+  static create(capacity: number): SymbolNameTable {
+    return new SymbolNameTable(new SharedArrayBuffer(capacity * nameStride));
+  }
+
+  /** false when id is past the capacity or the name is not a 1..32 character ASCII symbol. */
+  write(id: number, name: string): boolean {
+    if (id < 0 || id >= this.capacity || name.length === 0 || name.length > nameBytesMax) return false;
+    const at = id * nameStride;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c > 0x7e) return false;
+      this.bytes[at + 1 + i] = c;
+    }
+    this.bytes[at] = name.length;
+    return true;
+  }
+
+  read(id: number): string | undefined {
+    if (id < 0 || id >= this.capacity) return undefined;
+    const at = id * nameStride;
+    const length = this.bytes[at];
+    return length === 0 ? undefined : String.fromCharCode(...this.bytes.subarray(at + 1, at + 1 + length));
+  }
+}

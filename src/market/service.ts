@@ -1,12 +1,14 @@
 // The market data service on the engine's main thread. Every tick the engine accepts reaches the
-// market worker (worker.ts) on the engine's tape, transferred once per batch without a copy; the
-// worker builds the bars of every timeframe and evaluates the alert rules off the main thread, and
-// answers each tape with one message: closed and revised bars, watched open bars, feed gaps, alerts.
-// Here those are stored (store.ts: the main thread owns LMDB), streamed to listeners (the server's
-// subscribe_bars), and recorded as MarketAlert / FeedGap domain events through the engine's log.
+// market worker (worker.ts): the engine hands its tape over once per batch, and the tape is copied
+// into a ring in shared memory (ring.ts) that the worker reads at its own pace, so no message
+// crosses per batch. The worker builds the bars of every timeframe and evaluates the alert rules off
+// the main thread, and sends back, only when there is something: closed and revised bars, watched
+// open bars, feed gaps, alerts. Here those are stored (store.ts: the main thread owns LMDB), streamed
+// to listeners (the server's subscribe_bars), and recorded as MarketAlert / FeedGap domain events
+// through the engine's log.
 //
-// Bounds: tapes in flight to the worker (tapesQueuedMax: past it, or while the store is behind,
-// a tape's ticks are dropped from the bars and counted), every store queue, every query span.
+// Bounds: the ring (ringTicksMax: ticks that do not fit, or that come while the store is behind,
+// are dropped from the bars and counted), every store queue, every query span.
 // Restart: closed bars are committed as they close; open bars are checkpointed every
 // openBarsCheckpointIntervalMs and at close, and restored at start with each series' newest closed
 // bar (so late ticks keep revising it) and the symbol's watermark (so lateness is what it was).
@@ -21,7 +23,8 @@ import { distFile } from '../projectRoot.js';
 import type { Bar } from './bar.js';
 import { barBookLimitsDefault, type FeedGap } from './barBook.js';
 import { alertRulesMaxDefault, validateAlertRules, type AlertRule, type MarketAlert } from './alertRules.js';
-import { TAPE_FIELDS, marketCoreLimitsDefault, type MarketCoreOptions } from './core.js';
+import { marketCoreLimitsDefault, type MarketCoreOptions } from './core.js';
+import { SymbolNameTable, TickRingWriter, createTickRing } from './ring.js';
 import { barsPerQueryMaxDefault, type BarQuery, type BarRow } from './fill.js';
 import { BarCursor } from './history.js';
 import { unpackBars, type BarChange, type PackedBars } from './pack.js';
@@ -56,13 +59,12 @@ export interface MarketServiceLimits {
   /** Ticks per tape of the engine (it hands one off per batch, or when full). */
   engineTapeTicksMax: number;
   /**
-   * Ticks per message to the worker: the engine's tapes are copied into one buffer, posted when full
-   * or tapePostIntervalMs after its first tick, so the worker gets ~100 messages/s, not one per batch.
+   * Ticks the ring to the worker holds (a power of two): its inbound queue bound. A tape that does
+   * not fit is cut; the rest of its ticks are dropped from the bars and counted.
    */
-  tapeTicksMax: number;
-  tapePostIntervalMs: number;
-  /** Tape messages posted to the worker and not answered yet: the worker's inbound queue bound. */
-  tapesQueuedMax: number;
+  ringTicksMax: number;
+  /** The worker reads the ring this often while ticks come: longer gathers longer runs per symbol. */
+  ringPollMs: number;
   /** A worker request (open bar, checkpoint, rules) not answered within this is given up. */
   workerRequestTimeoutMs: number;
   /** Intervals one HTTP bars query may span (a larger span is refused with 400). */
@@ -91,9 +93,8 @@ export const marketServiceLimitsDefault: Readonly<MarketServiceLimits> = Object.
   checkIntervalMs: 1_000,
   openBarsCheckpointIntervalMs: 10_000,
   engineTapeTicksMax: 2_048,
-  tapeTicksMax: 32_768,
-  tapePostIntervalMs: 10,
-  tapesQueuedMax: 16,
+  ringTicksMax: 1 << 19,
+  ringPollMs: 25,
   workerRequestTimeoutMs: 5_000,
   barsPerQueryMax: barsPerQueryMaxDefault,
   pageBarsMax: barsPerQueryMaxDefault,
@@ -127,7 +128,8 @@ export interface MarketServiceStats {
   ticksTapped: number;
   /** Ticks not aggregated: the worker's queue was full, the store was behind, or the worker was restarting. */
   ticksDropped: number;
-  tapesInFlight: number;
+  /** Ticks in the ring, not read by the worker yet. */
+  ringTicks: number;
   barsStored: number;
   feedGaps: number;
   alerts: number;
@@ -137,8 +139,6 @@ export interface MarketServiceStats {
 }
 
 const workerRestartDelayMs = 1_000;
-/** Tape buffers kept for reuse (each tapeTicksMax ticks): enough for the messages usually in flight. */
-const spareTapesMax = 4;
 
 export class MarketStartError extends Error {}
 
@@ -149,6 +149,8 @@ export async function startMarketService(engine: MarketEngine, options: MarketSe
     const min = name === 'latenessMs' ? 0 : 1;
     if (!Number.isSafeInteger(value) || value < min) throw new MarketStartError(`market limits.${name} must be an integer >= ${min}`);
   }
+  const ring = limits.ringTicksMax;
+  if (ring < 2 || ring > 1 << 28 || (ring & (ring - 1)) !== 0) throw new MarketStartError('market limits.ringTicksMax must be a power of two in [2, 2^28]');
   const ephemeral = options.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-market-')) : null;
   const opened = openMarketStore(join(options.dataDir ?? (ephemeral as string), 'market'), limits, options.log);
   if (!opened.ok) {
@@ -250,14 +252,11 @@ export class MarketService {
   private readonly listeners = new Set<BarListener>();
   private readonly requests = new Map<number, { resolve: (msg: FromMarketWorker | null) => void; timer: NodeJS.Timeout }>();
   private nextRequest = 1;
-  /** Engine symbol ids named to the current worker: ids below this were sent. */
+  /** Engine symbol ids named in the current name table: ids below this were written. */
   private namesSent = 0;
-  private tapesInFlight = 0;
-  /** Ticks gathered for the next tape message, and buffers the worker gave back. */
-  private batch: Float64Array | null = null;
-  private batchTicks = 0;
-  private postTimer: NodeJS.Timeout | null = null;
-  private readonly spareTapes: Float64Array[] = [];
+  /** The tick ring to the current worker, and the names of the engine ids written to it. */
+  private ring: TickRingWriter | null = null;
+  private names: SymbolNameTable | null = null;
   /** Watched series (subscribe_bars), with how many subscriptions each. */
   private readonly watched = new Map<string, { symbol: string; tf: Timeframe; count: number }>();
   private rulesNow: AlertRule[] = [];
@@ -273,7 +272,7 @@ export class MarketService {
     private readonly engine: MarketEngine,
     readonly store: MarketStore,
     readonly limits: Readonly<MarketServiceLimits>,
-    private readonly options: MarketServiceOptions,
+    options: MarketServiceOptions,
     private readonly ephemeralDir: string | null,
   ) {
     this.now = options.now;
@@ -291,11 +290,7 @@ export class MarketService {
       t.unref();
       this.timers.push(t);
     };
-    every(this.limits.checkIntervalMs, () => {
-      // The check's now is after these ticks: they go first.
-      this.postBatch();
-      this.post({ t: 'check', now: this.now() });
-    });
+    every(this.limits.checkIntervalMs, () => this.post({ t: 'check', now: this.now() }));
     every(this.limits.openBarsCheckpointIntervalMs, () => void this.checkpoint(false));
   }
 
@@ -313,6 +308,8 @@ export class MarketService {
     // Bars not committed yet are read back through the pending map, so the restore sees them too.
     const restore = readRestore(this.store, this.limits.latenessMs, this.limits.revisableBarsMax);
     const worker = new Worker(distFile('src/market/worker.js'));
+    const ring = createTickRing(this.limits.ringTicksMax);
+    const names = SymbolNameTable.create(this.limits.symbolsMax);
     await new Promise<void>((resolve, reject) => {
       const failed = (e: Error) => reject(new MarketStartError(`market worker failed to start: ${e.message}`));
       worker.once('error', failed);
@@ -323,14 +320,15 @@ export class MarketService {
           resolve();
         } else reject(new MarketStartError(`market worker refused its options: ${msg.t === 'failed' ? msg.message : msg.t}`));
       });
-      worker.postMessage({ t: 'init', options: this.coreOptions(), ...restore } satisfies ToMarketWorker);
+      worker.postMessage({ t: 'init', options: this.coreOptions(), ring, names: names.buffer, pollMs: this.limits.ringPollMs, ...restore } satisfies ToMarketWorker);
     }).catch(async (e: unknown) => {
       await worker.terminate();
       throw e;
     });
     this.worker = worker;
+    this.ring = new TickRingWriter(ring);
+    this.names = names;
     this.namesSent = 0;
-    this.tapesInFlight = 0;
     worker.on('message', (msg: FromMarketWorker) => this.onWorkerMessage(msg));
     worker.on('error', (e) => this.log(`mtm market: worker error: ${e.message}`));
     worker.on('exit', (code) => void this.onWorkerExit(worker, code));
@@ -341,6 +339,8 @@ export class MarketService {
   private async onWorkerExit(worker: Worker, code: number): Promise<void> {
     if (this.worker !== worker || this.closing) return;
     this.worker = null;
+    this.ring = null;
+    this.names = null;
     this.counters.workerRestarts++;
     this.log(`mtm market: worker exited (${code}); restarting from the store`);
     for (const [id, r] of this.requests) {
@@ -379,59 +379,27 @@ export class MarketService {
   // ---- ticks in, bars and events out ----
 
   /**
-   * The engine's tape: copied into the batch for the worker (32 bytes a tick) and given back. Past
-   * tapesQueuedMax unanswered messages, or while the store is behind, ticks are dropped and counted:
-   * bars lag no further than that, and memory stays bounded.
+   * The engine's tape: copied into the ring (32 bytes a tick; the worker reads it at its pace) and
+   * given back to the engine. Names of ids new since the last tape go to the shared name table
+   * first. What does not fit the ring, or comes while the store is behind, is dropped and counted.
    */
   private onTape(tape: Float64Array, n: number): void {
     this.counters.ticksTapped += n;
-    const capacity = this.limits.tapeTicksMax;
-    for (let at = 0; at < n; ) {
-      if (this.batch === null) {
-        if (this.worker === null || this.tapesInFlight >= this.limits.tapesQueuedMax || this.store.overloaded()) {
-          this.counters.ticksDropped += n - at;
-          break;
-        }
-        this.batch = this.spareTapes.pop() ?? new Float64Array(capacity * TAPE_FIELDS);
-        this.batchTicks = 0;
+    const ring = this.ring;
+    const names = this.names;
+    if (ring === null || names === null || this.store.overloaded()) {
+      this.counters.ticksDropped += n;
+    } else {
+      for (let name = this.engine.symbolName(this.namesSent); name !== undefined && this.namesSent < names.capacity; name = this.engine.symbolName(this.namesSent)) {
+        names.write(this.namesSent++, name);
       }
-      const k = Math.min(n - at, capacity - this.batchTicks);
-      this.batch.set(tape.subarray(at * TAPE_FIELDS, (at + k) * TAPE_FIELDS), this.batchTicks * TAPE_FIELDS);
-      this.batchTicks += k;
-      at += k;
-      if (this.batchTicks === capacity) this.postBatch();
+      this.counters.ticksDropped += n - ring.write(tape, n);
     }
     this.engine.recycleTape?.(tape);
-    if (this.batch !== null && this.postTimer === null) {
-      this.postTimer = setTimeout(() => {
-        this.postTimer = null;
-        this.postBatch();
-      }, this.limits.tapePostIntervalMs);
-    }
-  }
-
-  /** Posts the gathered ticks (transferred, not copied) with the names of engine symbol ids new since the last post. */
-  private postBatch(): void {
-    const batch = this.batch;
-    if (batch === null || this.worker === null) return;
-    this.batch = null;
-    if (this.postTimer !== null) {
-      clearTimeout(this.postTimer);
-      this.postTimer = null;
-    }
-    const base = this.namesSent;
-    const names: string[] = [];
-    for (let name = this.engine.symbolName(base); name !== undefined; name = this.engine.symbolName(base + names.length)) names.push(name);
-    this.namesSent += names.length;
-    this.tapesInFlight++;
-    this.post({ t: 'tape', tape: batch, n: this.batchTicks, base, names }, [batch.buffer as ArrayBuffer]);
   }
 
   private onWorkerMessage(msg: FromMarketWorker): void {
-    if (msg.t === 'out') {
-      if (msg.buffer !== undefined && this.spareTapes.length < spareTapesMax && msg.buffer.length === this.limits.tapeTicksMax * TAPE_FIELDS) this.spareTapes.push(msg.buffer);
-      return this.onOut(msg.tape, msg.bars, msg.gaps, msg.alerts);
-    }
+    if (msg.t === 'out') return this.onOut(msg.bars, msg.gaps, msg.alerts);
     if (msg.t === 'ready' || msg.t === 'failed') return;
     const r = this.requests.get(msg.request);
     if (r === undefined) return;
@@ -440,8 +408,7 @@ export class MarketService {
     r.resolve(msg);
   }
 
-  private onOut(tape: boolean, packed: PackedBars, gaps: FeedGap[], alerts: MarketAlert[]): void {
-    if (tape && this.tapesInFlight > 0) this.tapesInFlight--;
+  private onOut(packed: PackedBars, gaps: FeedGap[], alerts: MarketAlert[]): void {
     if (packed.count > 0) {
       const changed: [Bar, BarChange][] = [];
       const toStore: Bar[] = [];
@@ -496,7 +463,6 @@ export class MarketService {
 
   /** The open bar of a series, as of every tape posted before this call; null when none (or the worker is away). */
   async openBar(symbol: string, tf: Timeframe): Promise<Bar | null> {
-    this.postBatch();
     const r = await this.request((request) => ({ t: 'open', request, symbol, tf }));
     return r !== null && r.t === 'open' ? r.bar : null;
   }
@@ -576,21 +542,33 @@ export class MarketService {
   }
 
   stats(): MarketServiceStats {
-    return { ...this.counters, tapesInFlight: this.tapesInFlight, store: this.store.stats() };
+    return { ...this.counters, ringTicks: this.ring?.size ?? 0, store: this.store.stats() };
   }
 
   /** Runs the periodic check now (the timer does it every checkIntervalMs) and waits for its output. */
   async checkNow(): Promise<void> {
-    this.postBatch();
     this.post({ t: 'check', now: this.now() });
     await this.settle();
+  }
+
+  /**
+   * Stops (false) or resumes (true) taking the engine's ticks: bars and alerts freeze meanwhile and
+   * the ticks in between are not aggregated. For benchmarks (the same warm worker, bars off and on)
+   * and maintenance; the service starts tapping.
+   */
+  setTapping(on: boolean): void {
+    if (this.closing || on === (this.untap !== null)) return;
+    if (on) this.untap = this.engine.tapTicks((tape, n) => this.onTape(tape, n), this.limits.engineTapeTicksMax);
+    else {
+      this.untap?.();
+      this.untap = null;
+    }
   }
 
   /** Resolves once every tape handed over so far has been aggregated and its output stored. */
   async settle(): Promise<void> {
     // A flush the engine scheduled (setImmediate) runs first and hands its tape over.
     await new Promise((resolve) => setImmediate(resolve));
-    this.postBatch();
     await this.request((request) => ({ t: 'stats', request }));
     await Promise.all([...this.eventsInFlight]);
     await this.store.idle();
@@ -606,7 +584,6 @@ export class MarketService {
     for (const t of this.timers) clearInterval(t);
     this.untap?.();
     this.untap = null;
-    this.postBatch();
     if (this.worker !== null) await this.checkpoint(true);
     await Promise.all([...this.eventsInFlight]);
     this.closed = true;

@@ -166,12 +166,30 @@ export class Model {
     return s;
   }
 
+  /**
+   * The oracle's figures for a portfolio, recomputed from the whole history. Cached until the next
+   * change recorded in the ledger: a step asks for them many times, and each recomputation is decimal
+   * arithmetic over every position plus a pass over the history (the ledger itself stays uncached).
+   */
   figures(id: string): PortfolioFigures {
-    return this.ledger.portfolio(id);
+    const hit = this.cache.get(id);
+    if (hit !== undefined && hit.version === this.version) return hit.figures;
+    const figures = this.ledger.portfolio(id);
+    this.cache.set(id, { version: this.version, figures });
+    return figures;
+  }
+
+  private version = 0;
+  private readonly cache = new Map<string, { version: number; figures: PortfolioFigures }>();
+
+  /** Every ledger write goes through here, so that no cached figure outlives a change. */
+  private changed(): void {
+    this.version++;
   }
 
   create(id: string, name: string, cash: number, limits: Limits): ModelPortfolio {
     this.ledger.createPortfolio(id, cash);
+    this.changed();
     const p: ModelPortfolio = {
       id,
       name,
@@ -211,6 +229,7 @@ export class Model {
   applyTrade(id: string, t: ModelTrade): void {
     const p = this.portfolio(id);
     this.ledger.trade(id, { symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee });
+    this.changed();
     const held = p.units.get(t.symbol) ?? 0n;
     const u = unitsOf(t.quantity);
     p.units.set(t.symbol, held + (t.side === 'buy' ? u : -u));
@@ -233,6 +252,7 @@ export class Model {
     const p = this.portfolio(id);
     if (deposit) this.ledger.deposit(id, amount);
     else this.ledger.withdraw(id, amount);
+    this.changed();
     // Deposits and withdrawals shift the high-water mark: they are not P&L.
     p.hwm = deposit ? p.hwm.plus(amount) : p.hwm.minus(amount);
     p.cashLog.push(deposit ? amount : -amount);
@@ -273,6 +293,7 @@ export class Model {
       s.price = price;
       changed.add(symbol);
       this.ledger.tick(symbol, price);
+      this.changed();
     }
     return { changed, stale };
   }

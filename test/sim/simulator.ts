@@ -308,6 +308,7 @@ export class Simulator {
       if (u < acc) {
         if (k === 'crashExit' || k === 'crashThrow' || k === 'crashHeap') {
           this.crashHow = k === 'crashExit' ? 'exit' : k === 'crashThrow' ? 'throw' : 'heap';
+          this.count(`crash:${this.crashHow}`);
           return 'crash';
         }
         return k;
@@ -338,6 +339,8 @@ export class Simulator {
   }
 
   private crashHow: 'exit' | 'throw' | 'heap' = 'exit';
+  /** Wall-clock time of the last tick request (the 1 s price flush decides what a kill -9 loses). */
+  private lastTicksWallMs = -Infinity;
 
   private async execute(kind: StepKind): Promise<void> {
     switch (kind) {
@@ -432,6 +435,10 @@ export class Simulator {
       return;
     }
     throw new InvariantError(invariant, message);
+  }
+
+  private count(what: string, n = 1): void {
+    this.counts[what] = (this.counts[what] ?? 0) + n;
   }
 
   private note(line: string): void {
@@ -603,6 +610,7 @@ export class Simulator {
     const first = p.trades.get(t.trade_id);
     if (first !== undefined) {
       // A duplicate: the first result again, applied: false, whatever the portfolio's state now.
+      this.count('duplicate trade ids answered');
       if (!r.ok) this.violate('idempotent-trade-ids', `duplicate ${t.trade_id} of ${id} refused: ${JSON.stringify(r.error)}`);
       else if (!same(r.value, { ...first, applied: false })) {
         this.violate('idempotent-trade-ids', `duplicate ${t.trade_id} of ${id} answered ${JSON.stringify(r.value)}, first answer was ${JSON.stringify(first)}`);
@@ -616,6 +624,7 @@ export class Simulator {
       if (!reasons.includes(code)) {
         this.violate('valid-command-accepted', `trade ${t.trade_id} on ${id} [${p.status}] refused with ${JSON.stringify(r.error)}; the rules give ${reasons.length === 0 ? 'no reason' : reasons.join(', ')}`);
       }
+      this.count(`trade refused: ${code}`);
       this.refusedIds.push({ portfolio: id, trade_id: t.trade_id });
       if (this.refusedIds.length > 200) this.refusedIds.shift();
       return 'refused';
@@ -668,6 +677,8 @@ export class Simulator {
     }
     if (verdict === 'yes' && observed !== 'paused') this.violate('risk-limits-enforced', `${p.id} is beyond a limit but still ${observed}: ${detail}`);
     if (verdict === 'no' && observed !== 'active') this.violate('no-spurious-pause', `${p.id} paused with every limit within bounds: ${detail}`);
+    if (verdict === 'maybe') this.count('breach verdict within float64 band (engine decided)');
+    if (observed === 'paused') this.count('risk pauses');
     p.status = observed;
   }
 
@@ -727,6 +738,7 @@ export class Simulator {
           if (outcome.ok || outcome.error?.code !== 'limit_exceeded' || outcome.error.retryable !== true) {
             this.violate('bounded-queues', `trade #${k} to shard ${shard} in one burst (bound ${simLimits.commandsQueuedPerShardMax}) answered ${JSON.stringify(outcome).slice(0, 300)}; expected a retryable limit_exceeded`);
           }
+          this.count('refused by the per-shard queue bound');
           this.retryQueue.push(planned[i]);
           continue;
         }
@@ -763,6 +775,7 @@ export class Simulator {
     const verdict: Verdict = p.status === 'closed' ? 'no' : deposit ? 'yes' : this.model.withdrawVerdict(p.id, amount);
     const expectedCode = p.status === 'closed' ? 'portfolio_closed' : 'insufficient_cash';
     if (!r.ok) {
+      this.count(`cash refused: ${r.error?.code}`);
       if (verdict === 'yes' || r.error?.code !== expectedCode) this.violate('valid-command-accepted', `${deposit ? 'deposit' : 'withdraw'} ${amount} on ${p.id} [${p.status}] refused: ${JSON.stringify(r.error)}`);
       this.stepChangedNothing = true;
       return;
@@ -866,6 +879,7 @@ export class Simulator {
     }
     this.note(`ticks ${ticks.map((t) => `${t.symbol}=${t.price}${t.ts === this.now ? '' : `@${t.ts - epoch}`}`).join(' ')}`);
     const reply = await this.request<TicksReply>({ op: 'ticks', calls });
+    this.lastTicksWallMs = performance.now();
     reply.outcomes.forEach((o, i) => {
       const v = this.returned(o, calls[i].method);
       if (calls[i].method === 'ingestTick' && v !== null) this.violate('valid-input-accepted', `ingestTick(${JSON.stringify(calls[i].args)}) refused: ${String(v)}`);
@@ -878,7 +892,8 @@ export class Simulator {
   }
 
   private applyTicksToModel(ticks: { symbol: string; price: number; ts: number }[]): void {
-    const { changed } = this.model.applyTicks(ticks);
+    const { changed, stale } = this.model.applyTicks(ticks);
+    this.count('stale ticks', stale);
     for (const id of this.model.touchedBy(changed)) this.touched.add(id);
     for (const id of this.touched) {
       const p = this.model.portfolio(id);
@@ -1028,7 +1043,7 @@ export class Simulator {
     for (const s of [...this.subs.values()]) {
       if (!s.overflowed) continue;
       this.note(`subscriber #${s.sub} of ${s.portfolio} overflowed (capacity ${s.capacity}): resync by subscribing again`);
-      this.counts.resubscribe = (this.counts.resubscribe ?? 0) + 1;
+      this.count('resubscribe');
       await this.request({ op: 'unsubscribe', sub: s.sub });
       s.closed = true;
       this.subs.delete(s.sub);
@@ -1121,7 +1136,7 @@ export class Simulator {
       lateCalls: late.map((x) => ({ method: 'trade', args: [x.portfolio, this.tradeInput(x.trade)] })),
       recoveryTimeoutMs: this.timeoutMs,
     });
-    this.counts.lateInWindow = (this.counts.lateInWindow ?? 0) + (reply.lateInWindow ? 1 : 0);
+    if (reply.lateInWindow) this.count('trades sent while a shard was starting');
     const c = this.returned(reply.crash, 'crashShard') as { ok: boolean };
     if (!c.ok) this.violate('fault-injection', `crashShard(${shard}, '${how}') refused: ${JSON.stringify(c)}`);
     if (!reply.recovered) this.violate('shard-recovers', `shard ${shard} did not come back (and resync its subscribers) within ${this.timeoutMs} ms of crashShard('${how}')`);
@@ -1133,6 +1148,7 @@ export class Simulator {
       const outcome = i < racing.length ? reply.outcomes[i] : reply.lateOutcomes[i - racing.length];
       const r = this.returned(outcome, `trade ${x.trade.trade_id} racing a crash`) as { ok: boolean; value?: TradeResult; error?: { code: string; retryable?: boolean } };
       if (!r.ok) {
+        this.count('trades refused during a restart (retried)');
         if (r.error?.code !== 'shard_restarting' || r.error.retryable !== true) this.violate('retryable-during-restart', `trade racing a crash answered ${JSON.stringify(r.error)}; expected the retryable shard_restarting`);
         retry.push(x);
         return;
@@ -1178,7 +1194,9 @@ export class Simulator {
     const killAfter = racing.length === 0 ? 0 : this.rng.int(0, racing.length);
     this.note(`KILL -9 after ${killAfter} of ${racing.length} streamed trades acknowledged (window ${window})`);
     this.config.log?.(`  seed ${this.config.seed} step ${this.step}: kill -9 (${racing.length} trades streaming, killed after ${killAfter} acks)`);
-    if (this.replayable) await sleep(1_200);
+    // Prices are flushed to the store once a second: wait until the last ticks sent are surely flushed
+    // and committed, so that the kill loses none (what it would lose depends on the wall clock).
+    if (this.replayable) await sleep(Math.max(0, this.lastTicksWallMs + 1_250 - performance.now()));
     const host = this.host as EngineHost;
     const acked = new Map<number, TradeResult>();
     if (racing.length > 0) {
@@ -1201,6 +1219,7 @@ export class Simulator {
       await host.kill9();
     }
     this.note(`  killed with ${acked.size} acknowledged`);
+    this.count('trades acknowledged before a kill -9', acked.size);
     for (const id of this.ids()) this.recovering.add(id);
     for (const s of this.subs.values()) s.closed = true;
     const lostSubs = [...this.subs.values()].map((s) => ({ portfolio: s.portfolio, slow: s.capacity < 1_000_000 }));
@@ -1259,6 +1278,7 @@ export class Simulator {
     const calls: EngineCall[] = [];
     for (let i = 0; i < ticks.length; i += simLimits.ticksPerCallMax) calls.push({ method: 'ingestTicks', args: [ticks.slice(i, i + simLimits.ticksPerCallMax)] });
     const reply = await this.request<TicksReply>({ op: 'ticks', calls });
+    this.lastTicksWallMs = performance.now();
     for (const o of reply.outcomes) {
       const v = this.returned(o, 'ingestTicks (re-feed)') as { rejected: unknown[] };
       if (v.rejected.length > 0) this.violate('valid-input-accepted', `re-fed ticks refused: ${JSON.stringify(v.rejected)}`);
@@ -1454,7 +1474,7 @@ export class Simulator {
    */
   private async auditEventLog(when: string): Promise<void> {
     const events = await this.fetchEvents();
-    this.counts.audits = (this.counts.audits ?? 0) + 1;
+    this.count('event log audits');
     const byPortfolio = new Map<string, StoredEvent[]>();
     let prevSeq = 0;
     for (const e of events) {
