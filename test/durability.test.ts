@@ -219,6 +219,28 @@ describe('shard supervision', () => {
   });
 });
 
+describe('idempotency under a full trade-id memory', () => {
+  // Regression, simulator swarm seed 542490174: with tradeIdsRememberedMax reached, remembering a new id
+  // evicted one still in flight (in neither memory nor the store yet), so its duplicate applied twice.
+  it('never forgets a trade id that is still in flight', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const engine = await createEngine({ dataDir: dir.path, workers: 1, limits: { tradeIdsRememberedMax: 8 } });
+    cleanups.push(() => engine.close());
+    await engine.createPortfolio({ id: 'm', cash: 1_000_000 });
+    for (let i = 0; i < 8; i++) await engine.trade('m', { trade_id: `s${i}`, symbol: 'OLD', side: 'buy', quantity: 1, price: 1 });
+    const trade = (id: string, symbol: string) => engine.trade('m', { trade_id: id, symbol, side: 'buy', quantity: 1, price: 1 });
+    const burst = await Promise.all([trade('t100', 'DUP'), ...Array.from({ length: 8 }, (_, i) => trade(`d${i}`, 'NEW')), trade('t100', 'DUP')]);
+    const dup = burst[burst.length - 1];
+    expect(dup.ok && dup.value.applied).toBe(false);
+    const refused = burst.filter((r) => !r.ok);
+    for (const r of refused) expect(!r.ok && [r.error.code, r.error.retryable]).toEqual(['limit_exceeded', true]);
+    const s = await engine.snapshot('m');
+    expect(s.ok && s.value.positions.find((p) => p.symbol === 'DUP')?.quantity).toBe(1);
+    expect(s.ok && s.value.positions.find((p) => p.symbol === 'NEW')?.quantity).toBe(8 - refused.length);
+  });
+});
+
 describe('retention', () => {
   it('compacts events every snapshot covers, and a restart still gives the same figures', async () => {
     const dir = tempDir();

@@ -2,15 +2,14 @@
 // each reproduces its bug directly through the real engine (shard workers, LMDB), so that it keeps
 // guarding whatever the simulator's generator later becomes, and names the seed that found it.
 // Seeds are `npm run simulate -- --seed S` (or `--seed S --swarm-shape` for swarm seeds) on the
-// generator of the time; a later generator walks a different history from the same seed, so the seed
-// replays below use the current generator and a seed checked to hit the bug without its fix.
+// generator of the time; a later generator walks another history from the same seed. On the current
+// generator, test/simulation.test.ts runs seeds that hit each of these bugs when its fix is reverted.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { Inbox, sleep, tempDir } from './support/engine.js';
-import { formatFailure, Simulator } from './sim/simulator.js';
 
 const root = join(import.meta.dirname, '..');
 beforeAll(() => {
@@ -156,16 +155,4 @@ describe('bugs found by the simulator', () => {
     const u = await engine.trade(mine, { trade_id: 'n2', symbol: 'NEWSYM', side: 'buy', quantity: 1, price: 5 });
     expect(u.ok).toBe(true);
   });
-});
-
-/** Seeds checked (current generator) to break an invariant with the fix reverted; each must now pass. */
-const seedReplays: { seed: number; steps: number; bug: string }[] = [];
-
-describe.runIf(seedReplays.length > 0)('seed replays of the bugs found', () => {
-  for (const { seed, steps, bug } of seedReplays) {
-    it(`seed ${seed}, ${steps} steps (${bug})`, async () => {
-      const r = await new Simulator({ seed, steps }).run();
-      expect(r.failure, r.failure === null ? '' : formatFailure(r.failure, `npm run simulate -- --seed ${seed} --steps ${steps}`)).toBeNull();
-    }, 120_000);
-  }
 });

@@ -8,7 +8,11 @@
 // final snapshots.
 //
 // The seeds are fixed so that every run checks the same histories; together they cover every kind of
-// fault (asserted below). MTM_SIM_SEEDS=a,b,c and MTM_SIM_STEPS=n run others.
+// fault (asserted below), and each bug the simulator found breaks an invariant in one of them when its
+// fix is reverted (docs/SIMULATION.md): seed 2 (a new symbol announced to a starting worker, step 15;
+// the phantom high-water mark after kill -9, step 47; a refused tick registering its symbol, step 254;
+// crashShard accepting an unknown fault, step 336), seed 5 (a subscriber silenced after a shard restart,
+// step 307), seed 15 (queryEvents throwing, step 269). MTM_SIM_SEEDS=a,b,c and MTM_SIM_STEPS=n run others.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -16,9 +20,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { formatFailure, Simulator, type SimResult } from './sim/simulator.js';
 
 const root = join(import.meta.dirname, '..');
-const seeds = (process.env.MTM_SIM_SEEDS ?? '11,19,2').split(',').map(Number);
-const steps = Number(process.env.MTM_SIM_STEPS ?? 400);
-const determinismSeed = seeds[0];
+const seeds = (process.env.MTM_SIM_SEEDS ?? '2,5,15,1').split(',').map(Number);
+const steps = Number(process.env.MTM_SIM_STEPS ?? 340);
+// Seed 15 streams trades into its kills -9 (some acknowledged, some not) and races crashes.
+const determinismSeed = seeds.includes(15) ? 15 : seeds[0];
 
 beforeAll(() => {
   // The engine host runs from dist/ (npm test builds first; a bare `vitest` on a fresh tree builds here).

@@ -7,8 +7,8 @@
 //   --swarm --minutes M       random seeds with randomized fault rates until the time is up
 //   --swarm-shape             with --seed: the fault rates and step count the swarm derives from the seed
 //                             (how a swarm failure is replayed)
-//   --fast-kill               not replayable exactly, as in swarms: kill -9 without waiting for the 1 s
-//                             price flush, and trades racing crashes with fees and any price
+//   --any-races               trades racing crashes and kills carry fees and any price, as in swarms
+//                             (then whether one lands before or after the crash shows: not replayable exactly)
 //   --strict                  also fail on invariants listed as known issues
 //   --verbose                 prints every step
 //   --trace FILE              writes every step to FILE.<seed> at the end (no output while running)
@@ -24,7 +24,7 @@ interface Args {
   steps: number;
   swarm: boolean;
   swarmShape: boolean;
-  fastKill: boolean;
+  anyRaces: boolean;
   minutes: number;
   determinism: boolean;
   strict: boolean;
@@ -34,7 +34,7 @@ interface Args {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seeds: [], steps: 1_000, swarm: false, swarmShape: false, fastKill: false, minutes: 10, determinism: false, strict: false, verbose: false, trace: undefined, timeoutMs: 60_000 };
+  const a: Args = { seeds: [], steps: 1_000, swarm: false, swarmShape: false, anyRaces: false, minutes: 10, determinism: false, strict: false, verbose: false, trace: undefined, timeoutMs: 60_000 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -47,7 +47,7 @@ function parse(argv: string[]): Args {
     else if (k === '--steps') a.steps = positive(v(), k);
     else if (k === '--swarm') a.swarm = true;
     else if (k === '--swarm-shape') a.swarmShape = true;
-    else if (k === '--fast-kill') a.fastKill = true;
+    else if (k === '--any-races') a.anyRaces = true;
     else if (k === '--minutes') a.minutes = Number(v());
     else if (k === '--determinism') a.determinism = true;
     else if (k === '--strict') a.strict = true;
@@ -102,7 +102,7 @@ async function main(): Promise<number> {
   let failed = 0;
   for (const seed of seeds) {
     const shape = a.swarmShape ? swarmShape(seed) : { rates: {}, stepCount: a.steps };
-    const config: SimConfig = { seed, steps: shape.stepCount, rates: shape.rates, strict: a.strict, verbose: a.verbose, traceFile: a.trace === undefined ? undefined : `${a.trace}.${seed}`, log, requestTimeoutMs: a.timeoutMs, replayable: !a.swarmShape && !a.fastKill };
+    const config: SimConfig = { seed, steps: shape.stepCount, rates: shape.rates, strict: a.strict, verbose: a.verbose, traceFile: a.trace === undefined ? undefined : `${a.trace}.${seed}`, log, requestTimeoutMs: a.timeoutMs, replayable: !a.swarmShape && !a.anyRaces };
     console.log(`seed ${seed}: ${shape.stepCount} steps${a.swarmShape ? ' (swarm shape)' : ''}`);
     const r = await runOne(config);
     console.log(summary(r));

@@ -226,7 +226,8 @@ export class Model {
     return out;
   }
 
-  applyTrade(id: string, t: ModelTrade): void {
+  /** `live`: applied by a running engine (a revaluation moment); false when applied by replay at recovery. */
+  applyTrade(id: string, t: ModelTrade, live = true): void {
     const p = this.portfolio(id);
     this.ledger.trade(id, { symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee });
     this.changed();
@@ -235,7 +236,7 @@ export class Model {
     p.units.set(t.symbol, held + (t.side === 'buy' ? u : -u));
     p.rows.add(t.symbol);
     p.tradeLog.push(t.trade_id);
-    this.moment(p);
+    if (live) this.moment(p);
   }
 
   /** README: a withdrawal larger than cash is refused; 'maybe' when amount ~ cash (float cash decides). */

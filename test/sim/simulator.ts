@@ -16,7 +16,7 @@ import type { EngineMessage } from '../../src/engine/api.js';
 import { shardOf } from '../../src/engine/shardOf.js';
 import type { PortfolioSnapshot, PortfolioUpdate, PositionView, StoredEvent, TradeResult } from '../../src/domain/types.js';
 import { expectClose, MismatchError } from '../oracle/compare.js';
-import { Dec } from '../oracle/ledger.js';
+import { Dec, type PortfolioFigures } from '../oracle/ledger.js';
 import { EngineHost, HostError } from './driver.js';
 import { garbageCase } from './garbage.js';
 import { Model, bandOf, hasLimits, normalizeLimits, quantityOfUnits, unitsOf, type Limits, type ModelPortfolio, type ModelTrade, type Status, type Verdict } from './model.js';
@@ -72,10 +72,9 @@ export interface SimConfig {
   runTimeoutMs?: number;
   /**
    * Keeps wall-clock races out of the history, so that a seed replays exactly (default; swarms turn it
-   * off to test more): a kill -9 first waits for the engine's 1 s price flush, and trades racing a
-   * crash or a kill are equity-neutral (fee 0, at the position's current mark), because whether one
-   * lands before the crash (then replayed) or after it (applied live) changes the high-water mark the
-   * recovery leaves.
+   * off to test more): trades racing a crash or a kill are equity-neutral (fee 0, at the position's
+   * current mark), because whether one lands before the crash (then replayed) or after it (applied
+   * live) changes the high-water mark the recovery leaves.
    */
   replayable?: boolean;
   /** Invariants to enforce even though they are listed in knownIssues. */
@@ -208,13 +207,10 @@ export class Simulator {
   private readonly known: Record<string, number> = {};
   private restartsExpected = 0;
   private lastObservation: Observation | null = null;
-  /** Portfolios whose seq or high-water mark must be re-read (after a recovery) before being predicted again. */
-  private readonly rebase = new Set<string>();
   /** Portfolios recovered in this step (a crash or kill -9): seq may restart lower (a known issue). */
   private readonly recovering = new Set<string>();
-  /** Portfolios a step revalued for sure, and those it may have (after a kill -9 the restored marks are unknown). */
+  /** Portfolios a step revalued (a command applied to them, or a tick batch moving one of their positions). */
   private touched = new Set<string>();
-  private maybeTouched = new Set<string>();
   private stepChangedNothing = false;
 
   constructor(private readonly config: SimConfig) {
@@ -279,7 +275,6 @@ export class Simulator {
   private async oneStep(): Promise<void> {
     this.now += this.rng.int(1, 400);
     this.touched = new Set();
-    this.maybeTouched = new Set();
     this.stepChangedNothing = false;
     const kind = this.chooseStep();
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
@@ -339,8 +334,6 @@ export class Simulator {
   }
 
   private crashHow: 'exit' | 'throw' | 'heap' = 'exit';
-  /** Wall-clock time of the last tick request (the 1 s price flush decides what a kill -9 loses). */
-  private lastTicksWallMs = -Infinity;
 
   private async execute(kind: StepKind): Promise<void> {
     switch (kind) {
@@ -642,8 +635,8 @@ export class Simulator {
     return 'applied';
   }
 
-  private checkTradeResult(id: string, t: ModelTrade, result: TradeResult, realizedBefore: Dec): void {
-    const f = this.model.figures(id);
+  private checkTradeResult(id: string, t: ModelTrade, result: TradeResult, realizedBefore: Dec, after?: PortfolioFigures): void {
+    const f = after ?? this.model.figures(id);
     const label = `trade ${t.trade_id} answer`;
     const e = f.positions.find((x) => x.symbol === t.symbol);
     if (e === undefined) throw new InvariantError('figures-equal-oracle', `${label}: oracle has no ${t.symbol}`);
@@ -879,7 +872,6 @@ export class Simulator {
     }
     this.note(`ticks ${ticks.map((t) => `${t.symbol}=${t.price}${t.ts === this.now ? '' : `@${t.ts - epoch}`}`).join(' ')}`);
     const reply = await this.request<TicksReply>({ op: 'ticks', calls });
-    this.lastTicksWallMs = performance.now();
     reply.outcomes.forEach((o, i) => {
       const v = this.returned(o, calls[i].method);
       if (calls[i].method === 'ingestTick' && v !== null) this.violate('valid-input-accepted', `ingestTick(${JSON.stringify(calls[i].args)}) refused: ${String(v)}`);
@@ -891,11 +883,12 @@ export class Simulator {
     this.applyTicksToModel(ticks);
   }
 
+  /** One coalesced batch: the portfolios it revalues move one seq and may raise their mark. */
   private applyTicksToModel(ticks: { symbol: string; price: number; ts: number }[]): void {
     const { changed, stale } = this.model.applyTicks(ticks);
     this.count('stale ticks', stale);
-    for (const id of this.model.touchedBy(changed)) this.touched.add(id);
-    for (const id of this.touched) {
+    for (const id of this.model.touchedBy(changed)) {
+      this.touched.add(id);
       const p = this.model.portfolio(id);
       if (p.seq !== null) p.seq++;
       this.model.moment(p);
@@ -1156,6 +1149,7 @@ export class Simulator {
       this.settleTrade(x.portfolio, x.trade, r);
     });
     await this.afterRecovery(mine.map((p) => p.id), `shard ${shard} restart ('${how}')`);
+    await this.auditEventLog(`shard ${shard} restart ('${how}'), before the retries`);
     if (retry.length > 0) {
       const again = await this.request<BurstReply>({ op: 'burst', calls: retry.map((x) => ({ method: 'trade', args: [x.portfolio, this.tradeInput(x.trade)] })) });
       retry.forEach((x, i) => {
@@ -1174,17 +1168,35 @@ export class Simulator {
   }
 
   /**
-   * After any recovery, seq and the high-water mark are re-read rather than predicted: a restored seq
-   * comes from the snapshot record (replay does not count the ticks that moved it), and the mark from
-   * the snapshot plus replay at today's prices. Both are still checked (monotonic; bounded by the live
-   * mark) in checkAll.
+   * Right after a recovery, before anything else happens to the recovered portfolios, seq and the
+   * high-water mark are re-read rather than predicted: a restored seq comes from the snapshot record
+   * (replay does not count the revaluations that moved it; known issue), and the mark is the recorded
+   * one shifted by the cash operations replayed (highs since the snapshot are lost). Checked: the mark
+   * never exceeds the live one (a phantom), seq never goes back (known issue). From here on both are
+   * predicted exactly again.
    */
   private async afterRecovery(ids: string[], what: string): Promise<void> {
+    const o = await this.observe();
     for (const id of ids) {
-      this.rebase.add(id);
       this.recovering.add(id);
+      const p = this.model.portfolio(id);
+      const r = o.snapshots[id] as { ok: boolean; value?: PortfolioSnapshot; error?: unknown };
+      if (!r.ok) {
+        this.violate('snapshot-available', `snapshot(${id}) refused after ${what}: ${JSON.stringify(r.error)}`);
+        continue;
+      }
+      const snap = r.value as PortfolioSnapshot;
+      if (snap.seq < p.seqSeenMax) this.violate('seq-monotonic-across-recovery', `${id} seq ${snap.seq} < ${p.seqSeenMax} seen before ${what}`);
+      // Known issue tolerated: the restored seq is the new floor, so later steps are checked from it.
+      p.seq = snap.seq;
+      p.seqSeenMax = snap.seq;
+      const hwm = new Dec(snap.equity_hwm);
+      const f = this.model.figures(id);
+      if (hwm.gt(p.hwm.plus(bandOf(f.equity, p.hwm, hwm, f.cash, f.holdings_value)))) {
+        this.violate('hwm-no-phantom', `${id} equity_hwm ${snap.equity_hwm} after ${what} exceeds the live high-water mark ${p.hwm.toSignificantDigits(15)}`);
+      }
+      p.hwm = hwm;
     }
-    await this.auditEventLog(what);
   }
 
   private async kill9Step(): Promise<void> {
@@ -1194,9 +1206,6 @@ export class Simulator {
     const killAfter = racing.length === 0 ? 0 : this.rng.int(0, racing.length);
     this.note(`KILL -9 after ${killAfter} of ${racing.length} streamed trades acknowledged (window ${window})`);
     this.config.log?.(`  seed ${this.config.seed} step ${this.step}: kill -9 (${racing.length} trades streaming, killed after ${killAfter} acks)`);
-    // Prices are flushed to the store once a second: wait until the last ticks sent are surely flushed
-    // and committed, so that the kill loses none (what it would lose depends on the wall clock).
-    if (this.replayable) await sleep(Math.max(0, this.lastTicksWallMs + 1_250 - performance.now()));
     const host = this.host as EngineHost;
     const acked = new Map<number, TradeResult>();
     if (racing.length > 0) {
@@ -1234,6 +1243,23 @@ export class Simulator {
       const n = logged.get(x.portfolio + '\u0000' + x.trade.trade_id) ?? 0;
       if (n !== 1) this.violate('acked-trades-durable', `trade ${x.trade.trade_id} of ${x.portfolio} was acknowledged before kill -9 but is in the log ${n} times after the restart`);
     }
+    // The stream's trades that reached the log were replayed by the recovery: the model applies them the
+    // same way (no seq step, no live revaluation) and keeps what their first answer must have said.
+    // Commits are ordered, so per portfolio they are the first ones sent.
+    const replayed = new Map<number, { figures: PortfolioFigures; realizedBefore: Dec }>();
+    const gapAt = new Set<string>();
+    racing.forEach((x, i) => {
+      if ((logged.get(x.portfolio + '\u0000' + x.trade.trade_id) ?? 0) === 0) {
+        gapAt.add(x.portfolio);
+        return;
+      }
+      if (gapAt.has(x.portfolio)) this.violate('durable-prefix', `trade ${x.trade.trade_id} of ${x.portfolio} survived kill -9 although one sent before it did not`);
+      const realizedBefore = this.model.figures(x.portfolio).realized_pnl;
+      this.model.applyTrade(x.portfolio, x.trade, false);
+      replayed.set(i, { figures: this.model.figures(x.portfolio), realizedBefore });
+    });
+    this.note(`  ${replayed.size} of the stream's trades are in the log`);
+    await this.afterRecovery(this.ids(), 'kill -9 and restart');
     // Prices since the last flush may be lost with the process (README: a kill loses the price flush):
     // the feed sends each symbol's latest tick again, as a live feed would.
     await this.refeedPrices();
@@ -1256,35 +1282,48 @@ export class Simulator {
         const ack = acked.get(i);
         if (ack !== undefined && r.value?.applied !== false) this.violate('acked-trades-durable', `acknowledged trade ${x.trade.trade_id} re-sent after kill -9 was applied again`);
         if (ack !== undefined && !same(r.value, { ...ack, applied: false })) this.violate('idempotent-trade-ids', `re-sent ${x.trade.trade_id} answered ${JSON.stringify(r.value)}, first answer ${JSON.stringify(ack)}`);
-        // Settled as a first answer: applied now or before the kill, it is the trade's one application.
-        const first = r.value as TradeResult;
-        this.settleTrade(x.portfolio, x.trade, { ok: true, value: { ...first, applied: true } });
-        this.model.portfolio(x.portfolio).trades.set(x.trade.trade_id, { ...first, applied: true });
+        const was = replayed.get(i);
+        if (was === undefined) {
+          // Not in the log: applied now, as a new trade.
+          this.settleTrade(x.portfolio, x.trade, r);
+          return;
+        }
+        // In the log: answered with its first result, which must be what the trade did when applied.
+        if (r.value?.applied !== false) this.violate('idempotent-trade-ids', `trade ${x.trade.trade_id} of ${x.portfolio}, in the log before the restart, was applied again`);
+        const first = { ...(r.value as TradeResult), applied: true };
+        this.checkTradeResult(x.portfolio, x.trade, first, was.realizedBefore, was.figures);
+        this.model.portfolio(x.portfolio).trades.set(x.trade.trade_id, first);
       });
     }
-    await this.afterRecovery(this.ids(), 'kill -9 and restart');
+    await this.auditEventLog('kill -9 and restart');
     for (const l of lostSubs) {
       // Clients reconnect and subscribe again.
       if (this.model.portfolios.has(l.portfolio)) await this.subscribe(l.portfolio, l.slow);
     }
   }
 
-  /** After a kill -9: every symbol's latest tick again, in one batch; whether a position moves is unknown. */
+  /**
+   * After a kill -9 the restored marks are those of the last price flush (up to a second old, README),
+   * or none: which ones is a matter of timing. The feed sends every symbol twice, first a hair away
+   * (2^-30 relative) from its latest price, then the latest price: both differ from whatever was
+   * restored, so every open position is revalued twice, exactly as the model predicts, whatever the
+   * kill lost. (One re-send at the latest price would revalue only the positions whose mark was lost.)
+   */
   private async refeedPrices(): Promise<void> {
-    const ticks: { symbol: string; price: number; ts: number }[] = [];
-    for (const [symbol, s] of this.model.symbols) if (s.price > 0) ticks.push({ symbol, price: s.price, ts: s.ts });
-    if (ticks.length === 0) return;
-    this.note(`re-feed ${ticks.length} latest ticks`);
-    const calls: EngineCall[] = [];
-    for (let i = 0; i < ticks.length; i += simLimits.ticksPerCallMax) calls.push({ method: 'ingestTicks', args: [ticks.slice(i, i + simLimits.ticksPerCallMax)] });
-    const reply = await this.request<TicksReply>({ op: 'ticks', calls });
-    this.lastTicksWallMs = performance.now();
-    for (const o of reply.outcomes) {
-      const v = this.returned(o, 'ingestTicks (re-feed)') as { rejected: unknown[] };
-      if (v.rejected.length > 0) this.violate('valid-input-accepted', `re-fed ticks refused: ${JSON.stringify(v.rejected)}`);
-    }
-    for (const p of this.model.portfolios.values()) {
-      if ([...p.units.values()].some((u) => u !== 0n)) this.maybeTouched.add(p.id);
+    const latest: { symbol: string; price: number; ts: number }[] = [];
+    for (const [symbol, s] of this.model.symbols) if (s.price > 0) latest.push({ symbol, price: s.price, ts: s.ts });
+    if (latest.length === 0) return;
+    const nudged = latest.map((t) => ({ ...t, price: t.price * (1 + (t.price * (1 + 2 ** -30) <= 1e12 ? 2 ** -30 : -(2 ** -30))) }));
+    this.note(`re-feed ${latest.length} symbols (nudged, then latest)`);
+    for (const ticks of [nudged, latest]) {
+      const calls: EngineCall[] = [];
+      for (let i = 0; i < ticks.length; i += simLimits.ticksPerCallMax) calls.push({ method: 'ingestTicks', args: [ticks.slice(i, i + simLimits.ticksPerCallMax)] });
+      const reply = await this.request<TicksReply>({ op: 'ticks', calls });
+      for (const o of reply.outcomes) {
+        const v = this.returned(o, 'ingestTicks (re-feed)') as { rejected: unknown[] };
+        if (v.rejected.length > 0) this.violate('valid-input-accepted', `re-fed ticks refused: ${JSON.stringify(v.rejected)}`);
+      }
+      this.applyTicksToModel(ticks);
     }
   }
 
@@ -1351,7 +1390,6 @@ export class Simulator {
       this.checkPortfolio(p, s, o);
     }
     this.consume(live);
-    this.rebase.clear();
     this.recovering.clear();
   }
 
@@ -1359,15 +1397,13 @@ export class Simulator {
     const listed = o.list.find((x) => x.id === p.id);
     // State: revalued active portfolios may have paused on a limit; nothing else moves by itself.
     if (s.state !== p.status) {
-      const touched = this.touched.has(p.id) || this.maybeTouched.has(p.id);
-      if (p.status === 'active' && touched && !this.commandedThisStep(p.id)) {
+      if (p.status === 'active' && this.touched.has(p.id)) {
         const b = this.model.breach(p.id);
-        const verdict: Verdict = this.maybeTouched.has(p.id) && b.verdict === 'yes' ? 'maybe' : b.verdict;
-        this.lifecycle(p, s.state, verdict, `revaluation: ${b.detail}`);
+        this.lifecycle(p, s.state, b.verdict, `revaluation: ${b.detail}`);
       } else {
         this.violate('lifecycle', `${p.id} is ${s.state}; the rules say ${p.status} (nothing in this step could change it)`);
       }
-    } else if (p.status === 'active' && this.touched.has(p.id) && !this.maybeTouched.has(p.id) && !this.commandedThisStep(p.id)) {
+    } else if (p.status === 'active' && this.touched.has(p.id)) {
       const b = this.model.breach(p.id);
       if (b.verdict === 'yes') this.violate('risk-limits-enforced', `${p.id} revalued beyond a limit but still active: ${b.detail}`);
     }
@@ -1375,38 +1411,18 @@ export class Simulator {
     if (s.name !== p.name) this.violate('figures-equal-oracle', `${p.id} name '${s.name}', expected '${p.name}'`);
     if (!same(normalizeLimits(s.limits), p.limits)) this.violate('limits', `${p.id} limits ${JSON.stringify(s.limits)}, expected ${JSON.stringify(p.limits)}`);
     this.checkSnapshotFigures(s, 'snapshot');
-    // Per-portfolio seq: exactly one step per change; after a recovery it must not go back.
-    if (s.seq < p.seqSeenMax) {
-      const across = this.recovering.has(p.id);
-      this.violate(across ? 'seq-monotonic-across-recovery' : 'seq-monotonic', `${p.id} seq ${s.seq} < ${p.seqSeenMax} seen before${across ? ' (after a recovery)' : ''}`);
-      // Known issue tolerated: the restored seq is the new floor, so later steps are checked from it.
-      p.seqSeenMax = s.seq;
-    }
-    const maybe = this.maybeTouched.has(p.id);
-    if (this.rebase.has(p.id) || p.seq === null || maybe) p.seq = s.seq;
+    // Per-portfolio seq: exactly one step per change, never back (a recovery re-read it: afterRecovery).
+    if (s.seq < p.seqSeenMax) this.violate('seq-monotonic', `${p.id} seq ${s.seq} < ${p.seqSeenMax} seen before`);
+    if (p.seq === null) p.seq = s.seq;
     else if (s.seq !== p.seq) this.violate('seq-per-change', `${p.id} seq ${s.seq}, expected ${p.seq} (one per applied command and per batch that moved a position)`);
     if (s.seq > p.seqSeenMax) p.seqSeenMax = s.seq;
     // High-water mark: the maximum equity seen at each live revaluation, shifted by deposits and
-    // withdrawals. A recovery keeps the recorded mark (shifted by the cash operations replayed): highs
-    // since the last snapshot are lost, but it must never exceed the live mark (a phantom: replay or
-    // stale prices valuing positions the portfolio did not hold at those prices), and the next
-    // revaluation raises it to equity again.
+    // withdrawals (after a recovery, from the mark re-read then: afterRecovery).
     const f = this.model.figures(p.id);
     const hwm = new Dec(s.equity_hwm);
-    const band = bandOf(f.equity, p.hwm, hwm, f.cash, f.holdings_value);
-    if (this.rebase.has(p.id) || maybe) {
-      // A live revaluation in this step (the re-feed after a kill -9) may raise it to today's equity.
-      const bound = f.equity.gt(p.hwm) ? f.equity : p.hwm;
-      if (hwm.gt(bound.plus(band))) this.violate('hwm-no-phantom', `${p.id} equity_hwm ${s.equity_hwm} after recovery exceeds both the live high-water mark ${p.hwm.toSignificantDigits(15)} and equity ${f.equity.toSignificantDigits(15)}`);
-      p.hwm = hwm;
-    } else if (hwm.minus(p.hwm).abs().gt(band)) {
+    if (hwm.minus(p.hwm).abs().gt(bandOf(f.equity, p.hwm, hwm, f.cash, f.holdings_value))) {
       this.violate('hwm', `${p.id} equity_hwm ${s.equity_hwm}, expected ${p.hwm.toSignificantDigits(15)}`);
     }
-  }
-
-  /** Commands settle their own lifecycle check against their answer (afterCommand). */
-  private commandedThisStep(_id: string): boolean {
-    return false;
   }
 
   /**
@@ -1585,10 +1601,6 @@ function canonical(v: unknown): string {
 
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Formats a failure for people: the seed, the step, the invariant, and the command that replays it. */
