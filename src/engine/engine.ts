@@ -53,7 +53,9 @@ export class MtmEngine implements Engine {
   private readonly priceDirty: Uint8Array;
   private readonly directory = new Map<string, DirectoryEntry>();
   private readonly subscribers: Subscribers;
-  private readonly tradeIds = new Map<string, { attempt: Promise<Result<TradeResult>>; settled: boolean }>();
+  private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
+  /** Bounded by the commands a shard may queue and the store's pending writes: each entry is one of those. */
+  private readonly tradesInFlight = new Map<string, Promise<Result<TradeResult>>>();
   private readonly eventListeners = new Set<EventListener>();
   private readonly timers: NodeJS.Timeout[] = [];
   private flushScheduled = false;
@@ -464,20 +466,17 @@ export class MtmEngine implements Engine {
     const v = validateTrade(input, this.clock.now());
     if (!v.ok) return this.tradeDone(v, started);
     const key = k.value + '\u0000' + v.value.trade_id;
-    const earlier = this.tradeIds.get(key);
-    if (earlier !== undefined) return this.tradeDone(await earlier.attempt.then(again), started);
+    const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
+    if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
     const stored = this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
     if (this.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
     this.announceSymbols();
-    let release!: (r: Result<TradeResult>) => void;
-    const attempt = new Promise<Result<TradeResult>>((resolve) => (release = resolve));
-    if (!this.remember(key, attempt)) {
-      return this.tradeDone(fail(ErrorCode.limit_exceeded, `trade ids in flight must be <= tradeIdsRememberedMax (${this.o.limits.tradeIdsRememberedMax}); retry shortly`, 'trade_id', true), started);
-    }
-    const r = await this.applyTrade(k.value, v.value);
-    release(r);
-    if (!r.ok) this.tradeIds.delete(key);
+    const attempt = this.applyTrade(k.value, v.value);
+    this.tradesInFlight.set(key, attempt);
+    const r = await attempt;
+    this.tradesInFlight.delete(key);
+    if (r.ok) this.rememberSettled(key, attempt);
     return this.tradeDone(r, started);
   }
 
@@ -487,25 +486,14 @@ export class MtmEngine implements Engine {
   }
 
   /**
-   * Remembers a trade id until the store has it. Only settled ids are evicted: an id still in flight
-   * is in neither the store nor anywhere else, so evicting it let a duplicate apply twice (found by
-   * the simulator's swarm, seed 542490174). Returns false when every remembered id is in flight.
+   * Settled trade ids, least recently settled first, bounded by tradeIdsRememberedMax (older ones are
+   * answered by the store). Ids still in flight live in tradesInFlight and are never evicted: such an
+   * id is in neither this map nor the store yet, and evicting it let a duplicate apply twice (found by
+   * the simulator's swarm, seed 542490174).
    */
-  private remember(key: string, attempt: Promise<Result<TradeResult>>): boolean {
-    if (this.tradeIds.size >= this.o.limits.tradeIdsRememberedMax) {
-      let evicted = false;
-      for (const [k, entry] of this.tradeIds) {
-        if (!entry.settled) continue;
-        this.tradeIds.delete(k);
-        evicted = true;
-        break;
-      }
-      if (!evicted) return false;
-    }
-    const entry = { attempt, settled: false };
-    this.tradeIds.set(key, entry);
-    void attempt.then(() => (entry.settled = true));
-    return true;
+  private rememberSettled(key: string, attempt: Promise<Result<TradeResult>>): void {
+    if (this.tradeIds.size >= this.o.limits.tradeIdsRememberedMax) this.tradeIds.delete(this.tradeIds.keys().next().value as string);
+    this.tradeIds.set(key, attempt);
   }
 
   private tradeDone(r: Result<TradeResult>, started: number): Result<TradeResult> {
