@@ -58,6 +58,8 @@ export interface ModelPortfolio {
   readonly rows: Set<string>;
   /** Signed units per symbol. */
   readonly units: Map<string, bigint>;
+  /** Largest money magnitude the portfolio ever had: float64 errors carry the scale they were made at. */
+  scaleMax: Dec;
 }
 
 export interface SymbolState {
@@ -203,6 +205,7 @@ export class Model {
       cashLog: [],
       rows: new Set(),
       units: new Map(),
+      scaleMax: new Dec(Math.max(1, cash)),
     };
     this.portfolios.set(id, p);
     return p;
