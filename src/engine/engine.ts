@@ -773,6 +773,9 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
     concurrentTasksPerWorker: 1,
     resourceLimits: { maxOldGenerationSizeMb: o.shardHeapMb },
   });
+  // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
+  // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
+  pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
   const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir);
   await engine.ready;
   return engine;
