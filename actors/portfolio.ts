@@ -5,8 +5,8 @@
 
 import { enqueueActions, setup } from 'xstate';
 import { reducesExposure } from '../src/domain/accounting.js';
-import { applyDeposit, applyLimits, applyTrade, applyWithdraw, positionOf } from '../src/domain/portfolio.js';
-import { QUANTITY_SCALE, quantityMax, type DomainEventBody, type PortfolioState, type RiskLimitName, type RiskLimits } from '../src/domain/types.js';
+import { applyDeposit, applyLimits, applyTrade, applyWithdraw, positionOf, tradeRefusal } from '../src/domain/portfolio.js';
+import type { DomainEventBody, PortfolioState, RiskLimitName, RiskLimits } from '../src/domain/types.js';
 import type { ValidTrade } from '../src/domain/validate.js';
 import type { ErrorCode } from '../src/errors.js';
 
@@ -39,13 +39,8 @@ export const portfolioMachine = setup({
     reducesExposure: ({ context, event }) =>
       event.type === 'trade' && reducesExposure(positionOf(context, event.trade.symbol), event.trade.side, event.trade.units),
     withinCash: ({ context, event }) => event.type === 'withdraw' && event.amount <= context.cash,
-    // Positions stay within quantityMax so their integer units stay exact (below 2^53).
-    positionTooLarge: ({ context, event }) => {
-      if (event.type !== 'trade') return false;
-      const held = positionOf(context, event.trade.symbol).units;
-      const next = held + (event.trade.side === 'buy' ? event.trade.units : -event.trade.units);
-      return Math.abs(next) > quantityMax * QUANTITY_SCALE;
-    },
+    // Currency, FX rate, named lots, and positions within quantityMax (integer units stay below 2^53).
+    tradeRefused: ({ context, event }) => event.type === 'trade' && tradeRefusal(context, event.trade) !== null,
   },
   actions: {
     trade: enqueueActions(({ context, event, enqueue }) => {
@@ -90,9 +85,11 @@ export const portfolioMachine = setup({
     ),
     rejectNotPaused: enqueueActions(({ enqueue }) => enqueue.emit(rejected('portfolio_not_paused', 'resume refused: portfolio is not paused'))),
     rejectAlreadyPaused: enqueueActions(({ enqueue }) => enqueue.emit(rejected('portfolio_paused', 'pause refused: portfolio is already paused'))),
-    rejectPositionSize: enqueueActions(({ enqueue }) =>
-      enqueue.emit({ type: 'rejected', code: 'invalid_quantity', message: `quantity: the resulting |position| must be <= ${quantityMax}`, field: 'quantity' }),
-    ),
+    rejectTrade: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'trade') return;
+      const refusal = tradeRefusal(context, event.trade);
+      if (refusal !== null) enqueue.emit({ type: 'rejected', code: refusal.code, message: refusal.message, field: refusal.field });
+    }),
     rejectClosed: enqueueActions(({ enqueue }) => enqueue.emit(rejected('portfolio_closed', 'refused: portfolio is closed'))),
     rejectCash: enqueueActions(({ context, enqueue }) =>
       enqueue.emit(rejected('insufficient_cash', `amount must be <= cash (${context.cash}) for a withdrawal`)),
@@ -105,7 +102,7 @@ export const portfolioMachine = setup({
   states: {
     active: {
       on: {
-        trade: [{ guard: 'positionTooLarge', actions: 'rejectPositionSize' }, { actions: 'trade' }],
+        trade: [{ guard: 'tradeRefused', actions: 'rejectTrade' }, { actions: 'trade' }],
         deposit: { actions: 'deposit' },
         withdraw: [{ guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
         setLimits: { actions: 'setLimits' },
@@ -117,7 +114,7 @@ export const portfolioMachine = setup({
     },
     paused: {
       on: {
-        trade: [{ guard: 'reducesExposure', actions: 'trade' }, { actions: 'rejectPaused' }],
+        trade: [{ guard: 'tradeRefused', actions: 'rejectTrade' }, { guard: 'reducesExposure', actions: 'trade' }, { actions: 'rejectPaused' }],
         deposit: { actions: 'deposit' },
         withdraw: [{ guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
         setLimits: { actions: 'setLimits' },

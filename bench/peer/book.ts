@@ -112,6 +112,8 @@ export class PeerBook {
       return_rate: p.capital !== 0 ? (totalReturn / p.capital) * 100 : 0,
       equity: p.cash + holdings,
       gross_exposure: gross,
+      // The peer is single-currency: every position is in the base currency.
+      unconverted_positions: 0,
     };
   }
 
@@ -121,6 +123,8 @@ export class PeerBook {
     const cost = pos.quantity * pos.avgCost;
     return {
       symbol: pos.symbol,
+      currency: 'USD',
+      fx_rate: 1,
       quantity: pos.quantity,
       avg_cost: pos.avgCost,
       last_price: price,

@@ -3,13 +3,12 @@
 // the SDK decodes updates and encodes feed frames with the same ones.
 //
 // Update frame (server -> /ws client that subscribed with encoding 'binary'):
-//   u8 kind = 0x01 | u8 version = 1 | u8 state (0 active, 1 paused, 2 closed) | u8 flags (bit 0: merged)
+//   u8 kind = 0x01 | u8 version = 2 | u8 state (0 active, 1 paused, 2 closed) | u8 flags (bit 0: merged)
 //   u16 position count | u8 id length n | n bytes portfolio id (UTF-8)
 //   f64 seq | f64 from_seq | f64 as_of | f64 tick_ts
-//   f64 x 10 totals: cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl,
-//                    total_return, return_rate, equity, gross_exposure
-//   per position: u8 symbol length m | m bytes symbol (UTF-8) | f64 x 8: quantity, avg_cost,
-//                 last_price, market_value, unrealized_pnl, realized_pnl, return_rate, weight
+//   f64 x T totals: totalsFields, in that order
+//   per position: u8 symbol length m | m bytes symbol (UTF-8) | 3 bytes currency (ASCII) |
+//                 f64 x F: positionFields, in that order (NaN stands for null)
 //
 // Feed register frame (publisher -> /ws/feed):
 //   u8 kind = 0x10 | u8 version = 1 | u16 count | per symbol: u8 length m | m bytes (UTF-8)
@@ -19,7 +18,10 @@
 
 import type { PortfolioStatus, PortfolioUpdate, PositionView } from '../domain/types.js';
 
+/** Version of the feed frames. */
 export const BINARY_VERSION = 1;
+/** Version of the update frames: 2 added currency, fx_rate and unconverted_positions. */
+export const UPDATE_VERSION = 2;
 export const FrameKind = { update: 0x01, feedRegister: 0x10, feedTicks: 0x11 } as const;
 export const TICK_RECORD_BYTES = 28;
 export const TICKS_HEADER_BYTES = 8;
@@ -35,6 +37,7 @@ export const totalsFields = [
   'return_rate',
   'equity',
   'gross_exposure',
+  'unconverted_positions',
 ] as const;
 export const positionFields = [
   'quantity',
@@ -45,7 +48,13 @@ export const positionFields = [
   'realized_pnl',
   'return_rate',
   'weight',
+  'fx_rate',
 ] as const;
+/** Position fields that may be null: carried as NaN. */
+const nullablePositionFields: ReadonlySet<string> = new Set(['fx_rate']);
+const CURRENCY_BYTES = 3;
+const TOTALS_BYTES = totalsFields.length * 8;
+const POSITION_BYTES = CURRENCY_BYTES + positionFields.length * 8;
 
 const states: readonly PortfolioStatus[] = ['active', 'paused', 'closed'];
 const encoder = new TextEncoder();
@@ -62,17 +71,17 @@ export function encodeUpdate(update: PortfolioUpdate, fromSeq: number = update.s
   const positions = update.positions;
   if (positions.length > 0xffff) throw new RangeError('more than 65535 positions in one update');
   const symbols: Uint8Array[] = new Array(positions.length);
-  let size = 7 + id.length + 32 + 80;
+  let size = 7 + id.length + 32 + TOTALS_BYTES;
   for (let i = 0; i < positions.length; i++) {
     const s = encoder.encode(positions[i].symbol);
     if (s.length > 255) throw new RangeError('symbol longer than 255 bytes');
     symbols[i] = s;
-    size += 1 + s.length + 64;
+    size += 1 + s.length + POSITION_BYTES;
   }
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint8(0, FrameKind.update);
-  view.setUint8(1, BINARY_VERSION);
+  view.setUint8(1, UPDATE_VERSION);
   view.setUint8(2, Math.max(0, states.indexOf(update.state)));
   view.setUint8(3, fromSeq !== update.seq ? 1 : 0);
   view.setUint16(4, positions.length, true);
@@ -94,8 +103,10 @@ export function encodeUpdate(update: PortfolioUpdate, fromSeq: number = update.s
     view.setUint8(o, s.length);
     bytes.set(s, o + 1);
     o += 1 + s.length;
+    for (let k = 0; k < CURRENCY_BYTES; k++) bytes[o + k] = p.currency.charCodeAt(k) & 0x7f;
+    o += CURRENCY_BYTES;
     for (const f of positionFields) {
-      view.setFloat64(o, p[f], true);
+      view.setFloat64(o, p[f] ?? NaN, true);
       o += 8;
     }
   }
@@ -115,13 +126,13 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 7) return { ok: false, reason: 'frame shorter than its header' };
   if (view.getUint8(0) !== FrameKind.update) return { ok: false, reason: 'not an update frame' };
-  if (view.getUint8(1) !== BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
+  if (view.getUint8(1) !== UPDATE_VERSION) return { ok: false, reason: 'unsupported version' };
   const state = states[view.getUint8(2)];
   if (state === undefined) return { ok: false, reason: 'unknown state' };
   const count = view.getUint16(4, true);
   const idLen = view.getUint8(6);
   let o = 7;
-  if (bytes.length < o + idLen + 112) return { ok: false, reason: 'truncated header' };
+  if (bytes.length < o + idLen + 32 + TOTALS_BYTES) return { ok: false, reason: 'truncated header' };
   let portfolio_id: string;
   try {
     portfolio_id = decoder.decode(bytes.subarray(o, o + idLen));
@@ -143,7 +154,7 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   for (let i = 0; i < count; i++) {
     if (o + 1 > bytes.length) return { ok: false, reason: 'truncated position' };
     const len = view.getUint8(o);
-    if (o + 1 + len + 64 > bytes.length) return { ok: false, reason: 'truncated position' };
+    if (o + 1 + len + POSITION_BYTES > bytes.length) return { ok: false, reason: 'truncated position' };
     let symbol: string;
     try {
       symbol = decoder.decode(bytes.subarray(o + 1, o + 1 + len));
@@ -151,9 +162,12 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
       return { ok: false, reason: 'symbol is not UTF-8' };
     }
     o += 1 + len;
-    const p: Record<string, number | string> = { symbol };
+    const currency = String.fromCharCode(bytes[o], bytes[o + 1], bytes[o + 2]);
+    o += CURRENCY_BYTES;
+    const p: Record<string, number | string | null> = { symbol, currency };
     for (const f of positionFields) {
-      p[f] = view.getFloat64(o, true);
+      const v = view.getFloat64(o, true);
+      p[f] = Number.isNaN(v) && nullablePositionFields.has(f) ? null : v;
       o += 8;
     }
     positions.push(p as unknown as PositionView);
@@ -225,7 +239,7 @@ export function decodeFeedFrame(data: ArrayBuffer | ArrayBufferView, symbolsPerF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) return { ok: false, reason: 'frame shorter than 4 bytes' };
   const kind = view.getUint8(0);
-  if (view.getUint8(1) !== BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
+  if (view.getUint8(1) !== UPDATE_VERSION) return { ok: false, reason: 'unsupported version' };
   if (kind === FrameKind.feedRegister) {
     const count = view.getUint16(2, true);
     if (count > symbolsPerFrameMax) return { ok: false, reason: `more than ${symbolsPerFrameMax} symbols` };

@@ -3,7 +3,19 @@
 // these functions decide WHAT each one does to the books. No clock, no randomness: `ts` comes in.
 
 import { applyFill, flatPosition, quantityOf, type TradeOutcome } from './accounting.js';
-import type { DomainEventBody, PortfolioState, PositionState, RiskLimitName, RiskLimits } from './types.js';
+import { applyLotFill, lotSelectionError, type ClosedLot } from './lots.js';
+import {
+  QUANTITY_SCALE,
+  baseCurrencyDefault,
+  lotsPerPositionMax,
+  quantityMax,
+  type CostBasisMethod,
+  type DomainEventBody,
+  type PortfolioState,
+  type PositionState,
+  type RiskLimitName,
+  type RiskLimits,
+} from './types.js';
 import type { ValidTrade } from './validate.js';
 
 export interface Applied {
@@ -16,30 +28,128 @@ export interface TradeApplied extends Applied {
   symbol: string;
 }
 
-export function newPortfolio(id: string, name: string, cash: number, limits: RiskLimits): PortfolioState {
-  return { id, name, cash, capital: cash, realized_pnl: 0, limits, positions: {}, trades: 0 };
+export interface PortfolioOptions {
+  cost_basis_method: CostBasisMethod;
+  base_currency: string;
+}
+
+export const defaultPortfolioOptions: PortfolioOptions = Object.freeze({ cost_basis_method: 'average', base_currency: baseCurrencyDefault });
+
+export function newPortfolio(id: string, name: string, cash: number, limits: RiskLimits, options: PortfolioOptions = defaultPortfolioOptions): PortfolioState {
+  const state: PortfolioState = { id, name, cash, capital: cash, realized_pnl: 0, limits, positions: {}, trades: 0 };
+  // Written only when not the default, so portfolios of either kind serialize as they always did.
+  if (options.cost_basis_method !== 'average') state.cost_basis_method = options.cost_basis_method;
+  if (options.base_currency !== baseCurrencyDefault) state.base_currency = options.base_currency;
+  return state;
+}
+
+export function methodOf(state: PortfolioState): CostBasisMethod {
+  return state.cost_basis_method ?? 'average';
+}
+
+export function baseCurrencyOf(state: PortfolioState): string {
+  return state.base_currency ?? baseCurrencyDefault;
 }
 
 export function positionOf(state: PortfolioState, symbol: string): PositionState {
   return state.positions[symbol] ?? flatPosition;
 }
 
+/** The quote currency a trade is in, and whether it differs from the portfolio's base. */
+export function currencyOfTrade(state: PortfolioState, trade: Pick<ValidTrade, 'currency'>): { currency: string; foreign: boolean } {
+  const base = baseCurrencyOf(state);
+  const currency = trade.currency ?? base;
+  return { currency, foreign: currency !== base };
+}
+
+/** The FX symbol that converts `currency` into the portfolio's base: quote then base, e.g. EURUSD. */
+export function fxSymbolOf(currency: string, base: string): string {
+  return currency + base;
+}
+
+export interface TradeRefusal {
+  code: 'invalid_currency' | 'fx_rate_unknown' | 'invalid_lots' | 'limit_exceeded' | 'invalid_quantity';
+  message: string;
+  field: string;
+}
+
+/**
+ * Why this portfolio cannot book this trade, or null. Runs before applyTrade in every lifecycle state;
+ * the actor adds the lifecycle rules (paused, closed). A refusal changes nothing.
+ */
+export function tradeRefusal(state: PortfolioState, trade: ValidTrade): TradeRefusal | null {
+  const position = state.positions[trade.symbol];
+  const { currency, foreign } = currencyOfTrade(state, trade);
+  const held = position?.currency ?? baseCurrencyOf(state);
+  if (position !== undefined && held !== currency) {
+    return { code: 'invalid_currency', message: `currency: ${trade.symbol} is quoted in ${held} in this portfolio, not ${currency}`, field: 'currency' };
+  }
+  if (foreign && trade.fx_rate === null) {
+    const pair = fxSymbolOf(currency, baseCurrencyOf(state));
+    return { code: 'fx_rate_unknown', message: `fx_rate: no ${pair} rate seen yet; send fx_rate with the trade or tick ${pair} first`, field: 'fx_rate' };
+  }
+  const before = positionOf(state, trade.symbol);
+  const next = before.units + (trade.side === 'buy' ? trade.units : -trade.units);
+  if (Math.abs(next) > quantityMax * QUANTITY_SCALE) {
+    return { code: 'invalid_quantity', message: `quantity: the resulting |position| must be <= ${quantityMax}`, field: 'quantity' };
+  }
+  const method = methodOf(state);
+  const lots = lotSelectionError(method, before, trade.side, trade.units, trade.lot_ids);
+  if (lots !== null) return { code: 'invalid_lots', message: lots, field: 'lot_ids' };
+  // A flip closes every lot before opening one, so only an opening or adding trade can reach the bound.
+  const addsLot = method !== 'average' && (before.units === 0 || before.units > 0 === (trade.side === 'buy'));
+  if (addsLot && (before.lots?.length ?? 0) >= lotsPerPositionMax) {
+    return { code: 'limit_exceeded', message: `lot_ids: open lots per position must be <= ${lotsPerPositionMax}`, field: 'quantity' };
+  }
+  return null;
+}
+
+function fillOf(state: PortfolioState, before: PositionState, trade: ValidTrade): TradeOutcome & { closedLots: ClosedLot[] } {
+  const method = methodOf(state);
+  const fill = { side: trade.side, units: trade.units, price: trade.price, fee: trade.fee };
+  if (method === 'average') return { ...applyFill(before, fill), closedLots: [] };
+  return applyLotFill(before, method, { ...fill, trade_id: trade.trade_id, ts: trade.ts, lot_ids: trade.lot_ids });
+}
+
+/**
+ * Books a trade that tradeRefusal accepted. The fill is computed in the quote currency; realized P&L
+ * (fees included) converts to the base at the trade's rate, cash settles in the quote currency.
+ */
 export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeApplied {
   const before = positionOf(state, trade.symbol);
-  const fill = applyFill(before, { side: trade.side, units: trade.units, price: trade.price, fee: trade.fee });
-  const events: DomainEventBody[] = [
-    {
-      type: 'TradeExecuted',
-      trade_id: trade.trade_id,
+  const { currency, foreign } = currencyOfTrade(state, trade);
+  const rate = foreign ? (trade.fx_rate as number) : 1;
+  const local = fillOf(state, before, trade);
+  const realized = foreign ? local.realized * rate : local.realized;
+  const position: PositionState = { ...local.position, realized_pnl: before.realized_pnl + realized };
+  if (foreign) position.currency = currency;
+  const fill: TradeOutcome = { ...local, position, realized };
+  const executed: DomainEventBody = {
+    type: 'TradeExecuted',
+    trade_id: trade.trade_id,
+    symbol: trade.symbol,
+    side: trade.side,
+    quantity: trade.quantity,
+    price: trade.price,
+    fee: trade.fee,
+    trade_ts: trade.ts,
+    realized_pnl: realized,
+  };
+  if (foreign) Object.assign(executed, { currency, fx_rate: rate });
+  if (trade.lot_ids !== null) Object.assign(executed, { lot_ids: trade.lot_ids });
+  const events: DomainEventBody[] = [executed];
+  for (const c of local.closedLots) {
+    events.push({
+      type: 'LotClosed',
       symbol: trade.symbol,
-      side: trade.side,
-      quantity: trade.quantity,
-      price: trade.price,
-      fee: trade.fee,
-      trade_ts: trade.ts,
-      realized_pnl: fill.realized,
-    },
-  ];
+      trade_id: trade.trade_id,
+      lot_id: c.lot_id,
+      quantity: quantityOf(c.units),
+      open_price: c.open_price,
+      close_price: trade.price,
+      realized_pnl: foreign ? c.realized * rate : c.realized,
+    });
+  }
   if (fill.closed) events.push({ type: 'PositionClosed', symbol: trade.symbol, realized_pnl: closedRealized(before, fill) });
   if (fill.opened) {
     events.push({
@@ -53,11 +163,12 @@ export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeAppli
   const positions = { ...state.positions, [trade.symbol]: fill.position };
   const next: PortfolioState = {
     ...state,
-    cash: state.cash + fill.cashDelta,
+    cash: foreign ? state.cash : state.cash + fill.cashDelta,
     realized_pnl: state.realized_pnl + fill.realized,
     positions,
     trades: state.trades + 1,
   };
+  if (foreign) next.cash_balances = { ...state.cash_balances, [currency]: (state.cash_balances?.[currency] ?? 0) + fill.cashDelta };
   return { state: next, events, fill, symbol: trade.symbol };
 }
 

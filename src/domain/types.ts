@@ -15,6 +15,19 @@ export const symbolPattern = /^[A-Za-z0-9._:/-]{1,32}$/;
 export const portfolioIdPattern = /^[A-Za-z0-9._:-]{1,64}$/;
 export const tradeIdPattern = /^[A-Za-z0-9._:/-]{1,128}$/;
 export const nameLengthMax = 128;
+/** ISO 4217 style: three capital letters. */
+export const currencyPattern = /^[A-Z]{3}$/;
+export const baseCurrencyDefault = 'USD';
+/** Open lots one position may hold (lot-based methods); a trade that would open one more is refused. */
+export const lotsPerPositionMax = 1000;
+/** lot_ids one trade may name. */
+export const lotIdsPerTradeMax = 100;
+/** Largest FX rate accepted (quote -> base); the smallest is any positive price. */
+export const fxRateMax = 1e6;
+
+/** How a reducing trade picks the cost it realizes against. */
+export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
+export const costBasisMethods: readonly CostBasisMethod[] = ['average', 'fifo', 'lifo'];
 
 export interface RiskLimits {
   /** Breach when total_return < -max_loss (absolute, in the portfolio currency). */
@@ -35,6 +48,12 @@ export interface TradeInput {
   price: number;
   fee?: number;
   ts?: number;
+  /** Quote currency of the instrument (default: the portfolio's base currency). */
+  currency?: string;
+  /** Quote -> base rate this trade was booked at (default: the latest rate seen for the pair). */
+  fx_rate?: number;
+  /** Lot-based portfolios: the open lots (their lot_id) this reducing trade closes, in this order. */
+  lot_ids?: string[];
 }
 
 export interface TickInput {
@@ -49,6 +68,8 @@ export interface CreatePortfolioInput {
   name?: string;
   cash?: number;
   limits?: RiskLimits;
+  cost_basis_method?: CostBasisMethod;
+  base_currency?: string;
 }
 
 export interface CashInput {
@@ -66,6 +87,27 @@ export interface PositionState {
   realized_pnl: number;
   /** Price of the last trade, the mark until the first tick of the symbol is seen. */
   last_trade_price: number;
+  /** Quote currency when it differs from the portfolio's base; absent: the base currency. */
+  currency?: string;
+  /** Open lots, oldest open time first (fifo and lifo portfolios only). Their units sum to |units|. */
+  lots?: Lot[];
+}
+
+/** One open lot of a lot-based position. Its id is the id of the trade that opened it. */
+export interface Lot {
+  lot_id: string;
+  /** Open quantity in 1e-8 units, > 0 (the position's sign says long or short). */
+  units: number;
+  /** Entry price, quote currency. */
+  price: number;
+  opened_ts: number;
+}
+
+export interface LotView {
+  lot_id: string;
+  quantity: number;
+  price: number;
+  opened_ts: number;
 }
 
 /** Accounting state of one portfolio (the actor's context). Plain data: serializable, comparable. */
@@ -79,10 +121,22 @@ export interface PortfolioState {
   positions: Record<string, PositionState>;
   /** Number of trades applied; a cheap audit figure and a replay cross-check. */
   trades: number;
+  /** Absent: 'average' (portfolios from before lots existed). */
+  cost_basis_method?: CostBasisMethod;
+  /** Absent: baseCurrencyDefault. */
+  base_currency?: string;
+  /** Cash held in currencies other than the base (trades in foreign instruments settle here). */
+  cash_balances?: Record<string, number>;
 }
 
 export interface PositionView {
   symbol: string;
+  /** Quote currency: avg_cost and last_price are in it; market_value and the P&L are in the base. */
+  currency: string;
+  /** Latest quote -> base rate applied (1 for base-currency positions); null when never seen: the
+   * position is then left out of every total and its market_value/unrealized_pnl are in its quote
+   * currency, unconverted. */
+  fx_rate: number | null;
   quantity: number;
   avg_cost: number;
   last_price: number;
@@ -105,6 +159,8 @@ export interface Totals {
   equity: number;
   /** sum(|market_value|): weights of positions not in an update are |market_value| / gross_exposure * 100. */
   gross_exposure: number;
+  /** Open positions (and foreign cash balances) left out of the totals: their FX rate was never seen. */
+  unconverted_positions: number;
 }
 
 export interface PortfolioSnapshot extends Totals {
@@ -115,7 +171,13 @@ export interface PortfolioSnapshot extends Totals {
   state: PortfolioStatus;
   limits: RiskLimits;
   equity_hwm: number;
+  cost_basis_method: CostBasisMethod;
+  base_currency: string;
+  /** Foreign-currency cash, by currency (the base currency's cash is `cash`). */
+  cash_balances: Record<string, number>;
   positions: PositionView[];
+  /** Open lots by symbol: only when asked for (lots=true) and only for lot-based portfolios. */
+  lots?: Record<string, LotView[]>;
 }
 
 export interface PortfolioUpdate extends Totals {
@@ -142,7 +204,7 @@ export interface TradeResult {
 
 /** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */
 export type DomainEventBody =
-  | { type: 'PortfolioCreated'; name: string; cash: number; limits: RiskLimits }
+  | { type: 'PortfolioCreated'; name: string; cash: number; limits: RiskLimits; cost_basis_method?: CostBasisMethod; base_currency?: string }
   | { type: 'PortfolioClosed' }
   | {
       type: 'TradeExecuted';
@@ -153,8 +215,15 @@ export type DomainEventBody =
       price: number;
       fee: number;
       trade_ts: number;
+      /** Base currency, converted at fx_rate. */
       realized_pnl: number;
+      /** Present for foreign-currency trades: the quote currency and the rate it was booked at. */
+      currency?: string;
+      fx_rate?: number;
+      lot_ids?: string[];
     }
+  /** Lot-based methods: one per lot a trade closed (wholly or partly); realized in the base currency. */
+  | { type: 'LotClosed'; symbol: string; trade_id: string; lot_id: string; quantity: number; open_price: number; close_price: number; realized_pnl: number }
   | { type: 'CashDeposited'; amount: number }
   | { type: 'CashWithdrawn'; amount: number }
   | { type: 'LimitsSet'; limits: RiskLimits }
@@ -215,6 +284,7 @@ export const domainEventTypes: readonly DomainEventType[] = [
   'TradingResumed',
   'PositionOpened',
   'PositionClosed',
+  'LotClosed',
   'RiskLimitBreached',
   'ShardRestarted',
   'MarketAlert',

@@ -6,6 +6,11 @@ import { unitsOf } from './accounting.js';
 import {
   QUANTITY_SCALE,
   amountMax,
+  baseCurrencyDefault,
+  costBasisMethods,
+  currencyPattern,
+  fxRateMax,
+  lotIdsPerTradeMax,
   nameLengthMax,
   portfolioIdPattern,
   priceMax,
@@ -13,9 +18,11 @@ import {
   symbolPattern,
   tradeIdPattern,
   type CashInput,
+  type CostBasisMethod,
   type CreatePortfolioInput,
   type RiskLimits,
   type Side,
+  type TradeInput,
 } from './types.js';
 
 export interface ValidTrade {
@@ -27,6 +34,11 @@ export interface ValidTrade {
   price: number;
   fee: number;
   ts: number;
+  /** Quote currency as given; null: the portfolio's base currency. */
+  currency: string | null;
+  /** Quote -> base rate: as given, or filled in by the shard from the latest rate; null: none. */
+  fx_rate: number | null;
+  lot_ids: string[] | null;
 }
 
 export interface ValidPortfolio {
@@ -34,6 +46,8 @@ export interface ValidPortfolio {
   name: string;
   cash: number;
   limits: RiskLimits;
+  cost_basis_method: CostBasisMethod;
+  base_currency: string;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -80,7 +94,7 @@ export function validateTimestamp(v: unknown, field: string, fallback: number): 
 
 export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
   if (!isObject(input)) return fail(ErrorCode.invalid_field, 'trade must be an object', 'trade');
-  const { trade_id, symbol, side, quantity, price, fee, ts } = input;
+  const { trade_id, symbol, side, quantity, price, fee, ts, currency, fx_rate, lot_ids } = input;
   if (typeof trade_id !== 'string' || !tradeIdPattern.test(trade_id)) {
     return fail(ErrorCode.invalid_id, 'trade_id must match [A-Za-z0-9._:/-]{1,128}', 'trade_id');
   }
@@ -93,6 +107,15 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
   if (!feeValue.ok) return feeValue;
   const tsValue = validateTimestamp(ts, 'ts', now);
   if (!tsValue.ok) return tsValue;
+  if (currency !== undefined && currency !== null && !(typeof currency === 'string' && currencyPattern.test(currency))) {
+    return fail(ErrorCode.invalid_currency, 'currency must be three capital letters (ISO 4217)', 'currency');
+  }
+  const hasRate = fx_rate !== undefined && fx_rate !== null;
+  if (hasRate && (!isFiniteNumber(fx_rate) || fx_rate <= 0 || fx_rate > fxRateMax)) {
+    return fail(ErrorCode.invalid_fx_rate, `fx_rate must be a finite number > 0 and <= ${fxRateMax}`, 'fx_rate');
+  }
+  const lots = validateLotIds(lot_ids);
+  if (!lots.ok) return lots;
   return ok({
     trade_id,
     symbol,
@@ -102,7 +125,31 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
     price: price as number,
     fee: feeValue.value,
     ts: tsValue.value,
+    currency: typeof currency === 'string' ? currency : null,
+    fx_rate: hasRate ? (fx_rate as number) : null,
+    lot_ids: lots.value,
   });
+}
+
+/** A validated trade as engine input again (the servers validate early to answer fast; the engine re-checks). */
+export function tradeInputOf(t: ValidTrade): TradeInput {
+  const input: TradeInput = { trade_id: t.trade_id, symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee, ts: t.ts };
+  if (t.currency !== null) input.currency = t.currency;
+  if (t.fx_rate !== null) input.fx_rate = t.fx_rate;
+  if (t.lot_ids !== null) input.lot_ids = t.lot_ids;
+  return input;
+}
+
+function validateLotIds(v: unknown): Result<string[] | null> {
+  if (v === undefined || v === null) return ok(null);
+  if (!Array.isArray(v) || v.length === 0 || v.length > lotIdsPerTradeMax) {
+    return fail(ErrorCode.invalid_lots, `lot_ids must be an array of 1 to ${lotIdsPerTradeMax} lot ids`, 'lot_ids');
+  }
+  for (const id of v) {
+    if (typeof id !== 'string' || !tradeIdPattern.test(id)) return fail(ErrorCode.invalid_lots, 'lot_ids: each must match [A-Za-z0-9._:/-]{1,128}', 'lot_ids');
+  }
+  if (new Set(v).size !== v.length) return fail(ErrorCode.invalid_lots, 'lot_ids must not repeat a lot', 'lot_ids');
+  return ok([...(v as string[])]);
 }
 
 export function validateLimits(input: unknown): Result<RiskLimits> {
@@ -149,7 +196,15 @@ export function validateCreatePortfolio(input: unknown): Result<ValidPortfolio> 
   if (!cash.ok) return cash;
   const limits = validateLimits(body.limits);
   if (!limits.ok) return limits;
-  return ok({ id, name: body.name ?? '', cash: cash.value, limits: limits.value });
+  const method: unknown = body.cost_basis_method ?? 'average';
+  if (!costBasisMethods.includes(method as CostBasisMethod)) {
+    return fail(ErrorCode.invalid_field, `cost_basis_method must be one of ${costBasisMethods.join(', ')}`, 'cost_basis_method');
+  }
+  const base = body.base_currency ?? baseCurrencyDefault;
+  if (typeof base !== 'string' || !currencyPattern.test(base)) {
+    return fail(ErrorCode.invalid_currency, 'base_currency must be three capital letters (ISO 4217)', 'base_currency');
+  }
+  return ok({ id, name: body.name ?? '', cash: cash.value, limits: limits.value, cost_basis_method: method as CostBasisMethod, base_currency: base });
 }
 
 export function validateCash(input: unknown): Result<CashInput> {

@@ -4,7 +4,9 @@
 import type { EngineError, Result } from '../errors.js';
 import type {
   CashInput,
+  CostBasisMethod,
   CreatePortfolioInput,
+  LotView,
   DomainEventType,
   PortfolioSnapshot,
   PortfolioStatus,
@@ -102,6 +104,16 @@ export interface EngineStats {
   latencyP99Ms: number;
 }
 
+export interface PositionLots {
+  portfolio_id: string;
+  symbol: string;
+  cost_basis_method: CostBasisMethod;
+  currency: string;
+  quantity: number;
+  avg_cost: number;
+  lots: LotView[];
+}
+
 export interface Engine {
   readonly kernel: KernelKind;
   readonly workers: number;
@@ -112,7 +124,10 @@ export interface Engine {
   pause(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
   resume(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
   setLimits(portfolioId: string, limits: RiskLimits): Promise<Result<PortfolioSnapshot>>;
-  snapshot(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
+  /** lots: also the open lots of every position (lot-based portfolios). */
+  snapshot(portfolioId: string, options?: { lots?: boolean }): Promise<Result<PortfolioSnapshot>>;
+  /** One position's open lots (empty for average-cost portfolios, which keep none). */
+  lots(portfolioId: string, symbol: string): Promise<Result<PositionLots>>;
   /** The portfolio as it was at a past instant (requires a data dir). */
   snapshotAt(portfolioId: string, timestamp: number): Promise<Result<PortfolioSnapshot>>;
   has(portfolioId: string): boolean;

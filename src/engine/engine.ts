@@ -10,12 +10,14 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import { priceError, validSymbol, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
-import type { Clock, DomainEvent, PortfolioSnapshot, PortfolioStatus, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
+import { baseCurrencyDefault, type Clock, type DomainEvent, type PortfolioSnapshot, type Random, type RiskLimits, type StoredEvent, type TickInput, type TradeInput, type TradeResult } from '../domain/types.js';
+import { fxSymbolOf } from '../domain/portfolio.js';
 import { distFile } from '../projectRoot.js';
 import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
-import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, Listener, PortfolioSummary, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, Listener, PortfolioSummary, PositionLots, TickIngestResult } from './api.js';
 import { Coalescer, type TickBatch } from './coalescer.js';
+import { applyToDirectory, type Directory } from './directory.js';
 import { LatencyWindow } from './latencyWindow.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { recoverShard, recoverDirectory } from './recovery.js';
@@ -35,11 +37,6 @@ const compactStepsPerRoundMax = 64;
 const systemClock: Clock = { now: () => Date.now() };
 
 
-interface DirectoryEntry {
-  name: string;
-  state: PortfolioStatus;
-}
-
 export class MtmEngine implements Engine {
   readonly kernel: 'wasm' | 'js';
   readonly workers: number;
@@ -51,7 +48,7 @@ export class MtmEngine implements Engine {
   private readonly lastPrice: Float64Array;
   private readonly lastPriceTs: Float64Array;
   private readonly priceDirty: Uint8Array;
-  private readonly directory = new Map<string, DirectoryEntry>();
+  private readonly directory: Directory = new Map();
   private readonly subscribers: Subscribers;
   private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
   /** Bounded by the commands a shard may queue and the store's pending writes: each entry is one of those. */
@@ -342,22 +339,13 @@ export class MtmEngine implements Engine {
 
   /** Assigns global seqs now (in shard message order) and returns when the commit is durable. */
   private persist(events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]): Promise<void> {
-    for (const e of events) this.applyToDirectory(e);
+    for (const e of events) applyToDirectory(this.directory, e);
     const receipt = this.store.append(events as DomainEvent[], trades);
     const durable = receipt.durable.then(() => {
       if (this.eventListeners.size > 0) for (const e of receipt.stored) for (const l of this.eventListeners) l(e);
     });
     this.lastDurable = durable;
     return durable;
-  }
-
-  private applyToDirectory(e: ShardEvent): void {
-    if (e.type === 'PortfolioCreated') this.directory.set(e.portfolio_id, { name: e.name, state: 'active' });
-    const entry = this.directory.get(e.portfolio_id);
-    if (entry === undefined) return;
-    if (e.type === 'TradingPaused') entry.state = 'paused';
-    else if (e.type === 'TradingResumed') entry.state = 'active';
-    else if (e.type === 'PortfolioClosed') entry.state = 'closed';
   }
 
   // ---- commands ------------------------------------------------------------------------------
@@ -406,8 +394,9 @@ export class MtmEngine implements Engine {
     if (this.directory.has(id)) return fail(ErrorCode.portfolio_exists, `id '${id}' already exists`, 'id');
     if (this.directory.size >= this.o.limits.portfoliosMax) return fail(ErrorCode.limit_exceeded, `portfolios must be <= ${this.o.limits.portfoliosMax}`, 'id');
     // Reserve the id now so a concurrent create of the same id is refused, not raced.
-    this.directory.set(id, { name: v.value.name, state: 'active' });
-    const r = await this.command('create', id, { name: v.value.name, cash: v.value.cash, limits: v.value.limits });
+    this.directory.set(id, { name: v.value.name, state: 'active', base: v.value.base_currency });
+    const options = { cost_basis_method: v.value.cost_basis_method, base_currency: v.value.base_currency };
+    const r = await this.command('create', id, { name: v.value.name, cash: v.value.cash, limits: v.value.limits, options });
     if (!r.ok) this.directory.delete(id);
     return r;
   }
@@ -451,11 +440,28 @@ export class MtmEngine implements Engine {
     return this.command('limits', k.value, { limits: v.value });
   }
 
-  async snapshot(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
+  async snapshot(portfolioId: string, options: { lots?: boolean } = {}): Promise<Result<PortfolioSnapshot>> {
     const k = this.known(portfolioId);
     if (!k.ok) return k;
-    const r = await this.run(k.value, { kind: 'snapshot', portfolio: k.value, now: this.clock.now() });
+    const r = await this.run(k.value, { kind: 'snapshot', portfolio: k.value, now: this.clock.now(), lots: options.lots === true });
     return r.ok ? ok(r.value.snapshot as PortfolioSnapshot) : r;
+  }
+
+  async lots(portfolioId: string, symbol: string): Promise<Result<PositionLots>> {
+    if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
+    const r = await this.snapshot(portfolioId, { lots: true });
+    if (!r.ok) return r;
+    const position = r.value.positions.find((p) => p.symbol === symbol);
+    if (position === undefined) return fail(ErrorCode.not_found, `symbol: no open position in '${symbol}' in portfolio '${r.value.portfolio_id}'`, 'symbol');
+    return ok({
+      portfolio_id: r.value.portfolio_id,
+      symbol,
+      cost_basis_method: r.value.cost_basis_method,
+      currency: position.currency,
+      quantity: position.quantity,
+      avg_cost: position.avg_cost,
+      lots: r.value.lots?.[symbol] ?? [],
+    });
   }
 
   async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
@@ -471,6 +477,11 @@ export class MtmEngine implements Engine {
     const stored = this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
     if (this.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
+    // The shard links a foreign position to its FX symbol (quote + base) so rate ticks revalue it.
+    const base = this.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    if (v.value.currency !== null && v.value.currency !== base && this.symbols.intern(fxSymbolOf(v.value.currency, base)) < 0) {
+      return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency'), started);
+    }
     this.announceSymbols();
     const attempt = this.applyTrade(k.value, v.value);
     this.tradesInFlight.set(key, attempt);

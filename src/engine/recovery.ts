@@ -2,8 +2,10 @@
 // seq, replayed through the same actors. The main thread reads LMDB (its only owner) and feeds the
 // shard in bounded chunks.
 
-import type { PortfolioRecord, PortfolioStatus, StoredEvent } from '../domain/types.js';
+import { fxSymbolOf } from '../domain/portfolio.js';
+import { baseCurrencyDefault, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
 import type { Store } from '../store/store.js';
+import { applyToDirectory, type Directory } from './directory.js';
 import type { ShardHandle } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import type { SymbolTable } from './symbols.js';
@@ -11,38 +13,36 @@ import type { SymbolTable } from './symbols.js';
 /** Records and events per message while loading a shard. */
 export const recoveryChunkMax = 5_000;
 
-interface DirectoryEntry {
-  name: string;
-  state: PortfolioStatus;
-}
-
-function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable): void {
-  if (e.type === 'TradeExecuted') symbols.intern(e.symbol);
+function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory): void {
+  if (e.type !== 'TradeExecuted') return;
+  symbols.intern(e.symbol);
+  const base = directory.get(e.portfolio_id)?.base;
+  if (e.currency !== undefined && base !== undefined) symbols.intern(fxSymbolOf(e.currency, base));
 }
 
 /**
  * Rebuilds the main thread's directory of portfolios and interns every symbol the shards will need,
  * so each fresh shard can be sent the whole symbol table before it loads.
  */
-export function recoverDirectory(store: Store, directory: Map<string, DirectoryEntry>, symbols: SymbolTable): void {
+export function recoverDirectory(store: Store, directory: Directory, symbols: SymbolTable): void {
   let minCovered = Number.MAX_SAFE_INTEGER;
   const covered = new Map<string, number>();
   for (const r of store.loadSnapshots()) {
-    directory.set(r.portfolio.id, { name: r.portfolio.name, state: r.state });
+    const base = r.portfolio.base_currency ?? baseCurrencyDefault;
+    directory.set(r.portfolio.id, { name: r.portfolio.name, state: r.state, base });
     covered.set(r.portfolio.id, r.covered_seq);
     if (r.covered_seq < minCovered) minCovered = r.covered_seq;
-    for (const symbol of Object.keys(r.portfolio.positions)) symbols.intern(symbol);
+    for (const [symbol, p] of Object.entries(r.portfolio.positions)) {
+      symbols.intern(symbol);
+      if (p.currency !== undefined) symbols.intern(fxSymbolOf(p.currency, base));
+    }
+    for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.intern(fxSymbolOf(currency, base));
   }
   if (covered.size === 0) minCovered = 0;
   for (const e of store.eventsAfter(minCovered)) {
     if (e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
-    symbolsOfEvent(e, symbols);
-    if (e.type === 'PortfolioCreated') directory.set(e.portfolio_id, { name: e.name, state: 'active' });
-    const entry = directory.get(e.portfolio_id);
-    if (entry === undefined) continue;
-    if (e.type === 'TradingPaused') entry.state = 'paused';
-    else if (e.type === 'TradingResumed') entry.state = 'active';
-    else if (e.type === 'PortfolioClosed') entry.state = 'closed';
+    applyToDirectory(directory, e);
+    symbolsOfEvent(e, symbols, directory);
   }
   symbols.announced = symbols.size;
 }

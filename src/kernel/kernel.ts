@@ -46,6 +46,17 @@ export class Kernel {
     return this.header[H.breachCount];
   }
 
+  /** Stamp of the last revalue: a portfolio it dirtied has pfStamp equal to it. */
+  get stamp(): number {
+    return this.header[H.stamp];
+  }
+
+  /** Placeholder until the FX lists land (branch kernel-fx): rates are fixed at link time. */
+  setPositionFx(p: number, fxSym: number): void {
+    const rate = this.cols.symPrice[fxSym];
+    this.cols.posFx[p] = rate;
+  }
+
   get touched(): number {
     return this.header[H.touched];
   }

@@ -8,10 +8,10 @@
 import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
-import { validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
+import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { canRead, canSee, canTrade, type Principal } from './auth.js';
 import { httpErrorBody } from './encoding.js';
-import { parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
+import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
 import { tickShape } from './protocol.js';
 import type { RouteDef } from './router.js';
 import type { ResolvedOptions } from './options.js';
@@ -28,6 +28,7 @@ export type HandlerName =
   | 'listPortfolios'
   | 'createPortfolio'
   | 'getPortfolio'
+  | 'positionLots'
   | 'closePortfolio'
   | 'trade'
   | 'cash'
@@ -50,6 +51,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'POST', template: '/api/v1/portfolios', handler: 'createPortfolio' },
   { method: 'GET', template: '/api/v1/portfolios/{id}', handler: 'getPortfolio' },
   { method: 'DELETE', template: '/api/v1/portfolios/{id}', handler: 'closePortfolio' },
+  { method: 'GET', template: '/api/v1/portfolios/{id}/positions/{symbol}/lots', handler: 'positionLots' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/trades', handler: 'trade' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/cash', handler: 'cash' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/pause', handler: 'pause' },
@@ -187,8 +189,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (!ctx.principal.admin) return forbidden('create portfolios');
       const v = validateCreatePortfolio(ctx.body);
       if (!v.ok) return errorResult(v.error);
-      const { id, name, cash, limits: riskLimits } = v.value;
-      const r = await engine.createPortfolio({ ...(id === undefined ? {} : { id }), name, cash, limits: riskLimits });
+      const { id, name, cash, limits: riskLimits, cost_basis_method, base_currency } = v.value;
+      const r = await engine.createPortfolio({ ...(id === undefined ? {} : { id }), name, cash, limits: riskLimits, cost_basis_method, base_currency });
       if (!r.ok) return errorResult(r.error);
       return json(201, r.value, { Location: `/api/v1/portfolios/${encodeURIComponent(r.value.portfolio_id)}` });
     },
@@ -202,7 +204,17 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
         if (!t.ok) return errorResult(t.error);
         return fromEngine(await engine.snapshotAt(g.id, t.value), g.id, 200);
       }
-      return fromEngine(await engine.snapshot(g.id), g.id, 200);
+      const lots = parseFlag(ctx.query.get('lots'), 'lots');
+      if (!lots.ok) return errorResult(lots.error);
+      return fromEngine(await engine.snapshot(g.id, { lots: lots.value }), g.id, 200);
+    },
+
+    positionLots: async (ctx) => {
+      const g = guard(ctx, engine, 'read');
+      if (g.denied) return g.denied;
+      const r = await engine.lots(g.id, ctx.params[1] ?? '');
+      if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
+      return json(200, r.value);
     },
 
     closePortfolio: async (ctx) => {
@@ -216,9 +228,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateTrade(ctx.body, options.now());
       if (!v.ok) return errorResult(v.error);
-      const t = v.value;
-      const input = { trade_id: t.trade_id, symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee, ts: t.ts };
-      const r = await engine.trade(g.id, input);
+      const r = await engine.trade(g.id, tradeInputOf(v.value));
       if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
       return json(r.value.applied ? 201 : 200, r.value);
     },

@@ -30,3 +30,10 @@ export function parseNonNegativeInteger(value: string, field: string): Result<nu
   }
   return ok(Number(value));
 }
+
+/** A boolean query flag: absent, 'false' or '0' is false; 'true' or '1' is true; anything else is refused. */
+export function parseFlag(value: string | undefined, field: string): Result<boolean> {
+  if (value === undefined || value === 'false' || value === '0') return ok(false);
+  if (value === 'true' || value === '1') return ok(true);
+  return fail(ErrorCode.invalid_field, `${field} must be true or false`, field);
+}

@@ -3,7 +3,7 @@
 
 import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import type { Engine } from '../engine/api.js';
-import { validSymbol, validateTrade } from '../domain/validate.js';
+import { tradeInputOf, validSymbol, validateTrade } from '../domain/validate.js';
 import { decodeFeedFrame, readTick, type BinaryTick } from '../client/binary.js';
 import { CloseCode, type ClientOp, type RegisteredMessage } from '../client/protocol.js';
 import { canRead, canSee, canTrade } from './auth.js';
@@ -177,10 +177,9 @@ export class WsHandlers {
     }
     const v = validateTrade(op.trade, this.d.now());
     if (!v.ok) return this.send(conn, errorMessage(v.error, { id }));
-    const t = v.value;
     conn.pendingCommands++;
     engine
-      .trade(op.portfolio, { trade_id: t.trade_id, symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee, ts: t.ts })
+      .trade(op.portfolio, tradeInputOf(v.value))
       .then(
         (r) => {
           conn.pendingCommands--;

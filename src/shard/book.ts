@@ -19,10 +19,14 @@ export interface Book {
   readonly rowList: number[];
   seq: number;
   watchers: number;
+  /** Rows linked to an FX symbol (positions quoted in a foreign currency). */
+  foreign: number;
+  /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
+  cashFx: number[];
 }
 
 export function newBook(index: number, state: PortfolioState, status: PortfolioStatus, seq: number): Book {
-  return { index, id: state.id, state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0 };
+  return { index, id: state.id, state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [] };
 }
 
 let lastEffect: PortfolioEffect | null = null;

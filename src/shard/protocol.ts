@@ -5,6 +5,7 @@
 import type { EngineError } from '../errors.js';
 import type { DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
+import type { PortfolioOptions } from '../domain/portfolio.js';
 import type { KernelKind } from '../kernel/backend.js';
 
 export interface ShardInit {
@@ -16,12 +17,12 @@ export interface ShardInit {
 }
 
 export type Command =
-  | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; now: number }
+  | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
   | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number }
   | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; now: number }
   | { id: number; kind: 'limits'; portfolio: string; limits: RiskLimits; now: number }
   | { id: number; kind: 'pause' | 'resume' | 'close'; portfolio: string; now: number }
-  | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean };
+  | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean; lots?: boolean };
 
 export type CommandKind = Command['kind'];
 

@@ -4,11 +4,11 @@
 
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
-import { unitsOf } from '../domain/accounting.js';
-import { newPortfolio } from '../domain/portfolio.js';
-import type { DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, PositionView, StoredEvent } from '../domain/types.js';
+import { quantityOf, unitsOf } from '../domain/accounting.js';
+import { baseCurrencyOf, currencyOfTrade, fxSymbolOf, methodOf, newPortfolio, type PortfolioOptions } from '../domain/portfolio.js';
+import { baseCurrencyDefault, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
-import { FLAG_BREACH_LATCHED } from '../kernel/layout.js';
+import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, sendToActor, type Book } from './book.js';
@@ -27,6 +27,8 @@ export class Shard {
   private sentMark = new Float64Array(1024);
   private sentQty = new Float64Array(1024);
   private replaying = false;
+  /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
+  private readonly cashByFx = new Map<number, Book[]>();
 
   constructor(readonly init: ShardInit) {
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
@@ -75,6 +77,7 @@ export class Shard {
       book.seq++;
       if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
     }
+    if (this.cashByFx.size > 0) this.revalueForeignCash(n, syms, events, breaches, updates, now);
     return {
       t: 'revalued',
       batch,
@@ -85,6 +88,30 @@ export class Shard {
       openPositions: this.kernel.openPositions,
       breaches,
     };
+  }
+
+  /**
+   * Foreign cash is not a kernel row: after a batch, portfolios holding cash in a currency whose rate
+   * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
+   * already dirty get their own update. Only FX ticks reach the loop body.
+   */
+  private revalueForeignCash(n: number, syms: Int32Array, events: ShardEvent[], breaches: { limit: string }[], updates: PortfolioUpdate[], now: number): void {
+    const c = this.kernel.cols;
+    const stamp = this.kernel.stamp;
+    for (let k = 0; k < n; k++) {
+      const holders = this.cashByFx.get(syms[k]);
+      if (holders === undefined) continue;
+      for (const book of holders) {
+        const wasDirty = c.pfStamp[book.index] === stamp;
+        this.syncPortfolio(book);
+        if (this.kernel.recompute(book.index) !== 0) this.breach(book, events, breaches, now);
+        if (!wasDirty) {
+          c.pfStamp[book.index] = stamp;
+          book.seq++;
+          if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
+        }
+      }
+    }
   }
 
   commands(commands: Command[]): CommandResult[] {
@@ -151,7 +178,9 @@ export class Shard {
 
   private replayOne(e: StoredEvent): void {
     if (e.type === 'PortfolioCreated') {
-      if (!this.byId.has(e.portfolio_id)) this.create(e.portfolio_id, e.name, e.cash, e.limits);
+      if (!this.byId.has(e.portfolio_id)) {
+        this.create(e.portfolio_id, e.name, e.cash, e.limits, { cost_basis_method: e.cost_basis_method ?? 'average', base_currency: e.base_currency ?? baseCurrencyDefault });
+      }
       return;
     }
     const book = this.byId.get(e.portfolio_id);
@@ -165,8 +194,8 @@ export class Shard {
     if (cmd.kind === 'create') {
       if (this.byId.has(cmd.portfolio)) return withError(result, ErrorCode.portfolio_exists, `id '${cmd.portfolio}' already exists`, 'id');
       if (this.books.length >= this.init.portfoliosMax) return withError(result, ErrorCode.limit_exceeded, `portfolios per shard must be <= ${this.init.portfoliosMax}`, 'id');
-      const book = this.create(cmd.portfolio, cmd.name, cmd.cash, cmd.limits);
-      result.events.push(stamp({ type: 'PortfolioCreated', name: cmd.name, cash: cmd.cash, limits: cmd.limits }, book.id, cmd.now));
+      const book = this.create(cmd.portfolio, cmd.name, cmd.cash, cmd.limits, cmd.options);
+      result.events.push(stamp(createdEvent(cmd.name, cmd.cash, cmd.limits, cmd.options), book.id, cmd.now));
       result.snapshot = this.snapshotOf(book, cmd.now);
       return result;
     }
@@ -177,7 +206,7 @@ export class Shard {
         book.watchers++;
         this.markSent(book);
       }
-      result.snapshot = this.snapshotOf(book, cmd.now);
+      result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
     }
     if (cmd.kind === 'trade' && !this.hasRowFor(book, cmd.trade.symbol)) {
@@ -186,7 +215,9 @@ export class Shard {
       }
     }
     const events: DomainEventBody[] = [];
-    const error = this.apply(book, toEvent(cmd), events);
+    const event = toEvent(cmd);
+    if (event.type === 'trade') event.trade = this.withRate(book, event.trade);
+    const error = this.apply(book, event, events);
     if (error !== null) return { ...result, error };
     for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
     book.seq++;
@@ -220,6 +251,15 @@ export class Shard {
     return null;
   }
 
+  /** A foreign trade without its own rate is booked at the latest rate of its FX symbol, if one was seen. */
+  private withRate(book: Book, trade: ValidTrade): ValidTrade {
+    const { currency, foreign } = currencyOfTrade(book.state, trade);
+    if (!foreign || trade.fx_rate !== null) return trade;
+    const sid = this.symbolIds.get(fxSymbolOf(currency, baseCurrencyOf(book.state)));
+    const rate = sid === undefined ? 0 : this.kernel.cols.symPrice[sid];
+    return rate > 0 ? { ...trade, fx_rate: rate } : trade;
+  }
+
   private breach(book: Book, events: ShardEvent[], breaches: { limit: string }[], ts: number): void {
     const out: DomainEventBody[] = [];
     this.breachEvents(book, out);
@@ -241,8 +281,8 @@ export class Shard {
     c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
   }
 
-  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits']): Book {
-    const book = this.addBook(newPortfolio(id, name, cash, limits), 'active', 0);
+  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits'], options: PortfolioOptions): Book {
+    const book = this.addBook(newPortfolio(id, name, cash, limits, options), 'active', 0);
     this.kernel.cols.pfHwm[book.index] = cash;
     this.syncPortfolio(book);
     this.kernel.recompute(book.index);
@@ -266,23 +306,56 @@ export class Shard {
   private syncPortfolio(book: Book): void {
     const c = this.kernel.cols;
     const f = book.index;
-    c.pfCash[f] = book.state.cash;
+    c.pfCash[f] = this.cashInBase(book);
     c.pfRealized[f] = book.state.realized_pnl;
     const l = book.state.limits;
     this.kernel.setLimits(f, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
   }
 
+  /**
+   * Base cash plus each foreign balance at its latest rate; a balance whose rate was never seen is
+   * left out (and counted in unconverted_positions), never taken at 1.0. Also keeps cashByFx current.
+   */
+  private cashInBase(book: Book): number {
+    const balances = book.state.cash_balances;
+    if (balances === undefined) return book.state.cash;
+    const c = this.kernel.cols;
+    const base = baseCurrencyOf(book.state);
+    let cash = book.state.cash;
+    for (const currency of Object.keys(balances)) {
+      const sid = this.symbolIds.get(fxSymbolOf(currency, base));
+      assert(sid !== undefined, `fx symbol of ${currency} registered before the command that uses it`);
+      if (!book.cashFx.includes(sid)) this.watchCashFx(book, sid);
+      const rate = c.symPrice[sid];
+      if (rate > 0) cash += balances[currency] * rate;
+    }
+    return cash;
+  }
+
+  private watchCashFx(book: Book, sid: number): void {
+    book.cashFx.push(sid);
+    const holders = this.cashByFx.get(sid);
+    if (holders === undefined) this.cashByFx.set(sid, [book]);
+    else holders.push(book);
+  }
+
   private syncPosition(book: Book, symbol: string): void {
     const sid = this.symbolIds.get(symbol);
     assert(sid !== undefined, `symbol ${symbol} registered before the command that uses it`);
+    const p = book.state.positions[symbol];
     let row = book.rows.get(sid);
     if (row === undefined) {
       row = this.kernel.addPosition(book.index, sid);
       book.rows.set(sid, row);
       book.rowList.push(row);
       this.ensureSentRows(row);
+      if (p.currency !== undefined) {
+        const fxSid = this.symbolIds.get(fxSymbolOf(p.currency, baseCurrencyOf(book.state)));
+        assert(fxSid !== undefined, `fx symbol of ${p.currency} registered before the command that uses it`);
+        this.kernel.setPositionFx(row, fxSid);
+        book.foreign++;
+      }
     }
-    const p = book.state.positions[symbol];
     this.kernel.setPosition(row, p.units / 1e8, p.avg_cost, p.last_trade_price);
   }
 
@@ -310,7 +383,7 @@ export class Shard {
     return book === undefined ? null : this.snapshotOf(book, now);
   }
 
-  private snapshotOf(book: Book, now: number): PortfolioSnapshot {
+  private snapshotOf(book: Book, now: number, withLots = false): PortfolioSnapshot {
     const c = this.kernel.cols;
     const positions: PositionView[] = [];
     for (const row of book.rowList) {
@@ -318,7 +391,7 @@ export class Shard {
       positions.push(positionView(c, book, row, this.symbolNames[c.posSym[row]]));
     }
     positions.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
-    return {
+    const snapshot: PortfolioSnapshot = {
       portfolio_id: book.id,
       name: book.state.name,
       seq: book.seq,
@@ -326,9 +399,14 @@ export class Shard {
       state: book.status,
       limits: book.state.limits,
       equity_hwm: c.pfHwm[book.index],
+      cost_basis_method: methodOf(book.state),
+      base_currency: baseCurrencyOf(book.state),
+      cash_balances: { ...book.state.cash_balances },
       ...totalsOf(c, book),
       positions,
     };
+    if (withLots && methodOf(book.state) !== 'average') snapshot.lots = lotsOf(book);
+    return snapshot;
   }
 
   /** Totals and only the positions whose mark or quantity moved since the last message to watchers. */
@@ -363,6 +441,23 @@ export class Shard {
   }
 }
 
+function lotsOf(book: Book): Record<string, LotView[]> {
+  const out: Record<string, LotView[]> = {};
+  for (const symbol of Object.keys(book.state.positions).sort()) {
+    const lots = book.state.positions[symbol].lots ?? [];
+    if (lots.length === 0) continue;
+    out[symbol] = lots.map((lot) => ({ lot_id: lot.lot_id, quantity: quantityOf(lot.units), price: lot.price, opened_ts: lot.opened_ts }));
+  }
+  return out;
+}
+
+function createdEvent(name: string, cash: number, limits: RiskLimits, options: PortfolioOptions): DomainEventBody {
+  const e: DomainEventBody = { type: 'PortfolioCreated', name, cash, limits };
+  if (options.cost_basis_method !== 'average') e.cost_basis_method = options.cost_basis_method;
+  if (options.base_currency !== baseCurrencyDefault) e.base_currency = options.base_currency;
+  return e;
+}
+
 function withError(result: CommandResult, code: ErrorCode, message: string, field: string): CommandResult {
   return { ...result, error: { code, message, field } };
 }
@@ -394,7 +489,20 @@ function replayEvent(e: StoredEvent): PortfolioEvent | null {
   switch (e.type) {
     case 'TradeExecuted': {
       const units = unitsOf(e.quantity) as number;
-      const trade: ValidTrade = { trade_id: e.trade_id, symbol: e.symbol, side: e.side, units, quantity: e.quantity, price: e.price, fee: e.fee, ts: e.trade_ts };
+      const trade: ValidTrade = {
+        trade_id: e.trade_id,
+        symbol: e.symbol,
+        side: e.side,
+        units,
+        quantity: e.quantity,
+        price: e.price,
+        fee: e.fee,
+        ts: e.trade_ts,
+        // Replay books at the rate the trade was booked at, never today's.
+        currency: e.currency ?? null,
+        fx_rate: e.fx_rate ?? null,
+        lot_ids: e.lot_ids ?? null,
+      };
       return { type: 'trade', trade };
     }
     case 'CashDeposited':
