@@ -44,7 +44,7 @@ import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../src/do
 const limits = defaultLimits;
 
 function position(symbol: string, quantity: number, market_value = quantity * 10): PositionView {
-  return { symbol, quantity, avg_cost: 10, last_price: 10, market_value, unrealized_pnl: 0, realized_pnl: 0, return_rate: 0, weight: 0 };
+  return { symbol, currency: 'USD', fx_rate: 1, quantity, avg_cost: 10, last_price: 10, market_value, unrealized_pnl: 0, realized_pnl: 0, return_rate: 0, weight: 0 };
 }
 
 function update(seq: number, positions: PositionView[], extra: Partial<PortfolioUpdate> = {}): PortfolioUpdate {
@@ -65,6 +65,7 @@ function update(seq: number, positions: PositionView[], extra: Partial<Portfolio
     return_rate: 8,
     equity: 9,
     gross_exposure: 100,
+    unconverted_positions: 0,
     ...extra,
   };
 }
@@ -255,6 +256,9 @@ describe('rate limiting', () => {
 describe('binary codecs', () => {
   const positionArb = fc.record({
     symbol: fc.stringMatching(/^[A-Za-z0-9._:/-]{1,32}$/),
+    currency: fc.constantFrom('USD', 'EUR', 'JPY'),
+    // null travels as NaN, so a NaN rate cannot round-trip (and the engine never reports one).
+    fx_rate: fc.oneof(fc.double({ noNaN: true }), fc.constant(null)),
     quantity: fc.double(),
     avg_cost: fc.double(),
     last_price: fc.double(),
@@ -281,6 +285,7 @@ describe('binary codecs', () => {
     return_rate: fc.double(),
     equity: fc.double(),
     gross_exposure: fc.double(),
+    unconverted_positions: fc.nat(),
   });
 
   it('update frames round-trip bit for bit (NaN and -0 included)', () => {

@@ -239,7 +239,7 @@ export function decodeFeedFrame(data: ArrayBuffer | ArrayBufferView, symbolsPerF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) return { ok: false, reason: 'frame shorter than 4 bytes' };
   const kind = view.getUint8(0);
-  if (view.getUint8(1) !== UPDATE_VERSION) return { ok: false, reason: 'unsupported version' };
+  if (view.getUint8(1) !== BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
   if (kind === FrameKind.feedRegister) {
     const count = view.getUint16(2, true);
     if (count > symbolsPerFrameMax) return { ok: false, reason: `more than ${symbolsPerFrameMax} symbols` };

@@ -101,13 +101,28 @@ export function openApiDocument(): Json {
             '404': { $ref: '#/components/responses/NotFound' },
             '503': { $ref: '#/components/responses/Unavailable' },
           },
-          { parameters: [{ name: 'as_of', in: 'query', description: 'ISO-8601 instant or epoch ms', schema: { type: 'string' } }] },
+          {
+            parameters: [
+              { name: 'as_of', in: 'query', description: 'ISO-8601 instant or epoch ms', schema: { type: 'string' } },
+              { name: 'lots', in: 'query', description: 'true: include the open lots of every position (fifo and lifo portfolios)', schema: { type: 'string', enum: ['true', 'false', '1', '0'] } },
+            ],
+          },
         ),
         delete: op('Close the portfolio (scope admin)', {
           '200': response('Closed', ref('Snapshot')),
           '403': { $ref: '#/components/responses/Forbidden' },
           '404': { $ref: '#/components/responses/NotFound' },
           '409': { $ref: '#/components/responses/Conflict' },
+        }),
+      },
+      '/api/v1/portfolios/{id}/positions/{symbol}/lots': {
+        parameters: [idParam, { name: 'symbol', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' } }],
+        get: op('Open lots of one position, oldest first (empty for average-cost portfolios, which keep none)', {
+          '200': response('Lots', ref('PositionLots')),
+          '400': { $ref: '#/components/responses/BadRequest' },
+          '403': { $ref: '#/components/responses/Forbidden' },
+          '404': { $ref: '#/components/responses/NotFound' },
+          '503': { $ref: '#/components/responses/Unavailable' },
         }),
       },
       '/api/v1/portfolios/{id}/trades': {

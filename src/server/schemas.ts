@@ -29,7 +29,10 @@ const totals: Record<string, Schema> = {
   return_rate: num,
   equity: num,
   gross_exposure: num,
+  unconverted_positions: { type: 'integer', minimum: 0 },
 };
+const currency: Schema = { type: 'string', pattern: '^[A-Z]{3}$' };
+const costBasisMethod: Schema = { type: 'string', enum: ['average', 'fifo', 'lifo'] };
 
 const state: Schema = { type: 'string', enum: ['active', 'paused', 'closed'] };
 const requestId: Schema = { oneOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] };
@@ -50,6 +53,8 @@ export const schemas: Record<string, Schema> = {
   ),
   Position: obj({
     symbol: str,
+    currency,
+    fx_rate: { type: ['number', 'null'], exclusiveMinimum: 0 },
     quantity: num,
     avg_cost: num,
     last_price: num,
@@ -68,8 +73,22 @@ export const schemas: Record<string, Schema> = {
     state,
     limits: ref('RiskLimits'),
     equity_hwm: num,
+    cost_basis_method: costBasisMethod,
+    base_currency: currency,
+    cash_balances: { type: 'object', additionalProperties: num },
     positions: { type: 'array', items: ref('Position') },
+    lots: { type: 'object', additionalProperties: { type: 'array', items: ref('Lot') } },
     ...totals,
+  }, ['portfolio_id', 'name', 'seq', 'as_of', 'state', 'limits', 'equity_hwm', 'cost_basis_method', 'base_currency', 'cash_balances', 'positions', ...Object.keys(totals)]),
+  Lot: obj({ lot_id: str, quantity: { type: 'number', exclusiveMinimum: 0 }, price: num, opened_ts: num }),
+  PositionLots: obj({
+    portfolio_id: str,
+    symbol: str,
+    cost_basis_method: costBasisMethod,
+    currency,
+    quantity: num,
+    avg_cost: num,
+    lots: { type: 'array', items: ref('Lot') },
   }),
   Update: obj({
     portfolio_id: str,
@@ -106,7 +125,14 @@ export const schemas: Record<string, Schema> = {
   }),
   Ready: obj({ ready: { type: 'boolean' } }),
   CreatePortfolio: obj(
-    { id: portfolioId, name: { type: 'string', maxLength: 128 }, cash: { type: 'number', minimum: 0 }, limits: ref('RiskLimits') },
+    {
+      id: portfolioId,
+      name: { type: 'string', maxLength: 128 },
+      cash: { type: 'number', minimum: 0 },
+      limits: ref('RiskLimits'),
+      cost_basis_method: costBasisMethod,
+      base_currency: currency,
+    },
     [],
   ),
   TradeInput: obj(
@@ -118,6 +144,9 @@ export const schemas: Record<string, Schema> = {
       price: { type: 'number', exclusiveMinimum: 0 },
       fee: { type: 'number', minimum: 0 },
       ts: { type: 'integer', minimum: 0 },
+      currency,
+      fx_rate: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
+      lot_ids: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,128}$' } },
     },
     ['trade_id', 'symbol', 'side', 'quantity', 'price'],
   ),

@@ -79,6 +79,7 @@ const kinds: Record<StoredEvent['type'], string> = {
   TradingResumed: 'Resumed',
   PositionOpened: 'Opened',
   PositionClosed: 'Position closed',
+  LotClosed: 'Lot closed',
   RiskLimitBreached: 'Risk breach',
   ShardRestarted: 'Shard restart',
   MarketAlert: 'Market alert',
@@ -96,6 +97,8 @@ export function describeEvent(e: StoredEvent): string {
       return `${e.side} ${fmtQuantity(e.quantity)} ${e.symbol} @ ${fmtPrice(e.price)}`;
     case 'PositionClosed':
       return `${e.symbol}, realized ${fmtPnl(e.realized_pnl)}`;
+    case 'LotClosed':
+      return `${e.symbol} lot ${e.lot_id}: ${fmtQuantity(e.quantity)} @ ${fmtPrice(e.open_price)} -> ${fmtPrice(e.close_price)}, realized ${fmtPnl(e.realized_pnl)}`;
     case 'RiskLimitBreached': {
       // max_loss is an amount; the other two limits are percentages.
       const f = e.limit === 'max_loss' ? fmtMoney : fmtPct;
