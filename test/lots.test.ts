@@ -15,7 +15,7 @@ import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { book, flat, type Method, type OraclePosition, type OracleTrade } from './oracle/lots.js';
 import { Dec } from './oracle/ledger.js';
 import { expectClose } from './oracle/compare.js';
-import { ensureBuilt, tempDir } from './support/engine.js';
+import { crashAndRecover, ensureBuilt, tempDir } from './support/engine.js';
 
 function trade(id: string, side: 'buy' | 'sell', quantity: number, price: number, extra: Partial<ValidTrade> = {}): ValidTrade {
   const v = validateTrade({ trade_id: id, symbol: 'AAA', side, quantity, price, ts: extra.ts ?? 1000 }, 0);
@@ -214,18 +214,6 @@ function figures(r: Awaited<ReturnType<MtmEngine['snapshot']>>): unknown {
   // equity_hwm: replay never raises the high-water mark (ARCHITECTURE.md, recovery), so it may differ.
   const { as_of: _a, seq: _s, equity_hwm: _h, ...rest } = r.value;
   return rest;
-}
-
-/** Crashes the portfolio's shard: it restarts from the store (no snapshot yet: every event replayed). */
-export async function crashAndRecover(engine: MtmEngine, portfolio: string): Promise<void> {
-  const shard = engine.shardOf(portfolio);
-  const restarts = engine.stats().shardRestarts;
-  expect(engine.crashShard(shard, 'throw').ok).toBe(true);
-  const started = Date.now();
-  while (engine.stats().shardRestarts <= restarts || engine.shardStats()[shard].state !== 'ready') {
-    if (Date.now() - started > 30_000) throw new Error('shard did not restart in 30 s');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('lots on a real engine', () => {

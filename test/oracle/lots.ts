@@ -113,3 +113,82 @@ export function book(method: Method, p: OraclePosition, t: OracleTrade): { posit
   const realized = realizedLocal.minus(fee).times(rate);
   return { position: { qty, avg, lots, realized: p.realized.plus(realized) }, realized, closes };
 }
+
+/**
+ * One portfolio in several currencies: positions valued in their quote currency and converted at the
+ * latest rate tick of `<quote><base>`; cash kept per currency; a position or balance whose rate never
+ * ticked is left out of the totals and counted as unconverted.
+ */
+export class OracleBook {
+  cash: D;
+  readonly balances = new Map<string, D>();
+  readonly positions = new Map<string, { position: OraclePosition; currency: string; tradePrice: D }>();
+  readonly ticks = new Map<string, D>();
+  realized = ZERO;
+
+  constructor(
+    readonly base: string,
+    readonly method: Method,
+    cash: number,
+  ) {
+    this.cash = new Dec(cash);
+  }
+
+  tick(symbol: string, price: number): void {
+    this.ticks.set(symbol, new Dec(price));
+  }
+
+  rateOf(currency: string): D | undefined {
+    return currency === this.base ? new Dec(1) : this.ticks.get(currency + this.base);
+  }
+
+  /** The rate a trade books at: its own, else the latest tick; undefined = the engine must refuse it. */
+  bookingRate(currency: string, explicit?: number): D | undefined {
+    return explicit !== undefined && currency !== this.base ? new Dec(explicit) : this.rateOf(currency);
+  }
+
+  trade(symbol: string, currency: string, t: OracleTrade): D {
+    const rate = this.bookingRate(currency, t.rate) as D;
+    const held = this.positions.get(symbol) ?? { position: flat(), currency, tradePrice: ZERO };
+    // Booked in the quote currency, then converted once with the decimal rate.
+    const local = book(this.method, held.position, { ...t, rate: 1 });
+    const realized = local.realized.times(rate);
+    this.positions.set(symbol, { position: { ...local.position, realized: held.position.realized.plus(realized) }, currency, tradePrice: new Dec(t.price) });
+    const notional = new Dec(t.quantity).times(t.price);
+    const fee = new Dec(t.fee ?? 0);
+    const delta = t.side === 'buy' ? notional.plus(fee).neg() : notional.minus(fee);
+    if (currency === this.base) this.cash = this.cash.plus(delta);
+    else this.balances.set(currency, (this.balances.get(currency) ?? ZERO).plus(delta));
+    this.realized = this.realized.plus(realized);
+    return realized;
+  }
+
+  figures(): { holdings: D; unrealized: D; equity: D; unconverted: number; positions: Map<string, { mv: D; upnl: D; rate: D | undefined }> } {
+    let holdings = ZERO;
+    let unrealized = ZERO;
+    let unconverted = 0;
+    const positions = new Map<string, { mv: D; upnl: D; rate: D | undefined }>();
+    for (const [symbol, p] of this.positions) {
+      if (p.position.qty.isZero()) continue;
+      const mark = this.ticks.get(symbol) ?? p.tradePrice;
+      const rate = this.rateOf(p.currency);
+      const mvLocal = p.position.qty.times(mark);
+      const upnlLocal = mark.minus(p.position.avg).times(p.position.qty);
+      if (rate === undefined) {
+        unconverted++;
+        positions.set(symbol, { mv: mvLocal, upnl: upnlLocal, rate });
+        continue;
+      }
+      positions.set(symbol, { mv: mvLocal.times(rate), upnl: upnlLocal.times(rate), rate });
+      holdings = holdings.plus(mvLocal.times(rate));
+      unrealized = unrealized.plus(upnlLocal.times(rate));
+    }
+    let equity = this.cash.plus(holdings);
+    for (const [currency, balance] of this.balances) {
+      const rate = this.rateOf(currency);
+      if (rate === undefined) unconverted++;
+      else equity = equity.plus(balance.times(rate));
+    }
+    return { holdings, unrealized, equity, unconverted, positions };
+  }
+}

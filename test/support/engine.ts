@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineMessage } from '../../src/engine/api.js';
+import type { MtmEngine } from '../../src/engine/engine.js';
 import type { PortfolioSnapshot, PortfolioUpdate } from '../../src/domain/types.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -56,4 +57,17 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Waits until the engine has revalued everything ingested so far. */
 export async function settle(engine: { stats(): { batches: number } }, ms = 30): Promise<void> {
   await sleep(ms);
+}
+
+/** Crashes the portfolio's shard and waits until it has restarted from the store (snapshot + replay). */
+export async function crashAndRecover(engine: MtmEngine, portfolio: string): Promise<void> {
+  const shard = engine.shardOf(portfolio);
+  const restarts = engine.stats().shardRestarts;
+  const r = engine.crashShard(shard, 'throw');
+  if (!r.ok) throw new Error(r.error.message);
+  const started = Date.now();
+  while (engine.stats().shardRestarts <= restarts || engine.shardStats()[shard].state !== 'ready') {
+    if (Date.now() - started > 30_000) throw new Error('shard did not restart in 30 s');
+    await sleep(20);
+  }
 }
