@@ -25,6 +25,8 @@ export const ErrorCode = {
   portfolio_not_paused: 'portfolio_not_paused',
   trade_id_conflict: 'trade_id_conflict',
   insufficient_cash: 'insufficient_cash',
+  symbol_not_found: 'symbol_not_found',
+  suspect_tick_not_found: 'suspect_tick_not_found',
   // limits
   limit_exceeded: 'limit_exceeded',
   rate_limited: 'rate_limited',
@@ -81,6 +83,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   portfolio_not_paused: 409,
   trade_id_conflict: 409,
   insufficient_cash: 409,
+  symbol_not_found: 404,
+  suspect_tick_not_found: 404,
   limit_exceeded: 409,
   rate_limited: 429,
   shard_restarting: 503,

@@ -4,6 +4,7 @@
 import type { Columns } from '../kernel/layout.js';
 import type { PositionView, Totals } from '../domain/types.js';
 import type { Book } from './book.js';
+import { markCounts, markOf, type MarkClock } from './marks.js';
 
 export function returnRateOf(totalReturn: number, capital: number, costBasis: number): number {
   if (capital !== 0) return (totalReturn / capital) * 100;
@@ -11,7 +12,7 @@ export function returnRateOf(totalReturn: number, capital: number, costBasis: nu
   return 0;
 }
 
-export function totalsOf(c: Columns, book: Book): Totals {
+export function totalsOf(c: Columns, book: Book, clock: MarkClock): Totals {
   const f = book.index;
   const holdings = c.pfHoldings[f];
   const costBasis = c.pfCostBasis[f];
@@ -29,10 +30,11 @@ export function totalsOf(c: Columns, book: Book): Totals {
     return_rate: returnRateOf(totalReturn, book.state.capital, costBasis),
     equity: book.state.cash + holdings,
     gross_exposure: c.pfGross[f],
+    ...markCounts(c, clock, book),
   };
 }
 
-export function positionView(c: Columns, book: Book, row: number, symbol: string): PositionView {
+export function positionView(c: Columns, book: Book, row: number, symbol: string, clock: MarkClock): PositionView {
   const q = c.posQty[row];
   const avg = c.posAvg[row];
   const mv = c.posMv[row];
@@ -49,5 +51,6 @@ export function positionView(c: Columns, book: Book, row: number, symbol: string
     realized_pnl: book.state.positions[symbol]?.realized_pnl ?? 0,
     return_rate: cost !== 0 ? (upnl / cost) * 100 : 0,
     weight: gross > 0 ? (Math.abs(mv) / gross) * 100 : 0,
+    ...markOf(c, clock, c.posSym[row]),
   };
 }
