@@ -29,6 +29,8 @@ export const ErrorCode = {
   trade_id_conflict: 'trade_id_conflict',
   insufficient_cash: 'insufficient_cash',
   fx_rate_unknown: 'fx_rate_unknown',
+  symbol_not_found: 'symbol_not_found',
+  suspect_tick_not_found: 'suspect_tick_not_found',
   // limits
   limit_exceeded: 'limit_exceeded',
   rate_limited: 'rate_limited',
@@ -89,6 +91,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   trade_id_conflict: 409,
   insufficient_cash: 409,
   fx_rate_unknown: 409,
+  symbol_not_found: 404,
+  suspect_tick_not_found: 404,
   limit_exceeded: 409,
   rate_limited: 429,
   shard_restarting: 503,

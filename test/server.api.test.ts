@@ -101,6 +101,15 @@ describe('OpenAPI', () => {
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', [{ symbol: 'OA', price: 11 }, { symbol: 'OA', price: 0 }]);
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', {});
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', new Array(10_001).fill(1));
+    // Suspect ticks: OA was last applied at 11; 40 moves it 264 % and is held, 1 too (-91 %).
+    h.engine.ingestTicks([{ symbol: 'OA', price: 40 }]);
+    await call('GET', '/api/v1/marks/suspect', '/api/v1/marks/suspect');
+    await call('POST', '/api/v1/marks/{symbol}/confirm', '/api/v1/marks/OA/confirm');
+    await call('POST', '/api/v1/marks/{symbol}/confirm', '/api/v1/marks/OA/confirm'); // nothing held now: 404
+    await call('POST', '/api/v1/marks/{symbol}/confirm', '/api/v1/marks/NOPE/confirm'); // unknown symbol: 404
+    h.engine.ingestTicks([{ symbol: 'OA', price: 1 }]);
+    await call('POST', '/api/v1/marks/{symbol}/reject', '/api/v1/marks/OA/reject');
+    await call('POST', '/api/v1/marks/{symbol}/reject', '/api/v1/marks/bad%20sym/reject'); // malformed: 400
     await call('GET', '/metrics', '/metrics'); // not enabled on this server: 404
     // Not enabled here either (404); test/metrics.performance.test.ts validates their 200 answers.
     await call('GET', '/api/v1/performance/summary', '/api/v1/performance/summary');

@@ -44,7 +44,7 @@ import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../src/do
 const limits = defaultLimits;
 
 function position(symbol: string, quantity: number, market_value = quantity * 10): PositionView {
-  return { symbol, currency: 'USD', fx_rate: 1, quantity, avg_cost: 10, last_price: 10, market_value, unrealized_pnl: 0, realized_pnl: 0, return_rate: 0, weight: 0 };
+  return { symbol, currency: 'USD', fx_rate: 1, quantity, avg_cost: 10, last_price: 10, market_value, unrealized_pnl: 0, realized_pnl: 0, return_rate: 0, weight: 0, price_ts: 900, price_age_ms: 100, stale: false };
 }
 
 function update(seq: number, positions: PositionView[], extra: Partial<PortfolioUpdate> = {}): PortfolioUpdate {
@@ -65,6 +65,8 @@ function update(seq: number, positions: PositionView[], extra: Partial<Portfolio
     return_rate: 8,
     equity: 9,
     gross_exposure: 100,
+    stale_positions: 0,
+    unpriced_positions: 0,
     unconverted_positions: 0,
     ...extra,
   };
@@ -267,6 +269,10 @@ describe('binary codecs', () => {
     realized_pnl: fc.double(),
     return_rate: fc.double(),
     weight: fc.double(),
+    // null is carried as NaN: a NaN price_ts is not a value the engine produces.
+    price_ts: fc.option(fc.double({ noNaN: true }), { nil: null }),
+    price_age_ms: fc.option(fc.double({ noNaN: true }), { nil: null }),
+    stale: fc.boolean(),
   });
   const updateArb = fc.record({
     portfolio_id: fc.stringMatching(/^[A-Za-z0-9._:-]{1,64}$/),
@@ -285,6 +291,8 @@ describe('binary codecs', () => {
     return_rate: fc.double(),
     equity: fc.double(),
     gross_exposure: fc.double(),
+    stale_positions: fc.nat(),
+    unpriced_positions: fc.nat(),
     unconverted_positions: fc.nat(),
   });
 

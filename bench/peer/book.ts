@@ -35,7 +35,9 @@ export interface PeerTrade {
 /** Journal lines: a portfolio created, or a trade applied. */
 export type PeerEvent = { t: 'c'; id: string; cash: number } | { t: 'x'; p: string; id: string; s: string; side: 'buy' | 'sell'; q: number; px: number };
 
-export type Valuation = Totals;
+/** Mark ages (price_ts, stale counts) are left out: the peer only values; that work favours it, not the engine. */
+export type Valuation = Omit<Totals, 'stale_positions' | 'unpriced_positions'>;
+export type PeerPositionView = Omit<PositionView, 'price_ts' | 'price_age_ms' | 'stale'>;
 
 export class PeerBook {
   readonly portfolios = new Map<string, PeerPortfolio>();
@@ -117,7 +119,7 @@ export class PeerBook {
     };
   }
 
-  view(pos: PeerPosition, gross: number): PositionView {
+  view(pos: PeerPosition, gross: number): PeerPositionView {
     const price = this.priceOf(pos);
     const mv = pos.quantity * price;
     const cost = pos.quantity * pos.avgCost;

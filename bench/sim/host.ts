@@ -89,6 +89,9 @@ async function start(o: StartOptions): Promise<void> {
     shardHeapMb: o.shardHeapMb,
     snapshotIntervalMs: o.snapshotIntervalMs,
     allowFaultInjection: true,
+    // The model applies every in-order tick (10x moves included); the suspect filter is proven by
+    // test/marks.test.ts, not modelled here.
+    suspectMovePct: 0,
     clock,
     random: seeded(o.randomSeed),
   });

@@ -1,5 +1,7 @@
 // Command-line and MTM_* environment options for `mtm serve`. Flags win over the environment.
 
+import { staleAfterMsDefault, suspectMovePctDefault } from '../engine/options.js';
+
 export interface ServeArgs {
   host: string;
   port: number;
@@ -11,15 +13,22 @@ export interface ServeArgs {
   sync: boolean;
   demo: boolean;
   insecure: boolean;
+  staleAfterMs: number;
+  suspectMovePct: number;
   statsIntervalMs: number;
 }
 
 interface OptionSpec {
-  flag: keyof ServeArgs;
+  /** The command-line name (--flag). */
+  flag: string;
+  /** The ServeArgs field it sets; the flag itself when omitted. */
+  key?: keyof ServeArgs;
   env: string;
-  kind: 'string' | 'int' | 'bool' | 'kernel';
+  kind: 'string' | 'int' | 'bool' | 'kernel' | 'ms' | 'pct';
   help: string;
 }
+
+const keyOf = (spec: OptionSpec): keyof ServeArgs => spec.key ?? (spec.flag as keyof ServeArgs);
 
 export const optionSpecs: OptionSpec[] = [
   { flag: 'host', env: 'MTM_HOST', kind: 'string', help: 'interface to bind (default 127.0.0.1; non-loopback needs --keys or --insecure)' },
@@ -32,6 +41,14 @@ export const optionSpecs: OptionSpec[] = [
   { flag: 'sync', env: 'MTM_SYNC', kind: 'bool', help: 'flush to disk before acknowledging trades (survives power loss)' },
   { flag: 'demo', env: 'MTM_DEMO', kind: 'bool', help: 'seed demo portfolios and run a simulated feed' },
   { flag: 'insecure', env: 'MTM_INSECURE', kind: 'bool', help: 'allow a non-loopback host without a keys file' },
+  { flag: 'stale-after-ms', key: 'staleAfterMs', env: 'MTM_STALE_AFTER_MS', kind: 'ms', help: 'a mark older than this is reported stale (default 60000)' },
+  {
+    flag: 'suspect-move-pct',
+    key: 'suspectMovePct',
+    env: 'MTM_SUSPECT_MOVE_PCT',
+    kind: 'pct',
+    help: 'hold a tick moving its price more than this % until the next tick or an admin confirms it (default 50; 0 = off)',
+  },
 ];
 
 export const defaults: ServeArgs = {
@@ -45,6 +62,8 @@ export const defaults: ServeArgs = {
   sync: false,
   demo: false,
   insecure: false,
+  staleAfterMs: staleAfterMsDefault,
+  suspectMovePct: suspectMovePctDefault,
   statsIntervalMs: 1000,
 };
 
@@ -60,6 +79,14 @@ function convert(spec: OptionSpec, raw: string): string | number | boolean | Err
       return raw === '' || raw === '1' || raw === 'true';
     case 'kernel':
       return raw === 'wasm' || raw === 'js' ? raw : new Error(`--kernel must be wasm or js, got '${raw}'`);
+    case 'ms': {
+      const n = raw.trim() === '' ? NaN : Number(raw);
+      return Number.isSafeInteger(n) && n >= 0 ? n : new Error(`--${spec.flag} must be a whole number of milliseconds >= 0, got '${raw}'`);
+    }
+    case 'pct': {
+      const n = raw.trim() === '' ? NaN : Number(raw);
+      return Number.isFinite(n) && n >= 0 ? n : new Error(`--${spec.flag} must be a number >= 0 (0 = off), got '${raw}'`);
+    }
     default:
       return raw;
   }
@@ -72,7 +99,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Parsed {
     if (raw === undefined) continue;
     const v = convert(spec, raw);
     if (v instanceof Error) return { ok: false, message: `${spec.env}: ${v.message}` };
-    args[spec.flag] = v;
+    args[keyOf(spec)] = v;
   }
   for (let i = 0; i < argv.length; i++) {
     const [name, inline] = argv[i].replace(/^--/, '').split('=', 2) as [string, string | undefined];
@@ -82,13 +109,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Parsed {
     if (raw === undefined) return { ok: false, message: `--${name} needs a value` };
     const v = convert(spec, raw);
     if (v instanceof Error) return { ok: false, message: v.message };
-    args[spec.flag] = v;
+    args[keyOf(spec)] = v;
   }
   return { ok: true, args: args as unknown as ServeArgs };
 }
 
 export function helpText(): string {
-  const lines = optionSpecs.map((s) => `  --${(s.flag + (s.kind === 'bool' ? '' : ' <value>')).padEnd(18)} ${s.env.padEnd(14)} ${s.help}`);
+  const lines = optionSpecs.map((s) => `  --${(s.flag + (s.kind === 'bool' ? '' : ' <value>')).padEnd(24)} ${s.env.padEnd(20)} ${s.help}`);
   return [
     'mtm: real-time mark-to-market engine',
     '',

@@ -22,7 +22,14 @@ function webDir(): string | null {
 }
 
 async function serve(args: ServeArgs): Promise<void> {
-  const engine = await createEngine({ workers: args.workers, kernel: args.kernel, dataDir: args.data, sync: args.sync });
+  const engine = await createEngine({
+    workers: args.workers,
+    kernel: args.kernel,
+    dataDir: args.data,
+    sync: args.sync,
+    staleAfterMs: args.staleAfterMs,
+    suspectMovePct: args.suspectMovePct,
+  });
   // Bars and market alerts from every tick the engine accepts; market data lives in <data>/market.
   const market = await startMarketService(engine, { dataDir: args.data, alertsFile: args.alerts, now: () => Date.now(), log: (line) => console.log(line) }).catch(async (e: unknown) => {
     await engine.close();

@@ -6,9 +6,16 @@
 //   u8 kind = 0x01 | u8 version = 2 | u8 state (0 active, 1 paused, 2 closed) | u8 flags (bit 0: merged)
 //   u16 position count | u8 id length n | n bytes portfolio id (UTF-8)
 //   f64 seq | f64 from_seq | f64 as_of | f64 tick_ts
-//   f64 x T totals: totalsFields, in that order
-//   per position: u8 symbol length m | m bytes symbol (UTF-8) | 3 bytes currency (ASCII) |
-//                 f64 x F: positionFields, in that order (NaN stands for null)
+//   f64 x 13 totals: cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl,
+//                    total_return, return_rate, equity, gross_exposure, stale_positions, unpriced_positions,
+//                    unconverted_positions
+//   per position: u8 symbol length m | m bytes symbol (UTF-8) | 3 bytes currency (ASCII) | f64 x 9:
+//                 quantity, avg_cost, last_price, market_value, unrealized_pnl, realized_pnl, return_rate,
+//                 weight, fx_rate (NaN = null) | f64 price_ts (NaN = null) | f64 price_age_ms (NaN = null)
+//                 | u8 stale (0 or 1)
+// Version 2 added the mark ages (stale counts, price_ts, price_age_ms, stale) and the currencies
+// (unconverted_positions, currency, fx_rate); a version 1 reader refuses it ("unsupported version")
+// instead of misreading it.
 //
 // Feed register frame (publisher -> /ws/feed):
 //   u8 kind = 0x10 | u8 version = 1 | u16 count | per symbol: u8 length m | m bytes (UTF-8)
@@ -18,10 +25,10 @@
 
 import type { PortfolioStatus, PortfolioUpdate, PositionView } from '../domain/types.js';
 
-/** Version of the feed frames. */
+/** Version of the feed frames (register, ticks). */
 export const BINARY_VERSION = 1;
-/** Version of the update frames: 2 added currency, fx_rate and unconverted_positions. */
-export const UPDATE_VERSION = 2;
+/** Version of the update frame. */
+export const UPDATE_BINARY_VERSION = 2;
 export const FrameKind = { update: 0x01, feedRegister: 0x10, feedTicks: 0x11 } as const;
 export const TICK_RECORD_BYTES = 28;
 export const TICKS_HEADER_BYTES = 8;
@@ -37,6 +44,8 @@ export const totalsFields = [
   'return_rate',
   'equity',
   'gross_exposure',
+  'stale_positions',
+  'unpriced_positions',
   'unconverted_positions',
 ] as const;
 export const positionFields = [
@@ -53,8 +62,11 @@ export const positionFields = [
 /** Position fields that may be null: carried as NaN. */
 const nullablePositionFields: ReadonlySet<string> = new Set(['fx_rate']);
 const CURRENCY_BYTES = 3;
-const TOTALS_BYTES = totalsFields.length * 8;
-const POSITION_BYTES = CURRENCY_BYTES + positionFields.length * 8;
+
+/** Bytes of one position record after its symbol: currency, the f64 fields, price_ts, price_age_ms, u8 stale. */
+const positionTailBytes = CURRENCY_BYTES + positionFields.length * 8 + 16 + 1;
+/** Bytes from seq to the first position: seq, from_seq, as_of, tick_ts and the totals. */
+const headTailBytes = 32 + totalsFields.length * 8;
 
 const states: readonly PortfolioStatus[] = ['active', 'paused', 'closed'];
 const encoder = new TextEncoder();
@@ -71,17 +83,17 @@ export function encodeUpdate(update: PortfolioUpdate, fromSeq: number = update.s
   const positions = update.positions;
   if (positions.length > 0xffff) throw new RangeError('more than 65535 positions in one update');
   const symbols: Uint8Array[] = new Array(positions.length);
-  let size = 7 + id.length + 32 + TOTALS_BYTES;
+  let size = 7 + id.length + headTailBytes;
   for (let i = 0; i < positions.length; i++) {
     const s = encoder.encode(positions[i].symbol);
     if (s.length > 255) throw new RangeError('symbol longer than 255 bytes');
     symbols[i] = s;
-    size += 1 + s.length + POSITION_BYTES;
+    size += 1 + s.length + positionTailBytes;
   }
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint8(0, FrameKind.update);
-  view.setUint8(1, UPDATE_VERSION);
+  view.setUint8(1, UPDATE_BINARY_VERSION);
   view.setUint8(2, Math.max(0, states.indexOf(update.state)));
   view.setUint8(3, fromSeq !== update.seq ? 1 : 0);
   view.setUint16(4, positions.length, true);
@@ -109,6 +121,10 @@ export function encodeUpdate(update: PortfolioUpdate, fromSeq: number = update.s
       view.setFloat64(o, p[f] ?? NaN, true);
       o += 8;
     }
+    view.setFloat64(o, p.price_ts ?? NaN, true);
+    view.setFloat64(o + 8, p.price_age_ms ?? NaN, true);
+    view.setUint8(o + 16, p.stale ? 1 : 0);
+    o += 17;
   }
   return bytes;
 }
@@ -126,13 +142,13 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 7) return { ok: false, reason: 'frame shorter than its header' };
   if (view.getUint8(0) !== FrameKind.update) return { ok: false, reason: 'not an update frame' };
-  if (view.getUint8(1) !== UPDATE_VERSION) return { ok: false, reason: 'unsupported version' };
+  if (view.getUint8(1) !== UPDATE_BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
   const state = states[view.getUint8(2)];
   if (state === undefined) return { ok: false, reason: 'unknown state' };
   const count = view.getUint16(4, true);
   const idLen = view.getUint8(6);
   let o = 7;
-  if (bytes.length < o + idLen + 32 + TOTALS_BYTES) return { ok: false, reason: 'truncated header' };
+  if (bytes.length < o + idLen + headTailBytes) return { ok: false, reason: 'truncated header' };
   let portfolio_id: string;
   try {
     portfolio_id = decoder.decode(bytes.subarray(o, o + idLen));
@@ -154,7 +170,7 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   for (let i = 0; i < count; i++) {
     if (o + 1 > bytes.length) return { ok: false, reason: 'truncated position' };
     const len = view.getUint8(o);
-    if (o + 1 + len + POSITION_BYTES > bytes.length) return { ok: false, reason: 'truncated position' };
+    if (o + 1 + len + positionTailBytes > bytes.length) return { ok: false, reason: 'truncated position' };
     let symbol: string;
     try {
       symbol = decoder.decode(bytes.subarray(o + 1, o + 1 + len));
@@ -164,12 +180,20 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
     o += 1 + len;
     const currency = String.fromCharCode(bytes[o], bytes[o + 1], bytes[o + 2]);
     o += CURRENCY_BYTES;
-    const p: Record<string, number | string | null> = { symbol, currency };
+    const p: Record<string, number | string | boolean | null> = { symbol, currency };
     for (const f of positionFields) {
       const v = view.getFloat64(o, true);
       p[f] = Number.isNaN(v) && nullablePositionFields.has(f) ? null : v;
       o += 8;
     }
+    const priceTs = view.getFloat64(o, true);
+    const age = view.getFloat64(o + 8, true);
+    const stale = view.getUint8(o + 16);
+    if (stale > 1) return { ok: false, reason: 'stale must be 0 or 1' };
+    p.price_ts = Number.isNaN(priceTs) ? null : priceTs;
+    p.price_age_ms = Number.isNaN(age) ? null : age;
+    p.stale = stale === 1;
+    o += 17;
     positions.push(p as unknown as PositionView);
   }
   if (o !== bytes.length) return { ok: false, reason: 'trailing bytes' };

@@ -143,8 +143,11 @@ export interface FeedAckMessage {
   id?: RequestId;
   /** Number of this batch on the connection, from 1. */
   batch: number;
+  /** Ticks taken, held ones included (accepted + rejected = ticks in the batch). */
   accepted: number;
   rejected: number;
+  /** Of the accepted, ticks held as suspect (not applied until confirmed). */
+  held: number;
   /** The first rejected ticks (at most 32) with their reason. */
   errors: { index: number; code: string }[];
 }

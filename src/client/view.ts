@@ -32,6 +32,8 @@ export function applyUpdate(view: PortfolioSnapshot, u: PortfolioUpdate): Portfo
     return_rate: u.return_rate,
     equity: u.equity,
     gross_exposure: u.gross_exposure,
+    stale_positions: u.stale_positions,
+    unpriced_positions: u.unpriced_positions,
     equity_hwm: Math.max(view.equity_hwm, u.equity),
     positions,
   };

@@ -145,6 +145,12 @@ export interface PositionView {
   realized_pnl: number;
   return_rate: number;
   weight: number;
+  /** Source timestamp (epoch ms) of the tick behind last_price; null while the symbol never ticked (last_price is the last trade price). */
+  price_ts: number | null;
+  /** as_of - price_ts (negative when the source clock runs ahead); null when unpriced. */
+  price_age_ms: number | null;
+  /** Unpriced, or price_age_ms > the engine's staleAfterMs. */
+  stale: boolean;
 }
 
 export interface Totals {
@@ -161,6 +167,10 @@ export interface Totals {
   gross_exposure: number;
   /** Open positions (and foreign cash balances) left out of the totals: their FX rate was never seen. */
   unconverted_positions: number;
+  /** Open positions whose mark is stale as of as_of (unpriced ones included). */
+  stale_positions: number;
+  /** Open positions whose symbol never ticked (marked at their last trade price). */
+  unpriced_positions: number;
 }
 
 export interface PortfolioSnapshot extends Totals {
@@ -252,7 +262,16 @@ export type DomainEventBody =
    * A symbol silent for longer than the gap threshold while the feed was otherwise alive, under
    * '_market'. state 'open': still silent, to = when it was seen; 'closed': it ticked again at to.
    */
-  | { type: 'FeedGap'; symbol: string; from: number; to: number; gap_ms: number; state: 'open' | 'closed' };
+  | { type: 'FeedGap'; symbol: string; from: number; to: number; gap_ms: number; state: 'open' | 'closed' }
+  /**
+   * Suspect ticks (src/engine/suspect.ts), under '_market': a tick that moved its symbol's price more
+   * than suspectMovePct from the reference (ref_price) was held, not applied; then confirmed (applied,
+   * or superseded by the confirming tick) or rejected (dropped), by the next tick or by an admin.
+   * price and tick_ts are the held tick's; move_pct = |price / ref_price - 1| * 100.
+   */
+  | { type: 'SuspectTickHeld'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number }
+  | { type: 'SuspectTickConfirmed'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number; by: 'tick' | 'admin' }
+  | { type: 'SuspectTickRejected'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number; by: 'tick' | 'admin' };
 
 export type DomainEventType = DomainEventBody['type'];
 
@@ -289,6 +308,9 @@ export const domainEventTypes: readonly DomainEventType[] = [
   'ShardRestarted',
   'MarketAlert',
   'FeedGap',
+  'SuspectTickHeld',
+  'SuspectTickConfirmed',
+  'SuspectTickRejected',
 ];
 
 /** Injected time: nothing in the domain, the actors or the kernel reads a clock directly. */

@@ -20,6 +20,12 @@ import type {
   Random,
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
+import type { HeldTick } from './suspect.js';
+
+export type { HeldTick };
+
+/** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
+export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
 
 export interface EngineLimits {
   portfoliosMax: number;
@@ -56,6 +62,13 @@ export interface EngineOptions {
   shardHeapMb?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
+  /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */
+  staleAfterMs?: number;
+  /**
+   * A tick moving its symbol's price more than this percentage from the last applied price is held
+   * as suspect until the next tick or an admin decides; default 50; 0 disables the filter.
+   */
+  suspectMovePct?: number;
 }
 
 export interface PortfolioSummary {
@@ -65,8 +78,11 @@ export interface PortfolioSummary {
 }
 
 export interface TickIngestResult {
+  /** Ticks taken (not refused), held ones included: accepted + rejected.length = ticks given. */
   accepted: number;
   rejected: { index: number; code: string }[];
+  /** Of the accepted, how many were held as suspect (not applied yet). */
+  held: number;
 }
 
 export type EngineMessage =
@@ -137,6 +153,16 @@ export interface Engine {
   ingestTicks(ticks: readonly TickInput[]): TickIngestResult;
   /** Resolves once every tick ingested so far has been revalued and its updates delivered. */
   drain(): Promise<void>;
+  /** Ticks held as suspect since start (monotonic): callers diff it around ingestTick calls to count held ones. */
+  ticksHeldCount(): number;
+  /** The ticks held as suspect now, one per symbol at most. */
+  suspectTicks(): HeldTick[];
+  /** Applies the held tick of `symbol` (admin); resolves once its audit event is durable. */
+  confirmSuspectTick(symbol: string): Promise<Result<SettledTick>>;
+  /** Drops the held tick of `symbol` (admin); resolves once its audit event is durable. */
+  rejectSuspectTick(symbol: string): Promise<Result<SettledTick>>;
+  /** Scales the suspect filter's reference (and any held price) of `symbol`: a split changes the price scale. */
+  rescaleMarkReference(symbol: string, factor: number): Result<void>;
   /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
   subscribe(portfolioId: string, listener: Listener): Result<() => void>;
   onEvent(listener: EventListener): () => void;

@@ -43,6 +43,11 @@ export class Coalescer {
     return true;
   }
 
+  /** True when a tick this old would not be applied (older than the symbol's latest by source ts). */
+  isStale(id: number, ts: number): boolean {
+    return ts < this.lastTs[id];
+  }
+
   /** Restores the last applied timestamp of a symbol (after recovery). */
   seed(id: number, ts: number): void {
     if (ts > this.lastTs[id]) this.lastTs[id] = ts;

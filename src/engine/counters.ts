@@ -23,6 +23,10 @@ export class EngineCounters {
   shardRestarts = 0;
   lastRestartMs = 0;
   lastTickTsMs = 0;
+  /** Ticks held as suspect (a first hold or a replacement); mtm_ticks_suspect_total{outcome="held"}. */
+  ticksHeld = 0;
+  /** Held ticks settled, by outcome (by the next tick or an admin). */
+  readonly suspectSettled = { confirmed: 0, rejected: 0 };
   readonly openPositionsByShard: number[] = [];
   readonly riskBreaches = new Map<string, number>();
   readonly commands = new Map<string, number>();

@@ -15,11 +15,11 @@ import { fxSymbolOf } from '../domain/portfolio.js';
 import { distFile } from '../projectRoot.js';
 import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
-import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, Listener, PortfolioSummary, PositionLots, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer, type TickBatch } from './coalescer.js';
 import { applyToDirectory, type Directory } from './directory.js';
 import { LatencyWindow } from './latencyWindow.js';
-import { resolveOptions, type ResolvedOptions } from './options.js';
+import { markOptionsError, resolveOptions, type ResolvedOptions } from './options.js';
 import { recoverShard, recoverDirectory } from './recovery.js';
 import { ShardHandle, type CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
@@ -29,6 +29,7 @@ import { EngineCounters, failureResult } from './counters.js';
 import { timeTravel } from './timeTravel.js';
 import { TickTape, type TapeListener } from './tickTape.js';
 import { seeded } from '../sim/random.js';
+import { SuspectTicks } from './suspectTicks.js';
 
 export const systemPortfolio = '_engine';
 /** Compaction steps per snapshot round: bounds the work one round does (each step is bounded too). */
@@ -45,6 +46,8 @@ export class MtmEngine implements Engine {
   private readonly shards: ShardHandle[] = [];
   private readonly symbols: SymbolTable;
   private readonly coalescer: Coalescer;
+  /** Between validation and the coalescer: holds ticks that jump too far. */
+  private readonly suspect: SuspectTicks;
   private readonly lastPrice: Float64Array;
   private readonly lastPriceTs: Float64Array;
   private readonly priceDirty: Uint8Array;
@@ -82,6 +85,15 @@ export class MtmEngine implements Engine {
     this.workers = o.workers;
     this.symbols = new SymbolTable(o.limits.symbolsMax);
     this.coalescer = new Coalescer(o.limits.symbolsMax);
+    this.suspect = new SuspectTicks(o.limits.symbolsMax, o.suspectMovePct, {
+      symbols: this.symbols,
+      coalescer: this.coalescer,
+      counters: this.counters,
+      clock,
+      tape: () => this.tape,
+      persist: (events) => this.persist(events),
+      scheduleFlush: () => this.scheduleFlush(),
+    });
     this.lastPrice = new Float64Array(o.limits.symbolsMax);
     this.lastPriceTs = new Float64Array(o.limits.symbolsMax);
     this.priceDirty = new Uint8Array(o.limits.symbolsMax);
@@ -99,6 +111,8 @@ export class MtmEngine implements Engine {
       this.lastPrice[id] = p.price;
       this.lastPriceTs[id] = p.ts;
       this.coalescer.seed(id, p.ts);
+      // Restored prices are references too: the first tick after a restart is judged against them.
+      this.suspect.applied(id, p.price);
     }
     recoverDirectory(this.store, this.directory, this.symbols);
     await Promise.all(this.shards.map((h) => this.startShard(h)));
@@ -123,6 +137,7 @@ export class MtmEngine implements Engine {
       positionsPerPortfolioMax: this.o.limits.positionsPerPortfolioMax,
       portfoliosMax: this.o.limits.portfoliosMax,
       symbolsMax: this.o.limits.symbolsMax,
+      staleAfterMs: this.o.staleAfterMs,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
@@ -130,7 +145,7 @@ export class MtmEngine implements Engine {
       (err: unknown) => void this.onShardDied(h, port1, err),
     );
     await isReady;
-    await recoverShard(this.store, h, this.symbols, this.lastPrice, this.o.workers, () => this.nextRequest++, this.loadRequests);
+    await recoverShard(this.store, h, this.symbols, this.lastPrice, this.lastPriceTs, this.o.workers, () => this.nextRequest++, this.loadRequests);
     h.state = 'ready';
   }
 
@@ -190,6 +205,8 @@ export class MtmEngine implements Engine {
       if (id < 0) return this.rejectTick(ErrorCode.limit_exceeded);
     }
     this.counters.ticksReceived++;
+    // A suspect tick is held here, off the tape too (bars see a held print only once it is confirmed).
+    if (this.suspect.judge(id, price, ts, size ?? NaN)) return null;
     this.tape?.record(id, price, ts, size ?? NaN);
     if (!this.coalescer.add(id, price, ts, performance.now())) {
       this.counters.ticksStale++;
@@ -197,15 +214,46 @@ export class MtmEngine implements Engine {
       if (this.tape !== null && !this.flushScheduled) this.scheduleFlush();
       return null;
     }
+    this.suspect.applied(id, price);
     if (!this.flushScheduled) this.scheduleFlush();
     return null;
   }
 
+  // ---- suspect ticks (src/engine/suspectTicks.ts) -----------------------------------------------
+
+  ticksHeldCount(): number {
+    return this.counters.ticksHeld;
+  }
+
+  /** Symbols holding a suspect tick now (the mtm_suspect_ticks_held gauge). */
+  get suspectHeldCount(): number {
+    return this.suspect.heldCount;
+  }
+
+  suspectTicks(): HeldTick[] {
+    return this.suspect.list();
+  }
+
+  confirmSuspectTick(symbol: string): Promise<Result<SettledTick>> {
+    if (this.closing) return Promise.resolve(fail(ErrorCode.engine_closed, 'engine is closed'));
+    return this.suspect.settleByAdmin(symbol, 'confirmed');
+  }
+
+  rejectSuspectTick(symbol: string): Promise<Result<SettledTick>> {
+    if (this.closing) return Promise.resolve(fail(ErrorCode.engine_closed, 'engine is closed'));
+    return this.suspect.settleByAdmin(symbol, 'rejected');
+  }
+
+  rescaleMarkReference(symbol: string, factor: number): Result<void> {
+    return this.suspect.rescale(symbol, factor);
+  }
+
   ingestTicks(ticks: readonly TickInput[]): TickIngestResult {
     const rejected: { index: number; code: string }[] = [];
-    if (!Array.isArray(ticks)) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.invalid_field }] };
-    if (ticks.length > this.o.limits.ticksPerCallMax) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.limit_exceeded }] };
+    if (!Array.isArray(ticks)) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.invalid_field }], held: 0 };
+    if (ticks.length > this.o.limits.ticksPerCallMax) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.limit_exceeded }], held: 0 };
     const now = this.clock.now();
+    const heldBefore = this.counters.ticksHeld;
     for (let i = 0; i < ticks.length; i++) {
       const t = ticks[i] as Partial<TickInput> | null;
       const code =
@@ -218,7 +266,7 @@ export class MtmEngine implements Engine {
               : this.ingestTick(t.symbol, t.price, t.ts ?? now, t.size ?? undefined);
       if (code !== null) rejected.push({ index: i, code });
     }
-    return { accepted: ticks.length - rejected.length, rejected };
+    return { accepted: ticks.length - rejected.length, rejected, held: this.counters.ticksHeld - heldBefore };
   }
 
   private rejectTick(code: string): string {
@@ -631,7 +679,7 @@ export class MtmEngine implements Engine {
     if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
     // Everything acknowledged so far is committed: the log plus kept snapshots answer from here.
     await this.lastDurable.catch(() => undefined);
-    return timeTravel(this.store, k.value, timestamp);
+    return timeTravel(this.store, k.value, timestamp, this.o.staleAfterMs);
   }
 
   // ---- persistence ---------------------------------------------------------------------------
@@ -768,6 +816,8 @@ function again(r: Result<TradeResult>): Result<TradeResult> {
 }
 
 export async function createEngine(options: EngineOptions = {}): Promise<MtmEngine> {
+  const invalid = markOptionsError(options);
+  if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
   const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync, retention: { keepEventsMs: o.retainEventsMs } });

@@ -1,5 +1,6 @@
 // Engine defaults: every limit has a name with its unit last and a safe default.
 import { availableParallelism } from 'node:os';
+import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
 
 export const defaultLimits: EngineLimits = {
@@ -23,7 +24,25 @@ export interface ResolvedOptions {
   pricesFlushIntervalMs: number;
   shardHeapMb: number;
   allowFaultInjection: boolean;
+  staleAfterMs: number;
+  suspectMovePct: number;
   limits: EngineLimits;
+}
+
+export const staleAfterMsDefault = 60_000;
+export const suspectMovePctDefault = 50;
+
+/** The mark options are refused, not clamped: a silently changed staleness or suspect bound would mislead. */
+export function markOptionsError(o: EngineOptions): EngineError | null {
+  const stale = o.staleAfterMs;
+  if (stale !== undefined && !(Number.isSafeInteger(stale) && stale >= 0)) {
+    return { code: ErrorCode.invalid_field, message: 'staleAfterMs must be a whole number of milliseconds >= 0', field: 'staleAfterMs' };
+  }
+  const pct = o.suspectMovePct;
+  if (pct !== undefined && !(typeof pct === 'number' && Number.isFinite(pct) && pct >= 0)) {
+    return { code: ErrorCode.invalid_field, message: 'suspectMovePct must be a finite number >= 0 (0 disables the suspect filter)', field: 'suspectMovePct' };
+  }
+  return null;
 }
 
 export function defaultWorkers(): number {
@@ -42,6 +61,8 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     pricesFlushIntervalMs: 1_000,
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,
+    staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,
+    suspectMovePct: o.suspectMovePct ?? suspectMovePctDefault,
     limits: { ...defaultLimits, ...o.limits },
   };
 }

@@ -52,6 +52,7 @@ export async function recoverShard(
   h: ShardHandle,
   symbols: SymbolTable,
   lastPrice: Float64Array,
+  lastPriceTs: Float64Array,
   shards: number,
   nextRequest: () => number,
   loadRequests: Map<number, () => void>,
@@ -59,8 +60,9 @@ export async function recoverShard(
   if (symbols.announced > 0) h.post({ t: 'symbols', from: 0, names: symbols.names.slice(0, symbols.announced) });
   // From here on the engine announces new names to this worker as they come (same turn: no gap).
   h.symbolTableSent = true;
-  const prices: { symbol: number; price: number }[] = [];
-  for (let id = 0; id < symbols.announced; id++) if (lastPrice[id] > 0) prices.push({ symbol: id, price: lastPrice[id] });
+  // Each price with its source timestamp: restored marks keep their age (a restart makes nothing fresh).
+  const prices: { symbol: number; price: number; ts: number }[] = [];
+  for (let id = 0; id < symbols.announced; id++) if (lastPrice[id] > 0) prices.push({ symbol: id, price: lastPrice[id], ts: lastPriceTs[id] });
   const covered = new Map<string, number>();
   let minCovered = Number.MAX_SAFE_INTEGER;
   let chunk: PortfolioRecord[] = [];

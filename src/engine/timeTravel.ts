@@ -6,7 +6,7 @@ import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
 import { Shard } from '../shard/shard.js';
 import type { Store } from '../store/store.js';
 
-export function timeTravel(store: Store, id: string, timestamp: number): Result<PortfolioSnapshot> {
+export function timeTravel(store: Store, id: string, timestamp: number, staleAfterMs: number): Result<PortfolioSnapshot> {
   const record = store.snapshotBefore(id, timestamp);
   const events: StoredEvent[] = [...store.eventsForPortfolio(id, record?.covered_seq ?? 0, timestamp)];
   if (record === undefined && !events.some((e) => e.type === 'PortfolioCreated')) {
@@ -15,12 +15,13 @@ export function timeTravel(store: Store, id: string, timestamp: number): Result<
   const names = new Set<string>(record === undefined ? [] : Object.keys(record.portfolio.positions));
   for (const e of events) if (e.type === 'TradeExecuted') names.add(e.symbol);
   const symbols = [...names];
-  const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1 });
+  const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1, staleAfterMs });
   shard.registerSymbols(0, symbols);
-  const prices: { symbol: number; price: number }[] = [];
+  // With their source timestamps: marks as of `timestamp` are aged as they were then.
+  const prices: { symbol: number; price: number; ts: number }[] = [];
   symbols.forEach((symbol, i) => {
-    const price = store.priceAt(symbol, timestamp);
-    if (price !== undefined) prices.push({ symbol: i, price });
+    const p = store.lastPriceAt(symbol, timestamp);
+    if (p !== undefined) prices.push({ symbol: i, price: p.price, ts: p.ts });
   });
   shard.load(record === undefined ? [] : [record], prices);
   shard.replay(events);

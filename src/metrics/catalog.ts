@@ -45,6 +45,10 @@ void riskLimitsExhaustive;
 
 export const rejectReasons = Object.values(ErrorCode) as readonly ErrorCode[];
 
+/** held: a tick kept back as suspect (a first hold or a replacement); confirmed / rejected: a held tick settled. */
+export const suspectOutcomes = ['held', 'confirmed', 'rejected'] as const;
+export type SuspectOutcome = (typeof suspectOutcomes)[number];
+
 export const statusClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export type StatusClass = (typeof statusClasses)[number];
 
@@ -163,6 +167,22 @@ const definitions = {
     labels: [{ name: 'reason', values: rejectReasons }],
     aggregator: 'sum',
     aggregatorWhy: sumCounter,
+  },
+  ticksSuspect: {
+    name: 'mtm_ticks_suspect_total',
+    type: 'counter',
+    help: 'Suspect ticks (moving a price more than suspectMovePct from the last applied one): held instead of applied, then confirmed or rejected by the next tick or an admin. Held ticks count as received, not as rejected.',
+    labels: [{ name: 'outcome', values: suspectOutcomes }],
+    aggregator: 'sum',
+    aggregatorWhy: sumCounter,
+  },
+  suspectTicksHeld: {
+    name: 'mtm_suspect_ticks_held',
+    type: 'gauge',
+    help: 'Symbols whose latest tick is held as suspect now (their marks wait for the next tick or an admin).',
+    labels: [],
+    aggregator: 'sum',
+    aggregatorWhy: 'only the main thread holds ticks (where they are ingested); shard workers do not report it',
   },
   lastTickTimestamp: {
     name: 'mtm_last_tick_timestamp_seconds',

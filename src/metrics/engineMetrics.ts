@@ -7,6 +7,7 @@
 // - ticks received by transport/encoding: the server's per-encoding counters (feed text/binary frames,
 //   POST /api/v1/ticks); what reached the engine without the server is `directTicks` (demo or inproc);
 // - ticks rejected by reason: the engine's rejections plus the ones the server refused itself;
+// - suspect ticks by outcome and the symbols holding one: the engine's counters (main thread only);
 // - positions/portfolios revalued, incremental ratio: the shard workers' registries. The two counters
 //   are re-published by the main thread, kept monotonic across worker restarts (a restarted worker
 //   starts from 0, which Prometheus would otherwise read as a counter reset of the whole sum);
@@ -335,6 +336,10 @@ export class EngineMetrics {
     const reasons = new Map(c.ticksRejectedByReason);
     for (const code in refused) reasons.set(code, (reasons.get(code) ?? 0) + refused[code]);
     for (const [reason, n] of reasons) this.push(m.ticksRejected, 'rej ' + reason, { reason }, n);
+    this.push(m.ticksSuspect, 'suspect held', { outcome: 'held' }, c.ticksHeld);
+    this.push(m.ticksSuspect, 'suspect confirmed', { outcome: 'confirmed' }, c.suspectSettled.confirmed);
+    this.push(m.ticksSuspect, 'suspect rejected', { outcome: 'rejected' }, c.suspectSettled.rejected);
+    m.suspectTicksHeld.set(engine.suspectHeldCount);
     if (this.lastBatchWallMs > 0) m.lastTickTimestamp.set(this.lastBatchWallMs / 1000);
 
     this.push(m.coalescedBatches, 'batches', null, c.batches);

@@ -56,7 +56,7 @@ export function asyncApiDocument(): Json {
   );
   messages.UpdateBinary = {
     name: 'UpdateBinary',
-    ...binary('Update of a subscription with encoding "binary": layout in docs/PROTOCOL.md (kind 0x01, little-endian).'),
+    ...binary('Update of a subscription with encoding "binary": layout in docs/PROTOCOL.md (kind 0x01, version 2, little-endian).'),
   };
   messages.FeedRegisterBinary = { name: 'FeedRegisterBinary', ...binary('Binary symbol registration (kind 0x10): docs/PROTOCOL.md.') };
   messages.FeedTicksBinary = { name: 'FeedTicksBinary', ...binary('Binary tick batch (kind 0x11), 28-byte records: docs/PROTOCOL.md.') };
@@ -86,7 +86,7 @@ export function asyncApiDocument(): Json {
       },
       feed: {
         address: '/ws/feed',
-        description: 'Price publishers (scope feed): JSON or binary tick batches, one feed_ack per batch.',
+        description: 'Price publishers (scope feed): JSON or binary tick batches, one feed_ack per batch (accepted, rejected, held: suspect ticks kept back).',
         messages: channelMessages([...feedIn, ...feedOut]),
       },
     },

@@ -19,6 +19,7 @@ import type { PerformanceApi } from './performance.js';
 import type { StatsCollector } from './stats.js';
 import { marketEventsGuard, marketPortfolio, type MarketApi } from './market.js';
 import { createMarketHandlers, marketBodyHandlers, marketRoutes, type MarketHandlerName } from './marketHttp.js';
+import { createMarksHandlers, marksRoutes, type MarksHandlerName } from './marksHttp.js';
 
 export type HandlerName =
   | 'health'
@@ -40,7 +41,8 @@ export type HandlerName =
   | 'metrics'
   | 'performanceSummary'
   | 'performanceQueries'
-  | MarketHandlerName;
+  | MarketHandlerName
+  | MarksHandlerName;
 
 export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/health', handler: 'health' },
@@ -63,6 +65,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
   { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
   ...marketRoutes,
+  ...marksRoutes,
 ];
 
 /** Routes anyone may call, with or without a key. */
@@ -326,6 +329,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     },
 
     ...createMarketHandlers(deps.market ?? null, options.now),
+    ...createMarksHandlers(engine),
   };
 }
 
@@ -338,7 +342,7 @@ export function ingestTicks(
   ticks: readonly unknown[],
   requireTs: boolean,
   refused?: { refuseTick(code: string): string },
-): { accepted: number; rejected: { index: number; code: string }[] } {
+): { accepted: number; rejected: { index: number; code: string }[]; held: number } {
   const rejected: { index: number; code: string }[] = [];
   const valid: TickInput[] = [];
   const indexOf: number[] = [];
@@ -351,12 +355,14 @@ export function ingestTicks(
     }
   }
   let accepted = 0;
+  let held = 0;
   if (valid.length > 0) {
     const r = engine.ingestTicks(valid);
     accepted = r.accepted;
+    held = r.held;
     for (const x of r.rejected) rejected.push({ index: indexOf[x.index] ?? x.index, code: x.code });
     rejected.sort((a, b) => a.index - b.index);
   }
-  return { accepted, rejected };
+  return { accepted, rejected, held };
 }
 

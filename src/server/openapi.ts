@@ -5,6 +5,7 @@ import { domainEventTypes } from '../domain/types.js';
 import { schemas } from './schemas.js';
 import { performanceSchemas } from './performanceSchemas.js';
 import { marketOpenApiPaths, marketSchemas } from './marketSchemas.js';
+import { marksOpenApiPaths } from './marksHttp.js';
 
 type Json = Record<string, unknown>;
 
@@ -233,9 +234,10 @@ export function openApiDocument(): Json {
         ),
       },
       ...marketOpenApiPaths(op, response),
+      ...marksOpenApiPaths(op, response),
       '/api/v1/ticks': {
         post: op(
-          'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied',
+          'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied, except suspect ones (moving a price more than suspectMovePct), which are held and counted in `held`',
           {
             '202': response('Accepted', ref('TickIngestResult')),
             '400': { $ref: '#/components/responses/BadRequest' },

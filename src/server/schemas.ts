@@ -30,6 +30,8 @@ const totals: Record<string, Schema> = {
   equity: num,
   gross_exposure: num,
   unconverted_positions: { type: 'integer', minimum: 0 },
+  stale_positions: { type: 'integer', minimum: 0, description: 'Open positions whose mark is stale as of as_of (unpriced ones included)' },
+  unpriced_positions: { type: 'integer', minimum: 0, description: 'Open positions whose symbol never ticked (marked at their last trade price)' },
 };
 const currency: Schema = { type: 'string', pattern: '^[A-Z]{3}$' };
 const costBasisMethod: Schema = { type: 'string', enum: ['average', 'fifo', 'lifo'] };
@@ -63,6 +65,9 @@ export const schemas: Record<string, Schema> = {
     realized_pnl: num,
     return_rate: num,
     weight: num,
+    price_ts: { type: ['number', 'null'], description: 'Source timestamp (epoch ms) of the tick behind last_price; null while the symbol never ticked' },
+    price_age_ms: { type: ['number', 'null'], description: 'as_of - price_ts, as of the message; null when unpriced. Clients may age it locally from price_ts' },
+    stale: { type: 'boolean', description: 'Unpriced, or price_age_ms > staleAfterMs' },
   }),
   Totals: obj(totals),
   Snapshot: obj({
@@ -113,7 +118,22 @@ export const schemas: Record<string, Schema> = {
   PortfolioList: obj({ portfolios: { type: 'array', items: ref('PortfolioSummary') }, next: { type: ['string', 'null'] } }),
   EventList: obj({ events: { type: 'array', items: ref('StoredEvent') }, next_after_seq: { type: ['integer', 'null'] } }),
   TickRejection: obj({ index: { type: 'integer', minimum: 0 }, code: str }),
-  TickIngestResult: obj({ accepted: { type: 'integer', minimum: 0 }, rejected: { type: 'array', items: ref('TickRejection') } }),
+  TickIngestResult: obj({
+    accepted: { type: 'integer', minimum: 0, description: 'Ticks taken, held ones included' },
+    rejected: { type: 'array', items: ref('TickRejection') },
+    held: { type: 'integer', minimum: 0, description: 'Of the accepted, ticks held as suspect (not applied until confirmed)' },
+  }),
+  HeldTick: obj({
+    symbol: str,
+    price: num,
+    tick_ts: { type: 'number', description: "The held tick's source timestamp (epoch ms)" },
+    ref_price: { type: 'number', description: 'The reference: the last applied price of the symbol' },
+    move_pct: { type: 'number', minimum: 0, description: '|price / ref_price - 1| * 100' },
+  }),
+  HeldTickList: obj({ ticks: { type: 'array', items: ref('HeldTick') } }),
+  SettledTick: {
+    allOf: [ref('HeldTick'), obj({ outcome: { type: 'string', enum: ['confirmed', 'rejected'] } })],
+  },
   Health: obj({
     status: { const: 'ok' },
     uws_binary: { type: 'string', enum: ['native', 'fallback'] },
@@ -197,9 +217,10 @@ export const schemas: Record<string, Schema> = {
       batch: { type: 'integer', minimum: 1 },
       accepted: { type: 'integer', minimum: 0 },
       rejected: { type: 'integer', minimum: 0 },
+      held: { type: 'integer', minimum: 0, description: 'Of the accepted, ticks held as suspect' },
       errors: { type: 'array', maxItems: 32, items: ref('TickRejection') },
     },
-    ['type', 'batch', 'accepted', 'rejected', 'errors'],
+    ['type', 'batch', 'accepted', 'rejected', 'held', 'errors'],
   ),
   CompatSnapshotMessage: {
     allOf: [ref('Snapshot'), obj({ type: { const: 'snapshot' } }, ['type'])],

@@ -219,6 +219,8 @@ export class WsHandlers {
       const t = this.tick;
       const stats = this.d.stats;
       stats.feedTicksBinary += count;
+      // Held (suspect) ticks are accepted ones the engine keeps back: counted by the engine's total.
+      const heldBefore = this.d.engine.ticksHeldCount();
       for (let i = 0; i < count; i++) {
         readTick(view, i, t);
         const symbol = conn.symbols[t.symbolId];
@@ -234,7 +236,7 @@ export class WsHandlers {
           if (errors.length < feedErrorsMax) errors.push({ index: i, code });
         }
       }
-      return this.feedAck(conn, undefined, accepted, rejected, errors);
+      return this.feedAck(conn, undefined, accepted, rejected, errors, this.d.engine.ticksHeldCount() - heldBefore);
     }
     const parsed = parseFeedOp(Buffer.from(data).toString('utf8'), this.d.limits);
     if (!parsed.ok) return this.badFrame(conn, parsed.error.code, parsed.error.message, parsed.id, parsed.error.field);
@@ -242,14 +244,14 @@ export class WsHandlers {
     if (op.op === 'register') return this.register(conn, op.symbols, op.id);
     this.d.stats.feedTicksJson += op.ticks.length;
     const r = ingestTicks(this.d.engine, op.ticks, true, this.d.stats);
-    this.feedAck(conn, op.id, r.accepted, r.rejected.length, r.rejected.slice(0, feedErrorsMax));
+    this.feedAck(conn, op.id, r.accepted, r.rejected.length, r.rejected.slice(0, feedErrorsMax), r.held);
   }
 
-  private feedAck(conn: FeedConn, id: string | number | undefined, accepted: number, rejected: number, errors: { index: number; code: string }[]): void {
+  private feedAck(conn: FeedConn, id: string | number | undefined, accepted: number, rejected: number, errors: { index: number; code: string }[], held: number): void {
     this.d.stats.feedTicksAccepted += accepted;
     this.d.stats.feedTicksRejected += rejected;
     conn.batches++;
-    this.send(conn, encodeJson({ type: 'feed_ack', ...(id === undefined ? {} : { id }), batch: conn.batches, accepted, rejected, errors }));
+    this.send(conn, encodeJson({ type: 'feed_ack', ...(id === undefined ? {} : { id }), batch: conn.batches, accepted, rejected, held, errors }));
   }
 
   private register(conn: FeedConn, symbols: readonly unknown[], id: string | number | undefined): void {

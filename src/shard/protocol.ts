@@ -14,6 +14,8 @@ export interface ShardInit {
   positionsPerPortfolioMax: number;
   portfoliosMax: number;
   symbolsMax: number;
+  /** A priced mark older than this (as_of - price_ts) is stale. */
+  staleAfterMs: number;
 }
 
 export type Command =
@@ -46,7 +48,7 @@ export type ToShard =
   | { t: 'commands'; commands: Command[] }
   | { t: 'watch'; portfolio: string; on: boolean }
   | { t: 'records'; request: number; now: number }
-  | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number }[] }
+  | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number; ts: number }[] }
   | { t: 'replay'; events: StoredEvent[] }
   | { t: 'loaded'; request: number }
   | { t: 'metrics'; request: number }

@@ -14,6 +14,7 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
+import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
 
@@ -136,10 +137,16 @@ export class Shard {
     }));
   }
 
-  /** Restores portfolios from snapshot records, after last prices (so marks are the stored ticks). */
-  load(records: PortfolioRecord[], prices: { symbol: number; price: number }[]): void {
+  /**
+   * Restores portfolios from snapshot records, after last prices (so marks are the stored ticks, and
+   * keep the source timestamps they had: a restart must not make an old price look fresh).
+   */
+  load(records: PortfolioRecord[], prices: { symbol: number; price: number; ts: number }[]): void {
     const c = this.kernel.cols;
-    for (const p of prices) c.symPrice[p.symbol] = p.price;
+    for (const p of prices) {
+      c.symPrice[p.symbol] = p.price;
+      this.symTs[p.symbol] = p.ts;
+    }
     for (const record of records) {
       const book = this.addBook(record.portfolio, record.state, record.seq);
       const f = book.index;
@@ -221,7 +228,7 @@ export class Shard {
     if (error !== null) return { ...result, error };
     for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
     book.seq++;
-    if (cmd.kind === 'trade') result.trade = this.tradeResultOf(book, cmd.trade, events);
+    if (cmd.kind === 'trade') result.trade = this.tradeResultOf(book, cmd.trade, events, cmd.now);
     else result.snapshot = this.snapshotOf(book, cmd.now);
     if (book.watchers > 0) result.update = this.updateOf(book, cmd.now, false);
     return result;
@@ -383,12 +390,18 @@ export class Shard {
     return book === undefined ? null : this.snapshotOf(book, now);
   }
 
+  /** The clock figures of a message as of `now` are aged against (symTs may be replaced by growth). */
+  private markClock(now: number): MarkClock {
+    return { symTs: this.symTs, asOf: now, staleAfterMs: this.init.staleAfterMs };
+  }
+
   private snapshotOf(book: Book, now: number, withLots = false): PortfolioSnapshot {
     const c = this.kernel.cols;
+    const clock = this.markClock(now);
     const positions: PositionView[] = [];
     for (const row of book.rowList) {
       if (c.posQty[row] === 0) continue;
-      positions.push(positionView(c, book, row, this.symbolNames[c.posSym[row]]));
+      positions.push(positionView(c, book, row, this.symbolNames[c.posSym[row]], clock));
     }
     positions.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
     const snapshot: PortfolioSnapshot = {
@@ -402,7 +415,7 @@ export class Shard {
       cost_basis_method: methodOf(book.state),
       base_currency: baseCurrencyOf(book.state),
       cash_balances: { ...book.state.cash_balances },
-      ...totalsOf(c, book),
+      ...totalsOf(c, book, clock),
       positions,
     };
     if (withLots && methodOf(book.state) !== 'average') snapshot.lots = lotsOf(book);
@@ -412,6 +425,7 @@ export class Shard {
   /** Totals and only the positions whose mark or quantity moved since the last message to watchers. */
   private updateOf(book: Book, now: number, fromTicks: boolean): PortfolioUpdate {
     const c = this.kernel.cols;
+    const clock = this.markClock(now);
     const positions: PositionView[] = [];
     let tickTs = 0;
     for (const row of book.rowList) {
@@ -420,13 +434,14 @@ export class Shard {
       this.sentQty[row] = c.posQty[row];
       const sym = c.posSym[row];
       if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
-      positions.push(positionView(c, book, row, this.symbolNames[sym]));
+      positions.push(positionView(c, book, row, this.symbolNames[sym], clock));
     }
-    return { portfolio_id: book.id, seq: book.seq, as_of: now, state: book.status, tick_ts: fromTicks ? tickTs : 0, ...totalsOf(c, book), positions };
+    return { portfolio_id: book.id, seq: book.seq, as_of: now, state: book.status, tick_ts: fromTicks ? tickTs : 0, ...totalsOf(c, book, clock), positions };
   }
 
-  private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[]) {
+  private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {
     const sid = this.symbolIds.get(trade.symbol) as number;
+    const clock = this.markClock(now);
     const row = book.rows.get(sid) as number;
     const executed = events.find((e) => e.type === 'TradeExecuted');
     return {
@@ -434,8 +449,8 @@ export class Shard {
       portfolio_id: book.id,
       applied: true,
       realized_pnl: executed !== undefined && executed.type === 'TradeExecuted' ? executed.realized_pnl : 0,
-      position: positionView(this.kernel.cols, book, row, trade.symbol),
-      totals: totalsOf(this.kernel.cols, book),
+      position: positionView(this.kernel.cols, book, row, trade.symbol, clock),
+      totals: totalsOf(this.kernel.cols, book, clock),
       state: book.status,
     };
   }

@@ -5,6 +5,7 @@ import type { Columns } from '../kernel/layout.js';
 import { baseCurrencyOf } from '../domain/portfolio.js';
 import type { PositionView, Totals } from '../domain/types.js';
 import type { Book } from './book.js';
+import { markCounts, markOf, type MarkClock } from './marks.js';
 
 export function returnRateOf(totalReturn: number, capital: number, costBasis: number): number {
   if (capital !== 0) return (totalReturn / capital) * 100;
@@ -12,7 +13,7 @@ export function returnRateOf(totalReturn: number, capital: number, costBasis: nu
   return 0;
 }
 
-export function totalsOf(c: Columns, book: Book): Totals {
+export function totalsOf(c: Columns, book: Book, clock: MarkClock): Totals {
   const f = book.index;
   const holdings = c.pfHoldings[f];
   const costBasis = c.pfCostBasis[f];
@@ -31,7 +32,8 @@ export function totalsOf(c: Columns, book: Book): Totals {
     // pfCash is the base cash plus the foreign cash converted at the latest rates (Shard.syncCash).
     equity: c.pfCash[f] + holdings,
     gross_exposure: c.pfGross[f],
-    unconverted_positions: book.foreign === 0 ? 0 : unconvertedOf(c, book),
+    ...markCounts(c, clock, book),
+    unconverted_positions: book.foreign === 0 && book.cashFx.length === 0 ? 0 : unconvertedOf(c, book),
   };
 }
 
@@ -43,7 +45,7 @@ function unconvertedOf(c: Columns, book: Book): number {
   return n;
 }
 
-export function positionView(c: Columns, book: Book, row: number, symbol: string): PositionView {
+export function positionView(c: Columns, book: Book, row: number, symbol: string, clock: MarkClock): PositionView {
   const q = c.posQty[row];
   const avg = c.posAvg[row];
   const fx = c.posFx[row];
@@ -68,5 +70,6 @@ export function positionView(c: Columns, book: Book, row: number, symbol: string
     realized_pnl: book.state.positions[symbol]?.realized_pnl ?? 0,
     return_rate: cost !== 0 ? (upnl / cost) * 100 : 0,
     weight: gross > 0 && !unconverted ? (Math.abs(mv) / gross) * 100 : 0,
+    ...markOf(c, clock, c.posSym[row]),
   };
 }

@@ -174,6 +174,8 @@ export interface Store {
   loadPrices(): LastPrice[];
   /** The newest kept price of the symbol with ts <= timestamp. */
   priceAt(symbol: string, timestamp: number): number | undefined;
+  /** The same, with the source timestamp it was stored under (a past mark's age). */
+  lastPriceAt(symbol: string, timestamp: number): LastPrice | undefined;
   /**
    * Retention: removes events older than now - keepEventsMs that every kept snapshot of their
    * portfolio covers, examining at most compactScannedPerCallMax; `more`: the budget ran out, call
@@ -593,8 +595,14 @@ class LmdbStore implements Store {
   }
 
   priceAt(symbol: string, timestamp: number): number | undefined {
+    return this.lastPriceAt(symbol, timestamp)?.price;
+  }
+
+  lastPriceAt(symbol: string, timestamp: number): LastPrice | undefined {
     if (!keyPart(symbol) || Number.isNaN(timestamp)) return undefined;
-    for (const e of this.priceHistory.getRange({ start: [symbol, timestamp], end: [symbol], reverse: true, limit: 1 })) return e.value;
+    for (const e of this.priceHistory.getRange({ start: [symbol, timestamp], end: [symbol], reverse: true, limit: 1 })) {
+      return { symbol, price: e.value, ts: (e.key as [string, number])[1] };
+    }
     return undefined;
   }
 

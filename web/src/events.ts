@@ -84,10 +84,13 @@ const kinds: Record<StoredEvent['type'], string> = {
   ShardRestarted: 'Shard restart',
   MarketAlert: 'Market alert',
   FeedGap: 'Feed gap',
+  SuspectTickHeld: 'Suspect tick held',
+  SuspectTickConfirmed: 'Suspect tick confirmed',
+  SuspectTickRejected: 'Suspect tick rejected',
 };
 
 /** Events that deserve attention get a warning style (and a ⚠ sign: not colour alone). */
-const alerting: ReadonlySet<StoredEvent['type']> = new Set(['RiskLimitBreached', 'TradingPaused', 'PortfolioClosed', 'ShardRestarted', 'MarketAlert', 'FeedGap']);
+const alerting: ReadonlySet<StoredEvent['type']> = new Set(['RiskLimitBreached', 'TradingPaused', 'PortfolioClosed', 'ShardRestarted', 'MarketAlert', 'FeedGap', 'SuspectTickHeld']);
 
 export function describeEvent(e: StoredEvent): string {
   switch (e.type) {
@@ -127,6 +130,11 @@ export function describeEvent(e: StoredEvent): string {
       return `${e.symbol}: ${e.rule_name} (${e.kind})`;
     case 'FeedGap':
       return e.state === 'open' ? `${e.symbol}: no ticks for ${Math.round(e.gap_ms / 1000)} s` : `${e.symbol}: ticks back after ${Math.round(e.gap_ms / 1000)} s`;
+    case 'SuspectTickHeld':
+      return `${e.symbol} @ ${fmtPrice(e.price)}: ${fmtPct(e.move_pct)} from ${fmtPrice(e.ref_price)}, held`;
+    case 'SuspectTickConfirmed':
+    case 'SuspectTickRejected':
+      return `${e.symbol} @ ${fmtPrice(e.price)} (${fmtPct(e.move_pct)} from ${fmtPrice(e.ref_price)}), by ${e.by}`;
   }
 }
 

@@ -94,6 +94,24 @@ export const overview: DashboardSpec = {
         },
         {
           kind: 'timeseries',
+          title: 'Suspect ticks by outcome',
+          description:
+            'Ticks per second that moved a price more than suspectMovePct: held instead of applied, then confirmed (a real move) or rejected (a bad print) by the next tick or an admin. Many rejections: a feed sending bad prints; many confirmations: a threshold too tight for the market.',
+          unit: 'ops',
+          noValue: '0',
+          queries: [{ expr: `sum by (outcome) (${rate('mtm_ticks_suspect_total', D, R)})`, legend: '{{outcome}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Symbols holding a suspect tick',
+          description: 'Symbols whose latest tick is held now: their marks wait for the next tick or an admin (GET /api/v1/marks/suspect lists them).',
+          unit: 'none',
+          noValue: '0',
+          min: 0,
+          queries: [{ expr: `sum by (instance) (${series('mtm_suspect_ticks_held', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
           title: 'Tick-to-publish latency',
           description: `p50 and p99 from a tick's arrival to its updates reaching client sockets, per instance, over 1-minute windows (recording rules). Dashed line: the alert threshold (${thresholds.tickToPublishP99Seconds} s).`,
           unit: 's',
