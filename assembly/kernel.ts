@@ -47,6 +47,10 @@ const C_PF_BREACH_KIND: i32 = 30;
 const C_BATCH_SYM: i32 = 31;
 const C_BATCH_PRICE: i32 = 32;
 const C_SYM_CHANGES: i32 = 33;
+const C_POS_FX_SYM: i32 = 34;
+const C_POS_NEXT_FX: i32 = 35;
+const C_SYM_FX_HEAD: i32 = 36;
+const C_SYM_FX_COUNT: i32 = 37;
 
 const NONE: i32 = -1;
 const FLAG_BREACH_LATCHED: i32 = 1;
@@ -73,10 +77,14 @@ let posSym: usize = 0;
 let posPf: usize = 0;
 let posNextSym: usize = 0;
 let posNextPf: usize = 0;
+let posFxSym: usize = 0;
+let posNextFx: usize = 0;
 let symPrice: usize = 0;
 let symHead: usize = 0;
 let symCount: usize = 0;
 let symChanges: usize = 0;
+let symFxHead: usize = 0;
+let symFxCount: usize = 0;
 let pfCash: usize = 0;
 let pfRealized: usize = 0;
 let pfHoldings: usize = 0;
@@ -148,10 +156,14 @@ function loadColumns(): void {
   posPf = col(C_POS_PF);
   posNextSym = col(C_POS_NEXT_SYM);
   posNextPf = col(C_POS_NEXT_PF);
+  posFxSym = col(C_POS_FX_SYM);
+  posNextFx = col(C_POS_NEXT_FX);
   symPrice = col(C_SYM_PRICE);
   symHead = col(C_SYM_HEAD);
   symCount = col(C_SYM_COUNT);
   symChanges = col(C_SYM_CHANGES);
+  symFxHead = col(C_SYM_FX_HEAD);
+  symFxCount = col(C_SYM_FX_COUNT);
   loadPortfolioColumns();
   batchSym = col(C_BATCH_SYM);
   batchPrice = col(C_BATCH_PRICE);
@@ -206,13 +218,14 @@ export function sweepBatches(): i32 {
 // portfolio in the same pass. The lists visit each touched row, then recompute walks all the rows
 // of every portfolio it dirtied: about rows/pfCap per touched row (pfCap over-counts portfolios by
 // up to 2x, which errs toward the lists). The estimate of touched rows counts every entry whose
-// price differs from the current one, repeats included. Everything is in f64 so nothing wraps,
-// and in the same operation order as the TypeScript kernel so both choose alike.
+// price differs from the current one, repeats included, and both of its lists (the rows it prices
+// and the rows it converts). Everything is in f64 so nothing wraps, and in the same operation order
+// as the TypeScript kernel so both choose alike.
 function wantsSweep(n: i32): bool {
   let estimate: f64 = 0;
   for (let k = 0; k < n; k++) {
     const s = i32At(batchSym, k);
-    if (f64At(symPrice, s) != f64At(batchPrice, k)) estimate += <f64>i32At(symCount, s);
+    if (f64At(symPrice, s) != f64At(batchPrice, k)) estimate += <f64>(i32At(symCount, s) + i32At(symFxCount, s));
   }
   const symCap = hdr(H_SYM_CAP);
   if (estimate * COUNT_GATE < <f64>symCap) return false;
@@ -223,6 +236,8 @@ function wantsSweep(n: i32): bool {
   return estimate * (pfCap + <f64>rows) * LIST_ROW_COST >= <f64>rows * pfCap;
 }
 
+// A changed price walks the rows it prices (new mark), then the rows it converts (new fx): each row
+// ends valued at its current mark and rate, whichever of the two moved last in the batch.
 function walkSymbols(n: i32, stamp: i32): i32 {
   let dirty = 0;
   let count = 0;
@@ -238,6 +253,20 @@ function walkSymbols(n: i32, stamp: i32): i32 {
       const fx = f64At(posFx, pos);
       setF64(posMv, pos, q * price * fx);
       setF64(posUpnl, pos, (price - f64At(posAvg, pos)) * q * fx);
+      count++;
+      const f = i32At(posPf, pos);
+      if (i32At(pfStamp, f) != stamp) {
+        setI32(pfStamp, f, stamp);
+        setI32(pfDirty, dirty++, f);
+      }
+    }
+    for (let pos = i32At(symFxHead, s); pos != NONE; pos = i32At(posNextFx, pos)) {
+      setF64(posFx, pos, price);
+      const q = f64At(posQty, pos);
+      if (q == 0) continue;
+      const mark = f64At(posMark, pos);
+      setF64(posMv, pos, q * mark * price);
+      setF64(posUpnl, pos, (mark - f64At(posAvg, pos)) * q * price);
       count++;
       const f = i32At(posPf, pos);
       if (i32At(pfStamp, f) != stamp) {
@@ -261,8 +290,8 @@ function recomputeDirty(dirty: i32): void {
 }
 
 // Same outputs as walkSymbols + recomputeDirty except the dirty (and breach) order, which is
-// portfolio-row order. A symbol that changes c times in the batch counts c touches per open row,
-// as the lists would.
+// portfolio-row order. A symbol that changes c times in the batch counts c touches per open row it
+// prices and c per open row it converts, as the lists would.
 function sweepPortfolios(n: i32, stamp: i32): void {
   applyPrices(n);
   const pfCap = hdr(H_PF_CAP);
@@ -294,11 +323,11 @@ function applyPrices(n: i32): void {
   }
 }
 
-// Revalues one portfolio's rows whose symbol changed and sums all its open rows in list order,
-// exactly as recomputeOne would after walkSymbols. Returns whether any open row was revalued.
+// Revalues one portfolio's rows whose symbol or fx symbol changed and sums all its open rows in list
+// order, exactly as recomputeOne would after walkSymbols. Returns whether any open row was revalued.
 function sweepOne(head: i32): bool {
   // Column bases in locals: V8 does not keep mutable globals in registers across the loop.
-  const nextPf = posNextPf, sym = posSym, changed = symChanges, prices = symPrice;
+  const nextPf = posNextPf, sym = posSym, fxSym = posFxSym, changed = symChanges, prices = symPrice;
   const qty = posQty, avgs = posAvg, fxs = posFx, marks = posMark, mvs = posMv, upnls = posUpnl;
   let holdings: f64 = 0;
   let cost: f64 = 0;
@@ -308,23 +337,33 @@ function sweepOne(head: i32): bool {
   let count = 0;
   for (let pos = head; pos != NONE; pos = i32At(nextPf, pos)) {
     const s = i32At(sym, pos);
-    const changes = i32At(changed, s);
+    const fs = i32At(fxSym, pos);
+    const priceChanges = i32At(changed, s);
+    const fxChanges = fs != NONE ? i32At(changed, fs) : 0;
     const q = f64At(qty, pos);
     const avg = f64At(avgs, pos);
-    const fx = f64At(fxs, pos);
+    let fx: f64;
     let mv: f64;
     let up: f64;
-    if (changes != 0) {
-      const price = f64At(prices, s);
-      setF64(marks, pos, price);
+    if ((priceChanges | fxChanges) != 0) {
+      let mark: f64;
+      if (priceChanges != 0) {
+        mark = f64At(prices, s);
+        setF64(marks, pos, mark);
+      } else mark = f64At(marks, pos);
+      if (fxChanges != 0) {
+        fx = f64At(prices, fs);
+        setF64(fxs, pos, fx);
+      } else fx = f64At(fxs, pos);
       if (q == 0) continue;
-      mv = q * price * fx;
-      up = (price - avg) * q * fx;
+      mv = q * mark * fx;
+      up = (mark - avg) * q * fx;
       setF64(mvs, pos, mv);
       setF64(upnls, pos, up);
-      count += changes;
+      count += priceChanges + fxChanges;
     } else {
       if (q == 0) continue;
+      fx = f64At(fxs, pos);
       mv = f64At(mvs, pos);
       up = f64At(upnls, pos);
     }

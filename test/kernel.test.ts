@@ -3,7 +3,9 @@
 //  - differential property: random books (portfolios, symbols and positions added mid-sequence past
 //    the initial capacities, so memory is re-laid out and the WASM memory grows between ticks),
 //    random trades (quantity 0 included), limits (NaN included), cash, breach re-arming, direct
-//    recomputes and tick batches (repeated symbols, unchanged prices, narrow and broad batches): after
+//    recomputes and tick batches (repeated symbols, unchanged prices, narrow and broad batches);
+//    some positions are converted by an fx symbol (the first few symbol ids, which are instruments
+//    too) and some batches are mostly fx ticks (test/kernel.fx.test.ts has the fx examples): after
 //    every step the whole kernel memory (header and every column) of the two kernels is bit-for-bit
 //    equal (NaN payloads aside), as are the returned values, and both took the same path;
 //  - the portfolio sweep (dense batches) and the symbol lists (sparse batches) give the same columns,
@@ -13,84 +15,16 @@
 //  - the module owns no part of its memory (no data segments) and imports nothing.
 // Needs dist/assembly/kernel.wasm: built here if missing or older than assembly/kernel.ts.
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createKernel } from '../src/kernel/index.js';
-import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
-import { Kernel, type KernelLimits } from '../src/kernel/kernel.js';
-import { BREACH_MAX_DRAWDOWN, BREACH_MAX_LOSS, BREACH_MAX_WEIGHT, FLAG_BREACH_LATCHED, columnSpecs, type ColumnName } from '../src/kernel/layout.js';
-import { WasmBackend } from '../src/kernel/wasmBackend.js';
+import { type Kernel } from '../src/kernel/kernel.js';
+import { BREACH_MAX_DRAWDOWN, BREACH_MAX_LOSS, BREACH_MAX_WEIGHT, FLAG_BREACH_LATCHED, NONE } from '../src/kernel/layout.js';
 import { seeded } from '../src/sim/random.js';
+import { ensureKernelWasm, expectSameMemory, expectSameUpToListOrder, kernelOf, limits, sweepsOf, tick, wasmFile, type Flavour } from './support/kernelMemory.js';
 
-const root = join(import.meta.dirname, '..');
-const wasmFile = join(root, 'dist/assembly/kernel.wasm');
-const limits: KernelLimits = { positionsMax: 100_000, portfoliosMax: 10_000, symbolsMax: 10_000 };
-
-beforeAll(() => {
-  const source = join(root, 'assembly/kernel.ts');
-  if (existsSync(wasmFile) && statSync(wasmFile).mtimeMs >= statSync(source).mtimeMs) return;
-  execFileSync('npx', ['asc', 'assembly/kernel.ts', '--target', 'release'], { cwd: root, stdio: 'inherit' });
-});
-
-type Flavour = 'wasm' | SweepPolicy;
-
-function kernelOf(flavour: Flavour): Kernel {
-  return new Kernel(flavour === 'wasm' ? new WasmBackend() : new JsBackend(flavour), limits);
-}
-
-function sweepsOf(k: Kernel): number {
-  return (k.backend as WasmBackend | JsBackend).sweepBatches;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comparing kernel memory
-
-const columnOf = (k: Kernel, byte: number): { name: ColumnName; row: number } | undefined => {
-  for (const spec of columnSpecs) {
-    const view = k.cols[spec.name];
-    if (byte >= view.byteOffset && byte < view.byteOffset + view.byteLength) return { name: spec.name, row: Math.floor((byte - view.byteOffset) / view.BYTES_PER_ELEMENT) };
-  }
-  return undefined;
-};
-
-function words(k: Kernel): Uint32Array {
-  return new Uint32Array(k.cols.posQty.buffer, 0, k.bytes / 4);
-}
-
-/** First difference between the two kernels' memories outside `skip`, NaN == NaN; undefined if none. */
-function firstDifference(a: Kernel, b: Kernel, skip: ReadonlySet<ColumnName> = new Set()): string | undefined {
-  if (a.bytes !== b.bytes) return `layout sizes ${a.bytes} vs ${b.bytes}`;
-  const wa = words(a);
-  const wb = words(b);
-  for (let i = 0; i < wa.length; i++) {
-    if (wa[i] === wb[i]) continue;
-    const at = columnOf(a, i * 4);
-    if (at === undefined) return `header slot ${i}: ${wa[i] | 0} vs ${wb[i] | 0}`;
-    if (skip.has(at.name)) continue;
-    const x = a.cols[at.name][at.row];
-    const y = b.cols[at.name][at.row];
-    if (!Object.is(x, y) && !(Number.isNaN(x) && Number.isNaN(y))) return `${at.name}[${at.row}]: ${x} vs ${y}`;
-  }
-  return undefined;
-}
-
-function expectSameMemory(a: Kernel, b: Kernel): void {
-  expect(firstDifference(a, b)).toBeUndefined();
-}
-
-function prefixSorted(column: Int32Array, count: number): number[] {
-  return Array.from(column.subarray(0, count)).sort((x, y) => x - y);
-}
-
-/** Same memory except the order of the dirty and breach lists, which depends on the path taken. */
-function expectSameUpToListOrder(a: Kernel, b: Kernel): void {
-  expect(firstDifference(a, b, new Set<ColumnName>(['pfDirty', 'pfBreach']))).toBeUndefined();
-  expect(prefixSorted(a.cols.pfDirty, a.dirtyCount)).toEqual(prefixSorted(b.cols.pfDirty, b.dirtyCount));
-  expect(prefixSorted(a.cols.pfBreach, a.breachCount)).toEqual(prefixSorted(b.cols.pfBreach, b.breachCount));
-}
+beforeAll(ensureKernelWasm);
 
 // ---------------------------------------------------------------------------------------------
 // Random books and steps
@@ -111,11 +45,13 @@ type Step =
   | { t: 'clear'; pick: number }
   | { t: 'cash'; pick: number; cash: number; realized: number }
   | { t: 'tick'; entries: { pick: number; price: number | null }[] }
+  | { t: 'fxtick'; entries: { fx: boolean; pick: number; price: number | null }[] }
   | { t: 'broad'; seed: number; share: number }
   | { t: 'recompute'; pick: number };
 
 const price = fc.oneof(fc.constantFrom(1, 10, 99.5, 100, 250.25), fc.double({ min: 0.01, max: 1000, noNaN: true }));
 const quantity = fc.oneof(fc.constant(0), fc.integer({ min: -1000, max: 1000 }), fc.double({ min: -1000, max: 1000, noNaN: true }));
+const rate = fc.oneof(fc.constantFrom(0.5, 1, 1.25), fc.double({ min: 0.2, max: 5, noNaN: true }));
 const optional = (a: fc.Arbitrary<number>): fc.Arbitrary<number> => fc.oneof(fc.constant(Number.NaN), a);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -142,6 +78,19 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({ t: fc.constant('tick' as const), entries: fc.array(fc.record({ pick: fc.nat(), price: fc.option(price, { nil: null }) }), { minLength: 1, maxLength: 40 }) }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('fxtick' as const),
+      entries: fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.record({ fx: fc.constant(true), pick: fc.nat(), price: fc.option(rate, { nil: null }) }) },
+          { weight: 1, arbitrary: fc.record({ fx: fc.constant(false), pick: fc.nat(), price: fc.option(price, { nil: null }) }) },
+        ),
+        { minLength: 1, maxLength: 12 },
+      ),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('broad' as const), seed: fc.integer(), share: fc.constantFrom(0.3, 0.6, 1) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('recompute' as const), pick: fc.nat() }) },
 );
@@ -159,6 +108,9 @@ const grow = fc.record({
 const scenario = fc
   .tuple(fc.array(step, { minLength: 5, maxLength: 30 }), grow, fc.array(step, { minLength: 5, maxLength: 30 }))
   .map(([before, g, after]) => [...before, g, ...after]);
+
+/** Symbol ids 0..FX_SYMBOLS-1 also serve as fx rates (they are instruments too). */
+const FX_SYMBOLS = 6;
 
 /** Drives several kernels through the same steps; every random draw happens once, here. */
 class Fleet {
@@ -196,6 +148,10 @@ class Fleet {
         });
       case 'tick':
         return this.tick(s.entries.map((e) => ({ sym: e.pick % Math.max(1, this.first.symbols), price: e.price })));
+      case 'fxtick': {
+        const fxs = Math.min(FX_SYMBOLS, this.first.symbols);
+        return this.tick(s.entries.map((e) => ({ sym: e.pick % Math.max(1, e.fx ? fxs : this.first.symbols), price: e.price })));
+      }
       case 'broad':
         return this.broad(s.share, random(s.seed));
       case 'recompute':
@@ -231,13 +187,18 @@ class Fleet {
       const qty = r < 0.2 ? 0 : r < 0.6 ? Math.round((rnd() - 0.5) * 2000) : (rnd() - 0.5) * 2000;
       const avg = 1 + rnd() * 500;
       const trade = 1 + rnd() * 500;
-      // The kernel's conversion rate is 1 until multi-currency lands; vary it so its place in each
-      // product is pinned too.
-      const fx = rnd() < 0.3 ? 0.5 + rnd() * 1.5 : 1;
+      // A third of the rows are converted by an fx symbol (its price so far, 0 if never seen; some
+      // set again to the same symbol, a no-op). The others keep a fixed rate, written directly and
+      // varied so its place in each product is pinned too.
+      const fxSym = rnd() < 0.35 ? Math.floor(rnd() * Math.min(FX_SYMBOLS, this.first.symbols)) : NONE;
+      const again = rnd() < 0.2;
+      const fx = fxSym === NONE && rnd() < 0.3 ? 0.5 + rnd() * 1.5 : 1;
       this.all((k) => {
         const p = k.addPosition(f, s);
-        k.cols.posFx[p] = fx;
+        if (fxSym !== NONE) k.setPositionFx(p, fxSym);
+        else k.cols.posFx[p] = fx;
         k.setPosition(p, qty, avg, trade);
+        if (again) k.setPositionFx(p, fxSym);
       });
     }
     return [];
@@ -306,7 +267,7 @@ describe('WASM kernel equals the TypeScript kernel bit for bit', () => {
           expect(w).toBe(j);
           expectSameMemory(wasm, js);
           expect(sweepsOf(wasm)).toBe(sweepsOf(js));
-          if (s.t === 'tick' || s.t === 'broad') revalues++;
+          if (s.t === 'tick' || s.t === 'fxtick' || s.t === 'broad') revalues++;
         }
         expect(wasm.positions).toBeGreaterThan(1024);
         expect(wasm.portfolios).toBeGreaterThan(256);
@@ -380,14 +341,6 @@ function twoPositions(flavour: Flavour): { k: Kernel; f: number; aapl: number; m
   k.setPosition(msft, -5, 200, 200);
   k.recompute(f);
   return { k, f, aapl, msft };
-}
-
-function tick(k: Kernel, ...entries: [sym: number, price: number][]): number {
-  entries.forEach(([s, p], i) => {
-    k.cols.batchSym[i] = s;
-    k.cols.batchPrice[i] = p;
-  });
-  return k.revalue(entries.length);
 }
 
 function totals(k: Kernel, f: number): Record<string, number> {

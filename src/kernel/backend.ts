@@ -16,8 +16,9 @@ export interface KernelBackend {
   /** Called after every resize, once the header and the columns of `layout` are written. */
   bind(buffer: ArrayBuffer, layout: Layout): void;
   /**
-   * Applies the first `n` entries of batchSym/batchPrice: each changed symbol price revalues its
-   * positions (mark, mv, upnl), every portfolio holding one is recomputed from its positions and
+   * Applies the first `n` entries of batchSym/batchPrice: each changed symbol price revalues the
+   * positions it prices (mark, mv, upnl) and the positions it converts (fx, mv, upnl), every
+   * portfolio holding one is recomputed from its positions and
    * checked against its limits. Writes pfDirty[0..dirtyCount) in first-touched order and
    * pfBreach[0..breachCount) plus the header's dirtyCount, breachCount and touched. Returns dirtyCount.
    */

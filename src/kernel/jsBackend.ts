@@ -66,15 +66,15 @@ export class JsBackend implements KernelBackend {
   // portfolio in the same pass. The lists visit each touched row, then recompute walks all the rows
   // of every portfolio it dirtied: about rows/pfCap per touched row (pfCap over-counts portfolios
   // by up to 2x, which errs toward the lists). The estimate of touched rows counts every entry
-  // whose price differs from the current one, repeats included. Same operation order as the WASM
-  // kernel so both choose alike.
+  // whose price differs from the current one, repeats included, and both of its lists (the rows it
+  // prices and the rows it converts). Same operation order as the WASM kernel so both choose alike.
   private wantsSweep(n: number): boolean {
     if (this.sweepPolicy === 'never') return false;
-    const { batchSym, batchPrice, symPrice, symCount } = this.c;
+    const { batchSym, batchPrice, symPrice, symCount, symFxCount } = this.c;
     let estimate = 0;
     for (let k = 0; k < n; k++) {
       const s = batchSym[k];
-      if (symPrice[s] !== batchPrice[k]) estimate += symCount[s];
+      if (symPrice[s] !== batchPrice[k]) estimate += symCount[s] + symFxCount[s];
     }
     if (this.sweepPolicy === 'always') return estimate > 0;
     const symCap = this.header[H.symCap];
@@ -86,9 +86,13 @@ export class JsBackend implements KernelBackend {
     return estimate * (pfCap + rows) * LIST_ROW_COST >= rows * pfCap;
   }
 
-  /** Writes the dirty list and its count; returns the touched count. */
+  /**
+   * Writes the dirty list and its count; returns the touched count. A changed price walks the rows
+   * it prices (new mark), then the rows it converts (new fx): each row ends valued at its current
+   * mark and rate, whichever of the two moved last in the batch.
+   */
   private walkSymbols(n: number, stamp: number): number {
-    const { batchSym, batchPrice, symPrice, symHead, posNextSym, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfStamp, pfDirty } = this.c;
+    const { batchSym, batchPrice, symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfStamp, pfDirty } = this.c;
     let dirty = 0;
     let touched = 0;
     for (let k = 0; k < n; k++) {
@@ -103,6 +107,20 @@ export class JsBackend implements KernelBackend {
         const fx = posFx[pos];
         posMv[pos] = q * price * fx;
         posUpnl[pos] = (price - posAvg[pos]) * q * fx;
+        touched++;
+        const f = posPf[pos];
+        if (pfStamp[f] !== stamp) {
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+        }
+      }
+      for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
+        posFx[pos] = price;
+        const q = posQty[pos];
+        if (q === 0) continue;
+        const mark = posMark[pos];
+        posMv[pos] = q * mark * price;
+        posUpnl[pos] = (mark - posAvg[pos]) * q * price;
         touched++;
         const f = posPf[pos];
         if (pfStamp[f] !== stamp) {
@@ -164,11 +182,12 @@ export class JsBackend implements KernelBackend {
     }
   }
 
-  // Revalues one portfolio's rows whose symbol changed and sums all its open rows in list order,
-  // exactly as recompute would after walkSymbols. Returns the touches: a symbol that changed c
-  // times in the batch counts c per open row, as the lists would.
+  // Revalues one portfolio's rows whose symbol or fx symbol changed and sums all its open rows in
+  // list order, exactly as recompute would after walkSymbols. Returns the touches: a symbol that
+  // changed c times in the batch counts c per open row it prices and c per open row it converts,
+  // as the lists would.
   private sweepOne(head: number): number {
-    const { posNextPf, posSym, symChanges, symPrice, posQty, posAvg, posFx, posMark, posMv, posUpnl } = this.c;
+    const { posNextPf, posSym, posFxSym, symChanges, symPrice, posQty, posAvg, posFx, posMark, posMv, posUpnl } = this.c;
     let holdings = 0;
     let cost = 0;
     let upnl = 0;
@@ -177,23 +196,33 @@ export class JsBackend implements KernelBackend {
     let count = 0;
     for (let pos = head; pos !== NONE; pos = posNextPf[pos]) {
       const s = posSym[pos];
-      const changes = symChanges[s];
+      const fs = posFxSym[pos];
+      const priceChanges = symChanges[s];
+      const fxChanges = fs !== NONE ? symChanges[fs] : 0;
       const q = posQty[pos];
       const avg = posAvg[pos];
-      const fx = posFx[pos];
+      let fx: number;
       let mv: number;
       let up: number;
-      if (changes !== 0) {
-        const price = symPrice[s];
-        posMark[pos] = price;
+      if ((priceChanges | fxChanges) !== 0) {
+        let mark: number;
+        if (priceChanges !== 0) {
+          mark = symPrice[s];
+          posMark[pos] = mark;
+        } else mark = posMark[pos];
+        if (fxChanges !== 0) {
+          fx = symPrice[fs];
+          posFx[pos] = fx;
+        } else fx = posFx[pos];
         if (q === 0) continue;
-        mv = q * price * fx;
-        up = (price - avg) * q * fx;
+        mv = q * mark * fx;
+        up = (mark - avg) * q * fx;
         posMv[pos] = mv;
         posUpnl[pos] = up;
-        count += changes;
+        count += priceChanges + fxChanges;
       } else {
         if (q === 0) continue;
+        fx = posFx[pos];
         mv = posMv[pos];
         up = posUpnl[pos];
       }

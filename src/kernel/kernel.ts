@@ -99,6 +99,8 @@ export class Kernel {
       c.symPrice[this.symbols] = 0;
       c.symHead[this.symbols] = NONE;
       c.symCount[this.symbols] = 0;
+      c.symFxHead[this.symbols] = NONE;
+      c.symFxCount[this.symbols] = 0;
     }
   }
 
@@ -114,6 +116,8 @@ export class Kernel {
     c.posMv[p] = 0;
     c.posUpnl[p] = 0;
     c.posFx[p] = 1;
+    c.posFxSym[p] = NONE;
+    c.posNextFx[p] = NONE;
     c.posSym[p] = sym;
     c.posPf[p] = pf;
     c.posNextSym[p] = c.symHead[sym];
@@ -122,6 +126,45 @@ export class Kernel {
     c.posNextPf[p] = c.pfHead[pf];
     c.pfHead[pf] = p;
     return p;
+  }
+
+  /**
+   * Sets the symbol whose price converts position p into its portfolio's currency (NONE: no
+   * conversion). Call it once, before the row's first setPosition; setting the same symbol again is
+   * a no-op, and any other change is a programmer error (rows are never unlinked from fx lists).
+   * The rate is that symbol's current price, or 0 while it has never been seen: such a row
+   * contributes 0 to every total until the rate arrives (see fxRateOf), then revalue converts it.
+   * Recomputes the row's mv and upnl; the caller recomputes the portfolio, as after setPosition.
+   */
+  setPositionFx(p: number, fxSym: number): void {
+    const c = this.cols;
+    assert(p < this.positions && fxSym < this.symbols && fxSym >= NONE, 'fx symbol for an unknown position or symbol row');
+    const was = c.posFxSym[p];
+    if (was === fxSym) return;
+    assert(was === NONE, 'a position\'s fx symbol is set once and never changes');
+    c.posFxSym[p] = fxSym;
+    c.posNextFx[p] = c.symFxHead[fxSym];
+    c.symFxHead[fxSym] = p;
+    c.symFxCount[fxSym]++;
+    const fx = c.symPrice[fxSym];
+    const q = c.posQty[p];
+    const mark = c.posMark[p];
+    c.posFx[p] = fx;
+    c.posMv[p] = q * mark * fx;
+    c.posUpnl[p] = (mark - c.posAvg[p]) * q * fx;
+  }
+
+  /** The symbol converting position p, or NONE. */
+  fxSymbolOf(p: number): number {
+    return this.cols.posFxSym[p];
+  }
+
+  /**
+   * The conversion rate applied to position p: 1 without conversion, else the last price of its fx
+   * symbol, 0 while that rate has never been seen (the caller flags such a position as unconverted).
+   */
+  fxRateOf(p: number): number {
+    return this.cols.posFx[p];
   }
 
   /** Writes a position after a trade: the mark is the symbol's tick price once seen, else the trade price. */

@@ -3,9 +3,14 @@
 // memory): TypeScript owns allocation and growth; the kernels only compute over the columns.
 // A header of i32 slots at byte 0 tells the WASM code where each column starts.
 //
-// Position row: qty, avg, mark, mv, upnl, fx (f64) + sym, pf, nextSym, nextPf (i32) = 64 bytes.
-// The fx column is the per-position conversion rate (1 until multi-currency lands); lot-level cost
-// bases live outside the kernel and reach it as avg (the quantity-weighted average of open lots).
+// Position row: qty, avg, mark, mv, upnl, fx (f64) + sym, pf, nextSym, nextPf, fxSym, nextFx (i32)
+// = 72 bytes. Symbol row: price (f64) + head, count, changes, fxHead, fxCount (i32) = 28 bytes.
+// The fx column is the per-position conversion rate into the portfolio's currency: 1 for a position
+// that needs none (fxSym = NONE); otherwise the price of its fx symbol (e.g. EURUSD for a EUR-quoted
+// position in a USD book), which is just another symbol of the table: a change of that price
+// revalues every row on the symbol's fx list (fxHead/nextFx) in the same pass, and 0 until that rate
+// has been seen (the row then contributes 0 to every total). Lot-level cost bases live outside the
+// kernel and reach it as avg (the quantity-weighted average of open lots).
 
 export const HEADER_BYTES = 512;
 export const NONE = -1;
@@ -71,6 +76,12 @@ export const columnSpecs = [
   // Times each symbol's price changed within the batch being applied: the kernels' portfolio
   // sweep reads it instead of the per-symbol lists. Zero between revalue calls.
   { name: 'symChanges', kind: 'i32', group: 'sym' },
+  // Multi-currency: the symbol whose price converts this row (NONE: no conversion, fx stays 1) and
+  // the next row converted by the same symbol; each symbol's list of the rows it converts.
+  { name: 'posFxSym', kind: 'i32', group: 'pos' },
+  { name: 'posNextFx', kind: 'i32', group: 'pos' },
+  { name: 'symFxHead', kind: 'i32', group: 'sym' },
+  { name: 'symFxCount', kind: 'i32', group: 'sym' },
 ] as const satisfies readonly ColumnSpec[];
 
 export type ColumnName = (typeof columnSpecs)[number]['name'];
