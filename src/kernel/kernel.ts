@@ -51,12 +51,6 @@ export class Kernel {
     return this.header[H.stamp];
   }
 
-  /** Placeholder until the FX lists land (branch kernel-fx): rates are fixed at link time. */
-  setPositionFx(p: number, fxSym: number): void {
-    const rate = this.cols.symPrice[fxSym];
-    this.cols.posFx[p] = rate;
-  }
-
   get touched(): number {
     return this.header[H.touched];
   }
