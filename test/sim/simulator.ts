@@ -96,7 +96,8 @@ export const knownIssues: Record<string, string> = {
     'quantities up to 9e7; money is float64, whose resolution is coarser than 1e-6 above ~8.6e9 (one ulp of 2e10 is ' +
     '3.8e-6), so a figure that cancels large amounts (cash after withdrawing 2e10) misses 1e-6 by a few ulps. Counted ' +
     'when the miss is within 1e-12 of the largest scale the portfolio ever had (its float64 errors were made at that ' +
-    'scale); larger misses fail.',
+    'scale); larger misses fail. A ratio (return_rate) over a denominator that cancelled (capital withdrawn to ' +
+    'near 0) inherits that error relative to what is left of the denominator.',
   'seq-monotonic-across-recovery':
     "a portfolio's seq is restored from its last snapshot record; replay re-applies commands without counting them " +
     'and the tick revaluations since the snapshot are in no log, so after a shard crash or kill -9 seq restarts lower ' +
@@ -1465,8 +1466,11 @@ export class Simulator {
     for (const k of ['cash', 'capital', 'holdings_value', 'cost_basis', 'unrealized_pnl', 'realized_pnl', 'total_return', 'equity', 'gross_exposure'] as const) {
       this.figure(s[k], f[k], `${label}.${k}`, scale);
     }
-    // A ratio of figures: its float64 error is that of its numerator, relative to the denominator.
-    this.figure(s.return_rate, f.return_rate, `${label}.return_rate`, f.capital.isZero() ? (f.cost_basis.isZero() ? new Dec(1) : scale.div(f.cost_basis.abs()).times(100)) : scale.div(f.capital.abs()).times(100));
+    // A ratio of figures: its float64 error is its numerator's plus its denominator's, each relative to
+    // the denominator: (scale / |d|) * (100 + |rate|). The second term matters when the denominator
+    // cancelled (capital withdrawn to near 0 carries errors of the deposits' ulp; swarm seed 2457852240).
+    const denominator = f.capital.isZero() ? f.cost_basis : f.capital;
+    this.figure(s.return_rate, f.return_rate, `${label}.return_rate`, ratioScale(scale, denominator, f.return_rate));
     // Identities: equity = cash + holdings_value; total_return = realized + unrealized.
     const tolId = (a: number, b: number) => Math.abs(a - b) <= Math.max(1e-9 * Math.max(Math.abs(a), Math.abs(b)), 1e-6);
     if (!tolId(s.equity, s.cash + s.holdings_value)) this.violate('identities', `${label}: equity ${s.equity} != cash ${s.cash} + holdings ${s.holdings_value}`);
@@ -1621,4 +1625,13 @@ export function formatFailure(f: SimFailure, replay: string): string {
     'last steps:',
     ...f.journal.map((l) => '  ' + l),
   ].join('\n');
+}
+
+/**
+ * The scale of float64 error in a percentage ratio = 100 * numerator / denominator, where both were
+ * computed at the portfolio's money scale: the numerator's error and the denominator's each relative
+ * to the denominator, (scale / |d|) * (100 + |ratio|). figure() allows 1e-12 of it.
+ */
+export function ratioScale(scale: Dec, denominator: Dec, ratio: Dec): Dec {
+  return denominator.isZero() ? new Dec(1) : scale.div(denominator.abs()).times(ratio.abs().plus(100));
 }
