@@ -29,6 +29,8 @@ export const ErrorCode = {
   trade_id_conflict: 'trade_id_conflict',
   insufficient_cash: 'insufficient_cash',
   fx_rate_unknown: 'fx_rate_unknown',
+  /** A tick whose source ts is before the latest split's effective time of its symbol: a pre-split print. */
+  pre_split_tick: 'pre_split_tick',
   // limits
   limit_exceeded: 'limit_exceeded',
   rate_limited: 'rate_limited',
@@ -89,6 +91,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   trade_id_conflict: 409,
   insufficient_cash: 409,
   fx_rate_unknown: 409,
+  pre_split_tick: 409,
   limit_exceeded: 409,
   rate_limited: 429,
   shard_restarting: 503,

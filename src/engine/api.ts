@@ -20,6 +20,10 @@ import type {
   Random,
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
+import type { CorporateAnswer, CorporateList } from './corporateDesk.js';
+
+export type { CorporateAnswer, CorporateList };
+export type { CorporateActionView } from './corporateSchedule.js';
 
 export interface EngineLimits {
   portfoliosMax: number;
@@ -33,6 +37,8 @@ export interface EngineLimits {
   subscribersPerPortfolioMax: number;
   /** Trade ids remembered in memory for idempotency (the store keeps them all). */
   tradeIdsRememberedMax: number;
+  /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
+  corporateActionsPendingMax: number;
 }
 
 export interface EngineOptions {
@@ -56,6 +62,8 @@ export interface EngineOptions {
   shardHeapMb?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
+  /** How often the engine looks for corporate action steps whose time (by `clock`) has come. */
+  corporateActionsCheckMs?: number;
 }
 
 export interface PortfolioSummary {
@@ -142,6 +150,13 @@ export interface Engine {
   onEvent(listener: EventListener): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;
+  /**
+   * Enters a corporate action (split, dividend, symbol_change; see docs/PROTOCOL.md). Idempotent by
+   * action_id. Answered once the announcement (and a step applied at once) is durable.
+   */
+  corporateAction(input: unknown): Promise<Result<CorporateAnswer>>;
+  /** Corporate actions in the order they were entered, with their status; page with after_seq. */
+  listCorporateActions(query?: { after_seq?: number; limit?: number }): Promise<Result<CorporateList>>;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

@@ -10,6 +10,7 @@ export const defaultLimits: EngineLimits = {
   ticksPerCallMax: 100_000,
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
+  corporateActionsPendingMax: 1_000,
 };
 
 export interface ResolvedOptions {
@@ -21,6 +22,7 @@ export interface ResolvedOptions {
   snapshotIntervalMs: number;
   retainEventsMs: number | null;
   pricesFlushIntervalMs: number;
+  corporateActionsCheckMs: number;
   shardHeapMb: number;
   allowFaultInjection: boolean;
   limits: EngineLimits;
@@ -40,6 +42,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
     retainEventsMs: o.retainEventsMs ?? null,
     pricesFlushIntervalMs: 1_000,
+    corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,
     limits: { ...defaultLimits, ...o.limits },

@@ -57,3 +57,21 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function settle(engine: { stats(): { batches: number } }, ms = 30): Promise<void> {
   await sleep(ms);
 }
+
+/**
+ * Crashes the shard worker that owns the portfolio and waits until the engine restarted it from the
+ * store (snapshot + replay). Needs an engine created with allowFaultInjection.
+ */
+export async function crashShardOf(
+  engine: { shardOf(id: string): number; crashShard(shard: number, how?: 'throw' | 'exit' | 'heap'): { ok: boolean }; stats(): { shardRestarts: number }; shardStats(): { state: string }[] },
+  portfolio: string,
+): Promise<void> {
+  const shard = engine.shardOf(portfolio);
+  const restarts = engine.stats().shardRestarts;
+  if (!engine.crashShard(shard, 'throw').ok) throw new Error('crashShard refused: allowFaultInjection is off');
+  const started = Date.now();
+  while (engine.stats().shardRestarts <= restarts || engine.shardStats()[shard].state !== 'ready') {
+    if (Date.now() - started > 30_000) throw new Error('shard did not restart in 30 s');
+    await sleep(20);
+  }
+}

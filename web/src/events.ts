@@ -79,10 +79,17 @@ const kinds: Record<StoredEvent['type'], string> = {
   TradingResumed: 'Resumed',
   PositionOpened: 'Opened',
   PositionClosed: 'Position closed',
+  LotClosed: 'Lot closed',
   RiskLimitBreached: 'Risk breach',
   ShardRestarted: 'Shard restart',
   MarketAlert: 'Market alert',
   FeedGap: 'Feed gap',
+  SplitApplied: 'Split',
+  DividendEntitled: 'Dividend entitled',
+  DividendPaid: 'Dividend',
+  SymbolChanged: 'Symbol change',
+  CorporateActionAnnounced: 'Corporate action',
+  CorporateActionApplied: 'Corporate action step',
 };
 
 /** Events that deserve attention get a warning style (and a ⚠ sign: not colour alone). */
@@ -124,6 +131,20 @@ export function describeEvent(e: StoredEvent): string {
       return `${e.symbol}: ${e.rule_name} (${e.kind})`;
     case 'FeedGap':
       return e.state === 'open' ? `${e.symbol}: no ticks for ${Math.round(e.gap_ms / 1000)} s` : `${e.symbol}: ticks back after ${Math.round(e.gap_ms / 1000)} s`;
+    case 'LotClosed':
+      return `${fmtQuantity(e.quantity)} ${e.symbol} of lot ${e.lot_id}, realized ${fmtPnl(e.realized_pnl)}`;
+    case 'SplitApplied':
+      return `${e.symbol} ${e.to}-for-${e.from}: ${fmtQuantity(e.quantity_before)} → ${fmtQuantity(e.quantity_after)}`;
+    case 'DividendEntitled':
+      return `${e.symbol}: ${fmtQuantity(e.quantity)} × ${fmtPrice(e.amount_per_share)} ${e.currency}, paid ${fmtTime(e.pay_ts)}`;
+    case 'DividendPaid':
+      return `${e.symbol}: ${fmtMoney(e.amount)} ${e.currency}` + (e.fx_rate === null ? ' (no FX rate yet: not in realized)' : '');
+    case 'SymbolChanged':
+      return `${e.from_symbol} → ${e.to_symbol}` + (e.merged ? ' (merged)' : '');
+    case 'CorporateActionAnnounced':
+      return `${e.action.action_id}: ${e.action.type} ${e.action.symbol}`;
+    case 'CorporateActionApplied':
+      return `${e.action_id} ${e.step}` + (e.error === null ? `: ${e.holders} portfolios` : ` refused: ${e.error.message}`);
   }
 }
 
