@@ -2,11 +2,14 @@
 // paused, risk breaches. Pure: every transition is (state, event) -> (state, emitted effects); time
 // arrives inside events. Prices never come here: the kernel values positions and reports limit
 // crossings as `breach` events, which keeps xstate (~6 µs an event here) off the per-tick path.
+// Corporate actions are not trades: they apply in every lifecycle state, closed included (a closed
+// portfolio's positions stay marked for reporting, so a split must keep them right).
 
 import { enqueueActions, setup } from 'xstate';
 import { reducesExposure } from '../src/domain/accounting.js';
+import { applyCorporateStep, corporateRefusal } from '../src/domain/corporateActions.js';
 import { applyDeposit, applyLimits, applyTrade, applyWithdraw, positionOf, tradeRefusal } from '../src/domain/portfolio.js';
-import type { DomainEventBody, PortfolioState, RiskLimitName, RiskLimits } from '../src/domain/types.js';
+import type { CorporateStep, DomainEventBody, PortfolioState, RiskLimitName, RiskLimits } from '../src/domain/types.js';
 import type { ValidTrade } from '../src/domain/validate.js';
 import type { ErrorCode } from '../src/errors.js';
 
@@ -18,7 +21,8 @@ export type PortfolioEvent =
   | { type: 'pause'; reason: 'command' | 'risk' }
   | { type: 'resume' }
   | { type: 'breach'; limit: RiskLimitName; value: number; threshold: number }
-  | { type: 'close' };
+  | { type: 'close' }
+  | { type: 'corporate'; step: CorporateStep };
 
 /** What a transition emits: the domain events it produced, or why it refused. */
 export type PortfolioEffect =
@@ -41,6 +45,9 @@ export const portfolioMachine = setup({
     withinCash: ({ context, event }) => event.type === 'withdraw' && event.amount <= context.cash,
     // Currency, FX rate, named lots, and positions within quantityMax (integer units stay below 2^53).
     tradeRefused: ({ context, event }) => event.type === 'trade' && tradeRefusal(context, event.trade) !== null,
+    // A split past quantityMax, a symbol change that cannot merge: the engine checks every holder before
+    // applying a step anywhere, so this only guards the books against a step sent without that check.
+    corporateRefused: ({ context, event }) => event.type === 'corporate' && corporateRefusal(context, event.step) !== null,
   },
   actions: {
     trade: enqueueActions(({ context, event, enqueue }) => {
@@ -48,6 +55,12 @@ export const portfolioMachine = setup({
       const r = applyTrade(context, event.trade);
       enqueue.assign(r.state);
       enqueue.emit(applied(r.events, r.fill.realized, r.symbol));
+    }),
+    corporate: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'corporate') return;
+      const r = applyCorporateStep(context, event.step);
+      enqueue.assign(r.state);
+      enqueue.emit(applied(r.events));
     }),
     deposit: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'deposit') return;
@@ -90,6 +103,11 @@ export const portfolioMachine = setup({
       const refusal = tradeRefusal(context, event.trade);
       if (refusal !== null) enqueue.emit({ type: 'rejected', code: refusal.code, message: refusal.message, field: refusal.field });
     }),
+    rejectCorporate: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'corporate') return;
+      const refusal = corporateRefusal(context, event.step);
+      if (refusal !== null) enqueue.emit({ type: 'rejected', code: refusal.code, message: refusal.message, field: refusal.field });
+    }),
     rejectClosed: enqueueActions(({ enqueue }) => enqueue.emit(rejected('portfolio_closed', 'refused: portfolio is closed'))),
     rejectCash: enqueueActions(({ context, enqueue }) =>
       enqueue.emit(rejected('insufficient_cash', `amount must be <= cash (${context.cash}) for a withdrawal`)),
@@ -110,6 +128,7 @@ export const portfolioMachine = setup({
         breach: { target: 'paused', actions: 'paused' },
         resume: { actions: 'rejectNotPaused' },
         close: { target: 'closed', actions: 'closed' },
+        corporate: [{ guard: 'corporateRefused', actions: 'rejectCorporate' }, { actions: 'corporate' }],
       },
     },
     paused: {
@@ -122,6 +141,7 @@ export const portfolioMachine = setup({
         breach: { actions: 'breachWhilePaused' },
         resume: { target: 'active', actions: 'resumed' },
         close: { target: 'closed', actions: 'closed' },
+        corporate: [{ guard: 'corporateRefused', actions: 'rejectCorporate' }, { actions: 'corporate' }],
       },
     },
     closed: {
@@ -134,6 +154,7 @@ export const portfolioMachine = setup({
         resume: { actions: 'rejectClosed' },
         breach: {},
         close: { actions: 'rejectClosed' },
+        corporate: [{ guard: 'corporateRefused', actions: 'rejectCorporate' }, { actions: 'corporate' }],
       },
     },
   },

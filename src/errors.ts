@@ -31,6 +31,8 @@ export const ErrorCode = {
   fx_rate_unknown: 'fx_rate_unknown',
   symbol_not_found: 'symbol_not_found',
   suspect_tick_not_found: 'suspect_tick_not_found',
+  /** A tick whose source ts is before the latest split's effective time of its symbol: a pre-split print. */
+  pre_split_tick: 'pre_split_tick',
   // limits
   limit_exceeded: 'limit_exceeded',
   rate_limited: 'rate_limited',
@@ -93,6 +95,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   fx_rate_unknown: 409,
   symbol_not_found: 404,
   suspect_tick_not_found: 404,
+  pre_split_tick: 409,
   limit_exceeded: 409,
   rate_limited: 429,
   shard_restarting: 503,

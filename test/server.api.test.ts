@@ -86,6 +86,9 @@ describe('OpenAPI', () => {
     await call('GET', L, '/api/v1/portfolios/nope/positions/OA/lots');
     await call('GET', P, '/api/v1/portfolios/ol?lots=true');
     await call('GET', P, '/api/v1/portfolios/ol?lots=maybe');
+    await call('GET', `${P}/positions/{symbol}/lots`, '/api/v1/portfolios/oa/positions/OA/lots');
+    await call('GET', `${P}/positions/{symbol}/lots`, '/api/v1/portfolios/oa/positions/NONE/lots');
+    await call('GET', `${P}/positions/{symbol}/lots`, '/api/v1/portfolios/oa/positions/bad%20symbol/lots');
     await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'deposit', amount: 5 });
     await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'withdraw', amount: 1e9 });
     await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'x' });
@@ -118,6 +121,15 @@ describe('OpenAPI', () => {
     await call('GET', '/api/v1/bars/{symbol}', '/api/v1/bars/OA?tf=1m&from=0');
     await call('GET', '/api/v1/market/alerts', '/api/v1/market/alerts');
     await call('PUT', '/api/v1/market/alerts', '/api/v1/market/alerts', { rules: [] });
+    const CA = '/api/v1/corporate-actions';
+    const split = { action_id: 'oa-split', type: 'split', symbol: 'OA', from: 1, to: 2 };
+    await call('POST', CA, CA, split);
+    await call('POST', CA, CA, split);
+    await call('POST', CA, CA, { ...split, action_id: 'oa-bad', from: 0 });
+    await call('POST', CA, CA, { action_id: 'oa-div', type: 'dividend', symbol: 'OA', amount_per_share: 0.1, ex_ts: Date.now() + 3_600_000, pay_ts: Date.now() + 7_200_000 });
+    await call('POST', CA, CA, { action_id: 'oa-ren', type: 'symbol_change', symbol: 'OB', new_symbol: 'OC', effective_ts: Date.now() + 3_600_000 });
+    await call('GET', CA, `${CA}?limit=10`);
+    await call('GET', CA, `${CA}?limit=0`);
     await call('DELETE', P, '/api/v1/portfolios/oa');
     await call('DELETE', P, '/api/v1/portfolios/nope');
     for (const r of routes) expect(checked.has(`${r.method} ${r.template}`), `${r.method} ${r.template} exercised`).toBe(true);

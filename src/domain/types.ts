@@ -24,6 +24,8 @@ export const lotsPerPositionMax = 1000;
 export const lotIdsPerTradeMax = 100;
 /** Largest FX rate accepted (quote -> base); the smallest is any positive price. */
 export const fxRateMax = 1e6;
+/** Largest share count on either side of a split ratio (`to` new shares for every `from` old). */
+export const splitRatioMax = 1_000_000;
 
 /** How a reducing trade picks the cost it realizes against. */
 export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
@@ -127,7 +129,67 @@ export interface PortfolioState {
   base_currency?: string;
   /** Cash held in currencies other than the base (trades in foreign instruments settle here). */
   cash_balances?: Record<string, number>;
+  /** Dividends entitled at their ex-date and not paid yet, by action_id (absent: none). */
+  dividends_due?: Record<string, DividendDue>;
 }
+
+/** A dividend this portfolio is owed: the quantity it held at the ex-date, paid at pay_ts. */
+export interface DividendDue {
+  symbol: string;
+  /** Signed quantity held at the ex-date, in 1e-8 units (a short position owes the dividend). */
+  units: number;
+  amount_per_share: number;
+  /** The instrument's quote currency in this portfolio (its position's currency, else the base). */
+  currency: string;
+  pay_ts: number;
+}
+
+// ---- corporate actions (src/domain/corporateActions.ts applies them, the engine schedules them) ----
+
+export type CorporateActionType = 'split' | 'dividend' | 'symbol_change';
+
+/** `to` new shares for every `from` old: a 2-for-1 split is from 1, to 2; a 1-for-10 reverse split is from 10, to 1. */
+export interface SplitAction {
+  action_id: string;
+  type: 'split';
+  symbol: string;
+  from: number;
+  to: number;
+  effective_ts: number;
+}
+
+export interface DividendAction {
+  action_id: string;
+  type: 'dividend';
+  symbol: string;
+  /** In the instrument's quote currency. */
+  amount_per_share: number;
+  ex_ts: number;
+  pay_ts: number;
+}
+
+export interface SymbolChangeAction {
+  action_id: string;
+  type: 'symbol_change';
+  symbol: string;
+  new_symbol: string;
+  effective_ts: number;
+}
+
+export type CorporateAction = SplitAction | DividendAction | SymbolChangeAction;
+
+/**
+ * One step of an action, applied to every holder at once: a split and a symbol change are one step,
+ * a dividend two (entitlement at ex_ts, payment at pay_ts).
+ */
+export type CorporateStepName = 'split' | 'ex_date' | 'pay_date' | 'symbol_change';
+
+export type CorporateStep =
+  | { step: 'split'; action_id: string; symbol: string; from: number; to: number }
+  | { step: 'ex_date'; action_id: string; symbol: string; amount_per_share: number; pay_ts: number }
+  /** fx_rate: quote -> base for a foreign-currency dividend, null when never seen (the shard fills it per portfolio). */
+  | { step: 'pay_date'; action_id: string; fx_rate: number | null }
+  | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string };
 
 export interface PositionView {
   symbol: string;
@@ -271,7 +333,27 @@ export type DomainEventBody =
    */
   | { type: 'SuspectTickHeld'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number }
   | { type: 'SuspectTickConfirmed'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number; by: 'tick' | 'admin' }
-  | { type: 'SuspectTickRejected'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number; by: 'tick' | 'admin' };
+  | { type: 'SuspectTickRejected'; symbol: string; price: number; ref_price: number; move_pct: number; tick_ts: number; by: 'tick' | 'admin' }
+  /** A split applied to this portfolio's position: quantities floor toward zero, dropped_quantity is the remainder lost. */
+  | { type: 'SplitApplied'; action_id: string; symbol: string; from: number; to: number; quantity_before: number; quantity_after: number; dropped_quantity: number }
+  /** The quantity this portfolio held at the dividend's ex-date (negative: short, it owes the dividend). */
+  | { type: 'DividendEntitled'; action_id: string; symbol: string; quantity: number; amount_per_share: number; pay_ts: number; currency: string }
+  /**
+   * The dividend paid: amount in `currency` credited to cash (cash_balances for a foreign currency);
+   * realized (base) = amount * fx_rate added to realized_pnl; fx_rate 1 in the base currency, null when
+   * no rate of a foreign currency was ever seen (then realized is 0: the cash is credited unconverted).
+   */
+  | { type: 'DividendPaid'; action_id: string; symbol: string; amount: number; currency: string; fx_rate: number | null; realized: number }
+  /** The position moved from from_symbol to to_symbol; merged: the portfolio already held to_symbol (same side). */
+  | { type: 'SymbolChanged'; action_id: string; from_symbol: string; to_symbol: string; quantity: number; merged: boolean }
+  /** An action entered through the API, under the pseudo-portfolio '_corporate' (times resolved). */
+  | { type: 'CorporateActionAnnounced'; action: CorporateAction }
+  /**
+   * One step of an action done, under '_corporate', in the same commit as the per-portfolio events it
+   * produced: holders = portfolios it changed. error non-null: refused as a whole (nothing changed),
+   * the action failed.
+   */
+  | { type: 'CorporateActionApplied'; action_id: string; step: CorporateStepName; holders: number; error: { code: string; message: string } | null };
 
 export type DomainEventType = DomainEventBody['type'];
 
@@ -290,6 +372,14 @@ export const replayedEventTypes: ReadonlySet<DomainEventType> = new Set<DomainEv
   'LimitsSet',
   'TradingPaused',
   'TradingResumed',
+  'SplitApplied',
+  'DividendEntitled',
+  'DividendPaid',
+  'SymbolChanged',
+  // Not a portfolio's: the engine rebuilds pending corporate actions from them (and compaction keeps
+  // them, as replayed events of a pseudo-portfolio without a snapshot).
+  'CorporateActionAnnounced',
+  'CorporateActionApplied',
 ]);
 
 export const domainEventTypes: readonly DomainEventType[] = [
@@ -311,6 +401,12 @@ export const domainEventTypes: readonly DomainEventType[] = [
   'SuspectTickHeld',
   'SuspectTickConfirmed',
   'SuspectTickRejected',
+  'SplitApplied',
+  'DividendEntitled',
+  'DividendPaid',
+  'SymbolChanged',
+  'CorporateActionAnnounced',
+  'CorporateActionApplied',
 ];
 
 /** Injected time: nothing in the domain, the actors or the kernel reads a clock directly. */

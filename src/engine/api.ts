@@ -26,6 +26,10 @@ export type { HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
+import type { CorporateAnswer, CorporateList } from './corporateDesk.js';
+
+export type { CorporateAnswer, CorporateList };
+export type { CorporateActionView } from './corporateSchedule.js';
 
 export interface EngineLimits {
   portfoliosMax: number;
@@ -39,6 +43,8 @@ export interface EngineLimits {
   subscribersPerPortfolioMax: number;
   /** Trade ids remembered in memory for idempotency (the store keeps them all). */
   tradeIdsRememberedMax: number;
+  /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
+  corporateActionsPendingMax: number;
 }
 
 export interface EngineOptions {
@@ -69,6 +75,8 @@ export interface EngineOptions {
    * as suspect until the next tick or an admin decides; default 50; 0 disables the filter.
    */
   suspectMovePct?: number;
+  /** How often the engine looks for corporate action steps whose time (by `clock`) has come. */
+  corporateActionsCheckMs?: number;
 }
 
 export interface PortfolioSummary {
@@ -168,6 +176,13 @@ export interface Engine {
   onEvent(listener: EventListener): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;
+  /**
+   * Enters a corporate action (split, dividend, symbol_change; see docs/PROTOCOL.md). Idempotent by
+   * action_id. Answered once the announcement (and a step applied at once) is durable.
+   */
+  corporateAction(input: unknown): Promise<Result<CorporateAnswer>>;
+  /** Corporate actions in the order they were entered, with their status; page with after_seq. */
+  listCorporateActions(query?: { after_seq?: number; limit?: number }): Promise<Result<CorporateList>>;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

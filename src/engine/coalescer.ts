@@ -48,6 +48,17 @@ export class Coalescer {
     return ts < this.lastTs[id];
   }
 
+  /**
+   * A split applied while a price of the symbol was pending: a pending print older than the split's
+   * effective time is pre-split, so it is scaled, and stamped atTs so that nothing scales it again.
+   */
+  rescalePending(id: number, factor: number, atTs: number): void {
+    if (this.stamp[id] !== this.epoch || this.ts[id] >= atTs) return;
+    this.price[id] *= factor;
+    this.ts[id] = atTs;
+    if (this.lastTs[id] < atTs) this.lastTs[id] = atTs;
+  }
+
   /** Restores the last applied timestamp of a symbol (after recovery). */
   seed(id: number, ts: number): void {
     if (ts > this.lastTs[id]) this.lastTs[id] = ts;

@@ -28,6 +28,8 @@ import { SymbolTable } from './symbols.js';
 import { EngineCounters, failureResult } from './counters.js';
 import { timeTravel } from './timeTravel.js';
 import { TickTape, type TapeListener } from './tickTape.js';
+import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corporateDesk.js';
+import { CorporateMarks } from './corporateMarks.js';
 import { seeded } from '../sim/random.js';
 import { SuspectTicks } from './suspectTicks.js';
 
@@ -51,6 +53,11 @@ export class MtmEngine implements Engine {
   private readonly lastPrice: Float64Array;
   private readonly lastPriceTs: Float64Array;
   private readonly priceDirty: Uint8Array;
+  /** Per symbol id: effective time of its latest split; older ticks are refused (pre_split_tick). */
+  private readonly splitTs: Float64Array;
+  private readonly corporate: CorporateDesk;
+  /** A corporate step holds every other message to the shards (see corporateDesk.ts). */
+  private corporateHold = false;
   private readonly directory: Directory = new Map();
   private readonly subscribers: Subscribers;
   private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
@@ -97,6 +104,8 @@ export class MtmEngine implements Engine {
     this.lastPrice = new Float64Array(o.limits.symbolsMax);
     this.lastPriceTs = new Float64Array(o.limits.symbolsMax);
     this.priceDirty = new Uint8Array(o.limits.symbolsMax);
+    this.splitTs = new Float64Array(o.limits.symbolsMax);
+    this.corporate = this.corporateDesk();
     this.subscribers = new Subscribers(o.limits.subscribersPerPortfolioMax);
     for (let i = 0; i < o.workers; i++) this.shards.push(new ShardHandle(i, o.limits.commandsQueuedPerShardMax));
     this.ready = this.start();
@@ -114,8 +123,12 @@ export class MtmEngine implements Engine {
       // Restored prices are references too: the first tick after a restart is judged against them.
       this.suspect.applied(id, p.price);
     }
+    // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
+    // shards then get with the symbol table and the last prices.
+    this.corporate.recover();
     recoverDirectory(this.store, this.directory, this.symbols);
     await Promise.all(this.shards.map((h) => this.startShard(h)));
+    this.corporate.start();
     this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.o.snapshotIntervalMs).unref());
     this.timers.push(setInterval(() => this.flushPrices(), this.o.pricesFlushIntervalMs).unref());
   }
@@ -173,6 +186,7 @@ export class MtmEngine implements Engine {
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     await this.ready.catch(() => undefined);
+    await this.corporate.close();
     while (this.batchesOutstanding > 0) await new Promise((r) => setTimeout(r, 1));
     await this.snapshotAll().catch(() => undefined);
     this.flushPrices();
@@ -198,6 +212,7 @@ export class MtmEngine implements Engine {
     if (priceError(price) !== null) return this.rejectTick(ErrorCode.invalid_price);
     if (!(ts >= 0 && ts <= 8.64e15)) return this.rejectTick(ErrorCode.invalid_timestamp);
     if (size !== undefined && !(size >= 0 && size < Infinity)) return this.rejectTick(ErrorCode.invalid_quantity);
+    if (id !== undefined && ts < this.splitTs[id]) return this.rejectTick(ErrorCode.pre_split_tick);
     // Registered only once the whole tick is valid: a refused tick must not use up symbolsMax
     // (found by the simulator, seed 2).
     if (id === undefined) {
@@ -288,7 +303,7 @@ export class MtmEngine implements Engine {
   /** One batch at a time across all shards: while one is in flight, ticks keep coalescing. */
   private flush(): void {
     this.tape?.handOff();
-    if (this.batchesOutstanding > 0 || this.coalescer.count === 0 || this.closed) return;
+    if (this.batchesOutstanding > 0 || this.coalescer.count === 0 || this.closed || this.corporateHold) return;
     this.announceSymbols();
     const batch = this.coalescer.drain();
     for (let k = 0; k < batch.n; k++) {
@@ -362,6 +377,11 @@ export class MtmEngine implements Engine {
         break;
       case 'results':
         for (const r of msg.results) {
+          // A corporate step's results are logged together, all shards in one append (corporateDesk.ts).
+          if (r.holders !== undefined) {
+            h.resolve(r);
+            continue;
+          }
           const trades = r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }];
           if (r.events.length > 0) r.durable = this.persist(r.events, trades);
           if (r.update !== null) this.counters.updatesEmitted += this.subscribers.deliverUpdate(r.update);
@@ -687,6 +707,9 @@ export class MtmEngine implements Engine {
   /** Each shard's records, written after (and atomically with respect to) the events they cover. */
   async snapshotAll(): Promise<void> {
     if (this.closed) return;
+    // Records asked for during a corporate step would include it before its events are appended, so
+    // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
+    while (this.corporate.holding) await this.corporate.idle();
     await Promise.all(
       this.shards.map(async (h) => {
         if (h.state !== 'ready') return;
@@ -725,6 +748,53 @@ export class MtmEngine implements Engine {
       out.push({ symbol: this.symbols.names[id], price: this.lastPrice[id], ts: this.lastPriceTs[id] });
     }
     if (out.length > 0) void this.store.savePrices(out).catch(() => undefined);
+  }
+
+  // ---- corporate actions (corporateDesk.ts) ----------------------------------------------------
+
+  private corporateDesk(): CorporateDesk {
+    const marks = new CorporateMarks(this.symbols, { lastPrice: this.lastPrice, lastPriceTs: this.lastPriceTs, priceDirty: this.priceDirty, splitTs: this.splitTs }, this.coalescer, (id, factor) => {
+      this.rescaleMarkReference(this.symbols.names[id], factor);
+    });
+    const host = {
+      store: this.store,
+      shards: this.shards,
+      symbols: this.symbols,
+      clock: this.clock,
+      marks,
+      closing: () => this.closing,
+      hold: (on: boolean) => {
+        this.corporateHold = on;
+        for (const h of this.shards) h.hold(on);
+        if (!on && this.coalescer.count > 0) this.scheduleFlush();
+      },
+      announceSymbols: () => this.announceSymbols(),
+      persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => this.persist(events, trades),
+      deliver: (u: import('../domain/types.js').PortfolioUpdate) => {
+        this.counters.updatesEmitted += this.subscribers.deliverUpdate(u);
+      },
+      restartShard: (index: number) => this.shards[index].post({ t: 'crash', how: 'exit' }),
+      durable: () => this.lastDurable,
+    };
+    return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
+  }
+
+  async corporateAction(input: unknown): Promise<Result<CorporateAnswer>> {
+    if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    await this.ready;
+    return this.corporate.submit(input);
+  }
+
+  async listCorporateActions(query: { after_seq?: number; limit?: number } = {}): Promise<Result<CorporateList>> {
+    if (this.closed) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (typeof query !== 'object' || query === null) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
+    return this.corporate.list(query);
+  }
+
+  /** Applies the corporate action steps whose time has come now (the timer does it every corporateActionsCheckMs). */
+  checkCorporateActions(): Promise<void> {
+    if (this.closing) return Promise.resolve();
+    return this.corporate.check();
   }
 
   // ---- introspection -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ export const defaultLimits: EngineLimits = {
   ticksPerCallMax: 100_000,
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
+  corporateActionsPendingMax: 1_000,
 };
 
 export interface ResolvedOptions {
@@ -22,6 +23,7 @@ export interface ResolvedOptions {
   snapshotIntervalMs: number;
   retainEventsMs: number | null;
   pricesFlushIntervalMs: number;
+  corporateActionsCheckMs: number;
   shardHeapMb: number;
   allowFaultInjection: boolean;
   staleAfterMs: number;
@@ -59,6 +61,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
     retainEventsMs: o.retainEventsMs ?? null,
     pricesFlushIntervalMs: 1_000,
+    corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,
     staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,

@@ -14,9 +14,12 @@ import type { SymbolTable } from './symbols.js';
 export const recoveryChunkMax = 5_000;
 
 function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory): void {
+  const base = directory.get(e.portfolio_id)?.base;
+  // A renamed position replays into its new symbol; a foreign dividend credits cash in its currency.
+  if (e.type === 'SymbolChanged') symbols.intern(e.to_symbol);
+  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.intern(fxSymbolOf(e.currency, base));
   if (e.type !== 'TradeExecuted') return;
   symbols.intern(e.symbol);
-  const base = directory.get(e.portfolio_id)?.base;
   if (e.currency !== undefined && base !== undefined) symbols.intern(fxSymbolOf(e.currency, base));
 }
 
@@ -37,6 +40,8 @@ export function recoverDirectory(store: Store, directory: Directory, symbols: Sy
       if (p.currency !== undefined) symbols.intern(fxSymbolOf(p.currency, base));
     }
     for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.intern(fxSymbolOf(currency, base));
+    // A dividend due in a foreign currency credits that currency's cash when it is paid.
+    for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.intern(fxSymbolOf(due.currency, base));
   }
   if (covered.size === 0) minCovered = 0;
   for (const e of store.eventsAfter(minCovered)) {

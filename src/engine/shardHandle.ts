@@ -18,6 +18,8 @@ export class ShardHandle {
    */
   symbolTableSent = false;
   restarts = 0;
+  /** Commands wait here instead of being posted: a corporate step is between its check and its log. */
+  private held = false;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private queued: Command[] = [];
@@ -56,6 +58,29 @@ export class ShardHandle {
     return done;
   }
 
+  /**
+   * Holds commands (they queue; the bound still applies) while a corporate step runs, so that nothing
+   * the shard does after the step reaches the log before the step's events. What was queued before the
+   * hold is posted first: it was submitted before the step.
+   */
+  hold(on: boolean): void {
+    if (on) this.flush();
+    this.held = on;
+    if (!on && this.queued.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Posts one command at once, past a hold: the corporate step's own messages. */
+  submitNow(body: CommandBody): Promise<CommandResult> {
+    const cmd = { ...body, id: this.nextId++ } as Command;
+    const done = new Promise<CommandResult>((resolve) => this.pending.set(cmd.id, resolve));
+    if (this.state !== 'ready') this.resolve({ id: cmd.id, error: restarting(this.index), snapshot: null, trade: null, events: [], update: null });
+    else this.post({ t: 'commands', commands: [cmd] });
+    return done;
+  }
+
   resolve(result: CommandResult): void {
     const done = this.pending.get(result.id);
     this.pending.delete(result.id);
@@ -72,13 +97,17 @@ export class ShardHandle {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.queued.length === 0) return;
+    if (this.queued.length === 0 || this.held) return;
     if (this.state !== 'ready') {
-      this.failAll({ code: 'shard_restarting', message: `shard ${this.index} is restarting; retry shortly`, retryable: true });
+      this.failAll(restarting(this.index));
       return;
     }
     const commands = this.queued;
     this.queued = [];
     this.post({ t: 'commands', commands });
   }
+}
+
+function restarting(index: number): EngineError {
+  return { code: 'shard_restarting', message: `shard ${index} is restarting; retry shortly`, retryable: true };
 }

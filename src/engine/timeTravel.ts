@@ -13,7 +13,10 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
     return fail(ErrorCode.portfolio_not_found, `no state of portfolio '${id}' is kept at ${new Date(timestamp).toISOString()}: it did not exist yet, or retention compacted it`, 'as_of');
   }
   const names = new Set<string>(record === undefined ? [] : Object.keys(record.portfolio.positions));
-  for (const e of events) if (e.type === 'TradeExecuted') names.add(e.symbol);
+  for (const e of events) {
+    if (e.type === 'TradeExecuted') names.add(e.symbol);
+    if (e.type === 'SymbolChanged') names.add(e.to_symbol);
+  }
   const symbols = [...names];
   const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1, staleAfterMs });
   shard.registerSymbols(0, symbols);

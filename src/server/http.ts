@@ -41,6 +41,8 @@ export type HandlerName =
   | 'metrics'
   | 'performanceSummary'
   | 'performanceQueries'
+  | 'createCorporateAction'
+  | 'listCorporateActions'
   | MarketHandlerName
   | MarksHandlerName;
 
@@ -61,6 +63,8 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'PUT', template: '/api/v1/portfolios/{id}/limits', handler: 'setLimits' },
   { method: 'GET', template: '/api/v1/portfolios/{id}/events', handler: 'events' },
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
+  { method: 'POST', template: '/api/v1/corporate-actions', handler: 'createCorporateAction' },
+  { method: 'GET', template: '/api/v1/corporate-actions', handler: 'listCorporateActions' },
   { method: 'GET', template: '/metrics', handler: 'metrics' },
   { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
   { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
@@ -71,7 +75,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
 /** Routes anyone may call, with or without a key. */
 export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['health', 'ready', 'openapi', 'asyncapi']);
 /** Routes that take a JSON body. */
-export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', ...marketBodyHandlers]);
+export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', 'createCorporateAction', ...marketBodyHandlers]);
 
 export interface HttpRequestContext {
   principal: Principal;
@@ -308,6 +312,29 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       }
       if (deps.stats !== undefined) deps.stats.httpTicks += body.length;
       return json(202, ingestTicks(engine, body, false, deps.stats));
+    },
+
+    // Corporate actions change every holder's books: admin keys only, like creating portfolios. The list
+    // names no portfolio: any valid key may read it.
+    createCorporateAction: async (ctx) => {
+      if (!ctx.principal.admin) return forbidden('enter corporate actions');
+      const r = await engine.corporateAction(ctx.body);
+      if (!r.ok) return errorResult(r.error);
+      return json(r.value.created ? 201 : 200, r.value.action);
+    },
+
+    listCorporateActions: async (ctx) => {
+      const lim = parseLimit(ctx.query.get('limit'), 100, limits.pageLimitMax);
+      if (!lim.ok) return errorResult(lim.error);
+      const query: { after_seq?: number; limit: number } = { limit: lim.value };
+      const after = ctx.query.get('after_seq');
+      if (after !== undefined) {
+        const a = parseNonNegativeInteger(after, 'after_seq');
+        if (!a.ok) return errorResult(a.error);
+        query.after_seq = a.value;
+      }
+      const r = await engine.listCorporateActions(query);
+      return r.ok ? json(200, r.value) : errorResult(r.error);
     },
 
     metrics: async () => {

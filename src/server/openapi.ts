@@ -235,6 +235,31 @@ export function openApiDocument(): Json {
       },
       ...marketOpenApiPaths(op, response),
       ...marksOpenApiPaths(op, response),
+      '/api/v1/corporate-actions': {
+        post: op(
+          'Enter a corporate action (scope admin): split, dividend or symbol_change, applied to every holding portfolio at once when its time comes (at once when due now; answered after the durable commit). The same action_id again answers 200 with the action as it stands; another body under it is 400. See docs/PROTOCOL.md.',
+          {
+            '201': response('Entered (and applied when due now)', ref('CorporateAction')),
+            '200': response('Entered earlier under this action_id', ref('CorporateAction')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '409': { $ref: '#/components/responses/Conflict' },
+            '413': { $ref: '#/components/responses/TooLarge' },
+            '503': { $ref: '#/components/responses/Unavailable' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('CorporateActionInput')) } },
+        ),
+        get: op(
+          'Corporate actions in the order they were entered, with their status (pending, applied, failed) and steps done; page with after_seq = next_after_seq (any valid key)',
+          { '200': response('A page', ref('CorporateActionList')), '400': { $ref: '#/components/responses/BadRequest' } },
+          {
+            parameters: [
+              { name: 'after_seq', in: 'query', schema: { type: 'integer', minimum: 0 } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+            ],
+          },
+        ),
+      },
       '/api/v1/ticks': {
         post: op(
           'Ingest price ticks (scope feed); bad ticks are rejected by index, the rest applied, except suspect ones (moving a price more than suspectMovePct), which are held and counted in `held`',

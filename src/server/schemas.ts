@@ -3,7 +3,7 @@
 // responses and messages against them.
 
 import { ErrorCode } from '../errors.js';
-import { domainEventTypes } from '../domain/types.js';
+import { domainEventTypes, splitRatioMax } from '../domain/types.js';
 
 type Schema = Record<string, unknown>;
 
@@ -40,6 +40,22 @@ const state: Schema = { type: 'string', enum: ['active', 'paused', 'closed'] };
 const requestId: Schema = { oneOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] };
 const portfolioId: Schema = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' };
 const eventType: Schema = { type: 'string', enum: [...domainEventTypes] };
+const idPattern: Schema = { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,128}$' };
+const symbol: Schema = { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' };
+const epochMs: Schema = { type: 'integer', minimum: 0 };
+const ratio: Schema = { type: 'integer', minimum: 1, maximum: splitRatioMax };
+const splitFields = { action_id: idPattern, type: { const: 'split' }, symbol, from: ratio, to: ratio, effective_ts: epochMs };
+const dividendFields = { action_id: idPattern, type: { const: 'dividend' }, symbol, amount_per_share: { type: 'number', exclusiveMinimum: 0 }, ex_ts: epochMs, pay_ts: epochMs };
+const symbolChangeFields = { action_id: idPattern, type: { const: 'symbol_change' }, symbol, new_symbol: symbol, effective_ts: epochMs };
+const corporateStatus = {
+  status: { type: 'string', enum: ['pending', 'applied', 'failed'] },
+  announced_ts: num,
+  steps: {
+    type: 'array',
+    items: obj({ step: { type: 'string', enum: ['split', 'ex_date', 'pay_date', 'symbol_change'] }, applied_ts: num, holders: { type: 'integer', minimum: 0 } }),
+  },
+  error: { oneOf: [{ type: 'null' }, obj({ code: str, message: str })] },
+};
 
 export const schemas: Record<string, Schema> = {
   Error: obj({
@@ -170,6 +186,23 @@ export const schemas: Record<string, Schema> = {
     },
     ['trade_id', 'symbol', 'side', 'quantity', 'price'],
   ),
+  CorporateActionInput: {
+    description:
+      'split: `to` new shares for every `from` old (2-for-1: from 1, to 2), at effective_ts (default: now). dividend: amount_per_share in the quote currency, entitlement at ex_ts (not in the past), paid at pay_ts >= ex_ts. symbol_change: positions and lots move to new_symbol at effective_ts (default: now).',
+    oneOf: [
+      obj(splitFields, ['action_id', 'type', 'symbol', 'from', 'to'], { additionalProperties: false }),
+      obj(dividendFields, ['action_id', 'type', 'symbol', 'amount_per_share', 'ex_ts', 'pay_ts'], { additionalProperties: false }),
+      obj(symbolChangeFields, ['action_id', 'type', 'symbol', 'new_symbol'], { additionalProperties: false }),
+    ],
+  },
+  CorporateAction: {
+    oneOf: [
+      obj({ ...splitFields, ...corporateStatus }),
+      obj({ ...dividendFields, ...corporateStatus }),
+      obj({ ...symbolChangeFields, ...corporateStatus }),
+    ],
+  },
+  CorporateActionList: obj({ actions: { type: 'array', items: ref('CorporateAction') }, next_after_seq: { type: ['integer', 'null'] } }),
   CashInput: obj({ type: { type: 'string', enum: ['deposit', 'withdraw'] }, amount: { type: 'number', exclusiveMinimum: 0 } }),
   Tick: obj(
     { symbol: str, price: { type: 'number', exclusiveMinimum: 0 }, ts: { type: 'integer', minimum: 0 }, size: { type: 'number', minimum: 0 } },

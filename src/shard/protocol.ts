@@ -3,7 +3,7 @@
 // ~100 µs, the whole per-tick budget is ~1 µs).
 
 import type { EngineError } from '../errors.js';
-import type { DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
+import type { CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import type { PortfolioOptions } from '../domain/portfolio.js';
 import type { KernelKind } from '../kernel/backend.js';
@@ -24,7 +24,14 @@ export type Command =
   | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; now: number }
   | { id: number; kind: 'limits'; portfolio: string; limits: RiskLimits; now: number }
   | { id: number; kind: 'pause' | 'resume' | 'close'; portfolio: string; now: number }
-  | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean; lots?: boolean };
+  | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean; lots?: boolean }
+  /**
+   * One corporate action step for every portfolio of the shard that holds the symbol. 'check' changes
+   * nothing and answers the first refusal; 'apply' comes after every shard passed the check (the engine
+   * holds all other traffic in between). price: split = the symbol's new mark, symbol_change = the mark
+   * the new symbol takes when it has none; 0 = none.
+   */
+  | { id: number; kind: 'corporate'; mode: 'check' | 'apply'; step: CorporateStep; price: number; priceTs: number; now: number };
 
 export type CommandKind = Command['kind'];
 
@@ -38,6 +45,9 @@ export interface CommandResult {
   trade: TradeResult | null;
   events: ShardEvent[];
   update: PortfolioUpdate | null;
+  /** Corporate steps: one update per watched portfolio the step changed, and how many it changed. */
+  updates?: PortfolioUpdate[];
+  holders?: number;
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }

@@ -6,12 +6,13 @@ import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import { quantityOf, unitsOf } from '../domain/accounting.js';
 import { baseCurrencyOf, currencyOfTrade, fxSymbolOf, methodOf, newPortfolio, type PortfolioOptions } from '../domain/portfolio.js';
-import { baseCurrencyDefault, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
+import { corporateRefusal, holdsFor } from '../domain/corporateActions.js';
+import { baseCurrencyDefault, type CorporateStep, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
-import { newBook, sendToActor, type Book } from './book.js';
+import { newBook, releaseActor, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
 import type { MarkClock } from './marks.js';
@@ -197,6 +198,7 @@ export class Shard {
   }
 
   private command(cmd: Command): CommandResult {
+    if (cmd.kind === 'corporate') return this.corporate(cmd);
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null };
     if (cmd.kind === 'create') {
       if (this.byId.has(cmd.portfolio)) return withError(result, ErrorCode.portfolio_exists, `id '${cmd.portfolio}' already exists`, 'id');
@@ -243,6 +245,7 @@ export class Shard {
     const f = book.index;
     const c = this.kernel.cols;
     if (event.type === 'trade') this.syncPosition(book, event.trade.symbol);
+    if (event.type === 'corporate') this.syncCorporate(book, event.step);
     if (event.type === 'deposit') c.pfHwm[f] += event.amount;
     if (event.type === 'withdraw') c.pfHwm[f] -= event.amount;
     if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
@@ -256,6 +259,83 @@ export class Shard {
     if (this.replaying) c.pfHwm[f] = hwm;
     if (kind !== 0 && !this.replaying) this.breachEvents(book, out);
     return null;
+  }
+
+  /**
+   * A corporate action step for every book here that holds its symbol, in any lifecycle state. 'check'
+   * changes nothing; 'apply' comes after every shard passed the check, with all other traffic held by
+   * the engine, so it cannot be refused. Visits every book: O(portfolios here), actions are rare.
+   */
+  private corporate(cmd: Extract<Command, { kind: 'corporate' }>): CommandResult {
+    const updates: PortfolioUpdate[] = [];
+    const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
+    const holders = this.books.filter((book) => holdsFor(book.state, cmd.step));
+    if (cmd.mode === 'check') {
+      for (const book of holders) {
+        const refusal = corporateRefusal(book.state, cmd.step);
+        if (refusal !== null) return withError(result, refusal.code, `portfolio '${book.id}': ${refusal.message}`, refusal.field);
+      }
+      return result;
+    }
+    this.corporateMarks(cmd.step, cmd.price, cmd.priceTs);
+    for (const book of holders) {
+      const events: DomainEventBody[] = [];
+      const hadActor = book.actor !== null;
+      const error = this.apply(book, { type: 'corporate', step: this.corporateStepFor(book, cmd.step) }, events);
+      assert(error === null, `corporate step refused after its check: ${error?.message}`);
+      if (!hadActor) releaseActor(book);
+      for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
+      book.seq++;
+      if (book.watchers > 0) updates.push(this.updateOf(book, cmd.now, false));
+    }
+    result.holders = holders.length;
+    return result;
+  }
+
+  /**
+   * Marks move with the step, set by the main thread (it owns last prices): a split's new mark keeps
+   * market values unchanged; a new symbol without a price yet takes the old symbol's.
+   */
+  private corporateMarks(step: CorporateStep, price: number, priceTs: number): void {
+    if (price <= 0) return;
+    const c = this.kernel.cols;
+    // The mark's source ts comes with it, so its price age is the same live and after recovery.
+    if (step.step === 'split') {
+      const sid = this.symbolIds.get(step.symbol);
+      if (sid === undefined) return;
+      c.symPrice[sid] = price;
+      this.symTs[sid] = priceTs;
+    } else if (step.step === 'symbol_change') {
+      const sid = this.symbolIds.get(step.new_symbol);
+      assert(sid !== undefined, `symbol ${step.new_symbol} registered before the symbol change`);
+      if (c.symPrice[sid] !== 0) return;
+      c.symPrice[sid] = price;
+      this.symTs[sid] = priceTs;
+    }
+  }
+
+  /** A payment in a foreign currency is converted at the latest rate of its pair, when one was seen. */
+  private corporateStepFor(book: Book, step: CorporateStep): CorporateStep {
+    if (step.step !== 'pay_date') return step;
+    const due = book.state.dividends_due?.[step.action_id];
+    const base = baseCurrencyOf(book.state);
+    if (due === undefined || due.currency === base) return step;
+    const sid = this.symbolIds.get(fxSymbolOf(due.currency, base));
+    const rate = sid === undefined ? 0 : this.kernel.cols.symPrice[sid];
+    return { ...step, fx_rate: rate > 0 ? rate : null };
+  }
+
+  /** Kernel rows in step with a corporate action the actor applied (live or replayed). */
+  private syncCorporate(book: Book, step: CorporateStep): void {
+    if (step.step === 'split') this.syncPosition(book, step.symbol);
+    if (step.step !== 'symbol_change') return;
+    const oldSid = this.symbolIds.get(step.symbol);
+    const row = oldSid === undefined ? undefined : book.rows.get(oldSid);
+    // The old symbol left the state; its row stays, flat, so watchers see that position close. A
+    // portfolio at positionsPerPortfolioMax rows may take one more here: a rename adds no holding, and
+    // refusing one portfolio would break the action's atomicity.
+    if (row !== undefined && book.state.positions[step.symbol] === undefined) this.kernel.setPosition(row, 0, 0, 0);
+    if (book.state.positions[step.new_symbol] !== undefined) this.syncPosition(book, step.new_symbol);
   }
 
   /** A foreign trade without its own rate is booked at the latest rate of its FX symbol, if one was seen. */
@@ -481,7 +561,7 @@ function stamp(e: DomainEventBody, portfolio: string, ts: number): ShardEvent {
   return { ...e, portfolio_id: portfolio, ts };
 }
 
-function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' }>): PortfolioEvent {
+function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' | 'corporate' }>): PortfolioEvent {
   switch (cmd.kind) {
     case 'trade':
       return { type: 'trade', trade: cmd.trade };
@@ -532,6 +612,16 @@ function replayEvent(e: StoredEvent): PortfolioEvent | null {
       return { type: 'resume' };
     case 'PortfolioClosed':
       return { type: 'close' };
+    // Corporate steps replay from what was logged: the same step on the same books gives the same state;
+    // a payment uses the rate it was paid at, never today's.
+    case 'SplitApplied':
+      return { type: 'corporate', step: { step: 'split', action_id: e.action_id, symbol: e.symbol, from: e.from, to: e.to } };
+    case 'DividendEntitled':
+      return { type: 'corporate', step: { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts } };
+    case 'DividendPaid':
+      return { type: 'corporate', step: { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate } };
+    case 'SymbolChanged':
+      return { type: 'corporate', step: { step: 'symbol_change', action_id: e.action_id, symbol: e.from_symbol, new_symbol: e.to_symbol } };
     default:
       return null;
   }

@@ -87,6 +87,12 @@ const kinds: Record<StoredEvent['type'], string> = {
   SuspectTickHeld: 'Suspect tick held',
   SuspectTickConfirmed: 'Suspect tick confirmed',
   SuspectTickRejected: 'Suspect tick rejected',
+  SplitApplied: 'Split',
+  DividendEntitled: 'Dividend entitled',
+  DividendPaid: 'Dividend',
+  SymbolChanged: 'Symbol change',
+  CorporateActionAnnounced: 'Corporate action',
+  CorporateActionApplied: 'Corporate action step',
 };
 
 /** Events that deserve attention get a warning style (and a ⚠ sign: not colour alone). */
@@ -135,6 +141,18 @@ export function describeEvent(e: StoredEvent): string {
     case 'SuspectTickConfirmed':
     case 'SuspectTickRejected':
       return `${e.symbol} @ ${fmtPrice(e.price)} (${fmtPct(e.move_pct)} from ${fmtPrice(e.ref_price)}), by ${e.by}`;
+    case 'SplitApplied':
+      return `${e.symbol} ${e.to}-for-${e.from}: ${fmtQuantity(e.quantity_before)} → ${fmtQuantity(e.quantity_after)}`;
+    case 'DividendEntitled':
+      return `${e.symbol}: ${fmtQuantity(e.quantity)} × ${fmtPrice(e.amount_per_share)} ${e.currency}, paid ${fmtTime(e.pay_ts)}`;
+    case 'DividendPaid':
+      return `${e.symbol}: ${fmtMoney(e.amount)} ${e.currency}` + (e.fx_rate === null ? ' (no FX rate yet: not in realized)' : '');
+    case 'SymbolChanged':
+      return `${e.from_symbol} → ${e.to_symbol}` + (e.merged ? ' (merged)' : '');
+    case 'CorporateActionAnnounced':
+      return `${e.action.action_id}: ${e.action.type} ${e.action.symbol}`;
+    case 'CorporateActionApplied':
+      return `${e.action_id} ${e.step}` + (e.error === null ? `: ${e.holders} portfolios` : ` refused: ${e.error.message}`);
   }
 }
 
