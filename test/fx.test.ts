@@ -103,6 +103,12 @@ describe('worked example: EUR stock in a USD book', () => {
       ['s2', 'EUR', 1.3],
     ]);
 
+    // Time travel rebuilds the book with its FX symbols, converting at the rates stored for that instant.
+    await sleep(1_300); // prices reach the store once a second (pricesFlushIntervalMs)
+    const past = await engine.snapshotAt('fx1', Date.now());
+    const nowSnap = await snap('fx1');
+    expect(past.ok && [past.value.equity, past.value.holdings_value, past.value.cash_balances]).toEqual([nowSnap.equity, nowSnap.holdings_value, nowSnap.cash_balances]);
+
     // Replay after a crash books each trade at its own rate, not at today's.
     await tick('EURUSD', 2);
     await engine.drain();

@@ -2,7 +2,8 @@
 // snapshot plus the events up to that instant, valued at the prices stored for that instant.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
+import { baseCurrencyDefault, type PortfolioRecord, type PortfolioSnapshot, type StoredEvent } from '../domain/types.js';
+import { fxSymbolOf } from '../domain/portfolio.js';
 import { Shard } from '../shard/shard.js';
 import type { Store } from '../store/store.js';
 
@@ -17,6 +18,7 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
     if (e.type === 'TradeExecuted') names.add(e.symbol);
     if (e.type === 'SymbolChanged') names.add(e.to_symbol);
   }
+  for (const fx of fxSymbolsOf(record, events)) names.add(fx);
   const symbols = [...names];
   const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1, staleAfterMs });
   shard.registerSymbols(0, symbols);
@@ -30,4 +32,18 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
   shard.replay(events);
   const snapshot = shard.snapshot(id, timestamp);
   return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
+}
+
+/** The FX symbols a portfolio's foreign positions and cash need, so they convert at the rates of then. */
+function fxSymbolsOf(record: PortfolioRecord | undefined, events: readonly StoredEvent[]): string[] {
+  const created = events.find((e) => e.type === 'PortfolioCreated');
+  const base = record?.portfolio.base_currency ?? (created?.type === 'PortfolioCreated' ? created.base_currency : undefined) ?? baseCurrencyDefault;
+  const currencies = new Set<string>(Object.keys(record?.portfolio.cash_balances ?? {}));
+  for (const p of Object.values(record?.portfolio.positions ?? {})) if (p.currency !== undefined) currencies.add(p.currency);
+  for (const e of events) {
+    if (e.type === 'TradeExecuted' && e.currency !== undefined) currencies.add(e.currency);
+    if (e.type === 'DividendPaid') currencies.add(e.currency);
+  }
+  currencies.delete(base);
+  return [...currencies].map((c) => fxSymbolOf(c, base));
 }
