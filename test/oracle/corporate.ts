@@ -12,7 +12,7 @@
 //   add, average costs weight by quantity (average) or lots join in open-time order (lot methods).
 
 import { Dec } from './ledger.js';
-import type { Method, OracleLot, OraclePosition } from './lots.js';
+import { lotsAverage, type Method, type OracleLot, type OraclePosition } from './lots.js';
 
 type D = InstanceType<typeof Dec>;
 
@@ -23,15 +23,6 @@ export function toUnits(q: D): D {
   return q.toDecimalPlaces(8, Dec.ROUND_DOWN);
 }
 
-function average(lots: readonly OracleLot[]): D {
-  let q = ZERO;
-  let c = ZERO;
-  for (const l of lots) {
-    q = q.plus(l.qty);
-    c = c.plus(l.qty.times(l.price));
-  }
-  return q.isZero() ? ZERO : c.div(q);
-}
 
 export function splitPrice(price: D | number, from: number, to: number): D {
   return new Dec(price).times(from).div(to);
@@ -57,7 +48,7 @@ export function split(method: Method, p: OraclePosition, from: number, to: numbe
     if (!kept.isZero()) lots.push({ ...l, qty: kept, price: splitPrice(l.price, from, to) });
   }
   const qty = lots.reduce((s, l) => s.plus(l.qty), ZERO).times(sign);
-  return { position: { qty, avg: average(lots), lots, realized: p.realized }, dropped };
+  return { position: { qty, avg: lotsAverage(lots), lots, realized: p.realized }, dropped };
 }
 
 /** A cash dividend: amount in the quote currency, realized in the base (null rate: not converted). */
@@ -81,5 +72,5 @@ export function rename(method: Method, moved: OraclePosition, existing: OraclePo
     const at = lots.filter((x) => x.ts <= l.ts).length;
     lots.splice(at, 0, l);
   }
-  return { qty, avg: average(lots), lots, realized };
+  return { qty, avg: lotsAverage(lots), lots, realized };
 }

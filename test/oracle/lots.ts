@@ -51,7 +51,7 @@ export function flat(): OraclePosition {
   return { qty: ZERO, avg: ZERO, lots: [], realized: ZERO };
 }
 
-function lotsAverage(lots: readonly OracleLot[]): D {
+export function lotsAverage(lots: readonly OracleLot[]): D {
   let q = ZERO;
   let c = ZERO;
   for (const l of lots) {
