@@ -339,22 +339,20 @@ function sweepOne(head: i32): bool {
     const s = i32At(sym, pos);
     const fs = i32At(fxSym, pos);
     const priceChanges = i32At(changed, s);
-    const fxChanges = fs != NONE ? i32At(changed, fs) : 0;
+    const fxChanges = fs == NONE ? 0 : i32At(changed, fs);
     const q = f64At(qty, pos);
     const avg = f64At(avgs, pos);
-    let fx: f64;
+    let fx = f64At(fxs, pos);
     let mv: f64;
     let up: f64;
     if ((priceChanges | fxChanges) != 0) {
-      let mark: f64;
-      if (priceChanges != 0) {
-        mark = f64At(prices, s);
-        setF64(marks, pos, mark);
-      } else mark = f64At(marks, pos);
+      // An unchanged mark is rewritten with itself: one store instead of a branch.
+      const mark = priceChanges != 0 ? f64At(prices, s) : f64At(marks, pos);
+      setF64(marks, pos, mark);
       if (fxChanges != 0) {
         fx = f64At(prices, fs);
         setF64(fxs, pos, fx);
-      } else fx = f64At(fxs, pos);
+      }
       if (q == 0) continue;
       mv = q * mark * fx;
       up = (mark - avg) * q * fx;
@@ -363,7 +361,6 @@ function sweepOne(head: i32): bool {
       count += priceChanges + fxChanges;
     } else {
       if (q == 0) continue;
-      fx = f64At(fxs, pos);
       mv = f64At(mvs, pos);
       up = f64At(upnls, pos);
     }

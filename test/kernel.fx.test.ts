@@ -308,12 +308,21 @@ class FxFleet {
     }
   }
 
-  /** A null price repeats the symbol's current price (an unchanged tick). */
+  /**
+   * A null price repeats the symbol's price as of that entry (an unchanged tick), so no entry moves
+   * a price back to 0 (never seen), which no real tick can do.
+   */
   private revalue(entries: readonly { sym: number; price: number | null }[]): void {
+    const latest = new Map<number, number>();
+    const prices = entries.map((e) => {
+      const price = e.price ?? latest.get(e.sym) ?? this.kernels[0].cols.symPrice[e.sym];
+      latest.set(e.sym, price);
+      return price;
+    });
     const returned = this.kernels.map((k) => {
       entries.forEach((e, i) => {
         k.cols.batchSym[i] = e.sym;
-        k.cols.batchPrice[i] = e.price ?? k.cols.symPrice[e.sym];
+        k.cols.batchPrice[i] = prices[i];
       });
       return k.revalue(entries.length);
     });

@@ -198,22 +198,20 @@ export class JsBackend implements KernelBackend {
       const s = posSym[pos];
       const fs = posFxSym[pos];
       const priceChanges = symChanges[s];
-      const fxChanges = fs !== NONE ? symChanges[fs] : 0;
+      const fxChanges = fs === NONE ? 0 : symChanges[fs];
       const q = posQty[pos];
       const avg = posAvg[pos];
-      let fx: number;
+      let fx = posFx[pos];
       let mv: number;
       let up: number;
       if ((priceChanges | fxChanges) !== 0) {
-        let mark: number;
-        if (priceChanges !== 0) {
-          mark = symPrice[s];
-          posMark[pos] = mark;
-        } else mark = posMark[pos];
+        // An unchanged mark is rewritten with itself: one store instead of a branch.
+        const mark = priceChanges !== 0 ? symPrice[s] : posMark[pos];
+        posMark[pos] = mark;
         if (fxChanges !== 0) {
           fx = symPrice[fs];
           posFx[pos] = fx;
-        } else fx = posFx[pos];
+        }
         if (q === 0) continue;
         mv = q * mark * fx;
         up = (mark - avg) * q * fx;
@@ -222,7 +220,6 @@ export class JsBackend implements KernelBackend {
         count += priceChanges + fxChanges;
       } else {
         if (q === 0) continue;
-        fx = posFx[pos];
         mv = posMv[pos];
         up = posUpnl[pos];
       }
