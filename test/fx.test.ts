@@ -87,6 +87,10 @@ describe('worked example: EUR stock in a USD book', () => {
     await tick('EURUSD', 1.25);
     await engine.drain();
     await inbox.until(() => inbox.updates().some((u) => Math.abs(u.holdings_value - 10 * 110 * 1.25) < 1e-6));
+    // The update carries the position whose value the rate moved (its mark did not move).
+    const fxUpdate = inbox.updates().find((u) => Math.abs(u.holdings_value - 10 * 110 * 1.25) < 1e-6);
+    expect(fxUpdate?.positions.map((p) => [p.symbol, p.fx_rate, p.last_price])).toEqual([['SAP', 1.25, 110]]);
+    expect(fxUpdate?.tick_ts).toBe(lastTs);
     await sleep(50);
     expect(other.updates()).toEqual([]);
     s = await snap('fx1');

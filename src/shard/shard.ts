@@ -28,6 +28,8 @@ export class Shard {
   private symTs = new Float64Array(256);
   private sentMark = new Float64Array(1024);
   private sentQty = new Float64Array(1024);
+  /** The FX rate last sent per row: a rate tick alone moves a foreign position's value. */
+  private sentFx = new Float64Array(1024);
   private replaying = false;
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
@@ -110,7 +112,11 @@ export class Shard {
         if (!wasDirty) {
           c.pfStamp[book.index] = stamp;
           book.seq++;
-          if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
+          if (book.watchers === 0) continue;
+          const update = this.updateOf(book, now, true);
+          // Only its cash moved: the rate tick is the newest price behind it.
+          if (update.tick_ts === 0) update.tick_ts = this.symTs[syms[k]];
+          updates.push(update);
         }
       }
     }
@@ -453,8 +459,11 @@ export class Shard {
     mark.set(this.sentMark);
     const qty = new Float64Array(size);
     qty.set(this.sentQty);
+    const fx = new Float64Array(size);
+    fx.set(this.sentFx);
     this.sentMark = mark;
     this.sentQty = qty;
+    this.sentFx = fx;
   }
 
   private markSent(book: Book): void {
@@ -462,6 +471,7 @@ export class Shard {
     for (const row of book.rowList) {
       this.sentMark[row] = c.posMark[row];
       this.sentQty[row] = c.posQty[row];
+      this.sentFx[row] = c.posFx[row];
     }
   }
 
@@ -502,18 +512,22 @@ export class Shard {
     return snapshot;
   }
 
-  /** Totals and only the positions whose mark or quantity moved since the last message to watchers. */
+  /** Totals and only the positions whose mark, quantity or FX rate moved since the last message to watchers. */
   private updateOf(book: Book, now: number, fromTicks: boolean): PortfolioUpdate {
     const c = this.kernel.cols;
     const clock = this.markClock(now);
     const positions: PositionView[] = [];
     let tickTs = 0;
     for (const row of book.rowList) {
-      if (c.posMark[row] === this.sentMark[row] && c.posQty[row] === this.sentQty[row]) continue;
+      const fxMoved = c.posFx[row] !== this.sentFx[row];
+      if (c.posMark[row] === this.sentMark[row] && c.posQty[row] === this.sentQty[row] && !fxMoved) continue;
       this.sentMark[row] = c.posMark[row];
       this.sentQty[row] = c.posQty[row];
+      this.sentFx[row] = c.posFx[row];
       const sym = c.posSym[row];
       if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
+      const fxSym = fxMoved ? this.kernel.fxSymbolOf(row) : NONE;
+      if (fxSym !== NONE && this.symTs[fxSym] > tickTs) tickTs = this.symTs[fxSym];
       positions.push(positionView(c, book, row, this.symbolNames[sym], clock));
     }
     return { portfolio_id: book.id, seq: book.seq, as_of: now, state: book.status, tick_ts: fromTicks ? tickTs : 0, ...totalsOf(c, book, clock), positions };
