@@ -5,7 +5,7 @@
 // Corporate actions are not trades: they apply in every lifecycle state, closed included (a closed
 // portfolio's positions stay marked for reporting, so a split must keep them right).
 
-import { enqueueActions, setup } from 'xstate';
+import { enqueueActions, not, setup } from 'xstate';
 import { reducesExposure } from '../src/domain/accounting.js';
 import { applyCorporateStep, corporateRefusal } from '../src/domain/corporateActions.js';
 import { applyDeposit, applyLimits, applyTrade, applyWithdraw, positionOf, tradeRefusal } from '../src/domain/portfolio.js';
@@ -133,7 +133,9 @@ export const portfolioMachine = setup({
     },
     paused: {
       on: {
-        trade: [{ guard: 'tradeRefused', actions: 'rejectTrade' }, { guard: 'reducesExposure', actions: 'trade' }, { actions: 'rejectPaused' }],
+        // The lifecycle rule answers first: a trade that does not reduce exposure is refused as paused,
+        // whatever else is wrong with it (swarm seed 3621630548).
+        trade: [{ guard: not('reducesExposure'), actions: 'rejectPaused' }, { guard: 'tradeRefused', actions: 'rejectTrade' }, { actions: 'trade' }],
         deposit: { actions: 'deposit' },
         withdraw: [{ guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
         setLimits: { actions: 'setLimits' },

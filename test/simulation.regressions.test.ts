@@ -86,6 +86,22 @@ describe('bugs in the simulator found by its swarm', () => {
 });
 
 describe('bugs found by the simulator', () => {
+  it('swarm seed 3621630548: a paused portfolio answers portfolio_paused to a trade that does not reduce exposure, even an oversized one', async () => {
+    // The accounting-depth change put the trade checks (currency, lots, size) before the lifecycle rule
+    // in the paused state, so an oversized buy on a paused long answered invalid_quantity.
+    const engine = await open();
+    await engine.createPortfolio({ id: 'pz', cash: 1_000 });
+    await engine.trade('pz', { trade_id: 'b', symbol: 'PZ', side: 'buy', quantity: 51_841_524, price: 1 });
+    await engine.pause('pz');
+    const r = await engine.trade('pz', { trade_id: 'big', symbol: 'PZ', side: 'buy', quantity: 51_841_524, price: 1 });
+    expect(r.ok ? null : r.error.code).toBe('portfolio_paused');
+    // A reducing trade is still checked: naming a lot an average-cost portfolio does not keep is refused.
+    const named = await engine.trade('pz', { trade_id: 'n', symbol: 'PZ', side: 'sell', quantity: 1, price: 1, lot_ids: ['b'] });
+    expect(named.ok ? null : named.error.code).toBe('invalid_lots');
+    const sold = await engine.trade('pz', { trade_id: 's', symbol: 'PZ', side: 'sell', quantity: 1, price: 1 });
+    expect(sold.ok).toBe(true);
+  });
+
   it('seed 1 (and swarm seed 508687769): recovery does not raise the high-water mark to equities that never existed', async () => {
     const engine = await open();
     const [id] = ids(engine, 0, 1);
