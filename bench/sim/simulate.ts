@@ -18,6 +18,7 @@
 
 import { randomInt } from 'node:crypto';
 import { defaultRates, formatFailure, knownIssues, Simulator, type FaultRates, type SimConfig, type SimResult } from '../../test/sim/simulator.js';
+import { swarmShape } from '../../test/sim/swarmShape.js';
 
 interface Args {
   seeds: number[];
@@ -160,16 +161,6 @@ async function swarm(a: Args, log: (line: string) => void): Promise<number> {
   if (failures.length === 0) console.log('no invariant broken');
   else console.log(`FAILED seeds: ${failures.map((f) => `${f.seed} (step ${f.failure?.step}, ${f.failure?.invariant})`).join(', ')}`);
   return failures.length > 0 ? 1 : 0;
-}
-
-/** The swarm's shape for a seed: fault rates scaled 0-4x each, 150-1200 steps. Replay with --seed S --swarm-shape. */
-export function swarmShape(seed: number): { rates: Partial<FaultRates>; stepCount: number } {
-  // A small LCG of its own, so the shape does not consume the simulation's stream.
-  let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const rates: Partial<FaultRates> = {};
-  for (const k of Object.keys(defaultRates) as (keyof FaultRates)[]) rates[k] = k === 'slowSubscriber' ? next() : defaultRates[k] * next() * 4;
-  return { rates, stepCount: 150 + Math.floor(next() * 1050) };
 }
 
 main().then(
