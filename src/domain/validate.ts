@@ -39,6 +39,8 @@ export interface ValidTrade {
   /** Quote -> base rate: as given, or filled in by the shard from the latest rate; null: none. */
   fx_rate: number | null;
   lot_ids: string[] | null;
+  /** Contract multiplier of the symbol's instrument (1 when never defined), set by the engine. */
+  multiplier: number;
 }
 
 export interface ValidPortfolio {
@@ -128,6 +130,7 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
     currency: typeof currency === 'string' ? currency : null,
     fx_rate: hasRate ? (fx_rate as number) : null,
     lot_ids: lots.value,
+    multiplier: 1,
   });
 }
 

@@ -16,12 +16,19 @@ export interface ShardInit {
   symbolsMax: number;
   /** A priced mark older than this (as_of - price_ts) is stale. */
   staleAfterMs: number;
+  /** Cross rates go through this currency (src/domain/fx.ts); absent: USD. */
+  fxPivot?: string;
 }
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
-  | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number }
-  | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; now: number }
+  /** dry_run: answers the figures the trade would produce and the limits it would breach, changes nothing. */
+  | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number; dryRun?: boolean }
+  /** currency absent: the base. */
+  | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; currency?: string; now: number }
+  | { id: number; kind: 'fxConvert'; portfolio: string; from_currency: string; to_currency: string; amount: number; rate: number; now: number }
+  /** How many portfolios of the shard hold a non-flat position in the symbol (changes nothing). */
+  | { id: number; kind: 'holders'; symbol: string; now: number }
   | { id: number; kind: 'limits'; portfolio: string; limits: RiskLimits; now: number }
   | { id: number; kind: 'pause' | 'resume' | 'close'; portfolio: string; now: number }
   | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean; lots?: boolean }
@@ -48,6 +55,8 @@ export interface CommandResult {
   /** Corporate steps: one update per watched portfolio the step changed, and how many it changed. */
   updates?: PortfolioUpdate[];
   holders?: number;
+  /** Dry-run trades: every risk limit the trade would breach (empty: none). */
+  breaches?: string[];
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }
