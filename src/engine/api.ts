@@ -70,6 +70,8 @@ export interface EngineOptions {
   allowFaultInjection?: boolean;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */
   staleAfterMs?: number;
+  /** Cross FX rates go through this currency: QUSD x USDB (each leg direct or inverse). Default USD. */
+  fxPivot?: string;
   /**
    * A tick moving its symbol's price more than this percentage from the last applied price is held
    * as suspect until the next tick or an admin decides; default 50; 0 disables the filter.

@@ -11,7 +11,6 @@ import { Piscina } from 'piscina';
 import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import { priceError, validSymbol, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type DomainEvent, type PortfolioSnapshot, type Random, type RiskLimits, type StoredEvent, type TickInput, type TradeInput, type TradeResult } from '../domain/types.js';
-import { fxSymbolOf } from '../domain/portfolio.js';
 import { distFile } from '../projectRoot.js';
 import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
@@ -126,7 +125,7 @@ export class MtmEngine implements Engine {
     // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();
-    recoverDirectory(this.store, this.directory, this.symbols);
+    recoverDirectory(this.store, this.directory, this.symbols, this.o.fxPivot);
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     this.corporate.start();
     this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.o.snapshotIntervalMs).unref());
@@ -151,6 +150,7 @@ export class MtmEngine implements Engine {
       portfoliosMax: this.o.limits.portfoliosMax,
       symbolsMax: this.o.limits.symbolsMax,
       staleAfterMs: this.o.staleAfterMs,
+      fxPivot: this.o.fxPivot,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
@@ -545,9 +545,9 @@ export class MtmEngine implements Engine {
     const stored = this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
     if (this.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
-    // The shard links a foreign position to its FX symbol (quote + base) so rate ticks revalue it.
+    // The shard links a foreign position to its conversion (direct, inverse or cross legs) so rate ticks revalue it.
     const base = this.directory.get(k.value)?.base ?? baseCurrencyDefault;
-    if (v.value.currency !== null && v.value.currency !== base && this.symbols.intern(fxSymbolOf(v.value.currency, base)) < 0) {
+    if (v.value.currency !== null && v.value.currency !== base && !this.symbols.internConversion(v.value.currency, base, this.o.fxPivot)) {
       return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency'), started);
     }
     this.announceSymbols();
@@ -699,7 +699,7 @@ export class MtmEngine implements Engine {
     if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
     // Everything acknowledged so far is committed: the log plus kept snapshots answer from here.
     await this.lastDurable.catch(() => undefined);
-    return timeTravel(this.store, k.value, timestamp, this.o.staleAfterMs);
+    return timeTravel(this.store, k.value, timestamp, this.o.staleAfterMs, this.o.fxPivot);
   }
 
   // ---- persistence ---------------------------------------------------------------------------

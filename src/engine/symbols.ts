@@ -1,6 +1,8 @@
 // Symbol interning: every symbol gets a dense id once, so ticks travel as (id, price) pairs and the
 // kernel indexes prices by id. Bounded by symbolsMax; names not yet announced to shards are tracked.
 
+import { conversionSymbolsOf } from '../domain/fx.js';
+
 export class SymbolTable {
   private readonly ids = new Map<string, number>();
   readonly names: string[] = [];
@@ -26,6 +28,16 @@ export class SymbolTable {
     this.ids.set(name, next);
     this.names.push(name);
     return next;
+  }
+
+  /**
+   * A quote -> base conversion: its kernel symbol and every market symbol it may read (direct,
+   * inverse, both cross legs through the pivot), so the shards can link it and ticks reach it.
+   * false when the table is full (nothing useful was added for it).
+   */
+  internConversion(quote: string, base: string, pivot: string): boolean {
+    for (const name of conversionSymbolsOf(quote, base, pivot)) if (this.intern(name) < 0) return false;
+    return true;
   }
 
   /** Names registered since the last call, with the id of the first one. */
