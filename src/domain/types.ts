@@ -63,6 +63,8 @@ export interface RiskLimits {
 export type RiskLimitName = 'max_loss' | 'max_drawdown_pct' | 'max_position_weight_pct';
 
 export interface TradeInput {
+  /** true: a what-if trade (answers the figures, books and writes nothing, uses up no trade_id). */
+  dry_run?: boolean;
   trade_id: string;
   symbol: string;
   side: Side;
@@ -321,6 +323,10 @@ export interface TradeResult {
   position: PositionView;
   totals: Totals;
   state: PortfolioStatus;
+  /** What-if trades only: nothing was booked; the figures are what the trade would produce. */
+  dry_run?: true;
+  /** What-if trades only: every risk limit the trade would breach (empty: none). */
+  breaches?: RiskLimitName[];
 }
 
 /** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */

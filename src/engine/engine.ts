@@ -31,6 +31,10 @@ import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corpo
 import { CorporateMarks } from './corporateMarks.js';
 import { seeded } from '../sim/random.js';
 import { SuspectTicks } from './suspectTicks.js';
+import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
+import { instrumentCurrencyError } from '../domain/instruments.js';
+import { validateFxConversion } from '../domain/validate.js';
+import type { Instrument } from '../domain/types.js';
 
 export const systemPortfolio = '_engine';
 /** Compaction steps per snapshot round: bounds the work one round does (each step is bounded too). */
@@ -55,6 +59,8 @@ export class MtmEngine implements Engine {
   /** Per symbol id: effective time of its latest split; older ticks are refused (pre_split_tick). */
   private readonly splitTs: Float64Array;
   private readonly corporate: CorporateDesk;
+  /** Reference data: instrument definitions (instruments.ts). */
+  private readonly instruments: InstrumentDesk;
   /** A corporate step holds every other message to the shards (see corporateDesk.ts). */
   private corporateHold = false;
   private readonly directory: Directory = new Map();
@@ -105,6 +111,12 @@ export class MtmEngine implements Engine {
     this.priceDirty = new Uint8Array(o.limits.symbolsMax);
     this.splitTs = new Float64Array(o.limits.symbolsMax);
     this.corporate = this.corporateDesk();
+    this.instruments = new InstrumentDesk(new InstrumentTable(o.limits.instrumentsMax), {
+      shards: this.shards,
+      clock,
+      exclusive: (task) => this.corporate.exclusive(task),
+      persist: (events) => this.persist(events),
+    });
     this.subscribers = new Subscribers(o.limits.subscribersPerPortfolioMax);
     for (let i = 0; i < o.workers; i++) this.shards.push(new ShardHandle(i, o.limits.commandsQueuedPerShardMax));
     this.ready = this.start();
@@ -125,6 +137,7 @@ export class MtmEngine implements Engine {
     // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();
+    this.instruments.table.recover(this.store.eventsForPortfolio(instrumentsPortfolio, 0, Infinity));
     recoverDirectory(this.store, this.directory, this.symbols, this.o.fxPivot);
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     this.corporate.start();
@@ -158,6 +171,8 @@ export class MtmEngine implements Engine {
       (err: unknown) => void this.onShardDied(h, port1, err),
     );
     await isReady;
+    // Before any command: trades book at these multipliers (replay uses each event's own).
+    h.post({ t: 'instruments', instruments: this.instruments.table.multipliers() });
     await recoverShard(this.store, h, this.symbols, this.lastPrice, this.lastPriceTs, this.o.workers, () => this.nextRequest++, this.loadRequests);
     h.state = 'ready';
   }
@@ -487,7 +502,44 @@ export class MtmEngine implements Engine {
     if (!k.ok) return k;
     const v = validateCash(op);
     if (!v.ok) return v;
-    return this.command(v.value.type, k.value, { amount: v.value.amount });
+    const currency = v.value.currency;
+    const base = this.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    if (currency === undefined || currency === base) return this.command(v.value.type, k.value, { amount: v.value.amount });
+    // A foreign balance is converted into the base by the shard: its conversion and legs first.
+    if (!this.symbols.internConversion(currency, base, this.o.fxPivot)) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency');
+    this.announceSymbols();
+    return this.command(v.value.type, k.value, { amount: v.value.amount, currency });
+  }
+
+  async convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const v = validateFxConversion(input);
+    if (!v.ok) return v;
+    const base = this.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    for (const currency of [v.value.from_currency, v.value.to_currency]) {
+      if (currency !== base && !this.symbols.internConversion(currency, base, this.o.fxPivot)) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency');
+    }
+    this.announceSymbols();
+    return this.command('fxConvert', k.value, { ...v.value });
+  }
+
+  // ---- instruments (instruments.ts) -------------------------------------------------------------
+
+  async defineInstrument(symbol: string, input: unknown): Promise<Result<InstrumentAnswer>> {
+    if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    await this.ready;
+    return this.instruments.define(symbol, input);
+  }
+
+  instrument(symbol: string): Result<Instrument> {
+    if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
+    const i = this.instruments.table.get(symbol);
+    return i === undefined ? fail(ErrorCode.not_found, `symbol: no instrument '${symbol}' is defined`, 'symbol') : ok(i);
+  }
+
+  listInstruments(): Instrument[] {
+    return this.instruments.table.list();
   }
 
   async pause(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
@@ -539,10 +591,22 @@ export class MtmEngine implements Engine {
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.clock.now());
     if (!v.ok) return this.tradeDone(v, started);
+    const dryRun = (input as { dry_run?: unknown }).dry_run;
+    if (dryRun !== undefined && dryRun !== null && typeof dryRun !== 'boolean') return this.tradeDone(fail(ErrorCode.invalid_field, 'dry_run must be a boolean', 'dry_run'), started);
+    // The instrument's currency is the trade's; one that contradicts it is refused.
+    const instrument = this.instruments.table.get(v.value.symbol);
+    const clash = instrumentCurrencyError(instrument, v.value.currency);
+    if (clash !== null) return this.tradeDone(clash, started);
+    if (instrument !== undefined) v.value.currency = instrument.currency;
     const key = k.value + '\u0000' + v.value.trade_id;
     const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
+    const stored = earlier === undefined ? (this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined) : undefined;
+    if (dryRun === true) {
+      // A what-if names a fresh id (it must not read as a replay of a booked trade) and uses none up.
+      if (earlier !== undefined || stored !== undefined) return this.tradeDone(fail(ErrorCode.trade_id_conflict, `trade_id: '${v.value.trade_id}' was already used by a trade of this portfolio; a dry run needs an unused id`, 'trade_id'), started);
+      return this.whatIf(k.value, v.value, started);
+    }
     if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
-    const stored = this.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
     if (this.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
     // The shard links a foreign position to its conversion (direct, inverse or cross legs) so rate ticks revalue it.
@@ -557,6 +621,19 @@ export class MtmEngine implements Engine {
     this.tradesInFlight.delete(key);
     if (r.ok) this.rememberSettled(key, attempt);
     return this.tradeDone(r, started);
+  }
+
+  private async whatIf(portfolio: string, trade: import('../domain/validate.js').ValidTrade, started: number): Promise<Result<TradeResult>> {
+    if (this.symbols.intern(trade.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol'), started);
+    const base = this.directory.get(portfolio)?.base ?? baseCurrencyDefault;
+    if (trade.currency !== null && trade.currency !== base && !this.symbols.internConversion(trade.currency, base, this.o.fxPivot)) {
+      return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency'), started);
+    }
+    this.announceSymbols();
+    const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.clock.now(), dryRun: true });
+    if (!r.ok) return this.tradeDone(r, started);
+    const result = r.value.trade as TradeResult;
+    return this.tradeDone(ok({ ...result, dry_run: true, breaches: r.value.breaches ?? [] }), started);
   }
 
   private async applyTrade(portfolio: string, trade: import('../domain/validate.js').ValidTrade): Promise<Result<TradeResult>> {
@@ -775,6 +852,8 @@ export class MtmEngine implements Engine {
       },
       restartShard: (index: number) => this.shards[index].post({ t: 'crash', how: 'exit' }),
       durable: () => this.lastDurable,
+      multiplierOf: (symbol: string) => this.instruments.table.get(symbol)?.multiplier,
+      adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
   }

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
 import { fxPivotDefault, validPivot } from '../domain/fx.js';
+import { instrumentsMaxDefault } from '../domain/types.js';
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -13,6 +14,7 @@ export const defaultLimits: EngineLimits = {
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
+  instrumentsMax: instrumentsMaxDefault,
 };
 
 export interface ResolvedOptions {

@@ -3,7 +3,7 @@
 // ~100 µs, the whole per-tick budget is ~1 µs).
 
 import type { EngineError } from '../errors.js';
-import type { CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
+import type { RiskLimitName, CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import type { PortfolioOptions } from '../domain/portfolio.js';
 import type { KernelKind } from '../kernel/backend.js';
@@ -56,13 +56,15 @@ export interface CommandResult {
   updates?: PortfolioUpdate[];
   holders?: number;
   /** Dry-run trades: every risk limit the trade would breach (empty: none). */
-  breaches?: string[];
+  breaches?: RiskLimitName[];
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }
 
 export type ToShard =
   | { t: 'symbols'; from: number; names: string[] }
+  /** Instrument multipliers (reference data): trades book at them from this message on. */
+  | { t: 'instruments'; instruments: { symbol: string; multiplier: number }[] }
   | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
   | { t: 'commands'; commands: Command[] }
   | { t: 'watch'; portfolio: string; on: boolean }

@@ -33,6 +33,8 @@ export class Shard {
   /** The FX rate last sent per row: a rate tick alone moves a foreign position's value. */
   private sentFx = new Float64Array(1024);
   private replaying = false;
+  /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
+  private readonly multipliers = new Map<string, number>();
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
 
@@ -62,6 +64,10 @@ export class Shard {
       next.set(this.symTs);
       this.symTs = next;
     }
+  }
+
+  defineInstruments(instruments: { symbol: string; multiplier: number }[]): void {
+    for (const i of instruments) this.multipliers.set(i.symbol, i.multiplier);
   }
 
   ticks(batch: number, n: number, syms: Int32Array, prices: Float64Array, ts: Float64Array, now: number): BatchResult {
@@ -233,6 +239,9 @@ export class Shard {
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
     }
+    // A trade books at its instrument's multiplier as this shard knows it now: a definition reaches
+    // every shard before any command submitted after it (instruments.ts).
+    if (cmd.kind === 'trade') cmd = { ...cmd, trade: { ...cmd.trade, multiplier: this.multipliers.get(cmd.trade.symbol) ?? 1 } };
     if (cmd.kind === 'trade' && cmd.dryRun === true) return this.dryRun(book, cmd, result);
     if (cmd.kind === 'trade' && !this.hasRowFor(book, cmd.trade.symbol)) {
       if (book.rows.size >= this.init.positionsPerPortfolioMax) {
@@ -295,6 +304,8 @@ export class Shard {
       return result;
     }
     this.corporateMarks(cmd.step, cmd.price, cmd.priceTs);
+    // Trades after the adjustment book at the new multiplier (the main thread sends it too, for restarts).
+    if (cmd.step.step === 'contract_adjustment') this.multipliers.set(cmd.step.symbol, cmd.step.multiplier);
     for (const book of holders) {
       const events: DomainEventBody[] = [];
       const hadActor = book.actor !== null;
