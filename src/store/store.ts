@@ -100,6 +100,9 @@ const keyPartBytesMax = 512;
 /** Named databases in the environment (10 used), with room for a later version. */
 const databasesMax = 16;
 
+/** The store's bounds an operator may set (the CLI's --store-* options); each defaults to storeDefaults. */
+export type StoreLimits = Omit<StoreOptions, 'path' | 'sync' | 'retention'>;
+
 export interface StoreOptions {
   /** Data directory (created if missing). */
   path: string;
