@@ -92,6 +92,9 @@ export const storeSchemaVersion = 1;
 /** Named databases in the environment (10 used), with room for a later version. */
 const databasesMax = 16;
 
+/** The store's bounds an operator may set (the CLI's --store-* options); each defaults to storeDefaults. */
+export type StoreLimits = Omit<StoreOptions, 'path' | 'sync' | 'retention'>;
+
 export interface StoreOptions {
   /** Data directory (created if missing). */
   path: string;
