@@ -9,7 +9,7 @@ import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../error
 import type { Engine, EventQuery } from '../engine/api.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
 import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
-import { canRead, canSee, canTrade, type Principal } from './auth.js';
+import { canRead, canSee, canTrade } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
 import { tickShape } from './protocol.js';
@@ -18,6 +18,7 @@ import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
 import type { StatsCollector } from './stats.js';
 import { marketEventsGuard, marketPortfolio, type MarketApi } from './market.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { createMarketHandlers, marketBodyHandlers, marketRoutes, type MarketHandlerName } from './marketHttp.js';
 import { createMarksHandlers, marksRoutes, type MarksHandlerName } from './marksHttp.js';
 
@@ -77,21 +78,7 @@ export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['h
 /** Routes that take a JSON body. */
 export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', 'createCorporateAction', ...marketBodyHandlers]);
 
-export interface HttpRequestContext {
-  principal: Principal;
-  params: string[];
-  query: Map<string, string>;
-  /** Parsed JSON body (bodyHandlers only); undefined when empty. */
-  body: unknown;
-}
-
-export interface HttpResult {
-  status: number;
-  body: string | Buffer;
-  headers?: Record<string, string>;
-  /** Default application/json. */
-  contentType?: string;
-}
+export type { HttpRequestContext, HttpResult };
 
 export interface HttpDeps {
   engine: Engine;

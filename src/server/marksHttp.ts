@@ -6,7 +6,7 @@
 
 import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
 import type { Engine, SettledTick } from '../engine/api.js';
-import type { HttpRequestContext, HttpResult } from './http.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { httpErrorBody } from './encoding.js';
 import { canReadMarket, marketReadScope } from './market.js';
 import type { RouteDef } from './router.js';
