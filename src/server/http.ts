@@ -5,7 +5,7 @@
 // "does not exist": the answer is exactly the one for a missing portfolio (404 portfolio_not_found,
 // same message). A portfolio the key can see but not act on is 403 forbidden.
 
-import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
 import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
@@ -105,7 +105,7 @@ export function json(status: number, value: unknown, headers?: Record<string, st
 }
 
 export function errorResult(error: Pick<EngineError, 'code' | 'message' | 'field' | 'retryable'>, headers?: Record<string, string>): HttpResult {
-  const status = httpStatusOf[error.code] ?? 500;
+  const status = httpStatusFor(error.code);
   const h = error.retryable === true && headers === undefined && status === 503 ? { 'Retry-After': '1' } : headers;
   return h === undefined ? { status, body: httpErrorBody(error) } : { status, body: httpErrorBody(error), headers: h };
 }
