@@ -92,6 +92,8 @@ export interface ClientsConfig {
   to: number;
   perConnection: number;
   portfolios: number;
+  /** How updates are asked for: JSON text or binary frames (snapshots and answers stay JSON). */
+  encoding: 'json' | 'binary';
   t0: number;
   windowMs: number;
   flushMs: number;
