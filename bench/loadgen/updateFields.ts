@@ -86,48 +86,43 @@ export function keyAt(buf: Buffer, key: Buffer, start: number, end: number): num
 }
 
 /**
- * The JSON number starting at `at` (digits, one '.', a leading '-'); NaN when there is none. Parsed from
- * the bytes, no string made; anything else (an exponent) falls back to Number() on the text.
+ * The JSON number starting at `at`; NaN when there is none. Parsed from the bytes, no string made, when
+ * it has at most 15 digits before and 15 after the point (integer part and fraction then exact, one
+ * rounding in the division and one in the sum: within 1 unit in the last place); anything longer or
+ * with an exponent falls back to Number() on its text.
  */
 export function numberAt(buf: Buffer, at: number, end: number): number {
   let i = at;
   let neg = false;
-  if (buf[i] === 0x2d) {
+  if (i < end && buf[i] === 0x2d) {
     neg = true;
     i++;
   }
   let n = 0;
-  let digits = 0;
-  // Bounded by end and by the length of a double's text.
-  while (i < end && digits < 40) {
-    const c = buf[i];
-    if (c >= 0x30 && c <= 0x39) {
-      n = n * 10 + (c - 0x30);
-      digits++;
-      i++;
-    } else break;
-  }
+  const intStart = i;
+  // Bounded by end and by the longest text of a double.
+  while (i < end && i - intStart < 400 && buf[i] >= 0x30 && buf[i] <= 0x39) n = n * 10 + (buf[i++] - 0x30);
+  const intDigits = i - intStart;
+  let fracDigits = 0;
   if (i < end && buf[i] === 0x2e) {
     i++;
-    let scale = 1;
+    const fracStart = i;
     let frac = 0;
-    while (i < end && scale < 1e17) {
-      const c = buf[i];
-      if (c >= 0x30 && c <= 0x39) {
-        frac = frac * 10 + (c - 0x30);
-        scale *= 10;
-        digits++;
-        i++;
-      } else break;
+    let scale = 1;
+    while (i < end && i - fracStart < 400 && buf[i] >= 0x30 && buf[i] <= 0x39) {
+      frac = frac * 10 + (buf[i++] - 0x30);
+      scale *= 10;
     }
-    n += frac / scale;
+    fracDigits = i - fracStart;
+    if (fracDigits <= 15) n += frac / scale;
   }
-  if (i < end && (buf[i] === 0x65 || buf[i] === 0x45)) {
+  const exponent = i < end && (buf[i] === 0x65 || buf[i] === 0x45);
+  if (intDigits === 0) return NaN;
+  if (intDigits > 15 || fracDigits > 15 || exponent) {
     let j = i;
-    while (j < end && buf[j] !== 0x2c && buf[j] !== 0x7d && j - at < 40) j++;
+    while (j < end && buf[j] !== 0x2c && buf[j] !== 0x7d && buf[j] !== 0x5d && j - at < 400) j++;
     return Number(buf.toString('latin1', at, j));
   }
-  if (digits === 0) return NaN;
   return neg ? -n : n;
 }
 
