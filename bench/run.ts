@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--workload W1|W2] [--publishers N] [--rate N] [--seconds N] [--out DIR] [--update-docs]
+// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--workload W1|W2] [--frames single|connection] [--publishers N] [--rate N] [--seconds N] [--out DIR] [--update-docs]
 //
 // Runs the benchmark scenarios against three systems, each a separate process over loopback sockets,
 // with load generators in their own processes: mtm (this engine and server), the peer (the
@@ -33,16 +33,18 @@ interface Args {
   /** Every streaming scenario on this workload (default: steady and spike W1, max W2). */
   workload: WorkloadName | null;
   publishers: number | null;
+  /** Subscribers ask for per-connection frames (subscribe option frames: 'connection'). */
+  frames: 'single' | 'connection';
   out: string;
 }
 
-const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--workload W1|W2] [--publishers N] [--rate TICKS_PER_S] [--seconds S] [--out DIR] [--update-docs]
+const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--workload W1|W2] [--frames single|connection] [--publishers N] [--rate TICKS_PER_S] [--seconds S] [--out DIR] [--update-docs]
 scenarios: ${scenarioNames.join(', ')} (default: all)
 --workload: the streaming scenarios' workload (default: steady and spike on W1, max on W2); --publishers: publisher processes (default: W1 1, W2 2)
 --update-docs: write this run's table and machine into docs/BENCHMARKS.md (between its bench:results markers)`;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, updateDocs: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, workload: null, publishers: null, out: join(projectRoot(), 'bench', 'results') };
+  const a: Args = { quick: false, updateDocs: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, workload: null, publishers: null, frames: 'single', out: join(projectRoot(), 'bench', 'results') };
   const list = <T extends string>(v: string | undefined, allowed: readonly T[], what: string): T[] => {
     const items = (v ?? '').split(',').filter((x) => x !== '');
     for (const x of items) if (!allowed.includes(x as T)) throw new Error(`unknown ${what} '${x}'; expected one of ${allowed.join(', ')}\n${usage}`);
@@ -62,6 +64,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--rate') a.rate = num(argv[++i], 'rate');
     else if (k === '--seconds') a.seconds = num(argv[++i], 'seconds');
     else if (k === '--workload') a.workload = list(argv[++i], workloadNames, 'workload')[0];
+    else if (k === '--frames') a.frames = list(argv[++i], ['single', 'connection'] as const, 'frames')[0];
     else if (k === '--publishers') a.publishers = Math.min(16, Math.ceil(num(argv[++i], 'publishers')));
     else if (k === '--out') a.out = argv[++i] ?? a.out;
     else if (k === '--update-docs') a.updateDocs = true;
@@ -134,6 +137,7 @@ function workloadRecord(w: StreamSetup): Record<string, number | string> {
     subscriptionsPerConnection: w.perConnection,
     subscriptions: w.connections * w.perConnection,
     encoding: w.encoding,
+    frames: w.frames,
     throttleMs: 0,
     clientProcesses: w.clientProcesses,
     publishers: w.publishers,
@@ -204,6 +208,7 @@ async function main(): Promise<number> {
   if (args.seconds !== null) scale.steady.measureMs = args.seconds * 1000;
   if (args.workload !== null) for (const k of Object.keys(scale.workloads) as StreamingScenario[]) scale.workloads[k] = args.workload;
   if (args.publishers !== null) for (const w of workloadNames) scale.streams[w].publishers = args.publishers;
+  for (const w of workloadNames) scale.streams[w].frames = args.frames;
   try {
     setClockTicks(Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()));
   } catch {
@@ -276,7 +281,7 @@ async function main(): Promise<number> {
   console.log(`\nmtm-engine benchmarks, ${report.seconds} s. Machine: ${machineLine(report)}`);
   for (const w of workloadNames) {
     const x = report.workloads[w];
-    console.log(`${w}: ${x.portfolios} portfolios x ${x.positionsPerPortfolio} positions over ${x.symbols} symbols (Zipf s=${x.zipfS}), ${x.connections} connections x ${x.subscriptionsPerConnection} subscriptions (${x.encoding}), no throttle, ${x.clientProcesses} subscriber / ${x.publishers} publisher processes`);
+    console.log(`${w}: ${x.portfolios} portfolios x ${x.positionsPerPortfolio} positions over ${x.symbols} symbols (Zipf s=${x.zipfS}), ${x.connections} connections x ${x.subscriptionsPerConnection} subscriptions (${x.encoding}, frames ${x.frames}), no throttle, ${x.clientProcesses} subscriber / ${x.publishers} publisher processes`);
   }
   console.log('');
   console.log(textTable(report));

@@ -20,7 +20,7 @@
 //     and a tiny snapshot per portfolio), trade (acknowledged at once: no book, no journal), ping.
 // Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
 import type { WebSocket } from 'uWebSockets.js';
-import { decodeFeedFrame, encodeUpdate, readTick, totalsFields, type BinaryTick } from '../../src/client/binary.js';
+import { decodeFeedFrame, encodeUpdate, readTick, totalsFields, UPDATE_BINARY_VERSION, type BinaryTick } from '../../src/client/binary.js';
 import type { PositionView } from '../../src/domain/types.js';
 import { loadUws } from '../../src/server/uws.js';
 import { symbolName } from '../../src/sim/random.js';
@@ -35,12 +35,20 @@ interface UserData {
   kind: 'main' | 'feed';
   /** Feed: this connection's symbol id -> symbol index (-1: unknown symbol). */
   symbols: number[];
+  /** frames: 'connection' subscriptions of this socket: portfolio indexes, and whether each is binary. */
+  framed: number[];
+  framedBinary: boolean[];
 }
 
 const cfg = serverConfig<RelayConfig>({ workload: W1 });
 /** Same bounds as the mtm server's defaults (src/server/options.ts), so both transports are configured alike. */
 const maxPayloadBytes = 64 * 1024;
 const backpressureBytesMax = 4 * 1024 * 1024 + 256 * 1024;
+// The per-connection updates frame (src/client/delta.ts): u8 kind 0x02 | u8 version | u16 0 | u32 count,
+// then per record u32 length + the record.
+const updatesKind = 0x02;
+const updatesHeaderBytes = 8;
+const recordPrefixBytes = 4;
 
 runBenchServer(async () => {
   const { uws, binary } = loadUws();
@@ -72,6 +80,16 @@ runBenchServer(async () => {
   const heldSymbols = new Int32Array(heldAt[P]);
   for (let p = 0; p < P; p++) heldSymbols.set(held[p], heldAt[p]);
   const encoding = updateEncoding(P, S, ids, heldAt);
+  /** Sockets with frames: 'connection' subscriptions (one frame per socket per flush). */
+  const framedSockets = new Set<WebSocket<UserData>>();
+  // Each dirty portfolio's record is encoded once per flush (arena) for every socket that watches it.
+  const arena = Buffer.alloc(P * encoding.recordBytesMax);
+  const recAt = new Int32Array(P);
+  const recLen = new Int32Array(P);
+  const recStamp = new Uint32Array(P);
+  const jsonOf: string[] = new Array<string>(P).fill('');
+  const jsonStamp = new Uint32Array(P);
+  let frameScratch = Buffer.alloc(1 << 20);
 
   const symTs = new Float64Array(S);
   const symStamp = new Uint32Array(S);
@@ -84,7 +102,7 @@ runBenchServer(async () => {
   let pfEpoch = 1;
   const seq = new Float64Array(P);
   let flushScheduled = false;
-  const counters = { ticksAccepted: 0, ticksRejected: 0, portfoliosDirty: 0, updatesPublished: 0, bytesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
+  const counters = { ticksAccepted: 0, ticksRejected: 0, portfoliosDirty: 0, updatesPublished: 0, framesSent: 0, bytesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
 
   const app = uws.App();
   const flush = (): void => {
@@ -109,7 +127,7 @@ runBenchServer(async () => {
       seq[p]++;
       // Only encodings someone listens to are built (mtm too encodes JSON only for JSON subscribers).
       if (app.numSubscribers(binaryTopics[p]) > 0) {
-        const len = encoding.binary(p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+        const len = encoding.binary(encoding.scratch, 0, p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
         app.publish(binaryTopics[p], encoding.scratch.subarray(0, len), true);
         counters.updatesPublished++;
         counters.bytesPublished += len;
@@ -121,10 +139,69 @@ runBenchServer(async () => {
         counters.bytesPublished += text.length;
       }
     }
+    if (framedSockets.size > 0) sendFrames(asOf);
     symCount = 0;
     symEpoch = (symEpoch + 1) >>> 0 || 1;
     counters.portfoliosDirty += n;
     counters.flushes++;
+  };
+
+  /** One frame per socket with frames: 'connection' subscriptions, carrying its dirty portfolios' updates. */
+  const sendFrames = (asOf: number): void => {
+    let arenaAt = 0;
+    for (const ws of framedSockets) {
+      const u = ws.getUserData();
+      // A socket over the bound is skipped (its next update then shows a seq hole), as publish does.
+      if (ws.getBufferedAmount() > backpressureBytesMax) continue;
+      let records = 0;
+      let o = updatesHeaderBytes;
+      let json = '';
+      let jsonCount = 0;
+      for (let k = 0; k < u.framed.length; k++) {
+        const p = u.framed[k];
+        if (pfStamp[p] !== pfEpoch) continue;
+        if (u.framedBinary[k]) {
+          if (recStamp[p] !== pfEpoch) {
+            recStamp[p] = pfEpoch;
+            recAt[p] = arenaAt;
+            recLen[p] = encoding.binary(arena, arenaAt, p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+            arenaAt += recLen[p];
+          }
+          if (o + recordPrefixBytes + recLen[p] > frameScratch.length) {
+            const grown = Buffer.alloc(frameScratch.length * 2 + recLen[p]);
+            frameScratch.copy(grown, 0, 0, o);
+            frameScratch = grown;
+          }
+          frameScratch.writeUInt32LE(recLen[p], o);
+          arena.copy(frameScratch, o + recordPrefixBytes, recAt[p], recAt[p] + recLen[p]);
+          o += recordPrefixBytes + recLen[p];
+          records++;
+        } else {
+          if (jsonStamp[p] !== pfEpoch) {
+            jsonStamp[p] = pfEpoch;
+            jsonOf[p] = encoding.json(p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+          }
+          json += (jsonCount === 0 ? '' : ',') + jsonOf[p];
+          jsonCount++;
+        }
+      }
+      if (records > 0) {
+        frameScratch[0] = updatesKind;
+        frameScratch[1] = encoding.version;
+        frameScratch.writeUInt16LE(0, 2);
+        frameScratch.writeUInt32LE(records, 4);
+        ws.send(frameScratch.subarray(0, o), true);
+        counters.framesSent++;
+        counters.bytesPublished += o;
+      }
+      if (jsonCount > 0) {
+        const text = `{"type":"updates","updates":[${json}]}`;
+        ws.send(text, false);
+        counters.framesSent++;
+        counters.bytesPublished += text.length;
+      }
+      counters.updatesPublished += records + jsonCount;
+    }
   };
 
   const tick: BinaryTick = { symbolId: 0, price: 0, ts: 0, size: 0 };
@@ -172,7 +249,7 @@ runBenchServer(async () => {
   };
 
   const onMain = (ws: WebSocket<UserData>, data: ArrayBuffer): void => {
-    let m: { op?: unknown; id?: unknown; portfolios?: unknown; portfolio?: unknown; encoding?: unknown; trade?: { trade_id?: unknown } };
+    let m: { op?: unknown; id?: unknown; portfolios?: unknown; portfolio?: unknown; encoding?: unknown; frames?: unknown; trade?: { trade_id?: unknown } };
     try {
       m = JSON.parse(Buffer.from(data).toString('utf8')) as typeof m;
     } catch {
@@ -186,18 +263,30 @@ runBenchServer(async () => {
         if (p === undefined) ws.send(JSON.stringify({ type: 'error', id: m.id, code: 'portfolio_not_found', message: `portfolio '${String(pid)}' not found` }));
         else accepted.push(p);
       }
-      const topics = m.encoding === 'binary' ? binaryTopics : jsonTopics;
-      const others = m.encoding === 'binary' ? jsonTopics : binaryTopics;
+      const binary = m.encoding === 'binary';
+      const framed = m.frames === 'connection';
+      const u = ws.getUserData();
       ws.cork(() => {
         ws.send(JSON.stringify({ type: 'subscribed', id: m.id, portfolios: accepted.map((p) => ids[p]) }));
         for (const p of accepted) {
-          // Subscribing again replaces the subscription (its encoding), as in mtm.
-          ws.unsubscribe(others[p]);
-          ws.subscribe(topics[p]);
+          // Subscribing again replaces the subscription (its encoding and framing), as in mtm.
+          ws.unsubscribe(binaryTopics[p]);
+          ws.unsubscribe(jsonTopics[p]);
+          const k = u.framed.indexOf(p);
+          if (k >= 0) {
+            u.framed.splice(k, 1);
+            u.framedBinary.splice(k, 1);
+          }
+          if (framed) {
+            u.framed.push(p);
+            u.framedBinary.push(binary);
+          } else ws.subscribe(binary ? binaryTopics[p] : jsonTopics[p]);
           ws.send(`{"type":"snapshot","resync":false,"portfolio_id":"${ids[p]}","seq":${seq[p]}}`);
           counters.snapshotsSent++;
         }
       });
+      if (u.framed.length > 0) framedSockets.add(ws);
+      else framedSockets.delete(ws);
     } else if (m.op === 'trade') {
       ws.send(JSON.stringify({ type: 'ack', id: m.id, trade_id: m.trade?.trade_id, portfolio_id: m.portfolio, applied: true }));
       counters.tradesAcked++;
@@ -217,7 +306,7 @@ runBenchServer(async () => {
     compression: uws.DISABLED,
     upgrade: (res: import('uWebSockets.js').HttpResponse, req: import('uWebSockets.js').HttpRequest, context: import('uWebSockets.js').us_socket_context_t) => {
       res.upgrade<UserData>(
-        { kind, symbols: [] },
+        { kind, symbols: [], framed: [], framedBinary: [] },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -233,8 +322,9 @@ runBenchServer(async () => {
         else ws.send(JSON.stringify({ type: 'error', code: 'invalid_field', message: 'the relay accepts binary feed frames only' }));
       } else onMain(ws, data);
     },
-    close: () => {
+    close: (ws: WebSocket<UserData>) => {
       counters.connections--;
+      framedSockets.delete(ws);
     },
   });
   app.ws<UserData>('/ws', behavior('main'));
@@ -304,24 +394,26 @@ function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array)
   }
   return {
     scratch,
-    /** Writes portfolio p's update into scratch; returns its length. Positions: p's symbols stamped `epoch`. */
-    binary(p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): number {
+    version: UPDATE_BINARY_VERSION,
+    recordBytesMax: headMax + most * recordMax,
+    /** Writes portfolio p's update into out at `start`; returns its length. Positions: p's symbols stamped `epoch`. */
+    binary(out: Buffer, start: number, p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): number {
       const head = heads[p];
-      head.copy(scratch, 0);
-      const o = 7 + head[6];
-      scratch.writeDoubleLE(seq, o);
-      scratch.writeDoubleLE(seq, o + 8);
-      scratch.writeDoubleLE(asOf, o + 16);
-      scratch.writeDoubleLE(tickTs, o + 24);
+      head.copy(out, start);
+      const o = start + 7 + head[6];
+      out.writeDoubleLE(seq, o);
+      out.writeDoubleLE(seq, o + 8);
+      out.writeDoubleLE(asOf, o + 16);
+      out.writeDoubleLE(tickTs, o + 24);
       let len = head.length;
       let count = 0;
       for (let j = at[p]; j < at[p + 1]; j++) {
         const s = heldSymbols[j];
         if (stamp[s] !== epoch) continue;
-        len += records[s].copy(scratch, len);
+        len += records[s].copy(out, start + len);
         count++;
       }
-      scratch.writeUInt16LE(count, 4);
+      out.writeUInt16LE(count, start + 4);
       return len;
     },
     json(p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): string {

@@ -13,11 +13,11 @@ import { portfolioId } from '../workload.js';
 import { childConfig, cpuSeconds, exitWithParent, fatal, newHistogram, nowMs, portfolioIndexesOfConnection, recordMs, send, sleep, Windows, type WindowCounts } from './common.js';
 import type { ClientsConfig, ClientsIn, ClientsTotals } from './messages.js';
 import { Opcode, RawWs, type RawWsHandler } from './rawWs.js';
-import { isJsonSnapshot, isJsonUpdate, newUpdateFields, readBinaryUpdate, readJsonUpdate, type UpdateFields } from './updateFields.js';
+import { forEachJsonUpdate, forEachRecord, isJsonSnapshot, isJsonUpdate, isJsonUpdates, isUpdatesFrame, newUpdateFields, readBinaryUpdate, readJsonUpdate, type UpdateFields } from './updateFields.js';
 
 const cfg = childConfig<ClientsConfig>();
 const windows = new Windows(cfg.t0, cfg.windowMs);
-const totals: ClientsTotals = { updates: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0, errors: 0, closed: 0, firstError: '' };
+const totals: ClientsTotals = { updates: 0, frames: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0, errors: 0, closed: 0, firstError: '' };
 const S = cfg.perConnection;
 const connections = cfg.to - cfg.from;
 /** Per subscription (local connection index x S + j): the portfolio index it watches and its last seq (NaN before its snapshot). */
@@ -102,6 +102,20 @@ function onSnapshot(c: number, buf: Buffer, start: number, end: number, t: numbe
   lastSeq[slot] = m.seq;
 }
 
+// Per-connection frames (frames: 'connection'): one frame, many updates. The callbacks are made once;
+// the frame being read is in these variables.
+let frameBuf: Buffer = Buffer.alloc(0);
+let frameConn = 0;
+let frameT = 0;
+const onRecord = (s: number, e: number): void => {
+  if (readBinaryUpdate(frameBuf, s, e, fields)) onUpdate(frameConn, frameT, e - s);
+  else onError(`record that is not an update in an updates frame (kind ${frameBuf[s]}, version ${frameBuf[s + 1]})`);
+};
+const onJsonElement = (s: number, e: number): void => {
+  if (readJsonUpdate(frameBuf, s, e, fields)) onUpdate(frameConn, frameT, e - s);
+  else onError(`unreadable update in an updates frame: ${frameBuf.toString('utf8', s, Math.min(e, s + 200))}`);
+};
+
 const handler: RawWsHandler = {
   message(ws, opcode, buf, start, end, t) {
     if (t !== curT) {
@@ -113,12 +127,26 @@ const handler: RawWsHandler = {
     const c = ws.tag;
     if (opcode === Opcode.binary) {
       if (readBinaryUpdate(buf, start, end, fields)) onUpdate(c, t, end - start);
-      else onError(`binary frame that is not an update (kind ${buf[start]}, version ${buf[start + 1]})`);
+      else if (isUpdatesFrame(buf, start, end)) {
+        frameBuf = buf;
+        frameConn = c;
+        frameT = t;
+        totals.frames++;
+        if (forEachRecord(buf, start, end, onRecord) < 0) onError('updates frame with a record past its end');
+      } else onError(`binary frame that is not an update (kind ${buf[start]}, version ${buf[start + 1]})`);
       return;
     }
     if (isJsonUpdate(buf, start, end)) {
       if (readJsonUpdate(buf, start, end, fields)) onUpdate(c, t, end - start);
       else onError(`unreadable update: ${buf.toString('utf8', start, Math.min(end, start + 200))}`);
+      return;
+    }
+    if (isJsonUpdates(buf, start, end)) {
+      frameBuf = buf;
+      frameConn = c;
+      frameT = t;
+      totals.frames++;
+      forEachJsonUpdate(buf, start, end, onJsonElement);
       return;
     }
     if (isJsonSnapshot(buf, start, end)) return onSnapshot(c, buf, start, end, t);
@@ -144,7 +172,15 @@ async function open(c: number): Promise<void> {
   }
   const portfolios: string[] = [];
   for (let j = 0; j < S; j++) portfolios.push(portfolioId(watched[c * S + j]));
-  ws.sendText(JSON.stringify({ op: 'subscribe', id: cfg.from + c, portfolios, ...(cfg.encoding === 'binary' ? { encoding: 'binary' } : {}) }));
+  ws.sendText(
+    JSON.stringify({
+      op: 'subscribe',
+      id: cfg.from + c,
+      portfolios,
+      ...(cfg.encoding === 'binary' ? { encoding: 'binary' } : {}),
+      ...(cfg.frames === 'connection' ? { frames: 'connection' } : {}),
+    }),
+  );
 }
 
 async function connectAll(): Promise<void> {

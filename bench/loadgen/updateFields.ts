@@ -22,12 +22,19 @@ export function newUpdateFields(): UpdateFields {
 
 // Version 2 binary update (docs/PROTOCOL.md "Binary update frames"): the id starts at 7 after its length
 // at 6; seq, from_seq, as_of and tick_ts follow the id as f64.
-const idLengthAt = 6;
-const idAt = 7;
-const seqAfterId = 0;
-const fromSeqAfterId = 8;
-const tickTsAfterId = 24;
-const headBytesAfterId = 32;
+const v2IdLengthAt = 6;
+const v2IdAt = 7;
+const v2FromSeqAfterId = 8;
+const v2TickTsAfterId = 24;
+const v2HeadBytesAfterId = 32;
+// Version 3 delta (src/client/delta.ts DeltaHead): fixed offsets, the id after a 116-byte head.
+const V3 = 3;
+const v3 = { idLength: 6, seq: 8, fromSeq: 16, tickTs: 32, id: 116 } as const;
+// Per-connection updates frame (src/client/delta.ts): kind 0x02, u32 count at 4, then u32 length + record.
+const UPDATES_KIND = 0x02;
+const updatesCountAt = 4;
+const updatesHeaderBytes = 8;
+const recordPrefixBytes = 4;
 
 /** The number at the end of bytes [start, end) (the digits after the last non-digit); -1 when none. */
 export function trailingNumber(buf: Uint8Array, start: number, end: number): number {
@@ -40,24 +47,59 @@ export function trailingNumber(buf: Uint8Array, start: number, end: number): num
 }
 
 /**
- * A binary update in [start, end); false when it is not one (kind, version or length). Only the head
- * is read: the totals and positions behind it are not touched.
+ * A binary update (layout version 2 or 3) in [start, end); false when it is not one (kind, version or
+ * length). Only the head is read: the totals and positions behind it are not touched.
  */
 export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: UpdateFields): boolean {
-  if (end - start < idAt || buf[start] !== FrameKind.update || buf[start + 1] !== UPDATE_BINARY_VERSION) return false;
-  const idLen = buf[start + idLengthAt];
-  const o = start + idAt + idLen;
-  if (o + headBytesAfterId > end) return false;
-  out.portfolio = trailingNumber(buf, start + idAt, o);
-  out.seq = buf.readDoubleLE(o + seqAfterId);
-  out.fromSeq = buf.readDoubleLE(o + fromSeqAfterId);
-  out.tickTs = buf.readDoubleLE(o + tickTsAfterId);
+  if (end - start < v2IdAt || buf[start] !== FrameKind.update) return false;
+  const version = buf[start + 1];
+  const idLen = buf[start + v2IdLengthAt];
+  if (version === V3) {
+    const idEnd = start + v3.id + idLen;
+    if (idEnd > end) return false;
+    out.portfolio = trailingNumber(buf, start + v3.id, idEnd);
+    out.seq = buf.readDoubleLE(start + v3.seq);
+    out.fromSeq = buf.readDoubleLE(start + v3.fromSeq);
+    out.tickTs = buf.readDoubleLE(start + v3.tickTs);
+    return true;
+  }
+  if (version !== UPDATE_BINARY_VERSION) return false;
+  const o = start + v2IdAt + idLen;
+  if (o + v2HeadBytesAfterId > end) return false;
+  out.portfolio = trailingNumber(buf, start + v2IdAt, o);
+  out.seq = buf.readDoubleLE(o);
+  out.fromSeq = buf.readDoubleLE(o + v2FromSeqAfterId);
+  out.tickTs = buf.readDoubleLE(o + v2TickTsAfterId);
   return true;
+}
+
+export function isUpdatesFrame(buf: Buffer, start: number, end: number): boolean {
+  return end - start >= updatesHeaderBytes && buf[start] === UPDATES_KIND;
+}
+
+/**
+ * A per-connection binary frame: calls `each(recordStart, recordEnd)` per delta record; returns the
+ * number of records, or -1 when the framing is wrong (a record past the end).
+ */
+export function forEachRecord(buf: Buffer, start: number, end: number, each: (recordStart: number, recordEnd: number) => void): number {
+  const count = buf.readUInt32LE(start + updatesCountAt);
+  let o = start + updatesHeaderBytes;
+  // Bounded by count and by the frame's end.
+  for (let i = 0; i < count; i++) {
+    if (o + recordPrefixBytes > end) return -1;
+    const len = buf.readUInt32LE(o);
+    o += recordPrefixBytes;
+    if (o + len > end) return -1;
+    each(o, o + len);
+    o += len;
+  }
+  return count;
 }
 
 // ---- JSON ----
 
 const UPDATE = Buffer.from('{"type":"update",');
+const UPDATES = Buffer.from('{"type":"updates","updates":[');
 const FROM_SEQ = Buffer.from('"from_seq":');
 const SNAPSHOT = Buffer.from('{"type":"snapshot"');
 const K_PID = Buffer.from('"portfolio_id":"');
@@ -145,4 +187,26 @@ export function readJsonUpdate(buf: Buffer, start: number, end: number, out: Upd
   const t = keyAt(buf, K_TICK_TS, start, end);
   out.tickTs = t < 0 ? NaN : numberAt(buf, t + K_TICK_TS.length, end);
   return true;
+}
+
+export function isJsonUpdates(buf: Buffer, start: number, end: number): boolean {
+  return startsWithAt(buf, start, end, UPDATES);
+}
+
+/**
+ * A per-connection JSON frame {"type":"updates","updates":[{"type":"update",...},...]}: calls
+ * `each(elementStart, elementEnd)` per update (an element ends where the next one starts); returns
+ * the number of updates.
+ */
+export function forEachJsonUpdate(buf: Buffer, start: number, end: number, each: (elementStart: number, elementEnd: number) => void): number {
+  let at = keyAt(buf, UPDATE, start + UPDATES.length, end);
+  let n = 0;
+  // Bounded: every turn moves past one element.
+  while (at >= 0) {
+    const next = keyAt(buf, UPDATE, at + UPDATE.length, end);
+    each(at, next < 0 ? end : next);
+    n++;
+    at = next;
+  }
+  return n;
 }

@@ -100,6 +100,7 @@ function streamSetup(workloadName: WorkloadName, workload: Workload, connections
     workloadName,
     workload,
     encoding: 'binary',
+    frames: 'single',
     connections,
     perConnection,
     clientProcesses,

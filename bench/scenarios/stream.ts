@@ -21,6 +21,8 @@ export interface StreamSetup {
   workload: Workload;
   /** What the subscribers ask for: binary update frames or JSON text. */
   encoding: 'json' | 'binary';
+  /** 'connection': subscribers ask for one frame per connection per batch (mtm and the limit; the peer ignores it). */
+  frames: 'single' | 'connection';
   connections: number;
   perConnection: number;
   clientProcesses: number;
@@ -139,6 +141,7 @@ export class StreamRun {
         perConnection: s.perConnection,
         portfolios: s.workload.portfolios,
         encoding: s.encoding,
+        frames: s.frames,
         t0: this.t0,
         windowMs: s.windowMs,
         flushMs: s.flushMs,
