@@ -1,12 +1,17 @@
 // Revaluation throughput of the WASM and TypeScript kernels over the same 1,000,000-position book.
 // "dense": every symbol's price changes each iteration, so every position is revalued and every
 // portfolio recomputed (the portfolio-sweep path). "sparse": 1% of the symbols change, the per-symbol
-// list path. Run: node dist/bench/kernel.js [--iterations N]
+// list path. "dense-fx": the dense book with contract multipliers (quantities x 1, 10, 50, 100 or 0.1)
+// and a fifth of the positions quoted in a foreign currency, converted through derived rates (an
+// inverse pair and three crosses through USD, src/kernel/conversions.ts) whose legs tick every
+// iteration too (issue 19's measure: compare its median with today's dense).
+// Run: node dist/bench/kernel.js [--iterations N] [--cases dense,dense-fx,sparse]
 
 import { cpus, loadavg } from 'node:os';
 import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
 import { Kernel, type KernelLimits } from '../src/kernel/kernel.js';
 import { WasmBackend } from '../src/kernel/wasmBackend.js';
+import { NONE } from '../src/kernel/layout.js';
 import { seeded } from '../src/sim/random.js';
 
 const PORTFOLIOS = 40_000;
@@ -14,6 +19,16 @@ const PER_PORTFOLIO = 25;
 const SYMBOLS = 2_000;
 const SPARSE_SYMBOLS = SYMBOLS / 100;
 const limits: KernelLimits = { positionsMax: 2_000_000, portfoliosMax: 100_000, symbolsMax: 10_000 };
+
+// dense-fx: FX legs and the conversions derived from them, after the instrument symbols.
+const EURUSD = SYMBOLS;
+const GBPUSD = SYMBOLS + 1;
+const USDJPY = SYMBOLS + 2;
+const USDCHF = SYMBOLS + 3;
+const LEGS = [EURUSD, GBPUSD, USDJPY, USDCHF];
+const CONVERSIONS = [SYMBOLS + 4, SYMBOLS + 5, SYMBOLS + 6, SYMBOLS + 7];
+const FOREIGN_SHARE = 0.2;
+const MULTIPLIERS = [1, 1, 1, 10, 50, 100, 0.1];
 
 interface Case {
   readonly name: string;
@@ -66,6 +81,44 @@ function populate(kernel: Kernel): Kernel {
   return kernel;
 }
 
+function legPrice(s: number): number {
+  return s === EURUSD ? 1.08 : s === GBPUSD ? 1.27 : s === USDJPY ? 150 : 0.9;
+}
+
+/**
+ * The dense book (same draw) with multipliers as effective quantities, and a fifth of the positions
+ * converted: JPY>USD (inverse of USDJPY), EUR>GBP (EURUSD x 1/GBPUSD), JPY>EUR (1/USDJPY x 1/EURUSD),
+ * CHF>GBP (1/USDCHF x 1/GBPUSD).
+ */
+function populateFx(kernel: Kernel): Kernel {
+  const rnd = random(42);
+  const extra = random(7);
+  kernel.ensureSymbol(CONVERSIONS[CONVERSIONS.length - 1]);
+  for (let s = 0; s < SYMBOLS; s++) kernel.cols.symPrice[s] = basePrice(s);
+  for (const s of LEGS) kernel.cols.symPrice[s] = legPrice(s);
+  const none = { direct: NONE, inverse: NONE, inDirect: NONE, inInverse: NONE, outDirect: NONE, outInverse: NONE };
+  kernel.defineConversion(CONVERSIONS[0], { ...none, inverse: USDJPY });
+  kernel.defineConversion(CONVERSIONS[1], { ...none, inDirect: EURUSD, outInverse: GBPUSD });
+  kernel.defineConversion(CONVERSIONS[2], { ...none, inInverse: USDJPY, outInverse: EURUSD });
+  kernel.defineConversion(CONVERSIONS[3], { ...none, inInverse: USDCHF, outInverse: GBPUSD });
+  const held = new Set<number>();
+  for (let i = 0; i < PORTFOLIOS; i++) {
+    const f = kernel.addPortfolio();
+    kernel.cols.pfCash[f] = 1_000_000;
+    kernel.setLimits(f, 1e12, 99.99, 100);
+    held.clear();
+    while (held.size < PER_PORTFOLIO) held.add(Math.floor(rnd() * SYMBOLS));
+    for (const s of held) {
+      const p = kernel.addPosition(f, s);
+      const qty = Math.floor(rnd() * 2000) - 1000 || 1;
+      const avg = basePrice(s) * (0.9 + rnd() * 0.2);
+      if (extra() < FOREIGN_SHARE) kernel.setPositionFx(p, CONVERSIONS[Math.floor(extra() * CONVERSIONS.length)]);
+      kernel.setPosition(p, qty * MULTIPLIERS[Math.floor(extra() * MULTIPLIERS.length)], avg, basePrice(s));
+    }
+  }
+  return kernel;
+}
+
 /** Fills the batch for iteration i: the chosen symbols alternate between two prices, so each changes. */
 function fillBatch(kernel: Kernel, count: number, i: number): void {
   const { batchSym, batchPrice } = kernel.cols;
@@ -78,23 +131,34 @@ function fillBatch(kernel: Kernel, count: number, i: number): void {
   }
 }
 
+/** Every instrument and every FX leg moves: returns the batch length (the kernel appends the conversions). */
+function fillFxBatch(kernel: Kernel, i: number): number {
+  fillBatch(kernel, SYMBOLS, i);
+  const { batchSym, batchPrice } = kernel.cols;
+  const up = (i & 1) === 0;
+  LEGS.forEach((s, k) => {
+    batchSym[SYMBOLS + k] = s;
+    batchPrice[SYMBOLS + k] = legPrice(s) * (up ? 1.0005 : 0.9995);
+  });
+  return SYMBOLS + LEGS.length;
+}
+
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 function measure(c: Case): Result {
-  const kernel = populate(c.make());
-  for (let i = 0; i < c.warmup; i++) {
-    fillBatch(kernel, c.symbolsPerBatch, i);
-    kernel.revalue(c.symbolsPerBatch);
-  }
+  const fx = c.name === 'dense-fx';
+  const kernel = fx ? populateFx(c.make()) : populate(c.make());
+  const fill = (i: number): number => (fx ? fillFxBatch(kernel, i) : (fillBatch(kernel, c.symbolsPerBatch, i), c.symbolsPerBatch));
+  for (let i = 0; i < c.warmup; i++) kernel.revalue(fill(i));
   const times: number[] = [];
   let touched = 0;
   let dirty = 0;
   for (let i = c.warmup; i < c.warmup + c.iterations; i++) {
-    fillBatch(kernel, c.symbolsPerBatch, i);
+    const n = fill(i);
     const t0 = performance.now();
-    kernel.revalue(c.symbolsPerBatch);
+    kernel.revalue(n);
     times.push(performance.now() - t0);
     touched += kernel.touched;
     dirty += kernel.dirtyCount;
@@ -122,9 +186,12 @@ function cases(iterations: number): Case[] {
   const wasm = (): Kernel => new Kernel(new WasmBackend(), limits);
   const dense = { name: 'dense', symbolsPerBatch: SYMBOLS, warmup: 20, iterations };
   const sparse = { name: 'sparse', symbolsPerBatch: SPARSE_SYMBOLS, warmup: 200, iterations: iterations * 2 };
+  const denseFx = { ...dense, name: 'dense-fx' };
   return [
     { ...dense, label: 'wasm', make: wasm },
     { ...dense, label: 'ts', make: js('auto') },
+    { ...denseFx, label: 'wasm', make: wasm },
+    { ...denseFx, label: 'ts', make: js('auto') },
     { ...dense, label: 'ts-lists', make: js('never'), iterations: Math.max(10, iterations / 10), warmup: 3 },
     { ...sparse, label: 'wasm', make: wasm },
     { ...sparse, label: 'ts', make: js('auto') },
@@ -141,26 +208,30 @@ function figures(r: Result): string[] {
 }
 
 function print(results: readonly Result[]): void {
-  const find = (name: string, kernel: string): Result => results.find((r) => r.case === name && r.kernel === kernel) as Result;
+  const find = (name: string, kernel: string): Result | undefined => results.find((r) => r.case === name && r.kernel === kernel);
   console.log(`kernel revaluation: ${PORTFOLIOS * PER_PORTFOLIO} positions (${PORTFOLIOS} portfolios x ${PER_PORTFOLIO}) over ${SYMBOLS} symbols`);
   console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg()[0].toFixed(2)} at the end (shared machine: expect noise)`);
   console.log(row(['case', 'pos/iter', 'pf/iter', 'wasm med', 'wasm p99', 'wasm pos/s', 'ts med', 'ts p99', 'ts pos/s', 'wasm/ts']));
-  for (const name of ['dense', 'sparse']) {
+  for (const name of ['dense', 'dense-fx', 'sparse']) {
     const w = find(name, 'wasm');
     const t = find(name, 'ts');
+    if (w === undefined || t === undefined) continue;
     const counts = [w.positionsPerIteration.toFixed(0), w.portfoliosPerIteration.toFixed(0)];
     console.log(row([name, ...counts, ...figures(w), ...figures(t), (w.positionsPerSec / t.positionsPerSec).toFixed(2)]));
   }
   const lists = find('dense', 'ts-lists');
-  console.log(`(times in ms per iteration; dense on the TS kernel forced to the per-symbol lists: median ${lists.medianMs.toFixed(3)}, p99 ${lists.p99Ms.toFixed(3)}, ${lists.positionsPerSec.toExponential(2)} positions/s)`);
+  if (lists !== undefined) console.log(`(times in ms per iteration; dense on the TS kernel forced to the per-symbol lists: median ${lists.medianMs.toFixed(3)}, p99 ${lists.p99Ms.toFixed(3)}, ${lists.positionsPerSec.toExponential(2)} positions/s)`);
   console.log(JSON.stringify({ bench: 'kernel', positions: PORTFOLIOS * PER_PORTFOLIO, portfolios: PORTFOLIOS, symbols: SYMBOLS, cores: cpus().length, loadavg: loadavg()[0], results }));
 }
 
 function main(): void {
   const flag = process.argv.indexOf('--iterations');
   const iterations = flag > 0 ? Number(process.argv[flag + 1]) : 200;
+  const only = process.argv.indexOf('--cases');
+  const wanted = only > 0 ? new Set(String(process.argv[only + 1]).split(',')) : null;
   const results: Result[] = [];
   for (const c of cases(iterations)) {
+    if (wanted !== null && !wanted.has(c.name)) continue;
     results.push(measure(c));
     // Drop the previous book before building the next: three 70 MB books at once skew the cache.
     (globalThis as { gc?: () => void }).gc?.();

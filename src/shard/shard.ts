@@ -565,6 +565,14 @@ export class Shard {
     }
   }
 
+  /** The book's position in the symbol (time travel reads holdings at an instant from it). */
+  positionOf(id: string, symbol: string): { units: number; currency: string; multiplier: number } | null {
+    const book = this.byId.get(id);
+    const p = book?.state.positions[symbol];
+    if (book === undefined || p === undefined) return null;
+    return { units: p.units, currency: p.currency ?? baseCurrencyOf(book.state), multiplier: p.multiplier ?? 1 };
+  }
+
   snapshot(id: string, now: number): PortfolioSnapshot | null {
     const book = this.byId.get(id);
     return book === undefined ? null : this.snapshotOf(book, now);
@@ -728,8 +736,11 @@ function replayEvent(e: StoredEvent): PortfolioEvent | null {
     // a payment uses the rate it was paid at, never today's.
     case 'SplitApplied':
       return { type: 'corporate', step: { step: 'split', action_id: e.action_id, symbol: e.symbol, from: e.from, to: e.to } };
-    case 'DividendEntitled':
-      return { type: 'corporate', step: { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts } };
+    // The entitlement replays from the quantity logged (a past ex-date's was not the position then held).
+    case 'DividendEntitled': {
+      const held = { units: unitsOf(e.quantity) as number, currency: e.currency, multiplier: e.multiplier ?? 1 };
+      return { type: 'corporate', step: { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts, holdings: { [e.portfolio_id]: held } } };
+    }
     case 'DividendPaid':
       return { type: 'corporate', step: { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate } };
     case 'SymbolChanged':
