@@ -5,7 +5,7 @@
 import { MessageChannel, type MessagePort as NodeMessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import type { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, type Result } from '../../errors.js';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
 import type { FromShard, ShardEvent } from '../../shard/protocol.js';
 import type { Store } from '../../store/store.js';
@@ -35,6 +35,8 @@ export interface PoolDeps {
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
+  /** Instrument multipliers every (re)started shard gets before any command (instruments.ts). */
+  multipliers: () => { symbol: string; multiplier: number }[];
 }
 
 export class ShardPool {
@@ -73,6 +75,7 @@ export class ShardPool {
       portfoliosMax: this.d.o.limits.portfoliosMax,
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
+      fxPivot: this.d.o.fxPivot,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
@@ -80,6 +83,8 @@ export class ShardPool {
       (err: unknown) => void this.onShardDied(h, port1, err),
     );
     await isReady;
+    // Before any command: trades book at these multipliers (replay uses each event's own).
+    h.post({ t: 'instruments', instruments: this.d.multipliers() });
     const { store, symbols, prices } = this.d;
     await recoverShard(store, h, symbols, prices.lastPrice, prices.lastPriceTs, this.d.o.workers, () => this.nextRequest++, this.loadRequests);
     h.state = 'ready';
@@ -93,7 +98,7 @@ export class ShardPool {
     h.restarts++;
     this.d.counters.shardRestarts++;
     if (h.batchInFlight) this.d.batchDone();
-    h.failAll({ code: ErrorCode.shard_restarting, message: `shard ${h.index} is restarting; retry shortly`, retryable: true });
+    h.failAll(shardRestartingError(h.index));
     await this.d.durable().catch(() => undefined);
     const started = performance.now();
     await this.startShard(h);
