@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { memoryLimit, memoryLimitFrom, readOrNull } from '../src/metrics/memoryLimit.js';
-import { startObservability, type Observability } from '../src/metrics/observability.js';
+import { startObservability, type Observability } from '../src/server/observability.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { loadUws } from '../src/server/uws.js';
 import { ensureBuilt, tempDir } from './support/engine.js';
