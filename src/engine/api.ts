@@ -45,6 +45,8 @@ export interface EngineLimits {
   tradeIdsRememberedMax: number;
   /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
   corporateActionsPendingMax: number;
+  /** Store commits (group commits) submitted to LMDB at once; the next gathers while they flush. */
+  commitsInFlightMax: number;
 }
 
 export interface EngineOptions {

@@ -890,7 +890,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
   if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
-  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync, retention: { keepEventsMs: o.retainEventsMs } });
+  const opened = openStore({
+    path: o.dataDir ?? (ephemeralDir as string),
+    sync: o.sync,
+    retention: { keepEventsMs: o.retainEventsMs },
+    commitsInFlightMax: o.limits.commitsInFlightMax,
+  });
   if (!opened.ok) {
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);

@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
+import { storeDefaults } from '../store/limits.js';
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -12,6 +13,7 @@ export const defaultLimits: EngineLimits = {
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
+  commitsInFlightMax: storeDefaults.commitsInFlightMax,
 };
 
 export interface ResolvedOptions {
