@@ -120,6 +120,7 @@ export function helpText(): string {
     'mtm: real-time mark-to-market engine',
     '',
     'Usage: mtm serve [options]',
+    '       mtm import FILE --url URL [--key KEY] [--format ndjson|csv]   (bulk trades: NDJSON, or CSV with a header row)',
     '       mtm --help',
     '',
     'Options (flag, environment variable, meaning):',

@@ -11,6 +11,7 @@ import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } 
 import { seeded } from '../sim/random.js';
 import { helpText, parseServeArgs, type ServeArgs } from './args.js';
 import { startStatsLine } from './statsLine.js';
+import { parseImportArgs, runImport } from './import.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../projectRoot.js';
@@ -86,6 +87,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(helpText());
     return command === undefined ? 1 : 0;
+  }
+  if (command === 'import') {
+    const parsed = parseImportArgs(rest);
+    if (!parsed.ok) {
+      console.error(parsed.message);
+      return 2;
+    }
+    return runImport(parsed.args);
   }
   if (command !== 'serve') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);

@@ -40,6 +40,7 @@ import {
 } from './http.js';
 import { loadUws, type Uws, type UwsBinary } from './uws.js';
 import { nodeTransport } from './nodeTransport.js';
+import { TradeImport, importContentTypes, isImportContentType } from './tradeImport.js';
 import { openApiDocument } from './openapi.js';
 import { asyncApiDocument } from './asyncapi.js';
 import type { MarketServerOptions } from './market.js';
@@ -186,10 +187,12 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
     const rawQuery = req.getQuery() ?? '';
     const authorization = req.getHeader('authorization');
     const contentLength = req.getHeader('content-length');
+    const contentType = req.getHeader('content-type');
     const remote = remoteOf(res);
-    const state = { aborted: false, done: false };
+    const state: { aborted: boolean; done: boolean; onAbort: (() => void) | null } = { aborted: false, done: false, onAbort: null };
     res.onAborted(() => {
       state.aborted = true;
+      state.onAbort?.();
     });
     inflight++;
     let routeLabel = 'unmatched';
@@ -245,6 +248,67 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
       if (out instanceof Promise) out.then((r) => finish(r), fail);
       else finish(out);
     };
+    if (name === 'importTrades') {
+      if (!isImportContentType(contentType)) {
+        return finish(
+          errorResult({ code: ErrorCode.unsupported_media_type, message: `content-type must be one of ${importContentTypes.join(', ')} (one trade a line)`, field: 'content-type' }),
+          true,
+        );
+      }
+      // Streamed both ways with backpressure (tradeImport.ts): the body is never buffered whole.
+      let headed = false;
+      const head = (): void => {
+        if (headed) return;
+        headed = true;
+        res.writeStatus('200 OK');
+        res.writeHeader('Content-Type', 'application/x-ndjson');
+        res.writeHeader('Cache-Control', 'no-store');
+        res.writeHeader('X-Content-Type-Options', 'nosniff');
+      };
+      const importer = new TradeImport(engine, principal, {
+        write: (chunk) => {
+          if (state.aborted) return true;
+          let written = true;
+          res.cork(() => {
+            head();
+            written = res.write(chunk);
+          });
+          return written;
+        },
+        onWritable: (cb) => {
+          res.onWritable(() => {
+            cb();
+            return true;
+          });
+        },
+        pauseInput: () => {
+          if (!state.aborted) res.pause();
+        },
+        resumeInput: () => {
+          if (!state.aborted) res.resume();
+        },
+        end: (chunk, closeConnection) => {
+          if (state.done) return;
+          state.done = true;
+          inflight--;
+          stats.recordHttp(method, routeLabel, 200, performance.now() - started);
+          if (state.aborted) return;
+          res.cork(() => {
+            head();
+            res.end(chunk, closeConnection);
+          });
+        },
+      }, limits);
+      state.onAbort = () => {
+        importer.abort();
+        if (!state.done) {
+          state.done = true;
+          inflight--;
+        }
+      };
+      res.onData((chunk, isLast) => importer.push(new Uint8Array(chunk), isLast));
+      return;
+    }
     if (!bodyHandlers.has(name)) return run(undefined);
 
     // Body: refused early on Content-Length, else counted chunk by chunk; the connection is closed after a 413.
