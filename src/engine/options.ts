@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
-import { storeDefaults } from '../store/limits.js';
+import { fxPivotDefault, validPivot } from '../domain/fx.js';
+import { instrumentsMaxDefault } from '../domain/types.js';
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -13,7 +14,7 @@ export const defaultLimits: EngineLimits = {
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
-  commitsInFlightMax: storeDefaults.commitsInFlightMax,
+  instrumentsMax: instrumentsMaxDefault,
 };
 
 export interface ResolvedOptions {
@@ -30,6 +31,8 @@ export interface ResolvedOptions {
   allowFaultInjection: boolean;
   staleAfterMs: number;
   suspectMovePct: number;
+  /** Cross FX rates go through this currency (src/domain/fx.ts). */
+  fxPivot: string;
   limits: EngineLimits;
 }
 
@@ -41,6 +44,9 @@ export function markOptionsError(o: EngineOptions): EngineError | null {
   const stale = o.staleAfterMs;
   if (stale !== undefined && !(Number.isSafeInteger(stale) && stale >= 0)) {
     return { code: ErrorCode.invalid_field, message: 'staleAfterMs must be a whole number of milliseconds >= 0', field: 'staleAfterMs' };
+  }
+  if (o.fxPivot !== undefined && !validPivot(o.fxPivot)) {
+    return { code: ErrorCode.invalid_currency, message: 'fxPivot must be three capital letters (ISO 4217)', field: 'fxPivot' };
   }
   const pct = o.suspectMovePct;
   if (pct !== undefined && !(typeof pct === 'number' && Number.isFinite(pct) && pct >= 0)) {
@@ -62,12 +68,13 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     sync: o.sync ?? false,
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
     retainEventsMs: o.retainEventsMs ?? null,
-    pricesFlushIntervalMs: 1_000,
+    pricesFlushIntervalMs: Math.max(1, o.pricesFlushIntervalMs ?? 1_000),
     corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,
     staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,
     suspectMovePct: o.suspectMovePct ?? suspectMovePctDefault,
+    fxPivot: o.fxPivot ?? fxPivotDefault,
     limits: { ...defaultLimits, ...o.limits },
   };
 }
