@@ -17,7 +17,7 @@ import {
   type RequestId,
   type ServerMessage,
   type UpdateMessage,
-} from './protocol.js';
+} from '../protocol/messages.js';
 import { applyUpdate } from './view.js';
 
 /** The part of the WebSocket interface the client uses (browser WebSocket and `ws` both have it). */

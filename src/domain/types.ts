@@ -1,5 +1,10 @@
 // Domain vocabulary shared by the accounting core, the actors, the shards, the store and the server.
-// This module imports nothing: the domain depends on no server, store or worker code.
+// It imports only types: the domain depends on no server, store or worker code. The types of the
+// messages clients send and receive are derived from their one schema in schemas.ts.
+
+import type { CashInput, CreatePortfolioInput, LotView, PortfolioSnapshot, PortfolioUpdate, PositionView, RiskLimits, TickInput, Totals, TradeInput, TradeResult } from './schemas.js';
+
+export type { CashInput, CreatePortfolioInput, LotView, PortfolioSnapshot, PortfolioUpdate, PositionView, RiskLimits, TickInput, Totals, TradeInput, TradeResult };
 
 export type Side = 'buy' | 'sell';
 export type PortfolioStatus = 'active' | 'paused' | 'closed';
@@ -31,53 +36,12 @@ export const splitRatioMax = 1_000_000;
 export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
 export const costBasisMethods: readonly CostBasisMethod[] = ['average', 'fifo', 'lifo'];
 
-export interface RiskLimits {
-  /** Breach when total_return < -max_loss (absolute, in the portfolio currency). */
-  max_loss?: number | null;
-  /** Breach when equity has fallen more than this percentage below its high-water mark. */
-  max_drawdown_pct?: number | null;
-  /** Breach when one position's |market_value| exceeds this percentage of gross exposure. */
-  max_position_weight_pct?: number | null;
-}
 
 export type RiskLimitName = 'max_loss' | 'max_drawdown_pct' | 'max_position_weight_pct';
 
-export interface TradeInput {
-  trade_id: string;
-  symbol: string;
-  side: Side;
-  quantity: number;
-  price: number;
-  fee?: number;
-  ts?: number;
-  /** Quote currency of the instrument (default: the portfolio's base currency). */
-  currency?: string;
-  /** Quote -> base rate this trade was booked at (default: the latest rate seen for the pair). */
-  fx_rate?: number;
-  /** Lot-based portfolios: the open lots (their lot_id) this reducing trade closes, in this order. */
-  lot_ids?: string[];
-}
 
-export interface TickInput {
-  symbol: string;
-  price: number;
-  ts?: number;
-  size?: number;
-}
 
-export interface CreatePortfolioInput {
-  id?: string;
-  name?: string;
-  cash?: number;
-  limits?: RiskLimits;
-  cost_basis_method?: CostBasisMethod;
-  base_currency?: string;
-}
 
-export interface CashInput {
-  type: 'deposit' | 'withdraw';
-  amount: number;
-}
 
 /** Accounting state of one position: the source of truth the kernel values. */
 export interface PositionState {
@@ -105,12 +69,6 @@ export interface Lot {
   opened_ts: number;
 }
 
-export interface LotView {
-  lot_id: string;
-  quantity: number;
-  price: number;
-  opened_ts: number;
-}
 
 /** Accounting state of one portfolio (the actor's context). Plain data: serializable, comparable. */
 export interface PortfolioState {
@@ -191,88 +149,10 @@ export type CorporateStep =
   | { step: 'pay_date'; action_id: string; fx_rate: number | null }
   | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string };
 
-export interface PositionView {
-  symbol: string;
-  /** Quote currency: avg_cost and last_price are in it; market_value and the P&L are in the base. */
-  currency: string;
-  /** Latest quote -> base rate applied (1 for base-currency positions); null when never seen: the
-   * position is then left out of every total and its market_value/unrealized_pnl are in its quote
-   * currency, unconverted. */
-  fx_rate: number | null;
-  quantity: number;
-  avg_cost: number;
-  last_price: number;
-  market_value: number;
-  unrealized_pnl: number;
-  realized_pnl: number;
-  return_rate: number;
-  weight: number;
-  /** Source timestamp (epoch ms) of the tick behind last_price; null while the symbol never ticked (last_price is the last trade price). */
-  price_ts: number | null;
-  /** as_of - price_ts (negative when the source clock runs ahead); null when unpriced. */
-  price_age_ms: number | null;
-  /** Unpriced, or price_age_ms > the engine's staleAfterMs. */
-  stale: boolean;
-}
 
-export interface Totals {
-  cash: number;
-  capital: number;
-  holdings_value: number;
-  cost_basis: number;
-  unrealized_pnl: number;
-  realized_pnl: number;
-  total_return: number;
-  return_rate: number;
-  equity: number;
-  /** sum(|market_value|): weights of positions not in an update are |market_value| / gross_exposure * 100. */
-  gross_exposure: number;
-  /** Open positions (and foreign cash balances) left out of the totals: their FX rate was never seen. */
-  unconverted_positions: number;
-  /** Open positions whose mark is stale as of as_of (unpriced ones included). */
-  stale_positions: number;
-  /** Open positions whose symbol never ticked (marked at their last trade price). */
-  unpriced_positions: number;
-}
 
-export interface PortfolioSnapshot extends Totals {
-  portfolio_id: string;
-  name: string;
-  seq: number;
-  as_of: number;
-  state: PortfolioStatus;
-  limits: RiskLimits;
-  equity_hwm: number;
-  cost_basis_method: CostBasisMethod;
-  base_currency: string;
-  /** Foreign-currency cash, by currency (the base currency's cash is `cash`). */
-  cash_balances: Record<string, number>;
-  positions: PositionView[];
-  /** Open lots by symbol: only when asked for (lots=true) and only for lot-based portfolios. */
-  lots?: Record<string, LotView[]>;
-}
 
-export interface PortfolioUpdate extends Totals {
-  portfolio_id: string;
-  seq: number;
-  as_of: number;
-  state: PortfolioStatus;
-  /** Source timestamp (epoch ms) of the newest tick behind this update; 0 when a command caused it. */
-  tick_ts: number;
-  /** Only the positions that changed; a closed position appears once with quantity 0. */
-  positions: PositionView[];
-}
 
-export interface TradeResult {
-  trade_id: string;
-  portfolio_id: string;
-  /** false when this trade_id was applied before: the first result is returned again. */
-  applied: boolean;
-  realized_pnl: number;
-  position: PositionView;
-  totals: Totals;
-  state: PortfolioStatus;
-}
 
 /** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */
 export type DomainEventBody =

@@ -12,7 +12,9 @@ import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, va
 import { canRead, canSee, canTrade, type Principal } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
-import { tickShape } from './protocol.js';
+import { tickShape } from '../protocol/parse.js';
+import { TickBatch } from '../protocol/rest.js';
+import { Validator } from '../schema.js';
 import type { RouteDef } from './router.js';
 import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
@@ -161,6 +163,7 @@ const eventTypeSet: ReadonlySet<string> = new Set(domainEventTypes);
 export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRequestContext) => Promise<HttpResult> | HttpResult> {
   const { engine, options } = deps;
   const limits = options.limits;
+  const tickBatch = new Validator('ticks', TickBatch(limits.ticksPerBatchMax));
   return {
     health: () =>
       json(200, {
@@ -306,12 +309,10 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     ticks: (ctx) => {
       if (!ctx.principal.feed) return forbidden('publish ticks');
       const body = ctx.body;
-      if (!Array.isArray(body)) return errorResult({ code: ErrorCode.invalid_field, message: 'body must be a JSON array of ticks', field: 'ticks' });
-      if (body.length > limits.ticksPerBatchMax) {
-        return errorResult({ code: ErrorCode.payload_too_large, message: `at most ${limits.ticksPerBatchMax} ticks per request`, field: 'ticks' });
-      }
-      if (deps.stats !== undefined) deps.stats.httpTicks += body.length;
-      return json(202, ingestTicks(engine, body, false, deps.stats));
+      const v = tickBatch.validate(body);
+      if (!v.ok) return errorResult(v.error);
+      if (deps.stats !== undefined) deps.stats.httpTicks += v.value.length;
+      return json(202, ingestTicks(engine, v.value, false, deps.stats));
     },
 
     // Corporate actions change every holder's books: admin keys only, like creating portfolios. The list

@@ -10,7 +10,7 @@ import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_listen
 import { ErrorCode } from '../errors.js';
 import type { Engine } from '../engine/api.js';
 import { validatePortfolioId } from '../domain/validate.js';
-import { PROTOCOL_NAME } from '../client/protocol.js';
+import { PROTOCOL_NAME } from '../protocol/messages.js';
 import {
   KeyRing,
   anonymousPrincipal,
@@ -135,8 +135,8 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
   let closing = false;
   let inflight = 0;
   const router = new Router<HandlerName>(routes);
-  const openapiText = JSON.stringify(openApiDocument());
-  const asyncapiText = JSON.stringify(asyncApiDocument());
+  const openapiText = JSON.stringify(openApiDocument(limits));
+  const asyncapiText = JSON.stringify(asyncApiDocument(limits));
   const handlers = createHandlers({
     engine,
     options: opts,

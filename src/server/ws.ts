@@ -5,16 +5,16 @@ import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import type { Engine } from '../engine/api.js';
 import { tradeInputOf, validSymbol, validateTrade } from '../domain/validate.js';
 import { decodeFeedFrame, readTick, type BinaryTick } from '../client/binary.js';
-import { CloseCode, type ClientOp, type RegisteredMessage } from '../client/protocol.js';
+import { CloseCode, type ClientOp, type RegisteredMessage } from '../protocol/messages.js';
 import { canRead, canSee, canTrade } from './auth.js';
 import { encodeJson, errorMessage, type Encoded } from './encoding.js';
 import type { Conn, FeedConn, Hub, MainConn } from './hub.js';
 import { ingestTicks } from './http.js';
 import type { ServerLimits } from './options.js';
-import { parseClientOp, parseFeedOp, type ProtocolLimits } from './protocol.js';
+import { parseClientOp, parseFeedOp, type ProtocolLimits } from '../protocol/parse.js';
 import type { StatsCollector } from './stats.js';
 import { canReadMarket, marketPortfolio } from './market.js';
-import { isMarketOp, type MarketOp } from './marketProtocol.js';
+import { isMarketOp, type MarketOp } from '../protocol/parse.js';
 import type { MarketWs } from './marketWs.js';
 
 export interface WsDeps {
