@@ -128,7 +128,8 @@ export type FeedTick = Static<typeof FeedTick>;
 
 const ratio = () => Type.Integer({ minimum: 1, maximum: splitRatioMax, ...errorRule(ErrorCode.invalid_field, `must be an integer from 1 to ${splitRatioMax}`) });
 const optionalTime = (description: string) => Type.Optional(nullable(EpochMs(), { description, ...errorRule(ErrorCode.invalid_timestamp, 'must be an integer epoch in milliseconds') }));
-const requiredTime = () => Type.Integer({ minimum: 0, maximum: epochMsMax, ...errorRule(ErrorCode.invalid_timestamp, 'is required (integer epoch in milliseconds)') });
+const requiredTime = () =>
+  Type.Integer({ minimum: 0, maximum: epochMsMax, ...errorRule(ErrorCode.invalid_timestamp, 'must be an integer epoch in milliseconds', { rules: { required: 'is required (integer epoch in milliseconds)' } }) });
 const corporateFields = (kind: string, fields: string[]) =>
   ({ additionalProperties: false, ...errorRule(ErrorCode.invalid_field, undefined, { rules: { additionalProperties: `is not a field of a ${kind} action (fields: ${fields.join(', ')})` } }) }) as const;
 

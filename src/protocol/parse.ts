@@ -170,7 +170,7 @@ const feedTickValidator = new Validator('tick', FeedTickSchema);
  */
 export function tickShape(v: unknown, requireTs: boolean): { ok: true; tick: TickInput } | { ok: false; code: ErrorCode } {
   const validator = requireTs ? feedTickValidator : tickValidator;
-  if (!validator.check(v)) return { ok: false, code: validator.errorOf(v).code };
+  if (!validator.check(v)) return { ok: false, code: validator.codeOf(v) };
   const t = v as TickInput;
   const tick: TickInput = { symbol: t.symbol, price: t.price };
   if (typeof t.ts === 'number') tick.ts = t.ts;
