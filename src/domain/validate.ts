@@ -94,15 +94,6 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
   });
 }
 
-/** A validated trade as engine input again (the in-process boundary and tests build inputs from it). */
-export function tradeInputOf(t: ValidTrade): TradeInput {
-  const input: TradeInput = { trade_id: t.trade_id, symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee, ts: t.ts };
-  if (t.currency !== null) input.currency = t.currency;
-  if (t.fx_rate !== null) input.fx_rate = t.fx_rate;
-  if (t.lot_ids !== null) input.lot_ids = t.lot_ids;
-  return input;
-}
-
 export function validateLimits(input: unknown): Result<RiskLimits> {
   if (input === undefined || input === null) return ok({});
   const v = limitsValidator.validate(input);

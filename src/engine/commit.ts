@@ -91,19 +91,32 @@ export class Commit {
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.d.clock.now());
     if (!v.ok) return this.tradeDone(v, started);
-    const key = k.value + '\u0000' + v.value.trade_id;
+    return this.tradeChecked(k.value, v.value, started);
+  }
+
+  /** A trade the server validated at its boundary (validateTrade): applied without a second check. */
+  async tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>> {
+    const started = performance.now();
+    if (this.d.life.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
+    const k = knownPortfolio(this.d.directory, portfolioId);
+    if (!k.ok) return this.tradeDone(k, started);
+    return this.tradeChecked(k.value, trade, started);
+  }
+
+  private async tradeChecked(portfolio: string, trade: ValidTrade, started: number): Promise<Result<TradeResult>> {
+    const key = portfolio + '\u0000' + trade.trade_id;
     const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
     if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
-    const stored = this.d.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
+    const stored = this.d.store.tradeResult(portfolio, trade.trade_id) as TradeResult | undefined;
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
-    if (this.d.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'symbol'), started);
+    if (this.d.symbols.intern(trade.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'symbol'), started);
     // The shard links a foreign position to its FX symbol (quote + base) so rate ticks revalue it.
-    const base = this.d.directory.get(k.value)?.base ?? baseCurrencyDefault;
-    if (v.value.currency !== null && v.value.currency !== base && this.d.symbols.intern(fxSymbolOf(v.value.currency, base)) < 0) {
+    const base = this.d.directory.get(portfolio)?.base ?? baseCurrencyDefault;
+    if (trade.currency !== null && trade.currency !== base && this.d.symbols.intern(fxSymbolOf(trade.currency, base)) < 0) {
       return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'currency'), started);
     }
     this.d.pool.announceSymbols();
-    const attempt = this.applyTrade(k.value, v.value);
+    const attempt = this.applyTrade(portfolio, trade);
     this.tradesInFlight.set(key, attempt);
     const r = await attempt;
     this.tradesInFlight.delete(key);

@@ -8,7 +8,7 @@
 import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
-import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
+import { validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { canRead, canSee, canTrade, type Principal } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
@@ -238,7 +238,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateTrade(ctx.body, options.now());
       if (!v.ok) return errorResult(v.error);
-      const r = await engine.trade(g.id, tradeInputOf(v.value));
+      const r = await engine.tradeValidated(g.id, v.value);
       if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
       return json(r.value.applied ? 201 : 200, r.value);
     },

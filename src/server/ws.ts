@@ -3,7 +3,7 @@
 
 import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import type { Engine } from '../engine/api.js';
-import { tradeInputOf, validSymbol, validateTrade } from '../domain/validate.js';
+import { validSymbol, validateTrade } from '../domain/validate.js';
 import { decodeFeedFrame, readTick, type BinaryTick } from '../client/binary.js';
 import { CloseCode, type ClientOp, type RegisteredMessage } from '../protocol/messages.js';
 import { canRead, canSee, canTrade } from './auth.js';
@@ -179,7 +179,7 @@ export class WsHandlers {
     if (!v.ok) return this.send(conn, errorMessage(v.error, { id }));
     conn.pendingCommands++;
     engine
-      .trade(op.portfolio, tradeInputOf(v.value))
+      .tradeValidated(op.portfolio, v.value)
       .then(
         (r) => {
           conn.pendingCommands--;
