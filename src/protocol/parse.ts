@@ -81,7 +81,8 @@ function validatorsOf<S extends Record<string, any>>(schemas: S): { [K in keyof 
 const byLimits = new Map<string, { main: MainValidators; feed: FeedValidators }>();
 const validatorSetsMax = 16;
 
-function validators(l: ProtocolLimits): { main: MainValidators; feed: FeedValidators } {
+/** The compiled validators the parser uses for these limits (the documents emit the same schemas). */
+export function validators(l: ProtocolLimits): { main: MainValidators; feed: FeedValidators } {
   const key = `${l.subscriptionsPerConnectionMax}/${l.throttleMinMs}/${l.throttleMaxMs}/${l.ticksPerBatchMax}/${l.feedSymbolsPerConnectionMax}`;
   let v = byLimits.get(key);
   if (v === undefined) {
