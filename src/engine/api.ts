@@ -8,7 +8,6 @@ import type {
   CostBasisMethod,
   CreatePortfolioInput,
   LotView,
-  DomainEventType,
   PortfolioSnapshot,
   PortfolioStatus,
   PortfolioUpdate,
@@ -21,10 +20,10 @@ import type {
   Random,
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
-import type { StoreLimits } from '../store/store.js';
+import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
 
-export type { HeldTick };
+export type { EventQuery, HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
@@ -105,16 +104,6 @@ export type EngineMessage =
 
 export type Listener = (message: EngineMessage) => void;
 export type EventListener = (event: StoredEvent) => void;
-
-export interface EventQuery {
-  portfolio_id?: string;
-  type?: DomainEventType;
-  from?: number;
-  to?: number;
-  after_seq?: number;
-  limit?: number;
-  order?: 'asc' | 'desc';
-}
 
 export interface EngineStats {
   kernel: KernelKind;

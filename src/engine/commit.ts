@@ -4,7 +4,7 @@
 // answered with the first result (in flight, remembered, or stored), never applied twice.
 
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
 import { fxSymbolOf } from '../domain/portfolio.js';
@@ -66,7 +66,7 @@ export class Commit {
     if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
     await this.d.life.ready;
     const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
-    if (h.state !== 'ready') return fail(ErrorCode.shard_restarting, `shard ${h.index} is restarting; retry shortly`, undefined, true);
+    if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
     if (body.kind !== 'snapshot' && this.d.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
     const pending = h.submit(body);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);

@@ -72,11 +72,10 @@ import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import type { DomainEvent, DomainEventType, LastPrice, PortfolioRecord, StoredEvent } from '../domain/types.js';
-import type { EventQuery } from '../engine/api.js';
 import { Compaction } from './compaction.js';
 import { storeDefaults } from './limits.js';
 import { checkNoOtherOwner, checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
-import { EventLog, type ReplayOptions } from './log.js';
+import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
 import { TradeResults } from './tradeResults.js';
@@ -84,7 +83,7 @@ import { WriteQueue } from './writeQueue.js';
 
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
-export type { ReplayOptions } from './log.js';
+export type { EventQuery, ReplayOptions } from './log.js';
 
 /** Layout version of the data directory; bump on any incompatible change of keys or values. */
 export const storeSchemaVersion = 1;

@@ -5,7 +5,7 @@
 import { MessageChannel, type MessagePort as NodeMessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import type { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, type Result } from '../../errors.js';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
 import type { FromShard, ShardEvent } from '../../shard/protocol.js';
 import type { Store } from '../../store/store.js';
@@ -93,7 +93,7 @@ export class ShardPool {
     h.restarts++;
     this.d.counters.shardRestarts++;
     if (h.batchInFlight) this.d.batchDone();
-    h.failAll({ code: ErrorCode.shard_restarting, message: `shard ${h.index} is restarting; retry shortly`, retryable: true });
+    h.failAll(shardRestartingError(h.index));
     await this.d.durable().catch(() => undefined);
     const started = performance.now();
     await this.startShard(h);
