@@ -19,7 +19,7 @@ import {
   splitRatioMax,
   symbolPattern,
   tradeIdPattern,
-} from './types.js';
+} from './rules.js';
 
 /** Largest epoch ms a timestamp may be (the ECMAScript Date range). */
 export const epochMsMax = 8.64e15;
