@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ErrorCode } from '../src/errors.js';
 import { Validator, componentName, toJsonSchema } from '../src/schema.js';
-import { cashValidator, createPortfolioValidator, limitsValidator, tradeValidator, validateTrade } from '../src/domain/validate.js';
-import { DividendInput, SplitInput, SymbolChangeInput } from '../src/domain/schemas.js';
+import { cashValidator, createPortfolioValidator, fxConversionValidator, limitsValidator, tradeValidator, validateTrade } from '../src/domain/validate.js';
+import { ContractAdjustmentInput, DividendInput, InstrumentInput, SplitInput, SymbolChangeInput } from '../src/domain/schemas.js';
 import { openApiDocument } from '../src/server/openapi.js';
 import { asyncApiDocument } from '../src/server/asyncapi.js';
 import { defaultLimits } from '../src/server/options.js';
@@ -30,15 +30,17 @@ describe('documents and validators share one definition', () => {
   const resolve = (doc: any, s: any) => (s.$ref ? s.$ref.split('/').slice(1).reduce((o: any, k: string) => o[k], doc) : s);
 
   it('every OpenAPI request body is the schema its validator compiled', () => {
-    const corporate = [SplitInput, DividendInput, SymbolChangeInput];
+    const corporate = [SplitInput, DividendInput, SymbolChangeInput, ContractAdjustmentInput];
     // The validators the server builds for each body (http.ts, commands via validate.ts, the corporate desk).
     const byRoute: Record<string, unknown> = {
       'POST /api/v1/portfolios': createPortfolioValidator.schema,
       'POST /api/v1/portfolios/{id}/trades': tradeValidator.schema,
       'POST /api/v1/portfolios/{id}/cash': cashValidator.schema,
       'PUT /api/v1/portfolios/{id}/limits': limitsValidator.schema,
+      'POST /api/v1/portfolios/{id}/fx-conversions': fxConversionValidator.schema,
+      'PUT /api/v1/instruments/{symbol}': InstrumentInput,
       'POST /api/v1/ticks': TickBatch(limits.ticksPerBatchMax),
-      'POST /api/v1/corporate-actions': null, // a union of the three below, one validator per kind
+      'POST /api/v1/corporate-actions': null, // a union of the four below, one validator per kind
       'PUT /api/v1/market/alerts': AlertRules,
     };
     const seen: string[] = [];
@@ -101,6 +103,8 @@ describe('documents and validators share one definition', () => {
       [limitsValidator, {}, 'limits'],
       [new Validator('action', SplitInput), { action_id: 'a', type: 'split', symbol: 'A', from: 1, to: 2 }, null],
       [new Validator('action', DividendInput), { action_id: 'a', type: 'dividend', symbol: 'A', amount_per_share: 1, ex_ts: 1, pay_ts: 2 }, null],
+      [fxConversionValidator, { from_currency: 'EUR', to_currency: 'USD', amount: 1, rate: 1.1 }, null],
+      [new Validator('instrument', InstrumentInput), { asset_class: 'future', currency: 'USD', multiplier: 50 }, null],
     ];
     let checked = 0;
     for (const [validator, valid, prefix] of bodies) {

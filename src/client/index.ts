@@ -3,6 +3,7 @@
 export { MtmClient, MtmError, defaultWebSocketFactory } from './client.js';
 export type { ClientOptions, ClientState, ClientStats, ReconnectOptions, SubscribeOptions, Subscription, SubscriptionHandlers, WebSocketFactory, WebSocketLike } from './client.js';
 export { MtmFeed, type FeedOptions, type FeedTickInput } from './feed.js';
+export { MtmRest, type RestOptions, type InstrumentDefinition, type AssetClass, type FxConversionInput, type Instrument } from './rest.js';
 // The wire protocol's constants and message types, from the one module the server uses too.
 export { BEARER_PROTOCOL_PREFIX, CloseCode, PROTOCOL_NAME } from '../protocol/messages.js';
 export type {

@@ -24,6 +24,15 @@ export const fxRateMax = 1e6;
 /** Largest share count on either side of a split ratio (`to` new shares for every `from` old). */
 export const splitRatioMax = 1_000_000;
 
+/** Largest contract multiplier an instrument may have (money per point per unit held). */
+export const multiplierMax = 1_000_000;
+export const instrumentDescriptionLengthMax = 256;
+/** Instruments the engine keeps (reference data; each one a log event). */
+export const instrumentsMaxDefault = 100_000;
+
+export type AssetClass = 'equity' | 'etf' | 'future' | 'option' | 'fx' | 'crypto' | 'bond' | 'index' | 'cfd' | 'commodity';
+export const assetClasses: readonly AssetClass[] = ['equity', 'etf', 'future', 'option', 'fx', 'crypto', 'bond', 'index', 'cfd', 'commodity'];
+
 /** How a reducing trade picks the cost it realizes against. */
 export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
 export const costBasisMethods: readonly CostBasisMethod[] = ['average', 'fifo', 'lifo'];

@@ -8,7 +8,10 @@ import { ErrorCode } from '../errors.js';
 import { Type, errorRule, named, nullable, type Static } from '../schema.js';
 import {
   amountMax,
+  assetClasses,
   costBasisMethods,
+  instrumentDescriptionLengthMax,
+  multiplierMax,
   currencyPattern,
   fxRateMax,
   lotIdsPerTradeMax,
@@ -88,6 +91,12 @@ export const TradeInput = named(
         ...errorRule(ErrorCode.invalid_lots, undefined, { rules: { uniqueItems: 'must not repeat a lot', minItems: `must be an array of 1 to ${lotIdsPerTradeMax} lot ids`, maxItems: `must be an array of 1 to ${lotIdsPerTradeMax} lot ids`, type: `must be an array of 1 to ${lotIdsPerTradeMax} lot ids` } }),
       }),
     ),
+    dry_run: Type.Optional(
+      nullable(Type.Boolean(), {
+        description: 'true: a what-if; answers the figures and breaches, books and writes nothing, uses up no trade_id (which must be unused)',
+        ...errorRule(ErrorCode.invalid_field, 'must be a boolean'),
+      }),
+    ),
   }),
 );
 export type TradeInput = Static<typeof TradeInput>;
@@ -110,9 +119,71 @@ export const CashInput = named(
   Type.Object({
     type: Type.Enum(['deposit', 'withdraw'], errorRule(ErrorCode.invalid_field, "must be 'deposit' or 'withdraw'")),
     amount: Type.Number({ exclusiveMinimum: 0, maximum: amountMax, ...errorRule(ErrorCode.invalid_amount) }),
+    currency: Type.Optional(nullable(Currency(), { description: "Default: the portfolio's base currency", ...errorRule(ErrorCode.invalid_currency, currencyRule) })),
   }),
 );
 export type CashInput = Static<typeof CashInput>;
+
+export const FxConversionInput = named(
+  'FxConversionInput',
+  Type.Object(
+    {
+      from_currency: Currency(),
+      to_currency: Currency(),
+      amount: Type.Number({ exclusiveMinimum: 0, maximum: amountMax, description: 'Taken from the from_currency balance; amount x rate is credited to to_currency', ...errorRule(ErrorCode.invalid_amount) }),
+      rate: Type.Number({ exclusiveMinimum: 0, maximum: fxRateMax, description: 'to_currency per from_currency', ...errorRule(ErrorCode.invalid_fx_rate, `must be a finite number > 0 and <= ${fxRateMax}`) }),
+    },
+    {
+      additionalProperties: false,
+      description: 'Moves cash between two balances of one portfolio at a given rate (to per from)',
+      ...errorRule(ErrorCode.invalid_field, undefined, { rules: { additionalProperties: 'is not a field of a conversion (fields: from_currency, to_currency, amount, rate)' } }),
+    },
+  ),
+);
+export type FxConversionInput = Static<typeof FxConversionInput>;
+
+const multiplierRule = `must be a finite number > 0 and <= ${multiplierMax}`;
+const Multiplier = (rule = multiplierRule) =>
+  Type.Number({
+    exclusiveMinimum: 0,
+    maximum: multiplierMax,
+    description: 'Money per point of price per unit held (ES: 50, an equity option: 100); at most 8 decimals (checked in code)',
+    ...errorRule(ErrorCode.invalid_field, rule),
+  });
+const instrumentFields = {
+  asset_class: Type.Enum([...assetClasses], errorRule(ErrorCode.invalid_field)),
+  currency: Type.String({ pattern: currencyPattern.source, description: 'The currency its prices are quoted in', ...errorRule(ErrorCode.invalid_currency, currencyRule) }),
+  multiplier: Multiplier(),
+  tick_size: Type.Optional(nullable(Type.Number({ exclusiveMinimum: 0, maximum: priceMax }), errorRule(ErrorCode.invalid_field, `must be a finite number > 0 and <= ${priceMax}`))),
+  description: Type.Optional(
+    nullable(Type.String({ maxLength: instrumentDescriptionLengthMax }), errorRule(ErrorCode.invalid_field, `must be a string of at most ${instrumentDescriptionLengthMax} characters`)),
+  ),
+};
+/** PUT /api/v1/instruments/{symbol}: the symbol comes from the path; a body symbol must agree (checked in code). */
+export const InstrumentInput = named(
+  'InstrumentInput',
+  Type.Object(
+    { symbol: Type.Optional(SymbolField()), ...instrumentFields },
+    {
+      additionalProperties: false,
+      ...errorRule(ErrorCode.invalid_field, undefined, { rules: { additionalProperties: 'is not a field of an instrument (fields: symbol, asset_class, currency, multiplier, tick_size, description)' } }),
+    },
+  ),
+);
+/** Reference data of one symbol. Prices and avg_cost stay in points; money = points x multiplier. */
+export const Instrument = named(
+  'Instrument',
+  Type.Object({
+    symbol: Type.String(),
+    asset_class: Type.Enum([...assetClasses]),
+    currency: Type.String({ pattern: currencyPattern.source }),
+    multiplier: Type.Number({ exclusiveMinimum: 0 }),
+    tick_size: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    description: Type.Optional(Type.String()),
+  }),
+);
+export type Instrument = Static<typeof Instrument>;
+export const InstrumentList = named('InstrumentList', Type.Object({ instruments: Type.Array(Instrument) }));
 
 /** A tick's fields; the feed's JSON ticks require ts (FeedTick). Every field answers with its own code, by index. */
 const tickFields = {
@@ -161,12 +232,19 @@ export const SymbolChangeInput = named(
     corporateFields('symbol_change', ['action_id', 'type', 'symbol', 'new_symbol', 'effective_ts']),
   ),
 );
-export const corporateInputs = { split: SplitInput, dividend: DividendInput, symbol_change: SymbolChangeInput } as const;
+export const ContractAdjustmentInput = named(
+  'ContractAdjustmentInput',
+  Type.Object(
+    { action_id: IdField(), type: Type.Literal('contract_adjustment'), symbol: SymbolField(), multiplier: Multiplier(`${multiplierRule} with at most 8 decimal places`), effective_ts: optionalTime('Default: now (when it is applied)') },
+    corporateFields('contract_adjustment', ['action_id', 'type', 'symbol', 'multiplier', 'effective_ts']),
+  ),
+);
+export const corporateInputs = { split: SplitInput, dividend: DividendInput, symbol_change: SymbolChangeInput, contract_adjustment: ContractAdjustmentInput } as const;
 export const CorporateActionInput = named(
   'CorporateActionInput',
-  Type.Union([SplitInput, DividendInput, SymbolChangeInput], {
+  Type.Union([SplitInput, DividendInput, SymbolChangeInput, ContractAdjustmentInput], {
     description:
-      'split: `to` new shares for every `from` old (2-for-1: from 1, to 2), at effective_ts (default: now). dividend: amount_per_share in the quote currency, entitlement at ex_ts (not in the past), paid at pay_ts >= ex_ts. symbol_change: positions and lots move to new_symbol at effective_ts (default: now).',
+      "split: `to` new shares for every `from` old (2-for-1: from 1, to 2), at effective_ts (default: now). dividend: amount_per_share in the quote currency, entitlement at ex_ts (not in the past), paid at pay_ts >= ex_ts. symbol_change: positions and lots move to new_symbol at effective_ts (default: now). contract_adjustment: a defined instrument's new multiplier; holdings rescaled so quantity x multiplier is kept.",
   }),
 );
 
@@ -277,6 +355,8 @@ export const TradeResult = named(
     position: PositionView,
     totals: Totals,
     state: StateField(),
+    dry_run: Type.Optional(Type.Literal(true, { description: 'A what-if: nothing was booked; the figures are what the trade would produce' })),
+    breaches: Type.Optional(Type.Array(Type.Enum(['max_loss', 'max_drawdown_pct', 'max_position_weight_pct']), { description: 'What-if only: every risk limit the trade would breach (empty: none)' })),
   }),
 );
 export type TradeResult = Static<typeof TradeResult>;

@@ -6,15 +6,15 @@
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { Validator } from '../schema.js';
 import { unitsOf } from './accounting.js';
-import { CashInput, CreatePortfolio, RiskLimits as RiskLimitsSchema, TradeInput as TradeInputSchema } from './schemas.js';
+import { CashInput, CreatePortfolio, FxConversionInput as FxConversionSchema, RiskLimits as RiskLimitsSchema, TradeInput as TradeInputSchema } from './schemas.js';
 import {
   QUANTITY_SCALE,
   baseCurrencyDefault,
   portfolioIdPattern,
   priceMax,
   symbolPattern,
-  type CashInput as Cash,
   type CostBasisMethod,
+  type FxConversionInput,
   type RiskLimits,
   type Side,
   type TradeInput,
@@ -34,6 +34,10 @@ export interface ValidTrade {
   /** Quote -> base rate: as given, or filled in by the shard from the latest rate; null: none. */
   fx_rate: number | null;
   lot_ids: string[] | null;
+  /** A what-if (dry_run): the engine answers the figures and books nothing. Absent: false. */
+  dry_run?: boolean;
+  /** Contract multiplier of the symbol's instrument (1 when never defined), set by the engine. */
+  multiplier: number;
 }
 
 export interface ValidPortfolio {
@@ -71,6 +75,7 @@ export const tradeValidator = new Validator('trade', TradeInputSchema);
 export const createPortfolioValidator = new Validator('portfolio', CreatePortfolio);
 export const cashValidator = new Validator('cash', CashInput);
 export const limitsValidator = new Validator('limits', RiskLimitsSchema, 'limits');
+export const fxConversionValidator = new Validator('conversion', FxConversionSchema);
 
 /** The schema checks the fields; the code here the rule JSON Schema cannot say: at most 8 decimals. */
 export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
@@ -91,6 +96,8 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
     currency: t.currency ?? null,
     fx_rate: t.fx_rate ?? null,
     lot_ids: t.lot_ids == null ? null : [...t.lot_ids],
+    multiplier: 1,
+    dry_run: t.dry_run === true,
   });
 }
 
@@ -126,8 +133,25 @@ export function validateCreatePortfolio(input: unknown): Result<ValidPortfolio> 
   });
 }
 
-export function validateCash(input: unknown): Result<Cash> {
+/** A cash move: currency absent for the base currency. */
+export interface ValidCash {
+  type: 'deposit' | 'withdraw';
+  amount: number;
+  currency?: string;
+}
+
+export function validateCash(input: unknown): Result<ValidCash> {
   const v = cashValidator.validate(input);
   if (!v.ok) return v;
-  return ok({ type: v.value.type, amount: v.value.amount });
+  const { type, amount, currency } = v.value;
+  return ok(currency == null ? { type, amount } : { type, amount, currency });
+}
+
+/** An FX conversion between two cash balances: from_currency, to_currency, amount (of from), rate (to per from). */
+export function validateFxConversion(input: unknown): Result<FxConversionInput> {
+  const v = fxConversionValidator.validate(input);
+  if (!v.ok) return v;
+  const { from_currency, to_currency, amount, rate } = v.value;
+  if (to_currency === from_currency) return fail(ErrorCode.invalid_currency, 'to_currency must differ from from_currency', 'to_currency');
+  return ok({ from_currency, to_currency, amount, rate });
 }

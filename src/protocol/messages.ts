@@ -126,6 +126,9 @@ export function mainOps(l: ProtocolLimits) {
         portfolio: PortfolioIdField(),
         // Checked after the access checks, by the engine's trade rules: answered with the id, not a bad frame.
         trade: checkedLater(TradeInput, { keepType: true }),
+        dry_run: Type.Optional(
+          nullable(Type.Boolean(), { description: 'A what-if (same as trade.dry_run): the ack carries dry_run and breaches', ...errorRule(ErrorCode.invalid_field, 'must be a boolean') }),
+        ),
       }),
     ),
     PingOp: named('PingOp', Type.Object({ op: Type.Literal('ping'), id: Type.Optional(RequestId) })),

@@ -137,7 +137,11 @@ export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult
     case 'trade':
       // The trade's own fields are checked after the access checks (ws.ts): answered with the id.
       if ((e = check(v.TradeOp)) !== null) return withId(e, id);
-      return ok({ op: 'trade', id: id as RequestId, portfolio: m.portfolio as string, trade: m.trade as ClientOpTrade });
+      {
+        // A what-if: dry_run on the op or in the trade (as in the REST body).
+        const trade = m.dry_run == null ? m.trade : { ...(m.trade as object), dry_run: m.dry_run };
+        return ok({ op: 'trade', id: id as RequestId, portfolio: m.portfolio as string, trade: trade as ClientOpTrade });
+      }
     case 'ping':
       return ok({ op: 'ping', ...base });
     case 'history':

@@ -4,7 +4,7 @@
 
 import { ErrorCode } from '../errors.js';
 import { Type, checkedLater, errorRule, named, nullable } from '../schema.js';
-import { SymbolChangeInput, DividendInput, SplitInput, Tick } from '../domain/schemas.js';
+import { ContractAdjustmentInput, SymbolChangeInput, DividendInput, SplitInput, Tick } from '../domain/schemas.js';
 import { fillModes } from '../market/fill.js';
 import { timeframes } from '../market/timeframe.js';
 import { BarRow, StoredEventSchema, TickRejection } from './messages.js';
@@ -73,7 +73,7 @@ export const Ready = named('Ready', Type.Object({ ready: Type.Boolean() }));
 const corporateStatus = {
   status: Type.Enum(['pending', 'applied', 'failed']),
   announced_ts: Type.Number(),
-  steps: Type.Array(Type.Object({ step: Type.Enum(['split', 'ex_date', 'pay_date', 'symbol_change']), applied_ts: Type.Number(), holders: count() })),
+  steps: Type.Array(Type.Object({ step: Type.Enum(['split', 'ex_date', 'pay_date', 'symbol_change', 'contract_adjustment']), applied_ts: Type.Number(), holders: count() })),
   error: nullable(Type.Object({ code: Type.String(), message: Type.String() })),
 };
 /** An action as it stands: its input fields (times resolved) and its status. */
@@ -83,6 +83,7 @@ export const CorporateAction = named(
     Type.Object({ ...SplitInput.properties, effective_ts: Type.Integer({ minimum: 0 }), ...corporateStatus }),
     Type.Object({ ...DividendInput.properties, ...corporateStatus }),
     Type.Object({ ...SymbolChangeInput.properties, effective_ts: Type.Integer({ minimum: 0 }), ...corporateStatus }),
+    Type.Object({ ...ContractAdjustmentInput.properties, effective_ts: Type.Integer({ minimum: 0 }), ...corporateStatus }),
   ]),
 );
 export const CorporateActionList = named('CorporateActionList', Type.Object({ actions: Type.Array(CorporateAction), next_after_seq: nullable(Type.Integer()) }));

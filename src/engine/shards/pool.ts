@@ -35,6 +35,8 @@ export interface PoolDeps {
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
+  /** Instrument multipliers every (re)started shard gets before any command (instruments.ts). */
+  multipliers: () => { symbol: string; multiplier: number }[];
 }
 
 export class ShardPool {
@@ -73,6 +75,7 @@ export class ShardPool {
       portfoliosMax: this.d.o.limits.portfoliosMax,
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
+      fxPivot: this.d.o.fxPivot,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
@@ -80,6 +83,8 @@ export class ShardPool {
       (err: unknown) => void this.onShardDied(h, port1, err),
     );
     await isReady;
+    // Before any command: trades book at these multipliers (replay uses each event's own).
+    h.post({ t: 'instruments', instruments: this.d.multipliers() });
     const { store, symbols, prices } = this.d;
     await recoverShard(store, h, symbols, prices.lastPrice, prices.lastPriceTs, this.d.o.workers, () => this.nextRequest++, this.loadRequests);
     h.state = 'ready';
