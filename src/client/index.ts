@@ -5,7 +5,7 @@ export type { ClientOptions, ClientState, ClientStats, ReconnectOptions, Subscri
 export { MtmFeed, type FeedOptions, type FeedTickInput } from './feed.js';
 export { MtmRest, type RestOptions, type InstrumentDefinition, type AssetClass, type FxConversionInput, type Instrument } from './rest.js';
 // The wire protocol's constants and message types, from the one module the server uses too.
-export { BEARER_PROTOCOL_PREFIX, CloseCode, PROTOCOL_NAME } from '../protocol/messages.js';
+export { BEARER_PROTOCOL_PREFIX, CloseCode, PROTOCOL_NAME } from '../protocol/wire.js';
 export type {
   AckMessage,
   ClientOp,
