@@ -16,6 +16,7 @@ import type { StoreLimits } from '../store/store.js';
 import { componentOptions, resolveConfig, valueOf, type Config } from './config.js';
 import { configText, helpText } from './help.js';
 import { startStatsLine } from './statsLine.js';
+import { parseImportArgs, runImport } from './import.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../projectRoot.js';
@@ -105,6 +106,14 @@ async function main(argv: string[]): Promise<number> {
     console.log(helpText());
     return command === undefined ? 1 : 0;
   }
+  if (command === 'import') {
+    const parsed = parseImportArgs(rest);
+    if (!parsed.ok) {
+      console.error(parsed.message);
+      return 2;
+    }
+    return runImport(parsed.args);
+  }
   if (command !== 'serve' && command !== 'config') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);
     return 2;
@@ -118,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(resolved.message);
     return 2;
   }
+  if (command === 'serve') for (const w of resolved.config.warnings) console.error(`mtm: warning: ${w}`);
   if (command === 'config') {
     console.log(configText(resolved.config));
     return 0;

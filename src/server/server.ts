@@ -64,8 +64,8 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
   const marketWs = market === null ? null : new MarketWs(market, hub, now, undefined, log);
   const wsHandlers = new WsHandlers({ engine, hub, limits, stats, now, market: marketWs });
   let closing = false;
-  const openapiText = JSON.stringify(openApiDocument());
-  const asyncapiText = JSON.stringify(asyncApiDocument());
+  const openapiText = JSON.stringify(openApiDocument(limits));
+  const asyncapiText = JSON.stringify(asyncApiDocument(limits));
   const handlers = createHandlers({
     engine,
     options: opts,
@@ -81,7 +81,7 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
     market,
     stats,
   });
-  const http = new HttpIntake(opts, stats, door, handlers);
+  const http = new HttpIntake(opts, stats, door, handlers, engine);
   app.any('/*', http.onRequest);
   const sockets = new Sockets({ engine, opts, uws, stats, door, hub, wsHandlers, marketWs, closing: () => closing });
   sockets.attach(app);
