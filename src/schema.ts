@@ -193,24 +193,25 @@ export class Validator<T extends TSchema> {
     return this.checker().Check(value);
   }
 
-  validate(value: unknown): Result<Static<T>> {
+  /** `prefix` (else the validator's own) goes before every field named: `rules[2]` -> `rules[2].move_pct`. */
+  validate(value: unknown, prefix: string | null = this.prefix): Result<Static<T>> {
     const checker = this.checker();
     if (this.bounds.length > 0 && typeof value === 'object' && value !== null) {
       for (const b of this.bounds) {
         const list = (value as Json)[b.key];
         if (Array.isArray(list) && list.length > b.max) {
           const error = { keyword: 'maxItems', schemaPath: '', instancePath: `/${b.key}`, params: { limit: b.max }, message: '' } as TLocalizedValidationError;
-          return { ok: false, error: explain(this.schema, [error], this.name, this.prefix) };
+          return { ok: false, error: explain(this.schema, [error], this.name, prefix) };
         }
       }
     }
     if (checker.Check(value)) return ok(value as Static<T>);
-    return { ok: false, error: this.errorOf(value) };
+    return { ok: false, error: this.errorOf(value, prefix) };
   }
 
   /** The answer for an invalid value: the first failing field in declaration order, its code and rule. */
-  errorOf(value: unknown): EngineError {
-    return explain(this.schema, this.errorsOf(value), this.name, this.prefix);
+  errorOf(value: unknown, prefix: string | null = this.prefix): EngineError {
+    return explain(this.schema, this.errorsOf(value), this.name, prefix);
   }
 
   /**
