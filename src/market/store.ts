@@ -220,7 +220,7 @@ export class MarketStore {
     this.openBars = root.openDB<OpenValue, Key>('open', {});
     this.symbolsDb = root.openDB<number, Key>('symbols', {});
     for (const key of this.symbolsDb.getKeys({ limit: limits.symbolsMax })) if (typeof key === 'string') this.knownSymbols.add(key);
-    this.queue = new WriteQueue(root, false);
+    this.queue = new WriteQueue(root, null, false);
     this.writes = new MarketWrites(
       limits.writesPerFlushMax,
       (w) => this.write(w),
