@@ -21,8 +21,9 @@
 // Snapshot records and prices wait in a backlog and go snapshotsPerFlushMax / pricesPerFlushMax
 // per flush (encoded there, once, for the current record and its history entry), so snapshotting
 // 200k portfolios is many short flushes, not one main-thread stall of seconds.
-// At most one flush is in flight: appends made while a commit runs wait and share the next one
-// (group commit), so under load each fsync covers more events instead of queueing more fsyncs.
+// At most commitsInFlightMax flushes are in flight (pipelined, chained by conditional writes so none
+// commits after a failed one; writeQueue.ts): appends made meanwhile share the next one (group
+// commit), so under load each fsync covers more events instead of queueing more fsyncs.
 // The hot path never calls putSync/transactionSync and never runs a commit on the main thread.
 // lmdb-js's own event-turn batching is off (we batch per turn ourselves): in lmdb-js 3.5.6 a
 // failed commit in that mode also rejects an internal promise nobody handles, which kills the
@@ -38,7 +39,7 @@
 //    commit in fact also waits for fdatasync before it reports committed, so the default mode is
 //    power-loss safe too today, but lmdb-js documents only "committed", so we do not promise it.
 //  - sync mode (--sync): `durable` additionally waits for lmdb-js `flushed` ("committed and fully
-//    flushed/synced to disk"). With one flush in flight, that is exactly this flush. This survives
+//    flushed/synced to disk"), which covers this flush (and may wait for later ones in flight). This survives
 //    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
 //    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
 //  - measured cost (bench/store.ts, 2 shared busy cores, docs/STORE.md): the modes cost the same,
