@@ -188,7 +188,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
 
 class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
@@ -212,6 +212,7 @@ class LmdbStore implements Store {
       byType: Database<number, Key>;
       byTs: Database<null, Key>;
       trades: Database<unknown, Key>;
+      tradeBodies: Database<unknown, Key>;
       snapshots: Database<PortfolioRecord, Key>;
       snapshotHistory: Database<PortfolioRecord, Key>;
       prices: Database<LastPrice, Key>;
@@ -224,7 +225,7 @@ class LmdbStore implements Store {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
     this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq);
-    this.trades = new TradeResults(this.queue, dbs.trades);
+    this.trades = new TradeResults(this.queue, dbs.trades, dbs.tradeBodies);
     this.snapshots = new Snapshots(
       this.queue,
       dbs.snapshots,
@@ -462,6 +463,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     const byType = root.openDB<number, Key>('byType', {});
     const byTs = root.openDB<null, Key>('byTs', {});
     const trades = root.openDB<unknown, Key>('tradeResults', {});
+    const tradeBodies = root.openDB<unknown, Key>('tradeResultBodies', {});
     const snapshots = root.openDB<PortfolioRecord, Key>('snapshots', {});
     const snapshotHistory = root.openDB<PortfolioRecord, Key>('snapshotHistory', {});
     const prices = root.openDB<LastPrice, Key>('prices', {});
@@ -472,7 +474,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, byPortfolio, byType, byTs, trades, snapshots, snapshotHistory, prices, priceHistory };
+    const dbs = { meta, events, byPortfolio, byType, byTs, trades, tradeBodies, snapshots, snapshotHistory, prices, priceHistory };
     return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh));
   } catch (err) {
     if (root !== undefined) void root.close().catch(() => undefined);
