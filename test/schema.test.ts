@@ -49,6 +49,11 @@ describe('documents and validators share one definition', () => {
       for (const [method, op] of Object.entries(ops) as [string, any][]) {
         if (method === 'parameters' || op.requestBody === undefined) continue;
         const route = `${method.toUpperCase()} ${path}`;
+        // NDJSON, a trade a line: each line is checked by engine.trade, the in-process boundary.
+        if (op.requestBody.content['application/json'] === undefined) {
+          expect(route).toBe('POST /api/v1/trades/import');
+          continue;
+        }
         seen.push(route);
         expect(Object.keys(byRoute), route).toContain(route);
         const doc = resolve(openapi, op.requestBody.content['application/json'].schema);
