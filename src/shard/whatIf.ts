@@ -48,7 +48,9 @@ export interface WhatIfInputs {
 
 export function whatIf(x: WhatIfInputs): WhatIf {
   const { c, book, trade, row } = x;
-  const applied = applyTrade(book.state, trade);
+  // applyTrade takes ownership of the state it is given (it updates the positions record in place):
+  // a what-if hands it a copy of the record, so the book keeps its own.
+  const applied = applyTrade({ ...book.state, positions: { ...book.state.positions } }, trade);
   const p = applied.state.positions[trade.symbol];
   const tick = c.symPrice[x.sym];
   const mark = tick > 0 ? tick : p.last_trade_price;
