@@ -31,6 +31,11 @@ export const CloseCode = {
 
 export type RequestId = string | number;
 export type Encoding = 'json' | 'binary';
+/**
+ * How updates are framed: 'single' (default) = one message per update; 'connection' = one message per
+ * connection per engine batch carrying every update it owes (JSON `updates`, binary kind 0x02).
+ */
+export type Frames = 'single' | 'connection';
 
 // ---- client -> server (/ws) ----
 export interface SubscribeOp {
@@ -39,6 +44,7 @@ export interface SubscribeOp {
   portfolios: string[];
   throttle_ms?: number;
   encoding?: Encoding;
+  frames?: Frames;
 }
 export interface UnsubscribeOp {
   op: 'unsubscribe';
@@ -97,6 +103,11 @@ export type FeedOp = FeedRegisterOp | FeedTicksOp;
 export type SnapshotMessage = { type: 'snapshot'; resync: boolean } & PortfolioSnapshot;
 /** from_seq is present when several updates were merged (throttling or conflation): seqs from_seq..seq. */
 export type UpdateMessage = { type: 'update'; from_seq?: number } & PortfolioUpdate;
+/** frames: 'connection': the update messages of one engine batch for one connection, in order. */
+export interface UpdatesMessage {
+  type: 'updates';
+  updates: UpdateMessage[];
+}
 export interface EventMessage {
   type: 'event';
   event: StoredEvent;
@@ -154,6 +165,7 @@ export interface FeedAckMessage {
 export type ServerMessage =
   | SnapshotMessage
   | UpdateMessage
+  | UpdatesMessage
   | EventMessage
   | AckMessage
   | ErrorMessage

@@ -21,6 +21,7 @@ import type {
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
 import type { HeldTick } from './suspect.js';
+import type { Delta } from './deltas.js';
 
 export type { HeldTick };
 
@@ -95,7 +96,14 @@ export interface TickIngestResult {
 
 export type EngineMessage =
   | { kind: 'snapshot'; snapshot: PortfolioSnapshot; resync: boolean }
-  | { kind: 'update'; update: PortfolioUpdate };
+  | { kind: 'update'; update: PortfolioUpdate }
+  /** To listeners subscribed with { bytes: true }: the binary delta as the shard wrote it (src/engine/deltas.ts). */
+  | { kind: 'delta'; delta: Delta };
+
+export interface SubscribeOptions {
+  /** Deltas as bytes (kind 'delta') instead of update objects: nothing is decoded for this listener. */
+  bytes?: boolean;
+}
 
 export type Listener = (message: EngineMessage) => void;
 export type EventListener = (event: StoredEvent) => void;
@@ -172,7 +180,7 @@ export interface Engine {
   /** Scales the suspect filter's reference (and any held price) of `symbol`: a split changes the price scale. */
   rescaleMarkReference(symbol: string, factor: number): Result<void>;
   /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
-  subscribe(portfolioId: string, listener: Listener): Result<() => void>;
+  subscribe(portfolioId: string, listener: Listener, options?: SubscribeOptions): Result<() => void>;
   onEvent(listener: EventListener): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;

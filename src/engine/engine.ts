@@ -15,7 +15,7 @@ import { fxSymbolOf } from '../domain/portfolio.js';
 import { distFile } from '../projectRoot.js';
 import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
-import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer, type TickBatch } from './coalescer.js';
 import { applyToDirectory, type Directory } from './directory.js';
 import { LatencyWindow } from './latencyWindow.js';
@@ -24,6 +24,7 @@ import { recoverShard, recoverDirectory } from './recovery.js';
 import { ShardHandle, type CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import { Subscribers } from './subscribers.js';
+import { deltaOf, type Delta } from './deltas.js';
 import { SymbolTable } from './symbols.js';
 import { EngineCounters, failureResult } from './counters.js';
 import { timeTravel } from './timeTravel.js';
@@ -138,6 +139,7 @@ export class MtmEngine implements Engine {
     h.state = 'starting';
     h.batchInFlight = false;
     h.symbolTableSent = false;
+    h.routes.reset();
     let readyResolve!: () => void;
     const isReady = new Promise<void>((resolve) => (readyResolve = resolve));
     h.attach(port1, (msg) => {
@@ -363,6 +365,10 @@ export class MtmEngine implements Engine {
 
   // ---- shard messages ------------------------------------------------------------------------
 
+  private readonly deliver = (d: Delta): void => {
+    this.counters.updatesEmitted += this.subscribers.deliverDelta(d);
+  };
+
   private onShardMessage(h: ShardHandle, msg: FromShard): void {
     switch (msg.t) {
       case 'revalued':
@@ -372,7 +378,7 @@ export class MtmEngine implements Engine {
         this.counters.setOpenPositions(h.index, msg.openPositions);
         for (const b of msg.breaches) this.counters.riskBreach(b.limit);
         if (msg.events.length > 0) this.persist(msg.events);
-        for (const u of msg.updates) this.counters.updatesEmitted += this.subscribers.deliverUpdate(u);
+        if (msg.deltaIndex.length > 0) h.routes.forEach(msg.deltas, msg.deltaIndex, this.deliver);
         this.batchDone();
         break;
       case 'results':
@@ -384,7 +390,7 @@ export class MtmEngine implements Engine {
           }
           const trades = r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }];
           if (r.events.length > 0) r.durable = this.persist(r.events, trades);
-          if (r.update !== null) this.counters.updatesEmitted += this.subscribers.deliverUpdate(r.update);
+          if (r.update !== null) this.deliver(deltaOf(r.update));
           h.resolve(r);
         }
         break;
@@ -597,11 +603,11 @@ export class MtmEngine implements Engine {
     return shardOf(portfolioId, this.workers);
   }
 
-  subscribe(portfolioId: string, listener: Listener): Result<() => void> {
+  subscribe(portfolioId: string, listener: Listener, options: SubscribeOptions = {}): Result<() => void> {
     const k = this.known(portfolioId);
     if (!k.ok) return k;
     const id = k.value;
-    const sub = this.subscribers.add(id, listener);
+    const sub = this.subscribers.add(id, listener, options.bytes === true);
     if (sub === null) return fail(ErrorCode.limit_exceeded, `subscribers per portfolio must be <= ${this.o.limits.subscribersPerPortfolioMax}`, 'portfolio_id');
     let active = true;
     void this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true }).then((r) => {
@@ -770,9 +776,7 @@ export class MtmEngine implements Engine {
       },
       announceSymbols: () => this.announceSymbols(),
       persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => this.persist(events, trades),
-      deliver: (u: import('../domain/types.js').PortfolioUpdate) => {
-        this.counters.updatesEmitted += this.subscribers.deliverUpdate(u);
-      },
+      deliver: (u: Uint8Array) => this.deliver(deltaOf(u)),
       restartShard: (index: number) => this.shards[index].post({ t: 'crash', how: 'exit' }),
       durable: () => this.lastDurable,
     };

@@ -4,6 +4,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { EngineError } from '../errors.js';
 import type { Command, CommandResult, FromShard, ToShard } from '../shard/protocol.js';
+import { DeltaRoutes } from './deltas.js';
 
 type Pending = (result: CommandResult) => void;
 export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C, 'id'> : never) : never;
@@ -18,6 +19,8 @@ export class ShardHandle {
    */
   symbolTableSent = false;
   restarts = 0;
+  /** Book index -> portfolio id of this worker's deltas (reset when the worker restarts). */
+  readonly routes = new DeltaRoutes();
   /** Commands wait here instead of being posted: a corporate step is between its check and its log. */
   private held = false;
   private nextId = 1;

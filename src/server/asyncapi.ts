@@ -22,6 +22,7 @@ export const asyncApiMessages: Record<string, string> = {
   Ping: 'PingOp',
   Snapshot: 'SnapshotMessage',
   Update: 'UpdateMessage',
+  Updates: 'UpdatesMessage',
   Event: 'EventMessage',
   Ack: 'AckMessage',
   Error: 'ErrorMessage',
@@ -48,7 +49,7 @@ const opMessages = (channel: string, names: string[]): Json[] => names.map((n) =
 
 export function asyncApiDocument(): Json {
   const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping', ...marketMainIn];
-  const mainOut = ['Snapshot', 'Update', 'UpdateBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed', ...marketMainOut];
+  const mainOut = ['Snapshot', 'Update', 'Updates', 'UpdateBinary', 'UpdatesBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed', ...marketMainOut];
   const feedIn = ['FeedRegister', 'FeedTicks', 'FeedRegisterBinary', 'FeedTicksBinary'];
   const feedOut = ['Registered', 'FeedAck', 'Error'];
   const messages: Json = Object.fromEntries(
@@ -56,7 +57,11 @@ export function asyncApiDocument(): Json {
   );
   messages.UpdateBinary = {
     name: 'UpdateBinary',
-    ...binary('Update of a subscription with encoding "binary": layout in docs/PROTOCOL.md (kind 0x01, version 2, little-endian).'),
+    ...binary('Update of a subscription with encoding "binary": the binary delta, layout in docs/PROTOCOL.md (kind 0x01, version 3, little-endian; the SDK also reads version 2).'),
+  };
+  messages.UpdatesBinary = {
+    name: 'UpdatesBinary',
+    ...binary('Per-connection frame (subscribe with frames "connection", encoding "binary"): kind 0x02, version 3, u32 count, then count x (u32 length, one version 3 update record): docs/PROTOCOL.md.'),
   };
   messages.FeedRegisterBinary = { name: 'FeedRegisterBinary', ...binary('Binary symbol registration (kind 0x10): docs/PROTOCOL.md.') };
   messages.FeedTicksBinary = { name: 'FeedTicksBinary', ...binary('Binary tick batch (kind 0x11), 28-byte records: docs/PROTOCOL.md.') };

@@ -4,7 +4,7 @@
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { domainEventTypes, type DomainEventType, type TickInput, type TradeInput } from '../domain/types.js';
 import { validatePortfolioId } from '../domain/validate.js';
-import type { ClientOp, Encoding, FeedOp, FeedTick, RequestId } from '../client/protocol.js';
+import type { ClientOp, Encoding, FeedOp, FeedTick, Frames, RequestId } from '../client/protocol.js';
 import { parseMarketOp, type MarketOp } from './marketProtocol.js';
 
 export interface ProtocolLimits {
@@ -85,7 +85,13 @@ export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult
         if (m.encoding !== 'json' && m.encoding !== 'binary') return withId(fail(ErrorCode.invalid_field, "encoding must be 'json' or 'binary'", 'encoding'), id);
         encoding = m.encoding;
       }
-      return ok({ op: 'subscribe', ...base, portfolios: portfolios.value, throttle_ms, encoding });
+      let frames: Frames = 'single';
+      if (m.frames !== undefined && m.frames !== null) {
+        if (m.frames !== 'single' && m.frames !== 'connection') return withId(fail(ErrorCode.invalid_field, "frames must be 'single' or 'connection'", 'frames'), id);
+        frames = m.frames;
+      }
+      // Absent means 'single' (the default framing, one message per update).
+      return ok({ op: 'subscribe', ...base, portfolios: portfolios.value, throttle_ms, encoding, ...(frames === 'single' ? {} : { frames }) });
     }
     case 'unsubscribe': {
       const portfolios = portfolioList(m.portfolios, 'portfolios', limits.subscriptionsPerConnectionMax);

@@ -216,6 +216,8 @@ export const schemas: Record<string, Schema> = {
   UpdateMessage: {
     allOf: [ref('Update'), obj({ type: { const: 'update' }, from_seq: int }, ['type'])],
   },
+  /** frames: 'connection': the update messages one engine batch owes one connection. */
+  UpdatesMessage: obj({ type: { const: 'updates' }, updates: { type: 'array', items: ref('UpdateMessage') } }, ['type', 'updates']),
   EventMessage: obj({ type: { const: 'event' }, event: ref('StoredEvent') }),
   AckMessage: { allOf: [ref('TradeResult'), obj({ type: { const: 'ack' }, id: requestId })] },
   ErrorMessage: obj(
@@ -267,6 +269,7 @@ export const schemas: Record<string, Schema> = {
       portfolios: { type: 'array', minItems: 1, items: portfolioId },
       throttle_ms: { type: 'integer', minimum: 0, maximum: 60000 },
       encoding: { type: 'string', enum: ['json', 'binary'] },
+      frames: { type: 'string', enum: ['single', 'connection'] },
     },
     ['op', 'portfolios'],
   ),
