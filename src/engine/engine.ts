@@ -424,13 +424,13 @@ export class MtmEngine implements Engine {
 
   // ---- commands ------------------------------------------------------------------------------
 
-  private async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
+  private async run(portfolio: string, body: CommandBody, onResult?: (r: CommandResult) => void): Promise<Result<CommandResult>> {
     if (this.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
     await this.ready;
     const h = this.shards[shardOf(portfolio, this.workers)];
     if (h.state !== 'ready') return fail(ErrorCode.shard_restarting, `shard ${h.index} is restarting; retry shortly`, undefined, true);
     if (body.kind !== 'snapshot' && this.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
-    const pending = h.submit(body);
+    const pending = h.submit(body, onResult);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
     if (r.error !== null) return { ok: false, error: r.error };
@@ -610,8 +610,9 @@ export class MtmEngine implements Engine {
     const sub = this.subscribers.add(id, listener, options.bytes === true);
     if (sub === null) return fail(ErrorCode.limit_exceeded, `subscribers per portfolio must be <= ${this.o.limits.subscribersPerPortfolioMax}`, 'portfolio_id');
     let active = true;
-    void this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true }).then((r) => {
-      if (active && r.ok && r.value.snapshot !== null) this.subscribers.deliverSnapshot(sub, r.value.snapshot, false);
+    // Delivered as the shard's answer is read: an update in the same message right after it is newer.
+    void this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true }, (r) => {
+      if (active && r.error === null && r.snapshot !== null) this.subscribers.deliverSnapshot(sub, r.snapshot, false);
     });
     return ok(() => {
       if (!active) return;
@@ -627,14 +628,15 @@ export class MtmEngine implements Engine {
     const mine = [...this.subscribers.portfolios()].filter((id) => shardOf(id, this.workers) === h.index);
     await Promise.all(
       mine.map(async (id) => {
-        const r = await this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true });
-        if (r.ok && r.value.snapshot !== null) {
+        // As in subscribe(): the resync snapshot is in place before the next message's updates.
+        await this.run(id, { kind: 'snapshot', portfolio: id, now: this.clock.now(), watch: true }, (r) => {
+          if (r.error !== null || r.snapshot === null) return;
           // The shard counts one watch per listener (subscribe() sends one each) and the snapshot above
           // counted one: without the others, the first unsubscribe silenced every remaining listener
           // (found by the simulator, seed 5).
           for (let i = 1; i < this.subscribers.countOf(id); i++) h.post({ t: 'watch', portfolio: id, on: true });
-          this.subscribers.resync(r.value.snapshot);
-        }
+          this.subscribers.resync(r.snapshot);
+        });
       }),
     );
   }

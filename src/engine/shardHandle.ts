@@ -25,6 +25,8 @@ export class ShardHandle {
   private held = false;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Called as the result is read, before the next result of the same message (see submit). */
+  private readonly onResults = new Map<number, Pending>();
   private queued: Command[] = [];
   private flushScheduled = false;
 
@@ -46,10 +48,17 @@ export class ShardHandle {
     this.port?.postMessage(msg);
   }
 
-  /** Queues a command for this turn's message to the shard; null when the shard's queue is full. */
-  submit(body: CommandBody): Promise<CommandResult> | null {
+  /**
+   * Queues a command for this turn's message to the shard; null when the shard's queue is full.
+   * `onResult` runs synchronously when the result is read, before anything the shard sent after it:
+   * a subscription's snapshot must be in place before the next result's update is delivered (a
+   * promise continuation runs only after the whole message, and dropped that update as "before the
+   * snapshot": a gap).
+   */
+  submit(body: CommandBody, onResult?: Pending): Promise<CommandResult> | null {
     if (this.pending.size >= this.commandsQueuedMax) return null;
     const cmd = { ...body, id: this.nextId++ } as Command;
+    if (onResult !== undefined) this.onResults.set(cmd.id, onResult);
     const done = new Promise<CommandResult>((resolve) => this.pending.set(cmd.id, resolve));
     this.queued.push(cmd);
     if (!this.flushScheduled) {
@@ -87,6 +96,11 @@ export class ShardHandle {
   resolve(result: CommandResult): void {
     const done = this.pending.get(result.id);
     this.pending.delete(result.id);
+    const now = this.onResults.get(result.id);
+    if (now !== undefined) {
+      this.onResults.delete(result.id);
+      now(result);
+    }
     done?.(result);
   }
 
@@ -94,6 +108,7 @@ export class ShardHandle {
   failAll(error: EngineError): void {
     const waiting = [...this.pending.entries()];
     this.pending.clear();
+    this.onResults.clear();
     this.queued = [];
     for (const [id, done] of waiting) done({ id, error, snapshot: null, trade: null, events: [], update: null });
   }
