@@ -20,6 +20,7 @@ import type {
   Random,
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
+import type { StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
 import type { Delta } from './deltas.js';
 
@@ -78,6 +79,10 @@ export interface EngineOptions {
   suspectMovePct?: number;
   /** How often the engine looks for corporate action steps whose time (by `clock`) has come. */
   corporateActionsCheckMs?: number;
+  /** How often last prices are written to the store; default 1000. */
+  pricesFlushIntervalMs?: number;
+  /** The store's bounds (map size, pending writes, snapshots kept...); each defaults to storeDefaults. */
+  store?: StoreLimits;
 }
 
 export interface PortfolioSummary {
