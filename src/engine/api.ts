@@ -47,6 +47,12 @@ export interface EngineLimits {
   tradeIdsRememberedMax: number;
   /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
   corporateActionsPendingMax: number;
+  /**
+   * Tick batches posted to the shards and not yet answered: with 2, a shard revalues and encodes batch
+   * k+1 while the main thread routes batch k's deltas; 1 is strict lockstep. Ticks arriving meanwhile
+   * coalesce (latest price per symbol), so memory stays bounded whatever the feed rate.
+   */
+  batchesInFlightMax: number;
 }
 
 export interface EngineOptions {

@@ -88,7 +88,7 @@ export class MtmEngine implements Engine {
       persist: (events, trades) => this.commit.persist(events, trades),
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
-      batchDone: () => this.lockstep.batchDone(),
+      batchDone: (batch) => this.lockstep.batchDone(batch),
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),

@@ -12,6 +12,7 @@ export const defaultLimits: EngineLimits = {
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
+  batchesInFlightMax: 2,
 };
 
 export interface ResolvedOptions {

@@ -12,7 +12,8 @@ export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C,
 export class ShardHandle {
   port: MessagePort | null = null;
   state: 'starting' | 'ready' | 'restarting' | 'stopped' = 'starting';
-  batchInFlight = false;
+  /** Numbers of the tick batches posted to this shard and not yet answered, oldest first. */
+  batchesInFlight: number[] = [];
   /**
    * Whether this worker was sent the symbol table (recovery does, first thing): names announced
    * before that would reach it out of order (ids from the middle of the table).

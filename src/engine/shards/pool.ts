@@ -33,7 +33,7 @@ export interface PoolDeps {
   durable: () => Promise<void>;
   /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
   deliver: (d: Delta) => void;
-  batchDone: () => void;
+  batchDone: (batch: number) => void;
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
@@ -60,7 +60,7 @@ export class ShardPool {
   private async startShard(h: ShardHandle): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
-    h.batchInFlight = false;
+    h.batchesInFlight = [];
     h.symbolTableSent = false;
     h.routes.reset();
     let readyResolve!: () => void;
@@ -95,7 +95,10 @@ export class ShardPool {
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
-    if (h.batchInFlight) this.d.batchDone();
+    // Its batches will never be answered: they end here, for this shard (the others answer theirs).
+    const lost = h.batchesInFlight;
+    h.batchesInFlight = [];
+    for (const b of lost) this.d.batchDone(b);
     h.failAll({ code: ErrorCode.shard_restarting, message: `shard ${h.index} is restarting; retry shortly`, retryable: true });
     await this.d.durable().catch(() => undefined);
     const started = performance.now();
@@ -113,7 +116,7 @@ export class ShardPool {
     const counters = this.d.counters;
     switch (msg.t) {
       case 'revalued':
-        h.batchInFlight = false;
+        h.batchesInFlight.shift();
         counters.positionsRevalued += msg.positionsRevalued;
         counters.portfoliosRevalued += msg.portfoliosRevalued;
         counters.setOpenPositions(h.index, msg.openPositions);
@@ -121,7 +124,7 @@ export class ShardPool {
         if (msg.events.length > 0) this.d.persist(msg.events);
         // Bytes routed: the records are read where the shard wrote them (src/engine/deltas.ts).
         if (msg.deltaIndex.length > 0) h.routes.forEach(msg.deltas, msg.deltaIndex, this.d.deliver);
-        this.d.batchDone();
+        this.d.batchDone(msg.batch);
         break;
       case 'results':
         for (const r of msg.results) {
