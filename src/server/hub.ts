@@ -380,19 +380,22 @@ export class Hub {
 
   private readonly flushFramed = (): void => {
     this.framedFlushScheduled = false;
-    for (const conn of this.framedConns) {
-      const bin = conn.outBinary;
-      const json = conn.outJson;
-      conn.outBinary = undefined;
-      conn.outJson = undefined;
-      if (conn.closed || conn.ws === null) continue;
-      conn.ws.cork(() => {
-        if (bin !== undefined && bin.length > 0 && this.send(conn, binaryMessage(encodeUpdatesFrame(bin)))) this.stats.updatesSent += bin.length;
-        if (json !== undefined && json.length > 0 && this.send(conn, updatesMessageJson(json))) this.stats.updatesSent += json.length;
-      });
-    }
+    for (const conn of this.framedConns) this.flushFramedConn(conn);
     this.framedConns.clear();
   };
+
+  /** Sends what the connection has queued (before anything that must come after it, e.g. a resync snapshot). */
+  private flushFramedConn(conn: MainConn): void {
+    const bin = conn.outBinary;
+    const json = conn.outJson;
+    conn.outBinary = undefined;
+    conn.outJson = undefined;
+    if (conn.closed || conn.ws === null) return;
+    conn.ws.cork(() => {
+      if (bin !== undefined && bin.length > 0 && this.send(conn, binaryMessage(encodeUpdatesFrame(bin)))) this.stats.updatesSent += bin.length;
+      if (json !== undefined && json.length > 0 && this.send(conn, updatesMessageJson(json))) this.stats.updatesSent += json.length;
+    });
+  }
 
   private flushThrottled(sub: Sub): void {
     const conn = sub.conn;
@@ -425,6 +428,12 @@ export class Hub {
       this.publish(ch.topicBin, shared);
       const compat = ch.compatMessage();
       if (compat !== null) this.publish(ch.topicCompat, compat);
+      // Per-connection subscriptions are in no topic: what they have queued goes first (older seqs).
+      for (const sub of ch.framed) {
+        if (sub.conn.protocol !== 'main') continue;
+        this.flushFramedConn(sub.conn);
+        if (this.send(sub.conn, shared)) this.stats.snapshotsSent++;
+      }
     }
     for (const sub of [...ch.manual]) {
       if (sub.conn.conflating) {
