@@ -6,7 +6,7 @@ import { createEngine } from '../engine/engine.js';
 import { startMarketService } from '../market/service.js';
 import { startServer } from '../server/server.js';
 import { loadUws } from '../server/uws.js';
-import { startObservability } from '../metrics/observability.js';
+import { startObservability } from '../server/observability.js';
 import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } from '../demo/demo.js';
 import { seeded } from '../sim/random.js';
 import type { EngineOptions } from '../engine/api.js';

@@ -2,7 +2,6 @@
 // seq, replayed through the same actors. The main thread reads LMDB (its only owner) and feeds the
 // shard in bounded chunks.
 
-import { fxSymbolOf } from '../domain/portfolio.js';
 import { baseCurrencyDefault, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
 import type { Store } from '../store/store.js';
 import { applyToDirectory, type Directory } from './directory.js';
@@ -13,21 +12,27 @@ import type { SymbolTable } from './symbols.js';
 /** Records and events per message while loading a shard. */
 export const recoveryChunkMax = 5_000;
 
-function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory): void {
+function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory, pivot: string): void {
   const base = directory.get(e.portfolio_id)?.base;
   // A renamed position replays into its new symbol; a foreign dividend credits cash in its currency.
   if (e.type === 'SymbolChanged') symbols.intern(e.to_symbol);
-  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.intern(fxSymbolOf(e.currency, base));
+  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.internConversion(e.currency, base, pivot);
+  // Foreign cash moves replay into balances the shard converts.
+  if ((e.type === 'CashDeposited' || e.type === 'CashWithdrawn') && e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
+  if (e.type === 'FxConverted' && base !== undefined) {
+    if (e.from_currency !== base) symbols.internConversion(e.from_currency, base, pivot);
+    if (e.to_currency !== base) symbols.internConversion(e.to_currency, base, pivot);
+  }
   if (e.type !== 'TradeExecuted') return;
   symbols.intern(e.symbol);
-  if (e.currency !== undefined && base !== undefined) symbols.intern(fxSymbolOf(e.currency, base));
+  if (e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
 }
 
 /**
  * Rebuilds the main thread's directory of portfolios and interns every symbol the shards will need,
  * so each fresh shard can be sent the whole symbol table before it loads.
  */
-export function recoverDirectory(store: Store, directory: Directory, symbols: SymbolTable): void {
+export function recoverDirectory(store: Store, directory: Directory, symbols: SymbolTable, pivot: string): void {
   let minCovered = Number.MAX_SAFE_INTEGER;
   const covered = new Map<string, number>();
   for (const r of store.loadSnapshots()) {
@@ -37,17 +42,17 @@ export function recoverDirectory(store: Store, directory: Directory, symbols: Sy
     if (r.covered_seq < minCovered) minCovered = r.covered_seq;
     for (const [symbol, p] of Object.entries(r.portfolio.positions)) {
       symbols.intern(symbol);
-      if (p.currency !== undefined) symbols.intern(fxSymbolOf(p.currency, base));
+      if (p.currency !== undefined) symbols.internConversion(p.currency, base, pivot);
     }
-    for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.intern(fxSymbolOf(currency, base));
+    for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.internConversion(currency, base, pivot);
     // A dividend due in a foreign currency credits that currency's cash when it is paid.
-    for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.intern(fxSymbolOf(due.currency, base));
+    for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.internConversion(due.currency, base, pivot);
   }
   if (covered.size === 0) minCovered = 0;
   for (const e of store.eventsAfter(minCovered)) {
     if (e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
     applyToDirectory(directory, e);
-    symbolsOfEvent(e, symbols, directory);
+    symbolsOfEvent(e, symbols, directory, pivot);
   }
   symbols.announced = symbols.size;
 }

@@ -5,11 +5,12 @@
 // "does not exist": the answer is exactly the one for a missing portfolio (404 portfolio_not_found,
 // same message). A portfolio the key can see but not act on is 403 forbidden.
 
-import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
-import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
+import { domainEventTypes, type DomainEventType, type TickInput, type TradeInput } from '../domain/types.js';
+import { instrumentsPortfolio } from '../engine/instruments.js';
 import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
-import { canRead, canSee, canTrade, type Principal } from './auth.js';
+import { canRead, canSee, canTrade } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
 import { tickShape } from './protocol.js';
@@ -18,6 +19,7 @@ import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
 import type { StatsCollector } from './stats.js';
 import { marketEventsGuard, marketPortfolio, type MarketApi } from './market.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { createMarketHandlers, marketBodyHandlers, marketRoutes, type MarketHandlerName } from './marketHttp.js';
 import { createMarksHandlers, marksRoutes, type MarksHandlerName } from './marksHttp.js';
 
@@ -43,6 +45,10 @@ export type HandlerName =
   | 'performanceQueries'
   | 'createCorporateAction'
   | 'listCorporateActions'
+  | 'defineInstrument'
+  | 'getInstrument'
+  | 'listInstruments'
+  | 'fxConversion'
   | MarketHandlerName
   | MarksHandlerName;
 
@@ -58,6 +64,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/api/v1/portfolios/{id}/positions/{symbol}/lots', handler: 'positionLots' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/trades', handler: 'trade' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/cash', handler: 'cash' },
+  { method: 'POST', template: '/api/v1/portfolios/{id}/fx-conversions', handler: 'fxConversion' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/pause', handler: 'pause' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/resume', handler: 'resume' },
   { method: 'PUT', template: '/api/v1/portfolios/{id}/limits', handler: 'setLimits' },
@@ -65,6 +72,9 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
   { method: 'POST', template: '/api/v1/corporate-actions', handler: 'createCorporateAction' },
   { method: 'GET', template: '/api/v1/corporate-actions', handler: 'listCorporateActions' },
+  { method: 'GET', template: '/api/v1/instruments', handler: 'listInstruments' },
+  { method: 'GET', template: '/api/v1/instruments/{symbol}', handler: 'getInstrument' },
+  { method: 'PUT', template: '/api/v1/instruments/{symbol}', handler: 'defineInstrument' },
   { method: 'GET', template: '/metrics', handler: 'metrics' },
   { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
   { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
@@ -75,23 +85,9 @@ export const routes: readonly RouteDef<HandlerName>[] = [
 /** Routes anyone may call, with or without a key. */
 export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['health', 'ready', 'openapi', 'asyncapi']);
 /** Routes that take a JSON body. */
-export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', 'createCorporateAction', ...marketBodyHandlers]);
+export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'fxConversion', 'setLimits', 'ticks', 'createCorporateAction', 'defineInstrument', ...marketBodyHandlers]);
 
-export interface HttpRequestContext {
-  principal: Principal;
-  params: string[];
-  query: Map<string, string>;
-  /** Parsed JSON body (bodyHandlers only); undefined when empty. */
-  body: unknown;
-}
-
-export interface HttpResult {
-  status: number;
-  body: string | Buffer;
-  headers?: Record<string, string>;
-  /** Default application/json. */
-  contentType?: string;
-}
+export type { HttpRequestContext, HttpResult };
 
 export interface HttpDeps {
   engine: Engine;
@@ -118,7 +114,7 @@ export function json(status: number, value: unknown, headers?: Record<string, st
 }
 
 export function errorResult(error: Pick<EngineError, 'code' | 'message' | 'field' | 'retryable'>, headers?: Record<string, string>): HttpResult {
-  const status = httpStatusOf[error.code] ?? 500;
+  const status = httpStatusFor(error.code);
   const h = error.retryable === true && headers === undefined && status === 503 ? { 'Retry-After': '1' } : headers;
   return h === undefined ? { status, body: httpErrorBody(error) } : { status, body: httpErrorBody(error), headers: h };
 }
@@ -235,7 +231,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateTrade(ctx.body, options.now());
       if (!v.ok) return errorResult(v.error);
-      const r = await engine.trade(g.id, tradeInputOf(v.value));
+      const r = await engine.trade(g.id, withDryRun(tradeInputOf(v.value), ctx.body));
       if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
       return json(r.value.applied ? 201 : 200, r.value);
     },
@@ -246,6 +242,12 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       const v = validateCash(ctx.body);
       if (!v.ok) return errorResult(v.error);
       return fromEngine(await engine.cash(g.id, v.value), g.id, 200);
+    },
+
+    fxConversion: async (ctx) => {
+      const g = guard(ctx, engine, 'trade');
+      if (g.denied) return g.denied;
+      return fromEngine(await engine.convertCash(g.id, ctx.body), g.id, 200);
     },
 
     pause: async (ctx) => {
@@ -273,7 +275,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
 
     events: async (ctx) => {
       // '_market' holds the market events (MarketAlert, FeedGap): scope read:market, not a portfolio's.
-      const g = ctx.params[0] === marketPortfolio ? marketEventsGuard(ctx.principal) : guard(ctx, engine, 'read');
+      // '_instruments' holds the instrument definitions: reference data, any valid key reads it.
+      const g = ctx.params[0] === marketPortfolio ? marketEventsGuard(ctx.principal) : ctx.params[0] === instrumentsPortfolio ? { id: instrumentsPortfolio, denied: null } : guard(ctx, engine, 'read');
       if (g.denied) return g.denied;
       const q: EventQuery = { portfolio_id: g.id, order: 'asc' };
       const type = ctx.query.get('type');
@@ -323,6 +326,21 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       return json(r.value.created ? 201 : 200, r.value.action);
     },
 
+    // Instruments are reference data: admin keys define them, any valid key reads them.
+    defineInstrument: async (ctx) => {
+      if (!ctx.principal.admin) return forbidden('define instruments');
+      const r = await engine.defineInstrument(ctx.params[0] ?? '', ctx.body);
+      if (!r.ok) return errorResult(r.error);
+      return json(200, r.value.instrument);
+    },
+
+    getInstrument: (ctx) => {
+      const r = engine.instrument(ctx.params[0] ?? '');
+      return r.ok ? json(200, r.value) : errorResult(r.error);
+    },
+
+    listInstruments: () => json(200, { instruments: engine.listInstruments() }),
+
     listCorporateActions: async (ctx) => {
       const lim = parseLimit(ctx.query.get('limit'), 100, limits.pageLimitMax);
       if (!lim.ok) return errorResult(lim.error);
@@ -358,6 +376,12 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     ...createMarketHandlers(deps.market ?? null, options.now),
     ...createMarksHandlers(engine),
   };
+}
+
+/** The what-if flag of a trade body, passed on as given (the engine checks it is a boolean). */
+function withDryRun(input: TradeInput, body: unknown): TradeInput {
+  const flag = typeof body === 'object' && body !== null ? (body as { dry_run?: unknown }).dry_run : undefined;
+  return flag === undefined ? input : { ...input, dry_run: flag as boolean };
 }
 
 /**

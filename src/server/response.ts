@@ -2,7 +2,7 @@
 // peer address a response came from.
 
 import type { HttpResponse } from 'uWebSockets.js';
-import type { HttpResult } from './http.js';
+import type { HttpResult } from './httpTypes.js';
 
 const reasons: Record<number, string> = {
   200: 'OK',

@@ -3,7 +3,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { extname, normalize, resolve, sep } from 'node:path';
-import type { HttpResult } from './http.js';
+import type { HttpResult } from './httpTypes.js';
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -83,7 +83,9 @@ export class DeltaWriter {
       const priced = c.symPrice[sym] > 0;
       const ts = clock.symTs[sym];
       const stale = !priced || clock.asOf - ts > clock.staleAfterMs;
-      writePositionTail(view, o, currency ?? base, stale, q, avg, mark, unconverted ? NaN : fx, mv, upnl, held?.realized_pnl ?? 0, cost !== 0 ? (upnl / cost) * 100 : 0, priced ? ts : NaN);
+      // posQty is the effective quantity (quantity x multiplier): the quantity shown is the book's.
+      const shown = q === 0 || held === undefined ? 0 : held.units / 1e8;
+      writePositionTail(view, o, currency ?? base, stale, shown, avg, mark, unconverted ? NaN : fx, mv, upnl, held?.realized_pnl ?? 0, cost !== 0 ? (upnl / cost) * 100 : 0, priced ? ts : NaN);
       o += DELTA_POSITION_TAIL_BYTES;
     }
     this.addIndex(f, o0, o - o0);

@@ -4,11 +4,21 @@
 import { asBinary, type Database, type Key } from 'lmdb';
 import { assert } from '../assert.js';
 import { replayedEventTypes, type DomainEvent, type DomainEventType, type StoredEvent } from '../domain/types.js';
-import type { EventQuery } from '../engine/api.js';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { storeDefaults } from './limits.js';
 import { SeqHeap } from './seqHeap.js';
 import type { Batch, QueueTable, WriteQueue } from './writeQueue.js';
+
+/** A page of the event log: by portfolio, type and time range, after a seq, in either order. */
+export interface EventQuery {
+  portfolio_id?: string;
+  type?: DomainEventType;
+  from?: number;
+  to?: number;
+  after_seq?: number;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
 
 export interface ReplayOptions {
   /** Only the event types that change state on replay (replayedEventTypes). */

@@ -72,11 +72,10 @@ import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import type { DomainEvent, DomainEventType, LastPrice, PortfolioRecord, StoredEvent } from '../domain/types.js';
-import type { EventQuery } from '../engine/api.js';
 import { Compaction } from './compaction.js';
 import { storeDefaults } from './limits.js';
 import { checkNoOtherOwner, checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
-import { EventLog, type ReplayOptions } from './log.js';
+import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
 import { TradeResults } from './tradeResults.js';
@@ -84,7 +83,7 @@ import { WriteQueue } from './writeQueue.js';
 
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
-export type { ReplayOptions } from './log.js';
+export type { EventQuery, ReplayOptions } from './log.js';
 
 /** Layout version of the data directory; bump on any incompatible change of keys or values. */
 export const storeSchemaVersion = 1;
@@ -119,6 +118,9 @@ export interface AppendReceipt {
 
 export interface StoreStats {
   sizeBytes: number;
+  /** The LMDB map (address space lmdb-js grows when the used pages reach it) and the part of it in use. */
+  mapSizeBytes: number;
+  mapUsedBytes: number;
   lastSeq: number;
   commitsTotal: number;
   commitSecondsSum: number;
@@ -335,6 +337,16 @@ class LmdbStore implements Store {
 
   // ---- introspection and lifecycle -----------------------------------------------------------
 
+  /** From mdb_env_info/mdb_env_stat (~20 µs): the capacity forecast's inputs. 0 once the store is closed. */
+  private mapStats(): { size: number; used: number } {
+    try {
+      const st = this.root.getStats() as { mapSize?: number; lastPageNumber?: number; pageSize?: number };
+      return { size: st.mapSize ?? 0, used: ((st.lastPageNumber ?? -1) + 1) * (st.pageSize ?? 0) };
+    } catch {
+      return { size: 0, used: 0 };
+    }
+  }
+
   stats(): StoreStats {
     let sizeBytes = 0;
     try {
@@ -343,8 +355,11 @@ class LmdbStore implements Store {
       sizeBytes = 0;
     }
     const q = this.queue;
+    const map = this.mapStats();
     return {
       sizeBytes,
+      mapSizeBytes: map.size,
+      mapUsedBytes: map.used,
       lastSeq: this.log.lastSeq(),
       commitsTotal: q.commitsTotal,
       commitSecondsSum: q.commitSecondsSum,

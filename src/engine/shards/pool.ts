@@ -1,11 +1,10 @@
-// The shard pool: starts the piscina shard workers, supervises them (a dead shard is restarted,
-// recovered from the store and resynced), and routes every message a shard sends to the station
+// The shard pool: starts the piscina shard workers, supervises them (workers/supervisor.ts: a dead
+// shard is restarted, recovered from the store and resynced), and routes every message a shard sends to the station
 // that owns it. A tick batch's results and a command's results leave the shards here (onShardMessage).
 
-import { MessageChannel, type MessagePort as NodeMessagePort } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
+import { MessageChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, type Result } from '../../errors.js';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord } from '../../domain/types.js';
 import { deltaOf, type Delta } from '../deltas.js';
 import type { FromShard, ShardEvent } from '../../shard/protocol.js';
@@ -15,6 +14,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
 import { recoverShard } from '../recovery.js';
 import { ShardHandle } from '../shardHandle.js';
+import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
 import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
 
@@ -37,10 +37,13 @@ export interface PoolDeps {
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
+  /** Instrument multipliers every (re)started shard gets before any command (instruments.ts). */
+  multipliers: () => { symbol: string; multiplier: number }[];
 }
 
 export class ShardPool {
   readonly shards: ShardHandle[] = [];
+  private readonly supervisors: Supervisor[] = [];
   private nextRequest = 1;
   private readonly recordRequests = new Map<number, (records: PortfolioRecord[]) => void>();
   private readonly loadRequests = new Map<number, () => void>();
@@ -50,14 +53,26 @@ export class ShardPool {
     private readonly pool: Piscina,
     private readonly d: PoolDeps,
   ) {
-    for (let i = 0; i < d.o.workers; i++) this.shards.push(new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax));
+    for (let i = 0; i < d.o.workers; i++) {
+      const h = new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax);
+      this.shards.push(h);
+      this.supervisors.push(new Supervisor(this.supervised(h), { restartDelayMs: 0, stopping: () => d.life.closing }));
+    }
   }
 
   startAll(): Promise<void> {
-    return Promise.all(this.shards.map((h) => this.startShard(h))).then(() => undefined);
+    return Promise.all(this.supervisors.map((s) => s.start())).then(() => undefined);
   }
 
-  private async startShard(h: ShardHandle): Promise<void> {
+  private supervised(h: ShardHandle): SupervisedWorker {
+    return {
+      start: (died) => this.startShard(h, died),
+      onDeath: () => this.onShardDied(h),
+      onRestarted: (err, ms) => this.onShardRestarted(h, err, ms),
+    };
+  }
+
+  private async startShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchesInFlight = [];
@@ -76,22 +91,26 @@ export class ShardPool {
       portfoliosMax: this.d.o.limits.portfoliosMax,
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
+      fxPivot: this.d.o.fxPivot,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
       () => undefined,
-      (err: unknown) => void this.onShardDied(h, port1, err),
+      (err: unknown) => {
+        port1.close();
+        died(err);
+      },
     );
     await isReady;
+    // Before any command: trades book at these multipliers (replay uses each event's own).
+    h.post({ t: 'instruments', instruments: this.d.multipliers() });
     const { store, symbols, prices } = this.d;
     await recoverShard(store, h, symbols, prices.lastPrice, prices.lastPriceTs, this.d.o.workers, () => this.nextRequest++, this.loadRequests);
     h.state = 'ready';
   }
 
-  private async onShardDied(h: ShardHandle, port: MessagePort | NodeMessagePort, err: unknown): Promise<void> {
-    port.close();
-    if (this.d.life.closing) return;
-    const reason = err instanceof Error ? err.message : String(err);
+  /** Its commands are answered shard_restarting; the restart waits until what was persisted is durable. */
+  private async onShardDied(h: ShardHandle): Promise<void> {
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
@@ -99,11 +118,13 @@ export class ShardPool {
     const lost = h.batchesInFlight;
     h.batchesInFlight = [];
     for (const b of lost) this.d.batchDone(b);
-    h.failAll({ code: ErrorCode.shard_restarting, message: `shard ${h.index} is restarting; retry shortly`, retryable: true });
+    h.failAll(shardRestartingError(h.index));
     await this.d.durable().catch(() => undefined);
-    const started = performance.now();
-    await this.startShard(h);
-    this.d.counters.lastRestartMs = performance.now() - started;
+  }
+
+  private async onShardRestarted(h: ShardHandle, err: unknown, restartMs: number): Promise<void> {
+    const reason = err instanceof Error ? err.message : String(err);
+    this.d.counters.lastRestartMs = restartMs;
     this.d.persist([{ type: 'ShardRestarted', shard: h.index, reason, portfolio_id: systemPortfolio, ts: this.d.clock.now() }]);
     this.d.resendPrices(h);
     await this.d.resyncShard(h);
