@@ -25,10 +25,12 @@ export interface Book {
   foreign: number;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
   cashFx: number[];
+  /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
+  heldOf: PortfolioState | null;
 }
 
 export function newBook(index: number, state: PortfolioState, status: PortfolioStatus, seq: number): Book {
-  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [] };
+  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [], heldOf: null };
 }
 
 const utf8 = new TextEncoder();

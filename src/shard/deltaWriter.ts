@@ -8,6 +8,7 @@
 import { baseCurrencyOf } from '../domain/portfolio.js';
 import type { Columns } from '../kernel/layout.js';
 import { DELTA_HEAD_BYTES, DELTA_POSITION_TAIL_BYTES, DeltaHead, deltaStates, writeDeltaHead, writePositionTail } from '../client/delta.js';
+import type { PositionState } from '../domain/types.js';
 import type { Book } from './book.js';
 import type { MarkClock } from './marks.js';
 
@@ -18,6 +19,12 @@ export class DeltaWriter {
   private bytes: Uint8Array;
   private view: DataView;
   private index: Int32Array;
+  /**
+   * Row -> the book's position state (currency, quantity shown, realized P&L), refreshed per book when
+   * its state object changed (states are immutable: a command replaces them, ticks never do). Looking
+   * positions up by symbol name per delta was the writer's hottest line (profile, docs/BENCHMARKS.md).
+   */
+  private held: (PositionState | undefined)[] = [];
   /** Bytes written since reset(). */
   length = 0;
   /** Records written since reset(). */
@@ -39,6 +46,8 @@ export class DeltaWriter {
    * bytes of each symbol id, `names` the names (positions in the book's state are keyed by name).
    */
   write(c: Columns, book: Book, changed: Int32Array, n: number, names: readonly string[], symbols: readonly Uint8Array[], clock: MarkClock, tickTs: number): void {
+    if (book.heldOf !== book.state) this.refreshHeld(c, book, names);
+    const held = this.held;
     const id = book.idBytes;
     let size = DELTA_HEAD_BYTES + id.length + n * (1 + DELTA_POSITION_TAIL_BYTES);
     for (let i = 0; i < n; i++) size += symbols[c.posSym[changed[i]]].length;
@@ -66,11 +75,12 @@ export class DeltaWriter {
       const row = changed[i];
       const sym = c.posSym[row];
       const s = symbols[sym];
-      this.bytes[o] = s.length;
-      this.bytes.set(s, o + 1);
+      const bytes = this.bytes;
+      bytes[o] = s.length;
+      for (let k = 0; k < s.length; k++) bytes[o + 1 + k] = s[k];
       o += 1 + s.length;
-      const held = state.positions[names[sym]];
-      const currency = held?.currency;
+      const p = held[row];
+      const currency = p?.currency;
       const q = c.posQty[row];
       const avg = c.posAvg[row];
       const fx = c.posFx[row];
@@ -84,12 +94,18 @@ export class DeltaWriter {
       const ts = clock.symTs[sym];
       const stale = !priced || clock.asOf - ts > clock.staleAfterMs;
       // posQty is the effective quantity (quantity x multiplier): the quantity shown is the book's.
-      const shown = q === 0 || held === undefined ? 0 : held.units / 1e8;
-      writePositionTail(view, o, currency ?? base, stale, shown, avg, mark, unconverted ? NaN : fx, mv, upnl, held?.realized_pnl ?? 0, cost !== 0 ? (upnl / cost) * 100 : 0, priced ? ts : NaN);
+      const shown = q === 0 || p === undefined ? 0 : p.units / 1e8;
+      writePositionTail(view, o, currency ?? base, stale, shown, avg, mark, unconverted ? NaN : fx, mv, upnl, p?.realized_pnl ?? 0, cost !== 0 ? (upnl / cost) * 100 : 0, priced ? ts : NaN);
       o += DELTA_POSITION_TAIL_BYTES;
     }
     this.addIndex(f, o0, o - o0);
     this.length = o;
+  }
+
+  private refreshHeld(c: Columns, book: Book, names: readonly string[]): void {
+    const positions = book.state.positions;
+    for (const row of book.rowList) this.held[row] = positions[names[c.posSym[row]]];
+    book.heldOf = book.state;
   }
 
   /** stale / unpriced over open positions (marks.ts markCounts) and unconverted ones (views.ts). */
