@@ -22,7 +22,7 @@
 import type { WebSocket } from 'uWebSockets.js';
 import type { Engine, EngineMessage } from '../engine/api.js';
 import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
-import { CloseCode, type Encoding, type Frames } from '../client/protocol.js';
+import { CloseCode, type Encoding, type Frames } from '../protocol/messages.js';
 import { encodeDelta, encodeUpdatesFrame } from '../client/delta.js';
 import type { Delta } from '../engine/deltas.js';
 import { applyUpdate } from '../client/view.js';
