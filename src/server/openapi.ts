@@ -110,6 +110,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         BadRequest: err('Invalid input: the error names the field and the rule'),
         Conflict: err('Refused in the portfolio\'s current state (closed, paused, insufficient cash, limits, duplicate id)'),
         TooLarge: err('Body larger than maxBodyBytes (the connection is closed)'),
+        UnsupportedMediaType: err('The body is not in a content type this route reads'),
         Unavailable: response('Shard restarting or engine closing; retry', ref('Error'), retryAfter),
       },
     },
@@ -357,6 +358,16 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
               { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: 100 } },
             ],
           },
+        ),
+      },
+      '/api/v1/trades/import': {
+        post: op(
+          'Bulk import (scope trade: on every portfolio a line names): NDJSON in, one trade a line with its portfolio_id; NDJSON out, streamed, one answer a line in input order ({line, portfolio_id, trade_id, result: applied|duplicate|error, error?}), a {line, result: stopped, error} line when a line is not JSON or longer than importLineBytesMax, then {summary}. Idempotent per trade id; see docs/PROTOCOL.md',
+          {
+            '200': { description: 'NDJSON answers, in input order, then the summary line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+            '415': { $ref: '#/components/responses/UnsupportedMediaType' },
+          },
+          { requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string', description: 'one JSON trade a line, each with portfolio_id' } } } } },
         ),
       },
       '/api/v1/ticks': {
