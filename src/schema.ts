@@ -162,6 +162,12 @@ function shallow(node: unknown): unknown {
 }
 
 type Checker = { Check(value: unknown): boolean; Errors(value: unknown): TLocalizedValidationError[] };
+interface FieldCheck {
+  key: string;
+  check: Checker;
+  required: boolean;
+  code: ErrorCode | null;
+}
 
 /**
  * A compiled validator of one message. `name` is how an answer names the whole value ("trade must be
@@ -172,7 +178,8 @@ export class Validator<T extends TSchema> {
   /** Top-level lists with a maxItems: their lengths are checked before the compiled check reads their items. */
   private bounds: { key: string; max: number }[] = [];
   /** Each field's own compiled check, for errorsOf (compiled on the first invalid value). */
-  private fields: { key: string; schema: unknown; check: Checker; later: boolean }[] | null = null;
+  private fields: FieldCheck[] | null = null;
+  private hasFields = false;
 
   constructor(
     readonly name: string,
@@ -184,6 +191,7 @@ export class Validator<T extends TSchema> {
     if (this.compiled === null) {
       this.compiled = Compile(shallow(this.schema) as TSchema) as unknown as Checker;
       this.bounds = listBounds(this.schema);
+      this.hasFields = (this.schema as unknown as Json).properties !== undefined;
     }
     return this.compiled;
   }
@@ -193,24 +201,25 @@ export class Validator<T extends TSchema> {
     return this.checker().Check(value);
   }
 
-  validate(value: unknown): Result<Static<T>> {
+  /** `prefix` (else the validator's own) goes before every field named: `rules[2]` -> `rules[2].move_pct`. */
+  validate(value: unknown, prefix: string | null = this.prefix): Result<Static<T>> {
     const checker = this.checker();
     if (this.bounds.length > 0 && typeof value === 'object' && value !== null) {
       for (const b of this.bounds) {
         const list = (value as Json)[b.key];
         if (Array.isArray(list) && list.length > b.max) {
           const error = { keyword: 'maxItems', schemaPath: '', instancePath: `/${b.key}`, params: { limit: b.max }, message: '' } as TLocalizedValidationError;
-          return { ok: false, error: explain(this.schema, [error], this.name, this.prefix) };
+          return { ok: false, error: explain(this.schema, [error], this.name, prefix) };
         }
       }
     }
     if (checker.Check(value)) return ok(value as Static<T>);
-    return { ok: false, error: this.errorOf(value) };
+    return { ok: false, error: this.errorOf(value, prefix) };
   }
 
   /** The answer for an invalid value: the first failing field in declaration order, its code and rule. */
-  errorOf(value: unknown): EngineError {
-    return explain(this.schema, this.errorsOf(value), this.name, this.prefix);
+  errorOf(value: unknown, prefix: string | null = this.prefix): EngineError {
+    return explain(this.schema, this.errorsOf(value), this.name, prefix);
   }
 
   /**
@@ -219,33 +228,45 @@ export class Validator<T extends TSchema> {
    */
   codeOf(value: unknown): ErrorCode {
     this.checker();
-    const s = this.schema as unknown as Json;
-    const rootCode = (s[codeKey] as ErrorCode | undefined) ?? ErrorCode.invalid_field;
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || s.properties === undefined) return this.errorOf(value).code;
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || !this.hasFields) return this.errorOf(value).code;
     const f = this.firstBadField(value as Json);
-    if (f === null) return this.errorOf(value).code;
-    if (own(f.schema, codesKey) !== undefined) return this.errorOf(value).code;
-    return (own(f.schema, codeKey) as ErrorCode | undefined) ?? rootCode;
+    if (f === null || f.code === null) return this.errorOf(value).code;
+    return f.code;
   }
 
-  private fieldChecks(): { key: string; schema: unknown; check: Checker; later: boolean }[] {
+  /**
+   * Each field's own compiled check and what its answer needs, read once into plain data (reading the
+   * schema objects themselves on every refusal cost ~2 us a tick).
+   */
+  private fieldChecks(): FieldCheck[] {
     if (this.fields === null) {
-      const props = (this.schema as unknown as Json).properties as Json;
-      this.fields = Object.entries(props).map(([key, schema]) => ({ key, schema, check: Compile(shallow(schema) as TSchema) as unknown as Checker, later: (schema as Json)[laterKey] === 'skip' }));
+      const s = this.schema as unknown as Json;
+      const props = s.properties as Json;
+      const required = new Set((s.required as string[] | undefined) ?? []);
+      const rootCode = (s[codeKey] as ErrorCode | undefined) ?? ErrorCode.invalid_field;
+      this.fields = Object.entries(props).map(([key, schema]) => ({
+        key,
+        check: Compile(shallow(schema) as TSchema) as unknown as Checker,
+        required: required.has(key) && (schema as Json)[laterKey] !== 'skip',
+        // null: the code depends on the keyword (codes per keyword), so the full answer decides it.
+        code: own(schema, codesKey) !== undefined ? null : ((own(schema, codeKey) as ErrorCode | undefined) ?? rootCode),
+      }));
     }
     return this.fields;
   }
 
   /** The first field, in declaration order, that is missing while required or fails its own check. */
-  private firstBadField(v: Json): { key: string; schema: unknown; check: Checker; missing: boolean } | null {
-    const required = (this.schema as unknown as Json).required as string[] | undefined;
-    for (const f of this.fieldChecks()) {
+  private firstBadField(v: Json): FieldCheck | null {
+    const fields = this.fieldChecks();
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      const x = v[f.key];
       // undefined is absent, as the compiled check of the whole object sees it.
-      if (v[f.key] === undefined) {
-        if (required !== undefined && required.includes(f.key) && !f.later) return { ...f, missing: true };
+      if (x === undefined) {
+        if (f.required) return f;
         continue;
       }
-      if (!f.check.Check(v[f.key])) return { ...f, missing: false };
+      if (!f.check.Check(x)) return f;
     }
     return null;
   }
@@ -262,7 +283,7 @@ export class Validator<T extends TSchema> {
     if (s.properties === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) return checker.Errors(value);
     const f = this.firstBadField(value as Json);
     if (f !== null) {
-      if (f.missing) return [{ keyword: 'required', schemaPath: '#', instancePath: '', params: { requiredProperties: [f.key] }, message: '' } as TLocalizedValidationError];
+      if ((value as Json)[f.key] === undefined) return [{ keyword: 'required', schemaPath: '#', instancePath: '', params: { requiredProperties: [f.key] }, message: '' } as TLocalizedValidationError];
       return f.check.Errors((value as Json)[f.key]).map((e) => ({ ...e, instancePath: `/${escapePointer(f.key)}${e.instancePath}` }));
     }
     return checker.Errors(value);

@@ -5,6 +5,7 @@
 import { ErrorCode } from '../errors.js';
 import { Type, checkedLater, errorRule, named, nullable } from '../schema.js';
 import { ContractAdjustmentInput, SymbolChangeInput, DividendInput, SplitInput, Tick } from '../domain/schemas.js';
+import { AlertRulesSchema } from '../market/alertRules.js';
 import { fillModes } from '../market/fill.js';
 import { timeframes } from '../market/timeframe.js';
 import { BarRow, StoredEventSchema, TickRejection } from './messages.js';
@@ -103,20 +104,8 @@ export const BarPage = named(
   }),
 );
 
-const ruleBase = {
-  id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }),
-  name: Type.Optional(Type.String({ maxLength: 128 })),
-  cooldown_ms: Type.Optional(Type.Integer({ minimum: 0 })),
-};
-export const AlertRule = named(
-  'AlertRule',
-  Type.Union([
-    Type.Object({ ...ruleBase, kind: Type.Literal('move'), move_pct: Type.Number({ exclusiveMinimum: 0, maximum: 1000 }), window_ms: Type.Integer({ minimum: 1 }) }),
-    Type.Object({ ...ruleBase, kind: Type.Literal('zscore'), z: Type.Number({ exclusiveMinimum: 0, maximum: 100 }), returns: Type.Integer({ minimum: 2, maximum: 10000 }) }),
-    Type.Object({ ...ruleBase, kind: Type.Literal('silence'), silent_ms: Type.Integer({ minimum: 1 }) }),
-  ]),
-);
-export const AlertRules = named('AlertRules', Type.Object({ rules: Type.Array(AlertRule) }));
+/** Market alert rules: defined once beside their validation (src/market/alertRules.ts). */
+export const AlertRules = AlertRulesSchema();
 
 // ---- performance (src/server/performance.ts). Closed objects: a field added to the answers without
 // being documented fails test/metrics.performance.test.ts.
