@@ -3,9 +3,9 @@
 // subscribers. Data flows one way: feed -> coalescer -> shards -> here -> subscribers, store beside.
 
 import { MessageChannel } from 'node:worker_threads';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
@@ -15,12 +15,13 @@ import { fxSymbolOf } from '../domain/portfolio.js';
 import { distFile } from '../projectRoot.js';
 import type { CommandResult, FromShard, ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
+import { lockDataDir, type DataDirLock } from '../store/ownerLock.js';
 import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer, type TickBatch } from './coalescer.js';
 import { applyToDirectory, type Directory } from './directory.js';
 import { LatencyWindow } from './latencyWindow.js';
 import { markOptionsError, resolveOptions, type ResolvedOptions } from './options.js';
-import { recoverShard, recoverDirectory } from './recovery.js';
+import { RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from './recovery.js';
 import { ShardHandle, type CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import { Subscribers } from './subscribers.js';
@@ -34,6 +35,8 @@ import { seeded } from '../sim/random.js';
 import { SuspectTicks } from './suspectTicks.js';
 
 export const systemPortfolio = '_engine';
+/** Per-portfolio seqs of boot epoch e start at e * seqEpochSize (2^32 changes per portfolio and epoch). */
+export const seqEpochSize = 2 ** 32;
 /** Compaction steps per snapshot round: bounds the work one round does (each step is bounded too). */
 const compactStepsPerRoundMax = 64;
 
@@ -72,7 +75,7 @@ export class MtmEngine implements Engine {
   private currentBatch: TickBatch | null = null;
   private nextBatch = 1;
   private nextRequest = 1;
-  private readonly recordRequests = new Map<number, (records: import('../domain/types.js').PortfolioRecord[]) => void>();
+  private readonly recordRequests = new Map<number, (answer: { records: import('../domain/types.js').PortfolioRecord[]; segments: Uint8Array[] }) => void>();
   private readonly loadRequests = new Map<number, () => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
   private lastDurable: Promise<void> = Promise.resolve();
@@ -87,6 +90,7 @@ export class MtmEngine implements Engine {
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly ephemeralDir: string | null,
+    private readonly dirLock: DataDirLock,
   ) {
     this.kernel = o.kernel;
     this.workers = o.workers;
@@ -126,14 +130,45 @@ export class MtmEngine implements Engine {
     // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();
-    recoverDirectory(this.store, this.directory, this.symbols);
-    await Promise.all(this.shards.map((h) => this.startShard(h)));
+    // A new boot epoch, durable before any shard shows a seq of it: seqs never go back (takeSeqEpoch).
+    const { floor, cleanSnapshot } = await this.nextSeqFloor();
+    const spawned = Promise.all(this.shards.map((h) => this.spawnShard(h, floor)));
+    // Reading the snapshots overlaps the workers' boot; the shards load in parallel once all are up.
+    await recoverAll(this.recoveryHost(cleanSnapshot), this.directory, this.shards, spawned.then(() => undefined));
+    for (const h of this.shards) h.state = 'ready';
+    this.progress.phase = 'ready';
+    this.progress.readyMs = performance.now();
     this.corporate.start();
     this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.o.snapshotIntervalMs).unref());
     this.timers.push(setInterval(() => this.flushPrices(), this.o.pricesFlushIntervalMs).unref());
   }
 
-  private async startShard(h: ShardHandle): Promise<void> {
+  /** Recovery's progress (the CLI's progress line, /ready while starting). */
+  readonly progress = new RecoveryProgress();
+
+  private recoveryHost(cleanSnapshot = false): RecoveryHost {
+    return {
+      cleanSnapshot,
+      store: this.store,
+      symbols: this.symbols,
+      lastPrice: this.lastPrice,
+      lastPriceTs: this.lastPriceTs,
+      workers: this.o.workers,
+      nextRequest: () => this.nextRequest++,
+      loadRequests: this.loadRequests,
+      progress: this.progress,
+    };
+  }
+
+  /** The seq floor of a new shard life: a fresh epoch, durable before it is used. */
+  private async nextSeqFloor(): Promise<{ floor: number; cleanSnapshot: boolean }> {
+    const { epoch, cleanSnapshot } = this.store.takeSeqEpoch();
+    await this.store.append([]).durable;
+    return { floor: epoch * seqEpochSize, cleanSnapshot };
+  }
+
+  /** Starts a worker for the shard; resolves when it is up (not loaded). */
+  private spawnShard(h: ShardHandle, seqFloor: number): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchInFlight = false;
@@ -146,19 +181,27 @@ export class MtmEngine implements Engine {
     });
     const init = {
       shard: h.index,
+      shards: this.o.workers,
       kernel: this.o.kernel,
       positionsPerPortfolioMax: this.o.limits.positionsPerPortfolioMax,
       portfoliosMax: this.o.limits.portfoliosMax,
       symbolsMax: this.o.limits.symbolsMax,
       staleAfterMs: this.o.staleAfterMs,
+      seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
       () => undefined,
       (err: unknown) => void this.onShardDied(h, port1, err),
     );
-    await isReady;
-    await recoverShard(this.store, h, this.symbols, this.lastPrice, this.lastPriceTs, this.o.workers, () => this.nextRequest++, this.loadRequests);
+    return isReady;
+  }
+
+  /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
+  private async startShard(h: ShardHandle): Promise<void> {
+    const { floor } = await this.nextSeqFloor();
+    await this.spawnShard(h, floor);
+    await recoverShard(this.recoveryHost(), h);
     h.state = 'ready';
   }
 
@@ -188,7 +231,8 @@ export class MtmEngine implements Engine {
     await this.ready.catch(() => undefined);
     await this.corporate.close();
     while (this.batchesOutstanding > 0) await new Promise((r) => setTimeout(r, 1));
-    await this.snapshotAll().catch(() => undefined);
+    // Clean: nothing changes after it, so the next start shows exactly these seqs.
+    await this.snapshotAll(true).catch(() => undefined);
     this.flushPrices();
     await this.lastDurable.catch(() => undefined);
     this.closed = true;
@@ -200,6 +244,7 @@ export class MtmEngine implements Engine {
     await this.pool.close({ force: false }).catch(() => undefined);
     await this.pool.destroy().catch(() => undefined);
     await this.store.close();
+    await this.dirLock.release();
     if (this.ephemeralDir !== null) rmSync(this.ephemeralDir, { recursive: true, force: true });
   }
 
@@ -389,12 +434,16 @@ export class MtmEngine implements Engine {
         }
         break;
       case 'records':
-        this.recordRequests.get(msg.request)?.(msg.records);
+        this.recordRequests.get(msg.request)?.(msg);
         this.recordRequests.delete(msg.request);
         break;
       case 'loaded':
         this.loadRequests.get(msg.request)?.();
         this.loadRequests.delete(msg.request);
+        break;
+      case 'replayed':
+        this.loadRequests.get(msg.ack)?.();
+        this.loadRequests.delete(msg.ack);
         break;
       case 'metrics':
         this.metricRequests.get(msg.request)?.(msg.metrics);
@@ -705,26 +754,33 @@ export class MtmEngine implements Engine {
   // ---- persistence ---------------------------------------------------------------------------
 
   /** Each shard's records, written after (and atomically with respect to) the events they cover. */
-  async snapshotAll(): Promise<void> {
+  async snapshotAll(clean = false): Promise<void> {
     if (this.closed) return;
     // Records asked for during a corporate step would include it before its events are appended, so
     // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
     while (this.corporate.holding) await this.corporate.idle();
-    await Promise.all(
+    const asOf = this.clock.now();
+    const rounds = await Promise.all(
       this.shards.map(async (h) => {
-        if (h.state !== 'ready') return;
+        if (h.state !== 'ready') return null;
         const request = this.nextRequest++;
-        const records = await new Promise<import('../domain/types.js').PortfolioRecord[]>((resolve) => {
+        const answer = await new Promise<{ records: import('../domain/types.js').PortfolioRecord[]; segments: Uint8Array[] }>((resolve) => {
           this.recordRequests.set(request, resolve);
-          h.post({ t: 'records', request, now: this.clock.now() });
+          h.post({ t: 'records', request, now: asOf });
         });
         // Every event this shard emitted before its records was appended when its message arrived,
         // so the store's last seq covers them all.
         const covered = this.store.lastSeq();
-        for (const r of records) r.covered_seq = covered;
-        await this.store.writeSnapshots(records);
+        for (const r of answer.records) r.covered_seq = covered;
+        const written = this.store.writeSnapshots(answer.records);
+        return { covered, segments: answer.segments, written };
       }),
     );
+    // The columnar generation (what recovery reads) needs every shard of one round; a round that
+    // missed a restarting shard keeps the previous generation.
+    const all = rounds.every((r) => r !== null);
+    const columnar = all ? this.store.writeShardSnapshots({ as_of: asOf, clean, covered: rounds.map((r) => r!.covered), shards: rounds.map((r) => r!.segments) }) : null;
+    await Promise.all([...rounds.map((r) => r?.written), columnar]);
   }
 
   /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */
@@ -890,8 +946,21 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
   if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
-  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync, retention: { keepEventsMs: o.retainEventsMs } });
+  const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new EngineStartError({ code: ErrorCode.store_failed, message: `cannot create data dir '${dataDir}': ${(err as Error).message}`, field: 'path' });
+  }
+  // Another live engine on this directory is refused here; a dead one (even an unreaped zombie) is not.
+  const locked = await lockDataDir(dataDir);
+  if (!locked.ok) {
+    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
+    throw new EngineStartError(locked.error);
+  }
+  const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs } });
   if (!opened.ok) {
+    await locked.value.release();
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);
   }
@@ -907,7 +976,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
-  const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir);
+  const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
   await engine.ready;
   return engine;
 }

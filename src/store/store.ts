@@ -2,8 +2,9 @@
 //
 // Ownership. The engine's main thread is the only opener of the LMDB environment (lmdb-js has an
 // open crash report when one env is opened from several worker threads); shards send it batches.
-// openStore refuses a second open of the same directory in this process, and a directory whose
-// owner.pid names another live process, because two writers would hand out the same seqs.
+// openStore refuses a second open of the same directory in this process; other processes are kept
+// out by the data dir lock (ownerLock.ts) the engine takes before opening the store, because two
+// writers would hand out the same seqs.
 //
 // Write path. append(), writeSnapshots(), savePrices() and compact() only enqueue in memory; the
 // first enqueue of an event-loop turn schedules a flush with setImmediate, not queueMicrotask: a
@@ -63,7 +64,7 @@
 // snapshot/price backlog is not counted there (stats().backlogWrites): a snapshot round must not
 // make the engine refuse trades, and it never delays an append by more than one bounded chunk.
 
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { asBinary, open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
@@ -71,8 +72,43 @@ import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js
 import { replayedEventTypes, type DomainEvent, type DomainEventType, type LastPrice, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
 import type { EventQuery } from '../engine/api.js';
 
-/** Layout version of the data directory; bump on any incompatible change of keys or values. */
-export const storeSchemaVersion = 1;
+/**
+ * Layout version of the data directory; bump on any incompatible change of keys or values.
+ * 2: columnar shard snapshots (`shardSnapshots`, meta `shardSnapshot`) and the seq epoch (meta
+ * `seqEpoch`). A version 1 directory is migrated on open (see migrateFrom).
+ */
+export const storeSchemaVersion = 2;
+/** Versions openStore migrates in place, on the first commit after opening. */
+export const storeVersionsMigrated: readonly number[] = [1];
+
+/**
+ * The generation pointer of the columnar shard snapshots: which generation recovery reads, how many
+ * shards wrote it, and each shard's covered_seq. Written in the same transaction as (after) every
+ * segment of its generation, and the previous generation's segments are removed in it too, so a
+ * pointer never names a segment that is not there.
+ */
+export interface ShardSnapshotPointer {
+  generation: number;
+  shards: number;
+  /** Segments per shard (each shard writes the same named segments, in order). */
+  segments: number;
+  covered: number[];
+  as_of: number;
+  /**
+   * Written by a clean shutdown, after which nothing changed: its seqs are exact, so a clean restart
+   * shows the same seqs. Anything else restores seqs above every seq shown before (seq epochs).
+   */
+  clean: boolean;
+}
+
+/** One snapshot round of every shard: its raw segments, written as they are (never decoded here). */
+export interface ShardSnapshotWrite {
+  covered: number[];
+  as_of: number;
+  clean: boolean;
+  /** Per shard, its segments in order. */
+  shards: Uint8Array[][];
+}
 
 export const storeDefaults = {
   /**
@@ -114,6 +150,8 @@ export interface StoreOptions {
   compactScannedPerCallMax?: number;
   snapshotsPerFlushMax?: number;
   pricesPerFlushMax?: number;
+  /** Where the migration line goes (default console.log). */
+  log?: (line: string) => void;
 }
 
 export interface AppendReceipt {
@@ -165,6 +203,25 @@ export interface Store {
    */
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void>;
   loadSnapshots(): Iterable<PortfolioRecord>;
+  /**
+   * Columnar snapshots of every shard as one generation (ShardSnapshotPointer). Same write queue as
+   * append(): the generation commits with or after every event appended before the call, in one
+   * transaction with its pointer. Resolves when durable.
+   */
+  writeShardSnapshots(snapshot: ShardSnapshotWrite): Promise<void>;
+  /** The committed generation pointer, or undefined when no columnar snapshot was ever written. */
+  shardSnapshotPointer(): ShardSnapshotPointer | undefined;
+  /** The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable). */
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[];
+  /**
+   * The next boot epoch of per-portfolio seqs (0 on a fresh directory), enqueued for the next commit:
+   * await a barrier (append([])) before any seq of it is shown. Seqs of epoch e start at e * 2^32.
+   * cleanSnapshot: the current columnar generation was written by a clean shutdown and not used
+   * since (its seqs are exact for this boot); the flag is cleared in the same commit.
+   */
+  takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean };
+  /** The schema version this directory was migrated from when it was opened, else null. */
+  readonly migratedFrom: number | null;
   /** The newest kept snapshot of the portfolio with as_of <= timestamp. */
   snapshotBefore(portfolioId: string, timestamp: number): PortfolioRecord | undefined;
   /** Committed events of one portfolio with seq > afterSeq and ts <= untilTs, in seq order. */
@@ -250,6 +307,10 @@ class Batch {
   priceHistory: HistoryWrite[] = [];
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
+  /** Columnar snapshot segments, then their generation pointer (written last) and stale segment keys. */
+  segments: { key: Key; bin: Uint8Array }[] = [];
+  pointer: ShardSnapshotPointer | null = null;
+  segmentRemovals: Key[] = [];
   /** Events + trade results + records + prices, for pendingWrites. */
   writes = 0;
   done: Deferred | null = null;
@@ -257,25 +318,14 @@ class Batch {
   finished: Deferred[] = [];
 
   get empty(): boolean {
-    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0;
+    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null;
   }
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots'];
 
 /** Directories opened by this process; a second Store on one would hand out duplicate seqs. */
 const openPaths = new Set<string>();
-
-const ownerFile = 'owner.pid';
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return storeDefaults.queryLimitDefault;
@@ -418,9 +468,11 @@ class LmdbStore implements Store {
     private readonly snapshotHistory: Database<PortfolioRecord, Key>,
     private readonly prices: Database<LastPrice, Key>,
     private readonly priceHistory: Database<number, Key>,
+    private readonly shardSnapshots: Database<Uint8Array, Key>,
     options: StoreOptions,
     lastSeq: number,
     fresh: boolean,
+    readonly migratedFrom: number | null,
   ) {
     this.sync = options.sync === true;
     this.keepEventsMs = options.retention?.keepEventsMs ?? null;
@@ -434,11 +486,72 @@ class LmdbStore implements Store {
     this.eventEncoder = encoderOf(events);
     this.tradeEncoder = encoderOf(trades);
     this.recordEncoder = encoderOf(snapshots);
-    if (fresh) {
+    const epoch = meta.get('seqEpoch');
+    // Fresh: the first epoch is 0, so seqs start small. Migrated from version 1 (no epoch kept):
+    // its seqs were all below 2^32, so epoch 1 is above anything it showed.
+    this.seqEpoch = typeof epoch === 'number' ? epoch : fresh ? -1 : 0;
+    this.pointer = (meta.get('shardSnapshot') as ShardSnapshotPointer | undefined) ?? null;
+    if (fresh || migratedFrom !== null) {
       // The version goes first in the first transaction, so any committed event implies it.
       this.queued.meta.push(['schemaVersion', storeSchemaVersion]);
+      if (migratedFrom !== null) this.queued.meta.push(['seqEpoch', this.seqEpoch]);
       this.scheduleFlush();
     }
+  }
+
+  /** The last epoch handed out (committed or queued). */
+  private seqEpoch: number;
+  /** The newest generation pointer, committed or queued (the next one removes its segments). */
+  private pointer: ShardSnapshotPointer | null;
+
+  takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean } {
+    this.writable();
+    this.seqEpoch++;
+    this.queued.meta.push(['seqEpoch', this.seqEpoch]);
+    // A clean generation is exact once: from this boot on its books may move past it.
+    const cleanSnapshot = this.pointer?.clean === true;
+    if (cleanSnapshot) {
+      this.pointer = { ...(this.pointer as ShardSnapshotPointer), clean: false };
+      this.queued.meta.push(['shardSnapshot', this.pointer]);
+    }
+    this.scheduleFlush();
+    return { epoch: this.seqEpoch, cleanSnapshot };
+  }
+
+  writeShardSnapshots(snapshot: ShardSnapshotWrite): Promise<void> {
+    this.writable();
+    if (this.failure !== null) return this.rejected();
+    const shards = snapshot.shards.length;
+    assert(shards > 0 && snapshot.covered.length === shards, 'one covered seq per shard');
+    const segments = snapshot.shards[0].length;
+    assert(snapshot.shards.every((s) => s.length === segments), 'every shard writes the same segments');
+    const previous = this.pointer;
+    const pointer: ShardSnapshotPointer = { generation: (previous?.generation ?? 0) + 1, shards, segments, covered: snapshot.covered.slice(), as_of: snapshot.as_of, clean: snapshot.clean };
+    const q = this.queued;
+    snapshot.shards.forEach((segs, shard) => segs.forEach((bin, i) => q.segments.push({ key: [pointer.generation, shard, i], bin })));
+    if (previous !== null) {
+      for (let shard = 0; shard < previous.shards; shard++) for (let i = 0; i < previous.segments; i++) q.segmentRemovals.push([previous.generation, shard, i]);
+    }
+    q.pointer = pointer;
+    q.writes++;
+    this.pointer = pointer;
+    this.scheduleFlush();
+    return this.queuedDone();
+  }
+
+  shardSnapshotPointer(): ShardSnapshotPointer | undefined {
+    return (this.meta.get('shardSnapshot') as ShardSnapshotPointer | undefined) ?? undefined;
+  }
+
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < pointer.segments; i++) {
+      const bin = this.shardSnapshots.getBinary([pointer.generation, shard, i]);
+      assert(bin !== undefined, `snapshot generation ${pointer.generation} lacks segment ${i} of shard ${shard}`);
+      // Its own ArrayBuffer, so it can be transferred to a worker (a pooled Buffer cannot).
+      out.push(bin.byteOffset === 0 && bin.byteLength === bin.buffer.byteLength ? bin : new Uint8Array(bin));
+    }
+    return out;
   }
 
   lastSeq(): number {
@@ -877,6 +990,10 @@ class LmdbStore implements Store {
     for (const s of b.snapshots) this.snapshots.put(s.id, asBinary(s.bin) as unknown as PortfolioRecord);
     for (const p of b.prices) this.prices.put(p.symbol, p);
     for (const r of b.removals) r.db.remove(r.key);
+    for (const g of b.segments) this.shardSnapshots.put(g.key, g.bin);
+    // The pointer after its segments; the old generation goes in the same transaction.
+    if (b.pointer !== null) this.meta.put('shardSnapshot', b.pointer);
+    for (const k of b.segmentRemovals) this.shardSnapshots.remove(k);
   }
 
   /** Runs inside the write transaction (on the main thread), so its reads see every earlier write. */
@@ -1004,18 +1121,13 @@ class LmdbStore implements Store {
       await this.root.close();
     } finally {
       openPaths.delete(this.path);
-      try {
-        if (readFileSync(join(this.path, ownerFile), 'utf8').trim() === String(process.pid)) rmSync(join(this.path, ownerFile), { force: true });
-      } catch {
-        // already gone
-      }
     }
   }
 }
 
 /**
  * Opens (or creates) the store in options.path. A directory written by another schema version,
- * or held by another live process, is refused with store_failed; a missing or empty one is fresh.
+ * or already open in this process, is refused with store_failed; a missing or empty one is fresh.
  */
 export function openStore(options: StoreOptions): Result<Store> {
   for (const name of ['mapSizeBytes', 'pendingWritesMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
@@ -1032,24 +1144,17 @@ export function openStore(options: StoreOptions): Result<Store> {
   } catch (err) {
     return fail(ErrorCode.store_failed, `cannot create data dir '${path}': ${(err as Error).message}`, 'path');
   }
-  const owner = join(path, ownerFile);
-  try {
-    const pid = Number(readFileSync(owner, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      return fail(ErrorCode.store_failed, `data dir '${path}' is in use by process ${pid}; one engine per data dir`, 'path');
-    }
-  } catch {
-    // no owner file: free
-  }
   let root: RootDatabase | undefined;
   try {
-    root = open({ path, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false, eventTurnBatching: false });
+    // noSubdir: a directory whose name has a dot (`/srv/mtm.prod`) is still a directory, not a file.
+    root = open({ path, noSubdir: false, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false, eventTurnBatching: false });
     // Check the version before creating anything, so a foreign directory is left as it was.
     const probe = { name: 'meta', create: false };
     const existingMeta = root.openDB<unknown, Key>(probe) as Database<unknown, Key> | undefined;
     const found = existingMeta?.get('schemaVersion');
     let fresh = found === undefined;
-    if (found !== undefined && found !== storeSchemaVersion) {
+    const migratedFrom = typeof found === 'number' && storeVersionsMigrated.includes(found) ? found : null;
+    if (found !== undefined && found !== storeSchemaVersion && migratedFrom === null) {
       void root.close().catch(() => undefined);
       return fail(
         ErrorCode.store_failed,
@@ -1083,14 +1188,18 @@ export function openStore(options: StoreOptions): Result<Store> {
     const snapshotHistory = root.openDB<PortfolioRecord, Key>('snapshotHistory', {});
     const prices = root.openDB<LastPrice, Key>('prices', {});
     const priceHistory = root.openDB<number, Key>('priceHistory', {});
+    // Raw bytes: the segments are decoded by the shard that loads them, never here.
+    const shardSnapshots = root.openDB<Uint8Array, Key>('shardSnapshots', { encoding: 'binary' });
     let lastSeq = 0;
     const metaSeq = meta.get('lastSeq');
     if (typeof metaSeq === 'number') lastSeq = metaSeq;
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
-    writeFileSync(owner, String(process.pid));
     openPaths.add(path);
-    return ok(new LmdbStore(path, root, meta, events, byPortfolio, byType, byTs, trades, snapshots, snapshotHistory, prices, priceHistory, options, lastSeq, fresh));
+    if (migratedFrom !== null) {
+      (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot on, seq epochs)`);
+    }
+    return ok(new LmdbStore(path, root, meta, events, byPortfolio, byType, byTs, trades, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, options, lastSeq, fresh, migratedFrom));
   } catch (err) {
     if (root !== undefined) void root.close().catch(() => undefined);
     return fail(ErrorCode.store_failed, `cannot open store in '${path}': ${(err as Error).message}`, 'path');

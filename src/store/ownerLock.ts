@@ -1,0 +1,145 @@
+// One engine per data directory, enforced by locks the kernel releases when their owner dies.
+//
+// Node has no flock(2). A listening unix-domain socket is the next best thing: the kernel closes
+// every descriptor of a process when it exits, before the process becomes a zombie, so a dead
+// owner stops answering at once, even while its parent has not reaped it yet, and a pid that was
+// reused by an unrelated process (after a reboot, in a new container) means nothing here. Two
+// sockets, because each covers what the other cannot:
+//  - an abstract-namespace socket named after the directory's device and inode (`\0mtm-data:D:I`):
+//    bind(2) is atomic, so of two engines starting at once exactly one gets it; it is released with
+//    the process and leaves no file behind. It is per network namespace, hence
+//  - `owner.sock` inside the directory: a second engine in another network namespace on the same
+//    kernel (a container sharing the volume) connects to it; a live owner answers with its pid,
+//    a dead one is ECONNREFUSED (then the stale file is replaced). Its path goes through
+//    /proc/self/fd when the directory's path is too long for sun_path (108 bytes).
+// owner.pid is still written, for people and the refusal message, and is never trusted.
+
+import { closeSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { ErrorCode, fail, ok, type Result } from '../errors.js';
+
+export const ownerSocketFile = 'owner.sock';
+export const ownerPidFile = 'owner.pid';
+/** How long a probe of owner.sock waits for the owner's answer before calling it dead. */
+export const ownerProbeTimeoutMs = 2_000;
+/** sun_path holds 108 bytes with its NUL; longer paths are reached through /proc/self/fd. */
+const socketPathBytesMax = 100;
+
+export interface DataDirLock {
+  readonly path: string;
+  /** Releases both sockets and owner.pid; idempotent. */
+  release(): Promise<void>;
+}
+
+function listen(server: Server, path: string): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    const onError = (err: NodeJS.ErrnoException) => resolve(err);
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve(null);
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** The pid a live owner answers with; null when nobody listens (ECONNREFUSED, ENOENT, no answer). */
+function probe(path: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    let text = '';
+    const done = (pid: number | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(pid);
+    };
+    const timer = setTimeout(() => done(null), ownerProbeTimeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) done(Number(text.trim()) || -1);
+    });
+    // Connected and then closed without a pid: something listens there, but not an engine.
+    socket.on('end', () => done(text === '' ? -1 : Number(text.trim()) || -1));
+    socket.on('error', () => done(null));
+  });
+}
+
+function answeringPid(server: Server): void {
+  server.on('connection', (socket) => {
+    socket.on('error', () => undefined);
+    socket.end(`${process.pid}\n`);
+  });
+}
+
+function busy(path: string, pid: number): Result<never> {
+  const who = pid > 0 ? `process ${pid}` : 'another process';
+  return fail(ErrorCode.store_failed, `data dir '${path}' is in use by ${who}; one engine per data dir`, 'path');
+}
+
+/**
+ * Takes the data directory (created if missing) for this process, or refuses with store_failed
+ * naming the live owner. A dead owner (crashed, killed, a zombie) never blocks.
+ */
+export async function lockDataDir(path: string): Promise<Result<DataDirLock>> {
+  let dirFd = -1;
+  let ino: string;
+  try {
+    const st = statSync(path);
+    if (!st.isDirectory()) return fail(ErrorCode.store_failed, `data dir '${path}' is not a directory`, 'path');
+    ino = `${st.dev}:${st.ino}`;
+  } catch (err) {
+    return fail(ErrorCode.store_failed, `cannot read data dir '${path}': ${(err as Error).message}`, 'path');
+  }
+  const abstract = createServer();
+  answeringPid(abstract);
+  const taken = await listen(abstract, `\0mtm-data:${ino}`);
+  if (taken !== null) {
+    if (taken.code !== 'EADDRINUSE') return fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${taken.message}`, 'path');
+    return busy(path, (await probe(`\0mtm-data:${ino}`)) ?? -1);
+  }
+  let socketPath = join(path, ownerSocketFile);
+  if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
+    dirFd = openSync(path, 'r');
+    socketPath = `/proc/self/fd/${dirFd}/${ownerSocketFile}`;
+  }
+  const inDir = createServer();
+  answeringPid(inDir);
+  const giveUp = async (result: Result<never>): Promise<Result<never>> => {
+    await close(abstract);
+    if (dirFd >= 0) closeSync(dirFd);
+    return result;
+  };
+  let err = await listen(inDir, socketPath);
+  if (err !== null && err.code === 'EADDRINUSE') {
+    const pid = await probe(socketPath);
+    if (pid !== null) return giveUp(busy(path, pid));
+    // Nobody answers: the owner died (its descriptors closed with it). Replace the stale file.
+    rmSync(join(path, ownerSocketFile), { force: true });
+    err = await listen(inDir, socketPath);
+  }
+  if (err !== null) return giveUp(fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${err.message}`, 'path'));
+  // Nothing else of this process should keep the engine alive for these sockets.
+  abstract.unref();
+  inDir.unref();
+  writeFileSync(join(path, ownerPidFile), String(process.pid));
+  let released: Promise<void> | null = null;
+  return ok({
+    path,
+    release: () => {
+      released ??= (async () => {
+        // The file first: once the socket stops listening another engine may take the directory.
+        rmSync(join(path, ownerPidFile), { force: true });
+        await close(inDir);
+        rmSync(join(path, ownerSocketFile), { force: true });
+        if (dirFd >= 0) closeSync(dirFd);
+        await close(abstract);
+      })();
+      return released;
+    },
+  });
+}
