@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import hdr from 'hdr-histogram-js';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
-import { startObservability, type Observability } from '../src/metrics/observability.js';
+import { startObservability, type Observability } from '../src/server/observability.js';
 import { defaultSampleIntervalMs } from '../src/metrics/engineMetrics.js';
 import { startServer } from '../src/server/server.js';
 import { loadUws } from '../src/server/uws.js';

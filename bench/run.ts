@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--rate N] [--seconds N] [--out DIR] [--update-docs]
+// npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--workload W1|W2] [--frames single|connection] [--publishers N] [--rate N] [--seconds N] [--out DIR] [--update-docs]
 //
 // Runs the benchmark scenarios against three systems, each a separate process over loopback sockets,
 // with load generators in their own processes: mtm (this engine and server), the peer (the
@@ -14,10 +14,11 @@ import { errorText } from './loadgen/common.js';
 import { Progress } from './report/progress.js';
 import { markdownTable, machineLine, scenarioRatios, textTable, type Report, type ScenarioReport } from './report/report.js';
 import { installCleanup, killAll, setClockTicks } from './scenarios/children.js';
-import { fullScale, quickScale, scenarioNames, type Scale, type ScenarioName } from './scenarios/config.js';
+import { fullScale, quickScale, scenarioNames, workloadNames, type Scale, type ScenarioName, type StreamingScenario, type WorkloadName } from './scenarios/config.js';
 import { kernel } from './scenarios/kernel.js';
 import { recovery } from './scenarios/recovery.js';
 import { max, spike, steady } from './scenarios/streaming.js';
+import type { StreamSetup } from './scenarios/stream.js';
 import { systemNames, type SystemName } from './scenarios/systems.js';
 import { tradeModes, trades } from './scenarios/trades.js';
 
@@ -29,15 +30,21 @@ interface Args {
   systems: SystemName[];
   rate: number | null;
   seconds: number | null;
+  /** Every streaming scenario on this workload (default: steady and spike W1, max W2). */
+  workload: WorkloadName | null;
+  publishers: number | null;
+  /** Subscribers ask for per-connection frames (subscribe option frames: 'connection'). */
+  frames: 'single' | 'connection';
   out: string;
 }
 
-const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--rate TICKS_PER_S] [--seconds S] [--out DIR] [--update-docs]
+const usage = `usage: node dist/bench/run.js [--quick] [--scenario NAME[,NAME...]] [--systems mtm,peer,limit] [--workload W1|W2] [--frames single|connection] [--publishers N] [--rate TICKS_PER_S] [--seconds S] [--out DIR] [--update-docs]
 scenarios: ${scenarioNames.join(', ')} (default: all)
+--workload: the streaming scenarios' workload (default: steady and spike on W1, max on W2); --publishers: publisher processes (default: W1 1, W2 2)
 --update-docs: write this run's table and machine into docs/BENCHMARKS.md (between its bench:results markers)`;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, updateDocs: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, out: join(projectRoot(), 'bench', 'results') };
+  const a: Args = { quick: false, updateDocs: false, scenarios: [], systems: [...systemNames], rate: null, seconds: null, workload: null, publishers: null, frames: 'single', out: join(projectRoot(), 'bench', 'results') };
   const list = <T extends string>(v: string | undefined, allowed: readonly T[], what: string): T[] => {
     const items = (v ?? '').split(',').filter((x) => x !== '');
     for (const x of items) if (!allowed.includes(x as T)) throw new Error(`unknown ${what} '${x}'; expected one of ${allowed.join(', ')}\n${usage}`);
@@ -56,6 +63,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--systems' || k === '--system') a.systems = list(argv[++i], systemNames, 'systems');
     else if (k === '--rate') a.rate = num(argv[++i], 'rate');
     else if (k === '--seconds') a.seconds = num(argv[++i], 'seconds');
+    else if (k === '--workload') a.workload = list(argv[++i], workloadNames, 'workload')[0];
+    else if (k === '--frames') a.frames = list(argv[++i], ['single', 'connection'] as const, 'frames')[0];
+    else if (k === '--publishers') a.publishers = Math.min(16, Math.ceil(num(argv[++i], 'publishers')));
     else if (k === '--out') a.out = argv[++i] ?? a.out;
     else if (k === '--update-docs') a.updateDocs = true;
     else if (k === '--help' || k === '-h') {
@@ -112,6 +122,27 @@ function definitions(scale: Scale): Record<ScenarioName, { definition: string; p
         'Revaluation positions/s on bench/kernel.ts\'s 1M-position book (dense: every symbol moves; sparse: 1%). mtm: bench/kernel.js (WASM and TS kernels); peer: its from-scratch per-tick revaluation; limit: one gather-multiply per position over typed arrays (a floor, not an implementation).',
       params: scale.kernel,
     },
+  };
+}
+
+function workloadRecord(w: StreamSetup): Record<string, number | string> {
+  return {
+    name: w.workloadName,
+    portfolios: w.workload.portfolios,
+    positionsPerPortfolio: w.workload.positionsPerPortfolio,
+    symbols: w.workload.symbols,
+    zipfS: w.workload.zipfS,
+    seed: w.workload.seed,
+    connections: w.connections,
+    subscriptionsPerConnection: w.perConnection,
+    subscriptions: w.connections * w.perConnection,
+    encoding: w.encoding,
+    frames: w.frames,
+    throttleMs: 0,
+    clientProcesses: w.clientProcesses,
+    publishers: w.publishers,
+    publisherIntervalMs: w.publisherIntervalMs,
+    windowMs: w.windowMs,
   };
 }
 
@@ -175,6 +206,9 @@ async function main(): Promise<number> {
     scale.spike.rate = args.rate;
   }
   if (args.seconds !== null) scale.steady.measureMs = args.seconds * 1000;
+  if (args.workload !== null) for (const k of Object.keys(scale.workloads) as StreamingScenario[]) scale.workloads[k] = args.workload;
+  if (args.publishers !== null) for (const w of workloadNames) scale.streams[w].publishers = args.publishers;
+  for (const w of workloadNames) scale.streams[w].frames = args.frames;
   try {
     setClockTicks(Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()));
   } catch {
@@ -201,21 +235,8 @@ async function main(): Promise<number> {
       loadAverageStart: Math.round(load0 * 100) / 100,
       loadAverageEnd: 0,
     },
-    workload: {
-      portfolios: scale.stream.workload.portfolios,
-      positionsPerPortfolio: scale.stream.workload.positionsPerPortfolio,
-      symbols: scale.stream.workload.symbols,
-      zipfS: scale.stream.workload.zipfS,
-      seed: scale.stream.workload.seed,
-      connections: scale.stream.connections,
-      subscriptionsPerConnection: scale.stream.perConnection,
-      subscriptions: scale.stream.connections * scale.stream.perConnection,
-      throttleMs: 0,
-      clientProcesses: scale.stream.clientProcesses,
-      publishers: scale.stream.publishers,
-      publisherIntervalMs: scale.stream.publisherIntervalMs,
-      windowMs: scale.stream.windowMs,
-    },
+    workload: workloadRecord(scale.stream),
+    workloads: { W1: workloadRecord(scale.streams.W1), W2: workloadRecord(scale.streams.W2) },
     scenarios: {},
     ratios: {},
     errors: [],
@@ -225,6 +246,7 @@ async function main(): Promise<number> {
   progress.setTotal(tasks);
   for (const s of args.scenarios) {
     const sr: ScenarioReport = { definition: defs[s].definition, params: defs[s].params, systems: {}, ratios: {} };
+    if (s === 'steady' || s === 'max' || s === 'spike') sr.workload = scale.workloads[s];
     report.scenarios[s] = sr;
     for (const sys of args.systems) {
       progress.begin(`${s} / ${sys}`, expectedMs(s, scale));
@@ -257,7 +279,11 @@ async function main(): Promise<number> {
   const markdown = `Run ${report.startedAt} (${report.seconds} s, \`${['node dist/bench/run.js', ...report.argv].join(' ')}\`), report \`${relative(projectRoot(), file)}\`.\n\nMachine: ${machineLine(report)}.\n\n${markdownTable(report)}\n`;
   writeFileSync(join(args.out, `${stamp}.md`), markdown);
   console.log(`\nmtm-engine benchmarks, ${report.seconds} s. Machine: ${machineLine(report)}`);
-  console.log(`workload: ${report.workload.portfolios} portfolios x ${report.workload.positionsPerPortfolio} positions over ${report.workload.symbols} symbols (Zipf s=${report.workload.zipfS}), ${report.workload.connections} connections x ${report.workload.subscriptionsPerConnection} subscriptions, no throttle\n`);
+  for (const w of workloadNames) {
+    const x = report.workloads[w];
+    console.log(`${w}: ${x.portfolios} portfolios x ${x.positionsPerPortfolio} positions over ${x.symbols} symbols (Zipf s=${x.zipfS}), ${x.connections} connections x ${x.subscriptionsPerConnection} subscriptions (${x.encoding}, frames ${x.frames}), no throttle, ${x.clientProcesses} subscriber / ${x.publishers} publisher processes`);
+  }
+  console.log('');
   console.log(textTable(report));
   console.log(`\nratios: mtm / peer and mtm / limit (higher is better for rates, lower for latencies and times)`);
   if (report.errors.length > 0) console.log(`\n${report.errors.length} failed: \n  ${report.errors.join('\n  ')}`);

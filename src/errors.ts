@@ -105,3 +105,13 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
 };
+
+/** The HTTP status of an error code: the one mapping every answer goes through (500 for a code the table lacks). */
+export function httpStatusFor(code: string): number {
+  return httpStatusOf[code as ErrorCode] ?? 500;
+}
+
+/** The one shard_restarting answer: a command reached a shard that is being restarted (retryable). */
+export function shardRestartingError(shard: number): EngineError {
+  return { code: ErrorCode.shard_restarting, message: `shard ${shard} is restarting; retry shortly`, retryable: true };
+}

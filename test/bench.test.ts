@@ -1,7 +1,9 @@
 // Smoke test of the benchmark harness: `node dist/bench/run.js --quick` runs every scenario against
 // every system (real processes over loopback sockets) and writes a report in which every scenario
-// and system carries its figures as finite numbers. No threshold is asserted: machines are shared
-// and noisy; docs/BENCHMARKS.md holds the measured figures.
+// and system carries its figures as finite numbers, the streaming scenarios name their workload
+// (steady and spike W1, max W2), W1 steady carries the JSON subscribers' run beside the binary one,
+// and every measured phase says whether the load generator bounded it. No threshold is asserted:
+// machines are shared and noisy; docs/BENCHMARKS.md holds the measured figures.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -17,10 +19,11 @@ const systems = ['mtm', 'peer', 'limit'] as const;
 /** Figures every system must report in each scenario (paths in its result). */
 function required(scenario: (typeof scenarios)[number], system: (typeof systems)[number]): string[] {
   switch (scenario) {
-    case 'steady':
-      return ['ticksSentPerSecond', 'updatesPerSecond', 'latency.count', 'latency.p50Ms', 'latency.p99Ms', 'latency.p999Ms', 'serverCpuCores', 'serverRssMaxMb', 'tickLoss', 'updateLoss'].map(
-        (f) => 'measured.' + f,
-      );
+    case 'steady': {
+      const fields = ['ticksSentPerSecond', 'updatesPerSecond', 'latency.count', 'latency.p50Ms', 'latency.p99Ms', 'latency.p999Ms', 'serverCpuCores', 'serverRssMaxMb', 'tickLoss', 'updateLoss', 'clientCpuMaxCores', 'publisherCpuMaxCores'];
+      // The peer speaks JSON only: its one run is its JSON run; mtm and the limit run JSON subscribers beside.
+      return fields.map((f) => 'measured.' + f).concat(system === 'peer' ? [] : ['json.measured.updatesPerSecond', 'json.measured.latency.p99Ms']);
+    }
     case 'max':
       return ['maxSustainedTicksPerSecond', 'steps.0.rate', 'steps.0.p99Ms'];
     case 'spike':
@@ -56,6 +59,18 @@ describe('npm run bench -- --quick', () => {
       expect(typeof report.machine.cpuModel).toBe('string');
       expect(report.machine.node).toBe(process.version);
       expect(report.workload.portfolios).toBeGreaterThan(0);
+      expect(report.workloads.W1.subscriptions).toBe(report.workloads.W1.portfolios);
+      expect(report.workloads.W2.subscriptions).toBeLessThan(report.workloads.W1.subscriptions as number);
+      expect(report.scenarios.steady?.workload).toBe('W1');
+      expect(report.scenarios.spike?.workload).toBe('W1');
+      expect(report.scenarios.max?.workload).toBe('W2');
+      for (const sys of systems) {
+        const steady = report.scenarios.steady?.systems[sys] as { measured: { loadgenBound: unknown }; json?: { measured: { loadgenBound: unknown } } };
+        expect(typeof steady.measured.loadgenBound, `steady / ${sys}: loadgenBound`).toBe('boolean');
+        if (sys !== 'peer') expect(typeof steady.json?.measured.loadgenBound, `steady json / ${sys}`).toBe('boolean');
+        const max = report.scenarios.max?.systems[sys] as { steps: { loadgenBound: unknown }[] };
+        for (const step of max.steps) expect(typeof step.loadgenBound, `max / ${sys}: step loadgenBound`).toBe('boolean');
+      }
       for (const s of scenarios) {
         const sr = report.scenarios[s];
         expect(sr, `scenario ${s}`).toBeDefined();

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
-import { optionSpecs } from '../src/cli/args.js';
+import { envName, optionTable } from '../src/cli/options.js';
 import { ensureBuilt, tempDir } from './support/engine.js';
 
 const cli = join(import.meta.dirname, '..', 'dist/src/cli/main.js');
@@ -36,7 +36,7 @@ describe('mtm command line', () => {
     const { done } = run(['--help']);
     const { code, out } = await done;
     expect(code).toBe(0);
-    for (const spec of optionSpecs) expect(out).toContain(`--${spec.flag}`), expect(out).toContain(spec.env);
+    for (const spec of optionTable) expect(out).toContain(`--${spec.name}`), expect(out).toContain(envName(spec.name));
   });
 
   it('refuses unknown options and bad values with a clear message', async () => {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { openApiDocument } from '../src/server/openapi.js';
-import { startObservability, type Observability } from '../src/metrics/observability.js';
+import { startObservability, type Observability } from '../src/server/observability.js';
 import { sampleSlots } from '../src/metrics/engineMetrics.js';
 import { BucketCounts, bucketQuantile, type BucketSnapshot } from '../src/metrics/buckets.js';
 import { Ring } from '../src/metrics/ring.js';

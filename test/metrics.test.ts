@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { failureResult } from '../src/engine/counters.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { startObservability, type Observability } from '../src/metrics/observability.js';
+import { startObservability, type Observability } from '../src/server/observability.js';
 import { metricCatalog } from '../src/metrics/catalog.js';
 import { encodeFeedRegister, encodeFeedTicks } from '../src/client/binary.js';
 import { TestSocket, http, isType, sleep, until } from './support/serverHarness.js';

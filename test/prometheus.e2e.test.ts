@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { loadUws } from '../src/server/uws.js';
-import { startObservability, type Observability } from '../src/metrics/observability.js';
+import { startObservability, type Observability } from '../src/server/observability.js';
 import { initialPrices, runDemo, seedDemoBook, type DemoOptions, type RunningDemo } from '../src/demo/demo.js';
 import { seeded } from '../src/sim/random.js';
 import { projectRoot } from '../src/projectRoot.js';

@@ -1,19 +1,27 @@
 // The transport limit: the same feed delivered to the same subscribers through uWebSockets.js with no
-// valuation at all, to measure what the transport alone can deliver on this machine. Exactly:
+// valuation at all, to measure what the transport alone can deliver on this machine, moving the same
+// bytes per update as mtm. Exactly:
 //   - /ws/feed: binary register and ticks frames (src/client/binary.ts). Each accepted tick only marks
 //     its symbol dirty and keeps the newest ts per symbol (typed arrays, no allocation).
 //   - once per event-loop turn (setImmediate, as the mtm engine schedules its flush), the dirty symbols
-//     are expanded to the portfolios holding them (the W1 holdings, loaded at start as index lists) and
-//     each such portfolio gets ONE small JSON update, published to its uWS topic p/<id>:
-//       {"type":"update","portfolio_id":"w-000042","seq":17,"tick_ts":1732000000000.123}
+//     are expanded to the portfolios holding them (the workload's holdings, loaded at start as CSR
+//     index lists) and each such portfolio gets ONE update carrying one position record per dirty
+//     symbol it holds, exactly as mtm's delta does (the positions that changed), published to a topic
+//     given as bytes (pre-encoded Buffers, no per-update strings):
+//       binary subscribers, topic p/<id>/b: a binary update in mtm's layout (src/client/binary.ts), same
+//         length as mtm's for the same dirty positions: the header written in place into one reused
+//         buffer and each position copied from a per-symbol record encoded at start (figures zero);
+//       JSON subscribers, topic p/<id>/j: {"type":"update","portfolio_id":...,"seq":...,"tick_ts":...,
+//         totals, "positions":[...]} from per-symbol templates encoded at start (about mtm's size).
 //     seq counts per portfolio; tick_ts is the newest tick ts among that portfolio's dirty symbols.
-//     This is mtm's delivery pattern (one update per portfolio per batch, topics, same uWS settings)
-//     minus the work: no positions, no totals, no serialization of real figures.
-//   - /ws: subscribe (subscribes the socket to the topics, answers subscribed and a tiny snapshot
-//     per portfolio), trade (acknowledged at once: no book, no journal), ping.
+//     This is mtm's delivery pattern (one update per portfolio per batch, same uWS settings) minus the
+//     work: no valuation, no figures computed, nothing serialized per update beyond a header.
+//   - /ws: subscribe (encoding json|binary; subscribes the socket to the topics, answers subscribed
+//     and a tiny snapshot per portfolio), trade (acknowledged at once: no book, no journal), ping.
 // Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
 import type { WebSocket } from 'uWebSockets.js';
-import { decodeFeedFrame, readTick, type BinaryTick } from '../../src/client/binary.js';
+import { decodeFeedFrame, encodeUpdate, readTick, totalsFields, UPDATE_BINARY_VERSION, type BinaryTick } from '../../src/client/binary.js';
+import type { PositionView } from '../../src/domain/types.js';
 import { loadUws } from '../../src/server/uws.js';
 import { symbolName } from '../../src/sim/random.js';
 import { W1, holdingsOf, portfolioId, type Workload } from '../workload.js';
@@ -27,12 +35,20 @@ interface UserData {
   kind: 'main' | 'feed';
   /** Feed: this connection's symbol id -> symbol index (-1: unknown symbol). */
   symbols: number[];
+  /** frames: 'connection' subscriptions of this socket: portfolio indexes, and whether each is binary. */
+  framed: number[];
+  framedBinary: boolean[];
 }
 
 const cfg = serverConfig<RelayConfig>({ workload: W1 });
 /** Same bounds as the mtm server's defaults (src/server/options.ts), so both transports are configured alike. */
 const maxPayloadBytes = 64 * 1024;
 const backpressureBytesMax = 4 * 1024 * 1024 + 256 * 1024;
+// The per-connection updates frame (src/client/delta.ts): u8 kind 0x02 | u8 version | u16 0 | u32 count,
+// then per record u32 length + the record.
+const updatesKind = 0x02;
+const updatesHeaderBytes = 8;
+const recordPrefixBytes = 4;
 
 runBenchServer(async () => {
   const { uws, binary } = loadUws();
@@ -44,14 +60,36 @@ runBenchServer(async () => {
   for (let s = 0; s < S; s++) symbolIndex.set(symbolName(s), s);
   const ids: string[] = Array.from({ length: P }, (_, i) => portfolioId(i));
   const indexOfId = new Map<string, number>(ids.map((id, i) => [id, i]));
-  const topics = ids.map((id) => `p/${id}`);
-  // Holders per symbol as one CSR index (offsets + portfolio indexes).
+  const binaryTopics = ids.map((id) => Buffer.from(`p/${id}/b`));
+  const jsonTopics = ids.map((id) => Buffer.from(`p/${id}/j`));
+  // Holders per symbol and holdings per portfolio, as CSR indexes (offsets + indexes).
   const lists: number[][] = Array.from({ length: S }, () => []);
-  for (const h of holdingsOf(w)) lists[symbolIndex.get(h.symbol) as number].push(indexOfId.get(h.portfolio) as number);
+  const held: number[][] = Array.from({ length: P }, () => []);
+  for (const h of holdingsOf(w)) {
+    const s = symbolIndex.get(h.symbol) as number;
+    const p = indexOfId.get(h.portfolio) as number;
+    lists[s].push(p);
+    held[p].push(s);
+  }
   const offsets = new Int32Array(S + 1);
   for (let s = 0; s < S; s++) offsets[s + 1] = offsets[s] + lists[s].length;
   const holders = new Int32Array(offsets[S]);
   for (let s = 0; s < S; s++) holders.set(lists[s], offsets[s]);
+  const heldAt = new Int32Array(P + 1);
+  for (let p = 0; p < P; p++) heldAt[p + 1] = heldAt[p] + held[p].length;
+  const heldSymbols = new Int32Array(heldAt[P]);
+  for (let p = 0; p < P; p++) heldSymbols.set(held[p], heldAt[p]);
+  const encoding = updateEncoding(P, S, ids, heldAt);
+  /** Sockets with frames: 'connection' subscriptions (one frame per socket per flush). */
+  const framedSockets = new Set<WebSocket<UserData>>();
+  // Each dirty portfolio's record is encoded once per flush (arena) for every socket that watches it.
+  const arena = Buffer.alloc(P * encoding.recordBytesMax);
+  const recAt = new Int32Array(P);
+  const recLen = new Int32Array(P);
+  const recStamp = new Uint32Array(P);
+  const jsonOf: string[] = new Array<string>(P).fill('');
+  const jsonStamp = new Uint32Array(P);
+  let frameScratch = Buffer.alloc(1 << 20);
 
   const symTs = new Float64Array(S);
   const symStamp = new Uint32Array(S);
@@ -64,7 +102,7 @@ runBenchServer(async () => {
   let pfEpoch = 1;
   const seq = new Float64Array(P);
   let flushScheduled = false;
-  const counters = { ticksAccepted: 0, ticksRejected: 0, updatesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
+  const counters = { ticksAccepted: 0, ticksRejected: 0, portfoliosDirty: 0, updatesPublished: 0, framesSent: 0, bytesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
 
   const app = uws.App();
   const flush = (): void => {
@@ -83,15 +121,87 @@ runBenchServer(async () => {
         } else if (ts > pfTs[p]) pfTs[p] = ts;
       }
     }
-    symCount = 0;
-    symEpoch = (symEpoch + 1) >>> 0 || 1;
+    const asOf = Date.now();
     for (let k = 0; k < n; k++) {
       const p = pfList[k];
       seq[p]++;
-      app.publish(topics[p], `{"type":"update","portfolio_id":"${ids[p]}","seq":${seq[p]},"tick_ts":${pfTs[p]}}`, false);
+      // Only encodings someone listens to are built (mtm too encodes JSON only for JSON subscribers).
+      if (app.numSubscribers(binaryTopics[p]) > 0) {
+        const len = encoding.binary(encoding.scratch, 0, p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+        app.publish(binaryTopics[p], encoding.scratch.subarray(0, len), true);
+        counters.updatesPublished++;
+        counters.bytesPublished += len;
+      }
+      if (app.numSubscribers(jsonTopics[p]) > 0) {
+        const text = encoding.json(p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+        app.publish(jsonTopics[p], text, false);
+        counters.updatesPublished++;
+        counters.bytesPublished += text.length;
+      }
     }
-    counters.updatesPublished += n;
+    if (framedSockets.size > 0) sendFrames(asOf);
+    symCount = 0;
+    symEpoch = (symEpoch + 1) >>> 0 || 1;
+    counters.portfoliosDirty += n;
     counters.flushes++;
+  };
+
+  /** One frame per socket with frames: 'connection' subscriptions, carrying its dirty portfolios' updates. */
+  const sendFrames = (asOf: number): void => {
+    let arenaAt = 0;
+    for (const ws of framedSockets) {
+      const u = ws.getUserData();
+      // A socket over the bound is skipped (its next update then shows a seq hole), as publish does.
+      if (ws.getBufferedAmount() > backpressureBytesMax) continue;
+      let records = 0;
+      let o = updatesHeaderBytes;
+      let json = '';
+      let jsonCount = 0;
+      for (let k = 0; k < u.framed.length; k++) {
+        const p = u.framed[k];
+        if (pfStamp[p] !== pfEpoch) continue;
+        if (u.framedBinary[k]) {
+          if (recStamp[p] !== pfEpoch) {
+            recStamp[p] = pfEpoch;
+            recAt[p] = arenaAt;
+            recLen[p] = encoding.binary(arena, arenaAt, p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+            arenaAt += recLen[p];
+          }
+          if (o + recordPrefixBytes + recLen[p] > frameScratch.length) {
+            const grown = Buffer.alloc(frameScratch.length * 2 + recLen[p]);
+            frameScratch.copy(grown, 0, 0, o);
+            frameScratch = grown;
+          }
+          frameScratch.writeUInt32LE(recLen[p], o);
+          arena.copy(frameScratch, o + recordPrefixBytes, recAt[p], recAt[p] + recLen[p]);
+          o += recordPrefixBytes + recLen[p];
+          records++;
+        } else {
+          if (jsonStamp[p] !== pfEpoch) {
+            jsonStamp[p] = pfEpoch;
+            jsonOf[p] = encoding.json(p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
+          }
+          json += (jsonCount === 0 ? '' : ',') + jsonOf[p];
+          jsonCount++;
+        }
+      }
+      if (records > 0) {
+        frameScratch[0] = updatesKind;
+        frameScratch[1] = encoding.version;
+        frameScratch.writeUInt16LE(0, 2);
+        frameScratch.writeUInt32LE(records, 4);
+        ws.send(frameScratch.subarray(0, o), true);
+        counters.framesSent++;
+        counters.bytesPublished += o;
+      }
+      if (jsonCount > 0) {
+        const text = `{"type":"updates","updates":[${json}]}`;
+        ws.send(text, false);
+        counters.framesSent++;
+        counters.bytesPublished += text.length;
+      }
+      counters.updatesPublished += records + jsonCount;
+    }
   };
 
   const tick: BinaryTick = { symbolId: 0, price: 0, ts: 0, size: 0 };
@@ -139,7 +249,7 @@ runBenchServer(async () => {
   };
 
   const onMain = (ws: WebSocket<UserData>, data: ArrayBuffer): void => {
-    let m: { op?: unknown; id?: unknown; portfolios?: unknown; portfolio?: unknown; trade?: { trade_id?: unknown } };
+    let m: { op?: unknown; id?: unknown; portfolios?: unknown; portfolio?: unknown; encoding?: unknown; frames?: unknown; trade?: { trade_id?: unknown } };
     try {
       m = JSON.parse(Buffer.from(data).toString('utf8')) as typeof m;
     } catch {
@@ -153,14 +263,30 @@ runBenchServer(async () => {
         if (p === undefined) ws.send(JSON.stringify({ type: 'error', id: m.id, code: 'portfolio_not_found', message: `portfolio '${String(pid)}' not found` }));
         else accepted.push(p);
       }
+      const binary = m.encoding === 'binary';
+      const framed = m.frames === 'connection';
+      const u = ws.getUserData();
       ws.cork(() => {
         ws.send(JSON.stringify({ type: 'subscribed', id: m.id, portfolios: accepted.map((p) => ids[p]) }));
         for (const p of accepted) {
-          ws.subscribe(topics[p]);
+          // Subscribing again replaces the subscription (its encoding and framing), as in mtm.
+          ws.unsubscribe(binaryTopics[p]);
+          ws.unsubscribe(jsonTopics[p]);
+          const k = u.framed.indexOf(p);
+          if (k >= 0) {
+            u.framed.splice(k, 1);
+            u.framedBinary.splice(k, 1);
+          }
+          if (framed) {
+            u.framed.push(p);
+            u.framedBinary.push(binary);
+          } else ws.subscribe(binary ? binaryTopics[p] : jsonTopics[p]);
           ws.send(`{"type":"snapshot","resync":false,"portfolio_id":"${ids[p]}","seq":${seq[p]}}`);
           counters.snapshotsSent++;
         }
       });
+      if (u.framed.length > 0) framedSockets.add(ws);
+      else framedSockets.delete(ws);
     } else if (m.op === 'trade') {
       ws.send(JSON.stringify({ type: 'ack', id: m.id, trade_id: m.trade?.trade_id, portfolio_id: m.portfolio, applied: true }));
       counters.tradesAcked++;
@@ -180,7 +306,7 @@ runBenchServer(async () => {
     compression: uws.DISABLED,
     upgrade: (res: import('uWebSockets.js').HttpResponse, req: import('uWebSockets.js').HttpRequest, context: import('uWebSockets.js').us_socket_context_t) => {
       res.upgrade<UserData>(
-        { kind, symbols: [] },
+        { kind, symbols: [], framed: [], framedBinary: [] },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -196,8 +322,9 @@ runBenchServer(async () => {
         else ws.send(JSON.stringify({ type: 'error', code: 'invalid_field', message: 'the relay accepts binary feed frames only' }));
       } else onMain(ws, data);
     },
-    close: () => {
+    close: (ws: WebSocket<UserData>) => {
       counters.connections--;
+      framedSockets.delete(ws);
     },
   });
   app.ws<UserData>('/ws', behavior('main'));
@@ -220,3 +347,83 @@ runBenchServer(async () => {
     },
   };
 });
+
+/** Bytes of the position records and JSON templates: symbols are the workload's (SYM0000..). */
+function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array) {
+  // One position record per symbol, in mtm's binary layout: encodeUpdate of a one-position update,
+  // minus its header (the same code mtm encodes with, so the record length is mtm's by construction).
+  const position = (s: number): PositionView => ({
+    symbol: symbolName(s),
+    currency: 'USD',
+    quantity: 0,
+    avg_cost: 0,
+    last_price: 0,
+    market_value: 0,
+    unrealized_pnl: 0,
+    realized_pnl: 0,
+    return_rate: 0,
+    weight: 0,
+    fx_rate: null,
+    price_ts: 0,
+    price_age_ms: 0,
+    stale: false,
+  });
+  const totals = Object.fromEntries(totalsFields.map((f) => [f, 0])) as Record<(typeof totalsFields)[number], number>;
+  const bare = (id: string, positions: PositionView[]) => encodeUpdate({ portfolio_id: id, seq: 0, as_of: 0, state: 'active', tick_ts: 0, positions, ...totals });
+  const records: Buffer[] = [];
+  for (let s = 0; s < S; s++) {
+    const one = bare('x', [position(s)]);
+    const head = bare('x', []).length;
+    records.push(Buffer.from(one.buffer, one.byteOffset + head, one.length - head));
+  }
+  const heads = ids.map((id) => Buffer.from(bare(id, [])));
+  let most = 0;
+  for (let p = 0; p < P; p++) most = Math.max(most, heldAt[p + 1] - heldAt[p]);
+  let recordMax = 0;
+  for (const r of records) recordMax = Math.max(recordMax, r.length);
+  let headMax = 0;
+  for (const h of heads) headMax = Math.max(headMax, h.length);
+  const scratch = Buffer.alloc(headMax + most * recordMax);
+  // JSON: the same fields as mtm's update, figures as long as typical ones.
+  const jsonTotals = totalsFields.map((f) => `"${f}":1234567.891234`).join(',');
+  const jsonPositions: string[] = [];
+  for (let s = 0; s < S; s++) {
+    jsonPositions.push(
+      `{"symbol":"${symbolName(s)}","currency":"USD","quantity":123,"avg_cost":123.456789,"last_price":123.456789,"market_value":15185.185047,"unrealized_pnl":-12.345678,"realized_pnl":0,"return_rate":-0.000812,"weight":0.041234,"fx_rate":null,"price_ts":1765000000000.123,"price_age_ms":0.123,"stale":false}`,
+    );
+  }
+  return {
+    scratch,
+    version: UPDATE_BINARY_VERSION,
+    recordBytesMax: headMax + most * recordMax,
+    /** Writes portfolio p's update into out at `start`; returns its length. Positions: p's symbols stamped `epoch`. */
+    binary(out: Buffer, start: number, p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): number {
+      const head = heads[p];
+      head.copy(out, start);
+      const o = start + 7 + head[6];
+      out.writeDoubleLE(seq, o);
+      out.writeDoubleLE(seq, o + 8);
+      out.writeDoubleLE(asOf, o + 16);
+      out.writeDoubleLE(tickTs, o + 24);
+      let len = head.length;
+      let count = 0;
+      for (let j = at[p]; j < at[p + 1]; j++) {
+        const s = heldSymbols[j];
+        if (stamp[s] !== epoch) continue;
+        len += records[s].copy(out, start + len);
+        count++;
+      }
+      out.writeUInt16LE(count, start + 4);
+      return len;
+    },
+    json(p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): string {
+      let positions = '';
+      for (let j = at[p]; j < at[p + 1]; j++) {
+        const s = heldSymbols[j];
+        if (stamp[s] !== epoch) continue;
+        positions += (positions === '' ? '' : ',') + jsonPositions[s];
+      }
+      return `{"type":"update","portfolio_id":"${ids[p]}","seq":${seq},"as_of":${asOf},"state":"active","tick_ts":${tickTs},${jsonTotals},"positions":[${positions}]}`;
+    },
+  };
+}

@@ -1,25 +1,43 @@
-// Subscriber process: holds connections [from, to) of the layout (ws package), each subscribing to
-// perConnection portfolios over /ws with JSON encoding and no throttle, and measures every update's
-// tick-to-client latency: arrival (nowMs) - tick_ts, into 100 ms windows of HDR histograms that are
-// pushed to the orchestrator as they complete.
+// Subscriber process: holds connections [from, to) of the layout, each subscribing to perConnection
+// portfolios over /ws (encoding json or binary, no throttle), and measures every update's
+// tick-to-client latency: arrival - tick_ts, into 100 ms windows of HDR histograms pushed to the
+// orchestrator as they complete, with this process's own CPU (process.cpuUsage) so that the
+// orchestrator can tell when the load generator, not the server, is the bottleneck.
 //
-// Updates are not JSON.parsed: the fields needed (portfolio_id, seq, from_seq, tick_ts) are found by
-// byte search. Two client processes must absorb what the server sends on a 2-core machine, and a full
-// parse of every update would make the clients, not the server, the bottleneck. Snapshots and control
-// messages are rare and parsed normally.
-import WebSocket from 'ws';
-import { childConfig, cpuSeconds, exitWithParent, fatal, nowMs, portfoliosOfConnection, send, sleep, Windows } from './common.js';
+// Built not to be the bottleneck (issue 14): raw TCP sockets with the WebSocket frame loop by hand
+// (rawWs.ts: one read buffer for every connection, one clock read per socket read), and updates read
+// in place (updateFields.ts: binary fields at fixed offsets, JSON fields by key search). Snapshots and
+// control messages are rare and parsed normally.
+import type { Histogram } from 'hdr-histogram-js';
+import { portfolioId } from '../workload.js';
+import { childConfig, cpuSeconds, exitWithParent, fatal, newHistogram, nowMs, portfolioIndexesOfConnection, recordMs, send, sleep, Windows, type WindowCounts } from './common.js';
 import type { ClientsConfig, ClientsIn, ClientsTotals } from './messages.js';
+import { Opcode, RawWs, type RawWsHandler } from './rawWs.js';
+import { forEachJsonUpdate, forEachRecord, isJsonSnapshot, isJsonUpdate, isJsonUpdates, isUpdatesFrame, newUpdateFields, readBinaryUpdate, readJsonUpdate, type UpdateFields } from './updateFields.js';
 
 const cfg = childConfig<ClientsConfig>();
 const windows = new Windows(cfg.t0, cfg.windowMs);
-const totals: ClientsTotals = { updates: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0, errors: 0, closed: 0, firstError: '' };
-const sockets: WebSocket[] = [];
+const totals: ClientsTotals = { updates: 0, frames: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0, errors: 0, closed: 0, firstError: '' };
+const S = cfg.perConnection;
+const connections = cfg.to - cfg.from;
+/** Per subscription (local connection index x S + j): the portfolio index it watches and its last seq (NaN before its snapshot). */
+const watched = new Int32Array(connections * S);
+const lastSeq = new Float64Array(connections * S).fill(NaN);
+const sockets: RawWs[] = [];
 let subscribed = 0;
 let snapshots = 0;
 let ready = false;
 let finishing = false;
 let lastPush = 0;
+/** The window of the last read's time: one Map lookup per read, not per message. */
+let curT = -1;
+let cur: { counts: WindowCounts; hist: Histogram | null } = windows.at(nowMs());
+const fields: UpdateFields = newUpdateFields();
+
+for (let c = 0; c < connections; c++) {
+  const ps = portfolioIndexesOfConnection(cfg.from + c, S, cfg.portfolios);
+  for (let j = 0; j < S; j++) watched[c * S + j] = ps[j];
+}
 
 /**
  * Pushes the completed windows. Called from the timer and, because a backlogged process can spend
@@ -29,40 +47,7 @@ function push(t: number): void {
   if (!ready || finishing) return;
   lastPush = t;
   send({ type: 'windows', windows: windows.take(t), cpuSeconds: cpuSeconds(), updates: totals.updates });
-}
-
-const UPDATE = Buffer.from('{"type":"update"');
-const SNAPSHOT = Buffer.from('{"type":"snapshot"');
-const K_TICK_TS = '"tick_ts":';
-const K_SEQ = '"seq":';
-const K_FROM_SEQ = '"from_seq":';
-const K_PID = '"portfolio_id":"';
-
-function startsWith(data: Buffer, prefix: Buffer): boolean {
-  return data.length >= prefix.length && data.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
-}
-
-/** The JSON number right after `key` (NaN when absent). Numbers end at ',' or '}'. */
-function numberAfter(data: Buffer, key: string): number {
-  const i = data.indexOf(key);
-  if (i < 0) return NaN;
-  const start = i + key.length;
-  let end = start;
-  // Bounded by the buffer; a JSON number is at most a few dozen bytes.
-  while (end < data.length && end - start < 40) {
-    const c = data[end];
-    if (c === 0x2c || c === 0x7d) break;
-    end++;
-  }
-  return Number(data.toString('latin1', start, end));
-}
-
-function stringAfter(data: Buffer, key: string): string {
-  const i = data.indexOf(key);
-  if (i < 0) return '';
-  const start = i + key.length;
-  const end = data.indexOf(0x22, start);
-  return end < 0 ? '' : data.toString('utf8', start, end);
+  curT = -1;
 }
 
 function onError(text: string): void {
@@ -70,72 +55,142 @@ function onError(text: string): void {
   if (totals.firstError === '') totals.firstError = text.slice(0, 300);
 }
 
-function open(c: number): Promise<void> {
-  const portfolios = portfoliosOfConnection(c, cfg.perConnection, cfg.portfolios);
-  const lastSeq = new Map<string, number>();
-  const ws = new WebSocket(cfg.url.replace(/^http/, 'ws') + '/ws', { perMessageDeflate: false, skipUTF8Validation: true });
-  sockets.push(ws);
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (isBinary) return onError('unexpected binary frame');
-    const t = nowMs();
-    if (t - lastPush >= cfg.flushMs) push(t);
-    if (startsWith(data, UPDATE)) {
-      const tickTs = numberAfter(data, K_TICK_TS);
-      const counts = tickTs > 0 ? windows.record(t, t - tickTs) : windows.at(t).counts;
-      counts.n++;
-      counts.bytes += data.length;
-      totals.updates++;
-      totals.bytes += data.length;
-      const pid = stringAfter(data, K_PID);
-      const seq = numberAfter(data, K_SEQ);
-      const fromSeq = numberAfter(data, K_FROM_SEQ);
-      const first = fromSeq === fromSeq ? fromSeq : seq;
-      const last = lastSeq.get(pid);
-      if (last !== undefined && first > last + 1) {
-        counts.gaps += first - last - 1;
-        totals.gaps += first - last - 1;
-      }
-      if (first < seq) {
-        counts.merged += seq - first;
-        totals.merged += seq - first;
-      }
-      if (last === undefined || seq > last) lastSeq.set(pid, seq);
+/** The subscription of local connection c watching portfolio p; -1 when c does not watch it. */
+function slotOf(c: number, p: number): number {
+  const base = c * S;
+  for (let j = 0; j < S; j++) if (watched[base + j] === p) return base + j;
+  return -1;
+}
+
+/** One update read into `fields`: latency, counts, and the seq rule (docs/PROTOCOL.md). */
+function onUpdate(c: number, t: number, bytes: number): void {
+  const counts = cur.counts;
+  counts.n++;
+  counts.bytes += bytes;
+  totals.updates++;
+  totals.bytes += bytes;
+  const tickTs = fields.tickTs;
+  if (tickTs > 0) {
+    cur.hist ??= newHistogram();
+    recordMs(cur.hist, t - tickTs);
+  }
+  const slot = slotOf(c, fields.portfolio);
+  if (slot < 0) return onError(`update for portfolio ${fields.portfolio}, not watched by connection ${cfg.from + c}`);
+  const seq = fields.seq;
+  const first = fields.fromSeq === fields.fromSeq ? fields.fromSeq : seq;
+  const last = lastSeq[slot];
+  if (last === last && first > last + 1) {
+    counts.gaps += first - last - 1;
+    totals.gaps += first - last - 1;
+  }
+  if (first < seq) {
+    counts.merged += seq - first;
+    totals.merged += seq - first;
+  }
+  if (!(seq <= last)) lastSeq[slot] = seq;
+}
+
+function onSnapshot(c: number, buf: Buffer, start: number, end: number, t: number): void {
+  const m = JSON.parse(buf.toString('utf8', start, end)) as { portfolio_id: string; seq: number };
+  fields.portfolio = Number(/(\d+)$/.exec(m.portfolio_id)?.[1] ?? -1);
+  const slot = slotOf(c, fields.portfolio);
+  if (slot < 0) return onError(`snapshot of ${m.portfolio_id}, not watched by connection ${cfg.from + c}`);
+  if (lastSeq[slot] === lastSeq[slot]) {
+    windows.at(t).counts.resyncs++;
+    totals.resyncs++;
+  } else snapshots++;
+  lastSeq[slot] = m.seq;
+}
+
+// Per-connection frames (frames: 'connection'): one frame, many updates. The callbacks are made once;
+// the frame being read is in these variables.
+let frameBuf: Buffer = Buffer.alloc(0);
+let frameConn = 0;
+let frameT = 0;
+const onRecord = (s: number, e: number): void => {
+  if (readBinaryUpdate(frameBuf, s, e, fields)) onUpdate(frameConn, frameT, e - s);
+  else onError(`record that is not an update in an updates frame (kind ${frameBuf[s]}, version ${frameBuf[s + 1]})`);
+};
+const onJsonElement = (s: number, e: number): void => {
+  if (readJsonUpdate(frameBuf, s, e, fields)) onUpdate(frameConn, frameT, e - s);
+  else onError(`unreadable update in an updates frame: ${frameBuf.toString('utf8', s, Math.min(e, s + 200))}`);
+};
+
+const handler: RawWsHandler = {
+  message(ws, opcode, buf, start, end, t) {
+    if (t !== curT) {
+      curT = t;
+      if (t - lastPush >= cfg.flushMs) push(t);
+      cur = windows.at(t);
+      curT = t;
+    }
+    const c = ws.tag;
+    if (opcode === Opcode.binary) {
+      if (readBinaryUpdate(buf, start, end, fields)) onUpdate(c, t, end - start);
+      else if (isUpdatesFrame(buf, start, end)) {
+        frameBuf = buf;
+        frameConn = c;
+        frameT = t;
+        totals.frames++;
+        if (forEachRecord(buf, start, end, onRecord) < 0) onError('updates frame with a record past its end');
+      } else onError(`binary frame that is not an update (kind ${buf[start]}, version ${buf[start + 1]})`);
       return;
     }
-    if (startsWith(data, SNAPSHOT)) {
-      const m = JSON.parse(data.toString('utf8')) as { portfolio_id: string; seq: number };
-      if (lastSeq.has(m.portfolio_id)) {
-        windows.at(t).counts.resyncs++;
-        totals.resyncs++;
-      } else snapshots++;
-      lastSeq.set(m.portfolio_id, m.seq);
+    if (isJsonUpdate(buf, start, end)) {
+      if (readJsonUpdate(buf, start, end, fields)) onUpdate(c, t, end - start);
+      else onError(`unreadable update: ${buf.toString('utf8', start, Math.min(end, start + 200))}`);
       return;
     }
-    const m = JSON.parse(data.toString('utf8')) as { type: string; portfolios?: string[] };
+    if (isJsonUpdates(buf, start, end)) {
+      frameBuf = buf;
+      frameConn = c;
+      frameT = t;
+      totals.frames++;
+      forEachJsonUpdate(buf, start, end, onJsonElement);
+      return;
+    }
+    if (isJsonSnapshot(buf, start, end)) return onSnapshot(c, buf, start, end, t);
+    const m = JSON.parse(buf.toString('utf8', start, end)) as { type: string; portfolios?: string[] };
     if (m.type === 'subscribed') subscribed += m.portfolios?.length ?? 0;
-    else if (m.type === 'error') onError(data.toString('utf8'));
-  });
-  ws.on('close', () => {
-    if (!finishing) totals.closed++;
-  });
-  return new Promise<void>((resolve, reject) => {
-    ws.once('open', () => {
-      ws.send(JSON.stringify({ op: 'subscribe', id: c, portfolios }));
-      resolve();
-    });
-    ws.once('error', (e) => reject(new Error(`connection ${c}: ${e.message}`)));
-    ws.on('error', (e) => onError(e.message));
-  });
+    else if (m.type === 'error') onError(buf.toString('utf8', start, end));
+  },
+  closed(_ws, why) {
+    if (!finishing && why !== '') {
+      totals.closed++;
+      onError(why);
+    }
+  },
+};
+
+async function open(c: number): Promise<void> {
+  const ws = new RawWs(cfg.url.replace(/^http/, 'ws') + '/ws', handler, c);
+  sockets.push(ws);
+  try {
+    await ws.opened;
+  } catch (e) {
+    throw new Error(`connection ${cfg.from + c}: ${(e as Error).message}`);
+  }
+  const portfolios: string[] = [];
+  for (let j = 0; j < S; j++) portfolios.push(portfolioId(watched[c * S + j]));
+  ws.sendText(
+    JSON.stringify({
+      op: 'subscribe',
+      id: cfg.from + c,
+      portfolios,
+      ...(cfg.encoding === 'binary' ? { encoding: 'binary' } : {}),
+      ...(cfg.frames === 'connection' ? { frames: 'connection' } : {}),
+    }),
+  );
 }
 
 async function connectAll(): Promise<void> {
-  let next = cfg.from;
+  let next = 0;
   const worker = async () => {
     // Bounded by the connection range.
-    while (next < cfg.to) await open(next++);
+    while (next < connections) await open(next++);
   };
   await Promise.all(Array.from({ length: Math.max(1, cfg.connectConcurrency) }, worker));
-  const want = (cfg.to - cfg.from) * cfg.perConnection;
+  const want = connections * S;
   const deadline = Date.now() + cfg.readyTimeoutMs;
   while ((subscribed < want || snapshots < want) && Date.now() < deadline) {
     if (totals.errors > 0) throw new Error(`subscribing failed: ${totals.firstError}`);
@@ -161,7 +216,7 @@ async function main(): Promise<void> {
     const t = nowMs();
     if (t - lastPush >= cfg.flushMs) push(t);
   }, cfg.flushMs).unref();
-  send({ type: 'ready', connections: cfg.to - cfg.from, subscriptions: subscribed, snapshots });
+  send({ type: 'ready', connections, subscriptions: subscribed, snapshots });
 }
 
 main().catch(fatal);

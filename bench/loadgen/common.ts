@@ -133,8 +133,12 @@ export class Windows {
  * connections x perConnection = P (W1: 1,000 x 10 = 10,000) every portfolio is watched exactly once.
  */
 export function portfoliosOfConnection(c: number, perConnection: number, portfolios: number): string[] {
-  const out: string[] = [];
-  for (let j = 0; j < perConnection; j++) out.push(portfolioId((c * perConnection + j) % portfolios));
+  return portfolioIndexesOfConnection(c, perConnection, portfolios).map(portfolioId);
+}
+
+export function portfolioIndexesOfConnection(c: number, perConnection: number, portfolios: number): number[] {
+  const out: number[] = [];
+  for (let j = 0; j < perConnection; j++) out.push((c * perConnection + j) % portfolios);
   return out;
 }
 

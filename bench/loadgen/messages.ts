@@ -92,6 +92,10 @@ export interface ClientsConfig {
   to: number;
   perConnection: number;
   portfolios: number;
+  /** How updates are asked for: JSON text or binary frames (snapshots and answers stay JSON). */
+  encoding: 'json' | 'binary';
+  /** 'connection': one frame per connection per batch (subscribe option frames); 'single': one message per update. */
+  frames: 'single' | 'connection';
   t0: number;
   windowMs: number;
   flushMs: number;
@@ -103,6 +107,8 @@ export type ClientsIn = { type: 'finish' } | { type: 'stop' };
 
 export interface ClientsTotals {
   updates: number;
+  /** Per-connection frames received (each carrying one or more updates). */
+  frames: number;
   merged: number;
   gaps: number;
   resyncs: number;

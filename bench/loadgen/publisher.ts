@@ -1,8 +1,16 @@
 // Feed publisher process: one /ws/feed connection sending binary tick frames (src/client/binary.ts
 // layout) at the rate the orchestrator sets, paced by the clock: every intervalMs it sends what the
 // rate owes for the time actually elapsed, so timer jitter changes frame sizes, not the rate.
-// Ticks follow the W1 Zipf stream (bench/workload.ts TickStream); each frame's ticks carry
+// Ticks follow the workload's Zipf stream (bench/workload.ts TickStream); each frame's ticks carry
 // ts = nowMs() at the moment the frame is built, which the server echoes as tick_ts.
+//
+// Built to offer more than any goal (issue 14: one publisher used to cap near 1M ticks/s): the tick
+// stream is drawn once at start into a ring of encoded 28-byte records (symbol id, price, ts, size),
+// so a frame is one memory copy of the ring plus the ts written into each record; frames are sent
+// unmasked-equivalent (an all-zero mask, which the ws package then skips applying: the bytes are
+// unchanged, and a server must accept any mask); what each tick owes is read from prefix sums. The
+// orchestrator runs several publishers when one is not enough, and flags a phase in which a publisher
+// lagged or used more than 0.8 of a core as load-generator-bound.
 import WebSocket from 'ws';
 import { FrameKind, BINARY_VERSION, TICKS_HEADER_BYTES, TICK_RECORD_BYTES, encodeFeedRegister } from '../../src/client/binary.js';
 import { TickStream } from '../workload.js';
@@ -13,9 +21,28 @@ const cfg = childConfig<PublisherConfig>();
 /** A stall longer than this is not caught up (the ticks are counted as lagged): it would be one huge burst. */
 const catchUpMaxMs = 250;
 const registerTimeoutMs = 30_000;
+/** Ticks drawn at start and replayed in a loop (28 MB of records): longer than any phase's distinct-tick need. */
+const ringTicks = 1 << 20;
+/** Offsets inside a tick record (src/client/binary.ts: u32 symbol id | f64 price | f64 ts | f64 size). */
+const priceAt = 4;
+const tsAt = 12;
+const sizeAt = 20;
 
 const stream = new TickStream(cfg.workload, cfg.workload.seed + 1 + cfg.seed);
 const owedPerTick = subscribedHolders(cfg.workload, cfg.connections, cfg.perConnection);
+const ringSymbols = new Uint32Array(ringTicks);
+const ring = Buffer.alloc(ringTicks * TICK_RECORD_BYTES);
+/** owedBefore[i] = updates owed by ring ticks [0, i). */
+const owedBefore = new Float64Array(ringTicks + 1);
+for (let i = 0; i < ringTicks; i++) {
+  const s = stream.next();
+  ringSymbols[i] = s;
+  owedBefore[i + 1] = owedBefore[i] + owedPerTick[s];
+  const o = i * TICK_RECORD_BYTES;
+  ring.writeDoubleLE(stream.prices[s], o + priceAt);
+  ring.writeDoubleLE(NaN, o + sizeAt);
+}
+let ringAt = 0;
 const windows = new Map<number, PublisherWindow>();
 let rate = 0;
 let credit = 0;
@@ -23,7 +50,6 @@ let last = nowMs();
 let frames = 0;
 let acks = 0;
 let running = true;
-let ids: Uint32Array | null = null;
 
 function win(t: number): PublisherWindow {
   const w = Math.floor((t - cfg.t0) / cfg.windowMs);
@@ -47,7 +73,7 @@ function takeWindows(before: number): PublisherWindow[] {
   return out;
 }
 
-const ws = new WebSocket(cfg.url.replace(/^http/, 'ws') + '/ws/feed', { perMessageDeflate: false, skipUTF8Validation: true });
+const ws = new WebSocket(cfg.url.replace(/^http/, 'ws') + '/ws/feed', { perMessageDeflate: false, skipUTF8Validation: true, generateMask: (mask: Buffer) => void mask.fill(0) });
 ws.on('error', (e) => fatal(new Error(`feed socket error: ${e.message}`)));
 ws.on('close', (code, reason) => {
   if (running) fatal(new Error(`feed socket closed by the server: ${code} ${reason.toString().slice(0, 200)}`));
@@ -66,10 +92,8 @@ const registered = new Promise<void>((resolve, reject) => {
     } else if (m.type === 'registered') {
       const got = m.symbols ?? [];
       if (got.length !== stream.names.length) return reject(new Error(`registered ${got.length} of ${stream.names.length} symbols: ${JSON.stringify(m.rejected).slice(0, 200)}`));
-      const map = new Uint32Array(stream.names.length);
       // The answer lists the symbols in the order sent, each with the id this connection uses for it.
-      for (let i = 0; i < got.length; i++) map[i] = got[i].id;
-      ids = map;
+      for (let i = 0; i < ringTicks; i++) ring.writeUInt32LE(got[ringSymbols[i]].id, i * TICK_RECORD_BYTES);
       clearTimeout(timer);
       resolve();
     } else if (m.type === 'error') {
@@ -79,23 +103,21 @@ const registered = new Promise<void>((resolve, reject) => {
 });
 
 function sendFrame(count: number, t: number): void {
-  const map = ids as Uint32Array;
   const bytes = Buffer.allocUnsafe(TICKS_HEADER_BYTES + count * TICK_RECORD_BYTES);
   bytes.writeUInt8(FrameKind.feedTicks, 0);
   bytes.writeUInt8(BINARY_VERSION, 1);
   bytes.writeUInt16LE(0, 2);
   bytes.writeUInt32LE(count, 4);
-  let o = TICKS_HEADER_BYTES;
-  let owed = 0;
-  for (let i = 0; i < count; i++) {
-    const s = stream.next();
-    owed += owedPerTick[s];
-    bytes.writeUInt32LE(map[s], o);
-    bytes.writeDoubleLE(stream.prices[s], o + 4);
-    bytes.writeDoubleLE(t, o + 12);
-    bytes.writeDoubleLE(NaN, o + 20);
-    o += TICK_RECORD_BYTES;
+  // At most two copies: up to the ring's end, then from its start.
+  const first = Math.min(count, ringTicks - ringAt);
+  ring.copy(bytes, TICKS_HEADER_BYTES, ringAt * TICK_RECORD_BYTES, (ringAt + first) * TICK_RECORD_BYTES);
+  let owed = owedBefore[ringAt + first] - owedBefore[ringAt];
+  if (first < count) {
+    ring.copy(bytes, TICKS_HEADER_BYTES + first * TICK_RECORD_BYTES, 0, (count - first) * TICK_RECORD_BYTES);
+    owed += owedBefore[count - first];
   }
+  ringAt = (ringAt + count) % ringTicks;
+  for (let i = 0, o = TICKS_HEADER_BYTES + tsAt; i < count; i++, o += TICK_RECORD_BYTES) bytes.writeDoubleLE(t, o);
   ws.send(bytes, { binary: true });
   frames++;
   const e = win(t);

@@ -11,6 +11,8 @@ export interface SystemError {
 export interface ScenarioReport {
   definition: string;
   params: object;
+  /** The streaming scenarios' workload (W1 or W2, described under the report's workloads). */
+  workload?: string;
   systems: Partial<Record<SystemName, unknown>>;
   /** mtm / peer and mtm / limit for the scenario's key figures; null when a figure is missing or the denominator is 0. */
   ratios: Record<string, number | null>;
@@ -32,7 +34,9 @@ export interface Report {
     loadAverageStart: number;
     loadAverageEnd: number;
   };
-  workload: Record<string, number>;
+  /** The W1 book and layout (kept for readers of older reports); every workload is under workloads. */
+  workload: Record<string, number | string>;
+  workloads: Record<string, Record<string, number | string>>;
   scenarios: Partial<Record<ScenarioName, ScenarioReport>>;
   /** Every scenario's ratios, keyed "<scenario>.<figure>.<mtm/peer|mtm/limit>". */
   ratios: Record<string, number | null>;
@@ -68,6 +72,9 @@ export const keyFigures: Record<ScenarioName, [string, string, 'higher' | 'lower
     ['p99Ms', 'measured.latency.p99Ms', 'lower'],
     ['p999Ms', 'measured.latency.p999Ms', 'lower'],
     ['serverCpuCores', 'measured.serverCpuCores', 'lower'],
+    ['serverRssMaxMb', 'measured.serverRssMaxMb', 'lower'],
+    ['json.updatesPerSecond', 'json.measured.updatesPerSecond', 'higher'],
+    ['json.p99Ms', 'json.measured.latency.p99Ms', 'lower'],
   ],
   max: [
     ['maxSustainedTicksPerSecond', 'maxSustainedTicksPerSecond', 'higher'],
@@ -100,6 +107,8 @@ export const keyFigures: Record<ScenarioName, [string, string, 'higher' | 'lower
  * both of mtm's. kernel: mtm's WASM kernel (the default), the peer's naive code, the limit's floor.
  */
 export function figureSource(scenario: ScenarioName, system: SystemName, result: unknown, path: string): number | null {
+  // The peer speaks JSON only: its one steady run is its JSON run.
+  if (scenario === 'steady' && system === 'peer' && path.startsWith('json.')) return figure(result, path.slice('json.'.length));
   if (scenario === 'trades' && system === 'limit') return figure(result, path.replace(/^(process|sync)\./, 'none.'));
   if (scenario === 'kernel') {
     const variant = system === 'mtm' ? 'wasm' : system === 'peer' ? 'naive' : 'floor';
@@ -142,6 +151,20 @@ function fmt(v: number | null, unit = ''): string {
   return s + unit;
 }
 
+/** A boolean at a dotted path; null when absent. */
+function flag(x: unknown, path: string): boolean | null {
+  let v: unknown = x;
+  for (const k of path.split('.')) {
+    if (typeof v !== 'object' || v === null) return null;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return typeof v === 'boolean' ? v : null;
+}
+
+function figureParent(x: unknown, key: string): unknown {
+  return typeof x === 'object' && x !== null ? (x as Record<string, unknown>)[key] : undefined;
+}
+
 function fmtRatio(v: number | null): string {
   return v === null ? '-' : v >= 100 ? v.toFixed(0) + 'x' : v >= 10 ? v.toFixed(1) + 'x' : v.toFixed(2) + 'x';
 }
@@ -165,19 +188,32 @@ export function rows(r: Report): Row[] {
     });
   };
   const f = (path: string, unit = '') => (_: SystemName, x: unknown) => fmt(figure(x, path), unit);
-  add('steady', 'ticks/s sent (target ' + fmt(figure(r.scenarios.steady?.params, 'rate')) + ')', f('measured.ticksSentPerSecond'), 'ticksSentPerSecond');
+  const wl = (scenario: ScenarioName) => (r.scenarios[scenario]?.workload === undefined ? scenario : `${scenario} ${String(r.scenarios[scenario]?.workload)}`);
+  /** ' (lg-bound)' after a figure measured while the load generator was the bottleneck (PhaseStats.loadgenBound). */
+  const lg = (x: unknown, path: string) => (flag(x, path) === true ? ' (lg-bound)' : '');
+  add('steady', `${wl('steady')}: ticks/s sent (target ${fmt(figure(r.scenarios.steady?.params, 'rate'))})`, f('measured.ticksSentPerSecond'), 'ticksSentPerSecond');
   add('steady', 'ticks/s ingested (feed acks)', f('measured.ticksAcceptedPerSecond'), 'ticksAcceptedPerSecond');
-  add('steady', 'updates delivered/s', f('measured.updatesPerSecond'), 'updatesPerSecond');
+  add('steady', 'updates delivered/s', (_, x) => fmt(figure(x, 'measured.updatesPerSecond')) + lg(x, 'measured.loadgenBound'), 'updatesPerSecond');
   add('steady', 'tick-to-client p50', f('measured.latency.p50Ms', ' ms'), 'p50Ms');
   add('steady', 'tick-to-client p99', f('measured.latency.p99Ms', ' ms'), 'p99Ms');
   add('steady', 'tick-to-client p99.9', f('measured.latency.p999Ms', ' ms'), 'p999Ms');
   add('steady', 'server CPU (cores)', f('measured.serverCpuCores'), 'serverCpuCores');
-  add('steady', 'server RSS max', f('measured.serverRssMaxMb', ' MB'));
+  add('steady', 'server RSS max', f('measured.serverRssMaxMb', ' MB'), 'serverRssMaxMb');
+  add('steady', 'subscriber / publisher CPU max (cores)', (_, x) => `${fmt(figure(x, 'measured.clientCpuMaxCores'))} / ${fmt(figure(x, 'measured.publisherCpuMaxCores'))}`);
   add('steady', 'updates merged / lost', (_, x) => `${fmt(figure(x, 'measured.updatesMerged'))} / ${fmt(figure(x, 'measured.updatesLost'))}`);
   add('steady', 'ticks skipped / rejected / lagged', (_, x) => ['ticksSkipped', 'ticksRejected', 'ticksLagged'].map((k) => fmt(figure(x, `measured.${k}`))).join(' / '));
-  add('max', 'max sustained ticks/s', (_, x) => `${fmt(figure(x, 'maxSustainedTicksPerSecond'))} (${String((x as { limitedBy?: string }).limitedBy ?? '')})`, 'maxSustainedTicksPerSecond');
+  const js = (path: string, unit = '') => (sys: SystemName, x: unknown) => fmt(figureSource('steady', sys, x, path), unit);
+  add('steady', 'JSON subscribers: updates delivered/s', (sys, x) => js('json.measured.updatesPerSecond')(sys, x) + lg(sys === 'peer' ? x : figureParent(x, 'json'), 'measured.loadgenBound'), 'json.updatesPerSecond');
+  add('steady', 'JSON subscribers: tick-to-client p99', js('json.measured.latency.p99Ms', ' ms'), 'json.p99Ms');
+  add('max', `${wl('max')}: max sustained ticks/s`, (_, x) => `${fmt(figure(x, 'maxSustainedTicksPerSecond'))} (${String((x as { limitedBy?: string }).limitedBy ?? '')})`, 'maxSustainedTicksPerSecond');
   add('max', 'updates/s at max', f('atMax.updatesPerSecond'), 'updatesPerSecondAtMax');
   add('max', 'p99 at max', f('atMax.latency.p99Ms', ' ms'));
+  add('max', 'load-generator-bound steps', (_, x) => {
+    const steps = (x as { steps?: { rate: number; loadgenBound?: boolean }[] }).steps ?? [];
+    const bound = steps.filter((q) => q.loadgenBound === true).map((q) => fmt(q.rate));
+    return bound.length === 0 ? 'none' : bound.join(', ');
+  });
+  add('spike', `${wl('spike')}: rate / spike rate`, (_, x) => `${fmt(figure(x, 'rate'))} / ${fmt(figure(x, 'spikeRate'))}`);
   add('spike', 'p99 before (steady)', f('before.latency.p99Ms', ' ms'), 'steadyP99Ms');
   add('spike', 'worst 100ms p99 during', f('worstWindowP99DuringMs', ' ms'), 'worstWindowP99DuringMs');
   add('spike', 'worst 100ms p99 after', f('worstWindowP99AfterMs', ' ms'), 'worstWindowP99AfterMs');

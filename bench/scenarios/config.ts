@@ -6,6 +6,18 @@ import type { StreamSetup } from './stream.js';
 export const scenarioNames = ['steady', 'max', 'spike', 'trades', 'recovery', 'kernel'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
+/**
+ * The two streaming workloads, over the same book (W1's 10,000 portfolios x 25 positions):
+ *   W1 - fan-out stress: every portfolio watched, 1,000 connections x 10 subscriptions, binary
+ *        subscribers (steady also runs them with JSON, reported beside);
+ *   W2 - latency: 100 connections x 10 subscriptions = 1,000 watched portfolios, binary.
+ */
+export const workloadNames = ['W1', 'W2'] as const;
+export type WorkloadName = (typeof workloadNames)[number];
+export type StreamingScenario = 'steady' | 'max' | 'spike';
+/** Which workload each streaming scenario runs on unless --workload says otherwise. */
+export const defaultWorkloads: Record<StreamingScenario, WorkloadName> = { steady: 'W1', max: 'W2', spike: 'W1' };
+
 export interface SteadyParams {
   rate: number;
   warmupMs: number;
@@ -69,7 +81,11 @@ export interface KernelParams {
 
 export interface Scale {
   quick: boolean;
+  /** The book every scenario loads (trades and recovery size their own). */
   stream: StreamSetup;
+  streams: Record<WorkloadName, StreamSetup>;
+  /** The workload of each streaming scenario in this run. */
+  workloads: Record<StreamingScenario, WorkloadName>;
   steady: SteadyParams;
   max: MaxParams;
   spike: SpikeParams;
@@ -79,13 +95,16 @@ export interface Scale {
   serverReadyTimeoutMs: number;
 }
 
-function streamSetup(workload: Workload, connections: number, perConnection: number, clientProcesses: number, quick: boolean): StreamSetup {
+function streamSetup(workloadName: WorkloadName, workload: Workload, connections: number, perConnection: number, clientProcesses: number, publishers: number, quick: boolean): StreamSetup {
   return {
+    workloadName,
     workload,
+    encoding: 'binary',
+    frames: 'single',
     connections,
     perConnection,
     clientProcesses,
-    publishers: 1,
+    publishers,
     windowMs: 100,
     flushMs: 250,
     publisherIntervalMs: 2,
@@ -99,9 +118,12 @@ function streamSetup(workload: Workload, connections: number, perConnection: num
 }
 
 export function fullScale(): Scale {
+  const streams = { W1: streamSetup('W1', W1, 1_000, 10, 2, 1, false), W2: streamSetup('W2', W1, 100, 10, 1, 2, false) };
   return {
     quick: false,
-    stream: streamSetup(W1, 1_000, 10, 2, false),
+    stream: streams.W1,
+    streams,
+    workloads: { ...defaultWorkloads },
     steady: { rate: 200_000, warmupMs: 2_000, measureMs: 10_000 },
     max: {
       warmupRate: 100,
@@ -127,9 +149,12 @@ export function fullScale(): Scale {
 
 export function quickScale(): Scale {
   const workload: Workload = { ...W1, portfolios: 500 };
+  const streams = { W1: streamSetup('W1', workload, 50, 10, 1, 1, true), W2: streamSetup('W2', workload, 10, 10, 1, 1, true) };
   return {
     quick: true,
-    stream: streamSetup(workload, 50, 10, 1, true),
+    stream: streams.W1,
+    streams,
+    workloads: { ...defaultWorkloads },
     steady: { rate: 2_000, warmupMs: 500, measureMs: 1_500 },
     max: {
       warmupRate: 100,

@@ -10,8 +10,19 @@ import type { Workload } from '../workload.js';
 import { Child, benchScript, type ProcSample } from './children.js';
 import type { RunningSystem } from './systems.js';
 
+/** A load generator process using more than this many cores makes a phase load-generator-bound. */
+export const loadgenCoreMax = 0.8;
+/** Ticks the publishers failed to produce, over those due, above which a phase is load-generator-bound. */
+export const laggedShareMax = 0.01;
+
 export interface StreamSetup {
+  /** W1 (every portfolio watched) or W2 (1,000 watched portfolios): see scenarios/config.ts. */
+  workloadName: string;
   workload: Workload;
+  /** What the subscribers ask for: binary update frames or JSON text. */
+  encoding: 'json' | 'binary';
+  /** 'connection': subscribers ask for one frame per connection per batch (mtm and the limit; the peer ignores it). */
+  frames: 'single' | 'connection';
   connections: number;
   perConnection: number;
   clientProcesses: number;
@@ -63,10 +74,18 @@ export interface PhaseStats {
   loadgenCpuCores: number;
   /** The busiest subscriber process, cores: near 1 it, not the server, may be what limits delivery. */
   clientCpuMaxCores: number;
+  /** The busiest publisher process, cores. */
+  publisherCpuMaxCores: number;
   /** The publishers could not produce the rate (> 1% lagged). */
   loadgenLimited: boolean;
-  /** A subscriber process used >= 0.85 core: latencies include its own queueing. */
+  /** A subscriber process used > 0.8 core: latencies include its own queueing. */
   clientsSaturated: boolean;
+  /**
+   * The load generator, not the system, may be what this phase measured: a subscriber or a publisher
+   * process above 0.8 core, or the publishers unable to produce the rate. loadgenBoundWhy says which.
+   */
+  loadgenBound: boolean;
+  loadgenBoundWhy: string;
   /** Every child reported the phase's windows in time. */
   complete: boolean;
 }
@@ -121,6 +140,8 @@ export class StreamRun {
         to,
         perConnection: s.perConnection,
         portfolios: s.workload.portfolios,
+        encoding: s.encoding,
+        frames: s.frames,
         t0: this.t0,
         windowMs: s.windowMs,
         flushMs: s.flushMs,
@@ -377,14 +398,24 @@ export class StreamRun {
     const rss = this.samples.filter((s) => s.t >= tFrom && s.t <= tTo).reduce((m, s) => Math.max(m, s.rssBytes), 0);
     const rebase = (v: { t: number; cpu: number }[]) => v.map((x) => ({ t: x.t - origin, cpu: x.cpu }));
     let clientCpuMax = 0;
+    let publisherCpuMax = 0;
     let loadgenCpu = 0;
-    for (const v of this.publisherCpu.values()) loadgenCpu += this.cpuBetween(rebase(v), tFrom, tTo);
+    for (const v of this.publisherCpu.values()) {
+      const c = this.cpuBetween(rebase(v), tFrom, tTo);
+      loadgenCpu += c;
+      publisherCpuMax = Math.max(publisherCpuMax, c);
+    }
     for (const v of this.clientCpu.values()) {
       const c = this.cpuBetween(rebase(v), tFrom, tTo);
       loadgenCpu += c;
       clientCpuMax = Math.max(clientCpuMax, c);
     }
     const offered = p.sent + p.skipped;
+    const lagged = offered + p.lagged > 0 && p.lagged / (offered + p.lagged) > laggedShareMax;
+    const why: string[] = [];
+    if (clientCpuMax > loadgenCoreMax) why.push(`subscriber process at ${round3(clientCpuMax)} cores`);
+    if (publisherCpuMax > loadgenCoreMax) why.push(`publisher process at ${round3(publisherCpuMax)} cores`);
+    if (lagged) why.push(`publishers lagged ${p.lagged} ticks`);
     return {
       seconds: round3(seconds),
       targetTicksPerSecond: targetRate,
@@ -407,8 +438,11 @@ export class StreamRun {
       serverRssMaxMb: Math.round(rss / 1e6),
       loadgenCpuCores: round3(loadgenCpu),
       clientCpuMaxCores: round3(clientCpuMax),
-      loadgenLimited: offered + p.lagged > 0 && p.lagged / (offered + p.lagged) > 0.01,
-      clientsSaturated: clientCpuMax >= 0.85,
+      publisherCpuMaxCores: round3(publisherCpuMax),
+      loadgenLimited: lagged,
+      clientsSaturated: clientCpuMax > loadgenCoreMax,
+      loadgenBound: why.length > 0,
+      loadgenBoundWhy: why.join('; '),
       complete: !this.incompleteBefore.some((t) => t >= from && t <= to + this.setup.windowMs),
     };
   }

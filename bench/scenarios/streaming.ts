@@ -5,7 +5,7 @@ import { nowMs, round3 } from '../loadgen/common.js';
 import type { Progress } from '../report/progress.js';
 import type { MaxParams, Scale, SpikeParams, SteadyParams } from './config.js';
 import { makeTempDir, removeTempDir } from './children.js';
-import { StreamRun, type PhaseStats } from './stream.js';
+import { StreamRun, type PhaseStats, type StreamSetup } from './stream.js';
 import { startSystem, type SystemName } from './systems.js';
 
 export interface ServerInfo {
@@ -18,15 +18,21 @@ export interface ServerInfo {
   loadAverage: [number, number];
 }
 
-export async function withStream<T>(name: SystemName, scale: Scale, progress: Progress, body: (run: StreamRun) => Promise<T>): Promise<T & { server: ServerInfo }> {
+export async function withStream<T>(
+  name: SystemName,
+  scale: Scale,
+  setup: StreamSetup,
+  progress: Progress,
+  body: (run: StreamRun) => Promise<T>,
+): Promise<T & { workload: string; encoding: string; server: ServerInfo }> {
   const dataDir = name === 'mtm' ? makeTempDir('mtm-bench-') : undefined;
   const load0 = round3(loadavg()[0]);
   try {
-    progress.update('starting the server');
-    const sys = await startSystem(name, { workload: scale.stream.workload, dataDir, readyTimeoutMs: scale.serverReadyTimeoutMs });
-    const run = new StreamRun(sys, scale.stream);
+    progress.update(`${setup.workloadName}: starting the server`);
+    const sys = await startSystem(name, { workload: setup.workload, dataDir, readyTimeoutMs: scale.serverReadyTimeoutMs });
+    const run = new StreamRun(sys, setup);
     try {
-      progress.update(`connecting ${scale.stream.connections} clients`);
+      progress.update(`${setup.workloadName}: connecting ${setup.connections} ${setup.encoding} subscribers`);
       await run.start();
       const result = await body(run);
       const server: ServerInfo = {
@@ -36,7 +42,7 @@ export async function withStream<T>(name: SystemName, scale: Scale, progress: Pr
         warnings: run.warnings,
         loadAverage: [load0, round3(loadavg()[0])],
       };
-      return { ...result, server };
+      return { ...result, workload: setup.workloadName, encoding: setup.encoding, server };
     } finally {
       await run.stopChildren();
       // The data dir is thrown away: a server still busy with a backlog is killed after 1 s.
@@ -58,8 +64,26 @@ export interface SteadyResult {
   measured: PhaseStats;
 }
 
-export async function steady(name: SystemName, scale: Scale, p: SteadyParams, progress: Progress): Promise<SteadyResult & { server: ServerInfo }> {
-  return withStream(name, scale, progress, async (run) => {
+/**
+ * W1 is measured with binary subscribers, then (mtm and the limit) again with JSON subscribers on a
+ * fresh server, reported beside it as `json`. The peer speaks JSON only (it ignores the encoding
+ * option): its one run is its JSON run.
+ */
+export async function steady(
+  name: SystemName,
+  scale: Scale,
+  p: SteadyParams,
+  progress: Progress,
+): Promise<SteadyResult & { workload: string; encoding: string; server: ServerInfo; json?: SteadyResult & { server: ServerInfo } }> {
+  const setup = scale.streams[scale.workloads.steady];
+  const main = await steadyRun(name, scale, setup, p, progress);
+  if (setup.workloadName !== 'W1' || name === 'peer') return main;
+  const json = await steadyRun(name, scale, { ...setup, encoding: 'json' }, p, progress);
+  return { ...main, json: { rate: json.rate, measured: json.measured, server: json.server } };
+}
+
+async function steadyRun(name: SystemName, scale: Scale, setup: StreamSetup, p: SteadyParams, progress: Progress) {
+  return withStream(name, scale, setup, progress, async (run) => {
     run.setRate(p.rate);
     const start = nowMs();
     await run.hold(p.warmupMs + p.measureMs, () => progress.update(detail(run)));
@@ -84,13 +108,16 @@ export interface MaxStep {
   ticksSentPerSecond: number;
   updatesPerSecond: number;
   serverCpuCores: number;
+  /** A subscriber or publisher process above 0.8 core, or the publishers short of the rate (see loadgenBoundWhy). */
+  loadgenBound: boolean;
+  loadgenBoundWhy: string;
 }
 
 export interface MaxResult {
   maxSustainedTicksPerSecond: number;
   /**
-   * What ended the search: latency, loss, loadgen (the publisher could not produce the rate) or
-   * ramp-end; "(subscriber process saturated)" when a client process was near one full core then.
+   * What ended the search: latency, loss, loadgen (the publishers could not produce the rate) or
+   * ramp-end; "(load-generator-bound: ...)" when a load generator process was above 0.8 core then.
    */
   limitedBy: string;
   /** The phase measured at the highest passing rate (zeros when no rate passed). */
@@ -108,8 +135,8 @@ function judge(st: PhaseStats, p: MaxParams): { pass: boolean; why: string; loss
   return { pass: true, why: 'ok', loss };
 }
 
-export async function max(name: SystemName, scale: Scale, p: MaxParams, progress: Progress): Promise<MaxResult & { server: ServerInfo }> {
-  return withStream(name, scale, progress, async (run) => {
+export async function max(name: SystemName, scale: Scale, p: MaxParams, progress: Progress) {
+  return withStream(name, scale, scale.streams[scale.workloads.max], progress, async (run): Promise<MaxResult> => {
     const steps: MaxStep[] = [];
     const phases = new Map<number, PhaseStats>();
     const tryRate = async (rate: number): Promise<{ pass: boolean; why: string }> => {
@@ -130,6 +157,8 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
         ticksSentPerSecond: st.ticksSentPerSecond,
         updatesPerSecond: st.updatesPerSecond,
         serverCpuCores: st.serverCpuCores,
+        loadgenBound: st.loadgenBound,
+        loadgenBoundWhy: st.loadgenBoundWhy,
       });
       progress.update(`${rate}/s: ${j.pass ? 'pass' : j.why}`);
       return j;
@@ -147,9 +176,9 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
       if (!j.pass) {
         failed = rate;
         const st = phases.get(rate) as PhaseStats;
-        // A failure while a subscriber process was saturated may be the load generator's limit.
-        const clients = st.clientsSaturated ? ' (subscriber process saturated)' : '';
-        limitedBy = j.why.startsWith('loadgen') ? 'loadgen' : (j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss') + clients;
+        // A failure while a load generator process was above 0.8 core may be the load generator's limit.
+        const bound = st.loadgenBound ? ` (load-generator-bound: ${st.loadgenBoundWhy})` : '';
+        limitedBy = j.why.startsWith('loadgen') ? `loadgen (${st.loadgenBoundWhy})` : (j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss') + bound;
         break;
       }
       best = rate;
@@ -210,8 +239,9 @@ export interface SpikeResult {
   windows: SpikeWindow[];
 }
 
-export async function spike(name: SystemName, scale: Scale, p: SpikeParams, progress: Progress): Promise<SpikeResult & { server: ServerInfo }> {
-  return withStream(name, scale, progress, async (run) => {
+export async function spike(name: SystemName, scale: Scale, p: SpikeParams, progress: Progress) {
+  const setup = scale.streams[scale.workloads.spike];
+  return withStream(name, scale, setup, progress, async (run): Promise<SpikeResult> => {
     const spikeRate = p.rate * p.multiplier;
     run.setRate(p.rate);
     const start = nowMs();
@@ -240,7 +270,7 @@ export async function spike(name: SystemName, scale: Scale, p: SpikeParams, prog
     const afterWindows = series.filter((w) => w.tMs >= spikeEndRel);
     for (const w of series) {
       if (w.p99Ms === null) continue;
-      if (w.tMs + scale.stream.windowMs <= spikeEndRel) worstDuring = Math.max(worstDuring, w.p99Ms);
+      if (w.tMs + setup.windowMs <= spikeEndRel) worstDuring = Math.max(worstDuring, w.p99Ms);
       else worstAfter = Math.max(worstAfter, w.p99Ms);
     }
     afterWindows.forEach((w, i) => {

@@ -6,10 +6,15 @@ import { createEngine } from '../engine/engine.js';
 import { startMarketService } from '../market/service.js';
 import { startServer } from '../server/server.js';
 import { loadUws } from '../server/uws.js';
-import { startObservability } from '../metrics/observability.js';
+import { startObservability } from '../server/observability.js';
 import { demoDefaults, initialPrices, runDemo, seedDemoBook, type RunningDemo } from '../demo/demo.js';
 import { seeded } from '../sim/random.js';
-import { helpText, parseServeArgs, type ServeArgs } from './args.js';
+import type { EngineOptions } from '../engine/api.js';
+import type { MarketServiceLimits } from '../market/service.js';
+import type { ServerLimits, ServerOptions } from '../server/options.js';
+import type { StoreLimits } from '../store/store.js';
+import { componentOptions, resolveConfig, valueOf, type Config } from './config.js';
+import { configText, helpText } from './help.js';
 import { startStatsLine } from './statsLine.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,17 +26,33 @@ function webDir(): string | null {
   return existsSync(join(dir, 'index.html')) ? dir : null;
 }
 
-async function serve(args: ServeArgs): Promise<void> {
-  const engine = await createEngine({
-    workers: args.workers,
-    kernel: args.kernel,
-    dataDir: args.data,
-    sync: args.sync,
-    staleAfterMs: args.staleAfterMs,
-    suspectMovePct: args.suspectMovePct,
-  });
+/** The options objects of the table's components; the table's keys are checked against them in test/config.test.ts. */
+interface Components {
+  engine: EngineOptions;
+  server: Pick<ServerOptions, 'host' | 'port' | 'keysFile' | 'insecure' | 'transport'> & { limits: ServerLimits };
+  market: { alertsFile?: string; limits: MarketServiceLimits };
+  dataDir: string;
+  demo: boolean;
+  statsIntervalMs: number;
+}
+
+function components(config: Config): Components {
+  const engine = componentOptions(config, 'engine') as EngineOptions;
+  return {
+    engine: { ...engine, store: componentOptions(config, 'store') as StoreLimits },
+    server: componentOptions(config, 'server') as Components['server'],
+    market: componentOptions(config, 'market') as Components['market'],
+    dataDir: engine.dataDir as string,
+    demo: valueOf(config, 'demo') === true,
+    statsIntervalMs: valueOf(config, 'stats-interval-ms') as number,
+  };
+}
+
+async function serve(config: Config): Promise<void> {
+  const args = components(config);
+  const engine = await createEngine(args.engine);
   // Bars and market alerts from every tick the engine accepts; market data lives in <data>/market.
-  const market = await startMarketService(engine, { dataDir: args.data, alertsFile: args.alerts, now: () => Date.now(), log: (line) => console.log(line) }).catch(async (e: unknown) => {
+  const market = await startMarketService(engine, { ...args.market, dataDir: args.dataDir, now: () => Date.now(), log: (line) => console.log(line) }).catch(async (e: unknown) => {
     await engine.close();
     throw e;
   });
@@ -39,17 +60,14 @@ async function serve(args: ServeArgs): Promise<void> {
   // With --demo the simulated feed is the only caller that hands ticks to the engine directly.
   const observability = startObservability(engine, { uwsBinary: loadUws().binary, directTicks: args.demo ? 'demo' : 'inproc' });
   const server = await startServer(engine, {
-    host: args.host,
-    port: args.port,
-    keysFile: args.keys,
-    insecure: args.insecure,
+    ...args.server,
     ...(staticDir === null ? {} : { staticDir }),
     ...observability.serverOptions,
     market,
     log: null,
   });
   observability.attachServer(server);
-  console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.data})`);
+  console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.dataDir})`);
   console.log(staticDir === null ? 'positions page not built (npm run build:web): only the API is served' : `positions page: ${server.url}/`);
   let demo: RunningDemo | null = null;
   if (args.demo) {
@@ -60,7 +78,7 @@ async function serve(args: ServeArgs): Promise<void> {
     console.log(`demo: ${demoDefaults.portfolios} portfolios x ${demoDefaults.positionsPerPortfolio} positions over ${demoDefaults.symbols} symbols, ~${demoDefaults.ticksPerSecond} ticks/s`);
     console.log(`open ${server.url}/ in a browser, or subscribe on ${server.url.replace('http', 'ws')}/ws`);
   }
-  const stats = startStatsLine(engine, args.statsIntervalMs);
+  const stats = args.statsIntervalMs > 0 ? startStatsLine(engine, args.statsIntervalMs) : { stop: () => {} };
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -87,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(helpText());
     return command === undefined ? 1 : 0;
   }
-  if (command !== 'serve') {
+  if (command !== 'serve' && command !== 'config') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);
     return 2;
   }
@@ -95,12 +113,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(helpText());
     return 0;
   }
-  const parsed = parseServeArgs(rest, process.env);
-  if (!parsed.ok) {
-    console.error(parsed.message);
+  const resolved = resolveConfig({ argv: rest, env: process.env });
+  if (!resolved.ok) {
+    console.error(resolved.message);
     return 2;
   }
-  await serve(parsed.args);
+  if (command === 'config') {
+    console.log(configText(resolved.config));
+    return 0;
+  }
+  await serve(resolved.config);
   return -1;
 }
 

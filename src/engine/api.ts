@@ -7,7 +7,6 @@ import type {
   CostBasisMethod,
   CreatePortfolioInput,
   LotView,
-  DomainEventType,
   PortfolioSnapshot,
   PortfolioStatus,
   PortfolioUpdate,
@@ -20,9 +19,10 @@ import type {
   Random,
 } from '../domain/types.js';
 import type { KernelKind } from '../kernel/backend.js';
+import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
 
-export type { HeldTick };
+export type { EventQuery, HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
@@ -77,6 +77,10 @@ export interface EngineOptions {
   suspectMovePct?: number;
   /** How often the engine looks for corporate action steps whose time (by `clock`) has come. */
   corporateActionsCheckMs?: number;
+  /** How often last prices are written to the store; default 1000. */
+  pricesFlushIntervalMs?: number;
+  /** The store's bounds (map size, pending writes, snapshots kept...); each defaults to storeDefaults. */
+  store?: StoreLimits;
 }
 
 export interface PortfolioSummary {
@@ -99,16 +103,6 @@ export type EngineMessage =
 
 export type Listener = (message: EngineMessage) => void;
 export type EventListener = (event: StoredEvent) => void;
-
-export interface EventQuery {
-  portfolio_id?: string;
-  type?: DomainEventType;
-  from?: number;
-  to?: number;
-  after_seq?: number;
-  limit?: number;
-  order?: 'asc' | 'desc';
-}
 
 export interface EngineStats {
   kernel: KernelKind;

@@ -2,7 +2,9 @@
 // exist, its lifecycle state for listings, its base currency to name the FX symbol a trade needs).
 // Kept in step by the same events at recovery and at run time.
 
+import { ErrorCode, fail, type Result } from '../errors.js';
 import { baseCurrencyDefault, type DomainEventBody, type PortfolioStatus } from '../domain/types.js';
+import { validatePortfolioId } from '../domain/validate.js';
 
 export interface DirectoryEntry {
   name: string;
@@ -19,4 +21,12 @@ export function applyToDirectory(directory: Directory, e: DomainEventBody & { po
   if (e.type === 'TradingPaused') entry.state = 'paused';
   else if (e.type === 'TradingResumed') entry.state = 'active';
   else if (e.type === 'PortfolioClosed') entry.state = 'closed';
+}
+
+/** The id, validated and known to the directory, or the error naming the field. */
+export function knownPortfolio(directory: Directory, id: unknown): Result<string> {
+  const v = validatePortfolioId(id, 'portfolio_id');
+  if (!v.ok) return v;
+  if (!directory.has(v.value)) return fail(ErrorCode.portfolio_not_found, `portfolio '${v.value}' not found`, 'portfolio_id');
+  return v;
 }

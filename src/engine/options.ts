@@ -60,7 +60,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     sync: o.sync ?? false,
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
     retainEventsMs: o.retainEventsMs ?? null,
-    pricesFlushIntervalMs: 1_000,
+    pricesFlushIntervalMs: Math.max(1, o.pricesFlushIntervalMs ?? 1_000),
     corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
     allowFaultInjection: o.allowFaultInjection ?? false,

@@ -2,7 +2,7 @@
 // tick batch is in flight, and its lifecycle while the supervisor restarts it.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { EngineError } from '../errors.js';
+import { shardRestartingError, type EngineError } from '../errors.js';
 import type { Command, CommandResult, FromShard, ToShard } from '../shard/protocol.js';
 
 type Pending = (result: CommandResult) => void;
@@ -76,7 +76,7 @@ export class ShardHandle {
   submitNow(body: CommandBody): Promise<CommandResult> {
     const cmd = { ...body, id: this.nextId++ } as Command;
     const done = new Promise<CommandResult>((resolve) => this.pending.set(cmd.id, resolve));
-    if (this.state !== 'ready') this.resolve({ id: cmd.id, error: restarting(this.index), snapshot: null, trade: null, events: [], update: null });
+    if (this.state !== 'ready') this.resolve({ id: cmd.id, error: shardRestartingError(this.index), snapshot: null, trade: null, events: [], update: null });
     else this.post({ t: 'commands', commands: [cmd] });
     return done;
   }
@@ -99,15 +99,11 @@ export class ShardHandle {
     this.flushScheduled = false;
     if (this.queued.length === 0 || this.held) return;
     if (this.state !== 'ready') {
-      this.failAll(restarting(this.index));
+      this.failAll(shardRestartingError(this.index));
       return;
     }
     const commands = this.queued;
     this.queued = [];
     this.post({ t: 'commands', commands });
   }
-}
-
-function restarting(index: number): EngineError {
-  return { code: 'shard_restarting', message: `shard ${index} is restarting; retry shortly`, retryable: true };
 }

@@ -296,7 +296,7 @@ export class BarBook {
 
   /** A copy of the open bar, or null: queries append it to the stored closed bars. */
   openBar(symbol: string, tf: Timeframe): Bar | null {
-    const sym = this.symbols.idOf(symbol);
+    const sym = this.symbols.idOf(symbol) ?? -1;
     if (sym < 0 || sym >= this.rows) return null;
     const tfIndex = timeframeIndex(tf);
     const off = sym * SYMBOL_STRIDE + tfIndex * STRIDE;

@@ -88,7 +88,7 @@ class RevisableBars implements BarSource {
   }
 
   put(bar: Bar): void {
-    const sym = this.symbols.idOf(bar.symbol);
+    const sym = this.symbols.idOf(bar.symbol) ?? -1;
     if (sym < 0) return;
     const tf = timeframeIndex(bar.tf);
     const key = `${sym}:${tf}:${bar.start}`;
@@ -103,7 +103,7 @@ class RevisableBars implements BarSource {
   }
 
   get(symbol: string, tf: Timeframe, start: number): Bar | null | undefined {
-    const sym = this.symbols.idOf(symbol);
+    const sym = this.symbols.idOf(symbol) ?? -1;
     const hit = this.bars.get(`${sym}:${timeframeIndex(tf)}:${start}`);
     if (hit !== undefined) return hit.bar;
     return this.incomplete.has(sym) ? undefined : null;
@@ -388,7 +388,7 @@ export class MarketCore {
   /** Starts or stops reporting the open bar of (symbol, tf) after each tape that changes it. */
   watch(symbol: string, tf: Timeframe, on: boolean): void {
     const bit = 1 << timeframeIndex(tf);
-    const sym = this.symbols.idOf(symbol);
+    const sym = this.symbols.idOf(symbol) ?? -1;
     if (sym >= 0) {
       this.watchMask[sym] = on ? this.watchMask[sym] | bit : this.watchMask[sym] & ~bit;
       return;

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import type { MtmEngine } from '../engine/engine.js';
 import { projectRoot } from '../projectRoot.js';
-import type { ServerStats } from '../server/stats.js';
+import type { ServerStats } from './serverStats.js';
 import { BucketCounts } from './buckets.js';
 import {
   collectProcessMetrics,

@@ -5,11 +5,11 @@
 // "does not exist": the answer is exactly the one for a missing portfolio (404 portfolio_not_found,
 // same message). A portfolio the key can see but not act on is 403 forbidden.
 
-import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
 import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
-import { canRead, canSee, canTrade, type Principal } from './auth.js';
+import { canRead, canSee, canTrade } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
 import { tickShape } from './protocol.js';
@@ -18,6 +18,7 @@ import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
 import type { StatsCollector } from './stats.js';
 import { marketEventsGuard, marketPortfolio, type MarketApi } from './market.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { createMarketHandlers, marketBodyHandlers, marketRoutes, type MarketHandlerName } from './marketHttp.js';
 import { createMarksHandlers, marksRoutes, type MarksHandlerName } from './marksHttp.js';
 
@@ -77,21 +78,7 @@ export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['h
 /** Routes that take a JSON body. */
 export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', 'createCorporateAction', ...marketBodyHandlers]);
 
-export interface HttpRequestContext {
-  principal: Principal;
-  params: string[];
-  query: Map<string, string>;
-  /** Parsed JSON body (bodyHandlers only); undefined when empty. */
-  body: unknown;
-}
-
-export interface HttpResult {
-  status: number;
-  body: string | Buffer;
-  headers?: Record<string, string>;
-  /** Default application/json. */
-  contentType?: string;
-}
+export type { HttpRequestContext, HttpResult };
 
 export interface HttpDeps {
   engine: Engine;
@@ -118,7 +105,7 @@ export function json(status: number, value: unknown, headers?: Record<string, st
 }
 
 export function errorResult(error: Pick<EngineError, 'code' | 'message' | 'field' | 'retryable'>, headers?: Record<string, string>): HttpResult {
-  const status = httpStatusOf[error.code] ?? 500;
+  const status = httpStatusFor(error.code);
   const h = error.retryable === true && headers === undefined && status === 503 ? { 'Retry-After': '1' } : headers;
   return h === undefined ? { status, body: httpErrorBody(error) } : { status, body: httpErrorBody(error), headers: h };
 }

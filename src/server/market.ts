@@ -6,7 +6,7 @@
 // Without keys the anonymous principal is admin, so on loopback everything passes, as elsewhere.
 // Changing alert rules (PUT /api/v1/market/alerts) and reading them need admin.
 
-import { ErrorCode, httpStatusOf } from '../errors.js';
+import { ErrorCode, httpStatusFor } from '../errors.js';
 import { marketPortfolio, type MarketService } from '../market/service.js';
 import type { Principal } from './auth.js';
 import { httpErrorBody } from './encoding.js';
@@ -35,7 +35,7 @@ export interface MarketHttpAnswer {
 }
 
 export function marketError(code: ErrorCode, message: string, field?: string): MarketHttpAnswer {
-  const status = httpStatusOf[code] ?? 500;
+  const status = httpStatusFor(code);
   const body = httpErrorBody(field === undefined ? { code, message } : { code, message, field });
   // As everywhere in the API: a 503 says when to retry.
   return status === 503 ? { status, body, headers: { 'Retry-After': '1' } } : { status, body };

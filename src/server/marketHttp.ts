@@ -6,7 +6,7 @@ import { ErrorCode } from '../errors.js';
 import { parseBarQuery } from '../market/query.js';
 import { bucketStart } from '../market/timeframe.js';
 import type { BarQuery } from '../market/fill.js';
-import type { HttpRequestContext, HttpResult } from './http.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { canReadMarket, marketDisabled, marketError, marketForbidden, type MarketApi } from './market.js';
 import { parseLimit } from './query.js';
 import type { RouteDef } from './router.js';

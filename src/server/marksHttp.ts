@@ -4,11 +4,10 @@
 // answer. Listing needs read:market (held ticks are market data); settling needs admin, like every
 // other route that changes what the engine holds. http.ts mounts these; openapi.ts documents them.
 
-import { ErrorCode, httpStatusOf, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, type EngineError, type Result } from '../errors.js';
 import type { Engine, SettledTick } from '../engine/api.js';
-import type { HttpRequestContext, HttpResult } from './http.js';
-import { httpErrorBody } from './encoding.js';
-import { canReadMarket, marketReadScope } from './market.js';
+import type { HttpRequestContext, HttpResult } from './httpTypes.js';
+import { canReadMarket, marketError, marketReadScope } from './market.js';
 import type { RouteDef } from './router.js';
 
 export type MarksHandlerName = 'suspectTicks' | 'confirmSuspectTick' | 'rejectSuspectTick';
@@ -23,11 +22,9 @@ type Json = Record<string, unknown>;
 
 const json = (status: number, value: unknown): HttpResult => ({ status, body: JSON.stringify(value) });
 
+/** The same answer as every market route's (marketError): a 503 says when to retry. */
 function error(e: Pick<EngineError, 'code' | 'message' | 'field'>): HttpResult {
-  const status = httpStatusOf[e.code] ?? 500;
-  const body = httpErrorBody(e);
-  // As everywhere in the API: a 503 says when to retry.
-  return status === 503 ? { status, body, headers: { 'Retry-After': '1' } } : { status, body };
+  return marketError(e.code as ErrorCode, e.message, e.field);
 }
 
 const notAdmin = (): HttpResult => error({ code: ErrorCode.forbidden, message: 'this key may not settle suspect ticks (scope admin)' });

@@ -256,7 +256,9 @@ export class Shard {
   private replayOne(e: StoredEvent): void {
     if (e.type === 'PortfolioCreated') {
       if (!this.byId.has(e.portfolio_id)) {
-        this.create(e.portfolio_id, e.name, e.cash, e.limits, { cost_basis_method: e.cost_basis_method ?? 'average', base_currency: e.base_currency ?? baseCurrencyDefault });
+        // It may have shown seqs before the crash that lost its snapshot: start above them.
+        const options = { cost_basis_method: e.cost_basis_method ?? 'average', base_currency: e.base_currency ?? baseCurrencyDefault } as const;
+        this.create(e.portfolio_id, e.name, e.cash, e.limits, options, this.seqFloor);
       }
       return;
     }
@@ -470,8 +472,9 @@ export class Shard {
     c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
   }
 
-  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits'], options: PortfolioOptions): Book {
-    const book = this.addBook(newPortfolio(id, name, cash, limits, options), 'active', this.seqFloor);
+  /** seq: 0 for a new portfolio (ids are never reused); replay passes the shard life's floor. */
+  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits'], options: PortfolioOptions, seq = 0): Book {
+    const book = this.addBook(newPortfolio(id, name, cash, limits, options), 'active', seq);
     this.kernel.cols.pfHwm[book.index] = cash;
     this.syncPortfolio(book);
     this.kernel.recompute(book.index);

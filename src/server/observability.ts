@@ -1,12 +1,13 @@
-// One call that wires metrics and the performance summary to an engine, for `mtm serve` and for the
+// One call that wires metrics and the performance summary to an engine (here, in the server, since
+// the performance API is the server's and metrics must not import the server), for `mtm serve` and for the
 // tests that must run the same wiring: create it before the server (the server serves it), spread
 // `serverOptions` into startServer's options, attach the server once it runs, close before the engine.
 
 import type { MtmEngine } from '../engine/engine.js';
-import type { ServerOptions } from '../server/options.js';
-import { PerformanceMonitor } from '../server/performance.js';
-import type { ServerStats } from '../server/stats.js';
-import { EngineMetrics, type MetricsSources } from './engineMetrics.js';
+import type { ServerOptions } from './options.js';
+import { PerformanceMonitor } from './performance.js';
+import type { ServerStats } from './stats.js';
+import { EngineMetrics, type MetricsSources } from '../metrics/engineMetrics.js';
 
 export interface Observability {
   readonly metrics: EngineMetrics;

@@ -1,4 +1,9 @@
-// One engine per data directory, enforced by locks the kernel releases when their owner dies.
+// The locks on a data directory. In this process: one Store per directory (a second would hand out
+// the same seqs), takeDataDir. Across processes: lockDataDir, which the engine takes before it opens
+// the store, described below.
+//
+// One engine per data directory across processes, enforced by locks the kernel releases when their
+// owner dies.
 //
 // Node has no flock(2). A listening unix-domain socket is the next best thing: the kernel closes
 // every descriptor of a process when it exits, before the process becomes a zombie, so a dead
@@ -19,6 +24,30 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 
+export interface DataDirLock {
+  /** Gives the directory up (idempotent). */
+  release(): void;
+}
+
+/** Directories opened by this process; a second Store on one would hand out duplicate seqs. */
+const openPaths = new Set<string>();
+
+/** Refuses a directory already open in this process. */
+export function checkNotOpenHere(path: string): Result<void> {
+  if (openPaths.has(path)) return fail(ErrorCode.store_failed, `store '${path}' is already open in this process`, 'path');
+  return ok(undefined);
+}
+
+/** Takes the directory once the environment is open (after both checks passed). */
+export function takeDataDir(path: string): DataDirLock {
+  openPaths.add(path);
+  return {
+    release: () => {
+      openPaths.delete(path);
+    },
+  };
+}
+
 export const ownerSocketFile = 'owner.sock';
 export const ownerPidFile = 'owner.pid';
 /** How long a probe of owner.sock waits for the owner's answer before calling it dead. */
@@ -26,7 +55,7 @@ export const ownerProbeTimeoutMs = 2_000;
 /** sun_path holds 108 bytes with its NUL; longer paths are reached through /proc/self/fd. */
 const socketPathBytesMax = 100;
 
-export interface DataDirLock {
+export interface OwnerLock {
   readonly path: string;
   /** Releases both sockets and owner.pid; idempotent. */
   release(): Promise<void>;
@@ -85,7 +114,7 @@ function busy(path: string, pid: number): Result<never> {
  * Takes the data directory (created if missing) for this process, or refuses with store_failed
  * naming the live owner. A dead owner (crashed, killed, a zombie) never blocks.
  */
-export async function lockDataDir(path: string): Promise<Result<DataDirLock>> {
+export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
   let dirFd = -1;
   let ino: string;
   try {
@@ -134,8 +163,8 @@ export async function lockDataDir(path: string): Promise<Result<DataDirLock>> {
       released ??= (async () => {
         // The file first: once the socket stops listening another engine may take the directory.
         rmSync(join(path, ownerPidFile), { force: true });
-        await close(inDir);
         rmSync(join(path, ownerSocketFile), { force: true });
+        await close(inDir);
         if (dirFd >= 0) closeSync(dirFd);
         await close(abstract);
       })();

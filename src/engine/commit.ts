@@ -1,0 +1,138 @@
+// Commit: where what the shards decided becomes durable. Events get their global seq when a shard's
+// message arrives (in message order, persist), commit in the store's next group commit, and a
+// command is acknowledged only after that commit (run). Trade ids are idempotent: a repeated id is
+// answered with the first result (in flight, remembered, or stored), never applied twice.
+
+import { performance } from 'node:perf_hooks';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../errors.js';
+import { validateTrade, type ValidTrade } from '../domain/validate.js';
+import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
+import { fxSymbolOf } from '../domain/portfolio.js';
+import type { CommandResult, ShardEvent } from '../shard/protocol.js';
+import type { Store } from '../store/store.js';
+import type { EventListener } from './api.js';
+import { EngineCounters, failureResult } from './counters.js';
+import { applyToDirectory, knownPortfolio, type Directory } from './directory.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { ResolvedOptions } from './options.js';
+import type { ShardPool } from './shards/pool.js';
+import type { CommandBody } from './shardHandle.js';
+import { shardOf } from './shardOf.js';
+import type { SymbolTable } from './symbols.js';
+
+export interface CommitDeps {
+  o: ResolvedOptions;
+  clock: Clock;
+  life: Lifecycle;
+  counters: EngineCounters;
+  store: Store;
+  directory: Directory;
+  symbols: SymbolTable;
+  pool: ShardPool;
+}
+
+export class Commit {
+  private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
+  /** Bounded by the commands a shard may queue and the store's pending writes: each entry is one of those. */
+  private readonly tradesInFlight = new Map<string, Promise<Result<TradeResult>>>();
+  private readonly eventListeners = new Set<EventListener>();
+  private lastDurable: Promise<void> = Promise.resolve();
+
+  constructor(private readonly d: CommitDeps) {}
+
+  /** Resolves once everything persisted so far is durable. */
+  durable(): Promise<void> {
+    return this.lastDurable;
+  }
+
+  /** Assigns global seqs now (in shard message order) and returns when the commit is durable. */
+  persist(events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]): Promise<void> {
+    for (const e of events) applyToDirectory(this.d.directory, e);
+    const receipt = this.d.store.append(events as DomainEvent[], trades);
+    const durable = receipt.durable.then(() => {
+      if (this.eventListeners.size > 0) for (const e of receipt.stored) for (const l of this.eventListeners) l(e);
+    });
+    this.lastDurable = durable;
+    return durable;
+  }
+
+  onEvent(listener: EventListener): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** Sends a command to its shard and answers once its events are durable. */
+  async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
+    if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
+    await this.d.life.ready;
+    const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
+    if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
+    if (body.kind !== 'snapshot' && this.d.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
+    const pending = h.submit(body);
+    if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
+    const r = await pending;
+    if (r.error !== null) return { ok: false, error: r.error };
+    if (r.durable !== undefined) {
+      const durable = await r.durable.then(
+        () => null,
+        (err: unknown) => err,
+      );
+      if (durable !== null) return fail(ErrorCode.store_failed, `store commit failed: ${String(durable)}`);
+    }
+    return ok(r);
+  }
+
+  // ---- trades ----------------------------------------------------------------------------------
+
+  async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
+    const started = performance.now();
+    if (this.d.life.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
+    const k = knownPortfolio(this.d.directory, portfolioId);
+    if (!k.ok) return this.tradeDone(k, started);
+    const v = validateTrade(input, this.d.clock.now());
+    if (!v.ok) return this.tradeDone(v, started);
+    const key = k.value + '\u0000' + v.value.trade_id;
+    const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
+    if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
+    const stored = this.d.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
+    if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
+    if (this.d.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'symbol'), started);
+    // The shard links a foreign position to its FX symbol (quote + base) so rate ticks revalue it.
+    const base = this.d.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    if (v.value.currency !== null && v.value.currency !== base && this.d.symbols.intern(fxSymbolOf(v.value.currency, base)) < 0) {
+      return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'currency'), started);
+    }
+    this.d.pool.announceSymbols();
+    const attempt = this.applyTrade(k.value, v.value);
+    this.tradesInFlight.set(key, attempt);
+    const r = await attempt;
+    this.tradesInFlight.delete(key);
+    if (r.ok) this.rememberSettled(key, attempt);
+    return this.tradeDone(r, started);
+  }
+
+  private async applyTrade(portfolio: string, trade: ValidTrade): Promise<Result<TradeResult>> {
+    const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.d.clock.now() });
+    return r.ok ? ok(r.value.trade as TradeResult) : r;
+  }
+
+  /**
+   * Settled trade ids, least recently settled first, bounded by tradeIdsRememberedMax (older ones are
+   * answered by the store). Ids still in flight live in tradesInFlight and are never evicted: such an
+   * id is in neither this map nor the store yet, and evicting it let a duplicate apply twice (found by
+   * the simulator's swarm, seed 542490174).
+   */
+  private rememberSettled(key: string, attempt: Promise<Result<TradeResult>>): void {
+    if (this.tradeIds.size >= this.d.o.limits.tradeIdsRememberedMax) this.tradeIds.delete(this.tradeIds.keys().next().value as string);
+    this.tradeIds.set(key, attempt);
+  }
+
+  private tradeDone(r: Result<TradeResult>, started: number): Result<TradeResult> {
+    this.d.counters.trade(r.ok ? (r.value.applied ? 'ok' : 'duplicate') : failureResult(r.error.code), performance.now() - started);
+    return r;
+  }
+}
+
+function again(r: Result<TradeResult>): Result<TradeResult> {
+  return r.ok ? ok({ ...r.value, applied: false }) : r;
+}

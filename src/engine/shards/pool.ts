@@ -1,0 +1,274 @@
+// The shard pool: starts the piscina shard workers, supervises them (a dead shard is restarted,
+// recovered from the store and resynced), and routes every message a shard sends to the station
+// that owns it. A tick batch's results and a command's results leave the shards here (onShardMessage).
+
+import { MessageChannel, type MessagePort as NodeMessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import type { Piscina } from 'piscina';
+import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
+import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
+import type { FromShard, ShardEvent } from '../../shard/protocol.js';
+import type { Store } from '../../store/store.js';
+import type { EngineCounters } from '../counters.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { ResolvedOptions } from '../options.js';
+import { RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
+import type { Directory } from '../directory.js';
+import { ShardHandle } from '../shardHandle.js';
+import type { SymbolTable } from '../symbols.js';
+import type { LastPrices } from '../ticks/lastPrices.js';
+
+export const systemPortfolio = '_engine';
+/** Per-portfolio seqs of boot epoch e start at e * seqEpochSize (2^32 changes per portfolio and epoch). */
+export const seqEpochSize = 2 ** 32;
+
+export interface PoolDeps {
+  o: ResolvedOptions;
+  clock: Clock;
+  life: Lifecycle;
+  counters: EngineCounters;
+  store: Store;
+  symbols: SymbolTable;
+  prices: LastPrices;
+  /** The stations a shard's messages go to (wired by the engine facade). */
+  persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => Promise<void>;
+  durable: () => Promise<void>;
+  deliver: (u: PortfolioUpdate) => void;
+  batchDone: () => void;
+  resendPrices: (h: ShardHandle) => void;
+  resyncShard: (h: ShardHandle) => Promise<void>;
+  scheduleFlush: () => void;
+}
+
+export class ShardPool {
+  readonly shards: ShardHandle[] = [];
+  private nextRequest = 1;
+  private readonly recordRequests = new Map<number, (answer: { records: PortfolioRecord[]; segments: Uint8Array[] }) => void>();
+  /** Recovery's progress (the CLI's progress line, /ready while starting). */
+  readonly progress = new RecoveryProgress();
+  private readonly loadRequests = new Map<number, () => void>();
+  private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
+
+  constructor(
+    private readonly pool: Piscina,
+    private readonly d: PoolDeps,
+  ) {
+    for (let i = 0; i < d.o.workers; i++) this.shards.push(new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax));
+  }
+
+  /**
+   * The engine's start: a new seq epoch, every worker up while the snapshots are read, then all
+   * shards loaded in parallel from one pass over the log (recovery.ts recoverAll).
+   */
+  async startAll(directory: Directory): Promise<void> {
+    const { floor, cleanSnapshot } = await this.nextSeqFloor();
+    const spawned = Promise.all(this.shards.map((h) => this.spawnShard(h, floor)));
+    await recoverAll(this.recoveryHost(cleanSnapshot), directory, this.shards, spawned.then(() => undefined));
+    for (const h of this.shards) h.state = 'ready';
+    this.progress.phase = 'ready';
+    this.progress.readyMs = performance.now();
+  }
+
+  private recoveryHost(cleanSnapshot = false): RecoveryHost {
+    return {
+      cleanSnapshot,
+      store: this.d.store,
+      symbols: this.d.symbols,
+      lastPrice: this.d.prices.lastPrice,
+      lastPriceTs: this.d.prices.lastPriceTs,
+      workers: this.d.o.workers,
+      nextRequest: () => this.nextRequest++,
+      loadRequests: this.loadRequests,
+      progress: this.progress,
+    };
+  }
+
+  /** A new boot epoch, durable before any shard shows a seq of it: seqs never go back (takeSeqEpoch). */
+  private async nextSeqFloor(): Promise<{ floor: number; cleanSnapshot: boolean }> {
+    const { epoch, cleanSnapshot } = this.d.store.takeSeqEpoch();
+    await this.d.store.append([]).durable;
+    return { floor: epoch * seqEpochSize, cleanSnapshot };
+  }
+
+  /** Starts a worker for the shard; resolves when it is up (not loaded). */
+  private spawnShard(h: ShardHandle, seqFloor: number): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    h.state = 'starting';
+    h.batchInFlight = false;
+    h.symbolTableSent = false;
+    let readyResolve!: () => void;
+    const isReady = new Promise<void>((resolve) => (readyResolve = resolve));
+    h.attach(port1, (msg) => {
+      if (msg.t === 'ready') readyResolve();
+      else this.onShardMessage(h, msg);
+    });
+    const init = {
+      shard: h.index,
+      shards: this.d.o.workers,
+      kernel: this.d.o.kernel,
+      positionsPerPortfolioMax: this.d.o.limits.positionsPerPortfolioMax,
+      portfoliosMax: this.d.o.limits.portfoliosMax,
+      symbolsMax: this.d.o.limits.symbolsMax,
+      staleAfterMs: this.d.o.staleAfterMs,
+      seqFloor,
+    };
+    const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
+    task.then(
+      () => undefined,
+      (err: unknown) => void this.onShardDied(h, port1, err),
+    );
+    return isReady;
+  }
+
+  /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
+  private async startShard(h: ShardHandle): Promise<void> {
+    const { floor } = await this.nextSeqFloor();
+    await this.spawnShard(h, floor);
+    await recoverShard(this.recoveryHost(), h);
+    h.state = 'ready';
+  }
+
+  private async onShardDied(h: ShardHandle, port: MessagePort | NodeMessagePort, err: unknown): Promise<void> {
+    port.close();
+    if (this.d.life.closing) return;
+    const reason = err instanceof Error ? err.message : String(err);
+    h.state = 'restarting';
+    h.restarts++;
+    this.d.counters.shardRestarts++;
+    if (h.batchInFlight) this.d.batchDone();
+    h.failAll(shardRestartingError(h.index));
+    await this.d.durable().catch(() => undefined);
+    const started = performance.now();
+    await this.startShard(h);
+    this.d.counters.lastRestartMs = performance.now() - started;
+    this.d.persist([{ type: 'ShardRestarted', shard: h.index, reason, portfolio_id: systemPortfolio, ts: this.d.clock.now() }]);
+    this.d.resendPrices(h);
+    await this.d.resyncShard(h);
+    this.d.scheduleFlush();
+  }
+
+  // ---- shard messages ------------------------------------------------------------------------
+
+  private onShardMessage(h: ShardHandle, msg: FromShard): void {
+    const counters = this.d.counters;
+    switch (msg.t) {
+      case 'revalued':
+        h.batchInFlight = false;
+        counters.positionsRevalued += msg.positionsRevalued;
+        counters.portfoliosRevalued += msg.portfoliosRevalued;
+        counters.setOpenPositions(h.index, msg.openPositions);
+        for (const b of msg.breaches) counters.riskBreach(b.limit);
+        if (msg.events.length > 0) this.d.persist(msg.events);
+        for (const u of msg.updates) this.d.deliver(u);
+        this.d.batchDone();
+        break;
+      case 'results':
+        for (const r of msg.results) {
+          // A corporate step's results are logged together, all shards in one append (corporateDesk.ts).
+          if (r.holders !== undefined) {
+            h.resolve(r);
+            continue;
+          }
+          const trades = r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }];
+          if (r.events.length > 0) r.durable = this.d.persist(r.events, trades);
+          if (r.update !== null) this.d.deliver(r.update);
+          h.resolve(r);
+        }
+        break;
+      case 'records':
+        this.recordRequests.get(msg.request)?.(msg);
+        this.recordRequests.delete(msg.request);
+        break;
+      case 'loaded':
+        this.loadRequests.get(msg.request)?.();
+        this.loadRequests.delete(msg.request);
+        break;
+      case 'replayed':
+        this.loadRequests.get(msg.ack)?.();
+        this.loadRequests.delete(msg.ack);
+        break;
+      case 'metrics':
+        this.metricRequests.get(msg.request)?.(msg.metrics);
+        this.metricRequests.delete(msg.request);
+        break;
+      case 'ready':
+        break;
+    }
+  }
+
+  announceSymbols(): void {
+    const fresh = this.d.symbols.takeUnannounced();
+    if (fresh === null) return;
+    // A worker still starting gets these with the whole table when its recovery begins: sent now, they
+    // arrived first and its "symbols in order" assertion killed it (found by the simulator, seed 3).
+    for (const h of this.shards) if (h.symbolTableSent) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
+  }
+
+  /** The shard's portfolio records and its columnar snapshot segments, taken at one instant (a snapshot round). */
+  records(h: ShardHandle, now: number): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] }> {
+    const request = this.nextRequest++;
+    return new Promise((resolve) => {
+      this.recordRequests.set(request, resolve);
+      h.post({ t: 'records', request, now });
+    });
+  }
+
+  // ---- introspection and fault injection -----------------------------------------------------
+
+  shardStats(): { shard: number; state: string; queueDepth: number; restarts: number }[] {
+    return this.shards.map((h) => ({ shard: h.index, state: h.state, queueDepth: h.queueDepth, restarts: h.restarts }));
+  }
+
+  /** Like workerMetrics, indexed by shard: null for a shard that is not ready or did not answer in time. */
+  workerMetricsByShard(timeoutMs = 1_000): Promise<(unknown[] | null)[]> {
+    return Promise.all(
+      this.shards.map(
+        (h) =>
+          new Promise<unknown[] | null>((resolve) => {
+            if (h.state !== 'ready') return resolve(null);
+            const request = this.nextRequest++;
+            const timer = setTimeout(() => {
+              this.metricRequests.delete(request);
+              resolve(null);
+            }, timeoutMs);
+            this.metricRequests.set(request, (m) => {
+              clearTimeout(timer);
+              resolve(m);
+            });
+            h.post({ t: 'metrics', request });
+          }),
+      ),
+    );
+  }
+
+  /** Live shard worker threads (0 once closed). */
+  get threads(): number {
+    return this.pool.threads.length;
+  }
+
+  get utilization(): number {
+    return this.pool.utilization;
+  }
+
+  crashShard(shard: number, how: 'throw' | 'exit' | 'heap' = 'exit'): Result<void> {
+    if (!this.d.o.allowFaultInjection) return fail(ErrorCode.forbidden, 'fault injection is disabled (allowFaultInjection)');
+    // Both checked: this.shards['0'] is shard 0, and an unknown `how` would reach the worker's heap hog
+    // (found by the simulator, seed 1).
+    if (how !== 'throw' && how !== 'exit' && how !== 'heap') return fail(ErrorCode.invalid_field, "how must be 'throw', 'exit' or 'heap'", 'how');
+    const h = Number.isInteger(shard) ? this.shards[shard] : undefined;
+    if (h === undefined || h.state !== 'ready') return fail(ErrorCode.invalid_field, `shard must be a ready shard in [0, ${this.d.o.workers})`, 'shard');
+    h.post({ t: 'crash', how });
+    return ok(undefined);
+  }
+
+  /** Answers what waits, stops every shard and the pool (the engine's last step before the store). */
+  async stop(): Promise<void> {
+    for (const h of this.shards) {
+      h.failAll({ code: ErrorCode.engine_closed, message: 'engine is closed' });
+      h.state = 'stopped';
+      h.post({ t: 'stop' });
+    }
+    await this.pool.close({ force: false }).catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
+  }
+}

@@ -1,0 +1,95 @@
+// Upkeep: the engine's timers. Snapshot rounds (each shard's records, written after and atomically
+// with respect to the events they cover), retention compaction after each round, and the periodic
+// flush of last prices.
+
+import type { Clock } from '../domain/types.js';
+import type { Store } from '../store/store.js';
+import type { CorporateDesk } from './corporateDesk.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { ResolvedOptions } from './options.js';
+import type { ShardPool } from './shards/pool.js';
+import type { SymbolTable } from './symbols.js';
+import type { LastPrices } from './ticks/lastPrices.js';
+
+/** Compaction steps per snapshot round: bounds the work one round does (each step is bounded too). */
+const compactStepsPerRoundMax = 64;
+
+export interface UpkeepDeps {
+  o: ResolvedOptions;
+  clock: Clock;
+  life: Lifecycle;
+  store: Store;
+  symbols: SymbolTable;
+  prices: LastPrices;
+  pool: ShardPool;
+  corporate: CorporateDesk;
+}
+
+export class Upkeep {
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly d: UpkeepDeps) {}
+
+  start(): void {
+    this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.d.o.snapshotIntervalMs).unref());
+    this.timers.push(setInterval(() => this.flushPrices(), this.d.o.pricesFlushIntervalMs).unref());
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  /**
+   * Each shard's records and columnar segments, written after (and atomically with respect to) the
+   * events they cover. clean: the engine's last round before a clean shutdown (its seqs are exact).
+   */
+  async snapshotAll(clean = false): Promise<void> {
+    if (this.d.life.closed) return;
+    // Records asked for during a corporate step would include it before its events are appended, so
+    // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
+    while (this.d.corporate.holding) await this.d.corporate.idle();
+    const asOf = this.d.clock.now();
+    const rounds = await Promise.all(
+      this.d.pool.shards.map(async (h) => {
+        if (h.state !== 'ready') return null;
+        const answer = await this.d.pool.records(h, asOf);
+        // Every event this shard emitted before its records was appended when its message arrived,
+        // so the store's last seq covers them all.
+        const covered = this.d.store.lastSeq();
+        for (const r of answer.records) r.covered_seq = covered;
+        return { covered, segments: answer.segments, written: this.d.store.writeSnapshots(answer.records) };
+      }),
+    );
+    // The columnar generation (what recovery reads) needs every shard of one round; a round that
+    // missed a restarting shard keeps the previous generation.
+    const complete = rounds.every((r) => r !== null);
+    const columnar = complete
+      ? this.d.store.writeShardSnapshots({ as_of: asOf, clean, covered: rounds.map((r) => r!.covered), shards: rounds.map((r) => r!.segments) })
+      : null;
+    await Promise.all([...rounds.map((r) => r?.written), columnar]);
+  }
+
+  /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */
+  async compact(): Promise<number> {
+    if (this.d.o.retainEventsMs === null || this.d.life.closing) return 0;
+    // The store compacts in bounded steps (no long stall of the main thread); loop while it has more.
+    let removed = 0;
+    for (let step = 0; step < compactStepsPerRoundMax && !this.d.life.closing; step++) {
+      const r = await this.d.store.compact(this.d.clock.now()).catch(() => ({ removed: 0, more: false }));
+      removed += r.removed;
+      if (!r.more) break;
+    }
+    return removed;
+  }
+
+  flushPrices(): void {
+    const { symbols, prices } = this.d;
+    const out: { symbol: string; price: number; ts: number }[] = [];
+    for (let id = 0; id < symbols.size; id++) {
+      if (prices.priceDirty[id] === 0) continue;
+      prices.priceDirty[id] = 0;
+      out.push({ symbol: symbols.names[id], price: prices.lastPrice[id], ts: prices.lastPriceTs[id] });
+    }
+    if (out.length > 0) void this.d.store.savePrices(out).catch(() => undefined);
+  }
+}

@@ -1,0 +1,22 @@
+// The store's limits and their defaults (StoreOptions overrides them per store).
+
+export const storeDefaults = {
+  /**
+   * Events + trade results enqueued or in flight before overloaded() turns true: about one to two
+   * seconds of commits at the throughput measured on 2 shared cores (docs/STORE.md), so the ack
+   * latency a queued command can see stays bounded.
+   */
+  pendingWritesMax: 50_000,
+  snapshotsKeptPerPortfolioMax: 64,
+  pricesKeptPerSymbolMax: 1_024,
+  /** Initial LMDB map; it is address space, not disk, and lmdb-js grows it when it fills. */
+  mapSizeBytes: 1024 * 1024 * 1024,
+  /** Time-index entries one compact() call examines, so a call blocks the main thread briefly. */
+  compactScannedPerCallMax: 20_000,
+  /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
+  snapshotsPerFlushMax: 200,
+  /** Prices written per flush, for the same reason. */
+  pricesPerFlushMax: 1_000,
+  queryLimitDefault: 100,
+  queryLimitMax: 1_000,
+} as const;
