@@ -8,15 +8,18 @@
 import { enqueueActions, not, setup } from 'xstate';
 import { reducesExposure } from '../src/domain/accounting.js';
 import { applyCorporateStep, corporateRefusal } from '../src/domain/corporateActions.js';
-import { applyDeposit, applyLimits, applyTrade, applyWithdraw, positionOf, tradeRefusal } from '../src/domain/portfolio.js';
+import { applyDeposit, applyFxConversion, applyLimits, applyTrade, applyWithdraw, balanceOf, cashRefusal, positionOf, tradeRefusal } from '../src/domain/portfolio.js';
 import type { CorporateStep, DomainEventBody, PortfolioState, RiskLimitName, RiskLimits } from '../src/domain/types.js';
 import type { ValidTrade } from '../src/domain/validate.js';
+import type { CashMove } from '../src/domain/portfolio.js';
 import type { ErrorCode } from '../src/errors.js';
 
 export type PortfolioEvent =
   | { type: 'trade'; trade: ValidTrade }
-  | { type: 'deposit'; amount: number }
-  | { type: 'withdraw'; amount: number }
+  /** currency absent or null: the base; a foreign move carries the quote -> base rate of the day (null: none seen). */
+  | { type: 'deposit'; amount: number; currency?: string | null; fx_rate?: number | null }
+  | { type: 'withdraw'; amount: number; currency?: string | null; fx_rate?: number | null }
+  | { type: 'fxConvert'; from_currency: string; to_currency: string; amount: number; rate: number }
   | { type: 'setLimits'; limits: RiskLimits }
   | { type: 'pause'; reason: 'command' | 'risk' }
   | { type: 'resume' }
@@ -42,7 +45,11 @@ export const portfolioMachine = setup({
   guards: {
     reducesExposure: ({ context, event }) =>
       event.type === 'trade' && reducesExposure(positionOf(context, event.trade.symbol), event.trade.side, event.trade.units),
-    withinCash: ({ context, event }) => event.type === 'withdraw' && event.amount <= context.cash,
+    withinCash: ({ context, event }) =>
+      (event.type === 'withdraw' && event.amount <= balanceOf(context, event.currency ?? null)) ||
+      (event.type === 'fxConvert' && event.amount <= balanceOf(context, event.from_currency)),
+    // A foreign deposit or withdrawal moves capital (kept in the base) at the rate of the day: none seen, refused.
+    cashRefused: ({ context, event }) => (event.type === 'deposit' || event.type === 'withdraw') && cashRefusal(context, moveOf(event)) !== null,
     // Currency, FX rate, named lots, and positions within quantityMax (integer units stay below 2^53).
     tradeRefused: ({ context, event }) => event.type === 'trade' && tradeRefusal(context, event.trade) !== null,
     // A split past quantityMax, a symbol change that cannot merge: the engine checks every holder before
@@ -64,15 +71,26 @@ export const portfolioMachine = setup({
     }),
     deposit: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'deposit') return;
-      const r = applyDeposit(context, event.amount);
+      const r = applyDeposit(context, event.amount, moveOf(event));
       enqueue.assign(r.state);
       enqueue.emit(applied(r.events));
     }),
     withdraw: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'withdraw') return;
-      const r = applyWithdraw(context, event.amount);
+      const r = applyWithdraw(context, event.amount, moveOf(event));
       enqueue.assign(r.state);
       enqueue.emit(applied(r.events));
+    }),
+    fxConvert: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'fxConvert') return;
+      const r = applyFxConversion(context, event);
+      enqueue.assign(r.state);
+      enqueue.emit(applied(r.events));
+    }),
+    rejectCashMove: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'deposit' && event.type !== 'withdraw') return;
+      const refusal = cashRefusal(context, moveOf(event));
+      if (refusal !== null) enqueue.emit({ type: 'rejected', code: refusal.code, message: refusal.message, field: refusal.field });
     }),
     setLimits: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'setLimits') return;
@@ -109,9 +127,11 @@ export const portfolioMachine = setup({
       if (refusal !== null) enqueue.emit({ type: 'rejected', code: refusal.code, message: refusal.message, field: refusal.field });
     }),
     rejectClosed: enqueueActions(({ enqueue }) => enqueue.emit(rejected('portfolio_closed', 'refused: portfolio is closed'))),
-    rejectCash: enqueueActions(({ context, enqueue }) =>
-      enqueue.emit(rejected('insufficient_cash', `amount must be <= cash (${context.cash}) for a withdrawal`)),
-    ),
+    rejectCash: enqueueActions(({ context, event, enqueue }) => {
+      const currency = event.type === 'withdraw' ? (event.currency ?? null) : event.type === 'fxConvert' ? event.from_currency : null;
+      const what = currency === null ? 'cash' : `the ${currency} balance`;
+      enqueue.emit(rejected('insufficient_cash', `amount must be <= ${what} (${balanceOf(context, currency)}) for a ${event.type === 'fxConvert' ? 'conversion' : 'withdrawal'}`));
+    }),
   },
 }).createMachine({
   id: 'portfolio',
@@ -121,8 +141,9 @@ export const portfolioMachine = setup({
     active: {
       on: {
         trade: [{ guard: 'tradeRefused', actions: 'rejectTrade' }, { actions: 'trade' }],
-        deposit: { actions: 'deposit' },
-        withdraw: [{ guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
+        deposit: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { actions: 'deposit' }],
+        withdraw: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
+        fxConvert: [{ guard: 'withinCash', actions: 'fxConvert' }, { actions: 'rejectCash' }],
         setLimits: { actions: 'setLimits' },
         pause: { target: 'paused', actions: 'paused' },
         breach: { target: 'paused', actions: 'paused' },
@@ -136,8 +157,9 @@ export const portfolioMachine = setup({
         // The lifecycle rule answers first: a trade that does not reduce exposure is refused as paused,
         // whatever else is wrong with it (swarm seed 3621630548).
         trade: [{ guard: not('reducesExposure'), actions: 'rejectPaused' }, { guard: 'tradeRefused', actions: 'rejectTrade' }, { actions: 'trade' }],
-        deposit: { actions: 'deposit' },
-        withdraw: [{ guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
+        deposit: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { actions: 'deposit' }],
+        withdraw: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
+        fxConvert: [{ guard: 'withinCash', actions: 'fxConvert' }, { actions: 'rejectCash' }],
         setLimits: { actions: 'setLimits' },
         pause: { actions: 'rejectAlreadyPaused' },
         breach: { actions: 'breachWhilePaused' },
@@ -151,6 +173,7 @@ export const portfolioMachine = setup({
         trade: { actions: 'rejectClosed' },
         deposit: { actions: 'rejectClosed' },
         withdraw: { actions: 'rejectClosed' },
+        fxConvert: { actions: 'rejectClosed' },
         setLimits: { actions: 'rejectClosed' },
         pause: { actions: 'rejectClosed' },
         resume: { actions: 'rejectClosed' },
@@ -163,3 +186,7 @@ export const portfolioMachine = setup({
 });
 
 export type PortfolioMachine = typeof portfolioMachine;
+
+function moveOf(event: { amount: number; currency?: string | null; fx_rate?: number | null }): CashMove {
+  return { amount: event.amount, currency: event.currency ?? null, fx_rate: event.fx_rate ?? null };
+}

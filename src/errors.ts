@@ -30,6 +30,8 @@ export const ErrorCode = {
   insufficient_cash: 'insufficient_cash',
   fx_rate_unknown: 'fx_rate_unknown',
   symbol_not_found: 'symbol_not_found',
+  /** A multiplier or currency change of an instrument someone holds (only a contract adjustment may). */
+  instrument_held: 'instrument_held',
   suspect_tick_not_found: 'suspect_tick_not_found',
   /** A tick whose source ts is before the latest split's effective time of its symbol: a pre-split print. */
   pre_split_tick: 'pre_split_tick',
@@ -94,6 +96,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   insufficient_cash: 409,
   fx_rate_unknown: 409,
   symbol_not_found: 404,
+  instrument_held: 409,
   suspect_tick_not_found: 404,
   pre_split_tick: 409,
   limit_exceeded: 409,

@@ -27,6 +27,7 @@ const forbidden: readonly { from: string; to: readonly string[]; why: string }[]
   { from: 'src/metrics/', to: ['src/server/', 'src/cli/', 'dashboards/'], why: 'metrics read counters; the server serves them' },
   { from: 'dashboards/', to: ['src/server/', 'src/engine/', 'src/cli/'], why: 'dashboards are generated from the metric catalog' },
   { from: 'src/client/', to: ['src/engine/', 'src/store/', 'src/shard/', 'src/server/', 'src/metrics/', 'src/cli/'], why: 'the SDK talks to the server over the wire only' },
+  { from: 'src/workers/', to: ['src/engine/', 'src/server/', 'src/store/', 'src/market/', 'src/shard/', 'src/cli/'], why: 'the supervision pattern knows no particular worker' },
   { from: 'src/protocol/', to: ['src/server/', 'src/engine/', 'src/store/', 'src/client/', 'src/cli/'], why: 'the wire protocol sits below the server and the SDK that share it' },
 ];
 

@@ -130,6 +130,22 @@ describe('OpenAPI', () => {
     await call('POST', CA, CA, { action_id: 'oa-ren', type: 'symbol_change', symbol: 'OB', new_symbol: 'OC', effective_ts: Date.now() + 3_600_000 });
     await call('GET', CA, `${CA}?limit=10`);
     await call('GET', CA, `${CA}?limit=0`);
+    const I = '/api/v1/instruments/{symbol}';
+    await call('PUT', I, '/api/v1/instruments/ES', { asset_class: 'future', currency: 'USD', multiplier: 50, tick_size: 0.25, description: 'E-mini S&P 500' });
+    await call('PUT', I, '/api/v1/instruments/ES', { asset_class: 'swap', currency: 'USD', multiplier: 50 });
+    await call('PUT', I, '/api/v1/instruments/OA', { asset_class: 'equity', currency: 'USD', multiplier: 10 }); // OA is held: 409 instrument_held
+    await call('GET', I, '/api/v1/instruments/ES');
+    await call('GET', I, '/api/v1/instruments/NONE');
+    await call('GET', I, '/api/v1/instruments/bad%20sym');
+    await call('GET', '/api/v1/instruments', '/api/v1/instruments');
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/oa/trades', { trade_id: 'oa-dry', symbol: 'ES', side: 'buy', quantity: 1, price: 10, dry_run: true });
+    await call('POST', `${P}/trades`, '/api/v1/portfolios/oa/trades', { ...trade, dry_run: true }); // a used trade_id: 409
+    const FX = '/api/v1/portfolios/{id}/fx-conversions';
+    await call('POST', `${P}/cash`, '/api/v1/portfolios/oa/cash', { type: 'deposit', amount: 5, currency: 'EUR' }); // no EUR rate seen yet: 409 fx_rate_unknown
+    await call('POST', FX, '/api/v1/portfolios/oa/fx-conversions', { from_currency: 'USD', to_currency: 'EUR', amount: 2, rate: 0.9 });
+    await call('POST', FX, '/api/v1/portfolios/oa/fx-conversions', { from_currency: 'USD', to_currency: 'EUR', amount: 1e9, rate: 0.9 });
+    await call('POST', FX, '/api/v1/portfolios/oa/fx-conversions', { from_currency: 'USD', to_currency: 'USD', amount: 1, rate: 1 });
+    await call('POST', FX, '/api/v1/portfolios/nope/fx-conversions', { from_currency: 'USD', to_currency: 'EUR', amount: 1, rate: 1 });
     await call('DELETE', P, '/api/v1/portfolios/oa');
     await call('DELETE', P, '/api/v1/portfolios/nope');
     for (const r of routes) expect(checked.has(`${r.method} ${r.template}`), `${r.method} ${r.template} exercised`).toBe(true);

@@ -52,13 +52,49 @@ function expected(rule: AlertRule, alertLabels: Record<string, string>, valueTex
   };
 }
 
-function group(name: string, input_series: InputSeries[], cases: AlertCase[]): TestGroup {
-  return { name, interval: '15s', input_series, alert_rule_test: cases };
+function group(name: string, input_series: InputSeries[], cases: AlertCase[], interval = '15s'): TestGroup {
+  return { name, interval, input_series, alert_rule_test: cases };
+}
+
+/** Groups whose series span hours sample once a minute: promtool evaluates every rule on every sample of them. */
+function hoursGroup(name: string, input_series: InputSeries[], cases: AlertCase[]): TestGroup {
+  return group(name, input_series, cases, '1m');
 }
 
 /** Histogram bucket series: `steps` gives the per-15s increment of each bucket (cumulative, as Prometheus stores them). */
 function buckets(metric: string, steps: Record<string, string>): InputSeries[] {
   return Object.entries(steps).map(([le, values]) => ({ series: `${metric}_bucket{${labels}, le="${le}"}`, values }));
+}
+
+/** One segment of a latency histogram's input: `steps` samples, each adding perStep observations of which slowPerStep are slow. */
+interface LatencySegment {
+  steps: number;
+  perStep: number;
+  slowPerStep: number;
+}
+
+/** `_count` and the `le` bucket of a histogram (cumulative), built from segments of constant rates. */
+function latency(metric: string, le: string, segments: LatencySegment[]): InputSeries[] {
+  const count: string[] = [];
+  const within: string[] = [];
+  let c = 0;
+  let w = 0;
+  segments.forEach((seg, i) => {
+    // The first segment starts at 0; each later one at its first increment after the previous one.
+    const n = i === 0 ? seg.steps : seg.steps - 1;
+    if (i > 0) {
+      c += seg.perStep;
+      w += seg.perStep - seg.slowPerStep;
+    }
+    count.push(`${c}+${seg.perStep}x${n}`);
+    within.push(`${w}+${seg.perStep - seg.slowPerStep}x${n}`);
+    c += seg.perStep * n;
+    w += (seg.perStep - seg.slowPerStep) * n;
+  });
+  return [
+    { series: `${metric}_count{${labels}}`, values: count.join(' ') },
+    { series: `${metric}_bucket{${labels}, le="${le}"}`, values: within.join(' ') },
+  ];
 }
 
 export function alertTests(): Record<AlertName, AlertTests> {
@@ -104,46 +140,60 @@ export function alertTests(): Record<AlertName, AlertTests> {
         ),
       ],
     },
-    TickToPublishLatencyHigh: {
-      // 5% of ticks between 50ms and 100ms: p99 = 0.05 + 0.05 * (99-95)/(100-95) = 0.09.
-      fires: group(
-        'TickToPublishLatencyHigh fires when 5% of ticks take over 50ms',
-        buckets('mtm_tick_to_publish_seconds', { '0.025': '0+90x60', '0.05': '0+95x60', '0.1': '0+100x60', '+Inf': '0+100x60' }),
-        [fires('TickToPublishLatencyHigh', '10m', [expected(rule('TickToPublishLatencyHigh'), target, '90ms')])],
-      ),
+    // SLO burn rates (src/metrics/objectives.ts): ticks 99% within 50ms (budget 1%), trade acks 99.9% within
+    // 250ms (budget 0.1%). Fast = 14.4x over 1h and 5m, or 6x over 6h and 30m; slow = 3x over 1d and 2h,
+    // or 1x over 3d and 6h. Each case: 1000 observations per minute (10000 where a finer share is needed).
+    TickToPublishSLOBurnFast: {
+      fires: hoursGroup('TickToPublishSLOBurnFast fires when 20% of ticks take over 50ms', latency('mtm_tick_to_publish_seconds', '0.05', [{ steps: 20, perStep: 1000, slowPerStep: 200 }]), [
+        fires('TickToPublishSLOBurnFast', '15m', [expected(rule('TickToPublishSLOBurnFast'), target, '20%')]),
+      ]),
       silent: [
-        // 0.8% of ticks over 50ms: p99 stays inside the 25-50ms bucket.
-        group(
-          'TickToPublishLatencyHigh stays silent when 0.8% of ticks take over 50ms',
-          buckets('mtm_tick_to_publish_seconds', { '0.025': '0+900x60', '0.05': '0+992x60', '0.1': '0+1000x60', '+Inf': '0+1000x60' }),
-          [silent('TickToPublishLatencyHigh', '10m')],
-        ),
-        // 3 minutes at 5% slow, then 0.8%: pending for less than the 5m `for`.
-        group(
-          'TickToPublishLatencyHigh ignores a 3-minute burst',
-          buckets('mtm_tick_to_publish_seconds', {
-            '0.025': '0+90x60',
-            '0.05': '0+95x12 1239.2+99.2x47',
-            '0.1': '0+100x60',
-            '+Inf': '0+100x60',
-          }),
-          [silent('TickToPublishLatencyHigh', '3m'), silent('TickToPublishLatencyHigh', '5m'), silent('TickToPublishLatencyHigh', '10m')],
+        // 5x the budget: below both 14.4x and 6x.
+        hoursGroup('TickToPublishSLOBurnFast stays silent when 5% of ticks take over 50ms for 30m', latency('mtm_tick_to_publish_seconds', '0.05', [{ steps: 30, perStep: 1000, slowPerStep: 50 }]), [
+          silent('TickToPublishSLOBurnFast', '30m'),
+        ]),
+        // Every tick slow for 5 minutes after 100 minutes at 0.5%: the short windows burn, the long ones stay
+        // under (1h: 8.8% < 14.4%; 6h: 5.0% < 6%), so a brief outage (1.2% of the 30d budget) pages nobody.
+        hoursGroup(
+          'TickToPublishSLOBurnFast ignores a 5-minute burst of slow ticks',
+          latency('mtm_tick_to_publish_seconds', '0.05', [
+            { steps: 100, perStep: 1000, slowPerStep: 5 },
+            { steps: 5, perStep: 1000, slowPerStep: 1000 },
+            { steps: 10, perStep: 1000, slowPerStep: 5 },
+          ]),
+          [silent('TickToPublishSLOBurnFast', '1h45m'), silent('TickToPublishSLOBurnFast', '1h50m')],
         ),
       ],
     },
-    TradeAckLatencyHigh: {
-      // 5% of trades between 250ms and 500ms: p99 = 0.25 + 0.25 * 0.8 = 0.45.
-      fires: group(
-        'TradeAckLatencyHigh fires when 5% of acks take over 250ms',
-        buckets('mtm_trade_ack_seconds', { '0.1': '0+90x60', '0.25': '0+95x60', '0.5': '0+100x60', '+Inf': '0+100x60' }),
-        [fires('TradeAckLatencyHigh', '10m', [expected(rule('TradeAckLatencyHigh'), target, '450ms')])],
-      ),
+    TickToPublishSLOBurnSlow: {
+      fires: hoursGroup('TickToPublishSLOBurnSlow fires when 5% of ticks take over 50ms for 30m', latency('mtm_tick_to_publish_seconds', '0.05', [{ steps: 30, perStep: 1000, slowPerStep: 50 }]), [
+        fires('TickToPublishSLOBurnSlow', '30m', [expected(rule('TickToPublishSLOBurnSlow'), target, '5%')]),
+      ]),
       silent: [
-        group(
-          'TradeAckLatencyHigh stays silent when 0.8% of acks take over 250ms',
-          buckets('mtm_trade_ack_seconds', { '0.1': '0+900x60', '0.25': '0+992x60', '0.5': '0+1000x60', '+Inf': '0+1000x60' }),
-          [silent('TradeAckLatencyHigh', '10m')],
-        ),
+        hoursGroup('TickToPublishSLOBurnSlow stays silent when 0.8% of ticks take over 50ms for 30m', latency('mtm_tick_to_publish_seconds', '0.05', [{ steps: 30, perStep: 1000, slowPerStep: 8 }]), [
+          silent('TickToPublishSLOBurnSlow', '30m'),
+        ]),
+      ],
+    },
+    TradeAckSLOBurnFast: {
+      fires: hoursGroup('TradeAckSLOBurnFast fires when 2% of acks take over 250ms', latency('mtm_trade_ack_seconds', '0.25', [{ steps: 20, perStep: 1000, slowPerStep: 20 }]), [
+        fires('TradeAckSLOBurnFast', '15m', [expected(rule('TradeAckSLOBurnFast'), target, '2%')]),
+      ]),
+      silent: [
+        // 5x the 0.1% budget: below both 14.4x and 6x (but the slow burn fires on it, see below).
+        hoursGroup('TradeAckSLOBurnFast stays silent when 0.5% of acks take over 250ms for 30m', latency('mtm_trade_ack_seconds', '0.25', [{ steps: 30, perStep: 1000, slowPerStep: 5 }]), [
+          silent('TradeAckSLOBurnFast', '30m'),
+        ]),
+      ],
+    },
+    TradeAckSLOBurnSlow: {
+      fires: hoursGroup('TradeAckSLOBurnSlow fires when 0.5% of acks take over 250ms for 30m', latency('mtm_trade_ack_seconds', '0.25', [{ steps: 30, perStep: 1000, slowPerStep: 5 }]), [
+        fires('TradeAckSLOBurnSlow', '30m', [expected(rule('TradeAckSLOBurnSlow'), target, '0.5%')]),
+      ]),
+      silent: [
+        hoursGroup('TradeAckSLOBurnSlow stays silent when 0.08% of acks take over 250ms for 30m', latency('mtm_trade_ack_seconds', '0.25', [{ steps: 30, perStep: 10000, slowPerStep: 8 }]), [
+          silent('TradeAckSLOBurnSlow', '30m'),
+        ]),
       ],
     },
     StoreCommitSlow: {
@@ -213,6 +263,61 @@ export function alertTests(): Record<AlertName, AlertTests> {
         group('EventLoopLagHigh stays silent at 90ms p99 lag', [{ series: `nodejs_eventloop_lag_p99_seconds{${labels}}`, values: '0.09+0x40' }], [
           silent('EventLoopLagHigh', '8m'),
         ]),
+      ],
+    },
+    // Capacity: a straight line fitted over the last hour, extrapolated 4h. Used bytes grow 4e6 per minute
+    // (240 MB/h) from 1e9 toward a 2e9 limit: the forecast passes 2e9 after 10 minutes. The processes
+    // started an hour before the series (process_start_time_seconds -3600) unless a case says otherwise.
+    StoreMapFillingUp: {
+      fires: hoursGroup(
+        'StoreMapFillingUp fires when the used map grows 240 MB/h toward a 2 GB map',
+        [
+          { series: `mtm_store_map_used_bytes{${labels}}`, values: '1000000000+4000000x40' },
+          { series: `mtm_store_map_size_bytes{${labels}}`, values: '2000000000+0x40' },
+        ],
+        [fires('StoreMapFillingUp', '30m', [expected(rule('StoreMapFillingUp'), target, '1.937Gi')])],
+      ),
+      silent: [
+        hoursGroup(
+          'StoreMapFillingUp stays silent at 60 MB/h (the map fills in over 16h)',
+          [
+            { series: `mtm_store_map_used_bytes{${labels}}`, values: '1000000000+1000000x40' },
+            { series: `mtm_store_map_size_bytes{${labels}}`, values: '2000000000+0x40' },
+          ],
+          [silent('StoreMapFillingUp', '30m')],
+        ),
+      ],
+    },
+    MemoryFillingUp: {
+      fires: hoursGroup(
+        'MemoryFillingUp fires when resident memory grows 240 MB/h toward a 2 GB limit',
+        [
+          { series: `process_resident_memory_bytes{${labels}}`, values: '1000000000+4000000x40' },
+          { series: `mtm_memory_limit_bytes{${labels}}`, values: '2000000000+0x40' },
+          { series: `process_start_time_seconds{${labels}}`, values: '-3600+0x40' },
+        ],
+        [fires('MemoryFillingUp', '30m', [expected(rule('MemoryFillingUp'), target, '1.937Gi')])],
+      ),
+      silent: [
+        hoursGroup(
+          'MemoryFillingUp stays silent at 60 MB/h',
+          [
+            { series: `process_resident_memory_bytes{${labels}}`, values: '1000000000+1000000x40' },
+            { series: `mtm_memory_limit_bytes{${labels}}`, values: '2000000000+0x40' },
+            { series: `process_start_time_seconds{${labels}}`, values: '-3600+0x40' },
+          ],
+          [silent('MemoryFillingUp', '30m')],
+        ),
+        // The same growth from a process started 30 minutes before: its first hour (loading its book) is no trend.
+        hoursGroup(
+          'MemoryFillingUp stays silent during the first hour of a process',
+          [
+            { series: `process_resident_memory_bytes{${labels}}`, values: '1000000000+4000000x40' },
+            { series: `mtm_memory_limit_bytes{${labels}}`, values: '2000000000+0x40' },
+            { series: `process_start_time_seconds{${labels}}`, values: '0+0x40' },
+          ],
+          [silent('MemoryFillingUp', '30m')],
+        ),
       ],
     },
   };

@@ -1,8 +1,9 @@
-// Conventions shared by the dashboards, the rules and the provisioning files, and every alert threshold.
-// Thresholds live here, next to nothing else, so a reviewer sees all of them at once; the ones on a
-// histogram are checked against the catalog's buckets when the files are generated.
+// Conventions shared by the dashboards, the rules and the provisioning files. The thresholds and SLOs
+// live in src/metrics/objectives.ts (shared with the performance API); the ones on a histogram are
+// checked against the catalog's buckets here when the files are generated.
 
 import { metricSpec, type HistogramName } from '../../src/metrics/catalog.js';
+import { thresholds } from '../../src/metrics/objectives.js';
 
 /**
  * The Prometheus job label of every engine target. Rules select `{job="mtm-engine"}`; the example
@@ -27,30 +28,9 @@ export const dashboardTag = 'mtm';
  */
 export const recordingWindow = '1m';
 
-export const thresholds = {
-  /** No tick accepted for this long (seconds) while the engine is up: prices are stale. */
-  feedStaleSeconds: 30,
-  /** p99 tick-to-publish above this (seconds). Marks older than this are not "real time" for the desk. */
-  tickToPublishP99Seconds: 0.05,
-  /** p99 trade acknowledgement above this (seconds); includes the durable commit. */
-  tradeAckP99Seconds: 0.25,
-  /** p99 LMDB commit above this (seconds): the disk is the bottleneck of trade acks. */
-  storeCommitP99Seconds: 0.1,
-  /**
-   * p99 main-thread event-loop delay above this (seconds). The gauge reads about 0.01 on an idle loop
-   * (it includes prom-client's 10 ms sampling resolution), so the threshold sits well above that.
-   */
-  eventLoopLagP99Seconds: 0.1,
-  /** More slow-consumer disconnects than this within slowConsumerWindow. */
-  slowConsumerDisconnects: 5,
-  slowConsumerWindow: '10m',
-  /** Shard restarts within shardRestartWindow above this (0: any restart is a crash worth a look). */
-  shardRestarts: 0,
-  shardRestartWindow: '15m',
-  /** More new breaches of one risk limit than this within riskBreachWindow: a market move or a bad tick. */
-  riskBreaches: 20,
-  riskBreachWindow: '5m',
-} as const;
+// Thresholds and objectives live in src/metrics/objectives.ts, below both the performance API and
+// these rules; re-exported here for the dashboards and rules.
+export { burnRateWindows, capacity, objectives, thresholds, type LatencyObjective } from '../../src/metrics/objectives.js';
 
 /** Each histogram threshold with its histogram: generation fails if one is not a bucket boundary. */
 export const histogramThresholds: readonly { metric: HistogramName; threshold: number }[] = [

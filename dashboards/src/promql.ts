@@ -51,3 +51,15 @@ export function shareAbove(name: HistogramName, le: number, selector: string, wi
   const leSel = selector.replace(/}$/, `, le="${le}"}`);
   return `1 - (sum (rate(${name}_bucket${leSel}[${window}])) / sum (rate(${name}_count${selector}[${window}])))`;
 }
+
+/**
+ * Share of observations above a bucket boundary, per `by` group: the error ratio of a latency SLO.
+ * (count - within) / count, so a window without observations gives no number rather than 1.
+ */
+export function errorRatio(name: HistogramName, le: number, selector: string, window: string, by: readonly string[]): string {
+  if (Number.isInteger(le)) throw new Error(`le=${le}: Prometheus 3 renders integer bounds as "${le}.0"; use a non-integer boundary`);
+  const leSel = selector.replace(/}$/, `, le="${le}"}`);
+  const g = `sum by (${by.join(', ')})`;
+  const count = `${g} (rate(${name}_count${selector}[${window}]))`;
+  return `(${count} - ${g} (rate(${name}_bucket${leSel}[${window}]))) / ${count}`;
+}

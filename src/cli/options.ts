@@ -61,6 +61,8 @@ const path: OptionKind = { type: 'path' };
 const powerOfTwo = { test: (n: number) => (n & (n - 1)) === 0, text: 'a power of two' };
 
 const engine = resolveEngineOptions({});
+/** Currencies a cross rate may go through: the ones FX markets quote most pairs against. */
+const fxPivots = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AUD', 'NZD', 'SEK', 'NOK', 'HKD', 'SGD', 'CNH'] as const;
 
 function e(component: Component, name: string, key: string, kind: OptionKind, def: OptionValue | null, unit: string, help: string, defaultText?: string): OptionEntry {
   return { name, kind, default: def, unit, component, key, help, ...(defaultText === undefined ? {} : { defaultText }) };
@@ -93,6 +95,8 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'ticks-per-call-max', 'limits.ticksPerCallMax', int(1), engine.limits.ticksPerCallMax, 'ticks', 'ticks in one ingestTicks call; a larger call is refused'),
   e('engine', 'subscribers-per-portfolio-max', 'limits.subscribersPerPortfolioMax', int(1), engine.limits.subscribersPerPortfolioMax, 'subscribers', 'subscribers to one portfolio; past it subscribe is refused'),
   e('engine', 'trade-ids-remembered-max', 'limits.tradeIdsRememberedMax', int(1), engine.limits.tradeIdsRememberedMax, 'trade ids', 'trade ids kept in memory for idempotency; older ones are answered from LMDB'),
+  e('engine', 'fx-pivot', 'fxPivot', { type: 'enum', values: fxPivots }, engine.fxPivot, '', 'currency cross rates go through when neither the direct nor the inverse pair has ticked (QUSD x USDB, each leg direct or inverse)'),
+  e('engine', 'instruments-max', 'limits.instrumentsMax', int(1), engine.limits.instrumentsMax, 'instruments', 'instrument definitions (reference data); past it a new definition is refused'),
   e('engine', 'corporate-actions-pending-max', 'limits.corporateActionsPendingMax', int(1), engine.limits.corporateActionsPendingMax, 'actions', 'corporate actions announced and not fully applied; past it new ones are refused (retryable)'),
   // Store (LMDB).
   e('store', 'store-map-size-bytes', 'mapSizeBytes', int(1 << 20), store.mapSizeBytes, 'bytes', 'initial LMDB map size (address space, not disk; lmdb-js grows it when it fills)'),

@@ -327,6 +327,14 @@ export class MtmClient {
     return result;
   }
 
+  /**
+   * A what-if: the position and portfolio figures the trade would produce and every risk limit it would
+   * breach (result.breaches). Nothing is booked or logged; trade_id must be unused and stays free.
+   */
+  async whatIf(portfolio: string, trade: Omit<TradeInput, 'dry_run'>): Promise<TradeResult> {
+    return this.trade(portfolio, { ...trade, dry_run: true });
+  }
+
   /** Round trip to the server (ms). */
   async ping(): Promise<number> {
     const t0 = Date.now();

@@ -3,6 +3,7 @@
 export { MtmClient, MtmError, defaultWebSocketFactory } from './client.js';
 export type { ClientOptions, ClientState, ClientStats, ReconnectOptions, SubscribeOptions, Subscription, SubscriptionHandlers, WebSocketFactory, WebSocketLike } from './client.js';
 export { MtmFeed, type FeedOptions, type FeedTickInput } from './feed.js';
+export { MtmRest, type RestOptions, type InstrumentDefinition, type AssetClass, type FxConversionInput, type Instrument } from './rest.js';
 export * from './protocol.js';
 export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from './binary.js';
 export type { BinaryTick, BinaryUpdate, FeedFrame } from './binary.js';

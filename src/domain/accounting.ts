@@ -10,6 +10,8 @@ export interface TradeFill {
   units: number;
   price: number;
   fee: number;
+  /** Contract multiplier: money per point per unit; absent: 1 (a share). Prices stay in points. */
+  multiplier?: number;
 }
 
 export interface TradeOutcome {
@@ -48,7 +50,9 @@ export function unitsOf(quantity: number): number | null {
 export function applyFill(position: PositionState, fill: TradeFill): TradeOutcome {
   const signed = fill.side === 'buy' ? fill.units : -fill.units;
   const held = position.units;
-  const notional = quantityOf(fill.units) * fill.price;
+  // Times 1 is exact: a plain share books exactly as before multipliers existed.
+  const multiplier = fill.multiplier ?? 1;
+  const notional = quantityOf(fill.units) * fill.price * multiplier;
   const cashDelta = fill.side === 'buy' ? -(notional + fill.fee) : notional - fill.fee;
   if (held === 0 || Math.sign(held) === Math.sign(signed)) {
     const heldQty = quantityOf(Math.abs(held));
@@ -65,7 +69,7 @@ export function applyFill(position: PositionState, fill: TradeFill): TradeOutcom
   }
   const closedUnits = Math.min(Math.abs(held), fill.units);
   const perUnit = held > 0 ? fill.price - position.avg_cost : position.avg_cost - fill.price;
-  const realized = perUnit * quantityOf(closedUnits) - fill.fee;
+  const realized = perUnit * quantityOf(closedUnits) * multiplier - fill.fee;
   const remaining = held + signed;
   const flipped = remaining !== 0 && Math.sign(remaining) !== Math.sign(held);
   const avg = remaining === 0 ? 0 : flipped ? fill.price : position.avg_cost;

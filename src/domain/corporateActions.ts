@@ -9,6 +9,7 @@
 import { quantityOf } from './accounting.js';
 import { averageOfLots } from './lots.js';
 import { baseCurrencyOf, methodOf, type Applied } from './portfolio.js';
+import { multiplierUnits } from './instruments.js';
 import {
   QUANTITY_SCALE,
   lotsPerPositionMax,
@@ -48,6 +49,14 @@ export function corporateRefusal(state: PortfolioState, step: CorporateStep): Co
     }
     return null;
   }
+  if (step.step === 'contract_adjustment') {
+    const { from, to } = adjustmentRatio(state.positions[step.symbol], step.multiplier);
+    const after = scaledUnits(state.positions[step.symbol].units, from, to).units;
+    if (Math.abs(after) > unitsMax) {
+      return { code: 'invalid_quantity', message: `multiplier: the position in ${step.symbol} would hold ${quantityOf(Math.abs(after))} after the adjustment, above ${quantityMax}`, field: 'multiplier' };
+    }
+    return null;
+  }
   if (step.step !== 'symbol_change') return null;
   const old = state.positions[step.symbol];
   const target = state.positions[step.new_symbol];
@@ -79,7 +88,58 @@ export function applyCorporateStep(state: PortfolioState, step: CorporateStep): 
       return pay(state, step);
     case 'symbol_change':
       return changeSymbol(state, step);
+    case 'contract_adjustment':
+      return adjustContract(state, step);
   }
+}
+
+/**
+ * Units scale by old/new multiplier so that quantity x multiplier (the exposure) is kept: as a split
+ * with from = new and to = old, both in integer 1e-8 of a multiplier (multipliers have at most 8 decimals).
+ */
+function adjustmentRatio(position: PositionState, multiplier: number): { from: number; to: number } {
+  return { from: Number(multiplierUnits(multiplier)), to: Number(multiplierUnits(position.multiplier ?? 1)) };
+}
+
+/** A contract adjustment: the new multiplier, quantities (and lots) rescaled exactly, prices in points unchanged. */
+function adjustContract(state: PortfolioState, step: Extract<CorporateStep, { step: 'contract_adjustment' }>): Applied {
+  const before = state.positions[step.symbol];
+  const { from, to } = adjustmentRatio(before, step.multiplier);
+  let units: number;
+  let remainder: bigint;
+  let lots: Lot[] | undefined;
+  if (methodOf(state) === 'average' || before.lots === undefined) {
+    ({ units, remainder } = scaledUnits(before.units, from, to));
+  } else {
+    remainder = 0n;
+    let sum = 0;
+    lots = [];
+    for (const lot of before.lots) {
+      const s = scaledUnits(lot.units, from, to);
+      remainder += s.remainder;
+      sum += s.units;
+      if (s.units > 0) lots.push({ ...lot, units: s.units });
+    }
+    units = sum === 0 ? 0 : before.units < 0 ? -sum : sum;
+  }
+  const position: PositionState = { ...before, units, avg_cost: units === 0 ? 0 : lots === undefined ? before.avg_cost : averageOfLots(lots) };
+  if (step.multiplier !== 1) position.multiplier = step.multiplier;
+  else delete position.multiplier;
+  if (lots !== undefined) position.lots = lots;
+  const events: DomainEventBody[] = [
+    {
+      type: 'ContractAdjusted',
+      action_id: step.action_id,
+      symbol: step.symbol,
+      multiplier_before: before.multiplier ?? 1,
+      multiplier_after: step.multiplier,
+      quantity_before: quantityOf(before.units),
+      quantity_after: quantityOf(units),
+      dropped_quantity: Number(remainder) / from / QUANTITY_SCALE,
+    },
+  ];
+  if (units === 0) events.push({ type: 'PositionClosed', symbol: step.symbol, realized_pnl: before.realized_pnl });
+  return { state: { ...state, positions: { ...state.positions, [step.symbol]: position } }, events };
 }
 
 /** floor(|units| * to / from) toward zero, exactly; remainder: the units lost, times from. */
@@ -144,6 +204,7 @@ function entitle(state: PortfolioState, step: Extract<CorporateStep, { step: 'ex
     currency: position.currency ?? baseCurrencyOf(state),
     pay_ts: step.pay_ts,
   };
+  if (position.multiplier !== undefined) due.multiplier = position.multiplier;
   return {
     state: { ...state, dividends_due: { ...state.dividends_due, [step.action_id]: due } },
     events: [
@@ -160,9 +221,12 @@ function entitle(state: PortfolioState, step: Extract<CorporateStep, { step: 'ex
   };
 }
 
-/** The amount a due dividend pays, in its currency: quantity at the ex-date times the amount per share. */
+/**
+ * The amount a due dividend pays, in its currency: quantity at the ex-date times the amount per share,
+ * times the contract multiplier (a contract of 100 shares is owed 100 shares' dividend).
+ */
 export function dividendAmount(due: DividendDue): number {
-  return quantityOf(due.units) * due.amount_per_share;
+  return quantityOf(due.units) * due.amount_per_share * (due.multiplier ?? 1);
 }
 
 function pay(state: PortfolioState, step: Extract<CorporateStep, { step: 'pay_date' }>): Applied {

@@ -70,7 +70,8 @@ export function applyLotFill(position: PositionState, method: CostBasisMethod, f
   const signed = fill.side === 'buy' ? fill.units : -fill.units;
   const held = position.units;
   const lots = position.lots ?? [];
-  const notional = quantityOf(fill.units) * fill.price;
+  const multiplier = fill.multiplier ?? 1;
+  const notional = quantityOf(fill.units) * fill.price * multiplier;
   const cashDelta = fill.side === 'buy' ? -(notional + fill.fee) : notional - fill.fee;
   const base = { last_trade_price: fill.price, ...(position.currency === undefined ? {} : { currency: position.currency }) };
   if (held === 0 || Math.sign(held) === Math.sign(signed)) {
@@ -93,7 +94,7 @@ export function applyLotFill(position: PositionState, method: CostBasisMethod, f
     const lot = remainingLots[i];
     const take = Math.min(lot.units, toClose);
     const perUnit = held > 0 ? fill.price - lot.price : lot.price - fill.price;
-    closedLots.push({ lot_id: lot.lot_id, units: take, open_price: lot.price, realized: perUnit * quantityOf(take) });
+    closedLots.push({ lot_id: lot.lot_id, units: take, open_price: lot.price, realized: perUnit * quantityOf(take) * multiplier });
     lot.units -= take;
     toClose -= take;
   }

@@ -68,7 +68,7 @@ export function fxSymbolOf(currency: string, base: string): string {
 }
 
 export interface TradeRefusal {
-  code: 'invalid_currency' | 'fx_rate_unknown' | 'invalid_lots' | 'limit_exceeded' | 'invalid_quantity';
+  code: 'invalid_currency' | 'fx_rate_unknown' | 'invalid_lots' | 'limit_exceeded' | 'invalid_quantity' | 'invalid_field';
   message: string;
   field: string;
 }
@@ -89,6 +89,11 @@ export function tradeRefusal(state: PortfolioState, trade: ValidTrade): TradeRef
     return { code: 'fx_rate_unknown', message: `fx_rate: no ${pair} rate seen yet; send fx_rate with the trade or tick ${pair} first`, field: 'fx_rate' };
   }
   const before = positionOf(state, trade.symbol);
+  const heldAt = before.multiplier ?? 1;
+  if (before.units !== 0 && heldAt !== trade.multiplier) {
+    // Only a contract adjustment changes a held instrument's multiplier, and it rescales the position first.
+    return { code: 'invalid_field', message: `symbol: ${trade.symbol} is held at multiplier ${heldAt}, the trade was priced at ${trade.multiplier}; retry`, field: 'symbol' };
+  }
   const next = before.units + (trade.side === 'buy' ? trade.units : -trade.units);
   if (Math.abs(next) > quantityMax * QUANTITY_SCALE) {
     return { code: 'invalid_quantity', message: `quantity: the resulting |position| must be <= ${quantityMax}`, field: 'quantity' };
@@ -106,7 +111,7 @@ export function tradeRefusal(state: PortfolioState, trade: ValidTrade): TradeRef
 
 function fillOf(state: PortfolioState, before: PositionState, trade: ValidTrade): TradeOutcome & { closedLots: ClosedLot[] } {
   const method = methodOf(state);
-  const fill = { side: trade.side, units: trade.units, price: trade.price, fee: trade.fee };
+  const fill = { side: trade.side, units: trade.units, price: trade.price, fee: trade.fee, multiplier: trade.multiplier };
   if (method === 'average') return { ...applyFill(before, fill), closedLots: [] };
   return applyLotFill(before, method, { ...fill, trade_id: trade.trade_id, ts: trade.ts, lot_ids: trade.lot_ids });
 }
@@ -130,6 +135,9 @@ function bookTrade(state: PortfolioState, trade: ValidTrade): Booked {
   const realized = foreign ? local.realized * rate : local.realized;
   const position: PositionState = { ...local.position, realized_pnl: before.realized_pnl + realized };
   if (foreign) position.currency = currency;
+  // Written only when not 1, so positions in plain shares serialize as they always did.
+  if (trade.multiplier !== 1) position.multiplier = trade.multiplier;
+  else delete position.multiplier;
   const fill: TradeOutcome = { ...local, position, realized };
   return { before, currency, foreign, rate, local, fill, realized };
 }
@@ -169,6 +177,7 @@ export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeAppli
   };
   if (foreign) Object.assign(executed, { currency, fx_rate: rate });
   if (trade.lot_ids !== null) Object.assign(executed, { lot_ids: trade.lot_ids });
+  if (trade.multiplier !== 1) Object.assign(executed, { multiplier: trade.multiplier });
   const events: DomainEventBody[] = [executed];
   for (const c of local.closedLots) {
     events.push({
@@ -209,18 +218,63 @@ function closedRealized(before: PositionState, fill: TradeOutcome): number {
   return before.realized_pnl + fill.realized;
 }
 
-export function applyDeposit(state: PortfolioState, amount: number): Applied {
-  return {
-    state: { ...state, cash: state.cash + amount, capital: state.capital + amount },
-    events: [{ type: 'CashDeposited', amount }],
-  };
+/** A cash movement as the actor applies it: currency null = the base; fx_rate converts a foreign amount into the base. */
+export interface CashMove {
+  amount: number;
+  currency: string | null;
+  /** Foreign currency only: quote -> base rate at the time, which moves capital (null: never seen). */
+  fx_rate: number | null;
 }
 
-export function applyWithdraw(state: PortfolioState, amount: number): Applied {
-  return {
-    state: { ...state, cash: state.cash - amount, capital: state.capital - amount },
-    events: [{ type: 'CashWithdrawn', amount }],
-  };
+/** The balance a cash move draws on: base cash, or the foreign balance (0 when none). */
+export function balanceOf(state: PortfolioState, currency: string | null): number {
+  if (currency === null || currency === baseCurrencyOf(state)) return state.cash;
+  return state.cash_balances?.[currency] ?? 0;
+}
+
+/** Why a foreign cash move cannot be booked (no rate to value the capital it moves), or null. */
+export function cashRefusal(state: PortfolioState, move: CashMove): TradeRefusal | null {
+  if (move.currency === null || move.currency === baseCurrencyOf(state) || move.fx_rate !== null) return null;
+  const pair = fxSymbolOf(move.currency, baseCurrencyOf(state));
+  return { code: 'fx_rate_unknown', message: `currency: no ${move.currency} -> ${baseCurrencyOf(state)} rate seen yet (tick ${pair}, its inverse or a cross through the pivot first)`, field: 'currency' };
+}
+
+function withBalance(state: PortfolioState, currency: string, delta: number): PortfolioState {
+  if (currency === baseCurrencyOf(state)) return { ...state, cash: state.cash + delta };
+  return { ...state, cash_balances: { ...state.cash_balances, [currency]: (state.cash_balances?.[currency] ?? 0) + delta } };
+}
+
+export function applyDeposit(state: PortfolioState, amount: number, move: CashMove = { amount, currency: null, fx_rate: null }): Applied {
+  if (move.currency === null || move.currency === baseCurrencyOf(state)) {
+    return {
+      state: { ...state, cash: state.cash + amount, capital: state.capital + amount },
+      events: [{ type: 'CashDeposited', amount }],
+    };
+  }
+  // Capital is kept in the base: a foreign deposit adds its value at the rate of the day.
+  const next = withBalance(state, move.currency, amount);
+  return { state: { ...next, capital: state.capital + amount * (move.fx_rate as number) }, events: [{ type: 'CashDeposited', amount, currency: move.currency, fx_rate: move.fx_rate as number }] };
+}
+
+export function applyWithdraw(state: PortfolioState, amount: number, move: CashMove = { amount, currency: null, fx_rate: null }): Applied {
+  if (move.currency === null || move.currency === baseCurrencyOf(state)) {
+    return {
+      state: { ...state, cash: state.cash - amount, capital: state.capital - amount },
+      events: [{ type: 'CashWithdrawn', amount }],
+    };
+  }
+  const next = withBalance(state, move.currency, -amount);
+  return { state: { ...next, capital: state.capital - amount * (move.fx_rate as number) }, events: [{ type: 'CashWithdrawn', amount, currency: move.currency, fx_rate: move.fx_rate as number }] };
+}
+
+/**
+ * Moves cash between two balances at the given rate (to_currency per from_currency): an exchange,
+ * not a contribution, so capital does not move; equity moves by what the rate differs from the market's.
+ */
+export function applyFxConversion(state: PortfolioState, c: { from_currency: string; to_currency: string; amount: number; rate: number }): Applied {
+  const received = c.amount * c.rate;
+  const next = withBalance(withBalance(state, c.from_currency, -c.amount), c.to_currency, received);
+  return { state: next, events: [{ type: 'FxConverted', from_currency: c.from_currency, to_currency: c.to_currency, amount: c.amount, rate: c.rate, received }] };
 }
 
 export function applyLimits(state: PortfolioState, limits: RiskLimits): Applied {

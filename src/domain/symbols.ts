@@ -5,6 +5,7 @@
 // both agree on ids. Bounded by symbolsMax; names not yet announced to shards are tracked.
 
 import { validSymbol } from './validate.js';
+import { conversionSymbolOf, conversionSymbolsOf } from './fx.js';
 
 /** intern() results that are not ids. */
 export const SYMBOL_TABLE_FULL = -1;
@@ -44,6 +45,23 @@ export class SymbolTable implements SymbolIds {
     if (id !== undefined) return id;
     // The pattern is checked once per new symbol, never on the steady-state tick path.
     if (!validSymbol(name)) return SYMBOL_INVALID;
+    return this.add(name);
+  }
+
+  /**
+   * A quote -> base conversion (src/domain/fx.ts): its kernel symbol (Q>B, outside the symbol pattern
+   * on purpose: no feed or trade can name it) and every market symbol it may read (direct, inverse,
+   * both cross legs through the pivot), so the shards can link it and ticks reach it. false when the
+   * table is full.
+   */
+  internConversion(quote: string, base: string, pivot: string): boolean {
+    const conversion = conversionSymbolOf(quote, base);
+    if (this.ids.get(conversion) === undefined && this.add(conversion) < 0) return false;
+    for (const name of conversionSymbolsOf(quote, base, pivot)) if (name !== conversion && this.intern(name) < 0) return false;
+    return true;
+  }
+
+  private add(name: string): number {
     if (this.names.length >= this.symbolsMax) return SYMBOL_TABLE_FULL;
     const next = this.names.length;
     this.ids.set(name, next);

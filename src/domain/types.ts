@@ -26,6 +26,26 @@ export const lotIdsPerTradeMax = 100;
 export const fxRateMax = 1e6;
 /** Largest share count on either side of a split ratio (`to` new shares for every `from` old). */
 export const splitRatioMax = 1_000_000;
+/** Largest contract multiplier an instrument may have (money per point per unit held). */
+export const multiplierMax = 1_000_000;
+export const instrumentDescriptionLengthMax = 256;
+/** Instruments the engine keeps (reference data; each one a log event). */
+export const instrumentsMaxDefault = 100_000;
+
+export type AssetClass = 'equity' | 'etf' | 'future' | 'option' | 'fx' | 'crypto' | 'bond' | 'index' | 'cfd' | 'commodity';
+export const assetClasses: readonly AssetClass[] = ['equity', 'etf', 'future', 'option', 'fx', 'crypto', 'bond', 'index', 'cfd', 'commodity'];
+
+/** Reference data of one symbol. Prices and avg_cost stay in points; money = points x multiplier. */
+export interface Instrument {
+  symbol: string;
+  asset_class: AssetClass;
+  /** The currency its prices are quoted in. */
+  currency: string;
+  /** Money per point of price per unit held (ES: 50, an equity option: 100, a share: 1). */
+  multiplier: number;
+  tick_size?: number;
+  description?: string;
+}
 
 /** How a reducing trade picks the cost it realizes against. */
 export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
@@ -43,6 +63,8 @@ export interface RiskLimits {
 export type RiskLimitName = 'max_loss' | 'max_drawdown_pct' | 'max_position_weight_pct';
 
 export interface TradeInput {
+  /** true: a what-if trade (answers the figures, books and writes nothing, uses up no trade_id). */
+  dry_run?: boolean;
   trade_id: string;
   symbol: string;
   side: Side;
@@ -77,6 +99,17 @@ export interface CreatePortfolioInput {
 export interface CashInput {
   type: 'deposit' | 'withdraw';
   amount: number;
+  /** Absent: the portfolio's base currency. */
+  currency?: string;
+}
+
+/** Moves cash between two balances of one portfolio at a given rate (to per from). */
+export interface FxConversionInput {
+  from_currency: string;
+  to_currency: string;
+  /** Taken from the from_currency balance; amount x rate is credited to to_currency. */
+  amount: number;
+  rate: number;
 }
 
 /** Accounting state of one position: the source of truth the kernel values. */
@@ -93,6 +126,8 @@ export interface PositionState {
   currency?: string;
   /** Open lots, oldest open time first (fifo and lifo portfolios only). Their units sum to |units|. */
   lots?: Lot[];
+  /** Contract multiplier the position is held at; absent: 1 (a symbol never defined as an instrument). */
+  multiplier?: number;
 }
 
 /** One open lot of a lot-based position. Its id is the id of the trade that opened it. */
@@ -142,11 +177,13 @@ export interface DividendDue {
   /** The instrument's quote currency in this portfolio (its position's currency, else the base). */
   currency: string;
   pay_ts: number;
+  /** The position's contract multiplier at the ex-date (absent: 1): each unit held is that many shares. */
+  multiplier?: number;
 }
 
 // ---- corporate actions (src/domain/corporateActions.ts applies them, the engine schedules them) ----
 
-export type CorporateActionType = 'split' | 'dividend' | 'symbol_change';
+export type CorporateActionType = 'split' | 'dividend' | 'symbol_change' | 'contract_adjustment';
 
 /** `to` new shares for every `from` old: a 2-for-1 split is from 1, to 2; a 1-for-10 reverse split is from 10, to 1. */
 export interface SplitAction {
@@ -176,20 +213,34 @@ export interface SymbolChangeAction {
   effective_ts: number;
 }
 
-export type CorporateAction = SplitAction | DividendAction | SymbolChangeAction;
+/**
+ * The instrument's multiplier becomes `multiplier`: every holding is rescaled so that quantity x
+ * multiplier (the exposure) is unchanged, quantities floored toward zero like a split; prices stay in
+ * points. The only way to change the multiplier of an instrument someone holds.
+ */
+export interface ContractAdjustmentAction {
+  action_id: string;
+  type: 'contract_adjustment';
+  symbol: string;
+  multiplier: number;
+  effective_ts: number;
+}
+
+export type CorporateAction = SplitAction | DividendAction | SymbolChangeAction | ContractAdjustmentAction;
 
 /**
  * One step of an action, applied to every holder at once: a split and a symbol change are one step,
  * a dividend two (entitlement at ex_ts, payment at pay_ts).
  */
-export type CorporateStepName = 'split' | 'ex_date' | 'pay_date' | 'symbol_change';
+export type CorporateStepName = 'split' | 'ex_date' | 'pay_date' | 'symbol_change' | 'contract_adjustment';
 
 export type CorporateStep =
   | { step: 'split'; action_id: string; symbol: string; from: number; to: number }
   | { step: 'ex_date'; action_id: string; symbol: string; amount_per_share: number; pay_ts: number }
   /** fx_rate: quote -> base for a foreign-currency dividend, null when never seen (the shard fills it per portfolio). */
   | { step: 'pay_date'; action_id: string; fx_rate: number | null }
-  | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string };
+  | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string }
+  | { step: 'contract_adjustment'; action_id: string; symbol: string; multiplier: number };
 
 export interface PositionView {
   symbol: string;
@@ -272,6 +323,10 @@ export interface TradeResult {
   position: PositionView;
   totals: Totals;
   state: PortfolioStatus;
+  /** What-if trades only: nothing was booked; the figures are what the trade would produce. */
+  dry_run?: true;
+  /** What-if trades only: every risk limit the trade would breach (empty: none). */
+  breaches?: RiskLimitName[];
 }
 
 /** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */
@@ -293,11 +348,21 @@ export type DomainEventBody =
       currency?: string;
       fx_rate?: number;
       lot_ids?: string[];
+      /** Present when not 1: the contract multiplier the trade was booked at (replay uses it, never today's). */
+      multiplier?: number;
     }
   /** Lot-based methods: one per lot a trade closed (wholly or partly); realized in the base currency. */
   | { type: 'LotClosed'; symbol: string; trade_id: string; lot_id: string; quantity: number; open_price: number; close_price: number; realized_pnl: number }
-  | { type: 'CashDeposited'; amount: number }
-  | { type: 'CashWithdrawn'; amount: number }
+  /** currency present when not the base: the amount moved that foreign balance (cash_balances), and
+   * capital by amount x fx_rate (the quote -> base rate of the day). */
+  | { type: 'CashDeposited'; amount: number; currency?: string; fx_rate?: number }
+  | { type: 'CashWithdrawn'; amount: number; currency?: string; fx_rate?: number }
+  /** Cash moved between balances: amount of from_currency out, amount x rate of to_currency in. */
+  | { type: 'FxConverted'; from_currency: string; to_currency: string; amount: number; rate: number; received: number }
+  /** Reference data, under the pseudo-portfolio '_instruments': the symbol's definition from now on. */
+  | { type: 'InstrumentDefined'; instrument: Instrument }
+  /** A contract adjustment applied to this portfolio's position (see ContractAdjustmentAction). */
+  | { type: 'ContractAdjusted'; action_id: string; symbol: string; multiplier_before: number; multiplier_after: number; quantity_before: number; quantity_after: number; dropped_quantity: number }
   | { type: 'LimitsSet'; limits: RiskLimits }
   | { type: 'TradingPaused'; reason: 'command' | 'risk' }
   | { type: 'TradingResumed' }
@@ -376,6 +441,10 @@ export const replayedEventTypes: ReadonlySet<DomainEventType> = new Set<DomainEv
   'DividendEntitled',
   'DividendPaid',
   'SymbolChanged',
+  'ContractAdjusted',
+  'FxConverted',
+  // Reference data under '_instruments': the engine rebuilds its instrument table from them.
+  'InstrumentDefined',
   // Not a portfolio's: the engine rebuilds pending corporate actions from them (and compaction keeps
   // them, as replayed events of a pseudo-portfolio without a snapshot).
   'CorporateActionAnnounced',
@@ -407,6 +476,9 @@ export const domainEventTypes: readonly DomainEventType[] = [
   'SymbolChanged',
   'CorporateActionAnnounced',
   'CorporateActionApplied',
+  'ContractAdjusted',
+  'FxConverted',
+  'InstrumentDefined',
 ];
 
 /** Injected time: nothing in the domain, the actors or the kernel reads a clock directly. */

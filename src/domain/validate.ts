@@ -20,6 +20,7 @@ import {
   type CashInput,
   type CostBasisMethod,
   type CreatePortfolioInput,
+  type FxConversionInput,
   type RiskLimits,
   type Side,
   type TradeInput,
@@ -39,6 +40,8 @@ export interface ValidTrade {
   /** Quote -> base rate: as given, or filled in by the shard from the latest rate; null: none. */
   fx_rate: number | null;
   lot_ids: string[] | null;
+  /** Contract multiplier of the symbol's instrument (1 when never defined), set by the engine. */
+  multiplier: number;
 }
 
 export interface ValidPortfolio {
@@ -128,6 +131,7 @@ export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
     currency: typeof currency === 'string' ? currency : null,
     fx_rate: hasRate ? (fx_rate as number) : null,
     lot_ids: lots.value,
+    multiplier: 1,
   });
 }
 
@@ -214,5 +218,24 @@ export function validateCash(input: unknown): Result<CashInput> {
   }
   const amount = money(input.amount, 'amount', ErrorCode.invalid_amount, false);
   if (!amount.ok) return amount;
-  return ok({ type: input.type, amount: amount.value });
+  const { currency } = input;
+  if (currency === undefined || currency === null) return ok({ type: input.type, amount: amount.value });
+  if (typeof currency !== 'string' || !currencyPattern.test(currency)) return fail(ErrorCode.invalid_currency, 'currency must be three capital letters (ISO 4217)', 'currency');
+  return ok({ type: input.type, amount: amount.value, currency });
+}
+
+/** An FX conversion between two cash balances: from_currency, to_currency, amount (of from), rate (to per from). */
+export function validateFxConversion(input: unknown): Result<FxConversionInput> {
+  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'conversion must be an object', 'conversion');
+  for (const key of Object.keys(input)) {
+    if (!['from_currency', 'to_currency', 'amount', 'rate'].includes(key)) return fail(ErrorCode.invalid_field, `${key} is not a field of a conversion (fields: from_currency, to_currency, amount, rate)`, key);
+  }
+  const { from_currency, to_currency, rate } = input;
+  if (typeof from_currency !== 'string' || !currencyPattern.test(from_currency)) return fail(ErrorCode.invalid_currency, 'from_currency must be three capital letters (ISO 4217)', 'from_currency');
+  if (typeof to_currency !== 'string' || !currencyPattern.test(to_currency)) return fail(ErrorCode.invalid_currency, 'to_currency must be three capital letters (ISO 4217)', 'to_currency');
+  if (to_currency === from_currency) return fail(ErrorCode.invalid_currency, 'to_currency must differ from from_currency', 'to_currency');
+  const amount = money(input.amount, 'amount', ErrorCode.invalid_amount, false);
+  if (!amount.ok) return amount;
+  if (!isFiniteNumber(rate) || rate <= 0 || rate > fxRateMax) return fail(ErrorCode.invalid_fx_rate, `rate must be a finite number > 0 and <= ${fxRateMax}`, 'rate');
+  return ok({ from_currency, to_currency, amount: amount.value, rate });
 }

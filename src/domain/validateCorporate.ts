@@ -4,20 +4,23 @@
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { isFiniteNumber, validSymbol, validateTimestamp } from './validate.js';
-import { priceMax, splitRatioMax, tradeIdPattern, type CorporateAction, type CorporateActionType } from './types.js';
+import { multiplierUnits } from './instruments.js';
+import { multiplierMax, priceMax, splitRatioMax, tradeIdPattern, type CorporateAction, type CorporateActionType } from './types.js';
 
 /** An action as entered: times not resolved yet (effective_ts null = "now", when it is applied). */
 export type CorporateActionInput =
   | { action_id: string; type: 'split'; symbol: string; from: number; to: number; effective_ts: number | null }
   | { action_id: string; type: 'dividend'; symbol: string; amount_per_share: number; ex_ts: number; pay_ts: number }
-  | { action_id: string; type: 'symbol_change'; symbol: string; new_symbol: string; effective_ts: number | null };
+  | { action_id: string; type: 'symbol_change'; symbol: string; new_symbol: string; effective_ts: number | null }
+  | { action_id: string; type: 'contract_adjustment'; symbol: string; multiplier: number; effective_ts: number | null };
 
-const types: readonly CorporateActionType[] = ['split', 'dividend', 'symbol_change'];
+const types: readonly CorporateActionType[] = ['split', 'dividend', 'symbol_change', 'contract_adjustment'];
 
 const fieldsOf: Record<CorporateActionType, readonly string[]> = {
   split: ['action_id', 'type', 'symbol', 'from', 'to', 'effective_ts'],
   dividend: ['action_id', 'type', 'symbol', 'amount_per_share', 'ex_ts', 'pay_ts'],
   symbol_change: ['action_id', 'type', 'symbol', 'new_symbol', 'effective_ts'],
+  contract_adjustment: ['action_id', 'type', 'symbol', 'multiplier', 'effective_ts'],
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -76,11 +79,20 @@ export function validateCorporateInput(input: unknown): Result<CorporateActionIn
     if (payAt.value < ex.value) return fail(ErrorCode.invalid_timestamp, 'pay_ts must be >= ex_ts', 'pay_ts');
     return ok({ action_id, type: kind, symbol, amount_per_share: amount, ex_ts: ex.value, pay_ts: payAt.value });
   }
+  if (kind === 'contract_adjustment') {
+    const m = input.multiplier;
+    if (!isFiniteNumber(m) || m <= 0 || m > multiplierMax || multiplierUnits(m) === null) {
+      return fail(ErrorCode.invalid_field, `multiplier must be a finite number > 0 and <= ${multiplierMax} with at most 8 decimal places`, 'multiplier');
+    }
+    const at = optionalTime(input.effective_ts, 'effective_ts');
+    if (!at.ok) return at;
+    return ok({ action_id, type: kind, symbol, multiplier: m, effective_ts: at.value });
+  }
   if (!validSymbol(input.new_symbol)) return fail(ErrorCode.invalid_symbol, 'new_symbol must match [A-Za-z0-9._:/-]{1,32}', 'new_symbol');
   if (input.new_symbol === symbol) return fail(ErrorCode.invalid_symbol, 'new_symbol must differ from symbol', 'new_symbol');
   const at = optionalTime(input.effective_ts, 'effective_ts');
   if (!at.ok) return at;
-  return ok({ action_id, type: kind, symbol, new_symbol: input.new_symbol, effective_ts: at.value });
+  return ok({ action_id, type: 'symbol_change', symbol, new_symbol: input.new_symbol, effective_ts: at.value });
 }
 
 /** The timing rules against the engine's clock, and the times resolved (no effective_ts: now). */

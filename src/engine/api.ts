@@ -17,7 +17,11 @@ import type {
   TradeResult,
   Clock,
   Random,
+  Instrument,
 } from '../domain/types.js';
+import type { InstrumentAnswer } from './instruments.js';
+
+export type { InstrumentAnswer };
 import type { KernelKind } from '../kernel/backend.js';
 import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
@@ -43,6 +47,8 @@ export interface EngineLimits {
   subscribersPerPortfolioMax: number;
   /** Trade ids remembered in memory for idempotency (the store keeps them all). */
   tradeIdsRememberedMax: number;
+  /** Instruments defined (reference data); past it a new definition is refused. */
+  instrumentsMax: number;
   /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
   corporateActionsPendingMax: number;
 }
@@ -70,6 +76,8 @@ export interface EngineOptions {
   allowFaultInjection?: boolean;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */
   staleAfterMs?: number;
+  /** Cross FX rates go through this currency: QUSD x USDB (each leg direct or inverse). Default USD. */
+  fxPivot?: string;
   /**
    * A tick moving its symbol's price more than this percentage from the last applied price is held
    * as suspect until the next tick or an admin decides; default 50; 0 disables the filter.
@@ -177,6 +185,17 @@ export interface Engine {
   corporateAction(input: unknown): Promise<Result<CorporateAnswer>>;
   /** Corporate actions in the order they were entered, with their status; page with after_seq. */
   listCorporateActions(query?: { after_seq?: number; limit?: number }): Promise<Result<CorporateList>>;
+  /**
+   * Defines (or redefines) an instrument: asset_class, currency, multiplier, tick_size?, description?.
+   * Durable (an InstrumentDefined event) before it answers; a change of multiplier or currency of a
+   * held instrument is refused (instrument_held). changed false: the same definition was in force.
+   */
+  defineInstrument(symbol: string, input: unknown): Promise<Result<InstrumentAnswer>>;
+  instrument(symbol: string): Result<Instrument>;
+  /** Every instrument defined, sorted by symbol. */
+  listInstruments(): Instrument[];
+  /** Moves cash between two balances of a portfolio at the given rate (to_currency per from_currency). */
+  convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>>;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

@@ -4,8 +4,9 @@
 
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import { validSymbol, validateCash, validateCreatePortfolio, validateLimits } from '../domain/validate.js';
-import type { Clock, CreatePortfolioInput, PortfolioSnapshot, Random, RiskLimits } from '../domain/types.js';
+import { validSymbol, validateCash, validateCreatePortfolio, validateFxConversion, validateLimits } from '../domain/validate.js';
+import { baseCurrencyDefault, type Clock, type CreatePortfolioInput, type PortfolioSnapshot, type Random, type RiskLimits } from '../domain/types.js';
+import type { SymbolTable } from './symbols.js';
 import type { PositionLots } from './api.js';
 import type { Commit } from './commit.js';
 import { failureResult, type EngineCounters } from './counters.js';
@@ -22,6 +23,8 @@ export interface CommandsDeps {
   counters: EngineCounters;
   directory: Directory;
   commit: Commit;
+  symbols: SymbolTable;
+  announceSymbols: () => void;
 }
 
 export class Commands {
@@ -74,7 +77,32 @@ export class Commands {
     if (!k.ok) return k;
     const v = validateCash(op);
     if (!v.ok) return v;
-    return this.command(v.value.type, k.value, { amount: v.value.amount });
+    const currency = v.value.currency;
+    const base = this.d.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    if (currency === undefined || currency === base) return this.command(v.value.type, k.value, { amount: v.value.amount });
+    const interned = this.internCurrencies(base, [currency]);
+    return interned ?? this.command(v.value.type, k.value, { amount: v.value.amount, currency });
+  }
+
+  /** Moves cash between two balances at the given rate (to_currency per from_currency). */
+  async convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>> {
+    const k = this.known(portfolioId);
+    if (!k.ok) return k;
+    const v = validateFxConversion(input);
+    if (!v.ok) return v;
+    const base = this.d.directory.get(k.value)?.base ?? baseCurrencyDefault;
+    const interned = this.internCurrencies(base, [v.value.from_currency, v.value.to_currency]);
+    return interned ?? this.command('fxConvert', k.value, { ...v.value });
+  }
+
+  /** A foreign balance is converted into the base by the shard: its conversion and legs first. */
+  private internCurrencies(base: string, currencies: string[]): { ok: false; error: import('../errors.js').EngineError } | null {
+    for (const currency of currencies) {
+      if (currency === base) continue;
+      if (!this.d.symbols.internConversion(currency, base, this.d.o.fxPivot)) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'currency');
+    }
+    this.d.announceSymbols();
+    return null;
   }
 
   async pause(portfolioId: string): Promise<Result<PortfolioSnapshot>> {

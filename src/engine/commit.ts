@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
-import { fxSymbolOf } from '../domain/portfolio.js';
+import { instrumentCurrencyError } from '../domain/instruments.js';
+import type { InstrumentTable } from './instruments.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
 import type { Store } from '../store/store.js';
 import type { EventListener } from './api.js';
@@ -29,6 +30,7 @@ export interface CommitDeps {
   directory: Directory;
   symbols: SymbolTable;
   pool: ShardPool;
+  instruments: InstrumentTable;
 }
 
 export class Commit {
@@ -91,24 +93,56 @@ export class Commit {
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.d.clock.now());
     if (!v.ok) return this.tradeDone(v, started);
+    const dryRun = (input as { dry_run?: unknown }).dry_run;
+    if (dryRun !== undefined && dryRun !== null && typeof dryRun !== 'boolean') return this.tradeDone(fail(ErrorCode.invalid_field, 'dry_run must be a boolean', 'dry_run'), started);
+    // The instrument's currency is the trade's; one that contradicts it is refused.
+    const instrument = this.d.instruments.get(v.value.symbol);
+    const clash = instrumentCurrencyError(instrument, v.value.currency);
+    if (clash !== null) return this.tradeDone(clash, started);
+    if (instrument !== undefined) v.value.currency = instrument.currency;
     const key = k.value + '\u0000' + v.value.trade_id;
     const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
-    if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
-    const stored = this.d.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined;
-    if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
-    if (this.d.symbols.intern(v.value.symbol) < 0) return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'symbol'), started);
-    // The shard links a foreign position to its FX symbol (quote + base) so rate ticks revalue it.
-    const base = this.d.directory.get(k.value)?.base ?? baseCurrencyDefault;
-    if (v.value.currency !== null && v.value.currency !== base && this.d.symbols.intern(fxSymbolOf(v.value.currency, base)) < 0) {
-      return this.tradeDone(fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'currency'), started);
+    const stored = earlier === undefined ? (this.d.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined) : undefined;
+    if (dryRun === true) {
+      // A what-if names a fresh id (it must not read as a replay of a booked trade) and uses none up.
+      if (earlier !== undefined || stored !== undefined) {
+        return this.tradeDone(fail(ErrorCode.trade_id_conflict, `trade_id: '${v.value.trade_id}' was already used by a trade of this portfolio; a dry run needs an unused id`, 'trade_id'), started);
+      }
+      return this.whatIf(k.value, v.value, started);
     }
-    this.d.pool.announceSymbols();
+    if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
+    if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
+    const interned = this.internFor(k.value, v.value);
+    if (interned !== null) return this.tradeDone(interned, started);
     const attempt = this.applyTrade(k.value, v.value);
     this.tradesInFlight.set(key, attempt);
     const r = await attempt;
     this.tradesInFlight.delete(key);
     if (r.ok) this.rememberSettled(key, attempt);
     return this.tradeDone(r, started);
+  }
+
+  /**
+   * The symbols a trade needs in every shard: its own, and for a foreign currency the conversion and
+   * every leg it may read (direct, inverse, cross through the pivot), so rate ticks revalue it.
+   */
+  private internFor(portfolio: string, trade: ValidTrade): { ok: false; error: import('../errors.js').EngineError } | null {
+    if (this.d.symbols.intern(trade.symbol) < 0) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'symbol');
+    const base = this.d.directory.get(portfolio)?.base ?? baseCurrencyDefault;
+    if (trade.currency !== null && trade.currency !== base && !this.d.symbols.internConversion(trade.currency, base, this.d.o.fxPivot)) {
+      return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.d.o.limits.symbolsMax}`, 'currency');
+    }
+    this.d.pool.announceSymbols();
+    return null;
+  }
+
+  /** A what-if trade (dry_run): the shard answers the figures; nothing is booked or logged, no id is kept. */
+  private async whatIf(portfolio: string, trade: ValidTrade, started: number): Promise<Result<TradeResult>> {
+    const interned = this.internFor(portfolio, trade);
+    if (interned !== null) return this.tradeDone(interned, started);
+    const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.d.clock.now(), dryRun: true });
+    if (!r.ok) return this.tradeDone(r, started);
+    return this.tradeDone(ok({ ...(r.value.trade as TradeResult), dry_run: true, breaches: r.value.breaches ?? [] }), started);
   }
 
   private async applyTrade(portfolio: string, trade: ValidTrade): Promise<Result<TradeResult>> {

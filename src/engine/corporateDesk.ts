@@ -62,6 +62,10 @@ export interface DeskHost {
   restartShard(index: number): void;
   /** Resolves once everything appended so far is durable. */
   durable(): Promise<void>;
+  /** The instrument's multiplier, undefined when the symbol was never defined (contract adjustments need one). */
+  multiplierOf(symbol: string): number | undefined;
+  /** A contract adjustment applied on every shard: the table's new multiplier and the event recording it. */
+  adjustInstrument(symbol: string, multiplier: number, ts: number): ShardEvent | null;
 }
 
 /**
@@ -167,6 +171,11 @@ export class CorporateDesk {
       return fail(ErrorCode.limit_exceeded, `action_id: corporate actions pending must be <= ${this.o.pendingMax}`, 'action_id', true);
     }
     const action = resolved.value;
+    if (action.type === 'contract_adjustment') {
+      const current = this.host.multiplierOf(action.symbol);
+      if (current === undefined) return fail(ErrorCode.invalid_symbol, `symbol: ${action.symbol} is not a defined instrument (PUT /api/v1/instruments/${action.symbol} first)`, 'symbol');
+      if (current === action.multiplier) return fail(ErrorCode.invalid_field, `multiplier: ${action.symbol} already has multiplier ${current}`, 'multiplier');
+    }
     if (action.type === 'symbol_change' && this.host.symbols.intern(action.new_symbol) < 0) {
       return fail(ErrorCode.limit_exceeded, `new_symbol: symbols must be <= ${this.host.symbols.symbolsMax}`, 'new_symbol');
     }
@@ -226,6 +235,25 @@ export class CorporateDesk {
     // A dividend whose payment is due too (pay_ts = ex_ts = now) is paid in the same answer.
     if (this.pending.has(action.action_id)) await this.check();
     return ok({ created: true, action: this.viewById(action.action_id) ?? viewOf(action, entry.announced_ts, 'pending', entry.steps, null) });
+  }
+
+  /**
+   * Runs a task alone, like a step: queued behind the steps, every other message to the shards held
+   * while it runs (instrument definitions use it: instruments.ts).
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    let out!: T;
+    const run = this.enqueue(async () => {
+      this.holding = true;
+      this.host.hold(true);
+      try {
+        out = await task();
+      } finally {
+        this.holding = false;
+        this.host.hold(false);
+      }
+    });
+    return run.then(() => out);
   }
 
   /** Serializes steps: one at a time across the engine. */
@@ -318,6 +346,10 @@ export class CorporateDesk {
     const last = nextStep(entry) === null;
     const events: ShardEvent[] = announce === null ? [] : [announce.event];
     for (const r of results) events.push(...r.events);
+    if (step.step === 'contract_adjustment') {
+      const defined = host.adjustInstrument(step.symbol, step.multiplier, now);
+      if (defined !== null) events.push(defined);
+    }
     events.push(marker(id, name, holders, null, now));
     const trades: TradeRecord[] = announce === null ? [] : [announce.trade];
     if (last) trades.push({ portfolio_id: corporateOutcomeKey, trade_id: id, result: { status: 'applied', steps: entry.steps, error: null } satisfies CorporateOutcome });

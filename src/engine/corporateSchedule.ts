@@ -52,6 +52,7 @@ export interface PendingAction {
 
 export function stepsOf(action: CorporateAction): readonly CorporateStepName[] {
   if (action.type === 'dividend') return ['ex_date', 'pay_date'];
+  if (action.type === 'contract_adjustment') return ['contract_adjustment'];
   return action.type === 'split' ? ['split'] : ['symbol_change'];
 }
 
@@ -72,6 +73,8 @@ export function stepOf(action: CorporateAction, step: CorporateStepName): Corpor
       return { step: 'split', action_id: action.action_id, symbol: action.symbol, from: action.from, to: action.to };
     case 'symbol_change':
       return { step: 'symbol_change', action_id: action.action_id, symbol: action.symbol, new_symbol: action.new_symbol };
+    case 'contract_adjustment':
+      return { step: 'contract_adjustment', action_id: action.action_id, symbol: action.symbol, multiplier: action.multiplier };
     case 'dividend':
       return step === 'ex_date'
         ? { step: 'ex_date', action_id: action.action_id, symbol: action.symbol, amount_per_share: action.amount_per_share, pay_ts: action.pay_ts }

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
@@ -37,6 +37,9 @@ import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
 import { seeded } from '../sim/random.js';
+import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
+import type { Instrument } from '../domain/types.js';
+import { validSymbol } from '../domain/validate.js';
 
 export { seqEpochSize, systemPortfolio } from './shards/pool.js';
 
@@ -62,6 +65,9 @@ export class MtmEngine implements Engine {
   private readonly commands: Commands;
   private readonly history: History;
   private readonly upkeep: Upkeep;
+  /** Reference data: instrument definitions (instruments.ts). */
+  private readonly instruments: InstrumentDesk;
+  private readonly instrumentTable: InstrumentTable;
 
   constructor(
     private readonly o: ResolvedOptions,
@@ -77,6 +83,7 @@ export class MtmEngine implements Engine {
     this.symbols = new SymbolTable(o.limits.symbolsMax);
     this.coalescer = new Coalescer(o.limits.symbolsMax);
     this.prices = new LastPrices(o.limits.symbolsMax);
+    this.instrumentTable = new InstrumentTable(o.limits.instrumentsMax);
     const { life, counters, symbols, coalescer, prices, directory } = this;
     this.pool = new ShardPool(piscina, {
       o,
@@ -93,6 +100,7 @@ export class MtmEngine implements Engine {
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),
+      multipliers: () => this.instrumentTable.multipliers(),
     });
     const shards = this.pool.shards;
     this.lockstep = new Lockstep({
@@ -108,11 +116,17 @@ export class MtmEngine implements Engine {
       tape: () => this.intake.tape,
       announceSymbols: () => this.pool.announceSymbols(),
     });
-    this.commit = new Commit({ o, clock, life, counters, store, directory, symbols, pool: this.pool });
+    this.commit = new Commit({ o, clock, life, counters, store, directory, symbols, pool: this.pool, instruments: this.instrumentTable });
     this.intake = new TickIntake({ o, clock, life, counters, symbols, coalescer, prices, lockstep: this.lockstep, persist: (events) => this.commit.persist(events) });
     this.subscriptions = new Subscriptions({ o, clock, counters, directory, shards, commit: this.commit });
     this.corporate = this.corporateDesk(clock);
-    this.commands = new Commands({ o, clock, random, life, counters, directory, commit: this.commit });
+    this.commands = new Commands({ o, clock, random, life, counters, directory, commit: this.commit, symbols, announceSymbols: () => this.pool.announceSymbols() });
+    this.instruments = new InstrumentDesk(this.instrumentTable, {
+      shards,
+      clock,
+      exclusive: (task) => this.corporate.exclusive(task),
+      persist: (events) => this.commit.persist(events),
+    });
     this.history = new History({ o, life, store, directory, commit: this.commit });
     this.upkeep = new Upkeep({ o, clock, life, store, symbols, prices, pool: this.pool, corporate: this.corporate });
     this.ready = this.start();
@@ -134,6 +148,7 @@ export class MtmEngine implements Engine {
     // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();
+    this.instrumentTable.recover(this.store.eventsForPortfolio(instrumentsPortfolio, 0, Infinity));
     await this.pool.startAll(this.directory);
     this.corporate.start();
     this.upkeep.start();
@@ -228,8 +243,30 @@ export class MtmEngine implements Engine {
     return this.commands.cash(portfolioId, op);
   }
 
+  convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>> {
+    return this.commands.convertCash(portfolioId, input);
+  }
+
   pause(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
     return this.commands.pause(portfolioId);
+  }
+
+  // ---- instruments (instruments.ts) -------------------------------------------------------------
+
+  async defineInstrument(symbol: string, input: unknown): Promise<Result<InstrumentAnswer>> {
+    if (this.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    await this.ready;
+    return this.instruments.define(symbol, input);
+  }
+
+  instrument(symbol: string): Result<Instrument> {
+    if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
+    const i = this.instrumentTable.get(symbol);
+    return i === undefined ? fail(ErrorCode.not_found, `symbol: no instrument '${symbol}' is defined`, 'symbol') : ok(i);
+  }
+
+  listInstruments(): Instrument[] {
+    return this.instrumentTable.list();
   }
 
   resume(portfolioId: string): Promise<Result<PortfolioSnapshot>> {
@@ -332,6 +369,8 @@ export class MtmEngine implements Engine {
       deliver: (u: PortfolioUpdate) => this.subscriptions.deliver(u),
       restartShard: (index: number) => shards[index].post({ t: 'crash', how: 'exit' }),
       durable: () => this.commit.durable(),
+      multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
+      adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
   }

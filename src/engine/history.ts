@@ -38,6 +38,6 @@ export class History {
     if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
     // Everything acknowledged so far is committed: the log plus kept snapshots answer from here.
     await this.d.commit.durable().catch(() => undefined);
-    return timeTravel(this.d.store, k.value, timestamp, this.d.o.staleAfterMs);
+    return timeTravel(this.d.store, k.value, timestamp, this.d.o.staleAfterMs, this.d.o.fxPivot);
   }
 }

@@ -2,6 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
+import { fxPivotDefault, validPivot } from '../domain/fx.js';
+import { instrumentsMaxDefault } from '../domain/types.js';
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -12,6 +14,7 @@ export const defaultLimits: EngineLimits = {
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
+  instrumentsMax: instrumentsMaxDefault,
 };
 
 export interface ResolvedOptions {
@@ -28,6 +31,8 @@ export interface ResolvedOptions {
   allowFaultInjection: boolean;
   staleAfterMs: number;
   suspectMovePct: number;
+  /** Cross FX rates go through this currency (src/domain/fx.ts). */
+  fxPivot: string;
   limits: EngineLimits;
 }
 
@@ -39,6 +44,9 @@ export function markOptionsError(o: EngineOptions): EngineError | null {
   const stale = o.staleAfterMs;
   if (stale !== undefined && !(Number.isSafeInteger(stale) && stale >= 0)) {
     return { code: ErrorCode.invalid_field, message: 'staleAfterMs must be a whole number of milliseconds >= 0', field: 'staleAfterMs' };
+  }
+  if (o.fxPivot !== undefined && !validPivot(o.fxPivot)) {
+    return { code: ErrorCode.invalid_currency, message: 'fxPivot must be three capital letters (ISO 4217)', field: 'fxPivot' };
   }
   const pct = o.suspectMovePct;
   if (pct !== undefined && !(typeof pct === 'number' && Number.isFinite(pct) && pct >= 0)) {
@@ -66,6 +74,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     allowFaultInjection: o.allowFaultInjection ?? false,
     staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,
     suspectMovePct: o.suspectMovePct ?? suspectMovePctDefault,
+    fxPivot: o.fxPivot ?? fxPivotDefault,
     limits: { ...defaultLimits, ...o.limits },
   };
 }

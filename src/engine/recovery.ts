@@ -7,7 +7,6 @@
 // A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
 // records, the old way; the next snapshot round writes the columnar form.
 
-import { fxSymbolOf } from '../domain/portfolio.js';
 import { baseCurrencyDefault, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
 import type { ToShard } from '../shard/protocol.js';
 import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
@@ -55,6 +54,8 @@ export interface RecoveryHost {
   readonly lastPrice: Float64Array;
   readonly lastPriceTs: Float64Array;
   readonly workers: number;
+  /** Cross rates go through this currency (src/domain/fx.ts). */
+  readonly fxPivot: string;
   nextRequest(): number;
   /** Answers of 'loaded' (finish) and 'replayed' (chunk applied) messages, by request number. */
   readonly loadRequests: Map<number, () => void>;
@@ -63,14 +64,20 @@ export interface RecoveryHost {
   readonly cleanSnapshot: boolean;
 }
 
-function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory): void {
+function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory, pivot: string): void {
   const base = directory.get(e.portfolio_id)?.base;
   // A renamed position replays into its new symbol; a foreign dividend credits cash in its currency.
   if (e.type === 'SymbolChanged') symbols.intern(e.to_symbol);
-  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.intern(fxSymbolOf(e.currency, base));
+  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.internConversion(e.currency, base, pivot);
+  // Foreign cash moves replay into balances the shard converts.
+  if ((e.type === 'CashDeposited' || e.type === 'CashWithdrawn') && e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
+  if (e.type === 'FxConverted' && base !== undefined) {
+    if (e.from_currency !== base) symbols.internConversion(e.from_currency, base, pivot);
+    if (e.to_currency !== base) symbols.internConversion(e.to_currency, base, pivot);
+  }
   if (e.type !== 'TradeExecuted') return;
   symbols.intern(e.symbol);
-  if (e.currency !== undefined && base !== undefined) symbols.intern(fxSymbolOf(e.currency, base));
+  if (e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
 }
 
 /** What the store holds to restore shards from. */
@@ -109,7 +116,7 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
         const statuses = readSnapshotStatuses(segments);
         strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
         for (const s of strings.symbols) symbols.intern(s);
-        for (const s of strings.fx) symbols.intern(s);
+        for (const [currency, base] of strings.conversions) symbols.internConversion(currency, base, host.fxPivot);
       }
     }
     return { kind: 'columnar', pointer, parts };
@@ -124,13 +131,14 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
     if (directory === null) continue;
     const base = r.portfolio.base_currency ?? baseCurrencyDefault;
     directory.set(r.portfolio.id, { name: r.portfolio.name, state: r.state, base });
+    const pivot = host.fxPivot;
     for (const [symbol, p] of Object.entries(r.portfolio.positions)) {
       symbols.intern(symbol);
-      if (p.currency !== undefined) symbols.intern(fxSymbolOf(p.currency, base));
+      if (p.currency !== undefined) symbols.internConversion(p.currency, base, pivot);
     }
-    for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.intern(fxSymbolOf(currency, base));
+    for (const currency of Object.keys(r.portfolio.cash_balances ?? {})) symbols.internConversion(currency, base, pivot);
     // A dividend due in a foreign currency credits that currency's cash when it is paid.
-    for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.intern(fxSymbolOf(due.currency, base));
+    for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.internConversion(due.currency, base, pivot);
   }
   return { kind: 'records', records };
 }
@@ -252,7 +260,7 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
     progress.eventsRead = e.seq - coverage.min;
     if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
     applyToDirectory(directory, e);
-    symbolsOfEvent(e, symbols, directory);
+    symbolsOfEvent(e, symbols, directory, host.fxPivot);
     // New names reach every worker before the first event that needs them.
     const fresh = symbols.takeUnannounced();
     if (fresh !== null) for (const h of handles) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });

@@ -3,11 +3,11 @@
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { baseCurrencyDefault, type PortfolioRecord, type PortfolioSnapshot, type StoredEvent } from '../domain/types.js';
-import { fxSymbolOf } from '../domain/portfolio.js';
+import { conversionSymbolsOf } from '../domain/fx.js';
 import { Shard } from '../shard/shard.js';
 import type { Store } from '../store/store.js';
 
-export function timeTravel(store: Store, id: string, timestamp: number, staleAfterMs: number): Result<PortfolioSnapshot> {
+export function timeTravel(store: Store, id: string, timestamp: number, staleAfterMs: number, fxPivot: string): Result<PortfolioSnapshot> {
   const record = store.snapshotBefore(id, timestamp);
   const events: StoredEvent[] = [...store.eventsForPortfolio(id, record?.covered_seq ?? 0, timestamp)];
   if (record === undefined && !events.some((e) => e.type === 'PortfolioCreated')) {
@@ -18,9 +18,9 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
     if (e.type === 'TradeExecuted') names.add(e.symbol);
     if (e.type === 'SymbolChanged') names.add(e.to_symbol);
   }
-  for (const fx of fxSymbolsOf(record, events)) names.add(fx);
+  for (const fx of fxSymbolsOf(record, events, fxPivot)) names.add(fx);
   const symbols = [...names];
-  const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1, staleAfterMs });
+  const shard = new Shard({ shard: -1, kernel: 'js', positionsPerPortfolioMax: symbols.length + 1, portfoliosMax: 1, symbolsMax: symbols.length + 1, staleAfterMs, fxPivot });
   shard.registerSymbols(0, symbols);
   // With their source timestamps: marks as of `timestamp` are aged as they were then.
   const prices: { symbol: number; price: number; ts: number }[] = [];
@@ -36,7 +36,7 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
 }
 
 /** The FX symbols a portfolio's foreign positions and cash need, so they convert at the rates of then. */
-function fxSymbolsOf(record: PortfolioRecord | undefined, events: readonly StoredEvent[]): string[] {
+function fxSymbolsOf(record: PortfolioRecord | undefined, events: readonly StoredEvent[], pivot: string): string[] {
   const created = events.find((e) => e.type === 'PortfolioCreated');
   const base = record?.portfolio.base_currency ?? (created?.type === 'PortfolioCreated' ? created.base_currency : undefined) ?? baseCurrencyDefault;
   const currencies = new Set<string>(Object.keys(record?.portfolio.cash_balances ?? {}));
@@ -44,7 +44,12 @@ function fxSymbolsOf(record: PortfolioRecord | undefined, events: readonly Store
   for (const e of events) {
     if (e.type === 'TradeExecuted' && e.currency !== undefined) currencies.add(e.currency);
     if (e.type === 'DividendPaid') currencies.add(e.currency);
+    if ((e.type === 'CashDeposited' || e.type === 'CashWithdrawn') && e.currency !== undefined) currencies.add(e.currency);
+    if (e.type === 'FxConverted') {
+      currencies.add(e.from_currency);
+      currencies.add(e.to_currency);
+    }
   }
   currencies.delete(base);
-  return [...currencies].map((c) => fxSymbolOf(c, base));
+  return [...currencies].flatMap((c) => conversionSymbolsOf(c, base, pivot));
 }

@@ -3,6 +3,7 @@
 
 import { assert } from '../assert.js';
 import type { KernelBackend, KernelKind } from './backend.js';
+import { Conversions, type ConversionLegIds } from './conversions.js';
 import { FLAG_BREACH_LATCHED, H, HEADER_BYTES, NONE, columnSpecs, computeLayout, viewColumns, writeHeader, type Capacities, type Columns, type Layout } from './layout.js';
 
 export interface KernelLimits {
@@ -22,6 +23,10 @@ export class Kernel {
   symbols = 0;
   /** Open positions (quantity != 0): the denominator of the incremental ratio. */
   openPositions = 0;
+  /** Entries of the last revalue's batch, the conversions it appended included. */
+  batchLength = 0;
+  /** Derived FX rates (direct, inverse, cross), re-derived ahead of each revalue (conversions.ts). */
+  private readonly conversions = new Conversions();
 
   constructor(
     readonly backend: KernelBackend,
@@ -88,6 +93,7 @@ export class Kernel {
   ensureSymbol(id: number): void {
     assert(id < this.limits.symbolsMax, 'symbol id beyond symbolsMax');
     while (id >= this.layout.caps.sym) this.grow({ ...this.layout.caps, sym: this.layout.caps.sym * 2, batch: this.layout.caps.sym * 2 });
+    this.conversions.ensureSymbols(id + 1);
     const c = this.cols;
     for (; this.symbols <= id; this.symbols++) {
       c.symPrice[this.symbols] = 0;
@@ -148,6 +154,26 @@ export class Kernel {
     c.posUpnl[p] = (mark - c.posAvg[p]) * q * fx;
   }
 
+  /**
+   * Makes symbol row `sym` carry the rate derived from `legs` (src/domain/fx.ts): priced now from the
+   * legs' current prices, re-derived by every revalue whose batch moves a leg. Define it before any
+   * row links to it; defining it again is a no-op.
+   */
+  defineConversion(sym: number, legs: ConversionLegIds): void {
+    assert(sym < this.symbols, 'conversion on an unknown symbol row');
+    if (this.conversions.isDefined(sym)) return;
+    assert(this.cols.symFxCount[sym] === 0 && this.cols.symCount[sym] === 0, 'a conversion row is defined before rows link to it');
+    this.cols.symPrice[sym] = this.conversions.define(sym, legs, this.cols.symPrice);
+  }
+
+  get conversionCount(): number {
+    return this.conversions.count;
+  }
+
+  hasConversion(sym: number): boolean {
+    return this.conversions.isDefined(sym);
+  }
+
   /** The symbol converting position p, or NONE. */
   fxSymbolOf(p: number): number {
     return this.cols.posFxSym[p];
@@ -189,9 +215,16 @@ export class Kernel {
     this.cols.pfFlags[f] &= ~FLAG_BREACH_LATCHED;
   }
 
+  /**
+   * Applies batchSym/batchPrice[0, n). With conversions defined, each one a batch symbol feeds is
+   * re-derived and appended to the batch first, so n plus the conversions must fit batchCapacity
+   * (distinct symbols always do: conversions are symbol rows).
+   */
   revalue(n: number): number {
     assert(n <= this.layout.caps.batch, 'batch larger than its capacity');
-    return this.backend.revalue(n);
+    const m = this.conversions.count === 0 ? n : this.conversions.extend(this.cols, n, this.layout.caps.batch);
+    this.batchLength = m;
+    return this.backend.revalue(m);
   }
 
   recompute(f: number): number {

@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { Supervisor } from '../workers/supervisor.js';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import type { DomainEvent } from '../domain/types.js';
 import { distFile } from '../projectRoot.js';
@@ -266,6 +267,15 @@ export class MarketService {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly counters = { ticksTapped: 0, ticksDropped: 0, barsStored: 0, feedGaps: 0, alerts: 0, eventsFailed: 0, workerRestarts: 0 };
+  /** The worker's supervision (workers/supervisor.ts): restarted from the store after a pause when it dies. */
+  private readonly supervisor = new Supervisor(
+    {
+      start: (died) => this.startWorker(died),
+      onDeath: (code) => this.onWorkerExit(code),
+      onRestartFailed: (e) => this.log(`mtm market: ${(e as Error).message}; market data stops`),
+    },
+    { restartDelayMs: workerRestartDelayMs, stopping: () => this.closing },
+  );
 
   /** Use startMarketService. */
   constructor(
@@ -283,7 +293,7 @@ export class MarketService {
   async start(rules: AlertRule[]): Promise<void> {
     this.rulesNow = rules;
     this.store.putMeta('alertRules', rules);
-    await this.startWorker();
+    await this.supervisor.start();
     this.untap = this.engine.tapTicks((tape, n) => this.onTape(tape, n), this.limits.engineTapeTicksMax);
     const every = (ms: number, f: () => void) => {
       const t = setInterval(f, Math.max(1, ms));
@@ -304,7 +314,7 @@ export class MarketService {
     };
   }
 
-  private async startWorker(): Promise<void> {
+  private async startWorker(died: (code: number) => void): Promise<void> {
     // Bars not committed yet are read back through the pending map, so the restore sees them too.
     const restore = readRestore(this.store, this.limits.latenessMs, this.limits.revisableBarsMax);
     const worker = new Worker(distFile('src/market/worker.js'));
@@ -331,13 +341,14 @@ export class MarketService {
     this.namesSent = 0;
     worker.on('message', (msg: FromMarketWorker) => this.onWorkerMessage(msg));
     worker.on('error', (e) => this.log(`mtm market: worker error: ${e.message}`));
-    worker.on('exit', (code) => void this.onWorkerExit(worker, code));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) died(code);
+    });
     for (const w of this.watched.values()) this.post({ t: 'watch', symbol: w.symbol, tf: w.tf, on: true });
   }
 
   /** A dead worker loses its open bars since the last checkpoint; a new one restarts from the store. */
-  private async onWorkerExit(worker: Worker, code: number): Promise<void> {
-    if (this.worker !== worker || this.closing) return;
+  private onWorkerExit(code: unknown): void {
     this.worker = null;
     this.ring = null;
     this.names = null;
@@ -347,13 +358,6 @@ export class MarketService {
       clearTimeout(r.timer);
       r.resolve(null);
       this.requests.delete(id);
-    }
-    await new Promise((r) => setTimeout(r, workerRestartDelayMs));
-    if (this.closing) return;
-    try {
-      await this.startWorker();
-    } catch (e) {
-      this.log(`mtm market: ${(e as Error).message}; market data stops`);
     }
   }
 

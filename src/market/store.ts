@@ -9,17 +9,19 @@
 // last_ts], so the bars of one symbol and timeframe over a range are one cursor walk. open:
 // [symbol, tfIndex] -> [start, ...the same nine]: the checkpoint of open bars, overwritten in place.
 //
-// Writes are queued and committed by one lmdb-js batch per event-loop turn (setImmediate, so every
-// worker message of the turn shares it), at most writesPerFlushMax per batch and one batch in flight;
-// the main thread never runs a synchronous commit. Until its commit, a bar stays in the pending map
-// that get/range/before read first, so readers see every bar handed to putBars at once.
-// lmdb-js's own event-turn batching is off, as in the event-log store: in lmdb-js 3.5.6 a failed commit
-// in that mode also rejects an internal promise nobody handles.
+// Writes go through the store's one ordered group-commit queue (src/store/writeQueue.ts, the event
+// log's too): one lmdb-js batch per event-loop turn (setImmediate, so every worker message of the turn
+// shares it), at most writesPerFlushMax market writes per batch; the main thread never runs a
+// synchronous commit. Until its commit, a bar stays in the pending map that get/range/before read
+// first, so readers see every bar handed to putBars at once. lmdb-js's own event-turn batching is
+// off, as in the event-log store: in lmdb-js 3.5.6 a failed commit in that mode also rejects an
+// internal promise nobody handles.
 
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { WriteQueue, deferred, type Batch, type Job, type QueueTable, type StoreError } from '../store/writeQueue.js';
 import { vwapOf, type Bar } from './bar.js';
 import { timeframeIndex, timeframes, type Timeframe } from './timeframe.js';
 
@@ -118,6 +120,80 @@ export function openMarketStore(path: string, options: Partial<MarketStoreLimits
   }
 }
 
+/** The market store's part in the write queue: its writes in call order, writesPerFlushMax per flush. */
+class MarketWrites implements QueueTable {
+  private queue: Write[] = [];
+  private head = 0;
+  private readonly taken = new WeakMap<Batch, Write[]>();
+  /** Given to a barrier while writes wait; finished with the flush that takes the last of them. */
+  private drained: Job<Write> | null = null;
+  /** Settles once the writes taken last were committed (or failed) and their bars left the pending map. */
+  lastSettled: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly writesPerFlushMax: number,
+    private readonly writeOne: (w: Write) => void,
+    private readonly committed: (items: readonly Write[]) => void,
+    private readonly failed: (err: unknown) => void,
+  ) {}
+
+  /** Writes queued and not taken into a flush yet. */
+  get length(): number {
+    return this.queue.length - this.head;
+  }
+
+  push(w: Write): void {
+    this.queue.push(w);
+  }
+
+  take(b: Batch): void {
+    if (this.length === 0) return;
+    const end = Math.min(this.queue.length, this.head + this.writesPerFlushMax);
+    const items = this.queue.slice(this.head, end);
+    this.head = end;
+    // Drop the consumed prefix now and then, so the queue neither grows nor shifts per item.
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 65_536) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    this.taken.set(b, items);
+    b.writes += items.length;
+    const done = deferred();
+    b.finished.push(done);
+    this.lastSettled = done.promise.then(
+      () => this.committed(items),
+      (err: unknown) => this.failed(err),
+    );
+    if (this.length === 0 && this.drained !== null) {
+      b.finished.push(this.drained.done);
+      this.drained = null;
+    }
+  }
+
+  write(b: Batch): void {
+    for (const w of this.taken.get(b) ?? []) this.writeOne(w);
+  }
+
+  hasBacklog(): boolean {
+    return this.length > 0;
+  }
+
+  lastJob(): Job<Write> | undefined {
+    if (this.length === 0) return undefined;
+    this.drained ??= { items: [], next: 0, done: deferred() };
+    return this.drained;
+  }
+
+  abandonJobs(failure: StoreError): void {
+    // What waits is never written after a failed commit (a hole would follow); it stays counted.
+    this.drained?.done.reject(failure);
+    this.drained = null;
+  }
+}
+
 export class MarketStore {
   private readonly bars: Database<BarValue, Key>;
   private readonly openBars: Database<OpenValue, Key>;
@@ -126,15 +202,11 @@ export class MarketStore {
   /** Bars not committed yet, by series, then by start: what readers see first. */
   private readonly pending = new Map<string, Map<number, Bar>>();
   private pendingBars = 0;
-  private queue: Write[] = [];
-  private head = 0;
-  private inFlight: Promise<void> | null = null;
-  private flushScheduled = false;
-  private idleWaiters: (() => void)[] = [];
-  private failure: Error | null = null;
+  private readonly queue: WriteQueue;
+  private readonly writes: MarketWrites;
   private closed = false;
+  private failureLogged = false;
   private barsWritten = 0;
-  private commits = 0;
 
   /** Use openMarketStore. */
   constructor(
@@ -148,6 +220,16 @@ export class MarketStore {
     this.openBars = root.openDB<OpenValue, Key>('open', {});
     this.symbolsDb = root.openDB<number, Key>('symbols', {});
     for (const key of this.symbolsDb.getKeys({ limit: limits.symbolsMax })) if (typeof key === 'string') this.knownSymbols.add(key);
+    this.queue = new WriteQueue(root, false);
+    this.writes = new MarketWrites(
+      limits.writesPerFlushMax,
+      (w) => this.write(w),
+      (items) => {
+        for (const w of items) if (w.db === 'bar') this.committed(w.bar);
+      },
+      (err) => this.failed(err),
+    );
+    this.queue.add(this.writes);
   }
 
   // ---- writes ----
@@ -155,7 +237,7 @@ export class MarketStore {
   /** Closed or revised bars: visible to readers now, committed by the next flush. */
   putBars(bars: readonly Bar[]): void {
     // After a failed commit nothing more is persisted; holding bars in memory would only grow.
-    if (this.failure !== null || this.closed) return;
+    if (this.queue.failure !== null || this.closed) return;
     for (const bar of bars) {
       const key = seriesKey(bar.symbol, timeframeIndex(bar.tf));
       let series = this.pending.get(key);
@@ -184,65 +266,29 @@ export class MarketStore {
 
   /** True while more writes wait than pendingWritesMax: the caller stops producing. */
   overloaded(): boolean {
-    return this.queue.length - this.head >= this.limits.pendingWritesMax;
+    return this.writes.length >= this.limits.pendingWritesMax;
   }
 
   /** Resolves once everything queued so far is committed (or the store failed). */
   idle(): Promise<void> {
-    if (this.inFlight === null && this.queue.length === this.head) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.idleWaiters.push(resolve);
-      this.scheduleFlush();
-    });
+    return this.queue
+      .barrier()
+      .catch(() => undefined)
+      .then(() => this.writes.lastSettled);
   }
 
   private enqueue(w: Write): void {
-    if (this.closed || this.failure !== null) return;
-    this.queue.push(w);
-    this.scheduleFlush();
+    if (this.closed || this.queue.failure !== null) return;
+    this.writes.push(w);
+    this.queue.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.inFlight !== null) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.inFlight !== null) return;
-    if (this.failure !== null || this.queue.length === this.head) return this.wakeIdle();
-    const end = Math.min(this.queue.length, this.head + this.limits.writesPerFlushMax);
-    const items = this.queue.slice(this.head, end);
-    this.head = end;
-    // Drop the consumed prefix now and then, so the queue neither grows nor shifts per item.
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 65_536) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    this.inFlight = this.root
-      .batch(() => {
-        for (const w of items) this.write(w);
-      })
-      .then(
-        () => {
-          this.commits++;
-          for (const w of items) if (w.db === 'bar') this.committed(w.bar);
-        },
-        (err: unknown) => {
-          // Bars stay pending (readers still see them); later writes are refused, as a hole would follow.
-          this.failure = err instanceof Error ? err : new Error(String(err));
-          this.log(`mtm market: store commit failed, market data is no longer persisted: ${this.failure.message}`);
-        },
-      )
-      .finally(() => {
-        this.inFlight = null;
-        if (this.queue.length > this.head && this.failure === null) this.scheduleFlush();
-        else this.wakeIdle();
-      });
+  /** Bars stay pending (readers still see them); later writes are refused, as a hole would follow. */
+  private failed(err: unknown): void {
+    if (this.failureLogged) return;
+    this.failureLogged = true;
+    const detail = this.queue.failure?.message ?? (err instanceof Error ? err.message : String(err));
+    this.log(`mtm market: store commit failed, market data is no longer persisted: ${detail}`);
   }
 
   private write(w: Write): void {
@@ -271,13 +317,6 @@ export class MarketStore {
     series.delete(bar.start);
     this.pendingBars--;
     if (series.size === 0) this.pending.delete(key);
-  }
-
-  private wakeIdle(): void {
-    if (this.idleWaiters.length === 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
   }
 
   // ---- reads (pending first) ----
@@ -349,10 +388,10 @@ export class MarketStore {
   stats(): MarketStoreStats {
     return {
       pendingBars: this.pendingBars,
-      queuedWrites: this.queue.length - this.head,
+      queuedWrites: this.writes.length,
       barsWritten: this.barsWritten,
-      commits: this.commits,
-      failed: this.failure !== null,
+      commits: this.queue.commitsTotal,
+      failed: this.queue.failure !== null,
     };
   }
 

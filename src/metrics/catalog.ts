@@ -114,7 +114,7 @@ const routeLabel = {
   bound: 'the route template (e.g. /api/v1/portfolios/{id}; unmatched and static otherwise), never the path: bounded by the route table',
 } as const satisfies OpenLabel;
 
-// Latency buckets. Alert thresholds (dashboards/src/thresholds.ts) must be bucket boundaries so that
+// Latency buckets. Alert and SLO thresholds (src/metrics/objectives.ts) must be bucket boundaries so that
 // "p99 > threshold" is exact: histogram_quantile interpolates inside a bucket, but whether the quantile
 // lies above a boundary depends only on the counts, not on the interpolation.
 const tickToPublishBuckets = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -342,6 +342,30 @@ const definitions = {
     labels: [],
     aggregator: 'max',
     aggregatorWhy: 'every thread that opens the store reports the same files; sum would count them once per thread, max also ignores threads that report 0',
+  },
+  storeMapSize: {
+    name: 'mtm_store_map_size_bytes',
+    type: 'gauge',
+    help: 'Size of the LMDB memory map of the event store (lmdb-js grows it when the used pages reach it).',
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread opens the event store; max ignores the threads that report 0',
+  },
+  storeMapUsed: {
+    name: 'mtm_store_map_used_bytes',
+    type: 'gauge',
+    help: 'Bytes of the LMDB map in use by the event store: pages up to the last page written, times the page size.',
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread opens the event store; max ignores the threads that report 0',
+  },
+  memoryLimit: {
+    name: 'mtm_memory_limit_bytes',
+    type: 'gauge',
+    help: "Memory the process may use: the tightest cgroup v2 memory.max of its cgroup and their parents, else the host's total memory.",
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread reads the limit; max ignores the threads that report 0',
   },
 
   // -- shards --

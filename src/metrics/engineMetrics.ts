@@ -39,6 +39,7 @@ import {
   type Metrics,
   type StatusClass,
 } from './catalog.js';
+import { memoryLimit } from './memoryLimit.js';
 import { Ring } from './ring.js';
 import type { MetricsSample, RouteSample, ShardSample } from './sample.js';
 import { workerEluMetricName } from './workerInternal.js';
@@ -372,7 +373,11 @@ export class EngineMetrics {
     for (const st of engine.shardStats()) m.shardQueueDepth.set({ shard: String(st.shard) }, st.queueDepth);
     const utilization = this.utilizationByShard();
     for (let i = 0; i < engine.workers; i++) m.workerUtilization.set({ shard: String(i) }, utilization[i] ?? 0);
-    m.storeSize.set(engine.storeStats().sizeBytes);
+    const store = engine.storeStats();
+    m.storeSize.set(store.sizeBytes);
+    m.storeMapSize.set(store.mapSizeBytes);
+    m.storeMapUsed.set(store.mapUsedBytes);
+    m.memoryLimit.set(memoryLimit().bytes);
 
     if (s !== undefined) {
       this.push(m.updatesSent, 'updates', null, s.updatesSent + s.snapshotsSent);

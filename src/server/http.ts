@@ -7,7 +7,8 @@
 
 import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
-import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
+import { domainEventTypes, type DomainEventType, type TickInput, type TradeInput } from '../domain/types.js';
+import { instrumentsPortfolio } from '../engine/instruments.js';
 import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { canRead, canSee, canTrade } from './auth.js';
 import { httpErrorBody } from './encoding.js';
@@ -44,6 +45,10 @@ export type HandlerName =
   | 'performanceQueries'
   | 'createCorporateAction'
   | 'listCorporateActions'
+  | 'defineInstrument'
+  | 'getInstrument'
+  | 'listInstruments'
+  | 'fxConversion'
   | MarketHandlerName
   | MarksHandlerName;
 
@@ -59,6 +64,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'GET', template: '/api/v1/portfolios/{id}/positions/{symbol}/lots', handler: 'positionLots' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/trades', handler: 'trade' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/cash', handler: 'cash' },
+  { method: 'POST', template: '/api/v1/portfolios/{id}/fx-conversions', handler: 'fxConversion' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/pause', handler: 'pause' },
   { method: 'POST', template: '/api/v1/portfolios/{id}/resume', handler: 'resume' },
   { method: 'PUT', template: '/api/v1/portfolios/{id}/limits', handler: 'setLimits' },
@@ -66,6 +72,9 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
   { method: 'POST', template: '/api/v1/corporate-actions', handler: 'createCorporateAction' },
   { method: 'GET', template: '/api/v1/corporate-actions', handler: 'listCorporateActions' },
+  { method: 'GET', template: '/api/v1/instruments', handler: 'listInstruments' },
+  { method: 'GET', template: '/api/v1/instruments/{symbol}', handler: 'getInstrument' },
+  { method: 'PUT', template: '/api/v1/instruments/{symbol}', handler: 'defineInstrument' },
   { method: 'GET', template: '/metrics', handler: 'metrics' },
   { method: 'GET', template: '/api/v1/performance/summary', handler: 'performanceSummary' },
   { method: 'GET', template: '/api/v1/performance/queries', handler: 'performanceQueries' },
@@ -76,7 +85,7 @@ export const routes: readonly RouteDef<HandlerName>[] = [
 /** Routes anyone may call, with or without a key. */
 export const publicHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['health', 'ready', 'openapi', 'asyncapi']);
 /** Routes that take a JSON body. */
-export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'setLimits', 'ticks', 'createCorporateAction', ...marketBodyHandlers]);
+export const bodyHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['createPortfolio', 'trade', 'cash', 'fxConversion', 'setLimits', 'ticks', 'createCorporateAction', 'defineInstrument', ...marketBodyHandlers]);
 
 export type { HttpRequestContext, HttpResult };
 
@@ -222,7 +231,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateTrade(ctx.body, options.now());
       if (!v.ok) return errorResult(v.error);
-      const r = await engine.trade(g.id, tradeInputOf(v.value));
+      const r = await engine.trade(g.id, withDryRun(tradeInputOf(v.value), ctx.body));
       if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
       return json(r.value.applied ? 201 : 200, r.value);
     },
@@ -233,6 +242,12 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       const v = validateCash(ctx.body);
       if (!v.ok) return errorResult(v.error);
       return fromEngine(await engine.cash(g.id, v.value), g.id, 200);
+    },
+
+    fxConversion: async (ctx) => {
+      const g = guard(ctx, engine, 'trade');
+      if (g.denied) return g.denied;
+      return fromEngine(await engine.convertCash(g.id, ctx.body), g.id, 200);
     },
 
     pause: async (ctx) => {
@@ -260,7 +275,8 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
 
     events: async (ctx) => {
       // '_market' holds the market events (MarketAlert, FeedGap): scope read:market, not a portfolio's.
-      const g = ctx.params[0] === marketPortfolio ? marketEventsGuard(ctx.principal) : guard(ctx, engine, 'read');
+      // '_instruments' holds the instrument definitions: reference data, any valid key reads it.
+      const g = ctx.params[0] === marketPortfolio ? marketEventsGuard(ctx.principal) : ctx.params[0] === instrumentsPortfolio ? { id: instrumentsPortfolio, denied: null } : guard(ctx, engine, 'read');
       if (g.denied) return g.denied;
       const q: EventQuery = { portfolio_id: g.id, order: 'asc' };
       const type = ctx.query.get('type');
@@ -310,6 +326,21 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       return json(r.value.created ? 201 : 200, r.value.action);
     },
 
+    // Instruments are reference data: admin keys define them, any valid key reads them.
+    defineInstrument: async (ctx) => {
+      if (!ctx.principal.admin) return forbidden('define instruments');
+      const r = await engine.defineInstrument(ctx.params[0] ?? '', ctx.body);
+      if (!r.ok) return errorResult(r.error);
+      return json(200, r.value.instrument);
+    },
+
+    getInstrument: (ctx) => {
+      const r = engine.instrument(ctx.params[0] ?? '');
+      return r.ok ? json(200, r.value) : errorResult(r.error);
+    },
+
+    listInstruments: () => json(200, { instruments: engine.listInstruments() }),
+
     listCorporateActions: async (ctx) => {
       const lim = parseLimit(ctx.query.get('limit'), 100, limits.pageLimitMax);
       if (!lim.ok) return errorResult(lim.error);
@@ -345,6 +376,12 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     ...createMarketHandlers(deps.market ?? null, options.now),
     ...createMarksHandlers(engine),
   };
+}
+
+/** The what-if flag of a trade body, passed on as given (the engine checks it is a boolean). */
+function withDryRun(input: TradeInput, body: unknown): TradeInput {
+  const flag = typeof body === 'object' && body !== null ? (body as { dry_run?: unknown }).dry_run : undefined;
+  return flag === undefined ? input : { ...input, dry_run: flag as boolean };
 }
 
 /**

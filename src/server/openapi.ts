@@ -129,10 +129,10 @@ export function openApiDocument(): Json {
       '/api/v1/portfolios/{id}/trades': {
         parameters: [idParam],
         post: op(
-          'Apply a trade (scope trade); answered after the durable commit. The same trade_id again answers 200 with the first result.',
+          'Apply a trade (scope trade); answered after the durable commit. The same trade_id again answers 200 with the first result. With dry_run true: a what-if, answered 200 with the figures the trade would produce and every limit it would breach; nothing is booked or logged and the (unused) trade_id stays free.',
           {
             '201': response('Applied', ref('TradeResult')),
-            '200': response('Already applied earlier: the first result', ref('TradeResult')),
+            '200': response('Already applied earlier: the first result; or a what-if (dry_run)', ref('TradeResult')),
             '400': { $ref: '#/components/responses/BadRequest' },
             '403': { $ref: '#/components/responses/Forbidden' },
             '404': { $ref: '#/components/responses/NotFound' },
@@ -146,7 +146,7 @@ export function openApiDocument(): Json {
       '/api/v1/portfolios/{id}/cash': {
         parameters: [idParam],
         post: op(
-          'Deposit or withdraw cash (scope trade)',
+          'Deposit or withdraw cash (scope trade), in the base currency or any other (currency); a foreign move changes capital by its value at the latest rate (none seen: 409 fx_rate_unknown)',
           {
             '200': response('Snapshot after', ref('Snapshot')),
             '400': { $ref: '#/components/responses/BadRequest' },
@@ -155,6 +155,43 @@ export function openApiDocument(): Json {
             '409': { $ref: '#/components/responses/Conflict' },
           },
           { requestBody: { required: true, content: jsonContent(ref('CashInput')) } },
+        ),
+      },
+      '/api/v1/portfolios/{id}/fx-conversions': {
+        parameters: [idParam],
+        post: op(
+          'Move cash between two balances at the given rate (scope trade): amount of from_currency out, amount x rate of to_currency in; capital unchanged',
+          {
+            '200': response('Snapshot after', ref('Snapshot')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '404': { $ref: '#/components/responses/NotFound' },
+            '409': { $ref: '#/components/responses/Conflict' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('FxConversionInput')) } },
+        ),
+      },
+      '/api/v1/instruments': {
+        get: op('Every instrument defined (reference data), by symbol (any valid key)', { '200': response('Instruments', ref('InstrumentList')) }),
+      },
+      '/api/v1/instruments/{symbol}': {
+        parameters: [{ name: 'symbol', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' } }],
+        get: op('One instrument (any valid key); 404 not_found when never defined (it then trades at multiplier 1, in the trade\'s currency)', {
+          '200': response('Instrument', ref('Instrument')),
+          '400': { $ref: '#/components/responses/BadRequest' },
+          '404': err('No instrument of that symbol'),
+        }),
+        put: op(
+          'Define or redefine an instrument (scope admin): asset_class, currency, multiplier, tick_size?, description?. Durable (an InstrumentDefined event under `_instruments`) before the answer. A change of multiplier or currency of an instrument someone holds is 409 instrument_held (a contract_adjustment corporate action changes a held multiplier).',
+          {
+            '200': response('The definition in force', ref('Instrument')),
+            '400': { $ref: '#/components/responses/BadRequest' },
+            '403': { $ref: '#/components/responses/Forbidden' },
+            '409': { $ref: '#/components/responses/Conflict' },
+            '413': { $ref: '#/components/responses/TooLarge' },
+            '503': { $ref: '#/components/responses/Unavailable' },
+          },
+          { requestBody: { required: true, content: jsonContent(ref('InstrumentInput')) } },
         ),
       },
       '/api/v1/portfolios/{id}/pause': {
@@ -237,7 +274,7 @@ export function openApiDocument(): Json {
       ...marksOpenApiPaths(op, response),
       '/api/v1/corporate-actions': {
         post: op(
-          'Enter a corporate action (scope admin): split, dividend or symbol_change, applied to every holding portfolio at once when its time comes (at once when due now; answered after the durable commit). The same action_id again answers 200 with the action as it stands; another body under it is 400. See docs/PROTOCOL.md.',
+          'Enter a corporate action (scope admin): split, dividend, symbol_change or contract_adjustment (a defined instrument\'s new multiplier; holdings rescaled so quantity x multiplier is kept), applied to every holding portfolio at once when its time comes (at once when due now; answered after the durable commit). The same action_id again answers 200 with the action as it stands; another body under it is 400. See docs/PROTOCOL.md.',
           {
             '201': response('Entered (and applied when due now)', ref('CorporateAction')),
             '200': response('Entered earlier under this action_id', ref('CorporateAction')),

@@ -3,9 +3,9 @@
 // into a bounded ring (src/metrics/sample.ts). Nothing is measured here: two readings make a rate, a
 // difference of bucket counts makes a last-minute quantile (estimated like PromQL's histogram_quantile,
 // so the summary and the dashboards agree to a bucket), and the hints compare those figures with the
-// same thresholds the alert rules use (dashboards/src/config.ts), so a hint and an alert never disagree.
+// same thresholds the alert rules use (src/metrics/objectives.ts), so a hint and an alert never disagree.
 
-import { thresholds } from '../../dashboards/src/config.js';
+import { thresholds } from '../metrics/objectives.js';
 import { bucketDelta, bucketQuantile, type BucketSnapshot } from '../metrics/buckets.js';
 import { metricSpec, type HistogramName, type StatusClass } from '../metrics/catalog.js';
 import type { MetricsSample, RouteSample, ShardSample } from '../metrics/sample.js';

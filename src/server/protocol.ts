@@ -126,7 +126,9 @@ export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult
       const p = validatePortfolioId(m.portfolio, 'portfolio');
       if (!p.ok) return withId(p, id);
       if (!isObject(m.trade)) return withId(fail(ErrorCode.invalid_field, 'trade must be an object', 'trade'), id);
-      return ok({ op: 'trade', id, portfolio: p.value, trade: m.trade as unknown as TradeInput });
+      // A what-if: dry_run on the op or in the trade (as in the REST body); the engine checks it is a boolean.
+      const trade = m.dry_run === undefined ? m.trade : { ...m.trade, dry_run: m.dry_run };
+      return ok({ op: 'trade', id, portfolio: p.value, trade: trade as unknown as TradeInput });
     }
     case 'ping':
       return ok({ op: 'ping', ...base });

@@ -3,7 +3,7 @@
 // responses and messages against them.
 
 import { ErrorCode } from '../errors.js';
-import { domainEventTypes, splitRatioMax } from '../domain/types.js';
+import { assetClasses, domainEventTypes, instrumentDescriptionLengthMax, multiplierMax, priceMax, splitRatioMax } from '../domain/types.js';
 
 type Schema = Record<string, unknown>;
 
@@ -47,12 +47,21 @@ const ratio: Schema = { type: 'integer', minimum: 1, maximum: splitRatioMax };
 const splitFields = { action_id: idPattern, type: { const: 'split' }, symbol, from: ratio, to: ratio, effective_ts: epochMs };
 const dividendFields = { action_id: idPattern, type: { const: 'dividend' }, symbol, amount_per_share: { type: 'number', exclusiveMinimum: 0 }, ex_ts: epochMs, pay_ts: epochMs };
 const symbolChangeFields = { action_id: idPattern, type: { const: 'symbol_change' }, symbol, new_symbol: symbol, effective_ts: epochMs };
+const multiplier: Schema = { type: 'number', exclusiveMinimum: 0, maximum: multiplierMax, description: 'Money per point of price per unit held (ES: 50, an equity option: 100); at most 8 decimals' };
+const contractAdjustmentFields = { action_id: idPattern, type: { const: 'contract_adjustment' }, symbol, multiplier, effective_ts: epochMs };
+const instrumentFields = {
+  asset_class: { type: 'string', enum: [...assetClasses] },
+  currency,
+  multiplier,
+  tick_size: { type: 'number', exclusiveMinimum: 0, maximum: priceMax },
+  description: { type: 'string', maxLength: instrumentDescriptionLengthMax },
+};
 const corporateStatus = {
   status: { type: 'string', enum: ['pending', 'applied', 'failed'] },
   announced_ts: num,
   steps: {
     type: 'array',
-    items: obj({ step: { type: 'string', enum: ['split', 'ex_date', 'pay_date', 'symbol_change'] }, applied_ts: num, holders: { type: 'integer', minimum: 0 } }),
+    items: obj({ step: { type: 'string', enum: ['split', 'ex_date', 'pay_date', 'symbol_change', 'contract_adjustment'] }, applied_ts: num, holders: { type: 'integer', minimum: 0 } }),
   },
   error: { oneOf: [{ type: 'null' }, obj({ code: str, message: str })] },
 };
@@ -128,7 +137,17 @@ export const schemas: Record<string, Schema> = {
     position: ref('Position'),
     totals: ref('Totals'),
     state,
-  }),
+    dry_run: { const: true, description: 'A what-if: nothing was booked; the figures are what the trade would produce' },
+    breaches: { type: 'array', items: { type: 'string', enum: ['max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] }, description: 'What-if only: every risk limit the trade would breach' },
+  }, ['trade_id', 'portfolio_id', 'applied', 'realized_pnl', 'position', 'totals', 'state']),
+  Instrument: obj({ symbol, ...instrumentFields }, ['symbol', 'asset_class', 'currency', 'multiplier']),
+  InstrumentInput: obj({ symbol, ...instrumentFields }, ['asset_class', 'currency', 'multiplier'], { additionalProperties: false }),
+  InstrumentList: obj({ instruments: { type: 'array', items: ref('Instrument') } }),
+  FxConversionInput: obj(
+    { from_currency: currency, to_currency: currency, amount: { type: 'number', exclusiveMinimum: 0 }, rate: { type: 'number', exclusiveMinimum: 0, maximum: 1e6, description: 'to_currency per from_currency' } },
+    ['from_currency', 'to_currency', 'amount', 'rate'],
+    { additionalProperties: false },
+  ),
   StoredEvent: obj({ type: eventType, portfolio_id: str, ts: num, seq: int }),
   PortfolioSummary: obj({ id: str, name: str, state }),
   PortfolioList: obj({ portfolios: { type: 'array', items: ref('PortfolioSummary') }, next: { type: ['string', 'null'] } }),
@@ -183,6 +202,7 @@ export const schemas: Record<string, Schema> = {
       currency,
       fx_rate: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
       lot_ids: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,128}$' } },
+      dry_run: { type: 'boolean', description: 'true: a what-if; answers the figures and breaches, books and writes nothing, uses up no trade_id (which must be unused)' },
     },
     ['trade_id', 'symbol', 'side', 'quantity', 'price'],
   ),
@@ -193,6 +213,7 @@ export const schemas: Record<string, Schema> = {
       obj(splitFields, ['action_id', 'type', 'symbol', 'from', 'to'], { additionalProperties: false }),
       obj(dividendFields, ['action_id', 'type', 'symbol', 'amount_per_share', 'ex_ts', 'pay_ts'], { additionalProperties: false }),
       obj(symbolChangeFields, ['action_id', 'type', 'symbol', 'new_symbol'], { additionalProperties: false }),
+      obj(contractAdjustmentFields, ['action_id', 'type', 'symbol', 'multiplier'], { additionalProperties: false }),
     ],
   },
   CorporateAction: {
@@ -200,10 +221,11 @@ export const schemas: Record<string, Schema> = {
       obj({ ...splitFields, ...corporateStatus }),
       obj({ ...dividendFields, ...corporateStatus }),
       obj({ ...symbolChangeFields, ...corporateStatus }),
+      obj({ ...contractAdjustmentFields, ...corporateStatus }),
     ],
   },
   CorporateActionList: obj({ actions: { type: 'array', items: ref('CorporateAction') }, next_after_seq: { type: ['integer', 'null'] } }),
-  CashInput: obj({ type: { type: 'string', enum: ['deposit', 'withdraw'] }, amount: { type: 'number', exclusiveMinimum: 0 } }),
+  CashInput: obj({ type: { type: 'string', enum: ['deposit', 'withdraw'] }, amount: { type: 'number', exclusiveMinimum: 0 }, currency }, ['type', 'amount']),
   Tick: obj(
     { symbol: str, price: { type: 'number', exclusiveMinimum: 0 }, ts: { type: 'integer', minimum: 0 }, size: { type: 'number', minimum: 0 } },
     ['symbol', 'price'],
@@ -277,7 +299,10 @@ export const schemas: Record<string, Schema> = {
     ['op'],
   ),
   UnsubscribeEventsOp: obj({ op: { const: 'unsubscribe_events' }, id: requestId }, ['op']),
-  TradeOp: obj({ op: { const: 'trade' }, id: requestId, portfolio: portfolioId, trade: ref('TradeInput') }, ['op', 'id', 'portfolio', 'trade']),
+  TradeOp: obj(
+    { op: { const: 'trade' }, id: requestId, portfolio: portfolioId, trade: ref('TradeInput'), dry_run: { type: 'boolean', description: 'A what-if (same as trade.dry_run): the ack carries dry_run and breaches' } },
+    ['op', 'id', 'portfolio', 'trade'],
+  ),
   PingOp: obj({ op: { const: 'ping' }, id: requestId }, ['op']),
   FeedRegisterOp: obj({ op: { const: 'register' }, id: requestId, symbols: { type: 'array', minItems: 1, items: str } }, ['op', 'symbols']),
   FeedTicksOp: obj(

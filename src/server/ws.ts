@@ -179,7 +179,7 @@ export class WsHandlers {
     if (!v.ok) return this.send(conn, errorMessage(v.error, { id }));
     conn.pendingCommands++;
     engine
-      .trade(op.portfolio, tradeInputOf(v.value))
+      .trade(op.portfolio, op.trade.dry_run === undefined ? tradeInputOf(v.value) : { ...tradeInputOf(v.value), dry_run: op.trade.dry_run })
       .then(
         (r) => {
           conn.pendingCommands--;

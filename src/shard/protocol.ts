@@ -3,7 +3,7 @@
 // ~100 µs, the whole per-tick budget is ~1 µs).
 
 import type { EngineError } from '../errors.js';
-import type { CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
+import type { RiskLimitName, CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import type { PortfolioOptions } from '../domain/portfolio.js';
 import type { KernelKind } from '../kernel/backend.js';
@@ -23,12 +23,19 @@ export interface ShardInit {
   seqFloor?: number;
   /** Shards of the engine and this one's index among them (columnar loads keep only their books). */
   shards?: number;
+  /** Cross rates go through this currency (src/domain/fx.ts); absent: USD. */
+  fxPivot?: string;
 }
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
-  | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number }
-  | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; now: number }
+  /** dry_run: answers the figures the trade would produce and the limits it would breach, changes nothing. */
+  | { id: number; kind: 'trade'; portfolio: string; trade: ValidTrade; now: number; dryRun?: boolean }
+  /** currency absent: the base. */
+  | { id: number; kind: 'deposit' | 'withdraw'; portfolio: string; amount: number; currency?: string; now: number }
+  | { id: number; kind: 'fxConvert'; portfolio: string; from_currency: string; to_currency: string; amount: number; rate: number; now: number }
+  /** How many portfolios of the shard hold a non-flat position in the symbol (changes nothing). */
+  | { id: number; kind: 'holders'; symbol: string; now: number }
   | { id: number; kind: 'limits'; portfolio: string; limits: RiskLimits; now: number }
   | { id: number; kind: 'pause' | 'resume' | 'close'; portfolio: string; now: number }
   | { id: number; kind: 'snapshot'; portfolio: string; now: number; watch?: boolean; lots?: boolean }
@@ -55,12 +62,16 @@ export interface CommandResult {
   /** Corporate steps: one update per watched portfolio the step changed, and how many it changed. */
   updates?: PortfolioUpdate[];
   holders?: number;
+  /** Dry-run trades: every risk limit the trade would breach (empty: none). */
+  breaches?: RiskLimitName[];
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }
 
 export type ToShard =
   | { t: 'symbols'; from: number; names: string[] }
+  /** Instrument multipliers (reference data): trades book at them from this message on. */
+  | { t: 'instruments'; instruments: { symbol: string; multiplier: number }[] }
   | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
   | { t: 'commands'; commands: Command[] }
   | { t: 'watch'; portfolio: string; on: boolean }

@@ -5,9 +5,10 @@
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import { quantityOf, unitsOf } from '../domain/accounting.js';
-import { applyDeposit, applyLimits, applyWithdraw, baseCurrencyOf, currencyOfTrade, fxSymbolOf, methodOf, newPortfolio, replayTrade, type PortfolioOptions } from '../domain/portfolio.js';
+import { applyDeposit, applyFxConversion, applyLimits, applyWithdraw, baseCurrencyOf, currencyOfTrade, methodOf, newPortfolio, replayTrade, type PortfolioOptions } from '../domain/portfolio.js';
+import { conversionLegsOf, conversionSymbolOf, fxPivotDefault } from '../domain/fx.js';
 import { applyCorporateStep, corporateRefusal, holdsFor } from '../domain/corporateActions.js';
-import { baseCurrencyDefault, type CorporateStep, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
+import { baseCurrencyDefault, type PortfolioState, type CorporateStep, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
@@ -17,6 +18,7 @@ import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from 
 import { positionView, totalsOf } from './views.js';
 import { decodeSnapshot, encodeSnapshot, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
+import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
@@ -36,6 +38,8 @@ export class Shard {
   private touched: Book[] = [];
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
   private readonly seqFloor: number;
+  /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
+  private readonly multipliers = new Map<string, number>();
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
 
@@ -68,15 +72,25 @@ export class Shard {
     }
   }
 
+  defineInstruments(instruments: { symbol: string; multiplier: number }[]): void {
+    for (const i of instruments) this.multipliers.set(i.symbol, i.multiplier);
+  }
+
   ticks(batch: number, n: number, syms: Int32Array, prices: Float64Array, ts: Float64Array, now: number): BatchResult {
     const c = this.kernel.cols;
+    let newest = 0;
     for (let k = 0; k < n; k++) {
       const s = syms[k];
       c.batchSym[k] = s;
       c.batchPrice[k] = prices[k];
       this.symTs[s] = ts[k];
+      if (ts[k] > newest) newest = ts[k];
     }
     const dirty = this.kernel.revalue(n);
+    // Conversions the kernel re-derived (appended after the ticks): a derived rate is as new as the
+    // newest tick of the batch that moved it.
+    const extended = this.kernel.batchLength;
+    for (let k = n; k < extended; k++) this.symTs[c.batchSym[k]] = newest;
     const events: ShardEvent[] = [];
     const breaches: { limit: string }[] = [];
     const breachCount = this.kernel.breachCount;
@@ -87,7 +101,7 @@ export class Shard {
       book.seq++;
       if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
     }
-    if (this.cashByFx.size > 0) this.revalueForeignCash(n, syms, events, breaches, updates, now);
+    if (this.cashByFx.size > 0) this.revalueForeignCash(extended, c.batchSym, events, breaches, updates, now);
     return {
       t: 'revalued',
       batch,
@@ -105,7 +119,7 @@ export class Shard {
    * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
    * already dirty get their own update. Only FX ticks reach the loop body.
    */
-  private revalueForeignCash(n: number, syms: Int32Array, events: ShardEvent[], breaches: { limit: string }[], updates: PortfolioUpdate[], now: number): void {
+  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], updates: PortfolioUpdate[], now: number): void {
     const c = this.kernel.cols;
     const stamp = this.kernel.stamp;
     for (let k = 0; k < n; k++) {
@@ -273,13 +287,17 @@ export class Shard {
         this.ensureRow(book, trade.symbol);
         break;
       }
+      // A foreign move replays at the rate it was booked at.
       case 'CashDeposited':
-        book.state = applyDeposit(book.state, e.amount).state;
+        book.state = applyDeposit(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
         c.pfHwm[book.index] += e.amount;
         break;
       case 'CashWithdrawn':
-        book.state = applyWithdraw(book.state, e.amount).state;
+        book.state = applyWithdraw(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
         c.pfHwm[book.index] -= e.amount;
+        break;
+      case 'FxConverted':
+        book.state = applyFxConversion(book.state, { from_currency: e.from_currency, to_currency: e.to_currency, amount: e.amount, rate: e.rate }).state;
         break;
       case 'LimitsSet':
         book.state = applyLimits(book.state, e.limits).state;
@@ -308,6 +326,7 @@ export class Shard {
 
   private command(cmd: Command): CommandResult {
     if (cmd.kind === 'corporate') return this.corporate(cmd);
+    if (cmd.kind === 'holders') return this.holders(cmd);
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null };
     if (cmd.kind === 'create') {
       if (this.byId.has(cmd.portfolio)) return withError(result, ErrorCode.portfolio_exists, `id '${cmd.portfolio}' already exists`, 'id');
@@ -327,14 +346,19 @@ export class Shard {
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
     }
+    // A trade books at its instrument's multiplier as this shard knows it now: a definition reaches
+    // every shard before any command submitted after it (instruments.ts).
+    if (cmd.kind === 'trade') cmd = { ...cmd, trade: { ...cmd.trade, multiplier: this.multipliers.get(cmd.trade.symbol) ?? 1 } };
+    if (cmd.kind === 'trade' && cmd.dryRun === true) return this.dryRun(book, cmd, result);
     if (cmd.kind === 'trade' && !this.hasRowFor(book, cmd.trade.symbol)) {
       if (book.rows.size >= this.init.positionsPerPortfolioMax) {
         return withError(result, ErrorCode.limit_exceeded, `positions per portfolio must be <= ${this.init.positionsPerPortfolioMax}`, 'symbol');
       }
     }
     const events: DomainEventBody[] = [];
-    const event = toEvent(cmd);
+    let event = toEvent(cmd);
     if (event.type === 'trade') event.trade = this.withRate(book, event.trade);
+    if (event.type === 'deposit' || event.type === 'withdraw') event = this.withCashRate(book, event);
     const error = this.apply(book, event, events);
     if (error !== null) return { ...result, error };
     for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
@@ -382,6 +406,8 @@ export class Shard {
       return result;
     }
     this.corporateMarks(cmd.step, cmd.price, cmd.priceTs);
+    // Trades after the adjustment book at the new multiplier (the main thread sends it too, for restarts).
+    if (cmd.step.step === 'contract_adjustment') this.multipliers.set(cmd.step.symbol, cmd.step.multiplier);
     for (const book of holders) {
       const events: DomainEventBody[] = [];
       const hadActor = book.actor !== null;
@@ -393,6 +419,28 @@ export class Shard {
       if (book.watchers > 0) updates.push(this.updateOf(book, cmd.now, false));
     }
     result.holders = holders.length;
+    return result;
+  }
+
+  /** Portfolios here holding a non-flat position in the symbol (a multiplier may change only at 0). */
+  private holders(cmd: Extract<Command, { kind: 'holders' }>): CommandResult {
+    let holders = 0;
+    for (const book of this.books) if ((book.state.positions[cmd.symbol]?.units ?? 0) !== 0) holders++;
+    return { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, holders };
+  }
+
+  /** A what-if trade (whatIf.ts): figures and breaches, nothing booked, no event, no seq. */
+  private dryRun(book: Book, cmd: Extract<Command, { kind: 'trade' }>, result: CommandResult): CommandResult {
+    const trade = this.withRate(book, cmd.trade);
+    const error = whatIfRefusal(book, trade);
+    if (error !== null) return { ...result, error };
+    const sym = this.symbolIds.get(trade.symbol);
+    assert(sym !== undefined, `symbol ${trade.symbol} registered before the command that uses it`);
+    const { currency, foreign } = currencyOfTrade(book.state, trade);
+    const fx = foreign ? this.rateOf(currency, baseCurrencyOf(book.state)) : 1;
+    const w = whatIf({ c: this.kernel.cols, book, trade, row: book.rows.get(sym), sym, fx, cashInBase: (state) => this.cashOf(state), clock: this.markClock(cmd.now) });
+    result.trade = { trade_id: trade.trade_id, portfolio_id: book.id, applied: false, realized_pnl: w.realized_pnl, position: w.position, totals: w.totals, state: book.status };
+    result.breaches = w.breaches;
     return result;
   }
 
@@ -424,14 +472,13 @@ export class Shard {
     const due = book.state.dividends_due?.[step.action_id];
     const base = baseCurrencyOf(book.state);
     if (due === undefined || due.currency === base) return step;
-    const sid = this.symbolIds.get(fxSymbolOf(due.currency, base));
-    const rate = sid === undefined ? 0 : this.kernel.cols.symPrice[sid];
+    const rate = this.rateOf(due.currency, base);
     return { ...step, fx_rate: rate > 0 ? rate : null };
   }
 
   /** Kernel rows in step with a corporate action the actor applied (live or replayed). */
   private syncCorporate(book: Book, step: CorporateStep): void {
-    if (step.step === 'split') this.syncPosition(book, step.symbol);
+    if (step.step === 'split' || step.step === 'contract_adjustment') this.syncPosition(book, step.symbol);
     if (step.step !== 'symbol_change') return;
     const oldSid = this.symbolIds.get(step.symbol);
     const row = oldSid === undefined ? undefined : book.rows.get(oldSid);
@@ -446,9 +493,46 @@ export class Shard {
   private withRate(book: Book, trade: ValidTrade): ValidTrade {
     const { currency, foreign } = currencyOfTrade(book.state, trade);
     if (!foreign || trade.fx_rate !== null) return trade;
-    const sid = this.symbolIds.get(fxSymbolOf(currency, baseCurrencyOf(book.state)));
-    const rate = sid === undefined ? 0 : this.kernel.cols.symPrice[sid];
+    const rate = this.rateOf(currency, baseCurrencyOf(book.state));
     return rate > 0 ? { ...trade, fx_rate: rate } : trade;
+  }
+
+  /** A foreign deposit or withdrawal moves capital at the latest rate of its currency (null: none seen). */
+  private withCashRate<E extends { type: 'deposit' | 'withdraw'; amount: number; currency?: string | null; fx_rate?: number | null }>(book: Book, event: E): E {
+    const base = baseCurrencyOf(book.state);
+    const currency = event.currency ?? null;
+    if (currency === null || currency === base) return event;
+    const rate = this.rateOf(currency, base);
+    return { ...event, fx_rate: rate > 0 ? rate : null };
+  }
+
+  /**
+   * The quote -> base rate the kernel derives (direct, inverse or cross: src/domain/fx.ts); 0 while no
+   * path has a price. Defines the conversion on first use.
+   */
+  private rateOf(quote: string, base: string): number {
+    return this.kernel.cols.symPrice[this.conversionFor(quote, base)];
+  }
+
+  /** The symbol row carrying quote -> base, defined in the kernel on first use (its symbols are registered first). */
+  private conversionFor(quote: string, base: string): number {
+    const sid = this.symbolIds.get(conversionSymbolOf(quote, base));
+    assert(sid !== undefined, `conversion ${quote}>${base} registered before the command that uses it`);
+    if (!this.kernel.hasConversion(sid)) {
+      const legs = conversionLegsOf(quote, base, this.init.fxPivot ?? fxPivotDefault);
+      const id = (name: string): number => this.symbolIds.get(name) ?? NONE;
+      const crossIn = legs.crossIn ?? ['', ''];
+      const crossOut = legs.crossOut ?? ['', ''];
+      this.kernel.defineConversion(sid, {
+        direct: id(legs.direct),
+        inverse: id(legs.inverse),
+        inDirect: legs.crossIn === null ? NONE : id(crossIn[0]),
+        inInverse: legs.crossIn === null ? NONE : id(crossIn[1]),
+        outDirect: legs.crossOut === null ? NONE : id(crossOut[0]),
+        outInverse: legs.crossOut === null ? NONE : id(crossOut[1]),
+      });
+    }
+    return sid;
   }
 
   private breach(book: Book, events: ShardEvent[], breaches: { limit: string }[], ts: number): void {
@@ -511,14 +595,23 @@ export class Shard {
   private cashInBase(book: Book): number {
     const balances = book.state.cash_balances;
     if (balances === undefined) return book.state.cash;
-    const c = this.kernel.cols;
     const base = baseCurrencyOf(book.state);
-    let cash = book.state.cash;
     for (const currency of Object.keys(balances)) {
-      const sid = this.symbolIds.get(fxSymbolOf(currency, base));
-      assert(sid !== undefined, `fx symbol of ${currency} registered before the command that uses it`);
+      const sid = this.conversionFor(currency, base);
       if (!book.cashFx.includes(sid)) this.watchCashFx(book, sid);
-      const rate = c.symPrice[sid];
+    }
+    return this.cashOf(book.state);
+  }
+
+  /** Base cash plus each foreign balance at its latest rate (one never seen is left out). */
+  private cashOf(state: PortfolioState): number {
+    const balances = state.cash_balances;
+    if (balances === undefined) return state.cash;
+    const c = this.kernel.cols;
+    const base = baseCurrencyOf(state);
+    let cash = state.cash;
+    for (const currency of Object.keys(balances)) {
+      const rate = c.symPrice[this.conversionFor(currency, base)];
       if (rate > 0) cash += balances[currency] * rate;
     }
     return cash;
@@ -531,7 +624,7 @@ export class Shard {
     else holders.push(book);
   }
 
-  /** The book's kernel row for the symbol, created (and linked to its FX symbol) on first use. */
+  /** The book's kernel row for the symbol, created (and linked to its conversion) on first use. */
   private ensureRow(book: Book, symbol: string): number {
     const sid = this.symbolIds.get(symbol);
     assert(sid !== undefined, `symbol ${symbol} registered before the command that uses it`);
@@ -543,9 +636,7 @@ export class Shard {
     book.rowList.push(row);
     this.ensureSentRows(row);
     if (p?.currency !== undefined) {
-      const fxSid = this.symbolIds.get(fxSymbolOf(p.currency, baseCurrencyOf(book.state)));
-      assert(fxSid !== undefined, `fx symbol of ${p.currency} registered before the command that uses it`);
-      this.kernel.setPositionFx(row, fxSid);
+      this.kernel.setPositionFx(row, this.conversionFor(p.currency, baseCurrencyOf(book.state)));
       book.foreign++;
     }
     return row;
@@ -554,7 +645,10 @@ export class Shard {
   private syncPosition(book: Book, symbol: string): void {
     const row = this.ensureRow(book, symbol);
     const p = book.state.positions[symbol];
-    this.kernel.setPosition(row, p.units / 1e8, p.avg_cost, p.last_trade_price);
+    // The kernel holds the effective quantity, quantity x multiplier: every money figure it computes
+    // (market value, unrealized P&L, cost basis, weights, limits) then carries the multiplier with no
+    // column and no operation added to the revalue pass (see ARCHITECTURE.md).
+    this.kernel.setPosition(row, (p.units / 1e8) * (p.multiplier ?? 1), p.avg_cost, p.last_trade_price);
   }
 
   private ensureSentRows(row: number): void {
@@ -680,14 +774,16 @@ function stamp(e: DomainEventBody, portfolio: string, ts: number): ShardEvent {
   return { ...e, portfolio_id: portfolio, ts };
 }
 
-function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' | 'corporate' }>): PortfolioEvent {
+function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' | 'corporate' | 'holders' }>): PortfolioEvent {
   switch (cmd.kind) {
     case 'trade':
       return { type: 'trade', trade: cmd.trade };
     case 'deposit':
-      return { type: 'deposit', amount: cmd.amount };
+      return { type: 'deposit', amount: cmd.amount, currency: cmd.currency ?? null };
     case 'withdraw':
-      return { type: 'withdraw', amount: cmd.amount };
+      return { type: 'withdraw', amount: cmd.amount, currency: cmd.currency ?? null };
+    case 'fxConvert':
+      return { type: 'fxConvert', from_currency: cmd.from_currency, to_currency: cmd.to_currency, amount: cmd.amount, rate: cmd.rate };
     case 'limits':
       return { type: 'setLimits', limits: cmd.limits };
     case 'pause':
@@ -713,6 +809,7 @@ function replayedTrade(e: Extract<StoredEvent, { type: 'TradeExecuted' }>): Vali
     currency: e.currency ?? null,
     fx_rate: e.fx_rate ?? null,
     lot_ids: e.lot_ids ?? null,
+    multiplier: e.multiplier ?? 1,
   };
 }
 
@@ -730,6 +827,8 @@ function corporateStepOf(e: StoredEvent): CorporateStep | null {
       return { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate };
     case 'SymbolChanged':
       return { step: 'symbol_change', action_id: e.action_id, symbol: e.from_symbol, new_symbol: e.to_symbol };
+    case 'ContractAdjusted':
+      return { step: 'contract_adjustment', action_id: e.action_id, symbol: e.symbol, multiplier: e.multiplier_after };
     default:
       return null;
   }

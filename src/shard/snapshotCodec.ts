@@ -3,14 +3,13 @@
 //   0 portfolios  column block, one row per book (figures, lifecycle, where its positions are)
 //   1 positions   column block, one row per position, grouped by book in the book's key order
 //   2 strings     UTF-8 JSON: ids, names, base currencies, the symbol and currency tables, the
-//                 distinct limits, and the FX symbols the books need (the main thread reads this one
+//                 distinct limits, and the currency conversions the books need (the main thread reads this one
 //                 and the status column to rebuild its directory and symbol table)
 //   3 side        UTF-8 JSON of what is rare and shaped: foreign cash, dividends due, open lots
 // A column is one entry in portfolioColumns / positionColumns plus the line that fills it and the
 // line that reads it; a reader of an older snapshot sees a new column missing and takes its default.
 
 import { assert } from '../assert.js';
-import { fxSymbolOf } from '../domain/portfolio.js';
 import { baseCurrencyDefault, type DividendDue, type Lot, type PortfolioState, type PortfolioStatus, type PositionState, type RiskLimits } from '../domain/types.js';
 import { ColumnBlock, ColumnBlockWriter } from './columnBlock.js';
 
@@ -43,6 +42,8 @@ export const positionColumns = [
   { name: 'currency', kind: 'i32' },
   /** Index into side.lots, -1: no lots array. */
   { name: 'lots', kind: 'i32' },
+  /** Contract multiplier; 0: none written in the state (1). */
+  { name: 'multiplier', kind: 'f64' },
 ] as const;
 
 const statuses: readonly PortfolioStatus[] = ['active', 'paused', 'closed'];
@@ -56,8 +57,8 @@ export interface SnapshotStrings {
   symbols: string[];
   currencies: string[];
   limits: RiskLimits[];
-  /** Every FX symbol a book of this snapshot converts through: the main thread interns them. */
-  fx: string[];
+  /** Every (currency, base) a book of this snapshot converts: the main thread interns their symbols. */
+  conversions: [string, string][];
 }
 
 interface SnapshotSide {
@@ -98,13 +99,14 @@ export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
   const pos = new ColumnBlockWriter(positionColumns, positions);
   const [status, method, limitsCol, first, count, extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
   const [seq, hwm, cash, capital, realized, trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
-  const [sym, units, avg, posRealized, lastTrade, currency, lotsCol] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots')];
+  const [sym, units, avg, posRealized, lastTrade, currency, lotsCol, mult] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots'), pos.f64('multiplier')];
   const symbols = new Interner();
   const currencies = new Interner();
   const limitsSeen = new Map<string, number>();
   const limits: RiskLimits[] = [];
-  const fx = new Set<string>();
-  const strings: SnapshotStrings = { ids: [], names: [], bases: [], symbols: symbols.list, currencies: currencies.list, limits, fx: [] };
+  const fx = new Map<string, [string, string]>();
+  const convert = (currency: string, base: string) => fx.set(currency + ' ' + base, [currency, base]);
+  const strings: SnapshotStrings = { ids: [], names: [], bases: [], symbols: symbols.list, currencies: currencies.list, limits, conversions: [] };
   const side: SnapshotSide = { extras: [], lots: [] };
   let p = 0;
   books.forEach((b, i) => {
@@ -138,7 +140,8 @@ export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
       posRealized[p] = ps.realized_pnl;
       lastTrade[p] = ps.last_trade_price;
       currency[p] = ps.currency === undefined ? -1 : currencies.id(ps.currency);
-      if (ps.currency !== undefined) fx.add(fxSymbolOf(ps.currency, base));
+      mult[p] = ps.multiplier ?? 0;
+      if (ps.currency !== undefined) convert(ps.currency, base);
       if (ps.lots === undefined) lotsCol[p] = -1;
       else {
         lotsCol[p] = side.lots.length;
@@ -154,12 +157,12 @@ export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
       if (s.cash_balances !== undefined) e.cash_balances = s.cash_balances;
       if (s.dividends_due !== undefined) e.dividends_due = s.dividends_due;
       side.extras.push(e);
-      for (const c of Object.keys(s.cash_balances ?? {})) fx.add(fxSymbolOf(c, base));
-      for (const d of Object.values(s.dividends_due ?? {})) if (d.currency !== base) fx.add(fxSymbolOf(d.currency, base));
+      for (const c of Object.keys(s.cash_balances ?? {})) convert(c, base);
+      for (const d of Object.values(s.dividends_due ?? {})) if (d.currency !== base) convert(d.currency, base);
     }
   });
   assert(p === positions, 'every position encoded once');
-  strings.fx = [...fx];
+  strings.conversions = [...fx.values()];
   return [pf.bytes, pos.bytes, utf8.encode(JSON.stringify(strings)), utf8.encode(JSON.stringify(side))];
 }
 
@@ -194,6 +197,8 @@ export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: strin
   const [status, method, limitsCol, first, count, extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
   const [seq, hwm, cash, capital, realized, trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
   const [sym, units, avg, posRealized, lastTrade, currency, lotsCol] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots')];
+  // Absent in a snapshot written before multipliers existed: every position at 1.
+  const mult = pos.has('multiplier') ? pos.f64('multiplier') : null;
   assert(strings.ids.length === pf.rows, 'one id per book');
   for (let i = 0; i < pf.rows; i++) {
     const id = strings.ids[i];
@@ -203,6 +208,7 @@ export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: strin
       const ps: PositionState = { units: units[p], avg_cost: avg[p], realized_pnl: posRealized[p], last_trade_price: lastTrade[p] };
       if (currency[p] >= 0) ps.currency = strings.currencies[currency[p]];
       if (lotsCol[p] >= 0) ps.lots = side.lots[lotsCol[p]];
+      if (mult !== null && mult[p] !== 0) ps.multiplier = mult[p];
       positions[strings.symbols[sym[p]]] = ps;
     }
     // Keys in the order newPortfolio and the pure functions write them.

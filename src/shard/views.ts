@@ -46,10 +46,12 @@ function unconvertedOf(c: Columns, book: Book): number {
 }
 
 export function positionView(c: Columns, book: Book, row: number, symbol: string, clock: MarkClock): PositionView {
+  // posQty is the effective quantity (quantity x multiplier): the quantity shown is the book's.
   const q = c.posQty[row];
   const avg = c.posAvg[row];
   const fx = c.posFx[row];
-  const currency = book.state.positions[symbol]?.currency;
+  const state = book.state.positions[symbol];
+  const currency = state?.currency;
   // A foreign position whose rate was never seen has fx 0 in the kernel (counted nowhere): it is shown
   // in its quote currency, flagged by fx_rate null, never converted at a made-up 1.0.
   const unconverted = currency !== undefined && fx === 0;
@@ -62,12 +64,12 @@ export function positionView(c: Columns, book: Book, row: number, symbol: string
     symbol,
     currency: currency ?? baseCurrencyOf(book.state),
     fx_rate: unconverted ? null : fx,
-    quantity: q,
+    quantity: q === 0 || state === undefined ? 0 : state.units / 1e8,
     avg_cost: avg,
     last_price: mark,
     market_value: mv,
     unrealized_pnl: upnl,
-    realized_pnl: book.state.positions[symbol]?.realized_pnl ?? 0,
+    realized_pnl: state?.realized_pnl ?? 0,
     return_rate: cost !== 0 ? (upnl / cost) * 100 : 0,
     weight: gross > 0 && !unconverted ? (Math.abs(mv) / gross) * 100 : 0,
     ...markOf(c, clock, c.posSym[row]),

@@ -22,6 +22,9 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
         case 'symbols':
           shard.registerSymbols(msg.from, msg.names);
           break;
+        case 'instruments':
+          shard.defineInstruments(msg.instruments);
+          break;
         case 'ticks': {
           const result = shard.ticks(msg.batch, msg.n, msg.syms, msg.prices, msg.ts, msg.now);
           metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);

@@ -107,7 +107,7 @@ export const internals: DashboardSpec = {
           description: `p50, p99 and max delay of the main event loop since the previous scrape (prom-client; includes the 10 ms sampling resolution, so an idle loop reads about 10 ms). Dashed line: the EventLoopLagHigh threshold (${formatSeconds(thresholds.eventLoopLagP99Seconds)}).`,
           unit: 's',
           threshold: thresholds.eventLoopLagP99Seconds,
-          width: 8,
+          width: 6,
           queries: [
             { expr: `max by (instance) (nodejs_eventloop_lag_p50_seconds${D})`, legend: 'p50 {{instance}}' },
             { expr: `max by (instance) (nodejs_eventloop_lag_p99_seconds${D})`, legend: 'p99 {{instance}}' },
@@ -119,7 +119,7 @@ export const internals: DashboardSpec = {
           title: 'Heap',
           description: 'V8 heap used and allocated by the main thread (shard workers have their own heaps, capped by shardHeapMb).',
           unit: 'bytes',
-          width: 8,
+          width: 6,
           queries: [
             { expr: `sum by (instance) (nodejs_heap_size_used_bytes${D})`, legend: 'used {{instance}}' },
             { expr: `sum by (instance) (nodejs_heap_size_total_bytes${D})`, legend: 'allocated {{instance}}' },
@@ -131,8 +131,21 @@ export const internals: DashboardSpec = {
           description: 'CPU time per second of wall time for the whole process, workers included (100% = one core busy).',
           unit: 'percentunit',
           min: 0,
-          width: 8,
+          width: 6,
           queries: [{ expr: `sum by (instance) (rate(process_cpu_seconds_total${D}[${R}]))`, legend: 'cpu {{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Resident memory and limit',
+          description:
+            "Resident memory of the whole process (workers included) and the memory it may use: the container's cgroup v2 memory.max, else the host's memory (mtm_memory_limit_bytes). MemoryFillingUp fires when the last hour's trend reaches the limit within 4h.",
+          unit: 'bytes',
+          min: 0,
+          width: 6,
+          queries: [
+            { expr: `max by (instance) (process_resident_memory_bytes${D})`, legend: 'resident {{instance}}' },
+            { expr: `max by (instance) (${series('mtm_memory_limit_bytes', D)})`, legend: 'limit {{instance}}' },
+          ],
         },
       ],
     },
@@ -146,7 +159,7 @@ export const internals: DashboardSpec = {
           unit: 's',
           threshold: thresholds.storeCommitP99Seconds,
           logScale: true,
-          width: 8,
+          width: 6,
           queries: [
             { expr: quantile(0.5, 'mtm_store_commit_seconds', D, R), legend: 'p50' },
             { expr: quantile(0.99, 'mtm_store_commit_seconds', D, R), legend: 'p99' },
@@ -157,7 +170,7 @@ export const internals: DashboardSpec = {
           title: 'Commit latency distribution',
           description: 'LMDB commits per second in each latency bucket.',
           unit: 's',
-          width: 8,
+          width: 6,
           queries: [{ expr: `sum by (le) (${bucketRate('mtm_store_commit_seconds', D, R)})`, legend: '{{le}}', format: 'heatmap' }],
         },
         {
@@ -165,8 +178,21 @@ export const internals: DashboardSpec = {
           title: 'Store size',
           description: 'Size of the LMDB data files per instance. Growth is expected (the event log); a sudden jump or a full disk is not.',
           unit: 'bytes',
-          width: 8,
+          width: 6,
           queries: [{ expr: `max by (instance) (${series('mtm_store_size_bytes', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'LMDB map: used and size',
+          description:
+            "Bytes of the event store's LMDB map in use (pages up to the last one written) and the map size; lmdb-js grows the map when the used pages reach it. StoreMapFillingUp fires when the last hour's trend reaches the map size within 4h.",
+          unit: 'bytes',
+          min: 0,
+          width: 6,
+          queries: [
+            { expr: `max by (instance) (${series('mtm_store_map_used_bytes', D)})`, legend: 'used {{instance}}' },
+            { expr: `max by (instance) (${series('mtm_store_map_size_bytes', D)})`, legend: 'map {{instance}}' },
+          ],
         },
       ],
     },

@@ -1,5 +1,5 @@
 // Latency: the two latencies clients feel (tick to publish, trade acknowledgement) as heatmaps and
-// quantiles, plus the share of observations above each alert threshold, and the HTTP API.
+// quantiles, plus the share of observations above each SLO threshold, and the HTTP API.
 // Quantiles here are computed live over $__rate_interval (they follow the zoom); the Overview uses
 // the 1-minute recording rules instead.
 
@@ -36,7 +36,7 @@ function latencyPanels(metric: HistogramName, what: string, alert: string, thres
     {
       kind: 'timeseries',
       title: `${what}: share slower than ${formatSeconds(threshold)}`,
-      description: `Share of observations above the ${alert} threshold, read exactly from the ${threshold} bucket (no interpolation). Above 1% means p99 is above the threshold.`,
+      description: `Share of observations above the ${alert} threshold, read exactly from the ${threshold} bucket (no interpolation): the SLO's error ratio over the rate interval. Above 1% means p99 is above the threshold.`,
       unit: 'percentunit',
       min: 0,
       width: 24,
@@ -48,15 +48,15 @@ function latencyPanels(metric: HistogramName, what: string, alert: string, thres
 export const latency: DashboardSpec = {
   uid: 'mtm-latency',
   title: 'MTM / Latency',
-  description: 'Tick-to-publish and trade-acknowledgement latency (heatmaps, p50/p90/p99, share above the alert thresholds) and HTTP API latency. Generated from dashboards/src; do not edit in Grafana.',
+  description: 'Tick-to-publish and trade-acknowledgement latency (heatmaps, p50/p90/p99, share above the SLO thresholds) and HTTP API latency. Generated from dashboards/src; do not edit in Grafana.',
   rows: [
     {
       title: 'Tick to publish',
-      panels: latencyPanels('mtm_tick_to_publish_seconds', 'Tick to publish', 'TickToPublishLatencyHigh', thresholds.tickToPublishP99Seconds),
+      panels: latencyPanels('mtm_tick_to_publish_seconds', 'Tick to publish', 'tick-to-client SLO', thresholds.tickToPublishP99Seconds),
     },
     {
       title: 'Trade acknowledgement',
-      panels: latencyPanels('mtm_trade_ack_seconds', 'Trade ack', 'TradeAckLatencyHigh', thresholds.tradeAckP99Seconds),
+      panels: latencyPanels('mtm_trade_ack_seconds', 'Trade ack', 'trade ack SLO', thresholds.tradeAckP99Seconds),
     },
     {
       title: 'HTTP API',

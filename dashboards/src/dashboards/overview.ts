@@ -2,12 +2,39 @@
 // flows ops care about (ticks in, trades, client updates out), then errors and saturation.
 // Start here; the other dashboards explain what this one shows.
 
-import { thresholds } from '../config.js';
-import type { DashboardSpec } from '../panels.js';
+import { objectives, thresholds, type LatencyObjective } from '../config.js';
+import type { DashboardSpec, PanelSpec } from '../panels.js';
 import { increase, rate, rateInterval as R, sel, series } from '../promql.js';
-import { recorded } from '../rules.js';
+import { errorBudget, formatSeconds, recorded, sloErrorRatio } from '../rules.js';
 
 const D = sel('dashboard');
+
+/** The SLO row's two panels for one objective: budget spent over the SLO window, and burn rates. */
+function sloPanels(o: LatencyObjective, title: string, fast: string, slow: string): PanelSpec[] {
+  const budget = errorBudget(o);
+  const objective = `${Number((o.target * 100).toPrecision(12))}% of ${o.what} within ${formatSeconds(o.thresholdSeconds)} over ${o.window}`;
+  return [
+    {
+      kind: 'stat',
+      title: `${title} SLO: budget spent (${o.window})`,
+      description: `Share of the ${o.window} error budget spent, worst instance (recording rule ${sloErrorRatio(o, o.window)} / ${budget}). Objective: ${objective}. Red at 100%: the objective is missed.`,
+      unit: 'percentunit',
+      width: 5,
+      threshold: 1,
+      queries: [{ expr: `max(${sloErrorRatio(o, o.window)}${D}) / ${budget}`, legend: 'budget spent', instant: true }],
+    },
+    {
+      kind: 'timeseries',
+      title: `${title} SLO: burn rate`,
+      description: `How many times faster than the objective allows the error budget burns, over 1h, 6h and 3d (error ratio / ${budget}). Above the dashed line (1) the budget runs out before ${o.window}; ${fast} pages at 14.4x over 1h or 6x over 6h, ${slow} opens a ticket at 3x over 1d or 1x over 3d (each with its short window too).`,
+      unit: 'short',
+      min: 0,
+      width: 7,
+      threshold: 1,
+      queries: ['1h', '6h', '3d'].map((w) => ({ expr: `${sloErrorRatio(o, w)}${D} / ${budget}`, legend: `${w} {{instance}}` })),
+    },
+  ];
+}
 
 export const overview: DashboardSpec = {
   uid: 'mtm-overview',
@@ -38,7 +65,7 @@ export const overview: DashboardSpec = {
         {
           kind: 'stat',
           title: 'Tick-to-publish p99',
-          description: `p99 over the last minute (recording rule), worst instance. Red above ${thresholds.tickToPublishP99Seconds} s, the TickToPublishLatencyHigh threshold.`,
+          description: `p99 over the last minute (recording rule), worst instance. Red above ${thresholds.tickToPublishP99Seconds} s, the tick-to-client SLO threshold (p99 above it: more than 1% slow).`,
           unit: 's',
           width: 5,
           threshold: thresholds.tickToPublishP99Seconds,
@@ -47,7 +74,7 @@ export const overview: DashboardSpec = {
         {
           kind: 'stat',
           title: 'Trade ack p99',
-          description: `p99 trade acknowledgement over the last minute (recording rule), worst instance. Red above ${thresholds.tradeAckP99Seconds} s, the TradeAckLatencyHigh threshold.`,
+          description: `p99 trade acknowledgement over the last minute (recording rule), worst instance. Red above ${thresholds.tradeAckP99Seconds} s, the trade ack SLO threshold.`,
           unit: 's',
           width: 5,
           threshold: thresholds.tradeAckP99Seconds,
@@ -62,6 +89,13 @@ export const overview: DashboardSpec = {
           show: 'name',
           queries: [{ expr: series('mtm_build_info', D), legend: '{{instance}} {{version}} kernel={{kernel}} uws={{uws}}', instant: true }],
         },
+      ],
+    },
+    {
+      title: 'Service level objectives',
+      panels: [
+        ...sloPanels(objectives.tickToPublish, 'Tick-to-client', 'TickToPublishSLOBurnFast', 'TickToPublishSLOBurnSlow'),
+        ...sloPanels(objectives.tradeAck, 'Trade ack', 'TradeAckSLOBurnFast', 'TradeAckSLOBurnSlow'),
       ],
     },
     {
@@ -113,7 +147,7 @@ export const overview: DashboardSpec = {
         {
           kind: 'timeseries',
           title: 'Tick-to-publish latency',
-          description: `p50 and p99 from a tick's arrival to its updates reaching client sockets, per instance, over 1-minute windows (recording rules). Dashed line: the alert threshold (${thresholds.tickToPublishP99Seconds} s).`,
+          description: `p50 and p99 from a tick's arrival to its updates reaching client sockets, per instance, over 1-minute windows (recording rules). Dashed line: the SLO threshold (${thresholds.tickToPublishP99Seconds} s).`,
           unit: 's',
           threshold: thresholds.tickToPublishP99Seconds,
           queries: [
@@ -148,7 +182,7 @@ export const overview: DashboardSpec = {
         {
           kind: 'timeseries',
           title: 'Trade ack latency',
-          description: `p50 and p99 from a trade arriving to its acknowledgement, per instance, over 1-minute windows (recording rules). Dashed line: the alert threshold (${thresholds.tradeAckP99Seconds} s).`,
+          description: `p50 and p99 from a trade arriving to its acknowledgement, per instance, over 1-minute windows (recording rules). Dashed line: the SLO threshold (${thresholds.tradeAckP99Seconds} s).`,
           unit: 's',
           threshold: thresholds.tradeAckP99Seconds,
           width: 24,

@@ -1,9 +1,8 @@
-// The shard pool: starts the piscina shard workers, supervises them (a dead shard is restarted,
-// recovered from the store and resynced), and routes every message a shard sends to the station
+// The shard pool: starts the piscina shard workers, supervises them (workers/supervisor.ts: a dead
+// shard is restarted, recovered from the store and resynced), and routes every message a shard sends to the station
 // that owns it. A tick batch's results and a command's results leave the shards here (onShardMessage).
 
-import { MessageChannel, type MessagePort as NodeMessagePort } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
+import { MessageChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
@@ -15,6 +14,7 @@ import type { ResolvedOptions } from '../options.js';
 import { RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
 import type { Directory } from '../directory.js';
 import { ShardHandle } from '../shardHandle.js';
+import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
 import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
 
@@ -38,14 +38,19 @@ export interface PoolDeps {
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
+  /** Instrument multipliers every (re)started shard gets before any command (instruments.ts). */
+  multipliers: () => { symbol: string; multiplier: number }[];
 }
 
 export class ShardPool {
   readonly shards: ShardHandle[] = [];
+  private readonly supervisors: Supervisor[] = [];
   private nextRequest = 1;
   private readonly recordRequests = new Map<number, (answer: { records: PortfolioRecord[]; segments: Uint8Array[] }) => void>();
   /** Recovery's progress (the CLI's progress line, /ready while starting). */
   readonly progress = new RecoveryProgress();
+  /** The engine's start: supervisors only spawn workers, recoverAll loads them together. */
+  private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
 
@@ -53,7 +58,11 @@ export class ShardPool {
     private readonly pool: Piscina,
     private readonly d: PoolDeps,
   ) {
-    for (let i = 0; i < d.o.workers; i++) this.shards.push(new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax));
+    for (let i = 0; i < d.o.workers; i++) {
+      const h = new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax);
+      this.shards.push(h);
+      this.supervisors.push(new Supervisor(this.supervised(h), { restartDelayMs: 0, stopping: () => d.life.closing }));
+    }
   }
 
   /**
@@ -62,11 +71,24 @@ export class ShardPool {
    */
   async startAll(directory: Directory): Promise<void> {
     const { floor, cleanSnapshot } = await this.nextSeqFloor();
-    const spawned = Promise.all(this.shards.map((h) => this.spawnShard(h, floor)));
-    await recoverAll(this.recoveryHost(cleanSnapshot), directory, this.shards, spawned.then(() => undefined));
+    this.firstStart = { floor };
+    const spawned = Promise.all(this.supervisors.map((s) => s.start()));
+    try {
+      await recoverAll(this.recoveryHost(cleanSnapshot), directory, this.shards, spawned.then(() => undefined));
+    } finally {
+      this.firstStart = null;
+    }
     for (const h of this.shards) h.state = 'ready';
     this.progress.phase = 'ready';
     this.progress.readyMs = performance.now();
+  }
+
+  private supervised(h: ShardHandle): SupervisedWorker {
+    return {
+      start: (died) => (this.firstStart !== null ? this.spawnShard(h, this.firstStart.floor, died) : this.restartShard(h, died)),
+      onDeath: () => this.onShardDied(h),
+      onRestarted: (err, ms) => this.onShardRestarted(h, err, ms),
+    };
   }
 
   private recoveryHost(cleanSnapshot = false): RecoveryHost {
@@ -77,6 +99,7 @@ export class ShardPool {
       lastPrice: this.d.prices.lastPrice,
       lastPriceTs: this.d.prices.lastPriceTs,
       workers: this.d.o.workers,
+      fxPivot: this.d.o.fxPivot,
       nextRequest: () => this.nextRequest++,
       loadRequests: this.loadRequests,
       progress: this.progress,
@@ -90,8 +113,8 @@ export class ShardPool {
     return { floor: epoch * seqEpochSize, cleanSnapshot };
   }
 
-  /** Starts a worker for the shard; resolves when it is up (not loaded). */
-  private spawnShard(h: ShardHandle, seqFloor: number): Promise<void> {
+  /** Starts a worker for the shard; resolves when it is up and has the instruments (not loaded). */
+  private async spawnShard(h: ShardHandle, seqFloor: number, died: (err: unknown) => void): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchInFlight = false;
@@ -110,37 +133,43 @@ export class ShardPool {
       portfoliosMax: this.d.o.limits.portfoliosMax,
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
+      fxPivot: this.d.o.fxPivot,
       seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
       () => undefined,
-      (err: unknown) => void this.onShardDied(h, port1, err),
+      (err: unknown) => {
+        port1.close();
+        died(err);
+      },
     );
-    return isReady;
+    await isReady;
+    // Before any command: trades book at these multipliers (replay uses each event's own).
+    h.post({ t: 'instruments', instruments: this.d.multipliers() });
   }
 
   /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
-  private async startShard(h: ShardHandle): Promise<void> {
+  private async restartShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
     const { floor } = await this.nextSeqFloor();
-    await this.spawnShard(h, floor);
+    await this.spawnShard(h, floor, died);
     await recoverShard(this.recoveryHost(), h);
     h.state = 'ready';
   }
 
-  private async onShardDied(h: ShardHandle, port: MessagePort | NodeMessagePort, err: unknown): Promise<void> {
-    port.close();
-    if (this.d.life.closing) return;
-    const reason = err instanceof Error ? err.message : String(err);
+  /** Its commands are answered shard_restarting; the restart waits until what was persisted is durable. */
+  private async onShardDied(h: ShardHandle): Promise<void> {
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
     if (h.batchInFlight) this.d.batchDone();
     h.failAll(shardRestartingError(h.index));
     await this.d.durable().catch(() => undefined);
-    const started = performance.now();
-    await this.startShard(h);
-    this.d.counters.lastRestartMs = performance.now() - started;
+  }
+
+  private async onShardRestarted(h: ShardHandle, err: unknown, restartMs: number): Promise<void> {
+    const reason = err instanceof Error ? err.message : String(err);
+    this.d.counters.lastRestartMs = restartMs;
     this.d.persist([{ type: 'ShardRestarted', shard: h.index, reason, portfolio_id: systemPortfolio, ts: this.d.clock.now() }]);
     this.d.resendPrices(h);
     await this.d.resyncShard(h);
