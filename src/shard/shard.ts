@@ -167,7 +167,7 @@ export class Shard {
   /** This shard's columnar snapshot segments (snapshotCodec.ts), taken at the same instant as records(). */
   snapshotSegments(): Uint8Array[] {
     const c = this.kernel.cols;
-    return encodeSnapshot(this.books.map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index] })));
+    return encodeSnapshot(this.books.map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
   }
 
   /**
@@ -214,7 +214,8 @@ export class Shard {
     const c = this.kernel.cols;
     const book = this.addBook(r.state, r.status, exactSeq ? r.seq : Math.max(r.seq, this.seqFloor));
     const f = book.index;
-    for (const symbol in r.state.positions) this.syncPosition(book, symbol);
+    if (r.order !== undefined) for (const symbol of r.order) this.syncPosition(book, symbol);
+    else for (const symbol in r.state.positions) this.syncPosition(book, symbol);
     this.syncPortfolio(book);
     this.kernel.recompute(f);
     // Set after the recompute: these positions at the restored prices are not an equity the portfolio

@@ -72,6 +72,24 @@ export interface BookImage {
   status: PortfolioStatus;
   seq: number;
   hwm: number;
+  /**
+   * Its symbols in kernel row order. Rows link in creation order and totals are summed in it, so a
+   * restore must recreate them in that order (an object's key order puts integer-like keys first).
+   */
+  order: readonly string[];
+}
+
+/** The book's position symbols: row order first, then any position without a row. */
+function symbolsInOrder(b: BookImage): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const symbol of b.order) {
+    if (b.state.positions[symbol] === undefined || seen.has(symbol)) continue;
+    seen.add(symbol);
+    out.push(symbol);
+  }
+  for (const symbol in b.state.positions) if (!seen.has(symbol)) out.push(symbol);
+  return out;
 }
 
 const utf8 = new TextEncoder();
@@ -132,7 +150,7 @@ export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
     }
     limitsCol[i] = li;
     first[i] = p;
-    for (const symbol in s.positions) {
+    for (const symbol of symbolsInOrder(b)) {
       const ps = s.positions[symbol];
       sym[p] = symbols.id(symbol);
       units[p] = ps.units;
@@ -177,12 +195,14 @@ export function readSnapshotStatuses(segments: readonly Uint8Array[]): Portfolio
   return Array.from(status, (s) => statuses[s]);
 }
 
-/** One restored book as the loader gets it, positions in the order they were written. */
+/** One restored book as the loader gets it. */
 export interface RestoredBook {
   state: PortfolioState;
   status: PortfolioStatus;
   seq: number;
   hwm: number;
+  /** Its position symbols in the order their kernel rows are to be created (absent: key order). */
+  order?: string[];
 }
 
 /**
@@ -204,12 +224,14 @@ export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: strin
     const id = strings.ids[i];
     if (!keep(id)) continue;
     const positions: Record<string, PositionState> = {};
+    const order: string[] = [];
     for (let p = first[i], end = first[i] + count[i]; p < end; p++) {
       const ps: PositionState = { units: units[p], avg_cost: avg[p], realized_pnl: posRealized[p], last_trade_price: lastTrade[p] };
       if (currency[p] >= 0) ps.currency = strings.currencies[currency[p]];
       if (lotsCol[p] >= 0) ps.lots = side.lots[lotsCol[p]];
       if (mult !== null && mult[p] !== 0) ps.multiplier = mult[p];
       positions[strings.symbols[sym[p]]] = ps;
+      order.push(strings.symbols[sym[p]]);
     }
     // Keys in the order newPortfolio and the pure functions write them.
     const state: PortfolioState = { id, name: strings.names[i], cash: cash[i], capital: capital[i], realized_pnl: realized[i], limits: strings.limits[limitsCol[i]], positions, trades: trades[i] };
@@ -222,6 +244,6 @@ export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: strin
       if (e.cash_balances !== undefined) state.cash_balances = e.cash_balances;
       if (e.dividends_due !== undefined) state.dividends_due = e.dividends_due;
     }
-    each({ state, status: statuses[status[i]], seq: seq[i], hwm: hwm[i] });
+    each({ state, status: statuses[status[i]], seq: seq[i], hwm: hwm[i], order });
   }
 }

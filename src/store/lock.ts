@@ -50,8 +50,15 @@ export function takeDataDir(path: string): DataDirLock {
 
 export const ownerSocketFile = 'owner.sock';
 export const ownerPidFile = 'owner.pid';
-/** How long a probe of owner.sock waits for the owner's answer before calling it dead. */
-export const ownerProbeTimeoutMs = 2_000;
+/** How long a probe waits for the owner's answer before calling it dead. */
+export const ownerProbeTimeoutMs = 1_000;
+/**
+ * How long a start waits for a silent owner's sockets to go. A multi-threaded process killed -9 shows
+ * as a zombie as soon as its main thread is gone, but its descriptors close only once its other
+ * threads (the shard workers) are gone too, a few milliseconds later.
+ */
+export const ownerDyingWaitMs = 5_000;
+const ownerRetryMs = 20;
 /** sun_path holds 108 bytes with its NUL; longer paths are reached through /proc/self/fd. */
 const socketPathBytesMax = 100;
 
@@ -115,21 +122,34 @@ function busy(path: string, pid: number): Result<never> {
  * naming the live owner. A dead owner (crashed, killed, a zombie) never blocks.
  */
 export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
+  const giveUpAt = Date.now() + ownerDyingWaitMs;
+  for (;;) {
+    const { result, silent } = await tryLockDataDir(path);
+    // A live owner answers with its pid: refused at once. A silent one is dying: try again shortly.
+    if (!silent || Date.now() > giveUpAt) return result;
+    await new Promise((res) => setTimeout(res, ownerRetryMs));
+  }
+}
+
+/** silent: the name is taken but nobody answers (an owner dying), worth another try. */
+async function tryLockDataDir(path: string): Promise<{ result: Result<OwnerLock>; silent: boolean }> {
+  const once = (result: Result<OwnerLock>, silent = false) => ({ result, silent });
   let dirFd = -1;
   let ino: string;
   try {
     const st = statSync(path);
-    if (!st.isDirectory()) return fail(ErrorCode.store_failed, `data dir '${path}' is not a directory`, 'path');
+    if (!st.isDirectory()) return once(fail(ErrorCode.store_failed, `data dir '${path}' is not a directory`, 'path'));
     ino = `${st.dev}:${st.ino}`;
   } catch (err) {
-    return fail(ErrorCode.store_failed, `cannot read data dir '${path}': ${(err as Error).message}`, 'path');
+    return once(fail(ErrorCode.store_failed, `cannot read data dir '${path}': ${(err as Error).message}`, 'path'));
   }
   const abstract = createServer();
   answeringPid(abstract);
   const taken = await listen(abstract, `\0mtm-data:${ino}`);
   if (taken !== null) {
-    if (taken.code !== 'EADDRINUSE') return fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${taken.message}`, 'path');
-    return busy(path, (await probe(`\0mtm-data:${ino}`)) ?? -1);
+    if (taken.code !== 'EADDRINUSE') return once(fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${taken.message}`, 'path'));
+    const pid = await probe(`\0mtm-data:${ino}`);
+    return once(busy(path, pid ?? -1), pid === null);
   }
   let socketPath = join(path, ownerSocketFile);
   if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
@@ -138,10 +158,10 @@ export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
   }
   const inDir = createServer();
   answeringPid(inDir);
-  const giveUp = async (result: Result<never>): Promise<Result<never>> => {
+  const giveUp = async (result: Result<never>, silent = false) => {
     await close(abstract);
     if (dirFd >= 0) closeSync(dirFd);
-    return result;
+    return once(result, silent);
   };
   let err = await listen(inDir, socketPath);
   if (err !== null && err.code === 'EADDRINUSE') {
@@ -151,13 +171,13 @@ export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
     rmSync(join(path, ownerSocketFile), { force: true });
     err = await listen(inDir, socketPath);
   }
-  if (err !== null) return giveUp(fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${err.message}`, 'path'));
+  if (err !== null) return giveUp(fail(ErrorCode.store_failed, `cannot lock data dir '${path}': ${err.message}`, 'path'), err.code === 'EADDRINUSE');
   // Nothing else of this process should keep the engine alive for these sockets.
   abstract.unref();
   inDir.unref();
   writeFileSync(join(path, ownerPidFile), String(process.pid));
   let released: Promise<void> | null = null;
-  return ok({
+  return once(ok({
     path,
     release: () => {
       released ??= (async () => {
@@ -170,5 +190,5 @@ export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
       })();
       return released;
     },
-  });
+  }));
 }
