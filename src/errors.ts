@@ -20,6 +20,8 @@ export const ErrorCode = {
   invalid_lots: 'invalid_lots',
   unknown_op: 'unknown_op',
   payload_too_large: 'payload_too_large',
+  /** A request body in a content type the route does not read (trade import takes NDJSON). */
+  unsupported_media_type: 'unsupported_media_type',
   // state
   portfolio_not_found: 'portfolio_not_found',
   portfolio_exists: 'portfolio_exists',
@@ -87,6 +89,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   invalid_lots: 400,
   unknown_op: 400,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   portfolio_not_found: 404,
   portfolio_exists: 409,
   portfolio_closed: 409,

@@ -5,6 +5,8 @@
 //   duplicate, across restarts); no snapshot is durable ahead of the events it covers.
 // - a commit the disk refuses (the child runs under a file-size limit) rejects `durable` with
 //   store_failed, and the store refuses every later write instead of leaving a hole in the seqs.
+// - the same with several pipelined commits in flight when the disk refuses one: acks resolve in log
+//   order, none after the refused commit, and the durable log is a contiguous prefix holding every ack.
 // The child runs the compiled store (dist/src/store/store.js); beforeAll builds it when missing or
 // older than the source.
 import { spawn, spawnSync } from 'node:child_process';
@@ -144,4 +146,37 @@ describe('disk failure', () => {
     expect(n).toBeGreaterThan(0);
     await opened.value.close();
   });
+});
+
+describe('disk failure with pipelined commits', () => {
+  it('acknowledges in log order, nothing after the refused commit, and leaves no hole', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'mtm-store-full-pipe-'));
+    dirs.push(path);
+    const p = spawnSync('/bin/sh', ['-c', 'ulimit -f 8192 && exec "$0" "$@"', process.execPath, child, path, 'pipeline-fill'], { encoding: 'utf8', timeout: 60_000 });
+    expect(p.status, p.stderr).toBe(0);
+    const line = p.stdout.split('\n').find((l) => l.startsWith('result ')) ?? '';
+    expect(line, p.stdout + p.stderr).not.toBe('');
+    const r = JSON.parse(line.slice('result '.length)) as { acks: [number, number][]; firstRefused: number; code: string; message: string; commitsInFlightSeen: number; failed: boolean };
+    expect(r.failed).toBe(true);
+    expect(r.code).toBe('store_failed');
+    expect(r.message).toContain('store commit failed');
+    // Several commits were in flight at once: the failure met a pipeline, not a single commit.
+    expect(r.commitsInFlightSeen).toBeGreaterThan(1);
+    expect(r.acks.length).toBeGreaterThan(0);
+    // Acks resolved in log order, each right after the one before, and none at or after the refused seq.
+    for (let i = 0; i < r.acks.length; i++) {
+      expect(r.acks[i][0]).toBe(i === 0 ? 1 : r.acks[i - 1][1] + 1);
+      expect(r.acks[i][1]).toBeLessThan(r.firstRefused);
+    }
+    const opened = openStore({ path });
+    if (!opened.ok) throw new Error(opened.error.message);
+    let n = 0;
+    for (const e of opened.value.eventsAfter(0)) expect(e.seq).toBe(++n);
+    // The durable log is exactly what was acknowledged: every commit before the refused one, and not
+    // one commit after it (they were in flight, conditional on it, and wrote nothing).
+    expect(r.acks[r.acks.length - 1][1]).toBe(r.firstRefused - 1);
+    expect(n).toBe(r.firstRefused - 1);
+    for (const [first, last] of r.acks) for (let s = first; s <= last; s++) expect(opened.value.tradeResult(`p${s % 7}`, `k-${s}`)).toEqual({ trade_id: `k-${s}`, seq: s });
+    await opened.value.close();
+  }, 90_000);
 });

@@ -16,6 +16,7 @@ import type { StoreLimits } from '../store/store.js';
 import { componentOptions, resolveConfig, valueOf, type Config } from './config.js';
 import { configText, helpText } from './help.js';
 import { startStatsLine } from './statsLine.js';
+import { parseImportArgs, runImport } from './import.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../projectRoot.js';
@@ -104,6 +105,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(helpText());
     return command === undefined ? 1 : 0;
+  }
+  if (command === 'import') {
+    const parsed = parseImportArgs(rest);
+    if (!parsed.ok) {
+      console.error(parsed.message);
+      return 2;
+    }
+    return runImport(parsed.args);
   }
   if (command !== 'serve' && command !== 'config') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);

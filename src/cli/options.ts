@@ -101,12 +101,15 @@ export const optionTable: readonly OptionEntry[] = [
   // Store (LMDB).
   e('store', 'store-map-size-bytes', 'mapSizeBytes', int(1 << 20), store.mapSizeBytes, 'bytes', 'initial LMDB map size (address space, not disk; lmdb-js grows it when it fills)'),
   e('store', 'store-pending-writes-max', 'pendingWritesMax', int(1), store.pendingWritesMax, 'writes', 'events and trade results queued or in flight; past it new commands are refused (retryable) until commits catch up'),
+  e('store', 'store-commits-in-flight-max', 'commitsInFlightMax', int(1), store.commitsInFlightMax, 'commits', 'group commits submitted to LMDB at once (pipelined, chained so none lands after a failed one); the next gathers while they flush'),
   e('store', 'store-snapshots-kept-per-portfolio-max', 'snapshotsKeptPerPortfolioMax', int(1), store.snapshotsKeptPerPortfolioMax, 'snapshots', 'snapshots kept per portfolio (older ones are deleted)'),
   e('store', 'store-prices-kept-per-symbol-max', 'pricesKeptPerSymbolMax', int(1), store.pricesKeptPerSymbolMax, 'prices', 'historical last prices kept per symbol'),
   e('store', 'store-compact-scanned-per-call-max', 'compactScannedPerCallMax', int(1), store.compactScannedPerCallMax, 'entries', 'time-index entries one compaction pass examines (bounds how long it blocks the main thread)'),
   e('store', 'store-snapshots-per-flush-max', 'snapshotsPerFlushMax', int(1), store.snapshotsPerFlushMax, 'snapshots', 'snapshot records written per commit (bounds one flush on the main thread)'),
   e('store', 'store-prices-per-flush-max', 'pricesPerFlushMax', int(1), store.pricesPerFlushMax, 'prices', 'prices written per commit'),
   // Server limits.
+  e('server', 'import-line-bytes-max', 'limits.importLineBytesMax', int(1), server.importLineBytesMax, 'bytes', 'longest NDJSON line POST /api/v1/trades/import reads; a longer one stops the import at that line'),
+  e('server', 'import-trades-in-flight-max', 'limits.importTradesInFlightMax', int(1), server.importTradesInFlightMax, 'trades', 'trades one import has submitted and not yet answered; past it the request body is paused'),
   e('server', 'frame-bytes-max', 'limits.maxPayloadBytes', int(1), server.maxPayloadBytes, 'bytes', 'largest WebSocket frame accepted; a larger one closes the socket with 1009'),
   e('server', 'body-bytes-max', 'limits.maxBodyBytes', int(1), server.maxBodyBytes, 'bytes', 'largest HTTP request body; a larger one is answered 413'),
   e('server', 'idle-timeout-seconds', 'limits.idleTimeoutSeconds', int(1), server.idleTimeoutSeconds, 's', 'a WebSocket silent this long is closed (the server pings before)'),

@@ -161,6 +161,7 @@ export function replayTrade(state: PortfolioState, trade: ValidTrade): void {
 /**
  * Books a trade that tradeRefusal accepted. The fill is computed in the quote currency; realized P&L
  * (fees included) converts to the base at the trade's rate, cash settles in the quote currency.
+ * Takes ownership of `state`: its positions record is updated in place and shared with the result.
  */
 export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeApplied {
   const { before, currency, foreign, rate, local, fill, realized } = bookTrade(state, trade);
@@ -201,7 +202,11 @@ export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeAppli
       price: trade.price,
     });
   }
-  const positions = { ...state.positions, [trade.symbol]: fill.position };
+  // In place: copying the positions record cost O(positions) per trade. Safe because the caller
+  // hands its state over (the actor replaces its context with `next`, tests thread `state = r.state`)
+  // and nothing keeps an old state to compare: records leave the shard as structured clones.
+  const positions = state.positions;
+  positions[trade.symbol] = fill.position;
   const next: PortfolioState = {
     ...state,
     cash: foreign ? state.cash : state.cash + fill.cashDelta,

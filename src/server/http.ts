@@ -45,6 +45,7 @@ export type HandlerName =
   | 'performanceQueries'
   | 'createCorporateAction'
   | 'listCorporateActions'
+  | 'importTrades'
   | 'defineInstrument'
   | 'getInstrument'
   | 'listInstruments'
@@ -70,6 +71,8 @@ export const routes: readonly RouteDef<HandlerName>[] = [
   { method: 'PUT', template: '/api/v1/portfolios/{id}/limits', handler: 'setLimits' },
   { method: 'GET', template: '/api/v1/portfolios/{id}/events', handler: 'events' },
   { method: 'POST', template: '/api/v1/ticks', handler: 'ticks' },
+  // Streamed by the transport (server.ts + tradeImport.ts), not a JSON-body handler.
+  { method: 'POST', template: '/api/v1/trades/import', handler: 'importTrades' },
   { method: 'POST', template: '/api/v1/corporate-actions', handler: 'createCorporateAction' },
   { method: 'GET', template: '/api/v1/corporate-actions', handler: 'listCorporateActions' },
   { method: 'GET', template: '/api/v1/instruments', handler: 'listInstruments' },
@@ -354,6 +357,9 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       const r = await engine.listCorporateActions(query);
       return r.ok ? json(200, r.value) : errorResult(r.error);
     },
+
+    // Only reached without the streaming transport; server.ts answers this route itself.
+    importTrades: () => errorResult({ code: ErrorCode.not_found, message: 'trade import is served by the streaming transport only' }),
 
     metrics: async () => {
       if (deps.metrics === null) return errorResult({ code: ErrorCode.not_found, message: 'metrics are not enabled on this server' });

@@ -14,6 +14,8 @@ import { remoteOf, writeResult } from './response.js';
 import { Router, parseQuery } from './router.js';
 import { serveStatic } from './staticFiles.js';
 import type { StatsCollector } from './stats.js';
+import type { Engine } from '../engine/api.js';
+import { TradeImport, importContentTypes, isImportContentType } from './tradeImport.js';
 
 function errorMessageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -29,6 +31,7 @@ export class HttpIntake {
     private readonly stats: StatsCollector,
     private readonly door: Door,
     private readonly handlers: Record<HandlerName, (ctx: HttpRequestContext) => Promise<HttpResult> | HttpResult>,
+    private readonly engine: Engine,
   ) {}
 
   readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
@@ -40,10 +43,12 @@ export class HttpIntake {
     const rawQuery = req.getQuery() ?? '';
     const authorization = req.getHeader('authorization');
     const contentLength = req.getHeader('content-length');
+    const contentType = req.getHeader('content-type');
     const remote = remoteOf(res);
-    const state = { aborted: false, done: false };
+    const state: { aborted: boolean; done: boolean; onAbort: (() => void) | null } = { aborted: false, done: false, onAbort: null };
     res.onAborted(() => {
       state.aborted = true;
+      state.onAbort?.();
     });
     this.inflight++;
     let routeLabel = 'unmatched';
@@ -99,6 +104,18 @@ export class HttpIntake {
       if (out instanceof Promise) out.then((r) => finish(r), fail);
       else finish(out);
     };
+    if (name === 'importTrades') {
+      if (!isImportContentType(contentType)) {
+        return finish(
+          errorResult({ code: ErrorCode.unsupported_media_type, message: `content-type must be one of ${importContentTypes.join(', ')} (one trade a line)`, field: 'content-type' }),
+          true,
+        );
+      }
+      return this.streamImport(res, principal, state, () => {
+        this.inflight--;
+        stats.recordHttp(method, routeLabel, 200, performance.now() - started);
+      });
+    }
     if (!bodyHandlers.has(name)) return run(undefined);
 
     // Body: refused early on Content-Length, else counted chunk by chunk; the connection is closed after a 413.
@@ -123,4 +140,63 @@ export class HttpIntake {
       run(body);
     });
   };
+
+  /** POST /api/v1/trades/import, streamed both ways with backpressure (tradeImport.ts): never buffered whole. */
+  private streamImport(res: HttpResponse, principal: Principal, state: { aborted: boolean; done: boolean; onAbort: (() => void) | null }, done: () => void): void {
+    let headed = false;
+    const head = (): void => {
+      if (headed) return;
+      headed = true;
+      res.writeStatus('200 OK');
+      res.writeHeader('Content-Type', 'application/x-ndjson');
+      res.writeHeader('Cache-Control', 'no-store');
+      res.writeHeader('X-Content-Type-Options', 'nosniff');
+    };
+    const settle = (): void => {
+      if (state.done) return;
+      state.done = true;
+      done();
+    };
+    const importer = new TradeImport(
+      this.engine,
+      principal,
+      {
+        write: (chunk) => {
+          if (state.aborted) return true;
+          let written = true;
+          res.cork(() => {
+            head();
+            written = res.write(chunk);
+          });
+          return written;
+        },
+        onWritable: (cb) => {
+          res.onWritable(() => {
+            cb();
+            return true;
+          });
+        },
+        pauseInput: () => {
+          if (!state.aborted) res.pause();
+        },
+        resumeInput: () => {
+          if (!state.aborted) res.resume();
+        },
+        end: (chunk, closeConnection) => {
+          settle();
+          if (state.aborted) return;
+          res.cork(() => {
+            head();
+            res.end(chunk, closeConnection);
+          });
+        },
+      },
+      this.opts.limits,
+    );
+    state.onAbort = () => {
+      importer.abort();
+      settle();
+    };
+    res.onData((chunk, isLast) => importer.push(new Uint8Array(chunk), isLast));
+  }
 }

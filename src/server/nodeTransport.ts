@@ -105,16 +105,36 @@ export class NodeHttpResponse {
     this.headers.push([k, v]);
     return this;
   }
+  private writeHead(res: ServerResponse, closeConnection: boolean): void {
+    if (res.headersSent) return;
+    res.statusCode = this.status;
+    res.statusMessage = this.statusText;
+    for (const [k, v] of this.headers) res.setHeader(k, v);
+    if (closeConnection) res.setHeader('Connection', 'close');
+  }
+  /** Streams a chunk (chunked encoding); false = buffered above the socket's high-water mark, like uWS. */
+  write(body: string | ArrayBuffer | ArrayBufferView): boolean {
+    if (this.done || this.res === null) return true;
+    this.writeHead(this.res, false);
+    return this.res.write(asBuffer(body));
+  }
+  onWritable(cb: (offset: number) => boolean): this {
+    this.res?.once('drain', () => cb(0));
+    return this;
+  }
+  pause(): void {
+    this.req.pause();
+  }
+  resume(): void {
+    this.req.resume();
+  }
   end(body: string | ArrayBuffer | ArrayBufferView = '', closeConnection = false): this {
     if (this.done) return this;
     this.done = true;
     const data = asBuffer(body);
     if (this.res !== null) {
       const res = this.res;
-      res.statusCode = this.status;
-      res.statusMessage = this.statusText;
-      for (const [k, v] of this.headers) res.setHeader(k, v);
-      if (closeConnection) res.setHeader('Connection', 'close');
+      this.writeHead(res, closeConnection);
       res.end(data, () => {
         if (closeConnection) this.socket.destroy();
       });

@@ -48,6 +48,10 @@ export interface ServerLimits {
   rateLimitBucketsMax: number;
   /** How long close() waits for sockets to close before it drops them. */
   shutdownGraceMs: number;
+  /** POST /api/v1/trades/import: longest NDJSON line; a longer one stops the import (payload_too_large). */
+  importLineBytesMax: number;
+  /** POST /api/v1/trades/import: trades submitted and not yet answered before the body is paused. */
+  importTradesInFlightMax: number;
 }
 
 export const defaultLimits: Readonly<ServerLimits> = Object.freeze({
@@ -73,6 +77,8 @@ export const defaultLimits: Readonly<ServerLimits> = Object.freeze({
   pageLimitMax: 1000,
   rateLimitBucketsMax: 100_000,
   shutdownGraceMs: 2000,
+  importLineBytesMax: 64 * 1024,
+  importTradesInFlightMax: 1024,
 });
 
 export interface ServerOptions {

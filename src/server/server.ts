@@ -81,7 +81,7 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
     market,
     stats,
   });
-  const http = new HttpIntake(opts, stats, door, handlers);
+  const http = new HttpIntake(opts, stats, door, handlers, engine);
   app.any('/*', http.onRequest);
   const sockets = new Sockets({ engine, opts, uws, stats, door, hub, wsHandlers, marketWs, closing: () => closing });
   sockets.attach(app);

@@ -13,6 +13,11 @@ export const storeDefaults = {
   mapSizeBytes: 1024 * 1024 * 1024,
   /** Time-index entries one compact() call examines, so a call blocks the main thread briefly. */
   compactScannedPerCallMax: 20_000,
+  /**
+   * Flushes submitted to lmdb-js and not yet settled: while one is written and fdatasync'ed, the
+   * next ones are gathered and queued behind it. More than a few only makes commits smaller.
+   */
+  commitsInFlightMax: 4,
   /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
   snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */

@@ -113,6 +113,8 @@ export interface StoreOptions {
   retention?: { keepEventsMs?: number | null };
   mapSizeBytes?: number;
   pendingWritesMax?: number;
+  /** Flushes in flight at once (pipelined group commits, see writeQueue.ts). */
+  commitsInFlightMax?: number;
   snapshotsKeptPerPortfolioMax?: number;
   pricesKeptPerSymbolMax?: number;
   compactScannedPerCallMax?: number;
@@ -144,6 +146,8 @@ export interface StoreStats {
   backlogWrites: number;
   /** True once a commit failed; every later write is refused. */
   failed: boolean;
+  /** Flushes submitted to LMDB and not yet settled (at most commitsInFlightMax). */
+  commitsInFlight: number;
 }
 
 export interface Store {
@@ -253,7 +257,7 @@ class LmdbStore implements Store {
     readonly migratedFrom: number | null,
   ) {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
-    this.queue = new WriteQueue(root, options.sync === true);
+    this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
     this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq);
     this.trades = new TradeResults(this.queue, dbs.trades);
     this.snapshots = new Snapshots(
@@ -432,6 +436,7 @@ class LmdbStore implements Store {
       pendingWritesMax: this.pendingWritesMax,
       backlogWrites: q.backlogWrites,
       failed: q.failure !== null,
+      commitsInFlight: q.inFlight.length,
     };
   }
 
@@ -467,7 +472,7 @@ class LmdbStore implements Store {
  * by lockDataDir (lock.ts), which the engine takes first.
  */
 export function openStore(options: StoreOptions): Result<Store> {
-  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
+  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
     const v = options[name];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) return fail(ErrorCode.invalid_field, `${name} must be an integer >= 1`, name);
   }

@@ -1,12 +1,23 @@
 // The ordered group-commit queue every LMDB table of the store writes through (see store.ts's header
-// for why it flushes once per event-loop turn with setImmediate, one flush in flight).
+// for why it flushes once per event-loop turn with setImmediate).
+//
+// Pipelined: up to commitsInFlightMax flushes are submitted to lmdb-js at once, so while one is
+// being written and fdatasync'ed by lmdb-js's write thread the next one is already gathered and
+// queued behind it (with overlappingSync LMDB releases the writer lock before the sync, so the next
+// transaction is written while the previous one flushes). Order and "no holes" come from a chain of
+// conditional writes: flush n puts the meta key ['commit', n] and is an lmdb-js conditional block
+// (ifVersion IF_EXISTS) on ['commit', n - 1], which it also removes. If flush n - 1 did not commit,
+// flush n writes nothing (its promise resolves false), nor does anything after it: a transaction
+// can never commit after an earlier one failed. `durable` promises resolve strictly in submit order
+// (a flush that committed waits for every earlier one to be settled), and the first failure rejects
+// that flush and every later one and fails the store.
 //
 // The queue owns the batch being filled, the one in flight, the failure state and the commit
 // figures; the tables (log, trade results, snapshots, prices, compaction) own what goes into a batch
 // and how it is written, and plug in as QueueTables in the order their writes go to LMDB.
 
 import { performance } from 'node:perf_hooks';
-import type { Database, Key, RootDatabase } from 'lmdb';
+import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { LastPrice, StoredEvent } from '../domain/types.js';
 import type { ShardSnapshotPointer } from './pointer.js';
@@ -79,6 +90,12 @@ export class Batch {
   done: Deferred | null = null;
   /** writeSnapshots / savePrices calls whose last item is in this batch. */
   finished: Deferred[] = [];
+  /** Its place in the commit chain (the meta key ['commit', chain]); 0 until submitted. */
+  chain = 0;
+  /** Set once lmdb-js settled it: committed (true) or failed (an error); null while in flight. */
+  outcome: true | Error | null = null;
+  started = 0;
+  seconds = 0;
 
   get empty(): boolean {
     return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null;
@@ -105,12 +122,13 @@ export interface QueueTable {
 export class WriteQueue {
   queued = new Batch();
   /**
-   * The one flush submitted to lmdb-js and not yet durable. One, not more: a later transaction can
-   * then never commit after an earlier one failed (no hole in the seqs), `durable` promises resolve
-   * strictly in order (with several in flight we saw lmdb-js resolve them out of order), each flush
-   * is exactly one LMDB transaction, and appends made meanwhile share the next commit.
+   * Flushes submitted to lmdb-js and not yet settled, oldest first, at most commitsInFlightMax.
+   * They settle strictly from the head (see the header): a later one that lmdb-js reports first
+   * waits, so `durable` promises resolve in log order whatever order lmdb-js reports them in.
    */
-  inFlight: Batch | null = null;
+  readonly inFlight: Batch[] = [];
+  /** The chain number of the last flush submitted (the meta key ['commit', n] it writes). */
+  private chain: number;
   failure: StoreError | null = null;
   /** Items of the tables' jobs (snapshot records, prices) not yet taken into a batch. */
   backlogWrites = 0;
@@ -123,8 +141,16 @@ export class WriteQueue {
 
   constructor(
     private readonly root: RootDatabase,
+    private readonly meta: Database<unknown, Key>,
     private readonly sync: boolean,
-  ) {}
+    private readonly commitsInFlightMax: number,
+  ) {
+    // The chain key the last commit left (at most one exists); none in a fresh or older directory,
+    // then the first flush is unconditional (nothing is in flight before it).
+    let last = 0;
+    for (const key of meta.getKeys({ start: ['commit'], end: ['commit', Infinity] })) last = Math.max(last, (key as [string, number])[1]);
+    this.chain = last;
+  }
 
   /** Tables write in the order they are added. */
   add(table: QueueTable): void {
@@ -132,10 +158,12 @@ export class WriteQueue {
   }
 
   pendingWrites(): number {
-    return this.queued.writes + (this.inFlight === null ? 0 : this.inFlight.writes);
+    let n = this.queued.writes;
+    for (const b of this.inFlight) n += b.writes;
+    return n;
   }
 
-  /** The promise of the queued flush: it resolves after every earlier flush (one in flight at a time). */
+  /** The promise of the queued flush: it resolves after every earlier flush (they settle in order). */
   queuedDone(): Promise<void> {
     if (this.failure !== null) return this.rejected();
     if (this.queued.done === null) this.queued.done = deferred();
@@ -147,7 +175,10 @@ export class WriteQueue {
     if (this.failure !== null) return this.rejected();
     const waits: Promise<void>[] = [];
     if (!this.queued.empty) waits.push(this.queuedDone());
-    else if (this.inFlight?.done) waits.push(this.inFlight.done.promise);
+    else if (this.inFlight.length > 0) {
+      const last = this.inFlight[this.inFlight.length - 1];
+      if (last.done !== null) waits.push(last.done.promise);
+    }
     for (const t of this.tables) {
       const job = t.lastJob?.();
       if (job !== undefined) waits.push(job.done.promise);
@@ -171,7 +202,7 @@ export class WriteQueue {
 
   /** True while something is queued, in flight or in a backlog. */
   busy(): boolean {
-    return this.inFlight !== null || !this.queued.empty || this.hasBacklog();
+    return this.inFlight.length > 0 || !this.queued.empty || this.hasBacklog();
   }
 
   onCommit(listener: (seconds: number, events: number) => void): () => void {
@@ -189,8 +220,9 @@ export class WriteQueue {
 
   private readonly flushNow = (): void => {
     this.flushScheduled = false;
-    // One flush in flight: the next one starts when it is done, with everything enqueued meanwhile.
-    if (this.inFlight !== null || (this.queued.empty && !this.hasBacklog())) return;
+    // At most commitsInFlightMax flushes in flight: the next one starts when the oldest settles,
+    // with everything enqueued meanwhile (group commit under load).
+    if (this.inFlight.length >= this.commitsInFlightMax || (this.queued.empty && !this.hasBacklog())) return;
     const b = this.queued;
     this.queued = new Batch();
     if (this.failure !== null) {
@@ -204,36 +236,83 @@ export class WriteQueue {
       if (this.hasBacklog()) this.scheduleFlush();
       return;
     }
-    this.inFlight = b;
+    this.inFlight.push(b);
     // Every flush gets a promise, so a barrier taken while it is in flight can wait for it.
     if (b.done === null) b.done = deferred();
-    const started = performance.now();
+    b.started = performance.now();
+    b.chain = ++this.chain;
     let committed: Promise<unknown>;
     try {
-      const singles = this.root.batch(() => this.writeSingles(b));
+      const block = () => this.writeSingles(b);
+      // Conditional on the previous flush's chain key: if that flush did not commit, this one writes
+      // nothing (resolves false) instead of leaving a hole.
+      const singles = b.chain === 1 ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
       committed =
         b.snapshotHistory.length > 0 || b.priceHistory.length > 0 ? Promise.all([singles, this.root.transaction(() => this.writeHistory(b))]) : singles;
     } catch (err) {
       committed = Promise.reject(err);
     }
-    const durable = this.sync ? committed.then(() => this.root.flushed) : committed;
+    const durable = this.sync ? committed.then((r) => this.root.flushed.then(() => r)) : committed;
     durable.then(
-      () => this.committed(b, (performance.now() - started) / 1000),
+      (r: unknown) => {
+        const missed = (Array.isArray(r) ? r[0] : r) === false;
+        if (missed) this.missed(b);
+        else this.settle(b, true);
+      },
       (err: unknown) => this.failed(b, err),
     );
+    // While the pipeline has room, the next turn's appends go into a flush of their own.
+    if (this.inFlight.length < this.commitsInFlightMax && (!this.queued.empty || this.hasBacklog())) this.scheduleFlush();
   };
 
   private writeSingles(b: Batch): void {
     for (const t of this.tables) t.write?.(b);
+    this.meta.put(['commit', b.chain], b.events.length > 0 ? b.events[b.events.length - 1].seq : 0);
+    if (b.chain > 1) this.meta.remove(['commit', b.chain - 1]);
   }
 
   /** Runs inside the write transaction (on the main thread), so its reads see every earlier write. */
   private writeHistory(b: Batch): void {
-    for (const t of this.tables) t.writeHistory?.(b);
+    // Only history of a flush that committed (its chain key, or a later one, is there).
+    for (const _ of this.meta.getKeys({ start: ['commit', b.chain], end: ['commit', Infinity], limit: 1 })) {
+      for (const t of this.tables) t.writeHistory?.(b);
+      return;
+    }
+  }
+
+  /**
+   * Flush b found the chain key of the flush before it missing: that one (and so every unsettled one
+   * before it) did not commit. This also settles a flush whose failure lmdb-js 3.5.6 only prints:
+   * when a write thread fails before it flags its transaction (e.g. mdb_txn_begin after an I/O
+   * error), lmdb-js logs the error and never settles that transaction's promise.
+   */
+  private missed(b: Batch): void {
+    const lost = new Error(`commit ${b.chain - 1} did not complete (LMDB reported an error; see stderr), so the ones after it wrote nothing`);
+    for (const x of this.inFlight) {
+      if (x === b) break;
+      if (x.outcome === null) this.settle(x, lost);
+    }
+    this.settle(b, lost);
+  }
+
+  /** Records a flush's outcome and settles, oldest first, every flush whose predecessors are settled. */
+  private settle(b: Batch, outcome: true | Error): void {
+    if (b.outcome !== null) return;
+    b.outcome = outcome;
+    b.seconds = (performance.now() - b.started) / 1000;
+    while (this.inFlight.length > 0 && this.inFlight[0].outcome !== null) {
+      const head = this.inFlight[0];
+      if (head.outcome === true && this.failure === null) {
+        this.inFlight.shift();
+        this.committed(head, head.seconds);
+      } else {
+        this.fail(head, head.outcome === true ? this.failure : head.outcome);
+        return;
+      }
+    }
   }
 
   private committed(b: Batch, seconds: number): void {
-    this.inFlight = null;
     this.commitsTotal++;
     this.commitSecondsSum += seconds;
     this.lastCommitSeconds = seconds;
@@ -254,24 +333,28 @@ export class WriteQueue {
     // lmdb-js rejects with "Commit failed (see commitError for details)" and rejects a second
     // promise, commitError, with the LMDB error: report that one. Handling it also keeps it from
     // crashing the process as an unhandled rejection. The batch stays in flight until then, so no
-    // other flush can start in between.
+    // later flush can be reported durable in between.
     const commitError = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+    const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
     if (commitError !== undefined && typeof commitError.then === 'function') {
       commitError.then(
-        () => this.fail(b, err),
-        (cause: unknown) => this.fail(b, cause),
+        () => this.settle(b, asError(err)),
+        (cause: unknown) => this.settle(b, asError(cause)),
       );
-    } else this.fail(b, err);
+    } else this.settle(b, asError(err));
   }
 
+  /** The store fails at flush b: b and every flush after it (in flight or queued) is rejected. */
   private fail(b: Batch, err: unknown): void {
-    const detail = err instanceof Error ? err.message : String(err);
-    this.failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
-    this.inFlight = null;
-    this.abandon(b);
-    const rest = this.queued;
+    if (this.failure === null) {
+      const detail = err instanceof Error ? err.message : String(err);
+      this.failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
+    }
+    const rest = this.inFlight.splice(0);
+    for (const x of rest) this.abandon(x);
+    const queued = this.queued;
     this.queued = new Batch();
-    this.abandon(rest);
+    this.abandon(queued);
   }
 
   /** Rejects a batch that will never commit, and (the store being failed) every waiting job. */
