@@ -416,3 +416,57 @@ describe('migration', () => {
     if (again.ok) await again.value.close();
   }, 60_000);
 });
+
+describe('a start that shows its progress', () => {
+  it('mtm serve answers /health at once and /ready 503 with the progress until recovered, then 200', async () => {
+    const d = dir();
+    // A log long enough that recovery takes a while: 2,000 portfolios, 150,000 trades, no snapshot.
+    const opened = openStore({ path: d });
+    if (!opened.ok) throw new Error(opened.error.message);
+    const store = opened.value;
+    let ts = 1_700_000_000_000;
+    const batch: Parameters<typeof store.append>[0][number][] = [];
+    for (let p = 0; p < 2_000; p++) batch.push({ type: 'PortfolioCreated', portfolio_id: `r${p}`, ts: ts++, name: '', cash: 1e6, limits: {} });
+    await store.append(batch.splice(0)).durable;
+    for (let i = 0; i < 150_000; i++) {
+      batch.push({ type: 'TradeExecuted', portfolio_id: `r${i % 2_000}`, ts: ts++, trade_id: `t${i}`, symbol: `S${i % 50}`, side: 'buy', quantity: 1, price: 10, fee: 0, trade_ts: ts, realized_pnl: 0 });
+      if (batch.length >= 10_000) await store.append(batch.splice(0)).durable;
+    }
+    await store.close();
+    const port = 20_000 + (process.pid % 20_000);
+    const cli = new Child(spawn(process.execPath, [join(root, 'dist/src/cli/main.js'), 'serve', '--data', d, '--port', String(port), '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    cleanups.push(() => {
+      cli.proc.kill('SIGKILL');
+    });
+    const text: string[] = [];
+    cli.proc.stdout?.on('data', (c: Buffer) => text.push(c.toString()));
+    const get = async (path: string) => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      } catch {
+        return null;
+      }
+    };
+    let health: { status: number } | null = null;
+    let notReady: { status: number; body: Record<string, unknown> } | null = null;
+    const end = Date.now() + 120_000;
+    for (;;) {
+      const h = await get('/health');
+      if (h !== null && health === null) health = h;
+      const r = await get('/ready');
+      if (r !== null && r.status === 503 && notReady === null) notReady = r;
+      if (r !== null && r.status === 200) break;
+      if (Date.now() > end) throw new Error(`not ready in time: ${cli.stderr}`);
+      await sleep(5);
+    }
+    expect(health?.status).toBe(200);
+    expect(notReady?.status).toBe(503);
+    const progress = notReady?.body.progress as Record<string, number> | undefined;
+    expect(notReady?.body.ready).toBe(false);
+    expect(progress !== undefined && ['snapshots', 'replay'].includes(progress.phase as unknown as string)).toBe(true);
+    expect(progress?.events_total).toBeGreaterThanOrEqual(0);
+    await cli.until(() => text.join('').includes('mtm listening on'), 30_000, 'listening line');
+    expect(text.join('')).toMatch(/recovered 2000 portfolios and 152000 events in [\d.]+ s/);
+  }, 180_000);
+});

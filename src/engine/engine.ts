@@ -335,6 +335,11 @@ export class MtmEngine implements Engine {
     return this.pool.progress;
   }
 
+  /** Recovery is done (engine.ready has resolved). */
+  get isReady(): boolean {
+    return this.pool.progress.phase === 'ready';
+  }
+
   /** Each shard's records, written after (and atomically with respect to) the events they cover. */
   snapshotAll(): Promise<void> {
     return this.upkeep.snapshotAll();
@@ -454,6 +459,16 @@ export class MtmEngine implements Engine {
 }
 
 export async function createEngine(options: EngineOptions = {}): Promise<MtmEngine> {
+  const engine = await startEngine(options);
+  await engine.ready;
+  return engine;
+}
+
+/**
+ * Opens the data directory and starts recovery, resolving before it is done (engine.ready resolves
+ * then; engine.progress tells how far it is): the CLI serves /health and /ready meanwhile.
+ */
+export async function startEngine(options: EngineOptions = {}): Promise<MtmEngine> {
   const invalid = markOptionsError(options);
   if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
@@ -488,9 +503,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
-  const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
-  await engine.ready;
-  return engine;
+  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
 }
 
 export class EngineStartError extends Error {
