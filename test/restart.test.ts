@@ -14,7 +14,10 @@
 // - seq never goes back: across kill -9 (ticks moved it without events), shard crashes and clean
 //   restarts (exact there), and for an SDK client that keeps its last seq across a server restart;
 // - a data dir written by the release at 457ffd1 (schema 1, test/fixtures/store-v1) is migrated on
-//   open with a log line and gives the same figures.
+//   open with a log line and gives the same figures;
+// - mtm serve answers /health at once and /ready 503 with the progress until it has recovered;
+// - a corporate step whose apply loses a shard is rolled back on the shards that applied it and
+//   applies exactly once when retried.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -469,4 +472,63 @@ describe('a start that shows its progress', () => {
     await cli.until(() => text.join('').includes('mtm listening on'), 30_000, 'listening line');
     expect(text.join('')).toMatch(/recovered 2000 portfolios and 152000 events in [\d.]+ s/);
   }, 180_000);
+});
+
+describe('a corporate step when a shard dies mid-apply', () => {
+  it('rolls back the shards that applied it (restarted from the log), and the retried step applies exactly once', async () => {
+    let now = 1_800_000_000_000;
+    const engine = await createEngine({ dataDir: dir(), workers: 2, allowFaultInjection: true, snapshotIntervalMs: 3_600_000, corporateActionsCheckMs: 600_000, clock: { now: () => now } });
+    cleanups.push(() => engine.close());
+    // Holders on both shards.
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 4 || new Set(ids.map((id) => engine.shardOf(id))).size < 2; i++) ids.push(`h${i}`);
+    for (const id of ids) {
+      await engine.createPortfolio({ id, cash: 10_000 });
+      await engine.trade(id, { trade_id: `${id}-b`, symbol: 'SPL', side: 'buy', quantity: 10, price: 100 });
+    }
+    const announced = await engine.corporateAction({ action_id: 'split-x', type: 'split', symbol: 'SPL', from: 1, to: 2, effective_ts: now + 1_000 });
+    expect(announced.ok && announced.value.action.status).toBe('pending');
+    // The fault: shard 1's worker exits as it is handed the step's apply, before applying it; its
+    // peer applies it. (A real exit of the real worker; only its timing is chosen here.)
+    const victim = (engine as unknown as { pool: { shards: { index: number; post(m: unknown): void }[] } }).pool.shards[1];
+    const post = victim.post.bind(victim);
+    let armed = true;
+    victim.post = (m: unknown) => {
+      const c = m as { t: string; commands?: { kind: string; mode?: string }[] };
+      if (armed && c.t === 'commands' && c.commands?.some((x) => x.kind === 'corporate' && x.mode === 'apply')) {
+        armed = false;
+        post({ t: 'crash', how: 'exit' });
+      }
+      post(m);
+    };
+    now += 2_000;
+    await engine.checkCorporateActions();
+    expect(armed).toBe(false);
+    const waitReady = async () => {
+      const end = Date.now() + 30_000;
+      // The victim and the peer that applied the step both restart (the peer on the desk's order).
+      while (engine.stats().shardRestarts < 2 || engine.shardStats().some((s) => s.state !== 'ready')) {
+        if (Date.now() > end) throw new Error('shards not ready again');
+        await sleep(10);
+      }
+    };
+    await waitReady();
+    // Rolled back everywhere: no portfolio split, nothing of the step in the log, still pending.
+    for (const id of ids) {
+      const s = await engine.snapshot(id);
+      expect(s.ok && s.value.positions[0].quantity).toBe(10);
+    }
+    expect((await engine.queryEvents({ type: 'SplitApplied' })).ok && ((await engine.queryEvents({ type: 'SplitApplied' })) as { value: unknown[] }).value).toEqual([]);
+    const pending = await engine.listCorporateActions();
+    expect(pending.ok && pending.value.actions.find((a) => a.action_id === 'split-x')?.status).toBe('pending');
+    // The next check applies it, once.
+    await engine.checkCorporateActions();
+    for (const id of ids) {
+      const s = await engine.snapshot(id);
+      expect(s.ok && s.value.positions[0].quantity).toBe(20);
+    }
+    const applied = await engine.queryEvents({ type: 'SplitApplied', limit: 1000 });
+    expect(applied.ok && applied.value.map((e) => e.portfolio_id).sort()).toEqual([...ids].sort());
+    expect(engine.stats().shardRestarts).toBeGreaterThanOrEqual(2); // the victim and the peer that applied
+  }, 120_000);
 });
