@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
+import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
@@ -287,6 +288,10 @@ export class MtmEngine implements Engine {
 
   trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
     return this.commit.trade(portfolioId, input);
+  }
+
+  tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>> {
+    return this.commit.tradeValidated(portfolioId, trade);
   }
 
   // ---- reads and subscriptions ------------------------------------------------------------------
