@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
@@ -16,13 +16,14 @@ import type { ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
 import type { RecoveryProgress } from './recovery.js';
-import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
 import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corporateDesk.js';
 import { CorporateMarks } from './corporateMarks.js';
 import { EngineCounters } from './counters.js';
+import { deltaOf } from './deltas.js';
 import type { Directory } from './directory.js';
 import { History } from './history.js';
 import { LatencyWindow } from './latencyWindow.js';
@@ -97,7 +98,7 @@ export class MtmEngine implements Engine {
       persist: (events, trades) => this.commit.persist(events, trades),
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
-      batchDone: () => this.lockstep.batchDone(),
+      batchDone: (batch) => this.lockstep.batchDone(batch),
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),
@@ -255,7 +256,7 @@ export class MtmEngine implements Engine {
   // ---- instruments (instruments.ts) -------------------------------------------------------------
 
   async defineInstrument(symbol: string, input: unknown): Promise<Result<InstrumentAnswer>> {
-    if (this.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closing) return engineClosed();
     await this.ready;
     return this.instruments.define(symbol, input);
   }
@@ -311,8 +312,8 @@ export class MtmEngine implements Engine {
     return shardOf(portfolioId, this.workers);
   }
 
-  subscribe(portfolioId: string, listener: Listener): Result<() => void> {
-    return this.subscriptions.subscribe(portfolioId, listener);
+  subscribe(portfolioId: string, listener: Listener, options?: SubscribeOptions): Result<() => void> {
+    return this.subscriptions.subscribe(portfolioId, listener, options);
   }
 
   /** Appends events produced beside the shards (market alerts, feed gaps) to the log. */
@@ -376,7 +377,7 @@ export class MtmEngine implements Engine {
       },
       announceSymbols: () => this.pool.announceSymbols(),
       persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => this.commit.persist(events, trades),
-      deliver: (u: PortfolioUpdate) => this.subscriptions.deliver(u),
+      deliver: (u: Uint8Array) => this.subscriptions.deliver(deltaOf(u)),
       restartShard: (index: number) => shards[index].post({ t: 'crash', how: 'exit' }),
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
@@ -386,13 +387,13 @@ export class MtmEngine implements Engine {
   }
 
   async corporateAction(input: unknown): Promise<Result<CorporateAnswer>> {
-    if (this.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closing) return engineClosed();
     await this.ready;
     return this.corporate.submit(input);
   }
 
   async listCorporateActions(query: { after_seq?: number; limit?: number } = {}): Promise<Result<CorporateList>> {
-    if (this.life.closed) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closed) return engineClosed();
     if (typeof query !== 'object' || query === null) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
     return this.corporate.list(query);
   }
