@@ -49,6 +49,7 @@ function shardAt(store: Store, id: string, timestamp: number, staleAfterMs: numb
   });
   shard.load(record === undefined ? [] : [record], prices);
   shard.replay(events);
+  shard.finishRecovery();
   return ok(shard);
 }
 

@@ -48,8 +48,8 @@ export interface WhatIfInputs {
 
 export function whatIf(x: WhatIfInputs): WhatIf {
   const { c, book, trade, row } = x;
-  // applyTrade takes ownership of the state it is given (it updates the positions record in place):
-  // a what-if hands it a copy of the record, so the book keeps its own.
+  // applyTrade takes ownership of the state it is given (it books into its positions in place): a
+  // dry run hands it a copy, so the book is left as it was.
   const applied = applyTrade({ ...book.state, positions: { ...book.state.positions } }, trade);
   const p = applied.state.positions[trade.symbol];
   const tick = c.symPrice[x.sym];
