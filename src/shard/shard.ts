@@ -299,11 +299,11 @@ export class Shard {
       // A foreign move replays at the rate it was booked at.
       case 'CashDeposited':
         book.state = applyDeposit(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
-        c.pfHwm[book.index] += e.amount;
+        c.pfHwm[book.index] += e.amount * (e.fx_rate ?? 1);
         break;
       case 'CashWithdrawn':
         book.state = applyWithdraw(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
-        c.pfHwm[book.index] -= e.amount;
+        c.pfHwm[book.index] -= e.amount * (e.fx_rate ?? 1);
         break;
       case 'FxConverted':
         book.state = applyFxConversion(book.state, { from_currency: e.from_currency, to_currency: e.to_currency, amount: e.amount, rate: e.rate }).state;
@@ -393,8 +393,8 @@ export class Shard {
     const c = this.kernel.cols;
     if (event.type === 'trade') this.syncPosition(book, event.trade.symbol);
     if (event.type === 'corporate') this.syncCorporate(book, event.step);
-    if (event.type === 'deposit') c.pfHwm[f] += event.amount;
-    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount;
+    if (event.type === 'deposit') c.pfHwm[f] += event.amount * (event.fx_rate ?? 1); // a foreign move at its value in the base
+    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount * (event.fx_rate ?? 1);
     if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
     if (event.type === 'pause' || event.type === 'breach') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     this.syncPortfolio(book);
