@@ -3,7 +3,8 @@
 //   default and unit;
 // - `mtm config` prints every option once with its effective value and where it came from, and the
 //   precedence is flag > environment > config file > default (relative paths in the file are resolved
-//   against the file's directory);
+//   against the file's directory); MTM_* variables that name no option are ignored, with a warning when
+//   one is a typo away from an option;
 // - an unknown flag or config file key, and a bad value from a flag, the environment or the file, are
 //   refused at start (exit 2) naming the option, where it came from and the rule; cross-field rules of
 //   the server are refused the same way;
@@ -113,6 +114,14 @@ describe('mtm config', () => {
     expect(parseConfig(a.out).get('snapshot-interval-ms')).toEqual({ value: '5000 ms', source: `file ${join(dir.path, 'by-env.json')}` });
     const b = await run(['config', '--config', 'by-env.json', '--snapshot-interval-ms', '7000'], {}, dir.path).done;
     expect(parseConfig(b.out).get('snapshot-interval-ms')).toEqual({ value: '7000 ms', source: 'flag --snapshot-interval-ms' });
+  });
+
+  it('ignores MTM_* variables that name no option, and warns about the ones a typo away from one', async () => {
+    const { code, out } = await run(['config'], { MTM_PROT: '80', MTM_SIM_SEEDS: '1,2' }).done;
+    expect(code).toBe(0);
+    expect(out).toContain('# warning: MTM_PROT is not an mtm option and is ignored (did you mean MTM_PORT?)');
+    expect(out).not.toContain('MTM_SIM_SEEDS');
+    expect(parseConfig(out).get('port')).toEqual({ value: '8080', source: 'default' });
   });
 
   it('with nothing set, every value is the default', async () => {

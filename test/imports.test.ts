@@ -25,6 +25,7 @@ const forbidden: readonly { from: string; to: readonly string[]; why: string }[]
   { from: 'src/market/', to: ['src/engine/', 'src/server/', 'src/cli/'], why: 'market data is fed by the engine and served by the server' },
   { from: 'src/engine/', to: ['src/server/', 'src/cli/', 'src/demo/'], why: 'the server embeds the engine, not the reverse' },
   { from: 'src/metrics/', to: ['src/server/', 'src/cli/', 'dashboards/'], why: 'metrics read counters; the server serves them' },
+  { from: 'src/server/', to: ['dashboards/', 'src/cli/'], why: 'thresholds shared with the alert rules live below both (src/metrics/)' },
   { from: 'dashboards/', to: ['src/server/', 'src/engine/', 'src/cli/'], why: 'dashboards are generated from the metric catalog' },
   { from: 'src/client/', to: ['src/engine/', 'src/store/', 'src/shard/', 'src/server/', 'src/metrics/', 'src/cli/'], why: 'the SDK talks to the server over the wire only' },
   { from: 'src/workers/', to: ['src/engine/', 'src/server/', 'src/store/', 'src/market/', 'src/shard/', 'src/cli/'], why: 'the supervision pattern knows no particular worker' },

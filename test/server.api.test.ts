@@ -104,6 +104,8 @@ describe('OpenAPI', () => {
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', [{ symbol: 'OA', price: 11 }, { symbol: 'OA', price: 0 }]);
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', {});
     await call('POST', '/api/v1/ticks', '/api/v1/ticks', new Array(10_001).fill(1));
+    // Bulk import answers NDJSON (tested in trades.import.test.ts); a JSON body is refused with 415.
+    await call('POST', '/api/v1/trades/import', '/api/v1/trades/import', [{ portfolio_id: 'oa', trade_id: 'imp', symbol: 'OA', side: 'buy', quantity: 1, price: 1 }]);
     // Suspect ticks: OA was last applied at 11; 40 moves it 264 % and is held, 1 too (-91 %).
     h.engine.ingestTicks([{ symbol: 'OA', price: 40 }]);
     await call('GET', '/api/v1/marks/suspect', '/api/v1/marks/suspect');

@@ -9,7 +9,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseClientOp, parseFeedOp, tickShape } from '../src/server/protocol.js';
+import { parseClientOp, parseFeedOp, tickShape } from '../src/protocol/parse.js';
 import {
   KeyRing,
   bearerFromAuthorization,

@@ -4,7 +4,8 @@
 // Every value is checked against its option's kind and bounds, and the server's cross-field rules run
 // too, so a bad configuration is refused before anything opens, naming the option, where it came
 // from and the rule. An unknown flag or config file key is refused (with the nearest known name);
-// environment variables that name no option are ignored (MTM_KEY is the SDK's, for one).
+// environment variables that name no option are ignored (MTM_KEY is the SDK's, for one), with a warning
+// when one is a typo away from an option's variable.
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -24,6 +25,8 @@ export interface Config {
   settings: readonly Setting[];
   /** The config file read, if any (absolute). */
   file: string | null;
+  /** MTM_* variables that name no option but nearly do (a typo): ignored, and said so. */
+  warnings: readonly string[];
 }
 
 export type Resolved = { ok: true; config: Config } | { ok: false; message: string };
@@ -132,15 +135,33 @@ function editDistance(a: string, b: string): number {
   return row[b.length];
 }
 
-/** " (did you mean --port?)" when a known name is within a typo of the unknown one. */
-function suggestion(unknown: string, prefix: string): string {
+/** The known name within a typo (edit distance 2) of an unknown one, or null. */
+function nearest(unknown: string, names: readonly string[]): string | null {
   let best: string | null = null;
   let bestDistance = 3;
-  for (const o of optionTable) {
-    const d = editDistance(unknown, o.name);
-    if (d < bestDistance) [best, bestDistance] = [o.name, d];
+  for (const name of names) {
+    const d = editDistance(unknown, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
   }
+  return best;
+}
+
+/** " (did you mean --port?)" when a known name is within a typo of the unknown one. */
+function suggestion(unknown: string, prefix: string): string {
+  const best = nearest(unknown, optionTable.map((o) => o.name));
   return best === null ? '' : ` (did you mean ${prefix}${best}?)`;
+}
+
+/** MTM_* variables that are not options but a typo away from one. */
+function environmentTypos(env: NodeJS.ProcessEnv): string[] {
+  const known = [configEnv, ...optionTable.map((o) => envName(o.name))];
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('MTM_') || known.includes(name)) continue;
+    const best = nearest(name, known);
+    if (best !== null) out.push(`${name} is not an mtm option and is ignored (did you mean ${best}?)`);
+  }
+  return out;
 }
 
 interface FlagValue {
@@ -237,7 +258,7 @@ export function resolveConfig(input: ResolveInput): Resolved {
     }
     settings.push(setting);
   }
-  const config: Config = { settings, file };
+  const config: Config = { settings, file, warnings: environmentTypos(input.env) };
   const crossField = serverRules(config);
   return crossField === null ? { ok: true, config } : { ok: false, message: crossField };
 }

@@ -59,6 +59,7 @@ export function configText(config: Config): string {
   const width1 = Math.max(...rows.map((r) => r[1].length));
   return [
     `# effective configuration${config.file === null ? ' (no config file)' : ` (config file ${config.file})`}; precedence: flag > env > file > default`,
+    ...config.warnings.map((w) => `# warning: ${w}`),
     ...rows.map(([name, value, source]) => `${name.padEnd(width0)}  ${value.padEnd(width1)}  ${source}`),
   ].join('\n');
 }

@@ -127,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(resolved.message);
     return 2;
   }
+  if (command === 'serve') for (const w of resolved.config.warnings) console.error(`mtm: warning: ${w}`);
   if (command === 'config') {
     console.log(configText(resolved.config));
     return 0;

@@ -8,16 +8,8 @@
 
 import type { DomainEventType, PortfolioSnapshot, StoredEvent, TradeInput, TradeResult } from '../domain/types.js';
 import { decodeUpdate } from './binary.js';
-import {
-  BEARER_PROTOCOL_PREFIX,
-  PROTOCOL_NAME,
-  type ClientOp,
-  type Encoding,
-  type ErrorMessage,
-  type RequestId,
-  type ServerMessage,
-  type UpdateMessage,
-} from './protocol.js';
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
+import type { ClientOp, Encoding, ErrorMessage, RequestId, ServerMessage, UpdateMessage } from '../protocol/messages.js';
 import { applyUpdate } from './view.js';
 
 /** The part of the WebSocket interface the client uses (browser WebSocket and `ws` both have it). */

@@ -4,7 +4,8 @@
 
 import { encodeFeedRegister, encodeFeedTicks } from './binary.js';
 import { MtmError, defaultWebSocketFactory, type WebSocketFactory, type WebSocketLike } from './client.js';
-import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME, type FeedAckMessage, type RegisteredMessage, type ServerMessage } from './protocol.js';
+import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
+import type { FeedAckMessage, RegisteredMessage, ServerMessage } from '../protocol/messages.js';
 
 export interface FeedOptions {
   url: string;

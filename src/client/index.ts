@@ -4,7 +4,36 @@ export { MtmClient, MtmError, defaultWebSocketFactory } from './client.js';
 export type { ClientOptions, ClientState, ClientStats, ReconnectOptions, SubscribeOptions, Subscription, SubscriptionHandlers, WebSocketFactory, WebSocketLike } from './client.js';
 export { MtmFeed, type FeedOptions, type FeedTickInput } from './feed.js';
 export { MtmRest, type RestOptions, type InstrumentDefinition, type AssetClass, type FxConversionInput, type Instrument } from './rest.js';
-export * from './protocol.js';
+// The wire protocol's constants and message types, from the one module the server uses too.
+export { BEARER_PROTOCOL_PREFIX, CloseCode, PROTOCOL_NAME } from '../protocol/wire.js';
+export type {
+  AckMessage,
+  ClientOp,
+  Encoding,
+  ErrorMessage,
+  EventMessage,
+  EventsSubscribedMessage,
+  FeedAckMessage,
+  FeedOp,
+  FeedRegisterOp,
+  FeedTick,
+  FeedTicksOp,
+  PingOp,
+  PongMessage,
+  RegisteredMessage,
+  RequestId,
+  ResyncOp,
+  ServerMessage,
+  SnapshotMessage,
+  SubscribeEventsOp,
+  SubscribeOp,
+  SubscribedMessage,
+  TradeOp,
+  UnsubscribeEventsOp,
+  UnsubscribeOp,
+  UnsubscribedMessage,
+  UpdateMessage,
+} from '../protocol/messages.js';
 export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from './binary.js';
 export type { BinaryTick, BinaryUpdate, FeedFrame } from './binary.js';
 export { applyUpdate } from './view.js';

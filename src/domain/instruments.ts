@@ -5,8 +5,10 @@
 // are durable events (InstrumentDefined), replayed on restart.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import { isFiniteNumber, validSymbol } from './validate.js';
-import { currencyPattern, priceMax, type Instrument, type AssetClass, assetClasses, multiplierMax, instrumentDescriptionLengthMax } from './types.js';
+import { Validator } from '../schema.js';
+import { InstrumentInput } from './schemas.js';
+import { validSymbol } from './validate.js';
+import { type Instrument, type AssetClass, assetClasses } from './types.js';
 
 export { assetClasses, type AssetClass, type Instrument };
 
@@ -16,11 +18,7 @@ export const defaultMultiplier = 1;
 /** Multipliers are decimals of at most this many places, so rescaling holdings by old/new is exact in integers. */
 export const multiplierDecimals = 8;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-const fields = ['symbol', 'asset_class', 'currency', 'multiplier', 'tick_size', 'description'];
+const instrumentValidator = new Validator('instrument', InstrumentInput);
 
 /** The multiplier as an integer count of 1e-8, or null when it has more decimals than that. */
 export function multiplierUnits(m: number): bigint | null {
@@ -40,33 +38,15 @@ export function multiplierUnits(m: number): bigint | null {
  */
 export function validateInstrument(symbol: unknown, input: unknown): Result<Instrument> {
   if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
-  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'instrument must be an object', 'instrument');
-  for (const key of Object.keys(input)) {
-    if (!fields.includes(key)) return fail(ErrorCode.invalid_field, `${key} is not a field of an instrument (fields: ${fields.join(', ')})`, key);
-  }
-  if (input.symbol !== undefined && input.symbol !== symbol) return fail(ErrorCode.invalid_symbol, `symbol in the body (${String(input.symbol)}) must equal the path's (${symbol})`, 'symbol');
-  const { asset_class, currency, multiplier, tick_size, description } = input;
-  if (!assetClasses.includes(asset_class as AssetClass)) {
-    return fail(ErrorCode.invalid_field, `asset_class must be one of ${assetClasses.join(', ')}`, 'asset_class');
-  }
-  if (typeof currency !== 'string' || !currencyPattern.test(currency)) {
-    return fail(ErrorCode.invalid_currency, 'currency must be three capital letters (ISO 4217)', 'currency');
-  }
-  if (!isFiniteNumber(multiplier) || multiplier <= 0 || multiplier > multiplierMax) {
-    return fail(ErrorCode.invalid_field, `multiplier must be a finite number > 0 and <= ${multiplierMax}`, 'multiplier');
-  }
+  const v = instrumentValidator.validate(input);
+  if (!v.ok) return v;
+  // What the schema cannot say: the body agrees with the path, and the multiplier's decimals.
+  const { symbol: bodySymbol, asset_class, currency, multiplier, tick_size, description } = v.value;
+  if (bodySymbol !== undefined && bodySymbol !== symbol) return fail(ErrorCode.invalid_symbol, `symbol in the body (${String(bodySymbol)}) must equal the path's (${symbol})`, 'symbol');
   if (multiplierUnits(multiplier) === null) return fail(ErrorCode.invalid_field, `multiplier must have at most ${multiplierDecimals} decimal places`, 'multiplier');
-  const hasTick = tick_size !== undefined && tick_size !== null;
-  if (hasTick && (!isFiniteNumber(tick_size) || tick_size <= 0 || tick_size > priceMax)) {
-    return fail(ErrorCode.invalid_field, `tick_size must be a finite number > 0 and <= ${priceMax}`, 'tick_size');
-  }
-  const hasDescription = description !== undefined && description !== null;
-  if (hasDescription && (typeof description !== 'string' || description.length > instrumentDescriptionLengthMax)) {
-    return fail(ErrorCode.invalid_field, `description must be a string of at most ${instrumentDescriptionLengthMax} characters`, 'description');
-  }
-  const instrument: Instrument = { symbol, asset_class: asset_class as AssetClass, currency, multiplier };
-  if (hasTick) instrument.tick_size = tick_size as number;
-  if (hasDescription) instrument.description = description as string;
+  const instrument: Instrument = { symbol, asset_class, currency, multiplier };
+  if (tick_size != null) instrument.tick_size = tick_size;
+  if (description != null) instrument.description = description;
   return ok(instrument);
 }
 

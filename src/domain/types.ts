@@ -1,116 +1,55 @@
 // Domain vocabulary shared by the accounting core, the actors, the shards, the store and the server.
-// This module imports nothing: the domain depends on no server, store or worker code.
+// The domain depends on no server, store or worker code. The types of the messages clients send and
+// receive are derived from their one schema in schemas.ts; bounds and patterns live in rules.ts.
+
+import type {
+  CashInput,
+  CreatePortfolioInput,
+  FxConversionInput,
+  Instrument,
+  LotView,
+  PortfolioSnapshot,
+  PortfolioUpdate,
+  PositionView,
+  RiskLimits,
+  TickInput,
+  Totals,
+  TradeInput,
+  TradeResult,
+} from './schemas.js';
+
+export type { CashInput, CreatePortfolioInput, FxConversionInput, Instrument, LotView, PortfolioSnapshot, PortfolioUpdate, PositionView, RiskLimits, TickInput, Totals, TradeInput, TradeResult };
 
 export type Side = 'buy' | 'sell';
 export type PortfolioStatus = 'active' | 'paused' | 'closed';
 
-/** Quantities are fixed point: an integer count of 1e-8 units held exactly in a float64. */
-export const QUANTITY_DECIMALS = 8;
-export const QUANTITY_SCALE = 1e8;
-/** Largest |quantity| a trade or a position may hold: 2^53 units of 1e-8, rounded down. */
-export const quantityMax = 90_000_000;
-export const priceMax = 1e12;
-export const amountMax = 1e15;
-export const symbolPattern = /^[A-Za-z0-9._:/-]{1,32}$/;
-export const portfolioIdPattern = /^[A-Za-z0-9._:-]{1,64}$/;
-export const tradeIdPattern = /^[A-Za-z0-9._:/-]{1,128}$/;
-export const nameLengthMax = 128;
-/** ISO 4217 style: three capital letters. */
-export const currencyPattern = /^[A-Z]{3}$/;
-export const baseCurrencyDefault = 'USD';
-/** Open lots one position may hold (lot-based methods); a trade that would open one more is refused. */
-export const lotsPerPositionMax = 1000;
-/** lot_ids one trade may name. */
-export const lotIdsPerTradeMax = 100;
-/** Largest FX rate accepted (quote -> base); the smallest is any positive price. */
-export const fxRateMax = 1e6;
-/** Largest share count on either side of a split ratio (`to` new shares for every `from` old). */
-export const splitRatioMax = 1_000_000;
-/** Largest contract multiplier an instrument may have (money per point per unit held). */
-export const multiplierMax = 1_000_000;
-export const instrumentDescriptionLengthMax = 256;
-/** Instruments the engine keeps (reference data; each one a log event). */
-export const instrumentsMaxDefault = 100_000;
-
-export type AssetClass = 'equity' | 'etf' | 'future' | 'option' | 'fx' | 'crypto' | 'bond' | 'index' | 'cfd' | 'commodity';
-export const assetClasses: readonly AssetClass[] = ['equity', 'etf', 'future', 'option', 'fx', 'crypto', 'bond', 'index', 'cfd', 'commodity'];
-
-/** Reference data of one symbol. Prices and avg_cost stay in points; money = points x multiplier. */
-export interface Instrument {
-  symbol: string;
-  asset_class: AssetClass;
-  /** The currency its prices are quoted in. */
-  currency: string;
-  /** Money per point of price per unit held (ES: 50, an equity option: 100, a share: 1). */
-  multiplier: number;
-  tick_size?: number;
-  description?: string;
-}
-
-/** How a reducing trade picks the cost it realizes against. */
-export type CostBasisMethod = 'average' | 'fifo' | 'lifo';
-export const costBasisMethods: readonly CostBasisMethod[] = ['average', 'fifo', 'lifo'];
-
-export interface RiskLimits {
-  /** Breach when total_return < -max_loss (absolute, in the portfolio currency). */
-  max_loss?: number | null;
-  /** Breach when equity has fallen more than this percentage below its high-water mark. */
-  max_drawdown_pct?: number | null;
-  /** Breach when one position's |market_value| exceeds this percentage of gross exposure. */
-  max_position_weight_pct?: number | null;
-}
+export {
+  QUANTITY_DECIMALS,
+  QUANTITY_SCALE,
+  quantityMax,
+  priceMax,
+  amountMax,
+  symbolPattern,
+  portfolioIdPattern,
+  tradeIdPattern,
+  nameLengthMax,
+  currencyPattern,
+  baseCurrencyDefault,
+  lotsPerPositionMax,
+  lotIdsPerTradeMax,
+  fxRateMax,
+  splitRatioMax,
+  multiplierMax,
+  instrumentDescriptionLengthMax,
+  instrumentsMaxDefault,
+  assetClasses,
+  costBasisMethods,
+} from './rules.js';
+export type { AssetClass, CostBasisMethod } from './rules.js';
+import type { CostBasisMethod } from './rules.js';
 
 export type RiskLimitName = 'max_loss' | 'max_drawdown_pct' | 'max_position_weight_pct';
 
-export interface TradeInput {
-  /** true: a what-if trade (answers the figures, books and writes nothing, uses up no trade_id). */
-  dry_run?: boolean;
-  trade_id: string;
-  symbol: string;
-  side: Side;
-  quantity: number;
-  price: number;
-  fee?: number;
-  ts?: number;
-  /** Quote currency of the instrument (default: the portfolio's base currency). */
-  currency?: string;
-  /** Quote -> base rate this trade was booked at (default: the latest rate seen for the pair). */
-  fx_rate?: number;
-  /** Lot-based portfolios: the open lots (their lot_id) this reducing trade closes, in this order. */
-  lot_ids?: string[];
-}
-
-export interface TickInput {
-  symbol: string;
-  price: number;
-  ts?: number;
-  size?: number;
-}
-
-export interface CreatePortfolioInput {
-  id?: string;
-  name?: string;
-  cash?: number;
-  limits?: RiskLimits;
-  cost_basis_method?: CostBasisMethod;
-  base_currency?: string;
-}
-
-export interface CashInput {
-  type: 'deposit' | 'withdraw';
-  amount: number;
-  /** Absent: the portfolio's base currency. */
-  currency?: string;
-}
-
-/** Moves cash between two balances of one portfolio at a given rate (to per from). */
-export interface FxConversionInput {
-  from_currency: string;
-  to_currency: string;
-  /** Taken from the from_currency balance; amount x rate is credited to to_currency. */
-  amount: number;
-  rate: number;
-}
 
 /** Accounting state of one position: the source of truth the kernel values. */
 export interface PositionState {
@@ -140,12 +79,6 @@ export interface Lot {
   opened_ts: number;
 }
 
-export interface LotView {
-  lot_id: string;
-  quantity: number;
-  price: number;
-  opened_ts: number;
-}
 
 /** Accounting state of one portfolio (the actor's context). Plain data: serializable, comparable. */
 export interface PortfolioState {
@@ -242,92 +175,6 @@ export type CorporateStep =
   | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string }
   | { step: 'contract_adjustment'; action_id: string; symbol: string; multiplier: number };
 
-export interface PositionView {
-  symbol: string;
-  /** Quote currency: avg_cost and last_price are in it; market_value and the P&L are in the base. */
-  currency: string;
-  /** Latest quote -> base rate applied (1 for base-currency positions); null when never seen: the
-   * position is then left out of every total and its market_value/unrealized_pnl are in its quote
-   * currency, unconverted. */
-  fx_rate: number | null;
-  quantity: number;
-  avg_cost: number;
-  last_price: number;
-  market_value: number;
-  unrealized_pnl: number;
-  realized_pnl: number;
-  return_rate: number;
-  weight: number;
-  /** Source timestamp (epoch ms) of the tick behind last_price; null while the symbol never ticked (last_price is the last trade price). */
-  price_ts: number | null;
-  /** as_of - price_ts (negative when the source clock runs ahead); null when unpriced. */
-  price_age_ms: number | null;
-  /** Unpriced, or price_age_ms > the engine's staleAfterMs. */
-  stale: boolean;
-}
-
-export interface Totals {
-  cash: number;
-  capital: number;
-  holdings_value: number;
-  cost_basis: number;
-  unrealized_pnl: number;
-  realized_pnl: number;
-  total_return: number;
-  return_rate: number;
-  equity: number;
-  /** sum(|market_value|): weights of positions not in an update are |market_value| / gross_exposure * 100. */
-  gross_exposure: number;
-  /** Open positions (and foreign cash balances) left out of the totals: their FX rate was never seen. */
-  unconverted_positions: number;
-  /** Open positions whose mark is stale as of as_of (unpriced ones included). */
-  stale_positions: number;
-  /** Open positions whose symbol never ticked (marked at their last trade price). */
-  unpriced_positions: number;
-}
-
-export interface PortfolioSnapshot extends Totals {
-  portfolio_id: string;
-  name: string;
-  seq: number;
-  as_of: number;
-  state: PortfolioStatus;
-  limits: RiskLimits;
-  equity_hwm: number;
-  cost_basis_method: CostBasisMethod;
-  base_currency: string;
-  /** Foreign-currency cash, by currency (the base currency's cash is `cash`). */
-  cash_balances: Record<string, number>;
-  positions: PositionView[];
-  /** Open lots by symbol: only when asked for (lots=true) and only for lot-based portfolios. */
-  lots?: Record<string, LotView[]>;
-}
-
-export interface PortfolioUpdate extends Totals {
-  portfolio_id: string;
-  seq: number;
-  as_of: number;
-  state: PortfolioStatus;
-  /** Source timestamp (epoch ms) of the newest tick behind this update; 0 when a command caused it. */
-  tick_ts: number;
-  /** Only the positions that changed; a closed position appears once with quantity 0. */
-  positions: PositionView[];
-}
-
-export interface TradeResult {
-  trade_id: string;
-  portfolio_id: string;
-  /** false when this trade_id was applied before: the first result is returned again. */
-  applied: boolean;
-  realized_pnl: number;
-  position: PositionView;
-  totals: Totals;
-  state: PortfolioStatus;
-  /** What-if trades only: nothing was booked; the figures are what the trade would produce. */
-  dry_run?: true;
-  /** What-if trades only: every risk limit the trade would breach (empty: none). */
-  breaches?: RiskLimitName[];
-}
 
 /** Domain events: what happened, emitted by the actors with the portfolio id and a timestamp. */
 export type DomainEventBody =

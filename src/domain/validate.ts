@@ -1,25 +1,19 @@
-// Boundary validation: every input is checked here, once, before anything is applied.
+// Boundary validation: every input is checked here, once, before anything is applied. The shape and
+// the value ranges come from each message's one schema (schemas.ts, compiled on first use); what JSON
+// Schema cannot say stays here as code: quantities exact to 1e-8, defaults, normalized values.
 // Each failure names the field and the rule; a failure changes nothing.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { Validator } from '../schema.js';
 import { unitsOf } from './accounting.js';
+import { CashInput, CreatePortfolio, FxConversionInput as FxConversionSchema, RiskLimits as RiskLimitsSchema, TradeInput as TradeInputSchema } from './schemas.js';
 import {
   QUANTITY_SCALE,
-  amountMax,
   baseCurrencyDefault,
-  costBasisMethods,
-  currencyPattern,
-  fxRateMax,
-  lotIdsPerTradeMax,
-  nameLengthMax,
   portfolioIdPattern,
   priceMax,
-  quantityMax,
   symbolPattern,
-  tradeIdPattern,
-  type CashInput,
   type CostBasisMethod,
-  type CreatePortfolioInput,
   type FxConversionInput,
   type RiskLimits,
   type Side,
@@ -40,6 +34,8 @@ export interface ValidTrade {
   /** Quote -> base rate: as given, or filled in by the shard from the latest rate; null: none. */
   fx_rate: number | null;
   lot_ids: string[] | null;
+  /** A what-if (dry_run): the engine answers the figures and books nothing. Absent: false. */
+  dry_run?: boolean;
   /** Contract multiplier of the symbol's instrument (1 when never defined), set by the engine. */
   multiplier: number;
 }
@@ -51,10 +47,6 @@ export interface ValidPortfolio {
   limits: RiskLimits;
   cost_basis_method: CostBasisMethod;
   base_currency: string;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function isFiniteNumber(v: unknown): v is number {
@@ -71,22 +63,6 @@ export function priceError(v: unknown): ErrorCode | null {
   return null;
 }
 
-function money(v: unknown, field: string, code: ErrorCode, allowZero: boolean): Result<number> {
-  if (!isFiniteNumber(v)) return fail(code, `${field} must be a finite number`, field);
-  if (allowZero ? v < 0 : v <= 0) return fail(code, `${field} must be ${allowZero ? '>= 0' : '> 0'}`, field);
-  if (v > amountMax) return fail(code, `${field} must be <= ${amountMax}`, field);
-  return ok(v);
-}
-
-function quantityUnits(v: unknown, field: string): Result<number> {
-  if (!isFiniteNumber(v)) return fail(ErrorCode.invalid_quantity, `${field} must be a finite number`, field);
-  if (v <= 0) return fail(ErrorCode.invalid_quantity, `${field} must be > 0`, field);
-  if (v > quantityMax) return fail(ErrorCode.invalid_quantity, `${field} must be <= ${quantityMax}`, field);
-  const units = unitsOf(v);
-  if (units === null || units === 0) return fail(ErrorCode.invalid_quantity, `${field} must have at most 8 decimal places`, field);
-  return ok(units);
-}
-
 export function validateTimestamp(v: unknown, field: string, fallback: number): Result<number> {
   if (v === undefined || v === null) return ok(fallback);
   if (!isFiniteNumber(v) || v < 0 || v > 8.64e15 || !Number.isInteger(v)) {
@@ -95,85 +71,42 @@ export function validateTimestamp(v: unknown, field: string, fallback: number): 
   return ok(v);
 }
 
+export const tradeValidator = new Validator('trade', TradeInputSchema);
+export const createPortfolioValidator = new Validator('portfolio', CreatePortfolio);
+export const cashValidator = new Validator('cash', CashInput);
+export const limitsValidator = new Validator('limits', RiskLimitsSchema, 'limits');
+export const fxConversionValidator = new Validator('conversion', FxConversionSchema);
+
+/** The schema checks the fields; the code here the rule JSON Schema cannot say: at most 8 decimals. */
 export function validateTrade(input: unknown, now: number): Result<ValidTrade> {
-  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'trade must be an object', 'trade');
-  const { trade_id, symbol, side, quantity, price, fee, ts, currency, fx_rate, lot_ids } = input;
-  if (typeof trade_id !== 'string' || !tradeIdPattern.test(trade_id)) {
-    return fail(ErrorCode.invalid_id, 'trade_id must match [A-Za-z0-9._:/-]{1,128}', 'trade_id');
-  }
-  if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
-  if (side !== 'buy' && side !== 'sell') return fail(ErrorCode.invalid_side, "side must be 'buy' or 'sell'", 'side');
-  const units = quantityUnits(quantity, 'quantity');
-  if (!units.ok) return units;
-  if (priceError(price) !== null) return fail(ErrorCode.invalid_price, `price must be a finite number > 0 and <= ${priceMax}`, 'price');
-  const feeValue = fee === undefined || fee === null ? ok(0) : money(fee, 'fee', ErrorCode.invalid_fee, true);
-  if (!feeValue.ok) return feeValue;
-  const tsValue = validateTimestamp(ts, 'ts', now);
-  if (!tsValue.ok) return tsValue;
-  if (currency !== undefined && currency !== null && !(typeof currency === 'string' && currencyPattern.test(currency))) {
-    return fail(ErrorCode.invalid_currency, 'currency must be three capital letters (ISO 4217)', 'currency');
-  }
-  const hasRate = fx_rate !== undefined && fx_rate !== null;
-  if (hasRate && (!isFiniteNumber(fx_rate) || fx_rate <= 0 || fx_rate > fxRateMax)) {
-    return fail(ErrorCode.invalid_fx_rate, `fx_rate must be a finite number > 0 and <= ${fxRateMax}`, 'fx_rate');
-  }
-  const lots = validateLotIds(lot_ids);
-  if (!lots.ok) return lots;
+  const v = tradeValidator.validate(input);
+  if (!v.ok) return v;
+  const t = v.value;
+  const units = unitsOf(t.quantity);
+  if (units === null || units === 0) return fail(ErrorCode.invalid_quantity, 'quantity must have at most 8 decimal places', 'quantity');
   return ok({
-    trade_id,
-    symbol,
-    side,
-    units: units.value,
-    quantity: units.value / QUANTITY_SCALE,
-    price: price as number,
-    fee: feeValue.value,
-    ts: tsValue.value,
-    currency: typeof currency === 'string' ? currency : null,
-    fx_rate: hasRate ? (fx_rate as number) : null,
-    lot_ids: lots.value,
+    trade_id: t.trade_id,
+    symbol: t.symbol,
+    side: t.side,
+    units,
+    quantity: units / QUANTITY_SCALE,
+    price: t.price,
+    fee: t.fee ?? 0,
+    ts: t.ts ?? now,
+    currency: t.currency ?? null,
+    fx_rate: t.fx_rate ?? null,
+    lot_ids: t.lot_ids == null ? null : [...t.lot_ids],
     multiplier: 1,
+    dry_run: t.dry_run === true,
   });
-}
-
-/** A validated trade as engine input again (the servers validate early to answer fast; the engine re-checks). */
-export function tradeInputOf(t: ValidTrade): TradeInput {
-  const input: TradeInput = { trade_id: t.trade_id, symbol: t.symbol, side: t.side, quantity: t.quantity, price: t.price, fee: t.fee, ts: t.ts };
-  if (t.currency !== null) input.currency = t.currency;
-  if (t.fx_rate !== null) input.fx_rate = t.fx_rate;
-  if (t.lot_ids !== null) input.lot_ids = t.lot_ids;
-  return input;
-}
-
-function validateLotIds(v: unknown): Result<string[] | null> {
-  if (v === undefined || v === null) return ok(null);
-  if (!Array.isArray(v) || v.length === 0 || v.length > lotIdsPerTradeMax) {
-    return fail(ErrorCode.invalid_lots, `lot_ids must be an array of 1 to ${lotIdsPerTradeMax} lot ids`, 'lot_ids');
-  }
-  for (const id of v) {
-    if (typeof id !== 'string' || !tradeIdPattern.test(id)) return fail(ErrorCode.invalid_lots, 'lot_ids: each must match [A-Za-z0-9._:/-]{1,128}', 'lot_ids');
-  }
-  if (new Set(v).size !== v.length) return fail(ErrorCode.invalid_lots, 'lot_ids must not repeat a lot', 'lot_ids');
-  return ok([...(v as string[])]);
 }
 
 export function validateLimits(input: unknown): Result<RiskLimits> {
   if (input === undefined || input === null) return ok({});
-  if (!isObject(input)) return fail(ErrorCode.invalid_limits, 'limits must be an object', 'limits');
+  const v = limitsValidator.validate(input);
+  if (!v.ok) return v;
   const out: RiskLimits = {};
-  for (const key of Object.keys(input)) {
-    if (key !== 'max_loss' && key !== 'max_drawdown_pct' && key !== 'max_position_weight_pct') {
-      return fail(ErrorCode.invalid_limits, `limits.${key} is not a known limit`, `limits.${key}`);
-    }
-    const v = input[key];
-    if (v === null || v === undefined) {
-      out[key] = null;
-      continue;
-    }
-    if (!isFiniteNumber(v) || v < 0) return fail(ErrorCode.invalid_limits, `limits.${key} must be a finite number >= 0`, `limits.${key}`);
-    if (key !== 'max_loss' && v > 100) return fail(ErrorCode.invalid_limits, `limits.${key} must be <= 100`, `limits.${key}`);
-    if (key === 'max_loss' && v > amountMax) return fail(ErrorCode.invalid_limits, `limits.${key} must be <= ${amountMax}`, `limits.${key}`);
-    out[key] = v;
-  }
+  for (const key of ['max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const) if (key in v.value) out[key] = v.value[key] ?? null;
   return ok(out);
 }
 
@@ -185,57 +118,40 @@ export function validatePortfolioId(v: unknown, field = 'id'): Result<string> {
 }
 
 export function validateCreatePortfolio(input: unknown): Result<ValidPortfolio> {
-  const body: CreatePortfolioInput = input === undefined || input === null ? {} : (input as CreatePortfolioInput);
-  if (!isObject(body)) return fail(ErrorCode.invalid_field, 'portfolio must be an object', 'portfolio');
-  let id: string | undefined;
-  if (body.id !== undefined) {
-    const v = validatePortfolioId(body.id);
-    if (!v.ok) return v;
-    id = v.value;
-  }
-  if (body.name !== undefined && (typeof body.name !== 'string' || body.name.length > nameLengthMax)) {
-    return fail(ErrorCode.invalid_field, `name must be a string of at most ${nameLengthMax} characters`, 'name');
-  }
-  const cash = body.cash === undefined ? ok(0) : money(body.cash, 'cash', ErrorCode.invalid_amount, true);
-  if (!cash.ok) return cash;
+  const v = createPortfolioValidator.validate(input === undefined || input === null ? {} : input);
+  if (!v.ok) return v;
+  const body = v.value;
   const limits = validateLimits(body.limits);
   if (!limits.ok) return limits;
-  const method: unknown = body.cost_basis_method ?? 'average';
-  if (!costBasisMethods.includes(method as CostBasisMethod)) {
-    return fail(ErrorCode.invalid_field, `cost_basis_method must be one of ${costBasisMethods.join(', ')}`, 'cost_basis_method');
-  }
-  const base = body.base_currency ?? baseCurrencyDefault;
-  if (typeof base !== 'string' || !currencyPattern.test(base)) {
-    return fail(ErrorCode.invalid_currency, 'base_currency must be three capital letters (ISO 4217)', 'base_currency');
-  }
-  return ok({ id, name: body.name ?? '', cash: cash.value, limits: limits.value, cost_basis_method: method as CostBasisMethod, base_currency: base });
+  return ok({
+    id: body.id,
+    name: body.name ?? '',
+    cash: body.cash ?? 0,
+    limits: limits.value,
+    cost_basis_method: (body.cost_basis_method ?? 'average') as CostBasisMethod,
+    base_currency: body.base_currency ?? baseCurrencyDefault,
+  });
 }
 
-export function validateCash(input: unknown): Result<CashInput> {
-  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'cash operation must be an object', 'cash');
-  if (input.type !== 'deposit' && input.type !== 'withdraw') {
-    return fail(ErrorCode.invalid_field, "type must be 'deposit' or 'withdraw'", 'type');
-  }
-  const amount = money(input.amount, 'amount', ErrorCode.invalid_amount, false);
-  if (!amount.ok) return amount;
-  const { currency } = input;
-  if (currency === undefined || currency === null) return ok({ type: input.type, amount: amount.value });
-  if (typeof currency !== 'string' || !currencyPattern.test(currency)) return fail(ErrorCode.invalid_currency, 'currency must be three capital letters (ISO 4217)', 'currency');
-  return ok({ type: input.type, amount: amount.value, currency });
+/** A cash move: currency absent for the base currency. */
+export interface ValidCash {
+  type: 'deposit' | 'withdraw';
+  amount: number;
+  currency?: string;
+}
+
+export function validateCash(input: unknown): Result<ValidCash> {
+  const v = cashValidator.validate(input);
+  if (!v.ok) return v;
+  const { type, amount, currency } = v.value;
+  return ok(currency == null ? { type, amount } : { type, amount, currency });
 }
 
 /** An FX conversion between two cash balances: from_currency, to_currency, amount (of from), rate (to per from). */
 export function validateFxConversion(input: unknown): Result<FxConversionInput> {
-  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'conversion must be an object', 'conversion');
-  for (const key of Object.keys(input)) {
-    if (!['from_currency', 'to_currency', 'amount', 'rate'].includes(key)) return fail(ErrorCode.invalid_field, `${key} is not a field of a conversion (fields: from_currency, to_currency, amount, rate)`, key);
-  }
-  const { from_currency, to_currency, rate } = input;
-  if (typeof from_currency !== 'string' || !currencyPattern.test(from_currency)) return fail(ErrorCode.invalid_currency, 'from_currency must be three capital letters (ISO 4217)', 'from_currency');
-  if (typeof to_currency !== 'string' || !currencyPattern.test(to_currency)) return fail(ErrorCode.invalid_currency, 'to_currency must be three capital letters (ISO 4217)', 'to_currency');
+  const v = fxConversionValidator.validate(input);
+  if (!v.ok) return v;
+  const { from_currency, to_currency, amount, rate } = v.value;
   if (to_currency === from_currency) return fail(ErrorCode.invalid_currency, 'to_currency must differ from from_currency', 'to_currency');
-  const amount = money(input.amount, 'amount', ErrorCode.invalid_amount, false);
-  if (!amount.ok) return amount;
-  if (!isFiniteNumber(rate) || rate <= 0 || rate > fxRateMax) return fail(ErrorCode.invalid_fx_rate, `rate must be a finite number > 0 and <= ${fxRateMax}`, 'rate');
-  return ok({ from_currency, to_currency, amount: amount.value, rate });
+  return ok({ from_currency, to_currency, amount, rate });
 }

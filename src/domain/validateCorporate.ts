@@ -1,11 +1,13 @@
 // Boundary validation of a corporate action (POST /api/v1/corporate-actions, engine.corporateAction).
 // Two stages, because an idempotent resubmission must be recognised before the clock is consulted: the
-// shape (no clock), then the timing rules against `now`. Each failure names the field and the rule.
+// shape (no clock: the schemas of schemas.ts, and the relations between fields), then the timing rules
+// against `now`. Each failure names the field and the rule.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import { isFiniteNumber, validSymbol, validateTimestamp } from './validate.js';
+import { Type, Validator, errorRule } from '../schema.js';
 import { multiplierUnits } from './instruments.js';
-import { multiplierMax, priceMax, splitRatioMax, tradeIdPattern, type CorporateAction, type CorporateActionType } from './types.js';
+import { ContractAdjustmentInput, DividendInput, SplitInput, SymbolChangeInput } from './schemas.js';
+import { multiplierMax, type CorporateAction, type CorporateActionType } from './types.js';
 
 /** An action as entered: times not resolved yet (effective_ts null = "now", when it is applied). */
 export type CorporateActionInput =
@@ -17,82 +19,48 @@ export type CorporateActionInput =
 const types: readonly CorporateActionType[] = ['split', 'dividend', 'symbol_change', 'contract_adjustment'];
 
 const fieldsOf: Record<CorporateActionType, readonly string[]> = {
-  split: ['action_id', 'type', 'symbol', 'from', 'to', 'effective_ts'],
-  dividend: ['action_id', 'type', 'symbol', 'amount_per_share', 'ex_ts', 'pay_ts'],
-  symbol_change: ['action_id', 'type', 'symbol', 'new_symbol', 'effective_ts'],
-  contract_adjustment: ['action_id', 'type', 'symbol', 'multiplier', 'effective_ts'],
+  split: Object.keys(SplitInput.properties),
+  dividend: Object.keys(DividendInput.properties),
+  symbol_change: Object.keys(SymbolChangeInput.properties),
+  contract_adjustment: Object.keys(ContractAdjustmentInput.properties),
 };
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+/** The id, then the kind (so an unknown kind is named before the fields it would have). */
+const kindValidator = new Validator(
+  'action',
+  Type.Object({ action_id: SplitInput.properties.action_id, type: Type.Enum([...types], errorRule(ErrorCode.invalid_field)) }),
+);
+const validators = {
+  split: new Validator('action', SplitInput),
+  dividend: new Validator('action', DividendInput),
+  symbol_change: new Validator('action', SymbolChangeInput),
+  contract_adjustment: new Validator('action', ContractAdjustmentInput),
+};
 
-function ratio(v: unknown, field: string): Result<number> {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > splitRatioMax) {
-    return fail(ErrorCode.invalid_field, `${field} must be an integer from 1 to ${splitRatioMax}`, field);
-  }
-  return ok(v as number);
-}
-
-function requiredTime(v: unknown, field: string): Result<number> {
-  if (v === undefined || v === null) return fail(ErrorCode.invalid_timestamp, `${field} is required (integer epoch in milliseconds)`, field);
-  return validateTimestamp(v, field, 0);
-}
-
-function optionalTime(v: unknown, field: string): Result<number | null> {
-  if (v === undefined || v === null) return ok(null);
-  return validateTimestamp(v, field, 0);
-}
-
-/** The shape of an action: ids, symbols, ratios, amounts, well-formed times. No clock. */
+/** The shape of an action: ids, symbols, ratios, amounts, well-formed times (schemas.ts). No clock. */
 export function validateCorporateInput(input: unknown): Result<CorporateActionInput> {
-  if (!isObject(input)) return fail(ErrorCode.invalid_field, 'corporate action must be an object', 'action');
-  const { action_id, type, symbol } = input;
-  if (typeof action_id !== 'string' || !tradeIdPattern.test(action_id)) {
-    return fail(ErrorCode.invalid_id, 'action_id must match [A-Za-z0-9._:/-]{1,128}', 'action_id');
+  const k = kindValidator.validate(input);
+  if (!k.ok) return k;
+  const v = validators[k.value.type].validate(input);
+  if (!v.ok) return v;
+  const a = v.value;
+  // What a schema cannot say: relations between fields.
+  if (a.type === 'split') {
+    if (a.from === a.to) return fail(ErrorCode.invalid_field, 'to must differ from from: a 1:1 split changes nothing', 'to');
+    return ok({ action_id: a.action_id, type: 'split', symbol: a.symbol, from: a.from, to: a.to, effective_ts: a.effective_ts ?? null });
   }
-  if (!types.includes(type as CorporateActionType)) return fail(ErrorCode.invalid_field, `type must be one of ${types.join(', ')}`, 'type');
-  const kind = type as CorporateActionType;
-  for (const key of Object.keys(input)) {
-    if (!fieldsOf[kind].includes(key)) return fail(ErrorCode.invalid_field, `${key} is not a field of a ${kind} action (fields: ${fieldsOf[kind].join(', ')})`, key);
+  if (a.type === 'dividend') {
+    if (a.pay_ts < a.ex_ts) return fail(ErrorCode.invalid_timestamp, 'pay_ts must be >= ex_ts', 'pay_ts');
+    return ok({ action_id: a.action_id, type: 'dividend', symbol: a.symbol, amount_per_share: a.amount_per_share, ex_ts: a.ex_ts, pay_ts: a.pay_ts });
   }
-  if (!validSymbol(symbol)) return fail(ErrorCode.invalid_symbol, 'symbol must match [A-Za-z0-9._:/-]{1,32}', 'symbol');
-  if (kind === 'split') {
-    const from = ratio(input.from, 'from');
-    if (!from.ok) return from;
-    const to = ratio(input.to, 'to');
-    if (!to.ok) return to;
-    if (from.value === to.value) return fail(ErrorCode.invalid_field, 'to must differ from from: a 1:1 split changes nothing', 'to');
-    const at = optionalTime(input.effective_ts, 'effective_ts');
-    if (!at.ok) return at;
-    return ok({ action_id, type: kind, symbol, from: from.value, to: to.value, effective_ts: at.value });
-  }
-  if (kind === 'dividend') {
-    const amount = input.amount_per_share;
-    if (!isFiniteNumber(amount) || amount <= 0 || amount > priceMax) {
-      return fail(ErrorCode.invalid_amount, `amount_per_share must be a finite number > 0 and <= ${priceMax}`, 'amount_per_share');
-    }
-    const ex = requiredTime(input.ex_ts, 'ex_ts');
-    if (!ex.ok) return ex;
-    const payAt = requiredTime(input.pay_ts, 'pay_ts');
-    if (!payAt.ok) return payAt;
-    if (payAt.value < ex.value) return fail(ErrorCode.invalid_timestamp, 'pay_ts must be >= ex_ts', 'pay_ts');
-    return ok({ action_id, type: kind, symbol, amount_per_share: amount, ex_ts: ex.value, pay_ts: payAt.value });
-  }
-  if (kind === 'contract_adjustment') {
-    const m = input.multiplier;
-    if (!isFiniteNumber(m) || m <= 0 || m > multiplierMax || multiplierUnits(m) === null) {
+  if (a.type === 'contract_adjustment') {
+    if (multiplierUnits(a.multiplier) === null) {
       return fail(ErrorCode.invalid_field, `multiplier must be a finite number > 0 and <= ${multiplierMax} with at most 8 decimal places`, 'multiplier');
     }
-    const at = optionalTime(input.effective_ts, 'effective_ts');
-    if (!at.ok) return at;
-    return ok({ action_id, type: kind, symbol, multiplier: m, effective_ts: at.value });
+    return ok({ action_id: a.action_id, type: 'contract_adjustment', symbol: a.symbol, multiplier: a.multiplier, effective_ts: a.effective_ts ?? null });
   }
-  if (!validSymbol(input.new_symbol)) return fail(ErrorCode.invalid_symbol, 'new_symbol must match [A-Za-z0-9._:/-]{1,32}', 'new_symbol');
-  if (input.new_symbol === symbol) return fail(ErrorCode.invalid_symbol, 'new_symbol must differ from symbol', 'new_symbol');
-  const at = optionalTime(input.effective_ts, 'effective_ts');
-  if (!at.ok) return at;
-  return ok({ action_id, type: 'symbol_change', symbol, new_symbol: input.new_symbol, effective_ts: at.value });
+  if (a.new_symbol === a.symbol) return fail(ErrorCode.invalid_symbol, 'new_symbol must differ from symbol', 'new_symbol');
+  return ok({ action_id: a.action_id, type: 'symbol_change', symbol: a.symbol, new_symbol: a.new_symbol, effective_ts: a.effective_ts ?? null });
 }
 
 /** The timing rules against the engine's clock, and the times resolved (no effective_ts: now). */

@@ -2,6 +2,7 @@
 // Everything that can fail for operating reasons returns a Result; nothing here throws on bad input.
 
 import type { EngineError, Result } from '../errors.js';
+import type { ValidTrade } from '../domain/validate.js';
 import type {
   CashInput,
   CostBasisMethod,
@@ -146,6 +147,11 @@ export interface Engine {
   createPortfolio(input: CreatePortfolioInput): Promise<Result<PortfolioSnapshot>>;
   closePortfolio(id: string): Promise<Result<PortfolioSnapshot>>;
   trade(portfolioId: string, trade: TradeInput): Promise<Result<TradeResult>>;
+  /**
+   * A trade already validated at a boundary (the server's validateTrade, whose result is typed): the
+   * engine applies it without validating again. `trade` above is the in-process boundary: it validates.
+   */
+  tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>>;
   cash(portfolioId: string, op: CashInput): Promise<Result<PortfolioSnapshot>>;
   pause(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
   resume(portfolioId: string): Promise<Result<PortfolioSnapshot>>;

@@ -4,7 +4,7 @@
 // answered with the first result (in flight, remembered, or stored), never applied twice.
 
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, shardRestartingError, storeBehind, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
 import { instrumentCurrencyError } from '../domain/instruments.js';
@@ -65,11 +65,11 @@ export class Commit {
 
   /** Sends a command to its shard and answers once its events are durable. */
   async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
-    if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
+    if (this.d.life.closing) return engineClosed(true);
     await this.d.life.ready;
     const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
     if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
-    if (body.kind !== 'snapshot' && this.d.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
+    if (body.kind !== 'snapshot' && this.d.store.overloaded()) return storeBehind();
     const pending = h.submit(body);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
@@ -88,33 +88,44 @@ export class Commit {
 
   async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
     const started = performance.now();
-    if (this.d.life.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
+    if (this.d.life.closing) return this.tradeDone(engineClosed(), started);
     const k = knownPortfolio(this.d.directory, portfolioId);
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.d.clock.now());
     if (!v.ok) return this.tradeDone(v, started);
-    const dryRun = (input as { dry_run?: unknown }).dry_run;
-    if (dryRun !== undefined && dryRun !== null && typeof dryRun !== 'boolean') return this.tradeDone(fail(ErrorCode.invalid_field, 'dry_run must be a boolean', 'dry_run'), started);
+    return this.tradeChecked(k.value, v.value, started);
+  }
+
+  /** A trade the server validated at its boundary (validateTrade): applied without a second check. */
+  async tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>> {
+    const started = performance.now();
+    if (this.d.life.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
+    const k = knownPortfolio(this.d.directory, portfolioId);
+    if (!k.ok) return this.tradeDone(k, started);
+    return this.tradeChecked(k.value, trade, started);
+  }
+
+  private async tradeChecked(portfolio: string, trade: ValidTrade, started: number): Promise<Result<TradeResult>> {
     // The instrument's currency is the trade's; one that contradicts it is refused.
-    const instrument = this.d.instruments.get(v.value.symbol);
-    const clash = instrumentCurrencyError(instrument, v.value.currency);
+    const instrument = this.d.instruments.get(trade.symbol);
+    const clash = instrumentCurrencyError(instrument, trade.currency);
     if (clash !== null) return this.tradeDone(clash, started);
-    if (instrument !== undefined) v.value.currency = instrument.currency;
-    const key = k.value + '\u0000' + v.value.trade_id;
+    if (instrument !== undefined) trade.currency = instrument.currency;
+    const key = portfolio + '\u0000' + trade.trade_id;
     const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
-    const stored = earlier === undefined ? (this.d.store.tradeResult(k.value, v.value.trade_id) as TradeResult | undefined) : undefined;
-    if (dryRun === true) {
+    const stored = earlier === undefined ? (this.d.store.tradeResult(portfolio, trade.trade_id) as TradeResult | undefined) : undefined;
+    if (trade.dry_run) {
       // A what-if names a fresh id (it must not read as a replay of a booked trade) and uses none up.
       if (earlier !== undefined || stored !== undefined) {
-        return this.tradeDone(fail(ErrorCode.trade_id_conflict, `trade_id: '${v.value.trade_id}' was already used by a trade of this portfolio; a dry run needs an unused id`, 'trade_id'), started);
+        return this.tradeDone(fail(ErrorCode.trade_id_conflict, `trade_id: '${trade.trade_id}' was already used by a trade of this portfolio; a dry run needs an unused id`, 'trade_id'), started);
       }
-      return this.whatIf(k.value, v.value, started);
+      return this.whatIf(portfolio, trade, started);
     }
     if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
     if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
-    const interned = this.internFor(k.value, v.value);
+    const interned = this.internFor(portfolio, trade);
     if (interned !== null) return this.tradeDone(interned, started);
-    const attempt = this.applyTrade(k.value, v.value);
+    const attempt = this.applyTrade(portfolio, trade);
     this.tradesInFlight.set(key, attempt);
     const r = await attempt;
     this.tradesInFlight.delete(key);

@@ -2,8 +2,8 @@
 // failure naming the offending field (rules[2].move_pct), unknown fields refused.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { Type, Validator, errorRule, named, nullable } from '../schema.js';
 import { dayMs, weekMs } from './timeframe.js';
-import { integerIn, isPlainObject, positiveUpTo, unknownKey } from './validate.js';
 
 export type AlertKind = 'move' | 'zscore' | 'silence';
 
@@ -85,11 +85,47 @@ export const alertRulesMaxDefault = 64;
 export const cooldownMsDefault = 60_000;
 const ruleIdPattern = /^[A-Za-z0-9._:-]{1,64}$/;
 const ruleNameLengthMax = 128;
-const commonKeys = ['id', 'name', 'kind', 'cooldown_ms'];
-const keysByKind: Record<AlertKind, readonly string[]> = {
-  move: [...commonKeys, 'move_pct', 'window_ms'],
-  zscore: [...commonKeys, 'z', 'returns'],
-  silence: [...commonKeys, 'silent_ms'],
+
+// ---- the rules' one definition (documents: PUT/GET /api/v1/market/alerts) ----
+
+const integerIn = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max, ...errorRule(ErrorCode.invalid_field, `must be an integer in [${min}, ${max}]`) });
+/** A number in (0, max]: thresholds where 0 would fire on everything. */
+const positiveUpTo = (max: number) => Type.Number({ exclusiveMinimum: 0, maximum: max, ...errorRule(ErrorCode.invalid_field, `must be a finite number in (0, ${max}]`) });
+const ruleHead = {
+  id: Type.String({ pattern: ruleIdPattern.source, ...errorRule(ErrorCode.invalid_id, 'must match [A-Za-z0-9._:-]{1,64}') }),
+  name: Type.Optional(Type.String({ maxLength: ruleNameLengthMax, description: 'Default: the id', ...errorRule(ErrorCode.invalid_field, `must be a string of at most ${ruleNameLengthMax} characters`) })),
+};
+const cooldown = Type.Optional(nullable(integerIn(0, weekMs), { description: `The same rule and symbol stay quiet this long after a firing; default ${cooldownMsDefault}` }));
+const closed = (kind: AlertKind) => ({ additionalProperties: false, ...errorRule(ErrorCode.invalid_field, undefined, { rules: { additionalProperties: `is not a field of a ${kind} rule` } }) });
+
+export const MoveRuleSchema = named(
+  'MoveRule',
+  Type.Object({ ...ruleHead, kind: Type.Literal('move'), cooldown_ms: cooldown, move_pct: positiveUpTo(1000), window_ms: integerIn(1, dayMs) }, closed('move')),
+);
+export const ZScoreRuleSchema = named(
+  'ZScoreRule',
+  Type.Object({ ...ruleHead, kind: Type.Literal('zscore'), cooldown_ms: cooldown, z: positiveUpTo(100), returns: integerIn(2, 10_000) }, closed('zscore')),
+);
+export const SilenceRuleSchema = named('SilenceRule', Type.Object({ ...ruleHead, kind: Type.Literal('silence'), cooldown_ms: cooldown, silent_ms: integerIn(1, weekMs) }, closed('silence')));
+export const AlertRuleSchema = named('AlertRule', Type.Union([MoveRuleSchema, ZScoreRuleSchema, SilenceRuleSchema]));
+/** The body of PUT /api/v1/market/alerts and the answer of both routes; `max` is alertRulesMax. */
+export const AlertRulesSchema = (max = alertRulesMaxDefault) =>
+  named(
+    'AlertRules',
+    Type.Object({
+      rules: Type.Array(AlertRuleSchema, {
+        maxItems: max,
+        ...errorRule(ErrorCode.invalid_field, undefined, { rules: { type: 'must be an array', maxItems: `holds at most ${max} rules` }, codes: { maxItems: ErrorCode.limit_exceeded } }),
+      }),
+    }),
+  );
+
+/** The head first, so a bad id or an unknown kind is named before the fields the kind would have. */
+const headValidator = new Validator('rule', Type.Object({ ...ruleHead, kind: Type.Enum(['move', 'zscore', 'silence'], errorRule(ErrorCode.invalid_field)) }));
+export const ruleValidators = {
+  move: new Validator('rule', MoveRuleSchema),
+  zscore: new Validator('rule', ZScoreRuleSchema),
+  silence: new Validator('rule', SilenceRuleSchema),
 };
 
 export function validateAlertRules(input: unknown, rulesMax = alertRulesMaxDefault): Result<AlertRule[]> {
@@ -108,43 +144,13 @@ export function validateAlertRules(input: unknown, rulesMax = alertRulesMaxDefau
 }
 
 export function validateAlertRule(input: unknown, field = 'rule'): Result<AlertRule> {
-  if (!isPlainObject(input)) return fail(ErrorCode.invalid_field, `${field} must be an object`, field);
-  const { id, name, kind } = input;
-  if (typeof id !== 'string' || !ruleIdPattern.test(id)) return fail(ErrorCode.invalid_id, `${field}.id must match [A-Za-z0-9._:-]{1,64}`, `${field}.id`);
-  if (name !== undefined && (typeof name !== 'string' || name.length > ruleNameLengthMax)) {
-    return fail(ErrorCode.invalid_field, `${field}.name must be a string of at most ${ruleNameLengthMax} characters`, `${field}.name`);
-  }
-  if (kind !== 'move' && kind !== 'zscore' && kind !== 'silence') {
-    return fail(ErrorCode.invalid_field, `${field}.kind must be one of move, zscore, silence`, `${field}.kind`);
-  }
-  const unknown = unknownKey(input, keysByKind[kind]);
-  if (unknown !== null) return fail(ErrorCode.invalid_field, `${field}.${unknown} is not a field of a ${kind} rule`, `${field}.${unknown}`);
-  const cooldown = integerIn(input.cooldown_ms ?? cooldownMsDefault, `${field}.cooldown_ms`, 0, weekMs, ErrorCode.invalid_field);
-  if (!cooldown.ok) return cooldown;
-  const base = { id, name: name ?? id, cooldown_ms: cooldown.value };
-  if (kind === 'move') return moveRule(input, field, base);
-  if (kind === 'zscore') return zScoreRule(input, field, base);
-  return silenceRule(input, field, base);
-}
-
-function moveRule(input: Record<string, unknown>, field: string, base: RuleBase): Result<AlertRule> {
-  const movePct = positiveUpTo(input.move_pct, `${field}.move_pct`, 1000);
-  if (!movePct.ok) return movePct;
-  const windowMs = integerIn(input.window_ms, `${field}.window_ms`, 1, dayMs, ErrorCode.invalid_field);
-  if (!windowMs.ok) return windowMs;
-  return ok({ ...base, kind: 'move', move_pct: movePct.value, window_ms: windowMs.value });
-}
-
-function zScoreRule(input: Record<string, unknown>, field: string, base: RuleBase): Result<AlertRule> {
-  const z = positiveUpTo(input.z, `${field}.z`, 100);
-  if (!z.ok) return z;
-  const returns = integerIn(input.returns, `${field}.returns`, 2, 10_000, ErrorCode.invalid_field);
-  if (!returns.ok) return returns;
-  return ok({ ...base, kind: 'zscore', z: z.value, returns: returns.value });
-}
-
-function silenceRule(input: Record<string, unknown>, field: string, base: RuleBase): Result<AlertRule> {
-  const silentMs = integerIn(input.silent_ms, `${field}.silent_ms`, 1, weekMs, ErrorCode.invalid_field);
-  if (!silentMs.ok) return silentMs;
-  return ok({ ...base, kind: 'silence', silent_ms: silentMs.value });
+  const head = headValidator.validate(input, field);
+  if (!head.ok) return head;
+  const v = ruleValidators[head.value.kind].validate(input, field);
+  if (!v.ok) return v;
+  const r = v.value;
+  const base = { id: r.id, name: r.name ?? r.id, cooldown_ms: r.cooldown_ms ?? cooldownMsDefault };
+  if (r.kind === 'move') return ok({ ...base, kind: 'move', move_pct: r.move_pct, window_ms: r.window_ms });
+  if (r.kind === 'zscore') return ok({ ...base, kind: 'zscore', z: r.z, returns: r.returns });
+  return ok({ ...base, kind: 'silence', silent_ms: r.silent_ms });
 }

@@ -220,7 +220,8 @@ export class MarketStore {
     this.openBars = root.openDB<OpenValue, Key>('open', {});
     this.symbolsDb = root.openDB<number, Key>('symbols', {});
     for (const key of this.symbolsDb.getKeys({ limit: limits.symbolsMax })) if (typeof key === 'string') this.knownSymbols.add(key);
-    this.queue = new WriteQueue(root, false);
+    // One flush in flight, as before the queue was shared: market writes need no pipelining.
+    this.queue = new WriteQueue(root, meta, false, 1);
     this.writes = new MarketWrites(
       limits.writesPerFlushMax,
       (w) => this.write(w),

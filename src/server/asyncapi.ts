@@ -1,41 +1,16 @@
 // AsyncAPI 3.0 description of the WebSocket protocols, served at GET /asyncapi.json. The document
-// describes the server: `send` operations are what it sends, `receive` what it accepts.
-// test/server.api.test.ts validates real frames against these payload schemas.
+// describes the server: `send` operations are what it sends, `receive` what it accepts. Every payload is
+// the one definition of src/protocol/messages.ts (the ops as the server's limits shape them), named
+// parts as $refs under components.schemas. test/server.api.test.ts validates real frames against it.
 
-import { CloseCode } from '../client/protocol.js';
-import { schemas } from './schemas.js';
-import { marketAsyncApiMessages, marketMainIn, marketMainOut, marketSchemas } from './marketSchemas.js';
+import { toJsonSchema } from '../schema.js';
+import { CloseCode, asyncApiMessageSchemas, type ProtocolLimits } from '../protocol/messages.js';
+import { defaultLimits } from './options.js';
 
 type Json = Record<string, unknown>;
 
-const schemaRef = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const msgRef = (name: string): Json => ({ $ref: `#/components/messages/${name}` });
-
-/** Message name -> payload schema name (JSON text frames). */
-export const asyncApiMessages: Record<string, string> = {
-  Subscribe: 'SubscribeOp',
-  Unsubscribe: 'UnsubscribeOp',
-  Resync: 'ResyncOp',
-  SubscribeEvents: 'SubscribeEventsOp',
-  UnsubscribeEvents: 'UnsubscribeEventsOp',
-  Trade: 'TradeOp',
-  Ping: 'PingOp',
-  Snapshot: 'SnapshotMessage',
-  Update: 'UpdateMessage',
-  Event: 'EventMessage',
-  Ack: 'AckMessage',
-  Error: 'ErrorMessage',
-  Pong: 'PongMessage',
-  Subscribed: 'SubscribedMessage',
-  Unsubscribed: 'UnsubscribedMessage',
-  EventsSubscribed: 'EventsSubscribedMessage',
-  CompatSnapshot: 'CompatSnapshotMessage',
-  FeedRegister: 'FeedRegisterOp',
-  FeedTicks: 'FeedTicksOp',
-  Registered: 'RegisteredMessage',
-  FeedAck: 'FeedAckMessage',
-  ...marketAsyncApiMessages,
-};
+const schemaRef = (name: string): string => `#/components/schemas/${name}`;
 
 const binary = (description: string): Json => ({
   contentType: 'application/octet-stream',
@@ -46,14 +21,35 @@ const binary = (description: string): Json => ({
 const channelMessages = (names: string[]): Json => Object.fromEntries(names.map((n) => [n, msgRef(n)]));
 const opMessages = (channel: string, names: string[]): Json[] => names.map((n) => ({ $ref: `#/channels/${channel}/messages/${n}` }));
 
-export function asyncApiDocument(): Json {
-  const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping', ...marketMainIn];
-  const mainOut = ['Snapshot', 'Update', 'UpdateBinary', 'Event', 'Ack', 'Error', 'Pong', 'Subscribed', 'Unsubscribed', 'EventsSubscribed', ...marketMainOut];
-  const feedIn = ['FeedRegister', 'FeedTicks', 'FeedRegisterBinary', 'FeedTicksBinary'];
-  const feedOut = ['Registered', 'FeedAck', 'Error'];
+export const mainIn = ['Subscribe', 'Unsubscribe', 'Resync', 'SubscribeEvents', 'UnsubscribeEvents', 'Trade', 'Ping', 'History', 'Cancel', 'SubscribeBars', 'UnsubscribeBars'];
+export const mainOut = [
+  'Snapshot',
+  'Update',
+  'UpdateBinary',
+  'Event',
+  'Ack',
+  'Error',
+  'Pong',
+  'Subscribed',
+  'Unsubscribed',
+  'EventsSubscribed',
+  'HistoryChunk',
+  'Progress',
+  'HistoryEnd',
+  'BarsSubscribed',
+  'BarsUnsubscribed',
+  'Bar',
+];
+const feedIn = ['FeedRegister', 'FeedTicks', 'FeedRegisterBinary', 'FeedTicksBinary'];
+const feedOut = ['Registered', 'FeedAck', 'Error'];
+
+/** The document for a server with these limits (list lengths and throttle range are the server's own). */
+export function asyncApiDocument(limits: ProtocolLimits = defaultLimits): Json {
+  const schemas: Record<string, unknown> = {};
   const messages: Json = Object.fromEntries(
-    Object.entries(asyncApiMessages).map(([name, schema]) => [name, { name, contentType: 'application/json', payload: schemaRef(schema) }]),
+    Object.entries(asyncApiMessageSchemas(limits)).map(([name, schema]) => [name, { name, contentType: 'application/json', payload: toJsonSchema({ s: schema }, schemaRef, schemas) as Json }]),
   );
+  for (const m of Object.values(messages) as Json[]) m.payload = (m.payload as Json).s;
   messages.UpdateBinary = {
     name: 'UpdateBinary',
     ...binary('Update of a subscription with encoding "binary": layout in docs/PROTOCOL.md (kind 0x01, version 2, little-endian).'),
@@ -98,7 +94,7 @@ export function asyncApiDocument(): Json {
       feedSend: { action: 'send', channel: { $ref: '#/channels/feed' }, messages: opMessages('feed', feedOut) },
     },
     components: {
-      schemas: { ...schemas, ...marketSchemas },
+      schemas,
       messages,
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'On the upgrade request' },

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import { BEARER_PROTOCOL_PREFIX } from '../client/protocol.js';
+import { BEARER_PROTOCOL_PREFIX } from '../protocol/messages.js';
 
 export interface ApiKey {
   key: string;

@@ -3,7 +3,7 @@
 
 import type { PortfolioSnapshot, PortfolioUpdate, StoredEvent } from '../domain/types.js';
 import { encodeUpdate } from '../client/binary.js';
-import type { ErrorMessage, RequestId, ServerMessage } from '../client/protocol.js';
+import type { ErrorMessage, RequestId, ServerMessage } from '../protocol/messages.js';
 import type { EngineError } from '../errors.js';
 
 export interface Encoded {

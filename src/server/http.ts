@@ -7,13 +7,15 @@
 
 import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
 import type { Engine, EventQuery } from '../engine/api.js';
-import { domainEventTypes, type DomainEventType, type TickInput, type TradeInput } from '../domain/types.js';
+import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
 import { instrumentsPortfolio } from '../engine/instruments.js';
-import { tradeInputOf, validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
+import { validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { canRead, canSee, canTrade } from './auth.js';
 import { httpErrorBody } from './encoding.js';
 import { parseFlag, parseInstant, parseLimit, parseNonNegativeInteger } from './query.js';
-import { tickShape } from './protocol.js';
+import { tickShape } from '../protocol/parse.js';
+import { TickBatch } from '../protocol/rest.js';
+import { Validator } from '../schema.js';
 import type { RouteDef } from './router.js';
 import type { ResolvedOptions } from './options.js';
 import type { PerformanceApi } from './performance.js';
@@ -160,6 +162,7 @@ const eventTypeSet: ReadonlySet<string> = new Set(domainEventTypes);
 export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRequestContext) => Promise<HttpResult> | HttpResult> {
   const { engine, options } = deps;
   const limits = options.limits;
+  const tickBatch = new Validator('ticks', TickBatch(limits.ticksPerBatchMax));
   return {
     health: () =>
       json(200, {
@@ -234,7 +237,7 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateTrade(ctx.body, options.now());
       if (!v.ok) return errorResult(v.error);
-      const r = await engine.trade(g.id, withDryRun(tradeInputOf(v.value), ctx.body));
+      const r = await engine.tradeValidated(g.id, v.value);
       if (!r.ok) return r.error.code === ErrorCode.portfolio_not_found ? notFound(g.id) : errorResult(r.error);
       return json(r.value.applied ? 201 : 200, r.value);
     },
@@ -312,12 +315,10 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     ticks: (ctx) => {
       if (!ctx.principal.feed) return forbidden('publish ticks');
       const body = ctx.body;
-      if (!Array.isArray(body)) return errorResult({ code: ErrorCode.invalid_field, message: 'body must be a JSON array of ticks', field: 'ticks' });
-      if (body.length > limits.ticksPerBatchMax) {
-        return errorResult({ code: ErrorCode.payload_too_large, message: `at most ${limits.ticksPerBatchMax} ticks per request`, field: 'ticks' });
-      }
-      if (deps.stats !== undefined) deps.stats.httpTicks += body.length;
-      return json(202, ingestTicks(engine, body, false, deps.stats));
+      const v = tickBatch.validate(body);
+      if (!v.ok) return errorResult(v.error);
+      if (deps.stats !== undefined) deps.stats.httpTicks += v.value.length;
+      return json(202, ingestTicks(engine, v.value, false, deps.stats));
     },
 
     // Corporate actions change every holder's books: admin keys only, like creating portfolios. The list
@@ -382,12 +383,6 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     ...createMarketHandlers(deps.market ?? null, options.now),
     ...createMarksHandlers(engine),
   };
-}
-
-/** The what-if flag of a trade body, passed on as given (the engine checks it is a boolean). */
-function withDryRun(input: TradeInput, body: unknown): TradeInput {
-  const flag = typeof body === 'object' && body !== null ? (body as { dry_run?: unknown }).dry_run : undefined;
-  return flag === undefined ? input : { ...input, dry_run: flag as boolean };
 }
 
 /**

@@ -15,7 +15,7 @@
 import type { WebSocket } from 'uWebSockets.js';
 import type { Engine, EngineMessage } from '../engine/api.js';
 import type { PortfolioSnapshot, PortfolioUpdate, StoredEvent } from '../domain/types.js';
-import { CloseCode, type Encoding } from '../client/protocol.js';
+import { CloseCode, type Encoding } from '../protocol/messages.js';
 import { canRead, type Principal } from './auth.js';
 import { PendingDelta, TimerWheel } from './conflation.js';
 import {

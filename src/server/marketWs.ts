@@ -9,7 +9,7 @@
 // closes and revisions are always sent (the hub closes a socket past its hard bound).
 
 import { ErrorCode } from '../errors.js';
-import type { RequestId } from '../client/protocol.js';
+import type { RequestId } from '../protocol/messages.js';
 import type { Bar } from '../market/bar.js';
 import type { BarCursor } from '../market/history.js';
 import type { BarChange } from '../market/pack.js';
@@ -18,7 +18,7 @@ import type { Timeframe } from '../market/timeframe.js';
 import { encodeJson, errorMessage, type Encoded } from './encoding.js';
 import type { Hub, MainConn } from './hub.js';
 import { canReadMarket, marketReadScope, type MarketApi } from './market.js';
-import type { HistoryOp, MarketOp, SubscribeBarsOp } from './marketProtocol.js';
+import type { HistoryOp, MarketOp, SubscribeBarsOp } from '../protocol/parse.js';
 
 export interface MarketWsLimits {
   /** Histories streaming at once on one connection. */

@@ -9,6 +9,8 @@ import type { Engine, SettledTick } from '../engine/api.js';
 import type { HttpRequestContext, HttpResult } from './httpTypes.js';
 import { canReadMarket, marketError, marketReadScope } from './market.js';
 import type { RouteDef } from './router.js';
+import { SymbolField } from '../domain/schemas.js';
+import { ErrorBody, HeldTickList, SettledTick as SettledTickSchema } from '../protocol/rest.js';
 
 export type MarksHandlerName = 'suspectTicks' | 'confirmSuspectTick' | 'rejectSuspectTick';
 
@@ -48,12 +50,11 @@ export function createMarksHandlers(engine: Engine): Record<MarksHandlerName, (c
 /** OpenAPI paths of these routes (openapi.ts merges them in). */
 export function marksOpenApiPaths(op: (summary: string, responses: Json, extra?: Json) => Json, response: (description: string, schema: Json) => Json): Json {
   const r = (name: string): Json => ({ $ref: `#/components/responses/${name}` });
-  const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
-  const symbol = { name: 'symbol', in: 'path', required: true, description: 'URL-encoded (BTC%2FUSD)', schema: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' } };
-  const missing = response('symbol_not_found: the engine never saw the symbol; suspect_tick_not_found: nothing is held for it', ref('Error'));
+  const symbol = { name: 'symbol', in: 'path', required: true, description: 'URL-encoded (BTC%2FUSD)', schema: SymbolField() };
+  const missing = response('symbol_not_found: the engine never saw the symbol; suspect_tick_not_found: nothing is held for it', ErrorBody as unknown as Json);
   const settled = (what: string): Json =>
     op(what, {
-      '200': response('The held tick, settled; its audit event is durable', ref('SettledTick')),
+      '200': response('The held tick, settled; its audit event is durable', SettledTickSchema as unknown as Json),
       '400': r('BadRequest'),
       '403': r('Forbidden'),
       '404': missing,
@@ -62,7 +63,7 @@ export function marksOpenApiPaths(op: (summary: string, responses: Json, extra?:
   return {
     '/api/v1/marks/suspect': {
       get: op('Ticks held as suspect (scope read:market): at most one per symbol, with the reference price and the move', {
-        '200': response('Held ticks, by symbol id', ref('HeldTickList')),
+        '200': response('Held ticks, by symbol id', HeldTickList as unknown as Json),
         '403': r('Forbidden'),
       }),
     },

@@ -1,16 +1,78 @@
-// OpenAPI 3.1 description of the HTTP API, served at GET /openapi.json. test/server.api.test.ts
-// checks that every route of http.ts is here and validates real responses against these schemas.
+// OpenAPI 3.1 description of the HTTP API, served at GET /openapi.json. Every body and answer schema is
+// the one definition the server validates with (src/domain/schemas.ts, src/protocol/): the document
+// embeds those objects and emitDocument turns each named one into a $ref under components.schemas.
+// test/server.api.test.ts checks that every route of http.ts is here and validates real responses;
+// test/schema.test.ts that each request body is the schema its validator compiled.
 
 import { domainEventTypes } from '../domain/types.js';
-import { schemas } from './schemas.js';
-import { performanceSchemas } from './performanceSchemas.js';
-import { marketOpenApiPaths, marketSchemas } from './marketSchemas.js';
+import {
+  CashInput,
+  CorporateActionInput,
+  CreatePortfolio,
+  FxConversionInput,
+  Instrument,
+  InstrumentInput,
+  InstrumentList,
+  PortfolioSnapshot,
+  PositionLots,
+  RiskLimits,
+  TradeInput,
+  TradeResult,
+} from '../domain/schemas.js';
+import { fillModes } from '../market/fill.js';
+import { timeframes } from '../market/timeframe.js';
+import { SymbolField } from '../domain/schemas.js';
+import {
+  AlertRules,
+  BarPage,
+  CorporateAction,
+  CorporateActionList,
+  ErrorBody,
+  EventList,
+  Health,
+  PerformanceQueries,
+  PerformanceSummary,
+  PortfolioList,
+  Ready,
+  TickBatch,
+  TickIngestResult,
+} from '../protocol/rest.js';
+import { toJsonSchema } from '../schema.js';
 import { marksOpenApiPaths } from './marksHttp.js';
+import { defaultLimits, type ServerLimits } from './options.js';
 
 type Json = Record<string, unknown>;
 
 const jsonContent = (schema: Json): Json => ({ 'application/json': { schema } });
-const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+/** The schemas the document names, by name: emitDocument replaces each by its $ref. */
+const bodies = {
+  Error: ErrorBody,
+  Snapshot: PortfolioSnapshot,
+  PositionLots,
+  TradeResult,
+  TradeInput,
+  CashInput,
+  FxConversionInput,
+  Instrument,
+  InstrumentInput,
+  InstrumentList,
+  RiskLimits,
+  CreatePortfolio,
+  CorporateActionInput,
+  CorporateAction,
+  CorporateActionList,
+  PortfolioList,
+  EventList,
+  Health,
+  Ready,
+  TickIngestResult,
+  PerformanceSummary,
+  PerformanceQueries,
+  BarPage,
+  AlertRules,
+};
+const ref = (name: keyof typeof bodies): Json => bodies[name] as unknown as Json;
+const schemaRef = (name: string): string => `#/components/schemas/${name}`;
 const response = (description: string, schema: Json, headers?: Json): Json =>
   headers === undefined ? { description, content: jsonContent(schema) } : { description, content: jsonContent(schema), headers };
 const err = (description: string): Json => response(description, ref('Error'));
@@ -27,8 +89,9 @@ function op(summary: string, responses: Json, extra: Json = {}): Json {
   return { summary, security: secured, responses: { ...responses, ...common }, ...extra };
 }
 
-export function openApiDocument(): Json {
-  return {
+/** The document for a server with these limits (page and batch sizes are the server's own). */
+export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 'pageLimitMax'> = defaultLimits): Json {
+  return emitDocument({
     openapi: '3.1.0',
     info: {
       title: 'mtm-engine',
@@ -38,7 +101,6 @@ export function openApiDocument(): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     components: {
-      schemas: { ...schemas, ...performanceSchemas, ...marketSchemas },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from the keys file (--keys). Not needed when the server runs without keys.' } },
       responses: {
         Unauthorized: err('Missing or unknown API key'),
@@ -48,6 +110,7 @@ export function openApiDocument(): Json {
         BadRequest: err('Invalid input: the error names the field and the rule'),
         Conflict: err('Refused in the portfolio\'s current state (closed, paused, insufficient cash, limits, duplicate id)'),
         TooLarge: err('Body larger than maxBodyBytes (the connection is closed)'),
+        UnsupportedMediaType: err('The body is not in a content type this route reads'),
         Unavailable: response('Shard restarting or engine closing; retry', ref('Error'), retryAfter),
       },
     },
@@ -74,7 +137,7 @@ export function openApiDocument(): Json {
           { '200': response('A page', ref('PortfolioList')), '400': { $ref: '#/components/responses/BadRequest' } },
           {
             parameters: [
-              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: 100 } },
               { name: 'after', in: 'query', description: 'Id of the last portfolio of the previous page (its `next`)', schema: { type: 'string' } },
             ],
           },
@@ -242,7 +305,7 @@ export function openApiDocument(): Json {
               { name: 'from', in: 'query', description: 'ISO-8601 or epoch ms, inclusive', schema: { type: 'string' } },
               { name: 'to', in: 'query', description: 'ISO-8601 or epoch ms, inclusive', schema: { type: 'string' } },
               { name: 'after_seq', in: 'query', schema: { type: 'integer', minimum: 0 } },
-              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: 100 } },
             ],
           },
         ),
@@ -270,7 +333,7 @@ export function openApiDocument(): Json {
           { '200': response('Routes', ref('PerformanceQueries')), '404': err('Performance summaries are not enabled on this server') },
         ),
       },
-      ...marketOpenApiPaths(op, response),
+      ...marketPaths(),
       ...marksOpenApiPaths(op, response),
       '/api/v1/corporate-actions': {
         post: op(
@@ -292,9 +355,19 @@ export function openApiDocument(): Json {
           {
             parameters: [
               { name: 'after_seq', in: 'query', schema: { type: 'integer', minimum: 0 } },
-              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: limits.pageLimitMax, default: 100 } },
             ],
           },
+        ),
+      },
+      '/api/v1/trades/import': {
+        post: op(
+          'Bulk import (scope trade: on every portfolio a line names): NDJSON in, one trade a line with its portfolio_id; NDJSON out, streamed, one answer a line in input order ({line, portfolio_id, trade_id, result: applied|duplicate|error, error?}), a {line, result: stopped, error} line when a line is not JSON or longer than importLineBytesMax, then {summary}. Idempotent per trade id; see docs/PROTOCOL.md',
+          {
+            '200': { description: 'NDJSON answers, in input order, then the summary line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+            '415': { $ref: '#/components/responses/UnsupportedMediaType' },
+          },
+          { requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string', description: 'one JSON trade a line, each with portfolio_id' } } } } },
         ),
       },
       '/api/v1/ticks': {
@@ -306,9 +379,52 @@ export function openApiDocument(): Json {
             '403': { $ref: '#/components/responses/Forbidden' },
             '413': { $ref: '#/components/responses/TooLarge' },
           },
-          { requestBody: { required: true, content: jsonContent({ type: 'array', maxItems: 10000, items: ref('Tick') }) } },
+          { requestBody: { required: true, content: jsonContent(TickBatch(limits.ticksPerBatchMax) as unknown as Json) } },
         ),
       },
+    },
+  });
+}
+
+/** Named schemas become $refs; each is listed once under components.schemas. */
+function emitDocument(doc: Json): Json {
+  const schemas: Record<string, unknown> = {};
+  const out = toJsonSchema(doc, schemaRef, schemas) as Json;
+  (out.components as Json).schemas = schemas;
+  return out;
+}
+
+function marketPaths(): Json {
+  const r = (name: string): Json => ({ $ref: `#/components/responses/${name}` });
+  const disabled = response('Market data is not enabled on this server', ref('Error'));
+  const str: Json = { type: 'string' };
+  const tf: Json = { type: 'string', enum: [...timeframes] };
+  const fill: Json = { type: 'string', enum: [...fillModes] };
+  return {
+    '/api/v1/bars/{symbol}': {
+      parameters: [{ name: 'symbol', in: 'path', required: true, description: 'URL-encoded (BTC%2FUSD)', schema: SymbolField() }],
+      get: op(
+        'OHLCV and VWAP bars of one symbol (scope read:market), oldest first, the open bar included; paged with cursor = next_cursor',
+        { '200': response('A page of bars', ref('BarPage')), '400': r('BadRequest'), '403': r('Forbidden'), '404': disabled },
+        {
+          parameters: [
+            { name: 'tf', in: 'query', required: true, schema: tf },
+            { name: 'from', in: 'query', required: true, description: 'ISO-8601 (with a zone) or epoch ms; the interval holding it is the first', schema: str },
+            { name: 'to', in: 'query', description: 'ISO-8601 or epoch ms, exclusive; default now. At most barsPerQueryMax intervals from from.', schema: str },
+            { name: 'fill', in: 'query', description: 'Intervals without ticks: omitted (none), carrying the previous close (previous), or with null prices (null)', schema: { ...fill, default: 'none' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, default: 1000 } },
+            { name: 'cursor', in: 'query', description: 'next_cursor of the previous page', schema: str },
+          ],
+        },
+      ),
+    },
+    '/api/v1/market/alerts': {
+      get: op('The market alert rules (scope admin)', { '200': response('Rules', ref('AlertRules')), '403': r('Forbidden'), '404': disabled }),
+      put: op(
+        'Replace the market alert rules (scope admin); their windows and cooldowns start over; kept across restarts unless --alerts names a file',
+        { '200': response('Rules now in force', ref('AlertRules')), '400': r('BadRequest'), '403': r('Forbidden'), '404': disabled, '413': r('TooLarge'), '503': r('Unavailable') },
+        { requestBody: { required: true, content: { 'application/json': { schema: ref('AlertRules') } } } },
+      ),
     },
   };
 }

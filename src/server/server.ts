@@ -64,8 +64,8 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
   const marketWs = market === null ? null : new MarketWs(market, hub, now, undefined, log);
   const wsHandlers = new WsHandlers({ engine, hub, limits, stats, now, market: marketWs });
   let closing = false;
-  const openapiText = JSON.stringify(openApiDocument());
-  const asyncapiText = JSON.stringify(asyncApiDocument());
+  const openapiText = JSON.stringify(openApiDocument(limits));
+  const asyncapiText = JSON.stringify(asyncApiDocument(limits));
   const handlers = createHandlers({
     engine,
     options: opts,

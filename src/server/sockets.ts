@@ -6,7 +6,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehav
 import { ErrorCode } from '../errors.js';
 import type { Engine } from '../engine/api.js';
 import { validatePortfolioId } from '../domain/validate.js';
-import { PROTOCOL_NAME } from '../client/protocol.js';
+import { PROTOCOL_NAME } from '../protocol/messages.js';
 import { bearerFromAuthorization, canRead, canSee, parseWebSocketProtocols } from './auth.js';
 import type { Door } from './door.js';
 import type { CompatConn, Conn, FeedConn, Hub, MainConn } from './hub.js';

@@ -28,8 +28,6 @@ export interface ImportLimits {
   importTradesInFlightMax: number;
 }
 
-
-
 /** The content types the endpoint reads (NDJSON); anything else is answered 415 before a byte is read. */
 export const importContentTypes: readonly string[] = ['application/x-ndjson', 'application/ndjson', 'application/jsonl'];
 

@@ -3,18 +3,18 @@
 
 import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import type { Engine } from '../engine/api.js';
-import { tradeInputOf, validSymbol, validateTrade } from '../domain/validate.js';
+import { validSymbol, validateTrade } from '../domain/validate.js';
 import { decodeFeedFrame, readTick, type BinaryTick } from '../client/binary.js';
-import { CloseCode, type ClientOp, type RegisteredMessage } from '../client/protocol.js';
+import { CloseCode, type ClientOp, type RegisteredMessage } from '../protocol/messages.js';
 import { canRead, canSee, canTrade } from './auth.js';
 import { encodeJson, errorMessage, type Encoded } from './encoding.js';
 import type { Conn, FeedConn, Hub, MainConn } from './hub.js';
 import { ingestTicks } from './http.js';
 import type { ServerLimits } from './options.js';
-import { parseClientOp, parseFeedOp, type ProtocolLimits } from './protocol.js';
+import { parseClientOp, parseFeedOp, type ProtocolLimits } from '../protocol/parse.js';
 import type { StatsCollector } from './stats.js';
 import { canReadMarket, marketPortfolio } from './market.js';
-import { isMarketOp, type MarketOp } from './marketProtocol.js';
+import { isMarketOp, type MarketOp } from '../protocol/parse.js';
 import type { MarketWs } from './marketWs.js';
 
 export interface WsDeps {
@@ -179,7 +179,7 @@ export class WsHandlers {
     if (!v.ok) return this.send(conn, errorMessage(v.error, { id }));
     conn.pendingCommands++;
     engine
-      .trade(op.portfolio, op.trade.dry_run === undefined ? tradeInputOf(v.value) : { ...tradeInputOf(v.value), dry_run: op.trade.dry_run })
+      .tradeValidated(op.portfolio, v.value)
       .then(
         (r) => {
           conn.pendingCommands--;

@@ -21,8 +21,9 @@
 // Snapshot records and prices wait in a backlog and go snapshotsPerFlushMax / pricesPerFlushMax
 // per flush (encoded there, once, for the current record and its history entry), so snapshotting
 // 200k portfolios is many short flushes, not one main-thread stall of seconds.
-// At most one flush is in flight: appends made while a commit runs wait and share the next one
-// (group commit), so under load each fsync covers more events instead of queueing more fsyncs.
+// At most commitsInFlightMax flushes are in flight (pipelined, chained by conditional writes so none
+// commits after a failed one; writeQueue.ts): appends made meanwhile share the next one (group
+// commit), so under load each fsync covers more events instead of queueing more fsyncs.
 // The hot path never calls putSync/transactionSync and never runs a commit on the main thread.
 // lmdb-js's own event-turn batching is off (we batch per turn ourselves): in lmdb-js 3.5.6 a
 // failed commit in that mode also rejects an internal promise nobody handles, which kills the
@@ -38,7 +39,7 @@
 //    commit in fact also waits for fdatasync before it reports committed, so the default mode is
 //    power-loss safe too today, but lmdb-js documents only "committed", so we do not promise it.
 //  - sync mode (--sync): `durable` additionally waits for lmdb-js `flushed` ("committed and fully
-//    flushed/synced to disk"). With one flush in flight, that is exactly this flush. This survives
+//    flushed/synced to disk"), which covers this flush (and may wait for later ones in flight). This survives
 //    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
 //    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
 //  - measured cost (bench/store.ts, 2 shared busy cores, docs/STORE.md): the modes cost the same,
@@ -187,7 +188,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
 
 class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
@@ -211,6 +212,7 @@ class LmdbStore implements Store {
       byType: Database<number, Key>;
       byTs: Database<null, Key>;
       trades: Database<unknown, Key>;
+      tradeBodies: Database<unknown, Key>;
       snapshots: Database<PortfolioRecord, Key>;
       snapshotHistory: Database<PortfolioRecord, Key>;
       prices: Database<LastPrice, Key>;
@@ -223,7 +225,7 @@ class LmdbStore implements Store {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
     this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq);
-    this.trades = new TradeResults(this.queue, dbs.trades);
+    this.trades = new TradeResults(this.queue, dbs.trades, dbs.tradeBodies);
     this.snapshots = new Snapshots(
       this.queue,
       dbs.snapshots,
@@ -461,6 +463,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     const byType = root.openDB<number, Key>('byType', {});
     const byTs = root.openDB<null, Key>('byTs', {});
     const trades = root.openDB<unknown, Key>('tradeResults', {});
+    const tradeBodies = root.openDB<unknown, Key>('tradeResultBodies', {});
     const snapshots = root.openDB<PortfolioRecord, Key>('snapshots', {});
     const snapshotHistory = root.openDB<PortfolioRecord, Key>('snapshotHistory', {});
     const prices = root.openDB<LastPrice, Key>('prices', {});
@@ -471,7 +474,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, byPortfolio, byType, byTs, trades, snapshots, snapshotHistory, prices, priceHistory };
+    const dbs = { meta, events, byPortfolio, byType, byTs, trades, tradeBodies, snapshots, snapshotHistory, prices, priceHistory };
     return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh));
   } catch (err) {
     if (root !== undefined) void root.close().catch(() => undefined);

@@ -18,6 +18,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
+import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { LastPrice, StoredEvent } from '../domain/types.js';
 
@@ -134,16 +135,21 @@ export class WriteQueue {
   private readonly tables: QueueTable[] = [];
   private readonly commitListeners = new Set<(seconds: number, events: number) => void>();
 
+  /**
+   * `meta` holds the commit chain; without one (the market store) commits are not chained, so only one
+   * may be in flight.
+   */
   constructor(
     private readonly root: RootDatabase,
-    private readonly meta: Database<unknown, Key>,
+    private readonly meta: Database<unknown, Key> | null,
     private readonly sync: boolean,
-    private readonly commitsInFlightMax: number,
+    private readonly commitsInFlightMax = 1,
   ) {
+    assert(meta !== null || commitsInFlightMax === 1, 'pipelined commits need the chain in a meta db');
     // The chain key the last commit left (at most one exists); none in a fresh or older directory,
     // then the first flush is unconditional (nothing is in flight before it).
     let last = 0;
-    for (const key of meta.getKeys({ start: ['commit'], end: ['commit', Infinity] })) last = Math.max(last, (key as [string, number])[1]);
+    if (meta !== null) for (const key of meta.getKeys({ start: ['commit'], end: ['commit', Infinity] })) last = Math.max(last, (key as [string, number])[1]);
     this.chain = last;
   }
 
@@ -241,7 +247,7 @@ export class WriteQueue {
       const block = () => this.writeSingles(b);
       // Conditional on the previous flush's chain key: if that flush did not commit, this one writes
       // nothing (resolves false) instead of leaving a hole.
-      const singles = b.chain === 1 ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
+      const singles = b.chain === 1 || this.meta === null ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
       committed =
         b.snapshotHistory.length > 0 || b.priceHistory.length > 0 ? Promise.all([singles, this.root.transaction(() => this.writeHistory(b))]) : singles;
     } catch (err) {
@@ -262,6 +268,7 @@ export class WriteQueue {
 
   private writeSingles(b: Batch): void {
     for (const t of this.tables) t.write?.(b);
+    if (this.meta === null) return;
     this.meta.put(['commit', b.chain], b.events.length > 0 ? b.events[b.events.length - 1].seq : 0);
     if (b.chain > 1) this.meta.remove(['commit', b.chain - 1]);
   }
@@ -269,6 +276,10 @@ export class WriteQueue {
   /** Runs inside the write transaction (on the main thread), so its reads see every earlier write. */
   private writeHistory(b: Batch): void {
     // Only history of a flush that committed (its chain key, or a later one, is there).
+    if (this.meta === null) {
+      for (const t of this.tables) t.writeHistory?.(b);
+      return;
+    }
     for (const _ of this.meta.getKeys({ start: ['commit', b.chain], end: ['commit', Infinity], limit: 1 })) {
       for (const t of this.tables) t.writeHistory?.(b);
       return;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
 import type { Page, WebSocketRoute } from 'playwright-core';
 import type { PortfolioSnapshot, PositionView } from '../../src/domain/types.js';
-import type { UpdateMessage } from '../../src/client/protocol.js';
+import type { UpdateMessage } from '../../src/protocol/messages.js';
 
 export const mockOrigin = 'http://mtm.test';
 
