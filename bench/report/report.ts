@@ -228,6 +228,8 @@ export function rows(r: Report): Row[] {
   add('recovery', 'crash restart (spawn to ready)', f('crash.spawnToReadySeconds', ' s'), 'crashRestartSeconds');
   add('recovery', 'crash: state recovery', f('crash.recoverSeconds', ' s'));
   add('recovery', 'clean restart (spawn to ready)', f('clean.spawnToReadySeconds', ' s'), 'cleanRestartSeconds');
+  add('recovery', 'crash: peak RSS to ready', f('crash.peakRssMb', ' MB'));
+  add('recovery', 'crash: steady RSS after', f('crash.steadyRssMb', ' MB'));
   const k = (c: string) => (sys: SystemName, x: unknown) => fmt(figureSource('kernel', sys, x, `${c}.positionsPerSecond`));
   add('kernel', 'dense positions/s (wasm)', k('dense'), 'densePositionsPerSecond');
   add('kernel', 'dense positions/s (ts)', (sys, x) => (sys === 'mtm' ? fmt(figure(x, 'ts.dense.positionsPerSecond')) : ''));
