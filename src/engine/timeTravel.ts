@@ -30,6 +30,7 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
   });
   shard.load(record === undefined ? [] : [record], prices);
   shard.replay(events);
+  shard.finishRecovery();
   const snapshot = shard.snapshot(id, timestamp);
   return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
 }
