@@ -215,8 +215,9 @@ export function rows(r: Report): Row[] {
   });
   add('spike', `${wl('spike')}: rate / spike rate`, (_, x) => `${fmt(figure(x, 'rate'))} / ${fmt(figure(x, 'spikeRate'))}`);
   add('spike', 'p99 before (steady)', (_, x) => fmt(figure(x, 'before.latency.p99Ms'), ' ms') + lg(x, 'before.loadgenBound'), 'steadyP99Ms');
-  add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
-  add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
+  const silent = (x: unknown, path: string) => ((figure(x, path) ?? 0) > 0 ? ` (${fmt(figure(x, path))} windows without updates)` : '');
+  add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + silent(x, 'silentWindowsDuring') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
+  add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + silent(x, 'silentWindowsAfter') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
   add('spike', 'time to recover', (_, x) => fmt(figure(x, 'recoveryMs'), ' ms') + ((x as { recovered?: boolean }).recovered === false ? ' (not recovered)' : ''), 'recoveryMs');
   for (const mode of ['process', 'sync'] as const) {
     const m = (sys: SystemName) => (sys === 'limit' ? 'none' : mode);
