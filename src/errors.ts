@@ -117,6 +117,16 @@ export function httpStatusFor(code: string): number {
   return httpStatusOf[code as ErrorCode] ?? 500;
 }
 
+/** The one engine_closed answer (retryable where the caller may retry against a restarted engine). */
+export function engineClosed(retryable = false): { ok: false; error: EngineError } {
+  return fail(ErrorCode.engine_closed, 'engine is closed', undefined, retryable);
+}
+
+/** The one answer to a command while the store is behind (pendingWritesMax reached; retryable). */
+export function storeBehind(): { ok: false; error: EngineError } {
+  return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
+}
+
 /** The one shard_restarting answer: a command reached a shard that is being restarted (retryable). */
 export function shardRestartingError(shard: number): EngineError {
   return { code: ErrorCode.shard_restarting, message: `shard ${shard} is restarting; retry shortly`, retryable: true };

@@ -3,7 +3,7 @@
 // after the durable commit). Trades enter in commit.ts (trade-id idempotency).
 
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, type Result } from '../errors.js';
 import { validSymbol, validateCash, validateCreatePortfolio, validateFxConversion, validateLimits } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type CreatePortfolioInput, type PortfolioSnapshot, type Random, type RiskLimits } from '../domain/types.js';
 import type { SymbolTable } from './symbols.js';
@@ -45,7 +45,7 @@ export class Commands {
   async createPortfolio(input: CreatePortfolioInput): Promise<Result<PortfolioSnapshot>> {
     const v = validateCreatePortfolio(input);
     if (!v.ok) return v;
-    if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.d.life.closing) return engineClosed();
     await this.d.life.ready;
     const directory = this.d.directory;
     const id = v.value.id ?? this.newId();

@@ -4,7 +4,7 @@
 // answered with the first result (in flight, remembered, or stored), never applied twice.
 
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, shardRestartingError, storeBehind, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
 import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
 import { instrumentCurrencyError } from '../domain/instruments.js';
@@ -65,11 +65,11 @@ export class Commit {
 
   /** Sends a command to its shard and answers once its events are durable. */
   async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
-    if (this.d.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed', undefined, true);
+    if (this.d.life.closing) return engineClosed(true);
     await this.d.life.ready;
     const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
     if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
-    if (body.kind !== 'snapshot' && this.d.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
+    if (body.kind !== 'snapshot' && this.d.store.overloaded()) return storeBehind();
     const pending = h.submit(body);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
@@ -88,7 +88,7 @@ export class Commit {
 
   async trade(portfolioId: string, input: TradeInput): Promise<Result<TradeResult>> {
     const started = performance.now();
-    if (this.d.life.closing) return this.tradeDone(fail(ErrorCode.engine_closed, 'engine is closed'), started);
+    if (this.d.life.closing) return this.tradeDone(engineClosed(), started);
     const k = knownPortfolio(this.d.directory, portfolioId);
     if (!k.ok) return this.tradeDone(k, started);
     const v = validateTrade(input, this.d.clock.now());

@@ -10,7 +10,7 @@
 // changes nothing. A shard lost during the apply leaves the others ahead of the log: they are
 // restarted from the log too (rolled back), and the step is retried at the next check.
 
-import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, fail, ok, storeBehind, type EngineError, type Result } from '../errors.js';
 import type { Clock, CorporateStep, CorporateStepName, PortfolioUpdate } from '../domain/types.js';
 import { canonicalCorporateInput, resolveCorporateAction, validateCorporateInput } from '../domain/validateCorporate.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
@@ -273,7 +273,7 @@ export class CorporateDesk {
     const name = nextStep(entry);
     if (name === null) return ok(undefined);
     if (host.shards.some((h) => h.state !== 'ready')) return fail(ErrorCode.shard_restarting, 'a shard is restarting: the corporate action is applied once every shard is back; retry shortly', undefined, true);
-    if (host.store.overloaded()) return fail(ErrorCode.limit_exceeded, 'store writes pending must stay <= pendingWritesMax; retry shortly', undefined, true);
+    if (host.store.overloaded()) return storeBehind();
     const now = host.clock.now();
     const step = stepOf(entry.action, name);
     let outcome: { durable: Promise<void> | null; error: EngineError | null };

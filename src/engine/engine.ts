@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
@@ -252,7 +252,7 @@ export class MtmEngine implements Engine {
   // ---- instruments (instruments.ts) -------------------------------------------------------------
 
   async defineInstrument(symbol: string, input: unknown): Promise<Result<InstrumentAnswer>> {
-    if (this.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closing) return engineClosed();
     await this.ready;
     return this.instruments.define(symbol, input);
   }
@@ -373,13 +373,13 @@ export class MtmEngine implements Engine {
   }
 
   async corporateAction(input: unknown): Promise<Result<CorporateAnswer>> {
-    if (this.life.closing) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closing) return engineClosed();
     await this.ready;
     return this.corporate.submit(input);
   }
 
   async listCorporateActions(query: { after_seq?: number; limit?: number } = {}): Promise<Result<CorporateList>> {
-    if (this.life.closed) return fail(ErrorCode.engine_closed, 'engine is closed');
+    if (this.life.closed) return engineClosed();
     if (typeof query !== 'object' || query === null) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
     return this.corporate.list(query);
   }

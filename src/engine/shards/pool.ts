@@ -4,7 +4,7 @@
 
 import { MessageChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
-import { ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
+import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
 import type { FromShard, ShardEvent } from '../../shard/protocol.js';
 import type { Store } from '../../store/store.js';
@@ -238,7 +238,7 @@ export class ShardPool {
   /** Answers what waits, stops every shard and the pool (the engine's last step before the store). */
   async stop(): Promise<void> {
     for (const h of this.shards) {
-      h.failAll({ code: ErrorCode.engine_closed, message: 'engine is closed' });
+      h.failAll(engineClosed().error);
       h.state = 'stopped';
       h.post({ t: 'stop' });
     }

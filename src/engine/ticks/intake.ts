@@ -3,7 +3,7 @@
 // coalescer; the lockstep (lockstep.ts) takes it from there.
 
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, fail, type Result } from '../../errors.js';
+import { engineClosed, ErrorCode, type Result } from '../../errors.js';
 import { priceError, validSymbol } from '../../domain/validate.js';
 import type { Clock, TickInput } from '../../domain/types.js';
 import type { ShardEvent } from '../../shard/protocol.js';
@@ -120,12 +120,12 @@ export class TickIntake {
   }
 
   confirmSuspectTick(symbol: string): Promise<Result<SettledTick>> {
-    if (this.d.life.closing) return Promise.resolve(fail(ErrorCode.engine_closed, 'engine is closed'));
+    if (this.d.life.closing) return Promise.resolve(engineClosed());
     return this.suspect.settleByAdmin(symbol, 'confirmed');
   }
 
   rejectSuspectTick(symbol: string): Promise<Result<SettledTick>> {
-    if (this.d.life.closing) return Promise.resolve(fail(ErrorCode.engine_closed, 'engine is closed'));
+    if (this.d.life.closing) return Promise.resolve(engineClosed());
     return this.suspect.settleByAdmin(symbol, 'rejected');
   }
 
