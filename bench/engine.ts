@@ -1,9 +1,10 @@
 // bench:engine: the in-process engine under the reference workload (10,000 portfolios x 25 positions
 // over 2,000 symbols, Zipf ticks): sustained ticks/s ingested and tick-to-update latency (from a
 // tick's arrival to the end of the batch that revalued it and delivered its updates), p50/p99/p99.9.
-// Not a test: figures depend on the machine; run it and read them.
+// Not a test: figures depend on the machine; run it and read them. --listener bytes (default: the
+// listeners take the shards' binary deltas, as the server does) or objects (each delta decoded).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import hdr from 'hdr-histogram-js';
@@ -17,6 +18,8 @@ interface Args {
   workload: Workload;
   subscribed: number;
   workers: number | undefined;
+  /** bytes: listeners take the shards' binary deltas as they are (what the server does); objects: decoded. */
+  listener: 'bytes' | 'objects';
 }
 
 function parse(argv: string[]): Args {
@@ -33,6 +36,7 @@ function parse(argv: string[]): Args {
     workload: { ...workload, portfolios: Number(get('portfolios') ?? workload.portfolios) },
     subscribed: Number(get('subscribed') ?? 1_000),
     workers: get('workers') === undefined ? undefined : Number(get('workers')),
+    listener: get('listener') === 'objects' ? 'objects' : 'bytes',
   };
 }
 
@@ -44,7 +48,8 @@ async function main(): Promise<void> {
   await loadWorkload(engine, args.workload);
   const loadSeconds = (performance.now() - t0) / 1000;
   let updates = 0;
-  for (let p = 0; p < Math.min(args.subscribed, args.workload.portfolios); p++) engine.subscribe(portfolioId(p), () => updates++);
+  const bytes = args.listener === 'bytes';
+  for (let p = 0; p < Math.min(args.subscribed, args.workload.portfolios); p++) engine.subscribe(portfolioId(p), () => updates++, { bytes });
   await engine.drain();
   const latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   engine.counters.onLatency = (s) => latency.recordValue(Math.max(1, Math.round(s * 1e6)));
@@ -70,7 +75,8 @@ async function main(): Promise<void> {
   const result = {
     bench: 'engine',
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
-    workload: { ...args.workload, subscribed: args.subscribed, kernel: engine.kernel, workers: engine.workers, rate: args.rate || 'max' },
+    workload: { ...args.workload, subscribed: args.subscribed, listener: args.listener, kernel: engine.kernel, workers: engine.workers, rate: args.rate || 'max' },
+    loadAverage: loadavg().map((x) => round(x)),
     loadSeconds: round(loadSeconds),
     ticksPerSecond: Math.round(sent / seconds),
     batches: stats.batches,
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
     latencyMs: { p50: latency.getValueAtPercentile(50) / 1000, p99: latency.getValueAtPercentile(99) / 1000, p999: latency.getValueAtPercentile(99.9) / 1000, max: latency.maxValue / 1000 },
   };
   console.log(
-    `engine bench (${result.workload.kernel}, ${result.workload.workers} workers): ${result.ticksPerSecond.toLocaleString('en-US')} ticks/s, ` +
+    `engine bench (${result.workload.kernel}, ${result.workload.workers} workers, ${args.listener} listeners, load ${result.loadAverage[0]}): ${result.ticksPerSecond.toLocaleString('en-US')} ticks/s, ` +
       `${result.ticksPerBatch} ticks/batch, tick-to-update p50 ${result.latencyMs.p50} ms p99 ${result.latencyMs.p99} ms p99.9 ${result.latencyMs.p999} ms, ` +
       `${result.portfoliosRevaluedPerSecond.toLocaleString('en-US')} portfolios revalued/s, ${result.updatesDeliveredPerSecond.toLocaleString('en-US')} updates/s`,
   );

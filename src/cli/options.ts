@@ -97,6 +97,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'trade-ids-remembered-max', 'limits.tradeIdsRememberedMax', int(1), engine.limits.tradeIdsRememberedMax, 'trade ids', 'trade ids kept in memory for idempotency; older ones are answered from LMDB'),
   e('engine', 'fx-pivot', 'fxPivot', { type: 'enum', values: fxPivots }, engine.fxPivot, '', 'currency cross rates go through when neither the direct nor the inverse pair has ticked (QUSD x USDB, each leg direct or inverse)'),
   e('engine', 'instruments-max', 'limits.instrumentsMax', int(1), engine.limits.instrumentsMax, 'instruments', 'instrument definitions (reference data); past it a new definition is refused'),
+  e('engine', 'batches-in-flight-max', 'limits.batchesInFlightMax', int(1, 64), engine.limits.batchesInFlightMax, 'batches', 'tick batches the shards work on at once (2: a shard revalues the next batch while the main thread routes the last one\'s updates; 1: lockstep)'),
   e('engine', 'corporate-actions-pending-max', 'limits.corporateActionsPendingMax', int(1), engine.limits.corporateActionsPendingMax, 'actions', 'corporate actions announced and not fully applied; past it new ones are refused (retryable)'),
   // Store (LMDB).
   e('store', 'store-map-size-bytes', 'mapSizeBytes', int(1 << 20), store.mapSizeBytes, 'bytes', 'initial LMDB map size (address space, not disk; lmdb-js grows it when it fills)'),

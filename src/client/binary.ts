@@ -15,7 +15,8 @@
 //                 | u8 stale (0 or 1)
 // Version 2 added the mark ages (stale counts, price_ts, price_age_ms, stale) and the currencies
 // (unconverted_positions, currency, fx_rate); a version 1 reader refuses it ("unsupported version")
-// instead of misreading it.
+// instead of misreading it. The server now sends version 3 (src/client/delta.ts: compact, fixed
+// offsets); decodeUpdate reads both, and encodeUpdate still writes version 2 for older peers.
 //
 // Feed register frame (publisher -> /ws/feed):
 //   u8 kind = 0x10 | u8 version = 1 | u16 count | per symbol: u8 length m | m bytes (UTF-8)
@@ -24,12 +25,13 @@
 //   count x 28-byte records: u32 symbol id | f64 price | f64 ts (epoch ms) | f64 size (NaN = none)
 
 import type { PortfolioStatus, PortfolioUpdate, PositionView } from '../domain/types.js';
+import { DELTA_VERSION, decodeDelta } from './delta.js';
 
 /** Version of the feed frames (register, ticks). */
 export const BINARY_VERSION = 1;
 /** Version of the update frame. */
 export const UPDATE_BINARY_VERSION = 2;
-export const FrameKind = { update: 0x01, feedRegister: 0x10, feedTicks: 0x11 } as const;
+export const FrameKind = { update: 0x01, updates: 0x02, feedRegister: 0x10, feedTicks: 0x11 } as const;
 export const TICK_RECORD_BYTES = 28;
 export const TICKS_HEADER_BYTES = 8;
 
@@ -142,6 +144,7 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 7) return { ok: false, reason: 'frame shorter than its header' };
   if (view.getUint8(0) !== FrameKind.update) return { ok: false, reason: 'not an update frame' };
+  if (view.getUint8(1) === DELTA_VERSION) return decodeDelta(bytes);
   if (view.getUint8(1) !== UPDATE_BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
   const state = states[view.getUint8(2)];
   if (state === undefined) return { ok: false, reason: 'unknown state' };

@@ -8,8 +8,9 @@
 
 import type { DomainEventType, PortfolioSnapshot, StoredEvent, TradeInput, TradeResult } from '../domain/types.js';
 import { decodeUpdate } from './binary.js';
+import { DeltaKind, splitUpdatesFrame } from './delta.js';
 import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
-import type { ClientOp, Encoding, ErrorMessage, RequestId, ServerMessage, UpdateMessage } from '../protocol/messages.js';
+import type { ClientOp, Encoding, ErrorMessage, Frames, RequestId, ServerMessage, UpdateMessage } from '../protocol/messages.js';
 import { applyUpdate } from './view.js';
 
 /** The part of the WebSocket interface the client uses (browser WebSocket and `ws` both have it). */
@@ -77,6 +78,8 @@ export interface SubscriptionHandlers {
 export interface SubscribeOptions {
   throttleMs?: number;
   encoding?: Encoding;
+  /** 'connection': one frame per batch with all this connection's updates (decoded the same way). */
+  frames?: Frames;
 }
 
 export interface Subscription {
@@ -231,7 +234,7 @@ export class MtmClient {
   private restore(): void {
     const groups = new Map<string, { options: SubscribeOptions; ids: string[] }>();
     for (const [id, s] of this.subs) {
-      const k = `${s.options.throttleMs ?? 0}/${s.options.encoding ?? 'json'}`;
+      const k = `${s.options.throttleMs ?? 0}/${s.options.encoding ?? 'json'}/${s.options.frames ?? 'single'}`;
       let g = groups.get(k);
       if (!g) groups.set(k, (g = { options: s.options, ids: [] }));
       g.ids.push(id);
@@ -253,6 +256,7 @@ export class MtmClient {
       portfolios: ids,
       ...(o.throttleMs ? { throttle_ms: o.throttleMs } : {}),
       ...(o.encoding ? { encoding: o.encoding } : {}),
+      ...(o.frames ? { frames: o.frames } : {}),
     });
   }
 
@@ -349,12 +353,15 @@ export class MtmClient {
   private onMessage(data: unknown): void {
     this.stats.messages++;
     if (typeof data !== 'string') {
-      const bytes = data instanceof ArrayBuffer ? data : ArrayBuffer.isView(data) ? data : null;
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
       if (bytes === null) return;
-      const d = decodeUpdate(bytes);
-      if (!d.ok) return this.options.onError?.(new MtmError('bad_frame', `undecodable binary frame: ${d.reason}`));
-      const { from_seq, ...u } = d.value;
-      return this.onUpdate(from_seq < u.seq ? { type: 'update', from_seq, ...u } : { type: 'update', ...u });
+      if (bytes.length > 0 && bytes[0] === DeltaKind.updates) {
+        const records = splitUpdatesFrame(bytes);
+        if (!records.ok) return this.options.onError?.(new MtmError('bad_frame', `undecodable binary frame: ${records.reason}`));
+        for (const r of records.value) this.onBinaryUpdate(r);
+        return;
+      }
+      return this.onBinaryUpdate(bytes);
     }
     let m: ServerMessage;
     try {
@@ -375,6 +382,9 @@ export class MtmClient {
       }
       case 'update':
         return this.onUpdate(m);
+      case 'updates':
+        for (const u of m.updates) this.onUpdate(u);
+        return;
       case 'event':
         return this.events?.onEvent(m.event);
       case 'ack':
@@ -385,6 +395,13 @@ export class MtmClient {
       default:
         return; // subscribed / unsubscribed / events_subscribed: informational
     }
+  }
+
+  private onBinaryUpdate(bytes: Uint8Array): void {
+    const d = decodeUpdate(bytes);
+    if (!d.ok) return this.options.onError?.(new MtmError('bad_frame', `undecodable binary frame: ${d.reason}`));
+    const { from_seq, ...u } = d.value;
+    this.onUpdate(from_seq < u.seq ? { type: 'update', from_seq, ...u } : { type: 'update', ...u });
   }
 
   private settle(id: RequestId | undefined, m: ServerMessage): void {

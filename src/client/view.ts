@@ -34,6 +34,7 @@ export function applyUpdate(view: PortfolioSnapshot, u: PortfolioUpdate): Portfo
     gross_exposure: u.gross_exposure,
     stale_positions: u.stale_positions,
     unpriced_positions: u.unpriced_positions,
+    unconverted_positions: u.unconverted_positions,
     equity_hwm: Math.max(view.equity_hwm, u.equity),
     positions,
   };

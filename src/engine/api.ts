@@ -26,6 +26,7 @@ export type { InstrumentAnswer };
 import type { KernelKind } from '../kernel/backend.js';
 import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
+import type { Delta } from './deltas.js';
 
 export type { EventQuery, HeldTick };
 
@@ -52,6 +53,12 @@ export interface EngineLimits {
   instrumentsMax: number;
   /** Corporate actions announced and not yet fully applied; past it new ones are refused (retryable). */
   corporateActionsPendingMax: number;
+  /**
+   * Tick batches posted to the shards and not yet answered: with 2, a shard revalues and encodes batch
+   * k+1 while the main thread routes batch k's deltas; 1 is strict lockstep. Ticks arriving meanwhile
+   * coalesce (latest price per symbol), so memory stays bounded whatever the feed rate.
+   */
+  batchesInFlightMax: number;
 }
 
 export interface EngineOptions {
@@ -108,7 +115,14 @@ export interface TickIngestResult {
 
 export type EngineMessage =
   | { kind: 'snapshot'; snapshot: PortfolioSnapshot; resync: boolean }
-  | { kind: 'update'; update: PortfolioUpdate };
+  | { kind: 'update'; update: PortfolioUpdate }
+  /** To listeners subscribed with { bytes: true }: the binary delta as the shard wrote it (src/engine/deltas.ts). */
+  | { kind: 'delta'; delta: Delta };
+
+export interface SubscribeOptions {
+  /** Deltas as bytes (kind 'delta') instead of update objects: nothing is decoded for this listener. */
+  bytes?: boolean;
+}
 
 export type Listener = (message: EngineMessage) => void;
 export type EventListener = (event: StoredEvent) => void;
@@ -180,7 +194,7 @@ export interface Engine {
   /** Scales the suspect filter's reference (and any held price) of `symbol`: a split changes the price scale. */
   rescaleMarkReference(symbol: string, factor: number): Result<void>;
   /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
-  subscribe(portfolioId: string, listener: Listener): Result<() => void>;
+  subscribe(portfolioId: string, listener: Listener, options?: SubscribeOptions): Result<() => void>;
   onEvent(listener: EventListener): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;

@@ -64,13 +64,14 @@ export class Commit {
   }
 
   /** Sends a command to its shard and answers once its events are durable. */
-  async run(portfolio: string, body: CommandBody): Promise<Result<CommandResult>> {
+  /** `onResult`: see ShardHandle.submit (runs as the shard's answer is read). */
+  async run(portfolio: string, body: CommandBody, onResult?: (r: CommandResult) => void): Promise<Result<CommandResult>> {
     if (this.d.life.closing) return engineClosed(true);
     await this.d.life.ready;
     const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
     if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
     if (body.kind !== 'snapshot' && this.d.store.overloaded()) return storeBehind();
-    const pending = h.submit(body);
+    const pending = h.submit(body, onResult);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
     if (r.error !== null) return { ok: false, error: r.error };

@@ -11,7 +11,7 @@
 // restarted from the log too (rolled back), and the step is retried at the next check.
 
 import { ErrorCode, fail, ok, storeBehind, type EngineError, type Result } from '../errors.js';
-import type { Clock, CorporateStep, CorporateStepName, PortfolioUpdate } from '../domain/types.js';
+import type { Clock, CorporateStep, CorporateStepName } from '../domain/types.js';
 import { canonicalCorporateInput, resolveCorporateAction, validateCorporateInput } from '../domain/validateCorporate.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
 import type { Store } from '../store/store.js';
@@ -57,7 +57,8 @@ export interface DeskHost {
   hold(on: boolean): void;
   announceSymbols(): void;
   persist(events: ShardEvent[], trades?: TradeRecord[]): Promise<void>;
-  deliver(update: PortfolioUpdate): void;
+  /** A watched holder's binary delta (src/client/delta.ts). */
+  deliver(delta: Uint8Array): void;
   /** Restarts a shard from the log (its worker exits; the supervisor reloads it). */
   restartShard(index: number): void;
   /** Resolves once everything appended so far is durable. */

@@ -14,13 +14,14 @@ import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
-import type { Engine, EngineOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
 import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corporateDesk.js';
 import { CorporateMarks } from './corporateMarks.js';
 import { EngineCounters } from './counters.js';
+import { deltaOf } from './deltas.js';
 import type { Directory } from './directory.js';
 import { History } from './history.js';
 import { LatencyWindow } from './latencyWindow.js';
@@ -95,7 +96,7 @@ export class MtmEngine implements Engine {
       persist: (events, trades) => this.commit.persist(events, trades),
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
-      batchDone: () => this.lockstep.batchDone(),
+      batchDone: (batch) => this.lockstep.batchDone(batch),
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),
@@ -308,8 +309,8 @@ export class MtmEngine implements Engine {
     return shardOf(portfolioId, this.workers);
   }
 
-  subscribe(portfolioId: string, listener: Listener): Result<() => void> {
-    return this.subscriptions.subscribe(portfolioId, listener);
+  subscribe(portfolioId: string, listener: Listener, options?: SubscribeOptions): Result<() => void> {
+    return this.subscriptions.subscribe(portfolioId, listener, options);
   }
 
   /** Appends events produced beside the shards (market alerts, feed gaps) to the log. */
@@ -363,7 +364,7 @@ export class MtmEngine implements Engine {
       },
       announceSymbols: () => this.pool.announceSymbols(),
       persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => this.commit.persist(events, trades),
-      deliver: (u: PortfolioUpdate) => this.subscriptions.deliver(u),
+      deliver: (u: Uint8Array) => this.subscriptions.deliver(deltaOf(u)),
       restartShard: (index: number) => shards[index].post({ t: 'crash', how: 'exit' }),
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,

@@ -15,6 +15,7 @@ export const defaultLimits: EngineLimits = {
   tradeIdsRememberedMax: 200_000,
   corporateActionsPendingMax: 1_000,
   instrumentsMax: instrumentsMaxDefault,
+  batchesInFlightMax: 2,
 };
 
 export interface ResolvedOptions {

@@ -4,6 +4,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { shardRestartingError, type EngineError } from '../errors.js';
 import type { Command, CommandResult, FromShard, ToShard } from '../shard/protocol.js';
+import { DeltaRoutes } from './deltas.js';
 
 type Pending = (result: CommandResult) => void;
 export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C, 'id'> : never) : never;
@@ -11,17 +12,22 @@ export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C,
 export class ShardHandle {
   port: MessagePort | null = null;
   state: 'starting' | 'ready' | 'restarting' | 'stopped' = 'starting';
-  batchInFlight = false;
+  /** Numbers of the tick batches posted to this shard and not yet answered, oldest first. */
+  batchesInFlight: number[] = [];
   /**
    * Whether this worker was sent the symbol table (recovery does, first thing): names announced
    * before that would reach it out of order (ids from the middle of the table).
    */
   symbolTableSent = false;
   restarts = 0;
+  /** Book index -> portfolio id of this worker's deltas (reset when the worker restarts). */
+  readonly routes = new DeltaRoutes();
   /** Commands wait here instead of being posted: a corporate step is between its check and its log. */
   private held = false;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Called as the result is read, before the next result of the same message (see submit). */
+  private readonly onResults = new Map<number, Pending>();
   private queued: Command[] = [];
   private flushScheduled = false;
 
@@ -43,10 +49,17 @@ export class ShardHandle {
     this.port?.postMessage(msg);
   }
 
-  /** Queues a command for this turn's message to the shard; null when the shard's queue is full. */
-  submit(body: CommandBody): Promise<CommandResult> | null {
+  /**
+   * Queues a command for this turn's message to the shard; null when the shard's queue is full.
+   * `onResult` runs synchronously when the result is read, before anything the shard sent after it:
+   * a subscription's snapshot must be in place before the next result's update is delivered (a
+   * promise continuation runs only after the whole message, and dropped that update as "before the
+   * snapshot": a gap).
+   */
+  submit(body: CommandBody, onResult?: Pending): Promise<CommandResult> | null {
     if (this.pending.size >= this.commandsQueuedMax) return null;
     const cmd = { ...body, id: this.nextId++ } as Command;
+    if (onResult !== undefined) this.onResults.set(cmd.id, onResult);
     const done = new Promise<CommandResult>((resolve) => this.pending.set(cmd.id, resolve));
     this.queued.push(cmd);
     if (!this.flushScheduled) {
@@ -84,6 +97,11 @@ export class ShardHandle {
   resolve(result: CommandResult): void {
     const done = this.pending.get(result.id);
     this.pending.delete(result.id);
+    const now = this.onResults.get(result.id);
+    if (now !== undefined) {
+      this.onResults.delete(result.id);
+      now(result);
+    }
     done?.(result);
   }
 
@@ -91,6 +109,7 @@ export class ShardHandle {
   failAll(error: EngineError): void {
     const waiting = [...this.pending.entries()];
     this.pending.clear();
+    this.onResults.clear();
     this.queued = [];
     for (const [id, done] of waiting) done({ id, error, snapshot: null, trade: null, events: [], update: null });
   }

@@ -1,11 +1,14 @@
 // Who listens to which portfolio in this process, and where each listener stands: a listener gets
 // its snapshot first, then only updates newer than that snapshot. Bounded per portfolio.
 
-import type { PortfolioSnapshot, PortfolioUpdate } from '../domain/types.js';
+import type { PortfolioSnapshot } from '../domain/types.js';
 import type { Listener } from './api.js';
+import type { Delta } from './deltas.js';
 
 interface Subscription {
   readonly listener: Listener;
+  /** Takes deltas as bytes (the server); otherwise updates are decoded into objects for it. */
+  readonly bytes: boolean;
   /** Seq of the last message delivered; -1 until the snapshot arrives. */
   seq: number;
 }
@@ -34,14 +37,14 @@ export class Subscribers {
   }
 
   /** Null when the portfolio already has subscribersPerPortfolioMax listeners. */
-  add(portfolio: string, listener: Listener): Subscription | null {
+  add(portfolio: string, listener: Listener, bytes = false): Subscription | null {
     let set = this.byPortfolio.get(portfolio);
     if (set === undefined) {
       set = new Set();
       this.byPortfolio.set(portfolio, set);
     }
     if (set.size >= this.subscribersPerPortfolioMax) return null;
-    const sub: Subscription = { listener, seq: -1 };
+    const sub: Subscription = { listener, bytes, seq: -1 };
     set.add(sub);
     this.total++;
     return sub;
@@ -69,14 +72,16 @@ export class Subscribers {
     for (const sub of set) this.deliverSnapshot(sub, snapshot, true);
   }
 
-  deliverUpdate(update: PortfolioUpdate): number {
-    const set = this.byPortfolio.get(update.portfolio_id);
+  /** Bytes to byte listeners; an object (decoded once, on demand) to the others. */
+  deliverDelta(delta: Delta): number {
+    const set = this.byPortfolio.get(delta.portfolioId);
     if (set === undefined) return 0;
     let delivered = 0;
     for (const sub of set) {
-      if (sub.seq < 0 || update.seq <= sub.seq) continue;
-      sub.seq = update.seq;
-      sub.listener({ kind: 'update', update });
+      if (sub.seq < 0 || delta.seq <= sub.seq) continue;
+      sub.seq = delta.seq;
+      if (sub.bytes) sub.listener({ kind: 'delta', delta });
+      else sub.listener({ kind: 'update', update: delta.update() });
       delivered++;
     }
     return delivered;

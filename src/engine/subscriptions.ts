@@ -2,8 +2,9 @@
 // shards build for watched portfolios (deliver); after a shard restart its watchers are resynced.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import type { Clock, PortfolioUpdate } from '../domain/types.js';
-import type { Listener } from './api.js';
+import type { Clock } from '../domain/types.js';
+import type { Listener, SubscribeOptions } from './api.js';
+import type { Delta } from './deltas.js';
 import type { Commit } from './commit.js';
 import type { EngineCounters } from './counters.js';
 import { knownPortfolio, type Directory } from './directory.js';
@@ -28,20 +29,22 @@ export class Subscriptions {
     this.subscribers = new Subscribers(d.o.limits.subscribersPerPortfolioMax);
   }
 
-  /** An update from a shard, to every listener of its portfolio. */
-  deliver(u: PortfolioUpdate): void {
-    this.d.counters.updatesEmitted += this.subscribers.deliverUpdate(u);
-  }
+  /** A delta from a shard, to every listener of its portfolio (bytes, or decoded once for objects). */
+  readonly deliver = (d: Delta): void => {
+    this.d.counters.updatesEmitted += this.subscribers.deliverDelta(d);
+  };
 
-  subscribe(portfolioId: string, listener: Listener): Result<() => void> {
+  subscribe(portfolioId: string, listener: Listener, options: SubscribeOptions = {}): Result<() => void> {
     const k = knownPortfolio(this.d.directory, portfolioId);
     if (!k.ok) return k;
     const id = k.value;
-    const sub = this.subscribers.add(id, listener);
+    const sub = this.subscribers.add(id, listener, options.bytes === true);
     if (sub === null) return fail(ErrorCode.limit_exceeded, `subscribers per portfolio must be <= ${this.d.o.limits.subscribersPerPortfolioMax}`, 'portfolio_id');
     let active = true;
-    void this.d.commit.run(id, { kind: 'snapshot', portfolio: id, now: this.d.clock.now(), watch: true }).then((r) => {
-      if (active && r.ok && r.value.snapshot !== null) this.subscribers.deliverSnapshot(sub, r.value.snapshot, false);
+    // Delivered as the shard's answer is read: an update in the same message right after it is newer
+    // (in a promise continuation it came too late and that update was dropped: a gap).
+    void this.d.commit.run(id, { kind: 'snapshot', portfolio: id, now: this.d.clock.now(), watch: true }, (r) => {
+      if (active && r.error === null && r.snapshot !== null) this.subscribers.deliverSnapshot(sub, r.snapshot, false);
     });
     return ok(() => {
       if (!active) return;
@@ -57,14 +60,15 @@ export class Subscriptions {
     const mine = [...this.subscribers.portfolios()].filter((id) => shardOf(id, this.d.o.workers) === h.index);
     await Promise.all(
       mine.map(async (id) => {
-        const r = await this.d.commit.run(id, { kind: 'snapshot', portfolio: id, now: this.d.clock.now(), watch: true });
-        if (r.ok && r.value.snapshot !== null) {
+        // As in subscribe(): the resync snapshot is in place before the next message's updates.
+        await this.d.commit.run(id, { kind: 'snapshot', portfolio: id, now: this.d.clock.now(), watch: true }, (r) => {
+          if (r.error !== null || r.snapshot === null) return;
           // The shard counts one watch per listener (subscribe() sends one each) and the snapshot above
           // counted one: without the others, the first unsubscribe silenced every remaining listener
           // (found by the simulator, seed 5).
           for (let i = 1; i < this.subscribers.countOf(id); i++) h.post({ t: 'watch', portfolio: id, on: true });
-          this.subscribers.resync(r.value.snapshot);
-        }
+          this.subscribers.resync(r.snapshot);
+        });
       }),
     );
   }

@@ -43,6 +43,12 @@ export const RequestId = Type.Union([Type.String({ minLength: 1, maxLength: 128 
 export type RequestId = Static<typeof RequestId>;
 export const Encoding = Type.Enum(['json', 'binary']);
 export type Encoding = Static<typeof Encoding>;
+/**
+ * How updates are framed: 'single' (default) = one message per update; 'connection' = one message per
+ * connection per engine batch carrying every update it owes (JSON `updates`, binary kind 0x02).
+ */
+export const Frames = Type.Enum(['single', 'connection']);
+export type Frames = Static<typeof Frames>;
 const EventType = Type.Enum([...domainEventTypes] as [DomainEventType, ...DomainEventType[]]);
 const Timeframe = Type.Enum([...timeframes], errorRule(ErrorCode.invalid_field));
 
@@ -82,6 +88,12 @@ export function mainOps(l: ProtocolLimits) {
           }),
         ),
         encoding: Type.Optional(nullable(Encoding, { description: 'Default json', ...errorRule(ErrorCode.invalid_field, "must be 'json' or 'binary'") })),
+        frames: Type.Optional(
+          nullable(Frames, {
+            description: "Default single (one message per update); connection: one frame per connection per engine batch (JSON type 'updates', binary kind 0x02)",
+            ...errorRule(ErrorCode.invalid_field, "must be 'single' or 'connection'"),
+          }),
+        ),
       }),
     ),
     UnsubscribeOp: named('UnsubscribeOp', Type.Object({ op: Type.Literal('unsubscribe'), id: Type.Optional(RequestId), portfolios: portfolioList(l.subscriptionsPerConnectionMax) })),
@@ -188,6 +200,9 @@ export const UpdateMessage = named(
   Type.Intersect([PortfolioUpdate, Type.Object({ type: Type.Literal('update'), from_seq: Type.Optional(Type.Integer({ description: 'Merged update: it covers from_seq..seq' })) })]),
 );
 export type UpdateMessage = Static<typeof UpdateMessage>;
+/** frames: 'connection': the update messages one engine batch owes one connection, in order. */
+export const UpdatesMessage = named('UpdatesMessage', Type.Object({ type: Type.Literal('updates'), updates: Type.Array(UpdateMessage) }));
+export type UpdatesMessage = Static<typeof UpdatesMessage>;
 export const StoredEventSchema = named(
   'StoredEvent',
   Type.Object({ type: EventType, portfolio_id: Type.String(), ts: Type.Number(), seq: Type.Integer() }, { description: 'A domain event with its global seq; the other fields depend on type (src/domain/types.ts DomainEventBody)' }),
@@ -320,6 +335,7 @@ export const BarMessage = named(
 export type ServerMessage =
   | SnapshotMessage
   | UpdateMessage
+  | UpdatesMessage
   | EventMessage
   | AckMessage
   | ErrorMessage
@@ -348,6 +364,7 @@ export function asyncApiMessageSchemas(l: ProtocolLimits) {
     UnsubscribeBars: m.UnsubscribeBarsOp,
     Snapshot: SnapshotMessage,
     Update: UpdateMessage,
+    Updates: UpdatesMessage,
     Event: EventMessage,
     Ack: AckMessage,
     Error: ErrorMessage,

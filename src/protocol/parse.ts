@@ -118,7 +118,9 @@ export function parseClientOp(text: string, limits: ProtocolLimits): ParseResult
     case 'subscribe': {
       if ((e = check(v.SubscribeOp)) !== null) return withId(e, id);
       const throttle = (m.throttle_ms as number | null | undefined) ?? 0;
-      return ok({ op: 'subscribe', ...base, portfolios: unique(m.portfolios as string[]), throttle_ms: throttle, encoding: (m.encoding as Encoding | null | undefined) ?? 'json' });
+      // frames absent means 'single' (one message per update): left out of the op then.
+      const frames = m.frames === 'connection' ? { frames: 'connection' as const } : {};
+      return ok({ op: 'subscribe', ...base, portfolios: unique(m.portfolios as string[]), throttle_ms: throttle, encoding: (m.encoding as Encoding | null | undefined) ?? 'json', ...frames });
     }
     case 'unsubscribe':
       if ((e = check(v.UnsubscribeOp)) !== null) return withId(e, id);

@@ -24,6 +24,21 @@ export function updateMessageJson(update: PortfolioUpdate, fromSeq: number = upd
   return encodeJson(fromSeq < update.seq ? { type: 'update', from_seq: fromSeq, ...update } : { type: 'update', ...update });
 }
 
+/** frames: 'connection': already encoded update messages, one JSON frame (their bytes copied once). */
+export function updatesMessageJson(updates: readonly Buffer[]): Encoded {
+  const parts: Buffer[] = [updatesOpen];
+  for (let i = 0; i < updates.length; i++) {
+    if (i > 0) parts.push(comma);
+    parts.push(updates[i]);
+  }
+  parts.push(updatesClose);
+  return { bytes: Buffer.concat(parts), isBinary: false };
+}
+const updatesOpen = Buffer.from('{"type":"updates","updates":[', 'utf8');
+const comma = Buffer.from(',', 'utf8');
+const updatesClose = Buffer.from(']}', 'utf8');
+
+/** Version 2 binary update (the SDK still reads it; the server now sends version 3, src/client/delta.ts). */
 export function updateMessageBinary(update: PortfolioUpdate, fromSeq: number = update.seq): Encoded {
   const u8 = encodeUpdate(update, fromSeq);
   return { bytes: Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength), isBinary: true };

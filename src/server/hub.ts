@@ -1,8 +1,15 @@
 // Delivery of portfolio snapshots and updates to WebSocket subscribers.
 //
-// One engine subscription per watched portfolio (a Channel), whatever the number of sockets.
-// Each update is serialized once per encoding and published to uWS topics (p/<id>/j, p/<id>/b,
-// p/<id>/c): subscribers with no throttle and no backpressure are topic members and cost nothing more.
+// One engine subscription per watched portfolio (a Channel), whatever the number of sockets. The
+// engine hands each update over as the bytes its shard wrote (a binary delta, src/client/delta.ts):
+// binary topic members get those bytes as they are; the update is decoded into an object only when
+// something needs one (JSON members, merged deltas, the compat view), once per update.
+// Updates are published to uWS topics (p/<id>/j, p/<id>/b, p/<id>/c): subscribers with no throttle
+// and no backpressure are topic members and cost nothing more. The compat view (the whole portfolio)
+// is kept current only while a compat socket watches the portfolio.
+// Subscriptions with frames: 'connection' are not topic members: their updates are queued per
+// connection and sent as one frame per connection per engine batch (flushed in a microtask, after the
+// engine has delivered the batch).
 // Every other subscription is "manual" and keeps a PendingDelta (conflation.ts):
 //   - loading:   waiting for its snapshot; updates are merged meanwhile and sent right after it;
 //   - throttled: merged updates flushed by the timer wheel at most every throttle_ms;
@@ -14,19 +21,14 @@
 
 import type { WebSocket } from 'uWebSockets.js';
 import type { Engine, EngineMessage } from '../engine/api.js';
-import type { PortfolioSnapshot, PortfolioUpdate, StoredEvent } from '../domain/types.js';
-import { CloseCode, type Encoding } from '../protocol/messages.js';
+import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
+import { CloseCode, type Encoding, type Frames } from '../protocol/messages.js';
+import { encodeDelta, encodeUpdatesFrame } from '../client/delta.js';
+import type { Delta } from '../engine/deltas.js';
+import { applyUpdate } from '../client/view.js';
 import { canRead, type Principal } from './auth.js';
 import { PendingDelta, TimerWheel } from './conflation.js';
-import {
-  applyUpdateToView,
-  errorMessage,
-  eventMessage,
-  snapshotMessage,
-  updateMessageBinary,
-  updateMessageJson,
-  type Encoded,
-} from './encoding.js';
+import { errorMessage, eventMessage, snapshotMessage, updateMessageJson, updatesMessageJson, type Encoded } from './encoding.js';
 import type { ServerLimits } from './options.js';
 import type { StatsCollector, WsProtocol } from './stats.js';
 import type { WindowCounter } from './rateLimit.js';
@@ -55,6 +57,9 @@ export interface MainConn extends ConnBase {
   conflating: boolean;
   conflatingSince: number;
   pendingCommands: number;
+  /** frames: 'connection': this batch's records, sent as one frame per encoding (bounded by subs). */
+  outBinary?: Uint8Array[];
+  outJson?: Buffer[];
 }
 
 export interface CompatConn extends ConnBase {
@@ -75,7 +80,8 @@ export interface FeedConn extends ConnBase {
 export type Conn = MainConn | CompatConn | FeedConn;
 export type SubscriberConn = MainConn | CompatConn;
 
-type SubState = 'loading' | 'topic' | 'manual';
+/** framed: live like a topic member, but its updates go out in per-connection frames. */
+type SubState = 'loading' | 'topic' | 'framed' | 'manual';
 
 export class Sub {
   state: SubState = 'loading';
@@ -94,6 +100,7 @@ export class Sub {
     readonly channel: Channel,
     readonly encoding: Encoding | 'compat',
     readonly throttleMs: number,
+    readonly frames: Frames = 'single',
   ) {}
 
   get topic(): string {
@@ -108,7 +115,16 @@ export class Channel {
   readonly subs = new Set<Sub>();
   /** Subscriptions not in a topic: loading, throttled, or on a conflating socket. */
   readonly manual = new Set<Sub>();
+  /** Live subscriptions with frames: 'connection'. */
+  readonly framed = new Set<Sub>();
+  /** The whole portfolio: the engine's snapshot, plus every update while compat > 0. */
   view: PortfolioSnapshot | null = null;
+  /** Compat subscriptions: the view is kept current only while there is one. */
+  compat = 0;
+  /** While the view is reloaded for a compat subscription: the updates that arrive meanwhile. */
+  viewLoading: PendingDelta | null = null;
+  /** The view missed updates (no compat subscription then): a compat subscription reloads it. */
+  viewStale = false;
   unsubscribeEngine: (() => void) | null = null;
 
   constructor(readonly id: string) {
@@ -148,7 +164,7 @@ export class Hub {
 
   // ---- subscriptions ----
 
-  subscribe(conn: SubscriberConn, portfolioId: string, encoding: Encoding | 'compat', throttleMs: number): Sub {
+  subscribe(conn: SubscriberConn, portfolioId: string, encoding: Encoding | 'compat', throttleMs: number, frames: Frames = 'single'): Sub {
     let ch = this.channels.get(portfolioId);
     const fresh = ch === undefined;
     if (ch === undefined) {
@@ -156,15 +172,16 @@ export class Hub {
       this.channels.set(portfolioId, ch);
       this.stats.portfoliosWatched = this.channels.size;
     }
-    const sub = new Sub(conn, ch, encoding, throttleMs);
+    const sub = new Sub(conn, ch, encoding, throttleMs, frames);
     conn.subs.set(portfolioId, sub);
     ch.subs.add(sub);
     ch.manual.add(sub);
     this.stats.subscriptions++;
+    if (encoding === 'compat') ch.compat++;
     if (fresh) {
       // The engine delivers a snapshot first: it ends this sub's loading (see onEngine).
       const channel = ch;
-      const r = this.engine.subscribe(portfolioId, (m) => this.onEngine(channel, m));
+      const r = this.engine.subscribe(portfolioId, (m) => this.onEngine(channel, m), { bytes: true });
       if (r.ok) {
         if (this.channels.get(portfolioId) === channel) channel.unsubscribeEngine = r.value;
         else r.value();
@@ -172,9 +189,10 @@ export class Hub {
         this.failSub(sub, r.error);
       }
     } else if (ch.view !== null) {
-      // Compat sockets get the channel's own full view (current by construction); /ws gets the engine's snapshot.
-      if (encoding === 'compat') this.deliverSnapshot(sub, ch.view, null);
-      else this.load(sub, false);
+      // Compat sockets get the channel's own full view when it is current; /ws gets the engine's snapshot.
+      if (encoding !== 'compat') this.load(sub, false);
+      else if (!ch.viewStale) this.deliverSnapshot(sub, ch.view, null);
+      else this.reloadView(ch);
     }
     // else: the channel still waits for the engine's first snapshot; it will deliver to this sub too.
     return sub;
@@ -186,9 +204,11 @@ export class Hub {
     conn.subs.delete(channel.id);
     channel.subs.delete(sub);
     channel.manual.delete(sub);
+    channel.framed.delete(sub);
     this.wheel.cancel(sub);
     sub.loadToken++;
     this.stats.subscriptions--;
+    if (sub.encoding === 'compat' && --channel.compat === 0 && channel.view !== null) channel.viewStale = true;
     if (sub.state === 'topic' && !conn.closed && conn.ws !== null) conn.ws.unsubscribe(sub.topic);
     if (channel.subs.size === 0) {
       this.channels.delete(channel.id);
@@ -231,8 +251,40 @@ export class Hub {
       if (!sub.conn.closed && sub.conn.ws !== null) sub.conn.ws.unsubscribe(sub.topic);
       sub.state = 'manual';
       sub.channel.manual.add(sub);
+    } else if (sub.state === 'framed') {
+      sub.channel.framed.delete(sub);
+      sub.state = 'manual';
+      sub.channel.manual.add(sub);
     }
     this.wheel.cancel(sub);
+  }
+
+  /**
+   * A compat socket arrived while nobody kept the view current: the view is reloaded from the engine,
+   * merging the updates that arrive meanwhile (they are newer than the snapshot or dropped by seq).
+   */
+  private reloadView(ch: Channel): void {
+    if (ch.viewLoading !== null) return;
+    const pending = new PendingDelta();
+    ch.viewLoading = pending;
+    this.engine.snapshot(ch.id).then(
+      (r) => {
+        if (ch.viewLoading !== pending || this.channels.get(ch.id) !== ch) return;
+        ch.viewLoading = null;
+        if (!r.ok) {
+          // Retryable (shard restarting): the engine's resync snapshot will end the loading.
+          if (r.error.retryable !== true) for (const sub of [...ch.manual]) if (sub.encoding === 'compat' && sub.state === 'loading') this.failSub(sub, r.error);
+          return;
+        }
+        let view = r.value;
+        const merged = pending.take();
+        if (merged !== null) view = applyUpdate(view, merged.update);
+        ch.view = view;
+        ch.viewStale = false;
+        for (const sub of [...ch.manual]) if (sub.encoding === 'compat' && sub.state === 'loading') this.deliverSnapshot(sub, view, null);
+      },
+      () => undefined,
+    );
   }
 
   private load(sub: Sub, resync: boolean): void {
@@ -283,7 +335,11 @@ export class Hub {
       return;
     }
     sub.dirty = false;
-    if (sub.throttleMs === 0) {
+    if (sub.throttleMs === 0 && sub.frames === 'connection' && sub.encoding !== 'compat') {
+      sub.state = 'framed';
+      sub.channel.manual.delete(sub);
+      sub.channel.framed.add(sub);
+    } else if (sub.throttleMs === 0) {
       sub.state = 'topic';
       sub.channel.manual.delete(sub);
       conn.ws.subscribe(sub.topic);
@@ -296,10 +352,49 @@ export class Hub {
   private flushPending(sub: Sub): void {
     const taken = sub.pending.take();
     if (taken === null) return;
-    const msg = sub.encoding === 'binary' ? updateMessageBinary(taken.update, taken.fromSeq) : updateMessageJson(taken.update, taken.fromSeq);
     this.stats.updatesSerialized++;
-    if (this.send(sub.conn, msg)) this.stats.updatesSent++;
     sub.lastSentAt = this.now();
+    if (sub.frames === 'connection' && sub.conn.protocol === 'main') {
+      if (sub.encoding === 'binary') this.queueFramed(sub.conn, encodeDelta(taken.update, taken.fromSeq), null);
+      else this.queueFramed(sub.conn, null, updateMessageJson(taken.update, taken.fromSeq).bytes);
+      return;
+    }
+    const msg = sub.encoding === 'binary' ? binaryMessage(encodeDelta(taken.update, taken.fromSeq)) : updateMessageJson(taken.update, taken.fromSeq);
+    if (this.send(sub.conn, msg)) this.stats.updatesSent++;
+  }
+
+  // ---- per-connection frames ----
+
+  private readonly framedConns = new Set<MainConn>();
+  private framedFlushScheduled = false;
+
+  /** Queues one record for the connection's next frame; the frames go out after this engine batch. */
+  private queueFramed(conn: MainConn, binary: Uint8Array | null, json: Buffer | null): void {
+    if (binary !== null) (conn.outBinary ??= []).push(binary);
+    if (json !== null) (conn.outJson ??= []).push(json);
+    this.framedConns.add(conn);
+    if (this.framedFlushScheduled) return;
+    this.framedFlushScheduled = true;
+    queueMicrotask(this.flushFramed);
+  }
+
+  private readonly flushFramed = (): void => {
+    this.framedFlushScheduled = false;
+    for (const conn of this.framedConns) this.flushFramedConn(conn);
+    this.framedConns.clear();
+  };
+
+  /** Sends what the connection has queued (before anything that must come after it, e.g. a resync snapshot). */
+  private flushFramedConn(conn: MainConn): void {
+    const bin = conn.outBinary;
+    const json = conn.outJson;
+    conn.outBinary = undefined;
+    conn.outJson = undefined;
+    if (conn.closed || conn.ws === null) return;
+    conn.ws.cork(() => {
+      if (bin !== undefined && bin.length > 0 && this.send(conn, binaryMessage(encodeUpdatesFrame(bin)))) this.stats.updatesSent += bin.length;
+      if (json !== undefined && json.length > 0 && this.send(conn, updatesMessageJson(json))) this.stats.updatesSent += json.length;
+    });
   }
 
   private flushThrottled(sub: Sub): void {
@@ -315,7 +410,7 @@ export class Hub {
     // A bug here must not break the engine's delivery loop for its other listeners: logged, not thrown.
     try {
       if (m.kind === 'snapshot') this.onSnapshot(ch, m.snapshot, m.resync);
-      else this.onUpdate(ch, m.update);
+      else if (m.kind === 'delta') this.onDelta(ch, m.delta);
     } catch (e) {
       this.log(`mtm server: delivering a ${m.kind} of portfolio ${ch.id} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
@@ -324,6 +419,8 @@ export class Hub {
   private onSnapshot(ch: Channel, snap: PortfolioSnapshot, resync: boolean): void {
     const first = ch.view === null;
     ch.view = snap;
+    ch.viewStale = false;
+    ch.viewLoading = null;
     const shared = snapshotMessage(snap, resync);
     if (!first) {
       // After a shard restart: everyone gets the new state; topic members through their topics.
@@ -331,6 +428,12 @@ export class Hub {
       this.publish(ch.topicBin, shared);
       const compat = ch.compatMessage();
       if (compat !== null) this.publish(ch.topicCompat, compat);
+      // Per-connection subscriptions are in no topic: what they have queued goes first (older seqs).
+      for (const sub of ch.framed) {
+        if (sub.conn.protocol !== 'main') continue;
+        this.flushFramedConn(sub.conn);
+        if (this.send(sub.conn, shared)) this.stats.snapshotsSent++;
+      }
     }
     for (const sub of [...ch.manual]) {
       if (sub.conn.conflating) {
@@ -346,25 +449,41 @@ export class Hub {
     }
   }
 
-  private onUpdate(ch: Channel, u: PortfolioUpdate): void {
-    if (ch.view !== null) ch.view = applyUpdateToView(ch.view, u);
+  private onDelta(ch: Channel, d: Delta): void {
+    if (ch.compat > 0 && ch.view !== null && !ch.viewStale) ch.view = applyUpdate(ch.view, d.update());
+    else if (ch.viewLoading !== null) ch.viewLoading.add(d.update());
+    else if (ch.view !== null) ch.viewStale = true;
     const app = this.app;
-    const nJson = app.numSubscribers(ch.topicJson);
-    if (nJson > 0) {
-      this.publish(ch.topicJson, updateMessageJson(u));
-      this.stats.updatesSerialized++;
-      this.stats.updatesSent += nJson;
-    }
     const nBin = app.numSubscribers(ch.topicBin);
     if (nBin > 0) {
-      this.publish(ch.topicBin, updateMessageBinary(u));
-      this.stats.updatesSerialized++;
+      // The shard's bytes, published as they are: nothing is encoded here.
+      app.publish(ch.topicBin, d.bytes, true, false);
+      this.stats.bytesSent += d.bytes.byteLength * nBin;
       this.stats.updatesSent += nBin;
+    }
+    let json: Encoded | null = null;
+    const nJson = app.numSubscribers(ch.topicJson);
+    if (nJson > 0) {
+      json = updateMessageJson(d.update());
+      this.publish(ch.topicJson, json);
+      this.stats.updatesSerialized++;
+      this.stats.updatesSent += nJson;
     }
     const nCompat = app.numSubscribers(ch.topicCompat);
     if (nCompat > 0) {
       const compat = ch.compatMessage();
       if (compat !== null) this.publish(ch.topicCompat, compat);
+    }
+    for (const sub of ch.framed) {
+      if (sub.conn.protocol !== 'main') continue;
+      if (sub.encoding === 'binary') this.queueFramed(sub.conn, d.bytes, null);
+      else {
+        if (json === null) {
+          json = updateMessageJson(d.update());
+          this.stats.updatesSerialized++;
+        }
+        this.queueFramed(sub.conn, null, json.bytes);
+      }
     }
     if (ch.manual.size === 0) return;
     const now = this.now();
@@ -373,7 +492,7 @@ export class Hub {
         sub.dirty = true;
         continue;
       }
-      if (!sub.pending.add(u)) continue;
+      if (!sub.pending.add(d.update())) continue;
       if (sub.state === 'loading') continue;
       this.stats.updatesConflated++;
       if (sub.state === 'manual' && !sub.conn.conflating && sub.throttleMs > 0) {
@@ -462,6 +581,10 @@ export class Hub {
         if (conn.ws !== null && !conn.closed) conn.ws.unsubscribe(sub.topic);
         sub.state = 'manual';
         sub.channel.manual.add(sub);
+      } else if (sub.state === 'framed') {
+        sub.channel.framed.delete(sub);
+        sub.state = 'manual';
+        sub.channel.manual.add(sub);
       }
       this.wheel.cancel(sub);
     }
@@ -538,4 +661,8 @@ export class Hub {
     this.offEvents?.();
     this.offEvents = null;
   }
+}
+
+function binaryMessage(bytes: Uint8Array): Encoded {
+  return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), isBinary: true };
 }

@@ -58,8 +58,11 @@ export const defaultLimits: Readonly<ServerLimits> = Object.freeze({
   maxPayloadBytes: 64 * 1024,
   maxBodyBytes: 1024 * 1024,
   idleTimeoutSeconds: 60,
-  backpressureSoftBytes: 256 * 1024,
-  backpressureBytesMax: 4 * 1024 * 1024,
+  // Per socket. A conflating socket gets nothing more than answers, so it sits near the soft bound:
+  // 1,000 slow sockets pin ~128 MiB, at worst (one large message past the soft bound each) ~1.1 GiB;
+  // the former 4 MiB hard bound let them pin ~4 GiB.
+  backpressureSoftBytes: 128 * 1024,
+  backpressureBytesMax: 1024 * 1024,
   slowConsumerGraceMs: 10_000,
   backpressureCheckIntervalMs: 50,
   subscriptionsPerConnectionMax: 256,

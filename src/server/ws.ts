@@ -112,7 +112,7 @@ export class WsHandlers {
           for (const pid of accepted) {
             const existing = conn.subs.get(pid);
             if (existing !== undefined) hub.unsubscribe(existing);
-            hub.subscribe(conn, pid, op.encoding ?? 'json', op.throttle_ms ?? 0);
+            hub.subscribe(conn, pid, op.encoding ?? 'json', op.throttle_ms ?? 0, op.frames ?? 'single');
           }
         });
         return;

@@ -10,6 +10,8 @@ import type { PortfolioState, PortfolioStatus } from '../domain/types.js';
 export interface Book {
   readonly index: number;
   readonly id: string;
+  /** The id as UTF-8, written into every delta of this portfolio. */
+  readonly idBytes: Uint8Array;
   state: PortfolioState;
   status: PortfolioStatus;
   actor: Actor<typeof portfolioMachine> | null;
@@ -23,11 +25,15 @@ export interface Book {
   foreign: number;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
   cashFx: number[];
+  /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
+  heldOf: PortfolioState | null;
 }
 
 export function newBook(index: number, state: PortfolioState, status: PortfolioStatus, seq: number): Book {
-  return { index, id: state.id, state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [] };
+  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [], heldOf: null };
 }
+
+const utf8 = new TextEncoder();
 
 let lastEffect: PortfolioEffect | null = null;
 

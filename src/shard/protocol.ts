@@ -3,7 +3,7 @@
 // ~100 µs, the whole per-tick budget is ~1 µs).
 
 import type { EngineError } from '../errors.js';
-import type { RiskLimitName, CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, PortfolioUpdate, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
+import type { RiskLimitName, CorporateStep, DomainEventBody, PortfolioRecord, PortfolioSnapshot, RiskLimits, StoredEvent, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import type { PortfolioOptions } from '../domain/portfolio.js';
 import type { KernelKind } from '../kernel/backend.js';
@@ -51,9 +51,10 @@ export interface CommandResult {
   snapshot: PortfolioSnapshot | null;
   trade: TradeResult | null;
   events: ShardEvent[];
-  update: PortfolioUpdate | null;
-  /** Corporate steps: one update per watched portfolio the step changed, and how many it changed. */
-  updates?: PortfolioUpdate[];
+  /** The portfolio's binary delta (src/client/delta.ts) when it is watched. */
+  update: Uint8Array | null;
+  /** Corporate steps: one delta per watched portfolio the step changed, and how many it changed. */
+  updates?: Uint8Array[];
   holders?: number;
   /** Dry-run trades: every risk limit the trade would breach (empty: none). */
   breaches?: RiskLimitName[];
@@ -79,7 +80,13 @@ export type ToShard =
 export interface BatchResult {
   t: 'revalued';
   batch: number;
-  updates: PortfolioUpdate[];
+  /**
+   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 3),
+   * back to back in one buffer transferred with the message; deltaIndex holds (book index, offset,
+   * length) per record (src/shard/deltaWriter.ts).
+   */
+  deltas: Uint8Array;
+  deltaIndex: Int32Array;
   events: ShardEvent[];
   positionsRevalued: number;
   portfoliosRevalued: number;

@@ -16,16 +16,23 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, releaseActor, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
+import { DeltaWriter } from './deltaWriter.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
+const utf8 = new TextEncoder();
 
 export class Shard {
   readonly kernel: Kernel;
   private readonly books: Book[] = [];
   private readonly byId = new Map<string, Book>();
   private readonly symbolNames: string[] = [];
+  /** UTF-8 bytes of each symbol id, encoded once at registration: deltas copy them. */
+  private readonly symbolBytes: Uint8Array[] = [];
+  private readonly deltas = new DeltaWriter();
+  /** Rows of the portfolio whose delta is being written that changed since its last delta. */
+  private changed = new Int32Array(1024);
   private readonly symbolIds = new Map<string, number>();
   private symTs = new Float64Array(256);
   private sentMark = new Float64Array(1024);
@@ -56,6 +63,7 @@ export class Shard {
     for (const name of names) {
       const id = this.symbolNames.length;
       this.symbolNames.push(name);
+      this.symbolBytes.push(utf8.encode(name));
       this.symbolIds.set(name, id);
       this.kernel.ensureSymbol(id);
     }
@@ -89,17 +97,19 @@ export class Shard {
     const breaches: { limit: string }[] = [];
     const breachCount = this.kernel.breachCount;
     for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
-    const updates: PortfolioUpdate[] = [];
+    this.deltas.reset();
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
-      if (book.watchers > 0) updates.push(this.updateOf(book, now, true));
+      if (book.watchers > 0) this.writeDelta(book, now, true, 0);
     }
-    if (this.cashByFx.size > 0) this.revalueForeignCash(extended, c.batchSym, events, breaches, updates, now);
+    if (this.cashByFx.size > 0) this.revalueForeignCash(extended, c.batchSym, events, breaches, now);
+    const deltas = this.deltas.take();
     return {
       t: 'revalued',
       batch,
-      updates,
+      deltas: deltas.bytes,
+      deltaIndex: deltas.index,
       events,
       positionsRevalued: this.kernel.touched,
       portfoliosRevalued: dirty,
@@ -113,7 +123,7 @@ export class Shard {
    * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
    * already dirty get their own update. Only FX ticks reach the loop body.
    */
-  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], updates: PortfolioUpdate[], now: number): void {
+  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], now: number): void {
     const c = this.kernel.cols;
     const stamp = this.kernel.stamp;
     for (let k = 0; k < n; k++) {
@@ -127,10 +137,8 @@ export class Shard {
           c.pfStamp[book.index] = stamp;
           book.seq++;
           if (book.watchers === 0) continue;
-          const update = this.updateOf(book, now, true);
           // Only its cash moved: the rate tick is the newest price behind it.
-          if (update.tick_ts === 0) update.tick_ts = this.symTs[syms[k]];
-          updates.push(update);
+          this.writeDelta(book, now, true, this.symTs[syms[k]]);
         }
       }
     }
@@ -258,7 +266,12 @@ export class Shard {
     book.seq++;
     if (cmd.kind === 'trade') result.trade = this.tradeResultOf(book, cmd.trade, events, cmd.now);
     else result.snapshot = this.snapshotOf(book, cmd.now);
-    if (book.watchers > 0) result.update = this.updateOf(book, cmd.now, false);
+    if (book.watchers > 0) {
+      this.deltas.reset();
+      this.writeDelta(book, cmd.now, false, 0);
+      result.update = this.deltas.last();
+      this.deltas.reset();
+    }
     return result;
   }
 
@@ -293,7 +306,7 @@ export class Shard {
    * the engine, so it cannot be refused. Visits every book: O(portfolios here), actions are rare.
    */
   private corporate(cmd: Extract<Command, { kind: 'corporate' }>): CommandResult {
-    const updates: PortfolioUpdate[] = [];
+    const updates: Uint8Array[] = [];
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
     const holders = this.books.filter((book) => holdsFor(book.state, cmd.step));
     if (cmd.mode === 'check') {
@@ -314,7 +327,12 @@ export class Shard {
       if (!hadActor) releaseActor(book);
       for (const e of events) result.events.push(stamp(e, book.id, cmd.now));
       book.seq++;
-      if (book.watchers > 0) updates.push(this.updateOf(book, cmd.now, false));
+      if (book.watchers > 0) {
+        this.deltas.reset();
+        this.writeDelta(book, cmd.now, false, 0);
+        updates.push(this.deltas.last());
+        this.deltas.reset();
+      }
     }
     result.holders = holders.length;
     return result;
@@ -602,11 +620,16 @@ export class Shard {
     return snapshot;
   }
 
-  /** Totals and only the positions whose mark, quantity or FX rate moved since the last message to watchers. */
-  private updateOf(book: Book, now: number, fromTicks: boolean): PortfolioUpdate {
+  /**
+   * Writes the portfolio's delta for its watchers: totals and only the positions whose mark, quantity or
+   * FX rate moved since its last delta. tick_ts is the newest source ts behind those positions (0 for a
+   * command), or `fallbackTickTs` when none moved (foreign cash revalued by a rate tick).
+   */
+  private writeDelta(book: Book, now: number, fromTicks: boolean, fallbackTickTs: number): void {
     const c = this.kernel.cols;
-    const clock = this.markClock(now);
-    const positions: PositionView[] = [];
+    if (this.changed.length < book.rowList.length) this.changed = new Int32Array(Math.max(book.rowList.length, this.changed.length * 2));
+    const changed = this.changed;
+    let n = 0;
     let tickTs = 0;
     for (const row of book.rowList) {
       const fxMoved = c.posFx[row] !== this.sentFx[row];
@@ -614,13 +637,14 @@ export class Shard {
       this.sentMark[row] = c.posMark[row];
       this.sentQty[row] = c.posQty[row];
       this.sentFx[row] = c.posFx[row];
+      changed[n++] = row;
       const sym = c.posSym[row];
       if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
       const fxSym = fxMoved ? this.kernel.fxSymbolOf(row) : NONE;
       if (fxSym !== NONE && this.symTs[fxSym] > tickTs) tickTs = this.symTs[fxSym];
-      positions.push(positionView(c, book, row, this.symbolNames[sym], clock));
     }
-    return { portfolio_id: book.id, seq: book.seq, as_of: now, state: book.status, tick_ts: fromTicks ? tickTs : 0, ...totalsOf(c, book, clock), positions };
+    if (tickTs === 0) tickTs = fallbackTickTs;
+    this.deltas.write(c, book, changed, n, this.symbolNames, this.symbolBytes, this.markClock(now), fromTicks ? tickTs : 0);
   }
 
   private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {

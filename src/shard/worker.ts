@@ -28,7 +28,8 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
         case 'ticks': {
           const result = shard.ticks(msg.batch, msg.n, msg.syms, msg.prices, msg.ts, msg.now);
           metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);
-          send(result);
+          // The deltas' buffer moves to the main thread (no copy); the shard writes the next batch's elsewhere.
+          port.postMessage(result, [result.deltas.buffer as ArrayBuffer, result.deltaIndex.buffer as ArrayBuffer]);
           break;
         }
         case 'metrics':

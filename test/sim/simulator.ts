@@ -954,7 +954,7 @@ export class Simulator {
     }
     // Seq never goes back, checked on arrival (a lagging consumer reads old messages late, legitimately).
     const p = this.model.portfolios.get(s.portfolio);
-    const seq = message.kind === 'snapshot' ? message.snapshot.seq : message.update.seq;
+    const seq = message.kind === 'snapshot' ? message.snapshot.seq : message.kind === 'update' ? message.update.seq : message.delta.seq;
     if (p !== undefined && seq < p.seqSeenMax) {
       const what = message.kind === 'snapshot' ? `${message.resync ? 'resync ' : ''}snapshot` : 'update';
       const invariant = this.recovering.has(p.id) ? 'seq-monotonic-across-recovery' : 'seq-monotonic';
@@ -998,7 +998,7 @@ export class Simulator {
       s.last = m.snapshot.seq;
       return;
     }
-    const u = m.update;
+    const u = m.kind === 'update' ? m.update : m.delta.update();
     if (s.view === null) {
       this.violate('subscriber-seq', `subscriber #${s.sub} of ${s.portfolio} got an update (seq ${u.seq}) before its snapshot`);
       return;

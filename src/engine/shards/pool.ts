@@ -5,7 +5,8 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
-import type { Clock, PortfolioRecord, PortfolioUpdate } from '../../domain/types.js';
+import type { Clock, PortfolioRecord } from '../../domain/types.js';
+import { deltaOf, type Delta } from '../deltas.js';
 import type { FromShard, ShardEvent } from '../../shard/protocol.js';
 import type { Store } from '../../store/store.js';
 import type { EngineCounters } from '../counters.js';
@@ -30,8 +31,9 @@ export interface PoolDeps {
   /** The stations a shard's messages go to (wired by the engine facade). */
   persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => Promise<void>;
   durable: () => Promise<void>;
-  deliver: (u: PortfolioUpdate) => void;
-  batchDone: () => void;
+  /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
+  deliver: (d: Delta) => void;
+  batchDone: (batch: number) => void;
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
@@ -73,8 +75,9 @@ export class ShardPool {
   private async startShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
-    h.batchInFlight = false;
+    h.batchesInFlight = [];
     h.symbolTableSent = false;
+    h.routes.reset();
     let readyResolve!: () => void;
     const isReady = new Promise<void>((resolve) => (readyResolve = resolve));
     h.attach(port1, (msg) => {
@@ -111,7 +114,10 @@ export class ShardPool {
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
-    if (h.batchInFlight) this.d.batchDone();
+    // Its batches will never be answered: they end here, for this shard (the others answer theirs).
+    const lost = h.batchesInFlight;
+    h.batchesInFlight = [];
+    for (const b of lost) this.d.batchDone(b);
     h.failAll(shardRestartingError(h.index));
     await this.d.durable().catch(() => undefined);
   }
@@ -131,14 +137,15 @@ export class ShardPool {
     const counters = this.d.counters;
     switch (msg.t) {
       case 'revalued':
-        h.batchInFlight = false;
+        h.batchesInFlight.shift();
         counters.positionsRevalued += msg.positionsRevalued;
         counters.portfoliosRevalued += msg.portfoliosRevalued;
         counters.setOpenPositions(h.index, msg.openPositions);
         for (const b of msg.breaches) counters.riskBreach(b.limit);
         if (msg.events.length > 0) this.d.persist(msg.events);
-        for (const u of msg.updates) this.d.deliver(u);
-        this.d.batchDone();
+        // Bytes routed: the records are read where the shard wrote them (src/engine/deltas.ts).
+        if (msg.deltaIndex.length > 0) h.routes.forEach(msg.deltas, msg.deltaIndex, this.d.deliver);
+        this.d.batchDone(msg.batch);
         break;
       case 'results':
         for (const r of msg.results) {
@@ -149,7 +156,7 @@ export class ShardPool {
           }
           const trades = r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }];
           if (r.events.length > 0) r.durable = this.d.persist(r.events, trades);
-          if (r.update !== null) this.d.deliver(r.update);
+          if (r.update !== null) this.d.deliver(deltaOf(r.update));
           h.resolve(r);
         }
         break;

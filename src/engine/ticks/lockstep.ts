@@ -1,6 +1,8 @@
-// Lockstep batches: one tick batch in flight across all shards at a time. While it is in flight,
-// ticks keep coalescing, so batches grow with load instead of queues. A tick leaves the main thread
-// here (flush posts the batch to every ready shard) and its batch ends in batchDone.
+// Tick batches, pipelined and bounded: at most batchesInFlightMax batches are posted to the shards and
+// not yet answered (2 by default: a shard revalues and encodes batch k+1 while the main thread routes
+// batch k's deltas; 1 is strict lockstep). While the bound is reached, ticks keep coalescing, so
+// batches grow with load instead of queues. A tick leaves the main thread here (flush posts the batch
+// to every ready shard) and its batch ends in batchDone, once every shard it went to has answered.
 
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../../domain/types.js';
@@ -29,16 +31,30 @@ export interface LockstepDeps {
   announceSymbols: () => void;
 }
 
+/** A batch posted and not yet answered by every shard it went to. */
+interface InFlight {
+  number: number;
+  /** Shards that have not answered yet. */
+  remaining: number;
+  /** Null for a restarted shard's price resend (no arrival to measure from). */
+  batch: TickBatch | null;
+}
+
 export class Lockstep {
   flushScheduled = false;
   /** A corporate step holds every other message to the shards (see corporateDesk.ts). */
   corporateHold = false;
-  batchesOutstanding = 0;
+  /** Oldest first; at most batchesInFlightMax tick batches (plus restarted shards' price resends). */
+  private readonly inFlight: InFlight[] = [];
   private drainWaiters: (() => void)[] = [];
-  private currentBatch: TickBatch | null = null;
   private nextBatch = 1;
 
   constructor(private readonly d: LockstepDeps) {}
+
+  /** Batches posted and not yet answered. */
+  get batchesOutstanding(): number {
+    return this.inFlight.length;
+  }
 
   scheduleFlush(): void {
     if (this.flushScheduled) return;
@@ -51,11 +67,11 @@ export class Lockstep {
     else setImmediate(run);
   }
 
-  /** One batch at a time across all shards: while one is in flight, ticks keep coalescing. */
+  /** At most batchesInFlightMax batches at a time across all shards: past it, ticks keep coalescing. */
   private flush(): void {
     const { coalescer, prices } = this.d;
     this.d.tape()?.handOff();
-    if (this.batchesOutstanding > 0 || coalescer.count === 0 || this.d.life.closed || this.corporateHold) return;
+    if (this.inFlight.length >= this.d.o.limits.batchesInFlightMax || coalescer.count === 0 || this.d.life.closed || this.corporateHold) return;
     this.d.announceSymbols();
     const batch = coalescer.drain();
     for (let k = 0; k < batch.n; k++) {
@@ -64,43 +80,51 @@ export class Lockstep {
       prices.lastPriceTs[id] = batch.ts[k];
       prices.priceDirty[id] = 1;
     }
-    this.currentBatch = batch;
-    const number = this.nextBatch++;
+    const entry: InFlight = { number: this.nextBatch++, remaining: 0, batch };
+    this.inFlight.push(entry);
     const now = this.d.clock.now();
     for (const h of this.d.shards) {
       if (h.state !== 'ready') continue;
-      h.batchInFlight = true;
-      this.batchesOutstanding++;
-      h.post({ t: 'ticks', batch: number, n: batch.n, syms: batch.syms, prices: batch.prices, ts: batch.ts, now });
+      h.batchesInFlight.push(entry.number);
+      entry.remaining++;
+      h.post({ t: 'ticks', batch: entry.number, n: batch.n, syms: batch.syms, prices: batch.prices, ts: batch.ts, now });
     }
     this.d.counters.batches++;
     this.d.counters.batchTicks += batch.n;
-    if (this.batchesOutstanding === 0) this.batchDone();
+    if (entry.remaining === 0) this.end(entry);
+    // Room for another batch: the ticks that arrive meanwhile go out next turn, not after this one.
+    else if (coalescer.count > 0 && this.inFlight.length < this.d.o.limits.batchesInFlightMax) this.scheduleFlush();
   }
 
   /** Resolves once every tick ingested so far has been revalued and its updates delivered. */
   drain(): Promise<void> {
-    if (this.d.coalescer.count === 0 && this.batchesOutstanding === 0) return Promise.resolve();
+    if (this.d.coalescer.count === 0 && this.inFlight.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters.push(resolve);
       this.scheduleFlush();
     });
   }
 
-  batchDone(): void {
-    if (this.batchesOutstanding > 0) this.batchesOutstanding--;
-    if (this.batchesOutstanding > 0) return;
-    if (this.d.coalescer.count === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      queueMicrotask(() => waiters.forEach((w) => w()));
-    }
-    const batch = this.currentBatch;
-    this.currentBatch = null;
+  /** One shard answered batch `number` (or will never: it died). */
+  batchDone(number: number): void {
+    const entry = this.inFlight.find((e) => e.number === number);
+    if (entry === undefined) return;
+    if (--entry.remaining > 0) return;
+    this.end(entry);
+  }
+
+  private end(entry: InFlight): void {
+    this.inFlight.splice(this.inFlight.indexOf(entry), 1);
+    const batch = entry.batch;
     if (batch !== null) {
       const ms = performance.now() - batch.oldestArrivalMs;
       this.d.latency.add(ms);
       this.d.counters.observeLatency(ms, batch.ts);
+    }
+    if (this.inFlight.length === 0 && this.d.coalescer.count === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      queueMicrotask(() => waiters.forEach((w) => w()));
     }
     if (this.d.coalescer.count > 0) this.scheduleFlush();
   }
@@ -121,8 +145,9 @@ export class Lockstep {
       k++;
     }
     if (k === 0) return;
-    h.batchInFlight = true;
-    this.batchesOutstanding++;
-    h.post({ t: 'ticks', batch: 0, n: k, syms, prices, ts, now: this.d.clock.now() });
+    const entry: InFlight = { number: this.nextBatch++, remaining: 1, batch: null };
+    this.inFlight.push(entry);
+    h.batchesInFlight.push(entry.number);
+    h.post({ t: 'ticks', batch: entry.number, n: k, syms, prices, ts, now: this.d.clock.now() });
   }
 }

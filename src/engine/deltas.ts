@@ -1,0 +1,65 @@
+// The main thread's view of the shards' deltas: bytes routed, not objects. A Delta is one portfolio's
+// binary record (layout version 3, src/client/delta.ts) as a shard wrote it; it is decoded into an
+// update object only when a listener asks for objects, and then once whatever the listener count.
+// DeltaRoutes maps a shard's book index to the portfolio id, learnt from the record itself the first
+// time the index is seen (a restarted shard starts a fresh table: its indexes may differ).
+
+import { assert } from '../assert.js';
+import type { PortfolioUpdate } from '../domain/types.js';
+import { DeltaHead, decodeDelta } from '../client/delta.js';
+import { DELTA_INDEX_STRIDE } from '../shard/deltaWriter.js';
+
+const utf8 = new TextDecoder();
+
+export class Delta {
+  private decoded: PortfolioUpdate | null = null;
+
+  constructor(
+    readonly portfolioId: string,
+    readonly seq: number,
+    /** The record's bytes: a view into the batch's buffer, published as they are. */
+    readonly bytes: Uint8Array,
+  ) {}
+
+  /** The update as an object (the figures the JSON encoding carries), decoded once. */
+  update(): PortfolioUpdate {
+    if (this.decoded !== null) return this.decoded;
+    const d = decodeDelta(this.bytes);
+    assert(d.ok, `a shard wrote an undecodable delta: ${d.ok ? '' : d.reason}`);
+    const { from_seq: _from, ...update } = d.value;
+    this.decoded = update;
+    return update;
+  }
+}
+
+export function deltaOf(bytes: Uint8Array): Delta {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes[DeltaHead.idLength];
+  return new Delta(utf8.decode(bytes.subarray(DeltaHead.id, DeltaHead.id + n)), view.getFloat64(DeltaHead.seq, true), bytes);
+}
+
+/** Per shard: book index -> portfolio id (bounded by the shard's portfolios). */
+export class DeltaRoutes {
+  private ids: (string | undefined)[] = [];
+
+  reset(): void {
+    this.ids = [];
+  }
+
+  /** Calls `each` for every record of a batch, in the shard's order. */
+  forEach(bytes: Uint8Array, index: Int32Array, each: (d: Delta) => void): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let k = 0; k < index.length; k += DELTA_INDEX_STRIDE) {
+      const book = index[k];
+      const o = index[k + 1];
+      const record = bytes.subarray(o, o + index[k + 2]);
+      let id = this.ids[book];
+      if (id === undefined) {
+        const n = record[DeltaHead.idLength];
+        id = utf8.decode(record.subarray(DeltaHead.id, DeltaHead.id + n));
+        this.ids[book] = id;
+      }
+      each(new Delta(id, view.getFloat64(o + DeltaHead.seq, true), record));
+    }
+  }
+}
