@@ -2,17 +2,19 @@
 // exactly what a server sends: over a real TCP socket, whatever the framing (7-, 16- and 64-bit
 // lengths, fragmented messages, pings between fragments) and however the byte stream is cut into
 // reads, every message arrives whole and in order, pings are answered with masked pongs carrying the
-// same payload, and a close frame is answered and reported. The fields read in place from binary and
-// JSON updates equal those of the reference codecs (src/client/binary.ts, src/server/encoding.ts).
+// same payload, and a close frame is answered and reported. The fields read in place from binary
+// updates (layout 2 and the version 3 delta), per-connection frames and JSON updates equal those of
+// the reference codecs (src/client/binary.ts, src/client/delta.ts, src/server/encoding.ts).
 import { createHash } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawWs, type RawWsHandler } from '../bench/loadgen/rawWs.js';
-import { newUpdateFields, numberAt, readBinaryUpdate, readJsonUpdate, trailingNumber } from '../bench/loadgen/updateFields.js';
+import { forEachJsonUpdate, forEachRecord, isJsonUpdates, isUpdatesFrame, newUpdateFields, numberAt, readBinaryUpdate, readJsonUpdate, trailingNumber } from '../bench/loadgen/updateFields.js';
 import { encodeUpdate, totalsFields } from '../src/client/binary.js';
+import { encodeDelta, encodeUpdatesFrame } from '../src/client/delta.js';
 import type { PortfolioUpdate, PositionView } from '../src/domain/types.js';
-import { updateMessageJson } from '../src/server/encoding.js';
+import { updateMessageJson, updatesMessageJson } from '../src/server/encoding.js';
 
 const guid = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -245,6 +247,22 @@ describe('update fields read in place', () => {
           const bin = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeUpdate(u, fromSeq)), Buffer.from('yy')]);
           expect(readBinaryUpdate(bin, 2, bin.length - 2, out)).toBe(true);
           expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs });
+          // The version 3 delta mtm sends, alone and inside a per-connection updates frame.
+          const delta = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeDelta(u, fromSeq)), Buffer.from('yy')]);
+          expect(readBinaryUpdate(delta, 2, delta.length - 2, out)).toBe(true);
+          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs });
+          const other = update('w-000007', seq + 1, tickTs + 1, 1);
+          const frame = Buffer.from(encodeUpdatesFrame([encodeDelta(u, fromSeq), encodeDelta(other)]));
+          expect(isUpdatesFrame(frame, 0, frame.length)).toBe(true);
+          const seen: string[] = [];
+          expect(forEachRecord(frame, 0, frame.length, (a, b) => void (readBinaryUpdate(frame, a, b, out) && seen.push(`${out.portfolio}/${out.seq}/${out.fromSeq}/${out.tickTs}`)))).toBe(2);
+          expect(seen).toEqual([`${p}/${seq}/${fromSeq}/${tickTs}`, `7/${seq + 1}/${seq + 1}/${tickTs + 1}`]);
+          expect(forEachRecord(frame, 0, frame.length - 1, () => {})).toBe(-1);
+          const jsonFrame = updatesMessageJson([updateMessageJson(u, fromSeq).bytes, updateMessageJson(other).bytes]).bytes;
+          expect(isJsonUpdates(jsonFrame, 0, jsonFrame.length)).toBe(true);
+          const seenJson: string[] = [];
+          forEachJsonUpdate(jsonFrame, 0, jsonFrame.length, (a, b) => void (readJsonUpdate(jsonFrame, a, b, out) && seenJson.push(`${out.portfolio}/${out.seq}/${out.fromSeq}`)));
+          expect(seenJson).toEqual([`${p}/${seq}/${fromSeq}`, `7/${seq + 1}/${seq + 1}`]);
           const json = Buffer.concat([Buffer.from('zz'), updateMessageJson(u, fromSeq).bytes]);
           expect(readJsonUpdate(json, 2, json.length, out)).toBe(true);
           expect(out.portfolio).toBe(p);

@@ -1,7 +1,7 @@
 // Proves that garbage at every entry point of a real server (real engine) is refused without a crash
 // and without changing anything: fast-check generates HTTP requests (methods, paths, queries, bodies
-// that are invalid JSON or JSON of the wrong shape), /ws text and binary frames (malformed JSON and
-// ops with random fields), /ws/feed JSON and binary frames, compat-path frames, raw TCP garbage,
+// that are invalid JSON or JSON of the wrong shape), /ws text and binary frames (malformed JSON, ops
+// with random fields, subscribe options valid and not: frames, throttle_ms, encoding), /ws/feed JSON and binary frames, compat-path frames, raw TCP garbage,
 // half-open HTTP requests and half-sent WebSocket frames. Afterwards the server still answers /health,
 // the portfolios, their state and the audit trail are exactly as before, and the garbage was counted.
 
@@ -88,6 +88,15 @@ describe('garbage at every entry point', () => {
       fc.string({ maxLength: 300 }).map((t) => ({ text: t })),
       fc.record({ op: fc.constantFrom(...ops), rest: fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }) }).map(({ op, rest }) => ({ text: JSON.stringify({ ...rest, op }) })),
       fc.record({ portfolios: fc.array(fc.oneof(fc.string(), fc.integer()), { maxLength: 300 }) }).map((o) => ({ text: JSON.stringify({ op: 'subscribe', ...o }) })),
+      // The subscribe options, valid and not (frames: per-connection frames, issue 14).
+      fc
+        .record({
+          portfolios: fc.constantFrom(['fz'], ['fz', 'nope']),
+          frames: fc.oneof(fc.constantFrom('single', 'connection', 'batch', '', null, 7), fc.jsonValue({ maxDepth: 1 })),
+          throttle_ms: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(null, 0, 10, 1e12, -1, 'x')),
+          encoding: fc.constantFrom('json', 'binary', 'bson', null),
+        })
+        .map((o) => ({ text: JSON.stringify({ op: 'subscribe', ...o }) })),
       fc.uint8Array({ maxLength: 200 }).map((b) => ({ bin: Buffer.from(b) })),
     );
     await fc.assert(

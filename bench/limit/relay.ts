@@ -8,7 +8,7 @@
 //     index lists) and each such portfolio gets ONE update carrying one position record per dirty
 //     symbol it holds, exactly as mtm's delta does (the positions that changed), published to a topic
 //     given as bytes (pre-encoded Buffers, no per-update strings):
-//       binary subscribers, topic p/<id>/b: a binary update in mtm's layout (src/client/binary.ts), same
+//       binary subscribers, topic p/<id>/b: a binary delta in mtm's layout (src/client/delta.ts), same
 //         length as mtm's for the same dirty positions: the header written in place into one reused
 //         buffer and each position copied from a per-symbol record encoded at start (figures zero);
 //       JSON subscribers, topic p/<id>/j: {"type":"update","portfolio_id":...,"seq":...,"tick_ts":...,
@@ -20,7 +20,8 @@
 //     and a tiny snapshot per portfolio), trade (acknowledged at once: no book, no journal), ping.
 // Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
 import type { WebSocket } from 'uWebSockets.js';
-import { decodeFeedFrame, encodeUpdate, readTick, totalsFields, UPDATE_BINARY_VERSION, type BinaryTick } from '../../src/client/binary.js';
+import { decodeFeedFrame, readTick, totalsFields, type BinaryTick } from '../../src/client/binary.js';
+import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES, encodeDelta } from '../../src/client/delta.js';
 import type { PositionView } from '../../src/domain/types.js';
 import { loadUws } from '../../src/server/uws.js';
 import { symbolName } from '../../src/sim/random.js';
@@ -46,9 +47,9 @@ const maxPayloadBytes = 64 * 1024;
 const backpressureBytesMax = 4 * 1024 * 1024 + 256 * 1024;
 // The per-connection updates frame (src/client/delta.ts): u8 kind 0x02 | u8 version | u16 0 | u32 count,
 // then per record u32 length + the record.
-const updatesKind = 0x02;
-const updatesHeaderBytes = 8;
-const recordPrefixBytes = 4;
+const updatesKind = DeltaKind.updates;
+const updatesHeaderBytes = UPDATES_HEADER_BYTES;
+const recordPrefixBytes = UPDATES_RECORD_PREFIX_BYTES;
 
 runBenchServer(async () => {
   const { uws, binary } = loadUws();
@@ -350,8 +351,9 @@ runBenchServer(async () => {
 
 /** Bytes of the position records and JSON templates: symbols are the workload's (SYM0000..). */
 function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array) {
-  // One position record per symbol, in mtm's binary layout: encodeUpdate of a one-position update,
-  // minus its header (the same code mtm encodes with, so the record length is mtm's by construction).
+  // One position record per symbol, in mtm's binary delta layout (version 3): encodeDelta of a
+  // one-position update minus its head (the SDK's reference encoder of the layout mtm's shards write,
+  // so the record length is mtm's by construction).
   const position = (s: number): PositionView => ({
     symbol: symbolName(s),
     currency: 'USD',
@@ -369,7 +371,7 @@ function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array)
     stale: false,
   });
   const totals = Object.fromEntries(totalsFields.map((f) => [f, 0])) as Record<(typeof totalsFields)[number], number>;
-  const bare = (id: string, positions: PositionView[]) => encodeUpdate({ portfolio_id: id, seq: 0, as_of: 0, state: 'active', tick_ts: 0, positions, ...totals });
+  const bare = (id: string, positions: PositionView[]) => encodeDelta({ portfolio_id: id, seq: 0, as_of: 0, state: 'active', tick_ts: 0, positions, ...totals });
   const records: Buffer[] = [];
   for (let s = 0; s < S; s++) {
     const one = bare('x', [position(s)]);
@@ -394,17 +396,16 @@ function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array)
   }
   return {
     scratch,
-    version: UPDATE_BINARY_VERSION,
+    version: DELTA_VERSION,
     recordBytesMax: headMax + most * recordMax,
     /** Writes portfolio p's update into out at `start`; returns its length. Positions: p's symbols stamped `epoch`. */
     binary(out: Buffer, start: number, p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): number {
       const head = heads[p];
       head.copy(out, start);
-      const o = start + 7 + head[6];
-      out.writeDoubleLE(seq, o);
-      out.writeDoubleLE(seq, o + 8);
-      out.writeDoubleLE(asOf, o + 16);
-      out.writeDoubleLE(tickTs, o + 24);
+      out.writeDoubleLE(seq, start + DeltaHead.seq);
+      out.writeDoubleLE(seq, start + DeltaHead.fromSeq);
+      out.writeDoubleLE(asOf, start + DeltaHead.asOf);
+      out.writeDoubleLE(tickTs, start + DeltaHead.tickTs);
       let len = head.length;
       let count = 0;
       for (let j = at[p]; j < at[p + 1]; j++) {
@@ -413,7 +414,7 @@ function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array)
         len += records[s].copy(out, start + len);
         count++;
       }
-      out.writeUInt16LE(count, start + 4);
+      out.writeUInt16LE(count, start + DeltaHead.positionCount);
       return len;
     },
     json(p: number, seq: number, asOf: number, tickTs: number, heldSymbols: Int32Array, at: Int32Array, stamp: Uint32Array, epoch: number): string {

@@ -4,6 +4,7 @@
 // subscriber process must stay far below one core while the server sends it hundreds of thousands of
 // updates a second (issue 14).
 import { FrameKind, UPDATE_BINARY_VERSION } from '../../src/client/binary.js';
+import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES } from '../../src/client/delta.js';
 
 /** What a reader fills in; one object per process, reused for every update. */
 export interface UpdateFields {
@@ -27,14 +28,8 @@ const v2IdAt = 7;
 const v2FromSeqAfterId = 8;
 const v2TickTsAfterId = 24;
 const v2HeadBytesAfterId = 32;
-// Version 3 delta (src/client/delta.ts DeltaHead): fixed offsets, the id after a 116-byte head.
-const V3 = 3;
-const v3 = { idLength: 6, seq: 8, fromSeq: 16, tickTs: 32, id: 116 } as const;
-// Per-connection updates frame (src/client/delta.ts): kind 0x02, u32 count at 4, then u32 length + record.
-const UPDATES_KIND = 0x02;
+// Version 3 delta and the per-connection updates frame: offsets from src/client/delta.ts (DeltaHead).
 const updatesCountAt = 4;
-const updatesHeaderBytes = 8;
-const recordPrefixBytes = 4;
 
 /** The number at the end of bytes [start, end) (the digits after the last non-digit); -1 when none. */
 export function trailingNumber(buf: Uint8Array, start: number, end: number): number {
@@ -47,24 +42,24 @@ export function trailingNumber(buf: Uint8Array, start: number, end: number): num
 }
 
 /**
- * A binary update (layout version 2 or 3) in [start, end); false when it is not one (kind, version or
- * length). Only the head is read: the totals and positions behind it are not touched.
+ * A binary update (layout version 2, or the version 3 delta mtm sends since issue 14) in [start, end);
+ * false when it is not one (kind, version or length). Only the head is read: the totals and positions
+ * behind it are not touched.
  */
 export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: UpdateFields): boolean {
   if (end - start < v2IdAt || buf[start] !== FrameKind.update) return false;
   const version = buf[start + 1];
-  const idLen = buf[start + v2IdLengthAt];
-  if (version === V3) {
-    const idEnd = start + v3.id + idLen;
+  if (version === DELTA_VERSION) {
+    const idEnd = start + DeltaHead.id + buf[start + DeltaHead.idLength];
     if (idEnd > end) return false;
-    out.portfolio = trailingNumber(buf, start + v3.id, idEnd);
-    out.seq = buf.readDoubleLE(start + v3.seq);
-    out.fromSeq = buf.readDoubleLE(start + v3.fromSeq);
-    out.tickTs = buf.readDoubleLE(start + v3.tickTs);
+    out.portfolio = trailingNumber(buf, start + DeltaHead.id, idEnd);
+    out.seq = buf.readDoubleLE(start + DeltaHead.seq);
+    out.fromSeq = buf.readDoubleLE(start + DeltaHead.fromSeq);
+    out.tickTs = buf.readDoubleLE(start + DeltaHead.tickTs);
     return true;
   }
   if (version !== UPDATE_BINARY_VERSION) return false;
-  const o = start + v2IdAt + idLen;
+  const o = start + v2IdAt + buf[start + v2IdLengthAt];
   if (o + v2HeadBytesAfterId > end) return false;
   out.portfolio = trailingNumber(buf, start + v2IdAt, o);
   out.seq = buf.readDoubleLE(o);
@@ -74,7 +69,7 @@ export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: U
 }
 
 export function isUpdatesFrame(buf: Buffer, start: number, end: number): boolean {
-  return end - start >= updatesHeaderBytes && buf[start] === UPDATES_KIND;
+  return end - start >= UPDATES_HEADER_BYTES && buf[start] === DeltaKind.updates;
 }
 
 /**
@@ -83,12 +78,12 @@ export function isUpdatesFrame(buf: Buffer, start: number, end: number): boolean
  */
 export function forEachRecord(buf: Buffer, start: number, end: number, each: (recordStart: number, recordEnd: number) => void): number {
   const count = buf.readUInt32LE(start + updatesCountAt);
-  let o = start + updatesHeaderBytes;
+  let o = start + UPDATES_HEADER_BYTES;
   // Bounded by count and by the frame's end.
   for (let i = 0; i < count; i++) {
-    if (o + recordPrefixBytes > end) return -1;
+    if (o + UPDATES_RECORD_PREFIX_BYTES > end) return -1;
     const len = buf.readUInt32LE(o);
-    o += recordPrefixBytes;
+    o += UPDATES_RECORD_PREFIX_BYTES;
     if (o + len > end) return -1;
     each(o, o + len);
     o += len;

@@ -215,8 +215,9 @@ export function rows(r: Report): Row[] {
   });
   add('spike', `${wl('spike')}: rate / spike rate`, (_, x) => `${fmt(figure(x, 'rate'))} / ${fmt(figure(x, 'spikeRate'))}`);
   add('spike', 'p99 before (steady)', (_, x) => fmt(figure(x, 'before.latency.p99Ms'), ' ms') + lg(x, 'before.loadgenBound'), 'steadyP99Ms');
-  add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
-  add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
+  const silent = (x: unknown, path: string) => ((figure(x, path) ?? 0) > 0 ? ` (${fmt(figure(x, path))} windows without updates)` : '');
+  add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + silent(x, 'silentWindowsDuring') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
+  add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + silent(x, 'silentWindowsAfter') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
   add('spike', 'time to recover', (_, x) => fmt(figure(x, 'recoveryMs'), ' ms') + ((x as { recovered?: boolean }).recovered === false ? ' (not recovered)' : ''), 'recoveryMs');
   for (const mode of ['process', 'sync'] as const) {
     const m = (sys: SystemName) => (sys === 'limit' ? 'none' : mode);
@@ -227,6 +228,8 @@ export function rows(r: Report): Row[] {
   add('recovery', 'crash restart (spawn to ready)', f('crash.spawnToReadySeconds', ' s'), 'crashRestartSeconds');
   add('recovery', 'crash: state recovery', f('crash.recoverSeconds', ' s'));
   add('recovery', 'clean restart (spawn to ready)', f('clean.spawnToReadySeconds', ' s'), 'cleanRestartSeconds');
+  add('recovery', 'crash: peak RSS to ready', f('crash.peakRssMb', ' MB'));
+  add('recovery', 'crash: steady RSS after', f('crash.steadyRssMb', ' MB'));
   const k = (c: string) => (sys: SystemName, x: unknown) => fmt(figureSource('kernel', sys, x, `${c}.positionsPerSecond`));
   add('kernel', 'dense positions/s (wasm)', k('dense'), 'densePositionsPerSecond');
   add('kernel', 'dense positions/s (ts)', (sys, x) => (sys === 'mtm' ? fmt(figure(x, 'ts.dense.positionsPerSecond')) : ''));

@@ -23,6 +23,24 @@ export interface RestartFigures {
   portfoliosRecovered: number;
   /** The clean stop that followed (mtm: server close, engine close with its final snapshot). */
   stopSeconds: number;
+  /** Peak resident memory of the server process from spawn to ready (VmHWM read at ready), MB. */
+  peakRssMb: number | null;
+  /** Resident memory once recovered and idle (VmRSS steadyAfterMs after ready), MB. */
+  steadyRssMb: number | null;
+}
+
+/** How long after ready the recovered server's resident memory is read as its steady RSS. */
+const steadyAfterMs = 3_000;
+
+/** VmHWM / VmRSS of a process in MB from /proc/<pid>/status (null off Linux or once it is gone). */
+async function statusMb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number | null> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? null : round3(Number(m[1]) / 1024);
+  } catch {
+    return null;
+  }
 }
 
 export interface RecoveryResult {
@@ -49,8 +67,9 @@ async function build(cfg: RecoveryBuildConfig, timeoutMs: number): Promise<Recov
   }
 }
 
-function figures(sys: RunningSystem, stopMs: number): RestartFigures {
+function figures(sys: RunningSystem, stopMs: number, rss: { peakRssMb: number | null; steadyRssMb: number | null }): RestartFigures {
   return {
+    ...rss,
     recoverSeconds: round3(sys.ready.recoverMs / 1000),
     readySeconds: round3(sys.ready.readyMs / 1000),
     spawnToReadySeconds: round3(sys.spawnToReadyMs / 1000),
@@ -95,12 +114,15 @@ export async function recovery(name: SystemName, scale: Scale, progress: Progres
       });
       let stopped = false;
       try {
+        const peakRssMb = await statusMb(sys.child.pid, 'VmHWM');
+        await new Promise((r) => setTimeout(r, steadyAfterMs));
+        const steadyRssMb = await statusMb(sys.child.pid, 'VmRSS');
         const t0 = performance.now();
         const how = await sys.stop(cleanStopGraceMs);
         stopped = true;
         // The next restart is a clean one only if this stop was.
         if (how.code !== 0) throw new Error(`${name} did not stop cleanly (${JSON.stringify(how)}): ${sys.child.tail()}`);
-        return figures(sys, performance.now() - t0);
+        return figures(sys, performance.now() - t0, { peakRssMb, steadyRssMb });
       } finally {
         if (!stopped) sys.child.kill();
       }

@@ -226,6 +226,12 @@ export interface SpikeResult {
   worstWindowP99DuringMs: number;
   /** The highest 100 ms-window p99 from the end of the spike to the end of the run (backlog draining). */
   worstWindowP99AfterMs: number;
+  /**
+   * Windows in which ticks were sent but no update arrived (no latency to take a p99 of): during the
+   * spike and after it. A worst p99 of 0 with silent windows means nothing arrived, not fast delivery.
+   */
+  silentWindowsDuring: number;
+  silentWindowsAfter: number;
   /** recoveryFactor x the p99 before the spike. */
   recoveryThresholdMs: number;
   /**
@@ -268,6 +274,14 @@ export async function spike(name: SystemName, scale: Scale, p: SpikeParams, prog
     const threshold = round3(p.recoveryFactor * before.latency.p99Ms);
     let lastBad = -1;
     const afterWindows = series.filter((w) => w.tMs >= spikeEndRel);
+    let silentDuring = 0;
+    let silentAfter = 0;
+    for (const w of series) {
+      if (w.p99Ms === null && w.sent > 0) {
+        if (w.tMs + setup.windowMs <= spikeEndRel) silentDuring++;
+        else silentAfter++;
+      }
+    }
     for (const w of series) {
       if (w.p99Ms === null) continue;
       if (w.tMs + setup.windowMs <= spikeEndRel) worstDuring = Math.max(worstDuring, w.p99Ms);
@@ -293,6 +307,8 @@ export async function spike(name: SystemName, scale: Scale, p: SpikeParams, prog
       after,
       worstWindowP99DuringMs: worstDuring,
       worstWindowP99AfterMs: worstAfter,
+      silentWindowsDuring: silentDuring,
+      silentWindowsAfter: silentAfter,
       recoveryThresholdMs: threshold,
       recoveryMs,
       recovered,

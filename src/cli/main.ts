@@ -2,7 +2,8 @@
 // `mtm serve`: the engine on the network, with the embedded demo when asked. Clean shutdown on
 // SIGINT/SIGTERM: stop accepting, flush, snapshot, close workers, exit 0.
 
-import { createEngine } from '../engine/engine.js';
+import { startEngine } from '../engine/engine.js';
+import { showProgress } from './progress.js';
 import { startMarketService } from '../market/service.js';
 import { startServer } from '../server/server.js';
 import { loadUws } from '../server/uws.js';
@@ -51,7 +52,10 @@ function components(config: Config): Components {
 
 async function serve(config: Config): Promise<void> {
   const args = components(config);
-  const engine = await createEngine(args.engine);
+  // Recovery runs while the server already answers /health, and /ready with 503 and the progress.
+  const engine = await startEngine(args.engine);
+  const recovered = engine.ready;
+  recovered.catch(() => undefined);
   // Bars and market alerts from every tick the engine accepts; market data lives in <data>/market.
   const market = await startMarketService(engine, { ...args.market, dataDir: args.dataDir, now: () => Date.now(), log: (line) => console.log(line) }).catch(async (e: unknown) => {
     await engine.close();
@@ -66,8 +70,12 @@ async function serve(config: Config): Promise<void> {
     ...observability.serverOptions,
     market,
     log: null,
+    ready: () => engine.isReady,
+    progress: () => engine.progress.view(),
   });
   observability.attachServer(server);
+  await showProgress(engine.progress, recovered);
+  await recovered;
   console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.dataDir})`);
   console.log(staticDir === null ? 'positions page not built (npm run build:web): only the API is served' : `positions page: ${server.url}/`);
   let demo: RunningDemo | null = null;

@@ -116,12 +116,18 @@ function fillOf(state: PortfolioState, before: PositionState, trade: ValidTrade)
   return applyLotFill(before, method, { ...fill, trade_id: trade.trade_id, ts: trade.ts, lot_ids: trade.lot_ids });
 }
 
-/**
- * Books a trade that tradeRefusal accepted. The fill is computed in the quote currency; realized P&L
- * (fees included) converts to the base at the trade's rate, cash settles in the quote currency.
- * Takes ownership of `state`: its positions record is updated in place and shared with the result.
- */
-export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeApplied {
+interface Booked {
+  before: PositionState;
+  currency: string;
+  foreign: boolean;
+  rate: number;
+  local: TradeOutcome & { closedLots: ClosedLot[] };
+  fill: TradeOutcome;
+  realized: number;
+}
+
+/** The arithmetic of booking a trade, shared by applyTrade (live) and replayTrade (recovery). */
+function bookTrade(state: PortfolioState, trade: ValidTrade): Booked {
   const before = positionOf(state, trade.symbol);
   const { currency, foreign } = currencyOfTrade(state, trade);
   const rate = foreign ? (trade.fx_rate as number) : 1;
@@ -133,6 +139,32 @@ export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeAppli
   if (trade.multiplier !== 1) position.multiplier = trade.multiplier;
   else delete position.multiplier;
   const fill: TradeOutcome = { ...local, position, realized };
+  return { before, currency, foreign, rate, local, fill, realized };
+}
+
+/**
+ * Replay's form of applyTrade for a trade the log says was booked: the same arithmetic (bookTrade),
+ * written into `state` in place, without events. Only for a state nothing else holds (a book being
+ * recovered): copying the positions record per trade was most of the cost of replaying a long log.
+ */
+export function replayTrade(state: PortfolioState, trade: ValidTrade): void {
+  const { foreign, currency, fill } = bookTrade(state, trade);
+  state.positions[trade.symbol] = fill.position;
+  if (foreign) {
+    const balances = (state.cash_balances ??= {});
+    balances[currency] = (balances[currency] ?? 0) + fill.cashDelta;
+  } else state.cash = state.cash + fill.cashDelta;
+  state.realized_pnl = state.realized_pnl + fill.realized;
+  state.trades = state.trades + 1;
+}
+
+/**
+ * Books a trade that tradeRefusal accepted. The fill is computed in the quote currency; realized P&L
+ * (fees included) converts to the base at the trade's rate, cash settles in the quote currency.
+ * Takes ownership of `state`: its positions record is updated in place and shared with the result.
+ */
+export function applyTrade(state: PortfolioState, trade: ValidTrade): TradeApplied {
+  const { before, currency, foreign, rate, local, fill, realized } = bookTrade(state, trade);
   const executed: DomainEventBody = {
     type: 'TradeExecuted',
     trade_id: trade.trade_id,

@@ -4,9 +4,9 @@
 // subscriptions (subscriptions.ts), store beside. Commands enter in commands.ts, trades in commit.ts;
 // upkeep.ts runs the timers, history.ts reads the past, corporateDesk.ts applies corporate actions.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import { engineClosed, ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
@@ -14,6 +14,8 @@ import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { openStore, type Store } from '../store/store.js';
+import { lockDataDir, type OwnerLock } from '../store/lock.js';
+import type { RecoveryProgress } from './recovery.js';
 import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
@@ -27,7 +29,6 @@ import { History } from './history.js';
 import { LatencyWindow } from './latencyWindow.js';
 import { Lifecycle } from './lifecycle.js';
 import { markOptionsError, resolveOptions, type ResolvedOptions } from './options.js';
-import { recoverDirectory } from './recovery.js';
 import { ShardPool } from './shards/pool.js';
 import { shardOf } from './shardOf.js';
 import { Subscriptions } from './subscriptions.js';
@@ -38,11 +39,12 @@ import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
 import { seeded } from '../sim/random.js';
+import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
 import type { Instrument } from '../domain/types.js';
 import { validSymbol } from '../domain/validate.js';
 
-export { systemPortfolio } from './shards/pool.js';
+export { seqEpochSize, systemPortfolio } from './shards/pool.js';
 
 const systemClock: Clock = { now: () => Date.now() };
 
@@ -77,6 +79,7 @@ export class MtmEngine implements Engine {
     clock: Clock,
     random: Random,
     private readonly ephemeralDir: string | null,
+    private readonly dirLock: OwnerLock,
   ) {
     this.kernel = o.kernel;
     this.workers = o.workers;
@@ -149,8 +152,7 @@ export class MtmEngine implements Engine {
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();
     this.instrumentTable.recover(this.store.eventsForPortfolio(instrumentsPortfolio, 0, Infinity));
-    recoverDirectory(this.store, this.directory, this.symbols, this.o.fxPivot);
-    await this.pool.startAll();
+    await this.pool.startAll(this.directory);
     this.corporate.start();
     this.upkeep.start();
   }
@@ -162,12 +164,14 @@ export class MtmEngine implements Engine {
     await this.ready.catch(() => undefined);
     await this.corporate.close();
     while (this.lockstep.batchesOutstanding > 0) await new Promise((r) => setTimeout(r, 1));
-    await this.upkeep.snapshotAll().catch(() => undefined);
+    // Clean: nothing changes after it, so the next start shows exactly these seqs.
+    await this.upkeep.snapshotAll(true).catch(() => undefined);
     this.upkeep.flushPrices();
     await this.commit.durable().catch(() => undefined);
     this.life.closed = true;
     await this.pool.stop();
     await this.store.close();
+    await this.dirLock.release();
     if (this.ephemeralDir !== null) rmSync(this.ephemeralDir, { recursive: true, force: true });
   }
 
@@ -333,6 +337,16 @@ export class MtmEngine implements Engine {
 
   // ---- upkeep (upkeep.ts) --------------------------------------------------------------------
 
+  /** Recovery's progress: portfolios and events restored, rate, ETA (the CLI's progress line, /ready). */
+  get progress(): RecoveryProgress {
+    return this.pool.progress;
+  }
+
+  /** Recovery is done (engine.ready has resolved). */
+  get isReady(): boolean {
+    return this.pool.progress.phase === 'ready';
+  }
+
   /** Each shard's records, written after (and atomically with respect to) the events they cover. */
   snapshotAll(): Promise<void> {
     return this.upkeep.snapshotAll();
@@ -369,6 +383,7 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
       adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
+      holdingsAt: (symbol: string, ts: number) => holdingsAt(this.store, this.directory.keys(), this.o.retainEventsMs !== null, symbol, ts, this.o.fxPivot),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
   }
@@ -452,12 +467,35 @@ export class MtmEngine implements Engine {
 }
 
 export async function createEngine(options: EngineOptions = {}): Promise<MtmEngine> {
+  const engine = await startEngine(options);
+  await engine.ready;
+  return engine;
+}
+
+/**
+ * Opens the data directory and starts recovery, resolving before it is done (engine.ready resolves
+ * then; engine.progress tells how far it is): the CLI serves /health and /ready meanwhile.
+ */
+export async function startEngine(options: EngineOptions = {}): Promise<MtmEngine> {
   const invalid = markOptionsError(options);
   if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
-  const opened = openStore({ path: o.dataDir ?? (ephemeralDir as string), sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
+  const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new EngineStartError({ code: ErrorCode.store_failed, message: `cannot create data dir '${dataDir}': ${(err as Error).message}`, field: 'path' });
+  }
+  // Another live engine on this directory is refused here; a dead one (even an unreaped zombie) is not.
+  const locked = await lockDataDir(dataDir);
+  if (!locked.ok) {
+    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
+    throw new EngineStartError(locked.error);
+  }
+  const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
   if (!opened.ok) {
+    await locked.value.release();
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);
   }
@@ -473,9 +511,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<MtmEngi
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
-  const engine = new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir);
-  await engine.ready;
-  return engine;
+  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
 }
 
 export class EngineStartError extends Error {

@@ -1,16 +1,68 @@
-// Start and restart from the store: snapshots first, then the events after each snapshot's covered
-// seq, replayed through the same actors. The main thread reads LMDB (its only owner) and feeds the
-// shard in bounded chunks.
+// Start and restart from the store: each shard's columnar snapshot (raw segments read here and
+// transferred to the worker, which decodes them), then the events after it, replayed in the worker
+// through the pure domain functions. The main thread reads LMDB (its only owner) in ONE pass over the
+// tail for all shards at start, routing each event to its shard in chunks, with at most
+// replayChunksInFlightMax chunks per shard unapplied: reading chunk n+1 overlaps applying chunk n,
+// and memory stays bounded whatever the tail's length. Shards load in parallel.
+// A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
+// records, the old way; the next snapshot round writes the columnar form.
 
 import { baseCurrencyDefault, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
-import type { Store } from '../store/store.js';
+import type { ToShard } from '../shard/protocol.js';
+import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
+import type { ShardSnapshotPointer, Store } from '../store/store.js';
 import { applyToDirectory, type Directory } from './directory.js';
 import type { ShardHandle } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import type { SymbolTable } from './symbols.js';
 
-/** Records and events per message while loading a shard. */
+/** Records (schema 1 path) and events per message while loading a shard. */
 export const recoveryChunkMax = 5_000;
+/** Replay chunks posted to one shard and not yet applied: the pipeline's bound. */
+export const replayChunksInFlightMax = 2;
+
+/** What recovery reports while it runs (the CLI's progress bar, /ready). */
+export class RecoveryProgress {
+  phase: 'snapshots' | 'replay' | 'ready' = 'snapshots';
+  portfolios = 0;
+  eventsReplayed = 0;
+  /** Upper bound of the events to read: the log after the oldest snapshot (derived events included). */
+  eventsToRead = 0;
+  eventsRead = 0;
+  readonly startedMs = performance.now();
+  readyMs: number | null = null;
+
+  view(): { phase: string; portfolios: number; events_replayed: number; events_total: number; elapsed_ms: number; events_per_second: number; eta_ms: number | null } {
+    const elapsed = (this.readyMs ?? performance.now()) - this.startedMs;
+    const rate = elapsed > 0 ? (this.eventsRead * 1000) / elapsed : 0;
+    const left = Math.max(0, this.eventsToRead - this.eventsRead);
+    return {
+      phase: this.phase,
+      portfolios: this.portfolios,
+      events_replayed: this.eventsReplayed,
+      events_total: this.eventsToRead,
+      elapsed_ms: Math.round(elapsed),
+      events_per_second: Math.round(rate),
+      eta_ms: this.phase === 'ready' ? 0 : rate > 0 ? Math.round((left * 1000) / rate) : null,
+    };
+  }
+}
+
+export interface RecoveryHost {
+  readonly store: Store;
+  readonly symbols: SymbolTable;
+  readonly lastPrice: Float64Array;
+  readonly lastPriceTs: Float64Array;
+  readonly workers: number;
+  /** Cross rates go through this currency (src/domain/fx.ts). */
+  readonly fxPivot: string;
+  nextRequest(): number;
+  /** Answers of 'loaded' (finish) and 'replayed' (chunk applied) messages, by request number. */
+  readonly loadRequests: Map<number, () => void>;
+  readonly progress: RecoveryProgress;
+  /** The columnar generation was written by a clean shutdown and this is the boot right after it. */
+  readonly cleanSnapshot: boolean;
+}
 
 function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory, pivot: string): void {
   const base = directory.get(e.portfolio_id)?.base;
@@ -28,18 +80,58 @@ function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directo
   if (e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
 }
 
+/** What the store holds to restore shards from. */
+type Source =
+  | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][] }
+  | { kind: 'records'; records: PortfolioRecord[][] };
+
+/** Per-portfolio covered seqs and the oldest of them (replay reads the log after it). */
+interface Coverage {
+  covered: Map<string, number>;
+  min: number;
+}
+
 /**
- * Rebuilds the main thread's directory of portfolios and interns every symbol the shards will need,
- * so each fresh shard can be sent the whole symbol table before it loads.
+ * Reads the newest snapshots: the columnar generation's raw segments (only those of `only` when it
+ * is given and the shard count did not change), else the schema 1 per-portfolio records grouped by
+ * shard. Registers ids, names, lifecycle states and symbols in `directory` / `symbols` when given.
  */
-export function recoverDirectory(store: Store, directory: Directory, symbols: SymbolTable, pivot: string): void {
-  let minCovered = Number.MAX_SAFE_INTEGER;
-  const covered = new Map<string, number>();
+function readSource(host: RecoveryHost, only: number | null, directory: Directory | null, coverage: Coverage): Source {
+  const { store, symbols, workers } = host;
+  const pointer = store.shardSnapshotPointer();
+  if (pointer !== undefined) {
+    const parts: Uint8Array[][] = [];
+    for (let i = 0; i < pointer.shards; i++) {
+      if (only !== null && pointer.shards === workers && i !== only) {
+        parts.push([]);
+        continue;
+      }
+      const segments = store.shardSnapshotSegments(pointer, i);
+      parts.push(segments);
+      const strings = readSnapshotStrings(segments);
+      const covered = pointer.covered[i];
+      for (const id of strings.ids) coverage.covered.set(id, covered);
+      if (strings.ids.length > 0) coverage.min = Math.min(coverage.min, covered);
+      if (directory !== null) {
+        const statuses = readSnapshotStatuses(segments);
+        strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
+        for (const s of strings.symbols) symbols.intern(s);
+        for (const [currency, base] of strings.conversions) symbols.internConversion(currency, base, host.fxPivot);
+      }
+    }
+    return { kind: 'columnar', pointer, parts };
+  }
+  const records: PortfolioRecord[][] = Array.from({ length: workers }, () => []);
   for (const r of store.loadSnapshots()) {
+    const shard = shardOf(r.portfolio.id, workers);
+    if (only !== null && shard !== only) continue;
+    records[shard].push(r);
+    coverage.covered.set(r.portfolio.id, r.covered_seq);
+    coverage.min = Math.min(coverage.min, r.covered_seq);
+    if (directory === null) continue;
     const base = r.portfolio.base_currency ?? baseCurrencyDefault;
     directory.set(r.portfolio.id, { name: r.portfolio.name, state: r.state, base });
-    covered.set(r.portfolio.id, r.covered_seq);
-    if (r.covered_seq < minCovered) minCovered = r.covered_seq;
+    const pivot = host.fxPivot;
     for (const [symbol, p] of Object.entries(r.portfolio.positions)) {
       symbols.intern(symbol);
       if (p.currency !== undefined) symbols.internConversion(p.currency, base, pivot);
@@ -48,62 +140,155 @@ export function recoverDirectory(store: Store, directory: Directory, symbols: Sy
     // A dividend due in a foreign currency credits that currency's cash when it is paid.
     for (const due of Object.values(r.portfolio.dividends_due ?? {})) if (due.currency !== base) symbols.internConversion(due.currency, base, pivot);
   }
-  if (covered.size === 0) minCovered = 0;
-  for (const e of store.eventsAfter(minCovered)) {
-    if (e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
-    applyToDirectory(directory, e);
-    symbolsOfEvent(e, symbols, directory, pivot);
-  }
-  symbols.announced = symbols.size;
+  return { kind: 'records', records };
 }
 
-export async function recoverShard(
-  store: Store,
-  h: ShardHandle,
-  symbols: SymbolTable,
-  lastPrice: Float64Array,
-  lastPriceTs: Float64Array,
-  shards: number,
-  nextRequest: () => number,
-  loadRequests: Map<number, () => void>,
-): Promise<void> {
-  if (symbols.announced > 0) h.post({ t: 'symbols', from: 0, names: symbols.names.slice(0, symbols.announced) });
-  // From here on the engine announces new names to this worker as they come (same turn: no gap).
-  h.symbolTableSent = true;
+/** Posts a shard's snapshot: transferred segments, or record chunks (schema 1). */
+function sendSnapshot(host: RecoveryHost, h: ShardHandle, source: Source, prices: { symbol: number; price: number; ts: number }[]): void {
+  if (source.kind === 'records') {
+    const mine = source.records[h.index];
+    let first = true;
+    for (let i = 0; i < mine.length || first; i += recoveryChunkMax) {
+      h.post({ t: 'load', records: mine.slice(i, i + recoveryChunkMax), prices: first ? prices : [] });
+      first = false;
+    }
+    return;
+  }
+  const { pointer, parts } = source;
+  const same = pointer.shards === host.workers;
+  const picked = same ? [h.index] : parts.map((_, i) => i);
+  const msgParts = picked.map((i) => ({ segments: same ? parts[i] : parts[i].map((b) => new Uint8Array(b)), covered: pointer.covered[i] }));
+  // Same shard count: this shard's segments are its alone, so they move (transfer) instead of a copy.
+  const transfer = same ? msgParts.flatMap((p) => p.segments.map((b) => b.buffer as ArrayBuffer)) : [];
+  const msg: ToShard = { t: 'loadColumnar', parts: msgParts, filter: !same, clean: host.cleanSnapshot, prices };
+  h.port?.postMessage(msg, transfer);
+}
+
+function pricesFor(host: RecoveryHost): { symbol: number; price: number; ts: number }[] {
   // Each price with its source timestamp: restored marks keep their age (a restart makes nothing fresh).
   const prices: { symbol: number; price: number; ts: number }[] = [];
-  for (let id = 0; id < symbols.announced; id++) if (lastPrice[id] > 0) prices.push({ symbol: id, price: lastPrice[id], ts: lastPriceTs[id] });
-  const covered = new Map<string, number>();
-  let minCovered = Number.MAX_SAFE_INTEGER;
-  let chunk: PortfolioRecord[] = [];
-  let first = true;
-  const sendRecords = () => {
-    h.post({ t: 'load', records: chunk, prices: first ? prices : [] });
-    first = false;
-    chunk = [];
-  };
-  for (const r of store.loadSnapshots()) {
-    if (shardOf(r.portfolio.id, shards) !== h.index) continue;
-    covered.set(r.portfolio.id, r.covered_seq);
-    if (r.covered_seq < minCovered) minCovered = r.covered_seq;
-    chunk.push(r);
-    if (chunk.length >= recoveryChunkMax) sendRecords();
+  for (let id = 0; id < host.symbols.announced; id++) if (host.lastPrice[id] > 0) prices.push({ symbol: id, price: host.lastPrice[id], ts: host.lastPriceTs[id] });
+  return prices;
+}
+
+/** Feeds events to shards in chunks, at most replayChunksInFlightMax unapplied per shard. */
+class ReplayPipe {
+  private readonly chunks: StoredEvent[][];
+  private readonly inFlight: number[];
+  private readonly waiters: ((() => void) | null)[];
+
+  constructor(
+    private readonly host: RecoveryHost,
+    private readonly handles: readonly ShardHandle[],
+  ) {
+    this.chunks = handles.map(() => []);
+    this.inFlight = handles.map(() => 0);
+    this.waiters = handles.map(() => null);
   }
-  if (chunk.length > 0 || first) sendRecords();
-  if (covered.size === 0) minCovered = 0;
-  let events: StoredEvent[] = [];
-  for (const e of store.eventsAfter(minCovered)) {
-    if (shardOf(e.portfolio_id, shards) !== h.index || e.seq <= (covered.get(e.portfolio_id) ?? 0)) continue;
-    events.push(e);
-    if (events.length >= recoveryChunkMax) {
-      h.post({ t: 'replay', events });
-      events = [];
+
+  /** Adds an event for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
+  add(k: number, e: StoredEvent): Promise<void> | null {
+    const chunk = this.chunks[k];
+    chunk.push(e);
+    if (chunk.length < recoveryChunkMax) return null;
+    return this.post(k);
+  }
+
+  private post(k: number): Promise<void> | null {
+    const events = this.chunks[k];
+    if (events.length === 0) return null;
+    this.chunks[k] = [];
+    const ack = this.host.nextRequest();
+    this.inFlight[k]++;
+    this.host.loadRequests.set(ack, () => {
+      this.inFlight[k]--;
+      this.host.progress.eventsReplayed += events.length;
+      const w = this.waiters[k];
+      this.waiters[k] = null;
+      w?.();
+    });
+    this.handles[k].post({ t: 'replay', events, ack });
+    if (this.inFlight[k] < replayChunksInFlightMax) return null;
+    return new Promise((resolve) => (this.waiters[k] = resolve));
+  }
+
+  async flush(): Promise<void> {
+    for (let k = 0; k < this.handles.length; k++) {
+      const wait = this.post(k);
+      if (wait !== null) await wait;
     }
   }
-  if (events.length > 0) h.post({ t: 'replay', events });
-  const request = nextRequest();
+}
+
+async function finish(host: RecoveryHost, h: ShardHandle): Promise<void> {
+  const request = host.nextRequest();
   await new Promise<void>((resolve) => {
-    loadRequests.set(request, resolve);
+    host.loadRequests.set(request, resolve);
     h.post({ t: 'loaded', request });
   });
+}
+
+/** Sends the whole symbol table to a fresh worker; from then on the engine announces new names to it. */
+function sendSymbols(host: RecoveryHost, h: ShardHandle): void {
+  const { symbols } = host;
+  if (symbols.announced > 0) h.post({ t: 'symbols', from: 0, names: symbols.names.slice(0, symbols.announced) });
+  h.symbolTableSent = true;
+}
+
+/**
+ * The engine's start: reads the snapshots, rebuilds the directory and the symbol table, and, once
+ * `started` resolves (every worker up), loads all shards in parallel from one pass over the log.
+ */
+export async function recoverAll(host: RecoveryHost, directory: Directory, handles: readonly ShardHandle[], started: Promise<void>): Promise<void> {
+  const { store, symbols, progress } = host;
+  const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
+  const source = readSource(host, null, directory, coverage);
+  if (coverage.covered.size === 0) coverage.min = 0;
+  progress.portfolios = directory.size;
+  await started;
+  symbols.announced = symbols.size;
+  const prices = pricesFor(host);
+  for (const h of handles) {
+    sendSymbols(host, h);
+    sendSnapshot(host, h, source, prices);
+  }
+  progress.phase = 'replay';
+  progress.eventsToRead = Math.max(0, store.lastSeq() - coverage.min);
+  const pipe = new ReplayPipe(host, handles);
+  const index = new Map(handles.map((h, k) => [h.index, k]));
+  for (const e of store.eventsAfter(coverage.min, { replayedOnly: true })) {
+    progress.eventsRead = e.seq - coverage.min;
+    if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
+    applyToDirectory(directory, e);
+    symbolsOfEvent(e, symbols, directory, host.fxPivot);
+    // New names reach every worker before the first event that needs them.
+    const fresh = symbols.takeUnannounced();
+    if (fresh !== null) for (const h of handles) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
+    const k = index.get(shardOf(e.portfolio_id, host.workers));
+    if (k === undefined) continue;
+    const wait = pipe.add(k, e);
+    if (wait !== null) await wait;
+  }
+  await pipe.flush();
+  await Promise.all(handles.map((h) => finish(host, h)));
+  progress.portfolios = directory.size;
+  progress.eventsRead = progress.eventsToRead;
+}
+
+/** A supervised restart of one shard: its snapshot and the log after it, nothing else touched. */
+export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<void> {
+  const { store } = host;
+  const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
+  const source = readSource(host, h.index, null, coverage);
+  if (coverage.covered.size === 0) coverage.min = 0;
+  sendSymbols(host, h);
+  sendSnapshot(host, h, source, pricesFor(host));
+  const pipe = new ReplayPipe(host, [h]);
+  for (const e of store.eventsAfter(coverage.min, { replayedOnly: true })) {
+    if (shardOf(e.portfolio_id, host.workers) !== h.index || e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
+    const wait = pipe.add(0, e);
+    if (wait !== null) await wait;
+  }
+  await pipe.flush();
+  await finish(host, h);
 }

@@ -39,23 +39,34 @@ export class Upkeep {
     for (const t of this.timers) clearInterval(t);
   }
 
-  /** Each shard's records, written after (and atomically with respect to) the events they cover. */
-  async snapshotAll(): Promise<void> {
+  /**
+   * Each shard's records and columnar segments, written after (and atomically with respect to) the
+   * events they cover. clean: the engine's last round before a clean shutdown (its seqs are exact).
+   */
+  async snapshotAll(clean = false): Promise<void> {
     if (this.d.life.closed) return;
     // Records asked for during a corporate step would include it before its events are appended, so
     // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
     while (this.d.corporate.holding) await this.d.corporate.idle();
-    await Promise.all(
+    const asOf = this.d.clock.now();
+    const rounds = await Promise.all(
       this.d.pool.shards.map(async (h) => {
-        if (h.state !== 'ready') return;
-        const records = await this.d.pool.records(h);
+        if (h.state !== 'ready') return null;
+        const answer = await this.d.pool.records(h, asOf);
         // Every event this shard emitted before its records was appended when its message arrived,
         // so the store's last seq covers them all.
         const covered = this.d.store.lastSeq();
-        for (const r of records) r.covered_seq = covered;
-        await this.d.store.writeSnapshots(records);
+        for (const r of answer.records) r.covered_seq = covered;
+        return { covered, segments: answer.segments, written: this.d.store.writeSnapshots(answer.records) };
       }),
     );
+    // The columnar generation (what recovery reads) needs every shard of one round; a round that
+    // missed a restarting shard keeps the previous generation.
+    const complete = rounds.every((r) => r !== null);
+    const columnar = complete
+      ? this.d.store.writeShardSnapshots({ as_of: asOf, clean, covered: rounds.map((r) => r!.covered), shards: rounds.map((r) => r!.segments) })
+      : null;
+    await Promise.all([...rounds.map((r) => r?.written), columnar]);
   }
 
   /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */

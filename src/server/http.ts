@@ -175,7 +175,11 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
         connections: deps.connections(),
       }),
 
-    ready: () => (deps.isReady() ? json(200, { ready: true }) : json(503, { ready: false }, { 'Retry-After': '1' })),
+    // While the engine recovers: 503 with its progress (portfolios and events restored, rate, ETA).
+    ready: () =>
+      deps.isReady()
+        ? json(200, { ready: true })
+        : json(503, options.progress === null ? { ready: false } : { ready: false, progress: options.progress() }, { 'Retry-After': '1' }),
 
     openapi: () => ({ status: 200, body: deps.openapi() }),
     asyncapi: () => ({ status: 200, body: deps.asyncapi() }),

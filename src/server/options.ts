@@ -109,6 +109,8 @@ export interface ServerOptions {
   performance?: PerformanceApi;
   /** Readiness beyond "listening": e.g. recovery finished. Default: always ready while running. */
   ready?: () => boolean;
+  /** What /ready answers with its 503 while not ready (the engine's recovery progress). */
+  progress?: () => unknown;
   /** Wall clock (epoch ms); default Date.now. */
   now?: () => number;
   /**
@@ -131,6 +133,7 @@ export interface ResolvedOptions {
   onHttpRequest: HttpObserver | null;
   performance: PerformanceApi | null;
   ready: () => boolean;
+  progress: (() => unknown) | null;
   now: () => number;
   log: (line: string) => void;
   transport: 'auto' | 'node';
@@ -177,6 +180,7 @@ export function resolveOptions(options: ServerOptions): Result<ResolvedOptions> 
     onHttpRequest: options.onHttpRequest ?? null,
     performance: options.performance ?? null,
     ready: options.ready ?? (() => true),
+    progress: options.progress ?? null,
     now: options.now ?? Date.now,
     log,
     transport: options.transport === 'node' ? 'node' : 'auto',

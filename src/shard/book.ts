@@ -25,12 +25,16 @@ export interface Book {
   foreign: number;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
   cashFx: number[];
+  /** Global seq of the last logged event its restored state includes: replay skips up to it. */
+  covered: number;
+  /** Replay changed its state: its kernel rows are synced once, when recovery finishes. */
+  touched: boolean;
   /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
   heldOf: PortfolioState | null;
 }
 
 export function newBook(index: number, state: PortfolioState, status: PortfolioStatus, seq: number): Book {
-  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [], heldOf: null };
+  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [], heldOf: null, covered: 0, touched: false };
 }
 
 const utf8 = new TextEncoder();

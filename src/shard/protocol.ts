@@ -16,6 +16,13 @@ export interface ShardInit {
   symbolsMax: number;
   /** A priced mark older than this (as_of - price_ts) is stale. */
   staleAfterMs: number;
+  /**
+   * Lowest per-portfolio seq this shard life shows: its boot epoch * 2^32, persisted by the main
+   * thread before the shard starts, so seqs never go back across restarts (store takeSeqEpoch).
+   */
+  seqFloor?: number;
+  /** Shards of the engine and this one's index among them (columnar loads keep only their books). */
+  shards?: number;
   /** Cross rates go through this currency (src/domain/fx.ts); absent: USD. */
   fxPivot?: string;
 }
@@ -71,7 +78,13 @@ export type ToShard =
   | { t: 'watch'; portfolio: string; on: boolean }
   | { t: 'records'; request: number; now: number }
   | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number; ts: number }[] }
-  | { t: 'replay'; events: StoredEvent[] }
+  /**
+   * Columnar snapshot parts (raw segments, transferred) and the covered seq of each; filter: the
+   * parts were written by another number of shards, keep only this shard's books.
+   */
+  | { t: 'loadColumnar'; parts: { segments: Uint8Array[]; covered: number }[]; filter: boolean; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
+  /** ack: answer 'replayed' with this number once applied (the main thread bounds chunks in flight). */
+  | { t: 'replay'; events: StoredEvent[]; ack?: number }
   | { t: 'loaded'; request: number }
   | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
@@ -97,7 +110,8 @@ export interface BatchResult {
 export type FromShard =
   | BatchResult
   | { t: 'results'; results: CommandResult[] }
-  | { t: 'records'; request: number; records: PortfolioRecord[] }
+  | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
+  | { t: 'replayed'; ack: number; events: number }
   | { t: 'loaded'; request: number; portfolios: number; positions: number }
   | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'ready'; shard: number; kernel: KernelKind };

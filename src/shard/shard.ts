@@ -5,9 +5,9 @@
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import { quantityOf, unitsOf } from '../domain/accounting.js';
-import { baseCurrencyOf, currencyOfTrade, methodOf, newPortfolio, type PortfolioOptions } from '../domain/portfolio.js';
+import { applyDeposit, applyFxConversion, applyLimits, applyWithdraw, baseCurrencyOf, currencyOfTrade, methodOf, newPortfolio, replayTrade, type PortfolioOptions } from '../domain/portfolio.js';
 import { conversionLegsOf, conversionSymbolOf, fxPivotDefault } from '../domain/fx.js';
-import { corporateRefusal, holdsFor } from '../domain/corporateActions.js';
+import { applyCorporateStep, corporateRefusal, holdsFor } from '../domain/corporateActions.js';
 import { baseCurrencyDefault, type PortfolioState, type CorporateStep, type RiskLimits, type DomainEventBody, type LotView, type PortfolioRecord, type PortfolioSnapshot, type PortfolioUpdate, type PositionView, type StoredEvent } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
@@ -16,6 +16,8 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, releaseActor, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
+import { decodeSnapshot, encodeSnapshot, type RestoredBook } from './snapshotCodec.js';
+import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
@@ -39,13 +41,17 @@ export class Shard {
   private sentQty = new Float64Array(1024);
   /** The FX rate last sent per row: a rate tick alone moves a foreign position's value. */
   private sentFx = new Float64Array(1024);
-  private replaying = false;
+  /** Books whose state replay changed since recovery began: synced to the kernel once, at the end. */
+  private touched: Book[] = [];
+  /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
+  private readonly seqFloor: number;
   /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
   private readonly multipliers = new Map<string, number>();
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
 
   constructor(readonly init: ShardInit) {
+    this.seqFloor = init.seqFloor ?? 0;
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
     this.kernel = createKernel(init.kernel, {
       portfoliosMax: init.portfoliosMax,
@@ -166,46 +172,104 @@ export class Shard {
     }));
   }
 
+  /** This shard's columnar snapshot segments (snapshotCodec.ts), taken at the same instant as records(). */
+  snapshotSegments(): Uint8Array[] {
+    const c = this.kernel.cols;
+    return encodeSnapshot(this.books.map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+  }
+
   /**
    * Restores portfolios from snapshot records, after last prices (so marks are the stored ticks, and
    * keep the source timestamps they had: a restart must not make an old price look fresh).
    */
   load(records: PortfolioRecord[], prices: { symbol: number; price: number; ts: number }[]): void {
+    this.loadPrices(prices);
+    for (const record of records) {
+      const book = this.restore({ state: record.portfolio, status: record.state, seq: record.seq, hwm: record.equity_hwm });
+      book.covered = record.covered_seq;
+    }
+  }
+
+  /**
+   * Restores portfolios from columnar snapshot parts (raw segments, decoded here). filter: the parts
+   * were written by another number of shards; only the books placed on this shard are kept.
+   */
+  loadColumnar(parts: { segments: Uint8Array[]; covered: number }[], filter: boolean, prices: { symbol: number; price: number; ts: number }[], clean = false): void {
+    this.loadPrices(prices);
+    const shards = this.init.shards ?? 1;
+    const keep = filter ? (id: string) => shardOf(id, shards) === this.init.shard : () => true;
+    for (const part of parts) {
+      decodeSnapshot(part.segments, keep, (restored) => {
+        this.restore(restored, clean).covered = part.covered;
+      });
+    }
+  }
+
+  private loadPrices(prices: { symbol: number; price: number; ts: number }[]): void {
     const c = this.kernel.cols;
     for (const p of prices) {
       c.symPrice[p.symbol] = p.price;
       this.symTs[p.symbol] = p.ts;
     }
-    for (const record of records) {
-      const book = this.addBook(record.portfolio, record.state, record.seq);
-      const f = book.index;
-      for (const symbol of Object.keys(record.portfolio.positions)) this.syncPosition(book, symbol);
-      this.syncPortfolio(book);
-      this.kernel.recompute(f);
-      // Set after the recompute: these positions at the restored prices are not an equity the portfolio
-      // had (events replayed next may change them; after a kill -9 the prices may be stale). The next
-      // live revaluation raises the mark.
-      c.pfHwm[f] = record.equity_hwm;
-      if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
-    }
-  }
-
-  /** Re-applies logged commands after a snapshot; derived events are skipped (the log has them). */
-  replay(events: StoredEvent[]): void {
-    this.replaying = true;
-    try {
-      for (const e of events) this.replayOne(e);
-    } finally {
-      this.replaying = false;
-    }
   }
 
   /**
-   * After load + replay, limit checks are re-armed for active portfolios: replay values positions at
-   * today's prices, so a latch set while replaying must not silence tomorrow's breach.
+   * One restored book: kernel rows in the state's key order, totals, then its high-water mark. Its seq
+   * is exact after a clean shutdown; otherwise ticks may have moved it past the snapshot, so it
+   * starts at this shard life's floor, above every seq shown before.
+   */
+  private restore(r: RestoredBook, exactSeq = false): Book {
+    const c = this.kernel.cols;
+    const book = this.addBook(r.state, r.status, exactSeq ? r.seq : Math.max(r.seq, this.seqFloor));
+    const f = book.index;
+    if (r.order !== undefined) for (const symbol of r.order) this.syncPosition(book, symbol);
+    else for (const symbol in r.state.positions) this.syncPosition(book, symbol);
+    this.syncPortfolio(book);
+    this.kernel.recompute(f);
+    // Set after the recompute: these positions at the restored prices are not an equity the portfolio
+    // had (events replayed next may change them; after a kill -9 the prices may be stale). The next
+    // live revaluation raises the mark.
+    c.pfHwm[f] = r.hwm;
+    if (book.status !== 'active') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
+    return book;
+  }
+
+  /**
+   * Re-applies logged events after a snapshot, without actors: the pure domain functions on each
+   * book's state (trades in place, see replayTrade), skipping what the book's snapshot covers and
+   * derived events (the log has them). Kernel rows are created in the order live trading created
+   * them but written, and totals recomputed, once per touched book in finishRecovery.
+   */
+  replay(events: StoredEvent[]): void {
+    for (const e of events) this.replayOne(e);
+  }
+
+  /**
+   * After load + replay: touched books are synced to the kernel and recomputed once, and limit checks
+   * are re-armed for active portfolios: replay values positions at today's prices, so a latch set
+   * while replaying must not silence tomorrow's breach.
    */
   finishRecovery(): void {
     const c = this.kernel.cols;
+    for (const book of this.touched) {
+      book.touched = false;
+      // Changed after its snapshot: whatever it showed since is above the snapshot's seq.
+      book.seq = Math.max(book.seq, this.seqFloor);
+      for (const row of book.rowList) {
+        const p = book.state.positions[this.symbolNames[c.posSym[row]]];
+        // A renamed position left the state; its row stays, flat (as syncCorporate leaves it live).
+        if (p === undefined) this.kernel.setPosition(row, 0, 0, 0);
+      }
+      for (const symbol in book.state.positions) this.syncPosition(book, symbol);
+      this.syncPortfolio(book);
+      // Replay values past positions at today's prices: equities that never existed must not raise the
+      // high-water mark (a phantom mark pauses max_drawdown_pct portfolios after a restart; found by the
+      // simulator, seeds 1 and 508687769). Deposits and withdrawals replayed did shift it.
+      const hwm = c.pfHwm[book.index];
+      this.kernel.recompute(book.index);
+      c.pfHwm[book.index] = hwm;
+    }
+    this.touched = [];
     for (const book of this.books) {
       if (book.status === 'active') this.kernel.clearBreach(book.index);
       else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
@@ -215,14 +279,58 @@ export class Shard {
   private replayOne(e: StoredEvent): void {
     if (e.type === 'PortfolioCreated') {
       if (!this.byId.has(e.portfolio_id)) {
-        this.create(e.portfolio_id, e.name, e.cash, e.limits, { cost_basis_method: e.cost_basis_method ?? 'average', base_currency: e.base_currency ?? baseCurrencyDefault });
+        // It may have shown seqs before the crash that lost its snapshot: start above them.
+        const options = { cost_basis_method: e.cost_basis_method ?? 'average', base_currency: e.base_currency ?? baseCurrencyDefault } as const;
+        this.create(e.portfolio_id, e.name, e.cash, e.limits, options, this.seqFloor);
       }
       return;
     }
     const book = this.byId.get(e.portfolio_id);
-    if (book === undefined) return;
-    const event = replayEvent(e);
-    if (event !== null) this.apply(book, event, []);
+    if (book === undefined || e.seq <= book.covered) return;
+    const c = this.kernel.cols;
+    switch (e.type) {
+      case 'TradeExecuted': {
+        const trade = replayedTrade(e);
+        replayTrade(book.state, trade);
+        // The row now, as the live trade created it: rows link in creation order, and totals sum in it.
+        this.ensureRow(book, trade.symbol);
+        break;
+      }
+      // A foreign move replays at the rate it was booked at.
+      case 'CashDeposited':
+        book.state = applyDeposit(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
+        c.pfHwm[book.index] += e.amount * (e.fx_rate ?? 1);
+        break;
+      case 'CashWithdrawn':
+        book.state = applyWithdraw(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
+        c.pfHwm[book.index] -= e.amount * (e.fx_rate ?? 1);
+        break;
+      case 'FxConverted':
+        book.state = applyFxConversion(book.state, { from_currency: e.from_currency, to_currency: e.to_currency, amount: e.amount, rate: e.rate }).state;
+        break;
+      case 'LimitsSet':
+        book.state = applyLimits(book.state, e.limits).state;
+        break;
+      case 'TradingPaused':
+        book.status = 'paused';
+        break;
+      case 'TradingResumed':
+        book.status = 'active';
+        break;
+      case 'PortfolioClosed':
+        book.status = 'closed';
+        break;
+      default: {
+        const step = corporateStepOf(e);
+        if (step === null) return;
+        book.state = applyCorporateStep(book.state, step).state;
+        if (step.step === 'symbol_change' && book.state.positions[step.new_symbol] !== undefined) this.ensureRow(book, step.new_symbol);
+      }
+    }
+    if (!book.touched) {
+      book.touched = true;
+      this.touched.push(book);
+    }
   }
 
   private command(cmd: Command): CommandResult {
@@ -285,18 +393,13 @@ export class Shard {
     const c = this.kernel.cols;
     if (event.type === 'trade') this.syncPosition(book, event.trade.symbol);
     if (event.type === 'corporate') this.syncCorporate(book, event.step);
-    if (event.type === 'deposit') c.pfHwm[f] += event.amount;
-    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount;
+    if (event.type === 'deposit') c.pfHwm[f] += event.amount * (event.fx_rate ?? 1); // a foreign move at its value in the base
+    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount * (event.fx_rate ?? 1);
     if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
     if (event.type === 'pause' || event.type === 'breach') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     this.syncPortfolio(book);
-    // Replay values past positions at today's prices: equities that never existed must not raise the
-    // high-water mark (a phantom mark pauses max_drawdown_pct portfolios after a restart; found by the
-    // simulator, seeds 1 and 508687769). Deposits and withdrawals above still shift it.
-    const hwm = c.pfHwm[f];
     const kind = this.kernel.recompute(f);
-    if (this.replaying) c.pfHwm[f] = hwm;
-    if (kind !== 0 && !this.replaying) this.breachEvents(book, out);
+    if (kind !== 0) this.breachEvents(book, out);
     return null;
   }
 
@@ -472,8 +575,9 @@ export class Shard {
     c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
   }
 
-  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits'], options: PortfolioOptions): Book {
-    const book = this.addBook(newPortfolio(id, name, cash, limits, options), 'active', 0);
+  /** seq: 0 for a new portfolio (ids are never reused); replay passes the shard life's floor. */
+  private create(id: string, name: string, cash: number, limits: PortfolioRecord['portfolio']['limits'], options: PortfolioOptions, seq = 0): Book {
+    const book = this.addBook(newPortfolio(id, name, cash, limits, options), 'active', seq);
     this.kernel.cols.pfHwm[book.index] = cash;
     this.syncPortfolio(book);
     this.kernel.recompute(book.index);
@@ -539,21 +643,27 @@ export class Shard {
     else holders.push(book);
   }
 
-  private syncPosition(book: Book, symbol: string): void {
+  /** The book's kernel row for the symbol, created (and linked to its conversion) on first use. */
+  private ensureRow(book: Book, symbol: string): number {
     const sid = this.symbolIds.get(symbol);
     assert(sid !== undefined, `symbol ${symbol} registered before the command that uses it`);
-    const p = book.state.positions[symbol];
     let row = book.rows.get(sid);
-    if (row === undefined) {
-      row = this.kernel.addPosition(book.index, sid);
-      book.rows.set(sid, row);
-      book.rowList.push(row);
-      this.ensureSentRows(row);
-      if (p.currency !== undefined) {
-        this.kernel.setPositionFx(row, this.conversionFor(p.currency, baseCurrencyOf(book.state)));
-        book.foreign++;
-      }
+    if (row !== undefined) return row;
+    const p = book.state.positions[symbol];
+    row = this.kernel.addPosition(book.index, sid);
+    book.rows.set(sid, row);
+    book.rowList.push(row);
+    this.ensureSentRows(row);
+    if (p?.currency !== undefined) {
+      this.kernel.setPositionFx(row, this.conversionFor(p.currency, baseCurrencyOf(book.state)));
+      book.foreign++;
     }
+    return row;
+  }
+
+  private syncPosition(book: Book, symbol: string): void {
+    const row = this.ensureRow(book, symbol);
+    const p = book.state.positions[symbol];
     // The kernel holds the effective quantity, quantity x multiplier: every money figure it computes
     // (market value, unrealized P&L, cost basis, weights, limits) then carries the multiplier with no
     // column and no operation added to the revalue pass (see ARCHITECTURE.md).
@@ -581,6 +691,14 @@ export class Shard {
       this.sentQty[row] = c.posQty[row];
       this.sentFx[row] = c.posFx[row];
     }
+  }
+
+  /** The book's position in the symbol (time travel reads holdings at an instant from it). */
+  positionOf(id: string, symbol: string): { units: number; currency: string; multiplier: number } | null {
+    const book = this.byId.get(id);
+    const p = book?.state.positions[symbol];
+    if (book === undefined || p === undefined) return null;
+    return { units: p.units, currency: p.currency ?? baseCurrencyOf(book.state), multiplier: p.multiplier ?? 1 };
   }
 
   snapshot(id: string, now: number): PortfolioSnapshot | null {
@@ -710,54 +828,43 @@ function toEvent(cmd: Exclude<Command, { kind: 'create' | 'snapshot' | 'corporat
   }
 }
 
-function replayEvent(e: StoredEvent): PortfolioEvent | null {
+/** A logged trade as the trade it was: replay books it at the rate it was booked at, never today's. */
+function replayedTrade(e: Extract<StoredEvent, { type: 'TradeExecuted' }>): ValidTrade {
+  return {
+    trade_id: e.trade_id,
+    symbol: e.symbol,
+    side: e.side,
+    units: unitsOf(e.quantity) as number,
+    quantity: e.quantity,
+    price: e.price,
+    fee: e.fee,
+    ts: e.trade_ts,
+    currency: e.currency ?? null,
+    fx_rate: e.fx_rate ?? null,
+    lot_ids: e.lot_ids ?? null,
+    multiplier: e.multiplier ?? 1,
+  };
+}
+
+/**
+ * Corporate steps replay from what was logged: the same step on the same books gives the same state;
+ * a payment uses the rate it was paid at, never today's. null: not a corporate step event.
+ */
+function corporateStepOf(e: StoredEvent): CorporateStep | null {
   switch (e.type) {
-    case 'TradeExecuted': {
-      const units = unitsOf(e.quantity) as number;
-      const trade: ValidTrade = {
-        trade_id: e.trade_id,
-        symbol: e.symbol,
-        side: e.side,
-        units,
-        quantity: e.quantity,
-        price: e.price,
-        fee: e.fee,
-        ts: e.trade_ts,
-        // Replay books at the rate the trade was booked at, never today's.
-        currency: e.currency ?? null,
-        fx_rate: e.fx_rate ?? null,
-        lot_ids: e.lot_ids ?? null,
-        multiplier: e.multiplier ?? 1,
-      };
-      return { type: 'trade', trade };
-    }
-    // A foreign move replays at the rate it was booked at.
-    case 'CashDeposited':
-      return { type: 'deposit', amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null };
-    case 'CashWithdrawn':
-      return { type: 'withdraw', amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null };
-    case 'FxConverted':
-      return { type: 'fxConvert', from_currency: e.from_currency, to_currency: e.to_currency, amount: e.amount, rate: e.rate };
-    case 'ContractAdjusted':
-      return { type: 'corporate', step: { step: 'contract_adjustment', action_id: e.action_id, symbol: e.symbol, multiplier: e.multiplier_after } };
-    case 'LimitsSet':
-      return { type: 'setLimits', limits: e.limits };
-    case 'TradingPaused':
-      return { type: 'pause', reason: e.reason };
-    case 'TradingResumed':
-      return { type: 'resume' };
-    case 'PortfolioClosed':
-      return { type: 'close' };
-    // Corporate steps replay from what was logged: the same step on the same books gives the same state;
-    // a payment uses the rate it was paid at, never today's.
     case 'SplitApplied':
-      return { type: 'corporate', step: { step: 'split', action_id: e.action_id, symbol: e.symbol, from: e.from, to: e.to } };
-    case 'DividendEntitled':
-      return { type: 'corporate', step: { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts } };
+      return { step: 'split', action_id: e.action_id, symbol: e.symbol, from: e.from, to: e.to };
+    // The entitlement replays from the quantity logged (a past ex-date's was not the position then held).
+    case 'DividendEntitled': {
+      const held = { units: unitsOf(e.quantity) as number, currency: e.currency, multiplier: e.multiplier ?? 1 };
+      return { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts, holdings: { [e.portfolio_id]: held } };
+    }
     case 'DividendPaid':
-      return { type: 'corporate', step: { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate } };
+      return { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate };
     case 'SymbolChanged':
-      return { type: 'corporate', step: { step: 'symbol_change', action_id: e.action_id, symbol: e.from_symbol, new_symbol: e.to_symbol } };
+      return { step: 'symbol_change', action_id: e.action_id, symbol: e.from_symbol, new_symbol: e.to_symbol };
+    case 'ContractAdjusted':
+      return { step: 'contract_adjustment', action_id: e.action_id, symbol: e.symbol, multiplier: e.multiplier_after };
     default:
       return null;
   }

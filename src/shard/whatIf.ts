@@ -48,7 +48,9 @@ export interface WhatIfInputs {
 
 export function whatIf(x: WhatIfInputs): WhatIf {
   const { c, book, trade, row } = x;
-  const applied = applyTrade(book.state, trade);
+  // applyTrade takes ownership of the state it is given (it books into its positions in place): a
+  // dry run hands it a copy, so the book is left as it was.
+  const applied = applyTrade({ ...book.state, positions: { ...book.state.positions } }, trade);
   const p = applied.state.positions[trade.symbol];
   const tick = c.symPrice[x.sym];
   const mark = tick > 0 ? tick : p.last_trade_price;

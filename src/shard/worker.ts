@@ -41,14 +41,21 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
         case 'watch':
           shard.watch(msg.portfolio, msg.on);
           break;
-        case 'records':
-          send({ t: 'records', request: msg.request, records: shard.records(msg.now) });
+        case 'records': {
+          const segments = shard.snapshotSegments();
+          // The segments are transferred, not cloned: the main thread stores them as they are.
+          port.postMessage({ t: 'records', request: msg.request, records: shard.records(msg.now), segments } satisfies FromShard, segments.map((b) => b.buffer as ArrayBuffer));
           break;
+        }
         case 'load':
           shard.load(msg.records, msg.prices);
           break;
+        case 'loadColumnar':
+          shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
+          break;
         case 'replay':
           shard.replay(msg.events);
+          if (msg.ack !== undefined) send({ t: 'replayed', ack: msg.ack, events: msg.events.length });
           break;
         case 'loaded':
           shard.finishRecovery();

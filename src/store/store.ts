@@ -1,12 +1,14 @@
 // Durable state in LMDB: the facade over the store's tables, each in its own file: the write queue
 // (writeQueue.ts), the event log and its indexes (log.ts), trade results (tradeResults.ts),
-// snapshots (snapshots.ts), prices (prices.ts), retention (compaction.ts) and the data-dir lock
-// (lock.ts). This file opens the environment, composes the tables and keeps the Store interface.
+// snapshots (snapshots.ts), columnar shard snapshots (shardSnapshots.ts), prices (prices.ts),
+// retention (compaction.ts) and the data-dir locks (lock.ts). This file opens the environment,
+// composes the tables and keeps the Store interface.
 //
 // Ownership. The engine's main thread is the only opener of the LMDB environment (lmdb-js has an
 // open crash report when one env is opened from several worker threads); shards send it batches.
-// openStore refuses a second open of the same directory in this process, and a directory whose
-// owner.pid names another live process, because two writers would hand out the same seqs.
+// openStore refuses a second open of the same directory in this process; other processes are kept
+// out by the kernel-released lock the engine takes first (lock.ts lockDataDir), because two writers
+// would hand out the same seqs.
 //
 // Write path. append(), writeSnapshots(), savePrices() and compact() only enqueue in memory; the
 // first enqueue of an event-loop turn schedules a flush with setImmediate, not queueMicrotask: a
@@ -75,7 +77,8 @@ import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import type { DomainEvent, DomainEventType, LastPrice, PortfolioRecord, StoredEvent } from '../domain/types.js';
 import { Compaction } from './compaction.js';
 import { storeDefaults } from './limits.js';
-import { checkNoOtherOwner, checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
+import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
+import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
@@ -85,9 +88,16 @@ import { WriteQueue } from './writeQueue.js';
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
 export type { EventQuery, ReplayOptions } from './log.js';
+export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
 
-/** Layout version of the data directory; bump on any incompatible change of keys or values. */
-export const storeSchemaVersion = 1;
+/**
+ * Layout version of the data directory; bump on any incompatible change of keys or values.
+ * 2: columnar shard snapshots (`shardSnapshots`, meta `shardSnapshot`) and seq epochs (meta
+ * `seqEpoch`). A version 1 directory is migrated on open (storeVersionsMigrated).
+ */
+export const storeSchemaVersion = 2;
+/** Versions openStore migrates in place: the new version (and seq epoch) go in the first commit. */
+export const storeVersionsMigrated: readonly number[] = [1];
 
 /** Named databases in the environment (10 used), with room for a later version. */
 const databasesMax = 16;
@@ -111,6 +121,8 @@ export interface StoreOptions {
   compactScannedPerCallMax?: number;
   snapshotsPerFlushMax?: number;
   pricesPerFlushMax?: number;
+  /** Where the migration line goes (default console.log). */
+  log?: (line: string) => void;
 }
 
 export interface AppendReceipt {
@@ -162,6 +174,25 @@ export interface Store {
    */
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void>;
   loadSnapshots(): Iterable<PortfolioRecord>;
+  /**
+   * Columnar snapshots of every shard as one generation (shardSnapshots.ts). Same write queue as
+   * append(): the generation commits with or after every event appended before the call, in one
+   * transaction with its pointer. Resolves when durable.
+   */
+  writeShardSnapshots(snapshot: ShardSnapshotWrite): Promise<void>;
+  /** The committed generation pointer, or undefined when no columnar snapshot was ever written. */
+  shardSnapshotPointer(): ShardSnapshotPointer | undefined;
+  /** The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable). */
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[];
+  /**
+   * The next boot epoch of per-portfolio seqs (0 on a fresh directory), enqueued for the next commit:
+   * await a barrier (append([])) before any seq of it is shown. Seqs of epoch e start at e * 2^32.
+   * cleanSnapshot: the columnar generation was written by a clean shutdown and not used by a boot
+   * since (its seqs are exact for this boot); the flag is cleared in the same commit.
+   */
+  takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean };
+  /** The schema version this directory was migrated from when it was opened, else null. */
+  readonly migratedFrom: number | null;
   /** The newest kept snapshot of the portfolio with as_of <= timestamp. */
   snapshotBefore(portfolioId: string, timestamp: number): PortfolioRecord | undefined;
   /** Committed events of one portfolio with seq > afterSeq and ts <= untilTs, in seq order. */
@@ -188,7 +219,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots'];
 
 class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
@@ -199,6 +230,9 @@ class LmdbStore implements Store {
   private readonly snapshots: Snapshots;
   private readonly prices: Prices;
   private readonly compaction: Compaction;
+  private readonly shardSnapshots: ShardSnapshots;
+  /** The last seq epoch handed out (committed or queued). */
+  private seqEpoch: number;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -217,10 +251,12 @@ class LmdbStore implements Store {
       snapshotHistory: Database<PortfolioRecord, Key>;
       prices: Database<LastPrice, Key>;
       priceHistory: Database<number, Key>;
+      shardSnapshots: Database<Uint8Array, Key>;
     },
     options: StoreOptions,
     lastSeq: number,
     fresh: boolean,
+    readonly migratedFrom: number | null,
   ) {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
@@ -253,11 +289,39 @@ class LmdbStore implements Store {
     this.queue.add(this.snapshots);
     this.queue.add(this.prices);
     this.queue.add(this.compaction);
-    if (fresh) {
+    this.shardSnapshots = new ShardSnapshots(this.queue, dbs.meta, dbs.shardSnapshots);
+    this.queue.add(this.shardSnapshots);
+    const epoch = dbs.meta.get('seqEpoch');
+    // Fresh: the first epoch is 0, so seqs start small. Migrated from version 1 (no epoch kept):
+    // its seqs were all below 2^32, so epoch 1 is above anything it showed.
+    this.seqEpoch = typeof epoch === 'number' ? epoch : fresh ? -1 : 0;
+    if (fresh || migratedFrom !== null) {
       // The version goes first in the first transaction, so any committed event implies it.
       this.queue.queued.meta.push(['schemaVersion', storeSchemaVersion]);
+      if (migratedFrom !== null) this.queue.queued.meta.push(['seqEpoch', this.seqEpoch]);
       this.queue.scheduleFlush();
     }
+  }
+
+  takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean } {
+    this.writable();
+    this.seqEpoch++;
+    this.queue.queued.meta.push(['seqEpoch', this.seqEpoch]);
+    this.queue.scheduleFlush();
+    return { epoch: this.seqEpoch, cleanSnapshot: this.shardSnapshots.consumeClean() };
+  }
+
+  writeShardSnapshots(snapshot: ShardSnapshotWrite): Promise<void> {
+    this.writable();
+    return this.shardSnapshots.writeGeneration(snapshot);
+  }
+
+  shardSnapshotPointer(): ShardSnapshotPointer | undefined {
+    return this.shardSnapshots.committedPointer();
+  }
+
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
+    return this.shardSnapshots.read(pointer, shard);
   }
 
   lastSeq(): number {
@@ -404,8 +468,10 @@ class LmdbStore implements Store {
 }
 
 /**
- * Opens (or creates) the store in options.path. A directory written by another schema version,
- * or held by another live process, is refused with store_failed; a missing or empty one is fresh.
+ * Opens (or creates) the store in options.path. A directory written by an older schema version in
+ * storeVersionsMigrated is migrated (with a log line); by any other version, or already open in this
+ * process, refused with store_failed; a missing or empty one is fresh. Other processes are kept out
+ * by lockDataDir (lock.ts), which the engine takes first.
  */
 export function openStore(options: StoreOptions): Result<Store> {
   for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
@@ -423,17 +489,17 @@ export function openStore(options: StoreOptions): Result<Store> {
   } catch (err) {
     return fail(ErrorCode.store_failed, `cannot create data dir '${path}': ${(err as Error).message}`, 'path');
   }
-  const owner = checkNoOtherOwner(path);
-  if (!owner.ok) return owner;
   let root: RootDatabase | undefined;
   try {
-    root = open({ path, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false, eventTurnBatching: false });
+    // noSubdir: a directory whose name has a dot (`/srv/mtm.prod`) is still a directory, not a file.
+    root = open({ path, noSubdir: false, maxDbs: databasesMax, mapSize: options.mapSizeBytes ?? storeDefaults.mapSizeBytes, cache: false, eventTurnBatching: false });
     // Check the version before creating anything, so a foreign directory is left as it was.
     const probe = { name: 'meta', create: false };
     const existingMeta = root.openDB<unknown, Key>(probe) as Database<unknown, Key> | undefined;
     const found = existingMeta?.get('schemaVersion');
     let fresh = found === undefined;
-    if (found !== undefined && found !== storeSchemaVersion) {
+    const migratedFrom = typeof found === 'number' && storeVersionsMigrated.includes(found) ? found : null;
+    if (found !== undefined && found !== storeSchemaVersion && migratedFrom === null) {
       void root.close().catch(() => undefined);
       return fail(
         ErrorCode.store_failed,
@@ -468,14 +534,19 @@ export function openStore(options: StoreOptions): Result<Store> {
     const snapshotHistory = root.openDB<PortfolioRecord, Key>('snapshotHistory', {});
     const prices = root.openDB<LastPrice, Key>('prices', {});
     const priceHistory = root.openDB<number, Key>('priceHistory', {});
+    // Raw bytes: the segments are decoded by the shard that loads them, never here.
+    const shardSnapshots = root.openDB<Uint8Array, Key>('shardSnapshots', { encoding: 'binary' });
     let lastSeq = 0;
     const metaSeq = meta.get('lastSeq');
     if (typeof metaSeq === 'number') lastSeq = metaSeq;
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, byPortfolio, byType, byTs, trades, tradeBodies, snapshots, snapshotHistory, prices, priceHistory };
-    return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh));
+    const dbs = { meta, events, byPortfolio, byType, byTs, trades, tradeBodies, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots };
+    if (migratedFrom !== null) {
+      (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
+    }
+    return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh, migratedFrom));
   } catch (err) {
     if (root !== undefined) void root.close().catch(() => undefined);
     return fail(ErrorCode.store_failed, `cannot open store in '${path}': ${(err as Error).message}`, 'path');

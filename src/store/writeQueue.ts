@@ -21,6 +21,7 @@ import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { LastPrice, StoredEvent } from '../domain/types.js';
+import type { ShardSnapshotPointer } from './pointer.js';
 
 /** The rejection of `durable`: an Error that also carries the EngineError the engine reports. */
 export class StoreError extends Error {
@@ -81,6 +82,10 @@ export class Batch {
   priceHistory: HistoryWrite[] = [];
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
+  /** Columnar snapshot segments, then their generation pointer (written after them) and stale segment keys. */
+  segments: { key: Key; bin: Uint8Array }[] = [];
+  pointer: ShardSnapshotPointer | null = null;
+  segmentRemovals: Key[] = [];
   /** Events + trade results + records + prices, for pendingWrites. */
   writes = 0;
   done: Deferred | null = null;
@@ -94,7 +99,7 @@ export class Batch {
   seconds = 0;
 
   get empty(): boolean {
-    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0;
+    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null;
   }
 }
 

@@ -98,11 +98,6 @@ export const knownIssues: Record<string, string> = {
     'when the miss is within 1e-12 of the largest scale the portfolio ever had (its float64 errors were made at that ' +
     'scale); larger misses fail. A ratio (return_rate) over a denominator that cancelled (capital withdrawn to ' +
     'near 0) inherits that error relative to what is left of the denominator.',
-  'seq-monotonic-across-recovery':
-    "a portfolio's seq is restored from its last snapshot record; replay re-applies commands without counting them " +
-    'and the tick revaluations since the snapshot are in no log, so after a shard crash or kill -9 seq restarts lower ' +
-    '(src/shard/shard.ts load/replay; the record comment in src/domain/types.ts promises it keeps increasing). ' +
-    'Clients cope (a snapshot resets `last`, docs/PROTOCOL.md), but the seq is not strictly increasing.',
 };
 
 export interface SimFailure {
@@ -1188,8 +1183,9 @@ export class Simulator {
         continue;
       }
       const snap = r.value as PortfolioSnapshot;
+      // An invariant since issue 16 (seq epochs): no recovery shows a seq below one shown before.
       if (snap.seq < p.seqSeenMax) this.violate('seq-monotonic-across-recovery', `${id} seq ${snap.seq} < ${p.seqSeenMax} seen before ${what}`);
-      // Known issue tolerated: the restored seq is the new floor, so later steps are checked from it.
+      // The restored seq may jump (a new epoch): the model predicts exactly again from it.
       p.seq = snap.seq;
       p.seqSeenMax = snap.seq;
       const hwm = new Dec(snap.equity_hwm);

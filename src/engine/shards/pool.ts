@@ -12,13 +12,16 @@ import type { Store } from '../../store/store.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
-import { recoverShard } from '../recovery.js';
+import { RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
+import type { Directory } from '../directory.js';
 import { ShardHandle } from '../shardHandle.js';
 import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
 import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
 
 export const systemPortfolio = '_engine';
+/** Per-portfolio seqs of boot epoch e start at e * seqEpochSize (2^32 changes per portfolio and epoch). */
+export const seqEpochSize = 2 ** 32;
 
 export interface PoolDeps {
   o: ResolvedOptions;
@@ -45,7 +48,11 @@ export class ShardPool {
   readonly shards: ShardHandle[] = [];
   private readonly supervisors: Supervisor[] = [];
   private nextRequest = 1;
-  private readonly recordRequests = new Map<number, (records: PortfolioRecord[]) => void>();
+  private readonly recordRequests = new Map<number, (answer: { records: PortfolioRecord[]; segments: Uint8Array[] }) => void>();
+  /** Recovery's progress (the CLI's progress line, /ready while starting). */
+  readonly progress = new RecoveryProgress();
+  /** The engine's start: supervisors only spawn workers, recoverAll loads them together. */
+  private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
 
@@ -60,19 +67,56 @@ export class ShardPool {
     }
   }
 
-  startAll(): Promise<void> {
-    return Promise.all(this.supervisors.map((s) => s.start())).then(() => undefined);
+  /**
+   * The engine's start: a new seq epoch, every worker up while the snapshots are read, then all
+   * shards loaded in parallel from one pass over the log (recovery.ts recoverAll).
+   */
+  async startAll(directory: Directory): Promise<void> {
+    const { floor, cleanSnapshot } = await this.nextSeqFloor();
+    this.firstStart = { floor };
+    const spawned = Promise.all(this.supervisors.map((s) => s.start()));
+    try {
+      await recoverAll(this.recoveryHost(cleanSnapshot), directory, this.shards, spawned.then(() => undefined));
+    } finally {
+      this.firstStart = null;
+    }
+    for (const h of this.shards) h.state = 'ready';
+    this.progress.phase = 'ready';
+    this.progress.readyMs = performance.now();
   }
 
   private supervised(h: ShardHandle): SupervisedWorker {
     return {
-      start: (died) => this.startShard(h, died),
+      start: (died) => (this.firstStart !== null ? this.spawnShard(h, this.firstStart.floor, died) : this.restartShard(h, died)),
       onDeath: () => this.onShardDied(h),
       onRestarted: (err, ms) => this.onShardRestarted(h, err, ms),
     };
   }
 
-  private async startShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
+  private recoveryHost(cleanSnapshot = false): RecoveryHost {
+    return {
+      cleanSnapshot,
+      store: this.d.store,
+      symbols: this.d.symbols,
+      lastPrice: this.d.prices.lastPrice,
+      lastPriceTs: this.d.prices.lastPriceTs,
+      workers: this.d.o.workers,
+      fxPivot: this.d.o.fxPivot,
+      nextRequest: () => this.nextRequest++,
+      loadRequests: this.loadRequests,
+      progress: this.progress,
+    };
+  }
+
+  /** A new boot epoch, durable before any shard shows a seq of it: seqs never go back (takeSeqEpoch). */
+  private async nextSeqFloor(): Promise<{ floor: number; cleanSnapshot: boolean }> {
+    const { epoch, cleanSnapshot } = this.d.store.takeSeqEpoch();
+    await this.d.store.append([]).durable;
+    return { floor: epoch * seqEpochSize, cleanSnapshot };
+  }
+
+  /** Starts a worker for the shard; resolves when it is up and has the instruments (not loaded). */
+  private async spawnShard(h: ShardHandle, seqFloor: number, died: (err: unknown) => void): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchesInFlight = [];
@@ -86,12 +130,14 @@ export class ShardPool {
     });
     const init = {
       shard: h.index,
+      shards: this.d.o.workers,
       kernel: this.d.o.kernel,
       positionsPerPortfolioMax: this.d.o.limits.positionsPerPortfolioMax,
       portfoliosMax: this.d.o.limits.portfoliosMax,
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
       fxPivot: this.d.o.fxPivot,
+      seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
@@ -104,8 +150,13 @@ export class ShardPool {
     await isReady;
     // Before any command: trades book at these multipliers (replay uses each event's own).
     h.post({ t: 'instruments', instruments: this.d.multipliers() });
-    const { store, symbols, prices } = this.d;
-    await recoverShard(store, h, symbols, prices.lastPrice, prices.lastPriceTs, this.d.o.workers, () => this.nextRequest++, this.loadRequests);
+  }
+
+  /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
+  private async restartShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
+    const { floor } = await this.nextSeqFloor();
+    await this.spawnShard(h, floor, died);
+    await recoverShard(this.recoveryHost(), h);
     h.state = 'ready';
   }
 
@@ -161,12 +212,16 @@ export class ShardPool {
         }
         break;
       case 'records':
-        this.recordRequests.get(msg.request)?.(msg.records);
+        this.recordRequests.get(msg.request)?.(msg);
         this.recordRequests.delete(msg.request);
         break;
       case 'loaded':
         this.loadRequests.get(msg.request)?.();
         this.loadRequests.delete(msg.request);
+        break;
+      case 'replayed':
+        this.loadRequests.get(msg.ack)?.();
+        this.loadRequests.delete(msg.ack);
         break;
       case 'metrics':
         this.metricRequests.get(msg.request)?.(msg.metrics);
@@ -185,12 +240,12 @@ export class ShardPool {
     for (const h of this.shards) if (h.symbolTableSent) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
   }
 
-  /** The shard's portfolio records (for a snapshot round). */
-  records(h: ShardHandle): Promise<PortfolioRecord[]> {
+  /** The shard's portfolio records and its columnar snapshot segments, taken at one instant (a snapshot round). */
+  records(h: ShardHandle, now: number): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] }> {
     const request = this.nextRequest++;
-    return new Promise<PortfolioRecord[]>((resolve) => {
+    return new Promise((resolve) => {
       this.recordRequests.set(request, resolve);
-      h.post({ t: 'records', request, now: this.d.clock.now() });
+      h.post({ t: 'records', request, now });
     });
   }
 

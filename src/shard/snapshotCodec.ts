@@ -1,0 +1,249 @@
+// A shard's columnar snapshot: its books as four segments, encoded once in the worker that owns
+// them, stored by the main thread as raw bytes, and decoded only by the worker that loads them.
+//   0 portfolios  column block, one row per book (figures, lifecycle, where its positions are)
+//   1 positions   column block, one row per position, grouped by book in the book's key order
+//   2 strings     UTF-8 JSON: ids, names, base currencies, the symbol and currency tables, the
+//                 distinct limits, and the currency conversions the books need (the main thread reads this one
+//                 and the status column to rebuild its directory and symbol table)
+//   3 side        UTF-8 JSON of what is rare and shaped: foreign cash, dividends due, open lots
+// A column is one entry in portfolioColumns / positionColumns plus the line that fills it and the
+// line that reads it; a reader of an older snapshot sees a new column missing and takes its default.
+
+import { assert } from '../assert.js';
+import { baseCurrencyDefault, type DividendDue, type Lot, type PortfolioState, type PortfolioStatus, type PositionState, type RiskLimits } from '../domain/types.js';
+import { ColumnBlock, ColumnBlockWriter } from './columnBlock.js';
+
+export const snapshotSegmentNames = ['portfolios', 'positions', 'strings', 'side'] as const;
+
+export const portfolioColumns = [
+  { name: 'status', kind: 'i32' },
+  { name: 'seq', kind: 'f64' },
+  { name: 'hwm', kind: 'f64' },
+  { name: 'cash', kind: 'f64' },
+  { name: 'capital', kind: 'f64' },
+  { name: 'realized', kind: 'f64' },
+  { name: 'trades', kind: 'f64' },
+  /** 0 average (not written in the state), 1 fifo, 2 lifo. */
+  { name: 'method', kind: 'i32' },
+  { name: 'limits', kind: 'i32' },
+  { name: 'firstPosition', kind: 'i32' },
+  { name: 'positions', kind: 'i32' },
+  /** Index into side.extras, -1: no foreign cash and no dividends due. */
+  { name: 'extra', kind: 'i32' },
+] as const;
+
+export const positionColumns = [
+  { name: 'symbol', kind: 'i32' },
+  { name: 'units', kind: 'f64' },
+  { name: 'avg', kind: 'f64' },
+  { name: 'realized', kind: 'f64' },
+  { name: 'lastTrade', kind: 'f64' },
+  /** Index into strings.currencies, -1: the base currency (not written in the state). */
+  { name: 'currency', kind: 'i32' },
+  /** Index into side.lots, -1: no lots array. */
+  { name: 'lots', kind: 'i32' },
+  /** Contract multiplier; 0: none written in the state (1). */
+  { name: 'multiplier', kind: 'f64' },
+] as const;
+
+const statuses: readonly PortfolioStatus[] = ['active', 'paused', 'closed'];
+const methods = [undefined, 'fifo', 'lifo'] as const;
+
+export interface SnapshotStrings {
+  ids: string[];
+  names: string[];
+  /** null: the default base currency (not written in the state). */
+  bases: (string | null)[];
+  symbols: string[];
+  currencies: string[];
+  limits: RiskLimits[];
+  /** Every (currency, base) a book of this snapshot converts: the main thread interns their symbols. */
+  conversions: [string, string][];
+}
+
+interface SnapshotSide {
+  extras: { cash_balances?: Record<string, number>; dividends_due?: Record<string, DividendDue> }[];
+  lots: Lot[][];
+}
+
+/** What the encoder reads of a book. */
+export interface BookImage {
+  state: PortfolioState;
+  status: PortfolioStatus;
+  seq: number;
+  hwm: number;
+  /**
+   * Its symbols in kernel row order. Rows link in creation order and totals are summed in it, so a
+   * restore must recreate them in that order (an object's key order puts integer-like keys first).
+   */
+  order: readonly string[];
+}
+
+/** The book's position symbols: row order first, then any position without a row. */
+function symbolsInOrder(b: BookImage): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const symbol of b.order) {
+    if (b.state.positions[symbol] === undefined || seen.has(symbol)) continue;
+    seen.add(symbol);
+    out.push(symbol);
+  }
+  for (const symbol in b.state.positions) if (!seen.has(symbol)) out.push(symbol);
+  return out;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+class Interner {
+  readonly list: string[] = [];
+  private readonly ids = new Map<string, number>();
+  id(s: string): number {
+    let i = this.ids.get(s);
+    if (i === undefined) {
+      i = this.list.length;
+      this.ids.set(s, i);
+      this.list.push(s);
+    }
+    return i;
+  }
+}
+
+/** Encodes books (in the order given) into the four segments. */
+export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
+  let positions = 0;
+  for (const b of books) for (const _ in b.state.positions) positions++;
+  const pf = new ColumnBlockWriter(portfolioColumns, books.length);
+  const pos = new ColumnBlockWriter(positionColumns, positions);
+  const [status, method, limitsCol, first, count, extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
+  const [seq, hwm, cash, capital, realized, trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
+  const [sym, units, avg, posRealized, lastTrade, currency, lotsCol, mult] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots'), pos.f64('multiplier')];
+  const symbols = new Interner();
+  const currencies = new Interner();
+  const limitsSeen = new Map<string, number>();
+  const limits: RiskLimits[] = [];
+  const fx = new Map<string, [string, string]>();
+  const convert = (currency: string, base: string) => fx.set(currency + ' ' + base, [currency, base]);
+  const strings: SnapshotStrings = { ids: [], names: [], bases: [], symbols: symbols.list, currencies: currencies.list, limits, conversions: [] };
+  const side: SnapshotSide = { extras: [], lots: [] };
+  let p = 0;
+  books.forEach((b, i) => {
+    const s = b.state;
+    const base = s.base_currency ?? baseCurrencyDefault;
+    strings.ids.push(s.id);
+    strings.names.push(s.name);
+    strings.bases.push(s.base_currency ?? null);
+    status[i] = statuses.indexOf(b.status);
+    seq[i] = b.seq;
+    hwm[i] = b.hwm;
+    cash[i] = s.cash;
+    capital[i] = s.capital;
+    realized[i] = s.realized_pnl;
+    trades[i] = s.trades;
+    method[i] = s.cost_basis_method === 'fifo' ? 1 : s.cost_basis_method === 'lifo' ? 2 : 0;
+    const lj = JSON.stringify(s.limits);
+    let li = limitsSeen.get(lj);
+    if (li === undefined) {
+      li = limits.length;
+      limitsSeen.set(lj, li);
+      limits.push(s.limits);
+    }
+    limitsCol[i] = li;
+    first[i] = p;
+    for (const symbol of symbolsInOrder(b)) {
+      const ps = s.positions[symbol];
+      sym[p] = symbols.id(symbol);
+      units[p] = ps.units;
+      avg[p] = ps.avg_cost;
+      posRealized[p] = ps.realized_pnl;
+      lastTrade[p] = ps.last_trade_price;
+      currency[p] = ps.currency === undefined ? -1 : currencies.id(ps.currency);
+      mult[p] = ps.multiplier ?? 0;
+      if (ps.currency !== undefined) convert(ps.currency, base);
+      if (ps.lots === undefined) lotsCol[p] = -1;
+      else {
+        lotsCol[p] = side.lots.length;
+        side.lots.push(ps.lots);
+      }
+      p++;
+    }
+    count[i] = p - first[i];
+    if (s.cash_balances === undefined && s.dividends_due === undefined) extra[i] = -1;
+    else {
+      extra[i] = side.extras.length;
+      const e: SnapshotSide['extras'][number] = {};
+      if (s.cash_balances !== undefined) e.cash_balances = s.cash_balances;
+      if (s.dividends_due !== undefined) e.dividends_due = s.dividends_due;
+      side.extras.push(e);
+      for (const c of Object.keys(s.cash_balances ?? {})) convert(c, base);
+      for (const d of Object.values(s.dividends_due ?? {})) if (d.currency !== base) convert(d.currency, base);
+    }
+  });
+  assert(p === positions, 'every position encoded once');
+  strings.conversions = [...fx.values()];
+  return [pf.bytes, pos.bytes, utf8.encode(JSON.stringify(strings)), utf8.encode(JSON.stringify(side))];
+}
+
+/** The strings segment alone: what the main thread needs (ids, names, bases, symbols, FX symbols). */
+export function readSnapshotStrings(segments: readonly Uint8Array[]): SnapshotStrings {
+  return JSON.parse(fromUtf8.decode(segments[2])) as SnapshotStrings;
+}
+
+/** The lifecycle state of each book, from the portfolios segment (the main thread's directory needs it). */
+export function readSnapshotStatuses(segments: readonly Uint8Array[]): PortfolioStatus[] {
+  const status = ColumnBlock.read(segments[0]).i32('status');
+  return Array.from(status, (s) => statuses[s]);
+}
+
+/** One restored book as the loader gets it. */
+export interface RestoredBook {
+  state: PortfolioState;
+  status: PortfolioStatus;
+  seq: number;
+  hwm: number;
+  /** Its position symbols in the order their kernel rows are to be created (absent: key order). */
+  order?: string[];
+}
+
+/**
+ * Decodes the books of a snapshot, calling `each` for those `keep` accepts (by index and id), in
+ * order. Objects are built only for kept books.
+ */
+export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: string) => boolean, each: (book: RestoredBook) => void): void {
+  const pf = ColumnBlock.read(segments[0]);
+  const pos = ColumnBlock.read(segments[1]);
+  const strings = readSnapshotStrings(segments);
+  const side = JSON.parse(fromUtf8.decode(segments[3])) as SnapshotSide;
+  const [status, method, limitsCol, first, count, extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
+  const [seq, hwm, cash, capital, realized, trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
+  const [sym, units, avg, posRealized, lastTrade, currency, lotsCol] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots')];
+  // Absent in a snapshot written before multipliers existed: every position at 1.
+  const mult = pos.has('multiplier') ? pos.f64('multiplier') : null;
+  assert(strings.ids.length === pf.rows, 'one id per book');
+  for (let i = 0; i < pf.rows; i++) {
+    const id = strings.ids[i];
+    if (!keep(id)) continue;
+    const positions: Record<string, PositionState> = {};
+    const order: string[] = [];
+    for (let p = first[i], end = first[i] + count[i]; p < end; p++) {
+      const ps: PositionState = { units: units[p], avg_cost: avg[p], realized_pnl: posRealized[p], last_trade_price: lastTrade[p] };
+      if (currency[p] >= 0) ps.currency = strings.currencies[currency[p]];
+      if (lotsCol[p] >= 0) ps.lots = side.lots[lotsCol[p]];
+      if (mult !== null && mult[p] !== 0) ps.multiplier = mult[p];
+      positions[strings.symbols[sym[p]]] = ps;
+      order.push(strings.symbols[sym[p]]);
+    }
+    // Keys in the order newPortfolio and the pure functions write them.
+    const state: PortfolioState = { id, name: strings.names[i], cash: cash[i], capital: capital[i], realized_pnl: realized[i], limits: strings.limits[limitsCol[i]], positions, trades: trades[i] };
+    const m = methods[method[i]];
+    if (m !== undefined) state.cost_basis_method = m;
+    const base = strings.bases[i];
+    if (base !== null) state.base_currency = base;
+    if (extra[i] >= 0) {
+      const e = side.extras[extra[i]];
+      if (e.cash_balances !== undefined) state.cash_balances = e.cash_balances;
+      if (e.dividends_due !== undefined) state.dividends_due = e.dividends_due;
+    }
+    each({ state, status: statuses[status[i]], seq: seq[i], hwm: hwm[i], order });
+  }
+}
