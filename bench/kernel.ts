@@ -1,19 +1,17 @@
 // Revaluation throughput of the WASM and TypeScript kernels over the same 1,000,000-position book.
 // "dense": every symbol's price changes each iteration, so every position is revalued and every
 // portfolio recomputed (the portfolio-sweep path). "sparse": 1% of the symbols change, the per-symbol
-// list path. Run: node dist/bench/kernel.js [--iterations N]
+// list path. "dense-fx": the dense book with contract multipliers (quantities x 1, 10, 50, 100 or 0.1)
+// and a fifth of the positions quoted in a foreign currency, converted through derived rates (an
+// inverse pair and three crosses through USD, src/kernel/conversions.ts) whose legs tick every
+// iteration too (issue 19's measure: compare its median with today's dense).
+// Run: node dist/bench/kernel.js [--iterations N] [--cases dense,dense-fx,sparse]
 
 import { cpus, loadavg } from 'node:os';
 import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
-import { Kernel, type KernelLimits } from '../src/kernel/kernel.js';
+import { Kernel } from '../src/kernel/kernel.js';
 import { WasmBackend } from '../src/kernel/wasmBackend.js';
-import { seeded } from '../src/sim/random.js';
-
-const PORTFOLIOS = 40_000;
-const PER_PORTFOLIO = 25;
-const SYMBOLS = 2_000;
-const SPARSE_SYMBOLS = SYMBOLS / 100;
-const limits: KernelLimits = { positionsMax: 2_000_000, portfoliosMax: 100_000, symbolsMax: 10_000 };
+import { PER_PORTFOLIO, PORTFOLIOS, SPARSE_SYMBOLS, SYMBOLS, fillBatch, fillFxBatch, limits, populate, populateFx } from './kernelBook.js';
 
 interface Case {
   readonly name: string;
@@ -35,66 +33,22 @@ interface Result {
   readonly positionsPerSec: number;
 }
 
-/** mulberry32: a seeded generator so both kernels get the same book. */
-function random(seed: number): () => number {
-  const g = seeded(seed);
-  return () => g.next();
-}
-
-function basePrice(s: number): number {
-  return 10 + (s % 490);
-}
-
-function populate(kernel: Kernel): Kernel {
-  const rnd = random(42);
-  kernel.ensureSymbol(SYMBOLS - 1);
-  for (let s = 0; s < SYMBOLS; s++) kernel.cols.symPrice[s] = basePrice(s);
-  const held = new Set<number>();
-  for (let i = 0; i < PORTFOLIOS; i++) {
-    const f = kernel.addPortfolio();
-    kernel.cols.pfCash[f] = 1_000_000;
-    // Generous limits: every check is evaluated, none latches (a latched portfolio skips them).
-    kernel.setLimits(f, 1e12, 99.99, 100);
-    held.clear();
-    while (held.size < PER_PORTFOLIO) held.add(Math.floor(rnd() * SYMBOLS));
-    for (const s of held) {
-      const p = kernel.addPosition(f, s);
-      const qty = Math.floor(rnd() * 2000) - 1000 || 1;
-      kernel.setPosition(p, qty, basePrice(s) * (0.9 + rnd() * 0.2), basePrice(s));
-    }
-  }
-  return kernel;
-}
-
-/** Fills the batch for iteration i: the chosen symbols alternate between two prices, so each changes. */
-function fillBatch(kernel: Kernel, count: number, i: number): void {
-  const { batchSym, batchPrice } = kernel.cols;
-  const first = (i * count) % SYMBOLS;
-  const up = (Math.floor((i * count) / SYMBOLS) & 1) === 0;
-  for (let k = 0; k < count; k++) {
-    const s = (first + k) % SYMBOLS;
-    batchSym[k] = s;
-    batchPrice[k] = basePrice(s) * (up ? 1.001 : 0.999);
-  }
-}
-
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 function measure(c: Case): Result {
-  const kernel = populate(c.make());
-  for (let i = 0; i < c.warmup; i++) {
-    fillBatch(kernel, c.symbolsPerBatch, i);
-    kernel.revalue(c.symbolsPerBatch);
-  }
+  const fx = c.name === 'dense-fx';
+  const kernel = fx ? populateFx(c.make()) : populate(c.make());
+  const fill = (i: number): number => (fx ? fillFxBatch(kernel, i) : (fillBatch(kernel, c.symbolsPerBatch, i), c.symbolsPerBatch));
+  for (let i = 0; i < c.warmup; i++) kernel.revalue(fill(i));
   const times: number[] = [];
   let touched = 0;
   let dirty = 0;
   for (let i = c.warmup; i < c.warmup + c.iterations; i++) {
-    fillBatch(kernel, c.symbolsPerBatch, i);
+    const n = fill(i);
     const t0 = performance.now();
-    kernel.revalue(c.symbolsPerBatch);
+    kernel.revalue(n);
     times.push(performance.now() - t0);
     touched += kernel.touched;
     dirty += kernel.dirtyCount;
@@ -122,9 +76,12 @@ function cases(iterations: number): Case[] {
   const wasm = (): Kernel => new Kernel(new WasmBackend(), limits);
   const dense = { name: 'dense', symbolsPerBatch: SYMBOLS, warmup: 20, iterations };
   const sparse = { name: 'sparse', symbolsPerBatch: SPARSE_SYMBOLS, warmup: 200, iterations: iterations * 2 };
+  const denseFx = { ...dense, name: 'dense-fx' };
   return [
     { ...dense, label: 'wasm', make: wasm },
     { ...dense, label: 'ts', make: js('auto') },
+    { ...denseFx, label: 'wasm', make: wasm },
+    { ...denseFx, label: 'ts', make: js('auto') },
     { ...dense, label: 'ts-lists', make: js('never'), iterations: Math.max(10, iterations / 10), warmup: 3 },
     { ...sparse, label: 'wasm', make: wasm },
     { ...sparse, label: 'ts', make: js('auto') },
@@ -141,26 +98,30 @@ function figures(r: Result): string[] {
 }
 
 function print(results: readonly Result[]): void {
-  const find = (name: string, kernel: string): Result => results.find((r) => r.case === name && r.kernel === kernel) as Result;
+  const find = (name: string, kernel: string): Result | undefined => results.find((r) => r.case === name && r.kernel === kernel);
   console.log(`kernel revaluation: ${PORTFOLIOS * PER_PORTFOLIO} positions (${PORTFOLIOS} portfolios x ${PER_PORTFOLIO}) over ${SYMBOLS} symbols`);
   console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg()[0].toFixed(2)} at the end (shared machine: expect noise)`);
   console.log(row(['case', 'pos/iter', 'pf/iter', 'wasm med', 'wasm p99', 'wasm pos/s', 'ts med', 'ts p99', 'ts pos/s', 'wasm/ts']));
-  for (const name of ['dense', 'sparse']) {
+  for (const name of ['dense', 'dense-fx', 'sparse']) {
     const w = find(name, 'wasm');
     const t = find(name, 'ts');
+    if (w === undefined || t === undefined) continue;
     const counts = [w.positionsPerIteration.toFixed(0), w.portfoliosPerIteration.toFixed(0)];
     console.log(row([name, ...counts, ...figures(w), ...figures(t), (w.positionsPerSec / t.positionsPerSec).toFixed(2)]));
   }
   const lists = find('dense', 'ts-lists');
-  console.log(`(times in ms per iteration; dense on the TS kernel forced to the per-symbol lists: median ${lists.medianMs.toFixed(3)}, p99 ${lists.p99Ms.toFixed(3)}, ${lists.positionsPerSec.toExponential(2)} positions/s)`);
+  if (lists !== undefined) console.log(`(times in ms per iteration; dense on the TS kernel forced to the per-symbol lists: median ${lists.medianMs.toFixed(3)}, p99 ${lists.p99Ms.toFixed(3)}, ${lists.positionsPerSec.toExponential(2)} positions/s)`);
   console.log(JSON.stringify({ bench: 'kernel', positions: PORTFOLIOS * PER_PORTFOLIO, portfolios: PORTFOLIOS, symbols: SYMBOLS, cores: cpus().length, loadavg: loadavg()[0], results }));
 }
 
 function main(): void {
   const flag = process.argv.indexOf('--iterations');
   const iterations = flag > 0 ? Number(process.argv[flag + 1]) : 200;
+  const only = process.argv.indexOf('--cases');
+  const wanted = only > 0 ? new Set(String(process.argv[only + 1]).split(',')) : null;
   const results: Result[] = [];
   for (const c of cases(iterations)) {
+    if (wanted !== null && !wanted.has(c.name)) continue;
     results.push(measure(c));
     // Drop the previous book before building the next: three 70 MB books at once skew the cache.
     (globalThis as { gc?: () => void }).gc?.();

@@ -257,6 +257,45 @@ describe('foreign cash and FX conversions', () => {
   });
 });
 
+describe('dividends with a past ex-date', () => {
+  it('entitles from the holdings as of the ex-date (time travel), not from today\'s; replayed after a restart', async () => {
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await create('divA', 'USD', 10_000);
+    await create('divB', 'USD', 10_000);
+    await create('divC', 'USD', 10_000);
+    await define('OPTD', 'option', 'USD', 100);
+    await trade('divA', { trade_id: 'da1', symbol: 'DIVX', side: 'buy', quantity: 100, price: 10 });
+    await trade('divA', { trade_id: 'da2', symbol: 'OPTD', side: 'buy', quantity: 2, price: 1.5 });
+    await trade('divC', { trade_id: 'dc1', symbol: 'DIVX', side: 'buy', quantity: 30, price: 10 });
+    await trade('divC', { trade_id: 'dc2', symbol: 'DIVX', side: 'sell', quantity: 30, price: 10 });
+    await pause(15);
+    const exTs = Date.now();
+    await pause(15);
+    // After the ex-date: A sells 60 (holds 40 today), B buys 50 (held none then), C buys 5.
+    await trade('divA', { trade_id: 'da3', symbol: 'DIVX', side: 'sell', quantity: 60, price: 10 });
+    await trade('divB', { trade_id: 'db1', symbol: 'DIVX', side: 'buy', quantity: 50, price: 10 });
+    await trade('divC', { trade_id: 'dc3', symbol: 'DIVX', side: 'buy', quantity: 5, price: 10 });
+    const cashBefore = { A: (await snap('divA')).cash, B: (await snap('divB')).cash, C: (await snap('divC')).cash };
+    const r = await engine.corporateAction({ action_id: 'past-div', type: 'dividend', symbol: 'DIVX', amount_per_share: 0.25, ex_ts: exTs, pay_ts: Date.now() });
+    expect(r.ok ? r.value.action : r.error).toMatchObject({ status: 'applied', steps: [{ step: 'ex_date', holders: 1 }, { step: 'pay_date', holders: 1 }] });
+    const entitled = await engine.queryEvents({ portfolio_id: 'divA', type: 'DividendEntitled', limit: 10 });
+    expect(entitled.ok && entitled.value.map((e) => e.type === 'DividendEntitled' && e.quantity)).toEqual([100]);
+    // 100 held at the ex-date x 0.25, not the 40 held today.
+    expect((await snap('divA')).cash).toBe(cashBefore.A + 25);
+    expect((await snap('divB')).cash).toBe(cashBefore.B);
+    expect((await snap('divC')).cash).toBe(cashBefore.C);
+    // A contract of 100 shares is owed 100 shares' dividend: 2 x 100 x 0.5.
+    const opt = await engine.corporateAction({ action_id: 'past-div-opt', type: 'dividend', symbol: 'OPTD', amount_per_share: 0.5, ex_ts: exTs, pay_ts: Date.now() });
+    expect(opt.ok).toBe(true);
+    expect((await snap('divA')).cash).toBe(cashBefore.A + 25 + 100);
+    const after = await snap('divA');
+    await engine.close();
+    engine = await createEngine(options());
+    const replayed = await snap('divA');
+    expect([replayed.cash, replayed.realized_pnl, replayed.positions.map((p) => [p.symbol, p.quantity])]).toEqual([after.cash, after.realized_pnl, after.positions.map((p) => [p.symbol, p.quantity])]);
+  });
+});
+
 describe('what-if trades', () => {
   it('answers the figures and breaches of the trade, books and writes nothing, and leaves the id unused', async () => {
     await create('whatif', 'USD', 100_000);

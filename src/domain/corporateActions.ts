@@ -33,6 +33,7 @@ const unitsMax = quantityMax * QUANTITY_SCALE;
 /** Whether this portfolio holds a non-flat position the step acts on (pay_date: a dividend due). */
 export function holdsFor(state: PortfolioState, step: CorporateStep): boolean {
   if (step.step === 'pay_date') return state.dividends_due?.[step.action_id] !== undefined;
+  if (step.step === 'ex_date' && step.holdings !== undefined) return (step.holdings[state.id]?.units ?? 0) !== 0;
   return (state.positions[step.symbol]?.units ?? 0) !== 0;
 }
 
@@ -197,14 +198,16 @@ function applySplit(state: PortfolioState, step: Extract<CorporateStep, { step: 
 
 function entitle(state: PortfolioState, step: Extract<CorporateStep, { step: 'ex_date' }>): Applied {
   const position = state.positions[step.symbol];
+  // The quantity held at the ex-date: given (a past ex-date, replay) or the position now.
+  const held = step.holdings?.[state.id] ?? { units: position.units, currency: position.currency ?? baseCurrencyOf(state), multiplier: position.multiplier ?? 1 };
   const due: DividendDue = {
     symbol: step.symbol,
-    units: position.units,
+    units: held.units,
     amount_per_share: step.amount_per_share,
-    currency: position.currency ?? baseCurrencyOf(state),
+    currency: held.currency,
     pay_ts: step.pay_ts,
   };
-  if (position.multiplier !== undefined) due.multiplier = position.multiplier;
+  if (held.multiplier !== 1) due.multiplier = held.multiplier;
   return {
     state: { ...state, dividends_due: { ...state.dividends_due, [step.action_id]: due } },
     events: [
@@ -212,10 +215,11 @@ function entitle(state: PortfolioState, step: Extract<CorporateStep, { step: 'ex
         type: 'DividendEntitled',
         action_id: step.action_id,
         symbol: step.symbol,
-        quantity: quantityOf(position.units),
+        quantity: quantityOf(held.units),
         amount_per_share: step.amount_per_share,
         pay_ts: step.pay_ts,
         currency: due.currency,
+        ...(held.multiplier === 1 ? {} : { multiplier: held.multiplier }),
       },
     ],
   };

@@ -161,6 +161,13 @@ export interface ContractAdjustmentAction {
 
 export type CorporateAction = SplitAction | DividendAction | SymbolChangeAction | ContractAdjustmentAction;
 
+/** A position as it was held at an instant: signed units, quote currency, contract multiplier. */
+export interface HeldAt {
+  units: number;
+  currency: string;
+  multiplier: number;
+}
+
 /**
  * One step of an action, applied to every holder at once: a split and a symbol change are one step,
  * a dividend two (entitlement at ex_ts, payment at pay_ts).
@@ -169,7 +176,11 @@ export type CorporateStepName = 'split' | 'ex_date' | 'pay_date' | 'symbol_chang
 
 export type CorporateStep =
   | { step: 'split'; action_id: string; symbol: string; from: number; to: number }
-  | { step: 'ex_date'; action_id: string; symbol: string; amount_per_share: number; pay_ts: number }
+  /**
+   * holdings: the entitled quantity per portfolio id, when it is not the position held now: a past
+   * ex-date (from the holdings as of ex_ts, time travel) and replay (from the logged entitlement).
+   */
+  | { step: 'ex_date'; action_id: string; symbol: string; amount_per_share: number; pay_ts: number; holdings?: Record<string, HeldAt> }
   /** fx_rate: quote -> base for a foreign-currency dividend, null when never seen (the shard fills it per portfolio). */
   | { step: 'pay_date'; action_id: string; fx_rate: number | null }
   | { step: 'symbol_change'; action_id: string; symbol: string; new_symbol: string }
@@ -249,7 +260,7 @@ export type DomainEventBody =
   /** A split applied to this portfolio's position: quantities floor toward zero, dropped_quantity is the remainder lost. */
   | { type: 'SplitApplied'; action_id: string; symbol: string; from: number; to: number; quantity_before: number; quantity_after: number; dropped_quantity: number }
   /** The quantity this portfolio held at the dividend's ex-date (negative: short, it owes the dividend). */
-  | { type: 'DividendEntitled'; action_id: string; symbol: string; quantity: number; amount_per_share: number; pay_ts: number; currency: string }
+  | { type: 'DividendEntitled'; action_id: string; symbol: string; quantity: number; amount_per_share: number; pay_ts: number; currency: string; multiplier?: number }
   /**
    * The dividend paid: amount in `currency` credited to cash (cash_balances for a foreign currency);
    * realized (base) = amount * fx_rate added to realized_pnl; fx_rate 1 in the base currency, null when

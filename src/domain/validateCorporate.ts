@@ -66,8 +66,7 @@ export function validateCorporateInput(input: unknown): Result<CorporateActionIn
 /** The timing rules against the engine's clock, and the times resolved (no effective_ts: now). */
 export function resolveCorporateAction(input: CorporateActionInput, now: number): Result<CorporateAction> {
   if (input.type === 'dividend') {
-    // Holdings are only known as they are now: the entitlement of a past ex-date cannot be rebuilt.
-    if (input.ex_ts < now) return fail(ErrorCode.invalid_timestamp, 'ex_ts must not be in the past: holdings at a past ex-date are not reconstructed', 'ex_ts');
+    // A past ex-date is entitled from the holdings as of ex_ts (time travel, corporateDesk.ts).
     return ok({ ...input });
   }
   return ok({ ...input, effective_ts: input.effective_ts ?? now });

@@ -11,7 +11,7 @@
 // restarted from the log too (rolled back), and the step is retried at the next check.
 
 import { ErrorCode, fail, ok, storeBehind, type EngineError, type Result } from '../errors.js';
-import type { Clock, CorporateStep, CorporateStepName } from '../domain/types.js';
+import type { Clock, CorporateStep, CorporateStepName, HeldAt } from '../domain/types.js';
 import { canonicalCorporateInput, resolveCorporateAction, validateCorporateInput } from '../domain/validateCorporate.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
 import type { Store } from '../store/store.js';
@@ -65,6 +65,8 @@ export interface DeskHost {
   durable(): Promise<void>;
   /** The instrument's multiplier, undefined when the symbol was never defined (contract adjustments need one). */
   multiplierOf(symbol: string): number | undefined;
+  /** Every portfolio's holding of the symbol at a past instant (pastHoldings.ts). */
+  holdingsAt(symbol: string, ts: number): Promise<Record<string, HeldAt>>;
   /** A contract adjustment applied on every shard: the table's new multiplier and the event recording it. */
   adjustInstrument(symbol: string, multiplier: number, ts: number): ShardEvent | null;
 }
@@ -276,7 +278,13 @@ export class CorporateDesk {
     if (host.shards.some((h) => h.state !== 'ready')) return fail(ErrorCode.shard_restarting, 'a shard is restarting: the corporate action is applied once every shard is back; retry shortly', undefined, true);
     if (host.store.overloaded()) return storeBehind();
     const now = host.clock.now();
-    const step = stepOf(entry.action, name);
+    let step = stepOf(entry.action, name);
+    // A dividend entered after its ex-date is entitled from the holdings as of ex_ts, rebuilt before
+    // the hold (the past does not change while the step waits for it).
+    const action = entry.action;
+    if (step.step === 'ex_date' && action.type === 'dividend' && action.ex_ts < entry.announced_ts) {
+      step = { ...step, holdings: await host.holdingsAt(action.symbol, action.ex_ts) };
+    }
     let outcome: { durable: Promise<void> | null; error: EngineError | null };
     this.holding = true;
     host.hold(true);

@@ -39,6 +39,7 @@ import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
 import { seeded } from '../sim/random.js';
+import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
 import type { Instrument } from '../domain/types.js';
 import { validSymbol } from '../domain/validate.js';
@@ -382,6 +383,7 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
       adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
+      holdingsAt: (symbol: string, ts: number) => holdingsAt(this.store, this.directory.keys(), this.o.retainEventsMs !== null, symbol, ts, this.o.fxPivot),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
   }

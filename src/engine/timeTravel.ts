@@ -2,12 +2,31 @@
 // snapshot plus the events up to that instant, valued at the prices stored for that instant.
 
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
-import { baseCurrencyDefault, type PortfolioRecord, type PortfolioSnapshot, type StoredEvent } from '../domain/types.js';
+import { baseCurrencyDefault, type HeldAt, type PortfolioRecord, type PortfolioSnapshot, type StoredEvent } from '../domain/types.js';
 import { conversionSymbolsOf } from '../domain/fx.js';
 import { Shard } from '../shard/shard.js';
 import type { Store } from '../store/store.js';
 
 export function timeTravel(store: Store, id: string, timestamp: number, staleAfterMs: number, fxPivot: string): Result<PortfolioSnapshot> {
+  const built = shardAt(store, id, timestamp, staleAfterMs, fxPivot);
+  if (!built.ok) return built;
+  const snapshot = built.value.snapshot(id, timestamp);
+  return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
+}
+
+/**
+ * What the portfolio held of `symbol` at `timestamp` (quantity, currency, multiplier), or null when it
+ * did not exist then or held none: a dividend with a past ex-date is entitled from this.
+ */
+export function holdingAt(store: Store, id: string, timestamp: number, symbol: string, fxPivot: string): HeldAt | null {
+  const built = shardAt(store, id, timestamp, 0, fxPivot);
+  if (!built.ok) return null;
+  const held = built.value.positionOf(id, symbol);
+  return held === null || held.units === 0 ? null : held;
+}
+
+/** A one-portfolio shard rebuilt on the side: nearest earlier snapshot, events up to the instant, prices of then. */
+function shardAt(store: Store, id: string, timestamp: number, staleAfterMs: number, fxPivot: string): Result<Shard> {
   const record = store.snapshotBefore(id, timestamp);
   const events: StoredEvent[] = [...store.eventsForPortfolio(id, record?.covered_seq ?? 0, timestamp)];
   if (record === undefined && !events.some((e) => e.type === 'PortfolioCreated')) {
@@ -31,8 +50,7 @@ export function timeTravel(store: Store, id: string, timestamp: number, staleAft
   shard.load(record === undefined ? [] : [record], prices);
   shard.replay(events);
   shard.finishRecovery();
-  const snapshot = shard.snapshot(id, timestamp);
-  return snapshot === null ? fail(ErrorCode.portfolio_not_found, `portfolio '${id}' not found`, 'portfolio_id') : ok(snapshot);
+  return ok(shard);
 }
 
 /** The FX symbols a portfolio's foreign positions and cash need, so they convert at the rates of then. */

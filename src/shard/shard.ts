@@ -299,11 +299,11 @@ export class Shard {
       // A foreign move replays at the rate it was booked at.
       case 'CashDeposited':
         book.state = applyDeposit(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
-        c.pfHwm[book.index] += e.amount;
+        c.pfHwm[book.index] += e.amount * (e.fx_rate ?? 1);
         break;
       case 'CashWithdrawn':
         book.state = applyWithdraw(book.state, e.amount, { amount: e.amount, currency: e.currency ?? null, fx_rate: e.fx_rate ?? null }).state;
-        c.pfHwm[book.index] -= e.amount;
+        c.pfHwm[book.index] -= e.amount * (e.fx_rate ?? 1);
         break;
       case 'FxConverted':
         book.state = applyFxConversion(book.state, { from_currency: e.from_currency, to_currency: e.to_currency, amount: e.amount, rate: e.rate }).state;
@@ -393,8 +393,8 @@ export class Shard {
     const c = this.kernel.cols;
     if (event.type === 'trade') this.syncPosition(book, event.trade.symbol);
     if (event.type === 'corporate') this.syncCorporate(book, event.step);
-    if (event.type === 'deposit') c.pfHwm[f] += event.amount;
-    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount;
+    if (event.type === 'deposit') c.pfHwm[f] += event.amount * (event.fx_rate ?? 1); // a foreign move at its value in the base
+    if (event.type === 'withdraw') c.pfHwm[f] -= event.amount * (event.fx_rate ?? 1);
     if (event.type === 'setLimits' || event.type === 'resume') this.kernel.clearBreach(f);
     if (event.type === 'pause' || event.type === 'breach') c.pfFlags[f] |= FLAG_BREACH_LATCHED;
     this.syncPortfolio(book);
@@ -693,6 +693,14 @@ export class Shard {
     }
   }
 
+  /** The book's position in the symbol (time travel reads holdings at an instant from it). */
+  positionOf(id: string, symbol: string): { units: number; currency: string; multiplier: number } | null {
+    const book = this.byId.get(id);
+    const p = book?.state.positions[symbol];
+    if (book === undefined || p === undefined) return null;
+    return { units: p.units, currency: p.currency ?? baseCurrencyOf(book.state), multiplier: p.multiplier ?? 1 };
+  }
+
   snapshot(id: string, now: number): PortfolioSnapshot | null {
     const book = this.byId.get(id);
     return book === undefined ? null : this.snapshotOf(book, now);
@@ -846,8 +854,11 @@ function corporateStepOf(e: StoredEvent): CorporateStep | null {
   switch (e.type) {
     case 'SplitApplied':
       return { step: 'split', action_id: e.action_id, symbol: e.symbol, from: e.from, to: e.to };
-    case 'DividendEntitled':
-      return { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts };
+    // The entitlement replays from the quantity logged (a past ex-date's was not the position then held).
+    case 'DividendEntitled': {
+      const held = { units: unitsOf(e.quantity) as number, currency: e.currency, multiplier: e.multiplier ?? 1 };
+      return { step: 'ex_date', action_id: e.action_id, symbol: e.symbol, amount_per_share: e.amount_per_share, pay_ts: e.pay_ts, holdings: { [e.portfolio_id]: held } };
+    }
     case 'DividendPaid':
       return { step: 'pay_date', action_id: e.action_id, fx_rate: e.fx_rate };
     case 'SymbolChanged':
