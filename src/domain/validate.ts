@@ -17,7 +17,6 @@ import {
   type FxConversionInput,
   type RiskLimits,
   type Side,
-  type TradeInput,
 } from './types.js';
 
 export interface ValidTrade {
@@ -49,10 +48,6 @@ export interface ValidPortfolio {
   base_currency: string;
 }
 
-export function isFiniteNumber(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
-
 export function validSymbol(v: unknown): v is string {
   return typeof v === 'string' && symbolPattern.test(v);
 }
@@ -61,14 +56,6 @@ export function validSymbol(v: unknown): v is string {
 export function priceError(v: unknown): ErrorCode | null {
   if (typeof v !== 'number' || !(v > 0) || v > priceMax || !Number.isFinite(v)) return ErrorCode.invalid_price;
   return null;
-}
-
-export function validateTimestamp(v: unknown, field: string, fallback: number): Result<number> {
-  if (v === undefined || v === null) return ok(fallback);
-  if (!isFiniteNumber(v) || v < 0 || v > 8.64e15 || !Number.isInteger(v)) {
-    return fail(ErrorCode.invalid_timestamp, `${field} must be an integer epoch in milliseconds`, field);
-  }
-  return ok(v);
 }
 
 export const tradeValidator = new Validator('trade', TradeInputSchema);

@@ -74,6 +74,9 @@ const kinds: Record<StoredEvent['type'], string> = {
   TradeExecuted: 'Trade',
   CashDeposited: 'Deposit',
   CashWithdrawn: 'Withdrawal',
+  FxConverted: 'FX conversion',
+  InstrumentDefined: 'Instrument',
+  ContractAdjusted: 'Contract adjustment',
   LimitsSet: 'Limits',
   TradingPaused: 'Paused',
   TradingResumed: 'Resumed',
@@ -127,6 +130,12 @@ export function describeEvent(e: StoredEvent): string {
     case 'CashDeposited':
     case 'CashWithdrawn':
       return fmtMoney(e.amount);
+    case 'FxConverted':
+      return `${fmtMoney(e.amount)} ${e.from_currency} → ${fmtMoney(e.received)} ${e.to_currency} @ ${String(e.rate)}`;
+    case 'InstrumentDefined':
+      return `${e.instrument.symbol}: ${e.instrument.asset_class}, ${e.instrument.currency}, × ${String(e.instrument.multiplier)}`;
+    case 'ContractAdjusted':
+      return `${e.symbol} × ${String(e.multiplier_before)} → × ${String(e.multiplier_after)}: ${fmtQuantity(e.quantity_before)} → ${fmtQuantity(e.quantity_after)}`;
     case 'LimitsSet': {
       const parts = Object.entries(e.limits)
         .filter(([, v]) => v !== null && v !== undefined)
