@@ -94,9 +94,6 @@ const kinds: Record<StoredEvent['type'], string> = {
   DividendEntitled: 'Dividend entitled',
   DividendPaid: 'Dividend',
   SymbolChanged: 'Symbol change',
-  ContractAdjusted: 'Contract adjustment',
-  FxConverted: 'FX conversion',
-  InstrumentDefined: 'Instrument',
   CorporateActionAnnounced: 'Corporate action',
   CorporateActionApplied: 'Corporate action step',
 };
@@ -161,12 +158,6 @@ export function describeEvent(e: StoredEvent): string {
       return `${e.symbol}: ${fmtMoney(e.amount)} ${e.currency}` + (e.fx_rate === null ? ' (no FX rate yet: not in realized)' : '');
     case 'SymbolChanged':
       return `${e.from_symbol} → ${e.to_symbol}` + (e.merged ? ' (merged)' : '');
-    case 'ContractAdjusted':
-      return `${e.symbol} x${e.multiplier_before} → x${e.multiplier_after}: ${e.quantity_before} → ${e.quantity_after}`;
-    case 'FxConverted':
-      return `${e.amount} ${e.from_currency} → ${e.received} ${e.to_currency} at ${e.rate}`;
-    case 'InstrumentDefined':
-      return `${e.instrument.symbol}: ${e.instrument.asset_class}, ${e.instrument.currency}, x${e.instrument.multiplier}`;
     case 'CorporateActionAnnounced':
       return `${e.action.action_id}: ${e.action.type} ${e.action.symbol}`;
     case 'CorporateActionApplied':
