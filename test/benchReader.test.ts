@@ -11,8 +11,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawWs, type RawWsHandler } from '../bench/loadgen/rawWs.js';
 import { forEachJsonUpdate, forEachRecord, isJsonUpdates, isUpdatesFrame, newUpdateFields, numberAt, readBinaryUpdate, readJsonUpdate, trailingNumber } from '../bench/loadgen/updateFields.js';
-import { encodeUpdate, totalsFields } from '../src/client/binary.js';
-import { encodeDelta, encodeUpdatesFrame } from '../src/client/delta.js';
+import { encodeUpdate, totalsFields } from '../src/protocol/binary.js';
+import { encodeDelta, encodeUpdatesFrame } from '../src/protocol/delta.js';
 import type { PortfolioUpdate, PositionView } from '../src/domain/types.js';
 import { updateMessageJson, updatesMessageJson } from '../src/server/encoding.js';
 

@@ -16,7 +16,7 @@ import { createEngine, EngineStartError, type MtmEngine } from '../src/engine/en
 import { EngineMetrics } from '../src/metrics/engineMetrics.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { CONFIRM, HOLD, PASS, REJECT, REPLACE, SuspectFilter } from '../src/engine/suspect.js';
-import { encodeFeedRegister, encodeFeedTicks } from '../src/client/binary.js';
+import { encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
 import type { PortfolioSnapshot, StoredEvent } from '../src/domain/types.js';
 import { Inbox, ensureBuilt, tempDir } from './support/engine.js';
 import { TestSocket, http, isType } from './support/serverHarness.js';

@@ -21,7 +21,7 @@ import { failureResult } from '../src/engine/counters.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { startObservability, type Observability } from '../src/server/observability.js';
 import { metricCatalog } from '../src/metrics/catalog.js';
-import { encodeFeedRegister, encodeFeedTicks } from '../src/client/binary.js';
+import { encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
 import { TestSocket, http, isType, sleep, until } from './support/serverHarness.js';
 
 const hasPromtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;

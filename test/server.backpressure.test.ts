@@ -9,7 +9,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { applyUpdate } from '../src/client/view.js';
+import { applyUpdate } from '../src/protocol/view.js';
 import type { PortfolioSnapshot } from '../src/domain/types.js';
 import { TestSocket, isType, sleep, startHarness, until, type Harness } from './support/serverHarness.js';
 import { clientFrame, parseFrames, rawConnect } from './support/serverRawWs.js';

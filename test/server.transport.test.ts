@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/client/binary.js';
+import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
 import { loadUws } from '../src/server/uws.js';
 import { TestSocket, http, isType, startHarness, type Harness } from './support/serverHarness.js';
 

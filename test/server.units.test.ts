@@ -31,7 +31,7 @@ import {
   encodeUpdate,
   readTick,
   type BinaryTick,
-} from '../src/client/binary.js';
+} from '../src/protocol/binary.js';
 import { PendingDelta, TimerWheel } from '../src/server/conflation.js';
 import { Router, parseQuery } from '../src/server/router.js';
 import { routes } from '../src/server/http.js';

@@ -12,10 +12,10 @@
 // - close(): sockets get 1001, the port stops accepting, close resolves.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/client/binary.js';
+import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
 import { MtmClient, MtmError } from '../src/client/client.js';
 import { MtmFeed } from '../src/client/feed.js';
-import { applyUpdate } from '../src/client/view.js';
+import { applyUpdate } from '../src/protocol/view.js';
 import type { PortfolioSnapshot } from '../src/domain/types.js';
 import { TestSocket, http, isType, sleep, startHarness, until, type Harness } from './support/serverHarness.js';
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { MtmClient } from '../src/client/client.js';
-import { applyUpdate } from '../src/client/view.js';
+import { applyUpdate } from '../src/protocol/view.js';
 import {
   DELTA_HEAD_BYTES,
   DeltaHead,
@@ -21,8 +21,8 @@ import {
   encodeUpdatesFrame,
   splitUpdatesFrame,
   type DeltaUpdate,
-} from '../src/client/delta.js';
-import { decodeUpdate } from '../src/client/binary.js';
+} from '../src/protocol/delta.js';
+import { decodeUpdate } from '../src/protocol/binary.js';
 import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../src/domain/types.js';
 import { Ledger } from './oracle/ledger.js';
 import { expectClose } from './oracle/compare.js';

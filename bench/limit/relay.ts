@@ -20,8 +20,8 @@
 //     and a tiny snapshot per portfolio), trade (acknowledged at once: no book, no journal), ping.
 // Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
 import type { WebSocket } from 'uWebSockets.js';
-import { decodeFeedFrame, readTick, totalsFields, type BinaryTick } from '../../src/client/binary.js';
-import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES, encodeDelta } from '../../src/client/delta.js';
+import { decodeFeedFrame, readTick, totalsFields, type BinaryTick } from '../../src/protocol/binary.js';
+import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES, encodeDelta } from '../../src/protocol/delta.js';
 import type { PositionView } from '../../src/domain/types.js';
 import { loadUws } from '../../src/server/uws.js';
 import { symbolName } from '../../src/sim/random.js';

@@ -12,7 +12,7 @@
 // orchestrator runs several publishers when one is not enough, and flags a phase in which a publisher
 // lagged or used more than 0.8 of a core as load-generator-bound.
 import WebSocket from 'ws';
-import { FrameKind, BINARY_VERSION, TICKS_HEADER_BYTES, TICK_RECORD_BYTES, encodeFeedRegister } from '../../src/client/binary.js';
+import { FrameKind, BINARY_VERSION, TICKS_HEADER_BYTES, TICK_RECORD_BYTES, encodeFeedRegister } from '../../src/protocol/binary.js';
 import { TickStream } from '../workload.js';
 import { childConfig, cpuSeconds, exitWithParent, fatal, nowMs, send, sleep, subscribedHolders } from './common.js';
 import type { PublisherConfig, PublisherIn, PublisherWindow } from './messages.js';

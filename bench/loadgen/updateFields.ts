@@ -3,8 +3,8 @@
 // JSON updates by looking for their keys. Nothing is decoded whole and nothing is allocated: a
 // subscriber process must stay far below one core while the server sends it hundreds of thousands of
 // updates a second (issue 14).
-import { FrameKind, UPDATE_BINARY_VERSION } from '../../src/client/binary.js';
-import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES } from '../../src/client/delta.js';
+import { FrameKind, UPDATE_BINARY_VERSION } from '../../src/protocol/binary.js';
+import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES } from '../../src/protocol/delta.js';
 
 /** What a reader fills in; one object per process, reused for every update. */
 export interface UpdateFields {

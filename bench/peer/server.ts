@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { decodeFeedFrame, readTick, type BinaryTick } from '../../src/client/binary.js';
+import { decodeFeedFrame, readTick, type BinaryTick } from '../../src/protocol/binary.js';
 import { holdingsOf, portfolioId, type Workload } from '../workload.js';
 import { runBenchServer, serverConfig } from '../scenarios/serverHarness.js';
 import { PeerBook, PeerJournal, replay, type PeerPortfolio, type PeerTrade } from './book.js';

@@ -7,11 +7,11 @@
 // - Binary updates (encoding: 'binary') are decoded transparently.
 
 import type { DomainEventType, PortfolioSnapshot, StoredEvent, TradeInput, TradeResult } from '../domain/types.js';
-import { decodeUpdate } from './binary.js';
-import { DeltaKind, splitUpdatesFrame } from './delta.js';
+import { decodeUpdate } from '../protocol/binary.js';
+import { DeltaKind, splitUpdatesFrame } from '../protocol/delta.js';
 import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
 import type { ClientOp, Encoding, ErrorMessage, Frames, RequestId, ServerMessage, UpdateMessage } from '../protocol/messages.js';
-import { applyUpdate } from './view.js';
+import { applyUpdate } from '../protocol/view.js';
 
 /** The part of the WebSocket interface the client uses (browser WebSocket and `ws` both have it). */
 export interface WebSocketLike {

@@ -2,7 +2,7 @@
 // batches (28-byte records) and resolves each batch with the server's feed_ack. No reconnection:
 // a publisher re-registers on a new connection (ids are per connection).
 
-import { encodeFeedRegister, encodeFeedTicks } from './binary.js';
+import { encodeFeedRegister, encodeFeedTicks } from '../protocol/binary.js';
 import { MtmError, defaultWebSocketFactory, type WebSocketFactory, type WebSocketLike } from './client.js';
 import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
 import type { FeedAckMessage, RegisteredMessage, ServerMessage } from '../protocol/messages.js';

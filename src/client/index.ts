@@ -34,6 +34,6 @@ export type {
   UnsubscribedMessage,
   UpdateMessage,
 } from '../protocol/messages.js';
-export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from './binary.js';
-export type { BinaryTick, BinaryUpdate, FeedFrame } from './binary.js';
-export { applyUpdate } from './view.js';
+export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from '../protocol/binary.js';
+export type { BinaryTick, BinaryUpdate, FeedFrame } from '../protocol/binary.js';
+export { applyUpdate } from '../protocol/view.js';

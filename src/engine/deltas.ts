@@ -6,7 +6,7 @@
 
 import { assert } from '../assert.js';
 import type { PortfolioUpdate } from '../domain/types.js';
-import { DeltaHead, decodeDelta } from '../client/delta.js';
+import { DeltaHead, decodeDelta } from '../protocol/delta.js';
 import { DELTA_INDEX_STRIDE } from '../shard/deltaWriter.js';
 
 const utf8 = new TextDecoder();

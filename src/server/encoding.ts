@@ -2,7 +2,7 @@
 // bytes once and the same bytes are published to a topic or sent to each socket.
 
 import type { PortfolioSnapshot, PortfolioUpdate, StoredEvent } from '../domain/types.js';
-import { encodeUpdate } from '../client/binary.js';
+import { encodeUpdate } from '../protocol/binary.js';
 import type { ErrorMessage, RequestId, ServerMessage } from '../protocol/messages.js';
 import type { EngineError } from '../errors.js';
 
@@ -66,4 +66,4 @@ export function httpErrorBody(error: Pick<EngineError, 'code' | 'message' | 'fie
 }
 
 /** Full state kept per watched portfolio from the engine's snapshot plus every update since. */
-export { applyUpdate as applyUpdateToView } from '../client/view.js';
+export { applyUpdate as applyUpdateToView } from '../protocol/view.js';

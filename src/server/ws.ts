@@ -4,7 +4,7 @@
 import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import type { Engine } from '../engine/api.js';
 import { validSymbol, validateTrade } from '../domain/validate.js';
-import { decodeFeedFrame, readTick, type BinaryTick } from '../client/binary.js';
+import { decodeFeedFrame, readTick, type BinaryTick } from '../protocol/binary.js';
 import { CloseCode, type ClientOp, type RegisteredMessage } from '../protocol/messages.js';
 import { canRead, canSee, canTrade } from './auth.js';
 import { encodeJson, errorMessage, type Encoded } from './encoding.js';

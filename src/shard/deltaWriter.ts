@@ -7,7 +7,7 @@
 
 import { baseCurrencyOf } from '../domain/portfolio.js';
 import type { Columns } from '../kernel/layout.js';
-import { DELTA_HEAD_BYTES, DELTA_POSITION_TAIL_BYTES, DeltaHead, deltaStates, writeDeltaHead, writePositionTail } from '../client/delta.js';
+import { DELTA_HEAD_BYTES, DELTA_POSITION_TAIL_BYTES, DeltaHead, deltaStates, writeDeltaHead, writePositionTail } from '../protocol/delta.js';
 import type { PositionState } from '../domain/types.js';
 import type { Book } from './book.js';
 import type { MarkClock } from './marks.js';
