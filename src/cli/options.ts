@@ -107,6 +107,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('store', 'store-prices-kept-per-symbol-max', 'pricesKeptPerSymbolMax', int(1), store.pricesKeptPerSymbolMax, 'prices', 'historical last prices kept per symbol'),
   e('store', 'store-compact-scanned-per-call-max', 'compactScannedPerCallMax', int(1), store.compactScannedPerCallMax, 'entries', 'time-index entries one compaction pass examines (bounds how long it blocks the main thread)'),
   e('store', 'store-snapshots-per-flush-max', 'snapshotsPerFlushMax', int(1), store.snapshotsPerFlushMax, 'snapshots', 'snapshot records written per commit (bounds one flush on the main thread)'),
+  e('store', 'store-owner-dying-wait-ms', 'ownerDyingWaitMs', int(0, timerMsMax), store.ownerDyingWaitMs, 'ms', 'how long a start waits for a data directory whose owner holds its lock but does not answer (dying) before refusing; a live owner is refused at once'),
   e('store', 'store-prices-per-flush-max', 'pricesPerFlushMax', int(1), store.pricesPerFlushMax, 'prices', 'prices written per commit'),
   // Server limits.
   e('server', 'import-line-bytes-max', 'limits.importLineBytesMax', int(1), server.importLineBytesMax, 'bytes', 'longest NDJSON line POST /api/v1/trades/import reads; a longer one stops the import at that line'),

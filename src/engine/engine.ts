@@ -480,6 +480,10 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   const invalid = markOptionsError(options);
   if (invalid !== null) throw new EngineStartError(invalid);
   const o = resolveOptions(options);
+  const waitMs = options.store?.ownerDyingWaitMs;
+  if (waitMs !== undefined && !(Number.isSafeInteger(waitMs) && waitMs >= 0)) {
+    throw new EngineStartError({ code: ErrorCode.invalid_field, message: 'store.ownerDyingWaitMs must be an integer >= 0', field: 'ownerDyingWaitMs' });
+  }
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
   const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
   try {
@@ -488,7 +492,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
     throw new EngineStartError({ code: ErrorCode.store_failed, message: `cannot create data dir '${dataDir}': ${(err as Error).message}`, field: 'path' });
   }
   // Another live engine on this directory is refused here; a dead one (even an unreaped zombie) is not.
-  const locked = await lockDataDir(dataDir);
+  const locked = await lockDataDir(dataDir, waitMs);
   if (!locked.ok) {
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(locked.error);

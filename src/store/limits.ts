@@ -22,6 +22,12 @@ export const storeDefaults = {
   snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */
   pricesPerFlushMax: 1_000,
+  /**
+   * How long a starting engine waits for a data directory whose owner holds the lock but does not
+   * answer (dying: kill -9 closes the worker threads' descriptors after the main one) before it
+   * refuses; a live owner is refused at once, a dead one never blocks (lock.ts).
+   */
+  ownerDyingWaitMs: 5_000,
   queryLimitDefault: 100,
   queryLimitMax: 1_000,
 } as const;

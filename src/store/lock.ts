@@ -23,6 +23,7 @@ import { closeSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { storeDefaults } from './limits.js';
 
 export interface DataDirLock {
   /** Gives the directory up (idempotent). */
@@ -57,7 +58,7 @@ export const ownerProbeTimeoutMs = 1_000;
  * as a zombie as soon as its main thread is gone, but its descriptors close only once its other
  * threads (the shard workers) are gone too, a few milliseconds later.
  */
-export const ownerDyingWaitMs = 5_000;
+export const ownerDyingWaitMs = storeDefaults.ownerDyingWaitMs;
 const ownerRetryMs = 20;
 /** sun_path holds 108 bytes with its NUL; longer paths are reached through /proc/self/fd. */
 const socketPathBytesMax = 100;
@@ -121,8 +122,8 @@ function busy(path: string, pid: number): Result<never> {
  * Takes the data directory (created if missing) for this process, or refuses with store_failed
  * naming the live owner. A dead owner (crashed, killed, a zombie) never blocks.
  */
-export async function lockDataDir(path: string): Promise<Result<OwnerLock>> {
-  const giveUpAt = Date.now() + ownerDyingWaitMs;
+export async function lockDataDir(path: string, waitMs: number = ownerDyingWaitMs): Promise<Result<OwnerLock>> {
+  const giveUpAt = Date.now() + waitMs;
   for (;;) {
     const { result, silent } = await tryLockDataDir(path);
     // A live owner answers with its pid: refused at once. A silent one is dying: try again shortly.

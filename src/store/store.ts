@@ -121,6 +121,8 @@ export interface StoreOptions {
   compactScannedPerCallMax?: number;
   snapshotsPerFlushMax?: number;
   pricesPerFlushMax?: number;
+  /** How long the engine waits for a silent (dying) owner of the data directory (lock.ts). */
+  ownerDyingWaitMs?: number;
   /** Where the migration line goes (default console.log). */
   log?: (line: string) => void;
 }
