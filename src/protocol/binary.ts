@@ -25,7 +25,7 @@
 //   count x 28-byte records: u32 symbol id | f64 price | f64 ts (epoch ms) | f64 size (NaN = none)
 
 import type { PortfolioStatus, PortfolioUpdate, PositionView } from '../domain/types.js';
-import { DELTA_VERSION, decodeDelta } from './delta.js';
+import { DELTA_VERSION, decodeDelta, readPositionSymbol } from './delta.js';
 
 /** Version of the feed frames (register, ticks). */
 export const BINARY_VERSION = 1;
@@ -171,16 +171,10 @@ export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<
   }
   const positions: PositionView[] = [];
   for (let i = 0; i < count; i++) {
-    if (o + 1 > bytes.length) return { ok: false, reason: 'truncated position' };
-    const len = view.getUint8(o);
-    if (o + 1 + len + positionTailBytes > bytes.length) return { ok: false, reason: 'truncated position' };
-    let symbol: string;
-    try {
-      symbol = decoder.decode(bytes.subarray(o + 1, o + 1 + len));
-    } catch {
-      return { ok: false, reason: 'symbol is not UTF-8' };
-    }
-    o += 1 + len;
+    const read = readPositionSymbol(bytes, o, positionTailBytes);
+    if (!read.ok) return read;
+    const symbol = read.value;
+    o += 1 + bytes[o];
     const currency = String.fromCharCode(bytes[o], bytes[o + 1], bytes[o + 2]);
     o += CURRENCY_BYTES;
     const p: Record<string, number | string | boolean | null> = { symbol, currency };

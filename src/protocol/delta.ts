@@ -99,6 +99,21 @@ export type DeltaUpdate = PortfolioUpdate & { from_seq: number };
 
 export type DeltaResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
+/**
+ * A position record's u8-length-prefixed UTF-8 symbol at `o`, checked to be followed by `tailBytes` of
+ * fixed fields: the one reader of that prefix for both update layouts (v2 in binary.ts, v3 here).
+ */
+export function readPositionSymbol(bytes: Uint8Array, o: number, tailBytes: number): DeltaResult<string> {
+  if (o + 1 > bytes.length) return { ok: false, reason: 'truncated position' };
+  const len = bytes[o];
+  if (o + 1 + len + tailBytes > bytes.length) return { ok: false, reason: 'truncated position' };
+  try {
+    return { ok: true, value: decoder.decode(bytes.subarray(o + 1, o + 1 + len)) };
+  } catch {
+    return { ok: false, reason: 'symbol is not UTF-8' };
+  }
+}
+
 /** Writes the head (everything up to the portfolio id); the caller writes id and positions. */
 export function writeDeltaHead(
   view: DataView,
@@ -235,17 +250,10 @@ export function decodeDelta(bytes: Uint8Array): DeltaResult<DeltaUpdate> {
   const positions: PositionView[] = [];
   let o = DeltaHead.id + idLen;
   for (let i = 0; i < count; i++) {
-    if (o + 1 > bytes.length) return { ok: false, reason: 'truncated position' };
-    const len = bytes[o];
-    if (o + 1 + len + DELTA_POSITION_TAIL_BYTES > bytes.length) return { ok: false, reason: 'truncated position' };
-    let symbol: string;
-    try {
-      symbol = decoder.decode(bytes.subarray(o + 1, o + 1 + len));
-    } catch {
-      return { ok: false, reason: 'symbol is not UTF-8' };
-    }
-    o += 1 + len;
-    const p = readPosition(view, bytes, o, symbol, as_of, gross);
+    const symbol = readPositionSymbol(bytes, o, DELTA_POSITION_TAIL_BYTES);
+    if (!symbol.ok) return symbol;
+    o += 1 + bytes[o];
+    const p = readPosition(view, bytes, o, symbol.value, as_of, gross);
     if (p === null) return { ok: false, reason: 'position flags must be 0 or 1' };
     positions.push(p);
     o += DELTA_POSITION_TAIL_BYTES;
