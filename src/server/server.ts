@@ -83,7 +83,7 @@ export async function startServer(engine: Engine, options: ServerOptions & Marke
   });
   const http = new HttpIntake(opts, stats, door, handlers, engine);
   app.any('/*', http.onRequest);
-  const sockets = new Sockets({ engine, opts, uws, stats, door, hub, wsHandlers, marketWs, closing: () => closing });
+  const sockets = new Sockets({ engine, opts, uws, stats, door, hub, wsHandlers, marketWs, closing: () => closing, ready: opts.ready });
   sockets.attach(app);
 
   // ---------------- listen / close ----------------

@@ -32,6 +32,8 @@ export interface SocketsDeps {
   marketWs: MarketWs | null;
   /** True once the server is shutting down. */
   closing: () => boolean;
+  /** False while the engine recovers: a subscription then would find no portfolio and never retry. */
+  ready: () => boolean;
 }
 
 export class Sockets {
@@ -62,6 +64,8 @@ export class Sockets {
       const param = kind === 'compat' ? req.getParameter(0) : '';
       const remote = remoteOf(res);
       if (this.d.closing()) return this.refuse(res, errorResult({ code: ErrorCode.engine_closed, message: 'server is shutting down', retryable: true }));
+      // Clients reconnect with backoff on a refused upgrade, so they subscribe once the books are back.
+      if (!this.d.ready()) return this.refuse(res, errorResult({ code: ErrorCode.shard_restarting, message: 'the engine is recovering; retry when /ready answers 200', retryable: true }));
       const open = stats.connections.main + stats.connections.compat + stats.connections.feed;
       if (open >= limits.connectionsMax) return this.refuse(res, door.rateLimited(1000, 'connections: connectionsMax reached'));
       const token = bearerFromAuthorization(authorization) ?? offered.token;
