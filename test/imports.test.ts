@@ -23,13 +23,14 @@ const forbidden: readonly { from: string; to: readonly string[]; why: string }[]
   { from: 'src/shard/', to: ['src/store/', 'src/server/', 'src/client/', 'src/cli/'], why: 'a shard never touches LMDB or sockets; it encodes with the shared wire protocol (src/protocol/)' },
   { from: 'src/store/', to: ['src/engine/', 'src/server/', 'src/shard/', 'src/metrics/', 'src/market/', 'src/cli/'], why: 'the store knows no workers or sockets; the engine uses it' },
   { from: 'src/market/', to: ['src/engine/', 'src/server/', 'src/cli/'], why: 'market data is fed by the engine and served by the server' },
-  { from: 'src/engine/', to: ['src/server/', 'src/client/', 'src/cli/', 'src/demo/'], why: 'the server embeds the engine, not the reverse; the wire layout comes from src/protocol/, not the SDK' },
+  { from: 'src/engine/', to: ['src/server/', 'src/client/', 'src/cli/', 'src/demo/', 'src/cluster/'], why: 'the server embeds the engine, not the reverse; the wire layout comes from src/protocol/, not the SDK' },
   { from: 'src/metrics/', to: ['src/server/', 'src/cli/', 'dashboards/'], why: 'metrics read counters; the server serves them' },
   { from: 'src/server/', to: ['dashboards/', 'src/cli/'], why: 'thresholds shared with the alert rules live below both (src/metrics/)' },
   { from: 'src/server/', to: ['src/client/'], why: 'the server takes its wire protocol (messages, binary and delta layouts, the view a delta applies to) from src/protocol/, shared with the SDK, never from the SDK' },
   { from: 'dashboards/', to: ['src/server/', 'src/engine/', 'src/cli/'], why: 'dashboards are generated from the metric catalog' },
   { from: 'src/client/', to: ['src/engine/', 'src/store/', 'src/shard/', 'src/server/', 'src/metrics/', 'src/cli/'], why: 'the SDK talks to the server over the wire only' },
   { from: 'src/workers/', to: ['src/engine/', 'src/server/', 'src/store/', 'src/market/', 'src/shard/', 'src/cli/'], why: 'the supervision pattern knows no particular worker' },
+  { from: 'src/cluster/', to: ['src/server/', 'src/client/', 'src/cli/', 'src/demo/', 'dashboards/'], why: 'a cluster node wraps one engine and talks NATS; the server embeds it, not the reverse' },
   { from: 'src/protocol/', to: ['src/server/', 'src/engine/', 'src/store/', 'src/client/', 'src/cli/'], why: 'the wire protocol sits below the server and the SDK that share it' },
 ];
 

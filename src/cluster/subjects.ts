@@ -1,0 +1,36 @@
+// The cluster's NATS names, in one table: every subject, stream, bucket and key a node uses is built
+// here, so docs/CLUSTER.md and the code cannot disagree. Subjects carry a partition number or an
+// encoded symbol as a token; a symbol may hold '.', which NATS reads as a token separator, so it is
+// carried hex-encoded (symbolToken).
+
+export const clusterSubjects = {
+  /** JetStream stream holding every command, one subject per partition. */
+  commandStream: 'MTM_COMMANDS',
+  commandsAll: 'mtm.cmd.>',
+  command: (partition: number): string => `mtm.cmd.${partition}`,
+  /** Ticks for one symbol: the binary frame layout of /ws/feed. */
+  ticksAll: 'mtm.ticks.>',
+  ticks: (symbol: string): string => `mtm.ticks.${symbolToken(symbol)}`,
+  /** An owner's already-encoded update bytes, once per batch, for nodes relaying to their clients. */
+  updates: (partition: number): string => `mtm.updates.${partition}`,
+  /** Request-reply to a partition's owner: snapshot, time travel, events and lots queries. */
+  rpc: (partition: number, verb: string): string => `mtm.rpc.${partition}.${verb}`,
+  /** KV bucket of partition ownership: key partitionKey(p), value {node, epoch}; CAS on its revision. */
+  ownershipBucket: 'mtm_partitions',
+  partitionKey: (partition: number): string => `p${partition}`,
+  /** KV bucket of cluster-wide settings (the partition count) and node presence. */
+  clusterBucket: 'mtm_cluster',
+  settingsKey: 'settings',
+  nodeKey: (nodeId: string): string => `node.${nodeId}`,
+  /** Object store of per-partition snapshots shipped for handover. */
+  snapshotStore: 'mtm_snapshots',
+  snapshotName: (partition: number): string => `p${partition}`,
+} as const;
+
+export function symbolToken(symbol: string): string {
+  return Buffer.from(symbol, 'utf8').toString('hex');
+}
+
+export function symbolOfToken(token: string): string {
+  return Buffer.from(token, 'hex').toString('utf8');
+}
