@@ -123,8 +123,10 @@ export class ClusterNode {
     this.consumers.get(partition)?.stop();
     this.consumers.set(partition, c);
     await c.start();
+    const ms = performance.now() - started;
     if (this.handoverMs.length >= 1_024) this.handoverMs.shift();
-    this.handoverMs.push(performance.now() - started);
+    this.handoverMs.push(ms);
+    this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms`);
   }
 
   private drop(partition: number): void {
@@ -158,7 +160,7 @@ export class ClusterNode {
       resume: (portfolio: string) => send('resume', portfolio, null),
       closePortfolio: (portfolio: string) => send('close', portfolio, null),
       // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
-      has: (portfolio: string) => engine.has(portfolio) || this.ownership.ownerOf(partitionOf(portfolio, this.ownership.partitions)) !== this.ownership.nodeId,
+      has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
     };
     return new Proxy(engine, {
       get(target, prop) {

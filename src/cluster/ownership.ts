@@ -41,6 +41,12 @@ export interface OwnershipOptions {
   /** Monotonic milliseconds (injected: performance.now in a node, a fake in tests). */
   now: () => number;
   log: (line: string) => void;
+  /** Where the counts go (a refused start counts its clash here too); default: a fresh set. */
+  counters?: OwnershipCounters;
+}
+
+export function newOwnershipCounters(): OwnershipCounters {
+  return { rebalances: 0, claims: 0, releases: 0, lost: 0, badEntries: 0, nodeIdClashes: 0, fencedWrites: 0 };
 }
 
 export const ownershipDefaults = { heartbeatMs: 1_000, ownerTimeoutMs: 5_000 } as const;
@@ -112,7 +118,7 @@ export class Ownership implements OwnershipView {
   readonly nodeId: string;
   readonly partitions: number;
   readonly instance = randomUUID();
-  readonly counters: OwnershipCounters = { rebalances: 0, claims: 0, releases: 0, lost: 0, badEntries: 0, nodeIdClashes: 0, fencedWrites: 0 };
+  readonly counters: OwnershipCounters;
   private readonly seen: (Seen | undefined)[];
   private readonly held = new Map<number, Held>();
   private readonly nodesSeen = new Map<string, number>();
@@ -131,6 +137,7 @@ export class Ownership implements OwnershipView {
   ) {
     this.nodeId = o.nodeId;
     this.partitions = o.partitions;
+    this.counters = o.counters ?? newOwnershipCounters();
     this.seen = new Array<Seen | undefined>(o.partitions).fill(undefined);
   }
 
