@@ -20,6 +20,8 @@ import { Ownership, ownershipDefaults, validNodeId } from './ownership.js';
 import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipView } from './types.js';
+import { EdgeStations, type EdgeEngine } from './edge.js';
+import type { EventQuery } from '../engine/api.js';
 
 export interface ClusterOptions {
   /** NATS server URL(s), comma separated. */
@@ -63,10 +65,12 @@ export class ClusterNode {
     readonly ownership: Ownership,
     readonly publisher: CommandPublisher,
     private readonly log: (line: string) => void,
+    /** Ticks over NATS, the update relay and the RPC router (edge.ts): started with the claims, closed first. */
+    readonly edge: EdgeStations,
   ) {}
 
   /** Joins the cluster; claims partitions once the engine has recovered. Throws ClusterStartError on a refusal. */
-  static async start(engine: Engine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
+  static async start(engine: Engine & EdgeEngine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
     const o = { ...clusterDefaults, ...definedOnly(options) };
     const log = options.log ?? ((line: string) => console.log(line));
     if (typeof options.nodeId !== 'string' || !validNodeId(options.nodeId)) {
@@ -85,11 +89,16 @@ export class ClusterNode {
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log);
+      const edge = new EdgeStations(nc, engine, owned.value, { log });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge);
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
-        () => node.stopping === null && node.ownership.run(),
+        () => {
+          if (node.stopping !== null) return;
+          node.ownership.run();
+          node.edge.start();
+        },
         () => undefined,
       );
       return node;
@@ -159,6 +168,15 @@ export class ClusterNode {
       pause: (portfolio: string) => send('pause', portfolio, null),
       resume: (portfolio: string) => send('resume', portfolio, null),
       closePortfolio: (portfolio: string) => send('close', portfolio, null),
+      // Reads and subscriptions go to the partition's owner (edge.ts: RPC router, update relay); ticks over NATS.
+      ingestTick: (symbol: string, price: number, ts: number, size?: number) => this.edge.ticks.ingestTick(symbol, price, ts, size),
+      ingestTicks: (ticks) => this.edge.ticks.ingestTicks(ticks),
+      subscribe: (portfolio, listener, options) => this.edge.relay.subscribe(portfolio, listener, options),
+      snapshot: (portfolio: string, options?: { lots?: boolean }) => this.edge.router.snapshot(portfolio, options),
+      snapshotAt: (portfolio: string, timestamp: number) => this.edge.router.snapshotAt(portfolio, timestamp),
+      lots: (portfolio: string, symbol: string) => this.edge.router.lots(portfolio, symbol),
+      // A query naming a portfolio goes to its owner; one without, or of a system log (_market, _instruments), reads this node's log.
+      queryEvents: (query: EventQuery) => (query.portfolio_id === undefined || query.portfolio_id.startsWith('_') ? engine.queryEvents(query) : this.edge.router.queryEvents(query.portfolio_id, query)),
       // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
       has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
     };
@@ -194,6 +212,7 @@ export class ClusterNode {
   }
 
   private async shutdown(): Promise<void> {
+    await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);
   }
