@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import type { Engine } from '../engine/api.js';
-import { ErrorCode, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
 import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
 import { commandBytesMax, type CommandOp } from './commandCodec.js';
@@ -34,6 +34,8 @@ export interface ClusterOptions {
   commandsInFlightMax?: number;
   /** JetStream dedup window of the command stream (Nats-Msg-Id), set when the stream is created. */
   dedupWindowMs?: number;
+  /** Replicas of the command stream and the KV buckets (1, 3 or 5; 3 on a three-server NATS cluster), set when created. */
+  replicas?: number;
   log?: (line: string) => void;
 }
 
@@ -42,6 +44,7 @@ export const clusterDefaults = {
   ...ownershipDefaults,
   ...publisherDefaults,
   dedupWindowMs: 120_000,
+  replicas: 1,
 } as const;
 
 export class ClusterStartError extends Error {
@@ -84,8 +87,8 @@ export class ClusterNode {
     });
     try {
       const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, o.dedupWindowMs);
-      const owned = await Ownership.open(nc, { nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, now: () => performance.now(), log });
+      await ensureStream(jsm, o.dedupWindowMs, o.replicas);
+      const owned = await Ownership.open(nc, { nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
@@ -177,6 +180,9 @@ export class ClusterNode {
       lots: (portfolio: string, symbol: string) => this.edge.router.lots(portfolio, symbol),
       // A query naming a portfolio goes to its owner; one without, or of a system log (_market, _instruments), reads this node's log.
       queryEvents: (query: EventQuery) => (query.portfolio_id === undefined || query.portfolio_id.startsWith('_') ? engine.queryEvents(query) : this.edge.router.queryEvents(query.portfolio_id, query)),
+      // Global operations: applied by one node alone they would fork the partitions' histories (docs/CLUSTER.md).
+      corporateAction: () => Promise.resolve(unsupported('corporate actions')),
+      defineInstrument: () => Promise.resolve(unsupported('instrument definitions')),
       // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
       has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
     };
@@ -218,6 +224,10 @@ export class ClusterNode {
   }
 }
 
+function unsupported(what: string): { ok: false; error: EngineError } {
+  return fail(ErrorCode.cluster_unsupported, `${what} are not run in cluster mode yet: every partition owner would have to apply them at the same point of its command stream (docs/CLUSTER.md); run them on a single node`);
+}
+
 function tradeInputOf(t: ValidTrade): TradeInput {
   return {
     trade_id: t.trade_id,
@@ -239,7 +249,7 @@ function definedOnly<T extends object>(o: T): T {
 }
 
 /** Creates the command stream, or checks the one there (created by the first node). */
-async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replicas: number): Promise<void> {
   const info = await jsm.streams.info(names.commandStream).catch(() => null);
   if (info !== null) return;
   await jsm.streams
@@ -251,7 +261,7 @@ async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number): Promi
       discard: DiscardPolicy.Old,
       duplicate_window: nanos(dedupWindowMs),
       max_msg_size: commandBytesMax + 1_024,
-      num_replicas: 1,
+      num_replicas: replicas,
     })
     .catch(async (err: unknown) => {
       // Another node created it between our look and our add.

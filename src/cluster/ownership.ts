@@ -41,6 +41,8 @@ export interface OwnershipOptions {
   /** Monotonic milliseconds (injected: performance.now in a node, a fake in tests). */
   now: () => number;
   log: (line: string) => void;
+  /** Replicas of the KV buckets when this node creates them (1, 3 or 5). */
+  replicas?: number;
   /** Where the counts go (a refused start counts its clash here too); default: a fresh set. */
   counters?: OwnershipCounters;
 }
@@ -151,8 +153,9 @@ export class Ownership implements OwnershipView {
       return fail(ErrorCode.invalid_field, `cluster-owner-timeout-ms must be >= 3 x cluster-heartbeat-ms (got ${o.ownerTimeoutMs} and ${o.heartbeatMs})`, 'cluster-owner-timeout-ms');
     }
     const kvm = new Kvm(jetstream(nc));
-    const parts = await kvm.create(names.ownershipBucket, { history: 1 });
-    const cluster = await kvm.create(names.clusterBucket, { history: 1 });
+    const replicas = o.replicas ?? 1;
+    const parts = await kvm.create(names.ownershipBucket, { history: 1, replicas });
+    const cluster = await kvm.create(names.clusterBucket, { history: 1, replicas });
     const own = new Ownership(o, parts, cluster);
     const settings = await own.checkSettings();
     if (!settings.ok) return settings;
