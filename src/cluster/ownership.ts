@@ -302,16 +302,37 @@ export class Ownership implements OwnershipView {
     }
   }
 
+  /** Both watches; one that ends (NATS restarted under it) is opened again, which replays every current value. */
   private async watch(): Promise<void> {
-    const parts = await this.parts.watch({ key: '>' });
-    const nodes = await this.cluster.watch({ key: 'node.>' });
-    this.watches.push(parts, nodes);
+    await this.follow(() => this.parts.watch({ key: '>' }), (e) => this.onPartitionEntry(e), 'ownership');
+    await this.follow(() => this.cluster.watch({ key: 'node.>' }), (e) => this.onNodeEntry(e), 'node');
+  }
+
+  private async follow(open: () => Promise<AsyncIterable<KvEntry> & { stop(): void }>, on: (e: KvEntry) => void, what: string): Promise<void> {
+    const first = await open();
+    this.watches.push(first);
     void (async () => {
-      for await (const e of parts) this.onPartitionEntry(e);
-    })().catch((err: unknown) => this.o.log(`cluster: ownership watch ended: ${String(err)}`));
-    void (async () => {
-      for await (const e of nodes) this.onNodeEntry(e);
-    })().catch((err: unknown) => this.o.log(`cluster: node watch ended: ${String(err)}`));
+      let iter = first;
+      for (;;) {
+        try {
+          for await (const e of iter) on(e);
+        } catch (err) {
+          this.o.log(`cluster: ${what} watch failed: ${String(err)}`);
+        }
+        if (this.stopped) return;
+        this.o.log(`cluster: ${what} watch ended; watching again`);
+        await new Promise((r) => setTimeout(r, this.o.heartbeatMs));
+        if (this.stopped) return;
+        try {
+          iter = await open();
+          this.watches.push(iter);
+          if (this.watches.length > 8) this.watches.splice(0, this.watches.length - 8);
+        } catch (err) {
+          this.o.log(`cluster: ${what} watch could not be opened again: ${String(err)}`);
+          iter = (async function* () {})() as unknown as AsyncIterable<KvEntry> & { stop(): void };
+        }
+      }
+    })();
   }
 
   private onNodeEntry(e: KvEntry): void {
@@ -386,8 +407,12 @@ export class Ownership implements OwnershipView {
           if (still !== h) return;
           h.revision = revision;
           h.leaseUntil = sentAt + this.leaseMs();
-        } catch {
-          if (this.held.get(p) === h) this.lose(p);
+        } catch (err) {
+          if (this.held.get(p) !== h) return;
+          // Someone else wrote the key: lost now. Any other failure (NATS restarting, a leader
+          // election) keeps the claim until its lease runs out; the next round tries again.
+          if (wrongRevision(err)) this.lose(p);
+          else this.o.log(`cluster: refresh of partition ${p} failed (${String(err)}); its lease ends in ${Math.max(0, h.leaseUntil - this.o.now()).toFixed(0)} ms`);
         }
       }),
     );
@@ -436,7 +461,12 @@ export class Ownership implements OwnershipView {
     let revision: number;
     try {
       revision = s === undefined ? await this.parts.create(names.partitionKey(p), this.valueOf(epoch)) : await this.parts.update(names.partitionKey(p), this.valueOf(epoch), s.revision);
-    } catch {
+    } catch (err) {
+      // Lost the race, or our view of the key is stale (a watch that missed an update): read it again.
+      if (wrongRevision(err) || s === undefined) {
+        const e = await this.parts.get(names.partitionKey(p)).catch(() => null);
+        if (e !== null) this.onPartitionEntry(e);
+      }
       return false;
     }
     if (this.stopped) return false;
@@ -486,6 +516,11 @@ export class Ownership implements OwnershipView {
   private emit(c: OwnershipChange): void {
     for (const l of this.listeners) l(c);
   }
+}
+
+function wrongRevision(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 10071 || code === 10164 || /wrong last sequence/i.test(String(err));
 }
 
 function partitionOfKey(key: string, partitions: number): number {
