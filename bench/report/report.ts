@@ -225,6 +225,7 @@ export function rows(r: Report): Row[] {
   const silent = (x: unknown, path: string) => ((figure(x, path) ?? 0) > 0 ? ` (${fmt(figure(x, path))} windows without updates)` : '');
   add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + silent(x, 'silentWindowsDuring') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
   add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + silent(x, 'silentWindowsAfter') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
+  add('spike', 'server RSS max (before / during / after)', (_, x) => ['before', 'during', 'after'].map((k) => fmt(figure(x, `${k}.serverRssMaxMb`), ' MB')).join(' / '));
   add('spike', 'subscriber event-loop stall max (before / during / after)', (_, x) => ['before', 'during', 'after'].map((k) => fmt(figure(x, `${k}.clientLoopDelayMaxMs`), ' ms')).join(' / '));
   add('spike', 'time to recover', (_, x) => fmt(figure(x, 'recoveryMs'), ' ms') + ((x as { recovered?: boolean }).recovered === false ? ' (not recovered)' : ''), 'recoveryMs');
   for (const mode of ['process', 'sync'] as const) {

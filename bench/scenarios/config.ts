@@ -80,6 +80,8 @@ export interface RecoveryParams {
 export interface KernelParams {
   /** Passed to bench/kernel.js as --iterations; null = its default. */
   iterations: number | null;
+  /** Passed as --portfolios (a smaller book than the 40,000 portfolios); null = the full book. */
+  portfolios: number | null;
   timeoutMs: number;
 }
 
@@ -147,7 +149,7 @@ export function fullScale(): Scale {
     spike: { rate: 200_000, multiplier: 10, warmupMs: 2_000, beforeMs: 5_000, spikeMs: 5_000, afterMs: 10_000, recoveryFactor: 2 },
     trades: { connections: 50, inFlight: 4, warmupMs: 1_000, durationMs: 10_000 },
     recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000, steadyAfterMs: 3_000 },
-    kernel: { iterations: null, timeoutMs: 15 * 60_000 },
+    kernel: { iterations: null, portfolios: null, timeoutMs: 15 * 60_000 },
     serverReadyTimeoutMs: 10 * 60_000,
   };
 }
@@ -181,7 +183,7 @@ export function quickScale(): Scale {
     spike: { rate: 500, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
     trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
     recovery: { portfolios: 200, positions: 25, events: 2_000, cleanRestarts: 1, buildTimeoutMs: 60_000, steadyAfterMs: 500 },
-    kernel: { iterations: 10, timeoutMs: 120_000 },
+    kernel: { iterations: 10, portfolios: 4_000, timeoutMs: 120_000 },
     serverReadyTimeoutMs: 60_000,
   };
 }

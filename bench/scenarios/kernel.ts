@@ -45,6 +45,7 @@ export async function kernel(name: SystemName, scale: Scale, progress: Progress)
   const args = scale.kernel.iterations === null ? [] : ['--iterations', String(scale.kernel.iterations)];
   // mtm: only the cases the report reads (bench/kernel.js alone also runs dense-fx and the slow list path).
   if (name === 'mtm') args.push('--cases', reportedCases);
+  if (scale.kernel.portfolios !== null) args.push('--portfolios', String(scale.kernel.portfolios));
   progress.update(`node dist/bench/${script} ${args.join(' ')}`);
   const child = new Child(`kernel ${name}`, benchScript(script), args, ['--expose-gc'], 1 << 20);
   const timer = setTimeout(() => child.kill(), scale.kernel.timeoutMs);
