@@ -9,6 +9,7 @@ const sections: readonly { component: Component; title: string }[] = [
   { component: 'engine', title: 'Engine (shards, marks, engine limits)' },
   { component: 'store', title: 'Store (LMDB event log, snapshots, prices)' },
   { component: 'market', title: 'Market data (bars, gaps, market alerts)' },
+  { component: 'cluster', title: 'Cluster (NATS JetStream, docs/CLUSTER.md)' },
   { component: 'cli', title: 'Command line' },
 ];
 
