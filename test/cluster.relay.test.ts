@@ -8,7 +8,8 @@
 // - after an ownership change the subscriber gets a resync: the partition moving to B (B's engine takes
 //   over), back to A (relayed again), and to a node that is gone (no answer) then back;
 // - bad input: garbage on an update subject, a request that is not JSON, names another partition or an
-//   unknown verb: clear errors, logged and counted, nothing delivered; an unknown portfolio is refused.
+//   unknown verb: clear errors, logged and counted, nothing delivered; an unknown portfolio is refused;
+// - /metrics (EngineMetrics.attachCluster) shows those counts, the relayed updates and the partitions.
 // Skipped, loudly, only when nats-server is not installed.
 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -19,6 +20,8 @@ import type { EngineError } from '../src/errors.js';
 import { EdgeStations } from '../src/cluster/edge.js';
 import { partitionOf } from '../src/cluster/partition.js';
 import { clusterSubjects } from '../src/cluster/subjects.js';
+import { ClusterCounters } from '../src/cluster/counters.js';
+import { EngineMetrics } from '../src/metrics/engineMetrics.js';
 import { Assignment } from './support/fixedOwnership.js';
 import { NatsHarness, natsServerInstalled, waitUntil, warnNatsMissing } from './support/nats.js';
 
@@ -228,5 +231,32 @@ describe.skipIf(!natsServerInstalled)('clients on any node', () => {
     expect(errors[0].code).toBe('portfolio_not_found');
     expect(edgeB.relay.relayedPortfolios()).toEqual([pa]);
     if (sub.ok) sub.value();
+  });
+
+  it('shows the cluster counts on /metrics', async () => {
+    const scrape = async (engine: MtmEngine, edge: EdgeStations, cluster: ClusterCounters): Promise<string> => {
+      const metrics = new EngineMetrics({ engine, uwsBinary: 'test' });
+      try {
+        metrics.attachCluster({ readings: () => edge.readings(cluster) });
+        return (await metrics.scrape()).body;
+      } finally {
+        metrics.close();
+      }
+    };
+    const countersA = new ClusterCounters(partitions);
+    countersA.fencedWrites = 3;
+    countersA.consumerPending[0] = 4;
+    const textA = await scrape(a, edgeA, countersA);
+    expect(textA).toContain(`mtm_cluster_partitions_owned ${partitions}\n`);
+    expect(textA).toContain('mtm_cluster_partitions_unowned 0\n');
+    expect(textA).toContain('mtm_cluster_consumer_lag_messages 4\n');
+    expect(textA).toContain('mtm_cluster_fenced_writes_total 3\n');
+    expect(textA).toContain('mtm_cluster_bad_input_total{source="rpc"} 4\n');
+    const textB = await scrape(b, edgeB, new ClusterCounters(partitions));
+    expect(textB).toContain('mtm_cluster_partitions_owned 0\n');
+    expect(textB).toContain('mtm_cluster_bad_input_total{source="updates"} 2\n');
+    expect(textB).toContain('mtm_cluster_bad_input_total{source="commands"} 0\n');
+    expect(textB).toContain(`mtm_cluster_updates_relayed_total ${edgeB.counters.relay.recordsRelayed}\n`);
+    expect(edgeB.counters.relay.recordsRelayed).toBeGreaterThan(0);
   });
 });

@@ -18,6 +18,7 @@ import { componentOptions, resolveConfig, valueOf, type Config } from './config.
 import { configText, helpText } from './help.js';
 import { startStatsLine } from './statsLine.js';
 import { parseImportArgs, runImport } from './import.js';
+import { runCluster } from './clusterStatus.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../projectRoot.js';
@@ -140,6 +141,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return runImport(parsed.args);
   }
+  if (command === 'cluster') return runCluster(rest);
   if (command !== 'serve' && command !== 'config') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);
     return 2;

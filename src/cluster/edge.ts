@@ -5,6 +5,7 @@
 // snapshotAt, queryEvents with a portfolio, lots), and its counters feed /metrics.
 
 import type { NatsConnection } from '@nats-io/transport-node';
+import { clusterReadings, type ClusterCounters, type ClusterReadings } from './counters.js';
 import { RpcRouter, RpcServer, newRpcCounters, type RpcCounters, type RpcEngine, type RpcOptions } from './rpc.js';
 import { TickBus, type TickBusEngine, type TickBusOptions } from './tickBus.js';
 import type { OwnershipView } from './types.js';
@@ -32,7 +33,7 @@ export class EdgeStations {
   readonly publisher: UpdatePublisher;
   readonly relay: UpdateRelay;
 
-  constructor(nc: NatsConnection, engine: EdgeEngine, ownership: OwnershipView, options: Partial<EdgeOptions> = {}) {
+  constructor(nc: NatsConnection, engine: EdgeEngine, private readonly ownership: OwnershipView, options: Partial<EdgeOptions> = {}) {
     const log = options.log ?? (() => undefined);
     this.ticks = new TickBus(nc, engine, ownership, { log, ...options.ticks });
     this.publisher = new UpdatePublisher(nc, engine, ownership, this.counters.relay, { log, ...options.relay });
@@ -46,6 +47,17 @@ export class EdgeStations {
     );
     this.router = new RpcRouter(nc, ownership, this.rpcServer, this.counters.rpc, { log, ...options.rpc });
     this.relay = new UpdateRelay(nc, engine, ownership, this.router, this.counters.relay, { log, ...options.relay });
+  }
+
+  /** The node's cluster readings with these stations' own counts added (refused input, relayed updates). */
+  readings(cluster: ClusterCounters): ClusterReadings {
+    const r = clusterReadings(this.ownership, cluster);
+    const { rpc, relay } = this.counters;
+    return {
+      ...r,
+      badInput: { ...r.badInput, ticks: r.badInput.ticks + this.ticks.counters.badFrames, updates: r.badInput.updates + relay.badMessages, rpc: r.badInput.rpc + rpc.badRequests },
+      updatesRelayed: r.updatesRelayed + relay.recordsRelayed,
+    };
   }
 
   start(): void {
