@@ -13,6 +13,7 @@ import type { Engine } from '../engine/api.js';
 import { ErrorCode, fail, type Result } from '../errors.js';
 import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.js';
 import { clusterSubjects as names } from './subjects.js';
+import type { ClusterCounters } from './counters.js';
 
 /**
  * Pull request lifetime of a partition's consumer (the server heartbeats every half of it). The client's
@@ -38,6 +39,8 @@ export interface ConsumerDeps {
   /** Gives the partition up at once (Ownership.fence). */
   fence: (partition: number) => void;
   counters: ConsumerCounters;
+  /** The node's cluster counters (counters.ts): refused stream messages, each partition's pending messages. */
+  cluster: ClusterCounters;
   log: (line: string) => void;
 }
 
@@ -128,6 +131,7 @@ export class PartitionConsumer {
     for await (const m of messages) {
       if (this.stopped) return;
       const seq = m.seq;
+      this.d.cluster.consumerPending[this.partition] = m.info.pending;
       if (seq <= this.d.engine.streamCursor(this.partition)) {
         this.d.counters.skipped++;
       } else {
@@ -148,6 +152,7 @@ export class PartitionConsumer {
     const decoded = decodeCommand(data);
     if (!decoded.ok) {
       this.d.counters.badMessages++;
+      this.d.cluster.badInput.commands++;
       this.d.log(`cluster: refused stream message ${names.commandStream} seq ${seq} on partition ${this.partition}: ${decoded.error.message}; nothing applied`);
       await this.d.engine.applyAt(position, () => Promise.resolve(decoded));
       return;

@@ -21,6 +21,8 @@ import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipView } from './types.js';
 import { EdgeStations, type EdgeEngine } from './edge.js';
+import { ClusterCounters, type ClusterReadings } from './counters.js';
+import { StatusResponder } from './status.js';
 import type { EventQuery } from '../engine/api.js';
 
 export interface ClusterOptions {
@@ -70,7 +72,18 @@ export class ClusterNode {
     private readonly log: (line: string) => void,
     /** Ticks over NATS, the update relay and the RPC router (edge.ts): started with the claims, closed first. */
     readonly edge: EdgeStations,
-  ) {}
+    /** What /metrics and mtm cluster status read (counters.ts). */
+    readonly counters: ClusterCounters,
+  ) {
+    this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
+  }
+
+  private readonly status: StatusResponder;
+
+  /** The node's cluster readings (/metrics: EngineMetrics.attachCluster; mtm cluster status). */
+  readings(): ClusterReadings {
+    return this.edge.readings(this.counters);
+  }
 
   /** Joins the cluster; claims partitions once the engine has recovered. Throws ClusterStartError on a refusal. */
   static async start(engine: Engine & EdgeEngine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
@@ -88,12 +101,14 @@ export class ClusterNode {
     try {
       const jsm = await jetstreamManager(nc);
       await ensureStream(jsm, o.dedupWindowMs, o.replicas);
-      const owned = await Ownership.open(nc, { nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
+      const counters = new ClusterCounters(o.partitions);
+      const owned = await Ownership.open(nc, { cluster: counters, nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge);
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters);
+      node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
@@ -127,6 +142,7 @@ export class ClusterNode {
         current: (p, e) => this.ownership.current(p, e),
         fence: (p) => this.ownership.fence(p),
         counters: this.consumerCounters,
+        cluster: this.counters,
         log: this.log,
       },
       partition,
@@ -144,6 +160,7 @@ export class ClusterNode {
   private drop(partition: number): void {
     this.consumers.get(partition)?.stop();
     this.consumers.delete(partition);
+    this.counters.consumerPending[partition] = 0;
   }
 
   /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
@@ -218,6 +235,7 @@ export class ClusterNode {
   }
 
   private async shutdown(): Promise<void> {
+    this.status.close();
     await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);

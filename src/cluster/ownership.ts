@@ -30,6 +30,7 @@ import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { hashOf } from '../engine/shardOf.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipChange, OwnershipView } from './types.js';
+import type { ClusterCounters } from './counters.js';
 
 export interface OwnershipOptions {
   nodeId: string;
@@ -45,6 +46,8 @@ export interface OwnershipOptions {
   replicas?: number;
   /** Where the counts go (a refused start counts its clash here too); default: a fresh set. */
   counters?: OwnershipCounters;
+  /** The node's cluster counters (counters.ts: /metrics, mtm cluster status): rebalances, fenced writes, bad KV input. */
+  cluster?: ClusterCounters;
 }
 
 export function newOwnershipCounters(): OwnershipCounters {
@@ -204,7 +207,10 @@ export class Ownership implements OwnershipView {
   current(partition: number, epoch: number): boolean {
     const h = this.held.get(partition);
     const yes = h !== undefined && h.epoch === epoch && this.fresh(h);
-    if (!yes) this.counters.fencedWrites++;
+    if (!yes) {
+      this.counters.fencedWrites++;
+      if (this.o.cluster !== undefined) this.o.cluster.fencedWrites++;
+    }
     return yes;
   }
 
@@ -362,17 +368,13 @@ export class Ownership implements OwnershipView {
   private onPartitionEntry(e: KvEntry): void {
     const p = partitionOfKey(e.key, this.partitions);
     if (p < 0) {
-      this.counters.badEntries++;
-      this.o.log(`cluster: ignoring key '${e.key}' in KV '${names.ownershipBucket}': not a partition of 0..${this.partitions - 1}`);
+      this.badEntry(`cluster: ignoring key '${e.key}' in KV '${names.ownershipBucket}': not a partition of 0..${this.partitions - 1}`);
       return;
     }
     const before = this.seen[p];
     if (before !== undefined && before.revision >= e.revision) return;
     const v = e.operation === 'PUT' ? parsePartitionValue(e.value) : null;
-    if (e.operation === 'PUT' && v === null) {
-      this.counters.badEntries++;
-      this.o.log(`cluster: malformed entry for partition ${p} in KV '${names.ownershipBucket}' (revision ${e.revision}); treated as unowned`);
-    }
+    if (e.operation === 'PUT' && v === null) this.badEntry(`cluster: malformed entry for partition ${p} in KV '${names.ownershipBucket}' (revision ${e.revision}); treated as unowned`);
     this.seen[p] = { revision: e.revision, seenAt: this.o.now(), node: v?.node, instance: v?.instance, epoch: v?.epoch ?? before?.epoch ?? 0 };
     const h = this.held.get(p);
     if (h !== undefined && e.revision > h.revision && v?.instance !== this.instance) this.lose(p);
@@ -430,7 +432,7 @@ export class Ownership implements OwnershipView {
     const share = Math.ceil(this.partitions / this.liveNodes().length);
     const mine = [...this.held.keys()].sort((a, b) => b - a);
     if (mine.length > share) {
-      this.counters.rebalances++;
+      this.rebalanced();
       await Promise.all(mine.slice(0, mine.length - share).map((p) => this.release(p)));
       return;
     }
@@ -442,7 +444,18 @@ export class Ownership implements OwnershipView {
       const p = (start + i) % this.partitions;
       if (!this.held.has(p) && this.claimable(p)) claims.push(this.claim(p));
     }
-    if (claims.length > 0 && (await Promise.all(claims)).some((x) => x)) this.counters.rebalances++;
+    if (claims.length > 0 && (await Promise.all(claims)).some((x) => x)) this.rebalanced();
+  }
+
+  private rebalanced(): void {
+    this.counters.rebalances++;
+    if (this.o.cluster !== undefined) this.o.cluster.rebalances++;
+  }
+
+  private badEntry(line: string): void {
+    this.counters.badEntries++;
+    if (this.o.cluster !== undefined) this.o.cluster.badInput.kv++;
+    this.o.log(line);
   }
 
   /** No entry, deleted, malformed, this node's previous run, or not refreshed for ownerTimeoutMs as seen here. */
