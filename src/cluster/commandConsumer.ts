@@ -23,6 +23,9 @@ import type { ClusterCounters } from './counters.js';
  */
 export const consumerPullExpiresMs = 2_000;
 
+/** Wait before applying a message again after a retryable refusal (shard restarting, store behind). */
+export const retryAfterMs = 50;
+
 export interface ConsumerCounters {
   applied: number;
   skipped: number;
@@ -142,6 +145,7 @@ export class PartitionConsumer {
           return;
         }
         await this.apply(m.data, seq);
+        if (this.stopped) return;
       }
       if (seq >= this.target) this.markReady();
     }
@@ -158,7 +162,19 @@ export class PartitionConsumer {
       return;
     }
     const c = decoded.value;
-    const r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    let r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    // Retryable (a shard restarting, the store behind): nothing was applied and the cursor did not
+    // move. Skipping it would leave this node's state without a command its previous owner applied.
+    while (!r.ok && r.error.retryable === true && !this.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs));
+      if (!this.d.current(this.partition, this.epoch)) {
+        // Nothing after this message may be applied by this consumer: it would skip it.
+        this.stop();
+        this.d.fence(this.partition);
+        return;
+      }
+      r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    }
     this.d.counters.applied++;
     if (c.reply !== undefined && !this.stopped) this.d.nc.publish(c.reply, encodeAnswer(r));
   }
