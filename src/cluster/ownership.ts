@@ -114,6 +114,8 @@ export function parsePartitionValue(bytes: Uint8Array): PartitionValue | null {
 }
 
 const nodeIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+/** Presence keys remembered (the live-node count's input); more are refused as bad input. */
+export const nodesSeenMax = 4_096;
 
 export function validNodeId(id: string): boolean {
   return nodeIdPattern.test(id);
@@ -345,6 +347,10 @@ export class Ownership implements OwnershipView {
     const id = e.key.slice('node.'.length);
     if (e.operation !== 'PUT') {
       this.nodesSeen.delete(id);
+      return;
+    }
+    if (!this.nodesSeen.has(id) && this.nodesSeen.size >= nodesSeenMax) {
+      this.badEntry(`cluster: ignoring presence key '${e.key}': already ${nodesSeenMax} nodes known`);
       return;
     }
     this.nodesSeen.set(id, this.o.now());
