@@ -45,6 +45,7 @@ export class EventLog implements QueueTable {
     private readonly queue: WriteQueue,
     private readonly meta: Database<unknown, Key>,
     readonly events: Database<StoredEvent, Key>,
+    private readonly eventsRaw: Database<Uint8Array, Key>,
     readonly byPortfolio: Database<[DomainEventType, number], Key>,
     readonly byType: Database<number, Key>,
     readonly byTs: Database<null, Key>,
@@ -110,6 +111,14 @@ export class EventLog implements QueueTable {
   }
 
   // ---- queries -----------------------------------------------------------------------------
+
+  rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }> {
+    return this.eventsRaw.getRange({ start: afterSeq, exclusiveStart: true });
+  }
+
+  decodeEvent(bytes: Uint8Array): StoredEvent {
+    return (this.events as unknown as { decoder: { decode(b: Uint8Array): StoredEvent } }).decoder.decode(bytes);
+  }
 
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent> {
     const range = this.events.getRange({ start: afterSeq, exclusiveStart: true });
