@@ -44,6 +44,10 @@ export const ErrorCode = {
   shard_restarting: 'shard_restarting',
   engine_closed: 'engine_closed',
   store_failed: 'store_failed',
+  /** A cluster node refused to start or join: another partition count, a node id in use (docs/CLUSTER.md). */
+  cluster_refused: 'cluster_refused',
+  /** No owner of the command's partition answered within commandReplyTimeoutMs (failover or handover in progress). */
+  partition_unavailable: 'partition_unavailable',
   // access
   unauthorized: 'unauthorized',
   forbidden: 'forbidden',
@@ -107,6 +111,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   shard_restarting: 503,
   engine_closed: 503,
   store_failed: 503,
+  cluster_refused: 503,
+  partition_unavailable: 503,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

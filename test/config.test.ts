@@ -17,6 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { componentOptions, resolveConfig, type Config } from '../src/cli/config.js';
+import { clusterDefaults } from '../src/cluster/node.js';
 import { defaultShown, envName, optionTable, type OptionEntry } from '../src/cli/options.js';
 import { defaultLimits as engineLimitsDefault, resolveOptions as resolveEngineOptions } from '../src/engine/options.js';
 import { marketServiceLimitsDefault } from '../src/market/service.js';
@@ -273,6 +274,8 @@ describe('the option table', () => {
   it('every store and market option names a field of its component', () => {
     for (const o of pick('store')) expect(Object.keys(storeDefaults), o.name).toContain(o.key);
     for (const o of pick('market').filter((x) => x.name !== 'alerts')) expect(Object.keys(marketServiceLimitsDefault), o.name).toContain(o.key.replace(/^limits\./, ''));
+    // --nats and --node-id have no default (ClusterOptions.nats, .nodeId); every other cluster option is a default of ClusterNode.
+    for (const o of pick('cluster').filter((x) => !['nats', 'node-id'].includes(x.name))) expect(Object.keys(clusterDefaults), o.name).toContain(o.key);
   });
 
   it('every limit the components define has an option', () => {
@@ -280,6 +283,7 @@ describe('the option table', () => {
     for (const k of Object.keys(serverLimitsDefault)) expect(keys, `server ${k}`).toContain(`server:limits.${k}`);
     for (const k of Object.keys(engineLimitsDefault)) expect(keys, `engine ${k}`).toContain(`engine:limits.${k}`);
     for (const k of Object.keys(marketServiceLimitsDefault)) expect(keys, `market ${k}`).toContain(`market:limits.${k}`);
+    for (const k of Object.keys(clusterDefaults)) expect(keys, `cluster ${k}`).toContain(`cluster:${k}`);
     // queryLimitDefault/Max bound the in-process queryEvents API; the server's --page-limit-max bounds it on the network.
     for (const k of Object.keys(storeDefaults).filter((x) => !x.startsWith('queryLimit'))) expect(keys, `store ${k}`).toContain(`store:${k}`);
     // allowFaultInjection enables the in-process crashShard() for tests; no operator switch turns it on.

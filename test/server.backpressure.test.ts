@@ -80,7 +80,10 @@ describe('slow consumers', () => {
     const before = h.server.stats();
     await floodWhile(() => h.server.stats().backpressureEvents === before.backpressureEvents, 60_000);
     const conflating = h.server.stats();
-    expect(conflating.backpressureEvents).toBeGreaterThan(before.backpressureEvents);
+    // The message carries what a CI failure needs to be read (run 3 of session 3 flooded 60 s without
+    // a backpressure event and left nothing to diagnose it with).
+    const seen = { rounds: round, rawBytesRead: raw.received.reduce((n, b) => n + b.length, 0), before, conflating };
+    expect(conflating.backpressureEvents, JSON.stringify(seen)).toBeGreaterThan(before.backpressureEvents);
     // Keep flooding through the grace period: the slow socket gets conflated, then closed.
     await floodWhile(() => h.server.stats().slowConsumerDisconnects === before.slowConsumerDisconnects, GRACE + 10_000);
     const after = h.server.stats();

@@ -320,6 +320,40 @@ export function alertTests(): Record<AlertName, AlertTests> {
         ),
       ],
     },
+    PartitionUnowned: {
+      // A failover: two partitions unowned for 30s, then one stays unowned. Fires on the one, after 1m.
+      fires: group(
+        'PartitionUnowned fires when a partition stays unowned for 1m',
+        [{ series: `mtm_cluster_partitions_unowned{${labels}}`, values: '0+0x4 2+0x2 1+0x20' }],
+        [fires('PartitionUnowned', '5m', [expected(rule('PartitionUnowned'), { job: engineJob }, '1')])],
+      ),
+      silent: [
+        group(
+          'PartitionUnowned stays silent through a 45s failover',
+          [{ series: `mtm_cluster_partitions_unowned{${labels}}`, values: '0+0x4 3+0x2 0+0x20' }],
+          [silent('PartitionUnowned', '5m')],
+        ),
+      ],
+    },
+    ConsumerLagHigh: {
+      fires: group(
+        'ConsumerLagHigh fires at 1500 messages behind for 5m',
+        [{ series: `mtm_cluster_consumer_lag_messages{${labels}}`, values: '1500+0x40' }],
+        [fires('ConsumerLagHigh', '8m', [expected(rule('ConsumerLagHigh'), target, '1500')])],
+      ),
+      silent: [
+        group(
+          'ConsumerLagHigh stays silent at 900 messages behind',
+          [{ series: `mtm_cluster_consumer_lag_messages{${labels}}`, values: '900+0x40' }],
+          [silent('ConsumerLagHigh', '8m')],
+        ),
+        group(
+          'ConsumerLagHigh stays silent through a 3m backlog',
+          [{ series: `mtm_cluster_consumer_lag_messages{${labels}}`, values: '5000+0x12 0+0x30' }],
+          [silent('ConsumerLagHigh', '8m')],
+        ),
+      ],
+    },
   };
 }
 

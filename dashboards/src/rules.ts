@@ -69,6 +69,8 @@ export const alertNames = [
   'EventLoopLagHigh',
   'StoreMapFillingUp',
   'MemoryFillingUp',
+  'PartitionUnowned',
+  'ConsumerLagHigh',
 ] as const;
 export type AlertName = (typeof alertNames)[number];
 
@@ -212,6 +214,25 @@ export function alertRules(runbookBase: string = runbookPath): AlertRule[] {
       'critical',
       'Memory of {{ $labels.instance }} reaches its limit within ' + horizon,
       `At the growth of the last ${capacity.fitWindow}, the engine's resident memory reaches its limit (the container's cgroup memory.max, else the host's memory) within ${horizon} (forecast {{ $value | humanize1024 }}B): the process will be OOM-killed and every client loses its marks.`,
+      runbookBase,
+    ),
+    alert(
+      'PartitionUnowned',
+      // Worst view of the job: one node seeing an unowned partition is enough (the bucket is shared).
+      `max by (job) (${series('mtm_cluster_partitions_unowned', J)}) > 0`,
+      t.partitionUnownedFor,
+      'critical',
+      'Cluster partitions without owner in {{ $labels.job }}',
+      `{{ $value | printf "%.0f" }} partition(s) have had no owner for ${t.partitionUnownedFor} (a failover takes about 10s): commands for their portfolios are refused (partition_unavailable) and their subscribers get no updates.`,
+      runbookBase,
+    ),
+    alert(
+      'ConsumerLagHigh',
+      `max by (job, instance) (${series('mtm_cluster_consumer_lag_messages', J)}) > ${t.consumerLagMessages}`,
+      t.consumerLagFor,
+      'warning',
+      'Cluster node {{ $labels.instance }} behind on its command streams',
+      `{{ $value | printf "%.0f" }} command-stream messages of the partitions {{ $labels.instance }} owns have waited to be applied for ${t.consumerLagFor} (threshold ${t.consumerLagMessages}): trade acks are late by that backlog.`,
       runbookBase,
     ),
   ];

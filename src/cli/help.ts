@@ -9,6 +9,7 @@ const sections: readonly { component: Component; title: string }[] = [
   { component: 'engine', title: 'Engine (shards, marks, engine limits)' },
   { component: 'store', title: 'Store (LMDB event log, snapshots, prices)' },
   { component: 'market', title: 'Market data (bars, gaps, market alerts)' },
+  { component: 'cluster', title: 'Cluster (NATS JetStream, docs/CLUSTER.md)' },
   { component: 'cli', title: 'Command line' },
 ];
 
@@ -38,6 +39,7 @@ export function helpText(): string {
     'Usage: mtm serve [--config FILE] [options]   run the engine, its HTTP/WebSocket server and market data',
     '       mtm config [--config FILE] [options]  print the effective configuration and where each value came from',
     '       mtm import FILE --url URL [--key KEY] [--format ndjson|csv]  bulk trades (NDJSON, or CSV with a header row)',
+    '       mtm cluster status --nats URL [--wait-ms N]  a cluster\'s nodes, the partitions each owns and their lag',
     '       mtm --help | mtm serve --help',
     '',
     'Each option is a flag (--name value, --name=value; a switch alone means on), an environment variable',

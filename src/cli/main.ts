@@ -18,9 +18,11 @@ import { componentOptions, resolveConfig, valueOf, type Config } from './config.
 import { configText, helpText } from './help.js';
 import { startStatsLine } from './statsLine.js';
 import { parseImportArgs, runImport } from './import.js';
+import { runCluster } from './clusterStatus.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../projectRoot.js';
+import { ClusterNode, ClusterStartError, type ClusterOptions } from '../cluster/node.js';
 
 /** The positions page built by web/build.mjs (npm run build:web); null when it was not built. */
 function webDir(): string | null {
@@ -33,6 +35,8 @@ interface Components {
   engine: EngineOptions;
   server: Pick<ServerOptions, 'host' | 'port' | 'keysFile' | 'insecure' | 'transport'> & { limits: ServerLimits };
   market: { alertsFile?: string; limits: MarketServiceLimits };
+  /** null: single node (no --nats). */
+  cluster: ClusterOptions | null;
   dataDir: string;
   demo: boolean;
   statsIntervalMs: number;
@@ -44,6 +48,7 @@ function components(config: Config): Components {
     engine: { ...engine, store: componentOptions(config, 'store') as StoreLimits },
     server: componentOptions(config, 'server') as Components['server'],
     market: componentOptions(config, 'market') as Components['market'],
+    cluster: valueOf(config, 'nats') === null ? null : (componentOptions(config, 'cluster') as unknown as ClusterOptions),
     dataDir: engine.dataDir as string,
     demo: valueOf(config, 'demo') === true,
     statsIntervalMs: valueOf(config, 'stats-interval-ms') as number,
@@ -61,10 +66,21 @@ async function serve(config: Config): Promise<void> {
     await engine.close();
     throw e;
   });
+  // Cluster: commands from this node's clients go through the command stream; the partitions this
+  // node owns are applied here (docs/CLUSTER.md). Claims start once recovery is done.
+  let cluster: ClusterNode | null = null;
+  if (args.cluster !== null) {
+    if (args.demo) throw new Error('--demo runs a single node: it cannot be combined with --nats');
+    cluster = await ClusterNode.start(engine, args.cluster).catch(async (e: unknown) => {
+      await market.close();
+      await engine.close();
+      throw e instanceof ClusterStartError ? new Error(`mtm: ${e.message}`) : e;
+    });
+  }
   const staticDir = webDir();
   // With --demo the simulated feed is the only caller that hands ticks to the engine directly.
   const observability = startObservability(engine, { uwsBinary: loadUws().binary, directTicks: args.demo ? 'demo' : 'inproc' });
-  const server = await startServer(engine, {
+  const server = await startServer(cluster === null ? engine : cluster.routed(engine), {
     ...args.server,
     ...(staticDir === null ? {} : { staticDir }),
     ...observability.serverOptions,
@@ -76,6 +92,7 @@ async function serve(config: Config): Promise<void> {
   observability.attachServer(server);
   await showProgress(engine.progress, recovered);
   await recovered;
+  if (cluster !== null) console.log(`cluster: node ${cluster.ownership.nodeId} joined ${args.cluster?.nats ?? ''} (${cluster.ownership.partitions} partitions)`);
   console.log(`mtm listening on ${server.url} (uWS ${server.uwsBinary}, kernel ${engine.kernel}, ${engine.workers} worker${engine.workers === 1 ? '' : 's'}, data ${args.dataDir})`);
   console.log(staticDir === null ? 'positions page not built (npm run build:web): only the API is served' : `positions page: ${server.url}/`);
   let demo: RunningDemo | null = null;
@@ -96,6 +113,8 @@ async function serve(config: Config): Promise<void> {
     demo?.stop();
     stats.stop();
     await server.close();
+    // Before the engine: the partitions are released (others take them at once) and no command is applied after.
+    await cluster?.stop();
     // Before the engine: the metrics sampler asks the shard workers for their registries.
     observability.close();
     // Before the engine: its last tape is aggregated and the open bars are checkpointed.
@@ -122,6 +141,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return runImport(parsed.args);
   }
+  if (command === 'cluster') return runCluster(rest);
   if (command !== 'serve' && command !== 'config') {
     console.error(`unknown command '${command}'\n\n${helpText()}`);
     return 2;

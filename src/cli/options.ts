@@ -21,8 +21,10 @@ import { defaultWorkers, resolveOptions as resolveEngineOptions } from '../engin
 import { marketServiceLimitsDefault as market } from '../market/service.js';
 import { defaultLimits as server } from '../server/options.js';
 import { storeDefaults as store } from '../store/store.js';
+import { clusterDefaults as cluster } from '../cluster/node.js';
+import { partitionsMax } from '../cluster/partition.js';
 
-export type Component = 'engine' | 'store' | 'server' | 'market' | 'cli';
+export type Component = 'engine' | 'store' | 'server' | 'market' | 'cluster' | 'cli';
 export type OptionValue = string | number | boolean;
 
 export type OptionKind =
@@ -157,6 +159,15 @@ export const optionTable: readonly OptionEntry[] = [
   e('market', 'market-pending-writes-max', 'limits.pendingWritesMax', int(1), market.pendingWritesMax, 'writes', 'bar writes queued for the market LMDB; past it the service stops taking tapes (ticks dropped from the bars, counted)'),
   e('market', 'market-writes-per-flush-max', 'limits.writesPerFlushMax', int(1), market.writesPerFlushMax, 'writes', 'bar writes per market commit'),
   e('market', 'market-map-size-bytes', 'limits.mapSizeBytes', int(1 << 20), market.mapSizeBytes, 'bytes', 'initial LMDB map size of <data>/market'),
+  // Cluster (NATS JetStream; docs/CLUSTER.md). Without --nats the engine runs as a single node.
+  e('cluster', 'nats', 'nats', { type: 'string', lengthMax: 1024 }, null, '', 'NATS server URL(s), comma separated: join a cluster of engine nodes (needs --node-id)', 'none (single node)'),
+  e('cluster', 'node-id', 'nodeId', { type: 'string', lengthMax: 64 }, null, '', "this node's id in the cluster ([A-Za-z0-9_-]{1,64}); a live node with the same id makes the start refuse", 'none'),
+  e('cluster', 'partitions', 'partitions', int(1, partitionsMax), cluster.partitions, 'partitions', 'partitions portfolios hash into; fixed for the life of a cluster (a node started with another count is refused)'),
+  e('cluster', 'cluster-heartbeat-ms', 'heartbeatMs', timerMs(10), cluster.heartbeatMs, 'ms', 'how often a node refreshes its presence and the partitions it owns in the KV bucket'),
+  e('cluster', 'cluster-owner-timeout-ms', 'ownerTimeoutMs', timerMs(30), cluster.ownerTimeoutMs, 'ms', 'a partition not refreshed for this long is taken over by another node (>= 3 x --cluster-heartbeat-ms); its old owner stops serving it before'),
+  e('cluster', 'cluster-command-reply-timeout-ms', 'commandReplyTimeoutMs', timerMs(), cluster.commandReplyTimeoutMs, 'ms', "how long a node waits for a partition owner's answer before answering partition_unavailable (retryable; the command is applied when an owner reaches it)"),
+  e('cluster', 'cluster-commands-in-flight-max', 'commandsInFlightMax', int(1), cluster.commandsInFlightMax, 'commands', 'commands this node has published and waits answers for; past it new ones are refused (retryable)'),
+  e('cluster', 'cluster-dedup-window-ms', 'dedupWindowMs', timerMs(1_000), cluster.dedupWindowMs, 'ms', 'JetStream dedup window of the command stream (set when the first node creates it); older duplicates are caught by the trade-id memory'),
   // The command line itself.
   e('cli', 'demo', 'demo', bool, false, '', 'seed demo portfolios and run a simulated feed'),
   e('cli', 'stats-interval-ms', 'statsIntervalMs', timerMs(0), 1000, 'ms', 'how often the one-line stats are printed (0 = never)'),

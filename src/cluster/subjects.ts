@@ -15,6 +15,10 @@ export const clusterSubjects = {
   updates: (partition: number): string => `mtm.updates.${partition}`,
   /** Request-reply to a partition's owner: snapshot, time travel, events and lots queries. */
   rpc: (partition: number, verb: string): string => `mtm.rpc.${partition}.${verb}`,
+  /** What a partition's owner subscribes to answer every verb of the partition. */
+  rpcPartition: (partition: number): string => `mtm.rpc.${partition}.*`,
+  /** Every node answers a request here with its status (mtm cluster status: src/cluster/status.ts). */
+  status: 'mtm.status',
   /** KV bucket of partition ownership: key partitionKey(p), value {node, epoch}; CAS on its revision. */
   ownershipBucket: 'mtm_partitions',
   partitionKey: (partition: number): string => `p${partition}`,

@@ -27,6 +27,9 @@ import type { KernelKind } from '../kernel/backend.js';
 import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
 import type { Delta } from './deltas.js';
+import type { StreamPosition } from './streamPosition.js';
+
+export type { StreamPosition };
 
 export type { EventQuery, HeldTick };
 
@@ -216,6 +219,14 @@ export interface Engine {
   listInstruments(): Instrument[];
   /** Moves cash between two balances of a portfolio at the given rate (to_currency per from_currency). */
   convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>>;
+  /**
+   * Cluster: runs one command-stream message's command (`run` calls the methods above) so that the
+   * partition's cursor commits in the same transaction as the events it produced; a command refused
+   * before reaching a shard advances the cursor alone. Answers once the cursor is durable.
+   */
+  applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
+  /** Cluster: the last command-stream sequence applied for the partition (0: none). */
+  streamCursor(partition: number): number;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

@@ -19,6 +19,7 @@ import type { ResolvedOptions } from './options.js';
 import type { ShardPool } from './shards/pool.js';
 import type { CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
+import { currentPosition } from './streamPosition.js';
 import type { SymbolTable } from './symbols.js';
 
 export interface CommitDeps {
@@ -71,7 +72,17 @@ export class Commit {
     const h = this.d.pool.shards[shardOf(portfolio, this.d.o.workers)];
     if (h.state !== 'ready') return { ok: false, error: shardRestartingError(h.index) };
     if (body.kind !== 'snapshot' && this.d.store.overloaded()) return storeBehind();
-    const pending = h.submit(body, onResult);
+    const position = body.kind === 'snapshot' ? undefined : currentPosition();
+    // Cluster: the cursor is enqueued as the answer is read, right after its events were appended
+    // (pool.ts onShardMessage), so both commit in the same transaction (store/streamCursor.ts).
+    const answered =
+      position === undefined
+        ? onResult
+        : (r: CommandResult): void => {
+            this.d.store.advanceStreamCursor(position.partition, position.seq);
+            onResult?.(r);
+          };
+    const pending = h.submit(body, answered);
     if (pending === null) return fail(ErrorCode.limit_exceeded, `commands queued per shard must be <= ${h.commandsQueuedMax}`, undefined, true);
     const r = await pending;
     if (r.error !== null) return { ok: false, error: r.error };

@@ -38,6 +38,7 @@ import { LastPrices } from './ticks/lastPrices.js';
 import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
+import { atPosition, type StreamPosition } from './streamPosition.js';
 import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
@@ -294,6 +295,22 @@ export class MtmEngine implements Engine {
 
   tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>> {
     return this.commit.tradeValidated(portfolioId, trade);
+  }
+
+  async applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>> {
+    const r = await atPosition(position, run);
+    if (this.life.closing) return r;
+    // Refused before a shard, or answered from the trade-id memory: no events, the cursor alone.
+    this.store.advanceStreamCursor(position.partition, position.seq);
+    const durable = await this.store.append([]).durable.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    return durable === null ? r : fail(ErrorCode.store_failed, `store commit failed: ${String(durable)}`);
+  }
+
+  streamCursor(partition: number): number {
+    return this.store.streamCursor(partition);
   }
 
   // ---- reads and subscriptions ------------------------------------------------------------------

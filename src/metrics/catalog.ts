@@ -18,6 +18,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import { ErrorCode } from '../errors.js';
 import type { RiskLimitName } from '../domain/types.js';
+import { clusterInputSources } from '../cluster/counters.js';
 
 // ---- label value domains (closed sets) ----
 
@@ -429,6 +430,64 @@ const definitions = {
     buckets: httpBuckets,
     aggregator: 'sum',
     aggregatorWhy: sumHistogram,
+  },
+
+  // -- cluster (mtm serve --nats; 0 on a single node). Read from src/cluster/counters.ts at scrape time. --
+  clusterPartitionsOwned: {
+    name: 'mtm_cluster_partitions_owned',
+    type: 'gauge',
+    help: 'Partitions this node serves now (holds the latest revision of in the ownership bucket, loaded and consuming).',
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread runs the cluster node; max ignores the threads that report 0',
+  },
+  clusterPartitionsUnowned: {
+    name: 'mtm_cluster_partitions_unowned',
+    type: 'gauge',
+    help: 'Partitions no node owns, as this node sees the ownership bucket now: their portfolios accept no command.',
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread runs the cluster node; max ignores the threads that report 0',
+  },
+  clusterConsumerLag: {
+    name: 'mtm_cluster_consumer_lag_messages',
+    type: 'gauge',
+    help: 'Command-stream messages of the partitions this node owns that it has not applied yet (JetStream pending of its consumers).',
+    labels: [],
+    aggregator: 'max',
+    aggregatorWhy: 'only the main thread runs the cluster node; max ignores the threads that report 0',
+  },
+  clusterRebalances: {
+    name: 'mtm_cluster_rebalances_total',
+    type: 'counter',
+    help: 'Ownership rounds in which this node claimed or released at least one partition.',
+    labels: [],
+    aggregator: 'sum',
+    aggregatorWhy: sumCounter,
+  },
+  clusterFencedWrites: {
+    name: 'mtm_cluster_fenced_writes_total',
+    type: 'counter',
+    help: 'Writes refused because this node no longer held the partition (a stale owner fenced after a pause or a network partition).',
+    labels: [],
+    aggregator: 'sum',
+    aggregatorWhy: sumCounter,
+  },
+  clusterBadInput: {
+    name: 'mtm_cluster_bad_input_total',
+    type: 'counter',
+    help: 'Cluster messages refused as malformed or foreign (logged; nothing applied), by where they came from.',
+    labels: [{ name: 'source', values: clusterInputSources }],
+    aggregator: 'sum',
+    aggregatorWhy: sumCounter,
+  },
+  clusterUpdatesRelayed: {
+    name: 'mtm_cluster_updates_relayed_total',
+    type: 'counter',
+    help: "Portfolio updates this node received from another node (the owner's delta bytes) and relayed to its own subscribers.",
+    labels: [],
+    aggregator: 'sum',
+    aggregatorWhy: sumCounter,
   },
 } as const satisfies Record<string, MetricSpec>;
 

@@ -26,6 +26,7 @@ import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node
 import type { MtmEngine } from '../engine/engine.js';
 import { projectRoot } from '../projectRoot.js';
 import type { ServerStats } from './serverStats.js';
+import { clusterInputSources, type ClusterReadings } from '../cluster/counters.js';
 import { BucketCounts } from './buckets.js';
 import {
   collectProcessMetrics,
@@ -81,6 +82,8 @@ export interface MetricsSources {
   directTicks?: 'demo' | 'inproc';
   /** Sampler period; default 1000 ms. The ring holds sampleSlots readings whatever the period. */
   sampleIntervalMs?: number;
+  /** The cluster node's readings (src/cluster/counters.ts); the mtm_cluster_* series stay at 0 without one. */
+  cluster?: { readings(): ClusterReadings };
 }
 
 /** Keeps one shard's cumulative value monotonic: a restarted worker starts again from 0. */
@@ -212,6 +215,11 @@ export class EngineMetrics {
   /** The server starts after the metrics (it serves them): attach it once it runs. */
   attachServer(server: { stats(): ServerStats }): void {
     this.sources = { ...this.sources, server };
+  }
+
+  /** A cluster node (mtm serve --nats) joins after the engine: attach its readings once it runs. */
+  attachCluster(cluster: { readings(): ClusterReadings }): void {
+    this.sources = { ...this.sources, cluster };
   }
 
   /**
@@ -378,6 +386,17 @@ export class EngineMetrics {
     m.storeMapSize.set(store.mapSizeBytes);
     m.storeMapUsed.set(store.mapUsedBytes);
     m.memoryLimit.set(memoryLimit().bytes);
+
+    const cluster = this.sources.cluster?.readings();
+    if (cluster !== undefined) {
+      m.clusterPartitionsOwned.set(cluster.partitionsOwned);
+      m.clusterPartitionsUnowned.set(cluster.partitionsUnowned);
+      m.clusterConsumerLag.set(cluster.consumerLagMessages);
+      this.push(m.clusterRebalances, 'cluster rebalances', null, cluster.rebalances);
+      this.push(m.clusterFencedWrites, 'cluster fenced', null, cluster.fencedWrites);
+      this.push(m.clusterUpdatesRelayed, 'cluster relayed', null, cluster.updatesRelayed);
+      for (const source of clusterInputSources) this.push(m.clusterBadInput, 'cluster bad ' + source, { source }, cluster.badInput[source]);
+    }
 
     if (s !== undefined) {
       this.push(m.updatesSent, 'updates', null, s.updatesSent + s.snapshotsSent);

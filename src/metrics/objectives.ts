@@ -88,4 +88,16 @@ export const thresholds = {
   /** More new breaches of one risk limit than this within riskBreachWindow: a market move or a bad tick. */
   riskBreaches: 20,
   riskBreachWindow: '5m',
+  /**
+   * A partition without owner for this long (cluster): failover takes at most the owner timeout plus a
+   * claim round (about 10 s), so one minute of no owner is no failover in progress but a cluster that
+   * cannot serve it (too few nodes, NATS JetStream unavailable, claims failing).
+   */
+  partitionUnownedFor: '1m',
+  /**
+   * Command-stream messages a node has not applied, above this for consumerLagFor: commands wait in the
+   * stream, so acks (which follow the apply) are late by that backlog.
+   */
+  consumerLagMessages: 1000,
+  consumerLagFor: '5m',
 } as const;

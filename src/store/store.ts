@@ -82,6 +82,7 @@ import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } fr
 import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
+import { StreamCursors } from './streamCursor.js';
 import { TradeResults } from './tradeResults.js';
 import { WriteQueue } from './writeQueue.js';
 
@@ -224,6 +225,13 @@ export interface Store {
   overloaded(): boolean;
   /** Subscribe to commit durations (seconds) and the events each commit held. */
   onCommit(listener: (seconds: number, events: number) => void): () => void;
+  /** Cluster: the last command-stream sequence applied for the partition (0: none), including writes in flight. */
+  streamCursor(partition: number): number;
+  /**
+   * Cluster: moves the partition's cursor forward in the batch being filled, so it commits in one
+   * transaction with every event appended before the next flush (streamCursor.ts); append([]) is the barrier.
+   */
+  advanceStreamCursor(partition: number, seq: number): void;
   /** Flushes what is enqueued, waits for it, closes the environment. */
   close(): Promise<void>;
 }
@@ -240,6 +248,7 @@ class LmdbStore implements Store {
   private readonly prices: Prices;
   private readonly compaction: Compaction;
   private readonly shardSnapshots: ShardSnapshots;
+  private readonly cursors: StreamCursors;
   /** The last seq epoch handed out (committed or queued). */
   private seqEpoch: number;
   private closing: Promise<void> | null = null;
@@ -301,6 +310,7 @@ class LmdbStore implements Store {
     this.queue.add(this.compaction);
     this.shardSnapshots = new ShardSnapshots(this.queue, dbs.meta, dbs.shardSnapshots);
     this.queue.add(this.shardSnapshots);
+    this.cursors = new StreamCursors(this.queue, dbs.meta);
     const epoch = dbs.meta.get('seqEpoch');
     // Fresh: the first epoch is 0, so seqs start small. Migrated from version 1 (no epoch kept):
     // its seqs were all below 2^32, so epoch 1 is above anything it showed.
@@ -336,6 +346,16 @@ class LmdbStore implements Store {
 
   lastSeq(): number {
     return this.log.lastSeq();
+  }
+
+  streamCursor(partition: number): number {
+    return this.cursors.get(partition);
+  }
+
+  advanceStreamCursor(partition: number, seq: number): void {
+    this.writable();
+    // Like append: nothing is written after a lost batch.
+    if (this.queue.failure === null) this.cursors.advance(partition, seq);
   }
 
   overloaded(): boolean {

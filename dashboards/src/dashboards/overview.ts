@@ -308,5 +308,59 @@ export const overview: DashboardSpec = {
         },
       ],
     },
+    {
+      // mtm serve --nats (docs/CLUSTER.md); every series is 0 on a single node.
+      title: 'Cluster',
+      panels: [
+        {
+          kind: 'stat',
+          title: 'Unowned partitions',
+          description: `Partitions no node owns, worst view of the job (the ownership bucket as each node sees it). Their portfolios accept no command. Above 0 for ${thresholds.partitionUnownedFor}: see the PartitionUnowned alert.`,
+          unit: 'short',
+          width: 4,
+          threshold: 1,
+          queries: [{ expr: `max(${series('mtm_cluster_partitions_unowned', D)})`, legend: 'unowned', instant: true }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Partitions owned by node',
+          description: 'Partitions each node serves. After a node joins or leaves the lines move to a fair share (partitions / nodes, rounded up).',
+          unit: 'short',
+          min: 0,
+          width: 10,
+          queries: [{ expr: `max by (instance) (${series('mtm_cluster_partitions_owned', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Command-stream consumer lag',
+          description: `Command-stream messages each node has not applied yet over the partitions it owns. Dashed line: the ConsumerLagHigh threshold (${thresholds.consumerLagMessages} for ${thresholds.consumerLagFor}).`,
+          unit: 'short',
+          min: 0,
+          width: 10,
+          threshold: thresholds.consumerLagMessages,
+          queries: [{ expr: `max by (instance) (${series('mtm_cluster_consumer_lag_messages', D)})`, legend: '{{instance}}' }],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Rebalances and fenced writes',
+          description: 'Ownership rounds that moved partitions (a node joined, left or missed its heartbeats) and writes refused from a stale owner (fenced), per interval.',
+          unit: 'short',
+          queries: [
+            { expr: `sum by (instance) (${increase('mtm_cluster_rebalances_total', D, R)})`, legend: 'rebalances {{instance}}' },
+            { expr: `sum by (instance) (${increase('mtm_cluster_fenced_writes_total', D, R)})`, legend: 'fenced {{instance}}' },
+          ],
+        },
+        {
+          kind: 'timeseries',
+          title: 'Relayed updates and refused cluster input',
+          description: "Updates relayed per second from owners to this node's subscribers, and cluster messages refused as malformed or foreign, by source (commands, kv, ticks, updates, rpc).",
+          unit: 'short',
+          queries: [
+            { expr: `sum by (instance) (${rate('mtm_cluster_updates_relayed_total', D, R)})`, legend: 'relayed/s {{instance}}' },
+            { expr: `sum by (source) (${rate('mtm_cluster_bad_input_total', D, R)}) > 0`, legend: 'refused/s {{source}}' },
+          ],
+        },
+      ],
+    },
   ],
 };

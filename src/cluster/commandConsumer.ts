@@ -1,0 +1,152 @@
+// The owner's side of the command path (docs/CLUSTER.md): one ordered JetStream consumer per owned
+// partition, filtered on its subject, starting right after the partition's cursor in this node's
+// LMDB store. Each message is applied through the local engine at its stream position
+// (engine.applyAt: the cursor commits in the same transaction as the events), strictly one after the
+// other, and only then answered on the message's reply subject. A message at or below the cursor
+// (a redelivery) is skipped. Before every apply the claim must still be current (same epoch, lease
+// fresh): a stale owner applies nothing and gives the partition up. A message that is not a command
+// is refused with a clear error, logged and counted, and only the cursor moves.
+
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { Engine } from '../engine/api.js';
+import { ErrorCode, fail, type Result } from '../errors.js';
+import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.js';
+import { clusterSubjects as names } from './subjects.js';
+
+export interface ConsumerCounters {
+  applied: number;
+  skipped: number;
+  badMessages: number;
+}
+
+export interface ConsumerDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  engine: Engine;
+  /** The fencing check (Ownership.current): false once the claim is lost or its lease ran out. */
+  current: (partition: number, epoch: number) => boolean;
+  /** Gives the partition up at once (Ownership.fence). */
+  fence: (partition: number) => void;
+  counters: ConsumerCounters;
+  log: (line: string) => void;
+}
+
+/** Runs one decoded command against the local engine (validation happens there, as for a local call). */
+export function applyCommand(engine: Engine, c: StreamCommand): Promise<Result<unknown>> {
+  const id = c.portfolio;
+  const args = c.args as never;
+  switch (c.op) {
+    case 'create': {
+      const input = (typeof c.args === 'object' && c.args !== null ? c.args : {}) as Record<string, unknown>;
+      // The receiving node chose the id (it names the partition): the body must agree with it.
+      if (input.id !== id) return Promise.resolve(fail(ErrorCode.invalid_id, `command: create's args.id must equal its portfolio '${id}'`, 'id'));
+      return engine.createPortfolio(args);
+    }
+    case 'trade':
+      return engine.trade(id, args);
+    case 'cash':
+      return engine.cash(id, args);
+    case 'fxConvert':
+      return engine.convertCash(id, args);
+    case 'limits':
+      return engine.setLimits(id, args);
+    case 'pause':
+      return engine.pause(id);
+    case 'resume':
+      return engine.resume(id);
+    case 'close':
+      return engine.closePortfolio(id);
+  }
+}
+
+export class PartitionConsumer {
+  private stopped = false;
+  private messages: ConsumerMessages | null = null;
+  /** The stream's last sequence on this subject when the claim began: served once applied up to it. */
+  private target = 0;
+  private readyResolve: (() => void) | null = null;
+  private readyReject: ((err: Error) => void) | null = null;
+
+  constructor(
+    private readonly d: ConsumerDeps,
+    readonly partition: number,
+    readonly epoch: number,
+  ) {}
+
+  /** Starts consuming after the cursor; resolves once caught up with the stream as it was at the claim. */
+  async start(): Promise<void> {
+    const subject = names.command(this.partition);
+    const last = await this.d.jsm.streams.getMessage(names.commandStream, { last_by_subj: subject }).catch(() => null);
+    this.target = last?.seq ?? 0;
+    const cursor = this.d.engine.streamCursor(this.partition);
+    const ready = new Promise<void>((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    if (cursor >= this.target) this.markReady();
+    const consumer = await this.d.js.consumers.get(names.commandStream, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: cursor + 1,
+    });
+    if (this.stopped) return ready;
+    this.messages = await consumer.consume({ max_messages: 256 });
+    if (this.stopped) this.messages.stop();
+    void this.loop(this.messages).catch((err: unknown) => {
+      this.d.log(`cluster: partition ${this.partition} consumer ended: ${String(err)}`);
+      this.readyReject?.(err instanceof Error ? err : new Error(String(err)));
+    });
+    return ready;
+  }
+
+  /** Synchronous: nothing is applied after this returns (the loop checks the flag before each apply). */
+  stop(): void {
+    this.stopped = true;
+    this.messages?.stop();
+    this.readyReject?.(new Error(`partition ${this.partition} dropped while loading`));
+    this.readyReject = null;
+    this.readyResolve = null;
+  }
+
+  private markReady(): void {
+    this.readyResolve?.();
+    this.readyResolve = null;
+    this.readyReject = null;
+  }
+
+  private async loop(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      if (this.stopped) return;
+      const seq = m.seq;
+      if (seq <= this.d.engine.streamCursor(this.partition)) {
+        this.d.counters.skipped++;
+      } else {
+        if (!this.d.current(this.partition, this.epoch)) {
+          this.d.log(`cluster: partition ${this.partition}: claim epoch ${this.epoch} is no longer current at stream seq ${seq}; fenced, nothing applied`);
+          this.stop();
+          this.d.fence(this.partition);
+          return;
+        }
+        await this.apply(m.data, seq);
+      }
+      if (seq >= this.target) this.markReady();
+    }
+  }
+
+  private async apply(data: Uint8Array, seq: number): Promise<void> {
+    const position = { partition: this.partition, seq };
+    const decoded = decodeCommand(data);
+    if (!decoded.ok) {
+      this.d.counters.badMessages++;
+      this.d.log(`cluster: refused stream message ${names.commandStream} seq ${seq} on partition ${this.partition}: ${decoded.error.message}; nothing applied`);
+      await this.d.engine.applyAt(position, () => Promise.resolve(decoded));
+      return;
+    }
+    const c = decoded.value;
+    const r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    this.d.counters.applied++;
+    if (c.reply !== undefined && !this.stopped) this.d.nc.publish(c.reply, encodeAnswer(r));
+  }
+}

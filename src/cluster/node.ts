@@ -1,0 +1,241 @@
+// The cluster node: one engine joined to a NATS JetStream cluster (docs/CLUSTER.md). It composes
+// the stations of src/cluster/: ownership (ownership.ts: who serves which partition), the command
+// publisher (every command a client sends to this node goes to the command stream), and one
+// command consumer per partition this node owns (commandConsumer.ts: apply through the local
+// engine, commit with the stream cursor, answer). routed() is the Engine the server talks to:
+// commands go through the stream, everything else goes to the local engine as before.
+
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import type { Engine } from '../engine/api.js';
+import { ErrorCode, type EngineError, type Result } from '../errors.js';
+import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
+import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
+import { commandBytesMax, type CommandOp } from './commandCodec.js';
+import { PartitionConsumer, type ConsumerCounters } from './commandConsumer.js';
+import { CommandPublisher, publisherDefaults } from './commandPublisher.js';
+import { Ownership, ownershipDefaults, validNodeId } from './ownership.js';
+import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
+import { clusterSubjects as names } from './subjects.js';
+import type { OwnershipView } from './types.js';
+
+export interface ClusterOptions {
+  /** NATS server URL(s), comma separated. */
+  nats: string;
+  nodeId: string;
+  partitions?: number;
+  heartbeatMs?: number;
+  ownerTimeoutMs?: number;
+  commandReplyTimeoutMs?: number;
+  commandsInFlightMax?: number;
+  /** JetStream dedup window of the command stream (Nats-Msg-Id), set when the stream is created. */
+  dedupWindowMs?: number;
+  log?: (line: string) => void;
+}
+
+export const clusterDefaults = {
+  partitions: partitionsDefault,
+  ...ownershipDefaults,
+  ...publisherDefaults,
+  dedupWindowMs: 120_000,
+} as const;
+
+export class ClusterStartError extends Error {
+  override name = 'ClusterStartError';
+  constructor(readonly error: EngineError) {
+    super(error.message);
+  }
+}
+
+export class ClusterNode {
+  readonly consumerCounters: ConsumerCounters = { applied: 0, skipped: 0, badMessages: 0 };
+  private readonly consumers = new Map<number, PartitionConsumer>();
+  /** Claim -> ready durations (ms) of the partitions this node took, most recent last (bounded). */
+  readonly handoverMs: number[] = [];
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly engine: Engine,
+    readonly ownership: Ownership,
+    readonly publisher: CommandPublisher,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Joins the cluster; claims partitions once the engine has recovered. Throws ClusterStartError on a refusal. */
+  static async start(engine: Engine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
+    const o = { ...clusterDefaults, ...definedOnly(options) };
+    const log = options.log ?? ((line: string) => console.log(line));
+    if (typeof options.nodeId !== 'string' || !validNodeId(options.nodeId)) {
+      throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `node-id: --nats needs --node-id matching [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(options.nodeId) ?? 'none'}`, field: 'node-id' });
+    }
+    if (!Number.isSafeInteger(o.partitions) || o.partitions < 1 || o.partitions > partitionsMax) {
+      throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `partitions must be an integer in 1..${partitionsMax}`, field: 'partitions' });
+    }
+    const nc = await connect({ servers: options.nats.split(','), name: `mtm-${options.nodeId}`, maxReconnectAttempts: -1 }).catch((err: unknown) => {
+      throw new ClusterStartError({ code: ErrorCode.cluster_refused, message: `cluster: cannot connect to NATS at ${options.nats}: ${String(err)}`, field: 'nats' });
+    });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await ensureStream(jsm, o.dedupWindowMs);
+      const owned = await Ownership.open(nc, { nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, now: () => performance.now(), log });
+      if (!owned.ok) throw new ClusterStartError(owned.error);
+      const js = jetstream(nc);
+      const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log);
+      node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
+      // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
+      void (engine.ready ?? Promise.resolve()).then(
+        () => node.stopping === null && node.ownership.run(),
+        () => undefined,
+      );
+      return node;
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get view(): OwnershipView {
+    return this.ownership;
+  }
+
+  private async take(partition: number, epoch: number): Promise<void> {
+    const started = performance.now();
+    const js = jetstream(this.nc);
+    const c = new PartitionConsumer(
+      {
+        nc: this.nc,
+        js,
+        jsm: this.jsm,
+        engine: this.engine,
+        current: (p, e) => this.ownership.current(p, e),
+        fence: (p) => this.ownership.fence(p),
+        counters: this.consumerCounters,
+        log: this.log,
+      },
+      partition,
+      epoch,
+    );
+    this.consumers.get(partition)?.stop();
+    this.consumers.set(partition, c);
+    await c.start();
+    const ms = performance.now() - started;
+    if (this.handoverMs.length >= 1_024) this.handoverMs.shift();
+    this.handoverMs.push(ms);
+    this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms`);
+  }
+
+  private drop(partition: number): void {
+    this.consumers.get(partition)?.stop();
+    this.consumers.delete(partition);
+  }
+
+  /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
+  routed<E extends Engine>(engine: E): E {
+    const send = (op: CommandOp, portfolio: string, args: unknown, msgId?: string): Promise<Result<never>> => this.publisher.send(op, portfolio, args, msgId) as Promise<Result<never>>;
+    const tradeOf = (portfolio: string, t: ValidTrade): Promise<Result<never>> =>
+      // A dry run books nothing and must not use up its id's dedup slot.
+      send('trade', portfolio, tradeInputOf(t), t.dry_run === true ? undefined : `${portfolio}\u001f${t.trade_id}`);
+    const overrides: Partial<Engine> = {
+      createPortfolio: (input: CreatePortfolioInput) => {
+        const v = validateCreatePortfolio(input);
+        if (!v.ok) return Promise.resolve(v);
+        // The receiving node names a new portfolio: its id decides the partition.
+        const id = v.value.id ?? this.newId();
+        return send('create', id, { ...input, id });
+      },
+      trade: (portfolio: string, input: TradeInput) => {
+        const v = validateTrade(input, Date.now());
+        return v.ok ? tradeOf(portfolio, v.value) : Promise.resolve(v);
+      },
+      tradeValidated: (portfolio: string, t: ValidTrade) => tradeOf(portfolio, t),
+      cash: (portfolio: string, op: unknown) => send('cash', portfolio, op),
+      convertCash: (portfolio: string, input: unknown) => send('fxConvert', portfolio, input),
+      setLimits: (portfolio: string, limits: unknown) => send('limits', portfolio, limits),
+      pause: (portfolio: string) => send('pause', portfolio, null),
+      resume: (portfolio: string) => send('resume', portfolio, null),
+      closePortfolio: (portfolio: string) => send('close', portfolio, null),
+      // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
+      has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
+    };
+    return new Proxy(engine, {
+      get(target, prop) {
+        if (typeof prop === 'string' && Object.hasOwn(overrides, prop)) return overrides[prop as keyof Engine];
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
+  stats(): { owned: number; held: number[]; liveNodes: string[]; applied: number; skipped: number; badMessages: number; published: number; duplicates: number; timeouts: number } {
+    return {
+      owned: this.ownership.ownedCount(),
+      held: this.ownership.heldPartitions(),
+      liveNodes: this.ownership.liveNodes(),
+      ...this.consumerCounters,
+      published: this.publisher.published,
+      duplicates: this.publisher.duplicates,
+      timeouts: this.publisher.timeouts,
+    };
+  }
+
+  private newId(): string {
+    return `p-${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  }
+
+  /** Clean stop: every partition released (others claim them at once), then the connection drained. */
+  stop(): Promise<void> {
+    if (this.stopping === null) this.stopping = this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.ownership.stop();
+    await this.nc.drain().catch(() => undefined);
+  }
+}
+
+function tradeInputOf(t: ValidTrade): TradeInput {
+  return {
+    trade_id: t.trade_id,
+    symbol: t.symbol,
+    side: t.side,
+    quantity: t.quantity,
+    price: t.price,
+    fee: t.fee,
+    ts: t.ts,
+    currency: t.currency,
+    fx_rate: t.fx_rate,
+    lot_ids: t.lot_ids,
+    ...(t.dry_run === true ? { dry_run: true } : {}),
+  } as TradeInput;
+}
+
+function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Creates the command stream, or checks the one there (created by the first node). */
+async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number): Promise<void> {
+  const info = await jsm.streams.info(names.commandStream).catch(() => null);
+  if (info !== null) return;
+  await jsm.streams
+    .add({
+      name: names.commandStream,
+      subjects: [names.commandsAll],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      duplicate_window: nanos(dedupWindowMs),
+      max_msg_size: commandBytesMax + 1_024,
+      num_replicas: 1,
+    })
+    .catch(async (err: unknown) => {
+      // Another node created it between our look and our add.
+      if ((await jsm.streams.info(names.commandStream).catch(() => null)) === null) throw err;
+    });
+}
