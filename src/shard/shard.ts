@@ -24,24 +24,16 @@ import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
-const utf8 = new TextEncoder();
 
 export class Shard {
   readonly kernel: Kernel;
   private readonly books: Book[] = [];
   private readonly byId = new Map<string, Book>();
   private readonly symbolNames: string[] = [];
-  /** UTF-8 bytes of each symbol id, encoded once at registration: deltas copy them. */
-  private readonly symbolBytes: Uint8Array[] = [];
-  private readonly deltas = new DeltaWriter();
-  /** Rows of the portfolio whose delta is being written that changed since its last delta. */
-  private changed = new Int32Array(1024);
+  /** Watched portfolios' deltas, written from the kernel columns (it keeps each symbol's UTF-8 bytes). */
+  private readonly deltas = new DeltaWriter(this.symbolNames);
   private readonly symbolIds = new Map<string, number>();
   private symTs = new Float64Array(256);
-  private sentMark = new Float64Array(1024);
-  private sentQty = new Float64Array(1024);
-  /** The FX rate last sent per row: a rate tick alone moves a foreign position's value. */
-  private sentFx = new Float64Array(1024);
   /** Books whose state replay changed since recovery began: synced to the kernel once, at the end. */
   private touched: Book[] = [];
   /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
@@ -74,7 +66,7 @@ export class Shard {
     for (const name of names) {
       const id = this.symbolNames.length;
       this.symbolNames.push(name);
-      this.symbolBytes.push(utf8.encode(name));
+      this.deltas.addSymbol(name);
       this.symbolIds.set(name, id);
       this.kernel.ensureSymbol(id);
     }
@@ -312,6 +304,8 @@ export class Shard {
     const c = this.kernel.cols;
     for (const book of this.touched) {
       book.touched = false;
+      // Replay changes states in place: the delta writer's copy of this book's positions is out of date.
+      book.heldOf = null;
       // Changed after its snapshot: whatever it showed since is above the snapshot's seq.
       book.seq = Math.max(book.seq, this.seqFloor);
       for (const row of book.rowList) {
@@ -409,7 +403,7 @@ export class Shard {
     if (cmd.kind === 'snapshot') {
       if (cmd.watch === true) {
         book.watchers++;
-        this.markSent(book);
+        this.deltas.markSent(this.kernel.cols, book);
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
@@ -712,7 +706,7 @@ export class Shard {
     row = this.kernel.addPosition(book.index, sid);
     book.rows.set(sid, row);
     book.rowList.push(row);
-    this.ensureSentRows(row);
+    this.deltas.ensureRow(row);
     if (p?.currency !== undefined) {
       this.kernel.setPositionFx(row, this.conversionFor(p.currency, baseCurrencyOf(book.state)));
       book.foreign++;
@@ -727,29 +721,6 @@ export class Shard {
     // (market value, unrealized P&L, cost basis, weights, limits) then carries the multiplier with no
     // column and no operation added to the revalue pass (see ARCHITECTURE.md).
     this.kernel.setPosition(row, (p.units / 1e8) * (p.multiplier ?? 1), p.avg_cost, p.last_trade_price);
-  }
-
-  private ensureSentRows(row: number): void {
-    if (row < this.sentMark.length) return;
-    const size = this.sentMark.length * 2;
-    const mark = new Float64Array(size);
-    mark.set(this.sentMark);
-    const qty = new Float64Array(size);
-    qty.set(this.sentQty);
-    const fx = new Float64Array(size);
-    fx.set(this.sentFx);
-    this.sentMark = mark;
-    this.sentQty = qty;
-    this.sentFx = fx;
-  }
-
-  private markSent(book: Book): void {
-    const c = this.kernel.cols;
-    for (const row of book.rowList) {
-      this.sentMark[row] = c.posMark[row];
-      this.sentQty[row] = c.posQty[row];
-      this.sentFx[row] = c.posFx[row];
-    }
   }
 
   /** The book's position in the symbol (time travel reads holdings at an instant from it). */
@@ -797,31 +768,9 @@ export class Shard {
     return snapshot;
   }
 
-  /**
-   * Writes the portfolio's delta for its watchers: totals and only the positions whose mark, quantity or
-   * FX rate moved since its last delta. tick_ts is the newest source ts behind those positions (0 for a
-   * command), or `fallbackTickTs` when none moved (foreign cash revalued by a rate tick).
-   */
+  /** The portfolio's delta for its watchers (deltaWriter.ts): totals and the positions that moved. */
   private writeDelta(book: Book, now: number, fromTicks: boolean, fallbackTickTs: number): void {
-    const c = this.kernel.cols;
-    if (this.changed.length < book.rowList.length) this.changed = new Int32Array(Math.max(book.rowList.length, this.changed.length * 2));
-    const changed = this.changed;
-    let n = 0;
-    let tickTs = 0;
-    for (const row of book.rowList) {
-      const fxMoved = c.posFx[row] !== this.sentFx[row];
-      if (c.posMark[row] === this.sentMark[row] && c.posQty[row] === this.sentQty[row] && !fxMoved) continue;
-      this.sentMark[row] = c.posMark[row];
-      this.sentQty[row] = c.posQty[row];
-      this.sentFx[row] = c.posFx[row];
-      changed[n++] = row;
-      const sym = c.posSym[row];
-      if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
-      const fxSym = fxMoved ? this.kernel.fxSymbolOf(row) : NONE;
-      if (fxSym !== NONE && this.symTs[fxSym] > tickTs) tickTs = this.symTs[fxSym];
-    }
-    if (tickTs === 0) tickTs = fallbackTickTs;
-    this.deltas.write(c, book, changed, n, this.symbolNames, this.symbolBytes, this.markClock(now), fromTicks ? tickTs : 0);
+    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs);
   }
 
   private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {
