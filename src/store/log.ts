@@ -36,6 +36,7 @@ export class EventLog implements QueueTable {
     private readonly queue: WriteQueue,
     private readonly meta: Database<unknown, Key>,
     readonly events: Database<StoredEvent, Key>,
+    private readonly eventsRaw: Database<Uint8Array, Key>,
     lastSeq: number,
   ) {
     this.seq = lastSeq;
@@ -84,6 +85,14 @@ export class EventLog implements QueueTable {
   }
 
   // ---- replay --------------------------------------------------------------------------------
+
+  rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }> {
+    return this.eventsRaw.getRange({ start: afterSeq, exclusiveStart: true });
+  }
+
+  decodeEvent(bytes: Uint8Array): StoredEvent {
+    return (this.events as unknown as { decoder: { decode(b: Uint8Array): StoredEvent } }).decoder.decode(bytes);
+  }
 
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent> {
     const range = this.events.getRange({ start: afterSeq, exclusiveStart: true });

@@ -183,6 +183,13 @@ export interface Store {
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent>;
   /**
+   * The same events as stored, undecoded (recovery routes them by a peek at their bytes, and the
+   * shard that replays them reads them): each value is a copy the caller may keep or transfer.
+   */
+  rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }>;
+  /** Decodes one value rawEventsAfter gave (what eventsAfter would have given for it). */
+  decodeEvent(bytes: Uint8Array): StoredEvent;
+  /**
    * Same write queue as append(): a record commits with or after every event appended before the
    * call. One key per portfolio, plus a history entry. Written snapshotsPerFlushMax records per
    * flush; resolves when the last is durable. The records must not be mutated after the call.
@@ -271,6 +278,7 @@ class LmdbStore implements Store {
     dbs: {
       meta: Database<unknown, Key>;
       events: Database<StoredEvent, Key>;
+      eventsRaw: Database<Uint8Array, Key>;
       byPortfolio: Database<[DomainEventType, number], Key>;
       byType: Database<number, Key>;
       byTs: Database<null, Key>;
@@ -291,7 +299,7 @@ class LmdbStore implements Store {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.indexLaggingMax = options.indexLaggingMax ?? storeDefaults.indexLaggingMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
-    this.log = new EventLog(this.queue, dbs.meta, dbs.events, lastSeq);
+    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
     const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
     const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
     this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs);
@@ -440,6 +448,14 @@ class LmdbStore implements Store {
     return this.prices.lastPriceAt(symbol, timestamp);
   }
 
+  rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }> {
+    return this.log.rawEventsAfter(afterSeq);
+  }
+
+  decodeEvent(bytes: Uint8Array): StoredEvent {
+    return this.log.decodeEvent(bytes);
+  }
+
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent> {
     return this.log.eventsAfter(afterSeq, options);
   }
@@ -584,6 +600,8 @@ export function openStore(options: StoreOptions): Result<Store> {
     }
     const meta = root.openDB<unknown, Key>('meta', {});
     const events = root.openDB<StoredEvent, Key>('events', {});
+    // The same table read as raw bytes: recovery routes values without decoding them (rawEventsAfter).
+    const eventsRaw = root.openDB<Uint8Array, Key>('events', { encoding: 'binary' });
     const byPortfolio = root.openDB<[DomainEventType, number], Key>('byPortfolio', {});
     const byType = root.openDB<number, Key>('byType', {});
     const byTs = root.openDB<null, Key>('byTs', {});
@@ -602,7 +620,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots };
+    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }
