@@ -20,6 +20,8 @@ interface Args {
   workers: number | undefined;
   /** bytes: listeners take the shards' binary deltas as they are (what the server does); objects: decoded. */
   listener: 'bytes' | 'objects';
+  /** The engine's batchesInFlightMax (undefined: its default). */
+  batchesInFlight: number | undefined;
 }
 
 function parse(argv: string[]): Args {
@@ -37,13 +39,15 @@ function parse(argv: string[]): Args {
     subscribed: Number(get('subscribed') ?? 1_000),
     workers: get('workers') === undefined ? undefined : Number(get('workers')),
     listener: get('listener') === 'objects' ? 'objects' : 'bytes',
+    batchesInFlight: get('batches-in-flight') === undefined ? undefined : Number(get('batches-in-flight')),
   };
 }
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), 'mtm-bench-'));
-  const engine = await createEngine({ dataDir: dir, kernel: args.kernel, workers: args.workers });
+  const limits = args.batchesInFlight === undefined ? {} : { batchesInFlightMax: args.batchesInFlight };
+  const engine = await createEngine({ dataDir: dir, kernel: args.kernel, workers: args.workers, limits });
   const t0 = performance.now();
   await loadWorkload(engine, args.workload);
   const loadSeconds = (performance.now() - t0) / 1000;
@@ -72,10 +76,12 @@ async function main(): Promise<void> {
   await engine.drain();
   const seconds = (performance.now() - started) / 1000;
   const stats = engine.stats();
+  // The process's resident set: the main thread, the shard workers and LMDB's mapped pages together.
+  const rssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
   const result = {
     bench: 'engine',
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
-    workload: { ...args.workload, subscribed: args.subscribed, listener: args.listener, kernel: engine.kernel, workers: engine.workers, rate: args.rate || 'max' },
+    workload: { ...args.workload, subscribed: args.subscribed, listener: args.listener, kernel: engine.kernel, workers: engine.workers, rate: args.rate || 'max', batchesInFlightMax: args.batchesInFlight ?? 'default' },
     loadAverage: loadavg().map((x) => round(x)),
     loadSeconds: round(loadSeconds),
     ticksPerSecond: Math.round(sent / seconds),
@@ -84,12 +90,13 @@ async function main(): Promise<void> {
     positionsRevaluedPerSecond: Math.round(stats.positionsRevalued / seconds),
     portfoliosRevaluedPerSecond: Math.round(stats.portfoliosRevalued / seconds),
     updatesDeliveredPerSecond: Math.round(updates / seconds),
+    rssMb,
     latencyMs: { p50: latency.getValueAtPercentile(50) / 1000, p99: latency.getValueAtPercentile(99) / 1000, p999: latency.getValueAtPercentile(99.9) / 1000, max: latency.maxValue / 1000 },
   };
   console.log(
     `engine bench (${result.workload.kernel}, ${result.workload.workers} workers, ${args.listener} listeners, load ${result.loadAverage[0]}): ${result.ticksPerSecond.toLocaleString('en-US')} ticks/s, ` +
       `${result.ticksPerBatch} ticks/batch, tick-to-update p50 ${result.latencyMs.p50} ms p99 ${result.latencyMs.p99} ms p99.9 ${result.latencyMs.p999} ms, ` +
-      `${result.portfoliosRevaluedPerSecond.toLocaleString('en-US')} portfolios revalued/s, ${result.updatesDeliveredPerSecond.toLocaleString('en-US')} updates/s`,
+      `${result.portfoliosRevaluedPerSecond.toLocaleString('en-US')} portfolios revalued/s, ${result.updatesDeliveredPerSecond.toLocaleString('en-US')} updates/s, rss ${rssMb} MB`,
   );
   console.log(JSON.stringify(result));
   await engine.close();

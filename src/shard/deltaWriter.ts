@@ -1,39 +1,100 @@
 // The shard's delta encoder: writes each update a watched portfolio owes once, as a binary delta
-// (layout version 3, src/client/delta.ts), straight from the kernel columns into one byte buffer per
+// (layout version 3, src/protocol/delta.ts), straight from the kernel columns into one byte buffer per
 // batch. No update object is built: the main thread gets the batch's bytes (transferred, not cloned)
 // and an index of where each record is, and publishes slices of them.
 // The figures are the ones src/shard/views.ts positionView / totalsOf build for snapshots, with the
 // same expressions; test/updates.stream.test.ts holds the two to each other bit for bit.
+// Everything a delta reads per position is a typed-array slot indexed by kernel row: the kernel's
+// columns, what the row's last delta showed (sent*), and what the book's state says of the row (its
+// shown quantity, realized P&L and currency, refreshed only when a command replaced the state). One
+// pass over a book's rows finds the moved positions, writes them and counts the stale ones: reading
+// positions from the state objects per delta (by name, then through polymorphic objects) cost 3x the
+// revaluation itself (profiles in docs/BENCHMARKS.md).
 
 import { baseCurrencyOf } from '../domain/portfolio.js';
-import type { Columns } from '../kernel/layout.js';
-import { DELTA_HEAD_BYTES, DELTA_POSITION_TAIL_BYTES, DeltaHead, deltaStates, writeDeltaHead, writePositionTail } from '../protocol/delta.js';
-import type { PositionState } from '../domain/types.js';
+import { NONE, type Columns } from '../kernel/layout.js';
+import { DELTA_HEAD_BYTES, DELTA_POSITION_TAIL_BYTES, DeltaHead, DeltaPosition, POSITION_FLAG_STALE, deltaStates, writeDeltaHead } from '../protocol/delta.js';
 import type { Book } from './book.js';
 import type { MarkClock } from './marks.js';
 
 /** Ints per record in the batch index: book index, byte offset, byte length. */
 export const DELTA_INDEX_STRIDE = 3;
 
+const utf8 = new TextEncoder();
+
 export class DeltaWriter {
   private bytes: Uint8Array;
   private view: DataView;
   private index: Int32Array;
-  /**
-   * Row -> the book's position state (currency, quantity shown, realized P&L), refreshed per book when
-   * its state object changed (states are immutable: a command replaces them, ticks never do). Looking
-   * positions up by symbol name per delta was the writer's hottest line (profile, docs/BENCHMARKS.md).
-   */
-  private held: (PositionState | undefined)[] = [];
+  /** Per row: mark, effective quantity and FX rate as the row's last delta (or its snapshot) showed them. */
+  private sentMark = new Float64Array(1024);
+  private sentQty = new Float64Array(1024);
+  private sentFx = new Float64Array(1024);
+  /** Per row, from the book's state: the quantity shown (the book's, not x multiplier) and realized P&L. */
+  private shown = new Float64Array(1024);
+  private realized = new Float64Array(1024);
+  /** Per row: the position's currency as 3 ASCII bytes (the book's base when it has none). */
+  private currency = new Uint8Array(1024 * 3);
+  /** Per row: 1 when the position has a quote currency of its own (it may be unconverted). */
+  private quoted = new Uint8Array(1024);
+  /** Symbol ids' UTF-8 bytes, back to back: symbol s is symBytes[symOffset[s], +symLength[s]). */
+  private symBytes = new Uint8Array(1 << 14);
+  private symOffset = new Int32Array(256);
+  private symLength = new Uint8Array(256);
+  private symbols = 0;
+  private symBytesUsed = 0;
+  private symLengthMax = 0;
   /** Bytes written since reset(). */
   length = 0;
   /** Records written since reset(). */
   records = 0;
 
-  constructor(initialBytes = 1 << 16) {
+  /** `names`: the shard's symbol names by id (positions in a book's state are keyed by name). */
+  constructor(
+    private readonly names: readonly string[],
+    initialBytes = 1 << 16,
+  ) {
     this.bytes = new Uint8Array(initialBytes);
     this.view = new DataView(this.bytes.buffer);
     this.index = new Int32Array(256 * DELTA_INDEX_STRIDE);
+  }
+
+  /** The next symbol id's name (ids are registered in order). A delta carries at most 255 bytes of it. */
+  addSymbol(name: string): void {
+    const b = utf8.encode(name).subarray(0, 255);
+    if (this.symbols === this.symOffset.length) {
+      this.symOffset = grown(this.symOffset, this.symbols * 2);
+      this.symLength = grown(this.symLength, this.symbols * 2);
+    }
+    if (this.symBytesUsed + b.length > this.symBytes.length) this.symBytes = grown(this.symBytes, Math.max(this.symBytes.length * 2, this.symBytesUsed + b.length));
+    this.symBytes.set(b, this.symBytesUsed);
+    this.symOffset[this.symbols] = this.symBytesUsed;
+    this.symLength[this.symbols] = b.length;
+    this.symBytesUsed += b.length;
+    this.symbols++;
+    if (b.length > this.symLengthMax) this.symLengthMax = b.length;
+  }
+
+  /** Room for kernel row `row` (rows are allocated densely from 0). */
+  ensureRow(row: number): void {
+    if (row < this.sentMark.length) return;
+    const size = Math.max(row + 1, this.sentMark.length * 2);
+    this.sentMark = grown(this.sentMark, size);
+    this.sentQty = grown(this.sentQty, size);
+    this.sentFx = grown(this.sentFx, size);
+    this.shown = grown(this.shown, size);
+    this.realized = grown(this.realized, size);
+    this.currency = grown(this.currency, size * 3);
+    this.quoted = grown(this.quoted, size);
+  }
+
+  /** A snapshot of the book was just shown: its next delta carries only what moves after it. */
+  markSent(c: Columns, book: Book): void {
+    for (const row of book.rowList) {
+      this.sentMark[row] = c.posMark[row];
+      this.sentQty[row] = c.posQty[row];
+      this.sentFx[row] = c.posFx[row];
+    }
   }
 
   reset(): void {
@@ -42,21 +103,96 @@ export class DeltaWriter {
   }
 
   /**
-   * Appends the delta of `book`: its totals and the rows in changed[0..n). `symbols` are the UTF-8
-   * bytes of each symbol id, `names` the names (positions in the book's state are keyed by name).
+   * Appends the delta of `book`: its totals and the positions whose mark, quantity or FX rate moved
+   * since its last delta. tick_ts is the newest source ts behind those positions (0 for a command,
+   * `fromTicks` false), or `fallbackTickTs` when none moved (foreign cash revalued by a rate tick).
    */
-  write(c: Columns, book: Book, changed: Int32Array, n: number, names: readonly string[], symbols: readonly Uint8Array[], clock: MarkClock, tickTs: number): void {
-    if (book.heldOf !== book.state) this.refreshHeld(c, book, names);
-    const held = this.held;
+  write(c: Columns, book: Book, clock: MarkClock, fromTicks: boolean, fallbackTickTs: number): void {
+    if (book.heldOf !== book.state) this.refreshHeld(c, book);
+    const rows = book.rowList;
     const id = book.idBytes;
-    let size = DELTA_HEAD_BYTES + id.length + n * (1 + DELTA_POSITION_TAIL_BYTES);
-    for (let i = 0; i < n; i++) size += symbols[c.posSym[changed[i]]].length;
-    this.ensure(size);
+    this.ensure(DELTA_HEAD_BYTES + id.length + rows.length * (1 + this.symLengthMax + DELTA_POSITION_TAIL_BYTES));
+    const { bytes, view, sentMark, sentQty, sentFx, symBytes, symOffset, symLength } = this;
+    const { posQty, posMark, posFx, posSym, posAvg, posMv, posUpnl, posFxSym, symPrice } = c;
+    const { symTs, asOf, staleAfterMs } = clock;
     const o0 = this.length;
+    let o = o0 + DeltaHead.id + id.length;
+    let n = 0;
+    let tickTs = 0;
+    let stale = 0;
+    let unpriced = 0;
+    let unconverted = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i];
+      const q = posQty[row];
+      const mark = posMark[row];
+      const fx = posFx[row];
+      const sym = posSym[row];
+      const priced = symPrice[sym] > 0;
+      const ts = symTs[sym];
+      const isStale = !priced || asOf - ts > staleAfterMs;
+      const quoted = this.quoted[row] === 1;
+      // The totals' counts are over open positions (marks.ts markCounts, views.ts unconvertedOf).
+      if (q !== 0) {
+        if (!priced) unpriced++;
+        if (isStale) stale++;
+        if (fx === 0 && book.foreign !== 0) unconverted++;
+      }
+      const fxMoved = fx !== sentFx[row];
+      if (mark === sentMark[row] && q === sentQty[row] && !fxMoved) continue;
+      sentMark[row] = mark;
+      sentQty[row] = q;
+      sentFx[row] = fx;
+      if (ts > tickTs) tickTs = ts;
+      if (fxMoved) {
+        const fxSym = posFxSym[row];
+        if (fxSym !== NONE && symTs[fxSym] > tickTs) tickTs = symTs[fxSym];
+      }
+      const len = symLength[sym];
+      const from = symOffset[sym];
+      bytes[o] = len;
+      for (let k = 0; k < len; k++) bytes[o + 1 + k] = symBytes[from + k];
+      o += 1 + len;
+      // As positionView: a foreign position whose rate was never seen stays in its quote currency.
+      const avg = posAvg[row];
+      const unconv = quoted && fx === 0;
+      const mv = unconv ? q * mark : posMv[row];
+      const upnl = unconv ? (mark - avg) * q : posUpnl[row];
+      const cost = Math.abs(q) * avg * (unconv ? 1 : fx);
+      const r3 = row * 3;
+      bytes[o] = this.currency[r3];
+      bytes[o + 1] = this.currency[r3 + 1];
+      bytes[o + 2] = this.currency[r3 + 2];
+      bytes[o + DeltaPosition.flags] = isStale ? POSITION_FLAG_STALE : 0;
+      // posQty is the effective quantity (quantity x multiplier): the quantity shown is the book's.
+      view.setFloat64(o + DeltaPosition.quantity, q === 0 ? 0 : this.shown[row], true);
+      view.setFloat64(o + DeltaPosition.avgCost, avg, true);
+      view.setFloat64(o + DeltaPosition.lastPrice, mark, true);
+      view.setFloat64(o + DeltaPosition.fxRate, unconv ? NaN : fx, true);
+      view.setFloat64(o + DeltaPosition.marketValue, mv, true);
+      view.setFloat64(o + DeltaPosition.unrealizedPnl, upnl, true);
+      view.setFloat64(o + DeltaPosition.realizedPnl, this.realized[row], true);
+      view.setFloat64(o + DeltaPosition.returnRate, cost !== 0 ? (upnl / cost) * 100 : 0, true);
+      view.setFloat64(o + DeltaPosition.priceTs, priced ? ts : NaN, true);
+      o += DELTA_POSITION_TAIL_BYTES;
+      n++;
+    }
+    for (const sym of book.cashFx) if (symPrice[sym] === 0) unconverted++;
+    if (tickTs === 0) tickTs = fallbackTickTs;
+    this.writeHead(c, book, o0, n, asOf, fromTicks ? tickTs : 0);
+    view.setUint32(o0 + DeltaHead.stalePositions, stale, true);
+    view.setUint32(o0 + DeltaHead.unpricedPositions, unpriced, true);
+    view.setUint32(o0 + DeltaHead.unconvertedPositions, unconverted, true);
+    this.addIndex(book.index, o0, o - o0);
+    this.length = o;
+  }
+
+  private writeHead(c: Columns, book: Book, o0: number, n: number, asOf: number, tickTs: number): void {
     const view = this.view;
     const f = book.index;
     const state = book.state;
-    writeDeltaHead(view, o0, deltaStates.indexOf(book.status), n, id.length, book.seq, book.seq, clock.asOf, tickTs);
+    const id = book.idBytes;
+    writeDeltaHead(view, o0, deltaStates.indexOf(book.status), n, id.length, book.seq, book.seq, asOf, tickTs);
     const holdings = c.pfHoldings[f];
     view.setFloat64(o0 + DeltaHead.cash, state.cash, true);
     view.setFloat64(o0 + DeltaHead.capital, state.capital, true);
@@ -67,72 +203,23 @@ export class DeltaWriter {
     // pfCash is the base cash plus the foreign cash converted at the latest rates (Shard.syncPortfolio).
     view.setFloat64(o0 + DeltaHead.equity, c.pfCash[f] + holdings, true);
     view.setFloat64(o0 + DeltaHead.grossExposure, c.pfGross[f], true);
-    this.writeCounts(c, book, clock, o0);
     this.bytes.set(id, o0 + DeltaHead.id);
-    let o = o0 + DeltaHead.id + id.length;
-    const base = baseCurrencyOf(state);
-    for (let i = 0; i < n; i++) {
-      const row = changed[i];
-      const sym = c.posSym[row];
-      const s = symbols[sym];
-      const bytes = this.bytes;
-      bytes[o] = s.length;
-      for (let k = 0; k < s.length; k++) bytes[o + 1 + k] = s[k];
-      o += 1 + s.length;
-      const p = held[row];
-      const currency = p?.currency;
-      const q = c.posQty[row];
-      const avg = c.posAvg[row];
-      const fx = c.posFx[row];
-      const mark = c.posMark[row];
-      // As positionView: a foreign position whose rate was never seen stays in its quote currency.
-      const unconverted = currency !== undefined && fx === 0;
-      const mv = unconverted ? q * mark : c.posMv[row];
-      const upnl = unconverted ? (mark - avg) * q : c.posUpnl[row];
-      const cost = Math.abs(q) * avg * (unconverted ? 1 : fx);
-      const priced = c.symPrice[sym] > 0;
-      const ts = clock.symTs[sym];
-      const stale = !priced || clock.asOf - ts > clock.staleAfterMs;
-      // posQty is the effective quantity (quantity x multiplier): the quantity shown is the book's.
-      const shown = q === 0 || p === undefined ? 0 : p.units / 1e8;
-      writePositionTail(view, o, currency ?? base, stale, shown, avg, mark, unconverted ? NaN : fx, mv, upnl, p?.realized_pnl ?? 0, cost !== 0 ? (upnl / cost) * 100 : 0, priced ? ts : NaN);
-      o += DELTA_POSITION_TAIL_BYTES;
-    }
-    this.addIndex(f, o0, o - o0);
-    this.length = o;
   }
 
-  private refreshHeld(c: Columns, book: Book, names: readonly string[]): void {
+  /** The rows' state-side slots, from the book's (new) state object: only after a command replaced it. */
+  private refreshHeld(c: Columns, book: Book): void {
     const positions = book.state.positions;
-    for (const row of book.rowList) this.held[row] = positions[names[c.posSym[row]]];
-    book.heldOf = book.state;
-  }
-
-  /** stale / unpriced over open positions (marks.ts markCounts) and unconverted ones (views.ts). */
-  private writeCounts(c: Columns, book: Book, clock: MarkClock, o0: number): void {
-    let stale = 0;
-    let unpriced = 0;
-    let unconverted = 0;
+    const base = baseCurrencyOf(book.state);
     for (const row of book.rowList) {
-      const q = c.posQty[row];
-      if (q === 0) continue;
-      if (book.foreign !== 0 && c.posFx[row] === 0) unconverted++;
-      const sym = c.posSym[row];
-      if (!(c.symPrice[sym] > 0)) {
-        unpriced++;
-        stale++;
-      } else if (clock.asOf - clock.symTs[sym] > clock.staleAfterMs) stale++;
+      this.ensureRow(row);
+      const p = positions[this.names[c.posSym[row]]];
+      this.shown[row] = p === undefined ? 0 : p.units / 1e8;
+      this.realized[row] = p?.realized_pnl ?? 0;
+      this.quoted[row] = p?.currency === undefined ? 0 : 1;
+      const currency = p?.currency ?? base;
+      for (let k = 0; k < 3; k++) this.currency[row * 3 + k] = currency.charCodeAt(k) & 0x7f;
     }
-    for (const sym of book.cashFx) if (c.symPrice[sym] === 0) unconverted++;
-    this.view.setUint32(o0 + DeltaHead.stalePositions, stale, true);
-    this.view.setUint32(o0 + DeltaHead.unpricedPositions, unpriced, true);
-    this.view.setUint32(o0 + DeltaHead.unconvertedPositions, unconverted, true);
-  }
-
-  /** The tick_ts of the last record (it is known only after its positions were chosen). */
-  setLastTickTs(tickTs: number): void {
-    const o = this.index[(this.records - 1) * DELTA_INDEX_STRIDE + 1];
-    this.view.setFloat64(o + DeltaHead.tickTs, tickTs, true);
+    book.heldOf = book.state;
   }
 
   /** The batch's records in a buffer of their own (transferable) and its index; resets. */
@@ -151,11 +238,7 @@ export class DeltaWriter {
 
   private addIndex(book: number, offset: number, length: number): void {
     const k = this.records * DELTA_INDEX_STRIDE;
-    if (k + DELTA_INDEX_STRIDE > this.index.length) {
-      const next = new Int32Array(this.index.length * 2);
-      next.set(this.index);
-      this.index = next;
-    }
+    if (k + DELTA_INDEX_STRIDE > this.index.length) this.index = grown(this.index, this.index.length * 2);
     this.index[k] = book;
     this.index[k + 1] = offset;
     this.index[k + 2] = length;
@@ -172,4 +255,10 @@ export class DeltaWriter {
     this.bytes = next;
     this.view = new DataView(next.buffer);
   }
+}
+
+function grown<T extends Float64Array | Int32Array | Uint8Array>(a: T, size: number): T {
+  const next = new (a.constructor as new (n: number) => T)(size);
+  next.set(a);
+  return next;
 }

@@ -16,33 +16,30 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, releaseActor, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
-import { decodeSnapshot, encodeSnapshot, type RestoredBook } from './snapshotCodec.js';
+import { decodeSnapshot, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
+import { LogRecordReader, type TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
-const utf8 = new TextEncoder();
 
 export class Shard {
   readonly kernel: Kernel;
   private readonly books: Book[] = [];
   private readonly byId = new Map<string, Book>();
   private readonly symbolNames: string[] = [];
-  /** UTF-8 bytes of each symbol id, encoded once at registration: deltas copy them. */
-  private readonly symbolBytes: Uint8Array[] = [];
-  private readonly deltas = new DeltaWriter();
-  /** Rows of the portfolio whose delta is being written that changed since its last delta. */
-  private changed = new Int32Array(1024);
+  /** Watched portfolios' deltas, written from the kernel columns (it keeps each symbol's UTF-8 bytes). */
+  private readonly deltas = new DeltaWriter(this.symbolNames);
   private readonly symbolIds = new Map<string, number>();
   private symTs = new Float64Array(256);
-  private sentMark = new Float64Array(1024);
-  private sentQty = new Float64Array(1024);
-  /** The FX rate last sent per row: a rate tick alone moves a foreign position's value. */
-  private sentFx = new Float64Array(1024);
   /** Books whose state replay changed since recovery began: synced to the kernel once, at the end. */
   private touched: Book[] = [];
+  /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
+  private readonly logRecords = new LogRecordReader();
+  /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
+  private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
   private readonly seqFloor: number;
   /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
@@ -69,7 +66,7 @@ export class Shard {
     for (const name of names) {
       const id = this.symbolNames.length;
       this.symbolNames.push(name);
-      this.symbolBytes.push(utf8.encode(name));
+      this.deltas.addSymbol(name);
       this.symbolIds.set(name, id);
       this.kernel.ensureSymbol(id);
     }
@@ -198,6 +195,15 @@ export class Shard {
     this.loadPrices(prices);
     const shards = this.init.shards ?? 1;
     const keep = filter ? (id: string) => shardOf(id, shards) === this.init.shard : () => true;
+    // Filtered parts hold other shards' books too: an upper bound, which reserve caps at the limits.
+    let portfolios = 0;
+    let positions = 0;
+    for (const part of parts) {
+      const n = snapshotRowCounts(part.segments);
+      portfolios += n.portfolios;
+      positions += n.positions;
+    }
+    this.kernel.reserve(portfolios, positions);
     for (const part of parts) {
       decodeSnapshot(part.segments, keep, (restored) => {
         this.restore(restored, clean).covered = part.covered;
@@ -245,6 +251,51 @@ export class Shard {
   }
 
   /**
+   * The same for a chunk as the log holds it (protocol 'replayRaw'): trades are read from their bytes
+   * into one reused record and booked without an event object; the rest come decoded, in order.
+   */
+  replayRaw(bytes: Uint8Array, ends: Int32Array, events: StoredEvent[]): void {
+    let start = 0;
+    let next = 0;
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i];
+      if (end === start) this.replayOne(events[next++]);
+      else {
+        const ok = this.logRecords.read(bytes, start, end);
+        assert(ok, 'a raw replay entry is a TradeExecuted value the main thread read');
+        this.replayTradeRecord(this.logRecords.trade);
+      }
+      start = end;
+    }
+  }
+
+  private replayTradeRecord(r: TradeRecord): void {
+    const book = this.byId.get(r.portfolio_id);
+    if (book === undefined || r.seq <= book.covered) return;
+    const trade = this.replayScratch;
+    trade.trade_id = r.trade_id;
+    trade.symbol = r.symbol;
+    trade.side = r.side;
+    trade.units = unitsOf(r.quantity) as number;
+    trade.quantity = r.quantity;
+    trade.price = r.price;
+    trade.fee = r.fee;
+    trade.ts = r.trade_ts;
+    trade.currency = r.currency;
+    trade.fx_rate = r.fx_rate;
+    trade.multiplier = r.multiplier;
+    // Every symbol in a book's positions has its row (restored or created by an earlier trade), so
+    // only a trade that opens a position looks its row up.
+    const held = book.state.positions[r.symbol] !== undefined;
+    replayTrade(book.state, trade);
+    if (!held) this.ensureRow(book, r.symbol);
+    if (!book.touched) {
+      book.touched = true;
+      this.touched.push(book);
+    }
+  }
+
+  /**
    * After load + replay: touched books are synced to the kernel and recomputed once, and limit checks
    * are re-armed for active portfolios: replay values positions at today's prices, so a latch set
    * while replaying must not silence tomorrow's breach.
@@ -253,6 +304,8 @@ export class Shard {
     const c = this.kernel.cols;
     for (const book of this.touched) {
       book.touched = false;
+      // Replay changes states in place: the delta writer's copy of this book's positions is out of date.
+      book.heldOf = null;
       // Changed after its snapshot: whatever it showed since is above the snapshot's seq.
       book.seq = Math.max(book.seq, this.seqFloor);
       for (const row of book.rowList) {
@@ -350,7 +403,7 @@ export class Shard {
     if (cmd.kind === 'snapshot') {
       if (cmd.watch === true) {
         book.watchers++;
-        this.markSent(book);
+        this.deltas.markSent(this.kernel.cols, book);
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
@@ -653,7 +706,7 @@ export class Shard {
     row = this.kernel.addPosition(book.index, sid);
     book.rows.set(sid, row);
     book.rowList.push(row);
-    this.ensureSentRows(row);
+    this.deltas.ensureRow(row);
     if (p?.currency !== undefined) {
       this.kernel.setPositionFx(row, this.conversionFor(p.currency, baseCurrencyOf(book.state)));
       book.foreign++;
@@ -668,29 +721,6 @@ export class Shard {
     // (market value, unrealized P&L, cost basis, weights, limits) then carries the multiplier with no
     // column and no operation added to the revalue pass (see ARCHITECTURE.md).
     this.kernel.setPosition(row, (p.units / 1e8) * (p.multiplier ?? 1), p.avg_cost, p.last_trade_price);
-  }
-
-  private ensureSentRows(row: number): void {
-    if (row < this.sentMark.length) return;
-    const size = this.sentMark.length * 2;
-    const mark = new Float64Array(size);
-    mark.set(this.sentMark);
-    const qty = new Float64Array(size);
-    qty.set(this.sentQty);
-    const fx = new Float64Array(size);
-    fx.set(this.sentFx);
-    this.sentMark = mark;
-    this.sentQty = qty;
-    this.sentFx = fx;
-  }
-
-  private markSent(book: Book): void {
-    const c = this.kernel.cols;
-    for (const row of book.rowList) {
-      this.sentMark[row] = c.posMark[row];
-      this.sentQty[row] = c.posQty[row];
-      this.sentFx[row] = c.posFx[row];
-    }
   }
 
   /** The book's position in the symbol (time travel reads holdings at an instant from it). */
@@ -738,31 +768,9 @@ export class Shard {
     return snapshot;
   }
 
-  /**
-   * Writes the portfolio's delta for its watchers: totals and only the positions whose mark, quantity or
-   * FX rate moved since its last delta. tick_ts is the newest source ts behind those positions (0 for a
-   * command), or `fallbackTickTs` when none moved (foreign cash revalued by a rate tick).
-   */
+  /** The portfolio's delta for its watchers (deltaWriter.ts): totals and the positions that moved. */
   private writeDelta(book: Book, now: number, fromTicks: boolean, fallbackTickTs: number): void {
-    const c = this.kernel.cols;
-    if (this.changed.length < book.rowList.length) this.changed = new Int32Array(Math.max(book.rowList.length, this.changed.length * 2));
-    const changed = this.changed;
-    let n = 0;
-    let tickTs = 0;
-    for (const row of book.rowList) {
-      const fxMoved = c.posFx[row] !== this.sentFx[row];
-      if (c.posMark[row] === this.sentMark[row] && c.posQty[row] === this.sentQty[row] && !fxMoved) continue;
-      this.sentMark[row] = c.posMark[row];
-      this.sentQty[row] = c.posQty[row];
-      this.sentFx[row] = c.posFx[row];
-      changed[n++] = row;
-      const sym = c.posSym[row];
-      if (this.symTs[sym] > tickTs) tickTs = this.symTs[sym];
-      const fxSym = fxMoved ? this.kernel.fxSymbolOf(row) : NONE;
-      if (fxSym !== NONE && this.symTs[fxSym] > tickTs) tickTs = this.symTs[fxSym];
-    }
-    if (tickTs === 0) tickTs = fallbackTickTs;
-    this.deltas.write(c, book, changed, n, this.symbolNames, this.symbolBytes, this.markClock(now), fromTicks ? tickTs : 0);
+    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs);
   }
 
   private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {
