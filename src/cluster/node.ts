@@ -92,6 +92,9 @@ export class ClusterNode {
     if (typeof options.nodeId !== 'string' || !validNodeId(options.nodeId)) {
       throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `node-id: --nats needs --node-id matching [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(options.nodeId) ?? 'none'}`, field: 'node-id' });
     }
+    if (![1, 3, 5].includes(o.replicas)) {
+      throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `cluster-replicas must be 1, 3 or 5 (JetStream replicas), got ${o.replicas}`, field: 'cluster-replicas' });
+    }
     if (!Number.isSafeInteger(o.partitions) || o.partitions < 1 || o.partitions > partitionsMax) {
       throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `partitions must be an integer in 1..${partitionsMax}`, field: 'partitions' });
     }
