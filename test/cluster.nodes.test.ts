@@ -107,7 +107,7 @@ describe.skipIf(!natsServerInstalled)('three engine nodes on one nats-server', (
     expect(await rig.checkInvariants()).toBeGreaterThan(portfolios.length);
   }, 90_000);
 
-  it('bad input: a foreign message on a command subject is refused and logged, nothing applied; an id clash, another partition count and a global operation are refused', async () => {
+  it('bad input: a foreign message on a command subject is refused and logged, nothing applied; an id clash, a malformed id, another partition count and a global operation are refused', async () => {
     const portfolio = portfolios[0];
     const p = partitionOf(portfolio, partitions);
     const owner = await rig.ownerNode(portfolio);
@@ -129,6 +129,9 @@ describe.skipIf(!natsServerInstalled)('three engine nodes on one nats-server', (
     const clash = rig.add(liveId);
     expect(await clash.start()).toBe(1);
     expect(clash.out).toMatch(new RegExp(`node id '${liveId}' is in use by a live node`));
+    const badId = rig.add('bad!id');
+    expect(await badId.start()).toBe(1);
+    expect(badId.out).toMatch(/node-id: --nats needs --node-id matching \[A-Za-z0-9_-\]\{1,64\}, got "bad!id"/);
     const other = rig.add('n9', 8);
     expect(await other.start()).toBe(1);
     expect(other.out).toMatch(/partitions: this cluster has 16 partitions .* started with 8/);
