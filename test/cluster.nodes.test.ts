@@ -1,8 +1,9 @@
 // Proves the cluster's command path end to end with real processes: one nats-server -js and engine
 // nodes started as `mtm serve --nats ... --node-id ...` child processes on loopback.
 // - Trades go to random nodes, some ids resent: every acknowledged trade is in its owner's event log
-//   exactly once, a resent id is answered applied: false, and each portfolio's cash and positions
-//   equal the exact oracle (test/oracle/) replaying the acknowledged trades in order.
+//   exactly once, a resent id is answered applied: false, each portfolio's cash and positions equal
+//   the exact oracle (test/oracle/) replaying the acknowledged trades in order, each partition has
+//   exactly one owner and every node serves what the KV bucket gives it (mtm cluster status answers).
 // - kill -9 of the node owning most partitions mid-trade: every partition has a live owner again
 //   within 10 s and the invariants above still hold (nothing acknowledged lost or applied twice).
 // - SIGSTOP of an owner past its heartbeat, then SIGCONT: it is fenced (logs that it lost its
