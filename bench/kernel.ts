@@ -5,7 +5,7 @@
 // and a fifth of the positions quoted in a foreign currency, converted through derived rates (an
 // inverse pair and three crosses through USD, src/kernel/conversions.ts) whose legs tick every
 // iteration too (issue 19's measure: compare its median with today's dense).
-// Run: node dist/bench/kernel.js [--iterations N] [--cases dense,dense-fx,sparse]
+// Run: node dist/bench/kernel.js [--iterations N] [--cases dense,dense-fx,sparse | dense/wasm,sparse/ts,...] [--portfolios N]
 
 import { cpus, loadavg } from 'node:os';
 import { JsBackend, type SweepPolicy } from '../src/kernel/jsBackend.js';
@@ -37,9 +37,13 @@ function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/** --portfolios N: a smaller book (the bench's --quick smoke run); dense-fx always builds the full one. */
+const portfoliosFlag = process.argv.indexOf('--portfolios');
+const portfolios = portfoliosFlag > 0 ? Math.max(1, Math.min(PORTFOLIOS, Math.floor(Number(process.argv[portfoliosFlag + 1])) || PORTFOLIOS)) : PORTFOLIOS;
+
 function measure(c: Case): Result {
   const fx = c.name === 'dense-fx';
-  const kernel = fx ? populateFx(c.make()) : populate(c.make());
+  const kernel = fx ? populateFx(c.make()) : populate(c.make(), portfolios);
   const fill = (i: number): number => (fx ? fillFxBatch(kernel, i) : (fillBatch(kernel, c.symbolsPerBatch, i), c.symbolsPerBatch));
   for (let i = 0; i < c.warmup; i++) kernel.revalue(fill(i));
   const times: number[] = [];
@@ -99,7 +103,7 @@ function figures(r: Result): string[] {
 
 function print(results: readonly Result[]): void {
   const find = (name: string, kernel: string): Result | undefined => results.find((r) => r.case === name && r.kernel === kernel);
-  console.log(`kernel revaluation: ${PORTFOLIOS * PER_PORTFOLIO} positions (${PORTFOLIOS} portfolios x ${PER_PORTFOLIO}) over ${SYMBOLS} symbols`);
+  console.log(`kernel revaluation: ${portfolios * PER_PORTFOLIO} positions (${portfolios} portfolios x ${PER_PORTFOLIO}) over ${SYMBOLS} symbols`);
   console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg()[0].toFixed(2)} at the end (shared machine: expect noise)`);
   console.log(row(['case', 'pos/iter', 'pf/iter', 'wasm med', 'wasm p99', 'wasm pos/s', 'ts med', 'ts p99', 'ts pos/s', 'wasm/ts']));
   for (const name of ['dense', 'dense-fx', 'sparse']) {
@@ -111,7 +115,7 @@ function print(results: readonly Result[]): void {
   }
   const lists = find('dense', 'ts-lists');
   if (lists !== undefined) console.log(`(times in ms per iteration; dense on the TS kernel forced to the per-symbol lists: median ${lists.medianMs.toFixed(3)}, p99 ${lists.p99Ms.toFixed(3)}, ${lists.positionsPerSec.toExponential(2)} positions/s)`);
-  console.log(JSON.stringify({ bench: 'kernel', positions: PORTFOLIOS * PER_PORTFOLIO, portfolios: PORTFOLIOS, symbols: SYMBOLS, cores: cpus().length, loadavg: loadavg()[0], results }));
+  console.log(JSON.stringify({ bench: 'kernel', positions: portfolios * PER_PORTFOLIO, portfolios, symbols: SYMBOLS, cores: cpus().length, loadavg: loadavg()[0], results }));
 }
 
 function main(): void {
@@ -121,7 +125,8 @@ function main(): void {
   const wanted = only > 0 ? new Set(String(process.argv[only + 1]).split(',')) : null;
   const results: Result[] = [];
   for (const c of cases(iterations)) {
-    if (wanted !== null && !wanted.has(c.name)) continue;
+    // A case is asked for by name (every kernel) or name/kernel (dense/wasm): the bench scenario asks only for what it reports.
+    if (wanted !== null && !wanted.has(c.name) && !wanted.has(`${c.name}/${c.label}`)) continue;
     results.push(measure(c));
     // Drop the previous book before building the next: three 70 MB books at once skew the cache.
     (globalThis as { gc?: () => void }).gc?.();

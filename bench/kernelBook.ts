@@ -35,12 +35,13 @@ function basePrice(s: number): number {
   return 10 + (s % 490);
 }
 
-export function populate(kernel: Kernel): Kernel {
+/** `portfolios`: a smaller book for the bench's --quick smoke run; the figures quoted use the default. */
+export function populate(kernel: Kernel, portfolios = PORTFOLIOS): Kernel {
   const rnd = random(42);
   kernel.ensureSymbol(SYMBOLS - 1);
   for (let s = 0; s < SYMBOLS; s++) kernel.cols.symPrice[s] = basePrice(s);
   const held = new Set<number>();
-  for (let i = 0; i < PORTFOLIOS; i++) {
+  for (let i = 0; i < portfolios; i++) {
     const f = kernel.addPortfolio();
     kernel.cols.pfCash[f] = 1_000_000;
     // Generous limits: every check is evaluated, none latches (a latched portfolio skips them).

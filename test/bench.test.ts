@@ -2,8 +2,10 @@
 // every system (real processes over loopback sockets) and writes a report in which every scenario
 // and system carries its figures as finite numbers, the streaming scenarios name their workload
 // (steady and spike W1, max W2), W1 steady carries the JSON subscribers' run beside the binary one,
-// and every measured phase says whether the load generator bounded it. No threshold is asserted:
-// machines are shared and noisy; docs/BENCHMARKS.md holds the measured figures.
+// and every measured phase (steady, max steps, spike phases, trade modes) says whether the load
+// generator bounded it; the streaming phases also split their latency at the server's stamp and report
+// the subscribers' event-loop stalls. No threshold is asserted: machines are shared and noisy;
+// docs/BENCHMARKS.md holds the measured figures.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -20,14 +22,14 @@ const systems = ['mtm', 'peer', 'limit'] as const;
 function required(scenario: (typeof scenarios)[number], system: (typeof systems)[number]): string[] {
   switch (scenario) {
     case 'steady': {
-      const fields = ['ticksSentPerSecond', 'updatesPerSecond', 'latency.count', 'latency.p50Ms', 'latency.p99Ms', 'latency.p999Ms', 'serverCpuCores', 'serverRssMaxMb', 'tickLoss', 'updateLoss', 'clientCpuMaxCores', 'publisherCpuMaxCores'];
+      const fields = ['ticksSentPerSecond', 'updatesPerSecond', 'latency.count', 'latency.p50Ms', 'latency.p99Ms', 'latency.p999Ms', 'serverCpuCores', 'serverRssMaxMb', 'tickLoss', 'updateLoss', 'clientCpuMaxCores', 'publisherCpuMaxCores', 'hops.tickToStamp.p99Ms', 'hops.stampToClient.p99Ms', 'clientLoopDelayMaxMs'];
       // The peer speaks JSON only: its one run is its JSON run; mtm and the limit run JSON subscribers beside.
       return fields.map((f) => 'measured.' + f).concat(system === 'peer' ? [] : ['json.measured.updatesPerSecond', 'json.measured.latency.p99Ms']);
     }
     case 'max':
-      return ['maxSustainedTicksPerSecond', 'steps.0.rate', 'steps.0.p99Ms'];
+      return ['maxSustainedTicksPerSecond', 'steps.0.rate', 'steps.0.p99Ms', 'steps.0.ticksMeasured', 'steps.0.p99StampToClientMs', 'steps.0.clientLoopDelayMaxMs'];
     case 'spike':
-      return ['rate', 'spikeRate', 'before.latency.p99Ms', 'during.latency.p99Ms', 'worstWindowP99DuringMs', 'worstWindowP99AfterMs', 'recoveryMs'];
+      return ['rate', 'spikeRate', 'before.latency.p99Ms', 'during.latency.p99Ms', 'worstWindowP99DuringMs', 'worstWindowP99AfterMs', 'recoveryMs', 'recoveryThresholdMs', 'after.serverRssMaxMb'];
     case 'trades':
       return (system === 'limit' ? ['none'] : ['process', 'sync']).flatMap((m) => [`${m}.tradesPerSecond`, `${m}.ack.p50Ms`, `${m}.ack.p99Ms`]);
     case 'recovery':
@@ -70,6 +72,11 @@ describe('npm run bench -- --quick', () => {
         if (sys !== 'peer') expect(typeof steady.json?.measured.loadgenBound, `steady json / ${sys}`).toBe('boolean');
         const max = report.scenarios.max?.systems[sys] as { steps: { loadgenBound: unknown }[] };
         for (const step of max.steps) expect(typeof step.loadgenBound, `max / ${sys}: step loadgenBound`).toBe('boolean');
+        // Every scenario with a load generator says whether it bounded the figures.
+        const spike = report.scenarios.spike?.systems[sys] as Record<'before' | 'during' | 'after', { loadgenBound: unknown }>;
+        for (const phase of ['before', 'during', 'after'] as const) expect(typeof spike[phase].loadgenBound, `spike ${phase} / ${sys}: loadgenBound`).toBe('boolean');
+        const trades = report.scenarios.trades?.systems[sys] as Record<string, { loadgenBound: unknown }>;
+        for (const mode of sys === 'limit' ? ['none'] : ['process', 'sync']) expect(typeof trades[mode].loadgenBound, `trades ${mode} / ${sys}: loadgenBound`).toBe('boolean');
       }
       for (const s of scenarios) {
         const sr = report.scenarios[s];

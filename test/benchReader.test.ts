@@ -246,11 +246,11 @@ describe('update fields read in place', () => {
           // A frame inside a larger buffer: the reader must stay within [start, end).
           const bin = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeUpdate(u, fromSeq)), Buffer.from('yy')]);
           expect(readBinaryUpdate(bin, 2, bin.length - 2, out)).toBe(true);
-          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs });
+          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs, asOf: u.as_of });
           // The version 3 delta mtm sends, alone and inside a per-connection updates frame.
           const delta = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeDelta(u, fromSeq)), Buffer.from('yy')]);
           expect(readBinaryUpdate(delta, 2, delta.length - 2, out)).toBe(true);
-          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs });
+          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs, asOf: u.as_of });
           const other = update('w-000007', seq + 1, tickTs + 1, 1);
           const frame = Buffer.from(encodeUpdatesFrame([encodeDelta(u, fromSeq), encodeDelta(other)]));
           expect(isUpdatesFrame(frame, 0, frame.length)).toBe(true);
@@ -270,6 +270,7 @@ describe('update fields read in place', () => {
           expect(out.fromSeq).toBe(fromSeq);
           // Parsed from the digits: within a few units in the last place of the double.
           expect(Math.abs(out.tickTs - tickTs)).toBeLessThanOrEqual(Math.abs(tickTs) * 4 * Number.EPSILON);
+          expect(out.asOf).toBe(u.as_of);
         },
       ),
       { numRuns: 300 },

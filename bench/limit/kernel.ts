@@ -4,10 +4,12 @@
 // per-portfolio sums, no risk checks: a ceiling on positions/s for this machine's memory system, not
 // an implementation of the job.
 //   dense:  every position, sequentially;  sparse: the positions of 20 symbols, via per-symbol lists.
-// Prints one JSON line. Run: node dist/bench/limit/kernel.js [--iterations N]
+// Prints one JSON line. Run: node dist/bench/limit/kernel.js [--iterations N] [--portfolios N]
 import { seeded } from '../../src/sim/random.js';
 
-const PORTFOLIOS = 40_000;
+/** --portfolios N: a smaller book (the bench's --quick smoke run); 40,000 by default. */
+const portfoliosFlag = process.argv.indexOf('--portfolios');
+const PORTFOLIOS = portfoliosFlag > 0 ? Math.max(1, Math.min(40_000, Math.floor(Number(process.argv[portfoliosFlag + 1])) || 40_000)) : 40_000;
 const PER_PORTFOLIO = 25;
 const SYMBOLS = 2_000;
 const SPARSE_SYMBOLS = SYMBOLS / 100;

@@ -102,6 +102,8 @@ runBenchServer(async () => {
   const pfList = new Int32Array(P);
   let pfEpoch = 1;
   const seq = new Float64Array(P);
+  /** 1 once a socket subscribed to the portfolio: the flush asks uWS for its subscribers only then. */
+  const watchedEver = new Uint8Array(P);
   let flushScheduled = false;
   const counters = { ticksAccepted: 0, ticksRejected: 0, portfoliosDirty: 0, updatesPublished: 0, framesSent: 0, bytesPublished: 0, flushes: 0, snapshotsSent: 0, tradesAcked: 0, connections: 0 };
 
@@ -122,10 +124,13 @@ runBenchServer(async () => {
         } else if (ts > pfTs[p]) pfTs[p] = ts;
       }
     }
-    const asOf = Date.now();
+    // The load generator's clock (sub-ms, bench/loadgen/common.ts nowMs): as_of splits a latency at this flush.
+    const asOf = performance.timeOrigin + performance.now();
     for (let k = 0; k < n; k++) {
       const p = pfList[k];
       seq[p]++;
+      // A portfolio no socket ever watched costs nothing more (mtm too writes deltas only for watched books).
+      if (watchedEver[p] === 0) continue;
       // Only encodings someone listens to are built (mtm too encodes JSON only for JSON subscribers).
       if (app.numSubscribers(binaryTopics[p]) > 0) {
         const len = encoding.binary(encoding.scratch, 0, p, seq[p], asOf, pfTs[p], heldSymbols, heldAt, symStamp, symEpoch);
@@ -270,6 +275,7 @@ runBenchServer(async () => {
       ws.cork(() => {
         ws.send(JSON.stringify({ type: 'subscribed', id: m.id, portfolios: accepted.map((p) => ids[p]) }));
         for (const p of accepted) {
+          watchedEver[p] = 1;
           // Subscribing again replaces the subscription (its encoding and framing), as in mtm.
           ws.unsubscribe(binaryTopics[p]);
           ws.unsubscribe(jsonTopics[p]);

@@ -8,14 +8,15 @@
 // (rawWs.ts: one read buffer for every connection, one clock read per socket read), and updates read
 // in place (updateFields.ts: binary fields at fixed offsets, JSON fields by key search). Snapshots and
 // control messages are rare and parsed normally.
-import type { Histogram } from 'hdr-histogram-js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { portfolioId } from '../workload.js';
-import { childConfig, cpuSeconds, exitWithParent, fatal, newHistogram, nowMs, portfolioIndexesOfConnection, recordMs, send, sleep, Windows, type WindowCounts } from './common.js';
+import { childConfig, cpuSeconds, exitWithParent, fatal, newHistogram, nowMs, portfolioIndexesOfConnection, recordMs, send, sleep, Windows, type WindowEntry } from './common.js';
 import type { ClientsConfig, ClientsIn, ClientsTotals } from './messages.js';
 import { Opcode, RawWs, type RawWsHandler } from './rawWs.js';
 import { forEachJsonUpdate, forEachRecord, isJsonSnapshot, isJsonUpdate, isJsonUpdates, isUpdatesFrame, newUpdateFields, readBinaryUpdate, readJsonUpdate, type UpdateFields } from './updateFields.js';
 
 const cfg = childConfig<ClientsConfig>();
+const loopDelayResolutionMs = 5;
 const windows = new Windows(cfg.t0, cfg.windowMs);
 const totals: ClientsTotals = { updates: 0, frames: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0, errors: 0, closed: 0, firstError: '' };
 const S = cfg.perConnection;
@@ -31,8 +32,13 @@ let finishing = false;
 let lastPush = 0;
 /** The window of the last read's time: one Map lookup per read, not per message. */
 let curT = -1;
-let cur: { counts: WindowCounts; hist: Histogram | null } = windows.at(nowMs());
+let cur: WindowEntry = windows.at(nowMs());
 const fields: UpdateFields = newUpdateFields();
+/**
+ * This process's own event-loop stalls (timer lateness, 5 ms resolution), reported with each push: an
+ * update that arrives while the loop is blocked is read late, and its latency includes the stall.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
 
 for (let c = 0; c < connections; c++) {
   const ps = portfolioIndexesOfConnection(cfg.from + c, S, cfg.portfolios);
@@ -46,8 +52,19 @@ for (let c = 0; c < connections; c++) {
 function push(t: number): void {
   if (!ready || finishing) return;
   lastPush = t;
-  send({ type: 'windows', windows: windows.take(t), cpuSeconds: cpuSeconds(), updates: totals.updates });
+  const encoded = windows.take(t);
+  send({ type: 'windows', windows: encoded, cpuSeconds: cpuSeconds(), updates: totals.updates, loopDelayMaxMs: loopDelayMaxMs() });
   curT = -1;
+}
+
+/**
+ * The longest event-loop stall since the previous call (ms), then starts over. The histogram records
+ * the whole interval between two timer turns (an idle loop records ~resolution): the stall is the excess.
+ */
+function loopDelayMaxMs(): number {
+  const ms = loopDelay.count > 0 ? Math.max(0, loopDelay.max / 1e6 - loopDelayResolutionMs) : 0;
+  loopDelay.reset();
+  return ms;
 }
 
 function onError(text: string): void {
@@ -73,6 +90,13 @@ function onUpdate(c: number, t: number, bytes: number): void {
   if (tickTs > 0) {
     cur.hist ??= newHistogram();
     recordMs(cur.hist, t - tickTs);
+    const asOf = fields.asOf;
+    if (asOf > 0) {
+      cur.histStamp ??= newHistogram();
+      recordMs(cur.histStamp, asOf - tickTs);
+      cur.histSend ??= newHistogram();
+      recordMs(cur.histSend, t - asOf);
+    }
   }
   const slot = slotOf(c, fields.portfolio);
   if (slot < 0) return onError(`update for portfolio ${fields.portfolio}, not watched by connection ${cfg.from + c}`);
@@ -207,11 +231,12 @@ async function main(): Promise<void> {
     if (m.type === 'stop') process.exit(0);
     if (m.type !== 'finish') return;
     finishing = true;
-    send({ type: 'final', totals, windows: windows.take(Infinity), cpuSeconds: cpuSeconds() });
+    send({ type: 'final', totals, windows: windows.take(Infinity), cpuSeconds: cpuSeconds(), loopDelayMaxMs: loopDelayMaxMs() });
     for (const s of sockets) s.terminate();
   });
   await connectAll();
   ready = true;
+  loopDelay.enable();
   setInterval(() => {
     const t = nowMs();
     if (t - lastPush >= cfg.flushMs) push(t);

@@ -18,8 +18,13 @@ export function nowMs(): number {
 
 // ---- histograms ----
 
-/** Latencies are recorded in microseconds: 1 us .. 10 minutes at 3 significant digits (0.1% error). */
-const histogramRequest = { lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 'packed' } as const;
+/**
+ * Latencies are recorded in microseconds: 1 us .. 10 minutes at 3 significant digits (0.1% error).
+ * 32-bit counts, not 'packed': the packed layout costs ~1.6 us per recorded value and 6-9 ms per encode,
+ * decode or add of one window (measured, docs/BENCHMARKS.md "Why max W2 stopped at a few ticks/s"), and
+ * a subscriber stalled that long every flush adds that stall to the latencies it measures.
+ */
+const histogramRequest = { lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 32 } as const;
 
 export function newHistogram(): Histogram {
   return hdr.build(histogramRequest);
@@ -36,7 +41,7 @@ export function encodeHistogram(h: Histogram): string {
 }
 
 export function decodeHistogram(s: string): Histogram {
-  return hdr.decodeFromCompressedBase64(s, 'packed');
+  return hdr.decodeFromCompressedBase64(s, histogramRequest.bitBucketSize);
 }
 
 export interface LatencySummary {
@@ -81,10 +86,33 @@ export interface EncodedWindow extends WindowCounts {
   w: number;
   /** Compressed base64 HDR histogram of the window's latencies; '' when none were recorded. */
   hist: string;
+  /** The same for the hop before the server's stamp (as_of - tick_ts); '' when none. */
+  histStamp: string;
+  /** The same for the hop after it (arrival - as_of); '' when none. */
+  histSend: string;
+}
+
+/** One window's counts and histograms (each made at its first value). */
+export interface WindowEntry {
+  counts: WindowCounts;
+  hist: Histogram | null;
+  histStamp: Histogram | null;
+  histSend: Histogram | null;
+}
+
+export function newWindowEntry(): WindowEntry {
+  return { counts: { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 }, hist: null, histStamp: null, histSend: null };
+}
+
+function encodeAndFree(h: Histogram | null): string {
+  if (h === null) return '';
+  const s = encodeHistogram(h);
+  h.destroy();
+  return s;
 }
 
 export class Windows {
-  private readonly map = new Map<number, { counts: WindowCounts; hist: Histogram | null }>();
+  private readonly map = new Map<number, WindowEntry>();
 
   constructor(
     readonly t0: number,
@@ -95,11 +123,11 @@ export class Windows {
     return Math.floor((t - this.t0) / this.windowMs);
   }
 
-  at(t: number): { counts: WindowCounts; hist: Histogram | null } {
+  at(t: number): WindowEntry {
     const w = this.index(t);
     let e = this.map.get(w);
     if (e === undefined) {
-      e = { counts: { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 }, hist: null };
+      e = newWindowEntry();
       this.map.set(w, e);
     }
     return e;
@@ -118,8 +146,7 @@ export class Windows {
     const out: EncodedWindow[] = [];
     for (const [w, e] of this.map) {
       if (w >= limit) continue;
-      out.push({ w, ...e.counts, hist: e.hist === null ? '' : encodeHistogram(e.hist) });
-      e.hist?.destroy();
+      out.push({ w, ...e.counts, hist: encodeAndFree(e.hist), histStamp: encodeAndFree(e.histStamp), histSend: encodeAndFree(e.histSend) });
       this.map.delete(w);
     }
     return out;

@@ -123,11 +123,13 @@ export interface ClientsFinal {
   totals: ClientsTotals;
   windows: EncodedWindow[];
   cpuSeconds: number;
+  /** The longest event-loop stall of this process since its previous report, ms. */
+  loopDelayMaxMs: number;
 }
 
 export type ClientsOut =
   | { type: 'ready'; connections: number; subscriptions: number; snapshots: number }
-  | { type: 'windows'; windows: EncodedWindow[]; cpuSeconds: number; updates: number }
+  | { type: 'windows'; windows: EncodedWindow[]; cpuSeconds: number; updates: number; loopDelayMaxMs: number }
   | ClientsFinal
   | ErrorMsg;
 

@@ -1,4 +1,4 @@
-// The four fields the load generator needs from an update (portfolio index, seq, from_seq, tick_ts),
+// The fields the load generator needs from an update (portfolio index, seq, from_seq, tick_ts, as_of),
 // read in place from a byte range: binary updates at fixed offsets of the layout (src/client/binary.ts),
 // JSON updates by looking for their keys. Nothing is decoded whole and nothing is allocated: a
 // subscriber process must stay far below one core while the server sends it hundreds of thousands of
@@ -15,10 +15,16 @@ export interface UpdateFields {
   fromSeq: number;
   /** NaN when absent. */
   tickTs: number;
+  /**
+   * The server's stamp (NaN when absent): tick_ts -> as_of -> arrival splits a latency into the hops
+   * before and after the server stamped the update (mtm: its batch's clock, whole ms; the relay: its
+   * flush, on the load generator's sub-ms clock; the peer: Date.now() at send).
+   */
+  asOf: number;
 }
 
 export function newUpdateFields(): UpdateFields {
-  return { portfolio: -1, seq: NaN, fromSeq: NaN, tickTs: NaN };
+  return { portfolio: -1, seq: NaN, fromSeq: NaN, tickTs: NaN, asOf: NaN };
 }
 
 // Version 2 binary update (docs/PROTOCOL.md "Binary update frames"): the id starts at 7 after its length
@@ -26,6 +32,7 @@ export function newUpdateFields(): UpdateFields {
 const v2IdLengthAt = 6;
 const v2IdAt = 7;
 const v2FromSeqAfterId = 8;
+const v2AsOfAfterId = 16;
 const v2TickTsAfterId = 24;
 const v2HeadBytesAfterId = 32;
 // Version 3 delta and the per-connection updates frame: offsets from src/client/delta.ts (DeltaHead).
@@ -56,6 +63,7 @@ export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: U
     out.seq = buf.readDoubleLE(start + DeltaHead.seq);
     out.fromSeq = buf.readDoubleLE(start + DeltaHead.fromSeq);
     out.tickTs = buf.readDoubleLE(start + DeltaHead.tickTs);
+    out.asOf = buf.readDoubleLE(start + DeltaHead.asOf);
     return true;
   }
   if (version !== UPDATE_BINARY_VERSION) return false;
@@ -65,6 +73,7 @@ export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: U
   out.seq = buf.readDoubleLE(o);
   out.fromSeq = buf.readDoubleLE(o + v2FromSeqAfterId);
   out.tickTs = buf.readDoubleLE(o + v2TickTsAfterId);
+  out.asOf = buf.readDoubleLE(o + v2AsOfAfterId);
   return true;
 }
 
@@ -100,6 +109,7 @@ const SNAPSHOT = Buffer.from('{"type":"snapshot"');
 const K_PID = Buffer.from('"portfolio_id":"');
 const K_SEQ = Buffer.from('"seq":');
 const K_TICK_TS = Buffer.from('"tick_ts":');
+const K_AS_OF = Buffer.from('"as_of":');
 
 export function startsWithAt(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
   const n = prefix.length;
@@ -181,6 +191,8 @@ export function readJsonUpdate(buf: Buffer, start: number, end: number, out: Upd
   out.fromSeq = startsWithAt(buf, f, end, FROM_SEQ) ? numberAt(buf, f + FROM_SEQ.length, end) : out.seq;
   const t = keyAt(buf, K_TICK_TS, start, end);
   out.tickTs = t < 0 ? NaN : numberAt(buf, t + K_TICK_TS.length, end);
+  const a = keyAt(buf, K_AS_OF, start, end);
+  out.asOf = a < 0 ? NaN : numberAt(buf, a + K_AS_OF.length, end);
   return true;
 }
 

@@ -4,12 +4,14 @@
 //   dense:  all 2,000 symbols tick once per iteration (each portfolio is recomputed 25 times);
 //   sparse: 20 symbols tick per iteration.
 // positions/s counts the positions whose price changed (bench/kernel.ts's "touched") per second,
-// over the median iteration time. Prints one JSON line. Run: node dist/bench/peer/kernel.js [--iterations N]
+// over the median iteration time. Prints one JSON line. Run: node dist/bench/peer/kernel.js [--iterations N] [--portfolios N]
 import { seeded } from '../../src/sim/random.js';
 import { symbolName } from '../../src/sim/random.js';
 import { PeerBook } from './book.js';
 
-const PORTFOLIOS = 40_000;
+/** --portfolios N: a smaller book (the bench's --quick smoke run); 40,000 by default. */
+const portfoliosFlag = process.argv.indexOf('--portfolios');
+const PORTFOLIOS = portfoliosFlag > 0 ? Math.max(1, Math.min(40_000, Math.floor(Number(process.argv[portfoliosFlag + 1])) || 40_000)) : 40_000;
 const PER_PORTFOLIO = 25;
 const SYMBOLS = 2_000;
 const SPARSE_SYMBOLS = SYMBOLS / 100;

@@ -199,6 +199,8 @@ export function rows(r: Report): Row[] {
   add('steady', 'tick-to-client p99.9', f('measured.latency.p999Ms', ' ms'), 'p999Ms');
   add('steady', 'server CPU (cores)', f('measured.serverCpuCores'), 'serverCpuCores');
   add('steady', 'server RSS max', f('measured.serverRssMaxMb', ' MB'), 'serverRssMaxMb');
+  add('steady', 'p99 tick->server stamp / stamp->client', (_, x) => `${fmt(figure(x, 'measured.hops.tickToStamp.p99Ms'), ' ms')} / ${fmt(figure(x, 'measured.hops.stampToClient.p99Ms'), ' ms')}`);
+  add('steady', 'subscriber event-loop stall max', f('measured.clientLoopDelayMaxMs', ' ms'));
   add('steady', 'subscriber / publisher CPU max (cores)', (_, x) => `${fmt(figure(x, 'measured.clientCpuMaxCores'))} / ${fmt(figure(x, 'measured.publisherCpuMaxCores'))}`);
   add('steady', 'updates merged / lost', (_, x) => `${fmt(figure(x, 'measured.updatesMerged'))} / ${fmt(figure(x, 'measured.updatesLost'))}`);
   add('steady', 'ticks skipped / rejected / lagged', (_, x) => ['ticksSkipped', 'ticksRejected', 'ticksLagged'].map((k) => fmt(figure(x, `measured.${k}`))).join(' / '));
@@ -208,6 +210,11 @@ export function rows(r: Report): Row[] {
   add('max', `${wl('max')}: max sustained ticks/s`, (_, x) => `${fmt(figure(x, 'maxSustainedTicksPerSecond'))} (${String((x as { limitedBy?: string }).limitedBy ?? '')})`, 'maxSustainedTicksPerSecond');
   add('max', 'updates/s at max', f('atMax.updatesPerSecond'), 'updatesPerSecondAtMax');
   add('max', 'p99 at max', (_, x) => fmt(figure(x, 'atMax.latency.p99Ms'), ' ms') + lg(x, 'atMax.loadgenBound'));
+  add('max', 'p99 at max: tick->server stamp / stamp->client', (_, x) => `${fmt(figure(x, 'atMax.hops.tickToStamp.p99Ms'), ' ms')} / ${fmt(figure(x, 'atMax.hops.stampToClient.p99Ms'), ' ms')}`);
+  add('max', 'failed steps below the max', (_, x) => {
+    const failed = (x as { failedBelowMax?: number[] }).failedBelowMax ?? [];
+    return failed.length === 0 ? 'none' : failed.map((q) => fmt(q)).join(', ');
+  });
   add('max', 'load-generator-bound steps', (_, x) => {
     const steps = (x as { steps?: { rate: number; loadgenBound?: boolean }[] }).steps ?? [];
     const bound = steps.filter((q) => q.loadgenBound === true).map((q) => fmt(q.rate));
@@ -218,10 +225,12 @@ export function rows(r: Report): Row[] {
   const silent = (x: unknown, path: string) => ((figure(x, path) ?? 0) > 0 ? ` (${fmt(figure(x, path))} windows without updates)` : '');
   add('spike', 'worst 100ms p99 during', (_, x) => fmt(figure(x, 'worstWindowP99DuringMs'), ' ms') + silent(x, 'silentWindowsDuring') + lg(x, 'during.loadgenBound'), 'worstWindowP99DuringMs');
   add('spike', 'worst 100ms p99 after', (_, x) => fmt(figure(x, 'worstWindowP99AfterMs'), ' ms') + silent(x, 'silentWindowsAfter') + lg(x, 'after.loadgenBound'), 'worstWindowP99AfterMs');
+  add('spike', 'server RSS max (before / during / after)', (_, x) => ['before', 'during', 'after'].map((k) => fmt(figure(x, `${k}.serverRssMaxMb`), ' MB')).join(' / '));
+  add('spike', 'subscriber event-loop stall max (before / during / after)', (_, x) => ['before', 'during', 'after'].map((k) => fmt(figure(x, `${k}.clientLoopDelayMaxMs`), ' ms')).join(' / '));
   add('spike', 'time to recover', (_, x) => fmt(figure(x, 'recoveryMs'), ' ms') + ((x as { recovered?: boolean }).recovered === false ? ' (not recovered)' : ''), 'recoveryMs');
   for (const mode of ['process', 'sync'] as const) {
     const m = (sys: SystemName) => (sys === 'limit' ? 'none' : mode);
-    add('trades', `${mode}: trades/s`, (sys, x) => fmt(figure(x, `${m(sys)}.tradesPerSecond`)), `${mode}.tradesPerSecond`);
+    add('trades', `${mode}: trades/s`, (sys, x) => fmt(figure(x, `${m(sys)}.tradesPerSecond`)) + lg(x, `${m(sys)}.loadgenBound`), `${mode}.tradesPerSecond`);
     add('trades', `${mode}: ack p50`, (sys, x) => fmt(figure(x, `${m(sys)}.ack.p50Ms`), ' ms'));
     add('trades', `${mode}: ack p99`, (sys, x) => fmt(figure(x, `${m(sys)}.ack.p99Ms`), ' ms'), `${mode}.ackP99Ms`);
   }

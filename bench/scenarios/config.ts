@@ -38,6 +38,8 @@ export interface MaxParams {
   settleMs: number;
   stepsMax: number;
   rateMax: number;
+  /** Failing steps in a row that end the ramp (a single failure can be one unlucky tick: see streaming.ts max). */
+  failuresToStop: number;
   /** Geometric bisection steps between the last passing and the first failing rate. */
   bisections: number;
   /** Pause at rate 0 before a bisection step, so the backlog of the failed step drains. */
@@ -71,11 +73,15 @@ export interface RecoveryParams {
   /** Clean restarts after the crash restart; the median is reported. */
   cleanRestarts: number;
   buildTimeoutMs: number;
+  /** How long after ready the recovered server's resident memory is read as its steady RSS. */
+  steadyAfterMs: number;
 }
 
 export interface KernelParams {
   /** Passed to bench/kernel.js as --iterations; null = its default. */
   iterations: number | null;
+  /** Passed as --portfolios (a smaller book than the 40,000 portfolios); null = the full book. */
+  portfolios: number | null;
   timeoutMs: number;
 }
 
@@ -134,6 +140,7 @@ export function fullScale(): Scale {
       settleMs: 1_000,
       stepsMax: 20,
       rateMax: 4_000_000,
+      failuresToStop: 2,
       bisections: 2,
       recoverPauseMs: 3_000,
       p99LimitMs: 10,
@@ -141,14 +148,16 @@ export function fullScale(): Scale {
     },
     spike: { rate: 200_000, multiplier: 10, warmupMs: 2_000, beforeMs: 5_000, spikeMs: 5_000, afterMs: 10_000, recoveryFactor: 2 },
     trades: { connections: 50, inFlight: 4, warmupMs: 1_000, durationMs: 10_000 },
-    recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000 },
-    kernel: { iterations: null, timeoutMs: 15 * 60_000 },
+    recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000, steadyAfterMs: 3_000 },
+    kernel: { iterations: null, portfolios: null, timeoutMs: 15 * 60_000 },
     serverReadyTimeoutMs: 10 * 60_000,
   };
 }
 
 export function quickScale(): Scale {
-  const workload: Workload = { ...W1, portfolios: 500 };
+  // 500 portfolios x 10 positions: the mtm server loads its book through durable trades at every start
+  // (a few thousand a second), and quick starts it a dozen times.
+  const workload: Workload = { ...W1, portfolios: 500, positionsPerPortfolio: 10 };
   const streams = { W1: streamSetup('W1', workload, 50, 10, 1, 1, true), W2: streamSetup('W2', workload, 10, 10, 1, 1, true) };
   return {
     quick: true,
@@ -165,6 +174,7 @@ export function quickScale(): Scale {
       settleMs: 300,
       stepsMax: 5,
       rateMax: 200_000,
+      failuresToStop: 2,
       bisections: 0,
       recoverPauseMs: 0,
       p99LimitMs: 10,
@@ -172,8 +182,8 @@ export function quickScale(): Scale {
     },
     spike: { rate: 500, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
     trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
-    recovery: { portfolios: 500, positions: 25, events: 5_000, cleanRestarts: 1, buildTimeoutMs: 60_000 },
-    kernel: { iterations: 10, timeoutMs: 120_000 },
+    recovery: { portfolios: 200, positions: 25, events: 2_000, cleanRestarts: 1, buildTimeoutMs: 60_000, steadyAfterMs: 500 },
+    kernel: { iterations: 10, portfolios: 4_000, timeoutMs: 120_000 },
     serverReadyTimeoutMs: 60_000,
   };
 }

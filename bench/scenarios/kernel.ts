@@ -38,9 +38,14 @@ function pick(results: RawResult[], name: string, kernel: string | undefined): K
   return { positionsPerSecond: Math.round(r.positionsPerSec), positionsPerIteration: Math.round(r.positionsPerIteration), medianMs: round3(r.medianMs), p99Ms: round3(r.p99Ms) };
 }
 
+const reportedCases = 'dense/wasm,dense/ts,sparse/wasm,sparse/ts';
+
 export async function kernel(name: SystemName, scale: Scale, progress: Progress): Promise<KernelResult> {
   const script = name === 'mtm' ? 'kernel.js' : name === 'peer' ? 'peer/kernel.js' : 'limit/kernel.js';
   const args = scale.kernel.iterations === null ? [] : ['--iterations', String(scale.kernel.iterations)];
+  // mtm: only the cases the report reads (bench/kernel.js alone also runs dense-fx and the slow list path).
+  if (name === 'mtm') args.push('--cases', reportedCases);
+  if (scale.kernel.portfolios !== null) args.push('--portfolios', String(scale.kernel.portfolios));
   progress.update(`node dist/bench/${script} ${args.join(' ')}`);
   const child = new Child(`kernel ${name}`, benchScript(script), args, ['--expose-gc'], 1 << 20);
   const timer = setTimeout(() => child.kill(), scale.kernel.timeoutMs);

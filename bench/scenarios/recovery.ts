@@ -25,12 +25,10 @@ export interface RestartFigures {
   stopSeconds: number;
   /** Peak resident memory of the server process from spawn to ready (VmHWM read at ready), MB. */
   peakRssMb: number | null;
-  /** Resident memory once recovered and idle (VmRSS steadyAfterMs after ready), MB. */
+  /** Resident memory once recovered and idle (VmRSS RecoveryParams.steadyAfterMs after ready), MB. */
   steadyRssMb: number | null;
 }
 
-/** How long after ready the recovered server's resident memory is read as its steady RSS. */
-const steadyAfterMs = 3_000;
 
 /** VmHWM / VmRSS of a process in MB from /proc/<pid>/status (null off Linux or once it is gone). */
 async function statusMb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number | null> {
@@ -115,7 +113,7 @@ export async function recovery(name: SystemName, scale: Scale, progress: Progres
       let stopped = false;
       try {
         const peakRssMb = await statusMb(sys.child.pid, 'VmHWM');
-        await new Promise((r) => setTimeout(r, steadyAfterMs));
+        await new Promise((r) => setTimeout(r, p.steadyAfterMs));
         const steadyRssMb = await statusMb(sys.child.pid, 'VmRSS');
         const t0 = performance.now();
         const how = await sys.stop(cleanStopGraceMs);

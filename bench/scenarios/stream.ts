@@ -4,7 +4,7 @@
 // merged here, so any phase of the run can be cut afterwards: [from, to) -> latency percentiles,
 // rates, losses, server CPU and RSS.
 import type { Histogram } from 'hdr-histogram-js';
-import { decodeHistogram, newHistogram, nowMs, sleep, summarize, round3, type EncodedWindow, type LatencySummary, type WindowCounts } from '../loadgen/common.js';
+import { decodeHistogram, newHistogram, newWindowEntry, nowMs, sleep, summarize, round3, type EncodedWindow, type LatencySummary, type WindowEntry } from '../loadgen/common.js';
 import type { ClientsConfig, ClientsFinal, ClientsOut, PublisherConfig, PublisherFinal, PublisherOut, PublisherWindow } from '../loadgen/messages.js';
 import type { Workload } from '../workload.js';
 import { Child, benchScript, type ProcSample } from './children.js';
@@ -57,6 +57,18 @@ export interface PhaseStats {
   /** Updates a per-tick system owed for the ticks sent (the peer's and the limit's exact expectation if they sent one per tick). */
   updatesOwedPerTick: number;
   latency: LatencySummary;
+  /**
+   * The latency cut at the server's stamp (as_of): tick_ts -> as_of (feed socket, ingest, coalescing,
+   * up to the batch's clock) and as_of -> arrival (valuation, encoding, routing, the server's socket,
+   * the subscriber's read). mtm stamps whole milliseconds (each hop then +-1 ms); the relay stamps its
+   * flush on the same sub-ms clock as the load generator; the peer stamps Date.now() when it sends.
+   */
+  hops: { tickToStamp: LatencySummary; stampToClient: LatencySummary };
+  /**
+   * The longest event-loop stall of any subscriber process during the phase (5 ms resolution): an update
+   * arriving then is read that much later. Above a few ms it is the load generator's own share of a p99.
+   */
+  clientLoopDelayMaxMs: number;
   /** Seqs folded into merged updates (conflation; the client's state stays exact). */
   updatesMerged: number;
   /** Seq holes not declared as merged: updates lost. */
@@ -90,16 +102,13 @@ export interface PhaseStats {
   complete: boolean;
 }
 
-interface MergedWindow {
-  counts: WindowCounts;
-  hist: Histogram | null;
-}
-
 export type Progress = (text: string) => void;
 
 export class StreamRun {
   readonly t0: number;
-  private readonly clientWindows = new Map<number, MergedWindow>();
+  private readonly clientWindows = new Map<number, WindowEntry>();
+  /** Per subscriber report: when it arrived and the longest event-loop stall since the previous one. */
+  private readonly clientLoopDelays: { t: number; maxMs: number }[] = [];
   private readonly pubWindows = new Map<number, PublisherWindow>();
   private readonly samples: ProcSample[] = [];
   private readonly clients: Child[] = [];
@@ -186,6 +195,7 @@ export class StreamRun {
     if (m.type === 'windows' || m.type === 'final') {
       this.mergeClientWindows(m.windows);
       this.lastPush.set(c, nowMs());
+      this.clientLoopDelays.push({ t: nowMs(), maxMs: m.loopDelayMaxMs });
       const cpu = this.clientCpu.get(c) ?? [];
       cpu.push({ t: nowMs(), cpu: m.cpuSeconds });
       this.clientCpu.set(c, cpu);
@@ -222,7 +232,7 @@ export class StreamRun {
     for (const w of ws) {
       let e = this.clientWindows.get(w.w);
       if (e === undefined) {
-        e = { counts: { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 }, hist: null };
+        e = newWindowEntry();
         this.clientWindows.set(w.w, e);
       }
       e.counts.n += w.n;
@@ -230,12 +240,9 @@ export class StreamRun {
       e.counts.gaps += w.gaps;
       e.counts.resyncs += w.resyncs;
       e.counts.bytes += w.bytes;
-      if (w.hist !== '') {
-        const h = decodeHistogram(w.hist);
-        e.hist ??= newHistogram();
-        e.hist.add(h);
-        h.destroy();
-      }
+      e.hist = mergeEncoded(e.hist, w.hist);
+      e.histStamp = mergeEncoded(e.histStamp, w.histStamp);
+      e.histSend = mergeEncoded(e.histSend, w.histSend);
     }
   }
 
@@ -366,6 +373,8 @@ export class StreamRun {
     const [a, b] = this.windowRange(from, to);
     const seconds = Math.max(1e-9, ((b - a) * this.setup.windowMs) / 1000);
     const hist = newHistogram();
+    const histStamp = newHistogram();
+    const histSend = newHistogram();
     const c = { n: 0, merged: 0, gaps: 0, resyncs: 0, bytes: 0 };
     const p = { sent: 0, skipped: 0, accepted: 0, rejected: 0, lagged: 0, owed: 0 };
     for (let w = a; w < b; w++) {
@@ -377,6 +386,8 @@ export class StreamRun {
         c.resyncs += e.counts.resyncs;
         c.bytes += e.counts.bytes;
         if (e.hist !== null) hist.add(e.hist);
+        if (e.histStamp !== null) histStamp.add(e.histStamp);
+        if (e.histSend !== null) histSend.add(e.histSend);
       }
       const q = this.pubWindows.get(w);
       if (q !== undefined) {
@@ -389,7 +400,15 @@ export class StreamRun {
       }
     }
     const latency = summarize(hist);
+    const hops = { tickToStamp: summarize(histStamp), stampToClient: summarize(histSend) };
     hist.destroy();
+    histStamp.destroy();
+    histSend.destroy();
+    // A report covers the flush interval before it arrives.
+    let loopDelayMax = 0;
+    for (const d of this.clientLoopDelays) {
+      if (d.t > this.windowStart(a) && d.t <= this.windowStart(b) + this.setup.flushMs) loopDelayMax = Math.max(loopDelayMax, d.maxMs);
+    }
     // performance.now() (samples) and nowMs() differ by the constant timeOrigin.
     const origin = performance.timeOrigin;
     const tFrom = this.windowStart(a) - origin;
@@ -427,6 +446,8 @@ export class StreamRun {
       updatesPerSecond: Math.round(c.n / seconds),
       updatesOwedPerTick: Math.round(p.owed / seconds),
       latency,
+      hops,
+      clientLoopDelayMaxMs: round3(loopDelayMax),
       updatesMerged: c.merged,
       updatesLost: c.gaps,
       resyncs: c.resyncs,
@@ -459,6 +480,16 @@ export class StreamRun {
     }
     return out;
   }
+}
+
+/** Adds an encoded window histogram into `into` (made when first needed). */
+function mergeEncoded(into: Histogram | null, encoded: string): Histogram | null {
+  if (encoded === '') return into;
+  const h = decodeHistogram(encoded);
+  into ??= newHistogram();
+  into.add(h);
+  h.destroy();
+  return into;
 }
 
 export function round6(x: number): number {

@@ -106,8 +106,17 @@ export interface MaxStep {
   p99Ms: number;
   loss: number;
   ticksSentPerSecond: number;
+  /** Ticks sent in the measured part of the step: a p99 over a few dozen ticks is a p99 over a few bursts. */
+  ticksMeasured: number;
   updatesPerSecond: number;
   serverCpuCores: number;
+  /** p99 of the hops before and after the server's stamp (see PhaseStats.hops). */
+  p99TickToStampMs: number;
+  p99StampToClientMs: number;
+  /** The longest subscriber event-loop stall in the step. */
+  clientLoopDelayMaxMs: number;
+  clientCpuMaxCores: number;
+  publisherCpuMaxCores: number;
   /** A subscriber or publisher process above 0.8 core, or the publishers short of the rate (see loadgenBoundWhy). */
   loadgenBound: boolean;
   loadgenBoundWhy: string;
@@ -122,6 +131,8 @@ export interface MaxResult {
   limitedBy: string;
   /** The phase measured at the highest passing rate (zeros when no rate passed). */
   atMax: PhaseStats | null;
+  /** Rates below the max whose step failed (an unlucky step the next one did not confirm): listed, never hidden. */
+  failedBelowMax: number[];
   steps: MaxStep[];
 }
 
@@ -155,8 +166,14 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
         p99Ms: st.latency.p99Ms,
         loss: j.loss,
         ticksSentPerSecond: st.ticksSentPerSecond,
+        ticksMeasured: Math.round(st.ticksSentPerSecond * st.seconds),
         updatesPerSecond: st.updatesPerSecond,
         serverCpuCores: st.serverCpuCores,
+        p99TickToStampMs: st.hops.tickToStamp.p99Ms,
+        p99StampToClientMs: st.hops.stampToClient.p99Ms,
+        clientLoopDelayMaxMs: st.clientLoopDelayMaxMs,
+        clientCpuMaxCores: st.clientCpuMaxCores,
+        publisherCpuMaxCores: st.publisherCpuMaxCores,
         loadgenBound: st.loadgenBound,
         loadgenBoundWhy: st.loadgenBoundWhy,
       });
@@ -168,26 +185,36 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
     progress.update('warm-up: draining');
     await run.drain('warm-up drain');
     let best = 0;
-    let failed = 0;
+    /** The first failing rate above `best`: the bisection's upper end. */
+    let failedAbove = 0;
+    let failedInARow = 0;
     let limitedBy = 'ramp-end';
     let rate = p.startRate;
+    // A latency or loss failure ends the ramp only when the next step fails too: one step's p99 can be
+    // one unlucky tick (a popular tick is hundreds of correlated samples, and a step of a few ticks/s
+    // holds a few dozen ticks), while a rate the system cannot sustain fails every step above it.
     for (let i = 0; i < p.stepsMax && rate <= p.rateMax; i++) {
       const j = await tryRate(rate);
-      if (!j.pass) {
-        failed = rate;
-        const st = phases.get(rate) as PhaseStats;
+      const st = phases.get(rate) as PhaseStats;
+      if (j.pass) {
+        best = rate;
+        failedAbove = 0;
+        failedInARow = 0;
+      } else {
+        if (failedAbove === 0) failedAbove = rate;
+        failedInARow++;
         // A failure while a load generator process was above 0.8 core may be the load generator's limit.
         const bound = st.loadgenBound ? ` (load-generator-bound: ${st.loadgenBoundWhy})` : '';
         limitedBy = j.why.startsWith('loadgen') ? `loadgen (${st.loadgenBoundWhy})` : (j.why.startsWith('p99') || j.why.startsWith('no updates') ? 'latency' : 'loss') + bound;
-        break;
+        if (j.why.startsWith('loadgen') || failedInARow >= p.failuresToStop) break;
       }
-      best = rate;
       rate = Math.round(rate * p.factor);
     }
-    // Bisection between the last pass and the first failure, after letting the backlog drain.
-    if (failed > 0 && limitedBy !== 'loadgen') {
+    if (failedAbove === 0 && limitedBy !== 'ramp-end') limitedBy = 'ramp-end';
+    // Bisection between the highest pass and the failure above it, after letting the backlog drain.
+    if (failedAbove > 0 && !limitedBy.startsWith('loadgen')) {
       let lo = best;
-      let hi = failed;
+      let hi = failedAbove;
       for (let k = 0; k < p.bisections; k++) {
         const mid = Math.round(lo > 0 ? Math.sqrt(lo * hi) : hi / p.factor);
         if (mid <= lo || mid >= hi) break;
@@ -200,10 +227,11 @@ export async function max(name: SystemName, scale: Scale, p: MaxParams, progress
       }
       best = lo;
     }
+    const failedBelowMax = steps.filter((x) => !x.pass && x.rate < best).map((x) => x.rate);
     progress.update('draining');
     await run.drain();
     await run.finish();
-    return { maxSustainedTicksPerSecond: best, limitedBy, atMax: phases.get(best) ?? null, steps };
+    return { maxSustainedTicksPerSecond: best, limitedBy, atMax: phases.get(best) ?? null, failedBelowMax, steps };
   });
 }
 

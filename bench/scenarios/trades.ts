@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { decodeHistogram, round3, summarize, type LatencySummary } from '../loadgen/common.js';
 import type { TradersConfig, TradersFinal } from '../loadgen/messages.js';
+import { loadgenCoreMax } from './stream.js';
 import { portfolioId, type Workload } from '../workload.js';
 import { symbolName } from '../../src/sim/random.js';
 import type { Progress } from '../report/progress.js';
@@ -28,6 +29,9 @@ export interface TradesResult {
   firstError: string;
   serverCpuCores: number;
   loadgenCpuCores: number;
+  /** The traders process used more than 0.8 core (stream.ts loadgenCoreMax): the ack rate may be its limit. */
+  loadgenBound: boolean;
+  loadgenBoundWhy: string;
 }
 
 export function tradeModes(name: SystemName): Durability[] {
@@ -78,6 +82,7 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
         const ack = summarize(h);
         h.destroy();
         const wall = s0 && s1 ? (s1.t - s0.t) / 1000 : 0;
+        const loadgenCpuCores = round3(f.cpuSeconds / ((p.warmupMs + p.durationMs) / 1000));
         return {
           durability,
           connections: p.connections,
@@ -88,7 +93,9 @@ export async function trades(name: SystemName, durability: Durability, scale: Sc
           errors: f.errors,
           firstError: f.firstError,
           serverCpuCores: s0 && s1 && wall > 0 ? round3((s1.cpuSeconds - s0.cpuSeconds) / wall) : 0,
-          loadgenCpuCores: round3(f.cpuSeconds / ((p.warmupMs + p.durationMs) / 1000)),
+          loadgenCpuCores,
+          loadgenBound: loadgenCpuCores > loadgenCoreMax,
+          loadgenBoundWhy: loadgenCpuCores > loadgenCoreMax ? `traders process at ${loadgenCpuCores} cores` : '',
         };
       } finally {
         await traders.stop(3_000);
