@@ -11,7 +11,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyFill, flatPosition, reducesExposure, type TradeFill } from '../src/domain/accounting.js';
+import { applyFill, flatPosition, reducesExposure, unitsOf as quantityUnits, type TradeFill } from '../src/domain/accounting.js';
 import { quantityMax, type PositionState, type PositionView, type Totals } from '../src/domain/types.js';
 
 /**
@@ -346,6 +346,17 @@ describe('sizes: at most 8 decimal places, the same rule for the engine and the 
     fc.assert(fc.property(fc.bigInt({ min: 1n, max: BigInt(top) }), (n) => check(Number(n))), { numRuns: 20_000 });
     for (let n = top - 20_000; n <= top; n++) check(n);
     expect(exactSizeMax).toBeLessThan(quantityMax);
+  });
+
+  it('a whole quantity (the fast path replay takes) becomes exactly its units, up to quantityMax and beyond', () => {
+    const check = (q: number): void => {
+      expect(quantityUnits(q), `units of ${q}`).toBe(new Dec(q).times(1e8).toNumber());
+      expect(quantityUnits(-q), `units of ${-q}`).toBe(-new Dec(q).times(1e8).toNumber());
+    };
+    fc.assert(fc.property(fc.integer({ min: 1, max: quantityMax }), check), { numRuns: 20_000 });
+    // The fast path's edge (floor(2^53 / 1e8) = 90,071,992); one more is past 2^53 units, refused.
+    for (const q of [1, 2 ** 25, quantityMax, 90_071_991, 90_071_992]) check(q);
+    expect(quantityUnits(90_071_993)).toBeNull();
   });
 });
 

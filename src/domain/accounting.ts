@@ -26,6 +26,9 @@ export interface TradeOutcome {
 
 export const flatPosition: PositionState = Object.freeze({ units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 });
 
+/** The largest whole quantity whose units (x 1e8) are still a safe integer: floor(2^53 / 1e8). */
+const wholeQuantityExactMax = Math.floor(Number.MAX_SAFE_INTEGER / QUANTITY_SCALE);
+
 export function quantityOf(units: number): number {
   return units / QUANTITY_SCALE;
 }
@@ -37,6 +40,10 @@ export function quantityOf(units: number): number {
  */
 export function unitsOf(quantity: number): number | null {
   if (!Number.isFinite(quantity)) return null;
+  // A whole quantity (most trades, and every one the recovery bench replays) needs no decimal text:
+  // both factors and the product are integers below 2^53, so the multiplication is exact. The text
+  // path below (a BigInt per call) was a measured share of replaying a long log.
+  if (Number.isInteger(quantity) && Math.abs(quantity) <= wholeQuantityExactMax) return quantity * QUANTITY_SCALE;
   const text = String(Math.abs(quantity));
   const [mantissa, exponentText] = text.split('e') as [string, string | undefined];
   const [whole, fraction = ''] = mantissa.split('.') as [string, string | undefined];

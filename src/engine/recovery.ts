@@ -7,7 +7,8 @@
 // A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
 // records, the old way; the next snapshot round writes the columnar form.
 
-import { baseCurrencyDefault, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
+import { baseCurrencyDefault, replayedEventTypes, type DomainEventType, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
+import { LogRecordReader } from '../shard/logRecord.js';
 import type { ToShard } from '../shard/protocol.js';
 import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
 import type { ShardSnapshotPointer, Store } from '../store/store.js';
@@ -171,9 +172,48 @@ function pricesFor(host: RecoveryHost): { symbol: number; price: number; ts: num
   return prices;
 }
 
-/** Feeds events to shards in chunks, at most replayChunksInFlightMax unapplied per shard. */
+/** Bytes a replay chunk starts with (grown by doubling when its values need more). */
+const replayChunkBytesInitial = 1 << 20;
+
+/**
+ * One shard's chunk being filled: values as the log stores them, back to back (`ends[i]` is where
+ * entry i ends), and the events decoded on the main thread, in order, for entries of length 0.
+ */
+class ReplayChunk {
+  bytes = new Uint8Array(replayChunkBytesInitial);
+  used = 0;
+  readonly ends = new Int32Array(recoveryChunkMax);
+  n = 0;
+  readonly events: StoredEvent[] = [];
+
+  addRaw(value: Uint8Array): void {
+    if (this.used + value.length > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + value.length));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.set(value, this.used);
+    this.used += value.length;
+    this.ends[this.n++] = this.used;
+  }
+
+  addEvent(e: StoredEvent): void {
+    this.events.push(e);
+    this.ends[this.n++] = this.used;
+  }
+
+  get full(): boolean {
+    return this.n >= recoveryChunkMax;
+  }
+}
+
+/**
+ * Feeds events to shards in chunks, at most replayChunksInFlightMax unapplied per shard. A chunk moves
+ * to its worker (transferred, not cloned): the raw values of trades, which the worker reads itself
+ * (src/shard/logRecord.ts), and the few other events, decoded here.
+ */
 class ReplayPipe {
-  private readonly chunks: StoredEvent[][];
+  private readonly chunks: ReplayChunk[];
   private readonly inFlight: number[];
   private readonly waiters: ((() => void) | null)[];
 
@@ -181,33 +221,41 @@ class ReplayPipe {
     private readonly host: RecoveryHost,
     private readonly handles: readonly ShardHandle[],
   ) {
-    this.chunks = handles.map(() => []);
+    this.chunks = handles.map(() => new ReplayChunk());
     this.inFlight = handles.map(() => 0);
     this.waiters = handles.map(() => null);
   }
 
-  /** Adds an event for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
+  /** Adds a trade's raw value for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
+  addRaw(k: number, value: Uint8Array): Promise<void> | null {
+    const chunk = this.chunks[k];
+    chunk.addRaw(value);
+    return chunk.full ? this.post(k) : null;
+  }
+
+  /** The same for an event decoded here. */
   add(k: number, e: StoredEvent): Promise<void> | null {
     const chunk = this.chunks[k];
-    chunk.push(e);
-    if (chunk.length < recoveryChunkMax) return null;
-    return this.post(k);
+    chunk.addEvent(e);
+    return chunk.full ? this.post(k) : null;
   }
 
   private post(k: number): Promise<void> | null {
-    const events = this.chunks[k];
-    if (events.length === 0) return null;
-    this.chunks[k] = [];
+    const chunk = this.chunks[k];
+    if (chunk.n === 0) return null;
+    this.chunks[k] = new ReplayChunk();
     const ack = this.host.nextRequest();
+    const entries = chunk.n;
     this.inFlight[k]++;
     this.host.loadRequests.set(ack, () => {
       this.inFlight[k]--;
-      this.host.progress.eventsReplayed += events.length;
+      this.host.progress.eventsReplayed += entries;
       const w = this.waiters[k];
       this.waiters[k] = null;
       w?.();
     });
-    this.handles[k].post({ t: 'replay', events, ack });
+    const msg: ToShard = { t: 'replayRaw', bytes: chunk.bytes.subarray(0, chunk.used), ends: chunk.ends.subarray(0, entries), events: chunk.events, ack };
+    this.handles[k].port?.postMessage(msg, [chunk.bytes.buffer as ArrayBuffer, chunk.ends.buffer as ArrayBuffer]);
     if (this.inFlight[k] < replayChunksInFlightMax) return null;
     return new Promise((resolve) => (this.waiters[k] = resolve));
   }
@@ -218,6 +266,60 @@ class ReplayPipe {
       if (wait !== null) await wait;
     }
   }
+}
+
+/**
+ * One pass over the log after `from` for every shard in `handles`: a trade is routed by a peek at its
+ * bytes (portfolio, symbol, currency) and travels undecoded; any other event is decoded here (it may
+ * change the directory or need symbols), and events that change no state on replay are skipped by
+ * their type alone. `covered`: per-portfolio seqs the snapshots already include.
+ */
+async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], from: number, coverage: Coverage, directory: Directory | null): Promise<void> {
+  const { store, symbols, progress } = host;
+  const pipe = new ReplayPipe(host, handles);
+  const index = new Map(handles.map((h, k) => [h.index, k]));
+  const reader = new LogRecordReader();
+  const trade = reader.trade;
+  for (const { key, value } of store.rawEventsAfter(from)) {
+    const seq = key as number;
+    if (directory !== null) progress.eventsRead = seq - from;
+    let wait: Promise<void> | null;
+    if (reader.read(value, 0, value.length)) {
+      const id = trade.portfolio_id;
+      if (seq <= (coverage.covered.get(id) ?? 0)) continue;
+      const k = index.get(shardOf(id, host.workers));
+      if (k === undefined) continue;
+      if (directory !== null) {
+        symbols.intern(trade.symbol);
+        const base = directory.get(id)?.base;
+        if (trade.currency !== null && base !== undefined) symbols.internConversion(trade.currency, base, host.fxPivot);
+        announce(host, handles);
+      }
+      wait = pipe.addRaw(k, value);
+    } else {
+      const type = reader.typeOf(value, 0, value.length);
+      if (type !== null && !replayedEventTypes.has(type as DomainEventType)) continue;
+      const e = store.decodeEvent(value);
+      if (!replayedEventTypes.has(e.type)) continue;
+      if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
+      if (directory !== null) {
+        applyToDirectory(directory, e);
+        symbolsOfEvent(e, symbols, directory, host.fxPivot);
+        announce(host, handles);
+      }
+      const k = index.get(shardOf(e.portfolio_id, host.workers));
+      if (k === undefined) continue;
+      wait = pipe.add(k, e);
+    }
+    if (wait !== null) await wait;
+  }
+  await pipe.flush();
+}
+
+/** New names reach every worker before the first event that needs them. */
+function announce(host: RecoveryHost, handles: readonly ShardHandle[]): void {
+  const fresh = host.symbols.takeUnannounced();
+  if (fresh !== null) for (const h of handles) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
 }
 
 async function finish(host: RecoveryHost, h: ShardHandle): Promise<void> {
@@ -254,22 +356,7 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   }
   progress.phase = 'replay';
   progress.eventsToRead = Math.max(0, store.lastSeq() - coverage.min);
-  const pipe = new ReplayPipe(host, handles);
-  const index = new Map(handles.map((h, k) => [h.index, k]));
-  for (const e of store.eventsAfter(coverage.min, { replayedOnly: true })) {
-    progress.eventsRead = e.seq - coverage.min;
-    if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
-    applyToDirectory(directory, e);
-    symbolsOfEvent(e, symbols, directory, host.fxPivot);
-    // New names reach every worker before the first event that needs them.
-    const fresh = symbols.takeUnannounced();
-    if (fresh !== null) for (const h of handles) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
-    const k = index.get(shardOf(e.portfolio_id, host.workers));
-    if (k === undefined) continue;
-    const wait = pipe.add(k, e);
-    if (wait !== null) await wait;
-  }
-  await pipe.flush();
+  await replayTail(host, handles, coverage.min, coverage, directory);
   await Promise.all(handles.map((h) => finish(host, h)));
   progress.portfolios = directory.size;
   progress.eventsRead = progress.eventsToRead;
@@ -283,12 +370,6 @@ export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<
   if (coverage.covered.size === 0) coverage.min = 0;
   sendSymbols(host, h);
   sendSnapshot(host, h, source, pricesFor(host));
-  const pipe = new ReplayPipe(host, [h]);
-  for (const e of store.eventsAfter(coverage.min, { replayedOnly: true })) {
-    if (shardOf(e.portfolio_id, host.workers) !== h.index || e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
-    const wait = pipe.add(0, e);
-    if (wait !== null) await wait;
-  }
-  await pipe.flush();
+  await replayTail(host, [h], coverage.min, coverage, null);
   await finish(host, h);
 }

@@ -85,6 +85,12 @@ export type ToShard =
   | { t: 'loadColumnar'; parts: { segments: Uint8Array[]; covered: number }[]; filter: boolean; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
   /** ack: answer 'replayed' with this number once applied (the main thread bounds chunks in flight). */
   | { t: 'replay'; events: StoredEvent[]; ack?: number }
+  /**
+   * A replay chunk as the log holds it: entry i is bytes[ends[i-1], ends[i]) (a TradeExecuted value,
+   * read by src/shard/logRecord.ts), or, when that range is empty, the next of `events` (decoded by
+   * the main thread). Transferred, never cloned.
+   */
+  | { t: 'replayRaw'; bytes: Uint8Array; ends: Int32Array; events: StoredEvent[]; ack: number }
   | { t: 'loaded'; request: number }
   | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }

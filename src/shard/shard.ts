@@ -16,9 +16,10 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { newBook, releaseActor, sendToActor, type Book } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
-import { decodeSnapshot, encodeSnapshot, type RestoredBook } from './snapshotCodec.js';
+import { decodeSnapshot, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
+import { LogRecordReader, type TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
@@ -35,6 +36,10 @@ export class Shard {
   private symTs = new Float64Array(256);
   /** Books whose state replay changed since recovery began: synced to the kernel once, at the end. */
   private touched: Book[] = [];
+  /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
+  private readonly logRecords = new LogRecordReader();
+  /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
+  private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
   private readonly seqFloor: number;
   /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
@@ -190,6 +195,15 @@ export class Shard {
     this.loadPrices(prices);
     const shards = this.init.shards ?? 1;
     const keep = filter ? (id: string) => shardOf(id, shards) === this.init.shard : () => true;
+    // Filtered parts hold other shards' books too: an upper bound, which reserve caps at the limits.
+    let portfolios = 0;
+    let positions = 0;
+    for (const part of parts) {
+      const n = snapshotRowCounts(part.segments);
+      portfolios += n.portfolios;
+      positions += n.positions;
+    }
+    this.kernel.reserve(portfolios, positions);
     for (const part of parts) {
       decodeSnapshot(part.segments, keep, (restored) => {
         this.restore(restored, clean).covered = part.covered;
@@ -234,6 +248,51 @@ export class Shard {
    */
   replay(events: StoredEvent[]): void {
     for (const e of events) this.replayOne(e);
+  }
+
+  /**
+   * The same for a chunk as the log holds it (protocol 'replayRaw'): trades are read from their bytes
+   * into one reused record and booked without an event object; the rest come decoded, in order.
+   */
+  replayRaw(bytes: Uint8Array, ends: Int32Array, events: StoredEvent[]): void {
+    let start = 0;
+    let next = 0;
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i];
+      if (end === start) this.replayOne(events[next++]);
+      else {
+        const ok = this.logRecords.read(bytes, start, end);
+        assert(ok, 'a raw replay entry is a TradeExecuted value the main thread read');
+        this.replayTradeRecord(this.logRecords.trade);
+      }
+      start = end;
+    }
+  }
+
+  private replayTradeRecord(r: TradeRecord): void {
+    const book = this.byId.get(r.portfolio_id);
+    if (book === undefined || r.seq <= book.covered) return;
+    const trade = this.replayScratch;
+    trade.trade_id = r.trade_id;
+    trade.symbol = r.symbol;
+    trade.side = r.side;
+    trade.units = unitsOf(r.quantity) as number;
+    trade.quantity = r.quantity;
+    trade.price = r.price;
+    trade.fee = r.fee;
+    trade.ts = r.trade_ts;
+    trade.currency = r.currency;
+    trade.fx_rate = r.fx_rate;
+    trade.multiplier = r.multiplier;
+    // Every symbol in a book's positions has its row (restored or created by an earlier trade), so
+    // only a trade that opens a position looks its row up.
+    const held = book.state.positions[r.symbol] !== undefined;
+    replayTrade(book.state, trade);
+    if (!held) this.ensureRow(book, r.symbol);
+    if (!book.touched) {
+      book.touched = true;
+      this.touched.push(book);
+    }
   }
 
   /**

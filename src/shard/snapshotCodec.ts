@@ -195,6 +195,11 @@ export function readSnapshotStatuses(segments: readonly Uint8Array[]): Portfolio
   return Array.from(status, (s) => statuses[s]);
 }
 
+/** How many books and positions a snapshot holds (the kernel reserves rows for them up front). */
+export function snapshotRowCounts(segments: readonly Uint8Array[]): { portfolios: number; positions: number } {
+  return { portfolios: ColumnBlock.read(segments[0]).rows, positions: ColumnBlock.read(segments[1]).rows };
+}
+
 /** One restored book as the loader gets it. */
 export interface RestoredBook {
   state: PortfolioState;

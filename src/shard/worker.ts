@@ -57,6 +57,10 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           shard.replay(msg.events);
           if (msg.ack !== undefined) send({ t: 'replayed', ack: msg.ack, events: msg.events.length });
           break;
+        case 'replayRaw':
+          shard.replayRaw(msg.bytes, msg.ends, msg.events);
+          send({ t: 'replayed', ack: msg.ack, events: msg.ends.length });
+          break;
         case 'loaded':
           shard.finishRecovery();
           send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions });

@@ -1,0 +1,288 @@
+// Reads a TradeExecuted event straight from its bytes in the event log, without building the event
+// object. Recovery's hot path: the main thread reads the log's raw values and peeks at each one
+// (type, portfolio, symbol, currency) to route it, and the shard that replays it reads the trade's
+// fields into one reused object. A value this reader does not fully understand is handed on decoded
+// the ordinary way instead (LogRecordReader.read answers false), so it never guesses.
+//
+// The format is the store's: lmdb-js's default msgpackr encoding with records and no shared
+// structures, so each value is self-contained: `d4 72 <id>` defines a record (an array of key
+// strings follows, then the values in key order); a byte 0x40-0x7f after that refers back to a
+// record defined earlier in the same value (msgpackr writes integers 64-127 as uint8 when records
+// are on, so the range is not ambiguous). Everything else is plain MessagePack.
+
+const utf8 = new TextDecoder();
+
+/** The fields a replayed trade needs, in one object of fixed shape, rewritten by every read. */
+export interface TradeRecord {
+  seq: number;
+  portfolio_id: string;
+  trade_id: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: number;
+  price: number;
+  fee: number;
+  trade_ts: number;
+  /** null: the portfolio's base currency. */
+  currency: string | null;
+  fx_rate: number | null;
+  multiplier: number;
+}
+
+const enum F {
+  type,
+  seq,
+  portfolio_id,
+  trade_id,
+  symbol,
+  side,
+  quantity,
+  price,
+  fee,
+  trade_ts,
+  currency,
+  fx_rate,
+  multiplier,
+  ts,
+  realized_pnl,
+}
+
+/** Every key a TradeExecuted value may have that this reader takes (lot_ids is not: such a trade goes decoded). */
+const fieldNames: readonly string[] = ['type', 'seq', 'portfolio_id', 'trade_id', 'symbol', 'side', 'quantity', 'price', 'fee', 'trade_ts', 'currency', 'fx_rate', 'multiplier', 'ts', 'realized_pnl'];
+const fieldBytes = fieldNames.map((n) => new TextEncoder().encode(n));
+const tradeExecuted = new TextEncoder().encode('TradeExecuted');
+const recordExt = 0x72;
+/** The type tag the main thread passes along for a value it routed without decoding. */
+export const tradeExecutedType = 'TradeExecuted';
+
+function sameBytes(src: Uint8Array, at: number, length: number, want: Uint8Array): boolean {
+  if (length !== want.length) return false;
+  for (let i = 0; i < length; i++) if (src[at + i] !== want[i]) return false;
+  return true;
+}
+
+/** Reads TradeExecuted values; one instance per thread, not reentrant. */
+export class LogRecordReader {
+  readonly trade: TradeRecord = { seq: 0, portfolio_id: '', trade_id: '', symbol: '', side: 'buy', quantity: 0, price: 0, fee: 0, trade_ts: 0, currency: null, fx_rate: null, multiplier: 1 };
+  private src: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  private end = 0;
+  /** Field codes of the top-level record's keys (-1: a key the reader does not take). */
+  private readonly codes = new Int32Array(32);
+  private view: DataView = new DataView(new ArrayBuffer(8));
+
+  /**
+   * Reads the value in src[start, end). True: it is a TradeExecuted event whose every field this
+   * reader understood, now in `trade`. False: anything else (another type, a field it does not
+   * take, a shape it does not know); nothing is to be concluded but "decode it the ordinary way".
+   */
+  read(src: Uint8Array, start: number, end: number): boolean {
+    this.use(src);
+    this.pos = start;
+    this.end = end;
+    const t = this.trade;
+    t.currency = null;
+    t.fx_rate = null;
+    t.multiplier = 1;
+    let isTrade = false;
+    // The value: one record definition, its keys, then its values.
+    if (end - start < 4 || src[start] !== 0xd4 || src[start + 1] !== recordExt) return false;
+    const id = src[start + 2];
+    if (id < 0x40 || id > 0x7f) return false;
+    this.pos = start + 3;
+    const keys = this.arrayHeader();
+    if (keys < 0 || keys > this.codes.length) return false;
+    for (let k = 0; k < keys; k++) {
+      const len = this.strHeader();
+      if (len < 0 || this.pos + len > end) return false;
+      let code = -1;
+      for (let f = 0; f < fieldBytes.length; f++) {
+        if (sameBytes(src, this.pos, len, fieldBytes[f])) {
+          code = f;
+          break;
+        }
+      }
+      if (code < 0) return false;
+      this.codes[k] = code;
+      this.pos += len;
+    }
+    for (let k = 0; k < keys; k++) {
+      switch (this.codes[k]) {
+        case F.type: {
+          const len = this.strHeader();
+          if (len < 0 || !sameBytes(src, this.pos, len, tradeExecuted)) return false;
+          this.pos += len;
+          isTrade = true;
+          break;
+        }
+        case F.seq:
+          t.seq = this.number();
+          break;
+        case F.portfolio_id:
+          t.portfolio_id = this.string();
+          break;
+        case F.trade_id:
+          t.trade_id = this.string();
+          break;
+        case F.symbol:
+          t.symbol = this.string();
+          break;
+        case F.side: {
+          const side = this.string();
+          if (side !== 'buy' && side !== 'sell') return false;
+          t.side = side;
+          break;
+        }
+        case F.quantity:
+          t.quantity = this.number();
+          break;
+        case F.price:
+          t.price = this.number();
+          break;
+        case F.fee:
+          t.fee = this.number();
+          break;
+        case F.trade_ts:
+          t.trade_ts = this.number();
+          break;
+        case F.currency:
+          t.currency = this.string();
+          break;
+        case F.fx_rate:
+          t.fx_rate = this.number();
+          break;
+        case F.multiplier:
+          t.multiplier = this.number();
+          break;
+        default:
+          // ts, realized_pnl: replay recomputes them; only their number shape is checked.
+          this.number();
+      }
+      if (this.pos > end || Number.isNaN(this.pos)) return false;
+    }
+    return isTrade && this.pos === end && !Number.isNaN(t.seq + t.quantity + t.price + t.fee + t.trade_ts + t.multiplier) && t.portfolio_id !== '' && t.symbol !== '';
+  }
+
+  /**
+   * The event's type without reading the rest: events are written with `type` as their first key,
+   * so it is the record's first value. null: not that shape (decode it the ordinary way).
+   */
+  typeOf(src: Uint8Array, start: number, end: number): string | null {
+    this.use(src);
+    if (end - start < 4 || src[start] !== 0xd4 || src[start + 1] !== recordExt) return null;
+    this.pos = start + 3;
+    this.end = end;
+    const keys = this.arrayHeader();
+    if (keys < 1) return null;
+    const first = this.strHeader();
+    if (first < 0 || !sameBytes(src, this.pos, first, fieldBytes[F.type])) return null;
+    this.pos += first;
+    for (let k = 1; k < keys; k++) {
+      const len = this.strHeader();
+      if (len < 0) return null;
+      this.pos += len;
+    }
+    if (this.pos >= end) return null;
+    const type = this.string();
+    return Number.isNaN(this.pos) ? null : type;
+  }
+
+  private use(src: Uint8Array): void {
+    if (src === this.src) return;
+    this.src = src;
+    this.view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  }
+
+  private arrayHeader(): number {
+    const b = this.src[this.pos++];
+    if (b >= 0x90 && b <= 0x9f) return b - 0x90;
+    if (b === 0xdc) {
+      const n = this.view.getUint16(this.pos);
+      this.pos += 2;
+      return n;
+    }
+    return -1;
+  }
+
+  /** A string's byte length (pos then at its bytes), -1 if the next value is not a string. */
+  private strHeader(): number {
+    const b = this.src[this.pos++];
+    if (b >= 0xa0 && b <= 0xbf) return b - 0xa0;
+    if (b === 0xd9) return this.src[this.pos++];
+    if (b === 0xda) {
+      const n = this.view.getUint16(this.pos);
+      this.pos += 2;
+      return n;
+    }
+    return -1;
+  }
+
+  /** A string value, or NaN in pos (the caller fails) when it is not one. */
+  private string(): string {
+    const len = this.strHeader();
+    if (len < 0 || this.pos + len > this.end) {
+      this.pos = NaN;
+      return '';
+    }
+    const start = this.pos;
+    this.pos += len;
+    // Ids and symbols are short ASCII: fromCharCode beats TextDecoder there.
+    let ascii = true;
+    for (let i = start; i < this.pos; i++) if (this.src[i] > 0x7f) ascii = false;
+    if (!ascii) return utf8.decode(this.src.subarray(start, this.pos));
+    let s = '';
+    for (let i = start; i < this.pos; i++) s += String.fromCharCode(this.src[i]);
+    return s;
+  }
+
+  /** A number (any MessagePack int or float), or NaN (and NaN in pos) when it is not one. */
+  private number(): number {
+    const src = this.src;
+    const b = src[this.pos++];
+    const v = this.view;
+    let n: number;
+    if (b <= 0x3f) return b;
+    if (b >= 0xe0) return b - 0x100;
+    switch (b) {
+      case 0xcb:
+        n = v.getFloat64(this.pos);
+        this.pos += 8;
+        return n;
+      case 0xca:
+        n = v.getFloat32(this.pos);
+        this.pos += 4;
+        return n;
+      case 0xcc:
+        return src[this.pos++];
+      case 0xcd:
+        n = v.getUint16(this.pos);
+        this.pos += 2;
+        return n;
+      case 0xce:
+        n = v.getUint32(this.pos);
+        this.pos += 4;
+        return n;
+      case 0xcf:
+        n = Number(v.getBigUint64(this.pos));
+        this.pos += 8;
+        return n;
+      case 0xd0:
+        return v.getInt8(this.pos++);
+      case 0xd1:
+        n = v.getInt16(this.pos);
+        this.pos += 2;
+        return n;
+      case 0xd2:
+        n = v.getInt32(this.pos);
+        this.pos += 4;
+        return n;
+      case 0xd3:
+        n = Number(v.getBigInt64(this.pos));
+        this.pos += 8;
+        return n;
+      default:
+        this.pos = NaN;
+        return NaN;
+    }
+  }
+}
