@@ -224,7 +224,9 @@ export interface Engine {
   /**
    * Cluster: runs one command-stream message's command (`run` calls the methods above) so that the
    * partition's cursor commits in the same transaction as the events it produced; a command refused
-   * before reaching a shard advances the cursor alone. Answers once the cursor is durable.
+   * before reaching a shard advances the cursor alone, except a retryable refusal (shard restarting,
+   * store behind): nothing was applied and the cursor stays, to apply the message again. Answers once
+   * the cursor is durable.
    */
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */
