@@ -1,8 +1,9 @@
 // Proves the cluster's command path end to end with real processes: one nats-server -js and engine
 // nodes started as `mtm serve --nats ... --node-id ...` child processes on loopback.
 // - Trades go to random nodes, some ids resent: every acknowledged trade is in its owner's event log
-//   exactly once, a resent id is answered applied: false, and each portfolio's cash and positions
-//   equal the exact oracle (test/oracle/) replaying the acknowledged trades in order.
+//   exactly once, a resent id is answered applied: false, each portfolio's cash and positions equal
+//   the exact oracle (test/oracle/) replaying the acknowledged trades in order, each partition has
+//   exactly one owner and every node serves what the KV bucket gives it (mtm cluster status answers).
 // - kill -9 of the node owning most partitions mid-trade: every partition has a live owner again
 //   within 10 s and the invariants above still hold (nothing acknowledged lost or applied twice).
 // - SIGSTOP of an owner past its heartbeat, then SIGCONT: it is fenced (logs that it lost its
@@ -107,7 +108,7 @@ describe.skipIf(!natsServerInstalled)('three engine nodes on one nats-server', (
     expect(await rig.checkInvariants()).toBeGreaterThan(portfolios.length);
   }, 90_000);
 
-  it('bad input: a foreign message on a command subject is refused and logged, nothing applied; an id clash, another partition count and a global operation are refused', async () => {
+  it('bad input: a foreign message on a command subject is refused and logged, nothing applied; an id clash, a malformed id, another partition count and a global operation are refused', async () => {
     const portfolio = portfolios[0];
     const p = partitionOf(portfolio, partitions);
     const owner = await rig.ownerNode(portfolio);
@@ -129,6 +130,9 @@ describe.skipIf(!natsServerInstalled)('three engine nodes on one nats-server', (
     const clash = rig.add(liveId);
     expect(await clash.start()).toBe(1);
     expect(clash.out).toMatch(new RegExp(`node id '${liveId}' is in use by a live node`));
+    const badId = rig.add('bad!id');
+    expect(await badId.start()).toBe(1);
+    expect(badId.out).toMatch(/node-id: --nats needs --node-id matching \[A-Za-z0-9_-\]\{1,64\}, got "bad!id"/);
     const other = rig.add('n9', 8);
     expect(await other.start()).toBe(1);
     expect(other.out).toMatch(/partitions: this cluster has 16 partitions .* started with 8/);

@@ -1,7 +1,8 @@
 // Engine nodes as real `mtm serve --nats ...` child processes, and the trading and checking the cluster
 // tests share: trades sent to random live nodes (one at a time per portfolio, so the acknowledged order
-// is the applied order; a retry keeps its trade id), and the invariants after a fault: every acknowledged
-// trade exactly once in its owner's log, cash and positions equal to the exact oracle (test/oracle/).
+// is the applied order; a retry keeps its trade id), and the invariants after a fault: one owner per
+// partition, agreed by the KV bucket and every node's own answer; every acknowledged trade exactly once
+// in its owner's log; cash and positions equal to the exact oracle (test/oracle/).
 // Needs `npm run build` (the nodes run dist/src/cli/main.js).
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +13,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { expect } from 'vitest';
 import { parsePartitionValue } from '../../src/cluster/ownership.js';
+import { readClusterStatus } from '../../src/cluster/status.js';
 import { partitionOf } from '../../src/cluster/partition.js';
 import { clusterSubjects as names } from '../../src/cluster/subjects.js';
 import { expectClose } from '../oracle/compare.js';
@@ -268,10 +270,38 @@ export class ClusterRig {
   }
 
   /**
+   * Each partition has exactly one owner, and what every live node says it serves (its answer to
+   * mtm cluster status) is what the KV bucket gives it. Retried for up to 10 s (a handover in flight).
+   */
+  async checkOwnersAgree(): Promise<void> {
+    const nc = await this.natsClient();
+    await waitUntil(
+      'every live node serves exactly what the KV bucket gives it',
+      async () => {
+        const s = await readClusterStatus(nc, 500);
+        const live = this.live().map((n) => n.id);
+        if (s.owners.some((o) => o === undefined || !live.includes(o))) return false;
+        const served = new Array<number>(this.o.partitions).fill(0);
+        for (const id of live) {
+          const node = s.nodes.find((n) => n.id === id);
+          if (node?.answer === undefined) return false;
+          const fromKv = s.owners.flatMap((o, p) => (o === id ? [p] : []));
+          if (node.answer.owned.join(',') !== fromKv.join(',')) return false;
+          for (const p of node.answer.owned) served[p]++;
+        }
+        return served.every((c) => c === 1);
+      },
+      10_000,
+      100,
+    );
+  }
+
+  /**
    * checkPortfolio for every portfolio, each retried for up to 10 s: right after a fault or a join a
    * partition may be between its release and the next claim, or its new owner still catching up.
    */
   async checkInvariants(): Promise<number> {
+    await this.checkOwnersAgree();
     let compared = 0;
     for (const [id, trades] of this.acked) {
       const deadline = performance.now() + 10_000;
