@@ -94,6 +94,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'positions-per-portfolio-max', 'limits.positionsPerPortfolioMax', int(1), engine.limits.positionsPerPortfolioMax, 'positions', 'open positions of one portfolio; a trade opening one more symbol is refused'),
   e('engine', 'symbols-max', 'limits.symbolsMax', int(1), engine.limits.symbolsMax, 'symbols', 'symbols known to the engine; ticks and trades for new symbols past it are refused'),
   e('engine', 'commands-queued-per-shard-max', 'limits.commandsQueuedPerShardMax', int(1), engine.limits.commandsQueuedPerShardMax, 'commands', 'commands waiting for one shard; past it new ones are refused (retryable)'),
+  e('engine', 'commands-per-message-max', 'limits.commandsPerMessageMax', int(1), engine.limits.commandsPerMessageMax, 'commands', 'commands in one message to a shard: a turn\'s commands go as several, so the shard answers the first while it works on the next and their commit starts meanwhile'),
   e('engine', 'ticks-per-call-max', 'limits.ticksPerCallMax', int(1), engine.limits.ticksPerCallMax, 'ticks', 'ticks in one ingestTicks call; a larger call is refused'),
   e('engine', 'subscribers-per-portfolio-max', 'limits.subscribersPerPortfolioMax', int(1), engine.limits.subscribersPerPortfolioMax, 'subscribers', 'subscribers to one portfolio; past it subscribe is refused'),
   e('engine', 'trade-ids-remembered-max', 'limits.tradeIdsRememberedMax', int(1), engine.limits.tradeIdsRememberedMax, 'trade ids', 'trade ids kept in memory for idempotency; older ones are answered from LMDB'),

@@ -46,6 +46,8 @@ export interface EngineLimits {
   symbolsMax: number;
   /** Commands waiting for one shard (trades, cash, control) before new ones are refused. */
   commandsQueuedPerShardMax: number;
+  /** Commands in one message to a shard (a turn's commands go as several, pipelined with their commits). */
+  commandsPerMessageMax: number;
   /** Ticks in one ingestTicks call. */
   ticksPerCallMax: number;
   /** Subscribers to one portfolio in this process. */
