@@ -82,6 +82,8 @@ export class Batch {
   priceHistory: HistoryWrite[] = [];
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
+  /** Held suspect ticks set (a record) or cleared (null), by symbol, in call order (heldTicks.ts). */
+  heldTicks: [string, import('./heldTicks.js').HeldTickRecord | null][] = [];
   /** Columnar snapshot segments, then their generation pointer (written after them) and stale segment keys. */
   segments: { key: Key; bin: Uint8Array }[] = [];
   pointer: ShardSnapshotPointer | null = null;
@@ -99,7 +101,7 @@ export class Batch {
   seconds = 0;
 
   get empty(): boolean {
-    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null;
+    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null && this.heldTicks.length === 0;
   }
 }
 
