@@ -1,3 +1,5 @@
+// npm run bench -- --scenario cluster [--quick] [--out DIR]: the cluster scenario alone (bench/scenarios/cluster.ts;
+//   not part of the default run: it starts nats-server and three engine nodes).
 // npm run bench [-- --quick] [--scenario steady[,max,...]] [--systems mtm,peer,limit] [--workload W1|W2] [--frames single|connection] [--publishers N] [--rate N] [--seconds N] [--out DIR] [--update-docs]
 //
 // Runs the benchmark scenarios against three systems, each a separate process over loopback sockets,
@@ -21,6 +23,7 @@ import { max, spike, steady } from './scenarios/streaming.js';
 import type { StreamSetup } from './scenarios/stream.js';
 import { systemNames, type SystemName } from './scenarios/systems.js';
 import { tradeModes, trades } from './scenarios/trades.js';
+import { runClusterBench } from './scenarios/cluster.js';
 
 interface Args {
   quick: boolean;
@@ -199,7 +202,14 @@ function brief(s: ScenarioName, r: unknown): string {
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const at = argv.findIndex((a) => a === '--scenario' || a === '--scenarios');
+  if (at >= 0 && argv[at + 1] === 'cluster') {
+    installCleanup((signal) => console.error(`\n${signal}: stopping, children killed`));
+    const outAt = argv.indexOf('--out');
+    return runClusterBench(argv.includes('--quick'), outAt >= 0 && argv[outAt + 1] !== undefined ? argv[outAt + 1] : join(projectRoot(), 'bench', 'results'));
+  }
+  const args = parseArgs(argv);
   const scale = args.quick ? quickScale() : fullScale();
   if (args.rate !== null) {
     scale.steady.rate = args.rate;

@@ -48,6 +48,8 @@ export const ErrorCode = {
   cluster_refused: 'cluster_refused',
   /** No owner of the command's partition answered within commandReplyTimeoutMs (failover or handover in progress). */
   partition_unavailable: 'partition_unavailable',
+  /** An operation a cluster node does not run yet (corporate actions, instrument definitions: docs/CLUSTER.md). */
+  cluster_unsupported: 'cluster_unsupported',
   // access
   unauthorized: 'unauthorized',
   forbidden: 'forbidden',
@@ -113,6 +115,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   store_failed: 503,
   cluster_refused: 503,
   partition_unavailable: 503,
+  cluster_unsupported: 501,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

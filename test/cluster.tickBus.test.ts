@@ -16,6 +16,7 @@ import { TickBus, encodeSymbolTicks } from '../src/cluster/tickBus.js';
 import { clusterSubjects } from '../src/cluster/subjects.js';
 import { partitionOf } from '../src/cluster/partition.js';
 import { encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
+import type { TickInput } from '../src/domain/types.js';
 import { Assignment } from './support/fixedOwnership.js';
 import { NatsHarness, natsServerInstalled, waitUntil, warnNatsMissing } from './support/nats.js';
 
@@ -141,9 +142,22 @@ describe.skipIf(!natsServerInstalled)('the tick bus', () => {
       rejected: [{ index: 0, code: 'invalid_price' }],
       held: 0,
     });
+    // The in-process boundary takes anything: what is not a tick is refused with the engine's codes.
+    const junk = [null, { symbol: 5, price: 1 }, { symbol: 'AAPL', price: 1, ts: 'now' }, { symbol: 'AAPL', price: 1, ts: 1, size: 'big' }] as unknown as TickInput[];
+    expect(busA.ingestTicks(junk)).toEqual({
+      accepted: 0,
+      rejected: [
+        { index: 0, code: 'invalid_field' },
+        { index: 1, code: 'invalid_field' },
+        { index: 2, code: 'invalid_timestamp' },
+        { index: 3, code: 'invalid_quantity' },
+      ],
+      held: 0,
+    });
+    expect(busA.ingestTicks('x' as unknown as TickInput[])).toEqual({ accepted: 0, rejected: [{ index: -1, code: 'invalid_field' }], held: 0 });
     await waitUntil('the one good tick arrived', () => busA.counters.ticksReceived === 7, 5_000);
     expect(busA.counters.ticksPublished).toBe(publishedBefore + 1);
-    expect(busA.counters.ticksRefused).toBe(6);
+    expect(busA.counters.ticksRefused).toBe(10);
     expect(await lastPrice(a, 'pa', 'AAPL')).toBe(112);
   });
 });

@@ -7,6 +7,9 @@
 //   store_failed, and the store refuses every later write instead of leaving a hole in the seqs.
 // - the same with several pipelined commits in flight when the disk refuses one: acks resolve in log
 //   order, none after the refused commit, and the durable log is a contiguous prefix holding every ack.
+// - a kill -9 while the lagging index transaction is behind the log (all of it: the child's index
+//   never comes): reopening catches the index up before any read, so every acknowledged event is
+//   found by portfolio, type and time, and every acknowledged trade id answers its first result.
 // The child runs the compiled store (dist/src/store/store.js); beforeAll builds it when missing or
 // older than the source.
 import { spawn, spawnSync } from 'node:child_process';
@@ -125,6 +128,39 @@ describe('kill -9', () => {
       await verify(path, [first, second]);
     });
   }
+});
+
+describe('kill -9 with the index behind the log', () => {
+  it('rebuilds the lagging index and the trade-id keys on reopen', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'mtm-store-kill-lagging-'));
+    dirs.push(path);
+    const run = await runAndKill(path, 'lagging', 200, 8_000);
+    expect(run.acks.length, run.stderr).toBeGreaterThan(10);
+    const opened = openStore({ path });
+    if (!opened.ok) throw new Error(opened.error.message);
+    const store = opened.value;
+    const last = store.lastSeq();
+    // Nothing of the log was indexed before the kill: the open indexed every event and trade id.
+    expect(store.stats().indexCaughtUpAtOpen).toBe(2 * last);
+    expect(store.stats().indexLagging).toBe(0);
+    const byPortfolio = new Map<string, number[]>();
+    for (let s = 1; s <= last; s++) byPortfolio.set(`p${s % 7}`, [...(byPortfolio.get(`p${s % 7}`) ?? []), s]);
+    for (const [id, seqs] of byPortfolio) {
+      const found: number[] = [];
+      for (const e of store.eventsForPortfolio(id, 0, Infinity)) found.push(e.seq);
+      expect(found).toEqual(seqs);
+    }
+    expect(store.query({ type: 'TradeExecuted', limit: 1000, order: 'desc' }).map((e) => e.seq)).toEqual(Array.from({ length: Math.min(last, 1000) }, (_, i) => last - i));
+    expect(store.query({ from: 0, to: Date.now(), limit: 1000 })).toHaveLength(Math.min(last, 1000));
+    for (const [first, end] of run.acks) for (let s = first; s <= end; s++) expect(store.tradeResult(`p${s % 7}`, `k-${s}`)).toEqual({ trade_id: `k-${s}`, seq: s });
+    await store.close();
+    // Caught up once: the next open has nothing to do.
+    const again = openStore({ path });
+    if (!again.ok) throw new Error(again.error.message);
+    expect(again.value.stats().indexCaughtUpAtOpen).toBe(0);
+    expect(again.value.query({ portfolio_id: 'p1', limit: 1000 }).map((e) => e.seq)).toEqual(byPortfolio.get('p1')?.slice(0, 1000));
+    await again.value.close();
+  });
 });
 
 describe('disk failure', () => {

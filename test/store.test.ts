@@ -145,6 +145,23 @@ describe('append', () => {
     expect(() => store.append([created('p1', 1)])).toThrow(AssertionError);
   });
 
+  it('bounds the lagging index: overloaded once indexLaggingMax events wait for it, until it is written', async () => {
+    const store = openOk({ path: tempDir(), indexEventsPerFlushMax: 1e9, indexLagMaxMs: 2e9, indexLaggingMax: 30, retention: { keepEventsMs: 1_000 } });
+    const r = store.append(Array.from({ length: 30 }, (_, i) => trade('p1', i, i)), [{ portfolio_id: 'p1', trade_id: 't-0', result: { n: 0 } }]);
+    await r.durable;
+    // Committed and readable, but not indexed: only the index bound holds the store back.
+    expect(store.stats().pendingWrites).toBe(0);
+    expect(store.stats().indexLagging).toBe(31);
+    expect(store.overloaded()).toBe(true);
+    expect(store.query({ portfolio_id: 'p1', limit: 1000 })).toEqual(r.stored);
+    expect(store.tradeResult('p1', 't-0')).toEqual({ n: 0 });
+    // Compaction reads the time index: it has the index (and the trade-id keys with it) written first.
+    expect(await store.compact(Date.now())).toEqual({ removed: 0, more: false });
+    expect(store.stats().indexLagging).toBe(0);
+    expect(store.overloaded()).toBe(false);
+    await store.close();
+  });
+
   // Another live process is refused by the data dir lock (lock.ts lockDataDir), tested with real
   // processes, zombies and reused pids in test/restart.lock.test.ts. owner.pid is never trusted (issue
   // 16: a zombie or a reused pid blocked restarts), so a pid file naming a live process blocks nothing.
@@ -161,14 +178,25 @@ describe('append', () => {
   });
 });
 
-describe('query', () => {
+// The index lags the log (eventIndex.ts): queries answer from the committed index plus the committed
+// events not yet in it. Every query case runs with the index fully written (the data reopened), not
+// written at all, and part-way (chunks of 400 of the 1,500 events, the rest in memory).
+const indexStates: [string, Partial<StoreOptions>, boolean][] = [
+  ['index written (reopened)', {}, true],
+  ['index lagging: nothing indexed', { indexEventsPerFlushMax: 1e9, indexLagMaxMs: 2e9, indexLaggingMax: 1e9 }, false],
+  ['index part-way: chunks of 400 indexed', { indexEventsPerFlushMax: 400, indexLagMaxMs: 2e9 }, false],
+];
+
+for (const [indexState, indexOptions, reopen] of indexStates)
+describe(`query (${indexState})`, () => {
   const portfolios = ['p1', 'p2', 'p3'];
   const types: DomainEventType[] = ['PortfolioCreated', 'TradeExecuted', 'PositionOpened', 'CashDeposited'];
   let store: Store;
   let all: StoredEvent[] = [];
 
   beforeAll(async () => {
-    store = openOk({ path: tempDir() });
+    const path = tempDir();
+    store = openOk({ path, ...indexOptions });
     // 1,500 events in 15 appends; ts is not monotonic in seq (jitter), as with several shards.
     let rnd = 12345;
     const next = () => (rnd = (rnd * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -190,6 +218,13 @@ describe('query', () => {
       receipts.push(r.durable);
     }
     await Promise.all(receipts);
+    if (reopen) {
+      await store.close();
+      store = openOk({ path });
+    } else if (indexOptions.indexLagMaxMs !== undefined && indexOptions.indexEventsPerFlushMax === 1e9) {
+      // Committed, and none of it in the index: every answer below comes from the lagging part.
+      expect(store.stats().indexLagging).toBe(1_500);
+    }
   });
   afterAll(() => store.close());
 

@@ -435,3 +435,80 @@ describe('subscriptions during a stream, and bad subscribe options', () => {
     await s.close();
   });
 });
+
+describe('the shard writes foreign-currency and multiplier positions from its per-row slots', () => {
+  // Pins the delta writer's row slots (quantity shown, realized P&L, currency, quoted: refreshed when a
+  // command replaces a book's state): a position in EUR before any EURUSD tick (unconverted), the
+  // same after the first rate tick, a futures position at multiplier 50 (quantity shown is the book's,
+  // values carry the multiplier), a partial sale (realized P&L), and rate ticks alone. After every step
+  // a client applying the deltas (bytes decoded, and objects) holds the snapshot's figures bit for bit.
+  // Also pins a bug it found in applyUpdate (src/protocol/view.ts): it gave an unconverted position
+  // (fx_rate null) a weight, where snapshots give it 0.
+  it('equal to the snapshot at the same seq after every step', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const engine = await createEngine({ dataDir: dir.path, workers: 1, suspectMovePct: 0 });
+    try {
+      expect((await engine.defineInstrument('FUT', { asset_class: 'future', currency: 'USD', multiplier: 50 })).ok).toBe(true);
+      expect((await engine.createPortfolio({ id: 'fxm', cash: 1_000_000 })).ok).toBe(true);
+      const views = { bytes: null as PortfolioSnapshot | null, objects: null as PortfolioSnapshot | null };
+      for (const kind of ['bytes', 'objects'] as const) {
+        const r = engine.subscribe(
+          'fxm',
+          (m) => {
+            if (m.kind === 'snapshot') return void (views[kind] = m.snapshot);
+            let u: PortfolioUpdate;
+            if (m.kind === 'delta') {
+              const d = decodeDelta(m.delta.bytes);
+              if (!d.ok) throw new Error(d.reason);
+              const { from_seq: _f, ...rest } = d.value;
+              u = rest;
+            } else u = m.update;
+            if (views[kind] !== null) views[kind] = applyUpdate(views[kind] as PortfolioSnapshot, u);
+          },
+          { bytes: kind === 'bytes' },
+        );
+        expect(r.ok).toBe(true);
+      }
+      const check = async (label: string) => {
+        await engine.drain();
+        const r = await engine.snapshot('fxm');
+        if (!r.ok) throw new Error(r.error.message);
+        for (const kind of ['bytes', 'objects'] as const) {
+          await until(() => (views[kind]?.seq ?? -1) >= r.value.seq, 5_000, `${kind} at seq ${r.value.seq} (${label})`);
+          expect(figures(views[kind] as PortfolioSnapshot), `${kind}: ${label}`).toEqual(figures(r.value));
+        }
+        return r.value;
+      };
+      const trade = async (id: string, t: Record<string, unknown>) => {
+        const r = await engine.trade('fxm', { trade_id: id, ...t } as never);
+        if (!r.ok) throw new Error(r.error.message);
+      };
+      await trade('a', { symbol: 'SAP', side: 'buy', quantity: 10, price: 100, currency: 'EUR', fx_rate: 1.08 });
+      await trade('b', { symbol: 'FUT', side: 'buy', quantity: 3, price: 4_000 });
+      await trade('c', { symbol: 'IBM', side: 'buy', quantity: 7, price: 150 });
+      let s = await check('EUR position without a rate');
+      expect(s.unconverted_positions).toBe(2); // the EUR position and the EUR cash balance
+      engine.ingestTicks([{ symbol: 'SAP', price: 101 }, { symbol: 'FUT', price: 4_010 }]);
+      s = await check('ticks, EUR still unconverted');
+      expect(s.positions.find((p) => p.symbol === 'SAP')?.fx_rate).toBeNull();
+      engine.ingestTicks([{ symbol: 'EURUSD', price: 1.1 }]);
+      s = await check('the first EURUSD tick');
+      expect(s.unconverted_positions).toBe(0);
+      expect(s.positions.find((p) => p.symbol === 'FUT')?.quantity).toBe(3);
+      await trade('d', { symbol: 'IBM', side: 'sell', quantity: 2, price: 160 });
+      await trade('e', { symbol: 'SAP', side: 'sell', quantity: 4, price: 105, currency: 'EUR' });
+      s = await check('partial sales: realized P&L per position');
+      expect(s.positions.find((p) => p.symbol === 'IBM')?.realized_pnl).toBe(20);
+      engine.ingestTicks([{ symbol: 'EURUSD', price: 1.2 }]);
+      await check('a rate tick alone');
+      engine.ingestTicks([{ symbol: 'FUT', price: 3_990 }, { symbol: 'IBM', price: 149.5 }, { symbol: 'EURUSD', price: 1.15 }]);
+      await check('every symbol moves');
+      await trade('f', { symbol: 'FUT', side: 'sell', quantity: 3, price: 3_995 });
+      s = await check('the futures position closed');
+      expect(s.positions.map((p) => p.symbol).sort()).toEqual(['IBM', 'SAP']);
+    } finally {
+      await engine.close();
+    }
+  }, 60_000);
+});

@@ -13,12 +13,16 @@
 //   --verbose                 prints every step
 //   --trace FILE              writes every step to FILE.<seed> at the end (no output while running)
 //   --timeout-ms T            deadline of one engine request (default 60000)
+//   --cluster                 cluster mode (test/sim/clusterSim.ts): three `mtm serve --nats` nodes on a real
+//                             nats-server, trades to random nodes (some resent), kill -9 / SIGSTOP of nodes and
+//                             kill -9 of the nats-server; with --seed/--seeds and --steps (default 60)
 //
 // Exit status 1 when any run breaks an invariant (or two runs of a seed differ).
 
 import { randomInt } from 'node:crypto';
 import { defaultRates, formatFailure, knownIssues, Simulator, type FaultRates, type SimConfig, type SimResult } from '../../test/sim/simulator.js';
 import { swarmShape } from '../../test/sim/swarmShape.js';
+import { formatClusterFailure, runClusterSim } from '../../test/sim/clusterSim.js';
 
 interface Args {
   seeds: number[];
@@ -94,7 +98,36 @@ async function runOne(config: SimConfig): Promise<SimResult> {
   return new Simulator(config).run();
 }
 
+/** --cluster: each seed in turn; exit 1 when one breaks an invariant. */
+async function cluster(argv: string[]): Promise<number> {
+  const seeds: number[] = [];
+  let steps = 60;
+  let verbose = false;
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--cluster') continue;
+    const value = argv[++i];
+    if (k === '--seed' && value !== undefined) seeds.push(seedOf(value));
+    else if (k === '--seeds' && value !== undefined) seeds.push(...value.split(',').map(seedOf));
+    else if (k === '--steps' && value !== undefined) steps = positive(value, k);
+    else if (k === '--verbose') {
+      verbose = true;
+      i--;
+    } else throw new Error(`simulate --cluster: unknown or incomplete option ${k} (takes --seed S | --seeds a,b,c, --steps N, --verbose)`);
+  }
+  if (seeds.length === 0) seeds.push(randomInt(0, 2 ** 32 - 1));
+  let failed = 0;
+  for (const seed of seeds) {
+    console.log(`cluster seed ${seed}: ${steps} steps`);
+    const r = await runClusterSim({ seed, steps, log: verbose ? (line) => console.log(line) : () => undefined });
+    console.log(formatClusterFailure(r));
+    if (!r.ok) failed++;
+  }
+  return failed > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--cluster')) return cluster(process.argv.slice(2));
   const a = parse(process.argv.slice(2));
   const log = (line: string) => console.log(line);
   if (Object.keys(knownIssues).length > 0 && !a.strict) console.log(`known issues (counted, not failed; --strict fails on them): ${Object.keys(knownIssues).join(', ')}`);

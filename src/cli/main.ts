@@ -90,6 +90,7 @@ async function serve(config: Config): Promise<void> {
     progress: () => engine.progress.view(),
   });
   observability.attachServer(server);
+  if (cluster !== null) observability.metrics.attachCluster(cluster);
   await showProgress(engine.progress, recovered);
   await recovered;
   if (cluster !== null) console.log(`cluster: node ${cluster.ownership.nodeId} joined ${args.cluster?.nats ?? ''} (${cluster.ownership.partitions} partitions)`);

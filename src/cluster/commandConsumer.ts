@@ -13,6 +13,18 @@ import type { Engine } from '../engine/api.js';
 import { ErrorCode, fail, type Result } from '../errors.js';
 import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.js';
 import { clusterSubjects as names } from './subjects.js';
+import type { ClusterCounters } from './counters.js';
+
+/**
+ * Pull request lifetime of a partition's consumer (the server heartbeats every half of it). The client's
+ * default (30 s) noticed a consumer lost with a stream leader only after tens of seconds (found by
+ * test/cluster.natsFaults.test.ts: kill -9 of the leader left a partition unanswered); at 2 s a lost
+ * consumer is recreated within about 2 s, for one small request per partition per 2 s when idle.
+ */
+export const consumerPullExpiresMs = 2_000;
+
+/** Wait before applying a message again after a retryable refusal (shard restarting, store behind). */
+export const retryAfterMs = 50;
 
 export interface ConsumerCounters {
   applied: number;
@@ -30,6 +42,8 @@ export interface ConsumerDeps {
   /** Gives the partition up at once (Ownership.fence). */
   fence: (partition: number) => void;
   counters: ConsumerCounters;
+  /** The node's cluster counters (counters.ts): refused stream messages, each partition's pending messages. */
+  cluster: ClusterCounters;
   log: (line: string) => void;
 }
 
@@ -92,7 +106,7 @@ export class PartitionConsumer {
       opt_start_seq: cursor + 1,
     });
     if (this.stopped) return ready;
-    this.messages = await consumer.consume({ max_messages: 256 });
+    this.messages = await consumer.consume({ max_messages: 256, expires: consumerPullExpiresMs });
     if (this.stopped) this.messages.stop();
     void this.loop(this.messages).catch((err: unknown) => {
       this.d.log(`cluster: partition ${this.partition} consumer ended: ${String(err)}`);
@@ -120,6 +134,7 @@ export class PartitionConsumer {
     for await (const m of messages) {
       if (this.stopped) return;
       const seq = m.seq;
+      this.d.cluster.consumerPending[this.partition] = m.info.pending;
       if (seq <= this.d.engine.streamCursor(this.partition)) {
         this.d.counters.skipped++;
       } else {
@@ -130,6 +145,7 @@ export class PartitionConsumer {
           return;
         }
         await this.apply(m.data, seq);
+        if (this.stopped) return;
       }
       if (seq >= this.target) this.markReady();
     }
@@ -140,12 +156,25 @@ export class PartitionConsumer {
     const decoded = decodeCommand(data);
     if (!decoded.ok) {
       this.d.counters.badMessages++;
+      this.d.cluster.badInput.commands++;
       this.d.log(`cluster: refused stream message ${names.commandStream} seq ${seq} on partition ${this.partition}: ${decoded.error.message}; nothing applied`);
       await this.d.engine.applyAt(position, () => Promise.resolve(decoded));
       return;
     }
     const c = decoded.value;
-    const r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    let r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    // Retryable (a shard restarting, the store behind): nothing was applied and the cursor did not
+    // move. Skipping it would leave this node's state without a command its previous owner applied.
+    while (!r.ok && r.error.retryable === true && !this.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs));
+      if (!this.d.current(this.partition, this.epoch)) {
+        // Nothing after this message may be applied by this consumer: it would skip it.
+        this.stop();
+        this.d.fence(this.partition);
+        return;
+      }
+      r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    }
     this.d.counters.applied++;
     if (c.reply !== undefined && !this.stopped) this.d.nc.publish(c.reply, encodeAnswer(r));
   }

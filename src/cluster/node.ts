@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import type { Engine } from '../engine/api.js';
-import { ErrorCode, type EngineError, type Result } from '../errors.js';
+import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
 import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
 import { commandBytesMax, type CommandOp } from './commandCodec.js';
@@ -20,6 +20,10 @@ import { Ownership, ownershipDefaults, validNodeId } from './ownership.js';
 import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipView } from './types.js';
+import { EdgeStations, type EdgeEngine } from './edge.js';
+import { ClusterCounters, type ClusterReadings } from './counters.js';
+import { StatusResponder } from './status.js';
+import type { EventQuery } from '../engine/api.js';
 
 export interface ClusterOptions {
   /** NATS server URL(s), comma separated. */
@@ -32,6 +36,8 @@ export interface ClusterOptions {
   commandsInFlightMax?: number;
   /** JetStream dedup window of the command stream (Nats-Msg-Id), set when the stream is created. */
   dedupWindowMs?: number;
+  /** Replicas of the command stream and the KV buckets (1, 3 or 5; 3 on a three-server NATS cluster), set when created. */
+  replicas?: number;
   log?: (line: string) => void;
 }
 
@@ -40,6 +46,7 @@ export const clusterDefaults = {
   ...ownershipDefaults,
   ...publisherDefaults,
   dedupWindowMs: 120_000,
+  replicas: 1,
 } as const;
 
 export class ClusterStartError extends Error {
@@ -63,14 +70,30 @@ export class ClusterNode {
     readonly ownership: Ownership,
     readonly publisher: CommandPublisher,
     private readonly log: (line: string) => void,
-  ) {}
+    /** Ticks over NATS, the update relay and the RPC router (edge.ts): started with the claims, closed first. */
+    readonly edge: EdgeStations,
+    /** What /metrics and mtm cluster status read (counters.ts). */
+    readonly counters: ClusterCounters,
+  ) {
+    this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
+  }
+
+  private readonly status: StatusResponder;
+
+  /** The node's cluster readings (/metrics: EngineMetrics.attachCluster; mtm cluster status). */
+  readings(): ClusterReadings {
+    return this.edge.readings(this.counters);
+  }
 
   /** Joins the cluster; claims partitions once the engine has recovered. Throws ClusterStartError on a refusal. */
-  static async start(engine: Engine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
+  static async start(engine: Engine & EdgeEngine & { ready?: Promise<void> }, options: ClusterOptions): Promise<ClusterNode> {
     const o = { ...clusterDefaults, ...definedOnly(options) };
     const log = options.log ?? ((line: string) => console.log(line));
     if (typeof options.nodeId !== 'string' || !validNodeId(options.nodeId)) {
       throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `node-id: --nats needs --node-id matching [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(options.nodeId) ?? 'none'}`, field: 'node-id' });
+    }
+    if (![1, 3, 5].includes(o.replicas)) {
+      throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `cluster-replicas must be 1, 3 or 5 (JetStream replicas), got ${o.replicas}`, field: 'cluster-replicas' });
     }
     if (!Number.isSafeInteger(o.partitions) || o.partitions < 1 || o.partitions > partitionsMax) {
       throw new ClusterStartError({ code: ErrorCode.invalid_field, message: `partitions must be an integer in 1..${partitionsMax}`, field: 'partitions' });
@@ -80,16 +103,23 @@ export class ClusterNode {
     });
     try {
       const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, o.dedupWindowMs);
-      const owned = await Ownership.open(nc, { nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, now: () => performance.now(), log });
+      await ensureStream(jsm, o.dedupWindowMs, o.replicas);
+      const counters = new ClusterCounters(o.partitions);
+      const owned = await Ownership.open(nc, { cluster: counters, nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log);
+      const edge = new EdgeStations(nc, engine, owned.value, { log });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters);
+      node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
-        () => node.stopping === null && node.ownership.run(),
+        () => {
+          if (node.stopping !== null) return;
+          node.ownership.run();
+          node.edge.start();
+        },
         () => undefined,
       );
       return node;
@@ -115,6 +145,7 @@ export class ClusterNode {
         current: (p, e) => this.ownership.current(p, e),
         fence: (p) => this.ownership.fence(p),
         counters: this.consumerCounters,
+        cluster: this.counters,
         log: this.log,
       },
       partition,
@@ -132,6 +163,7 @@ export class ClusterNode {
   private drop(partition: number): void {
     this.consumers.get(partition)?.stop();
     this.consumers.delete(partition);
+    this.counters.consumerPending[partition] = 0;
   }
 
   /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
@@ -159,6 +191,18 @@ export class ClusterNode {
       pause: (portfolio: string) => send('pause', portfolio, null),
       resume: (portfolio: string) => send('resume', portfolio, null),
       closePortfolio: (portfolio: string) => send('close', portfolio, null),
+      // Reads and subscriptions go to the partition's owner (edge.ts: RPC router, update relay); ticks over NATS.
+      ingestTick: (symbol: string, price: number, ts: number, size?: number) => this.edge.ticks.ingestTick(symbol, price, ts, size),
+      ingestTicks: (ticks) => this.edge.ticks.ingestTicks(ticks),
+      subscribe: (portfolio, listener, options) => this.edge.relay.subscribe(portfolio, listener, options),
+      snapshot: (portfolio: string, options?: { lots?: boolean }) => this.edge.router.snapshot(portfolio, options),
+      snapshotAt: (portfolio: string, timestamp: number) => this.edge.router.snapshotAt(portfolio, timestamp),
+      lots: (portfolio: string, symbol: string) => this.edge.router.lots(portfolio, symbol),
+      // A query naming a portfolio goes to its owner; one without, or of a system log (_market, _instruments), reads this node's log.
+      queryEvents: (query: EventQuery) => (query.portfolio_id === undefined || query.portfolio_id.startsWith('_') ? engine.queryEvents(query) : this.edge.router.queryEvents(query.portfolio_id, query)),
+      // Global operations: applied by one node alone they would fork the partitions' histories (docs/CLUSTER.md).
+      corporateAction: () => Promise.resolve(unsupported('corporate actions')),
+      defineInstrument: () => Promise.resolve(unsupported('instrument definitions')),
       // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
       has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
     };
@@ -194,9 +238,15 @@ export class ClusterNode {
   }
 
   private async shutdown(): Promise<void> {
+    this.status.close();
+    await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);
   }
+}
+
+function unsupported(what: string): { ok: false; error: EngineError } {
+  return fail(ErrorCode.cluster_unsupported, `${what} are not run in cluster mode yet: every partition owner would have to apply them at the same point of its command stream (docs/CLUSTER.md); run them on a single node`);
 }
 
 function tradeInputOf(t: ValidTrade): TradeInput {
@@ -220,7 +270,7 @@ function definedOnly<T extends object>(o: T): T {
 }
 
 /** Creates the command stream, or checks the one there (created by the first node). */
-async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replicas: number): Promise<void> {
   const info = await jsm.streams.info(names.commandStream).catch(() => null);
   if (info !== null) return;
   await jsm.streams
@@ -232,7 +282,7 @@ async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number): Promi
       discard: DiscardPolicy.Old,
       duplicate_window: nanos(dedupWindowMs),
       max_msg_size: commandBytesMax + 1_024,
-      num_replicas: 1,
+      num_replicas: replicas,
     })
     .catch(async (err: unknown) => {
       // Another node created it between our look and our add.

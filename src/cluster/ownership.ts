@@ -30,6 +30,7 @@ import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { hashOf } from '../engine/shardOf.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipChange, OwnershipView } from './types.js';
+import type { ClusterCounters } from './counters.js';
 
 export interface OwnershipOptions {
   nodeId: string;
@@ -41,8 +42,12 @@ export interface OwnershipOptions {
   /** Monotonic milliseconds (injected: performance.now in a node, a fake in tests). */
   now: () => number;
   log: (line: string) => void;
+  /** Replicas of the KV buckets when this node creates them (1, 3 or 5). */
+  replicas?: number;
   /** Where the counts go (a refused start counts its clash here too); default: a fresh set. */
   counters?: OwnershipCounters;
+  /** The node's cluster counters (counters.ts: /metrics, mtm cluster status): rebalances, fenced writes, bad KV input. */
+  cluster?: ClusterCounters;
 }
 
 export function newOwnershipCounters(): OwnershipCounters {
@@ -109,6 +114,8 @@ export function parsePartitionValue(bytes: Uint8Array): PartitionValue | null {
 }
 
 const nodeIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+/** Presence keys remembered (the live-node count's input); more are refused as bad input. */
+export const nodesSeenMax = 4_096;
 
 export function validNodeId(id: string): boolean {
   return nodeIdPattern.test(id);
@@ -151,8 +158,9 @@ export class Ownership implements OwnershipView {
       return fail(ErrorCode.invalid_field, `cluster-owner-timeout-ms must be >= 3 x cluster-heartbeat-ms (got ${o.ownerTimeoutMs} and ${o.heartbeatMs})`, 'cluster-owner-timeout-ms');
     }
     const kvm = new Kvm(jetstream(nc));
-    const parts = await kvm.create(names.ownershipBucket, { history: 1 });
-    const cluster = await kvm.create(names.clusterBucket, { history: 1 });
+    const replicas = o.replicas ?? 1;
+    const parts = await kvm.create(names.ownershipBucket, { history: 1, replicas });
+    const cluster = await kvm.create(names.clusterBucket, { history: 1, replicas });
     const own = new Ownership(o, parts, cluster);
     const settings = await own.checkSettings();
     if (!settings.ok) return settings;
@@ -201,7 +209,10 @@ export class Ownership implements OwnershipView {
   current(partition: number, epoch: number): boolean {
     const h = this.held.get(partition);
     const yes = h !== undefined && h.epoch === epoch && this.fresh(h);
-    if (!yes) this.counters.fencedWrites++;
+    if (!yes) {
+      this.counters.fencedWrites++;
+      if (this.o.cluster !== undefined) this.o.cluster.fencedWrites++;
+    }
     return yes;
   }
 
@@ -299,22 +310,47 @@ export class Ownership implements OwnershipView {
     }
   }
 
+  /** Both watches; one that ends (NATS restarted under it) is opened again, which replays every current value. */
   private async watch(): Promise<void> {
-    const parts = await this.parts.watch({ key: '>' });
-    const nodes = await this.cluster.watch({ key: 'node.>' });
-    this.watches.push(parts, nodes);
+    await this.follow(() => this.parts.watch({ key: '>' }), (e) => this.onPartitionEntry(e), 'ownership');
+    await this.follow(() => this.cluster.watch({ key: 'node.>' }), (e) => this.onNodeEntry(e), 'node');
+  }
+
+  private async follow(open: () => Promise<AsyncIterable<KvEntry> & { stop(): void }>, on: (e: KvEntry) => void, what: string): Promise<void> {
+    const first = await open();
+    this.watches.push(first);
     void (async () => {
-      for await (const e of parts) this.onPartitionEntry(e);
-    })().catch((err: unknown) => this.o.log(`cluster: ownership watch ended: ${String(err)}`));
-    void (async () => {
-      for await (const e of nodes) this.onNodeEntry(e);
-    })().catch((err: unknown) => this.o.log(`cluster: node watch ended: ${String(err)}`));
+      let iter = first;
+      for (;;) {
+        try {
+          for await (const e of iter) on(e);
+        } catch (err) {
+          this.o.log(`cluster: ${what} watch failed: ${String(err)}`);
+        }
+        if (this.stopped) return;
+        this.o.log(`cluster: ${what} watch ended; watching again`);
+        await new Promise((r) => setTimeout(r, this.o.heartbeatMs));
+        if (this.stopped) return;
+        try {
+          iter = await open();
+          this.watches.push(iter);
+          if (this.watches.length > 8) this.watches.splice(0, this.watches.length - 8);
+        } catch (err) {
+          this.o.log(`cluster: ${what} watch could not be opened again: ${String(err)}`);
+          iter = (async function* () {})() as unknown as AsyncIterable<KvEntry> & { stop(): void };
+        }
+      }
+    })();
   }
 
   private onNodeEntry(e: KvEntry): void {
     const id = e.key.slice('node.'.length);
     if (e.operation !== 'PUT') {
       this.nodesSeen.delete(id);
+      return;
+    }
+    if (!this.nodesSeen.has(id) && this.nodesSeen.size >= nodesSeenMax) {
+      this.badEntry(`cluster: ignoring presence key '${e.key}': already ${nodesSeenMax} nodes known`);
       return;
     }
     this.nodesSeen.set(id, this.o.now());
@@ -338,17 +374,13 @@ export class Ownership implements OwnershipView {
   private onPartitionEntry(e: KvEntry): void {
     const p = partitionOfKey(e.key, this.partitions);
     if (p < 0) {
-      this.counters.badEntries++;
-      this.o.log(`cluster: ignoring key '${e.key}' in KV '${names.ownershipBucket}': not a partition of 0..${this.partitions - 1}`);
+      this.badEntry(`cluster: ignoring key '${e.key}' in KV '${names.ownershipBucket}': not a partition of 0..${this.partitions - 1}`);
       return;
     }
     const before = this.seen[p];
     if (before !== undefined && before.revision >= e.revision) return;
     const v = e.operation === 'PUT' ? parsePartitionValue(e.value) : null;
-    if (e.operation === 'PUT' && v === null) {
-      this.counters.badEntries++;
-      this.o.log(`cluster: malformed entry for partition ${p} in KV '${names.ownershipBucket}' (revision ${e.revision}); treated as unowned`);
-    }
+    if (e.operation === 'PUT' && v === null) this.badEntry(`cluster: malformed entry for partition ${p} in KV '${names.ownershipBucket}' (revision ${e.revision}); treated as unowned`);
     this.seen[p] = { revision: e.revision, seenAt: this.o.now(), node: v?.node, instance: v?.instance, epoch: v?.epoch ?? before?.epoch ?? 0 };
     const h = this.held.get(p);
     if (h !== undefined && e.revision > h.revision && v?.instance !== this.instance) this.lose(p);
@@ -383,8 +415,12 @@ export class Ownership implements OwnershipView {
           if (still !== h) return;
           h.revision = revision;
           h.leaseUntil = sentAt + this.leaseMs();
-        } catch {
-          if (this.held.get(p) === h) this.lose(p);
+        } catch (err) {
+          if (this.held.get(p) !== h) return;
+          // Someone else wrote the key: lost now. Any other failure (NATS restarting, a leader
+          // election) keeps the claim until its lease runs out; the next round tries again.
+          if (wrongRevision(err)) this.lose(p);
+          else this.o.log(`cluster: refresh of partition ${p} failed (${String(err)}); its lease ends in ${Math.max(0, h.leaseUntil - this.o.now()).toFixed(0)} ms`);
         }
       }),
     );
@@ -402,7 +438,7 @@ export class Ownership implements OwnershipView {
     const share = Math.ceil(this.partitions / this.liveNodes().length);
     const mine = [...this.held.keys()].sort((a, b) => b - a);
     if (mine.length > share) {
-      this.counters.rebalances++;
+      this.rebalanced();
       await Promise.all(mine.slice(0, mine.length - share).map((p) => this.release(p)));
       return;
     }
@@ -414,7 +450,18 @@ export class Ownership implements OwnershipView {
       const p = (start + i) % this.partitions;
       if (!this.held.has(p) && this.claimable(p)) claims.push(this.claim(p));
     }
-    if (claims.length > 0 && (await Promise.all(claims)).some((x) => x)) this.counters.rebalances++;
+    if (claims.length > 0 && (await Promise.all(claims)).some((x) => x)) this.rebalanced();
+  }
+
+  private rebalanced(): void {
+    this.counters.rebalances++;
+    if (this.o.cluster !== undefined) this.o.cluster.rebalances++;
+  }
+
+  private badEntry(line: string): void {
+    this.counters.badEntries++;
+    if (this.o.cluster !== undefined) this.o.cluster.badInput.kv++;
+    this.o.log(line);
   }
 
   /** No entry, deleted, malformed, this node's previous run, or not refreshed for ownerTimeoutMs as seen here. */
@@ -433,7 +480,12 @@ export class Ownership implements OwnershipView {
     let revision: number;
     try {
       revision = s === undefined ? await this.parts.create(names.partitionKey(p), this.valueOf(epoch)) : await this.parts.update(names.partitionKey(p), this.valueOf(epoch), s.revision);
-    } catch {
+    } catch (err) {
+      // Lost the race, or our view of the key is stale (a watch that missed an update): read it again.
+      if (wrongRevision(err) || s === undefined) {
+        const e = await this.parts.get(names.partitionKey(p)).catch(() => null);
+        if (e !== null) this.onPartitionEntry(e);
+      }
       return false;
     }
     if (this.stopped) return false;
@@ -483,6 +535,11 @@ export class Ownership implements OwnershipView {
   private emit(c: OwnershipChange): void {
     for (const l of this.listeners) l(c);
   }
+}
+
+function wrongRevision(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 10071 || code === 10164 || /wrong last sequence/i.test(String(err));
 }
 
 function partitionOfKey(key: string, partitions: number): number {

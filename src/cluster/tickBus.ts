@@ -40,6 +40,8 @@ export interface TickBusOptions {
   pendingTicksMax: number;
   /** Ticks a received frame may carry (frames over it are refused and counted). */
   ticksPerFrameMax: number;
+  /** Ticks one ingestTicks call may carry (the engine's ticksPerCallMax). */
+  ticksPerCallMax: number;
   /** Wall-clock ms for a tick given without ts (injected: the engine's clock). */
   now: () => number;
   log: (line: string) => void;
@@ -49,6 +51,7 @@ export const tickBusDefaults: TickBusOptions = {
   subscriptionsRefreshMs: 100,
   pendingTicksMax: 65_536,
   ticksPerFrameMax: 10_000,
+  ticksPerCallMax: 100_000,
   now: () => Date.now(),
   log: () => undefined,
 };
@@ -204,10 +207,22 @@ export class TickBus {
   /** The in-process batch form, with the engine's result shape (held is 0: suspects are held where ticks are applied). */
   ingestTicks(ticks: readonly TickInput[]): { accepted: number; rejected: { index: number; code: string }[]; held: number } {
     const rejected: { index: number; code: string }[] = [];
+    // The engine's in-process boundary checks (src/engine/ticks/intake.ts): a caller may pass anything.
+    if (!Array.isArray(ticks)) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.invalid_field }], held: 0 };
+    if (ticks.length > this.o.ticksPerCallMax) return { accepted: 0, rejected: [{ index: -1, code: ErrorCode.limit_exceeded }], held: 0 };
     const now = this.o.now();
     for (let i = 0; i < ticks.length; i++) {
-      const t = ticks[i];
-      const code = this.ingestTick(t.symbol, t.price, t.ts ?? now, t.size ?? undefined);
+      const t = ticks[i] as Partial<TickInput> | null;
+      const shape =
+        typeof t !== 'object' || t === null || typeof t.symbol !== 'string' || typeof t.price !== 'number'
+          ? ErrorCode.invalid_field
+          : t.ts !== undefined && typeof t.ts !== 'number'
+            ? ErrorCode.invalid_timestamp
+            : t.size !== undefined && t.size !== null && typeof t.size !== 'number'
+              ? ErrorCode.invalid_quantity
+              : null;
+      if (shape !== null) this.counters.ticksRefused++;
+      const code = shape ?? this.ingestTick((t as TickInput).symbol, (t as TickInput).price, (t as TickInput).ts ?? now, (t as TickInput).size ?? undefined);
       if (code !== null) rejected.push({ index: i, code });
     }
     return { accepted: ticks.length - rejected.length, rejected, held: 0 };

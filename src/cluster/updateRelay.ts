@@ -229,6 +229,9 @@ export class UpdatePublisher {
   }
 }
 
+/** Watch renewals a relaying node has out at once (a pass over many portfolios goes in slices of this). */
+const renewalsInFlightMax = 64;
+
 interface RelayListener {
   readonly listener: Listener;
   readonly bytes: boolean;
@@ -263,6 +266,7 @@ export class UpdateRelay {
   private timer: NodeJS.Timeout | null = null;
   private offChange: (() => void) | null = null;
   private closed = false;
+  private renewing = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -464,24 +468,32 @@ export class UpdateRelay {
     e.onError?.(error);
   }
 
-  /** Every watchRenewMs: renew each remote watch; a new owner, a restarted owner view or a miss resyncs. */
+  /**
+   * Every watchRenewMs: renew each remote watch; a new owner, a restarted owner view or a miss resyncs.
+   * One pass at a time (a stalled owner makes requests wait requestTimeoutMs), renewalsInFlightMax at once.
+   */
   private async renew(): Promise<void> {
-    for (const e of [...this.entries.values()]) {
-      if (e.mode !== 'remote' || e.syncing) continue;
-      if (e.listeners.size > 0 && [...e.listeners].every((l) => l.seq < 0)) {
-        void this.sync(e, false);
-        continue;
-      }
-      const r = await this.router.call<WatchAnswer>(e.id, 'watch', { snapshot: false });
-      if (this.entries.get(e.id) !== e || e.mode !== 'remote') continue;
-      if (!r.ok) {
-        // The owner is gone or fenced: whoever serves next must be asked for a fresh view.
-        if (r.error.code === ErrorCode.partition_unavailable) this.markResync(e);
-        continue;
-      }
-      if (r.value.owner !== e.owner) void this.sync(e, true, `partition ${e.partition} now served by ${r.value.owner} (was ${e.owner ?? 'unknown'})`);
-      else if (r.value.resync) void this.sync(e, true, `the owner's shard restarted`);
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      const due = [...this.entries.values()].filter((e) => e.mode === 'remote' && !e.syncing);
+      for (let i = 0; i < due.length; i += renewalsInFlightMax) await Promise.all(due.slice(i, i + renewalsInFlightMax).map((e) => this.renewOne(e)));
+    } finally {
+      this.renewing = false;
     }
+  }
+
+  private async renewOne(e: Relayed): Promise<void> {
+    if (e.listeners.size > 0 && [...e.listeners].every((l) => l.seq < 0)) return this.sync(e, false);
+    const r = await this.router.call<WatchAnswer>(e.id, 'watch', { snapshot: false });
+    if (this.entries.get(e.id) !== e || e.mode !== 'remote') return;
+    if (!r.ok) {
+      // The owner is gone or fenced: whoever serves next must be asked for a fresh view.
+      if (r.error.code === ErrorCode.partition_unavailable) this.markResync(e);
+      return;
+    }
+    if (r.value.owner !== e.owner) void this.sync(e, true, `partition ${e.partition} now served by ${r.value.owner} (was ${e.owner ?? 'unknown'})`);
+    else if (r.value.resync) void this.sync(e, true, `the owner's shard restarted`);
   }
 
   /** The owner is unknown for now: the next answer, whoever gives it, is a resync. */

@@ -46,6 +46,8 @@ export interface EngineLimits {
   symbolsMax: number;
   /** Commands waiting for one shard (trades, cash, control) before new ones are refused. */
   commandsQueuedPerShardMax: number;
+  /** Commands in one message to a shard (a turn's commands go as several, pipelined with their commits). */
+  commandsPerMessageMax: number;
   /** Ticks in one ingestTicks call. */
   ticksPerCallMax: number;
   /** Subscribers to one portfolio in this process. */
@@ -222,7 +224,9 @@ export interface Engine {
   /**
    * Cluster: runs one command-stream message's command (`run` calls the methods above) so that the
    * partition's cursor commits in the same transaction as the events it produced; a command refused
-   * before reaching a shard advances the cursor alone. Answers once the cursor is durable.
+   * before reaching a shard advances the cursor alone, except a retryable refusal (shard restarting,
+   * store behind): nothing was applied and the cursor stays, to apply the message again. Answers once
+   * the cursor is durable.
    */
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */

@@ -300,7 +300,9 @@ export class MtmEngine implements Engine {
 
   async applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>> {
     const r = await atPosition(position, run);
-    if (this.life.closing) return r;
+    // A retryable refusal (shard restarting, store behind, queue full) happened before any shard
+    // answer, so nothing was applied: the cursor stays, and the caller applies the message again.
+    if (this.life.closing || (!r.ok && r.error.retryable === true)) return r;
     // Refused before a shard, or answered from the trade-id memory: no events, the cursor alone.
     this.store.advanceStreamCursor(position.partition, position.seq);
     const durable = await this.store.append([]).durable.then(

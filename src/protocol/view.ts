@@ -1,6 +1,7 @@
 // A portfolio's full state kept from a snapshot plus the updates after it (pure, browser-safe).
 // Updates carry only changed positions; a position with quantity 0 is gone. Weights of positions an
-// update did not carry are |market_value| / gross_exposure * 100.
+// update did not carry are |market_value| / gross_exposure * 100, and 0 for an unconverted position
+// (fx_rate null: its value is in its quote currency and in no total), as the shard's snapshots say.
 
 import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../domain/types.js';
 
@@ -13,7 +14,7 @@ export function applyUpdate(view: PortfolioSnapshot, u: PortfolioUpdate): Portfo
   }
   const gross = u.gross_exposure;
   const positions = [...bySymbol.values()].map((p) => {
-    const weight = gross > 0 ? (Math.abs(p.market_value) / gross) * 100 : 0;
+    const weight = gross > 0 && p.fx_rate !== null ? (Math.abs(p.market_value) / gross) * 100 : 0;
     return p.weight === weight ? p : { ...p, weight };
   });
   // Copy the update's own fields only (not tick_ts / from_seq / type, which are not snapshot fields).

@@ -46,6 +46,9 @@ export class Shard {
   private readonly multipliers = new Map<string, number>();
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
+  /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
+  private readonly cashOnly: Book[] = [];
+  private readonly cashOnlyTs: number[] = [];
 
   constructor(readonly init: ShardInit) {
     this.seqFloor = init.seqFloor ?? 0;
@@ -100,13 +103,21 @@ export class Shard {
     const breaches: { limit: string }[] = [];
     const breachCount = this.kernel.breachCount;
     for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
+    // Foreign cash before any delta: a delta written first carried the equity of the old rate while
+    // the snapshot at its seq had the new one (found by test/updates.stream.test.ts, per-row slots).
+    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(extended, c.batchSym, events, breaches, now) : 0;
     this.deltas.reset();
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
       if (book.watchers > 0) this.writeDelta(book, now, true, 0);
     }
-    if (this.cashByFx.size > 0) this.revalueForeignCash(extended, c.batchSym, events, breaches, now);
+    for (let i = 0; i < cashOnly; i++) {
+      const book = this.cashOnly[i];
+      book.seq++;
+      // Only its cash moved: the rate tick is the newest price behind it.
+      if (book.watchers > 0) this.writeDelta(book, now, true, this.cashOnlyTs[i]);
+    }
     const deltas = this.deltas.take();
     return {
       t: 'revalued',
@@ -124,11 +135,13 @@ export class Shard {
   /**
    * Foreign cash is not a kernel row: after a batch, portfolios holding cash in a currency whose rate
    * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
-   * already dirty get their own update. Only FX ticks reach the loop body.
+   * already dirty are listed in cashOnly (their count is returned) and get their own update. Only FX
+   * ticks reach the loop body.
    */
-  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], now: number): void {
+  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], now: number): number {
     const c = this.kernel.cols;
     const stamp = this.kernel.stamp;
+    let cashOnly = 0;
     for (let k = 0; k < n; k++) {
       const holders = this.cashByFx.get(syms[k]);
       if (holders === undefined) continue;
@@ -138,13 +151,12 @@ export class Shard {
         if (this.kernel.recompute(book.index) !== 0) this.breach(book, events, breaches, now);
         if (!wasDirty) {
           c.pfStamp[book.index] = stamp;
-          book.seq++;
-          if (book.watchers === 0) continue;
-          // Only its cash moved: the rate tick is the newest price behind it.
-          this.writeDelta(book, now, true, this.symTs[syms[k]]);
+          this.cashOnly[cashOnly] = book;
+          this.cashOnlyTs[cashOnly++] = this.symTs[syms[k]];
         }
       }
     }
+    return cashOnly;
   }
 
   commands(commands: Command[]): CommandResult[] {

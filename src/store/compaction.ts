@@ -3,7 +3,7 @@
 
 import type { Database, Key } from 'lmdb';
 import { replayedEventTypes, type StoredEvent } from '../domain/types.js';
-import type { EventLog } from './log.js';
+import type { EventIndex } from './eventIndex.js';
 import type { Snapshots } from './snapshots.js';
 import type { Batch, QueueTable, WriteQueue } from './writeQueue.js';
 
@@ -14,7 +14,7 @@ export class Compaction implements QueueTable {
 
   constructor(
     private readonly queue: WriteQueue,
-    private readonly log: EventLog,
+    private readonly log: EventIndex,
     private readonly snapshots: Snapshots,
     private readonly keepEventsMs: number | null,
     private readonly compactScannedMax: number,
@@ -39,6 +39,8 @@ export class Compaction implements QueueTable {
 
   private async compactOnce(cutoff: number): Promise<{ removed: number; more: boolean }> {
     if (this.queue.failure !== null) throw this.queue.failure;
+    // It finds events through the time index: what waits for the lagging index is indexed first.
+    await this.log.caughtUp();
     const coverage = new Map<string, number | null>();
     const q = this.queue.queued;
     const log = this.log;

@@ -18,6 +18,19 @@ export const storeDefaults = {
    * next ones are gathered and queued behind it. More than a few only makes commits smaller.
    */
   commitsInFlightMax: 4,
+  /**
+   * The lagging index transaction (eventIndex.ts): the index entries of this many events (and as many
+   * trade-result keys) go in one flush, so each random-key leaf page takes many entries per write;
+   * bounded so that flush stays short (about 4 puts an event).
+   */
+  indexEventsPerFlushMax: 8_192,
+  /** An event's index entries wait at most this long for their chunk to fill (a quiet store indexes soon). */
+  indexLagMaxMs: 1_000,
+  /**
+   * Events (or trade results) whose index entries are not yet in a flush before overloaded() turns
+   * true: eight chunks. Each flush takes one chunk, so a sustained rate above that would grow it.
+   */
+  indexLaggingMax: 65_536,
   /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
   snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */

@@ -16,7 +16,8 @@
 // while setImmediate runs after the poll phase has delivered every message and I/O callback of
 // this loop iteration, so all of them share one commit, and no timer delay is added. A flush is
 // one lmdb-js `batch` (an atomic block of one write transaction, executed off the main thread)
-// holding the events, their index entries, trade results, current snapshots, latest prices and
+// holding the events, trade result bodies, a chunk of the lagging index (eventIndex.ts: the
+// indexes and trade-id keys of earlier events, when one is due), current snapshots, latest prices and
 // compaction removals, plus, only when snapshot or price history was written, one `transaction`
 // callback that inserts and prunes history (it must read inside the write transaction to keep the
 // per-key bound exact; it commits in the same transaction as the batch or the next one).
@@ -79,6 +80,7 @@ import { Compaction } from './compaction.js';
 import { storeDefaults } from './limits.js';
 import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
+import { EventIndex } from './eventIndex.js';
 import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { HeldTicks, type HeldTickRecord } from './heldTicks.js';
 import { Prices } from './prices.js';
@@ -102,7 +104,7 @@ export const storeSchemaVersion = 2;
 /** Versions openStore migrates in place: the new version (and seq epoch) go in the first commit. */
 export const storeVersionsMigrated: readonly number[] = [1];
 
-/** Named databases in the environment (13 used), with room for a later version. */
+/** Named databases in the environment (14 used), with room for a later version. */
 const databasesMax = 16;
 
 /** The store's bounds an operator may set (the CLI's --store-* options); each defaults to storeDefaults. */
@@ -119,6 +121,12 @@ export interface StoreOptions {
   pendingWritesMax?: number;
   /** Flushes in flight at once (pipelined group commits, see writeQueue.ts). */
   commitsInFlightMax?: number;
+  /** The lagging index transaction (eventIndex.ts): events whose index entries one flush takes. */
+  indexEventsPerFlushMax?: number;
+  /** ... and how long an event's index entries wait at most for a chunk to fill. */
+  indexLagMaxMs?: number;
+  /** Events or trade results whose index entries are not yet in a flush before overloaded() turns true. */
+  indexLaggingMax?: number;
   snapshotsKeptPerPortfolioMax?: number;
   pricesKeptPerSymbolMax?: number;
   compactScannedPerCallMax?: number;
@@ -154,6 +162,10 @@ export interface StoreStats {
   failed: boolean;
   /** Flushes submitted to LMDB and not yet settled (at most commitsInFlightMax). */
   commitsInFlight: number;
+  /** Events and trade results whose index entries wait for the lagging index transaction (not yet in a flush). */
+  indexLagging: number;
+  /** Index entries the last open wrote for events and trade results a crash had left unindexed. */
+  indexCaughtUpAtOpen: number;
 }
 
 export interface Store {
@@ -230,7 +242,10 @@ export interface Store {
    */
   compact(now: number): Promise<{ removed: number; more: boolean }>;
   stats(): StoreStats;
-  /** True while pendingWrites >= pendingWritesMax: the engine should refuse new commands (retryable). */
+  /**
+   * True while pendingWrites >= pendingWritesMax, or the lagging index's backlog >= indexLaggingMax:
+   * the engine should refuse new commands (retryable).
+   */
   overloaded(): boolean;
   /** Subscribe to commit durations (seconds) and the events each commit held. */
   onCommit(listener: (seconds: number, events: number) => void): () => void;
@@ -245,14 +260,17 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots', 'heldTicks'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'tradeResultKeys', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots', 'heldTicks'];
 
 class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
   readonly pendingWritesMax: number;
+  private readonly indexLaggingMax: number;
   private readonly queue: WriteQueue;
   private readonly log: EventLog;
+  private readonly index: EventIndex;
   private readonly trades: TradeResults;
+  private readonly indexCaughtUpAtOpen: number;
   private readonly snapshots: Snapshots;
   private readonly prices: Prices;
   private readonly compaction: Compaction;
@@ -276,6 +294,7 @@ class LmdbStore implements Store {
       byTs: Database<null, Key>;
       trades: Database<unknown, Key>;
       tradeBodies: Database<unknown, Key>;
+      tradeKeys: Database<[string, string], Key>;
       snapshots: Database<PortfolioRecord, Key>;
       snapshotHistory: Database<PortfolioRecord, Key>;
       prices: Database<LastPrice, Key>;
@@ -289,9 +308,13 @@ class LmdbStore implements Store {
     readonly migratedFrom: number | null,
   ) {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
+    this.indexLaggingMax = options.indexLaggingMax ?? storeDefaults.indexLaggingMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
-    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq);
-    this.trades = new TradeResults(this.queue, dbs.trades, dbs.tradeBodies);
+    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
+    const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
+    const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
+    this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs);
+    this.trades = new TradeResults(this.queue, dbs.meta, dbs.trades, dbs.tradeBodies, dbs.tradeKeys, indexChunk, indexLagMs);
     this.snapshots = new Snapshots(
       this.queue,
       dbs.snapshots,
@@ -308,13 +331,15 @@ class LmdbStore implements Store {
     );
     this.compaction = new Compaction(
       this.queue,
-      this.log,
+      this.index,
       this.snapshots,
       options.retention?.keepEventsMs ?? null,
       options.compactScannedPerCallMax ?? storeDefaults.compactScannedPerCallMax,
     );
-    // The order of one flush's writes: meta and events, trade results, snapshots, prices, removals.
+    // The order of one flush's writes: meta and events, the lagging index, trade results, snapshots,
+    // prices, removals. The event index decides first whether this flush carries the index (lag.ts).
     this.queue.add(this.log);
+    this.queue.add(this.index);
     this.queue.add(this.trades);
     this.queue.add(this.snapshots);
     this.queue.add(this.prices);
@@ -334,6 +359,8 @@ class LmdbStore implements Store {
       if (migratedFrom !== null) this.queue.queued.meta.push(['seqEpoch', this.seqEpoch]);
       this.queue.scheduleFlush();
     }
+    // Before any read: the index entries a crash left behind the log.
+    this.indexCaughtUpAtOpen = this.index.catchUp(root, lastSeq) + this.trades.catchUp(root);
   }
 
   takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean } {
@@ -372,7 +399,9 @@ class LmdbStore implements Store {
   }
 
   overloaded(): boolean {
-    return this.queue.pendingWrites() >= this.pendingWritesMax;
+    // The lagging index has its own bound: a chunk is taken per flush, so a sustained rate above
+    // one chunk per flush would grow its backlog without end.
+    return this.queue.pendingWrites() >= this.pendingWritesMax || this.index.lagging() >= this.indexLaggingMax || this.trades.lagging() >= this.indexLaggingMax;
   }
 
   private writable(): void {
@@ -390,6 +419,7 @@ class LmdbStore implements Store {
     const trades = this.trades.encode(tradeResults);
     const q = this.queue.queued;
     this.log.enqueue(stored, bins);
+    this.index.enqueue(stored);
     this.trades.enqueue(trades);
     q.writes += events.length + trades.length;
     if (q.empty) return { stored, durable: this.queue.barrier() };
@@ -453,11 +483,11 @@ class LmdbStore implements Store {
   }
 
   eventsForPortfolio(portfolioId: string, afterSeq: number, untilTs: number, options?: ReplayOptions): Iterable<StoredEvent> {
-    return this.log.eventsForPortfolio(portfolioId, afterSeq, untilTs, options);
+    return this.index.eventsForPortfolio(portfolioId, afterSeq, untilTs, options);
   }
 
   query(q: EventQuery): StoredEvent[] {
-    return this.log.query(q);
+    return this.index.query(q);
   }
 
   compact(now: number): Promise<{ removed: number; more: boolean }> {
@@ -499,6 +529,8 @@ class LmdbStore implements Store {
       backlogWrites: q.backlogWrites,
       failed: q.failure !== null,
       commitsInFlight: q.inFlight.length,
+      indexLagging: this.index.lagging() + this.trades.lagging(),
+      indexCaughtUpAtOpen: this.indexCaughtUpAtOpen,
     };
   }
 
@@ -513,12 +545,17 @@ class LmdbStore implements Store {
 
   private async shutdown(): Promise<void> {
     await this.compaction.running()?.catch(() => undefined);
-    // Drain: a flush is scheduled for anything queued; wait until nothing is queued or in flight.
+    // Drain (the lagging index included): a flush is scheduled for anything queued; wait until nothing is queued or in flight.
+    this.queue.draining = true;
     while (this.queue.failure === null && this.queue.busy()) {
       const waitFor = this.queue.barrier();
       this.queue.scheduleFlush();
       await waitFor.catch(() => undefined);
+      // A backlog alone (the lagging index) has no promise yet: let the flush take it first.
+      await new Promise((resolve) => setImmediate(resolve));
     }
+    this.index.lag.stop();
+    this.trades.lag.stop();
     try {
       await this.root.close();
     } finally {
@@ -534,7 +571,7 @@ class LmdbStore implements Store {
  * by lockDataDir (lock.ts), which the engine takes first.
  */
 export function openStore(options: StoreOptions): Result<Store> {
-  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
+  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'indexEventsPerFlushMax', 'indexLagMaxMs', 'indexLaggingMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
     const v = options[name];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) return fail(ErrorCode.invalid_field, `${name} must be an integer >= 1`, name);
   }
@@ -592,6 +629,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     const byTs = root.openDB<null, Key>('byTs', {});
     const trades = root.openDB<unknown, Key>('tradeResults', {});
     const tradeBodies = root.openDB<unknown, Key>('tradeResultBodies', {});
+    const tradeKeys = root.openDB<[string, string], Key>('tradeResultKeys', {});
     const snapshots = root.openDB<PortfolioRecord, Key>('snapshots', {});
     const snapshotHistory = root.openDB<PortfolioRecord, Key>('snapshotHistory', {});
     const prices = root.openDB<LastPrice, Key>('prices', {});
@@ -605,7 +643,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
+    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }

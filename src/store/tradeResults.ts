@@ -1,41 +1,75 @@
 // Trade results by (portfolio, trade_id): durable idempotency. The first result stored wins; a result
-// still queued or in flight answers a retry before its commit.
+// is answered from memory from its append until its key is in the committed index, so a retry is
+// answered before its commit and while its key lags.
 //
 // Compact on the ack path: the result itself is appended under a number (`tradeResultBodies`, keys in
-// write order, so each commit fills pages at the end of the tree), and the (portfolio, trade_id) key
-// holds only that number. A few hundred bytes inserted at random keys dirtied far more pages per
-// trade than a number does: measured 29,018 bytes written per trade with the result under the random
-// key, 8,098 with a one-byte value there (docs/BENCHMARKS.md). Directories written before keep their
-// results inline under the (portfolio, trade_id) key; a value that is not a number is read as one.
+// write order, so each commit fills pages at the end of the tree) with its (portfolio, trade_id) beside
+// it (`tradeResultKeys`, also by number). The (portfolio, trade_id) -> number key, random over
+// portfolios, follows in the lagging index transaction (lag.ts; the event index's chunk, or its own):
+// a few bytes inserted at random keys dirtied far more pages per trade than appends do (measured
+// 29,018 bytes written per trade with the result under the random key, 8,098 with a one-byte value
+// there, docs/BENCHMARKS.md). A crash leaves the keys behind the bodies: openStore catches them up
+// (catchUp) from `tradeResultKeys` after meta 'indexedTradeResult'. Directories written before keep
+// their results inline under the (portfolio, trade_id) key; a value that is not a number is read as one.
 
-import { asBinary, type Database, type Key } from 'lmdb';
+import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
-import type { Batch, QueueTable, WriteQueue } from './writeQueue.js';
+import { Lag } from './lag.js';
+import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQueue.js';
 
-export interface TradeResultWrite {
-  key: [string, string];
-  bin: Uint8Array;
-  value: unknown;
-  pending: string;
-}
+export type { TradeResultWrite } from './writeQueue.js';
 
 export class TradeResults implements QueueTable {
-  /** Trade results enqueued or in flight, so a retry is answered before the commit. */
+  /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
   private readonly pendingTrades = new Map<string, unknown>();
+  /** Results whose key is not yet in a flush, oldest first, from `head` on. */
+  private keyBacklog: TradeResultWrite[] = [];
+  private head = 0;
   private readonly tradeEncoder: Encoder;
+  readonly lag: Lag;
 
-  /** The number of the last result body written (bodies are keyed 1, 2, 3... in write order). */
+  /** The number of the last result body enqueued (bodies are keyed 1, 2, 3... in enqueue order). */
   private lastBody: number;
 
   constructor(
     private readonly queue: WriteQueue,
+    private readonly meta: Database<unknown, Key>,
     private readonly trades: Database<unknown, Key>,
     private readonly bodies: Database<unknown, Key>,
+    private readonly keys: Database<[string, string], Key>,
+    keysPerFlushMax: number,
+    lagMaxMs: number,
   ) {
     this.tradeEncoder = encoderOf(bodies);
     let last = 0;
     for (const key of bodies.getKeys({ reverse: true, limit: 1 })) last = key as number;
     this.lastBody = last;
+    this.lag = new Lag(queue, keysPerFlushMax, lagMaxMs);
+  }
+
+  /**
+   * At open, before any read: index the keys of results a crash left unindexed, in one synchronous
+   * transaction. A directory without 'indexedTradeResult' was written before the keys lagged (all
+   * indexed): the mark goes in the first commit. Returns the keys indexed.
+   */
+  catchUp(root: RootDatabase): number {
+    const mark = this.meta.get('indexedTradeResult');
+    if (typeof mark !== 'number') {
+      this.queue.queued.meta.push(['indexedTradeResult', this.lastBody]);
+      this.queue.scheduleFlush();
+      return 0;
+    }
+    if (mark >= this.lastBody) return 0;
+    let n = 0;
+    root.transactionSync(() => {
+      for (const { key, value } of this.keys.getRange({ start: mark, exclusiveStart: true })) {
+        // First result wins, as at append time.
+        if (!this.trades.doesExist(value)) this.trades.put(value, key as number);
+        n++;
+      }
+      this.meta.put('indexedTradeResult', this.lastBody);
+    });
+    return n;
   }
 
   /** Validates and encodes the results not stored yet (throws on a bad key, before anything is queued). */
@@ -49,7 +83,7 @@ export class TradeResults implements QueueTable {
         // First result wins: a pending one, else a committed one. We are the only writer: exact.
         if (this.pendingTrades.has(pending) || trades.some((x) => x.pending === pending)) continue;
         if (this.trades.doesExist([t.portfolio_id, t.trade_id])) continue;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending });
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
     }
     return trades;
@@ -57,10 +91,14 @@ export class TradeResults implements QueueTable {
 
   enqueue(trades: TradeResultWrite[]): void {
     const q = this.queue.queued;
+    // Numbered at enqueue: a flush that never commits fails the store, so no number is reused.
     for (const t of trades) {
+      t.n = ++this.lastBody;
       this.pendingTrades.set(t.pending, t.value);
       q.trades.push(t);
+      this.keyBacklog.push(t);
     }
+    this.lag.added(trades.length);
   }
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
@@ -71,17 +109,48 @@ export class TradeResults implements QueueTable {
     return typeof v === 'number' ? this.bodies.get(v) : v;
   }
 
+  lagging(): number {
+    return this.lag.untaken;
+  }
+
+  hasBacklog(): boolean {
+    return this.lag.due();
+  }
+
+  take(b: Batch): void {
+    const n = this.lag.take(b.indexing);
+    if (n === 0) return;
+    // The first key not yet in a flush (lag.take already counted these n as taken).
+    const taken = this.keyBacklog.length - this.lag.untaken - n;
+    b.indexTrades = this.keyBacklog.slice(taken, taken + n);
+    b.writes += n;
+    b.indexing = true;
+  }
+
   write(b: Batch): void {
-    // Numbered here, inside the flush: a batch that never commits leaves no number behind it, since
-    // every later flush is conditional on it (writeQueue.ts) and the store fails.
     for (const t of b.trades) {
-      const n = ++this.lastBody;
-      this.bodies.put(n, asBinary(t.bin));
-      this.trades.put(t.key, n);
+      this.bodies.put(t.n, asBinary(t.bin));
+      this.keys.put(t.n, t.key);
     }
+    if (b.indexTrades.length === 0) return;
+    for (const t of b.indexTrades) this.trades.put(t.key, t.n);
+    this.meta.put('indexedTradeResult', b.indexTrades[b.indexTrades.length - 1].n);
   }
 
   settled(b: Batch): void {
-    for (const t of b.trades) this.pendingTrades.delete(t.pending);
+    // A failed flush fails the store: what it held is answered no more.
+    if (b.outcome !== true) {
+      for (const t of b.trades) this.pendingTrades.delete(t.pending);
+      return;
+    }
+    const n = b.indexTrades.length;
+    if (n === 0) return;
+    // Flushes settle in commit order, so these are the oldest of the backlog.
+    for (const t of b.indexTrades) this.pendingTrades.delete(t.pending);
+    this.head += n;
+    if (this.head >= 4096 && this.head * 2 >= this.keyBacklog.length) {
+      this.keyBacklog.splice(0, this.head);
+      this.head = 0;
+    }
   }
 }

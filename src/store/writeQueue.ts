@@ -64,6 +64,17 @@ export interface Removal {
   key: Key;
 }
 
+/** One trade result: its body goes by number on the ack path, its (portfolio, trade_id) key lags. */
+export interface TradeResultWrite {
+  key: [string, string];
+  bin: Uint8Array;
+  value: unknown;
+  /** The map key of the result while it is not in the committed index. */
+  pending: string;
+  /** Its body's number (bodies are appended 1, 2, 3... in enqueue order). */
+  n: number;
+}
+
 /** A writeSnapshots or savePrices call, written a bounded chunk per flush. */
 export interface Job<T> {
   items: readonly T[];
@@ -75,7 +86,12 @@ export interface Job<T> {
 export class Batch {
   events: StoredEvent[] = [];
   eventBins: Uint8Array[] = [];
-  trades: { key: [string, string]; bin: Uint8Array; pending: string }[] = [];
+  trades: TradeResultWrite[] = [];
+  /** The lagging index transaction's part (eventIndex.ts, tradeResults.ts): entries of earlier or these events. */
+  indexEvents: StoredEvent[] = [];
+  indexTrades: TradeResultWrite[] = [];
+  /** An index table takes its backlog into this flush: the other index tables take theirs too. */
+  indexing = false;
   snapshots: { id: string; bin: Uint8Array }[] = [];
   snapshotHistory: HistoryWrite[] = [];
   prices: LastPrice[] = [];
@@ -138,6 +154,8 @@ export class WriteQueue {
   commitsTotal = 0;
   commitSecondsSum = 0;
   lastCommitSeconds = 0;
+  /** close() is draining: every backlog, the lagging index's included, is written now. */
+  draining = false;
   private flushScheduled = false;
   private readonly tables: QueueTable[] = [];
   private readonly commitListeners = new Set<(seconds: number, events: number) => void>();

@@ -336,6 +336,11 @@ export class NatsHarness {
     this.root = mkdtempSync(join(tmpdir(), `mtm-${label.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
   }
 
+  /** This harness's temporary directory (removed by cleanup): room for the files of what runs beside the servers. */
+  get rootDir(): string {
+    return this.root;
+  }
+
   /** One `nats-server -js` on free loopback ports with its own store directory, ready. */
   async startServer(name = `n${++this.count}`): Promise<NatsServer> {
     const server = new NatsServer(name, this.dirFor(name), { client: await freePort(), monitor: await freePort() });

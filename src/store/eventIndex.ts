@@ -1,0 +1,281 @@
+// The event log's secondary indexes (by portfolio, by type, by time) and the queries they answer,
+// written in a lagging index transaction.
+//
+// Why lagging: the acknowledging commit only appends (events by seq, trade result bodies by number);
+// index keys are random over portfolios, and writing them in every group commit dirtied about one
+// leaf page per portfolio per commit (10.6 KB a trade of the 16.9 KB measured, docs/BENCHMARKS.md).
+// Written a chunk of indexEventsPerFlushMax events at a time (or once the oldest waited
+// indexLagMaxMs), a leaf page takes many entries per write.
+//
+// What a reader sees does not change: query() and eventsForPortfolio() answer from the committed
+// index plus the committed events whose index entries are not committed yet (kept here, in seq
+// order, bounded: they count in the store's pendingWrites), so a query right after an ack sees the
+// trade. A crash leaves the index behind the log by at most that backlog: openStore catches it up
+// (catchUp, one synchronous transaction) from the log after meta 'indexedSeq' before anything reads.
+
+import type { Database, Key, RootDatabase } from 'lmdb';
+import { replayedEventTypes, type DomainEventType, type StoredEvent } from '../domain/types.js';
+import { keyPart } from './keys.js';
+import { Lag } from './lag.js';
+import { storeDefaults } from './limits.js';
+import type { ReplayOptions, EventQuery } from './log.js';
+import { SeqHeap } from './seqHeap.js';
+import { deferred, type Batch, type Deferred, type QueueTable, type StoreError, type WriteQueue } from './writeQueue.js';
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return storeDefaults.queryLimitDefault;
+  return Math.min(storeDefaults.queryLimitMax, Math.max(1, Math.floor(limit)));
+}
+
+export class EventIndex implements QueueTable {
+  /**
+   * Events enqueued whose index entries are not committed yet, in seq order, from `head` on; those
+   * before `taken` are in a flush already. Seqs up to committedSeq are committed (readable).
+   */
+  private backlog: StoredEvent[] = [];
+  private head = 0;
+  private taken = 0;
+  private committedSeq: number;
+  /** The highest seq whose index entries are committed. */
+  private indexedSeq: number;
+  readonly lag: Lag;
+  /** caughtUp() calls waiting for the committed index to reach a seq, in seq order. */
+  private readonly waiters: { seq: number; done: Deferred }[] = [];
+  // Scratch keys: lmdb-js encodes keys and values when put() is called, so one array can be reused.
+  private readonly k2: [string | number, number] = ['', 0];
+  private readonly v2: [unknown, unknown] = [null, null];
+
+  constructor(
+    private readonly queue: WriteQueue,
+    private readonly meta: Database<unknown, Key>,
+    readonly events: Database<StoredEvent, Key>,
+    readonly byPortfolio: Database<[DomainEventType, number], Key>,
+    readonly byType: Database<number, Key>,
+    readonly byTs: Database<null, Key>,
+    lastSeq: number,
+    eventsPerFlushMax: number,
+    lagMaxMs: number,
+  ) {
+    this.committedSeq = lastSeq;
+    this.indexedSeq = lastSeq;
+    this.lag = new Lag(queue, eventsPerFlushMax, lagMaxMs);
+  }
+
+  /**
+   * At open, before any read: index the events a crash left unindexed, in one synchronous
+   * transaction. A directory written before the lagging index has no 'indexedSeq' (all indexed):
+   * the mark goes in the first commit. Returns the events indexed.
+   */
+  catchUp(root: RootDatabase, lastSeq: number): number {
+    const mark = this.meta.get('indexedSeq');
+    if (typeof mark !== 'number') {
+      this.queue.queued.meta.push(['indexedSeq', lastSeq]);
+      this.queue.scheduleFlush();
+      return 0;
+    }
+    if (mark >= lastSeq) return 0;
+    let n = 0;
+    root.transactionSync(() => {
+      for (const { value } of this.events.getRange({ start: mark, exclusiveStart: true })) {
+        this.put(value);
+        n++;
+      }
+      this.meta.put('indexedSeq', lastSeq);
+    });
+    return n;
+  }
+
+  /** Events whose seqs append() just assigned: their index entries follow in a lagging flush. */
+  enqueue(stored: readonly StoredEvent[]): void {
+    for (const e of stored) this.backlog.push(e);
+    this.lag.added(stored.length);
+  }
+
+  /** Index entries not yet in a flush (they count in the store's pendingWrites). */
+  lagging(): number {
+    return this.lag.untaken;
+  }
+
+  hasBacklog(): boolean {
+    return this.lag.due();
+  }
+
+  /**
+   * Resolves when every event appended so far is in the committed index, writing what waits now
+   * instead of after its lag. For readers of the index alone (compaction scans the time index).
+   */
+  caughtUp(): Promise<void> {
+    if (this.queue.failure !== null) return this.queue.rejected();
+    const last = this.backlog.length > this.head ? this.backlog[this.backlog.length - 1].seq : this.indexedSeq;
+    if (last <= this.indexedSeq) return Promise.resolve();
+    const done = deferred();
+    this.waiters.push({ seq: last, done });
+    this.lag.rush++;
+    this.queue.scheduleFlush();
+    return done.promise;
+  }
+
+  abandonJobs(failure: StoreError): void {
+    for (const w of this.waiters.splice(0)) w.done.reject(failure);
+    this.lag.rush = 0;
+  }
+
+  take(b: Batch): void {
+    const n = this.lag.take(b.indexing);
+    if (n === 0) return;
+    b.indexEvents = this.backlog.slice(this.taken, this.taken + n);
+    this.taken += n;
+    b.writes += n;
+    b.indexing = true;
+  }
+
+  write(b: Batch): void {
+    if (b.indexEvents.length === 0) return;
+    for (const e of b.indexEvents) this.put(e);
+    this.meta.put('indexedSeq', b.indexEvents[b.indexEvents.length - 1].seq);
+  }
+
+  private put(e: StoredEvent): void {
+    const k2 = this.k2;
+    const v2 = this.v2;
+    k2[0] = e.portfolio_id;
+    k2[1] = e.seq;
+    v2[0] = e.type;
+    v2[1] = e.ts;
+    this.byPortfolio.put(k2, v2 as [DomainEventType, number]);
+    k2[0] = e.type;
+    this.byType.put(k2, e.ts);
+    k2[0] = e.ts;
+    this.byTs.put(k2, null);
+  }
+
+  settled(b: Batch): void {
+    // Flushes settle in commit order, so the indexed ones are the oldest of the backlog.
+    if (b.outcome !== true) return;
+    if (b.events.length > 0) this.committedSeq = b.events[b.events.length - 1].seq;
+    const n = b.indexEvents.length;
+    if (n === 0) return;
+    this.indexedSeq = b.indexEvents[n - 1].seq;
+    this.head += n;
+    while (this.waiters.length > 0 && this.waiters[0].seq <= this.indexedSeq) {
+      (this.waiters.shift() as { done: Deferred }).done.resolve();
+      this.lag.rush--;
+    }
+    if (this.head >= 4096 && this.head * 2 >= this.backlog.length) {
+      this.backlog.splice(0, this.head);
+      this.taken -= this.head;
+      this.head = 0;
+    }
+  }
+
+  /** Committed events not yet in the committed index, ascending, that pass `keep`. */
+  private tail(keep: (e: StoredEvent) => boolean): StoredEvent[] {
+    const out: StoredEvent[] = [];
+    for (let i = this.head; i < this.backlog.length; i++) {
+      const e = this.backlog[i];
+      if (e.seq > this.committedSeq) break;
+      if (e.seq > this.indexedSeq && keep(e)) out.push(e);
+    }
+    return out;
+  }
+
+  // ---- queries -----------------------------------------------------------------------------
+
+  *eventsForPortfolio(portfolioId: string, afterSeq: number, untilTs: number, options?: ReplayOptions): Iterable<StoredEvent> {
+    if (!keyPart(portfolioId)) return;
+    const replayedOnly = options?.replayedOnly === true;
+    let last = afterSeq;
+    // The index value [type, ts] filters without reading events that are not returned.
+    for (const e of this.byPortfolio.getRange({ start: [portfolioId, afterSeq], exclusiveStart: true, end: [portfolioId, Infinity] })) {
+      const [type, ts] = e.value;
+      const seq = (e.key as [string, number])[1];
+      last = Math.max(last, seq);
+      if (ts > untilTs || (replayedOnly && !replayedEventTypes.has(type))) continue;
+      const event = this.events.get(seq);
+      if (event !== undefined) yield event;
+    }
+    const from = last;
+    yield* this.tail((e) => e.portfolio_id === portfolioId && e.seq > from && e.ts <= untilTs && (!replayedOnly || replayedEventTypes.has(e.type)));
+  }
+
+  query(q: EventQuery): StoredEvent[] {
+    const limit = clampLimit(q.limit);
+    const desc = q.order === 'desc';
+    const after = q.after_seq !== undefined && Number.isFinite(q.after_seq) ? q.after_seq : undefined;
+    const from = q.from !== undefined && Number.isFinite(q.from) ? q.from : -Infinity;
+    const to = q.to !== undefined && Number.isFinite(q.to) ? q.to : Infinity;
+    if (from > to) return [];
+    if (q.portfolio_id === undefined && q.type === undefined && from === -Infinity && to === Infinity) {
+      // The log itself: committed events, indexed or not.
+      const range = desc
+        ? { start: after, reverse: true, exclusiveStart: after !== undefined, limit }
+        : { start: after ?? 0, exclusiveStart: true, limit };
+      const out: StoredEvent[] = [];
+      for (const e of this.events.getRange(range)) out.push(e.value);
+      return out;
+    }
+    if (q.portfolio_id !== undefined && !keyPart(q.portfolio_id)) return [];
+    if (q.portfolio_id === undefined && q.type !== undefined && !keyPart(q.type)) return [];
+    const seqs = this.indexedSeqs(q, limit, desc, after, from, to);
+    const out: StoredEvent[] = [];
+    for (const s of seqs) {
+      const e = this.events.get(s);
+      if (e !== undefined) out.push(e);
+    }
+    const tail = this.tail(
+      (e) =>
+        (q.portfolio_id === undefined || e.portfolio_id === q.portfolio_id) &&
+        (q.type === undefined || e.type === q.type) &&
+        e.ts >= from &&
+        e.ts <= to &&
+        (after === undefined || (desc ? e.seq < after : e.seq > after)),
+    );
+    if (tail.length === 0) return out;
+    // Merge by seq: the tail's seqs are above the index's, except an index flush that committed
+    // while its settlement is still on its way (both hold those events then).
+    const seen = new Set<number>(seqs);
+    for (const e of tail) if (!seen.has(e.seq)) out.push(e);
+    out.sort(desc ? (a, b) => b.seq - a.seq : (a, b) => a.seq - b.seq);
+    return out.length > limit ? out.slice(0, limit) : out;
+  }
+
+  /** The committed index's answer: at most `limit` seqs in the requested order. */
+  private indexedSeqs(q: EventQuery, limit: number, desc: boolean, after: number | undefined, from: number, to: number): number[] {
+    const seqs: number[] = [];
+    if (q.portfolio_id !== undefined) {
+      // Index value [type, ts] filters type and time without reading the events.
+      for (const e of this.byPortfolio.getRange(this.seqRange(q.portfolio_id, after, desc))) {
+        const [type, ts] = e.value;
+        if ((q.type === undefined || type === q.type) && ts >= from && ts <= to) {
+          seqs.push((e.key as [string, number])[1]);
+          if (seqs.length >= limit) break;
+        }
+      }
+    } else if (q.type !== undefined) {
+      for (const e of this.byType.getRange(this.seqRange(q.type, after, desc))) {
+        if (e.value >= from && e.value <= to) {
+          seqs.push((e.key as [string, number])[1]);
+          if (seqs.length >= limit) break;
+        }
+      }
+    } else {
+      // The time index is ordered by ts, pages by seq: keep the best `limit` seqs of the range.
+      // Exact with O(limit) memory; time is proportional to the events in [from, to].
+      const best = new SeqHeap(limit, !desc);
+      const range = { start: from === -Infinity ? undefined : [from], end: to === Infinity ? undefined : [to, Infinity] };
+      for (const key of this.byTs.getKeys(range)) {
+        const seq = (key as [number, number])[1];
+        if (after === undefined || (desc ? seq < after : seq > after)) best.offer(seq);
+      }
+      seqs.push(...best.sorted());
+    }
+    return seqs;
+  }
+
+  /** A cursor over [prefix, seq] keys after `after` in the requested direction. */
+  private seqRange(prefix: string, after: number | undefined, desc: boolean) {
+    return desc
+      ? { start: [prefix, after ?? Infinity], end: [prefix], reverse: true, exclusiveStart: after !== undefined }
+      : { start: [prefix, after ?? 0], end: [prefix, Infinity], exclusiveStart: true };
+  }
+}
