@@ -8,15 +8,9 @@
 import type { Database, Key } from 'lmdb';
 import { assert } from '../assert.js';
 import { assertKeyPart } from './keys.js';
-import type { Batch, QueueTable, WriteQueue } from './writeQueue.js';
+import type { Batch, HeldTickRecord, QueueTable, WriteQueue } from './writeQueue.js';
 
-export interface HeldTickRecord {
-  symbol: string;
-  price: number;
-  tick_ts: number;
-  /** null: the tick had no size. */
-  size: number | null;
-}
+export type { HeldTickRecord } from './writeQueue.js';
 
 export class HeldTicks implements QueueTable {
   constructor(

@@ -59,6 +59,15 @@ export interface HistoryWrite {
   value: unknown;
 }
 
+/** A held suspect tick as the store keeps it (heldTicks.ts). */
+export interface HeldTickRecord {
+  symbol: string;
+  price: number;
+  tick_ts: number;
+  /** null: the tick had no size. */
+  size: number | null;
+}
+
 export interface Removal {
   db: Database<unknown, Key>;
   key: Key;
@@ -99,7 +108,7 @@ export class Batch {
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
   /** Held suspect ticks set (a record) or cleared (null), by symbol, in call order (heldTicks.ts). */
-  heldTicks: [string, import('./heldTicks.js').HeldTickRecord | null][] = [];
+  heldTicks: [string, HeldTickRecord | null][] = [];
   /** Columnar snapshot segments, then their generation pointer (written after them) and stale segment keys. */
   segments: { key: Key; bin: Uint8Array }[] = [];
   pointer: ShardSnapshotPointer | null = null;
