@@ -1,5 +1,6 @@
 // node dist/bench/tradePath.js [--seconds S] [--portfolios P] [--inflight K] [--workers W] [--sync]
 //                              [--index-chunk N] [--index-lag-ms MS]   (the store's lagging index options)
+//                              [--commands-per-message N]            (the engine's limits.commandsPerMessageMax)
 //
 // The trade ack path in process, without sockets: P portfolios, K trades in flight (closed loop: a
 // slot sends its next trade when the previous one is acknowledged), each trade buying or selling 1
@@ -40,10 +41,11 @@ const sync = process.argv.includes('--sync');
 const store: Record<string, number> = {};
 if (process.argv.includes('--index-chunk')) store.indexEventsPerFlushMax = arg('--index-chunk', 1);
 if (process.argv.includes('--index-lag-ms')) store.indexLagMaxMs = arg('--index-lag-ms', 1);
+const limits = process.argv.includes('--commands-per-message') ? { commandsPerMessageMax: arg('--commands-per-message', 1) } : {};
 const symbols = Array.from({ length: 20 }, (_, i) => `S${i}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'mtm-tradepath-'));
-const engine = await createEngine({ dataDir: dir, workers, sync, snapshotIntervalMs: 3_600_000, store });
+const engine = await createEngine({ dataDir: dir, workers, sync, snapshotIntervalMs: 3_600_000, store, limits });
 try {
   for (let p = 0; p < portfolios; p++) {
     const r = await engine.createPortfolio({ id: `p${p}`, cash: 1e9 });

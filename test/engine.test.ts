@@ -219,3 +219,37 @@ describe('sharding', () => {
     expect(engine.shardStats().map((s) => s.state)).toEqual(['ready', 'ready']);
   });
 });
+
+// A turn's commands go to the shard in messages of commandsPerMessageMax (shardHandle.ts), so the
+// shard answers the first while it works on the next and their commit starts meanwhile.
+describe('commands in several messages per turn', () => {
+  it('applies every trade of a turn exactly once and in order over 13 messages of 8', async () => {
+    const d = tempDir();
+    const e = await createEngine({ workers: 1, dataDir: d.path, limits: { commandsPerMessageMax: 8 } });
+    try {
+      await e.createPortfolio({ id: 'cm1', cash: 1_000_000 });
+      const acked: number[] = [];
+      const all = Array.from({ length: 100 }, (_, i) =>
+        e.trade('cm1', { trade_id: `cm-${i}`, symbol: 'CMX', side: 'buy', quantity: 1, price: 10 + i }).then((r) => {
+          expect(r.ok && r.value.applied).toBe(true);
+          acked.push(i);
+          return r;
+        }),
+      );
+      const results = await Promise.all(all);
+      // Acks in submit order, and each trade saw exactly the ones before it (cash moves by each price).
+      expect(acked).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      expect(results.map((r) => r.ok && r.value.position.quantity)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      const s = await e.snapshot('cm1');
+      expect(s.ok && s.value.positions[0].quantity).toBe(100);
+      expect(s.ok && s.value.cash).toBe(1_000_000 - (100 * 10 + (99 * 100) / 2));
+    } finally {
+      await e.close();
+      d.remove();
+    }
+  });
+
+  it('refuses a commandsPerMessageMax below 1 at start', async () => {
+    await expect(createEngine({ workers: 1, limits: { commandsPerMessageMax: 0 } })).rejects.toThrow(/commandsPerMessageMax must be a whole number of commands >= 1/);
+  });
+});

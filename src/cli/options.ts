@@ -94,6 +94,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'positions-per-portfolio-max', 'limits.positionsPerPortfolioMax', int(1), engine.limits.positionsPerPortfolioMax, 'positions', 'open positions of one portfolio; a trade opening one more symbol is refused'),
   e('engine', 'symbols-max', 'limits.symbolsMax', int(1), engine.limits.symbolsMax, 'symbols', 'symbols known to the engine; ticks and trades for new symbols past it are refused'),
   e('engine', 'commands-queued-per-shard-max', 'limits.commandsQueuedPerShardMax', int(1), engine.limits.commandsQueuedPerShardMax, 'commands', 'commands waiting for one shard; past it new ones are refused (retryable)'),
+  e('engine', 'commands-per-message-max', 'limits.commandsPerMessageMax', int(1), engine.limits.commandsPerMessageMax, 'commands', 'commands in one message to a shard: a turn\'s commands go as several, so the shard answers the first while it works on the next and their commit starts meanwhile'),
   e('engine', 'ticks-per-call-max', 'limits.ticksPerCallMax', int(1), engine.limits.ticksPerCallMax, 'ticks', 'ticks in one ingestTicks call; a larger call is refused'),
   e('engine', 'subscribers-per-portfolio-max', 'limits.subscribersPerPortfolioMax', int(1), engine.limits.subscribersPerPortfolioMax, 'subscribers', 'subscribers to one portfolio; past it subscribe is refused'),
   e('engine', 'trade-ids-remembered-max', 'limits.tradeIdsRememberedMax', int(1), engine.limits.tradeIdsRememberedMax, 'trade ids', 'trade ids kept in memory for idempotency; older ones are answered from LMDB'),
@@ -172,6 +173,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('cluster', 'cluster-commands-in-flight-max', 'commandsInFlightMax', int(1), cluster.commandsInFlightMax, 'commands', 'commands this node has published and waits answers for; past it new ones are refused (retryable)'),
   e('cluster', 'cluster-dedup-window-ms', 'dedupWindowMs', timerMs(1_000), cluster.dedupWindowMs, 'ms', 'JetStream dedup window of the command stream (set when the first node creates it); older duplicates are caught by the trade-id memory'),
   e('cluster', 'cluster-replicas', 'replicas', int(1, 5), cluster.replicas, 'replicas', '1, 3 or 5 JetStream replicas of the command stream and the KV buckets, set by the node that creates them (3 on a three-server NATS cluster)'),
+  e('cluster', 'cluster-snapshot-ship-interval-ms', 'snapshotShipIntervalMs', timerMs(0), cluster.snapshotShipIntervalMs, 'ms', 'how often an owner ships a snapshot of each partition it owns whose stream cursor moved, to the mtm_snapshots object store (0 = only on a clean release)'),
   // The command line itself.
   e('cli', 'demo', 'demo', bool, false, '', 'seed demo portfolios and run a simulated feed'),
   e('cli', 'stats-interval-ms', 'statsIntervalMs', timerMs(0), 1000, 'ms', 'how often the one-line stats are printed (0 = never)'),

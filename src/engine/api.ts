@@ -46,6 +46,8 @@ export interface EngineLimits {
   symbolsMax: number;
   /** Commands waiting for one shard (trades, cash, control) before new ones are refused. */
   commandsQueuedPerShardMax: number;
+  /** Commands in one message to a shard (a turn's commands go as several, pipelined with their commits). */
+  commandsPerMessageMax: number;
   /** Ticks in one ingestTicks call. */
   ticksPerCallMax: number;
   /** Subscribers to one portfolio in this process. */
@@ -229,6 +231,8 @@ export interface Engine {
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */
   streamCursor(partition: number): number;
+  /** Cluster: the books `keep` accepts, each shard's at one instant, in the columnar snapshot codec's segments. */
+  exportBooks(keep: (id: string) => boolean): Promise<Uint8Array[]>;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

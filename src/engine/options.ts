@@ -10,6 +10,7 @@ export const defaultLimits: EngineLimits = {
   positionsPerPortfolioMax: 1_000,
   symbolsMax: 100_000,
   commandsQueuedPerShardMax: 50_000,
+  commandsPerMessageMax: 32,
   ticksPerCallMax: 100_000,
   subscribersPerPortfolioMax: 10_000,
   tradeIdsRememberedMax: 200_000,
@@ -52,6 +53,10 @@ export function markOptionsError(o: EngineOptions): EngineError | null {
   const pct = o.suspectMovePct;
   if (pct !== undefined && !(typeof pct === 'number' && Number.isFinite(pct) && pct >= 0)) {
     return { code: ErrorCode.invalid_field, message: 'suspectMovePct must be a finite number >= 0 (0 disables the suspect filter)', field: 'suspectMovePct' };
+  }
+  const perMessage = o.limits?.commandsPerMessageMax;
+  if (perMessage !== undefined && !(Number.isSafeInteger(perMessage) && perMessage >= 1)) {
+    return { code: ErrorCode.invalid_field, message: 'limits.commandsPerMessageMax must be a whole number of commands >= 1', field: 'commandsPerMessageMax' };
   }
   return null;
 }

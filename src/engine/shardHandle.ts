@@ -34,6 +34,12 @@ export class ShardHandle {
   constructor(
     readonly index: number,
     readonly commandsQueuedMax: number,
+    /**
+     * Commands in one message to the shard: a turn's commands go as several messages, so the shard
+     * answers the first while it works on the next and their commit starts meanwhile (a pipeline,
+     * instead of every trade of a turn waiting for the whole turn's round trip, then one commit).
+     */
+    readonly commandsPerMessageMax = Infinity,
   ) {}
 
   get queueDepth(): number {
@@ -123,6 +129,7 @@ export class ShardHandle {
     }
     const commands = this.queued;
     this.queued = [];
-    this.post({ t: 'commands', commands });
+    if (commands.length <= this.commandsPerMessageMax) this.post({ t: 'commands', commands });
+    else for (let i = 0; i < commands.length; i += this.commandsPerMessageMax) this.post({ t: 'commands', commands: commands.slice(i, i + this.commandsPerMessageMax) });
   }
 }

@@ -61,7 +61,7 @@ export class ShardPool {
     private readonly d: PoolDeps,
   ) {
     for (let i = 0; i < d.o.workers; i++) {
-      const h = new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax);
+      const h = new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax, d.o.limits.commandsPerMessageMax);
       this.shards.push(h);
       this.supervisors.push(new Supervisor(this.supervised(h), { restartDelayMs: 0, stopping: () => d.life.closing }));
     }
