@@ -173,6 +173,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('cluster', 'cluster-commands-in-flight-max', 'commandsInFlightMax', int(1), cluster.commandsInFlightMax, 'commands', 'commands this node has published and waits answers for; past it new ones are refused (retryable)'),
   e('cluster', 'cluster-dedup-window-ms', 'dedupWindowMs', timerMs(1_000), cluster.dedupWindowMs, 'ms', 'JetStream dedup window of the command stream (set when the first node creates it); older duplicates are caught by the trade-id memory'),
   e('cluster', 'cluster-replicas', 'replicas', int(1, 5), cluster.replicas, 'replicas', '1, 3 or 5 JetStream replicas of the command stream and the KV buckets, set by the node that creates them (3 on a three-server NATS cluster)'),
+  e('cluster', 'cluster-snapshot-ship-interval-ms', 'snapshotShipIntervalMs', timerMs(0), cluster.snapshotShipIntervalMs, 'ms', 'how often an owner ships a snapshot of each partition it owns whose stream cursor moved, to the mtm_snapshots object store (0 = only on a clean release)'),
   // The command line itself.
   e('cli', 'demo', 'demo', bool, false, '', 'seed demo portfolios and run a simulated feed'),
   e('cli', 'stats-interval-ms', 'statsIntervalMs', timerMs(0), 1000, 'ms', 'how often the one-line stats are printed (0 = never)'),

@@ -82,6 +82,10 @@ export class PartitionConsumer {
   private target = 0;
   private readyResolve: (() => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
+  /** Caught up with the stream as it was at the claim (served from then on). */
+  ready = false;
+  /** Tail of the chain every apply and every exclusive() section runs on, one at a time. */
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly d: ConsumerDeps,
@@ -118,13 +122,25 @@ export class PartitionConsumer {
   /** Synchronous: nothing is applied after this returns (the loop checks the flag before each apply). */
   stop(): void {
     this.stopped = true;
+    this.ready = false;
     this.messages?.stop();
     this.readyReject?.(new Error(`partition ${this.partition} dropped while loading`));
     this.readyReject = null;
     this.readyResolve = null;
   }
 
+  /**
+   * Runs fn between two applies of this partition: nothing is applied while it runs, so the engine's
+   * state of the partition is exactly the state after its stream cursor (a shipped snapshot's cut).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
   private markReady(): void {
+    if (!this.stopped) this.ready = true;
     this.readyResolve?.();
     this.readyResolve = null;
     this.readyReject = null;
@@ -144,7 +160,7 @@ export class PartitionConsumer {
           this.d.fence(this.partition);
           return;
         }
-        await this.apply(m.data, seq);
+        await this.exclusive(() => this.apply(m.data, seq));
         if (this.stopped) return;
       }
       if (seq >= this.target) this.markReady();

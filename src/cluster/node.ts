@@ -23,6 +23,8 @@ import type { OwnershipView } from './types.js';
 import { EdgeStations, type EdgeEngine } from './edge.js';
 import { ClusterCounters, type ClusterReadings } from './counters.js';
 import { StatusResponder } from './status.js';
+import { SnapshotShipper } from './snapshotShipper.js';
+import { snapshotRowCounts } from '../shard/snapshotCodec.js';
 import type { EventQuery } from '../engine/api.js';
 
 export interface ClusterOptions {
@@ -38,6 +40,8 @@ export interface ClusterOptions {
   dedupWindowMs?: number;
   /** Replicas of the command stream and the KV buckets (1, 3 or 5; 3 on a three-server NATS cluster), set when created. */
   replicas?: number;
+  /** How often an owner ships a snapshot of each partition it owns whose stream cursor moved (0: only on release). */
+  snapshotShipIntervalMs?: number;
   log?: (line: string) => void;
 }
 
@@ -47,7 +51,11 @@ export const clusterDefaults = {
   ...publisherDefaults,
   dedupWindowMs: 120_000,
   replicas: 1,
+  snapshotShipIntervalMs: 30_000,
 } as const;
+
+/** A release waits at most this long for its last snapshot to ship (NATS down: the release goes on without it). */
+export const releaseShipTimeoutMs = 5_000;
 
 export class ClusterStartError extends Error {
   override name = 'ClusterStartError';
@@ -74,9 +82,16 @@ export class ClusterNode {
     readonly edge: EdgeStations,
     /** What /metrics and mtm cluster status read (counters.ts). */
     readonly counters: ClusterCounters,
+    /** Shipped partition snapshots (snapshotShipper.ts). */
+    readonly shipper: SnapshotShipper,
   ) {
     this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
   }
+
+  private shipTimer: NodeJS.Timeout | null = null;
+  /** The sequence this node last shipped per partition: a round skips a partition whose cursor did not move (bounded by the partition count). */
+  private readonly shippedSeq = new Map<number, number>();
+  private shipRound: Promise<void> | null = null;
 
   private readonly status: StatusResponder;
 
@@ -110,9 +125,11 @@ export class ClusterNode {
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters);
+      const shipper = await SnapshotShipper.open(nc, o.replicas);
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper);
       node.status.start();
-      node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
+      node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p), handOver: (p) => node.shipOnRelease(p) });
+      if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
         () => {
@@ -158,6 +175,55 @@ export class ClusterNode {
     if (this.handoverMs.length >= 1_024) this.handoverMs.shift();
     this.handoverMs.push(ms);
     this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms`);
+  }
+
+  /**
+   * Ships the partition's books as of its stream cursor, taken between two applies of its consumer
+   * while this node still holds the claim. Answers the shipped sequence, or null when nothing was
+   * shipped (not owned or not caught up, nothing applied yet, or the store already had this sequence).
+   */
+  async shipSnapshot(partition: number): Promise<number | null> {
+    const c = this.consumers.get(partition);
+    if (c === undefined || !c.ready) return null;
+    const P = this.ownership.partitions;
+    const image = await c.exclusive(async () => {
+      if (!c.ready || !this.ownership.current(partition, c.epoch)) return null;
+      const seq = this.engine.streamCursor(partition);
+      if (seq === 0 || seq <= (this.shippedSeq.get(partition) ?? 0)) return null;
+      const segments = await this.engine.exportBooks((id) => partitionOf(id, P) === partition);
+      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios };
+    });
+    if (image === null) return null;
+    const put = await this.shipper.put(partition, image);
+    this.shippedSeq.set(partition, image.seq);
+    return put ? image.seq : null;
+  }
+
+  /** One round of the schedule: every owned partition in turn (one round at a time). */
+  shipOwned(): Promise<void> {
+    this.shipRound ??= (async () => {
+      for (const p of this.ownership.heldPartitions()) {
+        if (this.stopping !== null) break;
+        await this.shipSnapshot(p).catch((err: unknown) => this.log(`cluster: partition ${p}: snapshot not shipped: ${String(err)}`));
+      }
+    })().finally(() => {
+      this.shipRound = null;
+    });
+    return this.shipRound;
+  }
+
+  /** A clean release ships a last snapshot first, bounded by releaseShipTimeoutMs. */
+  private async shipOnRelease(partition: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, releaseShipTimeoutMs);
+    });
+    const ship = this.shipSnapshot(partition).then(
+      () => undefined,
+      (err: unknown) => this.log(`cluster: partition ${partition}: last snapshot not shipped on release: ${String(err)}`),
+    );
+    await Promise.race([ship, timeout]);
+    clearTimeout(timer);
   }
 
   private drop(partition: number): void {
@@ -239,6 +305,7 @@ export class ClusterNode {
 
   private async shutdown(): Promise<void> {
     this.status.close();
+    if (this.shipTimer !== null) clearInterval(this.shipTimer);
     await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);

@@ -231,6 +231,8 @@ export interface Engine {
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */
   streamCursor(partition: number): number;
+  /** Cluster: the books `keep` accepts, each shard's at one instant, in the columnar snapshot codec's segments. */
+  exportBooks(keep: (id: string) => boolean): Promise<Uint8Array[]>;
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

@@ -13,6 +13,7 @@ import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, Portf
 import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
+import { decodeSnapshot, encodeSnapshot, type BookImage } from '../shard/snapshotCodec.js';
 import { openStore, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
 import type { RecoveryProgress } from './recovery.js';
@@ -77,7 +78,7 @@ export class MtmEngine implements Engine {
     private readonly o: ResolvedOptions,
     private readonly store: Store,
     piscina: Piscina,
-    clock: Clock,
+    private readonly clock: Clock,
     random: Random,
     private readonly ephemeralDir: string | null,
     private readonly dirLock: OwnerLock,
@@ -314,6 +315,19 @@ export class MtmEngine implements Engine {
 
   streamCursor(partition: number): number {
     return this.store.streamCursor(partition);
+  }
+
+  /**
+   * The books `keep` accepts, from every shard at one instant each, encoded with the columnar
+   * snapshot codec (src/shard/snapshotCodec.ts: the segments a shard snapshot is made of). A cluster
+   * owner ships these per partition (src/cluster/snapshotShipper.ts); not a hot path (snapshot cadence).
+   */
+  async exportBooks(keep: (id: string) => boolean): Promise<Uint8Array[]> {
+    const now = this.clock.now();
+    const answers = await Promise.all(this.pool.shards.map((h) => this.pool.records(h, now)));
+    const books: BookImage[] = [];
+    for (const a of answers) decodeSnapshot(a.segments, keep, (b) => books.push({ state: b.state, status: b.status, seq: b.seq, hwm: b.hwm, order: b.order ?? [] }));
+    return encodeSnapshot(books);
   }
 
   // ---- reads and subscriptions ------------------------------------------------------------------

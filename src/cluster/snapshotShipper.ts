@@ -1,0 +1,116 @@
+// Shipped partition snapshots (docs/CLUSTER.md, "Snapshots"): an owner puts the books of one
+// partition into the JetStream object store (clusterSubjects.snapshotStore), one object per partition
+// (snapshotName(p)), with the command-stream sequence the books include in the object's metadata.
+// The books are taken between two applies of the partition's consumer (PartitionConsumer.exclusive),
+// so they are exactly the state after that sequence. The payload is bytes: the columnar snapshot
+// codec's segments (src/shard/snapshotCodec.ts, what a shard snapshot is made of) in one frame:
+//
+//   u8 kind = 0x53 | u8 version = 1 | u16 count | count x u32 length | the segments back to back
+//
+// little-endian. An object is replaced only by one covering a higher sequence, so a late put of an
+// older image (a slow node) does not move the shipped state back.
+
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
+import { ErrorCode, fail, ok, type Result } from '../errors.js';
+import { clusterSubjects as names } from './subjects.js';
+
+export const snapshotFrameKind = 0x53;
+export const snapshotFrameVersion = 1;
+/** Segments in one frame (the codec writes four); a frame claiming more is refused. */
+export const snapshotSegmentsMax = 16;
+/** Metadata key of the command-stream sequence an object's books include. */
+export const streamSeqKey = 'mtm-stream-seq';
+export const portfoliosKey = 'mtm-portfolios';
+
+export interface PartitionImage {
+  /** The command-stream sequence of the last message of the partition the books include. */
+  seq: number;
+  /** The columnar snapshot codec's segments of the partition's books. */
+  segments: Uint8Array[];
+  portfolios: number;
+}
+
+export function encodeSnapshotFrame(segments: readonly Uint8Array[]): Uint8Array {
+  let bytes = 4 + 4 * segments.length;
+  for (const s of segments) bytes += s.byteLength;
+  const out = new Uint8Array(bytes);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, snapshotFrameKind);
+  v.setUint8(1, snapshotFrameVersion);
+  v.setUint16(2, segments.length, true);
+  let at = 4 + 4 * segments.length;
+  segments.forEach((s, i) => {
+    v.setUint32(4 + 4 * i, s.byteLength, true);
+    out.set(s, at);
+    at += s.byteLength;
+  });
+  return out;
+}
+
+export function decodeSnapshotFrame(bytes: Uint8Array): Result<Uint8Array[]> {
+  const bad = (rule: string): Result<never> => fail(ErrorCode.invalid_field, `snapshot object: ${rule}`, 'snapshot');
+  if (bytes.byteLength < 4) return bad(`a frame holds at least 4 bytes, got ${bytes.byteLength}`);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (v.getUint8(0) !== snapshotFrameKind || v.getUint8(1) !== snapshotFrameVersion) return bad(`kind 0x53 version 1 expected, got 0x${v.getUint8(0).toString(16)} version ${v.getUint8(1)}`);
+  const count = v.getUint16(2, true);
+  if (count > snapshotSegmentsMax || bytes.byteLength < 4 + 4 * count) return bad(`segment count must be <= ${snapshotSegmentsMax} and fit the frame, got ${count}`);
+  const out: Uint8Array[] = [];
+  let at = 4 + 4 * count;
+  for (let i = 0; i < count; i++) {
+    const length = v.getUint32(4 + 4 * i, true);
+    if (at + length > bytes.byteLength) return bad(`segment ${i} (${length} bytes) runs past the frame's end`);
+    out.push(bytes.subarray(at, at + length));
+    at += length;
+  }
+  if (at !== bytes.byteLength) return bad(`${bytes.byteLength - at} bytes after the last segment`);
+  return ok(out);
+}
+
+export class SnapshotShipper {
+  /** Bytes shipped and objects put (cumulative), and puts skipped because the store already had a newer image. */
+  readonly counts = { shipped: 0, bytes: 0, stale: 0 };
+
+  private constructor(private readonly store: ObjectStore) {}
+
+  /** Opens the snapshot object store, created by the first node with the cluster's replicas. */
+  static async open(nc: NatsConnection, replicas: number): Promise<SnapshotShipper> {
+    const store = await new Objm(nc).create(names.snapshotStore, { replicas, storage: StorageType.File });
+    return new SnapshotShipper(store);
+  }
+
+  /** The sequence the partition's shipped object includes (0: none). */
+  async shippedSeq(partition: number): Promise<number> {
+    const info = await this.store.info(names.snapshotName(partition));
+    if (info === null || info.deleted) return 0;
+    const seq = Number(info.metadata?.[streamSeqKey]);
+    return Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+  }
+
+  /** Puts the image unless the store holds one at the same or a higher sequence (answered false then). */
+  async put(partition: number, image: PartitionImage): Promise<boolean> {
+    if ((await this.shippedSeq(partition)) >= image.seq) {
+      this.counts.stale++;
+      return false;
+    }
+    const bytes = encodeSnapshotFrame(image.segments);
+    await this.store.putBlob({ name: names.snapshotName(partition), metadata: { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) } }, bytes);
+    this.counts.shipped++;
+    this.counts.bytes += bytes.byteLength;
+    return true;
+  }
+
+  /** The partition's latest shipped image (null: none), or the error naming what is wrong with it. */
+  async latest(partition: number): Promise<Result<PartitionImage | null>> {
+    const info = await this.store.info(names.snapshotName(partition));
+    if (info === null || info.deleted) return ok(null);
+    const seq = Number(info.metadata?.[streamSeqKey]);
+    const portfolios = Number(info.metadata?.[portfoliosKey]);
+    if (!Number.isSafeInteger(seq) || seq < 1) return fail(ErrorCode.invalid_field, `snapshot object ${info.name}: metadata ${streamSeqKey} must be an integer >= 1, got ${JSON.stringify(info.metadata?.[streamSeqKey])}`, streamSeqKey);
+    const bytes = await this.store.getBlob(names.snapshotName(partition));
+    if (bytes === null) return ok(null);
+    const segments = decodeSnapshotFrame(bytes);
+    if (!segments.ok) return segments;
+    return ok({ seq, segments: segments.value, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0 });
+  }
+}
