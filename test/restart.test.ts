@@ -17,7 +17,9 @@
 //   open with a log line and gives the same figures;
 // - mtm serve answers /health at once and /ready 503 with the progress until it has recovered;
 // - a corporate step whose apply loses a shard is rolled back on the shards that applied it and
-//   applies exactly once when retried.
+//   applies exactly once when retried;
+// - a held suspect tick survives kill -9 and a clean restart (held again against the same
+//   reference, the books never see it), and once settled stays settled.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -530,5 +532,44 @@ describe('a corporate step when a shard dies mid-apply', () => {
     const applied = await engine.queryEvents({ type: 'SplitApplied', limit: 1000 });
     expect(applied.ok && applied.value.map((e) => e.portfolio_id).sort()).toEqual([...ids].sort());
     expect(engine.stats().shardRestarts).toBeGreaterThanOrEqual(2); // the victim and the peer that applied
+  }, 120_000);
+});
+
+describe('held suspect ticks', () => {
+  it('survive kill -9 and a clean restart (store heldTicks), still keep the held print off the books, and are gone once settled', async () => {
+    const d = dir();
+    const c = child({ dir: d, mode: 'suspect' });
+    await c.until(() => c.lines.some((l) => l.held !== undefined), 60_000, 'a durable hold');
+    const before = c.lines.find((l) => l.held !== undefined)?.held as { symbol: string; price: number; ref_price: number }[];
+    expect(before).toMatchObject([{ symbol: 'HSYM', price: 200, ref_price: 100 }]);
+    c.proc.kill('SIGKILL');
+    await new Promise((r) => c.proc.once('exit', r));
+
+    // After the crash: the same tick is held, against the same reference; the books never saw 200.
+    let engine = await createEngine({ dataDir: d, workers: 2, snapshotIntervalMs: 3_600_000 });
+    expect(engine.suspectTicks()).toEqual(before);
+    expect(engine.suspectHeldCount).toBe(1);
+    let s = await engine.snapshot('h0');
+    expect(s.ok && s.value.positions[0].last_price).toBe(100);
+    await engine.close();
+
+    // After a clean restart too; then a tick back near the reference rejects it (as before a restart
+    // it would have: judged against the held price and the restored reference).
+    engine = await createEngine({ dataDir: d, workers: 2, snapshotIntervalMs: 3_600_000 });
+    expect(engine.suspectTicks()).toEqual(before);
+    engine.ingestTicks([{ symbol: 'HSYM', price: 101, ts: Date.now() }]);
+    await engine.drain();
+    expect(engine.suspectTicks()).toEqual([]);
+    s = await engine.snapshot('h0');
+    expect(s.ok && s.value.positions[0].last_price).toBe(101);
+    const rejected = await engine.queryEvents({ type: 'SuspectTickRejected' });
+    expect(rejected.ok && rejected.value.map((e) => e.type === 'SuspectTickRejected' && e.price)).toEqual([200]);
+    await engine.close();
+
+    // Settled is settled: nothing is held after the next restart.
+    engine = await createEngine({ dataDir: d, workers: 2, snapshotIntervalMs: 3_600_000 });
+    cleanups.push(() => engine.close());
+    expect(engine.suspectTicks()).toEqual([]);
+    expect(engine.suspectHeldCount).toBe(0);
   }, 120_000);
 });

@@ -66,7 +66,7 @@ export interface TopologyResult {
   topology: Topology;
   nodes: number;
   trades: { tradesPerSecond: number; acked: number; errors: number; firstError: string; ack: LatencySummary };
-  latency: { ticksSent: number; updates: number; latency: LatencySummary };
+  latency: { ticksSent: number; updates: number; latency: LatencySummary; messages: Record<string, number> };
   loadAverage: number;
 }
 
@@ -195,6 +195,8 @@ async function latencyLoad(nodes: Node[], p: ClusterBenchParams): Promise<Topolo
   const h = newHistogram();
   let measuring = false;
   let updates = 0;
+  /** Messages the subscribers got, by type (and error code): a run with no updates says why. */
+  const kinds: Record<string, number> = {};
   const sockets: WebSocket[] = [];
   const open = (url: string): Promise<WebSocket> =>
     new Promise((resolve, reject) => {
@@ -209,8 +211,10 @@ async function latencyLoad(nodes: Node[], p: ClusterBenchParams): Promise<Topolo
       for (let k = 0; k < l.connectionsPerNode; k++, c++) {
         const ws = await open(n.url.replace('http', 'ws') + '/ws');
         ws.on('message', (data: Buffer) => {
+          const m = JSON.parse(data.toString('utf8')) as { type?: string; tick_ts?: number; error?: { code?: string } };
+          const kind = m.type === 'error' ? `error ${m.error?.code ?? ''}` : String(m.type);
+          if (Object.keys(kinds).length < 32 || kinds[kind] !== undefined) kinds[kind] = (kinds[kind] ?? 0) + 1;
           if (!measuring) return;
-          const m = JSON.parse(data.toString('utf8')) as { type?: string; tick_ts?: number };
           if (m.type !== 'update' || typeof m.tick_ts !== 'number' || m.tick_ts <= 0) return;
           updates++;
           recordMs(h, nowMs() - m.tick_ts);
@@ -221,6 +225,11 @@ async function latencyLoad(nodes: Node[], p: ClusterBenchParams): Promise<Topolo
       }
     }
     const feed = await open(nodes[0].url.replace('http', 'ws') + '/ws/feed');
+    feed.on('message', (data: Buffer) => {
+      const m = JSON.parse(data.toString('utf8')) as { type?: string; rejected?: number; errors?: { code: string }[]; error?: { code?: string } };
+      const kind = m.type === 'feed_ack' ? (m.rejected ? `feed rejected ${m.errors?.[0]?.code ?? ''}` : 'feed_ack') : `feed ${String(m.type)} ${m.error?.code ?? ''}`;
+      kinds[kind] = (kinds[kind] ?? 0) + 1;
+    });
     const tickMs = 10;
     const perTick = Math.max(1, Math.round((l.ticksPerSecond * tickMs) / 1000));
     let sent = 0;
@@ -228,7 +237,8 @@ async function latencyLoad(nodes: Node[], p: ClusterBenchParams): Promise<Topolo
     const timer = setInterval(() => {
       const ts = nowMs();
       const ticks = [];
-      for (let i = 0; i < perTick; i++, s++) ticks.push({ symbol: symbolOf(s % p.symbols), price: 100 + ((s * 37) % 200) / 100, ts });
+      // Each pass over the symbols moves every price (an unchanged price revalues nothing: no update).
+      for (let i = 0; i < perTick; i++, s++) ticks.push({ symbol: symbolOf(s % p.symbols), price: 100 + ((Math.floor(s / p.symbols) * 7 + (s % p.symbols)) % 50) / 100, ts });
       feed.send(JSON.stringify({ op: 'ticks', ticks }));
       if (measuring) sent += ticks.length;
     }, tickMs);
@@ -241,14 +251,14 @@ async function latencyLoad(nodes: Node[], p: ClusterBenchParams): Promise<Topolo
       clearInterval(timer);
     }
     const latency = summarize(h);
-    return { ticksSent: sent, updates, latency };
+    return { ticksSent: sent, updates, latency, messages: kinds };
   } finally {
     h.destroy();
     for (const ws of sockets) ws.terminate();
   }
 }
 
-async function runTopology(topology: Topology, p: ClusterBenchParams, note: (line: string) => void): Promise<TopologyResult> {
+export async function runTopology(topology: Topology, p: ClusterBenchParams, note: (line: string) => void): Promise<TopologyResult> {
   const harness = topology === 'single' ? null : new NatsHarness(`bench-${topology}`);
   const dir = makeTempDir(`mtm-bench-cluster-${topology}-`);
   let nodes: Node[] = [];
@@ -260,7 +270,7 @@ async function runTopology(topology: Topology, p: ClusterBenchParams, note: (lin
     const trades = await tradeLoad(nodes, p, topology);
     note(`  ${topology}: ${trades.tradesPerSecond} durable trades/s, ack p50 ${trades.ack.p50Ms} / p99 ${trades.ack.p99Ms} ms, errors ${trades.errors}${trades.firstError ? ` (${trades.firstError})` : ''}`);
     const latency = await latencyLoad(nodes, p);
-    note(`  ${topology}: tick-to-client p50 ${latency.latency.p50Ms} / p99 ${latency.latency.p99Ms} / p99.9 ${latency.latency.p999Ms} ms over ${latency.updates} updates (${latency.ticksSent} ticks sent)`);
+    note(`  ${topology}: tick-to-client p50 ${latency.latency.p50Ms} / p99 ${latency.latency.p99Ms} / p99.9 ${latency.latency.p999Ms} ms over ${latency.updates} updates (${latency.ticksSent} ticks sent; subscribers got ${JSON.stringify(latency.messages)})`);
     return { topology, nodes: nodes.length, trades, latency, loadAverage: round3(loadavg()[0]) };
   } finally {
     await Promise.all(nodes.map((n) => n.child.stop(15_000)));

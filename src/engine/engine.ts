@@ -122,7 +122,7 @@ export class MtmEngine implements Engine {
       announceSymbols: () => this.pool.announceSymbols(),
     });
     this.commit = new Commit({ o, clock, life, counters, store, directory, symbols, pool: this.pool, instruments: this.instrumentTable });
-    this.intake = new TickIntake({ o, clock, life, counters, symbols, coalescer, prices, lockstep: this.lockstep, persist: (events) => this.commit.persist(events) });
+    this.intake = new TickIntake({ o, clock, life, counters, symbols, coalescer, prices, lockstep: this.lockstep, persist: (events) => this.commit.persist(events), rememberHeld: (symbol, held) => this.store.setHeldTick(symbol, held) });
     this.subscriptions = new Subscriptions({ o, clock, counters, directory, shards, commit: this.commit });
     this.corporate = this.corporateDesk(clock);
     this.commands = new Commands({ o, clock, random, life, counters, directory, commit: this.commit, symbols, announceSymbols: () => this.pool.announceSymbols() });
@@ -150,6 +150,7 @@ export class MtmEngine implements Engine {
       // Restored prices are references too: the first tick after a restart is judged against them.
       this.intake.applied(id, p.price);
     }
+    this.intake.restoreHeld(this.store.loadHeldTicks());
     // Before the directory: it redoes the price side of splits and interns renamed symbols, which the
     // shards then get with the symbol table and the last prices.
     this.corporate.recover();

@@ -15,6 +15,7 @@ import type { EngineCounters } from './counters.js';
 import { CONFIRM, HOLD, PASS, REPLACE, SuspectFilter, movePctOf } from './suspect.js';
 import type { SymbolTable } from './symbols.js';
 import type { TickTape } from './tickTape.js';
+import type { HeldTickRecord } from '../store/store.js';
 
 export interface SuspectTicksDeps {
   symbols: SymbolTable;
@@ -25,6 +26,8 @@ export interface SuspectTicksDeps {
   tape: () => TickTape | null;
   /** Appends events to the log; resolves once durable. */
   persist: (events: ShardEvent[]) => Promise<void>;
+  /** Keeps the symbol's held tick (null: none) in the store, with the event persisted in the same turn. */
+  remember: (symbol: string, held: HeldTickRecord | null) => void;
   scheduleFlush: () => void;
 }
 
@@ -68,6 +71,18 @@ export class SuspectTicks {
     this.filter.applied(id, price);
   }
 
+  /**
+   * Holds again what the store kept (a restart, clean or not): after the restored prices, so each is
+   * judged against the same reference as before. A symbol the table cannot take is left out.
+   */
+  restore(held: readonly HeldTickRecord[]): void {
+    for (const h of held) {
+      const id = this.d.symbols.intern(h.symbol);
+      if (id < 0) continue;
+      this.filter.hold(id, h.price, h.tick_ts, h.size ?? NaN);
+    }
+  }
+
   list(): HeldTick[] {
     return this.filter.list(this.d.symbols.names);
   }
@@ -93,7 +108,16 @@ export class SuspectTicks {
     if (!k.ok) return k;
     if (typeof factor !== 'number' || !Number.isFinite(factor) || factor <= 0) return fail(ErrorCode.invalid_field, 'factor must be a finite number > 0', 'factor');
     this.filter.rescale(k.value, factor);
+    if (this.filter.isHeld(k.value)) this.remember(k.value);
     return ok(undefined);
+  }
+
+  /** The symbol's held tick as it stands now, to the store. */
+  private remember(id: number): void {
+    const f = this.filter;
+    const size = f.heldSizeOf(id);
+    const symbol = this.d.symbols.names[id];
+    this.d.remember(symbol, { symbol, price: f.heldPriceOf(id), tick_ts: f.heldTsOf(id), size: Number.isNaN(size) ? null : size });
   }
 
   private known(symbol: unknown): Result<number> {
@@ -106,6 +130,7 @@ export class SuspectTicks {
   private hold(id: number, price: number, ts: number, size: number): void {
     const ref = this.filter.refOf(id);
     this.filter.hold(id, price, ts, size);
+    this.remember(id);
     this.d.counters.ticksHeld++;
     const event: ShardEvent = {
       type: 'SuspectTickHeld',
@@ -131,6 +156,7 @@ export class SuspectTicks {
     const size = f.heldSizeOf(id);
     const ref = f.refOf(id);
     f.release(id);
+    this.d.remember(this.d.symbols.names[id], null);
     this.d.counters.suspectSettled[outcome]++;
     if (outcome === 'confirmed') {
       this.d.tape()?.record(id, price, tickTs, size);

@@ -7,34 +7,87 @@ import { createActor, type Actor } from 'xstate';
 import { portfolioMachine, type PortfolioEffect, type PortfolioEvent } from '../../actors/portfolio.js';
 import type { PortfolioState, PortfolioStatus } from '../domain/types.js';
 
-export interface Book {
-  readonly index: number;
-  readonly id: string;
-  /** The id as UTF-8, written into every delta of this portfolio. */
-  readonly idBytes: Uint8Array;
-  state: PortfolioState;
-  status: PortfolioStatus;
-  actor: Actor<typeof portfolioMachine> | null;
-  /** symbol id -> kernel position row */
-  readonly rows: Map<number, number>;
+/** Where a book restored lazily takes its state from on first use (a snapshot part, snapshotCodec.ts). */
+export interface StateSource {
+  stateOf(index: number): PortfolioState;
+}
+
+export class Book {
+  actor: Actor<typeof portfolioMachine> | null = null;
   /** rows in insertion order, for iteration without allocating iterators */
-  readonly rowList: number[];
-  seq: number;
-  watchers: number;
+  readonly rowList: number[] = [];
+  watchers = 0;
   /** Rows linked to an FX symbol (positions quoted in a foreign currency). */
-  foreign: number;
+  foreign = 0;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
-  cashFx: number[];
+  cashFx: number[] = [];
   /** Global seq of the last logged event its restored state includes: replay skips up to it. */
-  covered: number;
+  covered = 0;
   /** Replay changed its state: its kernel rows are synced once, when recovery finishes. */
-  touched: boolean;
+  touched = false;
   /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
-  heldOf: PortfolioState | null;
+  heldOf: PortfolioState | null = null;
+  private stateValue: PortfolioState | null;
+  private rowsValue: Map<number, number> | null;
+  private idBytesValue: Uint8Array | null = null;
+
+  /**
+   * A book with its state, or (state null) one restored lazily: its kernel rows are written, and its
+   * state object, its row map and its id bytes are built on first use, from `source` at `sourceIndex`
+   * and from `symbolOfRow` (a row's symbol id in the kernel). Most books after a restart only ever
+   * see ticks, which read the kernel alone.
+   */
+  constructor(
+    readonly index: number,
+    readonly id: string,
+    state: PortfolioState | null,
+    public status: PortfolioStatus,
+    public seq: number,
+    private source: StateSource | null = null,
+    private readonly sourceIndex = 0,
+    private readonly symbolOfRow: ((row: number) => number) | null = null,
+  ) {
+    this.stateValue = state;
+    this.rowsValue = state === null ? null : new Map();
+  }
+
+  get state(): PortfolioState {
+    if (this.stateValue === null) {
+      this.stateValue = (this.source as StateSource).stateOf(this.sourceIndex);
+      this.source = null;
+    }
+    return this.stateValue;
+  }
+
+  set state(state: PortfolioState) {
+    this.stateValue = state;
+    this.source = null;
+  }
+
+  /** Whether the state object exists yet (a lazily restored book untouched since the restart: no). */
+  get materialized(): boolean {
+    return this.stateValue !== null;
+  }
+
+  /** symbol id -> kernel position row */
+  get rows(): Map<number, number> {
+    if (this.rowsValue === null) {
+      const rows = new Map<number, number>();
+      const symbolOf = this.symbolOfRow as (row: number) => number;
+      for (const row of this.rowList) rows.set(symbolOf(row), row);
+      this.rowsValue = rows;
+    }
+    return this.rowsValue;
+  }
+
+  /** The id as UTF-8, written into every delta of this portfolio. */
+  get idBytes(): Uint8Array {
+    return (this.idBytesValue ??= utf8.encode(this.id));
+  }
 }
 
 export function newBook(index: number, state: PortfolioState, status: PortfolioStatus, seq: number): Book {
-  return { index, id: state.id, idBytes: utf8.encode(state.id), state, status, actor: null, rows: new Map(), rowList: [], seq, watchers: 0, foreign: 0, cashFx: [], heldOf: null, covered: 0, touched: false };
+  return new Book(index, state.id, state, status, seq);
 }
 
 const utf8 = new TextEncoder();

@@ -13,10 +13,10 @@ import type { ValidTrade } from '../domain/validate.js';
 import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
-import { newBook, releaseActor, sendToActor, type Book } from './book.js';
+import { Book, newBook, releaseActor, sendToActor } from './book.js';
 import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
-import { decodeSnapshot, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
+import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
 import { LogRecordReader, type TradeRecord } from './logRecord.js';
@@ -207,21 +207,98 @@ export class Shard {
     this.loadPrices(prices);
     const shards = this.init.shards ?? 1;
     const keep = filter ? (id: string) => shardOf(id, shards) === this.init.shard : () => true;
-    // Filtered parts hold other shards' books too: an upper bound, which reserve caps at the limits.
-    let portfolios = 0;
-    let positions = 0;
-    for (const part of parts) {
-      const n = snapshotRowCounts(part.segments);
-      portfolios += n.portfolios;
-      positions += n.positions;
+    // Rows for the whole snapshot in one growth. Filtered parts also hold other shards' books: there
+    // the counts are no estimate of this shard's, and growth by doubling stays.
+    if (!filter) {
+      let portfolios = 0;
+      let positions = 0;
+      for (const part of parts) {
+        const n = snapshotRowCounts(part.segments);
+        portfolios += n.portfolios;
+        positions += n.positions;
+      }
+      this.kernel.reserve(portfolios, positions);
+      if (positions > 0) this.deltas.ensureRow(this.kernel.positions + positions - 1);
     }
-    this.kernel.reserve(portfolios, positions);
-    for (const part of parts) {
-      decodeSnapshot(part.segments, keep, (restored) => {
-        this.restore(restored, clean).covered = part.covered;
+    for (const p of parts) {
+      const part = new SnapshotPart(p.segments);
+      // The part's symbol table as this shard's symbol ids (the main thread registered every name).
+      const symbolIds = part.strings.symbols.map((name) => {
+        const id = this.symbolIds.get(name);
+        assert(id !== undefined, `snapshot symbol ${name} registered before the load`);
+        return id;
       });
+      for (let i = 0; i < part.books; i++) {
+        if (!keep(part.strings.ids[i])) continue;
+        const book = this.restoreLazily(part, i, symbolIds, clean);
+        book.covered = p.covered;
+      }
     }
   }
+
+  /**
+   * One book from a snapshot part without building its state: kernel rows straight from the position
+   * columns, in the order they were written (the live row order), then what restore() does for
+   * totals, mark and latch. The state object is built on first use (Book.state). A book with foreign
+   * cash or dividends due is restored eagerly: its cash in the base needs the state (rare).
+   */
+  private restoreLazily(part: SnapshotPart, i: number, symbolIds: number[], exactSeq: boolean): Book {
+    const seq = exactSeq ? part.seq[i] : Math.max(part.seq[i], this.seqFloor);
+    if (part.extra[i] >= 0) return this.restore({ state: part.stateOf(i), status: part.statusOf(i), seq: part.seq[i], hwm: part.hwm[i], order: part.orderOf(i) }, exactSeq);
+    const index = this.kernel.addPortfolio();
+    assert(index === this.books.length, 'kernel portfolio rows follow the book list');
+    const book = new Book(index, part.strings.ids[i], null, part.statusOf(i), seq, part, i, this.symbolOfRow);
+    this.books.push(book);
+    this.byId.set(book.id, book);
+    const k = this.kernel;
+    let base: string | null = null;
+    for (let p = part.first[i], end = p + part.count[i]; p < end; p++) {
+      const row = k.addPosition(index, symbolIds[part.sym[p]]);
+      book.rowList.push(row);
+      this.deltas.ensureRow(row);
+      const currency = part.currency[p];
+      if (currency >= 0) {
+        base ??= part.baseOf(i);
+        k.setPositionFx(row, this.conversionFor(part.strings.currencies[currency], base));
+        book.foreign++;
+      }
+      // As syncPosition writes it: the effective quantity, quantity x multiplier.
+      k.setPosition(row, (part.units[p] / 1e8) * part.multiplierOf(p), part.avg[p], part.lastTrade[p]);
+    }
+    const c = k.cols;
+    c.pfCash[index] = part.cash[i];
+    c.pfRealized[index] = part.realized[i];
+    const l = part.strings.limits[part.limitsCol[i]];
+    k.setLimits(index, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
+    k.recompute(index);
+    // Set after the recompute, as in restore().
+    c.pfHwm[index] = part.hwm[i];
+    if (book.status !== 'active') c.pfFlags[index] |= FLAG_BREACH_LATCHED;
+    return book;
+  }
+
+  /** Books before this index have their state object (materializeSome's cursor). */
+  private materializedUpTo = 0;
+
+  /**
+   * Builds the state of up to `budget` lazily restored books, oldest first; true while some remain.
+   * The worker calls it between messages after recovery, so the first snapshot round (which reads
+   * every book's state) finds them built instead of building 100,000 at once.
+   */
+  materializeSome(budget: number): boolean {
+    const books = this.books;
+    let i = this.materializedUpTo;
+    for (; i < books.length && budget > 0; i++) {
+      if (books[i].materialized) continue;
+      void books[i].state;
+      budget--;
+    }
+    this.materializedUpTo = i;
+    return i < books.length;
+  }
+
+  /** A kernel row's symbol id (a lazily restored book builds its row map from it). */
+  private readonly symbolOfRow = (row: number): number => this.kernel.cols.posSym[row];
 
   private loadPrices(prices: { symbol: number; price: number; ts: number }[]): void {
     const c = this.kernel.cols;

@@ -211,44 +211,108 @@ export interface RestoredBook {
 }
 
 /**
+ * A decoded view of one snapshot part: its columns as typed arrays over the segments' bytes, its
+ * strings, and each book's state built only when asked for (stateOf). A shard restores kernel rows
+ * straight from the columns and leaves the state objects to be built on first use (lazy books).
+ */
+export class SnapshotPart {
+  readonly books: number;
+  readonly strings: SnapshotStrings;
+  private sideValue: SnapshotSide | null = null;
+  readonly status: Int32Array;
+  readonly method: Int32Array;
+  readonly limitsCol: Int32Array;
+  readonly first: Int32Array;
+  readonly count: Int32Array;
+  readonly extra: Int32Array;
+  readonly seq: Float64Array;
+  readonly hwm: Float64Array;
+  readonly cash: Float64Array;
+  readonly capital: Float64Array;
+  readonly realized: Float64Array;
+  readonly trades: Float64Array;
+  readonly sym: Int32Array;
+  readonly units: Float64Array;
+  readonly avg: Float64Array;
+  readonly posRealized: Float64Array;
+  readonly lastTrade: Float64Array;
+  readonly currency: Int32Array;
+  readonly lots: Int32Array;
+  /** Absent in a snapshot written before multipliers existed: every position at 1. */
+  readonly multiplier: Float64Array | null;
+
+  constructor(private readonly segments: readonly Uint8Array[]) {
+    const pf = ColumnBlock.read(segments[0]);
+    const pos = ColumnBlock.read(segments[1]);
+    this.strings = readSnapshotStrings(segments);
+    this.books = pf.rows;
+    [this.status, this.method, this.limitsCol, this.first, this.count, this.extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
+    [this.seq, this.hwm, this.cash, this.capital, this.realized, this.trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
+    [this.sym, this.units, this.avg, this.posRealized, this.lastTrade, this.currency, this.lots] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots')];
+    this.multiplier = pos.has('multiplier') ? pos.f64('multiplier') : null;
+    assert(this.strings.ids.length === pf.rows, 'one id per book');
+  }
+
+  private get side(): SnapshotSide {
+    return (this.sideValue ??= JSON.parse(fromUtf8.decode(this.segments[3])) as SnapshotSide);
+  }
+
+  statusOf(i: number): PortfolioStatus {
+    return statuses[this.status[i]];
+  }
+
+  /** Position p's multiplier as the kernel takes it (none written: 1). */
+  multiplierOf(p: number): number {
+    const m = this.multiplier === null ? 0 : this.multiplier[p];
+    return m === 0 ? 1 : m;
+  }
+
+  /** Book i's base currency (absent: the default). */
+  baseOf(i: number): string {
+    return this.strings.bases[i] ?? baseCurrencyDefault;
+  }
+
+  /** Book i's symbols in kernel row order. */
+  orderOf(i: number): string[] {
+    const order: string[] = [];
+    for (let p = this.first[i], end = p + this.count[i]; p < end; p++) order.push(this.strings.symbols[this.sym[p]]);
+    return order;
+  }
+
+  /** Book i's accounting state, as the pure functions write it (a new object on every call). */
+  stateOf(i: number): PortfolioState {
+    const strings = this.strings;
+    const positions: Record<string, PositionState> = {};
+    for (let p = this.first[i], end = p + this.count[i]; p < end; p++) {
+      const ps: PositionState = { units: this.units[p], avg_cost: this.avg[p], realized_pnl: this.posRealized[p], last_trade_price: this.lastTrade[p] };
+      if (this.currency[p] >= 0) ps.currency = strings.currencies[this.currency[p]];
+      if (this.lots[p] >= 0) ps.lots = this.side.lots[this.lots[p]];
+      if (this.multiplier !== null && this.multiplier[p] !== 0) ps.multiplier = this.multiplier[p];
+      positions[strings.symbols[this.sym[p]]] = ps;
+    }
+    // Keys in the order newPortfolio and the pure functions write them.
+    const state: PortfolioState = { id: strings.ids[i], name: strings.names[i], cash: this.cash[i], capital: this.capital[i], realized_pnl: this.realized[i], limits: strings.limits[this.limitsCol[i]], positions, trades: this.trades[i] };
+    const m = methods[this.method[i]];
+    if (m !== undefined) state.cost_basis_method = m;
+    const base = strings.bases[i];
+    if (base !== null) state.base_currency = base;
+    if (this.extra[i] >= 0) {
+      const e = this.side.extras[this.extra[i]];
+      if (e.cash_balances !== undefined) state.cash_balances = e.cash_balances;
+      if (e.dividends_due !== undefined) state.dividends_due = e.dividends_due;
+    }
+    return state;
+  }
+}
+
+/**
  * Decodes the books of a snapshot, calling `each` for those `keep` accepts (by index and id), in
  * order. Objects are built only for kept books.
  */
 export function decodeSnapshot(segments: readonly Uint8Array[], keep: (id: string) => boolean, each: (book: RestoredBook) => void): void {
-  const pf = ColumnBlock.read(segments[0]);
-  const pos = ColumnBlock.read(segments[1]);
-  const strings = readSnapshotStrings(segments);
-  const side = JSON.parse(fromUtf8.decode(segments[3])) as SnapshotSide;
-  const [status, method, limitsCol, first, count, extra] = [pf.i32('status'), pf.i32('method'), pf.i32('limits'), pf.i32('firstPosition'), pf.i32('positions'), pf.i32('extra')];
-  const [seq, hwm, cash, capital, realized, trades] = [pf.f64('seq'), pf.f64('hwm'), pf.f64('cash'), pf.f64('capital'), pf.f64('realized'), pf.f64('trades')];
-  const [sym, units, avg, posRealized, lastTrade, currency, lotsCol] = [pos.i32('symbol'), pos.f64('units'), pos.f64('avg'), pos.f64('realized'), pos.f64('lastTrade'), pos.i32('currency'), pos.i32('lots')];
-  // Absent in a snapshot written before multipliers existed: every position at 1.
-  const mult = pos.has('multiplier') ? pos.f64('multiplier') : null;
-  assert(strings.ids.length === pf.rows, 'one id per book');
-  for (let i = 0; i < pf.rows; i++) {
-    const id = strings.ids[i];
-    if (!keep(id)) continue;
-    const positions: Record<string, PositionState> = {};
-    const order: string[] = [];
-    for (let p = first[i], end = first[i] + count[i]; p < end; p++) {
-      const ps: PositionState = { units: units[p], avg_cost: avg[p], realized_pnl: posRealized[p], last_trade_price: lastTrade[p] };
-      if (currency[p] >= 0) ps.currency = strings.currencies[currency[p]];
-      if (lotsCol[p] >= 0) ps.lots = side.lots[lotsCol[p]];
-      if (mult !== null && mult[p] !== 0) ps.multiplier = mult[p];
-      positions[strings.symbols[sym[p]]] = ps;
-      order.push(strings.symbols[sym[p]]);
-    }
-    // Keys in the order newPortfolio and the pure functions write them.
-    const state: PortfolioState = { id, name: strings.names[i], cash: cash[i], capital: capital[i], realized_pnl: realized[i], limits: strings.limits[limitsCol[i]], positions, trades: trades[i] };
-    const m = methods[method[i]];
-    if (m !== undefined) state.cost_basis_method = m;
-    const base = strings.bases[i];
-    if (base !== null) state.base_currency = base;
-    if (extra[i] >= 0) {
-      const e = side.extras[extra[i]];
-      if (e.cash_balances !== undefined) state.cash_balances = e.cash_balances;
-      if (e.dividends_due !== undefined) state.dividends_due = e.dividends_due;
-    }
-    each({ state, status: statuses[status[i]], seq: seq[i], hwm: hwm[i], order });
+  const part = new SnapshotPart(segments);
+  for (let i = 0; i < part.books; i++) {
+    if (!keep(part.strings.ids[i])) continue;
+    each({ state: part.stateOf(i), status: part.statusOf(i), seq: part.seq[i], hwm: part.hwm[i], order: part.orderOf(i) });
   }
 }

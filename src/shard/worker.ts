@@ -64,6 +64,7 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
         case 'loaded':
           shard.finishRecovery();
           send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions });
+          materializeInTurns(shard);
           break;
         case 'crash':
           crash(msg.how);
@@ -76,6 +77,17 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
     });
     send({ t: 'ready', shard: init.shard, kernel: shard.kernel.kind });
   });
+}
+
+/** Books whose state one turn builds after recovery (a few ms of a turn: ticks and commands go between). */
+const booksMaterializedPerTurnMax = 500;
+
+/** Builds the lazily restored books' states a slice per event-loop turn, between messages. */
+function materializeInTurns(shard: Shard): void {
+  const step = (): void => {
+    if (shard.materializeSome(booksMaterializedPerTurnMax)) setImmediate(step);
+  };
+  setImmediate(step);
 }
 
 /** Deliberate faults for supervision tests; reachable only when the engine allows fault injection. */

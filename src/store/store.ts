@@ -82,6 +82,7 @@ import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventIndex } from './eventIndex.js';
 import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
+import { HeldTicks, type HeldTickRecord } from './heldTicks.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
 import { StreamCursors } from './streamCursor.js';
@@ -92,6 +93,7 @@ export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
 export type { EventQuery, ReplayOptions } from './log.js';
 export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
+export type { HeldTickRecord } from './heldTicks.js';
 
 /**
  * Layout version of the data directory; bump on any incompatible change of keys or values.
@@ -102,7 +104,7 @@ export const storeSchemaVersion = 2;
 /** Versions openStore migrates in place: the new version (and seq epoch) go in the first commit. */
 export const storeVersionsMigrated: readonly number[] = [1];
 
-/** Named databases in the environment (13 used), with room for a later version. */
+/** Named databases in the environment (14 used), with room for a later version. */
 const databasesMax = 16;
 
 /** The store's bounds an operator may set (the CLI's --store-* options); each defaults to storeDefaults. */
@@ -222,6 +224,13 @@ export interface Store {
   /** Latest price per symbol plus a bounded history, pricesPerFlushMax per flush; resolves when durable. */
   savePrices(prices: readonly LastPrice[]): Promise<void>;
   loadPrices(): LastPrice[];
+  /**
+   * The suspect tick held for a symbol (null: none any more), in the same ordered write queue as
+   * append(): enqueue it with the audit event of the hold or the settle.
+   */
+  setHeldTick(symbol: string, held: HeldTickRecord | null): void;
+  /** Every suspect tick held when the store was last written (one per symbol). */
+  loadHeldTicks(): HeldTickRecord[];
   /** The newest kept price of the symbol with ts <= timestamp. */
   priceAt(symbol: string, timestamp: number): number | undefined;
   /** The same, with the source timestamp it was stored under (a past mark's age). */
@@ -251,7 +260,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'tradeResultKeys', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots'];
+const databaseNames = ['meta', 'events', 'byPortfolio', 'byType', 'byTs', 'tradeResults', 'tradeResultBodies', 'tradeResultKeys', 'snapshots', 'snapshotHistory', 'prices', 'priceHistory', 'shardSnapshots', 'heldTicks'];
 
 class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
@@ -265,6 +274,7 @@ class LmdbStore implements Store {
   private readonly snapshots: Snapshots;
   private readonly prices: Prices;
   private readonly compaction: Compaction;
+  private readonly heldTicks: HeldTicks;
   private readonly shardSnapshots: ShardSnapshots;
   private readonly cursors: StreamCursors;
   /** The last seq epoch handed out (committed or queued). */
@@ -290,6 +300,7 @@ class LmdbStore implements Store {
       prices: Database<LastPrice, Key>;
       priceHistory: Database<number, Key>;
       shardSnapshots: Database<Uint8Array, Key>;
+      heldTicks: Database<HeldTickRecord, Key>;
     },
     options: StoreOptions,
     lastSeq: number,
@@ -333,6 +344,8 @@ class LmdbStore implements Store {
     this.queue.add(this.snapshots);
     this.queue.add(this.prices);
     this.queue.add(this.compaction);
+    this.heldTicks = new HeldTicks(this.queue, dbs.heldTicks);
+    this.queue.add(this.heldTicks);
     this.shardSnapshots = new ShardSnapshots(this.queue, dbs.meta, dbs.shardSnapshots);
     this.queue.add(this.shardSnapshots);
     this.cursors = new StreamCursors(this.queue, dbs.meta);
@@ -438,6 +451,15 @@ class LmdbStore implements Store {
 
   loadPrices(): LastPrice[] {
     return this.prices.loadPrices();
+  }
+
+  setHeldTick(symbol: string, held: HeldTickRecord | null): void {
+    this.writable();
+    this.heldTicks.set(symbol, held);
+  }
+
+  loadHeldTicks(): HeldTickRecord[] {
+    return this.heldTicks.load();
   }
 
   priceAt(symbol: string, timestamp: number): number | undefined {
@@ -614,13 +636,14 @@ export function openStore(options: StoreOptions): Result<Store> {
     const priceHistory = root.openDB<number, Key>('priceHistory', {});
     // Raw bytes: the segments are decoded by the shard that loads them, never here.
     const shardSnapshots = root.openDB<Uint8Array, Key>('shardSnapshots', { encoding: 'binary' });
+    const heldTicks = root.openDB<HeldTickRecord, Key>('heldTicks', {});
     let lastSeq = 0;
     const metaSeq = meta.get('lastSeq');
     if (typeof metaSeq === 'number') lastSeq = metaSeq;
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots };
+    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }

@@ -59,6 +59,15 @@ export interface HistoryWrite {
   value: unknown;
 }
 
+/** A held suspect tick as the store keeps it (heldTicks.ts). */
+export interface HeldTickRecord {
+  symbol: string;
+  price: number;
+  tick_ts: number;
+  /** null: the tick had no size. */
+  size: number | null;
+}
+
 export interface Removal {
   db: Database<unknown, Key>;
   key: Key;
@@ -98,6 +107,8 @@ export class Batch {
   priceHistory: HistoryWrite[] = [];
   removals: Removal[] = [];
   meta: [string, unknown][] = [];
+  /** Held suspect ticks set (a record) or cleared (null), by symbol, in call order (heldTicks.ts). */
+  heldTicks: [string, HeldTickRecord | null][] = [];
   /** Columnar snapshot segments, then their generation pointer (written after them) and stale segment keys. */
   segments: { key: Key; bin: Uint8Array }[] = [];
   pointer: ShardSnapshotPointer | null = null;
@@ -115,7 +126,7 @@ export class Batch {
   seconds = 0;
 
   get empty(): boolean {
-    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null;
+    return this.writes === 0 && this.meta.length === 0 && this.removals.length === 0 && this.pointer === null && this.heldTicks.length === 0;
   }
 }
 

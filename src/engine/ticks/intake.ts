@@ -7,6 +7,7 @@ import { engineClosed, ErrorCode, type Result } from '../../errors.js';
 import { priceError, validSymbol } from '../../domain/validate.js';
 import type { Clock, TickInput } from '../../domain/types.js';
 import type { ShardEvent } from '../../shard/protocol.js';
+import type { HeldTickRecord } from '../../store/store.js';
 import type { HeldTick, SettledTick, TickIngestResult } from '../api.js';
 import type { Coalescer } from '../coalescer.js';
 import type { EngineCounters } from '../counters.js';
@@ -28,6 +29,8 @@ export interface IntakeDeps {
   prices: LastPrices;
   lockstep: Lockstep;
   persist: (events: ShardEvent[]) => Promise<void>;
+  /** Where held suspect ticks are kept across restarts (store setHeldTick). */
+  rememberHeld: (symbol: string, held: HeldTickRecord | null) => void;
 }
 
 export class TickIntake {
@@ -43,6 +46,7 @@ export class TickIntake {
       clock: d.clock,
       tape: () => this.tape,
       persist: (events) => d.persist(events),
+      remember: (symbol, held) => d.rememberHeld(symbol, held),
       scheduleFlush: () => d.lockstep.scheduleFlush(),
     });
   }
@@ -50,6 +54,11 @@ export class TickIntake {
   /** A restored or applied price is the reference the next tick of its symbol is judged against. */
   applied(id: number, price: number): void {
     this.suspect.applied(id, price);
+  }
+
+  /** Suspect ticks held when the engine last ran, held again (after the restored prices). */
+  restoreHeld(held: readonly HeldTickRecord[]): void {
+    this.suspect.restore(held);
   }
 
   ingestTick(symbol: string, price: number, ts: number, size?: number): string | null {
