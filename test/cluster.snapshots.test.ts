@@ -5,7 +5,7 @@
 //   last message on that partition's subject; its books are exactly the partition's portfolios, and
 //   their cash and positions equal the exact oracle (test/oracle/) replaying the acknowledged trades;
 // - shipping again with nothing applied since puts nothing (the store already covers that sequence);
-// - a clean stop ships a last snapshot of every partition whose cursor moved (release before drop);
+// - a clean stop ships a last snapshot of every partition whose cursor moved (before releasing them);
 // - on --cluster-snapshot-ship-interval-ms an owner ships what it applied without being asked, and a
 //   put of an image older than the stored one is refused (the shipped state never moves back);
 // - a frame that is not a snapshot frame is refused with an error naming the rule.

@@ -54,7 +54,7 @@ export const clusterDefaults = {
   snapshotShipIntervalMs: 30_000,
 } as const;
 
-/** A release waits at most this long for its last snapshot to ship (NATS down: the release goes on without it). */
+/** A clean stop waits at most this long for its last snapshots to ship (NATS down: it stops without them). */
 export const releaseShipTimeoutMs = 5_000;
 
 export class ClusterStartError extends Error {
@@ -128,7 +128,7 @@ export class ClusterNode {
       const shipper = await SnapshotShipper.open(nc, o.replicas);
       const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper);
       node.status.start();
-      node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p), handOver: (p) => node.shipOnRelease(p) });
+      node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
@@ -212,17 +212,21 @@ export class ClusterNode {
     return this.shipRound;
   }
 
-  /** A clean release ships a last snapshot first, bounded by releaseShipTimeoutMs. */
-  private async shipOnRelease(partition: number): Promise<void> {
+  /**
+   * A clean stop ships a last snapshot of every partition it owns before releasing them, while the
+   * ownership heartbeats still run (so the claims stay current), bounded by releaseShipTimeoutMs.
+   */
+  private async shipBeforeStop(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, releaseShipTimeoutMs);
     });
-    const ship = this.shipSnapshot(partition).then(
-      () => undefined,
-      (err: unknown) => this.log(`cluster: partition ${partition}: last snapshot not shipped on release: ${String(err)}`),
+    const ships = Promise.all(
+      this.ownership.heldPartitions().map((p) =>
+        this.shipSnapshot(p).catch((err: unknown) => this.log(`cluster: partition ${p}: last snapshot not shipped on stop: ${String(err)}`)),
+      ),
     );
-    await Promise.race([ship, timeout]);
+    await Promise.race([ships, timeout]);
     clearTimeout(timer);
   }
 
@@ -306,6 +310,7 @@ export class ClusterNode {
   private async shutdown(): Promise<void> {
     this.status.close();
     if (this.shipTimer !== null) clearInterval(this.shipTimer);
+    await this.shipBeforeStop();
     await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);

@@ -62,8 +62,6 @@ export interface PartitionGate {
   take(partition: number, epoch: number): Promise<void>;
   /** Synchronous: stop serving (stop the consumer) before anything else runs. */
   drop(partition: number): void;
-  /** A clean release, before drop: the partition is still held (the node ships its last snapshot). Never rejects. */
-  handOver?(partition: number): Promise<void>;
 }
 
 export interface OwnershipCounters {
@@ -509,8 +507,6 @@ export class Ownership implements OwnershipView {
 
   /** Drop locally first (the consumer stops), then delete the key with CAS so nobody else's claim is undone. */
   private async release(p: number): Promise<void> {
-    if (!this.held.has(p)) return;
-    if (this.held.get(p)?.ready === true) await this.gate.handOver?.(p);
     const h = this.held.get(p);
     if (h === undefined) return;
     this.held.delete(p);
