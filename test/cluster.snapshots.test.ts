@@ -6,6 +6,8 @@
 //   their cash and positions equal the exact oracle (test/oracle/) replaying the acknowledged trades;
 // - shipping again with nothing applied since puts nothing (the store already covers that sequence);
 // - a clean stop ships a last snapshot of every partition whose cursor moved (release before drop);
+// - on --cluster-snapshot-ship-interval-ms an owner ships what it applied without being asked, and a
+//   put of an image older than the stored one is refused (the shipped state never moves back);
 // - a frame that is not a snapshot frame is refused with an error naming the rule.
 // Skipped, loudly, only when nats-server is not installed (CI installs it).
 
@@ -20,7 +22,7 @@ import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { ClusterNode } from '../src/cluster/node.js';
 import { partitionOf } from '../src/cluster/partition.js';
 import { clusterSubjects as names } from '../src/cluster/subjects.js';
-import { decodeSnapshotFrame, encodeSnapshotFrame, streamSeqKey } from '../src/cluster/snapshotShipper.js';
+import { decodeSnapshotFrame, encodeSnapshotFrame, SnapshotShipper, streamSeqKey } from '../src/cluster/snapshotShipper.js';
 import { decodeSnapshot, type RestoredBook } from '../src/shard/snapshotCodec.js';
 import type { TradeResult } from '../src/domain/types.js';
 import { Ledger } from './oracle/ledger.js';
@@ -145,6 +147,38 @@ describe.skipIf(!natsServerInstalled)('shipped partition snapshots', () => {
     expect(after.seq).toBe(await lastStreamSeq(p0));
     expect(after.seq).toBeGreaterThan(before);
     expectBooksEqualOracle(after.books, ledger, p0);
+  }, 60_000);
+
+  it('ships on the schedule without being asked; an older image never replaces a newer one', async () => {
+    const engine = await createEngine({ dataDir: join(root, 'b'), workers: 1, snapshotIntervalMs: 3_600_000 });
+    engines.push(engine);
+    const node = await ClusterNode.start(engine, { nats: nats.url, nodeId: 'snap-b', partitions, heartbeatMs: 200, ownerTimeoutMs: 1_500, snapshotShipIntervalMs: 200, log: () => undefined });
+    nodes.push(node);
+    await waitUntil('every partition owned', () => node.stats().owned === partitions, 15_000);
+    const api = node.routed(engine);
+    const id = 'snap-timer-1';
+    const p = partitionOf(id, partitions);
+    expect(await api.createPortfolio({ id, cash: 5_000 })).toMatchObject({ ok: true });
+    const trade = { trade_id: 'snap-timer-t1', symbol: 'DDD', side: 'buy' as const, quantity: 7, price: 12.34, fee: 1 };
+    expect(await api.trade(id, trade)).toMatchObject({ ok: true });
+    const ledger = new Ledger();
+    ledger.createPortfolio(id, 5_000);
+    ledger.trade(id, trade);
+    const want = await lastStreamSeq(p);
+    // The probe reads the object's info only: a blob read while a put replaces the object can wait
+    // for chunks the put purged (the object store client's reader); once the sequence is there nothing
+    // moves the cursor, so nothing is put again and the blob read below is safe.
+    const store = await new Objm(raw).open(names.snapshotStore);
+    await waitUntil('the schedule shipped the last trade', async () => Number((await store.info(names.snapshotName(p)))?.metadata?.[streamSeqKey]) === want, 10_000, 50);
+    const s = await shipped(p);
+    expect(s.books.map((b) => b.state.id)).toContain(id);
+    expectBooksEqualOracle(s.books.filter((b) => b.state.id === id), ledger, p);
+
+    const other = await SnapshotShipper.open(raw, 1);
+    expect(await other.put(p, { seq: want - 1, segments: [], portfolios: 0 })).toBe(false);
+    expect(other.counts.stale).toBe(1);
+    expect((await shipped(p)).seq).toBe(want);
+    await node.stop();
   }, 60_000);
 
   it('refuses a frame that is not a snapshot frame, naming the rule', () => {
