@@ -230,6 +230,9 @@ export class Shard {
       });
       for (let i = 0; i < part.books; i++) {
         if (!keep(part.strings.ids[i])) continue;
+        // Loading into a shard that already runs (another part, a partition handed over) adds books;
+        // a book it already holds would be a second one under the same id.
+        assert(!this.byId.has(part.strings.ids[i]), `portfolio ${part.strings.ids[i]} loaded twice into shard ${this.init.shard}`);
         const book = this.restoreLazily(part, i, symbolIds, clean);
         book.covered = p.covered;
       }
