@@ -4,13 +4,16 @@
 // owner sends only after its LMDB commit. A publish JetStream reports as a duplicate (the same trade
 // id within the dedup window) was not stored, so nobody would answer that inbox: it is published
 // again without a message id, and the owner answers it from its trade-id memory (applied: false).
+// Unless the stored message is this very request (its reply inbox is ours: the publish reached the
+// stream twice, as seen under a restart of every nats-server): then the owner answers our inbox as
+// for any first publish, and the client learns applied: true, not a false "duplicate".
 // Bounded: at most commandsInFlightMax requests wait at once; each waits commandReplyTimeoutMs.
 
 import { randomUUID } from 'node:crypto';
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { ErrorCode, fail, type Result } from '../errors.js';
-import { commandBytesMax, commandVersion, decodeAnswer, encodeCommand, type CommandOp } from './commandCodec.js';
+import { commandBytesMax, commandVersion, decodeAnswer, decodeCommand, encodeCommand, type CommandOp } from './commandCodec.js';
 import { partitionOf } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
 
@@ -28,11 +31,14 @@ export class CommandPublisher {
   private inFlight = 0;
   published = 0;
   duplicates = 0;
+  /** Duplicate acks that named this very request (the publish reached the stream twice). */
+  ownDuplicates = 0;
   timeouts = 0;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly o: PublisherOptions,
   ) {}
 
@@ -69,7 +75,7 @@ export class CommandPublisher {
       } catch (err) {
         return fail(ErrorCode.partition_unavailable, `cluster: the command stream did not take the command (${String(err)}); retry`, undefined, true);
       }
-      if (ack.duplicate) return 'duplicate';
+      if (ack.duplicate && !(await this.storedIsOurs(ack.seq, reply))) return 'duplicate';
       this.published++;
       const timeout = new Promise<Result<unknown>>((resolve) => {
         timer = setTimeout(() => {
@@ -88,6 +94,22 @@ export class CommandPublisher {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       sub.unsubscribe();
+    }
+  }
+
+  /** Whether the stream's message at seq (the original a duplicate ack names) carries our reply inbox. */
+  private async storedIsOurs(seq: number, reply: string): Promise<boolean> {
+    try {
+      const stored = await this.jsm.streams.getMessage(names.commandStream, { seq });
+      if (stored === null) return false;
+      const c = decodeCommand(stored.data);
+      const ours = c.ok && c.value.reply === reply;
+      if (ours) this.ownDuplicates++;
+      return ours;
+    } catch {
+      // Unknown (the stream is moving): answer as for another request's duplicate; a trade resent
+      // with its id still learns its result from the owner's trade-id memory.
+      return false;
     }
   }
 }

@@ -123,7 +123,7 @@ export class ClusterNode {
       const owned = await Ownership.open(nc, { cluster: counters, nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
-      const publisher = new CommandPublisher(nc, js, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
+      const publisher = new CommandPublisher(nc, js, jsm, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
       const shipper = await SnapshotShipper.open(nc, o.replicas);
       const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper);

@@ -357,7 +357,7 @@ export const overview: DashboardSpec = {
           unit: 'short',
           queries: [
             { expr: `sum by (instance) (${rate('mtm_cluster_updates_relayed_total', D, R)})`, legend: 'relayed/s {{instance}}' },
-            { expr: `sum by (source) (${rate('mtm_cluster_bad_input_total', D, R)}) > 0`, legend: 'refused/s {{source}}' },
+            { expr: `sum by (source) (${rate('mtm_cluster_bad_input_total', D, R)})`, legend: 'refused/s {{source}}' },
           ],
         },
       ],
