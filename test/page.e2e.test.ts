@@ -117,7 +117,20 @@ async function pickWithKeyboard(id: string): Promise<void> {
   await page.focus('#picker-input');
   await page.fill('#picker-input', id);
   await page.waitForSelector(`#picker-list li[data-id="${id}"]`, { timeout: 5_000 });
-  // The exact id is an id-prefix match, so it is the first option, made active by the filter.
+  // The exact id is an id-prefix match, so it is the first option, made active by the filter. The
+  // filter runs on the next animation frame, and focus already rendered the unfiltered list (which
+  // holds the option too): wait for the filtered list's first option (CI run of session 4 read the
+  // unfiltered list's first, demo-00000).
+  await page
+    .waitForFunction(
+      (want) => {
+        const a = document.getElementById('picker-input')?.getAttribute('aria-activedescendant');
+        return a !== null && a !== undefined && document.getElementById(a)?.dataset.id === want;
+      },
+      id,
+      { timeout: 5_000 },
+    )
+    .catch(() => undefined); // the assertion below names what was active instead
   const active = await page.getAttribute('#picker-input', 'aria-activedescendant');
   expect(await page.getAttribute(`#${active}`, 'data-id')).toBe(id);
   await page.keyboard.press('Enter');
