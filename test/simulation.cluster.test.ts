@@ -15,7 +15,8 @@ warnNatsMissing('test/simulation.cluster.test.ts');
 
 describe.skipIf(!natsServerInstalled)('the cluster simulator', () => {
   it('keeps every invariant through node and NATS faults on seed 101', async () => {
-    const r = await runClusterSim({ seed: 101, steps: 12, rates: { kill9: 0.12, pause: 0.12, natsKill: 0.12, resend: 0.3 } });
+    // The step log goes to the test output: a CI timeout (session 4) left no trace of where it waited.
+    const r = await runClusterSim({ seed: 101, steps: 12, rates: { kill9: 0.12, pause: 0.12, natsKill: 0.12, resend: 0.3 }, log: (line) => console.log(`cluster sim 101: ${line}`) });
     expect(r.failure, formatClusterFailure(r)).toBeNull();
     expect(r.ok).toBe(true);
     expect(r.steps).toBe(12);

@@ -83,8 +83,28 @@ async function openBucket(nc: NatsConnection, name: string): Promise<KV | null> 
   }
 }
 
-/** Reads the buckets and asks every node (answers collected for `waitMs`). */
+/** How long the bucket reads may take beyond the nodes' answer window before the read is refused. */
+export const statusReadTimeoutMs = 10_000;
+
+/**
+ * Reads the buckets and asks every node (answers collected for `waitMs`). Bounded: a KV key listing
+ * is an ordered consumer, and one opened while JetStream restarts was seen to wait without end (the
+ * cluster simulator in CI hung on it after a nats-server restart); past the bound it rejects, naming it.
+ */
 export async function readClusterStatus(nc: NatsConnection, waitMs: number, now = Date.now()): Promise<ClusterStatus> {
+  const limitMs = waitMs + statusReadTimeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`cluster status: the buckets did not answer within ${limitMs} ms`)), limitMs);
+  });
+  try {
+    return await Promise.race([readStatusOnce(nc, waitMs, now), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readStatusOnce(nc: NatsConnection, waitMs: number, now: number): Promise<ClusterStatus> {
   const answers: NodeStatus[] = [];
   const replies = await nc.requestMany(clusterSubjects.status, '', { maxWait: waitMs, strategy: 'timer' }).catch(() => null);
   const collecting = (async () => {
