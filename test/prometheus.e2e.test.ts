@@ -13,7 +13,6 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import { seeded } from '../src/sim/random.js';
 import { projectRoot } from '../src/projectRoot.js';
 import { engineJob, grafanaSubstitution, listPanelQueries, listRuleExpressions } from '../dashboards/src/index.js';
 import { TestSocket, http, isType, sleep } from './support/serverHarness.js';
+import { freePort } from './support/ports.js';
 
 const installed = (bin: string): boolean => spawnSync(bin, ['--version'], { encoding: 'utf8' }).status === 0;
 const hasPrometheus = installed('prometheus') && installed('promtool');
@@ -60,17 +60,6 @@ let prometheusUrl = '';
 let prometheusLog = '';
 let dir = '';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
