@@ -10,6 +10,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
+import type { EngineMessage } from '../src/engine/api.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { MtmClient } from '../src/client/client.js';
 import { applyUpdate } from '../src/protocol/view.js';
@@ -217,6 +218,15 @@ interface Receiver {
 }
 
 /** An in-process listener keeping its own view: objects, or bytes decoded with the SDK codec. */
+/** The update a non-snapshot message carries: decoded from its bytes for a bytes listener. */
+function updateOf(m: Exclude<EngineMessage, { kind: 'snapshot' }>): PortfolioUpdate {
+  if (m.kind === 'update') return m.update;
+  const d = decodeDelta(m.delta.bytes);
+  if (!d.ok) throw new Error(d.reason);
+  const { from_seq: _f, ...rest } = d.value;
+  return rest;
+}
+
 function listen(engine: MtmEngine, bytes: boolean): Receiver {
   const views = new Map<string, PortfolioSnapshot>();
   let gaps = 0;
@@ -225,13 +235,7 @@ function listen(engine: MtmEngine, bytes: boolean): Receiver {
       id,
       (m) => {
         if (m.kind === 'snapshot') return void views.set(id, m.snapshot);
-        let u: PortfolioUpdate;
-        if (m.kind === 'delta') {
-          const d = decodeDelta(m.delta.bytes);
-          if (!d.ok) throw new Error(d.reason);
-          const { from_seq: _f, ...rest } = d.value;
-          u = rest;
-        } else u = m.update;
+        const u = updateOf(m);
         const v = views.get(id);
         if (v === undefined) return;
         if (u.seq !== v.seq + 1) gaps++;
@@ -457,13 +461,7 @@ describe('the shard writes foreign-currency and multiplier positions from its pe
           'fxm',
           (m) => {
             if (m.kind === 'snapshot') return void (views[kind] = m.snapshot);
-            let u: PortfolioUpdate;
-            if (m.kind === 'delta') {
-              const d = decodeDelta(m.delta.bytes);
-              if (!d.ok) throw new Error(d.reason);
-              const { from_seq: _f, ...rest } = d.value;
-              u = rest;
-            } else u = m.update;
+            const u = updateOf(m);
             if (views[kind] !== null) views[kind] = applyUpdate(views[kind] as PortfolioSnapshot, u);
           },
           { bytes: kind === 'bytes' },

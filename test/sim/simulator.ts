@@ -8,6 +8,7 @@
 // restarts. After every step every invariant is checked against the model (model.ts, built on the
 // exact oracle); the first broken one stops the run with the seed, the step and the invariant.
 
+import { applyUpdate } from '../../src/protocol/view.js';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -1001,7 +1002,7 @@ export class Simulator {
     if (u.seq !== s.last + 1) {
       this.violate('subscriber-seq', `subscriber #${s.sub} of ${s.portfolio}: update seq ${u.seq} after ${s.last} (${u.seq <= s.last ? 'duplicate or old' : 'gap'})`);
     }
-    s.view = merge(s.view, u);
+    s.view = applyUpdate(s.view, u);
     s.last = u.seq;
   }
 
@@ -1566,33 +1567,6 @@ export class Simulator {
 }
 
 // ---- helpers ------------------------------------------------------------------------------------------
-
-/** Applies an update to a view as a client would: positions by symbol, quantity 0 removes one. */
-function merge(view: PortfolioSnapshot, u: PortfolioUpdate): PortfolioSnapshot {
-  const bySymbol = new Map(view.positions.map((p) => [p.symbol, p]));
-  for (const p of u.positions) {
-    if (p.quantity === 0) bySymbol.delete(p.symbol);
-    else bySymbol.set(p.symbol, p);
-  }
-  const positions = [...bySymbol.values()].map((p) => ({ ...p, weight: u.gross_exposure > 0 ? (Math.abs(p.market_value) / u.gross_exposure) * 100 : 0 }));
-  return {
-    ...view,
-    seq: u.seq,
-    as_of: u.as_of,
-    state: u.state,
-    cash: u.cash,
-    capital: u.capital,
-    holdings_value: u.holdings_value,
-    cost_basis: u.cost_basis,
-    unrealized_pnl: u.unrealized_pnl,
-    realized_pnl: u.realized_pnl,
-    total_return: u.total_return,
-    return_rate: u.return_rate,
-    equity: u.equity,
-    gross_exposure: u.gross_exposure,
-    positions,
-  };
-}
 
 /** Deep equality of plain data as JSON sees it: -0 equals 0 (the store's encoding does not keep the sign of zero). */
 function same(a: unknown, b: unknown): boolean {
