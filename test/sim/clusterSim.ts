@@ -211,10 +211,15 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
   };
 
   const check = async (): Promise<void> => {
-    const nc = await connect({ servers: (nats as NatsServer).url });
-    let owners: (string | undefined)[];
+    const nc = await connect({ servers: (nats as NatsServer).url, maxReconnectAttempts: -1 });
+    let owners: (string | undefined)[] = [];
     try {
-      owners = (await readClusterStatus(nc, 20)).owners;
+      // A status read can time out right after a nats-server restart (a KV key listing that never
+      // answers; CI, session 4): read again until one answers, within the settle bound, as settle does.
+      await waitUntil('the cluster status answers', async () => {
+        owners = (await readClusterStatus(nc, 20)).owners;
+        return true;
+      }, c.settleTimeoutMs, 200);
     } finally {
       await nc.close();
     }
