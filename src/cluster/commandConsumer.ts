@@ -45,6 +45,11 @@ export interface ConsumerDeps {
   /** The node's cluster counters (counters.ts): refused stream messages, each partition's pending messages. */
   cluster: ClusterCounters;
   log: (line: string) => void;
+  /**
+   * Checked once the consumer exists and before it delivers anything (takeover.ts gap): a reason means
+   * the stream may have a gap after the cursor, and the start fails (nothing applied).
+   */
+  guard?: (partition: number, cursor: number) => Promise<string | null>;
 }
 
 /** Runs one decoded command against the local engine (validation happens there, as for a local call). */
@@ -109,6 +114,13 @@ export class PartitionConsumer {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: cursor + 1,
     });
+    if (this.stopped) return ready;
+    const gap = this.d.guard === undefined ? null : await this.d.guard(this.partition, cursor);
+    if (gap !== null) {
+      ready.catch(() => undefined);
+      this.stop();
+      throw new Error(`partition ${this.partition}: not started after stream seq ${cursor}: ${gap}`);
+    }
     if (this.stopped) return ready;
     this.messages = await consumer.consume({ max_messages: 256, expires: consumerPullExpiresMs });
     if (this.stopped) this.messages.stop();

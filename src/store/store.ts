@@ -256,6 +256,12 @@ export interface Store {
    * transaction with every event appended before the next flush (streamCursor.ts); append([]) is the barrier.
    */
   advanceStreamCursor(partition: number, seq: number): void;
+  /**
+   * Cluster: sets the partition's cursor to seq, backwards too, in the batch being filled: a partition
+   * rebuilt from a shipped snapshot takes that snapshot's sequence, in the transaction of the snapshot
+   * generation that holds its books (engine.adoptBooks).
+   */
+  setStreamCursor(partition: number, seq: number): void;
   /** Flushes what is enqueued, waits for it, closes the environment. */
   close(): Promise<void>;
 }
@@ -396,6 +402,11 @@ class LmdbStore implements Store {
     this.writable();
     // Like append: nothing is written after a lost batch.
     if (this.queue.failure === null) this.cursors.advance(partition, seq);
+  }
+
+  setStreamCursor(partition: number, seq: number): void {
+    this.writable();
+    if (this.queue.failure === null) this.cursors.set(partition, seq);
   }
 
   overloaded(): boolean {
