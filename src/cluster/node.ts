@@ -196,7 +196,7 @@ export class ClusterNode {
     if (this.handoverMs.length >= 1_024) this.handoverMs.shift();
     this.handoverMs.push(ms);
     const from = plan.source === 'snapshot' ? `from the shipped snapshot at stream seq ${plan.cursor} (${plan.portfolios} portfolios loaded in ${plan.loadMs.toFixed(1)} ms)` : plan.source === 'local' ? `from its own copy at stream seq ${plan.cursor}` : 'from the stream start';
-    this.log(`cluster: gained partition ${partition} (epoch ${epoch}) ${from}: caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms`);
+    this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms, ${from}`);
   }
 
   /**
