@@ -5,13 +5,14 @@
 // (a) node A owns every partition, trades flow, A ships each partition and the stream keeps only the
 //     shipped message of each subject (purged below it); A is killed -9; node B, which never held
 //     anything, can only rebuild from the snapshots: it takes every partition from them, its positions
-//     and cash equal the exact oracle (test/oracle/), and a restart of B's engine alone (no NATS) comes
-//     back to the same figures at the same stream cursors (the books and the cursor were committed in
-//     one store generation);
+//     and cash equal the exact oracle (test/oracle/), every acknowledged trade resent to it is answered
+//     applied: false (the trade results travelled with the snapshots) and changes nothing, and a
+//     restart of B's engine alone (no NATS) comes back to the same figures at the same stream cursors
+//     (the books and the cursor were committed in one store generation);
 // (b) A loses partitions to a joining node B (fair share): A drops their books (no longer held,
 //     served or revalued there); trades continue on B; B stops cleanly; A regains them from B's
-//     snapshot and serves the new figures (the oracle's), not its stale copy; a restart of A's engine
-//     keeps them;
+//     snapshot and serves the new figures (the oracle's), not its stale copy; B's trades resent to A
+//     are answered applied: false; a restart of A's engine keeps them;
 // (c) a blob read that cannot finish (the object's chunks purged under it, as a put racing a read
 //     does) does not hang the take-over: each read gives up after --cluster-snapshot-read-timeout-ms,
 //     the take fails after the bounded attempts and the claim is given back, other partitions are
@@ -172,8 +173,19 @@ describe.skipIf(!natsServerInstalled)('take-over from shipped snapshots', () => 
       compared += await expectOracle(engine, id, ledger, 'tk-b');
     }
     expect(compared).toBeGreaterThan(ids.length);
+    for (const p of used) expect(engine.streamCursor(p)).toBe(await shippedSeq(p));
+    // A resend of a trade the snapshots include (within the dedup window: JetStream drops the publish, the
+    // owner answers from its memory) is answered applied: false, not applied again: the trade results
+    // travelled with the snapshots.
+    const api = b.routed(engine);
+    for (const [id, trades] of rig.acked) {
+      for (const t of trades) {
+        const r = await api.trade(id, t);
+        expect(r.ok && (r.value as TradeResult).applied, `${id} ${t.trade_id} resent to tk-b: ${JSON.stringify(r)}`).toBe(false);
+      }
+    }
+    for (const id of ids) await expectOracle(engine, id, ledger, 'tk-b after resends');
     const cursors = new Map(used.map((p) => [p, engine.streamCursor(p)]));
-    for (const p of used) expect(cursors.get(p)).toBe(await shippedSeq(p));
     const loads = log.filter((l) => l.includes('from the shipped snapshot'));
     console.log(`cluster test: take-over after kill -9, ${ids.length} portfolios in ${used.length} partitions from snapshots; every partition owned ${ownedMs.toFixed(1)} ms after tk-b started (owner timeout ${ownerTimeoutMs} ms); ${loads.join(' | ')}`);
 
@@ -223,10 +235,18 @@ describe.skipIf(!natsServerInstalled)('take-over from shipped snapshots', () => 
 
     // B stops cleanly (ships its partitions, releases them); A takes them back from B's snapshots.
     await b.stop();
-    await waitUntil('drop-a owns every partition again', () => a.stats().owned === partitions, 15_000);
+    await waitUntil('drop-a owns every partition again', () => a.stats().owned === partitions, 15_000).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}; drop-a's log: ${logA.slice(-20).join(' | ')}`);
+    });
     expect(a.takeover.counts.fromSnapshot).toBe(moved.length);
     for (const p of moved) expect(engineA.streamCursor(p)).toBe(await shippedSeq(p));
     for (const id of ids) await expectOracle(engineA, id, ledger, 'drop-a after regaining');
+    // Trades drop-b applied, resent: answered from the memory that came with its snapshots, not applied again.
+    for (let i = 0; i < 16; i++) {
+      const r = await api.trade(lost[i % lost.length], { trade_id: `drop-u${i}`, symbol: 'AAA', side: 'buy', quantity: 1, price: 1, fee: 0 });
+      expect(r.ok && (r.value as TradeResult).applied, `drop-u${i} resent: ${JSON.stringify(r)}`).toBe(false);
+    }
+    for (const id of ids) await expectOracle(engineA, id, ledger, 'drop-a after resends');
     expect(logA.filter((l) => l.includes('from the shipped snapshot')).length).toBe(moved.length);
 
     // And a restart of A's engine alone comes back to the same figures.

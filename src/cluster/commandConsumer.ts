@@ -14,6 +14,9 @@ import { ErrorCode, fail, type Result } from '../errors.js';
 import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { ClusterCounters } from './counters.js';
+import type { RecentResult } from './recentResults.js';
+import { commandKey } from '../engine/streamPosition.js';
+import type { TradeResult } from '../domain/types.js';
 
 /**
  * Pull request lifetime of a partition's consumer (the server heartbeats every half of it). The client's
@@ -50,6 +53,8 @@ export interface ConsumerDeps {
    * the stream may have a gap after the cursor, and the start fails (nothing applied).
    */
   guard?: (partition: number, cursor: number) => Promise<string | null>;
+  /** A trade or command result applied (not answered from memory): kept to travel with the partition's snapshot (recentResults.ts). */
+  remember?: (partition: number, r: RecentResult) => void;
 }
 
 /** Runs one decoded command against the local engine (validation happens there, as for a local call). */
@@ -175,14 +180,14 @@ export class PartitionConsumer {
           this.d.fence(this.partition);
           return;
         }
-        await this.exclusive(() => this.apply(m.data, seq));
+        await this.exclusive(() => this.apply(m.data, seq, m.info.timestampNanos / 1e6));
         if (this.stopped) return;
       }
       if (seq >= this.target) this.markReady();
     }
   }
 
-  private async apply(data: Uint8Array, seq: number): Promise<void> {
+  private async apply(data: Uint8Array, seq: number, ts: number): Promise<void> {
     const decoded = decodeCommand(data);
     const commandId = decoded.ok && decoded.value.op !== 'trade' && decoded.value.op !== 'create' ? decoded.value.command_id : undefined;
     const position = commandId === undefined ? { partition: this.partition, seq } : { partition: this.partition, seq, commandId };
@@ -208,6 +213,10 @@ export class PartitionConsumer {
       r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
     }
     this.d.counters.applied++;
+    if (r.ok && this.d.remember !== undefined) {
+      if (c.op === 'trade' && (r.value as TradeResult).applied === true) this.d.remember(this.partition, { portfolio_id: c.portfolio, trade_id: (r.value as TradeResult).trade_id, result: r.value, ts });
+      else if (commandId !== undefined) this.d.remember(this.partition, { portfolio_id: c.portfolio, trade_id: commandKey(commandId), result: { seq }, ts });
+    }
     if (c.reply !== undefined && !this.stopped) this.d.nc.publish(c.reply, encodeAnswer(r));
   }
 }

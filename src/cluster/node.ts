@@ -25,6 +25,7 @@ import { ClusterCounters, type ClusterReadings } from './counters.js';
 import { StatusResponder } from './status.js';
 import { SnapshotShipper } from './snapshotShipper.js';
 import { Takeover, takeoverDefaults } from './takeover.js';
+import { encodeRecentResults, RecentResults } from './recentResults.js';
 import { snapshotRowCounts } from '../shard/snapshotCodec.js';
 import type { EventQuery } from '../engine/api.js';
 
@@ -93,6 +94,8 @@ export class ClusterNode {
     /** Where a gained partition's books come from, and dropping a lost one's (takeover.ts). */
     readonly takeover: Takeover,
     private readonly heartbeatMs: number,
+    /** Each owned partition's recent results, shipped with its snapshot (recentResults.ts). */
+    private readonly recent: RecentResults,
   ) {
     this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
   }
@@ -142,8 +145,9 @@ export class ClusterNode {
       const publisher = new CommandPublisher(nc, js, jsm, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
       const shipper = await SnapshotShipper.open(nc, o.replicas);
-      const takeover = new Takeover(engine, shipper, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, log });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, takeover, o.heartbeatMs);
+      const recent = new RecentResults(o.partitions, o.dedupWindowMs);
+      const takeover = new Takeover(engine, shipper, recent, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, log });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, takeover, o.heartbeatMs, recent);
       node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
@@ -185,6 +189,7 @@ export class ClusterNode {
         cluster: this.counters,
         log: this.log,
         guard: (p, cursor) => this.takeover.gap(p, cursor),
+        remember: (p, r) => this.recent.add(p, r),
       },
       partition,
       epoch,
@@ -257,7 +262,7 @@ export class ClusterNode {
       const seq = this.engine.streamCursor(partition);
       if (seq === 0 || seq <= (this.shippedSeq.get(partition) ?? 0)) return null;
       const segments = await this.engine.exportBooks((id) => partitionOf(id, P) === partition);
-      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios };
+      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)) };
     });
     if (image === null) return null;
     const put = await this.shipper.put(partition, image);

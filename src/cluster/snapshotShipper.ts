@@ -22,6 +22,8 @@ export const snapshotSegmentsMax = 16;
 /** Metadata key of the command-stream sequence an object's books include. */
 export const streamSeqKey = 'mtm-stream-seq';
 export const portfoliosKey = 'mtm-portfolios';
+/** Metadata key: '1' when the frame's last segment is the recent results, not a books segment. */
+export const resultsKey = 'mtm-results';
 /** How long one blob read of a shipped object may take (--cluster-snapshot-read-timeout-ms's default). */
 export const snapshotReadTimeoutMsDefault = 5_000;
 
@@ -31,6 +33,11 @@ export interface PartitionImage {
   /** The columnar snapshot codec's segments of the partition's books. */
   segments: Uint8Array[];
   portfolios: number;
+  /**
+   * The partition's recent trade and command results (recentResults.ts encodeRecentResults), shipped as
+   * the frame's last segment (metadata mtm-results = 1); null: none (an object shipped before them).
+   */
+  results: Uint8Array | null;
 }
 
 export function encodeSnapshotFrame(segments: readonly Uint8Array[]): Uint8Array {
@@ -95,8 +102,10 @@ export class SnapshotShipper {
       this.counts.stale++;
       return false;
     }
-    const bytes = encodeSnapshotFrame(image.segments);
-    await this.store.putBlob({ name: names.snapshotName(partition), metadata: { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) } }, bytes);
+    const bytes = encodeSnapshotFrame(image.results === null ? image.segments : [...image.segments, image.results]);
+    const metadata: Record<string, string> = { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) };
+    if (image.results !== null) metadata[resultsKey] = '1';
+    await this.store.putBlob({ name: names.snapshotName(partition), metadata }, bytes);
     this.counts.shipped++;
     this.counts.bytes += bytes.byteLength;
     return true;
@@ -134,6 +143,8 @@ export class SnapshotShipper {
     if (bytes === null) return ok(null);
     const segments = decodeSnapshotFrame(bytes);
     if (!segments.ok) return segments;
-    return ok({ seq, segments: segments.value, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0 });
+    const withResults = info.metadata?.[resultsKey] === '1' && segments.value.length > 0;
+    const books = withResults ? segments.value.slice(0, -1) : segments.value;
+    return ok({ seq, segments: books, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0, results: withResults ? segments.value[segments.value.length - 1] : null });
   }
 }

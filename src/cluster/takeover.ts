@@ -27,6 +27,7 @@ import type { Engine } from '../engine/api.js';
 import type { PartitionImage, SnapshotShipper } from './snapshotShipper.js';
 import { partitionOf } from './partition.js';
 import { readSnapshotStrings } from '../shard/snapshotCodec.js';
+import { decodeRecentResults, type RecentResults } from './recentResults.js';
 
 export const takeoverDefaults = {
   /** One blob read of a shipped snapshot may take this long before it is abandoned and retried. */
@@ -68,6 +69,7 @@ export class Takeover {
   constructor(
     private readonly engine: Engine & { portfolioIds(keep: (id: string) => boolean): string[] },
     private readonly shipper: SnapshotShipper,
+    private readonly recent: RecentResults,
     private readonly o: TakeoverOptions,
   ) {}
 
@@ -99,6 +101,7 @@ export class Takeover {
     }
     const stale = this.idsOf(partition);
     if (image === null) {
+      this.recent.reset(partition);
       // Dropped here and nothing shipped since: the stream holds the whole partition (it is purged only
       // below a shipped snapshot). Start from nothing, at sequence 0.
       const r = await this.engine.adoptBooks([], { partition, seq: 0 }, stale);
@@ -109,13 +112,16 @@ export class Takeover {
     }
     const strange = this.foreignIds(image, partition);
     if (strange !== null) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${strange}`);
-    const r = await this.engine.adoptBooks(image.segments, { partition, seq: image.seq }, stale);
+    const results = image.results === null ? { ok: true as const, value: [] } : decodeRecentResults(image.results, partition, this.o.partitions);
+    if (!results.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${results.error.message}`);
+    const r = await this.engine.adoptBooks(image.segments, { partition, seq: image.seq }, stale, results.value);
     if (!r.ok) {
       // The stale copy may be gone from the shards already: the next take must not trust it.
       if (stale.length > 0) this.dropped.add(partition);
       throw new TakeoverError(`partition ${partition}: snapshot at stream seq ${image.seq} not loaded: ${r.error.message}`);
     }
     this.dropped.delete(partition);
+    this.recent.reset(partition, results.value);
     this.counts.fromSnapshot++;
     this.counts.portfoliosLoaded += r.value;
     return { source: 'snapshot', cursor: image.seq, portfolios: r.value, loadMs: performance.now() - started };
@@ -134,6 +140,7 @@ export class Takeover {
   async drop(partition: number): Promise<number> {
     this.dropped.add(partition);
     const ids = this.idsOf(partition);
+    this.recent.reset(partition);
     const n = await this.engine.dropPortfolios(ids, { partition, seq: 0 });
     this.counts.dropped++;
     this.counts.portfoliosDropped += n;

@@ -253,10 +253,11 @@ export interface Engine {
   dropPortfolios(ids: readonly string[], cursor?: StreamPosition): Promise<number>;
   /**
    * Cluster: a partition's books (exportBooks' segments) replace `replaced` in the engine, and its
-   * stream cursor is set to position.seq in the transaction of the store generation that holds them;
-   * answers how many joined.
+   * stream cursor is set to position.seq in the transaction of the store generation that holds them,
+   * with `results` (trade and command results the books include) in the trade-id memory; answers how
+   * many joined.
    */
-  adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced?: readonly string[]): Promise<Result<number>>;
+  adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced?: readonly string[], results?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): Promise<Result<number>>;
   /** Cluster: the ids `keep` accepts, in no order (a partition's portfolios). */
   portfolioIds(keep: (id: string) => boolean): string[];
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */

@@ -350,7 +350,7 @@ export class MtmEngine implements Engine {
     if (this.life.closing) return 0;
     await this.ready;
     const known = ids.filter((id) => this.directory.has(id));
-    for (const id of known) this.directory.delete(id);
+    this.forgetCopies(known);
     const dropped = known.length === 0 ? 0 : await this.dropFromShards(known);
     if (known.length === 0 && cursor === undefined) return 0;
     // Without a complete generation (a shard restarting) the store keeps the books and the cursor as
@@ -363,6 +363,21 @@ export class MtmEngine implements Engine {
     const out: string[] = [];
     for (const id of this.directory.keys()) if (keep(id)) out.push(id);
     return out;
+  }
+
+  /**
+   * The copies of these portfolios leave: out of the directory, their trade and command ids forgotten
+   * (commit's memory and the store's, durably), their logged history hidden from their reads: a copy
+   * rebuilt later from a snapshot or the stream applies those commands again and logs them again.
+   * Found by test/cluster.nodes.test.ts: a node that lost a partition and took it back from the
+   * stream's start answered its old trades as duplicates (its cash missed them), and once those were
+   * applied its log showed every trade twice.
+   */
+  private forgetCopies(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    for (const id of ids) this.directory.delete(id);
+    this.commit.forget(ids);
+    this.store.forgetCopies(ids);
   }
 
   /** Drops from every shard, again while one is restarting (its restart reloaded them from the store). */
@@ -386,11 +401,11 @@ export class MtmEngine implements Engine {
    * nothing kept, when a book is held here already, the snapshot does not decode, or a limit is
    * reached; retryable when a shard is restarting. Empty segments: only the cursor and a generation.
    */
-  async adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced: readonly string[] = []): Promise<Result<number>> {
+  async adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced: readonly string[] = [], results: readonly { portfolio_id: string; trade_id: string; result: unknown }[] = []): Promise<Result<number>> {
     if (this.life.closing) return engineClosed();
     await this.ready;
     const gone = replaced.filter((id) => this.directory.has(id));
-    for (const id of gone) this.directory.delete(id);
+    this.forgetCopies(gone);
     if (gone.length > 0) await this.dropFromShards(gone);
     const books = segments.length === 0 ? ok([]) : this.readAdopted(segments);
     if (!books.ok) return books;
@@ -408,7 +423,14 @@ export class MtmEngine implements Engine {
       if (refused !== undefined) return undo({ code: ErrorCode.limit_exceeded, message: `snapshot: ${refused!.error}`, field: 'snapshot' });
       if (answers.some((a) => a === null)) return undo(shardRestartingError(answers.findIndex((a) => a === null)));
     }
-    const written = await this.upkeep.snapshotAll(false, () => this.store.setStreamCursor(position.partition, position.seq)).catch(() => false);
+    const written = await this.upkeep
+      .snapshotAll(false, () => {
+        // The ids the books include, so a resend of one is answered, not applied again (first result
+        // wins). First: a bad key throws here, before the cursor or the generation is enqueued.
+        if (results.length > 0) this.store.append([], results).durable.catch(() => undefined);
+        this.store.setStreamCursor(position.partition, position.seq);
+      })
+      .catch(() => false);
     if (!written) return undo(shardRestartingError(this.pool.shards.findIndex((h) => h.state !== 'ready')));
     return ok(ids.length);
   }
