@@ -51,6 +51,9 @@ export interface ConsumerDeps {
 export function applyCommand(engine: Engine, c: StreamCommand): Promise<Result<unknown>> {
   const id = c.portfolio;
   const args = c.args as never;
+  // A resend of a command already applied (its command_id recorded with its events): answered with
+  // the portfolio as it is now, not applied again.
+  if (c.command_id !== undefined && c.op !== 'trade' && c.op !== 'create' && engine.commandApplied(id, c.command_id)) return engine.snapshot(id);
   switch (c.op) {
     case 'create': {
       const input = (typeof c.args === 'object' && c.args !== null ? c.args : {}) as Record<string, unknown>;
@@ -168,8 +171,9 @@ export class PartitionConsumer {
   }
 
   private async apply(data: Uint8Array, seq: number): Promise<void> {
-    const position = { partition: this.partition, seq };
     const decoded = decodeCommand(data);
+    const commandId = decoded.ok && decoded.value.op !== 'trade' && decoded.value.op !== 'create' ? decoded.value.command_id : undefined;
+    const position = commandId === undefined ? { partition: this.partition, seq } : { partition: this.partition, seq, commandId };
     if (!decoded.ok) {
       this.d.counters.badMessages++;
       this.d.cluster.badInput.commands++;

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import type { Engine } from '../engine/api.js';
+import type { CommandOptions, Engine } from '../engine/api.js';
 import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
 import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
@@ -239,6 +239,10 @@ export class ClusterNode {
   /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
   routed<E extends Engine>(engine: E): E {
     const send = (op: CommandOp, portfolio: string, args: unknown, msgId?: string): Promise<Result<never>> => this.publisher.send(op, portfolio, args, msgId) as Promise<Result<never>>;
+    const sendOnce = (op: CommandOp, portfolio: string, args: unknown, o: CommandOptions | undefined): Promise<Result<never>> => {
+      const commandId = o?.command_id ?? randomUUID();
+      return this.publisher.send(op, portfolio, args, `${portfolio}\u001fcmd\u001f${commandId}`, commandId) as Promise<Result<never>>;
+    };
     const tradeOf = (portfolio: string, t: ValidTrade): Promise<Result<never>> =>
       // A dry run books nothing and must not use up its id's dedup slot.
       send('trade', portfolio, tradeInputOf(t), t.dry_run === true ? undefined : `${portfolio}\u001f${t.trade_id}`);
@@ -255,12 +259,14 @@ export class ClusterNode {
         return v.ok ? tradeOf(portfolio, v.value) : Promise.resolve(v);
       },
       tradeValidated: (portfolio: string, t: ValidTrade) => tradeOf(portfolio, t),
-      cash: (portfolio: string, op: unknown) => send('cash', portfolio, op),
-      convertCash: (portfolio: string, input: unknown) => send('fxConvert', portfolio, input),
-      setLimits: (portfolio: string, limits: unknown) => send('limits', portfolio, limits),
-      pause: (portfolio: string) => send('pause', portfolio, null),
-      resume: (portfolio: string) => send('resume', portfolio, null),
-      closePortfolio: (portfolio: string) => send('close', portfolio, null),
+      // Not a trade: the client's command_id (or a fresh one, named in a timeout answer) is the dedup
+      // key, and the owner applies it at most once per portfolio (docs/CLUSTER.md).
+      cash: (portfolio: string, op: unknown, o?: CommandOptions) => sendOnce('cash', portfolio, op, o),
+      convertCash: (portfolio: string, input: unknown, o?: CommandOptions) => sendOnce('fxConvert', portfolio, input, o),
+      setLimits: (portfolio: string, limits: unknown, o?: CommandOptions) => sendOnce('limits', portfolio, limits, o),
+      pause: (portfolio: string, o?: CommandOptions) => sendOnce('pause', portfolio, null, o),
+      resume: (portfolio: string, o?: CommandOptions) => sendOnce('resume', portfolio, null, o),
+      closePortfolio: (portfolio: string, o?: CommandOptions) => sendOnce('close', portfolio, null, o),
       // Reads and subscriptions go to the partition's owner (edge.ts: RPC router, update relay); ticks over NATS.
       ingestTick: (symbol: string, price: number, ts: number, size?: number) => this.edge.ticks.ingestTick(symbol, price, ts, size),
       ingestTicks: (ticks) => this.edge.ticks.ingestTicks(ticks),

@@ -19,7 +19,7 @@ import type { ResolvedOptions } from './options.js';
 import type { ShardPool } from './shards/pool.js';
 import type { CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
-import { currentPosition } from './streamPosition.js';
+import { commandKey, currentPosition } from './streamPosition.js';
 import type { SymbolTable } from './symbols.js';
 
 export interface CommitDeps {
@@ -87,6 +87,8 @@ export class Commit {
         ? onResult
         : (r: CommandResult): void => {
             this.d.store.advanceStreamCursor(position.partition, position.seq);
+            // A command id applied joins the same batch: a resend after a timeout is answered, not re-applied.
+            if (position.commandId !== undefined && r.error === null) this.d.store.append([], [{ portfolio_id: portfolio, trade_id: commandKey(position.commandId), result: { seq: position.seq } }]);
             onResult?.(r);
           };
     const pending = h.submit(body, answered);

@@ -39,7 +39,7 @@ import { LastPrices } from './ticks/lastPrices.js';
 import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
-import { atPosition, type StreamPosition } from './streamPosition.js';
+import { atPosition, commandKey, type StreamPosition } from './streamPosition.js';
 import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
@@ -315,6 +315,10 @@ export class MtmEngine implements Engine {
 
   streamCursor(partition: number): number {
     return this.store.streamCursor(partition);
+  }
+
+  commandApplied(portfolioId: string, commandId: string): boolean {
+    return this.store.tradeResult(portfolioId, commandKey(commandId)) !== undefined;
   }
 
   /**
