@@ -25,7 +25,7 @@ const floorEnd = 'tradeFloor;';
 
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
-  private readonly pendingTrades = new Map<string, { value: unknown; n: number }>();
+  private readonly pendingTrades = new Map<string, TradeResultWrite>();
   /**
    * Per portfolio, the last result number of a copy this node dropped (a cluster partition it lost or
    * replaced by a shipped snapshot, forget()): results numbered at or below it belong to that copy and
@@ -128,7 +128,7 @@ export class TradeResults implements QueueTable {
     // Numbered at enqueue: a flush that never commits fails the store, so no number is reused.
     for (const t of trades) {
       t.n = ++this.lastBody;
-      this.pendingTrades.set(t.pending, { value: t.value, n: t.n });
+      this.pendingTrades.set(t.pending, t);
       q.trades.push(t);
       this.keyBacklog.push(t);
     }
@@ -147,6 +147,21 @@ export class TradeResults implements QueueTable {
   /** Its pending entry leaves, unless a newer result of the same key took its place (after forget()). */
   private settle(t: TradeResultWrite): void {
     if (this.pendingTrades.get(t.pending)?.n === t.n) this.pendingTrades.delete(t.pending);
+  }
+
+  /** The body number of (portfolio, trade_id); undefined when none, or when an older directory keeps the result inline. */
+  numberOf(portfolioId: string, tradeId: string): number | undefined {
+    const pending = this.pendingTrades.get(portfolioId + '\u0000' + tradeId);
+    if (pending !== undefined) return pending.n;
+    if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
+    const v = this.trades.get([portfolioId, tradeId]);
+    if (typeof v !== 'number' || (this.floors.size > 0 && this.forgotten(portfolioId, v))) return undefined;
+    return v;
+  }
+
+  /** A committed body by its number (one read of an append-ordered table). */
+  body(n: number): unknown | undefined {
+    return Number.isInteger(n) && n > 0 ? this.bodies.get(n) : undefined;
   }
 
   lagging(): number {
