@@ -201,14 +201,19 @@ class ReplayChunk {
   n = 0;
   readonly events: StoredEvent[] = [];
 
-  addRaw(value: Uint8Array): void {
-    if (this.used + value.length > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + value.length));
+  /** Copies src[0, size) in (src: the store's read buffer, overwritten by its next read). */
+  addRaw(src: Uint8Array, size: number): void {
+    if (this.used + size > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + size));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
-    this.bytes.set(value, this.used);
-    this.used += value.length;
+    // Byte by byte: no view object per value (1M values at a start), and lmdb-js's read buffer may
+    // carry a `length` another read set, which Buffer's copy would trust.
+    const bytes = this.bytes;
+    const at = this.used;
+    for (let i = 0; i < size; i++) bytes[at + i] = src[i];
+    this.used += size;
     this.ends[this.n++] = this.used;
   }
 
@@ -242,9 +247,9 @@ class ReplayPipe {
   }
 
   /** Adds a trade's raw value for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
-  addRaw(k: number, value: Uint8Array): Promise<void> | null {
+  addRaw(k: number, src: Uint8Array, size: number): Promise<void> | null {
     const chunk = this.chunks[k];
-    chunk.addRaw(value);
+    chunk.addRaw(src, size);
     return chunk.full ? this.post(k) : null;
   }
 
@@ -295,11 +300,14 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
   const index = new Map(handles.map((h, k) => [h.index, k]));
   const reader = new LogRecordReader();
   const trade = reader.trade;
-  for (const { key, value } of store.rawEventsAfter(from)) {
+  // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
+  // anything else reads the store, i.e. before this loop awaits.
+  for (const { key, value } of store.eventViewsAfter(from)) {
     const seq = key as number;
+    const { bytes, size } = value;
     if (directory !== null) progress.eventsRead = seq - from;
     let wait: Promise<void> | null;
-    if (reader.read(value, 0, value.length)) {
+    if (reader.read(bytes, 0, size)) {
       const id = trade.portfolio_id;
       if (seq <= (coverage.covered.get(id) ?? 0)) continue;
       const k = index.get(shardOf(id, host.workers));
@@ -310,11 +318,11 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
         if (trade.currency !== null && base !== undefined) symbols.internConversion(trade.currency, base, host.fxPivot);
         announce(host, handles);
       }
-      wait = pipe.addRaw(k, value);
+      wait = pipe.addRaw(k, bytes, size);
     } else {
-      const type = reader.typeOf(value, 0, value.length);
+      const type = reader.typeOf(bytes, 0, size);
       if (type !== null && !replayedEventTypes.has(type as DomainEventType)) continue;
-      const e = store.decodeEvent(value);
+      const e = store.decodeEvent(bytes.subarray(0, size));
       if (!replayedEventTypes.has(e.type)) continue;
       if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
       if (directory !== null) {
