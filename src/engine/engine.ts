@@ -21,7 +21,8 @@ import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListene
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
-import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corporateDesk.js';
+import { CorporateDesk, type CorporateAnswer, type CorporateList, type CorporateScope, type DueStep } from './corporateDesk.js';
+import type { CorporateActionView } from './corporateSchedule.js';
 import { CorporateMarks } from './corporateMarks.js';
 import { EngineCounters } from './counters.js';
 import { deltaOf } from './deltas.js';
@@ -39,7 +40,7 @@ import { LastPrices } from './ticks/lastPrices.js';
 import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
-import { atPosition, type StreamPosition } from './streamPosition.js';
+import { atPosition, commandKey, type StreamPosition } from './streamPosition.js';
 import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
@@ -319,6 +320,10 @@ export class MtmEngine implements Engine {
     return this.store.streamCursor(partition);
   }
 
+  commandApplied(portfolioId: string, commandId: string): boolean {
+    return this.store.tradeResult(portfolioId, commandKey(commandId)) !== undefined;
+  }
+
   /**
    * The books `keep` accepts, from every shard at one instant each, encoded with the columnar
    * snapshot codec (src/shard/snapshotCodec.ts: the segments a shard snapshot is made of). A cluster
@@ -419,6 +424,11 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
       adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
+      portfoliosByShard: (keep: (id: string) => boolean) => {
+        const out: string[][] = shards.map(() => []);
+        for (const id of this.directory.keys()) if (keep(id)) out[shardOf(id, this.workers)].push(id);
+        return out;
+      },
       holdingsAt: (symbol: string, ts: number) => holdingsAt(this.store, this.directory.keys(), this.o.retainEventsMs !== null, symbol, ts, this.o.fxPivot),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
@@ -434,6 +444,26 @@ export class MtmEngine implements Engine {
     if (this.life.closed) return engineClosed();
     if (typeof query !== 'object' || query === null) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
     return this.corporate.list(query);
+  }
+
+  async corporateAnnounceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>> {
+    if (this.life.closing) return engineClosed(true);
+    await this.ready;
+    return this.corporate.announceIn(scope, body);
+  }
+
+  async corporateStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>> {
+    if (this.life.closing) return engineClosed(true);
+    await this.ready;
+    return this.corporate.applyStepIn(scope, body);
+  }
+
+  corporateStepsDue(scopeName: string): DueStep[] {
+    return this.corporate.dueIn(scopeName);
+  }
+
+  corporateActionIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null {
+    return this.corporate.viewIn(actionId, scopeNames);
   }
 
   /** Applies the corporate action steps whose time has come now (the timer does it every corporateActionsCheckMs). */

@@ -45,7 +45,17 @@ export type Command =
    * holds all other traffic in between). price: split = the symbol's new mark, symbol_change = the mark
    * the new symbol takes when it has none; 0 = none.
    */
-  | { id: number; kind: 'corporate'; mode: 'check' | 'apply'; step: CorporateStep; price: number; priceTs: number; now: number };
+  | {
+      id: number;
+      kind: 'corporate';
+      mode: 'check' | 'apply';
+      step: CorporateStep;
+      price: number;
+      priceTs: number;
+      now: number;
+      /** Cluster mode: only these portfolios of the shard (a partition's); absent: every portfolio. */
+      portfolios?: string[];
+    };
 
 export type CommandKind = Command['kind'];
 

@@ -592,7 +592,8 @@ export class Shard {
   private corporate(cmd: Extract<Command, { kind: 'corporate' }>): CommandResult {
     const updates: Uint8Array[] = [];
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
-    const holders = this.books.filter((book) => holdsFor(book.state, cmd.step));
+    const only = cmd.portfolios === undefined ? null : new Set(cmd.portfolios);
+    const holders = this.books.filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
     if (cmd.mode === 'check') {
       for (const book of holders) {
         const refusal = corporateRefusal(book.state, cmd.step);

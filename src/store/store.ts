@@ -180,6 +180,13 @@ export interface Store {
   append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): AppendReceipt;
   /** Durable idempotency: the first result stored for (portfolio, trade_id), including one still in flight. */
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined;
+  /**
+   * The number of the body stored for (portfolio, trade_id) (bodies are appended 1, 2, 3...), for a
+   * caller that keeps a compact id -> number map instead of the result (engine/commit.ts).
+   */
+  tradeResultNumber(portfolioId: string, tradeId: string): number | undefined;
+  /** The result body stored under number n (committed bodies only). */
+  tradeResultBody(n: number): unknown | undefined;
   /** Committed events by portfolio, type, time range [from, to], paged by after_seq (asc: seq > after_seq, desc: seq < after_seq). */
   query(q: EventQuery): StoredEvent[];
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
@@ -435,6 +442,14 @@ class LmdbStore implements Store {
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
     return this.trades.tradeResult(portfolioId, tradeId);
+  }
+
+  tradeResultNumber(portfolioId: string, tradeId: string): number | undefined {
+    return this.trades.numberOf(portfolioId, tradeId);
+  }
+
+  tradeResultBody(n: number): unknown | undefined {
+    return this.trades.body(n);
   }
 
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void> {
