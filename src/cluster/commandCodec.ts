@@ -11,7 +11,11 @@ export const commandVersion = 1;
 /** Largest command body a node publishes or applies. */
 export const commandBytesMax = 64 * 1024;
 
-export const commandOps = ['create', 'trade', 'cash', 'fxConvert', 'limits', 'pause', 'resume', 'close'] as const;
+/**
+ * corporate, corporateStep, instrument: broadcast to every partition's subject (broadcast.ts); their
+ * portfolio field is '_corporate' or '_instruments' and their args are checked by the engine.
+ */
+export const commandOps = ['create', 'trade', 'cash', 'fxConvert', 'limits', 'pause', 'resume', 'close', 'corporate', 'corporateStep', 'instrument'] as const;
 export type CommandOp = (typeof commandOps)[number];
 const opSet: ReadonlySet<string> = new Set(commandOps);
 

@@ -35,9 +35,10 @@ export type { EventQuery, HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
-import type { CorporateAnswer, CorporateList } from './corporateDesk.js';
+import type { CorporateAnswer, CorporateList, CorporateScope, DueStep } from './corporateDesk.js';
+import type { CorporateActionView } from './corporateSchedule.js';
 
-export type { CorporateAnswer, CorporateList };
+export type { CorporateAnswer, CorporateList, CorporateScope, DueStep };
 export type { CorporateActionView } from './corporateSchedule.js';
 
 export interface EngineLimits {
@@ -239,6 +240,17 @@ export interface Engine {
    * the cursor is durable.
    */
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
+  /**
+   * Cluster: a corporate action announced to one scope (a partition's portfolios) at its point of the
+   * partition's command stream: body {input, announced_ts}; nothing applied yet (docs/CLUSTER.md).
+   */
+  corporateAnnounceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>>;
+  /** Cluster: one step {action_id, step} of a scoped action, applied to the scope's portfolios when it is the next one. */
+  corporateStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>>;
+  /** Cluster: the scope's steps due now (the owner publishes each on its partition's stream). */
+  corporateStepsDue(scopeName: string): DueStep[];
+  /** Cluster: an action as these scopes applied it (null: none of them knows it). */
+  corporateActionIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null;
   /** Cluster: whether a command with this command_id was applied to the portfolio (StreamPosition.commandId). */
   commandApplied(portfolioId: string, commandId: string): boolean;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */
