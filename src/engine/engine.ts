@@ -16,7 +16,7 @@ import type { ShardEvent } from '../shard/protocol.js';
 import { decodeSnapshot, encodeSnapshot, type BookImage } from '../shard/snapshotCodec.js';
 import { openStore, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
-import type { RecoveryProgress } from './recovery.js';
+import { RecoveryProgress } from './recovery.js';
 import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
@@ -83,6 +83,7 @@ export class MtmEngine implements Engine {
     random: Random,
     private readonly ephemeralDir: string | null,
     private readonly dirLock: OwnerLock,
+    progress?: RecoveryProgress,
   ) {
     this.kernel = o.kernel;
     this.workers = o.workers;
@@ -92,6 +93,7 @@ export class MtmEngine implements Engine {
     this.instrumentTable = new InstrumentTable(o.limits.instrumentsMax);
     const { life, counters, symbols, coalescer, prices, directory } = this;
     this.pool = new ShardPool(piscina, {
+      progress,
       o,
       clock,
       life,
@@ -548,6 +550,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   if (waitMs !== undefined && !(Number.isSafeInteger(waitMs) && waitMs >= 0)) {
     throw new EngineStartError({ code: ErrorCode.invalid_field, message: 'store.ownerDyingWaitMs must be an integer >= 0', field: 'ownerDyingWaitMs' });
   }
+  // Begun here so the start's phase marks include the lock and the store's open.
+  const progress = new RecoveryProgress();
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
   const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
   try {
@@ -561,12 +565,14 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(locked.error);
   }
+  progress.mark('data dir locked');
   const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
   if (!opened.ok) {
     await locked.value.release();
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);
   }
+  progress.mark('store open');
   const pool = new Piscina({
     filename: distFile('src/shard/worker.js'),
     minThreads: o.workers,
@@ -579,7 +585,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
-  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
+  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value, progress);
 }
 
 export class EngineStartError extends Error {

@@ -123,11 +123,28 @@ export interface BatchResult {
   breaches: { limit: string }[];
 }
 
+/**
+ * A shard worker's recovery, sent with 'loaded': when it booted (ms of performance.now(), which a
+ * worker thread shares with the main thread: since the process started) and its busy ms per step.
+ */
+export interface ShardRecoveryWork {
+  shard: number;
+  /** Its modules (shard, kernel, domain) loaded and evaluated. */
+  modules_at_ms: number;
+  /** Its 'ready' message: the shard and its kernel (WASM compiled and instantiated) built. */
+  ready_at_ms: number;
+  /** Replayed trades booked straight into snapshot columns (no state built for them). */
+  trades_in_columns: number;
+  load_ms: number;
+  replay_ms: number;
+  finish_ms: number;
+}
+
 export type FromShard =
   | BatchResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'replayed'; ack: number; events: number }
-  | { t: 'loaded'; request: number; portfolios: number; positions: number }
+  | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'ready'; shard: number; kernel: KernelKind };
