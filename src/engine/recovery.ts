@@ -308,7 +308,7 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
   const { store, symbols, progress } = host;
   const pipe = new ReplayPipe(host, handles);
   const index = new Map(handles.map((h, k) => [h.index, k]));
-  const reader = new LogRecordReader();
+  const reader = new LogRecordReader(false);
   const trade = reader.trade;
   // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
   // anything else reads the store, i.e. before this loop awaits.
