@@ -64,6 +64,11 @@ export interface EngineError {
   readonly field?: string;
   /** true when the same request may succeed later (shard restarting, rate limited). */
   readonly retryable?: boolean;
+  /**
+   * Cluster: the id a command that timed out (partition_unavailable) was published with; resending it
+   * with this command_id applies it at most once (docs/CLUSTER.md).
+   */
+  readonly command_id?: string;
 }
 
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: EngineError };

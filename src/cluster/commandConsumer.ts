@@ -9,10 +9,11 @@
 
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { Engine } from '../engine/api.js';
+import type { CorporateScope, Engine } from '../engine/api.js';
 import { ErrorCode, fail, type Result } from '../errors.js';
 import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.js';
 import { clusterSubjects as names } from './subjects.js';
+import { partitionOf } from './partition.js';
 import type { ClusterCounters } from './counters.js';
 
 /**
@@ -44,13 +45,30 @@ export interface ConsumerDeps {
   counters: ConsumerCounters;
   /** The node's cluster counters (counters.ts): refused stream messages, each partition's pending messages. */
   cluster: ClusterCounters;
+  /** The partition count (a corporate action's scope is the partition's portfolios). */
+  partitions: number;
+  /** A corporate action was announced on the partition: its first step may be due at once. */
+  onCorporate?: (partition: number) => void;
   log: (line: string) => void;
 }
 
-/** Runs one decoded command against the local engine (validation happens there, as for a local call). */
-export function applyCommand(engine: Engine, c: StreamCommand): Promise<Result<unknown>> {
+/** A partition's portfolios as the engine's corporate desk scopes them (the engine knows no partitions). */
+export function partitionScope(partition: number, partitions: number): CorporateScope {
+  return { name: `p${partition}`, keep: (id) => partitionOf(id, partitions) === partition };
+}
+
+/**
+ * Runs one decoded command against the local engine (validation happens there, as for a local call).
+ * scope: the consumer's partition, for the broadcast operations (corporate actions apply to its
+ * portfolios only).
+ */
+export function applyCommand(engine: Engine, c: StreamCommand, scope: CorporateScope): Promise<Result<unknown>> {
   const id = c.portfolio;
   const args = c.args as never;
+  if (c.op === 'corporate' || c.op === 'corporateStep' || c.op === 'instrument') return applyBroadcast(engine, c, scope);
+  // A resend of a command already applied (its command_id recorded with its events): answered with
+  // the portfolio as it is now, not applied again.
+  if (c.command_id !== undefined && c.op !== 'trade' && c.op !== 'create' && engine.commandApplied(id, c.command_id)) return engine.snapshot(id);
   switch (c.op) {
     case 'create': {
       const input = (typeof c.args === 'object' && c.args !== null ? c.args : {}) as Record<string, unknown>;
@@ -73,6 +91,17 @@ export function applyCommand(engine: Engine, c: StreamCommand): Promise<Result<u
     case 'close':
       return engine.closePortfolio(id);
   }
+}
+
+/** The operations every partition's stream carries (broadcast.ts), each at its point of the stream. */
+function applyBroadcast(engine: Engine, c: StreamCommand, scope: CorporateScope): Promise<Result<unknown>> {
+  if (c.op === 'instrument') {
+    if (c.portfolio !== names.instrumentsStreamPortfolio) return Promise.resolve(fail(ErrorCode.invalid_field, `command: instrument's portfolio must be '${names.instrumentsStreamPortfolio}'`, 'portfolio'));
+    const a = (typeof c.args === 'object' && c.args !== null ? c.args : {}) as { symbol?: unknown; input?: unknown };
+    return engine.defineInstrument(a.symbol as string, a.input);
+  }
+  if (c.portfolio !== names.corporateStreamPortfolio) return Promise.resolve(fail(ErrorCode.invalid_field, `command: ${c.op}'s portfolio must be '${names.corporateStreamPortfolio}'`, 'portfolio'));
+  return c.op === 'corporate' ? engine.corporateAnnounceIn(scope, c.args) : engine.corporateStepIn(scope, c.args);
 }
 
 export class PartitionConsumer {
@@ -168,8 +197,9 @@ export class PartitionConsumer {
   }
 
   private async apply(data: Uint8Array, seq: number): Promise<void> {
-    const position = { partition: this.partition, seq };
     const decoded = decodeCommand(data);
+    const commandId = decoded.ok && decoded.value.op !== 'trade' && decoded.value.op !== 'create' ? decoded.value.command_id : undefined;
+    const position = commandId === undefined ? { partition: this.partition, seq } : { partition: this.partition, seq, commandId };
     if (!decoded.ok) {
       this.d.counters.badMessages++;
       this.d.cluster.badInput.commands++;
@@ -178,7 +208,8 @@ export class PartitionConsumer {
       return;
     }
     const c = decoded.value;
-    let r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+    const scope = partitionScope(this.partition, this.d.partitions);
+    let r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c, scope));
     // Retryable (a shard restarting, the store behind): nothing was applied and the cursor did not
     // move. Skipping it would leave this node's state without a command its previous owner applied.
     while (!r.ok && r.error.retryable === true && !this.stopped) {
@@ -189,9 +220,14 @@ export class PartitionConsumer {
         this.d.fence(this.partition);
         return;
       }
-      r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c));
+      r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c, scope));
     }
     this.d.counters.applied++;
+    if (c.op === 'corporate' && r.ok && this.ready) this.d.onCorporate?.(this.partition);
+    // A broadcast refused by this owner is nobody's answer: logged (the others may have applied it).
+    if (!r.ok && c.reply === undefined && (c.op === 'corporate' || c.op === 'corporateStep' || c.op === 'instrument')) {
+      this.d.log(`cluster: partition ${this.partition}: ${c.op} at stream seq ${seq} refused: ${r.error.code}: ${r.error.message}`);
+    }
     if (c.reply !== undefined && !this.stopped) this.d.nc.publish(c.reply, encodeAnswer(r));
   }
 }

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { ErrorCode, fail, type Result } from '../errors.js';
+import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { commandBytesMax, commandVersion, decodeAnswer, decodeCommand, encodeCommand, type CommandOp } from './commandCodec.js';
 import { partitionOf } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
@@ -42,25 +42,29 @@ export class CommandPublisher {
     private readonly o: PublisherOptions,
   ) {}
 
-  /** msgId: the dedup key (portfolio + trade id for a trade); undefined: a fresh id (no dedup beyond our own retries). */
-  async send(op: CommandOp, portfolio: string, args: unknown, msgId?: string): Promise<Result<unknown>> {
+  /**
+   * msgId: the dedup key (portfolio + trade id for a trade); undefined: a fresh id (no dedup beyond our
+   * own retries). commandId: a non-trade command's idempotency id, carried in the body (the owner
+   * applies it once per portfolio) and named in a timeout answer so the client can resend it.
+   */
+  async send(op: CommandOp, portfolio: string, args: unknown, msgId?: string, commandId?: string): Promise<Result<unknown>> {
     if (this.inFlight >= this.o.commandsInFlightMax) return fail(ErrorCode.limit_exceeded, `cluster commands in flight must be <= ${this.o.commandsInFlightMax}; retry shortly`, undefined, true);
     this.inFlight++;
     try {
-      const first = await this.once(op, portfolio, args, msgId ?? randomUUID());
+      const first = await this.once(op, portfolio, args, msgId ?? randomUUID(), commandId);
       if (first !== 'duplicate') return first;
       this.duplicates++;
-      const again = await this.once(op, portfolio, args, undefined);
+      const again = await this.once(op, portfolio, args, undefined, commandId);
       return again === 'duplicate' ? fail(ErrorCode.partition_unavailable, 'cluster: the command stream refused the command twice as a duplicate', undefined, true) : again;
     } finally {
       this.inFlight--;
     }
   }
 
-  private async once(op: CommandOp, portfolio: string, args: unknown, msgId: string | undefined): Promise<Result<unknown> | 'duplicate'> {
+  private async once(op: CommandOp, portfolio: string, args: unknown, msgId: string | undefined, commandId: string | undefined): Promise<Result<unknown> | 'duplicate'> {
     const partition = partitionOf(portfolio, this.o.partitions);
     const reply = createInbox();
-    const body = encodeCommand({ v: commandVersion, op, portfolio, args, reply });
+    const body = encodeCommand({ v: commandVersion, op, portfolio, args, reply, ...(commandId === undefined ? {} : { command_id: commandId }) });
     if (body.length > commandBytesMax) return fail(ErrorCode.payload_too_large, `command: body must be <= ${commandBytesMax} bytes, got ${body.length}`, 'command');
     const sub = this.nc.subscribe(reply, { max: 1 });
     let timer: NodeJS.Timeout | undefined;
@@ -73,7 +77,7 @@ export class CommandPublisher {
       try {
         ack = await this.js.publish(names.command(partition), body, { ...(msgId === undefined ? {} : { msgID: msgId }), timeout: this.o.commandReplyTimeoutMs });
       } catch (err) {
-        return fail(ErrorCode.partition_unavailable, `cluster: the command stream did not take the command (${String(err)}); retry`, undefined, true);
+        return unavailable(`cluster: the command stream did not take the command (${String(err)}); retry`, commandId);
       }
       if (ack.duplicate && !(await this.storedIsOurs(ack.seq, reply))) return 'duplicate';
       this.published++;
@@ -81,11 +85,11 @@ export class CommandPublisher {
         timer = setTimeout(() => {
           this.timeouts++;
           resolve(
-            fail(
-              ErrorCode.partition_unavailable,
-              `cluster: partition ${partition} did not answer within ${this.o.commandReplyTimeoutMs} ms (stream seq ${ack.seq}); it is applied when its owner reaches it: retry a trade with the same trade_id to learn its result`,
-              undefined,
-              true,
+            unavailable(
+              `cluster: partition ${partition} did not answer within ${this.o.commandReplyTimeoutMs} ms (stream seq ${ack.seq}); it is applied when its owner reaches it: ${
+                commandId === undefined ? 'retry a trade with the same trade_id to learn its result' : `resend it with command_id=${commandId} to apply it at most once`
+              }`,
+              commandId,
             ),
           );
         }, this.o.commandReplyTimeoutMs);
@@ -112,4 +116,9 @@ export class CommandPublisher {
       return false;
     }
   }
+}
+
+/** 503 partition_unavailable (retryable), naming the command id a non-trade command may be resent with. */
+function unavailable(message: string, commandId: string | undefined): { ok: false; error: EngineError } {
+  return { ok: false, error: { code: ErrorCode.partition_unavailable, message, retryable: true, ...(commandId === undefined ? {} : { command_id: commandId }) } };
 }

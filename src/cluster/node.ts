@@ -9,12 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import type { Engine } from '../engine/api.js';
+import type { CommandOptions, CorporateActionView, Engine } from '../engine/api.js';
 import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
 import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
 import { commandBytesMax, type CommandOp } from './commandCodec.js';
-import { PartitionConsumer, type ConsumerCounters } from './commandConsumer.js';
+import { PartitionConsumer, partitionScope, type ConsumerCounters } from './commandConsumer.js';
+import { Broadcaster } from './broadcast.js';
 import { CommandPublisher, publisherDefaults } from './commandPublisher.js';
 import { Ownership, ownershipDefaults, validNodeId } from './ownership.js';
 import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
@@ -54,6 +55,9 @@ export const clusterDefaults = {
   snapshotShipIntervalMs: 30_000,
 } as const;
 
+/** How often an owner looks for corporate action steps due on its partitions (each is then published on the partition's stream). */
+export const corporateCheckMs = 250;
+
 /** A clean stop waits at most this long for its last snapshots to ship (NATS down: it stops without them). */
 export const releaseShipTimeoutMs = 5_000;
 
@@ -84,11 +88,16 @@ export class ClusterNode {
     readonly counters: ClusterCounters,
     /** Shipped partition snapshots (snapshotShipper.ts). */
     readonly shipper: SnapshotShipper,
+    /** Corporate actions and instrument definitions to every partition (broadcast.ts). */
+    readonly broadcaster: Broadcaster,
   ) {
     this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
   }
 
   private shipTimer: NodeJS.Timeout | null = null;
+  private corporateTimer: NodeJS.Timeout | null = null;
+  /** Partitions whose due steps are being published (one round per partition at a time; bounded by the partition count). */
+  private readonly stepping = new Set<number>();
   /** The sequence this node last shipped per partition: a round skips a partition whose cursor did not move (bounded by the partition count). */
   private readonly shippedSeq = new Map<number, number>();
   private shipRound: Promise<void> | null = null;
@@ -126,10 +135,14 @@ export class ClusterNode {
       const publisher = new CommandPublisher(nc, js, jsm, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
       const shipper = await SnapshotShipper.open(nc, o.replicas);
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper);
+      const broadcaster = await Broadcaster.open(nc, o.replicas, o.partitions);
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster);
       node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
+      node.corporateTimer = setInterval(() => {
+        for (const p of node.consumers.keys()) node.publishDueSteps(p);
+      }, corporateCheckMs).unref();
       // Claims wait for recovery; meanwhile this node already publishes its clients' commands.
       void (engine.ready ?? Promise.resolve()).then(
         () => {
@@ -163,6 +176,8 @@ export class ClusterNode {
         fence: (p) => this.ownership.fence(p),
         counters: this.consumerCounters,
         cluster: this.counters,
+        partitions: this.ownership.partitions,
+        onCorporate: (p) => this.publishDueSteps(p),
         log: this.log,
       },
       partition,
@@ -230,6 +245,31 @@ export class ClusterNode {
     clearTimeout(timer);
   }
 
+  /**
+   * The corporate steps due on a partition this node serves, each published on the partition's stream
+   * (applied when consumed, so every replayer applies it at the same point). Only a caught-up owner
+   * publishes: a replaying one may not have reached the step already in the stream. A step published
+   * twice (another round, a former owner) is deduped within the window and a no-op after it.
+   */
+  publishDueSteps(partition: number): void {
+    const c = this.consumers.get(partition);
+    if (c === undefined || !c.ready || this.stepping.has(partition) || this.stopping !== null) return;
+    const due = this.engine.corporateStepsDue(partitionScope(partition, this.ownership.partitions).name);
+    if (due.length === 0) return;
+    this.stepping.add(partition);
+    void (async () => {
+      for (const d of due) await this.broadcaster.publishStep(partition, d);
+    })()
+      .catch((err: unknown) => this.log(`cluster: partition ${partition}: corporate step not published (next round retries): ${String(err)}`))
+      .finally(() => this.stepping.delete(partition));
+  }
+
+  /** A corporate action as the partitions this node serves applied it. */
+  private corporateView(actionId: string): CorporateActionView | null {
+    const P = this.ownership.partitions;
+    return this.engine.corporateActionIn(actionId, this.ownership.heldPartitions().map((p) => partitionScope(p, P).name));
+  }
+
   private drop(partition: number): void {
     this.consumers.get(partition)?.stop();
     this.consumers.delete(partition);
@@ -239,6 +279,10 @@ export class ClusterNode {
   /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
   routed<E extends Engine>(engine: E): E {
     const send = (op: CommandOp, portfolio: string, args: unknown, msgId?: string): Promise<Result<never>> => this.publisher.send(op, portfolio, args, msgId) as Promise<Result<never>>;
+    const sendOnce = (op: CommandOp, portfolio: string, args: unknown, o: CommandOptions | undefined): Promise<Result<never>> => {
+      const commandId = o?.command_id ?? randomUUID();
+      return this.publisher.send(op, portfolio, args, `${portfolio}\u001fcmd\u001f${commandId}`, commandId) as Promise<Result<never>>;
+    };
     const tradeOf = (portfolio: string, t: ValidTrade): Promise<Result<never>> =>
       // A dry run books nothing and must not use up its id's dedup slot.
       send('trade', portfolio, tradeInputOf(t), t.dry_run === true ? undefined : `${portfolio}\u001f${t.trade_id}`);
@@ -255,12 +299,14 @@ export class ClusterNode {
         return v.ok ? tradeOf(portfolio, v.value) : Promise.resolve(v);
       },
       tradeValidated: (portfolio: string, t: ValidTrade) => tradeOf(portfolio, t),
-      cash: (portfolio: string, op: unknown) => send('cash', portfolio, op),
-      convertCash: (portfolio: string, input: unknown) => send('fxConvert', portfolio, input),
-      setLimits: (portfolio: string, limits: unknown) => send('limits', portfolio, limits),
-      pause: (portfolio: string) => send('pause', portfolio, null),
-      resume: (portfolio: string) => send('resume', portfolio, null),
-      closePortfolio: (portfolio: string) => send('close', portfolio, null),
+      // Not a trade: the client's command_id (or a fresh one, named in a timeout answer) is the dedup
+      // key, and the owner applies it at most once per portfolio (docs/CLUSTER.md).
+      cash: (portfolio: string, op: unknown, o?: CommandOptions) => sendOnce('cash', portfolio, op, o),
+      convertCash: (portfolio: string, input: unknown, o?: CommandOptions) => sendOnce('fxConvert', portfolio, input, o),
+      setLimits: (portfolio: string, limits: unknown, o?: CommandOptions) => sendOnce('limits', portfolio, limits, o),
+      pause: (portfolio: string, o?: CommandOptions) => sendOnce('pause', portfolio, null, o),
+      resume: (portfolio: string, o?: CommandOptions) => sendOnce('resume', portfolio, null, o),
+      closePortfolio: (portfolio: string, o?: CommandOptions) => sendOnce('close', portfolio, null, o),
       // Reads and subscriptions go to the partition's owner (edge.ts: RPC router, update relay); ticks over NATS.
       ingestTick: (symbol: string, price: number, ts: number, size?: number) => this.edge.ticks.ingestTick(symbol, price, ts, size),
       ingestTicks: (ticks) => this.edge.ticks.ingestTicks(ticks),
@@ -270,9 +316,10 @@ export class ClusterNode {
       lots: (portfolio: string, symbol: string) => this.edge.router.lots(portfolio, symbol),
       // A query naming a portfolio goes to its owner; one without, or of a system log (_market, _instruments), reads this node's log.
       queryEvents: (query: EventQuery) => (query.portfolio_id === undefined || query.portfolio_id.startsWith('_') ? engine.queryEvents(query) : this.edge.router.queryEvents(query.portfolio_id, query)),
-      // Global operations: applied by one node alone they would fork the partitions' histories (docs/CLUSTER.md).
-      corporateAction: () => Promise.resolve(unsupported('corporate actions')),
-      defineInstrument: () => Promise.resolve(unsupported('instrument definitions')),
+      // Every partition's portfolios: published to every partition's stream (broadcast.ts), applied by each owner there.
+      corporateAction: (input: unknown) => this.broadcaster.corporate(input, Date.now(), (id) => this.corporateView(id)),
+      listCorporateActions: (query: { after_seq?: number; limit?: number } = {}) => this.broadcaster.listCorporate(query, (id) => this.corporateView(id)),
+      defineInstrument: (symbol: string, input: unknown) => this.broadcaster.instrument(symbol, input),
       // Held elsewhere (or not yet known here): the owner answers portfolio_not_found if it does not exist.
       has: (portfolio: string) => engine.has(portfolio) || !this.ownership.owns(partitionOf(portfolio, this.ownership.partitions)),
     };
@@ -310,15 +357,12 @@ export class ClusterNode {
   private async shutdown(): Promise<void> {
     this.status.close();
     if (this.shipTimer !== null) clearInterval(this.shipTimer);
+    if (this.corporateTimer !== null) clearInterval(this.corporateTimer);
     await this.shipBeforeStop();
     await this.edge.close();
     await this.ownership.stop();
     await this.nc.drain().catch(() => undefined);
   }
-}
-
-function unsupported(what: string): { ok: false; error: EngineError } {
-  return fail(ErrorCode.cluster_unsupported, `${what} are not run in cluster mode yet: every partition owner would have to apply them at the same point of its command stream (docs/CLUSTER.md); run them on a single node`);
 }
 
 function tradeInputOf(t: ValidTrade): TradeInput {

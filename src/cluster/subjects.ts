@@ -26,6 +26,19 @@ export const clusterSubjects = {
   clusterBucket: 'mtm_cluster',
   settingsKey: 'settings',
   nodeKey: (nodeId: string): string => `node.${nodeId}`,
+  /**
+   * KV bucket of the operations broadcast to every partition (broadcast.ts): key corporateKey(id)
+   * holds a corporate action as first entered (its resolved times), instrumentKey(symbol) the
+   * instrument definition in force. Keys carry the id or symbol hex-encoded (':' and '/' are not key
+   * characters).
+   */
+  definitionsBucket: 'mtm_definitions',
+  corporateKey: (actionId: string): string => `corporate.${symbolToken(actionId)}`,
+  corporateKeys: 'corporate.>',
+  instrumentKey: (symbol: string): string => `instrument.${symbolToken(symbol)}`,
+  /** The portfolio field of broadcast stream messages (they name no portfolio). */
+  corporateStreamPortfolio: '_corporate',
+  instrumentsStreamPortfolio: '_instruments',
   /** Object store of per-partition snapshots shipped for handover. */
   snapshotStore: 'mtm_snapshots',
   snapshotName: (partition: number): string => `p${partition}`,

@@ -143,6 +143,20 @@ function bookTrade(state: PortfolioState, trade: ValidTrade): Booked {
 }
 
 /**
+ * bookTrade's arithmetic for the commonest replayed trade, on a position held outside any state (a
+ * recovering book still in its snapshot's columns, src/shard/snapshotCodec.ts): an average-cost book,
+ * a trade in its base currency at multiplier 1. In that case bookTrade's fill is applyFill's with the
+ * position's realized P&L carried in the base (rate 1), which is what this returns; the caller adds
+ * its cashDelta to the cash, its realized to the book's realized P&L and counts the trade, as
+ * replayTrade does. Only applyFill's result is allocated: replay books 1M trades this way.
+ */
+export function replayBaseAverageFill(before: PositionState, trade: ValidTrade): TradeOutcome {
+  const local = applyFill(before, trade);
+  local.position.realized_pnl = before.realized_pnl + local.realized;
+  return local;
+}
+
+/**
  * Replay's form of applyTrade for a trade the log says was booked: the same arithmetic (bookTrade),
  * written into `state` in place, without events. Only for a state nothing else holds (a book being
  * recovered): copying the positions record per trade was most of the cost of replaying a long log.

@@ -269,14 +269,17 @@ export type DomainEventBody =
   | { type: 'DividendPaid'; action_id: string; symbol: string; amount: number; currency: string; fx_rate: number | null; realized: number }
   /** The position moved from from_symbol to to_symbol; merged: the portfolio already held to_symbol (same side). */
   | { type: 'SymbolChanged'; action_id: string; from_symbol: string; to_symbol: string; quantity: number; merged: boolean }
-  /** An action entered through the API, under the pseudo-portfolio '_corporate' (times resolved). */
-  | { type: 'CorporateActionAnnounced'; action: CorporateAction }
+  /**
+   * An action entered through the API, under the pseudo-portfolio '_corporate' (times resolved).
+   * scope: cluster mode, the partition whose portfolios it applies to (absent: every portfolio).
+   */
+  | { type: 'CorporateActionAnnounced'; action: CorporateAction; scope?: string }
   /**
    * One step of an action done, under '_corporate', in the same commit as the per-portfolio events it
    * produced: holders = portfolios it changed. error non-null: refused as a whole (nothing changed),
    * the action failed.
    */
-  | { type: 'CorporateActionApplied'; action_id: string; step: CorporateStepName; holders: number; error: { code: string; message: string } | null };
+  | { type: 'CorporateActionApplied'; action_id: string; step: CorporateStepName; holders: number; error: { code: string; message: string } | null; scope?: string };
 
 export type DomainEventType = DomainEventBody['type'];
 

@@ -35,9 +35,10 @@ export type { EventQuery, HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
-import type { CorporateAnswer, CorporateList } from './corporateDesk.js';
+import type { CorporateAnswer, CorporateList, CorporateScope, DueStep } from './corporateDesk.js';
+import type { CorporateActionView } from './corporateSchedule.js';
 
-export type { CorporateAnswer, CorporateList };
+export type { CorporateAnswer, CorporateList, CorporateScope, DueStep };
 export type { CorporateActionView } from './corporateSchedule.js';
 
 export interface EngineLimits {
@@ -165,21 +166,31 @@ export interface PositionLots {
   lots: LotView[];
 }
 
+/**
+ * A non-trade command's options. command_id: its idempotency id in cluster mode (docs/CLUSTER.md): a
+ * command resent with the id of one already applied is answered with the portfolio as it is, not
+ * applied again. A single node answers every command with its commit (no timeout answer to resend
+ * after) and does not need it: it accepts and ignores it.
+ */
+export interface CommandOptions {
+  command_id?: string;
+}
+
 export interface Engine {
   readonly kernel: KernelKind;
   readonly workers: number;
   createPortfolio(input: CreatePortfolioInput): Promise<Result<PortfolioSnapshot>>;
-  closePortfolio(id: string): Promise<Result<PortfolioSnapshot>>;
+  closePortfolio(id: string, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
   trade(portfolioId: string, trade: TradeInput): Promise<Result<TradeResult>>;
   /**
    * A trade already validated at a boundary (the server's validateTrade, whose result is typed): the
    * engine applies it without validating again. `trade` above is the in-process boundary: it validates.
    */
   tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>>;
-  cash(portfolioId: string, op: CashInput): Promise<Result<PortfolioSnapshot>>;
-  pause(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
-  resume(portfolioId: string): Promise<Result<PortfolioSnapshot>>;
-  setLimits(portfolioId: string, limits: RiskLimits): Promise<Result<PortfolioSnapshot>>;
+  cash(portfolioId: string, op: CashInput, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
+  pause(portfolioId: string, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
+  resume(portfolioId: string, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
+  setLimits(portfolioId: string, limits: RiskLimits, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
   /** lots: also the open lots of every position (lot-based portfolios). */
   snapshot(portfolioId: string, options?: { lots?: boolean }): Promise<Result<PortfolioSnapshot>>;
   /** One position's open lots (empty for average-cost portfolios, which keep none). */
@@ -225,7 +236,7 @@ export interface Engine {
   /** Every instrument defined, sorted by symbol. */
   listInstruments(): Instrument[];
   /** Moves cash between two balances of a portfolio at the given rate (to_currency per from_currency). */
-  convertCash(portfolioId: string, input: unknown): Promise<Result<PortfolioSnapshot>>;
+  convertCash(portfolioId: string, input: unknown, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
   /**
    * Cluster: runs one command-stream message's command (`run` calls the methods above) so that the
    * partition's cursor commits in the same transaction as the events it produced; a command refused
@@ -234,6 +245,19 @@ export interface Engine {
    * the cursor is durable.
    */
   applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>>;
+  /**
+   * Cluster: a corporate action announced to one scope (a partition's portfolios) at its point of the
+   * partition's command stream: body {input, announced_ts}; nothing applied yet (docs/CLUSTER.md).
+   */
+  corporateAnnounceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>>;
+  /** Cluster: one step {action_id, step} of a scoped action, applied to the scope's portfolios when it is the next one. */
+  corporateStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>>;
+  /** Cluster: the scope's steps due now (the owner publishes each on its partition's stream). */
+  corporateStepsDue(scopeName: string): DueStep[];
+  /** Cluster: an action as these scopes applied it (null: none of them knows it). */
+  corporateActionIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null;
+  /** Cluster: whether a command with this command_id was applied to the portfolio (StreamPosition.commandId). */
+  commandApplied(portfolioId: string, commandId: string): boolean;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */
   streamCursor(partition: number): number;
   /** Cluster: the books `keep` accepts, each shard's at one instant, in the columnar snapshot codec's segments. */

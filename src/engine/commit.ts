@@ -19,7 +19,7 @@ import type { ResolvedOptions } from './options.js';
 import type { ShardPool } from './shards/pool.js';
 import type { CommandBody } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
-import { currentPosition } from './streamPosition.js';
+import { commandKey, currentPosition } from './streamPosition.js';
 import type { SymbolTable } from './symbols.js';
 
 export interface CommitDeps {
@@ -35,7 +35,14 @@ export interface CommitDeps {
 }
 
 export class Commit {
-  private readonly tradeIds = new Map<string, Promise<Result<TradeResult>>>();
+  /**
+   * Settled trade ids -> the number of their stored result body (store.tradeResultBody), least
+   * recently settled first, bounded by tradeIdsRememberedMax. A number, not the result: 200,000
+   * settled Promises with their result objects held ~150 MB of the server's heap; a repeat reads its
+   * body back from the store (one read of an append-ordered table), ids older than the bound by
+   * (portfolio, trade_id) (store.tradeResult).
+   */
+  private readonly tradeIds = new Map<string, number>();
   /** Bounded by the commands a shard may queue and the store's pending writes: each entry is one of those. */
   private readonly tradesInFlight = new Map<string, Promise<Result<TradeResult>>>();
   private readonly eventListeners = new Set<EventListener>();
@@ -80,6 +87,8 @@ export class Commit {
         ? onResult
         : (r: CommandResult): void => {
             this.d.store.advanceStreamCursor(position.partition, position.seq);
+            // A command id applied joins the same batch: a resend after a timeout is answered, not re-applied.
+            if (position.commandId !== undefined && r.error === null) this.d.store.append([], [{ portfolio_id: portfolio, trade_id: commandKey(position.commandId), result: { seq: position.seq } }]);
             onResult?.(r);
           };
     const pending = h.submit(body, answered);
@@ -124,8 +133,8 @@ export class Commit {
     if (clash !== null) return this.tradeDone(clash, started);
     if (instrument !== undefined) trade.currency = instrument.currency;
     const key = portfolio + '\u0000' + trade.trade_id;
-    const earlier = this.tradesInFlight.get(key) ?? this.tradeIds.get(key);
-    const stored = earlier === undefined ? (this.d.store.tradeResult(portfolio, trade.trade_id) as TradeResult | undefined) : undefined;
+    const earlier = this.tradesInFlight.get(key);
+    const stored = earlier === undefined ? this.settledResult(key, portfolio, trade.trade_id) : undefined;
     if (trade.dry_run) {
       // A what-if names a fresh id (it must not read as a replay of a booked trade) and uses none up.
       if (earlier !== undefined || stored !== undefined) {
@@ -141,8 +150,15 @@ export class Commit {
     this.tradesInFlight.set(key, attempt);
     const r = await attempt;
     this.tradesInFlight.delete(key);
-    if (r.ok) this.rememberSettled(key, attempt);
+    if (r.ok) this.rememberSettled(key, portfolio, trade.trade_id);
     return this.tradeDone(r, started);
+  }
+
+  /** The first result of a settled id: by its remembered body number, else from the store by id. */
+  private settledResult(key: string, portfolio: string, tradeId: string): TradeResult | undefined {
+    const n = this.tradeIds.get(key);
+    const body = n === undefined ? undefined : (this.d.store.tradeResultBody(n) as TradeResult | undefined);
+    return body ?? (this.d.store.tradeResult(portfolio, tradeId) as TradeResult | undefined);
   }
 
   /**
@@ -177,11 +193,14 @@ export class Commit {
    * Settled trade ids, least recently settled first, bounded by tradeIdsRememberedMax (older ones are
    * answered by the store). Ids still in flight live in tradesInFlight and are never evicted: such an
    * id is in neither this map nor the store yet, and evicting it let a duplicate apply twice (found by
-   * the simulator's swarm, seed 542490174).
+   * the simulator's swarm, seed 542490174). The result is durable here (its body is committed), so
+   * the store knows its number.
    */
-  private rememberSettled(key: string, attempt: Promise<Result<TradeResult>>): void {
+  private rememberSettled(key: string, portfolio: string, tradeId: string): void {
+    const n = this.d.store.tradeResultNumber(portfolio, tradeId);
+    if (n === undefined) return;
     if (this.tradeIds.size >= this.d.o.limits.tradeIdsRememberedMax) this.tradeIds.delete(this.tradeIds.keys().next().value as string);
-    this.tradeIds.set(key, attempt);
+    this.tradeIds.set(key, n);
   }
 
   private tradeDone(r: Result<TradeResult>, started: number): Result<TradeResult> {

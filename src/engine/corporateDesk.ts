@@ -20,14 +20,19 @@ import {
   corporateOutcomeKey,
   corporatePortfolio,
   dueAt,
+  globalScope,
   nextStep,
-  pendingFromLog,
+  pendingByScope,
+  scopedOutcomeKey,
+  scopedRecordKey,
   stepOf,
+  stepsOf,
   viewOf,
   type CorporateActionView,
   type CorporateOutcome,
   type CorporateRecord,
   type PendingAction,
+  type StepDone,
 } from './corporateSchedule.js';
 import type { ShardHandle } from './shardHandle.js';
 import type { SymbolTable } from './symbols.js';
@@ -44,6 +49,27 @@ export interface CorporateList {
 }
 
 type TradeRecord = { portfolio_id: string; trade_id: string; result: unknown };
+
+/**
+ * Cluster mode: the portfolios an action applies to (a partition's), named by an opaque string the
+ * engine only keys its records with. The engine knows nothing of partitions or NATS.
+ */
+export interface CorporateScope {
+  readonly name: string;
+  readonly keep: (portfolioId: string) => boolean;
+}
+
+/** A scoped step due now: the cluster publishes it on its partition's stream, then applies it from there. */
+export interface DueStep {
+  action_id: string;
+  step: CorporateStepName;
+}
+
+/** Where a step's action lives: the global pending set (every portfolio) or one scope's. */
+interface Where {
+  readonly pending: Map<string, PendingAction>;
+  readonly scope: CorporateScope | null;
+}
 
 /** What the desk needs of the engine. */
 export interface DeskHost {
@@ -65,6 +91,8 @@ export interface DeskHost {
   durable(): Promise<void>;
   /** The instrument's multiplier, undefined when the symbol was never defined (contract adjustments need one). */
   multiplierOf(symbol: string): number | undefined;
+  /** The portfolios `keep` accepts, per shard index (a scoped step goes to these only). */
+  portfoliosByShard(keep: (id: string) => boolean): string[][];
   /** Every portfolio's holding of the symbol at a past instant (pastHoldings.ts). */
   holdingsAt(symbol: string, ts: number): Promise<Record<string, HeldAt>>;
   /** A contract adjustment applied on every shard: the table's new multiplier and the event recording it. */
@@ -87,6 +115,8 @@ export interface DeskOptions {
 
 export class CorporateDesk {
   private pending = new Map<string, PendingAction>();
+  /** Cluster mode: per scope (partition), its pending actions. Bounded by the scopes x pendingMax. */
+  private scoped = new Map<string, Map<string, PendingAction>>();
   /** Submissions not answered yet, by action_id; bounded with pending by pendingMax. */
   private readonly inFlight = new Map<string, { input: string; answer: Promise<Result<CorporateAnswer>> }>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -106,7 +136,10 @@ export class CorporateDesk {
 
   /** Rebuilds the pending actions from the log and redoes the main thread's side of every step done. */
   recover(): void {
-    this.pending = pendingFromLog(this.host.store.eventsForPortfolio(corporatePortfolio, 0, Infinity), (action, step) => this.host.marks.commit(action, step));
+    const all = pendingByScope(this.host.store.eventsForPortfolio(corporatePortfolio, 0, Infinity), (action, step) => this.host.marks.commit(action, step));
+    this.pending = all.get(globalScope) ?? new Map();
+    all.delete(globalScope);
+    this.scoped = all;
   }
 
   start(): void {
@@ -271,7 +304,7 @@ export class CorporateDesk {
    * Runs the next step of an action on every shard (see the header). `announce`: the action is not
    * logged yet; its announcement goes in the step's commit, and a refusal logs nothing.
    */
-  private async runStep(entry: PendingAction, announce: { event: ShardEvent; trade: TradeRecord } | null): Promise<Result<void>> {
+  private async runStep(entry: PendingAction, announce: { event: ShardEvent; trade: TradeRecord } | null, where: Where = { pending: this.pending, scope: null }): Promise<Result<void>> {
     const { host } = this;
     const name = nextStep(entry);
     if (name === null) return ok(undefined);
@@ -289,7 +322,7 @@ export class CorporateDesk {
     this.holding = true;
     host.hold(true);
     try {
-      outcome = await this.applyEverywhere(entry, name, step, now, announce);
+      outcome = await this.applyEverywhere(entry, name, step, now, announce, where);
     } finally {
       this.holding = false;
       host.hold(false);
@@ -306,13 +339,17 @@ export class CorporateDesk {
     step: CorporateStep,
     now: number,
     announce: { event: ShardEvent; trade: TradeRecord } | null,
+    where: Where,
   ): Promise<{ durable: Promise<void> | null; error: EngineError | null }> {
     const { host } = this;
     const id = entry.action.action_id;
+    const scope = where.scope?.name;
+    const outcomeKey = scopedOutcomeKey(scope ?? globalScope);
+    const only = where.scope === null ? null : host.portfoliosByShard(where.scope.keep);
     // The new symbol of a rename is interned when the step runs (a restart may have come between its
     // announcement and now), and announced to the shards ahead of the step.
     const unknown = step.step === 'symbol_change' && host.symbols.intern(step.new_symbol) < 0;
-    const checks = unknown ? [] : await this.onEveryShard({ kind: 'corporate', mode: 'check', step, price: 0, priceTs: 0, now });
+    const checks = unknown ? [] : await this.onEveryShard({ kind: 'corporate', mode: 'check', step, price: 0, priceTs: 0, now }, only);
     const lost = checks.find((r) => r.error?.code === ErrorCode.shard_restarting);
     if (lost !== undefined) return { durable: null, error: lost.error };
     const refusal = unknown
@@ -324,14 +361,14 @@ export class CorporateDesk {
       // action's end; it stays failed, nothing of it applied.
       if (announce !== null) return { durable: null, error };
       const outcome: CorporateOutcome = { status: 'failed', steps: entry.steps, error: { code: error.code, message: error.message } };
-      this.pending.delete(id);
-      const durable = host.persist([marker(id, name, 0, outcome.error, now)], [{ portfolio_id: corporateOutcomeKey, trade_id: id, result: outcome }]);
+      where.pending.delete(id);
+      const durable = host.persist([marker(id, name, 0, outcome.error, now, scope)], [{ portfolio_id: outcomeKey, trade_id: id, result: outcome }]);
       return { durable, error };
     }
     if (name === 'symbol_change') host.announceSymbols();
     const price = host.marks.priceFor(entry.action, name);
     const priceTs = host.marks.priceTsFor(entry.action, name);
-    const results = await this.onEveryShard({ kind: 'corporate', mode: 'apply', step, price, priceTs, now });
+    const results = await this.onEveryShard({ kind: 'corporate', mode: 'apply', step, price, priceTs, now }, only);
     const failed = results.find((r) => r.error !== null);
     if (failed !== undefined) {
       // The shards that applied it are ahead of the log: reloaded from it, the step is retried later.
@@ -341,9 +378,9 @@ export class CorporateDesk {
       entry.failedApplies = (entry.failedApplies ?? 0) + 1;
       if (announce === null && entry.failedApplies >= stepApplyAttemptsMax) {
         const error = { code: ErrorCode.shard_restarting, message: `a shard was lost while applying step ${name} ${stepApplyAttemptsMax} times in a row: the action is given up` };
-        this.pending.delete(id);
+        where.pending.delete(id);
         const outcome: CorporateOutcome = { status: 'failed', steps: entry.steps, error };
-        return { durable: host.persist([marker(id, name, 0, error, now)], [{ portfolio_id: corporateOutcomeKey, trade_id: id, result: outcome }]), error };
+        return { durable: host.persist([marker(id, name, 0, error, now, scope)], [{ portfolio_id: outcomeKey, trade_id: id, result: outcome }]), error };
       }
       return { durable: null, error: { ...(failed.error as EngineError), retryable: true } };
     }
@@ -359,25 +396,139 @@ export class CorporateDesk {
       const defined = host.adjustInstrument(step.symbol, step.multiplier, now);
       if (defined !== null) events.push(defined);
     }
-    events.push(marker(id, name, holders, null, now));
+    events.push(marker(id, name, holders, null, now, scope));
     const trades: TradeRecord[] = announce === null ? [] : [announce.trade];
-    if (last) trades.push({ portfolio_id: corporateOutcomeKey, trade_id: id, result: { status: 'applied', steps: entry.steps, error: null } satisfies CorporateOutcome });
+    if (last) trades.push({ portfolio_id: outcomeKey, trade_id: id, result: { status: 'applied', steps: entry.steps, error: null } satisfies CorporateOutcome });
     // One append: every portfolio's events of the step and its marker get consecutive seqs in one commit,
     // before the held traffic can add anything.
     const durable = host.persist(events, trades);
-    if (last) this.pending.delete(id);
-    else this.pending.set(id, entry);
+    if (last) where.pending.delete(id);
+    else where.pending.set(id, entry);
     for (const r of results) for (const u of r.updates ?? []) host.deliver(u);
     return { durable, error: null };
   }
 
-  private onEveryShard(body: Extract<Parameters<ShardHandle['submitNow']>[0], { kind: 'corporate' }>): Promise<CommandResult[]> {
-    return Promise.all(this.host.shards.map((h) => h.submitNow(body)));
+  /** only: per shard, the portfolios a scoped step may change (null: every portfolio). */
+  private onEveryShard(body: Extract<Parameters<ShardHandle['submitNow']>[0], { kind: 'corporate' }>, only: string[][] | null): Promise<CommandResult[]> {
+    return Promise.all(this.host.shards.map((h, i) => h.submitNow(only === null ? body : { ...body, portfolios: only[i] ?? [] })));
+  }
+
+  // ---- cluster mode: one scope (a partition's portfolios) at a time -----------------------------
+
+  /**
+   * An action announced to one scope, at its point of the scope's command stream (cluster mode,
+   * docs/CLUSTER.md). body: {input, announced_ts}, from the stream (validated here as for a local
+   * call); the times resolve against announced_ts, so every owner replaying the stream resolves the
+   * same action. Nothing is applied here: every step comes as its own stream message (applyStepIn).
+   * The same action again is answered created: false; another body under the same id is refused.
+   */
+  async announceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>> {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { input?: unknown; announced_ts?: unknown };
+    const announcedTs = b.announced_ts;
+    if (typeof announcedTs !== 'number' || !Number.isSafeInteger(announcedTs) || announcedTs < 0) {
+      return fail(ErrorCode.invalid_timestamp, 'announced_ts must be a whole number of epoch ms >= 0', 'announced_ts');
+    }
+    const v = validateCorporateInput(b.input);
+    if (!v.ok) return v;
+    if (v.value.type === 'contract_adjustment') return fail(ErrorCode.cluster_unsupported, 'type: a contract_adjustment changes the node-wide multiplier table and is not applied per scope', 'type');
+    const id = v.value.action_id;
+    const canonical = canonicalCorporateInput(v.value);
+    const where = this.whereOf(scope);
+    const key = scopedRecordKey(scope.name);
+    const known = where.pending.get(id);
+    const stored = known === undefined ? (this.host.store.tradeResult(key, id) as CorporateRecord | undefined) : undefined;
+    if (known !== undefined || stored !== undefined) {
+      const record = stored ?? (this.host.store.tradeResult(key, id) as CorporateRecord | undefined);
+      if (record !== undefined && record.input !== canonical) return conflict(id);
+      const action = known?.action ?? (record as CorporateRecord).action;
+      return ok({ created: false, action: viewOf(action, known?.announced_ts ?? (record as CorporateRecord).announced_ts, 'pending', known?.steps ?? [], null) });
+    }
+    const resolved = resolveCorporateAction(v.value, announcedTs);
+    if (!resolved.ok) return resolved;
+    // Not retryable: the same stream gives the same count on every replay, so the refusal is the same.
+    if (where.pending.size >= this.o.pendingMax) return fail(ErrorCode.limit_exceeded, `action_id: corporate actions pending must be <= ${this.o.pendingMax}`, 'action_id');
+    const action = resolved.value;
+    if (action.type === 'symbol_change' && this.host.symbols.intern(action.new_symbol) < 0) {
+      return fail(ErrorCode.limit_exceeded, `new_symbol: symbols must be <= ${this.host.symbols.symbolsMax}`, 'new_symbol');
+    }
+    const record: CorporateRecord = { input: canonical, action, announced_ts: announcedTs };
+    const entry: PendingAction = { action, announced_ts: announcedTs, steps: [] };
+    where.pending.set(id, entry);
+    const announced: ShardEvent = { type: 'CorporateActionAnnounced', action, portfolio_id: corporatePortfolio, ts: announcedTs, scope: scope.name };
+    const failed = await settle(this.host.persist([announced], [{ portfolio_id: key, trade_id: id, result: record }]));
+    if (failed !== null) return failed;
+    return ok({ created: true, action: viewOf(action, announcedTs, 'pending', [], null) });
+  }
+
+  /**
+   * One step of a scoped action, at its point of the scope's command stream: applied to the scope's
+   * portfolios when it is the action's next step; otherwise (done already, a resent step, an action
+   * this scope never announced or that failed) nothing happens: applied false.
+   */
+  async applyStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>> {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { action_id?: unknown; step?: unknown };
+    if (typeof b.action_id !== 'string') return fail(ErrorCode.invalid_field, 'action_id must be a string', 'action_id');
+    if (typeof b.step !== 'string') return fail(ErrorCode.invalid_field, 'step must be a step name', 'step');
+    const where = this.whereOf(scope);
+    const entry = where.pending.get(b.action_id);
+    if (entry === undefined || nextStep(entry) !== b.step) return ok({ applied: false });
+    let r: Result<void> = ok(undefined);
+    await this.enqueue(async () => {
+      // Read again inside: the scope's consumer applies one message at a time, but a check round may not.
+      if (where.pending.get(entry.action.action_id) === entry && nextStep(entry) === b.step) r = await this.runStep(entry, null, where);
+    });
+    return r.ok ? ok({ applied: true }) : r;
+  }
+
+  /** The scope's steps whose time (by the engine's clock) has come, in due order. */
+  dueIn(scopeName: string): DueStep[] {
+    const pending = this.scoped.get(scopeName);
+    if (pending === undefined) return [];
+    const now = this.host.clock.now();
+    const due: { s: DueStep; at: number }[] = [];
+    for (const p of pending.values()) {
+      const step = nextStep(p);
+      if (step !== null && dueAt(p.action, step) <= now) due.push({ s: { action_id: p.action.action_id, step }, at: dueAt(p.action, step) });
+    }
+    return due.sort((a, b) => a.at - b.at).map((d) => d.s);
+  }
+
+  /**
+   * An action as the given scopes know it: applied when every one of them applied its every step,
+   * failed when one failed, else pending (steps: those every scope has done). null: none knows it.
+   */
+  viewIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null {
+    let action: CorporateActionView | null = null;
+    let status: CorporateActionView['status'] = 'applied';
+    let steps: StepDone[] | null = null;
+    let error: CorporateOutcome['error'] = null;
+    for (const name of scopeNames) {
+      const p = this.scoped.get(name)?.get(actionId);
+      const record = p === undefined ? (this.host.store.tradeResult(scopedRecordKey(name), actionId) as CorporateRecord | undefined) : undefined;
+      if (p === undefined && record === undefined) continue;
+      const outcome = p === undefined ? (this.host.store.tradeResult(scopedOutcomeKey(name), actionId) as CorporateOutcome | undefined) : undefined;
+      const done = p?.steps ?? outcome?.steps ?? [];
+      action ??= viewOf(p?.action ?? (record as CorporateRecord).action, p?.announced_ts ?? (record as CorporateRecord).announced_ts, 'pending', [], null);
+      if (outcome?.status === 'failed') {
+        status = 'failed';
+        error = outcome.error;
+      } else if (status !== 'failed' && (p !== undefined || outcome === undefined)) status = 'pending';
+      if (steps === null || done.length < steps.length) steps = done;
+    }
+    if (action === null) return null;
+    return { ...action, status, steps: (steps ?? []).map((s) => ({ ...s })), error };
+  }
+
+  private whereOf(scope: CorporateScope): Where {
+    let pending = this.scoped.get(scope.name);
+    if (pending === undefined) this.scoped.set(scope.name, (pending = new Map()));
+    return { pending, scope };
   }
 }
 
-function marker(actionId: string, step: CorporateStepName, holders: number, error: CorporateOutcome['error'], ts: number): ShardEvent {
-  return { type: 'CorporateActionApplied', action_id: actionId, step, holders, error, portfolio_id: corporatePortfolio, ts };
+function marker(actionId: string, step: CorporateStepName, holders: number, error: CorporateOutcome['error'], ts: number, scope?: string): ShardEvent {
+  const e: ShardEvent = { type: 'CorporateActionApplied', action_id: actionId, step, holders, error, portfolio_id: corporatePortfolio, ts };
+  return scope === undefined ? e : { ...e, scope };
 }
 
 function conflict(id: string): { ok: false; error: EngineError } {

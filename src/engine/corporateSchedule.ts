@@ -92,13 +92,31 @@ export function viewOf(action: CorporateAction, announcedTs: number, status: Cor
  * Memory: at most the pending actions at any point of the log, bounded when they were live.
  */
 export function pendingFromLog(events: Iterable<StoredEvent>, done: (action: CorporateAction, step: CorporateStepName) => void): Map<string, PendingAction> {
-  const pending = new Map<string, PendingAction>();
+  return pendingByScope(events, done).get(globalScope) ?? new Map();
+}
+
+/** The scope key of actions that apply to every portfolio (single node). */
+export const globalScope = '';
+
+/**
+ * pendingFromLog for every scope at once (cluster mode: one scope per partition, the events' `scope`):
+ * scope -> the actions still pending there. Bounded by the scopes (partitions) x the actions pending.
+ */
+export function pendingByScope(events: Iterable<StoredEvent>, done: (action: CorporateAction, step: CorporateStepName) => void): Map<string, Map<string, PendingAction>> {
+  const scopes = new Map<string, Map<string, PendingAction>>();
+  const of = (scope: string | undefined): Map<string, PendingAction> => {
+    const key = scope ?? globalScope;
+    let m = scopes.get(key);
+    if (m === undefined) scopes.set(key, (m = new Map()));
+    return m;
+  };
   for (const e of events) {
     if (e.type === 'CorporateActionAnnounced') {
-      pending.set(e.action.action_id, { action: e.action, announced_ts: e.ts, steps: [] });
+      of(e.scope).set(e.action.action_id, { action: e.action, announced_ts: e.ts, steps: [] });
       continue;
     }
     if (e.type !== 'CorporateActionApplied') continue;
+    const pending = of(e.scope);
     const p = pending.get(e.action_id);
     if (p === undefined) continue;
     if (e.error !== null) {
@@ -109,5 +127,14 @@ export function pendingFromLog(events: Iterable<StoredEvent>, done: (action: Cor
     done(p.action, e.step);
     if (nextStep(p) === null) pending.delete(e.action_id);
   }
-  return pending;
+  return scopes;
+}
+
+/** The idempotency table's keys of a scoped action's record and outcome (beside the global ones). */
+export function scopedRecordKey(scope: string): string {
+  return scope === globalScope ? corporatePortfolio : `${corporatePortfolio}@${scope}`;
+}
+
+export function scopedOutcomeKey(scope: string): string {
+  return scope === globalScope ? corporateOutcomeKey : `${corporateOutcomeKey}@${scope}`;
 }

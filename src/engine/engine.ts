@@ -16,12 +16,13 @@ import type { ShardEvent } from '../shard/protocol.js';
 import { decodeSnapshot, encodeSnapshot, type BookImage } from '../shard/snapshotCodec.js';
 import { openStore, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
-import type { RecoveryProgress } from './recovery.js';
+import { RecoveryProgress } from './recovery.js';
 import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
-import { CorporateDesk, type CorporateAnswer, type CorporateList } from './corporateDesk.js';
+import { CorporateDesk, type CorporateAnswer, type CorporateList, type CorporateScope, type DueStep } from './corporateDesk.js';
+import type { CorporateActionView } from './corporateSchedule.js';
 import { CorporateMarks } from './corporateMarks.js';
 import { EngineCounters } from './counters.js';
 import { deltaOf } from './deltas.js';
@@ -39,7 +40,7 @@ import { LastPrices } from './ticks/lastPrices.js';
 import { Lockstep } from './ticks/lockstep.js';
 import type { TapeListener } from './tickTape.js';
 import { Upkeep } from './upkeep.js';
-import { atPosition, type StreamPosition } from './streamPosition.js';
+import { atPosition, commandKey, type StreamPosition } from './streamPosition.js';
 import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
@@ -82,6 +83,7 @@ export class MtmEngine implements Engine {
     random: Random,
     private readonly ephemeralDir: string | null,
     private readonly dirLock: OwnerLock,
+    progress?: RecoveryProgress,
   ) {
     this.kernel = o.kernel;
     this.workers = o.workers;
@@ -91,6 +93,7 @@ export class MtmEngine implements Engine {
     this.instrumentTable = new InstrumentTable(o.limits.instrumentsMax);
     const { life, counters, symbols, coalescer, prices, directory } = this;
     this.pool = new ShardPool(piscina, {
+      progress,
       o,
       clock,
       life,
@@ -318,6 +321,10 @@ export class MtmEngine implements Engine {
     return this.store.streamCursor(partition);
   }
 
+  commandApplied(portfolioId: string, commandId: string): boolean {
+    return this.store.tradeResult(portfolioId, commandKey(commandId)) !== undefined;
+  }
+
   /**
    * The books `keep` accepts, from every shard at one instant each, encoded with the columnar
    * snapshot codec (src/shard/snapshotCodec.ts: the segments a shard snapshot is made of). A cluster
@@ -418,6 +425,11 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       multiplierOf: (symbol: string) => this.instrumentTable.get(symbol)?.multiplier,
       adjustInstrument: (symbol: string, multiplier: number, ts: number) => this.instruments.adjusted(symbol, multiplier, ts),
+      portfoliosByShard: (keep: (id: string) => boolean) => {
+        const out: string[][] = shards.map(() => []);
+        for (const id of this.directory.keys()) if (keep(id)) out[shardOf(id, this.workers)].push(id);
+        return out;
+      },
       holdingsAt: (symbol: string, ts: number) => holdingsAt(this.store, this.directory.keys(), this.o.retainEventsMs !== null, symbol, ts, this.o.fxPivot),
     };
     return new CorporateDesk(host, { checkMs: this.o.corporateActionsCheckMs, pendingMax: this.o.limits.corporateActionsPendingMax });
@@ -433,6 +445,26 @@ export class MtmEngine implements Engine {
     if (this.life.closed) return engineClosed();
     if (typeof query !== 'object' || query === null) return fail(ErrorCode.invalid_field, 'query must be an object', 'query');
     return this.corporate.list(query);
+  }
+
+  async corporateAnnounceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>> {
+    if (this.life.closing) return engineClosed(true);
+    await this.ready;
+    return this.corporate.announceIn(scope, body);
+  }
+
+  async corporateStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>> {
+    if (this.life.closing) return engineClosed(true);
+    await this.ready;
+    return this.corporate.applyStepIn(scope, body);
+  }
+
+  corporateStepsDue(scopeName: string): DueStep[] {
+    return this.corporate.dueIn(scopeName);
+  }
+
+  corporateActionIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null {
+    return this.corporate.viewIn(actionId, scopeNames);
   }
 
   /** Applies the corporate action steps whose time has come now (the timer does it every corporateActionsCheckMs). */
@@ -519,6 +551,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   if (waitMs !== undefined && !(Number.isSafeInteger(waitMs) && waitMs >= 0)) {
     throw new EngineStartError({ code: ErrorCode.invalid_field, message: 'store.ownerDyingWaitMs must be an integer >= 0', field: 'ownerDyingWaitMs' });
   }
+  // Begun here so the start's phase marks include the lock and the store's open.
+  const progress = new RecoveryProgress();
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
   const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
   try {
@@ -532,12 +566,14 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(locked.error);
   }
+  progress.mark('data dir locked');
   const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
   if (!opened.ok) {
     await locked.value.release();
     if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
     throw new EngineStartError(opened.error);
   }
+  progress.mark('store open');
   const pool = new Piscina({
     filename: distFile('src/shard/worker.js'),
     minThreads: o.workers,
@@ -550,7 +586,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
-  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value);
+  return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value, progress);
 }
 
 export class EngineStartError extends Error {

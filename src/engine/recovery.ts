@@ -9,7 +9,7 @@
 
 import { baseCurrencyDefault, replayedEventTypes, type DomainEventType, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
 import { LogRecordReader } from '../shard/logRecord.js';
-import type { ToShard } from '../shard/protocol.js';
+import type { ShardRecoveryWork, ToShard } from '../shard/protocol.js';
 import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
 import type { ShardSnapshotPointer, Store } from '../store/store.js';
 import { applyToDirectory, type Directory } from './directory.js';
@@ -22,6 +22,9 @@ export const recoveryChunkMax = 5_000;
 /** Replay chunks posted to one shard and not yet applied: the pipeline's bound. */
 export const replayChunksInFlightMax = 2;
 
+/** Marks kept by one RecoveryProgress (a start has ~10; shard restarts add theirs until this). */
+export const phaseMarksMax = 256;
+
 /** What recovery reports while it runs (the CLI's progress bar, /ready). */
 export class RecoveryProgress {
   phase: 'snapshots' | 'replay' | 'ready' = 'snapshots';
@@ -32,6 +35,18 @@ export class RecoveryProgress {
   eventsRead = 0;
   readonly startedMs = performance.now();
   readyMs: number | null = null;
+  /**
+   * When each step of the start ended, in ms of performance.now() (since the process started): the
+   * phase breakdown of docs/BENCHMARKS.md (bench/restartPhases.ts prints it). Bounded: one entry per
+   * named step of a start or a shard restart, at most phaseMarksMax kept.
+   */
+  readonly marks: { step: string; at_ms: number }[] = [];
+  /** What the shard workers reported of their recovery work, in ms of their own thread (per shard). */
+  readonly shardWork: ShardRecoveryWork[] = [];
+
+  mark(step: string): void {
+    if (this.marks.length < phaseMarksMax) this.marks.push({ step, at_ms: performance.now() });
+  }
 
   view(): { phase: string; portfolios: number; events_replayed: number; events_total: number; elapsed_ms: number; events_per_second: number; eta_ms: number | null } {
     const elapsed = (this.readyMs ?? performance.now()) - this.startedMs;
@@ -186,14 +201,19 @@ class ReplayChunk {
   n = 0;
   readonly events: StoredEvent[] = [];
 
-  addRaw(value: Uint8Array): void {
-    if (this.used + value.length > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + value.length));
+  /** Copies src[0, size) in (src: the store's read buffer, overwritten by its next read). */
+  addRaw(src: Uint8Array, size: number): void {
+    if (this.used + size > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + size));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
-    this.bytes.set(value, this.used);
-    this.used += value.length;
+    // Byte by byte: no view object per value (1M values at a start), and lmdb-js's read buffer may
+    // carry a `length` another read set, which Buffer's copy would trust.
+    const bytes = this.bytes;
+    const at = this.used;
+    for (let i = 0; i < size; i++) bytes[at + i] = src[i];
+    this.used += size;
     this.ends[this.n++] = this.used;
   }
 
@@ -227,9 +247,9 @@ class ReplayPipe {
   }
 
   /** Adds a trade's raw value for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
-  addRaw(k: number, value: Uint8Array): Promise<void> | null {
+  addRaw(k: number, src: Uint8Array, size: number): Promise<void> | null {
     const chunk = this.chunks[k];
-    chunk.addRaw(value);
+    chunk.addRaw(src, size);
     return chunk.full ? this.post(k) : null;
   }
 
@@ -280,11 +300,14 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
   const index = new Map(handles.map((h, k) => [h.index, k]));
   const reader = new LogRecordReader();
   const trade = reader.trade;
-  for (const { key, value } of store.rawEventsAfter(from)) {
+  // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
+  // anything else reads the store, i.e. before this loop awaits.
+  for (const { key, value } of store.eventViewsAfter(from)) {
     const seq = key as number;
+    const { bytes, size } = value;
     if (directory !== null) progress.eventsRead = seq - from;
     let wait: Promise<void> | null;
-    if (reader.read(value, 0, value.length)) {
+    if (reader.read(bytes, 0, size)) {
       const id = trade.portfolio_id;
       if (seq <= (coverage.covered.get(id) ?? 0)) continue;
       const k = index.get(shardOf(id, host.workers));
@@ -295,11 +318,11 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
         if (trade.currency !== null && base !== undefined) symbols.internConversion(trade.currency, base, host.fxPivot);
         announce(host, handles);
       }
-      wait = pipe.addRaw(k, value);
+      wait = pipe.addRaw(k, bytes, size);
     } else {
-      const type = reader.typeOf(value, 0, value.length);
+      const type = reader.typeOf(bytes, 0, size);
       if (type !== null && !replayedEventTypes.has(type as DomainEventType)) continue;
-      const e = store.decodeEvent(value);
+      const e = store.decodeEvent(bytes.subarray(0, size));
       if (!replayedEventTypes.has(e.type)) continue;
       if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
       if (directory !== null) {
@@ -313,6 +336,7 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
     }
     if (wait !== null) await wait;
   }
+  if (directory !== null) progress.mark('tail read');
   await pipe.flush();
 }
 
@@ -346,30 +370,38 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, null, directory, coverage);
   if (coverage.covered.size === 0) coverage.min = 0;
+  progress.mark('snapshots read');
   progress.portfolios = directory.size;
   await started;
+  progress.mark('workers up');
   symbols.announced = symbols.size;
   const prices = pricesFor(host);
   for (const h of handles) {
     sendSymbols(host, h);
     sendSnapshot(host, h, source, prices);
   }
+  progress.mark('snapshots posted');
   progress.phase = 'replay';
   progress.eventsToRead = Math.max(0, store.lastSeq() - coverage.min);
   await replayTail(host, handles, coverage.min, coverage, directory);
+  progress.mark('tail replayed');
   await Promise.all(handles.map((h) => finish(host, h)));
+  progress.mark('shards loaded');
   progress.portfolios = directory.size;
   progress.eventsRead = progress.eventsToRead;
 }
 
 /** A supervised restart of one shard: its snapshot and the log after it, nothing else touched. */
 export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<void> {
-  const { store } = host;
+  const { store, progress } = host;
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, h.index, null, coverage);
   if (coverage.covered.size === 0) coverage.min = 0;
+  progress.mark(`shard ${h.index} restart: snapshot read`);
   sendSymbols(host, h);
   sendSnapshot(host, h, source, pricesFor(host));
   await replayTail(host, [h], coverage.min, coverage, null);
+  progress.mark(`shard ${h.index} restart: tail replayed`);
   await finish(host, h);
+  progress.mark(`shard ${h.index} restart: loaded`);
 }

@@ -11,6 +11,20 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface StreamPosition {
   readonly partition: number;
   readonly seq: number;
+  /**
+   * A non-trade command's idempotency id (cluster: the client's or the receiving node's command_id).
+   * Commit.run records it with the command's events and cursor, so a resend of the command after a
+   * timeout is recognised (engine.commandApplied) and not applied twice.
+   */
+  readonly commandId?: string;
+}
+
+/**
+ * The idempotency table's key of a command id (store.tradeResult, beside trade ids): a trade id
+ * matches [A-Za-z0-9._:/-], so the U+001F prefix cannot collide with one.
+ */
+export function commandKey(commandId: string): string {
+  return `\u001fcmd:${commandId}`;
 }
 
 const running = new AsyncLocalStorage<StreamPosition>();

@@ -17,6 +17,7 @@ export const ErrorBody = named(
       code: Type.Enum([...Object.values(ErrorCode), 'internal']),
       message: Type.String({ description: 'Names the field and the rule it broke' }),
       field: Type.Optional(Type.String()),
+      command_id: Type.Optional(Type.String({ description: 'Cluster: a command that timed out (503 partition_unavailable) was published with this id; resend it with ?command_id= to apply it at most once' })),
     }),
   }),
 );

@@ -61,8 +61,11 @@ export function errorMessage(
 }
 
 /** The body of every HTTP error: {"error":{"code","message"[,"field"]}}. */
-export function httpErrorBody(error: Pick<EngineError, 'code' | 'message' | 'field'>): string {
-  return JSON.stringify({ error: error.field === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, field: error.field } });
+export function httpErrorBody(error: Pick<EngineError, 'code' | 'message' | 'field' | 'command_id'>): string {
+  const body: { code: string; message: string; field?: string; command_id?: string } = { code: error.code, message: error.message };
+  if (error.field !== undefined) body.field = error.field;
+  if (error.command_id !== undefined) body.command_id = error.command_id;
+  return JSON.stringify({ error: body });
 }
 
 /** Full state kept per watched portfolio from the engine's snapshot plus every update since. */

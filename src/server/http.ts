@@ -5,8 +5,9 @@
 // "does not exist": the answer is exactly the one for a missing portfolio (404 portfolio_not_found,
 // same message). A portfolio the key can see but not act on is 403 forbidden.
 
-import { ErrorCode, httpStatusFor, type EngineError, type Result } from '../errors.js';
-import type { Engine, EventQuery } from '../engine/api.js';
+import { ErrorCode, fail, httpStatusFor, ok, type EngineError, type Result } from '../errors.js';
+import type { CommandOptions, Engine, EventQuery } from '../engine/api.js';
+import { tradeIdPattern } from '../domain/rules.js';
 import { domainEventTypes, type DomainEventType, type TickInput } from '../domain/types.js';
 import { instrumentsPortfolio } from '../engine/instruments.js';
 import { validateCash, validateCreatePortfolio, validateLimits, validatePortfolioId, validateTrade } from '../domain/validate.js';
@@ -118,7 +119,7 @@ export function json(status: number, value: unknown, headers?: Record<string, st
   return headers === undefined ? { status, body: JSON.stringify(value) } : { status, body: JSON.stringify(value), headers };
 }
 
-export function errorResult(error: Pick<EngineError, 'code' | 'message' | 'field' | 'retryable'>, headers?: Record<string, string>): HttpResult {
+export function errorResult(error: Pick<EngineError, 'code' | 'message' | 'field' | 'retryable' | 'command_id'>, headers?: Record<string, string>): HttpResult {
   const status = httpStatusFor(error.code);
   const h = error.retryable === true && headers === undefined && status === 503 ? { 'Retry-After': '1' } : headers;
   return h === undefined ? { status, body: httpErrorBody(error) } : { status, body: httpErrorBody(error), headers: h };
@@ -155,6 +156,17 @@ function guard(ctx: HttpRequestContext, engine: Engine, access: Access): { id: s
   const allowed = access === 'read' ? canRead(p, id) : access === 'trade' ? canTrade(p, id) : p.admin;
   if (!allowed) return { id, denied: forbidden(access === 'read' ? `read portfolio '${id}'` : access === 'trade' ? `trade portfolio '${id}'` : 'administer portfolios') };
   return { id, denied: null };
+}
+
+/**
+ * ?command_id= of a non-trade command: its idempotency id in cluster mode (docs/CLUSTER.md; a single
+ * node ignores it). The trade id's rule.
+ */
+function commandOptions(ctx: HttpRequestContext): Result<CommandOptions> {
+  const id = ctx.query.get('command_id');
+  if (id === undefined) return ok({});
+  if (!tradeIdPattern.test(id)) return fail(ErrorCode.invalid_id, `command_id must match ${tradeIdPattern.source.slice(1, -1)}`, 'command_id');
+  return ok({ command_id: id });
 }
 
 const eventTypeSet: ReadonlySet<string> = new Set(domainEventTypes);
@@ -233,7 +245,9 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
     closePortfolio: async (ctx) => {
       const g = guard(ctx, engine, 'admin');
       if (g.denied) return g.denied;
-      return fromEngine(await engine.closePortfolio(g.id), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.closePortfolio(g.id, c.value), g.id, 200);
     },
 
     trade: async (ctx) => {
@@ -251,25 +265,33 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       if (g.denied) return g.denied;
       const v = validateCash(ctx.body);
       if (!v.ok) return errorResult(v.error);
-      return fromEngine(await engine.cash(g.id, v.value), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.cash(g.id, v.value, c.value), g.id, 200);
     },
 
     fxConversion: async (ctx) => {
       const g = guard(ctx, engine, 'trade');
       if (g.denied) return g.denied;
-      return fromEngine(await engine.convertCash(g.id, ctx.body), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.convertCash(g.id, ctx.body, c.value), g.id, 200);
     },
 
     pause: async (ctx) => {
       const g = guard(ctx, engine, 'trade');
       if (g.denied) return g.denied;
-      return fromEngine(await engine.pause(g.id), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.pause(g.id, c.value), g.id, 200);
     },
 
     resume: async (ctx) => {
       const g = guard(ctx, engine, 'trade');
       if (g.denied) return g.denied;
-      return fromEngine(await engine.resume(g.id), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.resume(g.id, c.value), g.id, 200);
     },
 
     setLimits: async (ctx) => {
@@ -280,7 +302,9 @@ export function createHandlers(deps: HttpDeps): Record<HandlerName, (ctx: HttpRe
       }
       const v = validateLimits(ctx.body);
       if (!v.ok) return errorResult(v.error);
-      return fromEngine(await engine.setLimits(g.id, v.value), g.id, 200);
+      const c = commandOptions(ctx);
+      if (!c.ok) return errorResult(c.error);
+      return fromEngine(await engine.setLimits(g.id, v.value, c.value), g.id, 200);
     },
 
     events: async (ctx) => {

@@ -83,6 +83,14 @@ const common: Json = {
   '429': { $ref: '#/components/responses/RateLimited' },
 };
 const idParam: Json = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' } };
+/** A non-trade command's idempotency id: used in cluster mode (docs/CLUSTER.md), ignored by a single node. */
+const commandIdParam: Json = {
+  name: 'command_id',
+  in: 'query',
+  required: false,
+  description: 'Cluster mode: the command is applied at most once per portfolio with this id; a 503 partition_unavailable answer names the id to resend with. A single node ignores it.',
+  schema: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,128}$' },
+};
 const secured = [{ bearer: [] }];
 
 function op(summary: string, responses: Json, extra: Json = {}): Json {
@@ -177,7 +185,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
           '403': { $ref: '#/components/responses/Forbidden' },
           '404': { $ref: '#/components/responses/NotFound' },
           '409': { $ref: '#/components/responses/Conflict' },
-        }),
+        }, { parameters: [commandIdParam] }),
       },
       '/api/v1/portfolios/{id}/positions/{symbol}/lots': {
         parameters: [idParam, { name: 'symbol', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:/-]{1,32}$' } }],
@@ -207,7 +215,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         ),
       },
       '/api/v1/portfolios/{id}/cash': {
-        parameters: [idParam],
+        parameters: [idParam, commandIdParam],
         post: op(
           'Deposit or withdraw cash (scope trade), in the base currency or any other (currency); a foreign move changes capital by its value at the latest rate (none seen: 409 fx_rate_unknown)',
           {
@@ -221,7 +229,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         ),
       },
       '/api/v1/portfolios/{id}/fx-conversions': {
-        parameters: [idParam],
+        parameters: [idParam, commandIdParam],
         post: op(
           'Move cash between two balances at the given rate (scope trade): amount of from_currency out, amount x rate of to_currency in; capital unchanged',
           {
@@ -258,7 +266,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         ),
       },
       '/api/v1/portfolios/{id}/pause': {
-        parameters: [idParam],
+        parameters: [idParam, commandIdParam],
         post: op('Pause trading (scope trade)', {
           '200': response('Snapshot after', ref('Snapshot')),
           '403': { $ref: '#/components/responses/Forbidden' },
@@ -267,7 +275,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         }),
       },
       '/api/v1/portfolios/{id}/resume': {
-        parameters: [idParam],
+        parameters: [idParam, commandIdParam],
         post: op('Resume trading (scope trade)', {
           '200': response('Snapshot after', ref('Snapshot')),
           '403': { $ref: '#/components/responses/Forbidden' },
@@ -276,7 +284,7 @@ export function openApiDocument(limits: Pick<ServerLimits, 'ticksPerBatchMax' | 
         }),
       },
       '/api/v1/portfolios/{id}/limits': {
-        parameters: [idParam],
+        parameters: [idParam, commandIdParam],
         put: op(
           'Set risk limits (scope trade); null clears a limit',
           {

@@ -6,10 +6,13 @@
 import { createActor, type Actor } from 'xstate';
 import { portfolioMachine, type PortfolioEffect, type PortfolioEvent } from '../../actors/portfolio.js';
 import type { PortfolioState, PortfolioStatus } from '../domain/types.js';
+import type { ValidTrade } from '../domain/validate.js';
 
 /** Where a book restored lazily takes its state from on first use (a snapshot part, snapshotCodec.ts). */
 export interface StateSource {
   stateOf(index: number): PortfolioState;
+  /** Books a replayed trade into the source instead of a state, when it can (SnapshotPart.bookTrade). */
+  bookTrade(index: number, trade: ValidTrade): boolean;
 }
 
 export class Book {
@@ -62,6 +65,19 @@ export class Book {
   set state(state: PortfolioState) {
     this.stateValue = state;
     this.source = null;
+  }
+
+  /**
+   * Replays a trade into the book's source while its state is not built (SnapshotPart.bookTrade);
+   * false: the caller books it on the state.
+   */
+  replayIntoSource(trade: ValidTrade): boolean {
+    return this.stateValue === null && (this.source as StateSource).bookTrade(this.sourceIndex, trade);
+  }
+
+  /** The snapshot part and index a book whose state is not built yet reads from (null once built). */
+  get lazySource(): { source: StateSource; index: number } | null {
+    return this.stateValue === null ? { source: this.source as StateSource, index: this.sourceIndex } : null;
   }
 
   /** Whether the state object exists yet (a lazily restored book untouched since the restart: no). */

@@ -12,6 +12,13 @@
 
 const utf8 = new TextDecoder();
 
+/** src[start, end) as a string of ASCII bytes. */
+function latin1(src: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(src[i]);
+  return s;
+}
+
 /** The fields a replayed trade needs, in one object of fixed shape, rewritten by every read. */
 export interface TradeRecord {
   seq: number;
@@ -61,6 +68,13 @@ function sameBytes(src: Uint8Array, at: number, length: number, want: Uint8Array
   return true;
 }
 
+/**
+ * Slots of a reader's string table (a power of two): portfolio ids, symbols, sides and currencies
+ * repeat through a log, so each is built once per slot instead of per value, and the same string
+ * (its hash computed once) meets the Map lookups that follow. Bounded: a miss replaces its slot.
+ */
+export const logStringSlots = 1 << 18;
+
 /** Reads TradeExecuted values; one instance per thread, not reentrant. */
 export class LogRecordReader {
   readonly trade: TradeRecord = { seq: 0, portfolio_id: '', trade_id: '', symbol: '', side: 'buy', quantity: 0, price: 0, fee: 0, trade_ts: 0, currency: null, fx_rate: null, multiplier: 1 };
@@ -70,6 +84,8 @@ export class LogRecordReader {
   /** Field codes of the top-level record's keys (-1: a key the reader does not take). */
   private readonly codes = new Int32Array(32);
   private view: DataView = new DataView(new ArrayBuffer(8));
+  /** The string table (logStringSlots), allocated on the first repeated-kind string read. */
+  private strings: string[] | null = null;
 
   /**
    * Reads the value in src[start, end). True: it is a TradeExecuted event whose every field this
@@ -119,16 +135,16 @@ export class LogRecordReader {
           t.seq = this.number();
           break;
         case F.portfolio_id:
-          t.portfolio_id = this.string();
+          t.portfolio_id = this.string(true);
           break;
         case F.trade_id:
           t.trade_id = this.string();
           break;
         case F.symbol:
-          t.symbol = this.string();
+          t.symbol = this.string(true);
           break;
         case F.side: {
-          const side = this.string();
+          const side = this.string(true);
           if (side !== 'buy' && side !== 'sell') return false;
           t.side = side;
           break;
@@ -146,7 +162,7 @@ export class LogRecordReader {
           t.trade_ts = this.number();
           break;
         case F.currency:
-          t.currency = this.string();
+          t.currency = this.string(true);
           break;
         case F.fx_rate:
           t.fx_rate = this.number();
@@ -217,8 +233,11 @@ export class LogRecordReader {
     return -1;
   }
 
-  /** A string value, or NaN in pos (the caller fails) when it is not one. */
-  private string(): string {
+  /**
+   * A string value, or NaN in pos (the caller fails) when it is not one. repeated: a kind of string
+   * that recurs through a log (ids, symbols), looked up in the string table first.
+   */
+  private string(repeated = false): string {
     const len = this.strHeader();
     if (len < 0 || this.pos + len > this.end) {
       this.pos = NaN;
@@ -226,13 +245,32 @@ export class LogRecordReader {
     }
     const start = this.pos;
     this.pos += len;
+    const src = this.src;
     // Ids and symbols are short ASCII: fromCharCode beats TextDecoder there.
     let ascii = true;
-    for (let i = start; i < this.pos; i++) if (this.src[i] > 0x7f) ascii = false;
-    if (!ascii) return utf8.decode(this.src.subarray(start, this.pos));
-    let s = '';
-    for (let i = start; i < this.pos; i++) s += String.fromCharCode(this.src[i]);
-    return s;
+    let h = 0x811c9dc5;
+    for (let i = start; i < this.pos; i++) {
+      if (src[i] > 0x7f) ascii = false;
+      h = Math.imul(h ^ src[i], 0x01000193);
+    }
+    if (!ascii) return utf8.decode(src.subarray(start, this.pos));
+    if (!repeated) return latin1(src, start, this.pos);
+    const table = (this.strings ??= new Array<string>(logStringSlots).fill(''));
+    const slot = h & (logStringSlots - 1);
+    const known = table[slot];
+    if (known.length === len) {
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (known.charCodeAt(i) !== src[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return known;
+    }
+    const fresh = latin1(src, start, this.pos);
+    table[slot] = fresh;
+    return fresh;
   }
 
   /** A number (any MessagePack int or float), or NaN (and NaN in pos) when it is not one. */

@@ -55,7 +55,17 @@ export type Command =
    * holds all other traffic in between). price: split = the symbol's new mark, symbol_change = the mark
    * the new symbol takes when it has none; 0 = none.
    */
-  | { id: number; kind: 'corporate'; mode: 'check' | 'apply'; step: CorporateStep; price: number; priceTs: number; now: number };
+  | {
+      id: number;
+      kind: 'corporate';
+      mode: 'check' | 'apply';
+      step: CorporateStep;
+      price: number;
+      priceTs: number;
+      now: number;
+      /** Cluster mode: only these portfolios of the shard (a partition's); absent: every portfolio. */
+      portfolios?: string[];
+    };
 
 export type CommandKind = Command['kind'];
 
@@ -137,12 +147,29 @@ export interface SettledResult {
   breaches: { limit: string }[];
 }
 
+/**
+ * A shard worker's recovery, sent with 'loaded': when it booted (ms of performance.now(), which a
+ * worker thread shares with the main thread: since the process started) and its busy ms per step.
+ */
+export interface ShardRecoveryWork {
+  shard: number;
+  /** Its modules (shard, kernel, domain) loaded and evaluated. */
+  modules_at_ms: number;
+  /** Its 'ready' message: the shard and its kernel (WASM compiled and instantiated) built. */
+  ready_at_ms: number;
+  /** Replayed trades booked straight into snapshot columns (no state built for them). */
+  trades_in_columns: number;
+  load_ms: number;
+  replay_ms: number;
+  finish_ms: number;
+}
+
 export type FromShard =
   | BatchResult
   | SettledResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'replayed'; ack: number; events: number }
-  | { t: 'loaded'; request: number; portfolios: number; positions: number }
+  | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'ready'; shard: number; kernel: KernelKind };

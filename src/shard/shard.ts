@@ -36,6 +36,8 @@ export class Shard {
   private symTs = new Float64Array(256);
   /** Books whose state replay changed since recovery began: synced to the kernel once, at the end. */
   private touched: Book[] = [];
+  /** Replayed trades booked into a snapshot part's columns, not a state (the recovery breakdown's count). */
+  tradesReplayedInColumns = 0;
   /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
   private readonly logRecords = new LogRecordReader();
   /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
@@ -428,11 +430,14 @@ export class Shard {
     trade.currency = r.currency;
     trade.fx_rate = r.fx_rate;
     trade.multiplier = r.multiplier;
-    // Every symbol in a book's positions has its row (restored or created by an earlier trade), so
-    // only a trade that opens a position looks its row up.
-    const held = book.state.positions[r.symbol] !== undefined;
-    replayTrade(book.state, trade);
-    if (!held) this.ensureRow(book, r.symbol);
+    if (book.replayIntoSource(trade)) this.tradesReplayedInColumns++;
+    else {
+      // Every symbol in a book's positions has its row (restored or created by an earlier trade), so
+      // only a trade that opens a position looks its row up.
+      const held = book.state.positions[r.symbol] !== undefined;
+      replayTrade(book.state, trade);
+      if (!held) this.ensureRow(book, r.symbol);
+    }
     if (!book.touched) {
       book.touched = true;
       this.touched.push(book);
@@ -452,6 +457,12 @@ export class Shard {
       book.heldOf = null;
       // Changed after its snapshot: whatever it showed since is above the snapshot's seq.
       book.seq = Math.max(book.seq, this.seqFloor);
+      const lazy = book.lazySource;
+      if (lazy !== null) {
+        // Its trades were booked into its snapshot's columns (no state built): rows from there.
+        this.syncFromPart(book, lazy.source as SnapshotPart, lazy.index);
+        continue;
+      }
       for (const row of book.rowList) {
         const p = book.state.positions[this.symbolNames[c.posSym[row]]];
         // A renamed position left the state; its row stays, flat (as syncCorporate leaves it live).
@@ -473,6 +484,27 @@ export class Shard {
     }
   }
 
+  /**
+   * A book whose replayed trades went into its snapshot part's columns: its rows (in the part's
+   * position order, as restoreLazily created them) and cash written as restoreLazily writes them,
+   * then totals recomputed keeping the high-water mark, as for a state book.
+   */
+  private syncFromPart(book: Book, part: SnapshotPart, i: number): void {
+    const k = this.kernel;
+    const c = k.cols;
+    const first = part.first[i];
+    assert(book.rowList.length === part.count[i], 'a book replayed in its columns has the rows of its snapshot');
+    for (let r = 0; r < book.rowList.length; r++) {
+      const p = first + r;
+      k.setPosition(book.rowList[r], (part.units[p] / 1e8) * part.multiplierOf(p), part.avg[p], part.lastTrade[p]);
+    }
+    c.pfCash[book.index] = part.cash[i];
+    c.pfRealized[book.index] = part.realized[i];
+    const hwm = c.pfHwm[book.index];
+    k.recompute(book.index);
+    c.pfHwm[book.index] = hwm;
+  }
+
   private replayOne(e: StoredEvent): void {
     if (e.type === 'PortfolioCreated') {
       if (!this.byId.has(e.portfolio_id)) {
@@ -488,6 +520,10 @@ export class Shard {
     switch (e.type) {
       case 'TradeExecuted': {
         const trade = replayedTrade(e);
+        if (book.replayIntoSource(trade)) {
+          this.tradesReplayedInColumns++;
+          break;
+        }
         replayTrade(book.state, trade);
         // The row now, as the live trade created it: rows link in creation order, and totals sum in it.
         this.ensureRow(book, trade.symbol);
@@ -609,7 +645,8 @@ export class Shard {
   private corporate(cmd: Extract<Command, { kind: 'corporate' }>): CommandResult {
     const updates: Uint8Array[] = [];
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
-    const holders = this.books.filter((book) => holdsFor(book.state, cmd.step));
+    const only = cmd.portfolios === undefined ? null : new Set(cmd.portfolios);
+    const holders = this.books.filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
     if (cmd.mode === 'check') {
       for (const book of holders) {
         const refusal = corporateRefusal(book.state, cmd.step);

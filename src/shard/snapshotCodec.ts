@@ -11,6 +11,8 @@
 
 import { assert } from '../assert.js';
 import { baseCurrencyDefault, type DividendDue, type Lot, type PortfolioState, type PortfolioStatus, type PositionState, type RiskLimits } from '../domain/types.js';
+import { replayBaseAverageFill } from '../domain/portfolio.js';
+import type { ValidTrade } from '../domain/validate.js';
 import { ColumnBlock, ColumnBlockWriter } from './columnBlock.js';
 
 export const snapshotSegmentNames = ['portfolios', 'positions', 'strings', 'side'] as const;
@@ -255,6 +257,46 @@ export class SnapshotPart {
 
   private get side(): SnapshotSide {
     return (this.sideValue ??= JSON.parse(fromUtf8.decode(this.segments[3])) as SnapshotSide);
+  }
+
+  /** The part's symbol table by name (built on the first trade booked into the columns). */
+  private symbolIndex: Map<string, number> | null = null;
+  /** The position a trade booked into the columns starts from, rewritten per trade. */
+  private readonly before: PositionState = { units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 };
+
+  /**
+   * Replays a logged trade into book i's columns, so its state is not built just to take it (a crash
+   * restart's tail touched every book: building 100,000 states and their garbage was most of it).
+   * Only the case whose state the columns hold whole: an average-cost book, a trade in its base
+   * currency at multiplier 1 on a position it holds without lots, multiplier or foreign currency; the
+   * arithmetic is replayTrade's (replayBaseAverageFill). stateOf(i) afterwards shows the trade.
+   * false: any other trade, nothing changed (the caller builds the state and books it there).
+   */
+  bookTrade(i: number, trade: ValidTrade): boolean {
+    if (this.method[i] !== 0 || this.extra[i] >= 0 || trade.multiplier !== 1 || trade.lot_ids !== null) return false;
+    if (trade.currency !== null && trade.currency !== this.baseOf(i)) return false;
+    const index = (this.symbolIndex ??= new Map(this.strings.symbols.map((name, k) => [name, k])));
+    const symbol = index.get(trade.symbol);
+    if (symbol === undefined) return false;
+    let p = this.first[i];
+    const end = p + this.count[i];
+    while (p < end && this.sym[p] !== symbol) p++;
+    if (p === end || this.currency[p] >= 0 || this.lots[p] >= 0 || (this.multiplier !== null && this.multiplier[p] !== 0)) return false;
+    const before = this.before;
+    before.units = this.units[p];
+    before.avg_cost = this.avg[p];
+    before.realized_pnl = this.posRealized[p];
+    before.last_trade_price = this.lastTrade[p];
+    const fill = replayBaseAverageFill(before, trade);
+    this.units[p] = fill.position.units;
+    this.avg[p] = fill.position.avg_cost;
+    this.posRealized[p] = fill.position.realized_pnl;
+    this.lastTrade[p] = fill.position.last_trade_price;
+    // As replayTrade writes the state.
+    this.cash[i] = this.cash[i] + fill.cashDelta;
+    this.realized[i] = this.realized[i] + fill.realized;
+    this.trades[i] = this.trades[i] + 1;
+    return true;
   }
 
   statusOf(i: number): PortfolioStatus {

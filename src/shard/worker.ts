@@ -3,9 +3,13 @@
 // engine's supervisor restarts the shard from the store.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { FromShard, ShardInit, ToShard } from './protocol.js';
+import { performance } from 'node:perf_hooks';
+import type { FromShard, ShardInit, ShardRecoveryWork, ToShard } from './protocol.js';
 import { Shard } from './shard.js';
 import { ShardMetrics } from './shardMetrics.js';
+
+/** When this thread's modules were evaluated (the recovery breakdown's worker boot). */
+const modulesAtMs = performance.now();
 
 export interface ShardTaskInput {
   init: ShardInit;
@@ -27,6 +31,10 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
     metrics.batch(settled.positionsRevalued, settled.portfoliosRevalued, settled.openPositions);
     send(settled);
   };
+  // This thread's time in each recovery step (performance.now(): ms since the process started), reported
+  // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
+  const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
+  let t0 = 0;
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
       if (msg.t !== 'ticks') settle();
@@ -66,22 +74,33 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           break;
         }
         case 'load':
+          t0 = performance.now();
           shard.load(msg.records, msg.prices);
+          work.load_ms += performance.now() - t0;
           break;
         case 'loadColumnar':
+          t0 = performance.now();
           shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
+          work.load_ms += performance.now() - t0;
           break;
         case 'replay':
+          t0 = performance.now();
           shard.replay(msg.events);
+          work.replay_ms += performance.now() - t0;
           if (msg.ack !== undefined) send({ t: 'replayed', ack: msg.ack, events: msg.events.length });
           break;
         case 'replayRaw':
+          t0 = performance.now();
           shard.replayRaw(msg.bytes, msg.ends, msg.events);
+          work.replay_ms += performance.now() - t0;
           send({ t: 'replayed', ack: msg.ack, events: msg.ends.length });
           break;
         case 'loaded':
+          t0 = performance.now();
           shard.finishRecovery();
-          send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions });
+          work.finish_ms += performance.now() - t0;
+          work.trades_in_columns = shard.tradesReplayedInColumns;
+          send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions, work: { ...work } });
           materializeInTurns(shard);
           break;
         case 'crash':
@@ -93,6 +112,7 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           break;
       }
     });
+    work.ready_at_ms = performance.now();
     send({ t: 'ready', shard: init.shard, kernel: shard.kernel.kind });
   });
 }

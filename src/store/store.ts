@@ -81,7 +81,7 @@ import { storeDefaults } from './limits.js';
 import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventIndex } from './eventIndex.js';
-import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
+import { EventLog, rawValueEncoder, type EventQuery, type RawValue, type ReplayOptions } from './log.js';
 import { HeldTicks, type HeldTickRecord } from './heldTicks.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
@@ -91,7 +91,7 @@ import { WriteQueue } from './writeQueue.js';
 
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
-export type { EventQuery, ReplayOptions } from './log.js';
+export type { EventQuery, RawValue, ReplayOptions } from './log.js';
 export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
 export type { HeldTickRecord } from './heldTicks.js';
 
@@ -180,6 +180,13 @@ export interface Store {
   append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): AppendReceipt;
   /** Durable idempotency: the first result stored for (portfolio, trade_id), including one still in flight. */
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined;
+  /**
+   * The number of the body stored for (portfolio, trade_id) (bodies are appended 1, 2, 3...), for a
+   * caller that keeps a compact id -> number map instead of the result (engine/commit.ts).
+   */
+  tradeResultNumber(portfolioId: string, tradeId: string): number | undefined;
+  /** The result body stored under number n (committed bodies only). */
+  tradeResultBody(n: number): unknown | undefined;
   /** Committed events by portfolio, type, time range [from, to], paged by after_seq (asc: seq > after_seq, desc: seq < after_seq). */
   query(q: EventQuery): StoredEvent[];
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
@@ -189,6 +196,11 @@ export interface Store {
    * shard that replays them reads them): each value is a copy the caller may keep or transfer.
    */
   rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }>;
+  /**
+   * The same without a copy: each value is ONE reused view of lmdb-js's read buffer, valid only until
+   * the next read from this store (the caller copies what it keeps before reading anything else).
+   */
+  eventViewsAfter(afterSeq: number): Iterable<{ key: Key; value: RawValue }>;
   /** Decodes one value rawEventsAfter gave (what eventsAfter would have given for it). */
   decodeEvent(bytes: Uint8Array): StoredEvent;
   /**
@@ -289,6 +301,7 @@ class LmdbStore implements Store {
       meta: Database<unknown, Key>;
       events: Database<StoredEvent, Key>;
       eventsRaw: Database<Uint8Array, Key>;
+      eventsView: Database<RawValue, Key>;
       byPortfolio: Database<[DomainEventType, number], Key>;
       byType: Database<number, Key>;
       byTs: Database<null, Key>;
@@ -310,7 +323,7 @@ class LmdbStore implements Store {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.indexLaggingMax = options.indexLaggingMax ?? storeDefaults.indexLaggingMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
-    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
+    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, dbs.eventsView, lastSeq);
     const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
     const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
     this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs);
@@ -431,6 +444,14 @@ class LmdbStore implements Store {
     return this.trades.tradeResult(portfolioId, tradeId);
   }
 
+  tradeResultNumber(portfolioId: string, tradeId: string): number | undefined {
+    return this.trades.numberOf(portfolioId, tradeId);
+  }
+
+  tradeResultBody(n: number): unknown | undefined {
+    return this.trades.body(n);
+  }
+
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void> {
     this.writable();
     return this.snapshots.writeSnapshots(records);
@@ -472,6 +493,10 @@ class LmdbStore implements Store {
 
   rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }> {
     return this.log.rawEventsAfter(afterSeq);
+  }
+
+  eventViewsAfter(afterSeq: number): Iterable<{ key: Key; value: RawValue }> {
+    return this.log.eventViewsAfter(afterSeq);
   }
 
   decodeEvent(bytes: Uint8Array): StoredEvent {
@@ -624,6 +649,8 @@ export function openStore(options: StoreOptions): Result<Store> {
     const events = root.openDB<StoredEvent, Key>('events', {});
     // The same table read as raw bytes: recovery routes values without decoding them (rawEventsAfter).
     const eventsRaw = root.openDB<Uint8Array, Key>('events', { encoding: 'binary' });
+    // And as views into lmdb-js's read buffer, not copied (eventViewsAfter): the start reads 1M of them.
+    const eventsView = root.openDB<RawValue, Key>('events', { encoder: rawValueEncoder() } as never);
     const byPortfolio = root.openDB<[DomainEventType, number], Key>('byPortfolio', {});
     const byType = root.openDB<number, Key>('byType', {});
     const byTs = root.openDB<null, Key>('byTs', {});
@@ -643,7 +670,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
+    const dbs = { meta, events, eventsRaw, eventsView, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }

@@ -21,7 +21,7 @@ export type { TradeResultWrite } from './writeQueue.js';
 
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
-  private readonly pendingTrades = new Map<string, unknown>();
+  private readonly pendingTrades = new Map<string, TradeResultWrite>();
   /** Results whose key is not yet in a flush, oldest first, from `head` on. */
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
@@ -94,7 +94,7 @@ export class TradeResults implements QueueTable {
     // Numbered at enqueue: a flush that never commits fails the store, so no number is reused.
     for (const t of trades) {
       t.n = ++this.lastBody;
-      this.pendingTrades.set(t.pending, t.value);
+      this.pendingTrades.set(t.pending, t);
       q.trades.push(t);
       this.keyBacklog.push(t);
     }
@@ -103,10 +103,24 @@ export class TradeResults implements QueueTable {
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
     const pending = this.pendingTrades.get(portfolioId + '\u0000' + tradeId);
-    if (pending !== undefined) return pending;
+    if (pending !== undefined) return pending.value;
     if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
     const v = this.trades.get([portfolioId, tradeId]);
     return typeof v === 'number' ? this.bodies.get(v) : v;
+  }
+
+  /** The body number of (portfolio, trade_id); undefined when none, or when an older directory keeps the result inline. */
+  numberOf(portfolioId: string, tradeId: string): number | undefined {
+    const pending = this.pendingTrades.get(portfolioId + '\u0000' + tradeId);
+    if (pending !== undefined) return pending.n;
+    if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
+    const v = this.trades.get([portfolioId, tradeId]);
+    return typeof v === 'number' ? v : undefined;
+  }
+
+  /** A committed body by its number (one read of an append-ordered table). */
+  body(n: number): unknown | undefined {
+    return Number.isInteger(n) && n > 0 ? this.bodies.get(n) : undefined;
   }
 
   lagging(): number {

@@ -12,7 +12,7 @@ import type { Store } from '../../store/store.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
-import { RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
+import { phaseMarksMax, RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
 import type { Directory } from '../directory.js';
 import { ShardHandle } from '../shardHandle.js';
 import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
@@ -44,6 +44,8 @@ export interface PoolDeps {
   scheduleFlush: () => void;
   /** Instrument multipliers every (re)started shard gets before any command (instruments.ts). */
   multipliers: () => { symbol: string; multiplier: number }[];
+  /** The start's progress, begun before the data directory was locked and opened (its first marks). */
+  progress?: RecoveryProgress;
 }
 
 export class ShardPool {
@@ -52,7 +54,7 @@ export class ShardPool {
   private nextRequest = 1;
   private readonly recordRequests = new Map<number, (answer: { records: PortfolioRecord[]; segments: Uint8Array[] }) => void>();
   /** Recovery's progress (the CLI's progress line, /ready while starting). */
-  readonly progress = new RecoveryProgress();
+  readonly progress: RecoveryProgress;
   /** The engine's start: supervisors only spawn workers, recoverAll loads them together. */
   private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
@@ -62,6 +64,7 @@ export class ShardPool {
     private readonly pool: Piscina,
     private readonly d: PoolDeps,
   ) {
+    this.progress = d.progress ?? new RecoveryProgress();
     for (let i = 0; i < d.o.workers; i++) {
       const h = new ShardHandle(i, d.o.limits.commandsQueuedPerShardMax, d.o.limits.commandsPerMessageMax);
       this.shards.push(h);
@@ -75,6 +78,7 @@ export class ShardPool {
    */
   async startAll(directory: Directory): Promise<void> {
     const { floor, cleanSnapshot } = await this.nextSeqFloor();
+    this.progress.mark('seq epoch durable');
     this.firstStart = { floor };
     const spawned = Promise.all(this.supervisors.map((s) => s.start()));
     try {
@@ -233,6 +237,7 @@ export class ShardPool {
         this.recordRequests.delete(msg.request);
         break;
       case 'loaded':
+        if (this.progress.shardWork.length < phaseMarksMax) this.progress.shardWork.push(msg.work);
         this.loadRequests.get(msg.request)?.();
         this.loadRequests.delete(msg.request);
         break;
