@@ -5,7 +5,8 @@
 // (default 100,000) over P portfolios (default 200, created first over REST), each line buying or
 // selling 1 unit of one of 20 symbols. Reports the import's wall time (the `mtm import` process from
 // spawn to exit), trades/s, and the server's bytes written per trade (`write_bytes` of
-// /proc/<server pid>/io across the import). Then one JSON line. Used for issue 15's import figures in
+// /proc/<server pid>/io across the import) and the server's CPU time per trade (user + system of every
+// thread, /proc/<server pid>/stat: on a shared machine the stable figure, where wall time is not). Then one JSON line. Used for issue 15's import figures in
 // docs/BENCHMARKS.md; the same command on two builds compares them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,13 @@ const cli = resolve(import.meta.dirname, '../src/cli/main.js');
 function writeBytes(pid: number): number {
   const m = /write_bytes:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
   return m === null ? 0 : Number(m[1]);
+}
+
+/** CPU seconds (user + system, every thread) the process has used: /proc/<pid>/stat fields 14 and 15. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
@@ -59,6 +67,7 @@ try {
     if (r.status !== 201) throw new Error(`create p${p}: ${r.status} ${await r.text()}`);
   }
   const b0 = writeBytes(child.pid as number);
+  const c0 = cpuSeconds(child.pid as number);
   const t0 = performance.now();
   const imp = spawn(process.execPath, [cli, 'import', file, '--url', url], { stdio: ['ignore', 'pipe', 'inherit'] });
   let summary = '';
@@ -67,6 +76,7 @@ try {
   const code = await new Promise<number | null>((done) => imp.on('exit', done));
   const seconds = (performance.now() - t0) / 1000;
   const b1 = writeBytes(child.pid as number);
+  const c1 = cpuSeconds(child.pid as number);
   const result = {
     trades,
     portfolios,
@@ -75,9 +85,10 @@ try {
     seconds: Math.round(seconds * 1000) / 1000,
     tradesPerSecond: Math.round(trades / seconds),
     bytesWrittenPerTrade: Math.round((b1 - b0) / trades),
+    serverCpuMicrosPerTrade: Math.round(((c1 - c0) * 1e6) / trades),
     summary: summary.trim(),
   };
-  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), exit ${code}: ${result.summary}`);
+  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), ${result.serverCpuMicrosPerTrade} µs server CPU/trade, exit ${code}: ${result.summary}`);
   console.log(JSON.stringify(result));
 } finally {
   child.kill('SIGTERM');

@@ -17,7 +17,8 @@
 // round trip: the message's wait in the worker and its apply; events appended, commit enqueued) ->
 // commit durable (the wait for a flush slot plus the commit) -> acknowledged, and prints p50/p99 per
 // leg, commands per message and commits in flight when a result is read. Used for issue 15's figures in docs/BENCHMARKS.md; the same command on two builds
-// compares them. Under `node --expose-gc` it also prints the main heap after a full GC (the trade ids
+// compares them. CPU per trade (user + system of every thread, /proc/self/stat) is the figure a shared
+// machine does not blur as much as the rate. Under `node --expose-gc` it also prints the main heap after a full GC (the trade ids
 // the engine remembers are most of what grows with the trades done).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,13 @@ function arg(name: string, fallback: number): number {
 function writeBytes(): number {
   const m = /write_bytes:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'));
   return m === null ? 0 : Number(m[1]);
+}
+
+/** CPU seconds (user + system) of this process, the shard workers' threads included (/proc/self/stat). */
+function processCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function quantile(sorted: Float64Array, q: number): number {
@@ -149,6 +157,7 @@ try {
   const running = Array.from({ length: inFlight }, (_, i) => slot(i));
   await new Promise((r) => setTimeout(r, 1_000));
   const b0 = writeBytes();
+  const cpu0 = processCpuSeconds();
   const t0 = performance.now();
   measuring = true;
   traceOn = trace;
@@ -157,6 +166,7 @@ try {
   traceOn = false;
   const wall = (performance.now() - t0) / 1000;
   const b1 = writeBytes();
+  const cpu1 = processCpuSeconds();
   stop = true;
   await Promise.all(running);
   // With --expose-gc: the main heap after a full GC, settled trades' memory included (issue 15, item 3).
@@ -184,6 +194,7 @@ try {
     commitP50Ms: quantile(commits, 0.5),
     commitP99Ms: quantile(commits, 0.99),
     bytesWrittenPerTrade: done > 0 ? Math.round((b1 - b0) / done) : 0,
+    cpuMicrosPerTrade: done > 0 ? Math.round(((cpu1 - cpu0) * 1e6) / done) : 0,
     tradesSettled: next,
     heapUsedAfterGc,
     errors,
@@ -193,7 +204,7 @@ try {
   console.log(
     `trade path (${sync ? 'sync' : 'default'}): ${result.tradesPerSecond} trades/s, ack p50 ${f(result.ackP50Ms)} ms p99 ${f(result.ackP99Ms)} ms max ${f(result.ackMaxMs)} ms; ` +
       `${result.commits} commits, ${result.eventsPerCommit.toFixed(1)} events/commit, commit p50 ${f(result.commitP50Ms)} ms p99 ${f(result.commitP99Ms)} ms; ` +
-      `${result.bytesWrittenPerTrade} bytes written/trade; errors ${errors}${firstError === '' ? '' : ` (${firstError})`}` +
+      `${result.bytesWrittenPerTrade} bytes written/trade, ${result.cpuMicrosPerTrade} µs CPU/trade (all threads); errors ${errors}${firstError === '' ? '' : ` (${firstError})`}` +
       (gc === undefined ? '' : `; main heap after GC ${heapUsedAfterGc} bytes with ${next} trade ids used`),
   );
   if (trace) {

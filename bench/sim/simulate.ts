@@ -15,7 +15,9 @@
 //   --timeout-ms T            deadline of one engine request (default 60000)
 //   --cluster                 cluster mode (test/sim/clusterSim.ts): three `mtm serve --nats` nodes on a real
 //                             nats-server, trades to random nodes (some resent), kill -9 / SIGSTOP of nodes and
-//                             kill -9 of the nats-server; with --seed/--seeds and --steps (default 60)
+//                             kill -9 of the nats-server; with --seed/--seeds and --steps (default 60);
+//   --nats-servers 3          with --cluster: a three-server NATS cluster (replicas 3); the NATS fault kills
+//                             the command stream's leader or, by the seed, another member
 //
 // Exit status 1 when any run breaks an invariant (or two runs of a seed differ).
 
@@ -103,6 +105,7 @@ async function cluster(argv: string[]): Promise<number> {
   const seeds: number[] = [];
   let steps = 60;
   let verbose = false;
+  let natsServers: 1 | 3 = 1;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--cluster') continue;
@@ -110,16 +113,18 @@ async function cluster(argv: string[]): Promise<number> {
     if (k === '--seed' && value !== undefined) seeds.push(seedOf(value));
     else if (k === '--seeds' && value !== undefined) seeds.push(...value.split(',').map(seedOf));
     else if (k === '--steps' && value !== undefined) steps = positive(value, k);
+    else if (k === '--nats-servers' && (value === '1' || value === '3')) natsServers = value === '3' ? 3 : 1;
+    else if (k === '--nats-servers') throw new Error(`simulate --cluster: --nats-servers must be 1 or 3, got ${String(value)}`);
     else if (k === '--verbose') {
       verbose = true;
       i--;
-    } else throw new Error(`simulate --cluster: unknown or incomplete option ${k} (takes --seed S | --seeds a,b,c, --steps N, --verbose)`);
+    } else throw new Error(`simulate --cluster: unknown or incomplete option ${k} (takes --seed S | --seeds a,b,c, --steps N, --nats-servers 1|3, --verbose)`);
   }
   if (seeds.length === 0) seeds.push(randomInt(0, 2 ** 32 - 1));
   let failed = 0;
   for (const seed of seeds) {
-    console.log(`cluster seed ${seed}: ${steps} steps`);
-    const r = await runClusterSim({ seed, steps, log: verbose ? (line) => console.log(line) : () => undefined });
+    console.log(`cluster seed ${seed}: ${steps} steps on ${natsServers} nats-server(s)`);
+    const r = await runClusterSim({ seed, steps, natsServers, log: verbose ? (line) => console.log(line) : () => undefined });
     console.log(formatClusterFailure(r));
     if (!r.ok) failed++;
   }

@@ -54,6 +54,9 @@ export function newOwnershipCounters(): OwnershipCounters {
   return { rebalances: 0, claims: 0, releases: 0, lost: 0, badEntries: 0, nodeIdClashes: 0, fencedWrites: 0 };
 }
 
+/** Reads of a node's presence key at start before a failed compare-and-set counts as an id clash (one heartbeat apart). */
+export const joinAttemptsMax = 5;
+
 export const ownershipDefaults = { heartbeatMs: 1_000, ownerTimeoutMs: 5_000 } as const;
 
 /** What the node does when it gains a partition (load it, catch up, start consuming) or must stop serving it. */
@@ -294,20 +297,29 @@ export class Ownership implements OwnershipView {
     } catch {
       // The key exists: an earlier run of this node (crashed) or a live clash.
     }
-    const e = await this.cluster.get(key);
-    if (e !== null && e.operation === 'PUT' && Date.now() - e.created.getTime() < this.o.ownerTimeoutMs) {
-      this.counters.nodeIdClashes++;
-      const line = `cluster: node id '${this.nodeId}' is in use by a live node (its presence key was refreshed ${Date.now() - e.created.getTime()} ms ago); refusing to start. Give each node its own --node-id`;
-      this.o.log(line);
-      return fail(ErrorCode.cluster_refused, line, 'node-id');
+    // A failed compare-and-set is read again before it counts as a clash: on a replicated bucket a
+    // read may be answered by a replica that lags (direct get), so the revision it gave can be stale
+    // (the cluster simulator, --nats-servers 3 seed 201: a node restarted twice after kill -9 was
+    // refused with "wrong last sequence"). A live clash still shows as a fresh key on a later read.
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt < joinAttemptsMax; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, this.o.heartbeatMs));
+      const e = await this.cluster.get(key);
+      if (e !== null && e.operation === 'PUT' && Date.now() - e.created.getTime() < this.o.ownerTimeoutMs) {
+        this.counters.nodeIdClashes++;
+        const line = `cluster: node id '${this.nodeId}' is in use by a live node (its presence key was refreshed ${Date.now() - e.created.getTime()} ms ago); refusing to start. Give each node its own --node-id`;
+        this.o.log(line);
+        return fail(ErrorCode.cluster_refused, line, 'node-id');
+      }
+      try {
+        this.nodeRevision = await this.cluster.update(key, value, e?.revision ?? 0);
+        return ok(undefined);
+      } catch (err) {
+        lastError = err;
+      }
     }
-    try {
-      this.nodeRevision = await this.cluster.update(key, value, e?.revision ?? 0);
-      return ok(undefined);
-    } catch (err) {
-      this.counters.nodeIdClashes++;
-      return fail(ErrorCode.cluster_refused, `cluster: node id '${this.nodeId}' was taken while this node joined (${String(err)}); refusing to start`, 'node-id');
-    }
+    this.counters.nodeIdClashes++;
+    return fail(ErrorCode.cluster_refused, `cluster: node id '${this.nodeId}' was taken while this node joined (${String(lastError)}, ${joinAttemptsMax} reads); refusing to start`, 'node-id');
   }
 
   /** Both watches; one that ends (NATS restarted under it) is opened again, which replays every current value. */

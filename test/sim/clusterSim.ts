@@ -2,7 +2,9 @@
 // nodes (`mtm serve --nats` processes from dist/) on real nats-server processes (test/support/nats.ts)
 // through trades sent to random nodes (some resent with an id already acknowledged), ticks, and faults:
 // kill -9 of a node and its restart on the same data dir, SIGSTOP of a node past its owner timeout then
-// SIGCONT (it must be fenced), kill -9 and restart of a nats-server. After each fault settles (every
+// SIGCONT (it must be fenced), kill -9 and restart of a nats-server: the only one, or with natsServers 3
+// (a three-server JetStream cluster, the stream and buckets with 3 replicas) the command stream's
+// leader or, by the seed, another member. After each fault settles (every
 // partition owned by a live node, every live node ready), every trade whose answer was lost is sent
 // again with the same id until acknowledged, and the invariants are checked:
 // - each partition has exactly one owner in the ownership bucket, and it is a live node;
@@ -20,7 +22,8 @@ import { partitionOf } from '../../src/cluster/partition.js';
 import { distFile } from '../../src/projectRoot.js';
 import { expectClose } from '../oracle/compare.js';
 import { Dec } from '../oracle/ledger.js';
-import { NatsHarness, freePort, sleep, waitUntil, type NatsServer } from '../support/nats.js';
+import { NatsHarness, freePort, sleep, waitUntil, type NatsCluster, type NatsServer } from '../support/nats.js';
+import { clusterSubjects } from '../../src/cluster/subjects.js';
 import { Rng } from './rng.js';
 
 export interface ClusterFaultRates {
@@ -45,6 +48,8 @@ export interface ClusterSimConfig {
   ownerTimeoutMs: number;
   /** How long a fault may take to settle (owners back, nodes ready, lost answers retried). */
   settleTimeoutMs: number;
+  /** 1: one nats-server; 3: a three-server NATS cluster (replicas 3), faults kill its stream leader or a member. */
+  natsServers: 1 | 3;
   log: (line: string) => void;
 }
 
@@ -57,12 +62,14 @@ export const clusterSimDefaults: Omit<ClusterSimConfig, 'seed' | 'steps'> = {
   heartbeatMs: 200,
   ownerTimeoutMs: 1_200,
   settleTimeoutMs: 60_000,
+  natsServers: 1,
   log: () => undefined,
 };
 
 export interface ClusterSimResult {
   ok: boolean;
   seed: number;
+  natsServers: 1 | 3;
   /** Steps asked for (the replay command) and steps run. */
   stepsPlanned: number;
   steps: number;
@@ -71,7 +78,8 @@ export interface ClusterSimResult {
   acked: number;
   resent: number;
   retried: number;
-  faults: { kill9: number; pause: number; natsKill: number };
+  /** natsLeaderKill: of the natsKill faults, those that killed the command stream's leader (natsServers 3). */
+  faults: { kill9: number; pause: number; natsKill: number; natsLeaderKill: number };
 }
 
 interface Trade {
@@ -155,12 +163,15 @@ async function request(url: string, method: string, body: unknown, timeoutMs: nu
 export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: number; steps: number }): Promise<ClusterSimResult> {
   const c: ClusterSimConfig = { ...clusterSimDefaults, ...config };
   const rng = new Rng(c.seed);
-  const result: ClusterSimResult = { ok: true, seed: c.seed, stepsPlanned: c.steps, steps: 0, failure: null, acked: 0, resent: 0, retried: 0, faults: { kill9: 0, pause: 0, natsKill: 0 } };
+  const result: ClusterSimResult = { ok: true, seed: c.seed, natsServers: c.natsServers, stepsPlanned: c.steps, steps: 0, failure: null, acked: 0, resent: 0, retried: 0, faults: { kill9: 0, pause: 0, natsKill: 0, natsLeaderKill: 0 } };
   const harness = new NatsHarness(`cluster-sim-${c.seed}`);
   const nodes: NodeProcess[] = [];
   const acked: Trade[] = [];
   let lost: Trade[] = [];
   let nats: NatsServer | null = null;
+  let natsCluster: NatsCluster | null = null;
+  /** Every nats-server's client URL (a node and the checks get all of them, so they fail over). */
+  const natsUrls = (): string[] => (natsCluster !== null ? natsCluster.urls : [(nats as NatsServer).url]);
   let step = 0;
   const requestTimeoutMs = 5_000;
 
@@ -175,11 +186,12 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
         return (await request(`${n.url}/ready`, 'GET', undefined, 1_000))?.status === 200;
       }, Math.max(1, deadline - Date.now()), 100);
     }
-    const nc = await connect({ servers: (nats as NatsServer).url, maxReconnectAttempts: -1 });
+    const nc = await connect({ servers: natsUrls(), maxReconnectAttempts: -1 });
     try {
       const ids = new Set(live().map((n) => n.id));
       await waitUntil(`every partition is owned by a live node after ${why}`, async () => {
-        const s = await readClusterStatus(nc, 20);
+        // Long enough for a loaded node to answer (its answer says what it serves).
+        const s = await readClusterStatus(nc, 300);
         if (s.partitions !== c.partitions || !s.owners.every((o) => o !== undefined && ids.has(o))) return false;
         // Settled means the fair share is reached too: a node that came back takes partitions from
         // the others after this point otherwise, and a partition between its release and its claim
@@ -187,7 +199,14 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
         const owned = new Map<string, number>();
         for (const o of s.owners) owned.set(o as string, (owned.get(o as string) ?? 0) + 1);
         const share = Math.ceil(c.partitions / ids.size);
-        return [...ids].every((id) => (owned.get(id) ?? 0) <= share);
+        if (![...ids].every((id) => (owned.get(id) ?? 0) <= share)) return false;
+        // And every live node serves what the bucket gives it (its own status answer): after a NATS
+        // restart a node's lease may have run out while the bucket still names it, until its next
+        // claim (seeds 201 and 203 with --nats-servers 3 caught check() in that moment: 503 "owner: none").
+        return [...ids].every((id) => {
+          const node = s.nodes.find((n) => n.id === id);
+          return node?.answer !== undefined && node.answer.owned.join(',') === node.owned.join(',');
+        });
       }, Math.max(1, deadline - Date.now()), 200);
     } finally {
       await nc.close();
@@ -211,7 +230,7 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
   };
 
   const check = async (): Promise<void> => {
-    const nc = await connect({ servers: (nats as NatsServer).url, maxReconnectAttempts: -1 });
+    const nc = await connect({ servers: natsUrls(), maxReconnectAttempts: -1 });
     let owners: (string | undefined)[] = [];
     try {
       // A status read can time out right after a nats-server restart (a KV key listing that never
@@ -255,15 +274,17 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
   };
 
   try {
-    nats = await harness.startServer();
+    if (c.natsServers === 3) natsCluster = await harness.startCluster(3);
+    else nats = await harness.startServer();
     const dataRoot = join(harness.rootDir, 'nodes');
     for (let i = 0; i < c.nodes; i++) {
       const port = await freePort();
       const data = join(dataRoot, `n${i}`);
       mkdirSync(data, { recursive: true });
       const n = new NodeProcess(`n${i}`, port, [
-        'serve', '--port', String(port), '--data', data, '--workers', '1', '--nats', nats.url, '--node-id', `n${i}`, '--partitions', String(c.partitions),
+        'serve', '--port', String(port), '--data', data, '--workers', '1', '--nats', natsUrls().join(','), '--node-id', `n${i}`, '--partitions', String(c.partitions),
         '--cluster-heartbeat-ms', String(c.heartbeatMs), '--cluster-owner-timeout-ms', String(c.ownerTimeoutMs), '--stats-interval-ms', '0',
+        '--cluster-replicas', String(c.natsServers),
       ]);
       nodes.push(n);
       n.start();
@@ -318,9 +339,21 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
         await sleep(c.ownerTimeoutMs * 2);
         n.signal('SIGCONT');
         await settle(`SIGSTOP/SIGCONT of ${n.id}`);
+      } else if (natsCluster !== null) {
+        // The command stream's leader (when a member names one) or, by the seed, any member.
+        const leader = await natsCluster.streamLeader(clusterSubjects.commandStream);
+        // Both draws every time: the schedule does not depend on whether a member named a leader.
+        const byLeader = rng.chance(0.5);
+        const member = rng.pick([...natsCluster.servers]);
+        const victim = byLeader && leader !== undefined ? natsCluster.server(leader) : member;
+        c.log(`step ${step}: kill -9 and restart nats-server ${victim.name}${victim.name === leader ? ' (the command stream leader)' : ''}`);
+        await victim.restart(true);
+        result.faults.natsKill++;
+        if (victim.name === leader) result.faults.natsLeaderKill++;
+        await settle(`the restart of nats-server ${victim.name}`);
       } else {
         c.log(`step ${step}: kill -9 and restart the nats-server`);
-        await nats.restart(true);
+        await (nats as NatsServer).restart(true);
         result.faults.natsKill++;
         await settle('the nats-server restart');
       }
@@ -347,5 +380,5 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
 
 export function formatClusterFailure(r: ClusterSimResult): string {
   if (r.failure === null) return `seed ${r.seed}: ok (${r.steps} steps, ${r.acked} trades acknowledged, ${r.resent} resent, ${r.retried} retried after lost answers, faults ${JSON.stringify(r.faults)})`;
-  return `seed ${r.seed}: FAILED at step ${r.failure.step}: ${r.failure.invariant}\n${r.failure.message}\nreplay: npm run simulate -- --cluster --seed ${r.seed} --steps ${r.stepsPlanned}`;
+  return `seed ${r.seed}: FAILED at step ${r.failure.step}: ${r.failure.invariant}\n${r.failure.message}\nreplay: npm run simulate -- --cluster${r.natsServers === 3 ? ' --nats-servers 3' : ''} --seed ${r.seed} --steps ${r.stepsPlanned}`;
 }
