@@ -376,7 +376,8 @@ export class JsBackend implements KernelBackend {
       estimate += symCount[s] + symFxCount[s];
     }
     const policy = this.sweepPolicy;
-    if (policy === 'always' || (policy === 'auto' && this.sweepPays(estimate))) {
+    // The sweep runs only when rows exist (see sweepPortfolios: a head of 0 is ambiguous without them).
+    if (policy === 'always' ? estimate > 0 : policy === 'auto' && this.sweepPays(estimate)) {
       this.sweepBatches++;
       h[H.touched] = this.sweepUnwatched(stamp);
     } else {
