@@ -164,7 +164,11 @@ export class Broadcaster {
 
   private async readCorporate(after: number): Promise<{ revision: number; entry: CorporateEntry }[]> {
     const out: { revision: number; entry: CorporateEntry }[] = [];
+    // A listing whose consumer was recreated under it (NATS restarted) can name a key twice.
+    const seen = new Set<string>();
     for await (const key of await this.kv.keys(names.corporateKeys)) {
+      if (seen.has(key)) continue;
+      seen.add(key);
       const e = await this.kv.get(key).catch(() => null);
       if (e === null || e.operation !== 'PUT' || e.revision <= after) continue;
       const entry = parseEntry(e.string());

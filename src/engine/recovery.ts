@@ -2,8 +2,8 @@
 // transferred to the worker, which decodes them), then the events after it, replayed in the worker
 // through the pure domain functions. The main thread reads LMDB (its only owner) in ONE pass over the
 // tail for all shards at start, routing each event to its shard in chunks, with at most
-// replayChunksInFlightMax chunks per shard unapplied: reading chunk n+1 overlaps applying chunk n,
-// and memory stays bounded whatever the tail's length. Shards load in parallel.
+// replayChunksInFlightMax chunks (replayBytesInFlightMax bytes) per shard unapplied: reading the log
+// overlaps the worker's snapshot load and applying, and memory stays bounded whatever the tail's length. Shards load in parallel.
 // A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
 // records, the old way; the next snapshot round writes the columnar form.
 
@@ -19,8 +19,13 @@ import type { SymbolTable } from './symbols.js';
 
 /** Records (schema 1 path) and events per message while loading a shard. */
 export const recoveryChunkMax = 5_000;
-/** Replay chunks posted to one shard and not yet applied: the pipeline's bound. */
-export const replayChunksInFlightMax = 2;
+/**
+ * Replay chunks posted to one shard and not yet applied, and their bytes: the pipeline's bounds. Deep
+ * enough that the log is read while the worker still loads its snapshot (a full-scale crash restart:
+ * the worker's load took 1.8-4.2 s, during which a bound of 2 chunks left the main thread idle).
+ */
+export const replayChunksInFlightMax = 128;
+export const replayBytesInFlightMax = 128 * 1024 * 1024;
 
 /** Marks kept by one RecoveryProgress (a start has ~10; shard restarts add theirs until this). */
 export const phaseMarksMax = 256;
@@ -127,7 +132,10 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
       const strings = readSnapshotStrings(segments);
       const covered = pointer.covered[i];
       for (const id of strings.ids) coverage.covered.set(id, covered);
-      if (strings.ids.length > 0) coverage.min = Math.min(coverage.min, covered);
+      // A shard part without books covers too: as of `covered`, the shard's books were exactly these
+      // (none). A cluster node that dropped a partition's portfolios (engine.dropPortfolios) must not
+      // see them come back from their events before it.
+      coverage.min = Math.min(coverage.min, covered);
       if (directory !== null) {
         const statuses = readSnapshotStatuses(segments);
         strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
@@ -235,6 +243,7 @@ class ReplayChunk {
 class ReplayPipe {
   private readonly chunks: ReplayChunk[];
   private readonly inFlight: number[];
+  private readonly bytesInFlight: number[];
   private readonly waiters: ((() => void) | null)[];
 
   constructor(
@@ -243,6 +252,7 @@ class ReplayPipe {
   ) {
     this.chunks = handles.map(() => new ReplayChunk());
     this.inFlight = handles.map(() => 0);
+    this.bytesInFlight = handles.map(() => 0);
     this.waiters = handles.map(() => null);
   }
 
@@ -266,9 +276,12 @@ class ReplayPipe {
     this.chunks[k] = new ReplayChunk();
     const ack = this.host.nextRequest();
     const entries = chunk.n;
+    const bytes = chunk.used;
     this.inFlight[k]++;
+    this.bytesInFlight[k] += bytes;
     this.host.loadRequests.set(ack, () => {
       this.inFlight[k]--;
+      this.bytesInFlight[k] -= bytes;
       this.host.progress.eventsReplayed += entries;
       const w = this.waiters[k];
       this.waiters[k] = null;
@@ -276,7 +289,7 @@ class ReplayPipe {
     });
     const msg: ToShard = { t: 'replayRaw', bytes: chunk.bytes.subarray(0, chunk.used), ends: chunk.ends.subarray(0, entries), events: chunk.events, ack };
     this.handles[k].port?.postMessage(msg, [chunk.bytes.buffer as ArrayBuffer, chunk.ends.buffer as ArrayBuffer]);
-    if (this.inFlight[k] < replayChunksInFlightMax) return null;
+    if (this.inFlight[k] < replayChunksInFlightMax && this.bytesInFlight[k] < replayBytesInFlightMax) return null;
     return new Promise((resolve) => (this.waiters[k] = resolve));
   }
 
@@ -298,7 +311,7 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
   const { store, symbols, progress } = host;
   const pipe = new ReplayPipe(host, handles);
   const index = new Map(handles.map((h, k) => [h.index, k]));
-  const reader = new LogRecordReader();
+  const reader = new LogRecordReader(false);
   const trade = reader.trade;
   // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
   // anything else reads the store, i.e. before this loop awaits.
@@ -369,7 +382,7 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   const { store, symbols, progress } = host;
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, null, directory, coverage);
-  if (coverage.covered.size === 0) coverage.min = 0;
+  if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark('snapshots read');
   progress.portfolios = directory.size;
   await started;
@@ -396,7 +409,7 @@ export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<
   const { store, progress } = host;
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, h.index, null, coverage);
-  if (coverage.covered.size === 0) coverage.min = 0;
+  if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark(`shard ${h.index} restart: snapshot read`);
   sendSymbols(host, h);
   sendSnapshot(host, h, source, pricesFor(host));
