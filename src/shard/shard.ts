@@ -264,6 +264,7 @@ export class Shard {
       this.byId.delete(id);
       book.dropped = true;
       book.watchers = 0;
+      this.kernel.setWatched(book.index, false);
       book.heldOf = null;
       releaseActor(book);
       for (const row of book.rowList) this.kernel.setPosition(row, 0, 0, 0);
