@@ -111,6 +111,7 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
       batchDone: (batch) => this.lockstep.batchDone(batch),
+      settled: () => this.lockstep.settled(),
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),
