@@ -98,6 +98,13 @@ describe('the log record reader', () => {
       });
     });
     expect(read).toBe(15);
+    // The main thread's reader (trade ids not read) accepts and declines the same values, the same fields but the id.
+    const router = new LogRecordReader(false);
+    raw.forEach(({ value }) => {
+      const accepted = reader.read(value, 0, value.length);
+      expect(router.read(value, 0, value.length)).toBe(accepted);
+      if (accepted) expect({ ...router.trade, trade_id: reader.trade.trade_id }).toEqual({ ...reader.trade });
+    });
     expect(types).toEqual(new Set(['PortfolioCreated', 'InstrumentDefined', 'CashDeposited', 'TradeExecuted', 'PositionOpened', 'PositionClosed', 'LotClosed']));
     // A truncated value is declined, never misread.
     const first = raw.find((r, i) => decoded[i].type === 'TradeExecuted')!.value;

@@ -2,8 +2,8 @@
 // transferred to the worker, which decodes them), then the events after it, replayed in the worker
 // through the pure domain functions. The main thread reads LMDB (its only owner) in ONE pass over the
 // tail for all shards at start, routing each event to its shard in chunks, with at most
-// replayChunksInFlightMax chunks per shard unapplied: reading chunk n+1 overlaps applying chunk n,
-// and memory stays bounded whatever the tail's length. Shards load in parallel.
+// replayChunksInFlightMax chunks (replayBytesInFlightMax bytes) per shard unapplied: reading the log
+// overlaps the worker's snapshot load and applying, and memory stays bounded whatever the tail's length. Shards load in parallel.
 // A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
 // records, the old way; the next snapshot round writes the columnar form.
 
@@ -19,8 +19,13 @@ import type { SymbolTable } from './symbols.js';
 
 /** Records (schema 1 path) and events per message while loading a shard. */
 export const recoveryChunkMax = 5_000;
-/** Replay chunks posted to one shard and not yet applied: the pipeline's bound. */
-export const replayChunksInFlightMax = 2;
+/**
+ * Replay chunks posted to one shard and not yet applied, and their bytes: the pipeline's bounds. Deep
+ * enough that the log is read while the worker still loads its snapshot (a full-scale crash restart:
+ * the worker's load took 1.8-4.2 s, during which a bound of 2 chunks left the main thread idle).
+ */
+export const replayChunksInFlightMax = 128;
+export const replayBytesInFlightMax = 128 * 1024 * 1024;
 
 /** Marks kept by one RecoveryProgress (a start has ~10; shard restarts add theirs until this). */
 export const phaseMarksMax = 256;
@@ -235,6 +240,7 @@ class ReplayChunk {
 class ReplayPipe {
   private readonly chunks: ReplayChunk[];
   private readonly inFlight: number[];
+  private readonly bytesInFlight: number[];
   private readonly waiters: ((() => void) | null)[];
 
   constructor(
@@ -243,6 +249,7 @@ class ReplayPipe {
   ) {
     this.chunks = handles.map(() => new ReplayChunk());
     this.inFlight = handles.map(() => 0);
+    this.bytesInFlight = handles.map(() => 0);
     this.waiters = handles.map(() => null);
   }
 
@@ -266,9 +273,12 @@ class ReplayPipe {
     this.chunks[k] = new ReplayChunk();
     const ack = this.host.nextRequest();
     const entries = chunk.n;
+    const bytes = chunk.used;
     this.inFlight[k]++;
+    this.bytesInFlight[k] += bytes;
     this.host.loadRequests.set(ack, () => {
       this.inFlight[k]--;
+      this.bytesInFlight[k] -= bytes;
       this.host.progress.eventsReplayed += entries;
       const w = this.waiters[k];
       this.waiters[k] = null;
@@ -276,7 +286,7 @@ class ReplayPipe {
     });
     const msg: ToShard = { t: 'replayRaw', bytes: chunk.bytes.subarray(0, chunk.used), ends: chunk.ends.subarray(0, entries), events: chunk.events, ack };
     this.handles[k].port?.postMessage(msg, [chunk.bytes.buffer as ArrayBuffer, chunk.ends.buffer as ArrayBuffer]);
-    if (this.inFlight[k] < replayChunksInFlightMax) return null;
+    if (this.inFlight[k] < replayChunksInFlightMax && this.bytesInFlight[k] < replayBytesInFlightMax) return null;
     return new Promise((resolve) => (this.waiters[k] = resolve));
   }
 
@@ -298,7 +308,7 @@ async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], f
   const { store, symbols, progress } = host;
   const pipe = new ReplayPipe(host, handles);
   const index = new Map(handles.map((h, k) => [h.index, k]));
-  const reader = new LogRecordReader();
+  const reader = new LogRecordReader(false);
   const trade = reader.trade;
   // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
   // anything else reads the store, i.e. before this loop awaits.

@@ -88,6 +88,12 @@ export class LogRecordReader {
   private strings: string[] | null = null;
 
   /**
+   * withTradeIds false: trade_id is checked to be a string and left '' (the main thread routes a
+   * trade by its portfolio and interns its symbol; only the shard that books it needs its id).
+   */
+  constructor(private readonly withTradeIds = true) {}
+
+  /**
    * Reads the value in src[start, end). True: it is a TradeExecuted event whose every field this
    * reader understood, now in `trade`. False: anything else (another type, a field it does not
    * take, a shape it does not know); nothing is to be concluded but "decode it the ordinary way".
@@ -138,7 +144,8 @@ export class LogRecordReader {
           t.portfolio_id = this.string(true);
           break;
         case F.trade_id:
-          t.trade_id = this.string();
+          if (this.withTradeIds) t.trade_id = this.string();
+          else this.skipString();
           break;
         case F.symbol:
           t.symbol = this.string(true);
@@ -231,6 +238,13 @@ export class LogRecordReader {
       return n;
     }
     return -1;
+  }
+
+  /** Steps over a string value (NaN in pos when it is not one). */
+  private skipString(): void {
+    const len = this.strHeader();
+    if (len < 0 || this.pos + len > this.end) this.pos = NaN;
+    else this.pos += len;
   }
 
   /**
