@@ -102,6 +102,10 @@ export type ToShard =
    */
   | { t: 'replayRaw'; bytes: Uint8Array; ends: Int32Array; events: StoredEvent[]; ack: number }
   | { t: 'loaded'; request: number }
+  /** A cluster partition this node lost: these books leave the shard (Shard.drop); answered 'dropped'. */
+  | { t: 'drop'; request: number; ids: string[] }
+  /** A cluster partition taken over: its books (columnar segments) join the running shard (Shard.adopt); answered 'adopted'. */
+  | { t: 'adopt'; request: number; segments: Uint8Array[] }
   | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
   | { t: 'stop' };
@@ -147,4 +151,6 @@ export type FromShard =
   | { t: 'replayed'; ack: number; events: number }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
+  | { t: 'dropped'; request: number; portfolios: number }
+  | { t: 'adopted'; request: number; portfolios: number; error: string | null }
   | { t: 'ready'; shard: number; kernel: KernelKind };

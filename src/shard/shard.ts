@@ -173,7 +173,7 @@ export class Shard {
 
   records(now: number): PortfolioRecord[] {
     const c = this.kernel.cols;
-    return this.books.map((book) => ({
+    return this.live().map((book) => ({
       portfolio: book.state,
       state: book.status,
       equity_hwm: c.pfHwm[book.index],
@@ -186,7 +186,52 @@ export class Shard {
   /** This shard's columnar snapshot segments (snapshotCodec.ts), taken at the same instant as records(). */
   snapshotSegments(): Uint8Array[] {
     const c = this.kernel.cols;
-    return encodeSnapshot(this.books.map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+    return encodeSnapshot(this.live().map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+  }
+
+  /** The books not dropped (records and snapshots leave the dropped ones out). */
+  private live(): Book[] {
+    return this.dropped === 0 ? this.books : this.books.filter((book) => !book.dropped);
+  }
+
+  /** Books dropped in this shard life (their rows stay until a restart). */
+  private dropped = 0;
+
+  /**
+   * Removes the books of these ids (a cluster partition this node lost, src/engine/engine.ts
+   * dropPortfolios): gone from the id map, so no command, read or watch finds them; their kernel rows
+   * flat and their limits off, so no tick revalues or breaches them (the kernel skips a flat row and
+   * dirties no portfolio for it); their actor released. Returns how many were held here.
+   */
+  drop(ids: readonly string[]): number {
+    const c = this.kernel.cols;
+    let n = 0;
+    for (const id of ids) {
+      const book = this.byId.get(id);
+      if (book === undefined) continue;
+      this.byId.delete(id);
+      book.dropped = true;
+      book.watchers = 0;
+      book.heldOf = null;
+      releaseActor(book);
+      for (const row of book.rowList) this.kernel.setPosition(row, 0, 0, 0);
+      for (const sid of book.cashFx) {
+        const holders = this.cashByFx.get(sid);
+        if (holders === undefined) continue;
+        const left = holders.filter((b) => b !== book);
+        if (left.length === 0) this.cashByFx.delete(sid);
+        else this.cashByFx.set(sid, left);
+      }
+      book.cashFx = [];
+      c.pfCash[book.index] = 0;
+      c.pfRealized[book.index] = 0;
+      this.kernel.setLimits(book.index, null, null, null);
+      this.kernel.recompute(book.index);
+      c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
+      this.dropped++;
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -242,6 +287,27 @@ export class Shard {
   }
 
   /**
+   * Adds a partition's books (columnar segments of several shards' books, a cluster take-over) to this
+   * running shard, keeping those placed here. Refused, with nothing loaded, when one of them is held
+   * here already or the rows would pass portfoliosMax (dropped books keep theirs until a restart).
+   * Returns the books loaded, or the refusal.
+   */
+  adopt(segments: Uint8Array[]): { portfolios: number; error: string | null } {
+    const shards = this.init.shards ?? 1;
+    const part = new SnapshotPart(segments);
+    let mine = 0;
+    for (let i = 0; i < part.books; i++) {
+      const id = part.strings.ids[i];
+      if (shardOf(id, shards) !== this.init.shard) continue;
+      if (this.byId.has(id)) return { portfolios: 0, error: `portfolio ${id} is already held by shard ${this.init.shard}` };
+      mine++;
+    }
+    if (this.books.length + mine > this.init.portfoliosMax) return { portfolios: 0, error: `portfolios per shard must be <= ${this.init.portfoliosMax} (${this.books.length} rows held, ${this.dropped} of them dropped, ${mine} to load)` };
+    this.loadColumnar([{ segments, covered: 0 }], true, []);
+    return { portfolios: mine, error: null };
+  }
+
+  /**
    * One book from a snapshot part without building its state: kernel rows straight from the position
    * columns, in the order they were written (the live row order), then what restore() does for
    * totals, mark and latch. The state object is built on first use (Book.state). A book with foreign
@@ -294,7 +360,7 @@ export class Shard {
     const books = this.books;
     let i = this.materializedUpTo;
     for (; i < books.length && budget > 0; i++) {
-      if (books[i].materialized) continue;
+      if (books[i].materialized || books[i].dropped) continue;
       void books[i].state;
       budget--;
     }
@@ -427,6 +493,7 @@ export class Shard {
     }
     this.touched = [];
     for (const book of this.books) {
+      if (book.dropped) continue;
       if (book.status === 'active') this.kernel.clearBreach(book.index);
       else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
     }
@@ -593,7 +660,7 @@ export class Shard {
     const updates: Uint8Array[] = [];
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
     const only = cmd.portfolios === undefined ? null : new Set(cmd.portfolios);
-    const holders = this.books.filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
+    const holders = this.live().filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
     if (cmd.mode === 'check') {
       for (const book of holders) {
         const refusal = corporateRefusal(book.state, cmd.step);
@@ -626,7 +693,7 @@ export class Shard {
   /** Portfolios here holding a non-flat position in the symbol (a multiplier may change only at 0). */
   private holders(cmd: Extract<Command, { kind: 'holders' }>): CommandResult {
     let holders = 0;
-    for (const book of this.books) if ((book.state.positions[cmd.symbol]?.units ?? 0) !== 0) holders++;
+    for (const book of this.live()) if ((book.state.positions[cmd.symbol]?.units ?? 0) !== 0) holders++;
     return { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, holders };
   }
 

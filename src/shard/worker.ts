@@ -85,6 +85,15 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions, work: { ...work } });
           materializeInTurns(shard);
           break;
+        case 'drop':
+          send({ t: 'dropped', request: msg.request, portfolios: shard.drop(msg.ids) });
+          break;
+        case 'adopt': {
+          const r = shard.adopt(msg.segments);
+          send({ t: 'adopted', request: msg.request, ...r });
+          if (r.portfolios > 0) materializeInTurns(shard);
+          break;
+        }
         case 'crash':
           crash(msg.how);
           break;

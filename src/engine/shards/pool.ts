@@ -15,6 +15,7 @@ import type { ResolvedOptions } from '../options.js';
 import { phaseMarksMax, RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
 import type { Directory } from '../directory.js';
 import { ShardHandle } from '../shardHandle.js';
+import { shardOf } from '../shardOf.js';
 import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
 import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
@@ -57,6 +58,8 @@ export class ShardPool {
   private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
+  /** Answers of 'dropped' and 'adopted' (a cluster partition leaving or joining the shards), by request. */
+  private readonly bookRequests = new Map<number, { shard: number; done: (answer: { portfolios: number; error: string | null } | null) => void }>();
 
   constructor(
     private readonly pool: Piscina,
@@ -174,6 +177,11 @@ export class ShardPool {
     h.batchesInFlight = [];
     for (const b of lost) this.d.batchDone(b);
     h.failAll(shardRestartingError(h.index));
+    for (const [request, r] of this.bookRequests) {
+      if (r.shard !== h.index) continue;
+      this.bookRequests.delete(request);
+      r.done(null);
+    }
     await this.d.durable().catch(() => undefined);
   }
 
@@ -232,6 +240,11 @@ export class ShardPool {
         this.metricRequests.get(msg.request)?.(msg.metrics);
         this.metricRequests.delete(msg.request);
         break;
+      case 'dropped':
+      case 'adopted':
+        this.bookRequests.get(msg.request)?.done({ portfolios: msg.portfolios, error: msg.t === 'adopted' ? msg.error : null });
+        this.bookRequests.delete(msg.request);
+        break;
       case 'ready':
         break;
     }
@@ -252,6 +265,24 @@ export class ShardPool {
       this.recordRequests.set(request, resolve);
       h.post({ t: 'records', request, now });
     });
+  }
+
+  /**
+   * Books leave (drop) or join (adopt) every shard: answers each shard's count, or null for a shard
+   * that is not ready (or died before answering: its restart reloads it from the store).
+   */
+  books(msg: { t: 'drop'; ids: string[] } | { t: 'adopt'; segments: Uint8Array[] }): Promise<({ portfolios: number; error: string | null } | null)[]> {
+    return Promise.all(
+      this.shards.map(
+        (h) =>
+          new Promise<{ portfolios: number; error: string | null } | null>((resolve) => {
+            if (h.state !== 'ready') return resolve(null);
+            const request = this.nextRequest++;
+            this.bookRequests.set(request, { shard: h.index, done: resolve });
+            h.post(msg.t === 'drop' ? { t: 'drop', request, ids: msg.ids.filter((id) => shardOf(id, this.d.o.workers) === h.index) } : { t: 'adopt', request, segments: msg.segments });
+          }),
+      ),
+    );
   }
 
   // ---- introspection and fault injection -----------------------------------------------------
