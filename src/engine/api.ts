@@ -86,6 +86,11 @@ export interface EngineOptions {
   limits?: Partial<EngineLimits>;
   /** Heap limit of each shard worker (MB). */
   shardHeapMb?: number;
+  /**
+   * Watched first: a tick batch revalues the watched portfolios at once and the others once the shard
+   * has no batch waiting, at most this much batch time (ms) later; 0 revalues them with every batch.
+   */
+  unwatchedRevalueIntervalMs?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */

@@ -25,7 +25,17 @@ export interface ShardInit {
   shards?: number;
   /** Cross rates go through this currency (src/domain/fx.ts); absent: USD. */
   fxPivot?: string;
+  /** Batch time (ms) the unwatched portfolios' rows may wait for a busy shard (Shard.settle); absent: the default. */
+  unwatchedRevalueIntervalMs?: number;
 }
+
+/**
+ * Watched first (Shard.ticks / Shard.settle): the unwatched portfolios' rows wait at most this long
+ * (batch time, ms) for a shard that has batches waiting; an idle shard revalues them at once.
+ */
+export const unwatchedRevalueIntervalMsDefault = 50;
+/** ... and at most this many batches, whatever the batch clock says (a clock that stands still in tests). */
+export const unwatchedBatchesPendingMax = 64;
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
@@ -125,6 +135,20 @@ export interface BatchResult {
   portfoliosRevalued: number;
   openPositions: number;
   breaches: { limit: string }[];
+  /** The unwatched portfolios' rows wait for a 'settled' message (Shard.settle): the batch is not settled yet. */
+  pending: boolean;
+}
+
+/** The pass over the unwatched portfolios that one or more batches left pending (Shard.settle). */
+export interface SettledResult {
+  t: 'settled';
+  /** Batches it covers. */
+  batches: number;
+  events: ShardEvent[];
+  positionsRevalued: number;
+  portfoliosRevalued: number;
+  openPositions: number;
+  breaches: { limit: string }[];
 }
 
 /**
@@ -146,6 +170,7 @@ export interface ShardRecoveryWork {
 
 export type FromShard =
   | BatchResult
+  | SettledResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'replayed'; ack: number; events: number }

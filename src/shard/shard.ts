@@ -14,7 +14,7 @@ import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
-import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
+import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
@@ -51,9 +51,17 @@ export class Shard {
   /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
   private readonly cashOnly: Book[] = [];
   private readonly cashOnlyTs: number[] = [];
+  /** Batches whose unwatched rows wait for settle(), the batch time of the first, the last batch's. */
+  private pendingBatches = 0;
+  private pendingSince = 0;
+  private lastNow = 0;
+  /** The symbols settle() revalues, copied before the kernel clears its list (foreign cash reads them). */
+  private pendingSyms = new Int32Array(256);
+  private readonly unwatchedRevalueIntervalMs: number;
 
   constructor(readonly init: ShardInit) {
     this.seqFloor = init.seqFloor ?? 0;
+    this.unwatchedRevalueIntervalMs = init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault;
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
     this.kernel = createKernel(init.kernel, {
       portfoliosMax: init.portfoliosMax,
@@ -86,6 +94,13 @@ export class Shard {
     for (const i of instruments) this.multipliers.set(i.symbol, i.multiplier);
   }
 
+  /**
+   * A tick batch, watched first: the kernel revalues the rows of watched portfolios only, their
+   * deltas are written and leave with the result; the other portfolios' rows wait (pending) for
+   * settle(), which the worker runs once it has no batch waiting, before any other message, or inline
+   * when the rest has waited unwatchedRevalueIntervalMs of batch time or unwatchedBatchesPendingMax
+   * batches (restDue). Figures end as one pass over the book would leave them.
+   */
   ticks(batch: number, n: number, syms: Int32Array, prices: Float64Array, ts: Float64Array, now: number): BatchResult {
     const c = this.kernel.cols;
     let newest = 0;
@@ -96,7 +111,7 @@ export class Shard {
       this.symTs[s] = ts[k];
       if (ts[k] > newest) newest = ts[k];
     }
-    const dirty = this.kernel.revalue(n);
+    const dirty = this.kernel.revalueWatched(n);
     // Conversions the kernel re-derived (appended after the ticks): a derived rate is as new as the
     // newest tick of the batch that moved it.
     const extended = this.kernel.batchLength;
@@ -107,20 +122,23 @@ export class Shard {
     for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
     // Foreign cash before any delta: a delta written first carried the equity of the old rate while
     // the snapshot at its seq had the new one (found by test/updates.stream.test.ts, per-row slots).
-    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(extended, c.batchSym, events, breaches, now) : 0;
+    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(c.batchSym, extended, true, events, breaches, now) : 0;
     this.deltas.reset();
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
-      if (book.watchers > 0) this.writeDelta(book, now, true, 0);
+      this.writeDelta(book, now, true, 0);
     }
     for (let i = 0; i < cashOnly; i++) {
       const book = this.cashOnly[i];
       book.seq++;
       // Only its cash moved: the rate tick is the newest price behind it.
-      if (book.watchers > 0) this.writeDelta(book, now, true, this.cashOnlyTs[i]);
+      this.writeDelta(book, now, true, this.cashOnlyTs[i]);
     }
     const deltas = this.deltas.take();
+    const pending = this.kernel.pendingCount > 0;
+    if (pending && this.pendingBatches++ === 0) this.pendingSince = now;
+    this.lastNow = now;
     return {
       t: 'revalued',
       batch,
@@ -128,19 +146,51 @@ export class Shard {
       deltaIndex: deltas.index,
       events,
       positionsRevalued: this.kernel.touched,
-      portfoliosRevalued: dirty,
+      portfoliosRevalued: dirty + cashOnly,
       openPositions: this.kernel.openPositions,
       breaches,
+      pending,
     };
   }
 
+  /** The rest of the book has waited long enough: settle at once rather than when idle. */
+  restDue(now: number): boolean {
+    return this.pendingBatches > 0 && (this.pendingBatches >= unwatchedBatchesPendingMax || now - this.pendingSince >= this.unwatchedRevalueIntervalMs);
+  }
+
   /**
-   * Foreign cash is not a kernel row: after a batch, portfolios holding cash in a currency whose rate
+   * The pass over the rest (Kernel.revalueRest): unwatched portfolios' rows at the latest prices,
+   * their totals, high-water marks and limits, foreign cash, seqs. Null when nothing was pending.
+   * Their risk checks and high-water marks thus see the latest prices of the batches it covers, at
+   * most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax batches) late.
+   */
+  settle(): SettledResult | null {
+    if (this.pendingBatches === 0) return null;
+    const batches = this.pendingBatches;
+    this.pendingBatches = 0;
+    const now = this.lastNow;
+    const c = this.kernel.cols;
+    const pending = this.kernel.pendingCount;
+    if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
+    this.pendingSyms.set(c.symPendingList.subarray(0, pending));
+    const dirty = this.kernel.revalueRest();
+    const events: ShardEvent[] = [];
+    const breaches: { limit: string }[] = [];
+    const breachCount = this.kernel.breachCount;
+    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
+    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(this.pendingSyms, pending, false, events, breaches, now) : 0;
+    for (let i = 0; i < dirty; i++) this.books[c.pfDirty[i]].seq++;
+    for (let i = 0; i < cashOnly; i++) this.cashOnly[i].seq++;
+    return { t: 'settled', batches, events, positionsRevalued: this.kernel.touched, portfoliosRevalued: dirty + cashOnly, openPositions: this.kernel.openPositions, breaches };
+  }
+
+  /**
+   * Foreign cash is not a kernel row: after a pass, portfolios holding cash in a currency whose rate
    * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
    * already dirty are listed in cashOnly (their count is returned) and get their own update. Only FX
-   * ticks reach the loop body.
+   * symbols reach the loop body; `watched` picks the side of the pass (watched first, or the rest).
    */
-  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], now: number): number {
+  private revalueForeignCash(syms: Int32Array<ArrayBufferLike>, n: number, watched: boolean, events: ShardEvent[], breaches: { limit: string }[], now: number): number {
     const c = this.kernel.cols;
     const stamp = this.kernel.stamp;
     let cashOnly = 0;
@@ -148,6 +198,7 @@ export class Shard {
       const holders = this.cashByFx.get(syms[k]);
       if (holders === undefined) continue;
       for (const book of holders) {
+        if (book.watchers > 0 !== watched) continue;
         const wasDirty = c.pfStamp[book.index] === stamp;
         this.syncPortfolio(book);
         if (this.kernel.recompute(book.index) !== 0) this.breach(book, events, breaches, now);
@@ -169,6 +220,7 @@ export class Shard {
     const book = this.byId.get(id);
     if (book === undefined) return;
     book.watchers = Math.max(0, book.watchers + (on ? 1 : -1));
+    this.kernel.setWatched(book.index, book.watchers > 0);
   }
 
   records(now: number): PortfolioRecord[] {
@@ -212,6 +264,7 @@ export class Shard {
       this.byId.delete(id);
       book.dropped = true;
       book.watchers = 0;
+      this.kernel.setWatched(book.index, false);
       book.heldOf = null;
       releaseActor(book);
       for (const row of book.rowList) this.kernel.setPosition(row, 0, 0, 0);
@@ -598,6 +651,7 @@ export class Shard {
     if (cmd.kind === 'snapshot') {
       if (cmd.watch === true) {
         book.watchers++;
+        this.kernel.setWatched(book.index, true);
         this.deltas.markSent(this.kernel.cols, book);
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);

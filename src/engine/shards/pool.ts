@@ -38,6 +38,8 @@ export interface PoolDeps {
   /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
   deliver: (d: Delta) => void;
   batchDone: (batch: number) => void;
+  /** A shard revalued the rest of its book (no pass pending any more): drain() may be over. */
+  settled: () => void;
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
@@ -127,6 +129,7 @@ export class ShardPool {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchesInFlight = [];
+    h.unsettled = false;
     h.symbolTableSent = false;
     h.routes.reset();
     let readyResolve!: () => void;
@@ -144,6 +147,7 @@ export class ShardPool {
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
       fxPivot: this.d.o.fxPivot,
+      unwatchedRevalueIntervalMs: this.d.o.unwatchedRevalueIntervalMs,
       seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
@@ -175,7 +179,9 @@ export class ShardPool {
     // Its batches will never be answered: they end here, for this shard (the others answer theirs).
     const lost = h.batchesInFlight;
     h.batchesInFlight = [];
+    h.unsettled = false;
     for (const b of lost) this.d.batchDone(b);
+    this.d.settled();
     h.failAll(shardRestartingError(h.index));
     for (const [request, r] of this.bookRequests) {
       if (r.shard !== h.index) continue;
@@ -208,7 +214,18 @@ export class ShardPool {
         if (msg.events.length > 0) this.d.persist(msg.events);
         // Bytes routed: the records are read where the shard wrote them (src/engine/deltas.ts).
         if (msg.deltaIndex.length > 0) h.routes.forEach(msg.deltas, msg.deltaIndex, this.d.deliver);
+        h.unsettled = msg.pending;
         this.d.batchDone(msg.batch);
+        break;
+      case 'settled':
+        // The rest of the book after the watched first (Shard.settle): its events follow the batches' in the log.
+        counters.positionsRevalued += msg.positionsRevalued;
+        counters.portfoliosRevalued += msg.portfoliosRevalued;
+        counters.setOpenPositions(h.index, msg.openPositions);
+        for (const b of msg.breaches) counters.riskBreach(b.limit);
+        if (msg.events.length > 0) this.d.persist(msg.events);
+        h.unsettled = false;
+        this.d.settled();
         break;
       case 'results':
         for (const r of msg.results) {
