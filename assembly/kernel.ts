@@ -11,6 +11,8 @@ const H_DIRTY_COUNT: i32 = 4;
 const H_BREACH_COUNT: i32 = 5;
 const H_TOUCHED: i32 = 6;
 const H_STAMP: i32 = 7;
+const H_WATCH_COUNT: i32 = 8;
+const H_PENDING_COUNT: i32 = 9;
 const H_COLUMNS: i32 = 16;
 
 const C_POS_QTY: i32 = 0;
@@ -51,9 +53,13 @@ const C_POS_FX_SYM: i32 = 34;
 const C_POS_NEXT_FX: i32 = 35;
 const C_SYM_FX_HEAD: i32 = 36;
 const C_SYM_FX_COUNT: i32 = 37;
+const C_PF_WATCH: i32 = 38;
+const C_SYM_PENDING: i32 = 39;
+const C_SYM_PENDING_LIST: i32 = 40;
 
 const NONE: i32 = -1;
 const FLAG_BREACH_LATCHED: i32 = 1;
+const FLAG_WATCHED: i32 = 2;
 const BREACH_MAX_LOSS: i32 = 1;
 const BREACH_MAX_DRAWDOWN: i32 = 2;
 const BREACH_MAX_WEIGHT: i32 = 3;
@@ -105,6 +111,9 @@ let pfBreach: usize = 0;
 let pfBreachKind: usize = 0;
 let batchSym: usize = 0;
 let batchPrice: usize = 0;
+let pfWatch: usize = 0;
+let symPending: usize = 0;
+let symPendingList: usize = 0;
 
 /** Revalue calls that took the portfolio-sweep path (tests check both paths ran). */
 let sweeps: i32 = 0;
@@ -167,6 +176,9 @@ function loadColumns(): void {
   loadPortfolioColumns();
   batchSym = col(C_BATCH_SYM);
   batchPrice = col(C_BATCH_PRICE);
+  pfWatch = col(C_PF_WATCH);
+  symPending = col(C_SYM_PENDING);
+  symPendingList = col(C_SYM_PENDING_LIST);
 }
 
 function loadPortfolioColumns(): void {
@@ -227,6 +239,11 @@ function wantsSweep(n: i32): bool {
     const s = i32At(batchSym, k);
     if (f64At(symPrice, s) != f64At(batchPrice, k)) estimate += <f64>(i32At(symCount, s) + i32At(symFxCount, s));
   }
+  return sweepPays(estimate);
+}
+
+// Whether sweeping every portfolio costs less than walking `estimate` rows through the lists.
+function sweepPays(estimate: f64): bool {
   const symCap = hdr(H_SYM_CAP);
   if (estimate * COUNT_GATE < <f64>symCap) return false;
   // Rows are allocated densely from 0 and each is counted once in its symbol's symCount.
@@ -303,7 +320,7 @@ function sweepPortfolios(n: i32, stamp: i32): void {
   for (let f = 0; f < pfCap; f++) {
     const head = i32At(pfHead, f);
     if (head == NONE || (head == 0 && f != rowZeroOwner)) continue;
-    if (!sweepOne(head)) continue;
+    if (!sweepOne(head, symChanges)) continue;
     setI32(pfStamp, f, stamp);
     setI32(pfDirty, dirty++, f);
     if (finish(f, sumHoldings, sumCost, sumUpnl, sumGross, sumMaxAbs) != 0) setI32(pfBreach, breaches++, f);
@@ -325,9 +342,9 @@ function applyPrices(n: i32): void {
 
 // Revalues one portfolio's rows whose symbol or fx symbol changed and sums all its open rows in list
 // order, exactly as recomputeOne would after walkSymbols. Returns whether any open row was revalued.
-function sweepOne(head: i32): bool {
+function sweepOne(head: i32, changed: usize): bool {
   // Column bases in locals: V8 does not keep mutable globals in registers across the loop.
-  const nextPf = posNextPf, sym = posSym, fxSym = posFxSym, changed = symChanges, prices = symPrice;
+  const nextPf = posNextPf, sym = posSym, fxSym = posFxSym, prices = symPrice;
   const qty = posQty, avgs = posAvg, fxs = posFx, marks = posMark, mvs = posMv, upnls = posUpnl;
   let holdings: f64 = 0;
   let cost: f64 = 0;
@@ -379,6 +396,162 @@ function sweepOne(head: i32): bool {
   sumGross = gross;
   sumMaxAbs = maxAbs;
   return true;
+}
+
+// Watched first (src/kernel/kernel.ts revalueWatched / revalueRest): the batch's first pass revalues
+// only the rows of watched portfolios; the rows of the others wait, counted in symPending, for
+// revalueRest. Same algorithm and order as src/kernel/jsBackend.ts.
+export function revalueWatched(n: i32, watchedRows: f64): i32 {
+  loadColumns();
+  const stamp = hdr(H_STAMP) + 1;
+  setHdr(H_STAMP, stamp);
+  const estimate = applyBatch(n);
+  setHdr(H_DIRTY_COUNT, 0);
+  setHdr(H_BREACH_COUNT, 0);
+  setHdr(H_TOUCHED, 0);
+  if (hdr(H_WATCH_COUNT) == 0) {
+    clearChanges(n);
+    return 0;
+  }
+  touched = 0;
+  if (estimate * LIST_ROW_COST >= watchedRows) {
+    sweeps++;
+    sweepWatched(stamp);
+    clearChanges(n);
+  } else {
+    recomputeDirty(walkWatched(n, stamp));
+  }
+  setHdr(H_TOUCHED, touched);
+  return hdr(H_DIRTY_COUNT);
+}
+
+function applyBatch(n: i32): f64 {
+  let pending = hdr(H_PENDING_COUNT);
+  let estimate: f64 = 0;
+  for (let k = 0; k < n; k++) {
+    const s = i32At(batchSym, k);
+    const price = f64At(batchPrice, k);
+    if (f64At(symPrice, s) == price) continue;
+    setF64(symPrice, s, price);
+    setI32(symChanges, s, i32At(symChanges, s) + 1);
+    const was = i32At(symPending, s);
+    setI32(symPending, s, was + 1);
+    if (was == 0) setI32(symPendingList, pending++, s);
+    estimate += <f64>(i32At(symCount, s) + i32At(symFxCount, s));
+  }
+  setHdr(H_PENDING_COUNT, pending);
+  return estimate;
+}
+
+function clearChanges(n: i32): void {
+  for (let k = 0; k < n; k++) setI32(symChanges, i32At(batchSym, k), 0);
+}
+
+// Rows of one symbol's lists whose portfolio's watched flag equals `watched`: revalued and their
+// portfolios listed dirty. Returns the dirty count.
+function walkSymbol(s: i32, stamp: i32, dirty: i32, watched: i32): i32 {
+  const price = f64At(symPrice, s);
+  for (let pos = i32At(symHead, s); pos != NONE; pos = i32At(posNextSym, pos)) {
+    const f = i32At(posPf, pos);
+    if ((i32At(pfFlags, f) & FLAG_WATCHED) != watched) continue;
+    setF64(posMark, pos, price);
+    const q = f64At(posQty, pos);
+    if (q == 0) continue;
+    const fx = f64At(posFx, pos);
+    setF64(posMv, pos, q * price * fx);
+    setF64(posUpnl, pos, (price - f64At(posAvg, pos)) * q * fx);
+    touched++;
+    if (i32At(pfStamp, f) != stamp) {
+      setI32(pfStamp, f, stamp);
+      setI32(pfDirty, dirty++, f);
+    }
+  }
+  for (let pos = i32At(symFxHead, s); pos != NONE; pos = i32At(posNextFx, pos)) {
+    const f = i32At(posPf, pos);
+    if ((i32At(pfFlags, f) & FLAG_WATCHED) != watched) continue;
+    setF64(posFx, pos, price);
+    const q = f64At(posQty, pos);
+    if (q == 0) continue;
+    const mark = f64At(posMark, pos);
+    setF64(posMv, pos, q * mark * price);
+    setF64(posUpnl, pos, (mark - f64At(posAvg, pos)) * q * price);
+    touched++;
+    if (i32At(pfStamp, f) != stamp) {
+      setI32(pfStamp, f, stamp);
+      setI32(pfDirty, dirty++, f);
+    }
+  }
+  return dirty;
+}
+
+function walkWatched(n: i32, stamp: i32): i32 {
+  let dirty = 0;
+  for (let k = 0; k < n; k++) {
+    const s = i32At(batchSym, k);
+    if (i32At(symChanges, s) == 0) continue;
+    setI32(symChanges, s, 0);
+    dirty = walkSymbol(s, stamp, dirty, FLAG_WATCHED);
+  }
+  return dirty;
+}
+
+function sweepWatched(stamp: i32): void {
+  const watched = hdr(H_WATCH_COUNT);
+  let dirty = 0;
+  let breaches = 0;
+  for (let i = 0; i < watched; i++) {
+    const f = i32At(pfWatch, i);
+    const head = i32At(pfHead, f);
+    if (head == NONE) continue;
+    if (!sweepOne(head, symChanges)) continue;
+    setI32(pfStamp, f, stamp);
+    setI32(pfDirty, dirty++, f);
+    if (finish(f, sumHoldings, sumCost, sumUpnl, sumGross, sumMaxAbs) != 0) setI32(pfBreach, breaches++, f);
+  }
+  setHdr(H_DIRTY_COUNT, dirty);
+  setHdr(H_BREACH_COUNT, breaches);
+}
+
+export function revalueRest(): i32 {
+  loadColumns();
+  const stamp = hdr(H_STAMP) + 1;
+  setHdr(H_STAMP, stamp);
+  const pending = hdr(H_PENDING_COUNT);
+  let estimate: f64 = 0;
+  for (let i = 0; i < pending; i++) {
+    const s = i32At(symPendingList, i);
+    estimate += <f64>(i32At(symCount, s) + i32At(symFxCount, s));
+  }
+  touched = 0;
+  if (sweepPays(estimate)) {
+    sweeps++;
+    sweepUnwatched(stamp);
+  } else {
+    let dirty = 0;
+    for (let i = 0; i < pending; i++) dirty = walkSymbol(i32At(symPendingList, i), stamp, dirty, 0);
+    recomputeDirty(dirty);
+  }
+  for (let i = 0; i < pending; i++) setI32(symPending, i32At(symPendingList, i), 0);
+  setHdr(H_PENDING_COUNT, 0);
+  setHdr(H_TOUCHED, touched);
+  return hdr(H_DIRTY_COUNT);
+}
+
+function sweepUnwatched(stamp: i32): void {
+  const pfCap = hdr(H_PF_CAP);
+  const rowZeroOwner = i32At(posPf, 0);
+  let dirty = 0;
+  let breaches = 0;
+  for (let f = 0; f < pfCap; f++) {
+    const head = i32At(pfHead, f);
+    if (head == NONE || (head == 0 && f != rowZeroOwner) || (i32At(pfFlags, f) & FLAG_WATCHED) != 0) continue;
+    if (!sweepOne(head, symPending)) continue;
+    setI32(pfStamp, f, stamp);
+    setI32(pfDirty, dirty++, f);
+    if (finish(f, sumHoldings, sumCost, sumUpnl, sumGross, sumMaxAbs) != 0) setI32(pfBreach, breaches++, f);
+  }
+  setHdr(H_DIRTY_COUNT, dirty);
+  setHdr(H_BREACH_COUNT, breaches);
 }
 
 function recomputeOne(f: i32): i32 {

@@ -1,10 +1,11 @@
 // bench:shard: what one tick batch costs the shard worker, measured in one thread (no worker, no
 // messages): the W1 book (bench/workload.ts) in a Shard, `--watched` portfolios watched, and tick
 // batches cut as the coalescer cuts them (distinct symbols of `--window` ms of the Zipf tick stream at
-// `--rate` ticks/s). Prints the thread's CPU time per Shard.ticks call (kernel revaluation + deltas of
-// the watched portfolios + the batch's buffers), then the same batches with nothing watched: the
-// difference is the delta writing. CPU time, not wall time, so that a shared machine moves it less
-// (it still does: quote the load). Not a test.
+// `--rate` ticks/s). Prints the thread's CPU time per batch: Shard.ticks (watched first: the watched
+// portfolios' rows, their deltas and the batch's buffers: what a tick waits for) and Shard.settle (the
+// rest of the book, after every batch, or every `--settle-every` batches as a busy shard coalesces it),
+// then the same batches with nothing watched: the difference is the delta writing. CPU time, not wall
+// time, so that a shared machine moves it less (it still does: quote the load). Not a test.
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Shard } from '../src/shard/shard.js';
@@ -20,6 +21,7 @@ const windowMs = arg('window', 1);
 const rate = arg('rate', 200_000);
 const batches = arg('batches', 300);
 const watched = arg('watched', 1_000);
+const settleEvery = arg('settle-every', 1);
 const warmup = 50;
 const now = 1_800_000_000_000;
 
@@ -41,13 +43,14 @@ function loadedShard(): Shard {
 }
 
 /** CPU ms per Shard.ticks over the batches (the first `warmup` not counted), and what they carried. */
-function run(shard: Shard, watch: number): { cpuMs: number; wallMs: number; symbols: number; deltas: number; kib: number } {
+function run(shard: Shard, watch: number): { cpuMs: number; wallMs: number; restCpuMs: number; symbols: number; deltas: number; kib: number } {
   for (let p = 0; p < watch; p++) shard.commands([{ id: -1, kind: 'snapshot', portfolio: portfolioId(p), now, watch: true }]);
   const stream = new TickStream(W1);
   const perBatch = Math.max(1, Math.round((rate * windowMs) / 1000));
   const seen = new Int32Array(W1.symbols).fill(-1);
   let cpu = 0;
   let wall = 0;
+  let rest = 0;
   let symbols = 0;
   let deltas = 0;
   let bytes = 0;
@@ -66,15 +69,26 @@ function run(shard: Shard, watch: number): { cpuMs: number; wallMs: number; symb
     const r = shard.ticks(b, syms.length, Int32Array.from(syms), prices, new Float64Array(syms.length).fill(now), now + b);
     const dt = performance.now() - t0;
     const cu = process.cpuUsage(c0);
+    const settled = b % settleEvery === settleEvery - 1 ? settleCpuMs(shard) : 0;
     if (b < warmup) continue;
+    rest += settled;
     cpu += (cu.user + cu.system) / 1000;
     wall += dt;
     symbols += syms.length;
     deltas += r.deltaIndex.length / 3;
     bytes += r.deltas.length;
   }
+  settleCpuMs(shard);
   for (let p = 0; p < watch; p++) shard.watch(portfolioId(p), false);
-  return { cpuMs: cpu / batches, wallMs: wall / batches, symbols: symbols / batches, deltas: deltas / batches, kib: bytes / batches / 1024 };
+  return { cpuMs: cpu / batches, wallMs: wall / batches, restCpuMs: rest / batches, symbols: symbols / batches, deltas: deltas / batches, kib: bytes / batches / 1024 };
+}
+
+/** CPU ms of one Shard.settle (the unwatched portfolios' pass). */
+function settleCpuMs(shard: Shard): number {
+  const c0 = process.cpuUsage();
+  shard.settle();
+  const cu = process.cpuUsage(c0);
+  return (cu.user + cu.system) / 1000;
 }
 
 const shard = loadedShard();
@@ -86,15 +100,17 @@ const result = {
   bench: 'shard',
   batch: { windowMs, rate, ticks: Math.max(1, Math.round((rate * windowMs) / 1000)), symbols: r2(w.symbols), batches },
   watched,
+  settleEvery,
   loadAverage: [load0, loadavg()[0]],
-  perBatchCpuMs: { total: r2(w.cpuMs), withoutDeltas: r2(k.cpuMs), deltas: r2(w.cpuMs - k.cpuMs) },
+  perBatchCpuMs: { total: r2(w.cpuMs), withoutDeltas: r2(k.cpuMs), deltas: r2(w.cpuMs - k.cpuMs), rest: r2(w.restCpuMs), restWithoutWatched: r2(k.restCpuMs) },
   perBatchWallMs: { total: r2(w.wallMs), withoutDeltas: r2(k.wallMs) },
   deltasPerBatch: r2(w.deltas),
   deltaKiBPerBatch: r2(w.kib),
 };
 console.log(
   `shard bench (W1, ${watched} watched, batches of ${result.batch.ticks} ticks = ${result.batch.symbols} symbols, load ${load0} -> ${loadavg()[0]}): ` +
-    `cpu per batch ${result.perBatchCpuMs.total} ms (without deltas ${result.perBatchCpuMs.withoutDeltas} ms, deltas ${result.perBatchCpuMs.deltas} ms), ` +
+    `cpu per batch: first pass ${result.perBatchCpuMs.total} ms (without deltas ${result.perBatchCpuMs.withoutDeltas} ms, deltas ${result.perBatchCpuMs.deltas} ms), ` +
+    `rest ${result.perBatchCpuMs.rest} ms settled every ${settleEvery} batches (${result.perBatchCpuMs.restWithoutWatched} ms with nothing watched), ` +
     `${result.deltasPerBatch} deltas, ${result.deltaKiBPerBatch} KiB per batch`,
 );
 console.log(JSON.stringify(result));

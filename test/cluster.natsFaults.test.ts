@@ -22,7 +22,12 @@ warnNatsMissing('test/cluster.natsFaults.test.ts');
 const harness = new NatsHarness('cluster-nats-faults');
 const root = mkdtempSync(join(tmpdir(), 'mtm-cluster-nats-faults-'));
 let nats: NatsCluster;
-const rig = new ClusterRig({ nats: () => nats.urls, root, partitions: 8, heartbeatMs: 250, ownerTimeoutMs: 2_000, replyTimeoutMs: 6_000, replicas: 3 });
+// This file checks every acknowledged trade in its owner's log: a partition taken over from a shipped
+// snapshot starts that log at the snapshot (docs/CLUSTER.md, "Take-over and dropping"), so these nodes
+// ship none on a timer and every take-over here replays the stream; test/cluster.takeover.test.ts
+// covers take-overs from snapshots (and the simulator runs with the timer on).
+const noShippedSnapshots = ['--cluster-snapshot-ship-interval-ms', '0'];
+const rig = new ClusterRig({ nats: () => nats.urls, root, partitions: 8, heartbeatMs: 250, ownerTimeoutMs: 2_000, replyTimeoutMs: 6_000, replicas: 3, extraArgs: noShippedSnapshots });
 const portfolios = Array.from({ length: 6 }, (_, i) => `nf-pf${i}`);
 const acknowledged = () => [...rig.acked.values()].reduce((s, l) => s + l.length, 0);
 

@@ -31,7 +31,12 @@ const partitions = 16;
 const harness = new NatsHarness('cluster-nodes');
 const root = mkdtempSync(join(tmpdir(), 'mtm-cluster-nodes-'));
 let nats: NatsServer;
-const rig = new ClusterRig({ nats: () => [nats.url], root, partitions, heartbeatMs: 200, ownerTimeoutMs: 1_500, replyTimeoutMs: 4_000, replicas: 1 });
+// This file checks every acknowledged trade in its owner's log: a partition taken over from a shipped
+// snapshot starts that log at the snapshot (docs/CLUSTER.md, "Take-over and dropping"), so these nodes
+// ship none on a timer and every take-over here replays the stream; test/cluster.takeover.test.ts
+// covers take-overs from snapshots (and the simulator runs with the timer on).
+const noShippedSnapshots = ['--cluster-snapshot-ship-interval-ms', '0'];
+const rig = new ClusterRig({ nats: () => [nats.url], root, partitions, heartbeatMs: 200, ownerTimeoutMs: 1_500, replyTimeoutMs: 4_000, replicas: 1, extraArgs: noShippedSnapshots });
 
 beforeAll(async () => {
   if (natsServerInstalled) nats = await harness.startServer();

@@ -12,6 +12,10 @@
 //    counts and dirty/breach sets; only the order of the dirty and breach lists may differ;
 //  - hand-worked examples on every kernel: exact market values, P&L and sums, limit priority, NaN
 //    limits, a breach latched once and re-armed by clearBreach, closed rows;
+//  - watched first (revalueWatched, then revalueRest): with the rest after every batch, every row and
+//    total and the high-water marks and breaches are the bits of one revalue pass, on both kernels and
+//    both paths, for random watch lists; with the rest deferred over several batches, rows and totals
+//    are those bits and the high-water mark never passes the one-pass mark;
 //  - the module owns no part of its memory (no data segments) and imports nothing.
 // Needs dist/assembly/kernel.wasm: built here if missing or older than assembly/kernel.ts.
 
@@ -20,7 +24,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createKernel } from '../src/kernel/index.js';
 import { type Kernel } from '../src/kernel/kernel.js';
-import { BREACH_MAX_DRAWDOWN, BREACH_MAX_LOSS, BREACH_MAX_WEIGHT, FLAG_BREACH_LATCHED, NONE } from '../src/kernel/layout.js';
+import { BREACH_MAX_DRAWDOWN, BREACH_MAX_LOSS, BREACH_MAX_WEIGHT, FLAG_BREACH_LATCHED, NONE, columnSpecs, type ColumnName } from '../src/kernel/layout.js';
 import { seeded } from '../src/sim/random.js';
 import { ensureKernelWasm, expectSameMemory, expectSameUpToListOrder, kernelOf, limits, sweepsOf, tick, wasmFile, type Flavour } from './support/kernelMemory.js';
 
@@ -114,7 +118,26 @@ const FX_SYMBOLS = 6;
 
 /** Drives several kernels through the same steps; every random draw happens once, here. */
 class Fleet {
-  constructor(readonly kernels: readonly Kernel[]) {}
+  /**
+   * kernels in `split` take a batch as revalueWatched and (restEachBatch) revalueRest; the others as
+   * one revalue. With the rest deferred, anything else than a tick runs it first, as the shard does.
+   */
+  constructor(
+    readonly kernels: readonly Kernel[],
+    private readonly split: ReadonlySet<Kernel> = new Set(),
+    private readonly restEachBatch = true,
+  ) {}
+
+  /** Runs revalueRest on the split kernels (their dirty counts; the others give 0). */
+  settle(): number[] {
+    return this.all((k) => (this.split.has(k) && k.pendingCount > 0 ? k.revalueRest() : 0));
+  }
+
+  watch(pick: number, on: boolean): void {
+    if (this.first.portfolios === 0) return;
+    this.settle();
+    this.all((k) => k.setWatched(pick % k.portfolios, on));
+  }
 
   private get first(): Kernel {
     return this.kernels[0];
@@ -126,6 +149,7 @@ class Fleet {
 
   /** Applies a step; returns what each kernel returned (revalue/recompute), or [] for writes. */
   apply(s: Step): number[] {
+    if (this.split.size > 0 && s.t !== 'tick' && s.t !== 'fxtick' && s.t !== 'broad') this.settle();
     switch (s.t) {
       case 'portfolios':
         return this.addPortfolios(s.count, random(s.seed));
@@ -232,7 +256,9 @@ class Fleet {
         k.cols.batchSym[i] = e.sym;
         k.cols.batchPrice[i] = e.price ?? k.cols.symPrice[e.sym];
       }
-      return k.revalue(n);
+      if (!this.split.has(k)) return k.revalue(n);
+      const watched = k.revalueWatched(n);
+      return this.restEachBatch ? watched + k.revalueRest() : watched;
     });
   }
 
@@ -320,6 +346,114 @@ describe('portfolio sweep and symbol lists', () => {
     }
     expect(Array.from(lists.cols.pfDirty.subarray(0, 2))).toEqual([1, 0]);
     expect(Array.from(sweep.cols.pfDirty.subarray(0, 2))).toEqual([0, 1]);
+  });
+});
+
+describe('watched first: revalueWatched then revalueRest', () => {
+  /** Steps with watch-list changes among them (a watch change runs the rest first, as the shard does). */
+  const watchStep = fc.record({ t: fc.constant('watch' as const), pick: fc.nat(), on: fc.boolean() });
+  const watchedScenario = fc
+    .tuple(fc.array(fc.oneof({ weight: 6, arbitrary: step }, { weight: 2, arbitrary: watchStep }), { minLength: 5, maxLength: 30 }), grow, fc.array(fc.oneof({ weight: 6, arbitrary: step }, { weight: 3, arbitrary: watchStep }), { minLength: 5, maxLength: 30 }))
+    .map(([before, g, after]) => [...before, g, ...after]);
+  type WatchedStep = Step | { t: 'watch'; pick: number; on: boolean };
+
+  /** Columns that hold bookkeeping of the pass taken, not figures. */
+  const bookkeeping = new Set<ColumnName>(['pfDirty', 'pfBreach', 'pfStamp', 'symPendingList', 'symPending']);
+
+  /** First column entry where a and b differ (NaN == NaN), outside `skip`. */
+  function firstColumnDifference(a: Kernel, b: Kernel, skip: ReadonlySet<ColumnName>): string | undefined {
+    for (const spec of columnSpecs) {
+      if (skip.has(spec.name)) continue;
+      const rows = spec.group === 'pos' ? a.positions : spec.group === 'pf' ? a.portfolios : spec.group === 'sym' ? a.symbols : 0;
+      const x = a.cols[spec.name];
+      const y = b.cols[spec.name];
+      for (let i = 0; i < rows; i++) if (!Object.is(x[i], y[i]) && !(Number.isNaN(x[i]) && Number.isNaN(y[i]))) return `${spec.name}[${i}]: ${x[i]} vs ${y[i]}`;
+    }
+    return undefined;
+  }
+
+  function run(fleet: Fleet, s: WatchedStep): number[] {
+    if (s.t === 'watch') {
+      fleet.watch(s.pick, s.on);
+      return [];
+    }
+    return fleet.apply(s);
+  }
+
+  it('with the rest after every batch: the bits of one pass, on both kernels and both paths', () => {
+    let watchedDirty = 0;
+    fc.assert(
+      fc.property(watchedScenario, (steps) => {
+        const one = kernelOf('auto');
+        const wasm = kernelOf('wasm');
+        const js = kernelOf('auto');
+        const lists = kernelOf('never');
+        const sweep = kernelOf('always');
+        const fleet = new Fleet([one, wasm, js, lists, sweep], new Set([wasm, js, lists, sweep]));
+        for (const s of steps) {
+          const [o, w, j, l, sw] = run(fleet, s);
+          expect(w).toBe(j);
+          expectSameMemory(wasm, js);
+          expect([l, sw]).toEqual([w, w]);
+          for (const k of [wasm, lists, sweep]) expect(firstColumnDifference(k, one, bookkeeping)).toBeUndefined();
+          if (s.t === 'tick' || s.t === 'fxtick' || s.t === 'broad') {
+            // Dirty once: the watched pass and the rest never both list a portfolio.
+            expect(w).toBe(o);
+            watchedDirty += wasm.watchedCount > 0 ? 1 : 0;
+          }
+        }
+      }),
+      { numRuns: 40 },
+    );
+    expect(watchedDirty).toBeGreaterThan(0);
+  });
+
+  it('with the rest deferred over batches: rows and totals are the one-pass bits, the high-water mark never above', () => {
+    const figures = new Set<ColumnName>([...bookkeeping, 'pfHwm', 'pfFlags', 'pfBreachKind', 'pfBreachValue']);
+    fc.assert(
+      fc.property(watchedScenario, (steps) => {
+        const one = kernelOf('auto');
+        const wasm = kernelOf('wasm');
+        const js = kernelOf('auto');
+        const fleet = new Fleet([one, wasm, js], new Set([wasm, js]), false);
+        for (const s of steps) {
+          run(fleet, s);
+          expectSameMemory(wasm, js);
+          if (wasm.pendingCount > 0) continue;
+          expect(firstColumnDifference(wasm, one, figures)).toBeUndefined();
+          for (let f = 0; f < one.portfolios; f++) expect(wasm.cols.pfHwm[f]).toBeLessThanOrEqual(one.cols.pfHwm[f]);
+        }
+        fleet.settle();
+        expectSameMemory(wasm, js);
+        expect(firstColumnDifference(wasm, one, figures)).toBeUndefined();
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('revalues a watched portfolio at once and the others only in the rest pass', () => {
+    for (const flavour of ['wasm', 'never', 'always'] as const) {
+      const k = kernelOf(flavour);
+      const watched = k.addPortfolio();
+      const other = k.addPortfolio();
+      k.ensureSymbol(AAPL);
+      const w = k.addPosition(watched, AAPL);
+      k.setPosition(w, 10, 100, 100);
+      const o = k.addPosition(other, AAPL);
+      k.setPosition(o, 10, 100, 100);
+      k.recompute(watched);
+      k.recompute(other);
+      k.setWatched(watched, true);
+      k.cols.batchSym[0] = AAPL;
+      k.cols.batchPrice[0] = 110;
+      expect(k.revalueWatched(1)).toBe(1);
+      expect([k.cols.pfDirty[0], k.cols.posMv[w], k.cols.posMv[o], k.pendingCount]).toEqual([watched, 1100, 1000, 1]);
+      expect(k.revalueRest()).toBe(1);
+      expect([k.cols.pfDirty[0], k.cols.posMv[o], k.cols.pfHoldings[other], k.pendingCount]).toEqual([other, 1100, 1100, 0]);
+      expect(() => k.revalue(0)).not.toThrow();
+      k.setWatched(watched, false);
+      expect(k.watchedCount).toBe(0);
+    }
   });
 });
 

@@ -89,6 +89,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'retain-events-ms', 'retainEventsMs', int(1), engine.retainEventsMs, 'ms', 'compact events older than this that every snapshot covers (default: keep every event, for audit)', 'none (keep all)'),
   e('engine', 'prices-flush-interval-ms', 'pricesFlushIntervalMs', timerMs(), engine.pricesFlushIntervalMs, 'ms', 'how often last prices are written to LMDB (a restart restores marks this fresh)'),
   e('engine', 'corporate-actions-check-ms', 'corporateActionsCheckMs', timerMs(), engine.corporateActionsCheckMs, 'ms', 'how often due corporate action steps are looked for'),
+  e('engine', 'unwatched-revalue-interval-ms', 'unwatchedRevalueIntervalMs', int(0, timerMsMax), engine.unwatchedRevalueIntervalMs, 'ms', 'a tick batch revalues watched portfolios first; the others follow once the shard has no batch waiting, at most this much batch time later (their risk limits and high-water marks see the latest prices within it; 0 = with every batch)'),
   e('engine', 'shard-heap-mb', 'shardHeapMb', int(16, 1 << 20), engine.shardHeapMb, 'MB', 'heap limit of each shard worker; a shard past it is restarted from the store'),
   e('engine', 'portfolios-max', 'limits.portfoliosMax', int(1), engine.limits.portfoliosMax, 'portfolios', 'portfolios in the engine; past it create is refused (limit_exceeded)'),
   e('engine', 'positions-per-portfolio-max', 'limits.positionsPerPortfolioMax', int(1), engine.limits.positionsPerPortfolioMax, 'positions', 'open positions of one portfolio; a trade opening one more symbol is refused'),
@@ -174,6 +175,8 @@ export const optionTable: readonly OptionEntry[] = [
   e('cluster', 'cluster-dedup-window-ms', 'dedupWindowMs', timerMs(1_000), cluster.dedupWindowMs, 'ms', 'JetStream dedup window of the command stream (set when the first node creates it); older duplicates are caught by the trade-id memory'),
   e('cluster', 'cluster-replicas', 'replicas', int(1, 5), cluster.replicas, 'replicas', '1, 3 or 5 JetStream replicas of the command stream and the KV buckets, set by the node that creates them (3 on a three-server NATS cluster)'),
   e('cluster', 'cluster-snapshot-ship-interval-ms', 'snapshotShipIntervalMs', timerMs(0), cluster.snapshotShipIntervalMs, 'ms', 'how often an owner ships a snapshot of each partition it owns whose stream cursor moved, to the mtm_snapshots object store (0 = only on a clean release)'),
+  e('cluster', 'cluster-snapshot-read-timeout-ms', 'snapshotReadTimeoutMs', timerMs(10), cluster.snapshotReadTimeoutMs, 'ms', "how long one read of a shipped partition snapshot may take when a node takes the partition over (a read overlapping a put can wait without end); then it is read again"),
+  e('cluster', 'cluster-snapshot-read-attempts-max', 'snapshotReadAttemptsMax', int(1, 100), cluster.snapshotReadAttemptsMax, 'reads', "reads of a shipped snapshot one take-over tries before it gives the partition back (keep attempts x read timeout below --cluster-owner-timeout-ms: the claim round waits for it)"),
   // The command line itself.
   e('cli', 'demo', 'demo', bool, false, '', 'seed demo portfolios and run a simulated feed'),
   e('cli', 'stats-interval-ms', 'statsIntervalMs', timerMs(0), 1000, 'ms', 'how often the one-line stats are printed (0 = never)'),

@@ -15,6 +15,9 @@ import { decodeCommand, encodeAnswer, type StreamCommand } from './commandCodec.
 import { clusterSubjects as names } from './subjects.js';
 import { partitionOf } from './partition.js';
 import type { ClusterCounters } from './counters.js';
+import type { RecentResult } from './recentResults.js';
+import { commandKey } from '../engine/streamPosition.js';
+import type { TradeResult } from '../domain/types.js';
 
 /**
  * Pull request lifetime of a partition's consumer (the server heartbeats every half of it). The client's
@@ -50,6 +53,13 @@ export interface ConsumerDeps {
   /** A corporate action was announced on the partition: its first step may be due at once. */
   onCorporate?: (partition: number) => void;
   log: (line: string) => void;
+  /**
+   * Checked once the consumer exists and before it delivers anything (takeover.ts gap): a reason means
+   * the stream may have a gap after the cursor, and the start fails (nothing applied).
+   */
+  guard?: (partition: number, cursor: number) => Promise<string | null>;
+  /** A trade or command result applied (not answered from memory): kept to travel with the partition's snapshot (recentResults.ts). */
+  remember?: (partition: number, r: RecentResult) => void;
 }
 
 /** A partition's portfolios as the engine's corporate desk scopes them (the engine knows no partitions). */
@@ -139,6 +149,13 @@ export class PartitionConsumer {
       opt_start_seq: cursor + 1,
     });
     if (this.stopped) return ready;
+    const gap = this.d.guard === undefined ? null : await this.d.guard(this.partition, cursor);
+    if (gap !== null) {
+      ready.catch(() => undefined);
+      this.stop();
+      throw new Error(`partition ${this.partition}: not started after stream seq ${cursor}: ${gap}`);
+    }
+    if (this.stopped) return ready;
     this.messages = await consumer.consume({ max_messages: 256, expires: consumerPullExpiresMs });
     if (this.stopped) this.messages.stop();
     void this.loop(this.messages).catch((err: unknown) => {
@@ -189,14 +206,14 @@ export class PartitionConsumer {
           this.d.fence(this.partition);
           return;
         }
-        await this.exclusive(() => this.apply(m.data, seq));
+        await this.exclusive(() => this.apply(m.data, seq, m.info.timestampNanos / 1e6));
         if (this.stopped) return;
       }
       if (seq >= this.target) this.markReady();
     }
   }
 
-  private async apply(data: Uint8Array, seq: number): Promise<void> {
+  private async apply(data: Uint8Array, seq: number, ts: number): Promise<void> {
     const decoded = decodeCommand(data);
     const commandId = decoded.ok && decoded.value.op !== 'trade' && decoded.value.op !== 'create' ? decoded.value.command_id : undefined;
     const position = commandId === undefined ? { partition: this.partition, seq } : { partition: this.partition, seq, commandId };
@@ -223,6 +240,10 @@ export class PartitionConsumer {
       r = await this.d.engine.applyAt(position, () => applyCommand(this.d.engine, c, scope));
     }
     this.d.counters.applied++;
+    if (r.ok && this.d.remember !== undefined) {
+      if (c.op === 'trade' && (r.value as TradeResult).applied === true) this.d.remember(this.partition, { portfolio_id: c.portfolio, trade_id: (r.value as TradeResult).trade_id, result: r.value, ts });
+      else if (commandId !== undefined) this.d.remember(this.partition, { portfolio_id: c.portfolio, trade_id: commandKey(commandId), result: { seq }, ts });
+    }
     if (c.op === 'corporate' && r.ok && this.ready) this.d.onCorporate?.(this.partition);
     // A broadcast refused by this owner is nobody's answer: logged (the others may have applied it).
     if (!r.ok && c.reply === undefined && (c.op === 'corporate' || c.op === 'corporateStep' || c.op === 'instrument')) {

@@ -25,6 +25,8 @@ import { EdgeStations, type EdgeEngine } from './edge.js';
 import { ClusterCounters, type ClusterReadings } from './counters.js';
 import { StatusResponder } from './status.js';
 import { SnapshotShipper } from './snapshotShipper.js';
+import { Takeover, takeoverDefaults } from './takeover.js';
+import { encodeRecentResults, RecentResults } from './recentResults.js';
 import { snapshotRowCounts } from '../shard/snapshotCodec.js';
 import type { EventQuery } from '../engine/api.js';
 
@@ -43,6 +45,10 @@ export interface ClusterOptions {
   replicas?: number;
   /** How often an owner ships a snapshot of each partition it owns whose stream cursor moved (0: only on release). */
   snapshotShipIntervalMs?: number;
+  /** One blob read of a shipped snapshot on take-over may take this long (then it is retried). */
+  snapshotReadTimeoutMs?: number;
+  /** Blob reads of one take-over before the claim is given back. */
+  snapshotReadAttemptsMax?: number;
   log?: (line: string) => void;
 }
 
@@ -53,6 +59,7 @@ export const clusterDefaults = {
   dedupWindowMs: 120_000,
   replicas: 1,
   snapshotShipIntervalMs: 30_000,
+  ...takeoverDefaults,
 } as const;
 
 /** How often an owner looks for corporate action steps due on its partitions (each is then published on the partition's stream). */
@@ -90,6 +97,11 @@ export class ClusterNode {
     readonly shipper: SnapshotShipper,
     /** Corporate actions and instrument definitions to every partition (broadcast.ts). */
     readonly broadcaster: Broadcaster,
+    /** Where a gained partition's books come from, and dropping a lost one's (takeover.ts). */
+    readonly takeover: Takeover,
+    private readonly heartbeatMs: number,
+    /** Each owned partition's recent results, shipped with its snapshot (recentResults.ts). */
+    private readonly recent: RecentResults,
   ) {
     this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
   }
@@ -101,6 +113,13 @@ export class ClusterNode {
   /** The sequence this node last shipped per partition: a round skips a partition whose cursor did not move (bounded by the partition count). */
   private readonly shippedSeq = new Map<number, number>();
   private shipRound: Promise<void> | null = null;
+  /** Per partition, the drop in progress (a take of the partition waits for it); bounded by the partition count. */
+  private readonly work = new Map<number, Promise<void>>();
+  /** Partitions whose books the engine recovered at start: dropped once another node is seen owning them. */
+  private residentAtStart = new Set<number>();
+  private foreignTimer: NodeJS.Timeout | null = null;
+  /** Stream purges after a confirmed ship: how many, and the messages they removed. */
+  readonly purges = { count: 0, messages: 0, failed: 0 };
 
   private readonly status: StatusResponder;
 
@@ -136,7 +155,9 @@ export class ClusterNode {
       const edge = new EdgeStations(nc, engine, owned.value, { log });
       const shipper = await SnapshotShipper.open(nc, o.replicas);
       const broadcaster = await Broadcaster.open(nc, o.replicas, o.partitions);
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster);
+      const recent = new RecentResults(o.partitions, o.dedupWindowMs);
+      const takeover = new Takeover(engine, shipper, recent, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, log });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster, takeover, o.heartbeatMs, recent);
       node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
@@ -147,6 +168,7 @@ export class ClusterNode {
       void (engine.ready ?? Promise.resolve()).then(
         () => {
           if (node.stopping !== null) return;
+          node.watchResident();
           node.ownership.run();
           node.edge.start();
         },
@@ -165,6 +187,8 @@ export class ClusterNode {
 
   private async take(partition: number, epoch: number): Promise<void> {
     const started = performance.now();
+    await this.work.get(partition);
+    const plan = await this.takeover.prepare(partition);
     const js = jetstream(this.nc);
     const c = new PartitionConsumer(
       {
@@ -179,6 +203,8 @@ export class ClusterNode {
         partitions: this.ownership.partitions,
         onCorporate: (p) => this.publishDueSteps(p),
         log: this.log,
+        guard: (p, cursor) => this.takeover.gap(p, cursor),
+        remember: (p, r) => this.recent.add(p, r),
       },
       partition,
       epoch,
@@ -189,7 +215,52 @@ export class ClusterNode {
     const ms = performance.now() - started;
     if (this.handoverMs.length >= 1_024) this.handoverMs.shift();
     this.handoverMs.push(ms);
-    this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms`);
+    const from = plan.source === 'snapshot' ? `from the shipped snapshot at stream seq ${plan.cursor} (${plan.portfolios} portfolios loaded in ${plan.loadMs.toFixed(1)} ms)` : plan.source === 'local' ? `from its own copy at stream seq ${plan.cursor}` : 'from the stream start';
+    this.log(`cluster: gained partition ${partition} (epoch ${epoch}): caught up to stream seq ${this.engine.streamCursor(partition)} in ${ms.toFixed(1)} ms, ${from}`);
+  }
+
+  /**
+   * The partitions whose books the engine recovered at start (its copies from before a restart): each
+   * is used if this node takes it (takeover.ts), and dropped once another node is seen owning it, so a
+   * stale copy is not revalued on this node's ticks for longer than that.
+   */
+  private watchResident(): void {
+    const P = this.ownership.partitions;
+    for (const id of this.engine.portfolioIds(() => true)) this.residentAtStart.add(partitionOf(id, P));
+    if (this.residentAtStart.size === 0) return;
+    this.foreignTimer = setInterval(() => {
+      for (const p of this.residentAtStart) {
+        if (this.ownership.heldPartitions().includes(p)) this.residentAtStart.delete(p);
+        else {
+          const owner = this.ownership.ownerOf(p);
+          if (owner === undefined || owner === this.ownership.nodeId) continue;
+          this.residentAtStart.delete(p);
+          this.dropBooks(p, null);
+        }
+      }
+      if (this.residentAtStart.size === 0 && this.foreignTimer !== null) clearInterval(this.foreignTimer);
+    }, this.heartbeatMs).unref();
+  }
+
+  /** The partition's books leave the engine after the consumer's last apply (takeover.ts drop); a take of it waits. */
+  private dropBooks(partition: number, c: PartitionConsumer | null): void {
+    const lastApply = c === null ? Promise.resolve() : c.exclusive(() => Promise.resolve());
+    const work: Promise<void> = (this.work.get(partition) ?? Promise.resolve())
+      .then(() => lastApply)
+      .then(() => this.takeover.drop(partition))
+      .then(
+        (n) => this.log(`cluster: partition ${partition}: dropped ${n} portfolios (served by another node now)`),
+        (err: unknown) => this.log(`cluster: partition ${partition}: drop failed: ${String(err)}`),
+      )
+      .finally(() => {
+        if (this.work.get(partition) === work) this.work.delete(partition);
+      });
+    this.work.set(partition, work);
+  }
+
+  /** Resolves once every drop in progress is done (tests; a take waits for its partition's). */
+  async settledDrops(): Promise<void> {
+    while (this.work.size > 0) await Promise.all([...this.work.values()]);
   }
 
   /**
@@ -206,12 +277,32 @@ export class ClusterNode {
       const seq = this.engine.streamCursor(partition);
       if (seq === 0 || seq <= (this.shippedSeq.get(partition) ?? 0)) return null;
       const segments = await this.engine.exportBooks((id) => partitionOf(id, P) === partition);
-      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios };
+      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)) };
     });
     if (image === null) return null;
     const put = await this.shipper.put(partition, image);
     this.shippedSeq.set(partition, image.seq);
-    return put ? image.seq : null;
+    if (!put) return null;
+    await this.purgeBelow(partition, image.seq, c);
+    return image.seq;
+  }
+
+  /**
+   * Stream retention: after a confirmed put of the partition's image at seq, the messages of its subject
+   * up to seq are purged (a take-over reads that image and replays from seq + 1; only one image per
+   * partition is kept). Only while this node still serves the partition with the consumer that made
+   * the image: a node that lost it purges nothing (the new owner may be replaying from its own cursor).
+   */
+  private async purgeBelow(partition: number, seq: number, c: PartitionConsumer): Promise<void> {
+    if (this.consumers.get(partition) !== c || !this.ownership.owns(partition)) return;
+    try {
+      const r = await this.jsm.streams.purge(names.commandStream, { filter: names.command(partition), seq });
+      this.purges.count++;
+      this.purges.messages += r.purged;
+    } catch (err) {
+      this.purges.failed++;
+      this.log(`cluster: partition ${partition}: stream not purged below seq ${seq + 1}: ${String(err)}`);
+    }
   }
 
   /** One round of the schedule: every owned partition in turn (one round at a time). */
@@ -271,9 +362,12 @@ export class ClusterNode {
   }
 
   private drop(partition: number): void {
-    this.consumers.get(partition)?.stop();
+    const c = this.consumers.get(partition) ?? null;
+    c?.stop();
     this.consumers.delete(partition);
     this.counters.consumerPending[partition] = 0;
+    // A clean stop keeps its books: a restart resumes from them when nothing newer was shipped.
+    if (this.stopping === null) this.dropBooks(partition, c);
   }
 
   /** The Engine the server talks to: commands through the stream, the rest to the local engine. */
@@ -357,6 +451,7 @@ export class ClusterNode {
   private async shutdown(): Promise<void> {
     this.status.close();
     if (this.shipTimer !== null) clearInterval(this.shipTimer);
+    if (this.foreignTimer !== null) clearInterval(this.foreignTimer);
     if (this.corporateTimer !== null) clearInterval(this.corporateTimer);
     await this.shipBeforeStop();
     await this.edge.close();

@@ -22,6 +22,10 @@ export const snapshotSegmentsMax = 16;
 /** Metadata key of the command-stream sequence an object's books include. */
 export const streamSeqKey = 'mtm-stream-seq';
 export const portfoliosKey = 'mtm-portfolios';
+/** Metadata key: '1' when the frame's last segment is the recent results, not a books segment. */
+export const resultsKey = 'mtm-results';
+/** How long one blob read of a shipped object may take (--cluster-snapshot-read-timeout-ms's default). */
+export const snapshotReadTimeoutMsDefault = 5_000;
 
 export interface PartitionImage {
   /** The command-stream sequence of the last message of the partition the books include. */
@@ -29,6 +33,11 @@ export interface PartitionImage {
   /** The columnar snapshot codec's segments of the partition's books. */
   segments: Uint8Array[];
   portfolios: number;
+  /**
+   * The partition's recent trade and command results (recentResults.ts encodeRecentResults), shipped as
+   * the frame's last segment (metadata mtm-results = 1); null: none (an object shipped before them).
+   */
+  results: Uint8Array | null;
 }
 
 export function encodeSnapshotFrame(segments: readonly Uint8Array[]): Uint8Array {
@@ -69,7 +78,7 @@ export function decodeSnapshotFrame(bytes: Uint8Array): Result<Uint8Array[]> {
 
 export class SnapshotShipper {
   /** Bytes shipped and objects put (cumulative), and puts skipped because the store already had a newer image. */
-  readonly counts = { shipped: 0, bytes: 0, stale: 0 };
+  readonly counts = { shipped: 0, bytes: 0, stale: 0, readTimeouts: 0 };
 
   private constructor(private readonly store: ObjectStore) {}
 
@@ -93,24 +102,49 @@ export class SnapshotShipper {
       this.counts.stale++;
       return false;
     }
-    const bytes = encodeSnapshotFrame(image.segments);
-    await this.store.putBlob({ name: names.snapshotName(partition), metadata: { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) } }, bytes);
+    const bytes = encodeSnapshotFrame(image.results === null ? image.segments : [...image.segments, image.results]);
+    const metadata: Record<string, string> = { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) };
+    if (image.results !== null) metadata[resultsKey] = '1';
+    await this.store.putBlob({ name: names.snapshotName(partition), metadata }, bytes);
     this.counts.shipped++;
     this.counts.bytes += bytes.byteLength;
     return true;
   }
 
-  /** The partition's latest shipped image (null: none), or the error naming what is wrong with it. */
-  async latest(partition: number): Promise<Result<PartitionImage | null>> {
-    const info = await this.store.info(names.snapshotName(partition));
+  /**
+   * The partition's latest shipped image (null: none), or the error naming what is wrong with it.
+   * Bounded: a blob read that overlaps a put replacing the object can wait without end for chunks the
+   * put purged (found in test/cluster.snapshots.test.ts), so the read gives up after readTimeoutMs
+   * (a retryable error; the reader's consumer is left to the client). The object's info is read again
+   * after the blob: an object replaced meanwhile (another nuid) is a retryable error too, since the
+   * bytes may belong to a sequence other than the one read first.
+   */
+  async latest(partition: number, readTimeoutMs = snapshotReadTimeoutMsDefault): Promise<Result<PartitionImage | null>> {
+    const name = names.snapshotName(partition);
+    const info = await this.store.info(name);
     if (info === null || info.deleted) return ok(null);
     const seq = Number(info.metadata?.[streamSeqKey]);
     const portfolios = Number(info.metadata?.[portfoliosKey]);
     if (!Number.isSafeInteger(seq) || seq < 1) return fail(ErrorCode.invalid_field, `snapshot object ${info.name}: metadata ${streamSeqKey} must be an integer >= 1, got ${JSON.stringify(info.metadata?.[streamSeqKey])}`, streamSeqKey);
-    const bytes = await this.store.getBlob(names.snapshotName(partition));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), readTimeoutMs);
+    });
+    const read = this.store.getBlob(name);
+    // The read may still fail after the timeout won: nobody waits for it then.
+    read.catch(() => undefined);
+    const bytes = await Promise.race([read, timedOut]).finally(() => clearTimeout(timer));
+    if (bytes === 'timeout') {
+      this.counts.readTimeouts++;
+      return fail(ErrorCode.partition_unavailable, `snapshot object ${name}: blob read did not finish within ${readTimeoutMs} ms (a put replacing it may have purged its chunks)`, 'snapshot', true);
+    }
+    const after = await this.store.info(name);
+    if (after === null || after.deleted || after.nuid !== info.nuid) return fail(ErrorCode.partition_unavailable, `snapshot object ${name} was replaced while it was read`, 'snapshot', true);
     if (bytes === null) return ok(null);
     const segments = decodeSnapshotFrame(bytes);
     if (!segments.ok) return segments;
-    return ok({ seq, segments: segments.value, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0 });
+    const withResults = info.metadata?.[resultsKey] === '1' && segments.value.length > 0;
+    const books = withResults ? segments.value.slice(0, -1) : segments.value;
+    return ok({ seq, segments: books, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0, results: withResults ? segments.value[segments.value.length - 1] : null });
   }
 }

@@ -86,6 +86,11 @@ export interface EngineOptions {
   limits?: Partial<EngineLimits>;
   /** Heap limit of each shard worker (MB). */
   shardHeapMb?: number;
+  /**
+   * Watched first: a tick batch revalues the watched portfolios at once and the others once the shard
+   * has no batch waiting, at most this much batch time (ms) later; 0 revalues them with every batch.
+   */
+  unwatchedRevalueIntervalMs?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */
@@ -257,6 +262,21 @@ export interface Engine {
   streamCursor(partition: number): number;
   /** Cluster: the books `keep` accepts, each shard's at one instant, in the columnar snapshot codec's segments. */
   exportBooks(keep: (id: string) => boolean): Promise<Uint8Array[]>;
+  /**
+   * Cluster: these portfolios leave the engine (directory, shards, the store's generation; with
+   * `cursor`, the partition's stream cursor is set to cursor.seq in that generation's transaction);
+   * answers how many the shards held.
+   */
+  dropPortfolios(ids: readonly string[], cursor?: StreamPosition): Promise<number>;
+  /**
+   * Cluster: a partition's books (exportBooks' segments) replace `replaced` in the engine, and its
+   * stream cursor is set to position.seq in the transaction of the store generation that holds them,
+   * with `results` (trade and command results the books include) in the trade-id memory; answers how
+   * many joined.
+   */
+  adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced?: readonly string[], results?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): Promise<Result<number>>;
+  /** Cluster: the ids `keep` accepts, in no order (a partition's portfolios). */
+  portfolioIds(keep: (id: string) => boolean): string[];
   /** Test/admin fault injection: kills the shard worker that owns the portfolio. */
   crashShard(shard: number): Result<void>;
   shardOf(portfolioId: string): number;

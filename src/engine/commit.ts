@@ -189,6 +189,12 @@ export class Commit {
     return r.ok ? ok(r.value.trade as TradeResult) : r;
   }
 
+  /** Cluster: these portfolios' copies left the engine: their remembered trade ids go (the store's too, engine.ts). */
+  forget(portfolioIds: readonly string[]): void {
+    const ids = new Set(portfolioIds);
+    for (const key of this.tradeIds.keys()) if (ids.has(key.slice(0, key.indexOf('\u0000')))) this.tradeIds.delete(key);
+  }
+
   /**
    * Settled trade ids, least recently settled first, bounded by tradeIdsRememberedMax (older ones are
    * answered by the store). Ids still in flight live in tradesInFlight and are never evicted: such an

@@ -8,12 +8,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import { engineClosed, ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js';
+import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
-import { decodeSnapshot, encodeSnapshot, type BookImage } from '../shard/snapshotCodec.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotStatuses, readSnapshotStrings, type BookImage } from '../shard/snapshotCodec.js';
 import { openStore, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
 import { RecoveryProgress } from './recovery.js';
@@ -45,11 +45,17 @@ import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
 import type { Instrument } from '../domain/types.js';
-import { validSymbol } from '../domain/validate.js';
+import { validatePortfolioId, validSymbol } from '../domain/validate.js';
+import { keyPart } from '../store/keys.js';
+import { baseCurrencyDefault, type PortfolioStatus } from '../domain/types.js';
 
 export { seqEpochSize, systemPortfolio } from './shards/pool.js';
 
 const systemClock: Clock = { now: () => Date.now() };
+
+/** dropPortfolios asks the shards again while one restarts, at most this many times, this far apart. */
+const dropAttemptsMax = 200;
+const dropRetryMs = 50;
 
 export class MtmEngine implements Engine {
   readonly kernel: 'wasm' | 'js';
@@ -105,6 +111,7 @@ export class MtmEngine implements Engine {
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
       batchDone: (batch) => this.lockstep.batchDone(batch),
+      settled: () => this.lockstep.settled(),
       resendPrices: (h) => this.lockstep.resendPrices(h),
       resyncShard: (h) => this.subscriptions.resyncShard(h),
       scheduleFlush: () => this.lockstep.scheduleFlush(),
@@ -337,6 +344,153 @@ export class MtmEngine implements Engine {
     return encodeSnapshot(books);
   }
 
+  /**
+   * Cluster: these portfolios leave this engine (their partition is served by another node now): out
+   * of the directory and of every shard (Shard.drop: no command, read, watch or tick reaches them), and
+   * out of the store's columnar generation, rewritten at once, so neither a shard restart nor an
+   * engine restart brings this copy back. Their logged events stay (the generation covers them).
+   * Answers how many the shards held.
+   */
+  async dropPortfolios(ids: readonly string[], cursor?: StreamPosition): Promise<number> {
+    if (this.life.closing) return 0;
+    await this.ready;
+    const known = ids.filter((id) => this.directory.has(id));
+    this.forgetCopies(known);
+    const dropped = known.length === 0 ? 0 : await this.dropFromShards(known);
+    if (known.length === 0 && cursor === undefined) return 0;
+    // Without a complete generation (a shard restarting) the store keeps the books and the cursor as
+    // they were (consistent); the next round writes the books out.
+    await this.writeGeneration(cursor === undefined ? undefined : () => this.store.setStreamCursor(cursor.partition, cursor.seq));
+    return dropped;
+  }
+
+  portfolioIds(keep: (id: string) => boolean): string[] {
+    const out: string[] = [];
+    for (const id of this.directory.keys()) if (keep(id)) out.push(id);
+    return out;
+  }
+
+  /**
+   * The copies of these portfolios leave: out of the directory, their trade and command ids forgotten
+   * (commit's memory and the store's, durably), their logged history hidden from their reads: a copy
+   * rebuilt later from a snapshot or the stream applies those commands again and logs them again.
+   * Found by test/cluster.nodes.test.ts: a node that lost a partition and took it back from the
+   * stream's start answered its old trades as duplicates (its cash missed them), and once those were
+   * applied its log showed every trade twice.
+   */
+  private forgetCopies(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    for (const id of ids) this.directory.delete(id);
+    this.commit.forget(ids);
+    this.store.forgetCopies(ids);
+  }
+
+  /** Writes asked for while a generation is written, run together with the next one (writeGeneration). */
+  private generationWrites: (() => void)[] = [];
+  private generationNext: Promise<boolean> | null = null;
+  private generationRunning: Promise<unknown> = Promise.resolve();
+
+  /**
+   * A store generation for cluster drops and adopts, with their writes (`alongside`: cursors, results)
+   * in its transaction. Those asked for while one is being written share the next one: a node fenced
+   * out of every partition at once writes two generations, not one per partition (each is every book of
+   * every shard). Answers whether the generation holding `alongside` was written.
+   */
+  private writeGeneration(alongside?: () => void): Promise<boolean> {
+    if (alongside !== undefined) this.generationWrites.push(alongside);
+    this.generationNext ??= this.generationRunning.then(() => {
+      this.generationNext = null;
+      const writes = this.generationWrites.splice(0);
+      const run = this.upkeep.snapshotAll(false, () => {
+        for (const w of writes) w();
+      });
+      this.generationRunning = run.catch(() => undefined);
+      return run.catch(() => false);
+    });
+    return this.generationNext;
+  }
+
+  /** Drops from every shard, again while one is restarting (its restart reloaded them from the store). */
+  private async dropFromShards(ids: string[]): Promise<number> {
+    let dropped = 0;
+    for (let attempt = 0; attempt < dropAttemptsMax && !this.life.closing; attempt++) {
+      const answers = await this.pool.books({ t: 'drop', ids });
+      for (const a of answers) dropped += a?.portfolios ?? 0;
+      if (answers.every((a) => a !== null)) break;
+      await new Promise((r) => setTimeout(r, dropRetryMs));
+    }
+    return dropped;
+  }
+
+  /**
+   * Cluster: a partition's books taken over from a shipped snapshot (columnar codec segments, as
+   * exportBooks writes them) join this engine: validated here, registered in the directory and the
+   * symbol table, loaded into the running shards (Shard.adopt), then written to the store as a new
+   * columnar generation whose transaction also sets the partition's stream cursor to position.seq
+   * (backwards too): a restart comes back to exactly these books at that sequence. Refused, with
+   * nothing kept, when a book is held here already, the snapshot does not decode, or a limit is
+   * reached; retryable when a shard is restarting. Empty segments: only the cursor and a generation.
+   */
+  async adoptBooks(segments: readonly Uint8Array[], position: StreamPosition, replaced: readonly string[] = [], results: readonly { portfolio_id: string; trade_id: string; result: unknown }[] = []): Promise<Result<number>> {
+    if (this.life.closing) return engineClosed();
+    await this.ready;
+    const gone = replaced.filter((id) => this.directory.has(id));
+    this.forgetCopies(gone);
+    if (gone.length > 0) await this.dropFromShards(gone);
+    const books = segments.length === 0 ? ok([]) : this.readAdopted(segments);
+    if (!books.ok) return books;
+    const ids = books.value.map((b) => b.id);
+    const held = new Set(ids);
+    const bad = results.find((r) => !keyPart(r.portfolio_id) || !keyPart(r.trade_id) || !held.has(r.portfolio_id));
+    if (bad !== undefined) return fail(ErrorCode.invalid_field, `snapshot results: ${JSON.stringify(bad.trade_id)} of ${JSON.stringify(bad.portfolio_id)} is not a result of the snapshot's portfolios`, 'snapshot');
+    for (const b of books.value) this.directory.set(b.id, { name: b.name, state: b.state, base: b.base });
+    const undo = async (error: EngineError): Promise<Result<never>> => {
+      for (const id of ids) this.directory.delete(id);
+      if (ids.length > 0) await this.dropFromShards(ids);
+      return { ok: false, error };
+    };
+    if (ids.length > 0) {
+      this.pool.announceSymbols();
+      const answers = await this.pool.books({ t: 'adopt', segments: segments.map((s) => new Uint8Array(s)) });
+      const refused = answers.find((a) => a !== null && a.error !== null);
+      if (refused !== undefined) return undo({ code: ErrorCode.limit_exceeded, message: `snapshot: ${refused!.error}`, field: 'snapshot' });
+      if (answers.some((a) => a === null)) return undo(shardRestartingError(answers.findIndex((a) => a === null)));
+    }
+    const written = await this.writeGeneration(() => {
+      // The ids the books include, so a resend of one is answered, not applied again (first result wins).
+      if (results.length > 0) this.store.append([], results).durable.catch(() => undefined);
+      this.store.setStreamCursor(position.partition, position.seq);
+    });
+    if (!written) return undo(shardRestartingError(this.pool.shards.findIndex((h) => h.state !== 'ready')));
+    return ok(ids.length);
+  }
+
+  /** The adopted snapshot's books, checked before any shard sees them (a bad image is refused here). */
+  private readAdopted(segments: readonly Uint8Array[]): Result<{ id: string; name: string; state: PortfolioStatus; base: string }[]> {
+    const bad = (rule: string): Result<never> => fail(ErrorCode.invalid_field, `snapshot: ${rule}`, 'snapshot');
+    const out: { id: string; name: string; state: PortfolioStatus; base: string }[] = [];
+    let strings: ReturnType<typeof readSnapshotStrings>;
+    try {
+      strings = readSnapshotStrings(segments);
+      const statuses = readSnapshotStatuses(segments);
+      decodeSnapshot(segments, () => true, (b) => out.push({ id: b.state.id, name: b.state.name, state: statuses[out.length], base: b.state.base_currency ?? baseCurrencyDefault }));
+    } catch (err) {
+      return bad(`the books do not decode: ${(err as Error).message}`);
+    }
+    for (const b of out) {
+      if (!validatePortfolioId(b.id, 'portfolio_id').ok) return bad(`portfolio id ${JSON.stringify(b.id)} is not a valid id`);
+      if (this.directory.has(b.id)) return fail(ErrorCode.portfolio_exists, `snapshot: portfolio '${b.id}' is already held by this engine`, 'portfolio_id');
+    }
+    for (const s of strings.symbols) {
+      if (!validSymbol(s)) return bad(`symbol ${JSON.stringify(s)} is not a valid symbol`);
+      if (this.symbols.intern(s) < 0) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'symbol');
+    }
+    for (const [currency, base] of strings.conversions) {
+      if (!this.symbols.internConversion(currency, base, this.o.fxPivot)) return fail(ErrorCode.limit_exceeded, `symbols must be <= ${this.o.limits.symbolsMax}`, 'currency');
+    }
+    return ok(out);
+  }
+
   // ---- reads and subscriptions ------------------------------------------------------------------
 
   has(portfolioId: string): boolean {
@@ -389,8 +543,8 @@ export class MtmEngine implements Engine {
   }
 
   /** Each shard's records, written after (and atomically with respect to) the events they cover. */
-  snapshotAll(): Promise<void> {
-    return this.upkeep.snapshotAll();
+  async snapshotAll(): Promise<void> {
+    await this.upkeep.snapshotAll();
   }
 
   /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */

@@ -4,6 +4,7 @@ import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
 import { fxPivotDefault, validPivot } from '../domain/fx.js';
 import { instrumentsMaxDefault } from '../domain/types.js';
+import { unwatchedRevalueIntervalMsDefault } from '../shard/protocol.js';
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -30,6 +31,7 @@ export interface ResolvedOptions {
   pricesFlushIntervalMs: number;
   corporateActionsCheckMs: number;
   shardHeapMb: number;
+  unwatchedRevalueIntervalMs: number;
   allowFaultInjection: boolean;
   staleAfterMs: number;
   suspectMovePct: number;
@@ -77,6 +79,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     pricesFlushIntervalMs: Math.max(1, o.pricesFlushIntervalMs ?? 1_000),
     corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
+    unwatchedRevalueIntervalMs: Math.max(0, o.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault),
     allowFaultInjection: o.allowFaultInjection ?? false,
     staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,
     suspectMovePct: o.suspectMovePct ?? suspectMovePctDefault,

@@ -132,7 +132,10 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
       const strings = readSnapshotStrings(segments);
       const covered = pointer.covered[i];
       for (const id of strings.ids) coverage.covered.set(id, covered);
-      if (strings.ids.length > 0) coverage.min = Math.min(coverage.min, covered);
+      // A shard part without books covers too: as of `covered`, the shard's books were exactly these
+      // (none). A cluster node that dropped a partition's portfolios (engine.dropPortfolios) must not
+      // see them come back from their events before it.
+      coverage.min = Math.min(coverage.min, covered);
       if (directory !== null) {
         const statuses = readSnapshotStatuses(segments);
         strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
@@ -379,7 +382,7 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   const { store, symbols, progress } = host;
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, null, directory, coverage);
-  if (coverage.covered.size === 0) coverage.min = 0;
+  if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark('snapshots read');
   progress.portfolios = directory.size;
   await started;
@@ -406,7 +409,7 @@ export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<
   const { store, progress } = host;
   const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, h.index, null, coverage);
-  if (coverage.covered.size === 0) coverage.min = 0;
+  if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark(`shard ${h.index} restart: snapshot read`);
   sendSymbols(host, h);
   sendSnapshot(host, h, source, pricesFor(host));

@@ -14,6 +14,8 @@ export class ShardHandle {
   state: 'starting' | 'ready' | 'restarting' | 'stopped' = 'starting';
   /** Numbers of the tick batches posted to this shard and not yet answered, oldest first. */
   batchesInFlight: number[] = [];
+  /** Its last answered batch left the unwatched portfolios' pass pending: a 'settled' message follows. */
+  unsettled = false;
   /**
    * Whether this worker was sent the symbol table (recovery does, first thing): names announced
    * before that would reach it out of order (ids from the middle of the table).

@@ -42,9 +42,12 @@ export class Upkeep {
   /**
    * Each shard's records and columnar segments, written after (and atomically with respect to) the
    * events they cover. clean: the engine's last round before a clean shutdown (its seqs are exact).
+   * alongside: writes enqueued synchronously with the generation, so they commit in its transaction
+   * (a taken-over partition's stream cursor); called only when the round is complete. Answers whether
+   * the columnar generation was written.
    */
-  async snapshotAll(clean = false): Promise<void> {
-    if (this.d.life.closed) return;
+  async snapshotAll(clean = false, alongside?: () => void): Promise<boolean> {
+    if (this.d.life.closed) return false;
     // Records asked for during a corporate step would include it before its events are appended, so
     // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
     while (this.d.corporate.holding) await this.d.corporate.idle();
@@ -62,11 +65,13 @@ export class Upkeep {
     );
     // The columnar generation (what recovery reads) needs every shard of one round; a round that
     // missed a restarting shard keeps the previous generation.
-    const complete = rounds.every((r) => r !== null);
+    const complete = rounds.every((r) => r !== null) && !this.d.life.closed;
+    if (complete) alongside?.();
     const columnar = complete
       ? this.d.store.writeShardSnapshots({ as_of: asOf, clean, covered: rounds.map((r) => r!.covered), shards: rounds.map((r) => r!.segments) })
       : null;
     await Promise.all([...rounds.map((r) => r?.written), columnar]);
+    return complete;
   }
 
   /** Retention: drop events every snapshot covers and older than retainEventsMs (off by default: audit). */

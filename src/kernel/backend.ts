@@ -23,6 +23,20 @@ export interface KernelBackend {
    * pfBreach[0..breachCount) plus the header's dirtyCount, breachCount and touched. Returns dirtyCount.
    */
   revalue(n: number): number;
+  /**
+   * Watched first, the batch's first pass: applies batchSym/batchPrice[0, n) to the symbol prices like
+   * revalue, but revalues (and recomputes, checks, lists dirty) only the portfolios flagged
+   * FLAG_WATCHED; every changed symbol is counted in symPending for revalueRest. watchedRows (the rows
+   * of the watched portfolios, an estimate given alike to both backends) picks the path: the changed
+   * symbols' lists or a sweep of the watch list. Returns dirtyCount.
+   */
+  revalueWatched(n: number, watchedRows: number): number;
+  /**
+   * The pass over the rest: revalues the unwatched portfolios' rows of every symbol pending since the
+   * last call at its current price (recomputed, checked, listed dirty as revalue does), then clears
+   * the pending symbols. Returns dirtyCount.
+   */
+  revalueRest(): number;
   /** Recomputes one portfolio's totals from its positions and checks its limits; returns the breach kind or 0. */
   recompute(pf: number): number;
 }

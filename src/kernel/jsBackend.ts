@@ -7,6 +7,7 @@ import {
   BREACH_MAX_LOSS,
   BREACH_MAX_WEIGHT,
   FLAG_BREACH_LATCHED,
+  FLAG_WATCHED,
   H,
   HEADER_BYTES,
   NONE,
@@ -77,6 +78,12 @@ export class JsBackend implements KernelBackend {
       if (symPrice[s] !== batchPrice[k]) estimate += symCount[s] + symFxCount[s];
     }
     if (this.sweepPolicy === 'always') return estimate > 0;
+    return this.sweepPays(estimate);
+  }
+
+  /** Whether sweeping every portfolio costs less than walking `estimate` rows through the lists. */
+  private sweepPays(estimate: number): boolean {
+    const symCount = this.c.symCount;
     const symCap = this.header[H.symCap];
     if (estimate * COUNT_GATE < symCap) return false;
     // Rows are allocated densely from 0 and each is counted once in its symbol's symCount.
@@ -158,7 +165,7 @@ export class JsBackend implements KernelBackend {
     for (let f = 0; f < pfCap; f++) {
       const head = pfHead[f];
       if (head === NONE || (head === 0 && f !== rowZeroOwner)) continue;
-      const count = this.sweepOne(head);
+      const count = this.sweepOne(head, symChanges);
       if (count === 0) continue;
       touched += count;
       pfStamp[f] = stamp;
@@ -186,8 +193,8 @@ export class JsBackend implements KernelBackend {
   // list order, exactly as recompute would after walkSymbols. Returns the touches: a symbol that
   // changed c times in the batch counts c per open row it prices and c per open row it converts,
   // as the lists would.
-  private sweepOne(head: number): number {
-    const { posNextPf, posSym, posFxSym, symChanges, symPrice, posQty, posAvg, posFx, posMark, posMv, posUpnl } = this.c;
+  private sweepOne(head: number, symChanges: Int32Array): number {
+    const { posNextPf, posSym, posFxSym, symPrice, posQty, posAvg, posFx, posMark, posMv, posUpnl } = this.c;
     let holdings = 0;
     let cost = 0;
     let upnl = 0;
@@ -236,6 +243,216 @@ export class JsBackend implements KernelBackend {
     this.sumGross = gross;
     this.sumMaxAbs = maxAbs;
     return count;
+  }
+
+  revalueWatched(n: number, watchedRows: number): number {
+    const h = this.header;
+    const stamp = (h[H.stamp] = (h[H.stamp] + 1) | 0);
+    const estimate = this.applyBatch(n);
+    h[H.dirtyCount] = 0;
+    h[H.breachCount] = 0;
+    h[H.touched] = 0;
+    if (h[H.watchCount] === 0) {
+      this.clearChanges(n);
+      return 0;
+    }
+    // Walking reaches every row of the changed symbols (watched or not) through the lists; sweeping
+    // reads every row of the watched portfolios in place. Same rule and operation order in both kernels.
+    const policy = this.sweepPolicy;
+    if (policy === 'always' || (policy === 'auto' && estimate * LIST_ROW_COST >= watchedRows)) {
+      this.sweepBatches++;
+      h[H.touched] = this.sweepWatched(stamp);
+      this.clearChanges(n);
+    } else {
+      h[H.touched] = this.walkWatched(n, stamp);
+      this.recomputeDirty(h[H.dirtyCount]);
+    }
+    return h[H.dirtyCount];
+  }
+
+  /**
+   * Applies the batch to the symbol prices: symChanges counts this batch's changes (the first pass
+   * reads it), symPending those the unwatched rows have not seen (listed once in symPendingList).
+   * Returns the rows of the changed symbols (both lists), the walk's cost estimate.
+   */
+  private applyBatch(n: number): number {
+    const { batchSym, batchPrice, symPrice, symChanges, symPending, symPendingList, symCount, symFxCount } = this.c;
+    let pending = this.header[H.pendingCount];
+    let estimate = 0;
+    for (let k = 0; k < n; k++) {
+      const s = batchSym[k];
+      const price = batchPrice[k];
+      if (symPrice[s] === price) continue;
+      symPrice[s] = price;
+      symChanges[s]++;
+      if (symPending[s]++ === 0) symPendingList[pending++] = s;
+      estimate += symCount[s] + symFxCount[s];
+    }
+    this.header[H.pendingCount] = pending;
+    return estimate;
+  }
+
+  private clearChanges(n: number): void {
+    const { batchSym, symChanges } = this.c;
+    for (let k = 0; k < n; k++) symChanges[batchSym[k]] = 0;
+  }
+
+  /** The lists of this batch's changed symbols, watched portfolios' rows only; returns the touches. */
+  private walkWatched(n: number, stamp: number): number {
+    const { batchSym, symChanges, symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfFlags, pfStamp, pfDirty } = this.c;
+    let dirty = 0;
+    let touched = 0;
+    for (let k = 0; k < n; k++) {
+      const s = batchSym[k];
+      if (symChanges[s] === 0) continue;
+      symChanges[s] = 0;
+      const price = symPrice[s];
+      for (let pos = symHead[s]; pos !== NONE; pos = posNextSym[pos]) {
+        const f = posPf[pos];
+        if ((pfFlags[f] & FLAG_WATCHED) === 0) continue;
+        posMark[pos] = price;
+        const q = posQty[pos];
+        if (q === 0) continue;
+        const fx = posFx[pos];
+        posMv[pos] = q * price * fx;
+        posUpnl[pos] = (price - posAvg[pos]) * q * fx;
+        touched++;
+        if (pfStamp[f] !== stamp) {
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+        }
+      }
+      for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
+        const f = posPf[pos];
+        if ((pfFlags[f] & FLAG_WATCHED) === 0) continue;
+        posFx[pos] = price;
+        const q = posQty[pos];
+        if (q === 0) continue;
+        const mark = posMark[pos];
+        posMv[pos] = q * mark * price;
+        posUpnl[pos] = (mark - posAvg[pos]) * q * price;
+        touched++;
+        if (pfStamp[f] !== stamp) {
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+        }
+      }
+    }
+    this.header[H.dirtyCount] = dirty;
+    return touched;
+  }
+
+  /** Every watched portfolio's rows, in watch-list order; returns the touches. */
+  private sweepWatched(stamp: number): number {
+    const { pfWatch, pfHead, pfStamp, pfDirty, pfBreach, symChanges } = this.c;
+    const watched = this.header[H.watchCount];
+    let dirty = 0;
+    let breaches = 0;
+    let touched = 0;
+    for (let i = 0; i < watched; i++) {
+      const f = pfWatch[i];
+      const head = pfHead[f];
+      if (head === NONE) continue;
+      const count = this.sweepOne(head, symChanges);
+      if (count === 0) continue;
+      touched += count;
+      pfStamp[f] = stamp;
+      pfDirty[dirty++] = f;
+      if (this.finish(f, this.sumHoldings, this.sumCost, this.sumUpnl, this.sumGross, this.sumMaxAbs) !== 0) pfBreach[breaches++] = f;
+    }
+    this.header[H.dirtyCount] = dirty;
+    this.header[H.breachCount] = breaches;
+    return touched;
+  }
+
+  revalueRest(): number {
+    const h = this.header;
+    const stamp = (h[H.stamp] = (h[H.stamp] + 1) | 0);
+    const { symPending, symPendingList, symCount, symFxCount } = this.c;
+    const pending = h[H.pendingCount];
+    let estimate = 0;
+    for (let i = 0; i < pending; i++) {
+      const s = symPendingList[i];
+      estimate += symCount[s] + symFxCount[s];
+    }
+    const policy = this.sweepPolicy;
+    // The sweep runs only when rows exist (see sweepPortfolios: a head of 0 is ambiguous without them).
+    if (policy === 'always' ? estimate > 0 : policy === 'auto' && this.sweepPays(estimate)) {
+      this.sweepBatches++;
+      h[H.touched] = this.sweepUnwatched(stamp);
+    } else {
+      h[H.touched] = this.walkUnwatched(pending, stamp);
+      this.recomputeDirty(h[H.dirtyCount]);
+    }
+    for (let i = 0; i < pending; i++) symPending[symPendingList[i]] = 0;
+    h[H.pendingCount] = 0;
+    return h[H.dirtyCount];
+  }
+
+  /** The lists of the pending symbols, unwatched portfolios' rows only; returns the touches. */
+  private walkUnwatched(pending: number, stamp: number): number {
+    const { symPendingList, symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfFlags, pfStamp, pfDirty } = this.c;
+    let dirty = 0;
+    let touched = 0;
+    for (let i = 0; i < pending; i++) {
+      const s = symPendingList[i];
+      const price = symPrice[s];
+      for (let pos = symHead[s]; pos !== NONE; pos = posNextSym[pos]) {
+        const f = posPf[pos];
+        if ((pfFlags[f] & FLAG_WATCHED) !== 0) continue;
+        posMark[pos] = price;
+        const q = posQty[pos];
+        if (q === 0) continue;
+        const fx = posFx[pos];
+        posMv[pos] = q * price * fx;
+        posUpnl[pos] = (price - posAvg[pos]) * q * fx;
+        touched++;
+        if (pfStamp[f] !== stamp) {
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+        }
+      }
+      for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
+        const f = posPf[pos];
+        if ((pfFlags[f] & FLAG_WATCHED) !== 0) continue;
+        posFx[pos] = price;
+        const q = posQty[pos];
+        if (q === 0) continue;
+        const mark = posMark[pos];
+        posMv[pos] = q * mark * price;
+        posUpnl[pos] = (mark - posAvg[pos]) * q * price;
+        touched++;
+        if (pfStamp[f] !== stamp) {
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+        }
+      }
+    }
+    this.header[H.dirtyCount] = dirty;
+    return touched;
+  }
+
+  /** Every unwatched portfolio, in row order, against symPending; returns the touches. */
+  private sweepUnwatched(stamp: number): number {
+    const { symPending, pfHead, posPf, pfFlags, pfStamp, pfDirty, pfBreach } = this.c;
+    const pfCap = this.header[H.pfCap];
+    const rowZeroOwner = posPf[0];
+    let dirty = 0;
+    let breaches = 0;
+    let touched = 0;
+    for (let f = 0; f < pfCap; f++) {
+      const head = pfHead[f];
+      if (head === NONE || (head === 0 && f !== rowZeroOwner) || (pfFlags[f] & FLAG_WATCHED) !== 0) continue;
+      const count = this.sweepOne(head, symPending);
+      if (count === 0) continue;
+      touched += count;
+      pfStamp[f] = stamp;
+      pfDirty[dirty++] = f;
+      if (this.finish(f, this.sumHoldings, this.sumCost, this.sumUpnl, this.sumGross, this.sumMaxAbs) !== 0) pfBreach[breaches++] = f;
+    }
+    this.header[H.dirtyCount] = dirty;
+    this.header[H.breachCount] = breaches;
+    return touched;
   }
 
   recompute(f: number): number {

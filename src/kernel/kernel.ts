@@ -4,7 +4,7 @@
 import { assert } from '../assert.js';
 import type { KernelBackend, KernelKind } from './backend.js';
 import { Conversions, type ConversionLegIds } from './conversions.js';
-import { FLAG_BREACH_LATCHED, H, HEADER_BYTES, NONE, columnSpecs, computeLayout, viewColumns, writeHeader, type Capacities, type Columns, type Layout } from './layout.js';
+import { FLAG_BREACH_LATCHED, FLAG_WATCHED, H, HEADER_BYTES, NONE, columnSpecs, computeLayout, viewColumns, writeHeader, type Capacities, type Columns, type Layout } from './layout.js';
 
 export interface KernelLimits {
   positionsMax: number;
@@ -27,6 +27,8 @@ export class Kernel {
   batchLength = 0;
   /** Derived FX rates (direct, inverse, cross), re-derived ahead of each revalue (conversions.ts). */
   private readonly conversions = new Conversions();
+  /** Portfolio -> its slot in pfWatch (valid while flagged FLAG_WATCHED). */
+  private watchIndex = new Int32Array(0);
 
   constructor(
     readonly backend: KernelBackend,
@@ -235,9 +237,69 @@ export class Kernel {
    */
   revalue(n: number): number {
     assert(n <= this.layout.caps.batch, 'batch larger than its capacity');
+    assert(this.header[H.pendingCount] === 0, 'revalue with unwatched rows pending: revalueRest first');
     const m = this.conversions.count === 0 ? n : this.conversions.extend(this.cols, n, this.layout.caps.batch);
     this.batchLength = m;
     return this.backend.revalue(m);
+  }
+
+  /** Portfolios whose rows every batch revalues first (setWatched). */
+  get watchedCount(): number {
+    return this.header[H.watchCount];
+  }
+
+  /** Symbols whose price changed since the last revalueRest: the unwatched rows have not seen them. */
+  get pendingCount(): number {
+    return this.header[H.pendingCount];
+  }
+
+  /**
+   * Puts portfolio f on the watch list (or takes it off): its rows are revalued by every batch's
+   * first pass. Only while nothing is pending (revalueRest first): a portfolio changing sides with
+   * prices pending would skip them or see them twice.
+   */
+  setWatched(f: number, on: boolean): void {
+    assert(this.header[H.pendingCount] === 0, 'watch list changed while unwatched rows have prices pending');
+    const c = this.cols;
+    if (((c.pfFlags[f] & FLAG_WATCHED) !== 0) === on) return;
+    if (this.watchIndex.length < this.layout.caps.pf) {
+      const next = new Int32Array(this.layout.caps.pf);
+      next.set(this.watchIndex);
+      this.watchIndex = next;
+    }
+    const h = this.header;
+    if (on) {
+      c.pfFlags[f] |= FLAG_WATCHED;
+      this.watchIndex[f] = h[H.watchCount];
+      c.pfWatch[h[H.watchCount]++] = f;
+      return;
+    }
+    c.pfFlags[f] &= ~FLAG_WATCHED;
+    const last = c.pfWatch[--h[H.watchCount]];
+    const at = this.watchIndex[f];
+    c.pfWatch[at] = last;
+    this.watchIndex[last] = at;
+  }
+
+  /**
+   * Watched first: applies batchSym/batchPrice[0, n) (conversions appended, as revalue) and revalues
+   * only the watched portfolios' rows; the other rows wait for revalueRest. Figures, once both passes
+   * ran, are the bits revalue gives (same row expressions, same per-portfolio summation order);
+   * only the dirty order differs (watched first).
+   */
+  revalueWatched(n: number): number {
+    assert(n <= this.layout.caps.batch, 'batch larger than its capacity');
+    const m = this.conversions.count === 0 ? n : this.conversions.extend(this.cols, n, this.layout.caps.batch);
+    this.batchLength = m;
+    const watched = this.header[H.watchCount];
+    // The watched portfolios' rows, taken as the book's average: both backends get the same number.
+    const watchedRows = this.portfolios === 0 ? 0 : (watched * this.positions) / this.portfolios;
+    return this.backend.revalueWatched(m, watchedRows);
+  }
+
+  /** The unwatched portfolios' rows of every symbol pending since the last call (see revalueWatched). */
+  revalueRest(): number {
+    return this.backend.revalueRest();
   }
 
   recompute(f: number): number {
@@ -250,10 +312,12 @@ export class Kernel {
       const count = spec.group === 'pos' ? this.positions : spec.group === 'pf' ? this.portfolios : spec.group === 'sym' ? this.symbols : 0;
       return this.cols[spec.name].slice(0, count);
     });
-    const stamp = this.header[H.stamp];
+    // The header is rewritten by relayout: the stamp and the two list counts carry over.
+    const { stamp, watchCount, pendingCount } = H;
+    const slots = [this.header[stamp], this.header[watchCount], this.header[pendingCount]];
     this.relayout(caps);
     columnSpecs.forEach((spec, i) => this.cols[spec.name].set(kept[i] as never));
-    this.header[H.stamp] = stamp;
+    [this.header[stamp], this.header[watchCount], this.header[pendingCount]] = slots;
   }
 
   private relayout(caps: Capacities): void {

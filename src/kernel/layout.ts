@@ -25,6 +25,10 @@ export const H = {
   breachCount: 5,
   touched: 6,
   stamp: 7,
+  /** Portfolios on the watch list (pfWatch[0, watchCount)). */
+  watchCount: 8,
+  /** Symbols changed since the last pass over unwatched portfolios (symPendingList[0, pendingCount)). */
+  pendingCount: 9,
   // column byte offsets follow from slot 16
   columns: 16,
 } as const;
@@ -82,6 +86,12 @@ export const columnSpecs = [
   { name: 'posNextFx', kind: 'i32', group: 'pos' },
   { name: 'symFxHead', kind: 'i32', group: 'sym' },
   { name: 'symFxCount', kind: 'i32', group: 'sym' },
+  // Watched first (Kernel.revalueWatched / revalueRest): the portfolios whose rows a batch revalues at
+  // once (flag FLAG_WATCHED, listed in pfWatch), and per symbol the price changes the unwatched rows
+  // have not seen yet (symPending, listed once in symPendingList).
+  { name: 'pfWatch', kind: 'i32', group: 'pf' },
+  { name: 'symPending', kind: 'i32', group: 'sym' },
+  { name: 'symPendingList', kind: 'i32', group: 'sym' },
 ] as const satisfies readonly ColumnSpec[];
 
 export type ColumnName = (typeof columnSpecs)[number]['name'];
@@ -91,6 +101,8 @@ export type Columns = { [K in F64Names]: Float64Array } & { [K in I32Names]: Int
 
 /** pfFlags bits. */
 export const FLAG_BREACH_LATCHED = 1;
+/** Listed in pfWatch: its rows are revalued by every batch's first pass (someone watches its deltas). */
+export const FLAG_WATCHED = 2;
 
 /** Breach kinds reported in pfBreachKind (also the priority when several limits break at once). */
 export const BREACH_MAX_LOSS = 1;

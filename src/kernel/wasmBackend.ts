@@ -11,6 +11,8 @@ const PAGE_BYTES = 65536;
 interface KernelExports {
   readonly memory: WebAssembly.Memory;
   revalue(n: number): number;
+  revalueWatched(n: number, watchedRows: number): number;
+  revalueRest(): number;
   recompute(pf: number): number;
   sweepBatches(): number;
 }
@@ -63,6 +65,14 @@ export class WasmBackend implements KernelBackend {
 
   revalue(n: number): number {
     return this.wasm.revalue(n);
+  }
+
+  revalueWatched(n: number, watchedRows: number): number {
+    return this.wasm.revalueWatched(n, watchedRows);
+  }
+
+  revalueRest(): number {
+    return this.wasm.revalueRest();
   }
 
   recompute(pf: number): number {

@@ -28,6 +28,12 @@ export class Book {
   covered = 0;
   /** Replay changed its state: its kernel rows are synced once, when recovery finishes. */
   touched = false;
+  /**
+   * Dropped (its cluster partition moved to another node, Shard.drop): no longer under its id, its
+   * kernel rows flat so no tick revalues it, left out of records and snapshots. Its rows stay (kernel
+   * rows are never unlinked) until the shard restarts, bounded by portfoliosMax.
+   */
+  dropped = false;
   /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
   heldOf: PortfolioState | null = null;
   private stateValue: PortfolioState | null;

@@ -25,7 +25,17 @@ export interface ShardInit {
   shards?: number;
   /** Cross rates go through this currency (src/domain/fx.ts); absent: USD. */
   fxPivot?: string;
+  /** Batch time (ms) the unwatched portfolios' rows may wait for a busy shard (Shard.settle); absent: the default. */
+  unwatchedRevalueIntervalMs?: number;
 }
+
+/**
+ * Watched first (Shard.ticks / Shard.settle): the unwatched portfolios' rows wait at most this long
+ * (batch time, ms) for a shard that has batches waiting; an idle shard revalues them at once.
+ */
+export const unwatchedRevalueIntervalMsDefault = 50;
+/** ... and at most this many batches, whatever the batch clock says (a clock that stands still in tests). */
+export const unwatchedBatchesPendingMax = 64;
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
@@ -102,6 +112,10 @@ export type ToShard =
    */
   | { t: 'replayRaw'; bytes: Uint8Array; ends: Int32Array; events: StoredEvent[]; ack: number }
   | { t: 'loaded'; request: number }
+  /** A cluster partition this node lost: these books leave the shard (Shard.drop); answered 'dropped'. */
+  | { t: 'drop'; request: number; ids: string[] }
+  /** A cluster partition taken over: its books (columnar segments) join the running shard (Shard.adopt); answered 'adopted'. */
+  | { t: 'adopt'; request: number; segments: Uint8Array[] }
   | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
   | { t: 'stop' };
@@ -116,6 +130,20 @@ export interface BatchResult {
    */
   deltas: Uint8Array;
   deltaIndex: Int32Array;
+  events: ShardEvent[];
+  positionsRevalued: number;
+  portfoliosRevalued: number;
+  openPositions: number;
+  breaches: { limit: string }[];
+  /** The unwatched portfolios' rows wait for a 'settled' message (Shard.settle): the batch is not settled yet. */
+  pending: boolean;
+}
+
+/** The pass over the unwatched portfolios that one or more batches left pending (Shard.settle). */
+export interface SettledResult {
+  t: 'settled';
+  /** Batches it covers. */
+  batches: number;
   events: ShardEvent[];
   positionsRevalued: number;
   portfoliosRevalued: number;
@@ -142,9 +170,12 @@ export interface ShardRecoveryWork {
 
 export type FromShard =
   | BatchResult
+  | SettledResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'replayed'; ack: number; events: number }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
+  | { t: 'dropped'; request: number; portfolios: number }
+  | { t: 'adopted'; request: number; portfolios: number; error: string | null }
   | { t: 'ready'; shard: number; kernel: KernelKind };

@@ -14,7 +14,7 @@ import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
-import type { BatchResult, Command, CommandResult, ShardEvent, ShardInit } from './protocol.js';
+import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit } from './protocol.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
@@ -51,9 +51,17 @@ export class Shard {
   /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
   private readonly cashOnly: Book[] = [];
   private readonly cashOnlyTs: number[] = [];
+  /** Batches whose unwatched rows wait for settle(), the batch time of the first, the last batch's. */
+  private pendingBatches = 0;
+  private pendingSince = 0;
+  private lastNow = 0;
+  /** The symbols settle() revalues, copied before the kernel clears its list (foreign cash reads them). */
+  private pendingSyms = new Int32Array(256);
+  private readonly unwatchedRevalueIntervalMs: number;
 
   constructor(readonly init: ShardInit) {
     this.seqFloor = init.seqFloor ?? 0;
+    this.unwatchedRevalueIntervalMs = init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault;
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
     this.kernel = createKernel(init.kernel, {
       portfoliosMax: init.portfoliosMax,
@@ -86,6 +94,13 @@ export class Shard {
     for (const i of instruments) this.multipliers.set(i.symbol, i.multiplier);
   }
 
+  /**
+   * A tick batch, watched first: the kernel revalues the rows of watched portfolios only, their
+   * deltas are written and leave with the result; the other portfolios' rows wait (pending) for
+   * settle(), which the worker runs once it has no batch waiting, before any other message, or inline
+   * when the rest has waited unwatchedRevalueIntervalMs of batch time or unwatchedBatchesPendingMax
+   * batches (restDue). Figures end as one pass over the book would leave them.
+   */
   ticks(batch: number, n: number, syms: Int32Array, prices: Float64Array, ts: Float64Array, now: number): BatchResult {
     const c = this.kernel.cols;
     let newest = 0;
@@ -96,7 +111,7 @@ export class Shard {
       this.symTs[s] = ts[k];
       if (ts[k] > newest) newest = ts[k];
     }
-    const dirty = this.kernel.revalue(n);
+    const dirty = this.kernel.revalueWatched(n);
     // Conversions the kernel re-derived (appended after the ticks): a derived rate is as new as the
     // newest tick of the batch that moved it.
     const extended = this.kernel.batchLength;
@@ -107,20 +122,23 @@ export class Shard {
     for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
     // Foreign cash before any delta: a delta written first carried the equity of the old rate while
     // the snapshot at its seq had the new one (found by test/updates.stream.test.ts, per-row slots).
-    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(extended, c.batchSym, events, breaches, now) : 0;
+    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(c.batchSym, extended, true, events, breaches, now) : 0;
     this.deltas.reset();
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
-      if (book.watchers > 0) this.writeDelta(book, now, true, 0);
+      this.writeDelta(book, now, true, 0);
     }
     for (let i = 0; i < cashOnly; i++) {
       const book = this.cashOnly[i];
       book.seq++;
       // Only its cash moved: the rate tick is the newest price behind it.
-      if (book.watchers > 0) this.writeDelta(book, now, true, this.cashOnlyTs[i]);
+      this.writeDelta(book, now, true, this.cashOnlyTs[i]);
     }
     const deltas = this.deltas.take();
+    const pending = this.kernel.pendingCount > 0;
+    if (pending && this.pendingBatches++ === 0) this.pendingSince = now;
+    this.lastNow = now;
     return {
       t: 'revalued',
       batch,
@@ -128,19 +146,51 @@ export class Shard {
       deltaIndex: deltas.index,
       events,
       positionsRevalued: this.kernel.touched,
-      portfoliosRevalued: dirty,
+      portfoliosRevalued: dirty + cashOnly,
       openPositions: this.kernel.openPositions,
       breaches,
+      pending,
     };
   }
 
+  /** The rest of the book has waited long enough: settle at once rather than when idle. */
+  restDue(now: number): boolean {
+    return this.pendingBatches > 0 && (this.pendingBatches >= unwatchedBatchesPendingMax || now - this.pendingSince >= this.unwatchedRevalueIntervalMs);
+  }
+
   /**
-   * Foreign cash is not a kernel row: after a batch, portfolios holding cash in a currency whose rate
+   * The pass over the rest (Kernel.revalueRest): unwatched portfolios' rows at the latest prices,
+   * their totals, high-water marks and limits, foreign cash, seqs. Null when nothing was pending.
+   * Their risk checks and high-water marks thus see the latest prices of the batches it covers, at
+   * most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax batches) late.
+   */
+  settle(): SettledResult | null {
+    if (this.pendingBatches === 0) return null;
+    const batches = this.pendingBatches;
+    this.pendingBatches = 0;
+    const now = this.lastNow;
+    const c = this.kernel.cols;
+    const pending = this.kernel.pendingCount;
+    if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
+    this.pendingSyms.set(c.symPendingList.subarray(0, pending));
+    const dirty = this.kernel.revalueRest();
+    const events: ShardEvent[] = [];
+    const breaches: { limit: string }[] = [];
+    const breachCount = this.kernel.breachCount;
+    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
+    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(this.pendingSyms, pending, false, events, breaches, now) : 0;
+    for (let i = 0; i < dirty; i++) this.books[c.pfDirty[i]].seq++;
+    for (let i = 0; i < cashOnly; i++) this.cashOnly[i].seq++;
+    return { t: 'settled', batches, events, positionsRevalued: this.kernel.touched, portfoliosRevalued: dirty + cashOnly, openPositions: this.kernel.openPositions, breaches };
+  }
+
+  /**
+   * Foreign cash is not a kernel row: after a pass, portfolios holding cash in a currency whose rate
    * moved get their converted cash (pfCash) refreshed and are recomputed; those the kernel did not
    * already dirty are listed in cashOnly (their count is returned) and get their own update. Only FX
-   * ticks reach the loop body.
+   * symbols reach the loop body; `watched` picks the side of the pass (watched first, or the rest).
    */
-  private revalueForeignCash(n: number, syms: Int32Array<ArrayBufferLike>, events: ShardEvent[], breaches: { limit: string }[], now: number): number {
+  private revalueForeignCash(syms: Int32Array<ArrayBufferLike>, n: number, watched: boolean, events: ShardEvent[], breaches: { limit: string }[], now: number): number {
     const c = this.kernel.cols;
     const stamp = this.kernel.stamp;
     let cashOnly = 0;
@@ -148,6 +198,7 @@ export class Shard {
       const holders = this.cashByFx.get(syms[k]);
       if (holders === undefined) continue;
       for (const book of holders) {
+        if (book.watchers > 0 !== watched) continue;
         const wasDirty = c.pfStamp[book.index] === stamp;
         this.syncPortfolio(book);
         if (this.kernel.recompute(book.index) !== 0) this.breach(book, events, breaches, now);
@@ -169,11 +220,12 @@ export class Shard {
     const book = this.byId.get(id);
     if (book === undefined) return;
     book.watchers = Math.max(0, book.watchers + (on ? 1 : -1));
+    this.kernel.setWatched(book.index, book.watchers > 0);
   }
 
   records(now: number): PortfolioRecord[] {
     const c = this.kernel.cols;
-    return this.books.map((book) => ({
+    return this.live().map((book) => ({
       portfolio: book.state,
       state: book.status,
       equity_hwm: c.pfHwm[book.index],
@@ -186,7 +238,53 @@ export class Shard {
   /** This shard's columnar snapshot segments (snapshotCodec.ts), taken at the same instant as records(). */
   snapshotSegments(): Uint8Array[] {
     const c = this.kernel.cols;
-    return encodeSnapshot(this.books.map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+    return encodeSnapshot(this.live().map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+  }
+
+  /** The books not dropped (records and snapshots leave the dropped ones out). */
+  private live(): Book[] {
+    return this.dropped === 0 ? this.books : this.books.filter((book) => !book.dropped);
+  }
+
+  /** Books dropped in this shard life (their rows stay until a restart). */
+  private dropped = 0;
+
+  /**
+   * Removes the books of these ids (a cluster partition this node lost, src/engine/engine.ts
+   * dropPortfolios): gone from the id map, so no command, read or watch finds them; their kernel rows
+   * flat and their limits off, so no tick revalues or breaches them (the kernel skips a flat row and
+   * dirties no portfolio for it); their actor released. Returns how many were held here.
+   */
+  drop(ids: readonly string[]): number {
+    const c = this.kernel.cols;
+    let n = 0;
+    for (const id of ids) {
+      const book = this.byId.get(id);
+      if (book === undefined) continue;
+      this.byId.delete(id);
+      book.dropped = true;
+      book.watchers = 0;
+      this.kernel.setWatched(book.index, false);
+      book.heldOf = null;
+      releaseActor(book);
+      for (const row of book.rowList) this.kernel.setPosition(row, 0, 0, 0);
+      for (const sid of book.cashFx) {
+        const holders = this.cashByFx.get(sid);
+        if (holders === undefined) continue;
+        const left = holders.filter((b) => b !== book);
+        if (left.length === 0) this.cashByFx.delete(sid);
+        else this.cashByFx.set(sid, left);
+      }
+      book.cashFx = [];
+      c.pfCash[book.index] = 0;
+      c.pfRealized[book.index] = 0;
+      this.kernel.setLimits(book.index, null, null, null);
+      this.kernel.recompute(book.index);
+      c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
+      this.dropped++;
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -242,6 +340,27 @@ export class Shard {
   }
 
   /**
+   * Adds a partition's books (columnar segments of several shards' books, a cluster take-over) to this
+   * running shard, keeping those placed here. Refused, with nothing loaded, when one of them is held
+   * here already or the rows would pass portfoliosMax (dropped books keep theirs until a restart).
+   * Returns the books loaded, or the refusal.
+   */
+  adopt(segments: Uint8Array[]): { portfolios: number; error: string | null } {
+    const shards = this.init.shards ?? 1;
+    const part = new SnapshotPart(segments);
+    let mine = 0;
+    for (let i = 0; i < part.books; i++) {
+      const id = part.strings.ids[i];
+      if (shardOf(id, shards) !== this.init.shard) continue;
+      if (this.byId.has(id)) return { portfolios: 0, error: `portfolio ${id} is already held by shard ${this.init.shard}` };
+      mine++;
+    }
+    if (this.books.length + mine > this.init.portfoliosMax) return { portfolios: 0, error: `portfolios per shard must be <= ${this.init.portfoliosMax} (${this.books.length} rows held, ${this.dropped} of them dropped, ${mine} to load)` };
+    this.loadColumnar([{ segments, covered: 0 }], true, []);
+    return { portfolios: mine, error: null };
+  }
+
+  /**
    * One book from a snapshot part without building its state: kernel rows straight from the position
    * columns, in the order they were written (the live row order), then what restore() does for
    * totals, mark and latch. The state object is built on first use (Book.state). A book with foreign
@@ -294,7 +413,7 @@ export class Shard {
     const books = this.books;
     let i = this.materializedUpTo;
     for (; i < books.length && budget > 0; i++) {
-      if (books[i].materialized) continue;
+      if (books[i].materialized || books[i].dropped) continue;
       void books[i].state;
       budget--;
     }
@@ -427,6 +546,7 @@ export class Shard {
     }
     this.touched = [];
     for (const book of this.books) {
+      if (book.dropped) continue;
       if (book.status === 'active') this.kernel.clearBreach(book.index);
       else c.pfFlags[book.index] |= FLAG_BREACH_LATCHED;
     }
@@ -531,6 +651,7 @@ export class Shard {
     if (cmd.kind === 'snapshot') {
       if (cmd.watch === true) {
         book.watchers++;
+        this.kernel.setWatched(book.index, true);
         this.deltas.markSent(this.kernel.cols, book);
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
@@ -593,7 +714,7 @@ export class Shard {
     const updates: Uint8Array[] = [];
     const result: CommandResult = { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, updates, holders: 0 };
     const only = cmd.portfolios === undefined ? null : new Set(cmd.portfolios);
-    const holders = this.books.filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
+    const holders = this.live().filter((book) => (only === null || only.has(book.id)) && holdsFor(book.state, cmd.step));
     if (cmd.mode === 'check') {
       for (const book of holders) {
         const refusal = corporateRefusal(book.state, cmd.step);
@@ -626,7 +747,7 @@ export class Shard {
   /** Portfolios here holding a non-flat position in the symbol (a multiplier may change only at 0). */
   private holders(cmd: Extract<Command, { kind: 'holders' }>): CommandResult {
     let holders = 0;
-    for (const book of this.books) if ((book.state.positions[cmd.symbol]?.units ?? 0) !== 0) holders++;
+    for (const book of this.live()) if ((book.state.positions[cmd.symbol]?.units ?? 0) !== 0) holders++;
     return { id: cmd.id, error: null, snapshot: null, trade: null, events: [], update: null, holders };
   }
 

@@ -20,12 +20,24 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
+  // Watched first (Shard.ticks): the rest of the book is revalued once no batch waits (an immediate
+  // runs after the messages already queued), inline when it is due, and before any other message, so
+  // nothing read, snapshotted or traded ever sees an unwatched row behind the prices.
+  let settleScheduled = false;
+  const settle = (): void => {
+    settleScheduled = false;
+    const settled = shard.settle();
+    if (settled === null) return;
+    metrics.batch(settled.positionsRevalued, settled.portfoliosRevalued, settled.openPositions);
+    send(settled);
+  };
   // This thread's time in each recovery step (performance.now(): ms since the process started), reported
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
   const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
+      if (msg.t !== 'ticks') settle();
       switch (msg.t) {
         case 'symbols':
           shard.registerSymbols(msg.from, msg.names);
@@ -38,6 +50,12 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);
           // The deltas' buffer moves to the main thread (no copy); the shard writes the next batch's elsewhere.
           port.postMessage(result, [result.deltas.buffer as ArrayBuffer, result.deltaIndex.buffer as ArrayBuffer]);
+          if (!result.pending) break;
+          if (shard.restDue(msg.now)) settle();
+          else if (!settleScheduled) {
+            settleScheduled = true;
+            setImmediate(settle);
+          }
           break;
         }
         case 'metrics':
@@ -85,6 +103,15 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           send({ t: 'loaded', request: msg.request, portfolios: shard.portfolios, positions: shard.kernel.positions, work: { ...work } });
           materializeInTurns(shard);
           break;
+        case 'drop':
+          send({ t: 'dropped', request: msg.request, portfolios: shard.drop(msg.ids) });
+          break;
+        case 'adopt': {
+          const r = shard.adopt(msg.segments);
+          send({ t: 'adopted', request: msg.request, ...r });
+          if (r.portfolios > 0) materializeInTurns(shard);
+          break;
+        }
         case 'crash':
           crash(msg.how);
           break;

@@ -27,6 +27,10 @@ function clampLimit(limit: number | undefined): number {
   return Math.min(storeDefaults.queryLimitMax, Math.max(1, Math.floor(limit)));
 }
 
+const floorPrefix = 'eventFloor:';
+/** The first string after every eventFloor:<id> key (';' follows ':'). */
+const floorEnd = 'eventFloor;';
+
 export class EventIndex implements QueueTable {
   /**
    * Events enqueued whose index entries are not committed yet, in seq order, from `head` on; those
@@ -59,6 +63,28 @@ export class EventIndex implements QueueTable {
     this.committedSeq = lastSeq;
     this.indexedSeq = lastSeq;
     this.lag = new Lag(queue, eventsPerFlushMax, lagMaxMs);
+    for (const { key, value } of meta.getRange({ start: floorPrefix, end: floorEnd })) if (typeof value === 'number') this.floors.set((key as string).slice(floorPrefix.length), value);
+  }
+
+  /**
+   * Per portfolio, the last log seq of a copy this node dropped (a cluster partition it lost, or a
+   * copy replaced by a shipped snapshot): a portfolio's reads start after it, so a copy rebuilt from
+   * the stream does not show its history twice. Meta keys eventFloor:<id>, read at open; one per
+   * portfolio ever dropped here. The events stay in the log (the whole log reads them).
+   */
+  private readonly floors = new Map<string, number>();
+
+  /** The portfolios' reads start after `seq` (the log's last seq when their copy left), in the batch being filled. */
+  forget(portfolioIds: readonly string[], seq: number): void {
+    for (const id of portfolioIds) {
+      this.floors.set(id, seq);
+      this.queue.queued.meta.push([floorPrefix + id, seq]);
+    }
+    if (portfolioIds.length > 0) this.queue.scheduleFlush();
+  }
+
+  private floorOf(portfolioId: string): number {
+    return this.floors.size === 0 ? 0 : (this.floors.get(portfolioId) ?? 0);
   }
 
   /**
@@ -184,6 +210,7 @@ export class EventIndex implements QueueTable {
   *eventsForPortfolio(portfolioId: string, afterSeq: number, untilTs: number, options?: ReplayOptions): Iterable<StoredEvent> {
     if (!keyPart(portfolioId)) return;
     const replayedOnly = options?.replayedOnly === true;
+    afterSeq = Math.max(afterSeq, this.floorOf(portfolioId));
     let last = afterSeq;
     // The index value [type, ts] filters without reading events that are not returned.
     for (const e of this.byPortfolio.getRange({ start: [portfolioId, afterSeq], exclusiveStart: true, end: [portfolioId, Infinity] })) {
@@ -201,7 +228,10 @@ export class EventIndex implements QueueTable {
   query(q: EventQuery): StoredEvent[] {
     const limit = clampLimit(q.limit);
     const desc = q.order === 'desc';
-    const after = q.after_seq !== undefined && Number.isFinite(q.after_seq) ? q.after_seq : undefined;
+    let after = q.after_seq !== undefined && Number.isFinite(q.after_seq) ? q.after_seq : undefined;
+    // A portfolio's events of a dropped copy are not its history here (floors above).
+    const floor = q.portfolio_id === undefined ? 0 : this.floorOf(q.portfolio_id);
+    if (floor > 0 && !desc) after = Math.max(after ?? 0, floor);
     const from = q.from !== undefined && Number.isFinite(q.from) ? q.from : -Infinity;
     const to = q.to !== undefined && Number.isFinite(q.to) ? q.to : Infinity;
     if (from > to) return [];
@@ -225,6 +255,7 @@ export class EventIndex implements QueueTable {
     const tail = this.tail(
       (e) =>
         (q.portfolio_id === undefined || e.portfolio_id === q.portfolio_id) &&
+        e.seq > floor &&
         (q.type === undefined || e.type === q.type) &&
         e.ts >= from &&
         e.ts <= to &&
@@ -244,7 +275,9 @@ export class EventIndex implements QueueTable {
     const seqs: number[] = [];
     if (q.portfolio_id !== undefined) {
       // Index value [type, ts] filters type and time without reading the events.
+      const floor = this.floorOf(q.portfolio_id);
       for (const e of this.byPortfolio.getRange(this.seqRange(q.portfolio_id, after, desc))) {
+        if ((e.key as [string, number])[1] <= floor) break;
         const [type, ts] = e.value;
         if ((q.type === undefined || type === q.type) && ts >= from && ts <= to) {
           seqs.push((e.key as [string, number])[1]);

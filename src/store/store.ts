@@ -268,6 +268,20 @@ export interface Store {
    * transaction with every event appended before the next flush (streamCursor.ts); append([]) is the barrier.
    */
   advanceStreamCursor(partition: number, seq: number): void;
+  /**
+   * Cluster: sets the partition's cursor to seq, backwards too, in the batch being filled: a partition
+   * rebuilt from a shipped snapshot takes that snapshot's sequence, in the transaction of the snapshot
+   * generation that holds its books (engine.adoptBooks).
+   */
+  setStreamCursor(partition: number, seq: number): void;
+  /**
+   * Cluster: these portfolios' copies left this node (a lost partition, or a copy replaced by a shipped
+   * snapshot): their trade and command results so far are forgotten (a rebuilt copy applies those ids
+   * again from the stream and stores its own), and their reads (query, eventsForPortfolio) start after
+   * the log's last seq now (a copy rebuilt from the stream does not show its history twice); durable
+   * with the batch being filled. The events stay in the log.
+   */
+  forgetCopies(portfolioIds: readonly string[]): void;
   /** Flushes what is enqueued, waits for it, closes the environment. */
   close(): Promise<void>;
 }
@@ -409,6 +423,18 @@ class LmdbStore implements Store {
     this.writable();
     // Like append: nothing is written after a lost batch.
     if (this.queue.failure === null) this.cursors.advance(partition, seq);
+  }
+
+  setStreamCursor(partition: number, seq: number): void {
+    this.writable();
+    if (this.queue.failure === null) this.cursors.set(partition, seq);
+  }
+
+  forgetCopies(portfolioIds: readonly string[]): void {
+    this.writable();
+    if (this.queue.failure !== null) return;
+    this.trades.forget(portfolioIds);
+    this.index.forget(portfolioIds, this.log.lastSeq());
   }
 
   overloaded(): boolean {

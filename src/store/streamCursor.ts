@@ -35,6 +35,15 @@ export class StreamCursors {
   advance(partition: number, seq: number): void {
     assert(Number.isSafeInteger(partition) && partition >= 0 && Number.isSafeInteger(seq) && seq >= 0, 'stream cursor: partition and seq are integers >= 0');
     if (seq <= this.get(partition)) return;
+    this.set(partition, seq);
+  }
+
+  /**
+   * Enqueues the cursor as it is, backwards too: a partition rebuilt from a shipped snapshot restarts
+   * at that snapshot's sequence (its books replace whatever this node applied before).
+   */
+  set(partition: number, seq: number): void {
+    assert(Number.isSafeInteger(partition) && partition >= 0 && Number.isSafeInteger(seq) && seq >= 0, 'stream cursor: partition and seq are integers >= 0');
     this.enqueued.set(partition, seq);
     this.queue.queued.meta.push([keyOf(partition), seq]);
     this.queue.scheduleFlush();

@@ -19,9 +19,20 @@ import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQue
 
 export type { TradeResultWrite } from './writeQueue.js';
 
+const floorPrefix = 'tradeFloor:';
+/** The first string after every tradeFloor:<id> key (';' follows ':'). */
+const floorEnd = 'tradeFloor;';
+
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
   private readonly pendingTrades = new Map<string, TradeResultWrite>();
+  /**
+   * Per portfolio, the last result number of a copy this node dropped (a cluster partition it lost or
+   * replaced by a shipped snapshot, forget()): results numbered at or below it belong to that copy and
+   * are answered no more, nor do they keep a new result from being stored. Meta keys tradeFloor:<id>,
+   * read at open; one per portfolio ever dropped here.
+   */
+  private readonly floors = new Map<string, number>();
   /** Results whose key is not yet in a flush, oldest first, from `head` on. */
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
@@ -45,6 +56,28 @@ export class TradeResults implements QueueTable {
     for (const key of bodies.getKeys({ reverse: true, limit: 1 })) last = key as number;
     this.lastBody = last;
     this.lag = new Lag(queue, keysPerFlushMax, lagMaxMs);
+    for (const { key, value } of meta.getRange({ start: floorPrefix, end: floorEnd })) if (typeof value === 'number') this.floors.set((key as string).slice(floorPrefix.length), value);
+  }
+
+  /**
+   * Forgets the results of these portfolios so far (their copy left this node): in the batch being
+   * filled. A later apply of the same id stores and answers its own result.
+   */
+  forget(portfolioIds: readonly string[]): void {
+    for (const id of portfolioIds) {
+      this.floors.set(id, this.lastBody);
+      this.queue.queued.meta.push([floorPrefix + id, this.lastBody]);
+      const prefix = id + '\u0000';
+      for (const k of this.pendingTrades.keys()) if (k.startsWith(prefix)) this.pendingTrades.delete(k);
+    }
+    if (portfolioIds.length > 0) this.queue.scheduleFlush();
+  }
+
+  /** Whether the committed result number n of the portfolio belongs to a forgotten copy. */
+  private forgotten(portfolioId: string, n: unknown): boolean {
+    const floor = this.floors.get(portfolioId);
+    // A result stored inline (a directory from before numbered bodies) is older than any floor.
+    return floor !== undefined && (typeof n !== 'number' || n <= floor);
   }
 
   /**
@@ -63,8 +96,9 @@ export class TradeResults implements QueueTable {
     let n = 0;
     root.transactionSync(() => {
       for (const { key, value } of this.keys.getRange({ start: mark, exclusiveStart: true })) {
-        // First result wins, as at append time.
-        if (!this.trades.doesExist(value)) this.trades.put(value, key as number);
+        // First result wins, as at append time (one of a forgotten copy does not count).
+        const k = value as [string, string];
+        if (!this.trades.doesExist(k) || this.forgotten(k[0], this.trades.get(k))) this.trades.put(k, key as number);
         n++;
       }
       this.meta.put('indexedTradeResult', this.lastBody);
@@ -82,7 +116,7 @@ export class TradeResults implements QueueTable {
         const pending = t.portfolio_id + '\u0000' + t.trade_id;
         // First result wins: a pending one, else a committed one. We are the only writer: exact.
         if (this.pendingTrades.has(pending) || trades.some((x) => x.pending === pending)) continue;
-        if (this.trades.doesExist([t.portfolio_id, t.trade_id])) continue;
+        if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
         trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
     }
@@ -106,7 +140,13 @@ export class TradeResults implements QueueTable {
     if (pending !== undefined) return pending.value;
     if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
     const v = this.trades.get([portfolioId, tradeId]);
+    if (v === undefined || (this.floors.size > 0 && this.forgotten(portfolioId, v))) return undefined;
     return typeof v === 'number' ? this.bodies.get(v) : v;
+  }
+
+  /** Its pending entry leaves, unless a newer result of the same key took its place (after forget()). */
+  private settle(t: TradeResultWrite): void {
+    if (this.pendingTrades.get(t.pending)?.n === t.n) this.pendingTrades.delete(t.pending);
   }
 
   /** The body number of (portfolio, trade_id); undefined when none, or when an older directory keeps the result inline. */
@@ -115,7 +155,8 @@ export class TradeResults implements QueueTable {
     if (pending !== undefined) return pending.n;
     if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
     const v = this.trades.get([portfolioId, tradeId]);
-    return typeof v === 'number' ? v : undefined;
+    if (typeof v !== 'number' || (this.floors.size > 0 && this.forgotten(portfolioId, v))) return undefined;
+    return v;
   }
 
   /** A committed body by its number (one read of an append-ordered table). */
@@ -154,13 +195,13 @@ export class TradeResults implements QueueTable {
   settled(b: Batch): void {
     // A failed flush fails the store: what it held is answered no more.
     if (b.outcome !== true) {
-      for (const t of b.trades) this.pendingTrades.delete(t.pending);
+      for (const t of b.trades) this.settle(t);
       return;
     }
     const n = b.indexTrades.length;
     if (n === 0) return;
     // Flushes settle in commit order, so these are the oldest of the backlog.
-    for (const t of b.indexTrades) this.pendingTrades.delete(t.pending);
+    for (const t of b.indexTrades) this.settle(t);
     this.head += n;
     if (this.head >= 4096 && this.head * 2 >= this.keyBacklog.length) {
       this.keyBacklog.splice(0, this.head);

@@ -33,6 +33,8 @@ export interface RigOptions {
   ownerTimeoutMs: number;
   replyTimeoutMs: number;
   replicas: number;
+  /** More `mtm serve` flags every node gets (e.g. --cluster-snapshot-ship-interval-ms). */
+  extraArgs?: string[];
 }
 
 export class EngineNode {
@@ -57,6 +59,7 @@ export class EngineNode {
     const args = [cli, 'serve', '--nats', o.nats().join(','), '--node-id', this.id, '--partitions', String(this.partitionCount), '--port', String(port), '--data', this.dataDir];
     args.push('--workers', '1', '--stats-interval-ms', '0', '--cluster-replicas', String(o.replicas));
     args.push('--cluster-heartbeat-ms', String(o.heartbeatMs), '--cluster-owner-timeout-ms', String(o.ownerTimeoutMs), '--cluster-command-reply-timeout-ms', String(o.replyTimeoutMs));
+    args.push(...(o.extraArgs ?? []));
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const take = (b: Buffer) => {

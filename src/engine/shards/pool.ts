@@ -15,6 +15,7 @@ import type { ResolvedOptions } from '../options.js';
 import { phaseMarksMax, RecoveryProgress, recoverAll, recoverShard, type RecoveryHost } from '../recovery.js';
 import type { Directory } from '../directory.js';
 import { ShardHandle } from '../shardHandle.js';
+import { shardOf } from '../shardOf.js';
 import { Supervisor, type SupervisedWorker } from '../../workers/supervisor.js';
 import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
@@ -37,6 +38,8 @@ export interface PoolDeps {
   /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
   deliver: (d: Delta) => void;
   batchDone: (batch: number) => void;
+  /** A shard revalued the rest of its book (no pass pending any more): drain() may be over. */
+  settled: () => void;
   resendPrices: (h: ShardHandle) => void;
   resyncShard: (h: ShardHandle) => Promise<void>;
   scheduleFlush: () => void;
@@ -57,6 +60,8 @@ export class ShardPool {
   private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
+  /** Answers of 'dropped' and 'adopted' (a cluster partition leaving or joining the shards), by request. */
+  private readonly bookRequests = new Map<number, { shard: number; done: (answer: { portfolios: number; error: string | null } | null) => void }>();
 
   constructor(
     private readonly pool: Piscina,
@@ -124,6 +129,7 @@ export class ShardPool {
     const { port1, port2 } = new MessageChannel();
     h.state = 'starting';
     h.batchesInFlight = [];
+    h.unsettled = false;
     h.symbolTableSent = false;
     h.routes.reset();
     let readyResolve!: () => void;
@@ -141,6 +147,7 @@ export class ShardPool {
       symbolsMax: this.d.o.limits.symbolsMax,
       staleAfterMs: this.d.o.staleAfterMs,
       fxPivot: this.d.o.fxPivot,
+      unwatchedRevalueIntervalMs: this.d.o.unwatchedRevalueIntervalMs,
       seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
@@ -172,8 +179,15 @@ export class ShardPool {
     // Its batches will never be answered: they end here, for this shard (the others answer theirs).
     const lost = h.batchesInFlight;
     h.batchesInFlight = [];
+    h.unsettled = false;
     for (const b of lost) this.d.batchDone(b);
+    this.d.settled();
     h.failAll(shardRestartingError(h.index));
+    for (const [request, r] of this.bookRequests) {
+      if (r.shard !== h.index) continue;
+      this.bookRequests.delete(request);
+      r.done(null);
+    }
     await this.d.durable().catch(() => undefined);
   }
 
@@ -200,7 +214,18 @@ export class ShardPool {
         if (msg.events.length > 0) this.d.persist(msg.events);
         // Bytes routed: the records are read where the shard wrote them (src/engine/deltas.ts).
         if (msg.deltaIndex.length > 0) h.routes.forEach(msg.deltas, msg.deltaIndex, this.d.deliver);
+        h.unsettled = msg.pending;
         this.d.batchDone(msg.batch);
+        break;
+      case 'settled':
+        // The rest of the book after the watched first (Shard.settle): its events follow the batches' in the log.
+        counters.positionsRevalued += msg.positionsRevalued;
+        counters.portfoliosRevalued += msg.portfoliosRevalued;
+        counters.setOpenPositions(h.index, msg.openPositions);
+        for (const b of msg.breaches) counters.riskBreach(b.limit);
+        if (msg.events.length > 0) this.d.persist(msg.events);
+        h.unsettled = false;
+        this.d.settled();
         break;
       case 'results':
         for (const r of msg.results) {
@@ -232,6 +257,11 @@ export class ShardPool {
         this.metricRequests.get(msg.request)?.(msg.metrics);
         this.metricRequests.delete(msg.request);
         break;
+      case 'dropped':
+      case 'adopted':
+        this.bookRequests.get(msg.request)?.done({ portfolios: msg.portfolios, error: msg.t === 'adopted' ? msg.error : null });
+        this.bookRequests.delete(msg.request);
+        break;
       case 'ready':
         break;
     }
@@ -252,6 +282,24 @@ export class ShardPool {
       this.recordRequests.set(request, resolve);
       h.post({ t: 'records', request, now });
     });
+  }
+
+  /**
+   * Books leave (drop) or join (adopt) every shard: answers each shard's count, or null for a shard
+   * that is not ready (or died before answering: its restart reloads it from the store).
+   */
+  books(msg: { t: 'drop'; ids: string[] } | { t: 'adopt'; segments: Uint8Array[] }): Promise<({ portfolios: number; error: string | null } | null)[]> {
+    return Promise.all(
+      this.shards.map(
+        (h) =>
+          new Promise<{ portfolios: number; error: string | null } | null>((resolve) => {
+            if (h.state !== 'ready') return resolve(null);
+            const request = this.nextRequest++;
+            this.bookRequests.set(request, { shard: h.index, done: resolve });
+            h.post(msg.t === 'drop' ? { t: 'drop', request, ids: msg.ids.filter((id) => shardOf(id, this.d.o.workers) === h.index) } : { t: 'adopt', request, segments: msg.segments });
+          }),
+      ),
+    );
   }
 
   // ---- introspection and fault injection -----------------------------------------------------

@@ -96,13 +96,32 @@ export class Lockstep {
     else if (coalescer.count > 0 && this.inFlight.length < this.d.o.limits.batchesInFlightMax) this.scheduleFlush();
   }
 
-  /** Resolves once every tick ingested so far has been revalued and its updates delivered. */
+  /**
+   * Resolves once every tick ingested so far has been revalued (the unwatched portfolios too: every
+   * shard settled, Shard.settle) and its updates delivered.
+   */
   drain(): Promise<void> {
-    if (this.d.coalescer.count === 0 && this.inFlight.length === 0) return Promise.resolve();
+    if (this.drained()) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters.push(resolve);
       this.scheduleFlush();
     });
+  }
+
+  private drained(): boolean {
+    return this.d.coalescer.count === 0 && this.inFlight.length === 0 && this.d.shards.every((h) => !h.unsettled);
+  }
+
+  /** A shard sent the pass over the rest of its book: drain() may be over. */
+  settled(): void {
+    this.wakeDrainWaiters();
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || !this.drained()) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    queueMicrotask(() => waiters.forEach((w) => w()));
   }
 
   /** One shard answered batch `number` (or will never: it died). */
@@ -121,11 +140,7 @@ export class Lockstep {
       this.d.latency.add(ms);
       this.d.counters.observeLatency(ms, batch.ts);
     }
-    if (this.inFlight.length === 0 && this.d.coalescer.count === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      queueMicrotask(() => waiters.forEach((w) => w()));
-    }
+    this.wakeDrainWaiters();
     if (this.d.coalescer.count > 0) this.scheduleFlush();
   }
 
