@@ -46,6 +46,7 @@ import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
 import type { Instrument } from '../domain/types.js';
 import { validatePortfolioId, validSymbol } from '../domain/validate.js';
+import { keyPart } from '../store/keys.js';
 import { baseCurrencyDefault, type PortfolioStatus } from '../domain/types.js';
 
 export { seqEpochSize, systemPortfolio } from './shards/pool.js';
@@ -359,7 +360,7 @@ export class MtmEngine implements Engine {
     if (known.length === 0 && cursor === undefined) return 0;
     // Without a complete generation (a shard restarting) the store keeps the books and the cursor as
     // they were (consistent); the next round writes the books out.
-    await this.upkeep.snapshotAll(false, cursor === undefined ? undefined : () => this.store.setStreamCursor(cursor.partition, cursor.seq)).catch(() => false);
+    await this.writeGeneration(cursor === undefined ? undefined : () => this.store.setStreamCursor(cursor.partition, cursor.seq));
     return dropped;
   }
 
@@ -382,6 +383,31 @@ export class MtmEngine implements Engine {
     for (const id of ids) this.directory.delete(id);
     this.commit.forget(ids);
     this.store.forgetCopies(ids);
+  }
+
+  /** Writes asked for while a generation is written, run together with the next one (writeGeneration). */
+  private generationWrites: (() => void)[] = [];
+  private generationNext: Promise<boolean> | null = null;
+  private generationRunning: Promise<unknown> = Promise.resolve();
+
+  /**
+   * A store generation for cluster drops and adopts, with their writes (`alongside`: cursors, results)
+   * in its transaction. Those asked for while one is being written share the next one: a node fenced
+   * out of every partition at once writes two generations, not one per partition (each is every book of
+   * every shard). Answers whether the generation holding `alongside` was written.
+   */
+  private writeGeneration(alongside?: () => void): Promise<boolean> {
+    if (alongside !== undefined) this.generationWrites.push(alongside);
+    this.generationNext ??= this.generationRunning.then(() => {
+      this.generationNext = null;
+      const writes = this.generationWrites.splice(0);
+      const run = this.upkeep.snapshotAll(false, () => {
+        for (const w of writes) w();
+      });
+      this.generationRunning = run.catch(() => undefined);
+      return run.catch(() => false);
+    });
+    return this.generationNext;
   }
 
   /** Drops from every shard, again while one is restarting (its restart reloaded them from the store). */
@@ -414,6 +440,9 @@ export class MtmEngine implements Engine {
     const books = segments.length === 0 ? ok([]) : this.readAdopted(segments);
     if (!books.ok) return books;
     const ids = books.value.map((b) => b.id);
+    const held = new Set(ids);
+    const bad = results.find((r) => !keyPart(r.portfolio_id) || !keyPart(r.trade_id) || !held.has(r.portfolio_id));
+    if (bad !== undefined) return fail(ErrorCode.invalid_field, `snapshot results: ${JSON.stringify(bad.trade_id)} of ${JSON.stringify(bad.portfolio_id)} is not a result of the snapshot's portfolios`, 'snapshot');
     for (const b of books.value) this.directory.set(b.id, { name: b.name, state: b.state, base: b.base });
     const undo = async (error: EngineError): Promise<Result<never>> => {
       for (const id of ids) this.directory.delete(id);
@@ -427,14 +456,11 @@ export class MtmEngine implements Engine {
       if (refused !== undefined) return undo({ code: ErrorCode.limit_exceeded, message: `snapshot: ${refused!.error}`, field: 'snapshot' });
       if (answers.some((a) => a === null)) return undo(shardRestartingError(answers.findIndex((a) => a === null)));
     }
-    const written = await this.upkeep
-      .snapshotAll(false, () => {
-        // The ids the books include, so a resend of one is answered, not applied again (first result
-        // wins). First: a bad key throws here, before the cursor or the generation is enqueued.
-        if (results.length > 0) this.store.append([], results).durable.catch(() => undefined);
-        this.store.setStreamCursor(position.partition, position.seq);
-      })
-      .catch(() => false);
+    const written = await this.writeGeneration(() => {
+      // The ids the books include, so a resend of one is answered, not applied again (first result wins).
+      if (results.length > 0) this.store.append([], results).durable.catch(() => undefined);
+      this.store.setStreamCursor(position.partition, position.seq);
+    });
     if (!written) return undo(shardRestartingError(this.pool.shards.findIndex((h) => h.state !== 'ready')));
     return ok(ids.length);
   }
