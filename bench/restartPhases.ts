@@ -5,7 +5,8 @@
 // one JSON line: the wall time of each step of the start in ms since the process started
 // (RecoveryProgress.marks: lock, store open, seq epoch, snapshots read, workers up, snapshots posted,
 // tail read, tail replayed, shards loaded), what each shard worker spent in its own thread on each
-// step, the process's CPU (every thread), its peak RSS and the load average. Exits without closing
+// step, the process's CPU (every thread), its peak RSS and the load average; a second line 3 s later
+// with its RSS then (steady, as the recovery scenario measures it). Exits without closing
 // (a crash restart's measure; the clean stop is `--close`, timed separately).
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -37,6 +38,10 @@ console.log(
     load: loadavg().map((l) => l.toFixed(2)).join(' '),
   }),
 );
+// Steady RSS: 3 s after ready (the recovery scenario's measure), against the peak up to ready.
+await new Promise((r) => setTimeout(r, 3_000));
+const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+console.log(JSON.stringify({ vm_hwm_mb_at_ready: Math.round(hwm / 1024), rss_mb_3s_after: Math.round(rss / 1024), load: loadavg().map((l) => l.toFixed(2)).join(' ') }));
 if (process.argv.includes('--close')) {
   const t = performance.now();
   await engine.close();
