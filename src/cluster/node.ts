@@ -27,6 +27,7 @@ import { StatusResponder } from './status.js';
 import { SnapshotShipper } from './snapshotShipper.js';
 import { Takeover, takeoverDefaults } from './takeover.js';
 import { encodeRecentResults, RecentResults } from './recentResults.js';
+import { encodeCarry } from './carry.js';
 import { snapshotRowCounts } from '../shard/snapshotCodec.js';
 import type { EventQuery } from '../engine/api.js';
 
@@ -277,7 +278,9 @@ export class ClusterNode {
       const seq = this.engine.streamCursor(partition);
       if (seq === 0 || seq <= (this.shippedSeq.get(partition) ?? 0)) return null;
       const segments = await this.engine.exportBooks((id) => partitionOf(id, P) === partition);
-      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)) };
+      // What the stream below held besides the books (carry.ts): read at the same point as the books.
+      const carry = encodeCarry({ actions: this.engine.corporateCarryIn(partitionScope(partition, P).name), instruments: this.engine.listInstruments() });
+      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)), carry };
     });
     if (image === null) return null;
     const put = await this.shipper.put(partition, image);

@@ -5,9 +5,11 @@
 // so they are exactly the state after that sequence. The payload is bytes: the columnar snapshot
 // codec's segments (src/shard/snapshotCodec.ts, what a shard snapshot is made of) in one frame:
 //
-//   u8 kind = 0x53 | u8 version = 1 | u16 count | count x u32 length | the segments back to back
+//   u8 kind = 0x53 | u8 version = 2 | u16 count | count x u32 length | the segments back to back
 //
-// little-endian. An object is replaced only by one covering a higher sequence, so a late put of an
+// little-endian. Version 2's last segment is the carry segment (carry.ts: the partition's scoped
+// corporate actions and the node's instrument definitions, which the purged stream below held);
+// version 1 frames (shipped before it) have none and still decode. An object is replaced only by one covering a higher sequence, so a late put of an
 // older image (a slow node) does not move the shipped state back.
 
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -16,7 +18,9 @@ import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { clusterSubjects as names } from './subjects.js';
 
 export const snapshotFrameKind = 0x53;
-export const snapshotFrameVersion = 1;
+export const snapshotFrameVersion = 2;
+/** The frame version before the carry segment (still read). */
+export const snapshotFrameVersionNoCarry = 1;
 /** Segments in one frame (the codec writes four); a frame claiming more is refused. */
 export const snapshotSegmentsMax = 16;
 /** Metadata key of the command-stream sequence an object's books include. */
@@ -38,15 +42,17 @@ export interface PartitionImage {
    * the frame's last segment (metadata mtm-results = 1); null: none (an object shipped before them).
    */
   results: Uint8Array | null;
+  /** The carry segment (carry.ts encodeCarry), the frame's last; null: a version 1 frame (none). */
+  carry: Uint8Array | null;
 }
 
-export function encodeSnapshotFrame(segments: readonly Uint8Array[]): Uint8Array {
+export function encodeSnapshotFrame(segments: readonly Uint8Array[], version: number = snapshotFrameVersion): Uint8Array {
   let bytes = 4 + 4 * segments.length;
   for (const s of segments) bytes += s.byteLength;
   const out = new Uint8Array(bytes);
   const v = new DataView(out.buffer);
   v.setUint8(0, snapshotFrameKind);
-  v.setUint8(1, snapshotFrameVersion);
+  v.setUint8(1, version);
   v.setUint16(2, segments.length, true);
   let at = 4 + 4 * segments.length;
   segments.forEach((s, i) => {
@@ -61,7 +67,8 @@ export function decodeSnapshotFrame(bytes: Uint8Array): Result<Uint8Array[]> {
   const bad = (rule: string): Result<never> => fail(ErrorCode.invalid_field, `snapshot object: ${rule}`, 'snapshot');
   if (bytes.byteLength < 4) return bad(`a frame holds at least 4 bytes, got ${bytes.byteLength}`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (v.getUint8(0) !== snapshotFrameKind || v.getUint8(1) !== snapshotFrameVersion) return bad(`kind 0x53 version 1 expected, got 0x${v.getUint8(0).toString(16)} version ${v.getUint8(1)}`);
+  const version = v.getUint8(1);
+  if (v.getUint8(0) !== snapshotFrameKind || (version !== snapshotFrameVersion && version !== snapshotFrameVersionNoCarry)) return bad(`kind 0x53 version 1 expected (or 2), got 0x${v.getUint8(0).toString(16)} version ${v.getUint8(1)}`);
   const count = v.getUint16(2, true);
   if (count > snapshotSegmentsMax || bytes.byteLength < 4 + 4 * count) return bad(`segment count must be <= ${snapshotSegmentsMax} and fit the frame, got ${count}`);
   const out: Uint8Array[] = [];
@@ -102,7 +109,9 @@ export class SnapshotShipper {
       this.counts.stale++;
       return false;
     }
-    const bytes = encodeSnapshotFrame(image.results === null ? image.segments : [...image.segments, image.results]);
+    const segments = image.results === null ? [...image.segments] : [...image.segments, image.results];
+    if (image.carry !== null) segments.push(image.carry);
+    const bytes = encodeSnapshotFrame(segments, image.carry === null ? snapshotFrameVersionNoCarry : snapshotFrameVersion);
     const metadata: Record<string, string> = { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) };
     if (image.results !== null) metadata[resultsKey] = '1';
     await this.store.putBlob({ name: names.snapshotName(partition), metadata }, bytes);
@@ -143,8 +152,16 @@ export class SnapshotShipper {
     if (bytes === null) return ok(null);
     const segments = decodeSnapshotFrame(bytes);
     if (!segments.ok) return segments;
-    const withResults = info.metadata?.[resultsKey] === '1' && segments.value.length > 0;
-    const books = withResults ? segments.value.slice(0, -1) : segments.value;
-    return ok({ seq, segments: books, portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0, results: withResults ? segments.value[segments.value.length - 1] : null });
+    const withCarry = bytes[1] === snapshotFrameVersion && segments.value.length > 0;
+    const rest = withCarry ? segments.value.slice(0, -1) : segments.value;
+    const withResults = info.metadata?.[resultsKey] === '1' && rest.length > 0;
+    const books = withResults ? rest.slice(0, -1) : rest;
+    return ok({
+      seq,
+      segments: books,
+      portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0,
+      results: withResults ? rest[rest.length - 1] : null,
+      carry: withCarry ? segments.value[segments.value.length - 1] : null,
+    });
   }
 }

@@ -28,6 +28,8 @@ import type { PartitionImage, SnapshotShipper } from './snapshotShipper.js';
 import { partitionOf } from './partition.js';
 import { readSnapshotStrings } from '../shard/snapshotCodec.js';
 import { decodeRecentResults, type RecentResults } from './recentResults.js';
+import { decodeCarry, type Carry } from './carry.js';
+import { partitionScope } from './commandConsumer.js';
 
 export const takeoverDefaults = {
   /** One blob read of a shipped snapshot may take this long before it is abandoned and retried. */
@@ -64,7 +66,7 @@ export class TakeoverError extends Error {
 export class Takeover {
   /** Partitions whose books this process dropped and did not load again: their local copy is gone. */
   private readonly dropped = new Set<number>();
-  readonly counts = { fromSnapshot: 0, fromLocal: 0, fromStream: 0, dropped: 0, portfoliosDropped: 0, portfoliosLoaded: 0 };
+  readonly counts = { fromSnapshot: 0, fromLocal: 0, fromStream: 0, dropped: 0, portfoliosDropped: 0, portfoliosLoaded: 0, actionsCarried: 0, instrumentsCarried: 0 };
 
   constructor(
     private readonly engine: Engine & { portfolioIds(keep: (id: string) => boolean): string[] },
@@ -114,6 +116,11 @@ export class Takeover {
     if (strange !== null) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${strange}`);
     const results = image.results === null ? { ok: true as const, value: [] } : decodeRecentResults(image.results, partition, this.o.partitions);
     if (!results.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${results.error.message}`);
+    const carry = image.carry === null ? null : decodeCarry(image.carry);
+    if (carry !== null && !carry.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${carry.error.message}`);
+    // Before the books and their cursor: a take that fails between the two loads this snapshot again
+    // (the cursor is still below it), and restoring the same carry twice ends in the same state.
+    if (carry !== null) await this.restoreCarry(partition, image.seq, carry.value);
     const r = await this.engine.adoptBooks(image.segments, { partition, seq: image.seq }, stale, results.value);
     if (!r.ok) {
       // The stale copy may be gone from the shards already: the next take must not trust it.
@@ -125,6 +132,27 @@ export class Takeover {
     this.counts.fromSnapshot++;
     this.counts.portfoliosLoaded += r.value;
     return { source: 'snapshot', cursor: image.seq, portfolios: r.value, loadMs: performance.now() - started };
+  }
+
+  /**
+   * What the purged stream below the snapshot held besides the books: the partition's scoped corporate
+   * actions replace this engine's (a stale scope of a copy it dropped included), and each instrument
+   * definition is applied (one in force already changes nothing; one refused, instrument_held for a
+   * symbol this node holds at another multiplier, is logged, as the consumer logs it).
+   */
+  private async restoreCarry(partition: number, seq: number, carry: Carry): Promise<void> {
+    for (const i of carry.instruments) {
+      const { symbol, ...input } = i;
+      const d = await this.engine.defineInstrument(symbol, input);
+      if (!d.ok) {
+        if (d.error.retryable === true) throw new TakeoverError(`partition ${partition}: instrument ${symbol} of the snapshot at stream seq ${seq} not defined: ${d.error.message}`);
+        this.o.log(`cluster: partition ${partition}: instrument ${symbol} of the snapshot at stream seq ${seq} refused: ${d.error.message}`);
+      }
+    }
+    const r = await this.engine.corporateRestoreIn(partitionScope(partition, this.o.partitions), carry.actions);
+    if (!r.ok) throw new TakeoverError(`partition ${partition}: corporate actions of the snapshot at stream seq ${seq} not restored: ${r.error.message}`);
+    this.counts.actionsCarried += carry.actions.length;
+    this.counts.instrumentsCarried += carry.instruments.length;
   }
 
   /**

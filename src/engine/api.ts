@@ -35,7 +35,8 @@ export type { EventQuery, HeldTick };
 
 /** A held tick an admin settled: confirmed (its price applied) or rejected (dropped). */
 export type SettledTick = HeldTick & { outcome: 'confirmed' | 'rejected' };
-import type { CorporateAnswer, CorporateList, CorporateScope, DueStep } from './corporateDesk.js';
+import type { CarriedAction, CorporateAnswer, CorporateList, CorporateScope, DueStep } from './corporateDesk.js';
+export type { CarriedAction } from './corporateDesk.js';
 import type { CorporateActionView } from './corporateSchedule.js';
 
 export type { CorporateAnswer, CorporateList, CorporateScope, DueStep };
@@ -252,6 +253,13 @@ export interface Engine {
   corporateAnnounceIn(scope: CorporateScope, body: unknown): Promise<Result<CorporateAnswer>>;
   /** Cluster: one step {action_id, step} of a scoped action, applied to the scope's portfolios when it is the next one. */
   corporateStepIn(scope: CorporateScope, body: unknown): Promise<Result<{ applied: boolean }>>;
+  /** Cluster: every action announced to the scope, as a shipped snapshot carries it (its stream below is purged). */
+  corporateCarryIn(scopeName: string): CarriedAction[];
+  /**
+   * Cluster: replaces the scope's actions by carried ones (take-over from a shipped snapshot, before the
+   * partition's consumer starts), logged so a restart keeps them. Answers the actions still pending.
+   */
+  corporateRestoreIn(scope: CorporateScope, carried: readonly CarriedAction[]): Promise<Result<number>>;
   /** Cluster: the scope's steps due now (the owner publishes each on its partition's stream). */
   corporateStepsDue(scopeName: string): DueStep[];
   /** Cluster: an action as these scopes applied it (null: none of them knows it). */

@@ -71,6 +71,13 @@ interface Where {
   readonly scope: CorporateScope | null;
 }
 
+/** One scoped action as a shipped snapshot carries it (carryOf / restoreIn). outcome null: still pending. */
+export interface CarriedAction {
+  record: CorporateRecord;
+  steps: StepDone[];
+  outcome: CorporateOutcome | null;
+}
+
 /** What the desk needs of the engine. */
 export interface DeskHost {
   readonly store: Store;
@@ -517,6 +524,56 @@ export class CorporateDesk {
     }
     if (action === null) return null;
     return { ...action, status, steps: (steps ?? []).map((s) => ({ ...s })), error };
+  }
+
+  /**
+   * Everything the scope knows of its actions (cluster mode: shipped with a partition's snapshot, whose
+   * stream below is purged): each action announced there, its record, the steps applied, and its outcome
+   * once done. Read between two applies of the scope's stream, so it is the state at the snapshot's point.
+   */
+  carryOf(scopeName: string): CarriedAction[] {
+    const pending = this.scoped.get(scopeName);
+    const seen = new Set<string>();
+    const out: CarriedAction[] = [];
+    for (const e of this.host.store.eventsForPortfolio(corporatePortfolio, 0, Infinity)) {
+      if (e.type !== 'CorporateActionAnnounced' || e.scope !== scopeName || seen.has(e.action.action_id)) continue;
+      const id = e.action.action_id;
+      seen.add(id);
+      const record = this.host.store.tradeResult(scopedRecordKey(scopeName), id) as CorporateRecord | undefined;
+      if (record === undefined) continue;
+      const p = pending?.get(id);
+      const outcome = p === undefined ? ((this.host.store.tradeResult(scopedOutcomeKey(scopeName), id) as CorporateOutcome | undefined) ?? null) : null;
+      out.push({ record, steps: (p?.steps ?? outcome?.steps ?? []).map((d) => ({ ...d })), outcome });
+    }
+    return out;
+  }
+
+  /**
+   * Replaces the scope's actions by carried ones (a take-over from a shipped snapshot): logged as the
+   * scope's announcements and step markers (so a restart's pendingByScope rebuilds the same pending set)
+   * with their records and outcomes in the idempotency table, in one commit; the main thread's side of
+   * each step done is committed as recovery does (a split's mark). Answers the actions still pending.
+   */
+  async restoreIn(scope: CorporateScope, carried: readonly CarriedAction[]): Promise<Result<number>> {
+    const events: ShardEvent[] = [];
+    const trades: TradeRecord[] = [];
+    const pending = new Map<string, PendingAction>();
+    for (const c of carried) {
+      const { action, announced_ts } = c.record;
+      const id = action.action_id;
+      events.push({ type: 'CorporateActionAnnounced', action, portfolio_id: corporatePortfolio, ts: announced_ts, scope: scope.name });
+      trades.push({ portfolio_id: scopedRecordKey(scope.name), trade_id: id, result: c.record });
+      for (const d of c.steps) events.push(marker(id, d.step, d.holders, null, d.applied_ts, scope.name));
+      if (c.outcome !== null) {
+        if (c.outcome.status === 'failed') events.push(marker(id, stepsOf(action)[c.steps.length] ?? stepsOf(action)[0], 0, c.outcome.error, announced_ts, scope.name));
+        trades.push({ portfolio_id: scopedOutcomeKey(scope.name), trade_id: id, result: c.outcome });
+      } else pending.set(id, { action, announced_ts, steps: c.steps.map((d) => ({ ...d })) });
+    }
+    const failed = events.length === 0 ? null : await settle(this.host.persist(events, trades));
+    if (failed !== null) return failed;
+    for (const c of carried) for (const d of c.steps) this.host.marks.commit(c.record.action, d.step);
+    this.scoped.set(scope.name, pending);
+    return ok(pending.size);
   }
 
   private whereOf(scope: CorporateScope): Where {

@@ -21,7 +21,7 @@ import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListene
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
-import { CorporateDesk, type CorporateAnswer, type CorporateList, type CorporateScope, type DueStep } from './corporateDesk.js';
+import { CorporateDesk, type CarriedAction, type CorporateAnswer, type CorporateList, type CorporateScope, type DueStep } from './corporateDesk.js';
 import type { CorporateActionView } from './corporateSchedule.js';
 import { CorporateMarks } from './corporateMarks.js';
 import { EngineCounters } from './counters.js';
@@ -610,6 +610,16 @@ export class MtmEngine implements Engine {
     if (this.life.closing) return engineClosed(true);
     await this.ready;
     return this.corporate.applyStepIn(scope, body);
+  }
+
+  corporateCarryIn(scopeName: string): CarriedAction[] {
+    return this.corporate.carryOf(scopeName);
+  }
+
+  async corporateRestoreIn(scope: CorporateScope, carried: readonly CarriedAction[]): Promise<Result<number>> {
+    if (this.life.closing) return engineClosed(true);
+    await this.ready;
+    return this.corporate.restoreIn(scope, carried);
   }
 
   corporateStepsDue(scopeName: string): DueStep[] {
