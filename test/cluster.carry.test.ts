@@ -11,8 +11,13 @@
 //   every portfolio's cash, quantity, average cost and realized P&L equal the exact oracle
 //   (test/oracle/lots.ts, corporate.ts); a FUT1 trade on it books at the multiplier (exact cash);
 // - a restart of that engine alone (no NATS) keeps the instrument and the split as applied.
+// - trade ids older than the dedup window (a stream created with --cluster-dedup-window-ms 1000, the
+//   old trades more than a window before the newest, so the snapshot's recent results leave them out):
+//   the snapshot's ids segment carries every id the partition applied; after kill -9 of the owner and a
+//   take-over from the snapshots, a resend of each old trade is answered applied: false, with the
+//   portfolio as it is now, and the figures still equal the oracle (nothing applied twice).
 // - the frame: version 2 carries the segment last, a version 1 frame (shipped before it) still decodes,
-//   and a carry segment of the wrong shape is refused naming the rule.
+//   and a carry or ids segment of the wrong shape is refused naming the rule.
 // Skipped, loudly, only when nats-server is not installed (CI installs it). Needs `npm run build`.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,6 +34,7 @@ import { partitionScope } from '../src/cluster/commandConsumer.js';
 import { clusterSubjects as names } from '../src/cluster/subjects.js';
 import { decodeSnapshotFrame, encodeSnapshotFrame, snapshotFrameVersionNoCarry, streamSeqKey } from '../src/cluster/snapshotShipper.js';
 import { decodeCarry, encodeCarry } from '../src/cluster/carry.js';
+import { decodeIds, encodeIds } from '../src/cluster/idsSegment.js';
 import type { Engine } from '../src/engine/api.js';
 import type { TradeResult } from '../src/domain/types.js';
 import { Dec } from './oracle/ledger.js';
@@ -181,8 +187,71 @@ describe.skipIf(!natsServerInstalled)('a shipped snapshot carries corporate acti
   }, 60_000);
 });
 
-describe('the carry segment and the frame versions', () => {
-  it('round-trips the carried state, still decodes a version 1 frame, and refuses a malformed segment naming the rule', () => {
+describe.skipIf(!natsServerInstalled)('a shipped snapshot carries every trade id of its partition', () => {
+  it('a resend older than the dedup window, after a take-over from the snapshot, is answered as a duplicate and not applied twice', async () => {
+    const jsm = await jetstreamManager(raw);
+    for (const s of [names.commandStream, `KV_${names.ownershipBucket}`, `KV_${names.clusterBucket}`, `OBJ_${names.snapshotStore}`]) await jsm.streams.delete(s).catch(() => undefined);
+    const rig2 = new ClusterRig({ nats: () => [nats.url], root: join(root, 'rig2'), partitions, heartbeatMs, ownerTimeoutMs, replyTimeoutMs: 5_000, replicas: 1, extraArgs: ['--cluster-snapshot-ship-interval-ms', '200', '--cluster-dedup-window-ms', '1000'] });
+    try {
+      await rig2.node('cz-a');
+      await waitUntil('cz-a owns every partition', async () => (await rig2.kvOwners()).every((o) => o === 'cz-a'), 15_000);
+      const random = lcg(23);
+      const ids = portfolios.map((id) => id.replace('cy-', 'cz-'));
+      await rig2.createPortfolios(ids, random);
+      const books = new Map(ids.map((id) => [id, new OracleBook('USD', 'average', startingCash)]));
+      const old: [string, Trade][] = [];
+      const trade = async (id: string, t: Trade): Promise<void> => {
+        expect((await rig2.sendTrade(random, id, t)).applied, `${id} ${t.trade_id}`).toBe(true);
+        books.get(id)!.trade(t.symbol, 'USD', { id: t.trade_id, side: t.side, quantity: t.quantity, price: t.price, ts: 0 });
+      };
+      for (const [i, id] of ids.entries()) {
+        const t: Trade = { trade_id: `${id}-old`, symbol: 'OLD', side: 'buy', quantity: 4 + i, price: 12.34 };
+        await trade(id, t);
+        old.push([id, t]);
+      }
+      // Past the dedup window: the newest trades' results are the only ones the snapshot's results carry.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      for (const id of ids) await trade(id, { trade_id: `${id}-new`, symbol: 'NEW', side: 'buy', quantity: 3, price: 45.6 });
+      await waitUntil(
+        'cz-a shipped every partition and purged the stream below each snapshot',
+        async () => {
+          for (let p = 0; p < partitions; p++) {
+            const s = await subjectState(p);
+            if (s.messages !== 1 || (await shippedSeq(p)) !== s.last) return false;
+          }
+          return true;
+        },
+        10_000,
+        100,
+      );
+      await rig2.live()[0].kill9();
+
+      const engine = await createEngine({ dataDir: join(root, 'cz-b'), workers: 2, snapshotIntervalMs: 3_600_000 });
+      engines.push(engine);
+      const b = await ClusterNode.start(engine, { nats: nats.url, nodeId: 'cz-b', partitions, heartbeatMs, ownerTimeoutMs, snapshotShipIntervalMs: 0, log: () => undefined });
+      nodes.push(b);
+      await waitUntil('cz-b owns every partition', () => b.stats().owned === partitions, 20_000);
+      expect(b.takeover.counts.fromSnapshot).toBe(partitions);
+      const api = b.routed(engine);
+      for (const [id, t] of old) {
+        const r = await api.trade(id, t);
+        expect(r.ok, JSON.stringify(r)).toBe(true);
+        const v = (r as { ok: true; value: TradeResult }).value;
+        expect(v.applied, `${t.trade_id} resent to cz-b`).toBe(false);
+        expectClose(v.position.quantity, books.get(id)!.positions.get('OLD')!.position.qty, `${t.trade_id} answered position`);
+        expectClose(v.totals.cash, books.get(id)!.cash, `${t.trade_id} answered cash`);
+      }
+      for (const id of ids) await expectOracle(engine, id, books.get(id)!, 'cz-b after the old resends');
+      // The old trades (and the portfolios' creation commands) were carried as ids only.
+      expect(b.takeover.counts.idsCarried).toBeGreaterThanOrEqual(old.length);
+    } finally {
+      await rig2.close();
+    }
+  }, 60_000);
+});
+
+describe('the carry and ids segments and the frame versions', () => {
+  it('round-trips the carried state and the ids, still decodes a version 1 frame, and refuses a malformed segment naming the rule', () => {
     const carry = encodeCarry({
       actions: [{ record: { input: '{}', action: { action_id: 'x', type: 'split', symbol: 'S', from: 1, to: 2, effective_ts: 5 }, announced_ts: 1 }, steps: [], outcome: null }],
       instruments: [{ symbol: 'F', asset_class: 'future', currency: 'USD', multiplier: 50 }],
@@ -200,5 +269,16 @@ describe('the carry segment and the frame versions', () => {
     expect(notJson.ok ? '' : notJson.error.message).toMatch(/carry segment: must be UTF-8 JSON/);
     const noSteps = decodeCarry(new TextEncoder().encode(JSON.stringify({ v: 1, actions: [{ record: { input: '', action: { action_id: 'x', type: 'split' }, announced_ts: 1 }, outcome: null }], instruments: [] })));
     expect(noSteps.ok ? '' : noSteps.error.message).toMatch(/actions\[0\] must be/);
+    // The ids segment: sorted per portfolio, length-prefixed UTF-8; bounded; a foreign portfolio refused.
+    const p0 = portfolios.find((x) => partitionOf(x, partitions) === 0)!;
+    const packed = encodeIds(new Map([[p0, ['t-2', 't-1', 'é-3']]]));
+    const ids = decodeIds(packed, 0, partitions, 10);
+    expect(ids.ok && ids.value.get(p0)).toEqual(['t-1', 't-2', 'é-3']);
+    const over = decodeIds(packed, 0, partitions, 2);
+    expect(over.ok ? '' : over.error.message).toMatch(/more than 2 ids \(--cluster-snapshot-ids-max\)/);
+    const foreign = decodeIds(packed, 1, partitions, 10);
+    expect(foreign.ok ? '' : foreign.error.message).toMatch(/is not of partition 1/);
+    const cut = decodeIds(packed.subarray(0, packed.byteLength - 1), 0, partitions, 10);
+    expect(cut.ok ? '' : cut.error.message).toMatch(/runs past the segment's end/);
   });
 });

@@ -28,6 +28,7 @@ import { SnapshotShipper } from './snapshotShipper.js';
 import { Takeover, takeoverDefaults } from './takeover.js';
 import { encodeRecentResults, RecentResults } from './recentResults.js';
 import { encodeCarry } from './carry.js';
+import { encodeIds, snapshotIdsMaxDefault } from './idsSegment.js';
 import { snapshotRowCounts } from '../shard/snapshotCodec.js';
 import type { EventQuery } from '../engine/api.js';
 
@@ -50,6 +51,8 @@ export interface ClusterOptions {
   snapshotReadTimeoutMs?: number;
   /** Blob reads of one take-over before the claim is given back. */
   snapshotReadAttemptsMax?: number;
+  /** Trade ids and command keys a shipped snapshot carries per partition (idsSegment.ts); past it the rest are not carried. */
+  snapshotIdsMax?: number;
   log?: (line: string) => void;
 }
 
@@ -60,6 +63,7 @@ export const clusterDefaults = {
   dedupWindowMs: 120_000,
   replicas: 1,
   snapshotShipIntervalMs: 30_000,
+  snapshotIdsMax: snapshotIdsMaxDefault,
   ...takeoverDefaults,
 } as const;
 
@@ -103,6 +107,8 @@ export class ClusterNode {
     private readonly heartbeatMs: number,
     /** Each owned partition's recent results, shipped with its snapshot (recentResults.ts). */
     private readonly recent: RecentResults,
+    /** Trade ids and command keys a ship carries per partition (--cluster-snapshot-ids-max). */
+    private readonly snapshotIdsMax: number,
   ) {
     this.status = new StatusResponder(nc, ownership, counters, () => this.readings());
   }
@@ -157,8 +163,8 @@ export class ClusterNode {
       const shipper = await SnapshotShipper.open(nc, o.replicas);
       const broadcaster = await Broadcaster.open(nc, o.replicas, o.partitions);
       const recent = new RecentResults(o.partitions, o.dedupWindowMs);
-      const takeover = new Takeover(engine, shipper, recent, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, log });
-      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster, takeover, o.heartbeatMs, recent);
+      const takeover = new Takeover(engine, shipper, recent, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, snapshotIdsMax: o.snapshotIdsMax, log });
+      const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster, takeover, o.heartbeatMs, recent, o.snapshotIdsMax);
       node.status.start();
       node.ownership.setGate({ take: (p, epoch) => node.take(p, epoch), drop: (p) => node.drop(p) });
       if (o.snapshotShipIntervalMs > 0) node.shipTimer = setInterval(() => void node.shipOwned(), o.snapshotShipIntervalMs).unref();
@@ -280,7 +286,7 @@ export class ClusterNode {
       const segments = await this.engine.exportBooks((id) => partitionOf(id, P) === partition);
       // What the stream below held besides the books (carry.ts): read at the same point as the books.
       const carry = encodeCarry({ actions: this.engine.corporateCarryIn(partitionScope(partition, P).name), instruments: this.engine.listInstruments() });
-      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)), carry };
+      return { seq, segments, portfolios: snapshotRowCounts(segments).portfolios, results: encodeRecentResults(this.recent.shipped(partition)), ids: this.idsOf(partition), carry };
     });
     if (image === null) return null;
     const put = await this.shipper.put(partition, image);
@@ -288,6 +294,27 @@ export class ClusterNode {
     if (!put) return null;
     await this.purgeBelow(partition, image.seq, c);
     return image.seq;
+  }
+
+  /**
+   * Every trade id and command key of the partition's portfolios (the ids segment), at most
+   * snapshotIdsMax: past it the rest are left out (logged), and a resend of one of them older than the
+   * dedup window reaches a new owner that does not know it (docs/CLUSTER.md).
+   */
+  private idsOf(partition: number): Uint8Array {
+    const P = this.ownership.partitions;
+    let left = this.snapshotIdsMax;
+    const by = new Map<string, string[]>();
+    for (const id of this.engine.portfolioIds((x) => partitionOf(x, P) === partition)) {
+      const ids = this.engine.tradeIdsOf(id, left);
+      by.set(id, ids);
+      left -= ids.length;
+      if (left <= 0) {
+        this.log(`cluster: partition ${partition}: the snapshot carries ${this.snapshotIdsMax} trade and command ids (--cluster-snapshot-ids-max); the rest are not carried`);
+        break;
+      }
+    }
+    return encodeIds(by);
   }
 
   /**

@@ -28,6 +28,8 @@ export const streamSeqKey = 'mtm-stream-seq';
 export const portfoliosKey = 'mtm-portfolios';
 /** Metadata key: '1' when the frame's last segment is the recent results, not a books segment. */
 export const resultsKey = 'mtm-results';
+/** Metadata key: '1' when the frame holds the ids segment (idsSegment.ts), before the results segment. */
+export const idsKey = 'mtm-ids';
 /** How long one blob read of a shipped object may take (--cluster-snapshot-read-timeout-ms's default). */
 export const snapshotReadTimeoutMsDefault = 5_000;
 
@@ -42,6 +44,8 @@ export interface PartitionImage {
    * the frame's last segment (metadata mtm-results = 1); null: none (an object shipped before them).
    */
   results: Uint8Array | null;
+  /** Every trade id and command key of the partition's portfolios (idsSegment.ts encodeIds); null: none. */
+  ids: Uint8Array | null;
   /** The carry segment (carry.ts encodeCarry), the frame's last; null: a version 1 frame (none). */
   carry: Uint8Array | null;
 }
@@ -109,11 +113,14 @@ export class SnapshotShipper {
       this.counts.stale++;
       return false;
     }
-    const segments = image.results === null ? [...image.segments] : [...image.segments, image.results];
+    const segments = [...image.segments];
+    if (image.ids !== null) segments.push(image.ids);
+    if (image.results !== null) segments.push(image.results);
     if (image.carry !== null) segments.push(image.carry);
     const bytes = encodeSnapshotFrame(segments, image.carry === null ? snapshotFrameVersionNoCarry : snapshotFrameVersion);
     const metadata: Record<string, string> = { [streamSeqKey]: String(image.seq), [portfoliosKey]: String(image.portfolios) };
     if (image.results !== null) metadata[resultsKey] = '1';
+    if (image.ids !== null) metadata[idsKey] = '1';
     await this.store.putBlob({ name: names.snapshotName(partition), metadata }, bytes);
     this.counts.shipped++;
     this.counts.bytes += bytes.byteLength;
@@ -155,12 +162,15 @@ export class SnapshotShipper {
     const withCarry = bytes[1] === snapshotFrameVersion && segments.value.length > 0;
     const rest = withCarry ? segments.value.slice(0, -1) : segments.value;
     const withResults = info.metadata?.[resultsKey] === '1' && rest.length > 0;
-    const books = withResults ? rest.slice(0, -1) : rest;
+    const beforeResults = withResults ? rest.slice(0, -1) : rest;
+    const withIds = info.metadata?.[idsKey] === '1' && beforeResults.length > 0;
+    const books = withIds ? beforeResults.slice(0, -1) : beforeResults;
     return ok({
       seq,
       segments: books,
       portfolios: Number.isSafeInteger(portfolios) ? portfolios : 0,
       results: withResults ? rest[rest.length - 1] : null,
+      ids: withIds ? beforeResults[beforeResults.length - 1] : null,
       carry: withCarry ? segments.value[segments.value.length - 1] : null,
     });
   }

@@ -30,6 +30,8 @@ import { readSnapshotStrings } from '../shard/snapshotCodec.js';
 import { decodeRecentResults, type RecentResults } from './recentResults.js';
 import { decodeCarry, type Carry } from './carry.js';
 import { partitionScope } from './commandConsumer.js';
+import { decodeIds } from './idsSegment.js';
+import { carriedIdResult } from '../engine/commit.js';
 
 export const takeoverDefaults = {
   /** One blob read of a shipped snapshot may take this long before it is abandoned and retried. */
@@ -45,6 +47,8 @@ export interface TakeoverOptions {
   partitions: number;
   snapshotReadTimeoutMs: number;
   snapshotReadAttemptsMax: number;
+  /** The most ids an ids segment may hold (--cluster-snapshot-ids-max); a segment past it is refused. */
+  snapshotIdsMax: number;
   log: (line: string) => void;
 }
 
@@ -66,7 +70,7 @@ export class TakeoverError extends Error {
 export class Takeover {
   /** Partitions whose books this process dropped and did not load again: their local copy is gone. */
   private readonly dropped = new Set<number>();
-  readonly counts = { fromSnapshot: 0, fromLocal: 0, fromStream: 0, dropped: 0, portfoliosDropped: 0, portfoliosLoaded: 0, actionsCarried: 0, instrumentsCarried: 0 };
+  readonly counts = { fromSnapshot: 0, fromLocal: 0, fromStream: 0, dropped: 0, portfoliosDropped: 0, portfoliosLoaded: 0, actionsCarried: 0, instrumentsCarried: 0, idsCarried: 0 };
 
   constructor(
     private readonly engine: Engine & { portfolioIds(keep: (id: string) => boolean): string[] },
@@ -116,12 +120,19 @@ export class Takeover {
     if (strange !== null) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${strange}`);
     const results = image.results === null ? { ok: true as const, value: [] } : decodeRecentResults(image.results, partition, this.o.partitions);
     if (!results.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${results.error.message}`);
+    const carried = image.ids === null ? { ok: true as const, value: new Map<string, string[]>() } : decodeIds(image.ids, partition, this.o.partitions, this.o.snapshotIdsMax);
+    if (!carried.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${carried.error.message}`);
+    // The ids the recent results do not cover are stored as applied with no result (carriedIdResult):
+    // a resend of one is answered as a duplicate with the portfolio as it is now (engine/commit.ts).
+    const known = new Set(results.value.map((x) => x.portfolio_id + '\u0000' + x.trade_id));
+    const stored: { portfolio_id: string; trade_id: string; result: unknown }[] = [...results.value];
+    for (const [portfolio, ids] of carried.value) for (const id of ids) if (!known.has(portfolio + '\u0000' + id)) stored.push({ portfolio_id: portfolio, trade_id: id, result: carriedIdResult });
     const carry = image.carry === null ? null : decodeCarry(image.carry);
     if (carry !== null && !carry.ok) throw new TakeoverError(`partition ${partition}: the snapshot at stream seq ${image.seq} is refused: ${carry.error.message}`);
     // Before the books and their cursor: a take that fails between the two loads this snapshot again
     // (the cursor is still below it), and restoring the same carry twice ends in the same state.
     if (carry !== null) await this.restoreCarry(partition, image.seq, carry.value);
-    const r = await this.engine.adoptBooks(image.segments, { partition, seq: image.seq }, stale, results.value);
+    const r = await this.engine.adoptBooks(image.segments, { partition, seq: image.seq }, stale, stored);
     if (!r.ok) {
       // The stale copy may be gone from the shards already: the next take must not trust it.
       if (stale.length > 0) this.dropped.add(partition);
@@ -131,6 +142,7 @@ export class Takeover {
     this.recent.reset(partition, results.value);
     this.counts.fromSnapshot++;
     this.counts.portfoliosLoaded += r.value;
+    this.counts.idsCarried += stored.length - results.value.length;
     return { source: 'snapshot', cursor: image.seq, portfolios: r.value, loadMs: performance.now() - started };
   }
 

@@ -264,6 +264,11 @@ export interface Engine {
   corporateStepsDue(scopeName: string): DueStep[];
   /** Cluster: an action as these scopes applied it (null: none of them knows it). */
   corporateActionIn(actionId: string, scopeNames: readonly string[]): CorporateActionView | null;
+  /**
+   * Cluster: every trade id and command key the portfolio has a result under, at most max (a shipped
+   * snapshot carries them; adoptBooks stores them back with carriedIdResult, answered as duplicates).
+   */
+  tradeIdsOf(portfolioId: string, max: number): string[];
   /** Cluster: whether a command with this command_id was applied to the portfolio (StreamPosition.commandId). */
   commandApplied(portfolioId: string, commandId: string): boolean;
   /** Cluster: the last command-stream sequence applied for the partition (0: none). */

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { engineClosed, ErrorCode, fail, ok, shardRestartingError, storeBehind, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
-import { baseCurrencyDefault, type Clock, type DomainEvent, type TradeInput, type TradeResult } from '../domain/types.js';
+import { baseCurrencyDefault, type Clock, type DomainEvent, type PortfolioSnapshot, type PositionView, type Totals, type TradeInput, type TradeResult } from '../domain/types.js';
 import { instrumentCurrencyError } from '../domain/instruments.js';
 import type { InstrumentTable } from './instruments.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
@@ -143,7 +143,7 @@ export class Commit {
       return this.whatIf(portfolio, trade, started);
     }
     if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
-    if (stored !== undefined) return this.tradeDone(ok({ ...stored, applied: false }), started);
+    if (stored !== undefined) return this.tradeDone(isCarriedId(stored) ? await this.carriedAnswer(portfolio, trade.trade_id, trade.symbol) : ok({ ...stored, applied: false }), started);
     const interned = this.internFor(portfolio, trade);
     if (interned !== null) return this.tradeDone(interned, started);
     const attempt = this.applyTrade(portfolio, trade);
@@ -184,6 +184,24 @@ export class Commit {
     return this.tradeDone(ok({ ...(r.value.trade as TradeResult), dry_run: true, breaches: r.value.breaches ?? [] }), started);
   }
 
+  /**
+   * A trade id this engine knows only as applied (carried by a shipped snapshot, no result body): the
+   * duplicate is answered applied: false with the portfolio as it is now, as a single node answers an id
+   * whose result it no longer has in memory from what it has.
+   */
+  private async carriedAnswer(portfolio: string, tradeId: string, symbol: string): Promise<Result<TradeResult>> {
+    const r = await this.run(portfolio, { kind: 'snapshot', portfolio, now: this.d.clock.now() });
+    if (!r.ok) return r;
+    const s: PortfolioSnapshot | null = r.value.snapshot;
+    if (s === null) return fail(ErrorCode.not_found, `portfolio_id: no portfolio '${portfolio}'`, 'portfolio_id');
+    const position: PositionView = s.positions.find((p) => p.symbol === symbol) ?? {
+      symbol, currency: s.base_currency, fx_rate: 1, quantity: 0, avg_cost: 0, last_price: 0, market_value: 0, unrealized_pnl: 0, realized_pnl: 0, return_rate: 0, weight: 0, price_ts: null, price_age_ms: null, stale: true,
+    };
+    const { cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl, total_return, return_rate, equity, gross_exposure, unconverted_positions, stale_positions, unpriced_positions } = s;
+    const totals: Totals = { cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl, total_return, return_rate, equity, gross_exposure, unconverted_positions, stale_positions, unpriced_positions };
+    return ok({ trade_id: tradeId, portfolio_id: portfolio, applied: false, realized_pnl: position.realized_pnl, position, totals, state: s.state });
+  }
+
   private async applyTrade(portfolio: string, trade: ValidTrade): Promise<Result<TradeResult>> {
     const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.d.clock.now() });
     return r.ok ? ok(r.value.trade as TradeResult) : r;
@@ -217,4 +235,11 @@ export class Commit {
 
 function again(r: Result<TradeResult>): Result<TradeResult> {
   return r.ok ? ok({ ...r.value, applied: false }) : r;
+}
+
+/** The stored result of an id carried by a shipped snapshot (applied, its result not carried). */
+export const carriedIdResult = { carried_id: true } as const;
+
+export function isCarriedId(stored: unknown): boolean {
+  return typeof stored === 'object' && stored !== null && (stored as { carried_id?: unknown }).carried_id === true;
 }

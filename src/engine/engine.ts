@@ -327,6 +327,10 @@ export class MtmEngine implements Engine {
     return this.store.streamCursor(partition);
   }
 
+  tradeIdsOf(portfolioId: string, max: number): string[] {
+    return this.store.tradeIdsOf(portfolioId, max);
+  }
+
   commandApplied(portfolioId: string, commandId: string): boolean {
     return this.store.tradeResult(portfolioId, commandKey(commandId)) !== undefined;
   }

@@ -187,6 +187,8 @@ export interface Store {
   tradeResultNumber(portfolioId: string, tradeId: string): number | undefined;
   /** The result body stored under number n (committed bodies only). */
   tradeResultBody(n: number): unknown | undefined;
+  /** Every trade id (and command key) the portfolio has a result under, at most max. */
+  tradeIdsOf(portfolioId: string, max: number): string[];
   /** Committed events by portfolio, type, time range [from, to], paged by after_seq (asc: seq > after_seq, desc: seq < after_seq). */
   query(q: EventQuery): StoredEvent[];
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
@@ -476,6 +478,10 @@ class LmdbStore implements Store {
 
   tradeResultBody(n: number): unknown | undefined {
     return this.trades.body(n);
+  }
+
+  tradeIdsOf(portfolioId: string, max: number): string[] {
+    return this.trades.idsOf(portfolioId, max);
   }
 
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void> {

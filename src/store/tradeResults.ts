@@ -144,6 +144,24 @@ export class TradeResults implements QueueTable {
     return typeof v === 'number' ? this.bodies.get(v) : v;
   }
 
+  /**
+   * Every id the portfolio has a result under (committed or pending; a forgotten copy's excluded), at
+   * most max, in key order (a shipped snapshot carries them: cluster/idsSegment.ts).
+   */
+  idsOf(portfolioId: string, max: number): string[] {
+    const out = new Set<string>();
+    if (!keyPart(portfolioId) || max <= 0) return [];
+    for (const { key, value } of this.trades.getRange({ start: [portfolioId] })) {
+      const k = key as unknown as [string, string];
+      if (!Array.isArray(k) || k[0] !== portfolioId || out.size >= max) break;
+      if (this.floors.size > 0 && this.forgotten(portfolioId, value)) continue;
+      out.add(k[1]);
+    }
+    const prefix = portfolioId + '\u0000';
+    for (const key of this.pendingTrades.keys()) if (out.size < max && key.startsWith(prefix)) out.add(key.slice(prefix.length));
+    return [...out];
+  }
+
   /** Its pending entry leaves, unless a newer result of the same key took its place (after forget()). */
   private settle(t: TradeResultWrite): void {
     if (this.pendingTrades.get(t.pending)?.n === t.n) this.pendingTrades.delete(t.pending);
