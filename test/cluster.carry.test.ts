@@ -2,12 +2,14 @@
 // (issue 17; src/cluster/carry.ts, SnapshotShipper's version 2 frame, Takeover.restoreCarry,
 // CorporateDesk.carryOf/restoreIn), on a real nats-server -js, a real `mtm serve` owner killed with
 // SIGKILL and a real in-process engine (LMDB, shard workers) taking over:
-// - an instrument (FUT1, multiplier 50) is defined and a 2-for-1 split of SPL is announced on every
-//   partition with its effective time a few seconds ahead (announced, not applied); the owner ships
-//   every partition and the stream is purged below each snapshot (only its last message is left);
-//   the owner is killed -9 before the split is due;
+// - an instrument (FUT1, multiplier 50) is defined, a 2-for-1 split of SPL is announced on every
+//   partition with its effective time seconds ahead (announced, not applied), and a dividend of DIV
+//   whose ex-date step applies on the owner before the ship and whose pay date is after the kill; the
+//   owner ships every partition and the stream is purged below each snapshot (only its last message
+//   is left); the owner is killed -9 before the split and the payment are due;
 // - a node that never held anything takes every partition from the snapshots: it knows FUT1 at
-//   multiplier 50 (the definition's stream message is gone), the split applies there when due, and
+//   multiplier 50 (the definition's stream message is gone), the split and the dividend's next step
+//   (pay date, entitled from the holdings at the ex-date the old owner recorded) apply there when due, and
 //   every portfolio's cash, quantity, average cost and realized P&L equal the exact oracle
 //   (test/oracle/lots.ts, corporate.ts); a FUT1 trade on it books at the multiplier (exact cash);
 // - a restart of that engine alone (no NATS) keeps the instrument and the split as applied.
@@ -39,7 +41,7 @@ import type { Engine } from '../src/engine/api.js';
 import type { TradeResult } from '../src/domain/types.js';
 import { Dec } from './oracle/ledger.js';
 import { OracleBook } from './oracle/lots.js';
-import { split } from './oracle/corporate.js';
+import { dividend, split } from './oracle/corporate.js';
 import { expectClose } from './oracle/compare.js';
 import { ClusterRig, lcg, startingCash, type Trade } from './support/clusterNodes.js';
 import { NatsHarness, natsServerInstalled, waitUntil, warnNatsMissing, type NatsServer } from './support/nats.js';
@@ -123,14 +125,23 @@ describe.skipIf(!natsServerInstalled)('a shipped snapshot carries corporate acti
     for (const [i, id] of portfolios.entries()) {
       await trade(id, { trade_id: `${id}-b1`, symbol: 'SPL', side: 'buy', quantity: 3 + i, price: 101.37 });
       await trade(id, { trade_id: `${id}-b2`, symbol: 'SPL', side: 'buy', quantity: 2, price: 98.5 });
+      await trade(id, { trade_id: `${id}-d1`, symbol: 'DIV', side: 'buy', quantity: 5 + i, price: 20 });
     }
     const def = { asset_class: 'future', currency: 'USD', multiplier: 50, description: 'index future' };
     const put = await rig.http(a.url, 'PUT', '/api/v1/instruments/FUT1', def);
     expect(put.status, JSON.stringify(put.body)).toBe(200);
     // Due a few seconds from now: announced on every partition, shipped pending, applied only after the take-over.
-    const effectiveTs = Date.now() + 8_000;
+    const effectiveTs = Date.now() + 10_000;
     const entered = await rig.http(a.url, 'POST', '/api/v1/corporate-actions', { action_id: 'cy-split', type: 'split', symbol: 'SPL', from: 1, to: 2, effective_ts: effectiveTs });
     expect(entered.status, JSON.stringify(entered.body)).toBe(201);
+    const div = await rig.http(a.url, 'POST', '/api/v1/corporate-actions', { action_id: 'cy-div', type: 'dividend', symbol: 'DIV', amount_per_share: 0.37, ex_ts: Date.now() + 1_500, pay_ts: effectiveTs });
+    expect(div.status, JSON.stringify(div.body)).toBe(201);
+    const stepsOnA = async (): Promise<string[]> => {
+      const listed = await rig.http(a.url, 'GET', '/api/v1/corporate-actions');
+      const row = (listed.body.actions as { action_id: string; steps: { step: string }[] }[]).find((x) => x.action_id === 'cy-div');
+      return row?.steps.map((s) => s.step) ?? [];
+    };
+    await waitUntil('the dividend\'s ex-date step applied on cy-a in every partition', async () => (await stepsOnA()).length === 1, 8_000, 100);
     await waitUntil(
       'cy-a shipped every partition past the announcement and purged the stream below each snapshot',
       async () => {
@@ -152,18 +163,22 @@ describe.skipIf(!natsServerInstalled)('a shipped snapshot carries corporate acti
     nodes.push(b);
     await waitUntil('cy-b owns every partition', () => b.stats().owned === partitions, 20_000);
     expect(b.takeover.counts.fromSnapshot).toBe(partitions);
-    expect(b.takeover.counts.actionsCarried).toBe(partitions);
+    expect(b.takeover.counts.actionsCarried).toBe(2 * partitions);
     // The definition's stream message is purged: FUT1 came with the snapshots.
     const fut = engine.instrument('FUT1');
     expect(fut.ok && fut.value.multiplier).toBe(50);
     const scopes = Array.from({ length: partitions }, (_, p) => partitionScope(p, partitions).name);
     expect(engine.corporateActionIn('cy-split', scopes)?.status).toBe('pending');
+    expect(engine.corporateActionIn('cy-div', scopes)).toMatchObject({ status: 'pending', steps: [{ step: 'ex_date' }] });
 
     await waitUntil('the split applied on cy-b in every partition', () => engine.corporateActionIn('cy-split', scopes)?.status === 'applied', 20_000, 100);
     expect(engine.corporateActionIn('cy-split', scopes)?.steps.map((s) => s.step)).toEqual(['split']);
-    for (const id of portfolios) {
+    await waitUntil('the dividend paid on cy-b in every partition', () => engine.corporateActionIn('cy-div', scopes)?.status === 'applied', 20_000, 100);
+    expect(engine.corporateActionIn('cy-div', scopes)?.steps.map((s) => s.step)).toEqual(['ex_date', 'pay_date']);
+    for (const [i, id] of portfolios.entries()) {
       const held = books.get(id)!.positions.get('SPL')!;
       held.position = split('average', held.position, 1, 2).position;
+      books.get(id)!.cash = books.get(id)!.cash.plus(dividend(5 + i, 0.37, 1).amount);
       await expectOracle(engine, id, books.get(id)!, 'cy-b after the split');
     }
     const api = b.routed(engine);
