@@ -38,6 +38,8 @@ export class JsBackend implements KernelBackend {
   private sumUpnl = 0;
   private sumGross = 0;
   private sumMaxAbs = 0;
+  /** Rows revalued by the walkSymbol calls of one walk (walkWatched / walkUnwatched). */
+  private walkTouched = 0;
 
   constructor(private readonly sweepPolicy: SweepPolicy = 'auto') {}
 
@@ -299,47 +301,60 @@ export class JsBackend implements KernelBackend {
 
   /** The lists of this batch's changed symbols, watched portfolios' rows only; returns the touches. */
   private walkWatched(n: number, stamp: number): number {
-    const { batchSym, symChanges, symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfFlags, pfStamp, pfDirty } = this.c;
+    const { batchSym, symChanges } = this.c;
     let dirty = 0;
-    let touched = 0;
+    this.walkTouched = 0;
     for (let k = 0; k < n; k++) {
       const s = batchSym[k];
       if (symChanges[s] === 0) continue;
       symChanges[s] = 0;
-      const price = symPrice[s];
-      for (let pos = symHead[s]; pos !== NONE; pos = posNextSym[pos]) {
-        const f = posPf[pos];
-        if ((pfFlags[f] & FLAG_WATCHED) === 0) continue;
-        posMark[pos] = price;
-        const q = posQty[pos];
-        if (q === 0) continue;
-        const fx = posFx[pos];
-        posMv[pos] = q * price * fx;
-        posUpnl[pos] = (price - posAvg[pos]) * q * fx;
-        touched++;
-        if (pfStamp[f] !== stamp) {
-          pfStamp[f] = stamp;
-          pfDirty[dirty++] = f;
-        }
-      }
-      for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
-        const f = posPf[pos];
-        if ((pfFlags[f] & FLAG_WATCHED) === 0) continue;
-        posFx[pos] = price;
-        const q = posQty[pos];
-        if (q === 0) continue;
-        const mark = posMark[pos];
-        posMv[pos] = q * mark * price;
-        posUpnl[pos] = (mark - posAvg[pos]) * q * price;
-        touched++;
-        if (pfStamp[f] !== stamp) {
-          pfStamp[f] = stamp;
-          pfDirty[dirty++] = f;
-        }
-      }
+      dirty = this.walkSymbol(s, stamp, dirty, FLAG_WATCHED);
     }
     this.header[H.dirtyCount] = dirty;
-    return touched;
+    return this.walkTouched;
+  }
+
+  /**
+   * Rows of one symbol's lists (its price list, then its FX list) whose portfolio's watched flag equals
+   * `watched`: revalued, their portfolios listed dirty (walkTouched counts the rows). Returns the dirty
+   * count. The wasm kernel's walkSymbol, line for line.
+   */
+  private walkSymbol(s: number, stamp: number, dirty: number, watched: number): number {
+    const { symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfFlags, pfStamp, pfDirty } = this.c;
+    const price = symPrice[s];
+    let touched = 0;
+    for (let pos = symHead[s]; pos !== NONE; pos = posNextSym[pos]) {
+      const f = posPf[pos];
+      if ((pfFlags[f] & FLAG_WATCHED) !== watched) continue;
+      posMark[pos] = price;
+      const q = posQty[pos];
+      if (q === 0) continue;
+      const fx = posFx[pos];
+      posMv[pos] = q * price * fx;
+      posUpnl[pos] = (price - posAvg[pos]) * q * fx;
+      touched++;
+      if (pfStamp[f] !== stamp) {
+        pfStamp[f] = stamp;
+        pfDirty[dirty++] = f;
+      }
+    }
+    for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
+      const f = posPf[pos];
+      if ((pfFlags[f] & FLAG_WATCHED) !== watched) continue;
+      posFx[pos] = price;
+      const q = posQty[pos];
+      if (q === 0) continue;
+      const mark = posMark[pos];
+      posMv[pos] = q * mark * price;
+      posUpnl[pos] = (mark - posAvg[pos]) * q * price;
+      touched++;
+      if (pfStamp[f] !== stamp) {
+        pfStamp[f] = stamp;
+        pfDirty[dirty++] = f;
+      }
+    }
+    this.walkTouched += touched;
+    return dirty;
   }
 
   /** Every watched portfolio's rows, in watch-list order; returns the touches. */
@@ -391,45 +406,12 @@ export class JsBackend implements KernelBackend {
 
   /** The lists of the pending symbols, unwatched portfolios' rows only; returns the touches. */
   private walkUnwatched(pending: number, stamp: number): number {
-    const { symPendingList, symPrice, symHead, symFxHead, posNextSym, posNextFx, posMark, posQty, posFx, posMv, posUpnl, posAvg, posPf, pfFlags, pfStamp, pfDirty } = this.c;
+    const { symPendingList } = this.c;
     let dirty = 0;
-    let touched = 0;
-    for (let i = 0; i < pending; i++) {
-      const s = symPendingList[i];
-      const price = symPrice[s];
-      for (let pos = symHead[s]; pos !== NONE; pos = posNextSym[pos]) {
-        const f = posPf[pos];
-        if ((pfFlags[f] & FLAG_WATCHED) !== 0) continue;
-        posMark[pos] = price;
-        const q = posQty[pos];
-        if (q === 0) continue;
-        const fx = posFx[pos];
-        posMv[pos] = q * price * fx;
-        posUpnl[pos] = (price - posAvg[pos]) * q * fx;
-        touched++;
-        if (pfStamp[f] !== stamp) {
-          pfStamp[f] = stamp;
-          pfDirty[dirty++] = f;
-        }
-      }
-      for (let pos = symFxHead[s]; pos !== NONE; pos = posNextFx[pos]) {
-        const f = posPf[pos];
-        if ((pfFlags[f] & FLAG_WATCHED) !== 0) continue;
-        posFx[pos] = price;
-        const q = posQty[pos];
-        if (q === 0) continue;
-        const mark = posMark[pos];
-        posMv[pos] = q * mark * price;
-        posUpnl[pos] = (mark - posAvg[pos]) * q * price;
-        touched++;
-        if (pfStamp[f] !== stamp) {
-          pfStamp[f] = stamp;
-          pfDirty[dirty++] = f;
-        }
-      }
-    }
+    this.walkTouched = 0;
+    for (let i = 0; i < pending; i++) dirty = this.walkSymbol(symPendingList[i], stamp, dirty, 0);
     this.header[H.dirtyCount] = dirty;
-    return touched;
+    return this.walkTouched;
   }
 
   /** Every unwatched portfolio, in row order, against symPending; returns the touches. */
