@@ -238,8 +238,10 @@ describe('with a scripted server', () => {
       const byPrice = [...book.snapshot().positions].sort((a, b) => b.last_price - a.last_price || (a.symbol < b.symbol ? -1 : 1)).map((p) => p.symbol);
       await page.click('#positions th button[data-sort="last_price"]');
       await page.waitForFunction(() => document.querySelector('#positions th:has(button[data-sort="last_price"])')?.getAttribute('aria-sort') === 'descending', null, { timeout: 5_000 });
-      const order = await page.$$eval('#positions tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.symbol));
-      expect(order).toEqual(byPrice);
+      // aria-sort is set on the click; the rows move on the next animation frame (CI run of ede0ee5 read
+      // the old order): wait for the order, then assert it (a wrong order still fails, naming the rows).
+      await untilRowOrder(page, byPrice);
+      expect(await rowOrder(page)).toEqual(byPrice);
       expect(await page.getAttribute('#positions th:has(button[data-sort="symbol"])', 'aria-sort')).toBeNull();
       expect(await page.evaluate(() => {
         const w = window as unknown as { __rows: Map<string, Element> };
@@ -247,7 +249,8 @@ describe('with a scripted server', () => {
       })).toBe(true);
       await page.click('#positions th button[data-sort="last_price"]');
       await page.waitForFunction(() => document.querySelector('#positions th:has(button[data-sort="last_price"])')?.getAttribute('aria-sort') === 'ascending', null, { timeout: 5_000 });
-      expect(await page.$$eval('#positions tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.symbol))).toEqual([...byPrice].reverse());
+      await untilRowOrder(page, [...byPrice].reverse());
+      expect(await rowOrder(page)).toEqual([...byPrice].reverse());
       // Headers are buttons: reachable and operable from the keyboard.
       await page.focus('#positions th button[data-sort="symbol"]');
       await page.keyboard.press('Enter');
@@ -256,6 +259,19 @@ describe('with a scripted server', () => {
     30_000,
   );
 });
+
+/** The positions table's rows, by symbol, in the order shown. */
+function rowOrder(page: Page): Promise<(string | undefined)[]> {
+  return page.$$eval('#positions tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.symbol));
+}
+
+/** Waits (bounded) until the rows show `want`; the caller asserts the order after, so a timeout fails there. */
+async function untilRowOrder(page: Page, want: readonly string[]): Promise<void> {
+  const joined = want.join(',');
+  await page
+    .waitForFunction((w) => [...document.querySelectorAll<HTMLElement>('#positions tbody tr')].map((tr) => tr.dataset.symbol).join(',') === w, joined, { timeout: 5_000 })
+    .catch(() => undefined);
+}
 
 describe('with a server that requires API keys', () => {
   const KEY = 'page-reader-key-0123456789';
