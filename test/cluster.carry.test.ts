@@ -27,14 +27,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Objm } from '@nats-io/obj';
+import { shippedSeq, subjectState } from './support/clusterStream.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { ClusterNode } from '../src/cluster/node.js';
 import { partitionOf } from '../src/cluster/partition.js';
 import { partitionScope } from '../src/cluster/commandConsumer.js';
 import { clusterSubjects as names } from '../src/cluster/subjects.js';
-import { decodeSnapshotFrame, encodeSnapshotFrame, snapshotFrameVersionNoCarry, streamSeqKey } from '../src/cluster/snapshotShipper.js';
+import { decodeSnapshotFrame, encodeSnapshotFrame, snapshotFrameVersionNoCarry } from '../src/cluster/snapshotShipper.js';
 import { decodeCarry, encodeCarry } from '../src/cluster/carry.js';
 import { decodeIds, encodeIds } from '../src/cluster/idsSegment.js';
 import type { Engine } from '../src/engine/api.js';
@@ -80,19 +80,6 @@ afterAll(async () => {
   await harness.cleanup();
   rmSync(root, { recursive: true, force: true });
 }, 60_000);
-
-async function shippedSeq(p: number): Promise<number> {
-  const store = await new Objm(raw).open(names.snapshotStore);
-  const info = await store.info(names.snapshotName(p));
-  return info === null ? 0 : Number(info.metadata?.[streamSeqKey]);
-}
-
-async function subjectState(p: number): Promise<{ messages: number; last: number }> {
-  const jsm = await jetstreamManager(raw);
-  const info = await jsm.streams.info(names.commandStream, { subjects_filter: names.command(p) });
-  const last = await jsm.streams.getMessage(names.commandStream, { last_by_subj: names.command(p) }).catch(() => null);
-  return { messages: info.state.subjects?.[names.command(p)] ?? 0, last: last?.seq ?? 0 };
-}
 
 type Figures = { cash: number; positions: { symbol: string; quantity: number; avg_cost: number; realized_pnl: number }[] };
 
@@ -146,8 +133,8 @@ describe.skipIf(!natsServerInstalled)('a shipped snapshot carries corporate acti
       'cy-a shipped every partition past the announcement and purged the stream below each snapshot',
       async () => {
         for (let p = 0; p < partitions; p++) {
-          const s = await subjectState(p);
-          if (s.messages !== 1 || (await shippedSeq(p)) !== s.last) return false;
+          const s = await subjectState(raw, p);
+          if (s.messages !== 1 || (await shippedSeq(raw, p)) !== s.last) return false;
         }
         return true;
       },
@@ -231,8 +218,8 @@ describe.skipIf(!natsServerInstalled)('a shipped snapshot carries every trade id
         'cz-a shipped every partition and purged the stream below each snapshot',
         async () => {
           for (let p = 0; p < partitions; p++) {
-            const s = await subjectState(p);
-            if (s.messages !== 1 || (await shippedSeq(p)) !== s.last) return false;
+            const s = await subjectState(raw, p);
+            if (s.messages !== 1 || (await shippedSeq(raw, p)) !== s.last) return false;
           }
           return true;
         },

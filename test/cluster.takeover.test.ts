@@ -26,12 +26,12 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
+import { shippedSeq, subjectState } from './support/clusterStream.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import { ClusterNode } from '../src/cluster/node.js';
 import { partitionOf } from '../src/cluster/partition.js';
 import { clusterSubjects as names } from '../src/cluster/subjects.js';
-import { streamSeqKey } from '../src/cluster/snapshotShipper.js';
 import type { Engine } from '../src/engine/api.js';
 import type { TradeResult } from '../src/domain/types.js';
 import { Ledger } from './oracle/ledger.js';
@@ -85,21 +85,6 @@ async function nodeOf(engine: MtmEngine, nodeId: string, more: Partial<Parameter
   return n;
 }
 
-/** The shipped object's sequence (0: none), from its info only (a blob read is what (c) is about). */
-async function shippedSeq(p: number): Promise<number> {
-  const store = await new Objm(raw).open(names.snapshotStore);
-  const info = await store.info(names.snapshotName(p));
-  return info === null ? 0 : Number(info.metadata?.[streamSeqKey]);
-}
-
-/** Messages the command stream holds on the partition's subject, and the last one's sequence. */
-async function subjectState(p: number): Promise<{ messages: number; last: number }> {
-  const jsm = await jetstreamManager(raw);
-  const info = await jsm.streams.info(names.commandStream, { subjects_filter: names.command(p) });
-  const last = await jsm.streams.getMessage(names.commandStream, { last_by_subj: names.command(p) }).catch(() => null);
-  return { messages: info.state.subjects?.[names.command(p)] ?? 0, last: last?.seq ?? 0 };
-}
-
 type Figures = { cash: number; positions: { symbol: string; quantity: number; avg_cost: number; realized_pnl: number }[] };
 
 /** Cash and every position of the portfolio, as the engine answers them, equal the exact oracle. */
@@ -147,8 +132,8 @@ describe.skipIf(!natsServerInstalled)('take-over from shipped snapshots', () => 
       'tk-a shipped every partition and purged the stream below each snapshot',
       async () => {
         for (const p of used) {
-          const s = await subjectState(p);
-          if (s.messages !== 1 || (await shippedSeq(p)) !== s.last) return false;
+          const s = await subjectState(raw, p);
+          if (s.messages !== 1 || (await shippedSeq(raw, p)) !== s.last) return false;
         }
         return true;
       },
@@ -173,7 +158,7 @@ describe.skipIf(!natsServerInstalled)('take-over from shipped snapshots', () => 
       compared += await expectOracle(engine, id, ledger, 'tk-b');
     }
     expect(compared).toBeGreaterThan(ids.length);
-    for (const p of used) expect(engine.streamCursor(p)).toBe(await shippedSeq(p));
+    for (const p of used) expect(engine.streamCursor(p)).toBe(await shippedSeq(raw, p));
     // A resend of a trade the snapshots include (within the dedup window: JetStream drops the publish, the
     // owner answers from its memory) is answered applied: false, not applied again: the trade results
     // travelled with the snapshots.
@@ -239,7 +224,7 @@ describe.skipIf(!natsServerInstalled)('take-over from shipped snapshots', () => 
       throw new Error(`${(e as Error).message}; drop-a's log: ${logA.slice(-20).join(' | ')}`);
     });
     expect(a.takeover.counts.fromSnapshot).toBe(moved.length);
-    for (const p of moved) expect(engineA.streamCursor(p)).toBe(await shippedSeq(p));
+    for (const p of moved) expect(engineA.streamCursor(p)).toBe(await shippedSeq(raw, p));
     for (const id of ids) await expectOracle(engineA, id, ledger, 'drop-a after regaining');
     // Trades drop-b applied, resent: answered from the memory that came with its snapshots, not applied again.
     for (let i = 0; i < 16; i++) {
