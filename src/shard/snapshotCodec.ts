@@ -299,6 +299,11 @@ export class SnapshotPart {
     return true;
   }
 
+  /** Whether some position is quoted in another currency than its book's base (the currency table lists only those). */
+  get foreign(): boolean {
+    return this.strings.currencies.length > 0;
+  }
+
   statusOf(i: number): PortfolioStatus {
     return statuses[this.status[i]];
   }
