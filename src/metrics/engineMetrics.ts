@@ -194,7 +194,9 @@ export class EngineMetrics {
       this.tradeAck.observe(seconds);
       prev.onTradeAck?.(seconds);
     };
-    const unsubscribe = engine.onStoreCommit((seconds) => {
+    // LMDB transactions (the metric's meaning); journal records are the ack path, seen in the trade ack.
+    const unsubscribe = engine.onStoreCommit((seconds, _events, kind) => {
+      if (kind !== 'lmdb') return;
       m.storeCommit.observe(seconds);
       this.storeCommit.observe(seconds);
     });

@@ -287,8 +287,9 @@ export interface Store {
    */
   overloaded(): boolean;
   /**
-   * Subscribe to commit durations (seconds) and the events each commit held, each flush once: its
-   * journal record when it holds appends (from the group's cut to durable), else its LMDB transaction.
+   * Subscribe to commit durations (seconds) and the events each commit held: journal records
+   * ('journal', the acknowledging commits, from the group's cut to durable) and LMDB transactions
+   * ('lmdb', from submit to settle).
    */
   onCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void;
   /** Cluster: the last command-stream sequence applied for the partition (0: none), including writes in flight. */

@@ -515,7 +515,7 @@ export class WriteQueue {
     }
     b.done?.resolve();
     for (const d of b.finished) d.resolve();
-    if (counted) this.notifyCommit(seconds, b.events.length, 'lmdb');
+    this.notifyCommit(seconds, b.events.length, 'lmdb');
     if (!this.queued.empty || this.hasBacklog()) this.scheduleFlush();
   }
 
