@@ -27,6 +27,8 @@ export interface ShardInit {
   fxPivot?: string;
   /** Batch time (ms) the unwatched portfolios' rows may wait for a busy shard (Shard.settle); absent: the default. */
   unwatchedRevalueIntervalMs?: number;
+  /** Position rows one slice of the pass over the rest reads (src/shard/worker.ts); absent: the default. */
+  unwatchedRowsPerSliceMax?: number;
 }
 
 /**
@@ -36,6 +38,12 @@ export interface ShardInit {
 export const unwatchedRevalueIntervalMsDefault = 50;
 /** ... and at most this many batches, whatever the batch clock says (a clock that stands still in tests). */
 export const unwatchedBatchesPendingMax = 64;
+/**
+ * The pass over the rest runs in slices of about this many position rows (Kernel.revalueRestSlice),
+ * one per event-loop turn, so a batch that arrives during it waits one slice: ~0.2-0.5 ms of sweeping
+ * on the machines measured (docs/BENCHMARKS.md, "Issue 14, sixth session").
+ */
+export const unwatchedRowsPerSliceMaxDefault = 16_384;
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }

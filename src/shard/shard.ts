@@ -19,11 +19,21 @@ import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
+import { RestPass } from './restPass.js';
 import { LogRecordReader, type TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
+
+/** settle(): the rest in one call, whatever it costs (the kernel takes the bound as an i32). */
+const sliceRowsUnbounded = 0x7fffffff;
+
+type RestResult = Omit<SettledResult, 't' | 'batches' | 'openPositions'>;
+
+function newRestResult(): RestResult {
+  return { events: [], breaches: [], positionsRevalued: 0, portfoliosRevalued: 0 };
+}
 
 export class Shard {
   readonly kernel: Kernel;
@@ -51,17 +61,18 @@ export class Shard {
   /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
   private readonly cashOnly: Book[] = [];
   private readonly cashOnlyTs: number[] = [];
-  /** Batches whose unwatched rows wait for settle(), the batch time of the first, the last batch's. */
+  /** Batches whose unwatched rows wait for settle(), and the last batch's time. */
   private pendingBatches = 0;
-  private pendingSince = 0;
   private lastNow = 0;
+  /** How stale the unwatched rows may be (restDue), and what the slices of the current pass found. */
+  private readonly restPass: RestPass;
+  private rest = newRestResult();
   /** The symbols settle() revalues, copied before the kernel clears its list (foreign cash reads them). */
   private pendingSyms = new Int32Array(256);
-  private readonly unwatchedRevalueIntervalMs: number;
 
   constructor(readonly init: ShardInit) {
     this.seqFloor = init.seqFloor ?? 0;
-    this.unwatchedRevalueIntervalMs = init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault;
+    this.restPass = new RestPass(init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault, unwatchedBatchesPendingMax);
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
     this.kernel = createKernel(init.kernel, {
       portfoliosMax: init.portfoliosMax,
@@ -137,7 +148,8 @@ export class Shard {
     }
     const deltas = this.deltas.take();
     const pending = this.kernel.pendingCount > 0;
-    if (pending && this.pendingBatches++ === 0) this.pendingSince = now;
+    if (pending) this.pendingBatches++;
+    if (pending && this.kernel.batchMoved) this.restPass.batch(now, this.kernel.restSwept);
     this.lastNow = now;
     return {
       t: 'revalued',
@@ -153,35 +165,59 @@ export class Shard {
     };
   }
 
-  /** The rest of the book has waited long enough: settle at once rather than when idle. */
+  /** The rest of the book has waited long enough: settle at once rather than a slice per turn. */
   restDue(now: number): boolean {
-    return this.pendingBatches > 0 && (this.pendingBatches >= unwatchedBatchesPendingMax || now - this.pendingSince >= this.unwatchedRevalueIntervalMs);
+    return this.pendingBatches > 0 && this.restPass.due(now);
+  }
+
+  /** More of the pass over the rest to run (settleSlice). */
+  get restPending(): boolean {
+    return this.pendingBatches > 0;
   }
 
   /**
-   * The pass over the rest (Kernel.revalueRest): unwatched portfolios' rows at the latest prices,
-   * their totals, high-water marks and limits, foreign cash, seqs. Null when nothing was pending.
-   * Their risk checks and high-water marks thus see the latest prices of the batches it covers, at
-   * most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax batches) late.
+   * The pass over the rest, to its end (settleSlice with no bound): what the worker runs before any
+   * other message than a batch, so nothing read, snapshotted or traded sees a row behind its price.
    */
   settle(): SettledResult | null {
+    return this.settleSlice(sliceRowsUnbounded);
+  }
+
+  /**
+   * A slice of the pass over the rest (Kernel.revalueRestSlice, about rowsMax position rows):
+   * unwatched portfolios' rows at the latest prices, their totals, high-water marks and limits, seqs;
+   * once nothing is pending, foreign cash, and the result covering every slice since the last one
+   * (null before that, or when nothing was pending). Their risk checks and high-water marks thus see
+   * the latest prices at most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax
+   * batches) late (restDue, src/shard/restPass.ts).
+   */
+  settleSlice(rowsMax: number): SettledResult | null {
     if (this.pendingBatches === 0) return null;
-    const batches = this.pendingBatches;
-    this.pendingBatches = 0;
     const now = this.lastNow;
     const c = this.kernel.cols;
     const pending = this.kernel.pendingCount;
-    if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
-    this.pendingSyms.set(c.symPendingList.subarray(0, pending));
-    const dirty = this.kernel.revalueRest();
-    const events: ShardEvent[] = [];
-    const breaches: { limit: string }[] = [];
+    const fx = this.cashByFx.size > 0;
+    if (fx) {
+      // Copied before the kernel clears its list (the foreign cash below reads it).
+      if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
+      this.pendingSyms.set(c.symPendingList.subarray(0, pending));
+    }
+    const dirty = this.kernel.revalueRestSlice(rowsMax);
+    const r = this.rest;
     const breachCount = this.kernel.breachCount;
-    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
-    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(this.pendingSyms, pending, false, events, breaches, now) : 0;
+    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], r.events, r.breaches, now);
     for (let i = 0; i < dirty; i++) this.books[c.pfDirty[i]].seq++;
+    r.positionsRevalued += this.kernel.touched;
+    r.portfoliosRevalued += dirty;
+    const cleared = this.kernel.pendingCount === 0;
+    this.restPass.slice(this.kernel.restSwept, this.kernel.portfolios, cleared);
+    if (!cleared) return null;
+    const cashOnly = fx ? this.revalueForeignCash(this.pendingSyms, pending, false, r.events, r.breaches, now) : 0;
     for (let i = 0; i < cashOnly; i++) this.cashOnly[i].seq++;
-    return { t: 'settled', batches, events, positionsRevalued: this.kernel.touched, portfoliosRevalued: dirty + cashOnly, openPositions: this.kernel.openPositions, breaches };
+    const result: SettledResult = { ...r, t: 'settled', batches: this.pendingBatches, portfoliosRevalued: r.portfoliosRevalued + cashOnly, openPositions: this.kernel.openPositions };
+    this.pendingBatches = 0;
+    this.rest = newRestResult();
+    return result;
   }
 
   /**

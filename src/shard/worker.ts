@@ -4,7 +4,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import type { FromShard, ShardInit, ShardRecoveryWork, ToShard } from './protocol.js';
+import { unwatchedRowsPerSliceMaxDefault, type FromShard, type SettledResult, type ShardInit, type ShardRecoveryWork, type ToShard } from './protocol.js';
 import { Shard } from './shard.js';
 import { ShardMetrics } from './shardMetrics.js';
 
@@ -20,16 +20,28 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
-  // Watched first (Shard.ticks): the rest of the book is revalued once no batch waits (an immediate
-  // runs after the messages already queued), inline when it is due, and before any other message, so
-  // nothing read, snapshotted or traded ever sees an unwatched row behind the prices.
-  let settleScheduled = false;
-  const settle = (): void => {
-    settleScheduled = false;
-    const settled = shard.settle();
+  // Watched first (Shard.ticks): the rest of the book is revalued a slice (about
+  // unwatchedRowsPerSliceMax rows) per event-loop turn once the batches already queued were taken
+  // (an immediate runs after them), so a batch arriving meanwhile waits for one slice, not the whole
+  // pass; inline and whole when it is due (restDue), and whole before any other message, so nothing
+  // read, snapshotted or traded ever sees an unwatched row behind the prices.
+  const rowsPerSlice = init.unwatchedRowsPerSliceMax ?? unwatchedRowsPerSliceMaxDefault;
+  let sliceScheduled = false;
+  const sent = (settled: SettledResult | null): void => {
     if (settled === null) return;
     metrics.batch(settled.positionsRevalued, settled.portfoliosRevalued, settled.openPositions);
     send(settled);
+  };
+  const settle = (): void => sent(shard.settle());
+  const slice = (): void => {
+    sliceScheduled = false;
+    sent(shard.settleSlice(rowsPerSlice));
+    scheduleSlice();
+  };
+  const scheduleSlice = (): void => {
+    if (sliceScheduled || !shard.restPending) return;
+    sliceScheduled = true;
+    setImmediate(slice);
   };
   // This thread's time in each recovery step (performance.now(): ms since the process started), reported
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
@@ -50,12 +62,8 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);
           // The deltas' buffer moves to the main thread (no copy); the shard writes the next batch's elsewhere.
           port.postMessage(result, [result.deltas.buffer as ArrayBuffer, result.deltaIndex.buffer as ArrayBuffer]);
-          if (!result.pending) break;
           if (shard.restDue(msg.now)) settle();
-          else if (!settleScheduled) {
-            settleScheduled = true;
-            setImmediate(settle);
-          }
+          else scheduleSlice();
           break;
         }
         case 'metrics':

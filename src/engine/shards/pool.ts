@@ -148,6 +148,7 @@ export class ShardPool {
       staleAfterMs: this.d.o.staleAfterMs,
       fxPivot: this.d.o.fxPivot,
       unwatchedRevalueIntervalMs: this.d.o.unwatchedRevalueIntervalMs,
+      unwatchedRowsPerSliceMax: this.d.o.unwatchedRowsPerSliceMax,
       seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
