@@ -121,7 +121,7 @@ try {
   let measuring = false;
   engine.onStoreCommit((s, events, kind) => {
     if (!measuring) return;
-    if (kind === 'lmdb') {
+    if (kind !== 'journal') {
       lmdbMs.push(s * 1000);
       lmdbEvents += events;
       return;

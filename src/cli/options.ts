@@ -120,7 +120,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('store', 'store-journal-segment-bytes-max', 'journalSegmentBytesMax', int(1 << 16), store.journalSegmentBytesMax, 'bytes', 'size past which the journal (the acknowledging write in front of LMDB) starts a new segment file; a segment is deleted once LMDB has flushed all of it'),
   e('store', 'store-journal-lag-bytes-max', 'journalLagBytesMax', int(1 << 16), store.journalLagBytesMax, 'bytes', 'journal bytes LMDB has not committed yet; past it new commands are refused (retryable) until LMDB catches up (bounds the redo after a crash)'),
   e('store', 'store-journal-unsynced-groups-max', 'journalUnsyncedGroupsMax', int(1), store.journalUnsyncedGroupsMax, 'groups', 'with --sync: journal groups written and waiting for their fdatasync; past it new commands are refused (retryable)'),
-  e('store', 'store-journal-redo-bytes-per-transaction-max', 'journalRedoBytesPerTransactionMax', int(1 << 16), store.journalRedoBytesPerTransactionMax, 'bytes', 'journal bytes one LMDB transaction redoes at start (after a crash)'),
+  e('store', 'store-journal-redo-transaction-bytes-max', 'journalRedoTransactionBytesMax', int(1 << 16), store.journalRedoTransactionBytesMax, 'bytes', 'journal bytes one LMDB transaction redoes at start (after a crash)'),
   // Server limits.
   e('server', 'import-line-bytes-max', 'limits.importLineBytesMax', int(1), server.importLineBytesMax, 'bytes', 'longest NDJSON line POST /api/v1/trades/import reads; a longer one stops the import at that line'),
   e('server', 'import-trades-in-flight-max', 'limits.importTradesInFlightMax', int(1), server.importTradesInFlightMax, 'trades', 'trades one import has submitted and not yet answered; past it the request body is paused'),

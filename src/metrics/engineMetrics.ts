@@ -194,9 +194,10 @@ export class EngineMetrics {
       this.tradeAck.observe(seconds);
       prev.onTradeAck?.(seconds);
     };
-    // LMDB transactions (the metric's meaning); journal records are the ack path, seen in the trade ack.
+    // The acknowledging commits (what commitsTotal counts): journal records, and LMDB transactions of
+    // what the journal does not hold; LMDB's commits behind the journal ack nothing.
     const unsubscribe = engine.onStoreCommit((seconds, _events, kind) => {
-      if (kind !== 'lmdb') return;
+      if (kind === 'lmdb-behind') return;
       m.storeCommit.observe(seconds);
       this.storeCommit.observe(seconds);
     });

@@ -29,7 +29,22 @@ import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, re
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../assert.js';
-import type { Batch, Deferred, HeldTickRecord } from './writeQueue.js';
+
+/**
+ * What the journal reads of a write-queue batch (writeQueue.ts Batch; declared here so the two files do
+ * not import each other): the lists appends fill, and how much of each the journal holds already.
+ */
+export interface JournalSource {
+  events: readonly { seq: number }[];
+  eventBins: readonly Uint8Array[];
+  trades: readonly { n: number; key: [string, string]; bin: Uint8Array }[];
+  meta: readonly [string, unknown][];
+  heldTicks: readonly [string, unknown][];
+  jEvents: number;
+  jTrades: number;
+  jMeta: number;
+  jHeld: number;
+}
 
 export const journalDirName = 'journal';
 const segmentSuffix = '.jnl';
@@ -45,7 +60,8 @@ export interface JournalRecord {
   events: Uint8Array[];
   trades: { n: number; key: [string, string]; bin: Uint8Array }[];
   meta: [string, unknown][];
-  held: [string, HeldTickRecord | null][];
+  /** Held ticks set (a record, heldTicks.ts) or cleared (null), by symbol. */
+  held: [string, unknown][];
 }
 
 interface Segment {
@@ -74,15 +90,15 @@ export interface JournalScan {
 
 /** One acknowledgement the journal gives: a group's record durable, or a mark (a barrier). */
 export interface JournalAck {
-  done: Deferred;
+  done: { resolve(): void; reject(error: Error): void };
   /** The group's last seq (0: none) and its events + trade results (0 for a mark). */
   lastSeq: number;
   writes: number;
   events: number;
   /** performance.now() when the group was cut. */
   started: number;
-  /** The write-queue batch the group's appends are in. */
-  batch: Batch | null;
+  /** The write-queue batch the group's appends are in (its owner's; the journal never reads it). */
+  batch: object | null;
   mark: boolean;
   group: number;
 }
@@ -262,7 +278,7 @@ export class Journal {
    * (onDurable) before this returns; --sync: after the fdatasync that covers it. Returns the error when
    * the write failed (nothing of it is acknowledged; a partial record is a torn tail the next open cuts off).
    */
-  write(b: Batch, ack: JournalAck): Error | null {
+  write(b: JournalSource, ack: JournalAck): Error | null {
     if (this.failure !== null) return this.failure;
     const group = this.lastGroup + 1;
     const nEvents = b.events.length - b.jEvents;

@@ -47,7 +47,7 @@ export const storeDefaults = {
    */
   journalUnsyncedGroupsMax: 1_024,
   /** Journal bytes redone into LMDB in one transaction at open (bounds its memory and size). */
-  journalRedoBytesPerTransactionMax: 8 * 1024 * 1024,
+  journalRedoTransactionBytesMax: 8 * 1024 * 1024,
   /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
   snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */

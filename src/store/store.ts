@@ -141,7 +141,7 @@ export interface StoreOptions {
   journalLagBytesMax?: number;
   journalUnsyncedGroupsMax?: number;
   /** Journal bytes one redo transaction takes at open. */
-  journalRedoBytesPerTransactionMax?: number;
+  journalRedoTransactionBytesMax?: number;
   /** Where the migration line goes (default console.log). */
   log?: (line: string) => void;
 }
@@ -289,7 +289,7 @@ export interface Store {
   /**
    * Subscribe to commit durations (seconds) and the events each commit held: journal records
    * ('journal', the acknowledging commits, from the group's cut to durable) and LMDB transactions
-   * ('lmdb', from submit to settle).
+   * (from submit to settle: 'lmdb' when it acknowledges what it holds, 'lmdb-behind' when the journal did).
    */
   onCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void;
   /** Cluster: the last command-stream sequence applied for the partition (0: none), including writes in flight. */
@@ -724,7 +724,7 @@ function redoJournal(
       for (const r of records) {
         redoEvents(meta, events, r.meta, r.firstSeq, r.events);
         redoTradeBodies(tradeBodies, tradeKeys, r.trades);
-        redoHeldTicks(heldTicks, r.held);
+        redoHeldTicks(heldTicks, r.held as [string, HeldTickRecord | null][]);
         meta.put('journalGroup', r.group);
       }
     });
@@ -738,7 +738,7 @@ function redoJournal(
  * by lockDataDir (lock.ts), which the engine takes first.
  */
 export function openStore(options: StoreOptions): Result<Store> {
-  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'indexEventsPerFlushMax', 'indexLagMaxMs', 'indexLaggingMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax', 'journalSegmentBytesMax', 'journalLagBytesMax', 'journalUnsyncedGroupsMax', 'journalRedoBytesPerTransactionMax'] as const) {
+  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'indexEventsPerFlushMax', 'indexLagMaxMs', 'indexLaggingMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax', 'journalSegmentBytesMax', 'journalLagBytesMax', 'journalUnsyncedGroupsMax', 'journalRedoTransactionBytesMax'] as const) {
     const v = options[name];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) return fail(ErrorCode.invalid_field, `${name} must be an integer >= 1`, name);
   }
@@ -810,7 +810,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     // Before anything reads LMDB: the journal's groups a crash left ahead of it (journal.ts).
     let scan: JournalScan;
     try {
-      scan = redoJournal(path, root, meta, events, tradeBodies, tradeKeys, heldTicks, options.journalRedoBytesPerTransactionMax ?? storeDefaults.journalRedoBytesPerTransactionMax);
+      scan = redoJournal(path, root, meta, events, tradeBodies, tradeKeys, heldTicks, options.journalRedoTransactionBytesMax ?? storeDefaults.journalRedoTransactionBytesMax);
     } catch (err) {
       lock.release();
       void root.close().catch(() => undefined);

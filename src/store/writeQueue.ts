@@ -161,8 +161,12 @@ export interface QueueTable {
   abandonJobs?(failure: StoreError): void;
 }
 
-/** A journal record (the acknowledging commit of appends, journal.ts) or an LMDB transaction. */
-export type CommitKind = 'journal' | 'lmdb';
+/**
+ * What a commit was: a journal record (the acknowledging commit of appends, journal.ts), an LMDB
+ * transaction that acknowledges what it holds (no journal record did: snapshots, prices, barriers),
+ * or an LMDB transaction behind the journal (of groups it acknowledged already).
+ */
+export type CommitKind = 'journal' | 'lmdb' | 'lmdb-behind';
 
 export class WriteQueue {
   queued = new Batch();
@@ -515,7 +519,7 @@ export class WriteQueue {
     }
     b.done?.resolve();
     for (const d of b.finished) d.resolve();
-    this.notifyCommit(seconds, b.events.length, 'lmdb');
+    this.notifyCommit(seconds, b.events.length, counted ? 'lmdb' : 'lmdb-behind');
     if (!this.queued.empty || this.hasBacklog()) this.scheduleFlush();
   }
 
