@@ -32,23 +32,17 @@
 // failed commit in that mode also rejects an internal promise nobody handles, which kills the
 // process with an unhandled rejection before the engine could report the failure.
 //
-// What `durable` guarantees (lmdb-js 3.5.6, Linux, overlappingSync on, which is its default there;
-// noSync is never used). Verified with strace, see docs/STORE.md:
-//  - default mode: `durable` resolves when lmdb-js reports the write transaction committed. By
-//    then the pages were written to data.mdb (writev into the OS page cache) and the meta page
-//    points at them, so a process crash (kill -9, OOM kill, a native crash) cannot lose them: the
-//    kernel owns the dirty pages, and on reopen in the same boot LMDB picks the newest meta (it
-//    compares the boot id). This is the guarantee we promise in this mode. In lmdb-js 3.5.6 the
-//    commit in fact also waits for fdatasync before it reports committed, so the default mode is
-//    power-loss safe too today, but lmdb-js documents only "committed", so we do not promise it.
-//  - sync mode (--sync): `durable` additionally waits for lmdb-js `flushed` ("committed and fully
-//    flushed/synced to disk"), which covers this flush (and may wait for later ones in flight). This survives
-//    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
-//    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
-//  - measured cost (bench/store.ts, 2 shared busy cores, docs/STORE.md): the modes cost the same,
-//    since lmdb-js already fdatasyncs before it reports a commit; a paced append is durable in about
-//    1 ms at p50 (6-7 ms while other processes take the cores); saturation is 40-78k events/s, bound
-//    by main-thread CPU (roughly 13-25 us per event), not by the disk.
+// What `durable` of an append guarantees (docs/STORE.md "The journal"): each flush first writes what
+// the turn appended as one journal record (journal.ts, one write(2)), and acknowledges there:
+//  - default mode: once the write returned (the kernel's page cache holds it: a kill -9, an OOM kill or
+//    a native crash cannot lose it; the next open redoes it into LMDB). Not a power loss.
+//  - sync mode (--sync): once an fdatasync of the journal that covers the record returned (group
+//    commit: one fdatasync for every record written before it started). Survives power loss, as far
+//    as the disk honours fdatasync.
+// LMDB (lmdb-js 3.5.6, overlappingSync, its Linux default; noSync never) commits the same appends
+// behind, pipelined, and stays the recovery base; its commit reports only after its own fdatasync,
+// which is why acks no longer wait for it. Snapshot records, prices, removals and barriers resolve
+// at the LMDB commit (with --sync after lmdb-js `flushed` too).
 //  - a flush's batch is atomic: all of its events, indexes and records commit or none do (history
 //    entries, which only speed up time travel, may follow in the next transaction).
 //  - a failed commit rejects `durable` with a StoreError (code store_failed); the store then
