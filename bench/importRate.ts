@@ -24,6 +24,9 @@ const trades = arg('--trades', 100_000);
 const portfolios = arg('--portfolios', 200);
 const workers = arg('--workers', 1);
 const cli = resolve(import.meta.dirname, '../src/cli/main.js');
+/** --cpu-prof DIR: the server runs under node --cpu-prof, its profiles (every thread) written to DIR at exit. */
+const profIndex = process.argv.indexOf('--cpu-prof');
+const profDir = profIndex >= 0 ? process.argv[profIndex + 1] : null;
 
 function writeBytes(pid: number): number {
   const m = /write_bytes:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
@@ -38,7 +41,8 @@ function cpuSeconds(pid: number): number {
 }
 
 function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data', dataDir, '--workers', String(workers), '--stats-interval-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = profDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir];
+  const child = spawn(process.execPath, [...prof, cli, 'serve', '--port', '0', '--data', dataDir, '--workers', String(workers), '--stats-interval-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((done, fail) => {
     let out = '';
     child.stdout?.setEncoding('utf8');

@@ -14,7 +14,8 @@ import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
-import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit } from './protocol.js';
+import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit, type TradeChunkAnswer } from './protocol.js';
+import { ChunkKind, TradeChunkReader } from './tradeChunk.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
@@ -214,6 +215,53 @@ export class Shard {
 
   commands(commands: Command[]): CommandResult[] {
     return commands.map((cmd) => this.command(cmd));
+  }
+
+  /**
+   * A chunk of imported trades (tradeChunk.ts), applied in order exactly as a trade command is (the
+   * actor decides, the same pure accounting books, the kernel rows follow), without a result object
+   * per trade: the answer is one kind and one realized P&L a trade, and the events to log.
+   */
+  tradeChunk(chunk: number, bytes: Uint8Array, count: number, now: number): TradeChunkAnswer {
+    const kinds = new Uint8Array(count);
+    const realized = new Float64Array(count);
+    const answer: TradeChunkAnswer = { t: 'tradeChunkDone', chunk, kinds, realized, errors: [], events: [], updates: [] };
+    const reader = new TradeChunkReader(bytes);
+    const out: DomainEventBody[] = [];
+    for (let i = 0; i < count; i++) {
+      const trade = reader.next();
+      const book = this.byId.get(reader.portfolio);
+      out.length = 0;
+      const error = book === undefined ? { code: ErrorCode.portfolio_not_found, message: `portfolio '${reader.portfolio}' not found`, field: 'portfolio_id' } : this.bookTrade(book, trade, out);
+      if (error !== null) {
+        kinds[i] = ChunkKind.error;
+        answer.errors.push({ i, error });
+        continue;
+      }
+      const b = book as Book;
+      kinds[i] = ChunkKind.applied;
+      for (const e of out) {
+        answer.events.push(stamp(e, b.id, now));
+        if (e.type === 'TradeExecuted') realized[i] = e.realized_pnl;
+      }
+      b.seq++;
+      if (b.watchers > 0) {
+        this.deltas.reset();
+        this.writeDelta(b, now, false, 0);
+        answer.updates.push(this.deltas.last());
+        this.deltas.reset();
+      }
+    }
+    return answer;
+  }
+
+  /** One trade as the 'trade' command books it (multiplier, position bound, FX rate, actor); null: booked. */
+  private bookTrade(book: Book, given: ValidTrade, out: DomainEventBody[]): EngineError | null {
+    given.multiplier = this.multipliers.get(given.symbol) ?? 1;
+    if (!this.hasRowFor(book, given.symbol) && book.rows.size >= this.init.positionsPerPortfolioMax) {
+      return { code: ErrorCode.limit_exceeded, message: `positions per portfolio must be <= ${this.init.positionsPerPortfolioMax}`, field: 'symbol' };
+    }
+    return this.apply(book, { type: 'trade', trade: this.withRate(book, given) }, out);
   }
 
   watch(id: string, on: boolean): void {

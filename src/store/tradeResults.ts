@@ -110,12 +110,15 @@ export class TradeResults implements QueueTable {
   encode(tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): TradeResultWrite[] {
     const trades: TradeResultWrite[] = [];
     if (tradeResults !== undefined) {
+      // The keys of this call so far: a bulk import appends thousands at once (a scan of `trades` was quadratic).
+      const here = tradeResults.length > 1 ? new Set<string>() : null;
       for (const t of tradeResults) {
         assertKeyPart(t.portfolio_id, 'trade result portfolio_id');
         assertKeyPart(t.trade_id, 'trade_id');
         const pending = t.portfolio_id + '\u0000' + t.trade_id;
         // First result wins: a pending one, else a committed one. We are the only writer: exact.
-        if (this.pendingTrades.has(pending) || trades.some((x) => x.pending === pending)) continue;
+        if (this.pendingTrades.has(pending) || here?.has(pending) === true) continue;
+        here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
         trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
