@@ -15,6 +15,7 @@
 import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { Lag } from './lag.js';
+import { FlatRecordWriter } from './flatRecord.js';
 import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQueue.js';
 
 export type { TradeResultWrite } from './writeQueue.js';
@@ -37,6 +38,8 @@ export class TradeResults implements QueueTable {
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
   private readonly tradeEncoder: Encoder;
+  /** Flat results (a bulk import's compact ones) in msgpackr's bytes, written by hand (flatRecord.ts). */
+  private readonly flat = new FlatRecordWriter();
   readonly lag: Lag;
 
   /** The number of the last result body enqueued (bodies are keyed 1, 2, 3... in enqueue order). */
@@ -120,7 +123,8 @@ export class TradeResults implements QueueTable {
         if (this.pendingTrades.has(pending) || here?.has(pending) === true) continue;
         here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
+        const flat = typeof t.result === 'object' && t.result !== null ? this.flat.encode(t.result as Record<string, unknown>) : null;
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
     }
     return trades;
