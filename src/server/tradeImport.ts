@@ -352,11 +352,14 @@ export class TradeImport {
         return;
       }
       this.finished = true;
+      // A body read whole while paused leaves the socket paused: a kept-alive connection's next request would never be read.
+      this.resume();
       if (!this.aborted) this.out.end(tail, false);
       return;
     }
     if (!this.lastChunk) return;
     this.finished = true;
+    this.resume();
     if (!this.aborted) this.out.end('', false);
   }
 }
