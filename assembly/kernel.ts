@@ -119,6 +119,8 @@ let symPendingList: usize = 0;
 let sweeps: i32 = 0;
 /** Open rows revalued by the current batch, counting each price change of its symbol. */
 let touched: i32 = 0;
+/** Rows sweepOne read (open or not) since sweepRest began: a slice of the rest stops on it. */
+let visited: i32 = 0;
 // One portfolio's totals, handed from sweepOne to finish (AssemblyScript has no tuples).
 let sumHoldings: f64 = 0;
 let sumCost: f64 = 0;
@@ -352,7 +354,9 @@ function sweepOne(head: i32, changed: usize): bool {
   let gross: f64 = 0;
   let maxAbs: f64 = 0;
   let count = 0;
+  let rows = 0;
   for (let pos = head; pos != NONE; pos = i32At(nextPf, pos)) {
+    rows++;
     const s = i32At(sym, pos);
     const fs = i32At(fxSym, pos);
     const priceChanges = i32At(changed, s);
@@ -388,6 +392,7 @@ function sweepOne(head: i32, changed: usize): bool {
     gross += a;
     if (a > maxAbs) maxAbs = a;
   }
+  visited += rows;
   if (count == 0) return false;
   touched += count;
   sumHoldings = holdings;
@@ -535,6 +540,36 @@ export function revalueRest(): i32 {
   setHdr(H_PENDING_COUNT, 0);
   setHdr(H_TOUCHED, touched);
   return hdr(H_DIRTY_COUNT);
+}
+
+// One slice of the pass over the rest (src/kernel/kernel.ts revalueRestSlice): the unwatched
+// portfolios of rows [from, to) against symPending, in row order, stopping after the portfolio at
+// which rowsMax rows have been read. Returns the next portfolio row; leaves the pending symbols to
+// the caller, which clears them once a whole lap ran after the last batch.
+export function sweepRest(from: i32, to: i32, rowsMax: i32): i32 {
+  loadColumns();
+  const stamp = hdr(H_STAMP) + 1;
+  setHdr(H_STAMP, stamp);
+  const rowZeroOwner = i32At(posPf, 0);
+  let dirty = 0;
+  let breaches = 0;
+  touched = 0;
+  visited = 0;
+  let f = from;
+  while (f < to && visited < rowsMax) {
+    const head = i32At(pfHead, f);
+    const skip = head == NONE || (head == 0 && f != rowZeroOwner) || (i32At(pfFlags, f) & FLAG_WATCHED) != 0;
+    if (!skip && sweepOne(head, symPending)) {
+      setI32(pfStamp, f, stamp);
+      setI32(pfDirty, dirty++, f);
+      if (finish(f, sumHoldings, sumCost, sumUpnl, sumGross, sumMaxAbs) != 0) setI32(pfBreach, breaches++, f);
+    }
+    f++;
+  }
+  setHdr(H_DIRTY_COUNT, dirty);
+  setHdr(H_BREACH_COUNT, breaches);
+  setHdr(H_TOUCHED, touched);
+  return f;
 }
 
 function sweepUnwatched(stamp: i32): void {

@@ -9,6 +9,7 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Shard } from '../src/shard/shard.js';
+import { unwatchedRowsPerSliceMaxDefault } from '../src/shard/protocol.js';
 import { unitsOf } from '../src/domain/accounting.js';
 import { W1, TickStream, holdingsOf, portfolioId } from './workload.js';
 
@@ -22,6 +23,10 @@ const rate = arg('rate', 200_000);
 const batches = arg('batches', 300);
 const watched = arg('watched', 1_000);
 const settleEvery = arg('settle-every', 1);
+/** The rest in slices of this many rows, as the worker runs it (0: in one settle, as before the slicing). */
+const sliceRows = arg('slice-rows', unwatchedRowsPerSliceMaxDefault);
+/** Wall ms of each slice of the rest (what a batch arriving during the pass waits for at most). */
+const sliceMs: number[] = [];
 const warmup = 50;
 const now = 1_800_000_000_000;
 
@@ -69,7 +74,7 @@ function run(shard: Shard, watch: number): { cpuMs: number; wallMs: number; rest
     const r = shard.ticks(b, syms.length, Int32Array.from(syms), prices, new Float64Array(syms.length).fill(now), now + b);
     const dt = performance.now() - t0;
     const cu = process.cpuUsage(c0);
-    const settled = b % settleEvery === settleEvery - 1 ? settleCpuMs(shard) : 0;
+    const settled = b % settleEvery === settleEvery - 1 ? settleCpuMs(shard, b >= warmup && watch > 0) : 0;
     if (b < warmup) continue;
     rest += settled;
     cpu += (cu.user + cu.system) / 1000;
@@ -83,10 +88,16 @@ function run(shard: Shard, watch: number): { cpuMs: number; wallMs: number; rest
   return { cpuMs: cpu / batches, wallMs: wall / batches, restCpuMs: rest / batches, symbols: symbols / batches, deltas: deltas / batches, kib: bytes / batches / 1024 };
 }
 
-/** CPU ms of one Shard.settle (the unwatched portfolios' pass). */
-function settleCpuMs(shard: Shard): number {
+/** CPU ms of the unwatched portfolios' pass: one Shard.settle, or its slices (their wall times kept). */
+function settleCpuMs(shard: Shard, keep = false): number {
   const c0 = process.cpuUsage();
-  shard.settle();
+  if (sliceRows === 0) shard.settle();
+  else
+    while (shard.restPending) {
+      const t0 = performance.now();
+      shard.settleSlice(sliceRows);
+      if (keep) sliceMs.push(performance.now() - t0);
+    }
   const cu = process.cpuUsage(c0);
   return (cu.user + cu.system) / 1000;
 }
@@ -96,6 +107,8 @@ const load0 = loadavg()[0];
 const w = run(shard, watched);
 const k = run(shard, 0);
 const r2 = (x: number) => Math.round(x * 1000) / 1000;
+sliceMs.sort((a, b) => a - b);
+const slices = sliceMs.length === 0 ? null : { rows: sliceRows, perPass: r2(sliceMs.length / Math.floor(batches / settleEvery)), p50Ms: r2(sliceMs[Math.floor(sliceMs.length / 2)]), p99Ms: r2(sliceMs[Math.floor(sliceMs.length * 0.99)]), maxMs: r2(sliceMs[sliceMs.length - 1]) };
 const result = {
   bench: 'shard',
   batch: { windowMs, rate, ticks: Math.max(1, Math.round((rate * windowMs) / 1000)), symbols: r2(w.symbols), batches },
@@ -106,11 +119,13 @@ const result = {
   perBatchWallMs: { total: r2(w.wallMs), withoutDeltas: r2(k.wallMs) },
   deltasPerBatch: r2(w.deltas),
   deltaKiBPerBatch: r2(w.kib),
+  restSlices: slices,
 };
 console.log(
   `shard bench (W1, ${watched} watched, batches of ${result.batch.ticks} ticks = ${result.batch.symbols} symbols, load ${load0} -> ${loadavg()[0]}): ` +
     `cpu per batch: first pass ${result.perBatchCpuMs.total} ms (without deltas ${result.perBatchCpuMs.withoutDeltas} ms, deltas ${result.perBatchCpuMs.deltas} ms), ` +
     `rest ${result.perBatchCpuMs.rest} ms settled every ${settleEvery} batches (${result.perBatchCpuMs.restWithoutWatched} ms with nothing watched), ` +
-    `${result.deltasPerBatch} deltas, ${result.deltaKiBPerBatch} KiB per batch`,
+    `${result.deltasPerBatch} deltas, ${result.deltaKiBPerBatch} KiB per batch` +
+    (slices === null ? '' : `; the rest in ${slices.perPass} slices of ${sliceRows} rows a pass, wall p50 ${slices.p50Ms} ms, p99 ${slices.p99Ms} ms, max ${slices.maxMs} ms`),
 );
 console.log(JSON.stringify(result));

@@ -15,7 +15,9 @@
 //  - watched first (revalueWatched, then revalueRest): with the rest after every batch, every row and
 //    total and the high-water marks and breaches are the bits of one revalue pass, on both kernels and
 //    both paths, for random watch lists; with the rest deferred over several batches, rows and totals
-//    are those bits and the high-water mark never passes the one-pass mark;
+//    are those bits and the high-water mark never passes the one-pass mark; the same with the rest
+//    run in slices of a few rows between batches (Kernel.revalueRestSlice: a batch mid-lap makes the
+//    lap whole again), wasm and js slices equal memory for memory;
 //  - the module owns no part of its memory (no data segments) and imports nothing.
 // Needs dist/assembly/kernel.wasm: built here if missing or older than assembly/kernel.ts.
 
@@ -429,6 +431,83 @@ describe('watched first: revalueWatched then revalueRest', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it('with the rest in slices between batches (revalueRestSlice): wasm equals js, and once nothing is pending the one-pass bits, the high-water mark never above', () => {
+    const figures = new Set<ColumnName>([...bookkeeping, 'pfHwm', 'pfFlags', 'pfBreachKind', 'pfBreachValue']);
+    /** After each step, this many slices of this many rows (a lap is cut anywhere, batches land mid-lap). */
+    const slicing = fc.array(fc.record({ slices: fc.integer({ min: 0, max: 4 }), rows: fc.integer({ min: 1, max: 300 }) }), { minLength: 80, maxLength: 80 });
+    let cleared = 0;
+    let midLap = 0;
+    fc.assert(
+      fc.property(watchedScenario, slicing, (steps, cuts) => {
+        const one = kernelOf('auto');
+        const wasm = kernelOf('wasm');
+        const js = kernelOf('auto');
+        const fleet = new Fleet([one, wasm, js], new Set([wasm, js]), false);
+        steps.forEach((s, i) => {
+          run(fleet, s);
+          const cut = cuts[i % cuts.length];
+          for (let k = 0; k < cut.slices && wasm.pendingCount > 0; k++) {
+            const before = wasm.pendingCount;
+            expect(wasm.revalueRestSlice(cut.rows)).toBe(js.revalueRestSlice(cut.rows));
+            expectSameMemory(wasm, js);
+            if (wasm.pendingCount === 0 && before > 0) cleared++;
+            else midLap++;
+          }
+          if (wasm.pendingCount > 0) return;
+          expect(firstColumnDifference(wasm, one, figures)).toBeUndefined();
+          for (let f = 0; f < one.portfolios; f++) expect(wasm.cols.pfHwm[f]).toBeLessThanOrEqual(one.cols.pfHwm[f]);
+        });
+        fleet.settle();
+        expectSameMemory(wasm, js);
+        expect(firstColumnDifference(wasm, one, figures)).toBeUndefined();
+      }),
+      { numRuns: 30 },
+    );
+    // Both ends were reached: passes finished by slices, and slices that left the lap unfinished.
+    expect([cleared > 0, midLap > 0]).toEqual([true, true]);
+  });
+
+  it('a slice reads about rowsMax rows, resumes where the last stopped, and a batch mid-lap makes the lap whole again', () => {
+    for (const flavour of ['wasm', 'always'] as const) {
+      const k = kernelOf(flavour);
+      k.ensureSymbol(AAPL);
+      const rows: number[] = [];
+      for (let f = 0; f < 10; f++) {
+        k.addPortfolio();
+        // Two rows each, so the list walk (one row per portfolio, then its two rows) costs more than a slice.
+        rows.push(k.addPosition(f, AAPL));
+        k.ensureSymbol(AAPL + 1);
+        const other = k.addPosition(f, AAPL + 1);
+        k.setPosition(rows[f], 10, 100, 100);
+        k.setPosition(other, 1, 100, 100);
+        k.recompute(f);
+      }
+      k.setWatched(0, true);
+      const batch = (price: number): void => {
+        k.cols.batchSym[0] = AAPL;
+        k.cols.batchPrice[0] = price;
+        k.revalueWatched(1);
+      };
+      batch(110);
+      // 9 unwatched portfolios of 2 rows; slices of 4 rows sweep 2 portfolios (row 0 is watched: skipped, not read).
+      expect(k.revalueRestSlice(4)).toBe(2);
+      expect([k.cols.posMv[rows[1]], k.cols.posMv[rows[2]], k.cols.posMv[rows[3]], k.pendingCount]).toEqual([1100, 1100, 1000, 1]);
+      expect(k.revalueRestSlice(4)).toBe(2);
+      expect(k.cols.posMv[rows[4]]).toBe(1100);
+      // A batch now: the portfolios already swept must see 120 too, so the lap is whole again from row 5.
+      batch(120);
+      let slices = 0;
+      while (k.pendingCount > 0) {
+        k.revalueRestSlice(4);
+        slices++;
+      }
+      // Rows 5-6, 7-8, 9 (a slice stops at the last portfolio row), then 0-2 (the watched row 0 skipped
+      // without reading its rows) and 3-4: ten portfolio rows.
+      expect(slices).toBe(5);
+      for (let f = 1; f < 10; f++) expect([f, k.cols.posMv[rows[f]], k.cols.pfHoldings[f]]).toEqual([f, 1200, 1200 + 100]);
+    }
   });
 
   it('revalues a watched portfolio at once and the others only in the rest pass', () => {

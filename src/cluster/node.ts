@@ -22,6 +22,7 @@ import { partitionOf, partitionsDefault, partitionsMax } from './partition.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipView } from './types.js';
 import { EdgeStations, type EdgeEngine } from './edge.js';
+import { startStep, StartStepError, type StartRetry, type StartStepRunner } from './startSteps.js';
 import { ClusterCounters, type ClusterReadings } from './counters.js';
 import { StatusResponder } from './status.js';
 import { SnapshotShipper } from './snapshotShipper.js';
@@ -53,6 +54,8 @@ export interface ClusterOptions {
   snapshotReadAttemptsMax?: number;
   /** Trade ids and command keys a shipped snapshot carries per partition (idsSegment.ts); past it the rest are not carried. */
   snapshotIdsMax?: number;
+  /** How long the start may wait for JetStream to answer its setup requests (each retried meanwhile). */
+  startTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -64,6 +67,7 @@ export const clusterDefaults = {
   replicas: 1,
   snapshotShipIntervalMs: 30_000,
   snapshotIdsMax: snapshotIdsMaxDefault,
+  startTimeoutMs: 60_000,
   ...takeoverDefaults,
 } as const;
 
@@ -151,17 +155,19 @@ export class ClusterNode {
     const nc = await connect({ servers: options.nats.split(','), name: `mtm-${options.nodeId}`, maxReconnectAttempts: -1 }).catch((err: unknown) => {
       throw new ClusterStartError({ code: ErrorCode.cluster_refused, message: `cluster: cannot connect to NATS at ${options.nats}: ${String(err)}`, field: 'nats' });
     });
+    const retry: StartRetry = { deadline: performance.now() + o.startTimeoutMs, now: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), log };
+    const step: StartStepRunner = (what, fn) => startStep(what, fn, retry);
     try {
-      const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, o.dedupWindowMs, o.replicas);
+      const jsm = await step('the JetStream account info', () => jetstreamManager(nc));
+      await step(`creating stream ${names.commandStream}`, () => ensureStream(jsm, o.dedupWindowMs, o.replicas));
       const counters = new ClusterCounters(o.partitions);
-      const owned = await Ownership.open(nc, { cluster: counters, nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log });
+      const owned = await Ownership.open(nc, { cluster: counters, nodeId: o.nodeId, partitions: o.partitions, heartbeatMs: o.heartbeatMs, ownerTimeoutMs: o.ownerTimeoutMs, replicas: o.replicas, now: () => performance.now(), log }, step);
       if (!owned.ok) throw new ClusterStartError(owned.error);
       const js = jetstream(nc);
       const publisher = new CommandPublisher(nc, js, jsm, { partitions: o.partitions, commandReplyTimeoutMs: o.commandReplyTimeoutMs, commandsInFlightMax: o.commandsInFlightMax });
       const edge = new EdgeStations(nc, engine, owned.value, { log });
-      const shipper = await SnapshotShipper.open(nc, o.replicas);
-      const broadcaster = await Broadcaster.open(nc, o.replicas, o.partitions);
+      const shipper = await step(`creating object store ${names.snapshotStore}`, () => SnapshotShipper.open(nc, o.replicas));
+      const broadcaster = await step(`creating KV bucket ${names.definitionsBucket}`, () => Broadcaster.open(nc, o.replicas, o.partitions));
       const recent = new RecentResults(o.partitions, o.dedupWindowMs);
       const takeover = new Takeover(engine, shipper, recent, { partitions: o.partitions, snapshotReadTimeoutMs: o.snapshotReadTimeoutMs, snapshotReadAttemptsMax: o.snapshotReadAttemptsMax, snapshotIdsMax: o.snapshotIdsMax, log });
       const node = new ClusterNode(nc, jsm, engine, owned.value, publisher, log, edge, counters, shipper, broadcaster, takeover, o.heartbeatMs, recent, o.snapshotIdsMax);
@@ -184,7 +190,7 @@ export class ClusterNode {
       return node;
     } catch (err) {
       await nc.close().catch(() => undefined);
-      throw err;
+      throw err instanceof StartStepError ? new ClusterStartError({ code: ErrorCode.cluster_refused, message: err.message, field: 'nats' }) : err;
     }
   }
 
@@ -514,7 +520,11 @@ function definedOnly<T extends object>(o: T): T {
 
 /** Creates the command stream, or checks the one there (created by the first node). */
 async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replicas: number): Promise<void> {
-  const info = await jsm.streams.info(names.commandStream).catch(() => null);
+  // Only "not found" means "create it": no answer is retried by the start step.
+  const info = await jsm.streams.info(names.commandStream).catch((err: unknown) => {
+    if (err instanceof Error && err.name === 'StreamNotFoundError') return null;
+    throw err;
+  });
   if (info !== null) return;
   await jsm.streams
     .add({
@@ -529,6 +539,7 @@ async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replic
     })
     .catch(async (err: unknown) => {
       // Another node created it between our look and our add.
+      // Or our own add, whose answer was lost: the stream is there either way.
       if ((await jsm.streams.info(names.commandStream).catch(() => null)) === null) throw err;
     });
 }

@@ -31,6 +31,7 @@ import { hashOf } from '../engine/shardOf.js';
 import { clusterSubjects as names } from './subjects.js';
 import type { OwnershipChange, OwnershipView } from './types.js';
 import type { ClusterCounters } from './counters.js';
+import { transientNatsError, type StartStepRunner } from './startSteps.js';
 
 export interface OwnershipOptions {
   nodeId: string;
@@ -139,6 +140,8 @@ export class Ownership implements OwnershipView {
   private stopped = false;
   private gate: PartitionGate = { take: () => Promise.resolve(), drop: () => undefined };
   private watches: { stop(): void }[] = [];
+  /** The watches opened (watch() is retried as a start step). */
+  private readonly following = new Set<'ownership' | 'node'>();
 
   private constructor(
     private readonly o: OwnershipOptions,
@@ -155,21 +158,21 @@ export class Ownership implements OwnershipView {
    * Opens the buckets, checks the cluster's settings (the partition count) and this node's id, and
    * watches the table. Claims nothing until run() (the node wires its gate first).
    */
-  static async open(nc: NatsConnection, o: OwnershipOptions): Promise<Result<Ownership>> {
+  static async open(nc: NatsConnection, o: OwnershipOptions, step: StartStepRunner = (_what, fn) => fn()): Promise<Result<Ownership>> {
     if (!validNodeId(o.nodeId)) return fail(ErrorCode.invalid_field, `node-id must match ${nodeIdPattern.source}, got '${o.nodeId}'`, 'node-id');
     if (!(o.heartbeatMs >= 10 && o.ownerTimeoutMs >= 3 * o.heartbeatMs)) {
       return fail(ErrorCode.invalid_field, `cluster-owner-timeout-ms must be >= 3 x cluster-heartbeat-ms (got ${o.ownerTimeoutMs} and ${o.heartbeatMs})`, 'cluster-owner-timeout-ms');
     }
     const kvm = new Kvm(jetstream(nc));
     const replicas = o.replicas ?? 1;
-    const parts = await kvm.create(names.ownershipBucket, { history: 1, replicas });
-    const cluster = await kvm.create(names.clusterBucket, { history: 1, replicas });
+    const parts = await step(`creating KV bucket ${names.ownershipBucket}`, () => kvm.create(names.ownershipBucket, { history: 1, replicas }));
+    const cluster = await step(`creating KV bucket ${names.clusterBucket}`, () => kvm.create(names.clusterBucket, { history: 1, replicas }));
     const own = new Ownership(o, parts, cluster);
-    const settings = await own.checkSettings();
+    const settings = await step('checking the cluster settings', () => own.checkSettings());
     if (!settings.ok) return settings;
-    const joined = await own.join();
+    const joined = await step('writing this node\'s presence key', () => own.join());
     if (!joined.ok) return joined;
-    await own.watch();
+    await step('watching the ownership table', () => own.watch());
     return ok(own);
   }
 
@@ -263,7 +266,9 @@ export class Ownership implements OwnershipView {
     try {
       await this.cluster.create(names.settingsKey, mine);
       return ok(undefined);
-    } catch {
+    } catch (err) {
+      // No answer is not "someone recorded them first": the start step asks again.
+      if (transientNatsError(err)) throw err;
       // Someone recorded the settings first: ours must agree.
     }
     const e = await this.cluster.get(names.settingsKey);
@@ -294,8 +299,10 @@ export class Ownership implements OwnershipView {
     try {
       this.nodeRevision = await this.cluster.create(key, value);
       return ok(undefined);
-    } catch {
-      // The key exists: an earlier run of this node (crashed) or a live clash.
+    } catch (err) {
+      if (transientNatsError(err)) throw err;
+      // The key exists: an earlier run of this node (crashed), our own create whose answer was lost,
+      // or a live clash.
     }
     // A failed compare-and-set is read again before it counts as a clash: on a replicated bucket a
     // read may be answered by a replica that lags (direct get), so the revision it gave can be stale
@@ -305,6 +312,11 @@ export class Ownership implements OwnershipView {
     for (let attempt = 0; attempt < joinAttemptsMax; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, this.o.heartbeatMs));
       const e = await this.cluster.get(key);
+      if (e !== null && e.operation === 'PUT' && presenceInstance(e) === this.instance) {
+        // Our own create, whose answer was lost (a start step retried after a timeout).
+        this.nodeRevision = e.revision;
+        return ok(undefined);
+      }
       if (e !== null && e.operation === 'PUT' && Date.now() - e.created.getTime() < this.o.ownerTimeoutMs) {
         this.counters.nodeIdClashes++;
         const line = `cluster: node id '${this.nodeId}' is in use by a live node (its presence key was refreshed ${Date.now() - e.created.getTime()} ms ago); refusing to start. Give each node its own --node-id`;
@@ -324,12 +336,14 @@ export class Ownership implements OwnershipView {
 
   /** Both watches; one that ends (NATS restarted under it) is opened again, which replays every current value. */
   private async watch(): Promise<void> {
-    await this.follow(() => this.parts.watch({ key: '>' }), (e) => this.onPartitionEntry(e), 'ownership');
-    await this.follow(() => this.cluster.watch({ key: 'node.>' }), (e) => this.onNodeEntry(e), 'node');
+    // Idempotent, so a start step retried after the second open failed does not follow the first twice.
+    if (!this.following.has('ownership')) await this.follow(() => this.parts.watch({ key: '>' }), (e) => this.onPartitionEntry(e), 'ownership');
+    if (!this.following.has('node')) await this.follow(() => this.cluster.watch({ key: 'node.>' }), (e) => this.onNodeEntry(e), 'node');
   }
 
-  private async follow(open: () => Promise<AsyncIterable<KvEntry> & { stop(): void }>, on: (e: KvEntry) => void, what: string): Promise<void> {
+  private async follow(open: () => Promise<AsyncIterable<KvEntry> & { stop(): void }>, on: (e: KvEntry) => void, what: 'ownership' | 'node'): Promise<void> {
     const first = await open();
+    this.following.add(what);
     this.watches.push(first);
     void (async () => {
       let iter = first;
@@ -367,12 +381,7 @@ export class Ownership implements OwnershipView {
     }
     this.nodesSeen.set(id, this.o.now());
     if (id !== this.nodeId || this.stopped) return;
-    let instance: unknown;
-    try {
-      instance = (JSON.parse(e.string()) as { instance?: unknown }).instance;
-    } catch {
-      instance = undefined;
-    }
+    const instance = presenceInstance(e);
     if (instance !== this.instance && e.revision > this.nodeRevision) {
       // Another process took this node's id (this one was paused past its timeout): it is now the node.
       this.counters.nodeIdClashes++;
@@ -558,4 +567,13 @@ function partitionOfKey(key: string, partitions: number): number {
   if (!/^p(0|[1-9][0-9]{0,5})$/.test(key)) return -1;
   const p = Number(key.slice(1));
   return p < partitions ? p : -1;
+}
+
+/** The process instance a presence key was written by (undefined: malformed). */
+function presenceInstance(e: KvEntry): unknown {
+  try {
+    return (JSON.parse(e.string()) as { instance?: unknown }).instance;
+  } catch {
+    return undefined;
+  }
 }

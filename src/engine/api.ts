@@ -92,6 +92,11 @@ export interface EngineOptions {
    * has no batch waiting, at most this much batch time (ms) later; 0 revalues them with every batch.
    */
   unwatchedRevalueIntervalMs?: number;
+  /**
+   * The pass over the rest runs in slices of about this many position rows, one per turn of the
+   * shard's event loop, so a batch arriving during it waits one slice.
+   */
+  unwatchedRowsPerSliceMax?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */

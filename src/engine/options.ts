@@ -4,7 +4,10 @@ import { ErrorCode, type EngineError } from '../errors.js';
 import type { EngineLimits, EngineOptions } from './api.js';
 import { fxPivotDefault, validPivot } from '../domain/fx.js';
 import { instrumentsMaxDefault } from '../domain/types.js';
-import { unwatchedRevalueIntervalMsDefault } from '../shard/protocol.js';
+import { unwatchedRevalueIntervalMsDefault, unwatchedRowsPerSliceMaxDefault } from '../shard/protocol.js';
+
+/** The kernel takes a slice's bound as an i32. */
+const sliceRowsMax = 0x7fffffff;
 
 export const defaultLimits: EngineLimits = {
   portfoliosMax: 200_000,
@@ -32,6 +35,7 @@ export interface ResolvedOptions {
   corporateActionsCheckMs: number;
   shardHeapMb: number;
   unwatchedRevalueIntervalMs: number;
+  unwatchedRowsPerSliceMax: number;
   allowFaultInjection: boolean;
   staleAfterMs: number;
   suspectMovePct: number;
@@ -80,6 +84,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),
     shardHeapMb: o.shardHeapMb ?? 4_096,
     unwatchedRevalueIntervalMs: Math.max(0, o.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault),
+    unwatchedRowsPerSliceMax: Math.min(sliceRowsMax, Math.max(1, Math.floor(o.unwatchedRowsPerSliceMax ?? unwatchedRowsPerSliceMaxDefault))),
     allowFaultInjection: o.allowFaultInjection ?? false,
     staleAfterMs: o.staleAfterMs ?? staleAfterMsDefault,
     suspectMovePct: o.suspectMovePct ?? suspectMovePctDefault,

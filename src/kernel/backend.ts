@@ -37,6 +37,13 @@ export interface KernelBackend {
    * the pending symbols. Returns dirtyCount.
    */
   revalueRest(): number;
+  /**
+   * One slice of the pass over the rest: sweeps the unwatched portfolios of rows [from, to) against
+   * symPending at current prices (recomputed, checked, listed dirty), in row order, stopping after the
+   * portfolio at which rowsMax position rows were read; leaves symPending as it is. Returns the next
+   * portfolio row.
+   */
+  sweepRest(from: number, to: number, rowsMax: number): number;
   /** Recomputes one portfolio's totals from its positions and checks its limits; returns the breach kind or 0. */
   recompute(pf: number): number;
 }

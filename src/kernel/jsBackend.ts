@@ -40,6 +40,8 @@ export class JsBackend implements KernelBackend {
   private sumMaxAbs = 0;
   /** Rows revalued by the walkSymbol calls of one walk (walkWatched / walkUnwatched). */
   private walkTouched = 0;
+  /** Rows sweepOne read (open or not) since sweepRest began: a slice of the rest stops on it. */
+  private visited = 0;
 
   constructor(private readonly sweepPolicy: SweepPolicy = 'auto') {}
 
@@ -203,7 +205,9 @@ export class JsBackend implements KernelBackend {
     let gross = 0;
     let maxAbs = 0;
     let count = 0;
+    let rows = 0;
     for (let pos = head; pos !== NONE; pos = posNextPf[pos]) {
+      rows++;
       const s = posSym[pos];
       const fs = posFxSym[pos];
       const priceChanges = symChanges[s];
@@ -239,6 +243,7 @@ export class JsBackend implements KernelBackend {
       gross += a;
       if (a > maxAbs) maxAbs = a;
     }
+    this.visited += rows;
     this.sumHoldings = holdings;
     this.sumCost = cost;
     this.sumUpnl = upnl;
@@ -412,6 +417,40 @@ export class JsBackend implements KernelBackend {
     for (let i = 0; i < pending; i++) dirty = this.walkSymbol(symPendingList[i], stamp, dirty, 0);
     this.header[H.dirtyCount] = dirty;
     return this.walkTouched;
+  }
+
+  /**
+   * One slice of the pass over the rest: the unwatched portfolios of rows [from, to) against
+   * symPending, stopping after the portfolio at which rowsMax rows were read. Returns the next row.
+   * The wasm kernel's sweepRest, line for line.
+   */
+  sweepRest(from: number, to: number, rowsMax: number): number {
+    const h = this.header;
+    const stamp = (h[H.stamp] = (h[H.stamp] + 1) | 0);
+    const { symPending, pfHead, posPf, pfFlags, pfStamp, pfDirty, pfBreach } = this.c;
+    const rowZeroOwner = posPf[0];
+    let dirty = 0;
+    let breaches = 0;
+    let touched = 0;
+    this.visited = 0;
+    let f = from;
+    while (f < to && this.visited < rowsMax) {
+      const head = pfHead[f];
+      if (!(head === NONE || (head === 0 && f !== rowZeroOwner) || (pfFlags[f] & FLAG_WATCHED) !== 0)) {
+        const count = this.sweepOne(head, symPending);
+        if (count !== 0) {
+          touched += count;
+          pfStamp[f] = stamp;
+          pfDirty[dirty++] = f;
+          if (this.finish(f, this.sumHoldings, this.sumCost, this.sumUpnl, this.sumGross, this.sumMaxAbs) !== 0) pfBreach[breaches++] = f;
+        }
+      }
+      f++;
+    }
+    h[H.dirtyCount] = dirty;
+    h[H.breachCount] = breaches;
+    h[H.touched] = touched;
+    return f;
   }
 
   /** Every unwatched portfolio, in row order, against symPending; returns the touches. */

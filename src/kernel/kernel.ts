@@ -29,6 +29,18 @@ export class Kernel {
   private readonly conversions = new Conversions();
   /** Portfolio -> its slot in pfWatch (valid while flagged FLAG_WATCHED). */
   private watchIndex = new Int32Array(0);
+  /**
+   * The sliced pass over the rest (revalueRestSlice): the next portfolio row a slice sweeps, and the
+   * portfolio rows still to sweep before every unwatched row has seen every pending price. A batch
+   * that moves a price while a pass is under way makes it a whole lap again from where it stands, so
+   * the portfolios already swept see that price too.
+   */
+  private restCursor = 0;
+  private restLeft = 0;
+  /** Portfolio rows the slices have swept, ever (src/shard/restPass.ts counts laps with it). */
+  restSwept = 0;
+  /** The last revalueWatched moved a price (its unwatched rows wait for the rest). */
+  batchMoved = false;
 
   constructor(
     readonly backend: KernelBackend,
@@ -291,15 +303,69 @@ export class Kernel {
     assert(n <= this.layout.caps.batch, 'batch larger than its capacity');
     const m = this.conversions.count === 0 ? n : this.conversions.extend(this.cols, n, this.layout.caps.batch);
     this.batchLength = m;
+    this.batchMoved = this.movesAPrice(m);
+    if (this.batchMoved) this.restLeft = this.portfolios;
     const watched = this.header[H.watchCount];
     // The watched portfolios' rows, taken as the book's average: both backends get the same number.
     const watchedRows = this.portfolios === 0 ? 0 : (watched * this.positions) / this.portfolios;
     return this.backend.revalueWatched(m, watchedRows);
   }
 
+  /** Whether batch entries [0, m) change any symbol's price (before the backend applies them). */
+  private movesAPrice(m: number): boolean {
+    const { batchSym, batchPrice, symPrice } = this.cols;
+    for (let k = 0; k < m; k++) if (symPrice[batchSym[k]] !== batchPrice[k]) return true;
+    return false;
+  }
+
   /** The unwatched portfolios' rows of every symbol pending since the last call (see revalueWatched). */
   revalueRest(): number {
+    this.restLeft = 0;
     return this.backend.revalueRest();
+  }
+
+  /**
+   * A bounded piece of the pass over the rest, so that a batch waiting behind it waits at most one
+   * slice: the whole pass in one call when the pending symbols' lists reach few rows (at most rowsMax
+   * of estimated work), else a sweep of the unwatched portfolios from where the last slice stopped,
+   * reading about rowsMax position rows (never past the last portfolio row: the next slice starts
+   * again from row 0). Once every portfolio was swept since the last batch that moved a price, the
+   * pending symbols are cleared (pendingCount 0). Figures and high-water marks, once nothing is
+   * pending, are those revalueRest would leave: every row is revalued from its current inputs and
+   * every dirty portfolio summed in list order. Returns the slice's dirtyCount (pfDirty, pfBreach).
+   */
+  revalueRestSlice(rowsMax: number): number {
+    assert(rowsMax >= 1, 'a slice reads at least one row');
+    const h = this.header;
+    const pending = h[H.pendingCount];
+    if (pending === 0) return 0;
+    if (this.restLeft === 0 || this.walkCost(pending) <= rowsMax) return this.revalueRest();
+    if (this.restCursor >= this.portfolios) this.restCursor = 0;
+    const to = Math.min(this.portfolios, this.restCursor + this.restLeft);
+    const next = this.backend.sweepRest(this.restCursor, to, rowsMax);
+    this.restLeft -= next - this.restCursor;
+    this.restSwept += next - this.restCursor;
+    this.restCursor = next;
+    if (this.restLeft === 0) {
+      const { symPending, symPendingList } = this.cols;
+      for (let i = 0; i < pending; i++) symPending[symPendingList[i]] = 0;
+      h[H.pendingCount] = 0;
+    }
+    return h[H.dirtyCount];
+  }
+
+  /**
+   * Rows the lists would read to revalue the pending symbols' unwatched rows and recompute the
+   * portfolios they dirty (each row of those symbols, then about a portfolio's rows per row).
+   */
+  private walkCost(pending: number): number {
+    const { symPendingList, symCount, symFxCount } = this.cols;
+    let rows = 0;
+    for (let i = 0; i < pending; i++) {
+      const s = symPendingList[i];
+      rows += symCount[s] + symFxCount[s];
+    }
+    return this.portfolios === 0 ? rows : rows * (1 + this.positions / this.portfolios);
   }
 
   recompute(f: number): number {

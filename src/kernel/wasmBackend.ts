@@ -13,6 +13,7 @@ interface KernelExports {
   revalue(n: number): number;
   revalueWatched(n: number, watchedRows: number): number;
   revalueRest(): number;
+  sweepRest(from: number, to: number, rowsMax: number): number;
   recompute(pf: number): number;
   sweepBatches(): number;
 }
@@ -73,6 +74,10 @@ export class WasmBackend implements KernelBackend {
 
   revalueRest(): number {
     return this.wasm.revalueRest();
+  }
+
+  sweepRest(from: number, to: number, rowsMax: number): number {
+    return this.wasm.sweepRest(from, to, rowsMax);
   }
 
   recompute(pf: number): number {

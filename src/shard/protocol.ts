@@ -27,6 +27,8 @@ export interface ShardInit {
   fxPivot?: string;
   /** Batch time (ms) the unwatched portfolios' rows may wait for a busy shard (Shard.settle); absent: the default. */
   unwatchedRevalueIntervalMs?: number;
+  /** Position rows one slice of the pass over the rest reads (src/shard/worker.ts); absent: the default. */
+  unwatchedRowsPerSliceMax?: number;
 }
 
 /**
@@ -36,6 +38,12 @@ export interface ShardInit {
 export const unwatchedRevalueIntervalMsDefault = 50;
 /** ... and at most this many batches, whatever the batch clock says (a clock that stands still in tests). */
 export const unwatchedBatchesPendingMax = 64;
+/**
+ * The pass over the rest runs in slices of about this many position rows (Kernel.revalueRestSlice),
+ * one per event-loop turn, so a batch that arrives during it waits one slice: ~0.2-0.5 ms of sweeping
+ * on the machines measured (docs/BENCHMARKS.md, "Issue 14, sixth session").
+ */
+export const unwatchedRowsPerSliceMaxDefault = 16_384;
 
 export type Command =
   | { id: number; kind: 'create'; portfolio: string; name: string; cash: number; limits: RiskLimits; options: PortfolioOptions; now: number }
@@ -105,14 +113,13 @@ export type ToShard =
    * parts were written by another number of shards, keep only this shard's books.
    */
   | { t: 'loadColumnar'; parts: { segments: Uint8Array[]; covered: number }[]; filter: boolean; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
-  /** ack: answer 'replayed' with this number once applied (the main thread bounds chunks in flight). */
-  | { t: 'replay'; events: StoredEvent[]; ack?: number }
   /**
-   * A replay chunk as the log holds it: entry i is bytes[ends[i-1], ends[i]) (a TradeExecuted value,
-   * read by src/shard/logRecord.ts), or, when that range is empty, the next of `events` (decoded by
-   * the main thread). Transferred, never cloned.
+   * Read the log after `from` from the data directory at `path` (opened read-only in the worker) and
+   * replay it (src/shard/tail.ts); answered by 'tail' reports, the last one done.
    */
-  | { t: 'replayRaw'; bytes: Uint8Array; ends: Int32Array; events: StoredEvent[]; ack: number }
+  | { t: 'replayTail'; request: number; path: string; from: number }
+  /** The names a paused tail pass asked for were announced ('symbols' came first): go on. */
+  | { t: 'tailResume'; request: number }
   | { t: 'loaded'; request: number }
   /** A cluster partition this node lost: these books leave the shard (Shard.drop); answered 'dropped'. */
   | { t: 'drop'; request: number; ids: string[] }
@@ -151,6 +158,27 @@ export interface SettledResult {
   portfoliosRevalued: number;
   openPositions: number;
   breaches: { limit: string }[];
+}
+
+/** Names a replayed event needs registered before it applies: symbols, and [quote, base] conversions. */
+export interface TailNeeds {
+  symbols: string[];
+  conversions: [string, string][];
+}
+
+/** What a shard's pass over its own tail tells the main thread (src/shard/tail.ts). */
+export interface TailReport {
+  /** Log entries read so far (every type, every portfolio). */
+  read: number;
+  /** The last seq read (the pass's start: none yet). */
+  lastSeq: number;
+  /** Events this shard applied so far. */
+  applied: number;
+  /** Directory events of this shard's portfolios since the last report (created, paused, resumed, closed), in log order. */
+  events: StoredEvent[];
+  /** The pass stopped before an event needing these names: intern, announce, then 'tailResume'. */
+  needs: TailNeeds | null;
+  done: boolean;
 }
 
 /**
@@ -194,7 +222,7 @@ export type FromShard =
   | SettledResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
-  | { t: 'replayed'; ack: number; events: number }
+  | { t: 'tail'; request: number; report: TailReport }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'dropped'; request: number; portfolios: number }

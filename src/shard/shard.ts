@@ -20,11 +20,21 @@ import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
-import { LogRecordReader, type TradeRecord } from './logRecord.js';
+import { RestPass } from './restPass.js';
+import type { TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
+
+/** settle(): the rest in one call, whatever it costs (the kernel takes the bound as an i32). */
+const sliceRowsUnbounded = 0x7fffffff;
+
+type RestResult = Omit<SettledResult, 't' | 'batches' | 'openPositions'>;
+
+function newRestResult(): RestResult {
+  return { events: [], breaches: [], positionsRevalued: 0, portfoliosRevalued: 0 };
+}
 
 export class Shard {
   readonly kernel: Kernel;
@@ -39,8 +49,6 @@ export class Shard {
   private touched: Book[] = [];
   /** Replayed trades booked into a snapshot part's columns, not a state (the recovery breakdown's count). */
   tradesReplayedInColumns = 0;
-  /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
-  private readonly logRecords = new LogRecordReader();
   /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
   private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
@@ -52,17 +60,18 @@ export class Shard {
   /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
   private readonly cashOnly: Book[] = [];
   private readonly cashOnlyTs: number[] = [];
-  /** Batches whose unwatched rows wait for settle(), the batch time of the first, the last batch's. */
+  /** Batches whose unwatched rows wait for settle(), and the last batch's time. */
   private pendingBatches = 0;
-  private pendingSince = 0;
   private lastNow = 0;
+  /** How stale the unwatched rows may be (restDue), and what the slices of the current pass found. */
+  private readonly restPass: RestPass;
+  private rest = newRestResult();
   /** The symbols settle() revalues, copied before the kernel clears its list (foreign cash reads them). */
   private pendingSyms = new Int32Array(256);
-  private readonly unwatchedRevalueIntervalMs: number;
 
   constructor(readonly init: ShardInit) {
     this.seqFloor = init.seqFloor ?? 0;
-    this.unwatchedRevalueIntervalMs = init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault;
+    this.restPass = new RestPass(init.unwatchedRevalueIntervalMs ?? unwatchedRevalueIntervalMsDefault, unwatchedBatchesPendingMax);
     // Every portfolio may hold positionsPerPortfolioMax rows; the shard-wide bound keeps memory finite.
     this.kernel = createKernel(init.kernel, {
       portfoliosMax: init.portfoliosMax,
@@ -138,7 +147,8 @@ export class Shard {
     }
     const deltas = this.deltas.take();
     const pending = this.kernel.pendingCount > 0;
-    if (pending && this.pendingBatches++ === 0) this.pendingSince = now;
+    if (pending) this.pendingBatches++;
+    if (pending && this.kernel.batchMoved) this.restPass.batch(now, this.kernel.restSwept);
     this.lastNow = now;
     return {
       t: 'revalued',
@@ -154,35 +164,59 @@ export class Shard {
     };
   }
 
-  /** The rest of the book has waited long enough: settle at once rather than when idle. */
+  /** The rest of the book has waited long enough: settle at once rather than a slice per turn. */
   restDue(now: number): boolean {
-    return this.pendingBatches > 0 && (this.pendingBatches >= unwatchedBatchesPendingMax || now - this.pendingSince >= this.unwatchedRevalueIntervalMs);
+    return this.pendingBatches > 0 && this.restPass.due(now);
+  }
+
+  /** More of the pass over the rest to run (settleSlice). */
+  get restPending(): boolean {
+    return this.pendingBatches > 0;
   }
 
   /**
-   * The pass over the rest (Kernel.revalueRest): unwatched portfolios' rows at the latest prices,
-   * their totals, high-water marks and limits, foreign cash, seqs. Null when nothing was pending.
-   * Their risk checks and high-water marks thus see the latest prices of the batches it covers, at
-   * most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax batches) late.
+   * The pass over the rest, to its end (settleSlice with no bound): what the worker runs before any
+   * other message than a batch, so nothing read, snapshotted or traded sees a row behind its price.
    */
   settle(): SettledResult | null {
+    return this.settleSlice(sliceRowsUnbounded);
+  }
+
+  /**
+   * A slice of the pass over the rest (Kernel.revalueRestSlice, about rowsMax position rows):
+   * unwatched portfolios' rows at the latest prices, their totals, high-water marks and limits, seqs;
+   * once nothing is pending, foreign cash, and the result covering every slice since the last one
+   * (null before that, or when nothing was pending). Their risk checks and high-water marks thus see
+   * the latest prices at most unwatchedRevalueIntervalMs of batch time (or unwatchedBatchesPendingMax
+   * batches) late (restDue, src/shard/restPass.ts).
+   */
+  settleSlice(rowsMax: number): SettledResult | null {
     if (this.pendingBatches === 0) return null;
-    const batches = this.pendingBatches;
-    this.pendingBatches = 0;
     const now = this.lastNow;
     const c = this.kernel.cols;
     const pending = this.kernel.pendingCount;
-    if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
-    this.pendingSyms.set(c.symPendingList.subarray(0, pending));
-    const dirty = this.kernel.revalueRest();
-    const events: ShardEvent[] = [];
-    const breaches: { limit: string }[] = [];
+    const fx = this.cashByFx.size > 0;
+    if (fx) {
+      // Copied before the kernel clears its list (the foreign cash below reads it).
+      if (this.pendingSyms.length < pending) this.pendingSyms = new Int32Array(Math.max(pending, this.pendingSyms.length * 2));
+      this.pendingSyms.set(c.symPendingList.subarray(0, pending));
+    }
+    const dirty = this.kernel.revalueRestSlice(rowsMax);
+    const r = this.rest;
     const breachCount = this.kernel.breachCount;
-    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], events, breaches, now);
-    const cashOnly = this.cashByFx.size > 0 ? this.revalueForeignCash(this.pendingSyms, pending, false, events, breaches, now) : 0;
+    for (let i = 0; i < breachCount; i++) this.breach(this.books[c.pfBreach[i]], r.events, r.breaches, now);
     for (let i = 0; i < dirty; i++) this.books[c.pfDirty[i]].seq++;
+    r.positionsRevalued += this.kernel.touched;
+    r.portfoliosRevalued += dirty;
+    const cleared = this.kernel.pendingCount === 0;
+    this.restPass.slice(this.kernel.restSwept, this.kernel.portfolios, cleared);
+    if (!cleared) return null;
+    const cashOnly = fx ? this.revalueForeignCash(this.pendingSyms, pending, false, r.events, r.breaches, now) : 0;
     for (let i = 0; i < cashOnly; i++) this.cashOnly[i].seq++;
-    return { t: 'settled', batches, events, positionsRevalued: this.kernel.touched, portfoliosRevalued: dirty + cashOnly, openPositions: this.kernel.openPositions, breaches };
+    const result: SettledResult = { ...r, t: 'settled', batches: this.pendingBatches, portfoliosRevalued: r.portfoliosRevalued + cashOnly, openPositions: this.kernel.openPositions };
+    this.pendingBatches = 0;
+    this.rest = newRestResult();
+    return result;
   }
 
   /**
@@ -580,25 +614,38 @@ export class Shard {
   }
 
   /**
-   * The same for a chunk as the log holds it (protocol 'replayRaw'): trades are read from their bytes
-   * into one reused record and booked without an event object; the rest come decoded, in order.
+   * The book a logged event of `portfolioId` at `seq` replays into when this shard reads the log
+   * itself (src/shard/tail.ts): one of its books whose snapshot does not cover the event; else
+   * undefined (another shard's portfolio, or already in the snapshot).
    */
-  replayRaw(bytes: Uint8Array, ends: Int32Array, events: StoredEvent[]): void {
-    let start = 0;
-    let next = 0;
-    for (let i = 0; i < ends.length; i++) {
-      const end = ends[i];
-      if (end === start) this.replayOne(events[next++]);
-      else {
-        const ok = this.logRecords.read(bytes, start, end);
-        assert(ok, 'a raw replay entry is a TradeExecuted value the main thread read');
-        this.replayTradeRecord(this.logRecords.trade);
-      }
-      start = end;
-    }
+  replayTarget(portfolioId: string, seq: number): Book | undefined {
+    const book = this.byId.get(portfolioId);
+    return book === undefined || seq <= book.covered ? undefined : book;
   }
 
-  private replayTradeRecord(r: TradeRecord): void {
+  /** A portfolio created in the log belongs here (its shard) and is not held yet. */
+  createsHere(portfolioId: string): boolean {
+    return !this.byId.has(portfolioId) && shardOf(portfolioId, this.init.shards ?? 1) === this.init.shard;
+  }
+
+  /** The symbol (or a conversion's Q>B symbol, which is registered together with its legs) has an id here. */
+  knowsSymbol(name: string): boolean {
+    return this.symbolIds.has(name);
+  }
+
+  /** A book's base currency, without building the state of a lazily restored one. */
+  baseOf(book: Book): string {
+    const lazy = book.lazySource;
+    return lazy === null ? baseCurrencyOf(book.state) : (lazy.source as SnapshotPart).baseOf(lazy.index);
+  }
+
+  /** One logged event, decoded (replay's rule: the same as a chunk's decoded entries). */
+  replayEvent(e: StoredEvent): void {
+    this.replayOne(e);
+  }
+
+  /** One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). */
+  replayTradeRecord(r: TradeRecord): void {
     const book = this.byId.get(r.portfolio_id);
     if (book === undefined || r.seq <= book.covered) return;
     const trade = this.replayScratch;

@@ -4,9 +4,10 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import type { FromShard, ShardInit, ShardRecoveryWork, ToShard } from './protocol.js';
+import { unwatchedRowsPerSliceMaxDefault, type FromShard, type SettledResult, type ShardInit, type ShardRecoveryWork, type ToShard } from './protocol.js';
 import { Shard } from './shard.js';
 import { ShardMetrics } from './shardMetrics.js';
+import { TailReplay, type TailLog } from './tail.js';
 
 /** When this thread's modules were evaluated (the recovery breakdown's worker boot). */
 const modulesAtMs = performance.now();
@@ -16,25 +17,54 @@ export interface ShardTaskInput {
   port: MessagePort;
 }
 
-export default function shardTask({ init, port }: ShardTaskInput): Promise<{ stopped: true }> {
+/** Opens the data directory read-only in this thread (src/store/logReader.ts, given by the worker's entry). */
+export type OpenTailLog = (path: string) => TailLog;
+
+/**
+ * The shard task; `openLog` lets it read its own tail at recovery ('replayTail'), given by the entry
+ * the engine starts (src/engine/shards/shardWorker.ts), since a shard imports nothing from the store.
+ */
+export function shardTaskWith(openLog: OpenTailLog | null): (input: ShardTaskInput) => Promise<{ stopped: true }> {
+  return (input) => shardTask(input, openLog);
+}
+
+export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenTailLog | null = null): Promise<{ stopped: true }> {
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
-  // Watched first (Shard.ticks): the rest of the book is revalued once no batch waits (an immediate
-  // runs after the messages already queued), inline when it is due, and before any other message, so
-  // nothing read, snapshotted or traded ever sees an unwatched row behind the prices.
-  let settleScheduled = false;
-  const settle = (): void => {
-    settleScheduled = false;
-    const settled = shard.settle();
+  // Watched first (Shard.ticks): the rest of the book is revalued a slice (about
+  // unwatchedRowsPerSliceMax rows) per event-loop turn once the batches already queued were taken
+  // (an immediate runs after them), so a batch arriving meanwhile waits for one slice, not the whole
+  // pass; inline and whole when it is due (restDue), and whole before any other message, so nothing
+  // read, snapshotted or traded ever sees an unwatched row behind the prices.
+  const rowsPerSlice = init.unwatchedRowsPerSliceMax ?? unwatchedRowsPerSliceMaxDefault;
+  let sliceScheduled = false;
+  const sent = (settled: SettledResult | null): void => {
     if (settled === null) return;
     metrics.batch(settled.positionsRevalued, settled.portfoliosRevalued, settled.openPositions);
     send(settled);
+  };
+  const settle = (): void => sent(shard.settle());
+  const slice = (): void => {
+    sliceScheduled = false;
+    sent(shard.settleSlice(rowsPerSlice));
+    scheduleSlice();
+  };
+  const scheduleSlice = (): void => {
+    if (sliceScheduled || !shard.restPending) return;
+    sliceScheduled = true;
+    setImmediate(slice);
   };
   // This thread's time in each recovery step (performance.now(): ms since the process started), reported
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
   const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
+  let tail: TailReplay | null = null;
+  const runTail = (): void => {
+    t0 = performance.now();
+    (tail as TailReplay).run();
+    work.replay_ms += performance.now() - t0;
+  };
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
       if (msg.t !== 'ticks') settle();
@@ -50,12 +80,8 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           metrics.batch(result.positionsRevalued, result.portfoliosRevalued, result.openPositions);
           // The deltas' buffer moves to the main thread (no copy); the shard writes the next batch's elsewhere.
           port.postMessage(result, [result.deltas.buffer as ArrayBuffer, result.deltaIndex.buffer as ArrayBuffer]);
-          if (!result.pending) break;
           if (shard.restDue(msg.now)) settle();
-          else if (!settleScheduled) {
-            settleScheduled = true;
-            setImmediate(settle);
-          }
+          else scheduleSlice();
           break;
         }
         case 'metrics':
@@ -89,19 +115,18 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;
           break;
-        case 'replay':
-          t0 = performance.now();
-          shard.replay(msg.events);
-          work.replay_ms += performance.now() - t0;
-          if (msg.ack !== undefined) send({ t: 'replayed', ack: msg.ack, events: msg.events.length });
+        case 'replayTail': {
+          if (openLog === null) throw new Error('this shard worker was started without a log reader (replayTail)');
+          const request = msg.request;
+          tail = new TailReplay(shard, openLog(msg.path), msg.from, (report) => send({ t: 'tail', request, report }));
+          runTail();
           break;
-        case 'replayRaw':
-          t0 = performance.now();
-          shard.replayRaw(msg.bytes, msg.ends, msg.events);
-          work.replay_ms += performance.now() - t0;
-          send({ t: 'replayed', ack: msg.ack, events: msg.ends.length });
+        }
+        case 'tailResume':
+          runTail();
           break;
         case 'loaded':
+          tail = null;
           t0 = performance.now();
           shard.finishRecovery();
           work.finish_ms += performance.now() - t0;

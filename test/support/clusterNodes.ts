@@ -43,6 +43,8 @@ export class EngineNode {
   url = '';
   exit: Promise<number | null> = Promise.resolve(null);
   paused = false;
+  /** More flags for this node only (after the rig's). */
+  extraArgs: string[] = [];
 
   constructor(
     private readonly o: RigOptions,
@@ -59,7 +61,7 @@ export class EngineNode {
     const args = [cli, 'serve', '--nats', o.nats().join(','), '--node-id', this.id, '--partitions', String(this.partitionCount), '--port', String(port), '--data', this.dataDir];
     args.push('--workers', '1', '--stats-interval-ms', '0', '--cluster-replicas', String(o.replicas));
     args.push('--cluster-heartbeat-ms', String(o.heartbeatMs), '--cluster-owner-timeout-ms', String(o.ownerTimeoutMs), '--cluster-command-reply-timeout-ms', String(o.replyTimeoutMs));
-    args.push(...(o.extraArgs ?? []));
+    args.push(...(o.extraArgs ?? []), ...this.extraArgs);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const take = (b: Buffer) => {

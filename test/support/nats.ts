@@ -341,6 +341,13 @@ export class NatsHarness {
 
   /** `size` servers (3 by default) routed as one cluster, JetStream on each (replicas up to `size`), ready. */
   async startCluster(size = 3, clusterName = 'mtm'): Promise<NatsCluster> {
+    const cluster = await this.defineCluster(size, clusterName);
+    await cluster.start();
+    return cluster;
+  }
+
+  /** The same cluster, none of its members started (a test starts them one by one: spawnProcess). */
+  async defineCluster(size = 3, clusterName = 'mtm'): Promise<NatsCluster> {
     const ports: NatsServerPorts[] = [];
     for (let i = 0; i < size; i++) ports.push({ client: await freePort(), monitor: await freePort(), cluster: await freePort() });
     const routePorts = ports.map((p) => p.cluster as number);
@@ -351,9 +358,7 @@ export class NatsHarness {
       this.servers.push(server);
       members.push(server);
     }
-    const cluster = new NatsCluster(members);
-    await cluster.start();
-    return cluster;
+    return new NatsCluster(members);
   }
 
   /** Kills every server this harness started (no graceful wait: the test is over) and removes the files. */
