@@ -124,6 +124,8 @@ export const optionTable: readonly OptionEntry[] = [
   // Server limits.
   e('server', 'import-line-bytes-max', 'limits.importLineBytesMax', int(1), server.importLineBytesMax, 'bytes', 'longest NDJSON line POST /api/v1/trades/import reads; a longer one stops the import at that line'),
   e('server', 'import-trades-in-flight-max', 'limits.importTradesInFlightMax', int(1), server.importTradesInFlightMax, 'trades', 'trades one import has submitted and not yet answered; past it the request body is paused'),
+  e('server', 'import-chunk-trades-max', 'limits.importChunkTradesMax', int(1, 1_000_000), server.importChunkTradesMax, 'trades', 'lines of an import validated together and booked as one message per shard and one log append per shard'),
+  e('server', 'import-chunks-in-flight-max', 'limits.importChunksInFlightMax', int(1, 1024), server.importChunksInFlightMax, 'chunks', 'chunks of one import booking at once while the next is cut; past it the request body is paused'),
   e('server', 'frame-bytes-max', 'limits.maxPayloadBytes', int(1), server.maxPayloadBytes, 'bytes', 'largest WebSocket frame accepted; a larger one closes the socket with 1009'),
   e('server', 'body-bytes-max', 'limits.maxBodyBytes', int(1), server.maxBodyBytes, 'bytes', 'largest HTTP request body; a larger one is answered 413'),
   e('server', 'idle-timeout-seconds', 'limits.idleTimeoutSeconds', int(1), server.idleTimeoutSeconds, 's', 'a WebSocket silent this long is closed (the server pings before)'),

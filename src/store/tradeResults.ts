@@ -15,6 +15,7 @@
 import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { Lag } from './lag.js';
+import { FlatRecordWriter } from './flatRecord.js';
 import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQueue.js';
 
 export type { TradeResultWrite } from './writeQueue.js';
@@ -45,6 +46,8 @@ export class TradeResults implements QueueTable {
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
   private readonly tradeEncoder: Encoder;
+  /** Flat results (a bulk import's compact ones) in msgpackr's bytes, written by hand (flatRecord.ts). */
+  private readonly flat = new FlatRecordWriter();
   readonly lag: Lag;
 
   /** The number of the last result body enqueued (bodies are keyed 1, 2, 3... in enqueue order). */
@@ -118,14 +121,18 @@ export class TradeResults implements QueueTable {
   encode(tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): TradeResultWrite[] {
     const trades: TradeResultWrite[] = [];
     if (tradeResults !== undefined) {
+      // The keys of this call so far: a bulk import appends thousands at once (a scan of `trades` was quadratic).
+      const here = tradeResults.length > 1 ? new Set<string>() : null;
       for (const t of tradeResults) {
         assertKeyPart(t.portfolio_id, 'trade result portfolio_id');
         assertKeyPart(t.trade_id, 'trade_id');
         const pending = t.portfolio_id + '\u0000' + t.trade_id;
         // First result wins: a pending one, else a committed one. We are the only writer: exact.
-        if (this.pendingTrades.has(pending) || trades.some((x) => x.pending === pending)) continue;
+        if (this.pendingTrades.has(pending) || here?.has(pending) === true) continue;
+        here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
+        const flat = typeof t.result === 'object' && t.result !== null ? this.flat.encode(t.result as Record<string, unknown>) : null;
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
     }
     return trades;
