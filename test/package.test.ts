@@ -66,6 +66,7 @@ describe('the npm package', () => {
       'dist/src/index.d.ts',
       'dist/src/client/index.js',
       'dist/src/shard/worker.js',
+      'dist/src/engine/shards/shardWorker.js',
       'dist/src/market/worker.js',
       'dist/assembly/kernel.wasm',
       'dist/web/index.html',

@@ -746,7 +746,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   }
   progress.mark('store open');
   const pool = new Piscina({
-    filename: distFile('src/shard/worker.js'),
+    filename: distFile('src/engine/shards/shardWorker.js'),
     minThreads: o.workers,
     maxThreads: o.workers,
     idleTimeout: Number.MAX_SAFE_INTEGER,

@@ -1,15 +1,15 @@
 // Start and restart from the store: each shard's columnar snapshot (raw segments read here and
-// transferred to the worker, which decodes them), then the events after it, replayed in the worker
-// through the pure domain functions. The main thread reads LMDB (its only owner) in ONE pass over the
-// tail for all shards at start, routing each event to its shard in chunks, with at most
-// replayChunksInFlightMax chunks (replayBytesInFlightMax bytes) per shard unapplied: reading the log
-// overlaps the worker's snapshot load and applying, and memory stays bounded whatever the tail's length. Shards load in parallel.
+// transferred to the worker, which decodes them), then the events after it, which each shard worker
+// reads ITSELF, one cursor pass over the log in its own thread (the data directory opened read-only
+// there: src/shard/tail.ts, src/store/logReader.ts), replayed through the pure domain functions.
+// The main thread reads no tail value: it learns from the workers' reports the directory events of
+// their portfolios and the symbols a replayed event needs (it interns them, one id table for every
+// shard, and announces them before the paused pass resumes). Shards load and replay in parallel.
 // A directory without columnar snapshots (schema 1, migrated) recovers once from its per-portfolio
 // records, the old way; the next snapshot round writes the columnar form.
 
-import { baseCurrencyDefault, replayedEventTypes, type DomainEventType, type PortfolioRecord, type StoredEvent } from '../domain/types.js';
-import { LogRecordReader } from '../shard/logRecord.js';
-import type { ShardRecoveryWork, ToShard } from '../shard/protocol.js';
+import { baseCurrencyDefault, type PortfolioRecord } from '../domain/types.js';
+import type { ShardRecoveryWork, TailReport, ToShard } from '../shard/protocol.js';
 import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
 import type { ShardSnapshotPointer, Store } from '../store/store.js';
 import { applyToDirectory, type Directory } from './directory.js';
@@ -17,15 +17,8 @@ import type { ShardHandle } from './shardHandle.js';
 import { shardOf } from './shardOf.js';
 import type { SymbolTable } from './symbols.js';
 
-/** Records (schema 1 path) and events per message while loading a shard. */
+/** Records per message while loading a shard from schema 1 records. */
 export const recoveryChunkMax = 5_000;
-/**
- * Replay chunks posted to one shard and not yet applied, and their bytes: the pipeline's bounds. Deep
- * enough that the log is read while the worker still loads its snapshot (a full-scale crash restart:
- * the worker's load took 1.8-4.2 s, during which a bound of 2 chunks left the main thread idle).
- */
-export const replayChunksInFlightMax = 128;
-export const replayBytesInFlightMax = 128 * 1024 * 1024;
 
 /** Marks kept by one RecoveryProgress (a start has ~10; shard restarts add theirs until this). */
 export const phaseMarksMax = 256;
@@ -78,27 +71,15 @@ export interface RecoveryHost {
   /** Cross rates go through this currency (src/domain/fx.ts). */
   readonly fxPivot: string;
   nextRequest(): number;
-  /** Answers of 'loaded' (finish) and 'replayed' (chunk applied) messages, by request number. */
+  /** Answers of 'loaded' (finish) messages, by request number. */
   readonly loadRequests: Map<number, () => void>;
+  /** The 'tail' reports of shards reading their own tail, by request number. */
+  readonly tailRequests: Map<number, (report: TailReport) => void>;
+  /** Sends the names interned since the last call to every shard that has the table (pool.announceSymbols). */
+  announceSymbols(): void;
   readonly progress: RecoveryProgress;
   /** The columnar generation was written by a clean shutdown and this is the boot right after it. */
   readonly cleanSnapshot: boolean;
-}
-
-function symbolsOfEvent(e: StoredEvent, symbols: SymbolTable, directory: Directory, pivot: string): void {
-  const base = directory.get(e.portfolio_id)?.base;
-  // A renamed position replays into its new symbol; a foreign dividend credits cash in its currency.
-  if (e.type === 'SymbolChanged') symbols.intern(e.to_symbol);
-  if ((e.type === 'DividendEntitled' || e.type === 'DividendPaid') && base !== undefined && e.currency !== base) symbols.internConversion(e.currency, base, pivot);
-  // Foreign cash moves replay into balances the shard converts.
-  if ((e.type === 'CashDeposited' || e.type === 'CashWithdrawn') && e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
-  if (e.type === 'FxConverted' && base !== undefined) {
-    if (e.from_currency !== base) symbols.internConversion(e.from_currency, base, pivot);
-    if (e.to_currency !== base) symbols.internConversion(e.to_currency, base, pivot);
-  }
-  if (e.type !== 'TradeExecuted') return;
-  symbols.intern(e.symbol);
-  if (e.currency !== undefined && base !== undefined) symbols.internConversion(e.currency, base, pivot);
 }
 
 /** What the store holds to restore shards from. */
@@ -106,9 +87,8 @@ type Source =
   | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][] }
   | { kind: 'records'; records: PortfolioRecord[][] };
 
-/** Per-portfolio covered seqs and the oldest of them (replay reads the log after it). */
+/** The oldest covered seq of what was read (replay reads the log after it). */
 interface Coverage {
-  covered: Map<string, number>;
   min: number;
 }
 
@@ -129,14 +109,13 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
       }
       const segments = store.shardSnapshotSegments(pointer, i);
       parts.push(segments);
-      const strings = readSnapshotStrings(segments);
       const covered = pointer.covered[i];
-      for (const id of strings.ids) coverage.covered.set(id, covered);
       // A shard part without books covers too: as of `covered`, the shard's books were exactly these
       // (none). A cluster node that dropped a partition's portfolios (engine.dropPortfolios) must not
       // see them come back from their events before it.
       coverage.min = Math.min(coverage.min, covered);
       if (directory !== null) {
+        const strings = readSnapshotStrings(segments);
         const statuses = readSnapshotStatuses(segments);
         strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
         for (const s of strings.symbols) symbols.intern(s);
@@ -150,7 +129,6 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
     const shard = shardOf(r.portfolio.id, workers);
     if (only !== null && shard !== only) continue;
     records[shard].push(r);
-    coverage.covered.set(r.portfolio.id, r.covered_seq);
     coverage.min = Math.min(coverage.min, r.covered_seq);
     if (directory === null) continue;
     const base = r.portfolio.base_currency ?? baseCurrencyDefault;
@@ -195,168 +173,43 @@ function pricesFor(host: RecoveryHost): { symbol: number; price: number; ts: num
   return prices;
 }
 
-/** Bytes a replay chunk starts with (grown by doubling when its values need more). */
-const replayChunkBytesInitial = 1 << 20;
-
 /**
- * One shard's chunk being filled: values as the log stores them, back to back (`ends[i]` is where
- * entry i ends), and the events decoded on the main thread, in order, for entries of length 0.
+ * Every shard in `handles` reads and replays its own tail (protocol 'replayTail'; `from(h)`: the seq
+ * its snapshot covers), all at once. Their reports bring the directory events of their portfolios
+ * (applied to `directory` when given: the start) and progress; a report that stops on names the
+ * shard lacks has them interned and announced to every shard, then the pass resumes.
  */
-class ReplayChunk {
-  bytes = new Uint8Array(replayChunkBytesInitial);
-  used = 0;
-  readonly ends = new Int32Array(recoveryChunkMax);
-  n = 0;
-  readonly events: StoredEvent[] = [];
-
-  /** Copies src[0, size) in (src: the store's read buffer, overwritten by its next read). */
-  addRaw(src: Uint8Array, size: number): void {
-    if (this.used + size > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + size));
-      grown.set(this.bytes.subarray(0, this.used));
-      this.bytes = grown;
-    }
-    // Byte by byte: no view object per value (1M values at a start), and lmdb-js's read buffer may
-    // carry a `length` another read set, which Buffer's copy would trust.
-    const bytes = this.bytes;
-    const at = this.used;
-    for (let i = 0; i < size; i++) bytes[at + i] = src[i];
-    this.used += size;
-    this.ends[this.n++] = this.used;
-  }
-
-  addEvent(e: StoredEvent): void {
-    this.events.push(e);
-    this.ends[this.n++] = this.used;
-  }
-
-  get full(): boolean {
-    return this.n >= recoveryChunkMax;
-  }
-}
-
-/**
- * Feeds events to shards in chunks, at most replayChunksInFlightMax unapplied per shard. A chunk moves
- * to its worker (transferred, not cloned): the raw values of trades, which the worker reads itself
- * (src/shard/logRecord.ts), and the few other events, decoded here.
- */
-class ReplayPipe {
-  private readonly chunks: ReplayChunk[];
-  private readonly inFlight: number[];
-  private readonly bytesInFlight: number[];
-  private readonly waiters: ((() => void) | null)[];
-
-  constructor(
-    private readonly host: RecoveryHost,
-    private readonly handles: readonly ShardHandle[],
-  ) {
-    this.chunks = handles.map(() => new ReplayChunk());
-    this.inFlight = handles.map(() => 0);
-    this.bytesInFlight = handles.map(() => 0);
-    this.waiters = handles.map(() => null);
-  }
-
-  /** Adds a trade's raw value for handles[k]; resolves at once unless its chunk was posted and the pipe is full. */
-  addRaw(k: number, src: Uint8Array, size: number): Promise<void> | null {
-    const chunk = this.chunks[k];
-    chunk.addRaw(src, size);
-    return chunk.full ? this.post(k) : null;
-  }
-
-  /** The same for an event decoded here. */
-  add(k: number, e: StoredEvent): Promise<void> | null {
-    const chunk = this.chunks[k];
-    chunk.addEvent(e);
-    return chunk.full ? this.post(k) : null;
-  }
-
-  private post(k: number): Promise<void> | null {
-    const chunk = this.chunks[k];
-    if (chunk.n === 0) return null;
-    this.chunks[k] = new ReplayChunk();
-    const ack = this.host.nextRequest();
-    const entries = chunk.n;
-    const bytes = chunk.used;
-    this.inFlight[k]++;
-    this.bytesInFlight[k] += bytes;
-    this.host.loadRequests.set(ack, () => {
-      this.inFlight[k]--;
-      this.bytesInFlight[k] -= bytes;
-      this.host.progress.eventsReplayed += entries;
-      const w = this.waiters[k];
-      this.waiters[k] = null;
-      w?.();
-    });
-    const msg: ToShard = { t: 'replayRaw', bytes: chunk.bytes.subarray(0, chunk.used), ends: chunk.ends.subarray(0, entries), events: chunk.events, ack };
-    this.handles[k].port?.postMessage(msg, [chunk.bytes.buffer as ArrayBuffer, chunk.ends.buffer as ArrayBuffer]);
-    if (this.inFlight[k] < replayChunksInFlightMax && this.bytesInFlight[k] < replayBytesInFlightMax) return null;
-    return new Promise((resolve) => (this.waiters[k] = resolve));
-  }
-
-  async flush(): Promise<void> {
-    for (let k = 0; k < this.handles.length; k++) {
-      const wait = this.post(k);
-      if (wait !== null) await wait;
-    }
-  }
-}
-
-/**
- * One pass over the log after `from` for every shard in `handles`: a trade is routed by a peek at its
- * bytes (portfolio, symbol, currency) and travels undecoded; any other event is decoded here (it may
- * change the directory or need symbols), and events that change no state on replay are skipped by
- * their type alone. `covered`: per-portfolio seqs the snapshots already include.
- */
-async function replayTail(host: RecoveryHost, handles: readonly ShardHandle[], from: number, coverage: Coverage, directory: Directory | null): Promise<void> {
-  const { store, symbols, progress } = host;
-  const pipe = new ReplayPipe(host, handles);
-  const index = new Map(handles.map((h, k) => [h.index, k]));
-  const reader = new LogRecordReader(false);
-  const trade = reader.trade;
-  // Each value is a view of the store's read buffer: used (copied into a chunk, or decoded) before
-  // anything else reads the store, i.e. before this loop awaits.
-  for (const { key, value } of store.eventViewsAfter(from)) {
-    const seq = key as number;
-    const { bytes, size } = value;
-    if (directory !== null) progress.eventsRead = seq - from;
-    let wait: Promise<void> | null;
-    if (reader.read(bytes, 0, size)) {
-      const id = trade.portfolio_id;
-      if (seq <= (coverage.covered.get(id) ?? 0)) continue;
-      const k = index.get(shardOf(id, host.workers));
-      if (k === undefined) continue;
-      if (directory !== null) {
-        symbols.intern(trade.symbol);
-        const base = directory.get(id)?.base;
-        if (trade.currency !== null && base !== undefined) symbols.internConversion(trade.currency, base, host.fxPivot);
-        announce(host, handles);
-      }
-      wait = pipe.addRaw(k, bytes, size);
-    } else {
-      const type = reader.typeOf(bytes, 0, size);
-      if (type !== null && !replayedEventTypes.has(type as DomainEventType)) continue;
-      const e = store.decodeEvent(bytes.subarray(0, size));
-      if (!replayedEventTypes.has(e.type)) continue;
-      if (e.seq <= (coverage.covered.get(e.portfolio_id) ?? 0)) continue;
-      if (directory !== null) {
-        applyToDirectory(directory, e);
-        symbolsOfEvent(e, symbols, directory, host.fxPivot);
-        announce(host, handles);
-      }
-      const k = index.get(shardOf(e.portfolio_id, host.workers));
-      if (k === undefined) continue;
-      wait = pipe.add(k, e);
-    }
-    if (wait !== null) await wait;
-  }
-  if (directory !== null) progress.mark('tail read');
-  await pipe.flush();
-}
-
-/** New names reach every worker before the first event that needs them. */
-function announce(host: RecoveryHost, handles: readonly ShardHandle[]): void {
-  const fresh = host.symbols.takeUnannounced();
-  if (fresh !== null) for (const h of handles) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
+async function replayTails(host: RecoveryHost, handles: readonly ShardHandle[], from: (h: ShardHandle) => number, directory: Directory | null): Promise<void> {
+  const { symbols, progress } = host;
+  const floor = Math.min(...handles.map(from));
+  const lastSeq = handles.map(from);
+  const applied = handles.map(() => 0);
+  await Promise.all(
+    handles.map(
+      (h, k) =>
+        new Promise<void>((resolve) => {
+          const request = host.nextRequest();
+          host.tailRequests.set(request, (r: TailReport) => {
+            if (directory !== null) for (const e of r.events) applyToDirectory(directory, e);
+            lastSeq[k] = r.lastSeq;
+            applied[k] = r.applied;
+            progress.eventsRead = Math.max(0, Math.min(...lastSeq) - floor);
+            progress.eventsReplayed = applied.reduce((a, b) => a + b, 0);
+            if (r.needs !== null) {
+              for (const s of r.needs.symbols) symbols.intern(s);
+              for (const [quote, base] of r.needs.conversions) symbols.internConversion(quote, base, host.fxPivot);
+              // Announced before the resume on the same port: the worker registers them first.
+              host.announceSymbols();
+              h.post({ t: 'tailResume', request });
+            }
+            if (!r.done) return;
+            host.tailRequests.delete(request);
+            resolve();
+          });
+          h.post({ t: 'replayTail', request, path: host.store.path, from: from(h) });
+        }),
+    ),
+  );
 }
 
 async function finish(host: RecoveryHost, h: ShardHandle): Promise<void> {
@@ -375,12 +228,24 @@ function sendSymbols(host: RecoveryHost, h: ShardHandle): void {
 }
 
 /**
+ * Where a shard's tail starts: the seq its own part of a columnar generation covers (same shard count),
+ * else the oldest covered seq read (its books skip what their own snapshot covers).
+ */
+function tailFrom(source: Source, host: RecoveryHost, coverage: Coverage): (h: ShardHandle) => number {
+  if (source.kind === 'columnar' && source.pointer.shards === host.workers) {
+    const covered = source.pointer.covered;
+    return (h) => covered[h.index];
+  }
+  return () => coverage.min;
+}
+
+/**
  * The engine's start: reads the snapshots, rebuilds the directory and the symbol table, and, once
- * `started` resolves (every worker up), loads all shards in parallel from one pass over the log.
+ * `started` resolves (every worker up), loads all shards in parallel, each reading its own tail.
  */
 export async function recoverAll(host: RecoveryHost, directory: Directory, handles: readonly ShardHandle[], started: Promise<void>): Promise<void> {
   const { store, symbols, progress } = host;
-  const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
+  const coverage: Coverage = { min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, null, directory, coverage);
   if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark('snapshots read');
@@ -396,7 +261,7 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   progress.mark('snapshots posted');
   progress.phase = 'replay';
   progress.eventsToRead = Math.max(0, store.lastSeq() - coverage.min);
-  await replayTail(host, handles, coverage.min, coverage, directory);
+  await replayTails(host, handles, tailFrom(source, host, coverage), directory);
   progress.mark('tail replayed');
   await Promise.all(handles.map((h) => finish(host, h)));
   progress.mark('shards loaded');
@@ -406,14 +271,14 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
 
 /** A supervised restart of one shard: its snapshot and the log after it, nothing else touched. */
 export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<void> {
-  const { store, progress } = host;
-  const coverage: Coverage = { covered: new Map(), min: Number.MAX_SAFE_INTEGER };
+  const { progress } = host;
+  const coverage: Coverage = { min: Number.MAX_SAFE_INTEGER };
   const source = readSource(host, h.index, null, coverage);
   if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark(`shard ${h.index} restart: snapshot read`);
   sendSymbols(host, h);
   sendSnapshot(host, h, source, pricesFor(host));
-  await replayTail(host, [h], coverage.min, coverage, null);
+  await replayTails(host, [h], tailFrom(source, host, coverage), null);
   progress.mark(`shard ${h.index} restart: tail replayed`);
   await finish(host, h);
   progress.mark(`shard ${h.index} restart: loaded`);

@@ -59,6 +59,8 @@ const fieldNames: readonly string[] = ['type', 'seq', 'portfolio_id', 'trade_id'
 const fieldBytes = fieldNames.map((n) => new TextEncoder().encode(n));
 const tradeExecuted = new TextEncoder().encode('TradeExecuted');
 const recordExt = 0x72;
+/** Bytes of a record definition the reader remembers (a trade's 15 keys take ~110). */
+const keyBytesMax = 256;
 /** The type tag the main thread passes along for a value it routed without decoding. */
 export const tradeExecutedType = 'TradeExecuted';
 
@@ -112,22 +114,8 @@ export class LogRecordReader {
     const id = src[start + 2];
     if (id < 0x40 || id > 0x7f) return false;
     this.pos = start + 3;
-    const keys = this.arrayHeader();
-    if (keys < 0 || keys > this.codes.length) return false;
-    for (let k = 0; k < keys; k++) {
-      const len = this.strHeader();
-      if (len < 0 || this.pos + len > end) return false;
-      let code = -1;
-      for (let f = 0; f < fieldBytes.length; f++) {
-        if (sameBytes(src, this.pos, len, fieldBytes[f])) {
-          code = f;
-          break;
-        }
-      }
-      if (code < 0) return false;
-      this.codes[k] = code;
-      this.pos += len;
-    }
+    const keys = this.sameKeys(src, start + 3, end) ? this.keysKnown : this.readKeys(src, start + 3, end);
+    if (keys < 0) return false;
     for (let k = 0; k < keys; k++) {
       switch (this.codes[k]) {
         case F.type: {
@@ -208,6 +196,54 @@ export class LogRecordReader {
     if (this.pos >= end) return null;
     const type = this.string();
     return Number.isNaN(this.pos) ? null : type;
+  }
+
+  /**
+   * The record definition of the last value whose keys were all read (its bytes, from the array
+   * header to the last key): the log's trades share one definition, so a value that repeats it
+   * byte for byte takes the field codes as they are instead of matching every key again.
+   */
+  private readonly keyBytes = new Uint8Array(keyBytesMax);
+  /** Length of keyBytes in use; -1: none (a key read that failed may have left codes half written). */
+  private keyBytesLength = -1;
+  private keysKnown = 0;
+
+  /** src[at, ...) starts with the remembered record definition; pos then after it. */
+  private sameKeys(src: Uint8Array, at: number, end: number): boolean {
+    const n = this.keyBytesLength;
+    if (n < 0 || at + n > end) return false;
+    const known = this.keyBytes;
+    for (let i = 0; i < n; i++) if (src[at + i] !== known[i]) return false;
+    this.pos = at + n;
+    return true;
+  }
+
+  /** Reads the record definition's keys at src[at, ...) into codes; their count, or -1 (not a shape read here). */
+  private readKeys(src: Uint8Array, at: number, end: number): number {
+    this.keyBytesLength = -1;
+    const keys = this.arrayHeader();
+    if (keys < 0 || keys > this.codes.length) return -1;
+    for (let k = 0; k < keys; k++) {
+      const len = this.strHeader();
+      if (len < 0 || this.pos + len > end) return -1;
+      let code = -1;
+      for (let f = 0; f < fieldBytes.length; f++) {
+        if (sameBytes(src, this.pos, len, fieldBytes[f])) {
+          code = f;
+          break;
+        }
+      }
+      if (code < 0) return -1;
+      this.codes[k] = code;
+      this.pos += len;
+    }
+    const n = this.pos - at;
+    if (n <= keyBytesMax) {
+      this.keyBytes.set(src.subarray(at, this.pos));
+      this.keyBytesLength = n;
+      this.keysKnown = keys;
+    }
+    return keys;
   }
 
   private use(src: Uint8Array): void {

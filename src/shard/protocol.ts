@@ -111,14 +111,13 @@ export type ToShard =
    * parts were written by another number of shards, keep only this shard's books.
    */
   | { t: 'loadColumnar'; parts: { segments: Uint8Array[]; covered: number }[]; filter: boolean; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
-  /** ack: answer 'replayed' with this number once applied (the main thread bounds chunks in flight). */
-  | { t: 'replay'; events: StoredEvent[]; ack?: number }
   /**
-   * A replay chunk as the log holds it: entry i is bytes[ends[i-1], ends[i]) (a TradeExecuted value,
-   * read by src/shard/logRecord.ts), or, when that range is empty, the next of `events` (decoded by
-   * the main thread). Transferred, never cloned.
+   * Read the log after `from` from the data directory at `path` (opened read-only in the worker) and
+   * replay it (src/shard/tail.ts); answered by 'tail' reports, the last one done.
    */
-  | { t: 'replayRaw'; bytes: Uint8Array; ends: Int32Array; events: StoredEvent[]; ack: number }
+  | { t: 'replayTail'; request: number; path: string; from: number }
+  /** The names a paused tail pass asked for were announced ('symbols' came first): go on. */
+  | { t: 'tailResume'; request: number }
   | { t: 'loaded'; request: number }
   /** A cluster partition this node lost: these books leave the shard (Shard.drop); answered 'dropped'. */
   | { t: 'drop'; request: number; ids: string[] }
@@ -161,6 +160,27 @@ export interface SettledResult {
   breaches: { limit: string }[];
 }
 
+/** Names a replayed event needs registered before it applies: symbols, and [quote, base] conversions. */
+export interface TailNeeds {
+  symbols: string[];
+  conversions: [string, string][];
+}
+
+/** What a shard's pass over its own tail tells the main thread (src/shard/tail.ts). */
+export interface TailReport {
+  /** Log entries read so far (every type, every portfolio). */
+  read: number;
+  /** The last seq read (the pass's start: none yet). */
+  lastSeq: number;
+  /** Events this shard applied so far. */
+  applied: number;
+  /** Directory events of this shard's portfolios since the last report (created, paused, resumed, closed), in log order. */
+  events: StoredEvent[];
+  /** The pass stopped before an event needing these names: intern, announce, then 'tailResume'. */
+  needs: TailNeeds | null;
+  done: boolean;
+}
+
 /**
  * A shard worker's recovery, sent with 'loaded': when it booted (ms of performance.now(), which a
  * worker thread shares with the main thread: since the process started) and its busy ms per step.
@@ -185,7 +205,7 @@ export type FromShard =
   | { t: 'deltas'; deltas: Uint8Array; deltaIndex: Int32Array }
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
-  | { t: 'replayed'; ack: number; events: number }
+  | { t: 'tail'; request: number; report: TailReport }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }
   | { t: 'metrics'; request: number; metrics: unknown[] }
   | { t: 'dropped'; request: number; portfolios: number }

@@ -20,7 +20,7 @@ import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } fr
 import { shardOf } from '../engine/shardOf.js';
 import { DeltaWriter } from './deltaWriter.js';
 import { RestPass } from './restPass.js';
-import { LogRecordReader, type TradeRecord } from './logRecord.js';
+import type { TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
 
@@ -48,8 +48,6 @@ export class Shard {
   private touched: Book[] = [];
   /** Replayed trades booked into a snapshot part's columns, not a state (the recovery breakdown's count). */
   tradesReplayedInColumns = 0;
-  /** Reads replayed trades from their log bytes, into one reused record (replayRaw). */
-  private readonly logRecords = new LogRecordReader();
   /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
   private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
@@ -501,25 +499,38 @@ export class Shard {
   }
 
   /**
-   * The same for a chunk as the log holds it (protocol 'replayRaw'): trades are read from their bytes
-   * into one reused record and booked without an event object; the rest come decoded, in order.
+   * The book a logged event of `portfolioId` at `seq` replays into when this shard reads the log
+   * itself (src/shard/tail.ts): one of its books whose snapshot does not cover the event; else
+   * undefined (another shard's portfolio, or already in the snapshot).
    */
-  replayRaw(bytes: Uint8Array, ends: Int32Array, events: StoredEvent[]): void {
-    let start = 0;
-    let next = 0;
-    for (let i = 0; i < ends.length; i++) {
-      const end = ends[i];
-      if (end === start) this.replayOne(events[next++]);
-      else {
-        const ok = this.logRecords.read(bytes, start, end);
-        assert(ok, 'a raw replay entry is a TradeExecuted value the main thread read');
-        this.replayTradeRecord(this.logRecords.trade);
-      }
-      start = end;
-    }
+  replayTarget(portfolioId: string, seq: number): Book | undefined {
+    const book = this.byId.get(portfolioId);
+    return book === undefined || seq <= book.covered ? undefined : book;
   }
 
-  private replayTradeRecord(r: TradeRecord): void {
+  /** A portfolio created in the log belongs here (its shard) and is not held yet. */
+  createsHere(portfolioId: string): boolean {
+    return !this.byId.has(portfolioId) && shardOf(portfolioId, this.init.shards ?? 1) === this.init.shard;
+  }
+
+  /** The symbol (or a conversion's Q>B symbol, which is registered together with its legs) has an id here. */
+  knowsSymbol(name: string): boolean {
+    return this.symbolIds.has(name);
+  }
+
+  /** A book's base currency, without building the state of a lazily restored one. */
+  baseOf(book: Book): string {
+    const lazy = book.lazySource;
+    return lazy === null ? baseCurrencyOf(book.state) : (lazy.source as SnapshotPart).baseOf(lazy.index);
+  }
+
+  /** One logged event, decoded (replay's rule: the same as a chunk's decoded entries). */
+  replayEvent(e: StoredEvent): void {
+    this.replayOne(e);
+  }
+
+  /** One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). */
+  replayTradeRecord(r: TradeRecord): void {
     const book = this.byId.get(r.portfolio_id);
     if (book === undefined || r.seq <= book.covered) return;
     const trade = this.replayScratch;

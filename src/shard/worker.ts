@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { unwatchedRowsPerSliceMaxDefault, type FromShard, type SettledResult, type ShardInit, type ShardRecoveryWork, type ToShard } from './protocol.js';
 import { Shard } from './shard.js';
 import { ShardMetrics } from './shardMetrics.js';
+import { TailReplay, type TailLog } from './tail.js';
 
 /** When this thread's modules were evaluated (the recovery breakdown's worker boot). */
 const modulesAtMs = performance.now();
@@ -16,7 +17,18 @@ export interface ShardTaskInput {
   port: MessagePort;
 }
 
-export default function shardTask({ init, port }: ShardTaskInput): Promise<{ stopped: true }> {
+/** Opens the data directory read-only in this thread (src/store/logReader.ts, given by the worker's entry). */
+export type OpenTailLog = (path: string) => TailLog;
+
+/**
+ * The shard task; `openLog` lets it read its own tail at recovery ('replayTail'), given by the entry
+ * the engine starts (src/engine/shards/shardWorker.ts), since a shard imports nothing from the store.
+ */
+export function shardTaskWith(openLog: OpenTailLog | null): (input: ShardTaskInput) => Promise<{ stopped: true }> {
+  return (input) => shardTask(input, openLog);
+}
+
+export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenTailLog | null = null): Promise<{ stopped: true }> {
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
@@ -47,6 +59,12 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
   const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
+  let tail: TailReplay | null = null;
+  const runTail = (): void => {
+    t0 = performance.now();
+    (tail as TailReplay).run();
+    work.replay_ms += performance.now() - t0;
+  };
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
       // A hold reads only a watched book's rows, which every batch keeps current: no pass needed first.
@@ -98,19 +116,18 @@ export default function shardTask({ init, port }: ShardTaskInput): Promise<{ sto
           shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;
           break;
-        case 'replay':
-          t0 = performance.now();
-          shard.replay(msg.events);
-          work.replay_ms += performance.now() - t0;
-          if (msg.ack !== undefined) send({ t: 'replayed', ack: msg.ack, events: msg.events.length });
+        case 'replayTail': {
+          if (openLog === null) throw new Error('this shard worker was started without a log reader (replayTail)');
+          const request = msg.request;
+          tail = new TailReplay(shard, openLog(msg.path), msg.from, (report) => send({ t: 'tail', request, report }));
+          runTail();
           break;
-        case 'replayRaw':
-          t0 = performance.now();
-          shard.replayRaw(msg.bytes, msg.ends, msg.events);
-          work.replay_ms += performance.now() - t0;
-          send({ t: 'replayed', ack: msg.ack, events: msg.ends.length });
+        }
+        case 'tailResume':
+          runTail();
           break;
         case 'loaded':
+          tail = null;
           t0 = performance.now();
           shard.finishRecovery();
           work.finish_ms += performance.now() - t0;

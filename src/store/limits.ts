@@ -1,5 +1,8 @@
 // The store's limits and their defaults (StoreOptions overrides them per store).
 
+/** Named databases in the environment (14 used), with room for a later version; every open (store.ts, logReader.ts) passes it. */
+export const databasesMax = 16;
+
 export const storeDefaults = {
   /**
    * Events + trade results enqueued or in flight before overloaded() turns true: about one to two

@@ -19,32 +19,6 @@ export interface EventQuery {
   order?: 'asc' | 'desc';
 }
 
-/** A stored value as lmdb-js read it: bytes[0, size) of its reused read buffer (eventViewsAfter). */
-export interface RawValue {
-  bytes: Uint8Array;
-  size: number;
-}
-
-/**
- * lmdb-js's encoder hook for a db handle that reads values as views: with an encoder that says it
- * needs no stable buffer, lmdb-js hands decode() its own read buffer, uncopied, and the value's size.
- * Writes never go through this handle.
- */
-export function rawValueEncoder(): { encode(v: unknown): never; decode(bytes: Uint8Array, size: number): RawValue; needsStableBuffer: false } {
-  const view: RawValue = { bytes: new Uint8Array(0), size: 0 };
-  return {
-    encode: () => {
-      throw new Error('the events view handle is read only');
-    },
-    decode: (bytes, size) => {
-      view.bytes = bytes;
-      view.size = size;
-      return view;
-    },
-    needsStableBuffer: false,
-  };
-}
-
 export interface ReplayOptions {
   /** Only the event types that change state on replay (replayedEventTypes). */
   replayedOnly?: boolean;
@@ -63,7 +37,6 @@ export class EventLog implements QueueTable {
     private readonly meta: Database<unknown, Key>,
     readonly events: Database<StoredEvent, Key>,
     private readonly eventsRaw: Database<Uint8Array, Key>,
-    private readonly eventsView: Database<RawValue, Key>,
     lastSeq: number,
   ) {
     this.seq = lastSeq;
@@ -115,10 +88,6 @@ export class EventLog implements QueueTable {
 
   rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }> {
     return this.eventsRaw.getRange({ start: afterSeq, exclusiveStart: true });
-  }
-
-  eventViewsAfter(afterSeq: number): Iterable<{ key: Key; value: RawValue }> {
-    return this.eventsView.getRange({ start: afterSeq, exclusiveStart: true });
   }
 
   decodeEvent(bytes: Uint8Array): StoredEvent {

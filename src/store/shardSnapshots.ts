@@ -71,13 +71,18 @@ export class ShardSnapshots implements QueueTable {
 
   /** The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable). */
   read(pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (let i = 0; i < pointer.segments; i++) {
-      const bin = this.segments.getBinary([pointer.generation, shard, i]);
-      assert(bin !== undefined, `snapshot generation ${pointer.generation} lacks segment ${i} of shard ${shard}`);
-      // Its own ArrayBuffer, so it can be transferred to a worker (a pooled Buffer cannot).
-      out.push(bin.byteOffset === 0 && bin.byteLength === bin.buffer.byteLength ? bin : new Uint8Array(bin));
-    }
-    return out;
+    return readShardSegments(this.segments, pointer, shard);
   }
+}
+
+/** One shard's segments of a generation from the `shardSnapshots` db (any thread's handle on it). */
+export function readShardSegments(segments: Database<Uint8Array, Key>, pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < pointer.segments; i++) {
+    const bin = segments.getBinary([pointer.generation, shard, i]);
+    assert(bin !== undefined, `snapshot generation ${pointer.generation} lacks segment ${i} of shard ${shard}`);
+    // Its own ArrayBuffer, so it can be transferred to a worker (a pooled Buffer cannot).
+    out.push(bin.byteOffset === 0 && bin.byteLength === bin.buffer.byteLength ? bin : new Uint8Array(bin));
+  }
+  return out;
 }

@@ -77,11 +77,11 @@ import { assert } from '../assert.js';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import type { DomainEvent, DomainEventType, LastPrice, PortfolioRecord, StoredEvent } from '../domain/types.js';
 import { Compaction } from './compaction.js';
-import { storeDefaults } from './limits.js';
+import { databasesMax, storeDefaults } from './limits.js';
 import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventIndex } from './eventIndex.js';
-import { EventLog, rawValueEncoder, type EventQuery, type RawValue, type ReplayOptions } from './log.js';
+import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
 import { HeldTicks, type HeldTickRecord } from './heldTicks.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
@@ -91,7 +91,7 @@ import { WriteQueue } from './writeQueue.js';
 
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
-export type { EventQuery, RawValue, ReplayOptions } from './log.js';
+export type { EventQuery, ReplayOptions } from './log.js';
 export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
 export type { HeldTickRecord } from './heldTicks.js';
 
@@ -104,8 +104,6 @@ export const storeSchemaVersion = 2;
 /** Versions openStore migrates in place: the new version (and seq epoch) go in the first commit. */
 export const storeVersionsMigrated: readonly number[] = [1];
 
-/** Named databases in the environment (14 used), with room for a later version. */
-const databasesMax = 16;
 
 /** The store's bounds an operator may set (the CLI's --store-* options); each defaults to storeDefaults. */
 export type StoreLimits = Omit<StoreOptions, 'path' | 'sync' | 'retention'>;
@@ -170,6 +168,8 @@ export interface StoreStats {
 
 export interface Store {
   readonly schemaVersion: number;
+  /** The data directory, resolved (a recovering shard opens it read-only in its thread: logReader.ts). */
+  readonly path: string;
   readonly pendingWritesMax: number;
   lastSeq(): number;
   /**
@@ -194,15 +194,10 @@ export interface Store {
   /** Replay source: committed events with seq > afterSeq in seq order, streamed from a cursor. */
   eventsAfter(afterSeq: number, options?: ReplayOptions): Iterable<StoredEvent>;
   /**
-   * The same events as stored, undecoded (recovery routes them by a peek at their bytes, and the
-   * shard that replays them reads them): each value is a copy the caller may keep or transfer.
+   * The same events as stored, undecoded: each value is a copy the caller may keep or transfer
+   * (recovery's shards read theirs without a copy, src/store/logReader.ts).
    */
   rawEventsAfter(afterSeq: number): Iterable<{ key: Key; value: Uint8Array }>;
-  /**
-   * The same without a copy: each value is ONE reused view of lmdb-js's read buffer, valid only until
-   * the next read from this store (the caller copies what it keeps before reading anything else).
-   */
-  eventViewsAfter(afterSeq: number): Iterable<{ key: Key; value: RawValue }>;
   /** Decodes one value rawEventsAfter gave (what eventsAfter would have given for it). */
   decodeEvent(bytes: Uint8Array): StoredEvent;
   /**
@@ -310,14 +305,13 @@ class LmdbStore implements Store {
   private closing: Promise<void> | null = null;
 
   constructor(
-    private readonly path: string,
+    readonly path: string,
     private readonly root: RootDatabase,
     private readonly lock: DataDirLock,
     dbs: {
       meta: Database<unknown, Key>;
       events: Database<StoredEvent, Key>;
       eventsRaw: Database<Uint8Array, Key>;
-      eventsView: Database<RawValue, Key>;
       byPortfolio: Database<[DomainEventType, number], Key>;
       byType: Database<number, Key>;
       byTs: Database<null, Key>;
@@ -339,7 +333,7 @@ class LmdbStore implements Store {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.indexLaggingMax = options.indexLaggingMax ?? storeDefaults.indexLaggingMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
-    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, dbs.eventsView, lastSeq);
+    this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
     const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
     const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
     this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs);
@@ -527,10 +521,6 @@ class LmdbStore implements Store {
     return this.log.rawEventsAfter(afterSeq);
   }
 
-  eventViewsAfter(afterSeq: number): Iterable<{ key: Key; value: RawValue }> {
-    return this.log.eventViewsAfter(afterSeq);
-  }
-
   decodeEvent(bytes: Uint8Array): StoredEvent {
     return this.log.decodeEvent(bytes);
   }
@@ -681,8 +671,6 @@ export function openStore(options: StoreOptions): Result<Store> {
     const events = root.openDB<StoredEvent, Key>('events', {});
     // The same table read as raw bytes: recovery routes values without decoding them (rawEventsAfter).
     const eventsRaw = root.openDB<Uint8Array, Key>('events', { encoding: 'binary' });
-    // And as views into lmdb-js's read buffer, not copied (eventViewsAfter): the start reads 1M of them.
-    const eventsView = root.openDB<RawValue, Key>('events', { encoder: rawValueEncoder() } as never);
     const byPortfolio = root.openDB<[DomainEventType, number], Key>('byPortfolio', {});
     const byType = root.openDB<number, Key>('byType', {});
     const byTs = root.openDB<null, Key>('byTs', {});
@@ -702,7 +690,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
     fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
-    const dbs = { meta, events, eventsRaw, eventsView, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
+    const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }

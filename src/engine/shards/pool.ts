@@ -7,7 +7,7 @@ import type { Piscina } from 'piscina';
 import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type Result } from '../../errors.js';
 import type { Clock, PortfolioRecord } from '../../domain/types.js';
 import { deltaOf, type Delta } from '../deltas.js';
-import type { FromShard, ShardEvent } from '../../shard/protocol.js';
+import type { FromShard, ShardEvent, TailReport } from '../../shard/protocol.js';
 import type { Store } from '../../store/store.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -59,6 +59,8 @@ export class ShardPool {
   /** The engine's start: supervisors only spawn workers, recoverAll loads them together. */
   private firstStart: { floor: number } | null = null;
   private readonly loadRequests = new Map<number, () => void>();
+  /** Reports of shards reading their own tail (recovery.ts replayTails), by request. */
+  private readonly tailRequests = new Map<number, (report: TailReport) => void>();
   private readonly metricRequests = new Map<number, (metrics: unknown[]) => void>();
   /** Answers of 'dropped' and 'adopted' (a cluster partition leaving or joining the shards), by request. */
   private readonly bookRequests = new Map<number, { shard: number; done: (answer: { portfolios: number; error: string | null } | null) => void }>();
@@ -113,6 +115,8 @@ export class ShardPool {
       fxPivot: this.d.o.fxPivot,
       nextRequest: () => this.nextRequest++,
       loadRequests: this.loadRequests,
+      tailRequests: this.tailRequests,
+      announceSymbols: () => this.announceSymbols(),
       progress: this.progress,
     };
   }
@@ -254,9 +258,9 @@ export class ShardPool {
         this.loadRequests.get(msg.request)?.();
         this.loadRequests.delete(msg.request);
         break;
-      case 'replayed':
-        this.loadRequests.get(msg.ack)?.();
-        this.loadRequests.delete(msg.ack);
+      case 'tail':
+        // The entry is removed by its handler once the report says done.
+        this.tailRequests.get(msg.request)?.(msg.report);
         break;
       case 'metrics':
         this.metricRequests.get(msg.request)?.(msg.metrics);
