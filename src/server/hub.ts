@@ -472,7 +472,7 @@ export class Hub {
 
   private onDelta(ch: Channel, d: Delta): void {
     if (ch.compat > 0 && ch.view !== null && !ch.viewStale) ch.view = applyUpdate(ch.view, d.update());
-    else if (ch.viewLoading !== null) ch.viewLoading.add(d.update());
+    else if (ch.viewLoading !== null) ch.viewLoading.add(d.update(), d.fromSeq);
     else if (ch.view !== null) ch.viewStale = true;
     const app = this.app;
     const nBin = app.numSubscribers(ch.topicBin);
@@ -485,7 +485,7 @@ export class Hub {
     let json: Encoded | null = null;
     const nJson = app.numSubscribers(ch.topicJson);
     if (nJson > 0) {
-      json = updateMessageJson(d.update());
+      json = updateMessageJson(d.update(), d.fromSeq);
       this.publish(ch.topicJson, json);
       this.stats.updatesSerialized++;
       this.stats.updatesSent += nJson;
@@ -500,7 +500,7 @@ export class Hub {
       if (sub.encoding === 'binary') this.queueFramed(sub.conn, d.bytes, null);
       else {
         if (json === null) {
-          json = updateMessageJson(d.update());
+          json = updateMessageJson(d.update(), d.fromSeq);
           this.stats.updatesSerialized++;
         }
         this.queueFramed(sub.conn, null, json.bytes);
