@@ -249,6 +249,11 @@ export class ShardPool {
           h.resolve(r);
         }
         break;
+      case 'tradeChunkDone':
+        // Its events are logged by the import station as the answer is read (bulkImport.ts), then the watchers' deltas go.
+        h.chunkAnswered(msg);
+        for (const u of msg.updates) this.d.deliver(deltaOf(u));
+        break;
       case 'records':
         this.recordRequests.get(msg.request)?.(msg);
         this.recordRequests.delete(msg.request);
