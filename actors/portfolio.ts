@@ -16,6 +16,12 @@ import type { ErrorCode } from '../src/errors.js';
 
 export type PortfolioEvent =
   | { type: 'trade'; trade: ValidTrade }
+  /**
+   * A run of a bulk import's trades, in order, as one event (the shard sends it only to an active
+   * portfolio without risk limits, where no trade of the run can pause it): each is booked or refused
+   * exactly as the 'trade' event would, one transition instead of one per trade.
+   */
+  | { type: 'trades'; trades: ValidTrade[] }
   /** currency absent or null: the base; a foreign move carries the quote -> base rate of the day (null: none seen). */
   | { type: 'deposit'; amount: number; currency?: string | null; fx_rate?: number | null }
   | { type: 'withdraw'; amount: number; currency?: string | null; fx_rate?: number | null }
@@ -30,7 +36,9 @@ export type PortfolioEvent =
 /** What a transition emits: the domain events it produced, or why it refused. */
 export type PortfolioEffect =
   | { type: 'applied'; events: DomainEventBody[]; realized: number; symbol: string | null }
-  | { type: 'rejected'; code: ErrorCode; message: string; field?: string };
+  | { type: 'rejected'; code: ErrorCode; message: string; field?: string }
+  /** A 'trades' run: per trade, in order, its events (null: refused, see refusals). */
+  | { type: 'appliedTrades'; events: (DomainEventBody[] | null)[]; refusals: Map<number, { code: ErrorCode; message: string; field?: string }> };
 
 function applied(events: DomainEventBody[], realized = 0, symbol: string | null = null): PortfolioEffect {
   return { type: 'applied', events, realized, symbol };
@@ -62,6 +70,26 @@ export const portfolioMachine = setup({
       const r = applyTrade(context, event.trade);
       enqueue.assign(r.state);
       enqueue.emit(applied(r.events, r.fill.realized, r.symbol));
+    }),
+    trades: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'trades') return;
+      // The 'trade' transition of the active state, per trade of the run: refused (tradeRefused) or booked.
+      let state = context;
+      const events: (DomainEventBody[] | null)[] = new Array(event.trades.length);
+      const refusals = new Map<number, { code: ErrorCode; message: string; field?: string }>();
+      for (let i = 0; i < event.trades.length; i++) {
+        const refusal = tradeRefusal(state, event.trades[i]);
+        if (refusal !== null) {
+          events[i] = null;
+          refusals.set(i, { code: refusal.code, message: refusal.message, field: refusal.field });
+          continue;
+        }
+        const r = applyTrade(state, event.trades[i]);
+        state = r.state;
+        events[i] = r.events;
+      }
+      enqueue.assign(state);
+      enqueue.emit({ type: 'appliedTrades', events, refusals });
     }),
     corporate: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'corporate') return;
@@ -141,6 +169,7 @@ export const portfolioMachine = setup({
     active: {
       on: {
         trade: [{ guard: 'tradeRefused', actions: 'rejectTrade' }, { actions: 'trade' }],
+        trades: { actions: 'trades' },
         deposit: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { actions: 'deposit' }],
         withdraw: [{ guard: 'cashRefused', actions: 'rejectCashMove' }, { guard: 'withinCash', actions: 'withdraw' }, { actions: 'rejectCash' }],
         fxConvert: [{ guard: 'withinCash', actions: 'fxConvert' }, { actions: 'rejectCash' }],

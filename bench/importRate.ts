@@ -6,7 +6,9 @@
 // selling 1 unit of one of 20 symbols. Reports the import's wall time (the `mtm import` process from
 // spawn to exit), trades/s, and the server's bytes written per trade (`write_bytes` of
 // /proc/<server pid>/io across the import) and the server's CPU time per trade (user + system of every
-// thread, /proc/<server pid>/stat: on a shared machine the stable figure, where wall time is not). Then one JSON line. Used for issue 15's import figures in
+// thread, /proc/<server pid>/stat: on a shared machine the stable figure, where wall time is not) and
+// the client's (/proc/<import pid>/stat, read every 20 ms until it exits). Then one JSON line.
+// --cpu-prof DIR runs the server under node --cpu-prof (a profile per thread in DIR). Used for issue 15's import figures in
 // docs/BENCHMARKS.md; the same command on two builds compares them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,9 @@ const trades = arg('--trades', 100_000);
 const portfolios = arg('--portfolios', 200);
 const workers = arg('--workers', 1);
 const cli = resolve(import.meta.dirname, '../src/cli/main.js');
+/** --cpu-prof DIR: the server runs under node --cpu-prof, its profiles (every thread) written to DIR at exit. */
+const profIndex = process.argv.indexOf('--cpu-prof');
+const profDir = profIndex >= 0 ? process.argv[profIndex + 1] : null;
 
 function writeBytes(pid: number): number {
   const m = /write_bytes:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
@@ -38,7 +43,8 @@ function cpuSeconds(pid: number): number {
 }
 
 function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data', dataDir, '--workers', String(workers), '--stats-interval-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = profDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir];
+  const child = spawn(process.execPath, [...prof, cli, 'serve', '--port', '0', '--data', dataDir, '--workers', String(workers), '--stats-interval-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((done, fail) => {
     let out = '';
     child.stdout?.setEncoding('utf8');
@@ -70,10 +76,20 @@ try {
   const c0 = cpuSeconds(child.pid as number);
   const t0 = performance.now();
   const imp = spawn(process.execPath, [cli, 'import', file, '--url', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The client's own CPU (it must not be the bottleneck): read until it exits, the last reading kept.
+  let clientCpu = 0;
+  const poll = setInterval(() => {
+    try {
+      clientCpu = cpuSeconds(imp.pid as number);
+    } catch {
+      // exited between two readings
+    }
+  }, 20);
   let summary = '';
   imp.stdout?.setEncoding('utf8');
   imp.stdout?.on('data', (chunk: string) => (summary += chunk));
   const code = await new Promise<number | null>((done) => imp.on('exit', done));
+  clearInterval(poll);
   const seconds = (performance.now() - t0) / 1000;
   const b1 = writeBytes(child.pid as number);
   const c1 = cpuSeconds(child.pid as number);
@@ -86,9 +102,11 @@ try {
     tradesPerSecond: Math.round(trades / seconds),
     bytesWrittenPerTrade: Math.round((b1 - b0) / trades),
     serverCpuMicrosPerTrade: Math.round(((c1 - c0) * 1e6) / trades),
+    /** Read every 20 ms while it ran: at most 20 ms of its CPU is missed. */
+    clientCpuMicrosPerTrade: Math.round((clientCpu * 1e6) / trades),
     summary: summary.trim(),
   };
-  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), ${result.serverCpuMicrosPerTrade} µs server CPU/trade, exit ${code}: ${result.summary}`);
+  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), ${result.serverCpuMicrosPerTrade} µs server CPU/trade, ${result.clientCpuMicrosPerTrade} µs client CPU/trade, exit ${code}: ${result.summary}`);
   console.log(JSON.stringify(result));
 } finally {
   child.kill('SIGTERM');

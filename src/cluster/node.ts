@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import type { CommandOptions, CorporateActionView, Engine } from '../engine/api.js';
+import { importAnswersOf, type CommandOptions, type CorporateActionView, type Engine, type ImportItem } from '../engine/api.js';
 import { ErrorCode, fail, type EngineError, type Result } from '../errors.js';
 import { validateCreatePortfolio, validateTrade, type ValidTrade } from '../domain/validate.js';
-import type { CreatePortfolioInput, TradeInput } from '../domain/types.js';
+import type { CreatePortfolioInput, TradeInput, TradeResult } from '../domain/types.js';
 import { commandBytesMax, type CommandOp } from './commandCodec.js';
 import { PartitionConsumer, partitionScope, type ConsumerCounters } from './commandConsumer.js';
 import { Broadcaster } from './broadcast.js';
@@ -429,6 +429,8 @@ export class ClusterNode {
         return v.ok ? tradeOf(portfolio, v.value) : Promise.resolve(v);
       },
       tradeValidated: (portfolio: string, t: ValidTrade) => tradeOf(portfolio, t),
+      // Each trade through its partition's stream, as a single trade goes (its owner dedups the id).
+      importTrades: async (items: readonly ImportItem[]) => importAnswersOf(await Promise.all(items.map((item) => tradeOf(item.portfolio, item.trade) as Promise<Result<TradeResult>>))),
       // Not a trade: the client's command_id (or a fresh one, named in a timeout answer) is the dedup
       // key, and the owner applies it at most once per portfolio (docs/CLUSTER.md).
       cash: (portfolio: string, op: unknown, o?: CommandOptions) => sendOnce('cash', portfolio, op, o),

@@ -187,6 +187,42 @@ export interface CommandOptions {
   command_id?: string;
 }
 
+/** A trade of a bulk import, validated at the boundary (validateTrade), and the portfolio it books into. */
+export interface ImportItem {
+  portfolio: string;
+  trade: ValidTrade;
+}
+
+/** What a bulk import's trade came to (ImportAnswers.kinds). */
+export const ImportKind = { applied: 0, duplicate: 1, error: 2 } as const;
+
+/**
+ * The answers to one chunk of a bulk import, in its order, as columns: the kind, the realized P&L
+ * the trade booked (a duplicate: the first booking's), the error of each refused trade by index.
+ */
+export interface ImportAnswers {
+  kinds: Uint8Array;
+  realized: Float64Array;
+  errors: Map<number, EngineError>;
+}
+
+/** The answers of trades booked one by one (a cluster's import: each through its partition's stream). */
+export function importAnswersOf(results: readonly Result<TradeResult>[]): ImportAnswers {
+  const n = results.length;
+  const a: ImportAnswers = { kinds: new Uint8Array(n), realized: new Float64Array(n), errors: new Map() };
+  for (let i = 0; i < n; i++) {
+    const r = results[i];
+    if (!r.ok) {
+      a.kinds[i] = ImportKind.error;
+      a.errors.set(i, r.error);
+      continue;
+    }
+    a.kinds[i] = r.value.applied ? ImportKind.applied : ImportKind.duplicate;
+    a.realized[i] = r.value.realized_pnl;
+  }
+  return a;
+}
+
 export interface Engine {
   readonly kernel: KernelKind;
   readonly workers: number;
@@ -198,6 +234,12 @@ export interface Engine {
    * engine applies it without validating again. `trade` above is the in-process boundary: it validates.
    */
   tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>>;
+  /**
+   * A chunk of a bulk import (validated trades, in input order): booked per shard as one packed message
+   * each, logged in one append per shard, answered once every booking is durable. Idempotent per trade
+   * id like `trade` (an id seen before, in this chunk or earlier, is answered duplicate).
+   */
+  importTrades(items: readonly ImportItem[]): Promise<ImportAnswers>;
   cash(portfolioId: string, op: CashInput, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
   pause(portfolioId: string, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;
   resume(portfolioId: string, options?: CommandOptions): Promise<Result<PortfolioSnapshot>>;

@@ -45,6 +45,11 @@ export class Commit {
   private readonly tradeIds = new Map<string, number>();
   /** Bounded by the commands a shard may queue and the store's pending writes: each entry is one of those. */
   private readonly tradesInFlight = new Map<string, Promise<Result<TradeResult>>>();
+  /**
+   * Trade ids of a bulk import's chunks on their way through the shards (bulkImport.ts): the chunk's
+   * one settle promise per id, not a promise per trade. Bounded like tradesInFlight (chunks in flight).
+   */
+  readonly importsInFlight = new Map<string, Promise<void>>();
   private readonly eventListeners = new Set<EventListener>();
   private lastDurable: Promise<void> = Promise.resolve();
 
@@ -133,6 +138,12 @@ export class Commit {
     if (clash !== null) return this.tradeDone(clash, started);
     if (instrument !== undefined) trade.currency = instrument.currency;
     const key = portfolio + '\u0000' + trade.trade_id;
+    // An import books this id right now: its answer decides (applied there: a duplicate here).
+    const importing = this.importsInFlight.get(key);
+    if (importing !== undefined) {
+      await importing;
+      return this.tradeChecked(portfolio, trade, started);
+    }
     const earlier = this.tradesInFlight.get(key);
     const stored = earlier === undefined ? this.settledResult(key, portfolio, trade.trade_id) : undefined;
     if (trade.dry_run) {
@@ -143,7 +154,11 @@ export class Commit {
       return this.whatIf(portfolio, trade, started);
     }
     if (earlier !== undefined) return this.tradeDone(await earlier.then(again), started);
-    if (stored !== undefined) return this.tradeDone(isCarriedId(stored) ? await this.carriedAnswer(portfolio, trade.trade_id, trade.symbol) : ok({ ...stored, applied: false }), started);
+    if (stored !== undefined) {
+      if (isCarriedId(stored)) return this.tradeDone(await this.carriedAnswer(portfolio, trade.trade_id, trade.symbol), started);
+      if (isImportedResult(stored)) return this.tradeDone(await this.carriedAnswer(portfolio, trade.trade_id, trade.symbol, stored.realized_pnl), started);
+      return this.tradeDone(ok({ ...stored, applied: false }), started);
+    }
     const interned = this.internFor(portfolio, trade);
     if (interned !== null) return this.tradeDone(interned, started);
     const attempt = this.applyTrade(portfolio, trade);
@@ -152,6 +167,17 @@ export class Commit {
     this.tradesInFlight.delete(key);
     if (r.ok) this.rememberSettled(key, portfolio, trade.trade_id);
     return this.tradeDone(r, started);
+  }
+
+  /**
+   * What the engine knows of a trade id before booking it (bulkImport.ts): a booking in flight (wait
+   * for it, then ask again), the first result stored, or nothing (a new id).
+   */
+  known(key: string, portfolio: string, tradeId: string): { busy: Promise<unknown> } | { stored: TradeResult } | null {
+    const busy = this.tradesInFlight.get(key) ?? this.importsInFlight.get(key);
+    if (busy !== undefined) return { busy };
+    const stored = this.settledResult(key, portfolio, tradeId);
+    return stored === undefined ? null : { stored };
   }
 
   /** The first result of a settled id: by its remembered body number, else from the store by id. */
@@ -189,7 +215,7 @@ export class Commit {
    * duplicate is answered applied: false with the portfolio as it is now, as a single node answers an id
    * whose result it no longer has in memory from what it has.
    */
-  private async carriedAnswer(portfolio: string, tradeId: string, symbol: string): Promise<Result<TradeResult>> {
+  private async carriedAnswer(portfolio: string, tradeId: string, symbol: string, realized?: number): Promise<Result<TradeResult>> {
     const r = await this.run(portfolio, { kind: 'snapshot', portfolio, now: this.d.clock.now() });
     if (!r.ok) return r;
     const s: PortfolioSnapshot | null = r.value.snapshot;
@@ -199,12 +225,17 @@ export class Commit {
     };
     const { cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl, total_return, return_rate, equity, gross_exposure, unconverted_positions, stale_positions, unpriced_positions } = s;
     const totals: Totals = { cash, capital, holdings_value, cost_basis, unrealized_pnl, realized_pnl, total_return, return_rate, equity, gross_exposure, unconverted_positions, stale_positions, unpriced_positions };
-    return ok({ trade_id: tradeId, portfolio_id: portfolio, applied: false, realized_pnl: position.realized_pnl, position, totals, state: s.state });
+    return ok({ trade_id: tradeId, portfolio_id: portfolio, applied: false, realized_pnl: realized ?? position.realized_pnl, position, totals, state: s.state });
   }
 
   private async applyTrade(portfolio: string, trade: ValidTrade): Promise<Result<TradeResult>> {
     const r = await this.run(portfolio, { kind: 'trade', portfolio, trade, now: this.d.clock.now() });
     return r.ok ? ok(r.value.trade as TradeResult) : r;
+  }
+
+  /** The 'trade' counter and ack latency of a trade answered outside tradeChecked (a bulk import's). */
+  counted(r: 'ok' | 'duplicate' | ErrorCode, ms: number): void {
+    this.d.counters.trade(r === 'ok' || r === 'duplicate' ? r : failureResult(r), ms);
   }
 
   /** Cluster: these portfolios' copies left the engine: their remembered trade ids go (the store's too, engine.ts). */
@@ -235,6 +266,21 @@ export class Commit {
 
 function again(r: Result<TradeResult>): Result<TradeResult> {
   return r.ok ? ok({ ...r.value, applied: false }) : r;
+}
+
+/**
+ * The stored result of a trade booked by a bulk import: what its answer line said (the realized P&L),
+ * not the positions and totals a single trade's result holds (~40 bytes instead of ~600 a trade on
+ * the commit path). A repeat through the single-trade route answers the portfolio as it is now with
+ * that realized P&L, as for a carried id.
+ */
+export interface ImportedResult {
+  imported: true;
+  realized_pnl: number;
+}
+
+export function isImportedResult(stored: unknown): stored is ImportedResult {
+  return typeof stored === 'object' && stored !== null && (stored as { imported?: unknown }).imported === true;
 }
 
 /** The stored result of an id carried by a shipped snapshot (applied, its result not carried). */

@@ -14,13 +14,14 @@ import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotStatuses, readSnapshotStrings, type BookImage } from '../shard/snapshotCodec.js';
-import { openStore, type Store } from '../store/store.js';
+import { openStore, type CommitKind, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
 import { RecoveryProgress } from './recovery.js';
-import type { Engine, EngineOptions, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
+import type { Engine, EngineOptions, ImportAnswers, ImportItem, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
 import { Coalescer } from './coalescer.js';
 import { Commands } from './commands.js';
 import { Commit } from './commit.js';
+import { BulkImport } from './bulkImport.js';
 import { CorporateDesk, type CarriedAction, type CorporateAnswer, type CorporateList, type CorporateScope, type DueStep } from './corporateDesk.js';
 import type { CorporateActionView } from './corporateSchedule.js';
 import { CorporateMarks } from './corporateMarks.js';
@@ -71,6 +72,7 @@ export class MtmEngine implements Engine {
   private readonly pool: ShardPool;
   private readonly lockstep: Lockstep;
   private readonly commit: Commit;
+  private readonly bulk: BulkImport;
   private readonly intake: TickIntake;
   private readonly subscriptions: Subscriptions;
   private readonly corporate: CorporateDesk;
@@ -132,6 +134,7 @@ export class MtmEngine implements Engine {
       announceSymbols: () => this.pool.announceSymbols(),
     });
     this.commit = new Commit({ o, clock, life, counters, store, directory, symbols, pool: this.pool, instruments: this.instrumentTable });
+    this.bulk = new BulkImport({ o, clock, life, directory, symbols, pool: this.pool, instruments: this.instrumentTable, commit: this.commit, overloaded: () => store.overloaded() });
     this.intake = new TickIntake({ o, clock, life, counters, symbols, coalescer, prices, lockstep: this.lockstep, persist: (events) => this.commit.persist(events), rememberHeld: (symbol, held) => this.store.setHeldTick(symbol, held) });
     this.subscriptions = new Subscriptions({ o, clock, counters, directory, shards, commit: this.commit });
     this.corporate = this.corporateDesk(clock);
@@ -307,6 +310,10 @@ export class MtmEngine implements Engine {
 
   tradeValidated(portfolioId: string, trade: ValidTrade): Promise<Result<TradeResult>> {
     return this.commit.tradeValidated(portfolioId, trade);
+  }
+
+  importTrades(items: readonly ImportItem[]): Promise<ImportAnswers> {
+    return this.bulk.importTrades(items);
   }
 
   async applyAt<T>(position: StreamPosition, run: () => Promise<Result<T>>): Promise<Result<T>> {
@@ -695,7 +702,7 @@ export class MtmEngine implements Engine {
   }
 
   /** Commit durations (seconds) of the store, for the metrics layer; returns the unsubscribe. */
-  onStoreCommit(listener: (seconds: number, events: number) => void): () => void {
+  onStoreCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void {
     return this.store.onCommit(listener);
   }
 

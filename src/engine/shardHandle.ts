@@ -3,10 +3,17 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { shardRestartingError, type EngineError } from '../errors.js';
-import type { Command, CommandResult, FromShard, ToShard } from '../shard/protocol.js';
+import type { Command, CommandResult, FromShard, ToShard, TradeChunkAnswer } from '../shard/protocol.js';
 import { DeltaRoutes } from './deltas.js';
 
 type Pending = (result: CommandResult) => void;
+/** A chunk of imported trades waiting for its turn (tradeChunk.ts), in the same queue as commands. */
+interface QueuedChunk {
+  chunk: number;
+  bytes: Uint8Array;
+  count: number;
+  now: number;
+}
 export type CommandBody = Command extends infer C ? (C extends Command ? Omit<C, 'id'> : never) : never;
 
 export class ShardHandle {
@@ -30,7 +37,9 @@ export class ShardHandle {
   private readonly pending = new Map<number, Pending>();
   /** Called as the result is read, before the next result of the same message (see submit). */
   private readonly onResults = new Map<number, Pending>();
-  private queued: Command[] = [];
+  private queued: (Command | QueuedChunk)[] = [];
+  /** Chunks of imported trades posted or queued, by chunk number: answered when the shard's answer is read. */
+  private readonly chunks = new Map<number, (answer: TradeChunkAnswer) => void>();
   private flushScheduled = false;
 
   constructor(
@@ -45,7 +54,7 @@ export class ShardHandle {
   ) {}
 
   get queueDepth(): number {
-    return this.pending.size;
+    return this.pending.size + this.chunks.size;
   }
 
   attach(port: MessagePort, onMessage: (msg: FromShard) => void): void {
@@ -53,8 +62,32 @@ export class ShardHandle {
     port.on('message', onMessage);
   }
 
-  post(msg: ToShard): void {
-    this.port?.postMessage(msg);
+  post(msg: ToShard, transfer?: ArrayBuffer[]): void {
+    this.port?.postMessage(msg, transfer);
+  }
+
+  /**
+   * Queues a chunk of imported trades behind the commands submitted before it (same turn, same
+   * order); `onAnswer` runs synchronously when the shard's answer is read (the caller logs its events
+   * there, in message order), or with `failed` set when the shard dies or the engine closes first.
+   * false: the shard's queue is full.
+   */
+  submitChunk(chunk: number, bytes: Uint8Array, count: number, now: number, onAnswer: (answer: TradeChunkAnswer) => void): boolean {
+    if (this.pending.size + this.chunks.size >= this.commandsQueuedMax) return false;
+    this.chunks.set(chunk, onAnswer);
+    this.queued.push({ chunk, bytes, count, now });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** The shard answered a chunk. */
+  chunkAnswered(answer: TradeChunkAnswer): void {
+    const done = this.chunks.get(answer.chunk);
+    this.chunks.delete(answer.chunk);
+    done?.(answer);
   }
 
   /**
@@ -116,10 +149,13 @@ export class ShardHandle {
   /** Answers every command still waiting with the error (the shard died or the engine closes). */
   failAll(error: EngineError): void {
     const waiting = [...this.pending.entries()];
+    const chunks = [...this.chunks.entries()];
     this.pending.clear();
     this.onResults.clear();
+    this.chunks.clear();
     this.queued = [];
     for (const [id, done] of waiting) done({ id, error, snapshot: null, trade: null, events: [], update: null });
+    for (const [chunk, done] of chunks) done({ t: 'tradeChunkDone', chunk, kinds: new Uint8Array(0), realized: new Float64Array(0), errors: [], events: [], updates: [], failed: error });
   }
 
   private flush(): void {
@@ -129,8 +165,24 @@ export class ShardHandle {
       this.failAll(shardRestartingError(this.index));
       return;
     }
-    const commands = this.queued;
+    const queued = this.queued;
     this.queued = [];
+    let commands: Command[] = [];
+    for (const q of queued) {
+      if (!('chunk' in q)) {
+        commands.push(q);
+        continue;
+      }
+      // A chunk goes after the commands queued before it, as its own message, its buffer transferred.
+      this.postCommands(commands);
+      commands = [];
+      this.post({ t: 'tradeChunk', chunk: q.chunk, bytes: q.bytes, count: q.count, now: q.now }, [q.bytes.buffer as ArrayBuffer]);
+    }
+    this.postCommands(commands);
+  }
+
+  private postCommands(commands: Command[]): void {
+    if (commands.length === 0) return;
     if (commands.length <= this.commandsPerMessageMax) this.post({ t: 'commands', commands });
     else for (let i = 0; i < commands.length; i += this.commandsPerMessageMax) this.post({ t: 'commands', commands: commands.slice(i, i + this.commandsPerMessageMax) });
   }

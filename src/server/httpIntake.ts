@@ -192,6 +192,7 @@ export class HttpIntake {
         },
       },
       this.opts.limits,
+      this.opts.now,
     );
     state.onAbort = () => {
       importer.abort();

@@ -52,6 +52,10 @@ export interface ServerLimits {
   importLineBytesMax: number;
   /** POST /api/v1/trades/import: trades submitted and not yet answered before the body is paused. */
   importTradesInFlightMax: number;
+  /** POST /api/v1/trades/import: lines in one chunk (validated together, one message per shard, one append per shard). */
+  importChunkTradesMax: number;
+  /** POST /api/v1/trades/import: chunks of one import booking at once (the next is cut meanwhile). */
+  importChunksInFlightMax: number;
 }
 
 export const defaultLimits: Readonly<ServerLimits> = Object.freeze({
@@ -81,7 +85,9 @@ export const defaultLimits: Readonly<ServerLimits> = Object.freeze({
   rateLimitBucketsMax: 100_000,
   shutdownGraceMs: 2000,
   importLineBytesMax: 64 * 1024,
-  importTradesInFlightMax: 1024,
+  importTradesInFlightMax: 8192,
+  importChunkTradesMax: 2048,
+  importChunksInFlightMax: 4,
 });
 
 export interface ServerOptions {

@@ -15,17 +15,19 @@
 // the engine answers a trade id it has seen with applied: false ("duplicate").
 
 import { ErrorCode, type EngineError } from '../errors.js';
-import type { Engine } from '../engine/api.js';
-import type { TradeInput, TradeResult } from '../domain/types.js';
-import { validatePortfolioId } from '../domain/validate.js';
-import type { Result } from '../errors.js';
+import { ImportKind, type Engine, type ImportAnswers, type ImportItem } from '../engine/api.js';
+import { validatePortfolioId, validateTrade } from '../domain/validate.js';
 import { canSee, canTrade, type Principal } from './auth.js';
 
 export interface ImportLimits {
   /** Longest line (bytes, newline excluded); a longer one stops the import with payload_too_large. */
   importLineBytesMax: number;
-  /** Trades submitted and not yet answered; past it the request body is paused. */
+  /** Lines submitted and not yet answered (every chunk in flight); past it the request body is paused. */
   importTradesInFlightMax: number;
+  /** Lines in one chunk: validated together, booked per shard as one message, logged in one append per shard. */
+  importChunkTradesMax: number;
+  /** Chunks of one import submitted and not yet answered (the next is cut while they book); past it the body is paused. */
+  importChunksInFlightMax: number;
 }
 
 /** The content types the endpoint reads (NDJSON); anything else is answered 415 before a byte is read. */
@@ -55,18 +57,33 @@ export interface ImportSummary {
   stopped: boolean;
 }
 
-type Slot = { line: number; text: string | null };
+/**
+ * A chunk of lines: each line's number and either its answer already made at the boundary (a refused
+ * portfolio, a validation error) or the index of its trade among the chunk's items; the engine's
+ * answers once it was booked.
+ */
+class ImportChunk {
+  readonly lines: number[] = [];
+  readonly made: (string | null)[] = [];
+  readonly itemOf: number[] = [];
+  readonly items: ImportItem[] = [];
+  answers: ImportAnswers | null = null;
+}
 
 const newline = 0x0a;
+const noAnswers: ImportAnswers = { kinds: new Uint8Array(0), realized: new Float64Array(0), errors: new Map() };
 
 export class TradeImport {
-  private readonly ring: Slot[];
-  private head = 0;
-  private count = 0;
+  /** Chunks submitted to the engine, oldest first: answered strictly in this order. */
+  private readonly inFlight: ImportChunk[] = [];
+  /** The chunk being cut (not submitted yet). */
+  private open: ImportChunk | null = null;
+  /** Lines of the chunks in flight and the open one. */
+  private linesHeld = 0;
   /** Bytes of the line being read (only while a line spans chunks), bounded by importLineBytesMax. */
   private partial: Buffer[] = [];
   private partialBytes = 0;
-  /** The unread rest of the last chunk while the ring is full or the socket is backpressured. */
+  /** The unread rest of the last body chunk while no line may be taken (limits, backpressure). */
   private rest: Buffer | null = null;
   private restAt = 0;
   private lastChunk = false;
@@ -80,16 +97,16 @@ export class TradeImport {
   private finished = false;
   private tailWritten = false;
   private aborted = false;
+  /** The validation clock of the chunk being cut (read once a chunk, not once a line). */
+  private now = 0;
 
   constructor(
     private readonly engine: Engine,
     private readonly principal: Principal,
     private readonly out: ImportOutput,
     private readonly limits: ImportLimits,
-  ) {
-    this.ring = new Array<Slot>(limits.importTradesInFlightMax);
-    for (let i = 0; i < this.ring.length; i++) this.ring[i] = { line: 0, text: null };
-  }
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** A chunk of the request body (the transport may reuse its memory once this call returns). */
   push(chunk: Uint8Array, isLast: boolean): void {
@@ -108,21 +125,53 @@ export class TradeImport {
     }
   }
 
-  /** The client went away: nothing more is written; trades already submitted still complete. */
+  /** The client went away: nothing more is written; chunks already submitted still complete. */
   abort(): void {
     this.aborted = true;
   }
 
-  private room(): boolean {
-    return this.count < this.ring.length && !this.waitingWritable;
+  /** Whether another line may be cut now: a chunk with room (or one can be opened), within the line bound, the socket writable. */
+  private canTake(): boolean {
+    if (this.waitingWritable || this.linesHeld >= this.limits.importTradesInFlightMax) return false;
+    if (this.open !== null && this.open.lines.length >= this.limits.importChunkTradesMax) this.submit();
+    return this.open === null || this.open.lines.length < this.limits.importChunkTradesMax;
   }
 
-  /** Cuts lines from the unread rest while there is room, then pauses or asks for more input. */
+  /** Submits the open chunk when fewer than importChunksInFlightMax are in flight. */
+  private submit(): void {
+    const c = this.open;
+    if (c === null || c.lines.length === 0 || this.inFlight.length >= this.limits.importChunksInFlightMax) return;
+    this.open = null;
+    this.inFlight.push(c);
+    if (c.items.length === 0) {
+      c.answers = noAnswers;
+      return;
+    }
+    this.engine.importTrades(c.items).then(
+      (a) => this.answered(c, a),
+      (e: unknown) => {
+        const error = { code: ErrorCode.store_failed, message: e instanceof Error ? e.message : String(e) };
+        const a: ImportAnswers = { kinds: new Uint8Array(c.items.length).fill(ImportKind.error), realized: new Float64Array(c.items.length), errors: new Map() };
+        for (let i = 0; i < c.items.length; i++) a.errors.set(i, error);
+        this.answered(c, a);
+      },
+    );
+  }
+
+  private answered(c: ImportChunk, a: ImportAnswers): void {
+    c.answers = a;
+    if (c === this.inFlight[0]) this.drain();
+  }
+
+  /** Cuts lines from the unread rest while they may be taken, then submits, pauses or asks for more input. */
   private consume(): void {
     if (this.consuming) return;
     this.consuming = true;
     try {
       this.cutLines();
+      // A partial chunk goes when nothing is in flight (small bodies answer at once), at the end, or at a stop.
+      if (this.inFlight.length === 0 || (this.rest === null && this.lastChunk) || this.stopLine !== null) this.submit();
+      this.writeAnswered();
     } finally {
       this.consuming = false;
     }
@@ -133,8 +182,9 @@ export class TradeImport {
 
   private cutLines(): void {
     const buf = this.rest;
+    this.now = this.clock();
     if (buf !== null) {
-      while (this.stopLine === null && this.restAt < buf.length && this.room()) {
+      while (this.stopLine === null && this.restAt < buf.length && this.canTake()) {
         const nl = buf.indexOf(newline, this.restAt);
         const end = nl < 0 ? buf.length : nl;
         const piece = end - this.restAt;
@@ -161,7 +211,7 @@ export class TradeImport {
       }
       if (this.restAt >= buf.length) this.rest = null;
     }
-    if (this.rest === null && this.lastChunk && this.stopLine === null && this.partialBytes > 0) {
+    if (this.rest === null && this.lastChunk && this.stopLine === null && this.partialBytes > 0 && this.canTake()) {
       // The last line had no newline.
       const lineBytes = Buffer.concat(this.partial, this.partialBytes);
       this.partial = [];
@@ -182,6 +232,7 @@ export class TradeImport {
     this.out.resumeInput();
   }
 
+  /** One line, checked once here (JSON, scope, the trade schema): a refusal is answered in place, a valid trade joins the chunk. */
   private handleLine(bytes: Buffer): void {
     const n = ++this.line;
     let text = bytes.toString('utf8');
@@ -197,21 +248,24 @@ export class TradeImport {
       return this.stop(n, ErrorCode.invalid_json, `line ${n}: must be a JSON object (one trade with its portfolio_id)`);
     }
     this.summary.lines++;
-    const slot = this.ring[(this.head + this.count) % this.ring.length];
-    this.count++;
-    slot.line = n;
-    slot.text = null;
+    const c = (this.open ??= new ImportChunk());
+    this.linesHeld++;
+    c.lines.push(n);
     const trade = value as Record<string, unknown>;
     const refused = this.access(trade.portfolio_id);
-    if (typeof refused !== 'string') {
-      this.answer(slot, n, trade.portfolio_id, trade.trade_id, { ok: false, error: refused });
-      return;
-    }
-    const id = refused;
-    this.engine.trade(id, trade as unknown as TradeInput).then(
-      (r) => this.answer(slot, n, id, trade.trade_id, r),
-      (e: unknown) => this.answer(slot, n, id, trade.trade_id, { ok: false, error: { code: ErrorCode.store_failed, message: e instanceof Error ? e.message : String(e) } }),
-    );
+    if (typeof refused !== 'string') return this.made(c, n, trade.portfolio_id, trade.trade_id, refused);
+    const v = validateTrade(trade, this.now);
+    if (!v.ok) return this.made(c, n, refused, trade.trade_id, v.error);
+    c.made.push(null);
+    c.itemOf.push(c.items.length);
+    c.items.push({ portfolio: refused, trade: v.value });
+  }
+
+  /** A line answered at the boundary. */
+  private made(c: ImportChunk, line: number, portfolio: unknown, tradeId: unknown, error: EngineError): void {
+    c.made.push(errorLine(line, typeof portfolio === 'string' ? portfolio : null, typeof tradeId === 'string' ? tradeId : null, error));
+    c.itemOf.push(-1);
+    this.summary.errors++;
   }
 
   /** The portfolio id when the key may trade it; else the error, the same the single-trade route gives. */
@@ -225,30 +279,20 @@ export class TradeImport {
     return id;
   }
 
-  private answer(slot: Slot, line: number, portfolio: unknown, tradeId: unknown, r: Result<TradeResult>): void {
-    const head = { line, portfolio_id: typeof portfolio === 'string' ? portfolio : null, trade_id: typeof tradeId === 'string' ? tradeId : null };
-    if (r.ok) {
-      if (r.value.applied) this.summary.applied++;
-      else this.summary.duplicate++;
-      slot.text = JSON.stringify({ ...head, result: r.value.applied ? 'applied' : 'duplicate', realized_pnl: r.value.realized_pnl }) + '\n';
-    } else {
-      this.summary.errors++;
-      const error = r.error.field === undefined ? { code: r.error.code, message: r.error.message } : { code: r.error.code, message: r.error.message, field: r.error.field };
-      slot.text = JSON.stringify({ ...head, result: 'error', error }) + '\n';
-    }
-    if (slot === this.ring[this.head]) this.drain();
+  /** Writes the answered chunks at the head, in input order, then reads on (or waits for the socket). */
+  private drain(): void {
+    this.writeAnswered();
+    if (!this.waitingWritable) this.consume();
+    else this.maybeEnd();
   }
 
-  /** Writes the answered head of the ring, in input order, as one chunk per turn of answers. */
-  private drain(): void {
+  /** The answer lines of every answered chunk at the head, as one write: made from the answer columns, no object a line. */
+  private writeAnswered(): void {
     let chunk = '';
-    while (this.count > 0) {
-      const s = this.ring[this.head];
-      if (s.text === null) break;
-      chunk += s.text;
-      s.text = null;
-      this.head = (this.head + 1) % this.ring.length;
-      this.count--;
+    while (this.inFlight.length > 0 && this.inFlight[0].answers !== null) {
+      const c = this.inFlight.shift() as ImportChunk;
+      chunk += this.render(c, c.answers as ImportAnswers);
+      this.linesHeld -= c.lines.length;
     }
     if (chunk.length > 0 && !this.aborted && !this.out.write(chunk) && !this.waitingWritable) {
       this.waitingWritable = true;
@@ -257,8 +301,30 @@ export class TradeImport {
         this.consume();
       });
     }
-    if (!this.waitingWritable) this.consume();
-    else this.maybeEnd();
+  }
+
+  private render(c: ImportChunk, a: ImportAnswers): string {
+    let text = '';
+    const s = this.summary;
+    for (let j = 0; j < c.lines.length; j++) {
+      const made = c.made[j];
+      if (made !== null) {
+        text += made;
+        continue;
+      }
+      const i = c.itemOf[j];
+      const item = c.items[i];
+      const kind = a.kinds[i];
+      if (kind === ImportKind.error) {
+        s.errors++;
+        text += errorLine(c.lines[j], item.portfolio, item.trade.trade_id, a.errors.get(i) as EngineError);
+        continue;
+      }
+      if (kind === ImportKind.applied) s.applied++;
+      else s.duplicate++;
+      text += `{"line":${c.lines[j]},"portfolio_id":${JSON.stringify(item.portfolio)},"trade_id":${JSON.stringify(item.trade.trade_id)},"result":"${kind === ImportKind.applied ? 'applied' : 'duplicate'}","realized_pnl":${JSON.stringify(a.realized[i])}}\n`;
+    }
+    return text;
   }
 
   private stop(line: number, code: ErrorCode, message: string): void {
@@ -275,7 +341,7 @@ export class TradeImport {
    * ends: closing mid-body would cut the chunked answer the client is reading.
    */
   private maybeEnd(): void {
-    if (this.finished || this.count > 0 || this.waitingWritable) return;
+    if (this.finished || this.inFlight.length > 0 || this.open !== null || this.waitingWritable) return;
     if (this.stopLine === null && !(this.lastChunk && this.rest === null)) return;
     if (!this.tailWritten) {
       this.tailWritten = true;
@@ -286,11 +352,20 @@ export class TradeImport {
         return;
       }
       this.finished = true;
+      // A body read whole while paused leaves the socket paused: a kept-alive connection's next request would never be read.
+      this.resume();
       if (!this.aborted) this.out.end(tail, false);
       return;
     }
     if (!this.lastChunk) return;
     this.finished = true;
+    this.resume();
     if (!this.aborted) this.out.end('', false);
   }
+}
+
+/** An error answer line, as the single-trade route names the error (code, message, field when there is one). */
+function errorLine(line: number, portfolio: string | null, tradeId: string | null, e: EngineError): string {
+  const error = e.field === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, field: e.field };
+  return JSON.stringify({ line, portfolio_id: portfolio, trade_id: tradeId, result: 'error', error }) + '\n';
 }

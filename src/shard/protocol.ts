@@ -103,6 +103,8 @@ export type ToShard =
   | { t: 'instruments'; instruments: { symbol: string; multiplier: number }[] }
   | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
   | { t: 'commands'; commands: Command[] }
+  /** Imported trades (tradeChunk.ts: packed, transferred), applied in order; answered 'tradeChunkDone'. */
+  | { t: 'tradeChunk'; chunk: number; bytes: Uint8Array; count: number; now: number }
   | { t: 'watch'; portfolio: string; on: boolean }
   | { t: 'records'; request: number; now: number }
   | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number; ts: number }[] }
@@ -205,8 +207,27 @@ export interface ShardRecoveryWork {
   finish_ms: number;
 }
 
+/** A shard's answer to a chunk of imported trades (Shard.tradeChunk). */
+export interface TradeChunkAnswer {
+  t: 'tradeChunkDone';
+  chunk: number;
+  /** Per trade, in chunk order: ChunkKind (tradeChunk.ts). */
+  kinds: Uint8Array;
+  /** Per trade: the realized P&L the trade booked (0 when refused). */
+  realized: Float64Array;
+  /** The refused trades (rare), by index. */
+  errors: { i: number; error: EngineError }[];
+  /** Events of the applied trades, in the order they happened. */
+  events: ShardEvent[];
+  /** Binary deltas of watched portfolios the chunk changed (one per trade of a watched book). */
+  updates: Uint8Array[];
+  /** Main thread only: the whole chunk was lost before the shard answered (it restarted, the engine closes). */
+  failed?: EngineError;
+}
+
 export type FromShard =
   | BatchResult
+  | TradeChunkAnswer
   | SettledResult
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }

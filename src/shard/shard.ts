@@ -14,7 +14,8 @@ import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
-import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit } from './protocol.js';
+import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit, type TradeChunkAnswer } from './protocol.js';
+import { ChunkKind, TradeChunkReader } from './tradeChunk.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
@@ -250,6 +251,121 @@ export class Shard {
     return commands.map((cmd) => this.command(cmd));
   }
 
+  /**
+   * A chunk of imported trades (tradeChunk.ts), booked exactly as trade commands are (the actor
+   * decides, the same pure accounting books, the kernel rows follow), without a result object per
+   * trade: the answer is one kind and one realized P&L a trade, and the events to log. A portfolio
+   * where no trade can pause it (active, no risk limit) and no one watches gets its trades of the chunk
+   * as one 'trades' event, in input order, and its kernel rows synced once (bookRun); any other gets
+   * them one by one as the 'trade' command does. Portfolios are independent, so their events may
+   * leave grouped by portfolio; each portfolio's stay in input order.
+   */
+  tradeChunk(chunk: number, bytes: Uint8Array, count: number, now: number): TradeChunkAnswer {
+    const answer: TradeChunkAnswer = { t: 'tradeChunkDone', chunk, kinds: new Uint8Array(count), realized: new Float64Array(count), errors: [], events: [], updates: [] };
+    const reader = new TradeChunkReader(bytes);
+    const trades: ValidTrade[] = new Array(count);
+    const runs = new Map<Book, number[]>();
+    const out: DomainEventBody[] = [];
+    for (let i = 0; i < count; i++) {
+      const trade = (trades[i] = reader.next());
+      const book = this.byId.get(reader.portfolio);
+      if (book === undefined) {
+        this.chunkRefused(answer, i, { code: ErrorCode.portfolio_not_found, message: `portfolio '${reader.portfolio}' not found`, field: 'portfolio_id' });
+        continue;
+      }
+      if (book.status === 'active' && book.watchers === 0 && !hasLimits(book.state.limits)) {
+        const run = runs.get(book);
+        if (run === undefined) runs.set(book, [i]);
+        else run.push(i);
+        continue;
+      }
+      out.length = 0;
+      const error = this.bookTrade(book, trade, out);
+      if (error !== null) this.chunkRefused(answer, i, error);
+      else this.chunkBooked(answer, book, i, out, now);
+    }
+    for (const [book, run] of runs) this.bookRun(answer, book, run, trades, now);
+    return answer;
+  }
+
+  /** One portfolio's trades of a chunk as one 'trades' event to its actor; its kernel rows synced once after. */
+  private bookRun(answer: TradeChunkAnswer, book: Book, run: number[], trades: ValidTrade[], now: number): void {
+    const admitted: ValidTrade[] = [];
+    const at: number[] = [];
+    let newRows = 0;
+    const newSymbols = new Set<string>();
+    for (const i of run) {
+      const trade = trades[i];
+      trade.multiplier = this.multipliers.get(trade.symbol) ?? 1;
+      if (!this.hasRowFor(book, trade.symbol) && !newSymbols.has(trade.symbol)) {
+        // The rows this run opens count against the bound as if booked one by one.
+        if (book.rows.size + newRows >= this.init.positionsPerPortfolioMax) {
+          this.chunkRefused(answer, i, { code: ErrorCode.limit_exceeded, message: `positions per portfolio must be <= ${this.init.positionsPerPortfolioMax}`, field: 'symbol' });
+          continue;
+        }
+        newSymbols.add(trade.symbol);
+        newRows++;
+      }
+      admitted.push(this.withRate(book, trade));
+      at.push(i);
+    }
+    if (admitted.length === 0) return;
+    const effect = sendToActor(book, { type: 'trades', trades: admitted });
+    assert(effect !== null && effect.type === 'appliedTrades', 'an active portfolio answers a trades run');
+    const symbols = new Set<string>();
+    for (let k = 0; k < at.length; k++) {
+      const events = effect.events[k];
+      if (events === null) {
+        const r = effect.refusals.get(k) as { code: ErrorCode; message: string; field?: string };
+        this.chunkRefused(answer, at[k], r.field === undefined ? { code: r.code, message: r.message } : { code: r.code, message: r.message, field: r.field });
+        continue;
+      }
+      symbols.add(admitted[k].symbol);
+      this.chunkBooked(answer, book, at[k], events, now);
+    }
+    if (symbols.size === 0) return;
+    for (const symbol of symbols) this.syncPosition(book, symbol);
+    this.syncPortfolio(book);
+    // No limit is set, so no breach can come of it; the figures are brought up to date all the same.
+    const out: DomainEventBody[] = [];
+    if (this.kernel.recompute(book.index) !== 0) this.breachEvents(book, out);
+    for (const e of out) answer.events.push(stamp(e, book.id, now));
+  }
+
+  private chunkRefused(answer: TradeChunkAnswer, i: number, error: EngineError): void {
+    answer.kinds[i] = ChunkKind.error;
+    answer.errors.push({ i, error });
+  }
+
+  /** A trade of the chunk booked: its events stamped, its realized P&L, the book's seq; a watched book's delta. */
+  private chunkBooked(answer: TradeChunkAnswer, book: Book, i: number, events: readonly DomainEventBody[], now: number): void {
+    answer.kinds[i] = ChunkKind.applied;
+    for (const e of events) {
+      // Stamped in place: the accounting made these objects for this trade alone and keeps none of them.
+      const stamped = e as ShardEvent;
+      stamped.portfolio_id = book.id;
+      stamped.ts = now;
+      answer.events.push(stamped);
+      if (e.type === 'TradeExecuted') answer.realized[i] = e.realized_pnl;
+    }
+    book.seq++;
+    if (book.watchers > 0) {
+      this.deltas.reset();
+      this.writeDelta(book, now, false, 0);
+      answer.updates.push(this.deltas.last());
+      this.deltas.reset();
+    }
+  }
+
+  /** One trade as the 'trade' command books it (multiplier, position bound, FX rate, actor); null: booked. */
+  private bookTrade(book: Book, given: ValidTrade, out: DomainEventBody[]): EngineError | null {
+    given.multiplier = this.multipliers.get(given.symbol) ?? 1;
+    if (!this.hasRowFor(book, given.symbol) && book.rows.size >= this.init.positionsPerPortfolioMax) {
+      return { code: ErrorCode.limit_exceeded, message: `positions per portfolio must be <= ${this.init.positionsPerPortfolioMax}`, field: 'symbol' };
+    }
+    return this.apply(book, { type: 'trade', trade: this.withRate(book, given) }, out);
+  }
+
   watch(id: string, on: boolean): void {
     const book = this.byId.get(id);
     if (book === undefined) return;
@@ -357,19 +473,25 @@ export class Shard {
     for (const p of parts) {
       const part = new SnapshotPart(p.segments);
       // The part's symbol table as this shard's symbol ids (the main thread registered every name).
-      const symbolIds = part.strings.symbols.map((name) => {
+      const symbolIds = new Int32Array(part.strings.symbols.length);
+      part.strings.symbols.forEach((name, k) => {
         const id = this.symbolIds.get(name);
         assert(id !== undefined, `snapshot symbol ${name} registered before the load`);
-        return id;
+        symbolIds[k] = id;
       });
+      const kept = new Int32Array(part.books);
+      let books = 0;
+      let rows = 0;
       for (let i = 0; i < part.books; i++) {
-        if (!keep(part.strings.ids[i])) continue;
+        const id = part.strings.ids[i];
+        if (!keep(id)) continue;
         // Loading into a shard that already runs (another part, a partition handed over) adds books;
         // a book it already holds would be a second one under the same id.
-        assert(!this.byId.has(part.strings.ids[i]), `portfolio ${part.strings.ids[i]} loaded twice into shard ${this.init.shard}`);
-        const book = this.restoreLazily(part, i, symbolIds, clean);
-        book.covered = p.covered;
+        if (this.byId.has(id)) assert(false, `portfolio ${id} loaded twice into shard ${this.init.shard}`);
+        kept[books++] = i;
+        rows += part.count[i];
       }
+      this.restoreLazily(part, kept.subarray(0, books), rows, symbolIds, clean, p.covered);
     }
   }
 
@@ -395,44 +517,78 @@ export class Shard {
   }
 
   /**
-   * One book from a snapshot part without building its state: kernel rows straight from the position
-   * columns, in the order they were written (the live row order), then what restore() does for
-   * totals, mark and latch. The state object is built on first use (Book.state). A book with foreign
-   * cash or dividends due is restored eagerly: its cash in the base needs the state (rare).
+   * Books `kept` of a snapshot part without building their states: their portfolio rows, then all
+   * their position rows in one piece (Kernel.appendRows / linkRows: each column filled in one pass
+   * from the part's columns, in the order they were written, i.e. the live row order), then per
+   * book what restore() does for conversions, totals, mark and latch. A book's state object is
+   * built on first use (Book.state). A book with foreign cash or dividends due gets its state at
+   * once: its cash in the base needs it (rare). The kernel ends bit for bit as restore() of each
+   * book in turn leaves it.
    */
-  private restoreLazily(part: SnapshotPart, i: number, symbolIds: number[], exactSeq: boolean): Book {
-    const seq = exactSeq ? part.seq[i] : Math.max(part.seq[i], this.seqFloor);
-    if (part.extra[i] >= 0) return this.restore({ state: part.stateOf(i), status: part.statusOf(i), seq: part.seq[i], hwm: part.hwm[i], order: part.orderOf(i) }, exactSeq);
-    const index = this.kernel.addPortfolio();
-    assert(index === this.books.length, 'kernel portfolio rows follow the book list');
-    const book = new Book(index, part.strings.ids[i], null, part.statusOf(i), seq, part, i, this.symbolOfRow);
-    this.books.push(book);
-    this.byId.set(book.id, book);
+  private restoreLazily(part: SnapshotPart, kept: Int32Array, rows: number, symbolIds: Int32Array, exactSeq: boolean, covered: number): void {
     const k = this.kernel;
-    let base: string | null = null;
-    for (let p = part.first[i], end = p + part.count[i]; p < end; p++) {
-      const row = k.addPosition(index, symbolIds[part.sym[p]]);
-      book.rowList.push(row);
-      this.deltas.ensureRow(row);
-      const currency = part.currency[p];
-      if (currency >= 0) {
-        base ??= part.baseOf(i);
-        k.setPositionFx(row, this.conversionFor(part.strings.currencies[currency], base));
-        book.foreign++;
-      }
-      // As syncPosition writes it: the effective quantity, quantity x multiplier.
-      k.setPosition(row, (part.units[p] / 1e8) * part.multiplierOf(p), part.avg[p], part.lastTrade[p]);
+    const firstBook = this.books.length;
+    for (let b = 0; b < kept.length; b++) {
+      const index = k.addPortfolio();
+      assert(index === firstBook + b, 'kernel portfolio rows follow the book list');
     }
+    const firstRow = k.appendRows(rows);
     const c = k.cols;
-    c.pfCash[index] = part.cash[i];
-    c.pfRealized[index] = part.realized[i];
-    const l = part.strings.limits[part.limitsCol[i]];
-    k.setLimits(index, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
-    k.recompute(index);
-    // Set after the recompute, as in restore().
-    c.pfHwm[index] = part.hwm[i];
-    if (book.status !== 'active') c.pfFlags[index] |= FLAG_BREACH_LATCHED;
-    return book;
+    const { posPf, posSym, posQty, posAvg, posMark } = c;
+    const { first, count, sym, units, avg, lastTrade, multiplier } = part;
+    let r = firstRow;
+    for (let b = 0; b < kept.length; b++) {
+      const i = kept[b];
+      const pf = firstBook + b;
+      for (let p = first[i], end = p + count[i]; p < end; p++, r++) {
+        posPf[r] = pf;
+        posSym[r] = symbolIds[sym[p]];
+        // As syncPosition writes it: the effective quantity, quantity x multiplier (none written: 1).
+        const m = multiplier === null ? 0 : multiplier[p];
+        posQty[r] = (units[p] / 1e8) * (m === 0 ? 1 : m);
+        posAvg[r] = avg[p];
+        // The mark until the symbol ticks (linkRows takes the tick once seen).
+        posMark[r] = lastTrade[p];
+      }
+    }
+    k.linkRows(firstRow, rows);
+    if (rows > 0) this.deltas.ensureRow(firstRow + rows - 1);
+    r = firstRow;
+    for (let b = 0; b < kept.length; b++) {
+      const i = kept[b];
+      const index = firstBook + b;
+      const seq = exactSeq ? part.seq[i] : Math.max(part.seq[i], this.seqFloor);
+      const book = new Book(index, part.strings.ids[i], null, part.statusOf(i), seq, part, i, this.symbolOfRow, r, count[i]);
+      this.books.push(book);
+      this.byId.set(book.id, book);
+      book.covered = covered;
+      if (part.foreign) this.restoreConversions(part, i, book, r);
+      r += count[i];
+      if (part.extra[i] >= 0) this.syncPortfolio(book);
+      else {
+        c.pfCash[index] = part.cash[i];
+        c.pfRealized[index] = part.realized[i];
+        const l = part.strings.limits[part.limitsCol[i]];
+        k.setLimits(index, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
+      }
+      k.recompute(index);
+      // Set after the recompute, as in restore().
+      c.pfHwm[index] = part.hwm[i];
+      if (book.status !== 'active') c.pfFlags[index] |= FLAG_BREACH_LATCHED;
+    }
+  }
+
+  /** Book i's rows quoted in another currency, from row `row` on: linked to their conversion, as ensureRow links a new row. */
+  private restoreConversions(part: SnapshotPart, i: number, book: Book, row: number): void {
+    const k = this.kernel;
+    const c = k.cols;
+    for (let p = part.first[i], end = p + part.count[i]; p < end; p++, row++) {
+      const currency = part.currency[p];
+      if (currency < 0) continue;
+      k.setPositionFx(row, this.conversionFor(part.strings.currencies[currency], part.baseOf(i)));
+      k.setPosition(row, c.posQty[row], c.posAvg[row], part.lastTrade[p]);
+      book.foreign++;
+    }
   }
 
   /** Books before this index have their state object (materializeSome's cursor). */
@@ -737,6 +893,7 @@ export class Shard {
     const effect = sendToActor(book, event);
     if (effect === null) return null;
     if (effect.type === 'rejected') return effect.field === undefined ? { code: effect.code, message: effect.message } : { code: effect.code, message: effect.message, field: effect.field };
+    assert(effect.type === 'applied', 'a run of trades goes through bookRun');
     out.push(...effect.events);
     const f = book.index;
     const c = this.kernel.cols;
@@ -1102,6 +1259,11 @@ function createdEvent(name: string, cash: number, limits: RiskLimits, options: P
   if (options.cost_basis_method !== 'average') e.cost_basis_method = options.cost_basis_method;
   if (options.base_currency !== baseCurrencyDefault) e.base_currency = options.base_currency;
   return e;
+}
+
+/** Whether any risk limit is set (a trade can then breach one and pause the portfolio). */
+function hasLimits(l: RiskLimits): boolean {
+  return (l.max_loss ?? null) !== null || (l.max_drawdown_pct ?? null) !== null || (l.max_position_weight_pct ?? null) !== null;
 }
 
 function withError(result: CommandResult, code: ErrorCode, message: string, field: string): CommandResult {

@@ -102,6 +102,12 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
         case 'commands':
           send({ t: 'results', results: shard.commands(msg.commands) });
           break;
+        case 'tradeChunk': {
+          const answer = shard.tradeChunk(msg.chunk, msg.bytes, msg.count, msg.now);
+          // The per-trade columns move to the main thread (no copy); the events are cloned once, as a batch's are.
+          port.postMessage(answer, [answer.kinds.buffer as ArrayBuffer, answer.realized.buffer as ArrayBuffer]);
+          break;
+        }
         case 'watch':
           shard.watch(msg.portfolio, msg.on);
           break;

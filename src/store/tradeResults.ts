@@ -15,6 +15,7 @@
 import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { Lag } from './lag.js';
+import { FlatRecordWriter } from './flatRecord.js';
 import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQueue.js';
 
 export type { TradeResultWrite } from './writeQueue.js';
@@ -22,6 +23,14 @@ export type { TradeResultWrite } from './writeQueue.js';
 const floorPrefix = 'tradeFloor:';
 /** The first string after every tradeFloor:<id> key (';' follows ':'). */
 const floorEnd = 'tradeFloor;';
+
+/** Result bodies by number with their (portfolio, trade_id) beside them: the ack path's part, and a journal redo's. */
+export function redoTradeBodies(bodies: Database<unknown, Key>, keys: Database<[string, string], Key>, trades: readonly { n: number; key: [string, string]; bin: Uint8Array }[]): void {
+  for (const t of trades) {
+    bodies.put(t.n, asBinary(t.bin));
+    keys.put(t.n, t.key);
+  }
+}
 
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
@@ -37,6 +46,8 @@ export class TradeResults implements QueueTable {
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
   private readonly tradeEncoder: Encoder;
+  /** Flat results (a bulk import's compact ones) in msgpackr's bytes, written by hand (flatRecord.ts). */
+  private readonly flat = new FlatRecordWriter();
   readonly lag: Lag;
 
   /** The number of the last result body enqueued (bodies are keyed 1, 2, 3... in enqueue order). */
@@ -110,14 +121,18 @@ export class TradeResults implements QueueTable {
   encode(tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): TradeResultWrite[] {
     const trades: TradeResultWrite[] = [];
     if (tradeResults !== undefined) {
+      // The keys of this call so far: a bulk import appends thousands at once (a scan of `trades` was quadratic).
+      const here = tradeResults.length > 1 ? new Set<string>() : null;
       for (const t of tradeResults) {
         assertKeyPart(t.portfolio_id, 'trade result portfolio_id');
         assertKeyPart(t.trade_id, 'trade_id');
         const pending = t.portfolio_id + '\u0000' + t.trade_id;
         // First result wins: a pending one, else a committed one. We are the only writer: exact.
-        if (this.pendingTrades.has(pending) || trades.some((x) => x.pending === pending)) continue;
+        if (this.pendingTrades.has(pending) || here?.has(pending) === true) continue;
+        here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
+        const flat = typeof t.result === 'object' && t.result !== null ? this.flat.encode(t.result as Record<string, unknown>) : null;
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
       }
     }
     return trades;
@@ -201,10 +216,7 @@ export class TradeResults implements QueueTable {
   }
 
   write(b: Batch): void {
-    for (const t of b.trades) {
-      this.bodies.put(t.n, asBinary(t.bin));
-      this.keys.put(t.n, t.key);
-    }
+    redoTradeBodies(this.bodies, this.keys, b.trades);
     if (b.indexTrades.length === 0) return;
     for (const t of b.indexTrades) this.trades.put(t.key, t.n);
     this.meta.put('indexedTradeResult', b.indexTrades[b.indexTrades.length - 1].n);

@@ -258,6 +258,11 @@ export class ShardPool {
           h.resolve(r);
         }
         break;
+      case 'tradeChunkDone':
+        // Its events are logged by the import station as the answer is read (bulkImport.ts), then the watchers' deltas go.
+        h.chunkAnswered(msg);
+        for (const u of msg.updates) this.d.deliver(deltaOf(u));
+        break;
       case 'records':
         this.recordRequests.get(msg.request)?.done(msg);
         this.recordRequests.delete(msg.request);

@@ -1,0 +1,159 @@
+// The event log's values as lmdb-js's msgpackr writes them, for flat events, written by hand: a bulk
+// import logs two events a trade, and msgpackr's record path (it defines the record anew in every
+// value: no shared structures) was the largest cost of the main thread (docs/BENCHMARKS.md, sixth
+// session). The bytes are the ones msgpackr writes (test/store.flatRecord.test.ts compares them), so
+// the log reads the same whoever wrote a value, shard/logRecord.ts included.
+//
+// Layout: d4 72 40 (a record definition, id 0x40), the keys as an array of strings, then each value in
+// key order. Only flat objects of at most 15 keys whose values are strings, numbers, booleans or null;
+// anything else (a nested array such as lot_ids) answers null and goes through msgpackr.
+
+const surrogate = /[\ud800-\udfff]/;
+
+/** Bytes one value may take at most besides its string bytes (a float64 and its tag). */
+const valueHeadBytes = 9;
+
+export class FlatRecordWriter {
+  private buf = Buffer.allocUnsafeSlow(64 * 1024);
+  private at = 0;
+  /** The record head (d4 72 40 + the key array) per key list, built once per shape. */
+  private readonly heads = new Map<string, Buffer>();
+  /** Shapes kept at most (events have a handful; a bound, not a cache of everything). */
+  private static readonly shapesMax = 256;
+
+  /** The value's bytes (a view of a buffer that is never written again), or null when it is not flat. */
+  encode(value: Record<string, unknown>): Uint8Array | null {
+    const keys = Object.keys(value);
+    if (keys.length > 15) return null;
+    let bound = 0;
+    for (const k of keys) {
+      const v = value[k];
+      const t = typeof v;
+      // A surrogate (a lone one msgpackr writes as three bytes where Buffer writes U+FFFD): msgpackr takes it.
+      if (t === 'string') {
+        if (surrogate.test(v as string)) return null;
+        bound += (v as string).length * 3 + 5;
+      }
+      else if (t !== 'number' && t !== 'boolean' && v !== null) return null;
+      bound += valueHeadBytes;
+    }
+    const shape = keys.join('\u0000');
+    let head = this.heads.get(shape);
+    if (head === undefined) {
+      head = recordHead(keys);
+      if (this.heads.size < FlatRecordWriter.shapesMax) this.heads.set(shape, head);
+    }
+    bound += head.length;
+    // A value's bytes stay valid once returned: a full buffer is left behind, never overwritten.
+    if (this.at + bound > this.buf.length) {
+      this.buf = Buffer.allocUnsafeSlow(Math.max(64 * 1024, bound));
+      this.at = 0;
+    }
+    const start = this.at;
+    let at = start + head.copy(this.buf, start);
+    for (const k of keys) at = writeValue(this.buf, at, value[k] as string | number | boolean | null);
+    this.at = at;
+    return this.buf.subarray(start, at);
+  }
+}
+
+function recordHead(keys: readonly string[]): Buffer {
+  const b = Buffer.allocUnsafe(4 + keys.reduce((n, k) => n + k.length * 3 + 5, 0));
+  b[0] = 0xd4;
+  b[1] = 0x72;
+  b[2] = 0x40;
+  b[3] = 0x90 | keys.length;
+  let at = 4;
+  for (const k of keys) at = writeString(b, at, k);
+  return Buffer.from(b.subarray(0, at));
+}
+
+function writeValue(b: Buffer, at: number, v: string | number | boolean | null): number {
+  if (typeof v === 'string') return writeString(b, at, v);
+  if (typeof v === 'number') return writeNumber(b, at, v);
+  if (v === null) {
+    b[at] = 0xc0;
+    return at + 1;
+  }
+  b[at] = v ? 0xc3 : 0xc2;
+  return at + 1;
+}
+
+/** As msgpackr: fixstr below 32 bytes, then str8, str16, str32. */
+function writeString(b: Buffer, at: number, s: string): number {
+  // Short ASCII strings (ids, symbols, types): the header is known before the bytes are written.
+  if (s.length < 0x20) {
+    const n = b.write(s, at + 1, 'utf8');
+    if (n < 0x20) {
+      b[at] = 0xa0 | n;
+      return at + 1 + n;
+    }
+  }
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n < 0x20) {
+    b[at] = 0xa0 | n;
+    return at + 1 + b.write(s, at + 1, 'utf8');
+  }
+  if (n < 0x100) {
+    b[at] = 0xd9;
+    b[at + 1] = n;
+    return at + 2 + b.write(s, at + 2, 'utf8');
+  }
+  if (n < 0x10000) {
+    b[at] = 0xda;
+    b.writeUInt16BE(n, at + 1);
+    return at + 3 + b.write(s, at + 3, 'utf8');
+  }
+  b[at] = 0xdb;
+  b.writeUInt32BE(n, at + 1);
+  return at + 5 + b.write(s, at + 5, 'utf8');
+}
+
+/**
+ * As msgpackr with records on: a non-negative 32-bit integer below 0x40 in one byte (0x40-0x7f name
+ * records), then uint8/16/32; a negative 32-bit integer as a negative fixint or int8/16/32; anything
+ * else (fractions, integers past 32 bits, -0 aside: it equals 0 and goes as 0) as a float64.
+ */
+function writeNumber(b: Buffer, at: number, v: number): number {
+  if (v >>> 0 === v) {
+    if (v < 0x40) {
+      b[at] = v;
+      return at + 1;
+    }
+    if (v < 0x100) {
+      b[at] = 0xcc;
+      b[at + 1] = v;
+      return at + 2;
+    }
+    if (v < 0x10000) {
+      b[at] = 0xcd;
+      b.writeUInt16BE(v, at + 1);
+      return at + 3;
+    }
+    b[at] = 0xce;
+    b.writeUInt32BE(v, at + 1);
+    return at + 5;
+  }
+  if (v >> 0 === v) {
+    if (v >= -0x20) {
+      b[at] = v & 0xff;
+      return at + 1;
+    }
+    if (v >= -0x80) {
+      b[at] = 0xd0;
+      b.writeInt8(v, at + 1);
+      return at + 2;
+    }
+    if (v >= -0x8000) {
+      b[at] = 0xd1;
+      b.writeInt16BE(v, at + 1);
+      return at + 3;
+    }
+    b[at] = 0xd2;
+    b.writeInt32BE(v, at + 1);
+    return at + 5;
+  }
+  b[at] = 0xcb;
+  b.writeDoubleBE(v, at + 1);
+  return at + 9;
+}
