@@ -7,8 +7,9 @@
 // The trade ack path in process, without sockets: P portfolios, K trades in flight (closed loop: a
 // slot sends its next trade when the previous one is acknowledged), each trade buying or selling 1
 // unit of one of 20 symbols, for S seconds after a 1 s warm-up. Reports acknowledged trades/s, ack
-// latency (engine.trade call to its durable answer) p50/p99/max, the store's commits (count, events
-// per commit, commit p50/p99 from lmdb-js submit to settle), and bytes written to disk per trade
+// latency (engine.trade call to its durable answer) p50/p99/max, the store's acknowledging commits
+// (journal records: count, events per record, p50/p99 from the group's cut to durable) and its LMDB
+// commits behind them (count, events per commit, p50/p99 from lmdb-js submit to settle), and bytes written to disk per trade
 // (`write_bytes` of /proc/self/io over the measured window: every byte this process had the kernel
 // write, LMDB pages and meta included; the lagging index transaction is counted as it commits). Then
 // one JSON line. --trace stamps each trade at the stations of the ack path (a probe wrapping the
@@ -115,9 +116,16 @@ try {
   }
   const commitMs: number[] = [];
   let commitEvents = 0;
+  const lmdbMs: number[] = [];
+  let lmdbEvents = 0;
   let measuring = false;
-  engine.onStoreCommit((s, events) => {
+  engine.onStoreCommit((s, events, kind) => {
     if (!measuring) return;
+    if (kind !== 'journal') {
+      lmdbMs.push(s * 1000);
+      lmdbEvents += events;
+      return;
+    }
     commitMs.push(s * 1000);
     commitEvents += events;
   });
@@ -178,6 +186,7 @@ try {
   }
   const sorted = Float64Array.from(lat).sort();
   const commits = Float64Array.from(commitMs).sort();
+  const lmdbCommits = Float64Array.from(lmdbMs).sort();
   const result = {
     sync,
     portfolios,
@@ -193,6 +202,10 @@ try {
     eventsPerCommit: commits.length > 0 ? commitEvents / commits.length : 0,
     commitP50Ms: quantile(commits, 0.5),
     commitP99Ms: quantile(commits, 0.99),
+    lmdbCommits: lmdbCommits.length,
+    lmdbEventsPerCommit: lmdbCommits.length > 0 ? lmdbEvents / lmdbCommits.length : 0,
+    lmdbCommitP50Ms: quantile(lmdbCommits, 0.5),
+    lmdbCommitP99Ms: quantile(lmdbCommits, 0.99),
     bytesWrittenPerTrade: done > 0 ? Math.round((b1 - b0) / done) : 0,
     cpuMicrosPerTrade: done > 0 ? Math.round(((cpu1 - cpu0) * 1e6) / done) : 0,
     tradesSettled: next,
@@ -203,7 +216,8 @@ try {
   const f = (x: number) => x.toFixed(3);
   console.log(
     `trade path (${sync ? 'sync' : 'default'}): ${result.tradesPerSecond} trades/s, ack p50 ${f(result.ackP50Ms)} ms p99 ${f(result.ackP99Ms)} ms max ${f(result.ackMaxMs)} ms; ` +
-      `${result.commits} commits, ${result.eventsPerCommit.toFixed(1)} events/commit, commit p50 ${f(result.commitP50Ms)} ms p99 ${f(result.commitP99Ms)} ms; ` +
+      `${result.commits} journal records, ${result.eventsPerCommit.toFixed(1)} events/record, p50 ${f(result.commitP50Ms)} ms p99 ${f(result.commitP99Ms)} ms; ` +
+      `${result.lmdbCommits} LMDB commits, ${result.lmdbEventsPerCommit.toFixed(1)} events/commit, p50 ${f(result.lmdbCommitP50Ms)} ms p99 ${f(result.lmdbCommitP99Ms)} ms; ` +
       `${result.bytesWrittenPerTrade} bytes written/trade, ${result.cpuMicrosPerTrade} µs CPU/trade (all threads); errors ${errors}${firstError === '' ? '' : ` (${firstError})`}` +
       (gc === undefined ? '' : `; main heap after GC ${heapUsedAfterGc} bytes with ${next} trade ids used`),
   );

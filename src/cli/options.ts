@@ -117,6 +117,10 @@ export const optionTable: readonly OptionEntry[] = [
   e('store', 'store-snapshots-per-flush-max', 'snapshotsPerFlushMax', int(1), store.snapshotsPerFlushMax, 'snapshots', 'snapshot records written per commit (bounds one flush on the main thread)'),
   e('store', 'store-owner-dying-wait-ms', 'ownerDyingWaitMs', int(0, timerMsMax), store.ownerDyingWaitMs, 'ms', 'how long a start waits for a data directory whose owner holds its lock but does not answer (dying) before refusing; a live owner is refused at once'),
   e('store', 'store-prices-per-flush-max', 'pricesPerFlushMax', int(1), store.pricesPerFlushMax, 'prices', 'prices written per commit'),
+  e('store', 'store-journal-segment-bytes-max', 'journalSegmentBytesMax', int(1 << 16), store.journalSegmentBytesMax, 'bytes', 'size past which the journal (the acknowledging write in front of LMDB) starts a new segment file; a segment is deleted once LMDB has flushed all of it'),
+  e('store', 'store-journal-lag-bytes-max', 'journalLagBytesMax', int(1 << 16), store.journalLagBytesMax, 'bytes', 'journal bytes LMDB has not committed yet; past it new commands are refused (retryable) until LMDB catches up (bounds the redo after a crash)'),
+  e('store', 'store-journal-unsynced-groups-max', 'journalUnsyncedGroupsMax', int(1), store.journalUnsyncedGroupsMax, 'groups', 'with --sync: journal groups written and waiting for their fdatasync; past it new commands are refused (retryable)'),
+  e('store', 'store-journal-redo-transaction-bytes-max', 'journalRedoTransactionBytesMax', int(1 << 16), store.journalRedoTransactionBytesMax, 'bytes', 'journal bytes one LMDB transaction redoes at start (after a crash)'),
   // Server limits.
   e('server', 'import-line-bytes-max', 'limits.importLineBytesMax', int(1), server.importLineBytesMax, 'bytes', 'longest NDJSON line POST /api/v1/trades/import reads; a longer one stops the import at that line'),
   e('server', 'import-trades-in-flight-max', 'limits.importTradesInFlightMax', int(1), server.importTradesInFlightMax, 'trades', 'trades one import has submitted and not yet answered; past it the request body is paused'),

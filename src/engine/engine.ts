@@ -14,7 +14,7 @@ import type { ValidTrade } from '../domain/validate.js';
 import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotStatuses, readSnapshotStrings, type BookImage } from '../shard/snapshotCodec.js';
-import { openStore, type Store } from '../store/store.js';
+import { openStore, type CommitKind, type Store } from '../store/store.js';
 import { lockDataDir, type OwnerLock } from '../store/lock.js';
 import { RecoveryProgress } from './recovery.js';
 import type { Engine, EngineOptions, ImportAnswers, ImportItem, SubscribeOptions, EngineStats, EventListener, EventQuery, HeldTick, Listener, PortfolioSummary, PositionLots, SettledTick, TickIngestResult } from './api.js';
@@ -698,7 +698,7 @@ export class MtmEngine implements Engine {
   }
 
   /** Commit durations (seconds) of the store, for the metrics layer; returns the unsubscribe. */
-  onStoreCommit(listener: (seconds: number, events: number) => void): () => void {
+  onStoreCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void {
     return this.store.onCommit(listener);
   }
 

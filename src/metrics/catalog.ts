@@ -330,7 +330,7 @@ const definitions = {
   storeCommit: {
     name: 'mtm_store_commit_seconds',
     type: 'histogram',
-    help: 'Duration of one store (LMDB) write transaction commit.',
+    help: 'Duration of one acknowledging store commit: a journal record (events and trade results) or an LMDB write transaction of what the journal does not hold.',
     labels: [],
     buckets: storeCommitBuckets,
     aggregator: 'sum',

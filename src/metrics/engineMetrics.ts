@@ -194,7 +194,10 @@ export class EngineMetrics {
       this.tradeAck.observe(seconds);
       prev.onTradeAck?.(seconds);
     };
-    const unsubscribe = engine.onStoreCommit((seconds) => {
+    // The acknowledging commits (what commitsTotal counts): journal records, and LMDB transactions of
+    // what the journal does not hold; LMDB's commits behind the journal ack nothing.
+    const unsubscribe = engine.onStoreCommit((seconds, _events, kind) => {
+      if (kind === 'lmdb-behind') return;
       m.storeCommit.observe(seconds);
       this.storeCommit.observe(seconds);
     });

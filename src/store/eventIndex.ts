@@ -8,9 +8,10 @@
 // indexLagMaxMs), a leaf page takes many entries per write.
 //
 // What a reader sees does not change: query() and eventsForPortfolio() answer from the committed
-// index plus the committed events whose index entries are not committed yet (kept here, in seq
+// index plus the acknowledged events whose index entries are not committed yet (kept here, in seq
 // order, bounded: they count in the store's pendingWrites), so a query right after an ack sees the
-// trade. A crash leaves the index behind the log by at most that backlog: openStore catches it up
+// trade. Acknowledged: in the journal (journal.ts), whether or not LMDB has committed them yet; the
+// log itself (a query without filters) adds the acknowledged events LMDB does not hold yet. A crash leaves the index behind the log by at most that backlog: openStore catches it up
 // (catchUp, one synchronous transaction) from the log after meta 'indexedSeq' before anything reads.
 
 import type { Database, Key, RootDatabase } from 'lmdb';
@@ -31,6 +32,19 @@ const floorPrefix = 'eventFloor:';
 /** The first string after every eventFloor:<id> key (';' follows ':'). */
 const floorEnd = 'eventFloor;';
 
+/**
+ * Merge by seq: the tail's seqs are above the committed ones, except a flush that committed while its
+ * settlement is still on its way (both hold those events then).
+ */
+function mergeBySeq(out: StoredEvent[], tail: StoredEvent[], limit: number, desc: boolean): StoredEvent[] {
+  if (tail.length === 0) return out;
+  const seen = new Set<number>();
+  for (const e of out) seen.add(e.seq);
+  for (const e of tail) if (!seen.has(e.seq)) out.push(e);
+  out.sort(desc ? (a, b) => b.seq - a.seq : (a, b) => a.seq - b.seq);
+  return out.length > limit ? out.slice(0, limit) : out;
+}
+
 export class EventIndex implements QueueTable {
   /**
    * Events enqueued whose index entries are not committed yet, in seq order, from `head` on; those
@@ -40,6 +54,8 @@ export class EventIndex implements QueueTable {
   private head = 0;
   private taken = 0;
   private committedSeq: number;
+  /** The highest seq acknowledged (its journal record is durable; >= committedSeq once LMDB has it too). */
+  private acknowledgedSeq: number;
   /** The highest seq whose index entries are committed. */
   private indexedSeq: number;
   readonly lag: Lag;
@@ -61,6 +77,7 @@ export class EventIndex implements QueueTable {
     lagMaxMs: number,
   ) {
     this.committedSeq = lastSeq;
+    this.acknowledgedSeq = lastSeq;
     this.indexedSeq = lastSeq;
     this.lag = new Lag(queue, eventsPerFlushMax, lagMaxMs);
     for (const { key, value } of meta.getRange({ start: floorPrefix, end: floorEnd })) if (typeof value === 'number') this.floors.set((key as string).slice(floorPrefix.length), value);
@@ -109,6 +126,15 @@ export class EventIndex implements QueueTable {
       this.meta.put('indexedSeq', lastSeq);
     });
     return n;
+  }
+
+  /** The journal made every event through seq durable: readers see them from now on. */
+  acknowledge(seq: number): void {
+    if (seq > this.acknowledgedSeq) this.acknowledgedSeq = seq;
+  }
+
+  private readableSeq(): number {
+    return Math.max(this.committedSeq, this.acknowledgedSeq);
   }
 
   /** Events whose seqs append() just assigned: their index entries follow in a lagging flush. */
@@ -194,13 +220,14 @@ export class EventIndex implements QueueTable {
     }
   }
 
-  /** Committed events not yet in the committed index, ascending, that pass `keep`. */
-  private tail(keep: (e: StoredEvent) => boolean): StoredEvent[] {
+  /** Acknowledged events not yet in the committed index (from `fromSeq` on), ascending, that pass `keep`. */
+  private tail(keep: (e: StoredEvent) => boolean, fromSeq = this.indexedSeq): StoredEvent[] {
     const out: StoredEvent[] = [];
+    const readable = this.readableSeq();
     for (let i = this.head; i < this.backlog.length; i++) {
       const e = this.backlog[i];
-      if (e.seq > this.committedSeq) break;
-      if (e.seq > this.indexedSeq && keep(e)) out.push(e);
+      if (e.seq > readable) break;
+      if (e.seq > fromSeq && keep(e)) out.push(e);
     }
     return out;
   }
@@ -242,7 +269,9 @@ export class EventIndex implements QueueTable {
         : { start: after ?? 0, exclusiveStart: true, limit };
       const out: StoredEvent[] = [];
       for (const e of this.events.getRange(range)) out.push(e.value);
-      return out;
+      // Acknowledged (journaled) events LMDB does not hold yet follow the committed ones.
+      const unlogged = this.tail((e) => after === undefined || (desc ? e.seq < after : e.seq > after), this.committedSeq);
+      return mergeBySeq(out, unlogged, limit, desc);
     }
     if (q.portfolio_id !== undefined && !keyPart(q.portfolio_id)) return [];
     if (q.portfolio_id === undefined && q.type !== undefined && !keyPart(q.type)) return [];
@@ -261,13 +290,7 @@ export class EventIndex implements QueueTable {
         e.ts <= to &&
         (after === undefined || (desc ? e.seq < after : e.seq > after)),
     );
-    if (tail.length === 0) return out;
-    // Merge by seq: the tail's seqs are above the index's, except an index flush that committed
-    // while its settlement is still on its way (both hold those events then).
-    const seen = new Set<number>(seqs);
-    for (const e of tail) if (!seen.has(e.seq)) out.push(e);
-    out.sort(desc ? (a, b) => b.seq - a.seq : (a, b) => a.seq - b.seq);
-    return out.length > limit ? out.slice(0, limit) : out;
+    return mergeBySeq(out, tail, limit, desc);
   }
 
   /** The committed index's answer: at most `limit` seqs in the requested order. */

@@ -12,6 +12,14 @@ import type { Batch, HeldTickRecord, QueueTable, WriteQueue } from './writeQueue
 
 export type { HeldTickRecord } from './writeQueue.js';
 
+/** Held ticks set or cleared in call order: a flush's, and a journal redo's. */
+export function redoHeldTicks(db: Database<HeldTickRecord, Key>, held: readonly [string, HeldTickRecord | null][]): void {
+  for (const [symbol, h] of held) {
+    if (h === null) void db.remove(symbol);
+    else void db.put(symbol, h);
+  }
+}
+
 export class HeldTicks implements QueueTable {
   constructor(
     private readonly queue: WriteQueue,
@@ -33,9 +41,6 @@ export class HeldTicks implements QueueTable {
   }
 
   write(b: Batch): void {
-    for (const [symbol, held] of b.heldTicks) {
-      if (held === null) void this.db.remove(symbol);
-      else void this.db.put(symbol, held);
-    }
+    redoHeldTicks(this.db, b.heldTicks);
   }
 }

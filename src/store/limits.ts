@@ -34,6 +34,23 @@ export const storeDefaults = {
    * true: eight chunks. Each flush takes one chunk, so a sustained rate above that would grow it.
    */
   indexLaggingMax: 65_536,
+  /**
+   * The journal (journal.ts): a segment file is closed and the next one started past this size; a
+   * closed segment is deleted once LMDB's flushed state covers its last group.
+   */
+  journalSegmentBytesMax: 16 * 1024 * 1024,
+  /**
+   * Journal bytes LMDB has not committed yet before overloaded() turns true (commands refused,
+   * retryable, until LMDB catches up): bounds the redo a crash leaves (~64 MB, a few seconds).
+   */
+  journalLagBytesMax: 64 * 1024 * 1024,
+  /**
+   * --sync: journal groups written and waiting for an fdatasync before overloaded() turns true (one
+   * fdatasync covers every group written before it starts, so this many mean the disk is behind).
+   */
+  journalUnsyncedGroupsMax: 1_024,
+  /** Journal bytes redone into LMDB in one transaction at open (bounds its memory and size). */
+  journalRedoTransactionBytesMax: 8 * 1024 * 1024,
   /** Snapshot records encoded and written per flush: bounds the main-thread time of one flush. */
   snapshotsPerFlushMax: 200,
   /** Prices written per flush, for the same reason. */

@@ -25,6 +25,20 @@ export interface ReplayOptions {
   replayedOnly?: boolean;
 }
 
+function putMeta(meta: Database<unknown, Key>, entries: readonly [string, unknown][]): void {
+  for (const [key, value] of entries) meta.put(key, value);
+}
+
+/**
+ * A journal record's part of the log, redone into LMDB at open (journal.ts): its meta puts, then its
+ * events (stored values, seqs firstSeq, firstSeq + 1...) and lastSeq, as write() puts them.
+ */
+export function redoEvents(meta: Database<unknown, Key>, events: Database<StoredEvent, Key>, metaPuts: readonly [string, unknown][], firstSeq: number, bins: readonly Uint8Array[]): void {
+  putMeta(meta, metaPuts);
+  for (let i = 0; i < bins.length; i++) events.put(firstSeq + i, asBinary(bins[i]) as unknown as StoredEvent);
+  if (bins.length > 0) meta.put('lastSeq', firstSeq + bins.length - 1);
+}
+
 export class EventLog implements QueueTable {
   private seq: number;
   // Each db's own msgpack encoder (lmdb-js gives each db one), so pre-encoded bytes decode like any
@@ -90,7 +104,7 @@ export class EventLog implements QueueTable {
   }
 
   write(b: Batch): void {
-    for (const [key, value] of b.meta) this.meta.put(key, value);
+    putMeta(this.meta, b.meta);
     for (let i = 0; i < b.events.length; i++) this.events.put(b.events[i].seq, asBinary(b.eventBins[i]) as unknown as StoredEvent);
     // Kept beside the events so lastSeq survives compaction of every event.
     if (b.events.length > 0) this.meta.put('lastSeq', b.events[b.events.length - 1].seq);

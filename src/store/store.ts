@@ -32,23 +32,17 @@
 // failed commit in that mode also rejects an internal promise nobody handles, which kills the
 // process with an unhandled rejection before the engine could report the failure.
 //
-// What `durable` guarantees (lmdb-js 3.5.6, Linux, overlappingSync on, which is its default there;
-// noSync is never used). Verified with strace, see docs/STORE.md:
-//  - default mode: `durable` resolves when lmdb-js reports the write transaction committed. By
-//    then the pages were written to data.mdb (writev into the OS page cache) and the meta page
-//    points at them, so a process crash (kill -9, OOM kill, a native crash) cannot lose them: the
-//    kernel owns the dirty pages, and on reopen in the same boot LMDB picks the newest meta (it
-//    compares the boot id). This is the guarantee we promise in this mode. In lmdb-js 3.5.6 the
-//    commit in fact also waits for fdatasync before it reports committed, so the default mode is
-//    power-loss safe too today, but lmdb-js documents only "committed", so we do not promise it.
-//  - sync mode (--sync): `durable` additionally waits for lmdb-js `flushed` ("committed and fully
-//    flushed/synced to disk"), which covers this flush (and may wait for later ones in flight). This survives
-//    power loss and kernel panics, as far as the disk honours fdatasync. After a power loss LMDB
-//    reopens at the last flushed meta: an unflushed commit is rolled back whole, never torn.
-//  - measured cost (bench/store.ts, 2 shared busy cores, docs/STORE.md): the modes cost the same,
-//    since lmdb-js already fdatasyncs before it reports a commit; a paced append is durable in about
-//    1 ms at p50 (6-7 ms while other processes take the cores); saturation is 40-78k events/s, bound
-//    by main-thread CPU (roughly 13-25 us per event), not by the disk.
+// What `durable` of an append guarantees (docs/STORE.md "The journal"): each flush first writes what
+// the turn appended as one journal record (journal.ts, one write(2)), and acknowledges there:
+//  - default mode: once the write returned (the kernel's page cache holds it: a kill -9, an OOM kill or
+//    a native crash cannot lose it; the next open redoes it into LMDB). Not a power loss.
+//  - sync mode (--sync): once an fdatasync of the journal that covers the record returned (group
+//    commit: one fdatasync for every record written before it started). Survives power loss, as far
+//    as the disk honours fdatasync.
+// LMDB (lmdb-js 3.5.6, overlappingSync, its Linux default; noSync never) commits the same appends
+// behind, pipelined, and stays the recovery base; its commit reports only after its own fdatasync,
+// which is why acks no longer wait for it. Snapshot records, prices, removals and barriers resolve
+// at the LMDB commit (with --sync after lmdb-js `flushed` too).
 //  - a flush's batch is atomic: all of its events, indexes and records commit or none do (history
 //    entries, which only speed up time travel, may follow in the next transaction).
 //  - a failed commit rejects `durable` with a StoreError (code store_failed); the store then
@@ -81,16 +75,18 @@ import { databasesMax, storeDefaults } from './limits.js';
 import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventIndex } from './eventIndex.js';
-import { EventLog, type EventQuery, type ReplayOptions } from './log.js';
-import { HeldTicks, type HeldTickRecord } from './heldTicks.js';
+import { EventLog, redoEvents, type EventQuery, type ReplayOptions } from './log.js';
+import { HeldTicks, redoHeldTicks, type HeldTickRecord } from './heldTicks.js';
+import { Journal, JournalCorrupt, journalDir, readJournal, type JournalRecord, type JournalScan } from './journal.js';
 import { Prices } from './prices.js';
 import { Snapshots } from './snapshots.js';
 import { StreamCursors } from './streamCursor.js';
-import { TradeResults } from './tradeResults.js';
-import { WriteQueue } from './writeQueue.js';
+import { redoTradeBodies, TradeResults } from './tradeResults.js';
+import { WriteQueue, type CommitKind } from './writeQueue.js';
 
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
+export type { CommitKind } from './writeQueue.js';
 export type { EventQuery, ReplayOptions } from './log.js';
 export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
 export type { HeldTickRecord } from './heldTicks.js';
@@ -132,6 +128,12 @@ export interface StoreOptions {
   pricesPerFlushMax?: number;
   /** How long the engine waits for a silent (dying) owner of the data directory (lock.ts). */
   ownerDyingWaitMs?: number;
+  /** The journal (journal.ts): segment size, lag behind LMDB and groups waiting for an fdatasync before overloaded(). */
+  journalSegmentBytesMax?: number;
+  journalLagBytesMax?: number;
+  journalUnsyncedGroupsMax?: number;
+  /** Journal bytes one redo transaction takes at open. */
+  journalRedoTransactionBytesMax?: number;
   /** Where the migration line goes (default console.log). */
   log?: (line: string) => void;
 }
@@ -148,7 +150,13 @@ export interface StoreStats {
   mapSizeBytes: number;
   mapUsedBytes: number;
   lastSeq: number;
+  /**
+   * Commits, each flush once: its journal record when it holds appends (the acknowledging commit),
+   * else its LMDB transaction. LMDB's transactions alone: lmdbCommitsTotal, lmdbCommitSecondsSum long.
+   */
   commitsTotal: number;
+  lmdbCommitsTotal: number;
+  lmdbCommitSecondsSum: number;
   commitSecondsSum: number;
   lastCommitSeconds: number;
   /** Events, trade results and records taken into the queued or in-flight commit, not yet durable. */
@@ -164,6 +172,17 @@ export interface StoreStats {
   indexLagging: number;
   /** Index entries the last open wrote for events and trade results a crash had left unindexed. */
   indexCaughtUpAtOpen: number;
+  /** Journal bytes written that LMDB has not committed yet (at most about journalLagBytesMax). */
+  journalLagBytes: number;
+  /** --sync: journal groups written and waiting for their fdatasync. */
+  journalUnsyncedGroups: number;
+  /** Journal segment files on disk (the current one included). */
+  journalSegments: number;
+  /** Journal records (groups of appends) written, and fdatasyncs of the journal (--sync), since open. */
+  journalRecordsTotal: number;
+  journalSyncsTotal: number;
+  /** What the last open redid from the journal into LMDB (records a crash had left ahead of LMDB). */
+  journalRedoneAtOpen: { records: number; events: number; trades: number };
 }
 
 export interface Store {
@@ -256,8 +275,12 @@ export interface Store {
    * the engine should refuse new commands (retryable).
    */
   overloaded(): boolean;
-  /** Subscribe to commit durations (seconds) and the events each commit held. */
-  onCommit(listener: (seconds: number, events: number) => void): () => void;
+  /**
+   * Subscribe to commit durations (seconds) and the events each commit held: journal records
+   * ('journal', the acknowledging commits, from the group's cut to durable) and LMDB transactions
+   * (from submit to settle: 'lmdb' when it acknowledges what it holds, 'lmdb-behind' when the journal did).
+   */
+  onCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void;
   /** Cluster: the last command-stream sequence applied for the partition (0: none), including writes in flight. */
   streamCursor(partition: number): number;
   /**
@@ -289,7 +312,10 @@ class LmdbStore implements Store {
   readonly schemaVersion = storeSchemaVersion;
   readonly pendingWritesMax: number;
   private readonly indexLaggingMax: number;
+  private readonly journalLagBytesMax: number;
+  private readonly journalUnsyncedGroupsMax: number;
   private readonly queue: WriteQueue;
+  private readonly journal: Journal;
   private readonly log: EventLog;
   private readonly index: EventIndex;
   private readonly trades: TradeResults;
@@ -329,10 +355,22 @@ class LmdbStore implements Store {
     lastSeq: number,
     fresh: boolean,
     readonly migratedFrom: number | null,
+    private readonly journalScan: JournalScan,
   ) {
     this.pendingWritesMax = options.pendingWritesMax ?? storeDefaults.pendingWritesMax;
     this.indexLaggingMax = options.indexLaggingMax ?? storeDefaults.indexLaggingMax;
+    this.journalLagBytesMax = options.journalLagBytesMax ?? storeDefaults.journalLagBytesMax;
+    this.journalUnsyncedGroupsMax = options.journalUnsyncedGroupsMax ?? storeDefaults.journalUnsyncedGroupsMax;
     this.queue = new WriteQueue(root, dbs.meta, options.sync === true, options.commitsInFlightMax ?? storeDefaults.commitsInFlightMax);
+    this.journal = new Journal(
+      journalDir(path),
+      options.sync === true,
+      options.journalSegmentBytesMax ?? storeDefaults.journalSegmentBytesMax,
+      journalScan,
+      (ack) => this.queue.acknowledged(ack),
+      (err) => this.queue.journalFailed(err),
+    );
+    this.queue.attachJournal(this.journal, (seq) => this.index.acknowledge(seq));
     this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
     const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
     const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
@@ -436,7 +474,14 @@ class LmdbStore implements Store {
   overloaded(): boolean {
     // The lagging index has its own bound: a chunk is taken per flush, so a sustained rate above
     // one chunk per flush would grow its backlog without end.
-    return this.queue.pendingWrites() >= this.pendingWritesMax || this.index.lagging() >= this.indexLaggingMax || this.trades.lagging() >= this.indexLaggingMax;
+    // The journal's lag behind LMDB bounds the redo a crash leaves; unsynced groups mean the disk is behind.
+    return (
+      this.queue.pendingWrites() >= this.pendingWritesMax ||
+      this.index.lagging() >= this.indexLaggingMax ||
+      this.trades.lagging() >= this.indexLaggingMax ||
+      this.journal.lagBytes() >= this.journalLagBytesMax ||
+      this.journal.unsynced() >= this.journalUnsyncedGroupsMax
+    );
   }
 
   private writable(): void {
@@ -457,9 +502,11 @@ class LmdbStore implements Store {
     this.index.enqueue(stored);
     this.trades.enqueue(trades);
     q.writes += events.length + trades.length;
-    if (q.empty) return { stored, durable: this.queue.barrier() };
+    // Nothing of its own to write (an empty append, or results all stored before): a barrier.
+    if (events.length + trades.length === 0) return { stored, durable: this.queue.barrier() };
     this.queue.scheduleFlush();
-    return { stored, durable: this.queue.queuedDone() };
+    // Acknowledged by the journal record of this turn (journal.ts), LMDB commits it behind.
+    return { stored, durable: this.queue.groupDone() };
   }
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
@@ -569,6 +616,8 @@ class LmdbStore implements Store {
       mapUsedBytes: map.used,
       lastSeq: this.log.lastSeq(),
       commitsTotal: q.commitsTotal,
+      lmdbCommitsTotal: q.lmdbCommitsTotal,
+      lmdbCommitSecondsSum: q.lmdbCommitSecondsSum,
       commitSecondsSum: q.commitSecondsSum,
       lastCommitSeconds: q.lastCommitSeconds,
       pendingWrites: q.pendingWrites(),
@@ -578,10 +627,16 @@ class LmdbStore implements Store {
       commitsInFlight: q.inFlight.length,
       indexLagging: this.index.lagging() + this.trades.lagging(),
       indexCaughtUpAtOpen: this.indexCaughtUpAtOpen,
+      journalLagBytes: this.journal.lagBytes(),
+      journalUnsyncedGroups: this.journal.unsynced(),
+      journalSegments: this.journal.segments(),
+      journalRecordsTotal: this.journal.recordsTotal,
+      journalSyncsTotal: this.journal.syncsTotal,
+      journalRedoneAtOpen: { ...this.journalScan.redone },
     };
   }
 
-  onCommit(listener: (seconds: number, events: number) => void): () => void {
+  onCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void {
     return this.queue.onCommit(listener);
   }
 
@@ -604,11 +659,60 @@ class LmdbStore implements Store {
     this.index.lag.stop();
     this.trades.lag.stop();
     try {
+      // A clean close leaves nothing to redo: once LMDB holds and has flushed every group, the journal goes.
+      const clean = this.queue.failure === null;
+      if (clean) {
+        await this.queue.barrier().catch(() => undefined);
+        await this.root.flushed;
+      }
+      this.journal.close(clean && this.queue.failure === null);
       await this.root.close();
     } finally {
       this.lock.release();
     }
   }
+}
+
+function lastSeqOf(meta: Database<unknown, Key>, events: Database<StoredEvent, Key>): number {
+  let lastSeq = 0;
+  const metaSeq = meta.get('lastSeq');
+  if (typeof metaSeq === 'number') lastSeq = metaSeq;
+  for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
+  return lastSeq;
+}
+
+/**
+ * Redoes into LMDB every journal group after its 'journalGroup' (journal.ts), one synchronous
+ * transaction per bounded batch of records, each as the flush that would have committed it writes
+ * it (log, trade result bodies, held ticks, meta). The seqs must continue LMDB's log exactly.
+ */
+function redoJournal(
+  path: string,
+  root: RootDatabase,
+  meta: Database<unknown, Key>,
+  events: Database<StoredEvent, Key>,
+  tradeBodies: Database<unknown, Key>,
+  tradeKeys: Database<[string, string], Key>,
+  heldTicks: Database<HeldTickRecord, Key>,
+  bytesPerTransactionMax: number,
+): JournalScan {
+  const group = meta.get('journalGroup');
+  let next = lastSeqOf(meta, events) + 1;
+  return readJournal(journalDir(path), typeof group === 'number' ? group : 0, bytesPerTransactionMax, (records: JournalRecord[]) => {
+    for (const r of records) {
+      if (r.events.length === 0) continue;
+      if (r.firstSeq !== next) throw new JournalCorrupt(`journal group ${r.group} starts at seq ${r.firstSeq}, LMDB's log continues at ${next}`);
+      next = r.lastSeq + 1;
+    }
+    root.transactionSync(() => {
+      for (const r of records) {
+        redoEvents(meta, events, r.meta, r.firstSeq, r.events);
+        redoTradeBodies(tradeBodies, tradeKeys, r.trades);
+        redoHeldTicks(heldTicks, r.held as [string, HeldTickRecord | null][]);
+        meta.put('journalGroup', r.group);
+      }
+    });
+  });
 }
 
 /**
@@ -618,7 +722,7 @@ class LmdbStore implements Store {
  * by lockDataDir (lock.ts), which the engine takes first.
  */
 export function openStore(options: StoreOptions): Result<Store> {
-  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'indexEventsPerFlushMax', 'indexLagMaxMs', 'indexLaggingMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax'] as const) {
+  for (const name of ['mapSizeBytes', 'pendingWritesMax', 'commitsInFlightMax', 'indexEventsPerFlushMax', 'indexLagMaxMs', 'indexLaggingMax', 'snapshotsKeptPerPortfolioMax', 'pricesKeptPerSymbolMax', 'compactScannedPerCallMax', 'snapshotsPerFlushMax', 'pricesPerFlushMax', 'journalSegmentBytesMax', 'journalLagBytesMax', 'journalUnsyncedGroupsMax', 'journalRedoTransactionBytesMax'] as const) {
     const v = options[name];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) return fail(ErrorCode.invalid_field, `${name} must be an integer >= 1`, name);
   }
@@ -684,17 +788,30 @@ export function openStore(options: StoreOptions): Result<Store> {
     // Raw bytes: the segments are decoded by the shard that loads them, never here.
     const shardSnapshots = root.openDB<Uint8Array, Key>('shardSnapshots', { encoding: 'binary' });
     const heldTicks = root.openDB<HeldTickRecord, Key>('heldTicks', {});
-    let lastSeq = 0;
-    const metaSeq = meta.get('lastSeq');
-    if (typeof metaSeq === 'number') lastSeq = metaSeq;
-    for (const key of events.getKeys({ reverse: true, limit: 1 })) lastSeq = Math.max(lastSeq, key as number);
-    fresh = meta.get('schemaVersion') === undefined;
     const lock = takeDataDir(path);
+    // Before anything reads LMDB: the journal's groups a crash left ahead of it (journal.ts).
+    let scan: JournalScan;
+    try {
+      scan = redoJournal(path, root, meta, events, tradeBodies, tradeKeys, heldTicks, options.journalRedoTransactionBytesMax ?? storeDefaults.journalRedoTransactionBytesMax);
+    } catch (err) {
+      lock.release();
+      void root.close().catch(() => undefined);
+      return fail(ErrorCode.store_failed, `cannot open store in '${path}': ${(err as Error).message}`, 'path');
+    }
+    if (scan.redone.records > 0 || scan.truncated !== null) {
+      const t = scan.truncated;
+      (options.log ?? console.log)(
+        `mtm: journal: redid ${scan.redone.records} groups (${scan.redone.events} events, ${scan.redone.trades} trade results) into LMDB` +
+          (t === null ? '' : `; cut a torn last record (${t.bytes} bytes at byte ${t.offset} of '${t.file}', never acknowledged)`),
+      );
+    }
+    const lastSeq = lastSeqOf(meta, events);
+    fresh = meta.get('schemaVersion') === undefined;
     const dbs = { meta, events, eventsRaw, byPortfolio, byType, byTs, trades, tradeBodies, tradeKeys, snapshots, snapshotHistory, prices, priceHistory, shardSnapshots, heldTicks };
     if (migratedFrom !== null) {
       (options.log ?? console.log)(`mtm: data dir '${path}' was written by store schema version ${migratedFrom}; migrating it to version ${storeSchemaVersion} (columnar snapshots from the next snapshot round on, seq epochs)`);
     }
-    return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh, migratedFrom));
+    return ok(new LmdbStore(path, root, lock, dbs, options, lastSeq, fresh, migratedFrom, scan));
   } catch (err) {
     if (root !== undefined) void root.close().catch(() => undefined);
     return fail(ErrorCode.store_failed, `cannot open store in '${path}': ${(err as Error).message}`, 'path');

@@ -24,6 +24,14 @@ const floorPrefix = 'tradeFloor:';
 /** The first string after every tradeFloor:<id> key (';' follows ':'). */
 const floorEnd = 'tradeFloor;';
 
+/** Result bodies by number with their (portfolio, trade_id) beside them: the ack path's part, and a journal redo's. */
+export function redoTradeBodies(bodies: Database<unknown, Key>, keys: Database<[string, string], Key>, trades: readonly { n: number; key: [string, string]; bin: Uint8Array }[]): void {
+  for (const t of trades) {
+    bodies.put(t.n, asBinary(t.bin));
+    keys.put(t.n, t.key);
+  }
+}
+
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
   private readonly pendingTrades = new Map<string, TradeResultWrite>();
@@ -208,10 +216,7 @@ export class TradeResults implements QueueTable {
   }
 
   write(b: Batch): void {
-    for (const t of b.trades) {
-      this.bodies.put(t.n, asBinary(t.bin));
-      this.keys.put(t.n, t.key);
-    }
+    redoTradeBodies(this.bodies, this.keys, b.trades);
     if (b.indexTrades.length === 0) return;
     for (const t of b.indexTrades) this.trades.put(t.key, t.n);
     this.meta.put('indexedTradeResult', b.indexTrades[b.indexTrades.length - 1].n);

@@ -21,6 +21,7 @@ import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
 import type { LastPrice, StoredEvent } from '../domain/types.js';
+import type { Journal, JournalAck } from './journal.js';
 import type { ShardSnapshotPointer } from './pointer.js';
 
 /** The rejection of `durable`: an Error that also carries the EngineError the engine reports. */
@@ -118,6 +119,19 @@ export class Batch {
   done: Deferred | null = null;
   /** writeSnapshots / savePrices calls whose last item is in this batch. */
   finished: Deferred[] = [];
+  /**
+   * How much of events, trades, meta and heldTicks is in the journal already (journal.ts): the next
+   * record holds what follows these marks.
+   */
+  jEvents = 0;
+  jTrades = 0;
+  jMeta = 0;
+  jHeld = 0;
+  /** The last journal group this batch holds (0: none), and the journal's bytes written through it. */
+  journalGroup = 0;
+  journalBytes = 0;
+  /** Its events + trade results the journal has acknowledged (no longer pending, LMDB still to commit). */
+  ackedWrites = 0;
   /** Its place in the commit chain (the meta key ['commit', chain]); 0 until submitted. */
   chain = 0;
   /** Set once lmdb-js settled it: committed (true) or failed (an error); null while in flight. */
@@ -147,6 +161,13 @@ export interface QueueTable {
   abandonJobs?(failure: StoreError): void;
 }
 
+/**
+ * What a commit was: a journal record (the acknowledging commit of appends, journal.ts), an LMDB
+ * transaction that acknowledges what it holds (no journal record did: snapshots, prices, barriers),
+ * or an LMDB transaction behind the journal (of groups it acknowledged already).
+ */
+export type CommitKind = 'journal' | 'lmdb' | 'lmdb-behind';
+
 export class WriteQueue {
   queued = new Batch();
   /**
@@ -166,8 +187,23 @@ export class WriteQueue {
   /** close() is draining: every backlog, the lagging index's included, is written now. */
   draining = false;
   private flushScheduled = false;
+  /**
+   * The acknowledgement of what appends added to `queued` since its last journal record (null: none
+   * asked for yet): resolved when the next record is written (or, with --sync, fdatasync'ed).
+   */
+  private openGroup: Deferred | null = null;
+  private journal: Journal | null = null;
+  private onAcknowledged: (seq: number) => void = () => undefined;
+  /** Writes of queued or in-flight batches the journal has acknowledged (pendingWrites leaves them out). */
+  private ackedWrites = 0;
+  /**
+   * LMDB's transactions alone. The commit figures above count each flush once: its journal record
+   * when it holds appends (the acknowledging commit), else its LMDB transaction.
+   */
+  lmdbCommitsTotal = 0;
+  lmdbCommitSecondsSum = 0;
   private readonly tables: QueueTable[] = [];
-  private readonly commitListeners = new Set<(seconds: number, events: number) => void>();
+  private readonly commitListeners = new Set<(seconds: number, events: number, kind: CommitKind) => void>();
 
   /**
    * `meta` holds the commit chain; without one (the market store) commits are not chained, so only one
@@ -187,15 +223,72 @@ export class WriteQueue {
     this.chain = last;
   }
 
+  /**
+   * The journal in front of LMDB (journal.ts): from now on each turn's appends are written to it, and
+   * acknowledged by it (groupDone), before LMDB commits them behind.
+   */
+  attachJournal(journal: Journal, onAcknowledged: (seq: number) => void): void {
+    this.journal = journal;
+    this.onAcknowledged = onAcknowledged;
+  }
+
+  /**
+   * The journal made a group durable (journal.ts): its appends are acknowledged, and it is the
+   * store's acknowledging commit (commitsTotal, onCommit), in log order.
+   */
+  readonly acknowledged = (ack: JournalAck): void => {
+    if (!ack.mark) {
+      const seconds = (performance.now() - ack.started) / 1000;
+      const b = ack.batch as Batch;
+      // Still queued or in flight: its writes are no longer pending (LMDB commits them behind).
+      if (b.outcome === null && b.ackedWrites >= 0) {
+        b.ackedWrites += ack.writes;
+        this.ackedWrites += ack.writes;
+      }
+      if (ack.lastSeq > 0) this.onAcknowledged(ack.lastSeq);
+      this.commitsTotal++;
+      this.commitSecondsSum += seconds;
+      this.lastCommitSeconds = seconds;
+      this.notifyCommit(seconds, ack.events, 'journal');
+    }
+    ack.done.resolve();
+  };
+
+  private notifyCommit(seconds: number, events: number, kind: CommitKind): void {
+    for (const l of this.commitListeners) {
+      try {
+        l(seconds, events, kind);
+      } catch {
+        // a metrics listener must not break the write path
+      }
+    }
+  }
+
+  private ack(done: Deferred, batch: Batch | null, mark: boolean): JournalAck {
+    return { done, lastSeq: 0, writes: 0, events: 0, started: performance.now(), batch, mark, group: 0 };
+  }
+
+  /**
+   * The acknowledgement of an append that added events or trade results: resolves once the journal
+   * record holding them is durable (without a journal: when the LMDB commit holding them is).
+   */
+  groupDone(): Promise<void> {
+    if (this.failure !== null) return this.rejected();
+    if (this.journal === null) return this.queuedDone();
+    if (this.openGroup === null) this.openGroup = deferred();
+    return this.openGroup.promise;
+  }
+
   /** Tables write in the order they are added. */
   add(table: QueueTable): void {
     this.tables.push(table);
   }
 
+  /** Writes not yet durable: queued or in flight, less what the journal has acknowledged of them. */
   pendingWrites(): number {
     let n = this.queued.writes;
     for (const b of this.inFlight) n += b.writes;
-    return n;
+    return n - this.ackedWrites;
   }
 
   /** The promise of the queued flush: it resolves after every earlier flush (they settle in order). */
@@ -209,6 +302,13 @@ export class WriteQueue {
   barrier(): Promise<void> {
     if (this.failure !== null) return this.rejected();
     const waits: Promise<void>[] = [];
+    if (this.openGroup !== null) waits.push(this.openGroup.promise);
+    else if (this.journal !== null && this.journal.unsynced() > 0) {
+      // --sync: an LMDB commit may settle before the fdatasync of a journal record it holds.
+      const mark = deferred();
+      this.journal.mark(this.ack(mark, null, true));
+      waits.push(mark.promise);
+    }
     if (!this.queued.empty) waits.push(this.queuedDone());
     else if (this.inFlight.length > 0) {
       const last = this.inFlight[this.inFlight.length - 1];
@@ -240,7 +340,7 @@ export class WriteQueue {
     return this.inFlight.length > 0 || !this.queued.empty || this.hasBacklog();
   }
 
-  onCommit(listener: (seconds: number, events: number) => void): () => void {
+  onCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void {
     this.commitListeners.add(listener);
     return () => {
       this.commitListeners.delete(listener);
@@ -255,6 +355,8 @@ export class WriteQueue {
 
   private readonly flushNow = (): void => {
     this.flushScheduled = false;
+    // Every turn's appends go to the journal now, whether or not LMDB has a free slot.
+    if (this.journal !== null && this.failure === null) this.journalTurn();
     // At most commitsInFlightMax flushes in flight: the next one starts when the oldest settles,
     // with everything enqueued meanwhile (group commit under load).
     if (this.inFlight.length >= this.commitsInFlightMax || (this.queued.empty && !this.hasBacklog())) return;
@@ -300,8 +402,49 @@ export class WriteQueue {
     if (this.inFlight.length < this.commitsInFlightMax && (!this.queued.empty || this.hasBacklog())) this.scheduleFlush();
   };
 
+  /** Writes what `queued` gained since its last record as one journal record (journal.ts). */
+  private journalTurn(): void {
+    const q = this.queued;
+    const journal = this.journal as Journal;
+    const done = this.openGroup;
+    this.openGroup = null;
+    if (q.events.length === q.jEvents && q.trades.length === q.jTrades && q.meta.length === q.jMeta && q.heldTicks.length === q.jHeld) {
+      // Nothing new (an append whose trade results were all stored before): a barrier on the journal.
+      if (done !== null) journal.mark(this.ack(done, null, true));
+      return;
+    }
+    const d = done ?? deferred();
+    const ack = this.ack(d, q, false);
+    ack.events = q.events.length - q.jEvents;
+    ack.writes = ack.events + q.trades.length - q.jTrades;
+    const err = journal.write(q, ack);
+    if (err !== null) {
+      const n = q.events.length - q.jEvents;
+      const from = n > 0 ? q.events[q.jEvents].seq : '-';
+      this.failure = new StoreError(`store commit failed (journal write of ${n} events from seq ${from}): ${err.message}`, err);
+      d.reject(this.failure);
+      this.failAll();
+      return;
+    }
+    q.jEvents = q.events.length;
+    q.jTrades = q.trades.length;
+    q.jMeta = q.meta.length;
+    q.jHeld = q.heldTicks.length;
+    q.journalGroup = journal.lastGroup;
+    q.journalBytes = journal.bytesWritten;
+  }
+
+  /** An fdatasync of the journal failed (--sync): the store fails, nothing more is acknowledged. */
+  journalFailed(err: Error): void {
+    if (this.failure !== null) return;
+    this.failure = new StoreError(`store commit failed (journal fdatasync): ${err.message}`, err);
+    this.failAll();
+  }
+
   private writeSingles(b: Batch): void {
     for (const t of this.tables) t.write?.(b);
+    // The last journal group LMDB holds: an open redoes the groups after it (journal.ts).
+    if (b.journalGroup > 0 && this.meta !== null) this.meta.put('journalGroup', b.journalGroup);
     if (this.meta === null) return;
     this.meta.put(['commit', b.chain], b.events.length > 0 ? b.events[b.events.length - 1].seq : 0);
     if (b.chain > 1) this.meta.remove(['commit', b.chain - 1]);
@@ -353,19 +496,30 @@ export class WriteQueue {
   }
 
   private committed(b: Batch, seconds: number): void {
-    this.commitsTotal++;
-    this.commitSecondsSum += seconds;
-    this.lastCommitSeconds = seconds;
+    this.unacked(b);
+    // A flush counts once as a commit: by its journal record when it holds appends, else here.
+    const counted = b.journalGroup === 0;
+    if (counted) {
+      this.commitsTotal++;
+      this.commitSecondsSum += seconds;
+      this.lastCommitSeconds = seconds;
+    }
+    this.lmdbCommitsTotal++;
+    this.lmdbCommitSecondsSum += seconds;
     for (const t of this.tables) t.settled?.(b);
+    const journal = this.journal;
+    if (journal !== null && b.journalGroup > 0) {
+      journal.committed(b.journalBytes);
+      // A segment goes once LMDB's flushed state (not just its commit) covers its last group.
+      const group = b.journalGroup;
+      this.root.flushed.then(
+        () => journal.covered(group),
+        () => undefined,
+      );
+    }
     b.done?.resolve();
     for (const d of b.finished) d.resolve();
-    for (const l of this.commitListeners) {
-      try {
-        l(seconds, b.events.length);
-      } catch {
-        // a metrics listener must not break the write path
-      }
-    }
+    this.notifyCommit(seconds, b.events.length, counted ? 'lmdb' : 'lmdb-behind');
     if (!this.queued.empty || this.hasBacklog()) this.scheduleFlush();
   }
 
@@ -390,6 +544,18 @@ export class WriteQueue {
       const detail = err instanceof Error ? err.message : String(err);
       this.failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
     }
+    this.failAll();
+  }
+
+  /**
+   * The store failed: every flush in flight or queued is rejected, and so is every append not yet
+   * acknowledged (its journal record unwritten, or waiting for its fdatasync).
+   */
+  private failAll(): void {
+    const failure = this.failure as StoreError;
+    this.openGroup?.reject(failure);
+    this.openGroup = null;
+    this.journal?.fail(failure);
     const rest = this.inFlight.splice(0);
     for (const x of rest) this.abandon(x);
     const queued = this.queued;
@@ -397,8 +563,16 @@ export class WriteQueue {
     this.abandon(queued);
   }
 
+  /** The batch left the queue: its acknowledged writes are no longer counted anywhere. */
+  private unacked(b: Batch): void {
+    if (b.ackedWrites > 0) this.ackedWrites -= b.ackedWrites;
+    // A group of it acknowledged later (--sync: an fdatasync slower than LMDB) counts nowhere.
+    b.ackedWrites = -1;
+  }
+
   /** Rejects a batch that will never commit, and (the store being failed) every waiting job. */
   private abandon(b: Batch): void {
+    this.unacked(b);
     const failure = this.failure as StoreError;
     for (const t of this.tables) t.settled?.(b);
     b.done?.reject(failure);
