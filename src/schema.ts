@@ -21,9 +21,9 @@
 // This module and the schema modules are browser-safe (the SDK and web/ import them): no Node imports,
 // and nothing is compiled until a validator is first used.
 
-import Type, { type Static, type TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
+import type { Static, TSchema } from 'typebox';
 import type { TLocalizedValidationError } from 'typebox/error';
+import { Compile, Type } from './vendor/typebox.js';
 import { ErrorCode, fail, ok, type EngineError, type Result } from './errors.js';
 
 export { Type, type Static, type TSchema };

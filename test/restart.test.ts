@@ -15,6 +15,9 @@
 //   restarts (exact there), and for an SDK client that keeps its last seq across a server restart;
 // - a data dir written by the release at 457ffd1 (schema 1, test/fixtures/store-v1) is migrated on
 //   open with a log line and gives the same figures;
+// - a data dir written by the release at a6e5508 (columnar snapshots with the strings segment as JSON,
+//   test/fixtures/store-v2-json-strings) restarts clean with the same figures and seqs, and the
+//   generation its close writes (binary strings) restarts the same;
 // - mtm serve answers /health at once and /ready 503 with the progress until it has recovered;
 // - a corporate step whose apply loses a shard is rolled back on the shards that applied it and
 //   applies exactly once when retried;
@@ -486,6 +489,43 @@ describe('migration', () => {
     const again = openStore({ path: d, log: (l) => lines.push(l) });
     expect(again.ok && again.value.migratedFrom).toBe(null);
     if (again.ok) await again.value.close();
+  }, 60_000);
+});
+
+/** The form of the newest generation's strings segments of a closed data dir: 'json' or 'binary' (per shard). */
+function stringsForms(d: string): string[] {
+  const env = open({ path: d, noSubdir: false, maxDbs: 16, readOnly: true });
+  try {
+    const pointer = env.openDB({ name: 'meta' }).get('shardSnapshot') as { generation: number; shards: number };
+    const segments = env.openDB({ name: 'shardSnapshots', encoding: 'binary' });
+    return Array.from({ length: pointer.shards }, (_, s) => (segments.getBinary([pointer.generation, s, 2])?.[0] === 0x7b ? 'json' : 'binary'));
+  } finally {
+    void env.close();
+  }
+}
+
+describe('the strings segment written before the binary form', () => {
+  it('a data dir of release a6e5508 (JSON strings) restarts clean with its figures and seqs; the generation written next is binary and restarts the same', async () => {
+    const d = dir('v2json');
+    cpSync(join(root, 'test/fixtures/store-v2-json-strings'), d, { recursive: true });
+    expect(stringsForms(d)).toEqual(['json', 'json']);
+    const expected = JSON.parse(readFileSync(join(root, 'test/fixtures/store-v2-json-strings/snapshots.json'), 'utf8')) as PortfolioSnapshot[];
+    // as_of and the prices' ages are the clock's (the fixture's was fake); everything else is exact.
+    const strip = (s: PortfolioSnapshot) => ({ ...s, as_of: 0, positions: s.positions.map((p) => ({ ...p, price_age_ms: 0, stale: false })), stale_positions: 0 });
+    const expectFigures = async (engine: MtmEngine) => {
+      expect(engine.listPortfolios().map((p) => p.id).sort()).toEqual(expected.map((s) => s.portfolio_id).sort());
+      for (const want of expected) {
+        const got = await engine.snapshot(want.portfolio_id, { lots: true });
+        expect(got.ok && strip(got.value)).toEqual(strip(want));
+      }
+    };
+    const first = await engineOn(d);
+    await expectFigures(first);
+    await first.close();
+    expect(stringsForms(d)).toEqual(['binary', 'binary']);
+    const second = await engineOn(d);
+    await expectFigures(second);
+    await second.close();
   }, 60_000);
 });
 

@@ -156,6 +156,62 @@ export class Kernel {
   }
 
   /**
+   * Appends n position rows at once and returns the first (a restore from snapshot columns, which
+   * knows its rows up front: one growth, no per-row call). Until linkRows(first, n), the rows belong
+   * to the caller, who writes for each: posPf, posSym, posQty, posAvg, and posMark = the price its
+   * position last traded at (the mark until its symbol ticks, as setPosition takes it).
+   */
+  appendRows(n: number): number {
+    assert(n >= 0 && this.positions + n <= this.limits.positionsMax, 'position rows exhausted: callers check positionsMax first');
+    const caps = this.layout.caps;
+    if (this.positions + n > caps.pos) this.grow({ ...caps, pos: Math.max(caps.pos * 2, this.positions + n) });
+    const first = this.positions;
+    this.positions += n;
+    return first;
+  }
+
+  /**
+   * Rows [first, first + n) of appendRows, filled by the caller, left exactly as addPosition then
+   * setPosition(row, posQty, posAvg, posMark) row by row would leave them, in one pass: the mark
+   * (the symbol's tick once seen, else the trade price), value and P&L without conversion (a row that
+   * converts gets setPositionFx and setPosition after, as a new row would), and the per-symbol and
+   * per-portfolio lists linked in row order, so revaluation and totals visit rows in the same order.
+   */
+  linkRows(first: number, n: number): void {
+    assert(first >= 0 && first + n <= this.positions, 'linkRows on rows appendRows made');
+    // Columns in locals: the columns object has too many properties for fast access in a loop.
+    const { posSym, posPf, posQty, posAvg, posMark, posMv, posUpnl, posFx, posFxSym, posNextFx, posNextSym, posNextPf, symPrice, symHead, symCount, pfHead } = this.cols;
+    const symbols = this.symbols;
+    const portfolios = this.portfolios;
+    const end = first + n;
+    // No conversion: fx 1 and no fx list (setPositionFx links the rows that convert, after).
+    posFx.fill(1, first, end);
+    posFxSym.fill(NONE, first, end);
+    posNextFx.fill(NONE, first, end);
+    let opened = 0;
+    for (let p = first; p < end; p++) {
+      const sym = posSym[p];
+      const pf = posPf[p];
+      if (!(sym >= 0 && sym < symbols && pf >= 0 && pf < portfolios)) assert(false, 'position for an unknown portfolio or symbol row');
+      const q = posQty[p];
+      const tick = symPrice[sym];
+      const mark = tick > 0 ? tick : posMark[p];
+      // setPosition's expressions, with the row's fx of 1.
+      const fx = 1;
+      posMark[p] = mark;
+      posMv[p] = q * mark * fx;
+      posUpnl[p] = (mark - posAvg[p]) * q * fx;
+      posNextSym[p] = symHead[sym];
+      symHead[sym] = p;
+      symCount[sym]++;
+      posNextPf[p] = pfHead[pf];
+      pfHead[pf] = p;
+      if (q !== 0) opened++;
+    }
+    this.openPositions += opened;
+  }
+
+  /**
    * Sets the symbol whose price converts position p into its portfolio's currency (NONE: no
    * conversion). Call it once, before the row's first setPosition; setting the same symbol again is
    * a no-op, and any other change is a programmer error (rows are never unlinked from fx lists).
@@ -387,9 +443,13 @@ export class Kernel {
   }
 
   private relayout(caps: Capacities): void {
+    // Only bytes an earlier layout covered can be non-zero: layouts only grow, the WASM memory's new
+    // pages and the JS backend's new buffer are zero. Zeroing the whole new extent touched every page
+    // of a 2.5M-row kernel once more before the rows were written (a restore's largest single cost).
+    const written = this.layout === undefined ? Number.MAX_SAFE_INTEGER : this.layout.bytes;
     this.layout = computeLayout(caps);
     const buffer = this.backend.resize(this.layout.bytes);
-    new Uint8Array(buffer, 0, this.layout.bytes).fill(0);
+    new Uint8Array(buffer, 0, Math.min(written, this.layout.bytes)).fill(0);
     writeHeader(buffer, this.layout);
     this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
     this.cols = viewColumns(buffer, this.layout);

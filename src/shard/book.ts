@@ -17,9 +17,19 @@ export interface StateSource {
 
 export class Book {
   actor: Actor<typeof portfolioMachine> | null = null;
-  /** rows in insertion order, for iteration without allocating iterators */
-  readonly rowList: number[] = [];
+  /** Its rows in insertion order (see rowList); null while they are the restored run firstRow.. */
+  private rowListValue: number[] | null;
   watchers = 0;
+  /**
+   * Watchers that asked for no deltas for now (conflation in the shard, Shard.hold): while every
+   * watcher holds, a batch skips writing this book's delta; the next one written covers everything
+   * since the last one sent (from_seq = sentSeq + 1), because the writer compares each row with what
+   * the last written delta showed.
+   */
+  holds = 0;
+  /** A delta was skipped since the last one written (heldUnsent), and the seq the last one showed. */
+  heldUnsent = false;
+  sentSeq = 0;
   /** Rows linked to an FX symbol (positions quoted in a foreign currency). */
   foreign = 0;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */
@@ -41,10 +51,11 @@ export class Book {
   private idBytesValue: Uint8Array | null = null;
 
   /**
-   * A book with its state, or (state null) one restored lazily: its kernel rows are written, and its
-   * state object, its row map and its id bytes are built on first use, from `source` at `sourceIndex`
-   * and from `symbolOfRow` (a row's symbol id in the kernel). Most books after a restart only ever
-   * see ticks, which read the kernel alone.
+   * A book with its state, or (state null) one restored lazily: its kernel rows are written (the run
+   * [firstRow, firstRow + rowCount), appended in one piece), and its state object, its row list, its
+   * row map and its id bytes are built on first use, from `source` at `sourceIndex` and from
+   * `symbolOfRow` (a row's symbol id in the kernel). Most books after a restart only ever see ticks,
+   * which read the kernel alone.
    */
   constructor(
     readonly index: number,
@@ -55,9 +66,22 @@ export class Book {
     private source: StateSource | null = null,
     private readonly sourceIndex = 0,
     private readonly symbolOfRow: ((row: number) => number) | null = null,
+    private readonly firstRow = 0,
+    private readonly rowCount = 0,
   ) {
     this.stateValue = state;
     this.rowsValue = state === null ? null : new Map();
+    this.rowListValue = state === null ? null : [];
+  }
+
+  /** Kernel rows in insertion order, for iteration without allocating iterators. */
+  get rowList(): number[] {
+    if (this.rowListValue === null) {
+      const list: number[] = [];
+      for (let r = 0; r < this.rowCount; r++) list.push(this.firstRow + r);
+      this.rowListValue = list;
+    }
+    return this.rowListValue;
   }
 
   get state(): PortfolioState {

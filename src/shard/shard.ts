@@ -137,13 +137,13 @@ export class Shard {
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
-      this.writeDelta(book, now, true, 0);
+      this.writeDeltaUnlessHeld(book, now, 0);
     }
     for (let i = 0; i < cashOnly; i++) {
       const book = this.cashOnly[i];
       book.seq++;
       // Only its cash moved: the rate tick is the newest price behind it.
-      this.writeDelta(book, now, true, this.cashOnlyTs[i]);
+      this.writeDeltaUnlessHeld(book, now, this.cashOnlyTs[i]);
     }
     const deltas = this.deltas.take();
     const pending = this.kernel.pendingCount > 0;
@@ -370,6 +370,7 @@ export class Shard {
     const book = this.byId.get(id);
     if (book === undefined) return;
     book.watchers = Math.max(0, book.watchers + (on ? 1 : -1));
+    book.holds = Math.min(book.holds, book.watchers);
     this.kernel.setWatched(book.index, book.watchers > 0);
   }
 
@@ -473,19 +474,25 @@ export class Shard {
     for (const p of parts) {
       const part = new SnapshotPart(p.segments);
       // The part's symbol table as this shard's symbol ids (the main thread registered every name).
-      const symbolIds = part.strings.symbols.map((name) => {
+      const symbolIds = new Int32Array(part.strings.symbols.length);
+      part.strings.symbols.forEach((name, k) => {
         const id = this.symbolIds.get(name);
         assert(id !== undefined, `snapshot symbol ${name} registered before the load`);
-        return id;
+        symbolIds[k] = id;
       });
+      const kept = new Int32Array(part.books);
+      let books = 0;
+      let rows = 0;
       for (let i = 0; i < part.books; i++) {
-        if (!keep(part.strings.ids[i])) continue;
+        const id = part.strings.ids[i];
+        if (!keep(id)) continue;
         // Loading into a shard that already runs (another part, a partition handed over) adds books;
         // a book it already holds would be a second one under the same id.
-        assert(!this.byId.has(part.strings.ids[i]), `portfolio ${part.strings.ids[i]} loaded twice into shard ${this.init.shard}`);
-        const book = this.restoreLazily(part, i, symbolIds, clean);
-        book.covered = p.covered;
+        if (this.byId.has(id)) assert(false, `portfolio ${id} loaded twice into shard ${this.init.shard}`);
+        kept[books++] = i;
+        rows += part.count[i];
       }
+      this.restoreLazily(part, kept.subarray(0, books), rows, symbolIds, clean, p.covered);
     }
   }
 
@@ -511,44 +518,78 @@ export class Shard {
   }
 
   /**
-   * One book from a snapshot part without building its state: kernel rows straight from the position
-   * columns, in the order they were written (the live row order), then what restore() does for
-   * totals, mark and latch. The state object is built on first use (Book.state). A book with foreign
-   * cash or dividends due is restored eagerly: its cash in the base needs the state (rare).
+   * Books `kept` of a snapshot part without building their states: their portfolio rows, then all
+   * their position rows in one piece (Kernel.appendRows / linkRows: each column filled in one pass
+   * from the part's columns, in the order they were written, i.e. the live row order), then per
+   * book what restore() does for conversions, totals, mark and latch. A book's state object is
+   * built on first use (Book.state). A book with foreign cash or dividends due gets its state at
+   * once: its cash in the base needs it (rare). The kernel ends bit for bit as restore() of each
+   * book in turn leaves it.
    */
-  private restoreLazily(part: SnapshotPart, i: number, symbolIds: number[], exactSeq: boolean): Book {
-    const seq = exactSeq ? part.seq[i] : Math.max(part.seq[i], this.seqFloor);
-    if (part.extra[i] >= 0) return this.restore({ state: part.stateOf(i), status: part.statusOf(i), seq: part.seq[i], hwm: part.hwm[i], order: part.orderOf(i) }, exactSeq);
-    const index = this.kernel.addPortfolio();
-    assert(index === this.books.length, 'kernel portfolio rows follow the book list');
-    const book = new Book(index, part.strings.ids[i], null, part.statusOf(i), seq, part, i, this.symbolOfRow);
-    this.books.push(book);
-    this.byId.set(book.id, book);
+  private restoreLazily(part: SnapshotPart, kept: Int32Array, rows: number, symbolIds: Int32Array, exactSeq: boolean, covered: number): void {
     const k = this.kernel;
-    let base: string | null = null;
-    for (let p = part.first[i], end = p + part.count[i]; p < end; p++) {
-      const row = k.addPosition(index, symbolIds[part.sym[p]]);
-      book.rowList.push(row);
-      this.deltas.ensureRow(row);
-      const currency = part.currency[p];
-      if (currency >= 0) {
-        base ??= part.baseOf(i);
-        k.setPositionFx(row, this.conversionFor(part.strings.currencies[currency], base));
-        book.foreign++;
-      }
-      // As syncPosition writes it: the effective quantity, quantity x multiplier.
-      k.setPosition(row, (part.units[p] / 1e8) * part.multiplierOf(p), part.avg[p], part.lastTrade[p]);
+    const firstBook = this.books.length;
+    for (let b = 0; b < kept.length; b++) {
+      const index = k.addPortfolio();
+      assert(index === firstBook + b, 'kernel portfolio rows follow the book list');
     }
+    const firstRow = k.appendRows(rows);
     const c = k.cols;
-    c.pfCash[index] = part.cash[i];
-    c.pfRealized[index] = part.realized[i];
-    const l = part.strings.limits[part.limitsCol[i]];
-    k.setLimits(index, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
-    k.recompute(index);
-    // Set after the recompute, as in restore().
-    c.pfHwm[index] = part.hwm[i];
-    if (book.status !== 'active') c.pfFlags[index] |= FLAG_BREACH_LATCHED;
-    return book;
+    const { posPf, posSym, posQty, posAvg, posMark } = c;
+    const { first, count, sym, units, avg, lastTrade, multiplier } = part;
+    let r = firstRow;
+    for (let b = 0; b < kept.length; b++) {
+      const i = kept[b];
+      const pf = firstBook + b;
+      for (let p = first[i], end = p + count[i]; p < end; p++, r++) {
+        posPf[r] = pf;
+        posSym[r] = symbolIds[sym[p]];
+        // As syncPosition writes it: the effective quantity, quantity x multiplier (none written: 1).
+        const m = multiplier === null ? 0 : multiplier[p];
+        posQty[r] = (units[p] / 1e8) * (m === 0 ? 1 : m);
+        posAvg[r] = avg[p];
+        // The mark until the symbol ticks (linkRows takes the tick once seen).
+        posMark[r] = lastTrade[p];
+      }
+    }
+    k.linkRows(firstRow, rows);
+    if (rows > 0) this.deltas.ensureRow(firstRow + rows - 1);
+    r = firstRow;
+    for (let b = 0; b < kept.length; b++) {
+      const i = kept[b];
+      const index = firstBook + b;
+      const seq = exactSeq ? part.seq[i] : Math.max(part.seq[i], this.seqFloor);
+      const book = new Book(index, part.strings.ids[i], null, part.statusOf(i), seq, part, i, this.symbolOfRow, r, count[i]);
+      this.books.push(book);
+      this.byId.set(book.id, book);
+      book.covered = covered;
+      if (part.foreign) this.restoreConversions(part, i, book, r);
+      r += count[i];
+      if (part.extra[i] >= 0) this.syncPortfolio(book);
+      else {
+        c.pfCash[index] = part.cash[i];
+        c.pfRealized[index] = part.realized[i];
+        const l = part.strings.limits[part.limitsCol[i]];
+        k.setLimits(index, l.max_loss, l.max_drawdown_pct, l.max_position_weight_pct);
+      }
+      k.recompute(index);
+      // Set after the recompute, as in restore().
+      c.pfHwm[index] = part.hwm[i];
+      if (book.status !== 'active') c.pfFlags[index] |= FLAG_BREACH_LATCHED;
+    }
+  }
+
+  /** Book i's rows quoted in another currency, from row `row` on: linked to their conversion, as ensureRow links a new row. */
+  private restoreConversions(part: SnapshotPart, i: number, book: Book, row: number): void {
+    const k = this.kernel;
+    const c = k.cols;
+    for (let p = part.first[i], end = p + part.count[i]; p < end; p++, row++) {
+      const currency = part.currency[p];
+      if (currency < 0) continue;
+      k.setPositionFx(row, this.conversionFor(part.strings.currencies[currency], part.baseOf(i)));
+      k.setPosition(row, c.posQty[row], c.posAvg[row], part.lastTrade[p]);
+      book.foreign++;
+    }
   }
 
   /** Books before this index have their state object (materializeSome's cursor). */
@@ -812,10 +853,18 @@ export class Shard {
     const book = this.byId.get(cmd.portfolio);
     if (book === undefined) return withError(result, ErrorCode.portfolio_not_found, `portfolio '${cmd.portfolio}' not found`, 'portfolio_id');
     if (cmd.kind === 'snapshot') {
+      // Deltas held back go out first (result.update is delivered before the snapshot): the listeners
+      // that had them pending get them, and the snapshot's next delta shows only what moves after it.
+      if (book.heldUnsent) {
+        this.writeDelta(book, cmd.now, true, 0);
+        result.update = this.deltas.last();
+        this.deltas.reset();
+      }
       if (cmd.watch === true) {
         book.watchers++;
         this.kernel.setWatched(book.index, true);
         this.deltas.markSent(this.kernel.cols, book);
+        book.sentSeq = book.seq;
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
@@ -1184,7 +1233,42 @@ export class Shard {
 
   /** The portfolio's delta for its watchers (deltaWriter.ts): totals and the positions that moved. */
   private writeDelta(book: Book, now: number, fromTicks: boolean, fallbackTickTs: number): void {
-    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs);
+    // After skipped deltas, this one covers them: from the seq after the last one written.
+    const fromSeq = book.heldUnsent ? book.sentSeq + 1 : book.seq;
+    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs, fromSeq);
+    book.sentSeq = book.seq;
+    book.heldUnsent = false;
+  }
+
+  /** A batch's delta, skipped (encoding and all) while every watcher of the book holds. */
+  private writeDeltaUnlessHeld(book: Book, now: number, fallbackTickTs: number): void {
+    if (book.holds > 0 && book.holds >= book.watchers) {
+      book.heldUnsent = true;
+      return;
+    }
+    this.writeDelta(book, now, true, fallbackTickTs);
+  }
+
+  /**
+   * Conflation in the shard: one watcher of `id` takes no deltas for now (on) or again (off). While
+   * every watcher holds, batches skip the book's delta; the first delta written after (a batch, a
+   * command, a snapshot, or the release itself when changes were skipped) covers them, with from_seq.
+   * Memory: nothing per skipped delta (the writer's per-row slots say what was last sent). Returns
+   * the release's delta, written into the batch buffer (the caller takes it), or false.
+   */
+  hold(id: string, on: boolean, now: number): boolean {
+    const book = this.byId.get(id);
+    if (book === undefined) return false;
+    book.holds = Math.max(0, Math.min(book.watchers, book.holds + (on ? 1 : -1)));
+    if (book.holds >= book.watchers || !book.heldUnsent) return false;
+    this.deltas.reset();
+    this.writeDelta(book, now, true, 0);
+    return true;
+  }
+
+  /** The deltas hold() wrote, in a buffer of their own (transferable), and their index. */
+  takeDeltas(): { bytes: Uint8Array; index: Int32Array } {
+    return this.deltas.take();
   }
 
   private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {

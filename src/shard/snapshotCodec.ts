@@ -2,9 +2,11 @@
 // them, stored by the main thread as raw bytes, and decoded only by the worker that loads them.
 //   0 portfolios  column block, one row per book (figures, lifecycle, where its positions are)
 //   1 positions   column block, one row per position, grouped by book in the book's key order
-//   2 strings     UTF-8 JSON: ids, names, base currencies, the symbol and currency tables, the
-//                 distinct limits, and the currency conversions the books need (the main thread reads this one
-//                 and the status column to rebuild its directory and symbol table)
+//   2 strings     ids, names, base currencies, the symbol and currency tables, the distinct limits,
+//                 and the currency conversions the books need (the main thread reads this one and the
+//                 status column to rebuild its directory and symbol table): binary (stringTables
+//                 below: one UTF-8 text, decoded once, and where each string ends in it); a snapshot
+//                 written before it has UTF-8 JSON here, read the same (first byte '{')
 //   3 side        UTF-8 JSON of what is rare and shaped: foreign cash, dividends due, open lots
 // A column is one entry in portfolioColumns / positionColumns plus the line that fills it and the
 // line that reads it; a reader of an older snapshot sees a new column missing and takes its default.
@@ -183,12 +185,106 @@ export function encodeSnapshot(books: readonly BookImage[]): Uint8Array[] {
   });
   assert(p === positions, 'every position encoded once');
   strings.conversions = [...fx.values()];
-  return [pf.bytes, pos.bytes, utf8.encode(JSON.stringify(strings)), utf8.encode(JSON.stringify(side))];
+  return [pf.bytes, pos.bytes, encodeStrings(strings), utf8.encode(JSON.stringify(side))];
+}
+
+/**
+ * The strings segment, binary: u32 magic, u32 table count, then per table a u32 count and that many
+ * i32 ends, then the UTF-8 text of every string of every table back to back. An end is where the
+ * string ends in the decoded text (UTF-16 units, counted across tables), so the reader decodes the
+ * text once and takes each string as a slice of it: no parse, no decoder call per string (the JSON
+ * form of 100,000 books was parsed on the main thread and again in the worker). Tables, in order:
+ * ids, names, bases ('' for the default: a base currency is never empty), symbols, currencies,
+ * limits (each distinct limits object as JSON: a few), then the conversions' currencies and bases.
+ */
+export const stringsSegmentMagic = 0x5354544d; // 'MTTS'
+
+const stringTables = 8;
+
+function encodeStrings(strings: SnapshotStrings): Uint8Array {
+  const tables: string[][] = [
+    strings.ids,
+    strings.names,
+    strings.bases.map((b) => b ?? ''),
+    strings.symbols,
+    strings.currencies,
+    strings.limits.map((l) => JSON.stringify(l)),
+    strings.conversions.map((c) => c[0]),
+    strings.conversions.map((c) => c[1]),
+  ];
+  const text = tables.map((t) => t.join('')).join('');
+  // UTF-8 cannot carry a lone surrogate (a name may hold one): such a snapshot keeps the JSON form.
+  // (String.prototype.isWellFormed: Node 20 has it, the ES2023 lib of tsconfig does not declare it.)
+  if (!(text as unknown as { isWellFormed(): boolean }).isWellFormed()) return utf8.encode(JSON.stringify(strings));
+  let head = 8;
+  for (const t of tables) head += 4 + 4 * t.length;
+  const body = utf8.encode(text);
+  const out = new Uint8Array(head + body.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, stringsSegmentMagic, true);
+  dv.setUint32(4, tables.length, true);
+  let at = 8;
+  let end = 0;
+  for (const t of tables) {
+    dv.setUint32(at, t.length, true);
+    at += 4;
+    for (const str of t) {
+      end += str.length;
+      dv.setInt32(at, end, true);
+      at += 4;
+    }
+  }
+  out.set(body, head);
+  return out;
+}
+
+function decodeStrings(bytes: Uint8Array): SnapshotStrings {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  assert(bytes.byteLength >= 8 && dv.getUint32(0, true) === stringsSegmentMagic && dv.getUint32(4, true) === stringTables, 'not a strings segment');
+  const counts: number[] = [];
+  const ends: Int32Array[] = [];
+  let at = 8;
+  for (let t = 0; t < stringTables; t++) {
+    assert(at + 4 <= bytes.byteLength, 'strings segment: a table past its end');
+    const n = dv.getUint32(at, true);
+    at += 4;
+    assert(at + 4 * n <= bytes.byteLength, 'strings segment: a table past its end');
+    counts.push(n);
+    // Its own aligned copy of the ends (the segment may sit at any offset of a shipped frame).
+    const e = new Int32Array(n);
+    for (let i = 0; i < n; i++) e[i] = dv.getInt32(at + 4 * i, true);
+    ends.push(e);
+    at += 4 * n;
+  }
+  const text = fromUtf8.decode(bytes.subarray(at));
+  let start = 0;
+  const table = (t: number): string[] => {
+    const out: string[] = [];
+    const e = ends[t];
+    for (let i = 0; i < e.length; i++) {
+      out.push(text.slice(start, e[i]));
+      start = e[i];
+    }
+    return out;
+  };
+  const ids = table(0);
+  const names = table(1);
+  const bases = table(2).map((b) => (b === '' ? null : b));
+  const symbols = table(3);
+  const currencies = table(4);
+  const limits = table(5).map((l) => JSON.parse(l) as RiskLimits);
+  const from = table(6);
+  const to = table(7);
+  assert(start === text.length, 'strings segment: text and ends agree');
+  return { ids, names, bases, symbols, currencies, limits, conversions: from.map((c, i) => [c, to[i]]) };
 }
 
 /** The strings segment alone: what the main thread needs (ids, names, bases, symbols, FX symbols). */
 export function readSnapshotStrings(segments: readonly Uint8Array[]): SnapshotStrings {
-  return JSON.parse(fromUtf8.decode(segments[2])) as SnapshotStrings;
+  const bytes = segments[2];
+  // A snapshot written before the binary form: UTF-8 JSON (an object: '{').
+  if (bytes.byteLength > 0 && bytes[0] === 0x7b) return JSON.parse(fromUtf8.decode(bytes)) as SnapshotStrings;
+  return decodeStrings(bytes);
 }
 
 /** The lifecycle state of each book, from the portfolios segment (the main thread's directory needs it). */
@@ -297,6 +393,11 @@ export class SnapshotPart {
     this.realized[i] = this.realized[i] + fill.realized;
     this.trades[i] = this.trades[i] + 1;
     return true;
+  }
+
+  /** Whether some position is quoted in another currency than its book's base (the currency table lists only those). */
+  get foreign(): boolean {
+    return this.strings.currencies.length > 0;
   }
 
   statusOf(i: number): PortfolioStatus {
