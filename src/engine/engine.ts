@@ -527,6 +527,10 @@ export class MtmEngine implements Engine {
     return this.subscriptions.subscribe(portfolioId, listener, options);
   }
 
+  holdDeltas(portfolioId: string, listener: Listener, on: boolean): void {
+    this.subscriptions.hold(portfolioId, listener, on);
+  }
+
   /** Appends events produced beside the shards (market alerts, feed gaps) to the log. */
   recordEvents(events: DomainEvent[]): Promise<void> {
     if (this.life.closing || events.length === 0) return Promise.resolve();

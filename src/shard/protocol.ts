@@ -136,6 +136,8 @@ export type ToShard =
   | { t: 'adopt'; request: number; segments: Uint8Array[] }
   | { t: 'metrics'; request: number }
   | { t: 'crash'; how: 'throw' | 'exit' | 'heap' }
+  /** Conflation in the shard (Shard.hold): one watcher of the portfolio takes no deltas for now, or again. */
+  | { t: 'hold'; portfolio: string; on: boolean; now: number }
   | { t: 'stop' };
 
 export interface BatchResult {
@@ -229,6 +231,8 @@ export type FromShard =
   | BatchResult
   | TradeChunkAnswer
   | SettledResult
+  /** Deltas outside a batch: a hold released with changes unsent (from_seq covers them), routed like a batch's. */
+  | { t: 'deltas'; deltas: Uint8Array; deltaIndex: Int32Array }
   | { t: 'results'; results: CommandResult[] }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'tail'; request: number; report: TailReport }

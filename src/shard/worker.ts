@@ -79,7 +79,8 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   };
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
-      if (msg.t !== 'ticks') settle();
+      // A hold reads only a watched book's rows, which every batch keeps current: no pass needed first.
+      if (msg.t !== 'ticks' && msg.t !== 'hold') settle();
       switch (msg.t) {
         case 'symbols':
           shard.registerSymbols(msg.from, msg.names);
@@ -110,6 +111,12 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
         }
         case 'watch':
           shard.watch(msg.portfolio, msg.on);
+          break;
+        case 'hold':
+          if (shard.hold(msg.portfolio, msg.on, msg.now)) {
+            const d = shard.takeDeltas();
+            port.postMessage({ t: 'deltas', deltas: d.bytes, deltaIndex: d.index } satisfies FromShard, [d.bytes.buffer as ArrayBuffer, d.index.buffer as ArrayBuffer]);
+          }
           break;
         case 'records': {
           const segments = shard.snapshotSegments();

@@ -235,6 +235,10 @@ export class ShardPool {
         h.unsettled = msg.pending;
         this.d.batchDone(msg.batch);
         break;
+      case 'deltas':
+        // A released hold's catch-up deltas (Shard.hold): from_seq covers the ones the shard skipped.
+        h.routes.forEach(msg.deltas, msg.deltaIndex, this.d.deliver);
+        break;
       case 'settled':
         // The rest of the book after the watched first (Shard.settle): its events follow the batches' in the log.
         counters.positionsRevalued += msg.positionsRevalued;
