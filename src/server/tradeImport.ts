@@ -168,10 +168,15 @@ export class TradeImport {
     if (this.consuming) return;
     this.consuming = true;
     try {
-      this.cutLines();
-      // A partial chunk goes when nothing is in flight (small bodies answer at once), at the end, or at a stop.
-      if (this.inFlight.length === 0 || (this.rest === null && this.lastChunk) || this.stopLine !== null) this.submit();
-      this.writeAnswered();
+      // Chunks answered at the boundary alone (every line refused) need no engine: written here, they
+      // free their slots at once, so cutting goes on (else a body of refused lines stalled, paused).
+      let written = 0;
+      do {
+        this.cutLines();
+        // A partial chunk goes when nothing is in flight (small bodies answer at once), at the end, or at a stop.
+        if (this.inFlight.length === 0 || (this.rest === null && this.lastChunk) || this.stopLine !== null) this.submit();
+        written = this.writeAnswered();
+      } while (written > 0 && !this.waitingWritable && this.stopLine === null && (this.rest !== null || this.open !== null));
     } finally {
       this.consuming = false;
     }
@@ -287,12 +292,14 @@ export class TradeImport {
   }
 
   /** The answer lines of every answered chunk at the head, as one write: made from the answer columns, no object a line. */
-  private writeAnswered(): void {
+  private writeAnswered(): number {
     let chunk = '';
+    let chunks = 0;
     while (this.inFlight.length > 0 && this.inFlight[0].answers !== null) {
       const c = this.inFlight.shift() as ImportChunk;
       chunk += this.render(c, c.answers as ImportAnswers);
       this.linesHeld -= c.lines.length;
+      chunks++;
     }
     if (chunk.length > 0 && !this.aborted && !this.out.write(chunk) && !this.waitingWritable) {
       this.waitingWritable = true;
@@ -301,6 +308,7 @@ export class TradeImport {
         this.consume();
       });
     }
+    return chunks;
   }
 
   private render(c: ImportChunk, a: ImportAnswers): string {
