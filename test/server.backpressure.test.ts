@@ -5,7 +5,10 @@
 //   soft bound for slowConsumerGraceMs it is closed with 4008 'slow consumer' (the close frame is the
 //   last thing it reads when it reads again);
 // - a client that pauses and then drains gets merged updates (from_seq) or a resync snapshot and ends
-//   with the same state as a healthy client; the healthy client never missed a seq meanwhile.
+//   with the same state as a healthy client; the healthy client never missed a seq meanwhile;
+// - conflation in the shard: when a portfolio's only subscriber conflates, its shard stops encoding
+//   its deltas (none emitted while the socket is paused) and, once it drains, sends one delta covering
+//   the skipped seqs (from_seq), after which the client holds the snapshot at that seq.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -154,6 +157,53 @@ describe('slow consumers', () => {
     expect(merged).toBeGreaterThan(0);
     expect(flooding).toBe(false);
     await healthy.close();
+    await lagging.close();
+  }, 120_000);
+
+  it('the only subscriber of a portfolio pausing makes its shard skip encoding; draining, it gets one delta covering the skipped ones (from_seq) and holds the snapshot at that seq', async () => {
+    await until(() => h.server.stats().subscriptions === 0, 5_000, 'the earlier sockets gone');
+    const ws = new WebSocket(h.wsUrl + '/ws', ['mtm.v1']);
+    const lagging = new TestSocket(ws);
+    await new Promise((r) => ws.once('open', r));
+    lagging.send({ op: 'subscribe', portfolios: ['bp-2'] });
+    await lagging.next(isType('snapshot'));
+    const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const before = h.server.stats();
+    await floodWhile(() => h.server.stats().backpressureEvents === before.backpressureEvents, 60_000);
+    expect(h.server.stats().backpressureEvents).toBeGreaterThan(before.backpressureEvents);
+    // Conflating: the hub asked the shard to hold bp-2 (Engine.holdDeltas); once that took effect,
+    // batches that move every bp-2 position produce no delta at all (nothing encoded, routed or merged).
+    await floodRound();
+    const emitted = h.engine.stats().updatesEmitted;
+    const conflated = h.server.stats().updatesConflated;
+    for (let i = 0; i < 3; i++) await floodRound();
+    expect(h.engine.stats().updatesEmitted).toBe(emitted);
+    expect(h.server.stats().updatesConflated).toBe(conflated);
+    socket.resume(); // drains within the grace period
+    await h.engine.drain();
+    const snap = await h.engine.snapshot('bp-2');
+    if (!snap.ok) throw new Error(snap.error.message);
+    await until(() => lagging.messages.some((m) => !Buffer.isBuffer(m) && m.portfolio_id === 'bp-2' && m.seq >= snap.value.seq), 20_000, 'the paused client catching up');
+    expect(lagging.closeCode).toBeNull();
+    let view: PortfolioSnapshot | null = null;
+    let coveredSkipped = false;
+    for (const m of lagging.messages) {
+      if (Buffer.isBuffer(m) || m.portfolio_id !== 'bp-2') continue;
+      if (m.type === 'snapshot') {
+        const { type: _t, resync: _r, ...s } = m;
+        view = s;
+      } else if (m.type === 'update' && view !== null && m.seq > view.seq) {
+        expect(m.from_seq ?? m.seq).toBeLessThanOrEqual(view.seq + 1);
+        // The held rounds: one delta spanning several seqs.
+        if (m.seq - (m.from_seq ?? m.seq) >= 3) coveredSkipped = true;
+        view = applyUpdate(view, m);
+      }
+    }
+    expect(coveredSkipped).toBe(true);
+    expect(view!.seq).toBe(snap.value.seq);
+    const figures = (v: PortfolioSnapshot) => ({ equity: v.equity, holdings: v.holdings_value, positions: v.positions.map((p) => [p.symbol, p.last_price, p.market_value, p.unrealized_pnl]) });
+    expect(figures(view!)).toEqual(figures(snap.value));
     await lagging.close();
   }, 120_000);
 });

@@ -80,6 +80,11 @@ export interface EngineOptions {
   sync?: boolean;
   /** Snapshot interval per shard. */
   snapshotIntervalMs?: number;
+  /**
+   * A snapshot round starts as soon as this many events were logged after the last columnar
+   * generation (checked every pricesFlushIntervalMs), so a restart never replays much more than this.
+   */
+  snapshotTailEventsMax?: number;
   /** Events older than this and covered by every snapshot are compacted after each snapshot; null keeps all (audit). */
   retainEventsMs?: number | null;
   clock?: Clock;
@@ -264,6 +269,14 @@ export interface Engine {
   rescaleMarkReference(symbol: string, factor: number): Result<void>;
   /** Delivers a snapshot first, then updates; resyncs after a shard restart. */
   subscribe(portfolioId: string, listener: Listener, options?: SubscribeOptions): Result<() => void>;
+  /**
+   * Conflation in the shard: `listener` (subscribed to `portfolioId`) takes no deltas for now (on), or
+   * again (off). While every listener of the portfolio holds, its shard skips encoding its deltas; the
+   * first delta after covers every change since the last one sent (from_seq < seq), so a listener
+   * applying it holds the snapshot's figures at that seq; releasing sends that delta at once when
+   * changes were skipped. Nothing is kept per skipped delta. No-op for an unknown listener.
+   */
+  holdDeltas(portfolioId: string, listener: Listener, on: boolean): void;
   onEvent(listener: EventListener): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;

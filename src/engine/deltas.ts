@@ -21,6 +21,11 @@ export class Delta {
     readonly bytes: Uint8Array,
   ) {}
 
+  /** The first seq the record covers (below seq when its shard skipped deltas: conflation in the shard). */
+  get fromSeq(): number {
+    return new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength).getFloat64(DeltaHead.fromSeq, true);
+  }
+
   /** The update as an object (the figures the JSON encoding carries), decoded once. */
   update(): PortfolioUpdate {
     if (this.decoded !== null) return this.decoded;

@@ -11,6 +11,8 @@ interface Subscription {
   readonly bytes: boolean;
   /** Seq of the last message delivered; -1 until the snapshot arrives. */
   seq: number;
+  /** It asked its shard to hold its deltas (Subscriptions.hold). */
+  held: boolean;
 }
 
 export class Subscribers {
@@ -44,10 +46,25 @@ export class Subscribers {
       this.byPortfolio.set(portfolio, set);
     }
     if (set.size >= this.subscribersPerPortfolioMax) return null;
-    const sub: Subscription = { listener, bytes, seq: -1 };
+    const sub: Subscription = { listener, bytes, seq: -1, held: false };
     set.add(sub);
     this.total++;
     return sub;
+  }
+
+  /** The subscription of `listener` to `portfolio`, if any. */
+  find(portfolio: string, listener: Listener): Subscription | undefined {
+    const set = this.byPortfolio.get(portfolio);
+    if (set === undefined) return undefined;
+    for (const sub of set) if (sub.listener === listener) return sub;
+    return undefined;
+  }
+
+  /** Listeners of `portfolio` holding their deltas. */
+  heldOf(portfolio: string): number {
+    let n = 0;
+    for (const sub of this.byPortfolio.get(portfolio) ?? []) if (sub.held) n++;
+    return n;
   }
 
   /** Returns true when this was the portfolio's last subscriber. */

@@ -51,8 +51,17 @@ export class Subscriptions {
       active = false;
       this.subscribers.remove(id, sub);
       const h = this.d.shards[shardOf(id, this.d.o.workers)];
+      if (sub.held) h.post({ t: 'hold', portfolio: id, on: false, now: this.d.clock.now() });
       h.post({ t: 'watch', portfolio: id, on: false });
     });
+  }
+
+  /** Conflation in the shard (Engine.holdDeltas): one hold per listener, counted by its shard. */
+  hold(portfolioId: string, listener: Listener, on: boolean): void {
+    const sub = this.subscribers.find(portfolioId, listener);
+    if (sub === undefined || sub.held === on) return;
+    sub.held = on;
+    this.d.shards[shardOf(portfolioId, this.d.o.workers)].post({ t: 'hold', portfolio: portfolioId, on, now: this.d.clock.now() });
   }
 
   /** After a shard restart: watched portfolios are watched again and every listener gets a fresh snapshot. */
@@ -67,6 +76,8 @@ export class Subscriptions {
           // counted one: without the others, the first unsubscribe silenced every remaining listener
           // (found by the simulator, seed 5).
           for (let i = 1; i < this.subscribers.countOf(id); i++) h.post({ t: 'watch', portfolio: id, on: true });
+          // A fresh shard holds nothing: the listeners holding their deltas hold them again.
+          for (let i = this.subscribers.heldOf(id); i > 0; i--) h.post({ t: 'hold', portfolio: id, on: true, now: this.d.clock.now() });
           this.subscribers.resync(r.snapshot);
         });
       }),

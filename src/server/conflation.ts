@@ -21,10 +21,13 @@ export class PendingDelta {
     return this.last === null ? 0 : this.last.seq;
   }
 
-  /** Merges an update; older or repeated seqs are ignored. Returns true when merged. */
-  add(u: PortfolioUpdate): boolean {
+  /**
+   * Merges an update; older or repeated seqs are ignored. Returns true when merged. `fromSeq`: the
+   * first seq it covers (below u.seq for a delta the shard conflated).
+   */
+  add(u: PortfolioUpdate, fromSeq: number = u.seq): boolean {
     if (this.last !== null && u.seq <= this.last.seq) return false;
-    if (this.last === null) this.fromSeq = u.seq;
+    if (this.last === null) this.fromSeq = fromSeq;
     this.last = u;
     for (const p of u.positions) this.positions.set(p.symbol, p);
     this.count++;

@@ -20,7 +20,7 @@
 // a send (the ping) drains this socket's queue first, so nothing published before is lost.
 
 import type { WebSocket } from 'uWebSockets.js';
-import type { Engine, EngineMessage } from '../engine/api.js';
+import type { Engine, EngineMessage, Listener } from '../engine/api.js';
 import type { PortfolioSnapshot, StoredEvent } from '../domain/types.js';
 import { CloseCode, type Encoding, type Frames } from '../protocol/messages.js';
 import { encodeDelta, encodeUpdatesFrame } from '../protocol/delta.js';
@@ -126,6 +126,9 @@ export class Channel {
   /** The view missed updates (no compat subscription then): a compat subscription reloads it. */
   viewStale = false;
   unsubscribeEngine: (() => void) | null = null;
+  /** The engine listener of this channel, and whether it asked the shard to hold its deltas (Hub.updateHold). */
+  listener: Listener | null = null;
+  held = false;
 
   constructor(readonly id: string) {
     this.topicJson = `p/${id}/j`;
@@ -181,7 +184,8 @@ export class Hub {
     if (fresh) {
       // The engine delivers a snapshot first: it ends this sub's loading (see onEngine).
       const channel = ch;
-      const r = this.engine.subscribe(portfolioId, (m) => this.onEngine(channel, m), { bytes: true });
+      channel.listener = (m) => this.onEngine(channel, m);
+      const r = this.engine.subscribe(portfolioId, channel.listener, { bytes: true });
       if (r.ok) {
         if (this.channels.get(portfolioId) === channel) channel.unsubscribeEngine = r.value;
         else r.value();
@@ -195,7 +199,23 @@ export class Hub {
       else this.reloadView(ch);
     }
     // else: the channel still waits for the engine's first snapshot; it will deliver to this sub too.
+    this.updateHold(ch);
     return sub;
+  }
+
+  /**
+   * Conflation in the shard: while every subscription of a channel is on a conflating socket (and no
+   * compat view needs every update), the shard skips encoding its deltas instead of this thread
+   * decoding and merging each one; when one socket drains (or a subscription joins), the hold is
+   * released and the shard sends one delta covering the skipped ones (from_seq), after what the
+   * subscriptions had merged here before the hold.
+   */
+  private updateHold(ch: Channel): void {
+    let want = ch.listener !== null && ch.compat === 0 && ch.subs.size > 0;
+    if (want) for (const s of ch.subs) if (!s.conn.conflating) want = false;
+    if (want === ch.held || ch.listener === null) return;
+    ch.held = want;
+    this.engine.holdDeltas(ch.id, ch.listener, want);
   }
 
   unsubscribe(sub: Sub): void {
@@ -210,6 +230,7 @@ export class Hub {
     this.stats.subscriptions--;
     if (sub.encoding === 'compat' && --channel.compat === 0 && channel.view !== null) channel.viewStale = true;
     if (sub.state === 'topic' && !conn.closed && conn.ws !== null) conn.ws.unsubscribe(sub.topic);
+    if (channel.subs.size > 0) this.updateHold(channel);
     if (channel.subs.size === 0) {
       this.channels.delete(channel.id);
       this.stats.portfoliosWatched = this.channels.size;
@@ -451,7 +472,7 @@ export class Hub {
 
   private onDelta(ch: Channel, d: Delta): void {
     if (ch.compat > 0 && ch.view !== null && !ch.viewStale) ch.view = applyUpdate(ch.view, d.update());
-    else if (ch.viewLoading !== null) ch.viewLoading.add(d.update());
+    else if (ch.viewLoading !== null) ch.viewLoading.add(d.update(), d.fromSeq);
     else if (ch.view !== null) ch.viewStale = true;
     const app = this.app;
     const nBin = app.numSubscribers(ch.topicBin);
@@ -464,7 +485,7 @@ export class Hub {
     let json: Encoded | null = null;
     const nJson = app.numSubscribers(ch.topicJson);
     if (nJson > 0) {
-      json = updateMessageJson(d.update());
+      json = updateMessageJson(d.update(), d.fromSeq);
       this.publish(ch.topicJson, json);
       this.stats.updatesSerialized++;
       this.stats.updatesSent += nJson;
@@ -479,7 +500,7 @@ export class Hub {
       if (sub.encoding === 'binary') this.queueFramed(sub.conn, d.bytes, null);
       else {
         if (json === null) {
-          json = updateMessageJson(d.update());
+          json = updateMessageJson(d.update(), d.fromSeq);
           this.stats.updatesSerialized++;
         }
         this.queueFramed(sub.conn, null, json.bytes);
@@ -492,7 +513,7 @@ export class Hub {
         sub.dirty = true;
         continue;
       }
-      if (!sub.pending.add(d.update())) continue;
+      if (!sub.pending.add(d.update(), d.fromSeq)) continue;
       if (sub.state === 'loading') continue;
       this.stats.updatesConflated++;
       if (sub.state === 'manual' && !sub.conn.conflating && sub.throttleMs > 0) {
@@ -588,6 +609,7 @@ export class Hub {
       }
       this.wheel.cancel(sub);
     }
+    for (const sub of conn.subs.values()) this.updateHold(sub.channel);
   }
 
   /** Called from the drain handler and the periodic check. */
@@ -595,6 +617,8 @@ export class Hub {
     if (!conn.conflating || conn.closed || conn.ws === null) return;
     if (conn.ws.getBufferedAmount() > this.limits.backpressureSoftBytes / 2) return;
     conn.conflating = false;
+    // Released first: the shard's catch-up delta follows what is flushed below.
+    for (const sub of conn.subs.values()) this.updateHold(sub.channel);
     const ws = conn.ws;
     ws.cork(() => {
       for (const sub of [...conn.subs.values()]) {

@@ -20,6 +20,16 @@ export class Book {
   /** Its rows in insertion order (see rowList); null while they are the restored run firstRow.. */
   private rowListValue: number[] | null;
   watchers = 0;
+  /**
+   * Watchers that asked for no deltas for now (conflation in the shard, Shard.hold): while every
+   * watcher holds, a batch skips writing this book's delta; the next one written covers everything
+   * since the last one sent (from_seq = sentSeq + 1), because the writer compares each row with what
+   * the last written delta showed.
+   */
+  holds = 0;
+  /** A delta was skipped since the last one written (heldUnsent), and the seq the last one showed. */
+  heldUnsent = false;
+  sentSeq = 0;
   /** Rows linked to an FX symbol (positions quoted in a foreign currency). */
   foreign = 0;
   /** FX symbol ids of the foreign currencies this portfolio holds cash in. */

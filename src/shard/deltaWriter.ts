@@ -106,8 +106,9 @@ export class DeltaWriter {
    * Appends the delta of `book`: its totals and the positions whose mark, quantity or FX rate moved
    * since its last delta. tick_ts is the newest source ts behind those positions (0 for a command,
    * `fromTicks` false), or `fallbackTickTs` when none moved (foreign cash revalued by a rate tick).
+   * `fromSeq` below book.seq: the delta covers the skipped ones since (conflation in the shard).
    */
-  write(c: Columns, book: Book, clock: MarkClock, fromTicks: boolean, fallbackTickTs: number): void {
+  write(c: Columns, book: Book, clock: MarkClock, fromTicks: boolean, fallbackTickTs: number, fromSeq: number = book.seq): void {
     if (book.heldOf !== book.state) this.refreshHeld(c, book);
     const rows = book.rowList;
     const id = book.idBytes;
@@ -179,7 +180,7 @@ export class DeltaWriter {
     }
     for (const sym of book.cashFx) if (symPrice[sym] === 0) unconverted++;
     if (tickTs === 0) tickTs = fallbackTickTs;
-    this.writeHead(c, book, o0, n, asOf, fromTicks ? tickTs : 0);
+    this.writeHead(c, book, o0, n, asOf, fromTicks ? tickTs : 0, fromSeq);
     view.setUint32(o0 + DeltaHead.stalePositions, stale, true);
     view.setUint32(o0 + DeltaHead.unpricedPositions, unpriced, true);
     view.setUint32(o0 + DeltaHead.unconvertedPositions, unconverted, true);
@@ -187,12 +188,12 @@ export class DeltaWriter {
     this.length = o;
   }
 
-  private writeHead(c: Columns, book: Book, o0: number, n: number, asOf: number, tickTs: number): void {
+  private writeHead(c: Columns, book: Book, o0: number, n: number, asOf: number, tickTs: number, fromSeq: number): void {
     const view = this.view;
     const f = book.index;
     const state = book.state;
     const id = book.idBytes;
-    writeDeltaHead(view, o0, deltaStates.indexOf(book.status), n, id.length, book.seq, book.seq, asOf, tickTs);
+    writeDeltaHead(view, o0, deltaStates.indexOf(book.status), n, id.length, book.seq, fromSeq, asOf, tickTs);
     const holdings = c.pfHoldings[f];
     view.setFloat64(o0 + DeltaHead.cash, state.cash, true);
     view.setFloat64(o0 + DeltaHead.capital, state.capital, true);

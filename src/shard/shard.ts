@@ -137,13 +137,13 @@ export class Shard {
     for (let i = 0; i < dirty; i++) {
       const book = this.books[c.pfDirty[i]];
       book.seq++;
-      this.writeDelta(book, now, true, 0);
+      this.writeDeltaUnlessHeld(book, now, 0);
     }
     for (let i = 0; i < cashOnly; i++) {
       const book = this.cashOnly[i];
       book.seq++;
       // Only its cash moved: the rate tick is the newest price behind it.
-      this.writeDelta(book, now, true, this.cashOnlyTs[i]);
+      this.writeDeltaUnlessHeld(book, now, this.cashOnlyTs[i]);
     }
     const deltas = this.deltas.take();
     const pending = this.kernel.pendingCount > 0;
@@ -370,6 +370,7 @@ export class Shard {
     const book = this.byId.get(id);
     if (book === undefined) return;
     book.watchers = Math.max(0, book.watchers + (on ? 1 : -1));
+    book.holds = Math.min(book.holds, book.watchers);
     this.kernel.setWatched(book.index, book.watchers > 0);
   }
 
@@ -879,10 +880,18 @@ export class Shard {
     const book = this.byId.get(cmd.portfolio);
     if (book === undefined) return withError(result, ErrorCode.portfolio_not_found, `portfolio '${cmd.portfolio}' not found`, 'portfolio_id');
     if (cmd.kind === 'snapshot') {
+      // Deltas held back go out first (result.update is delivered before the snapshot): the listeners
+      // that had them pending get them, and the snapshot's next delta shows only what moves after it.
+      if (book.heldUnsent) {
+        this.writeDelta(book, cmd.now, true, 0);
+        result.update = this.deltas.last();
+        this.deltas.reset();
+      }
       if (cmd.watch === true) {
         book.watchers++;
         this.kernel.setWatched(book.index, true);
         this.deltas.markSent(this.kernel.cols, book);
+        book.sentSeq = book.seq;
       }
       result.snapshot = this.snapshotOf(book, cmd.now, cmd.lots === true);
       return result;
@@ -1251,7 +1260,42 @@ export class Shard {
 
   /** The portfolio's delta for its watchers (deltaWriter.ts): totals and the positions that moved. */
   private writeDelta(book: Book, now: number, fromTicks: boolean, fallbackTickTs: number): void {
-    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs);
+    // After skipped deltas, this one covers them: from the seq after the last one written.
+    const fromSeq = book.heldUnsent ? book.sentSeq + 1 : book.seq;
+    this.deltas.write(this.kernel.cols, book, this.markClock(now), fromTicks, fallbackTickTs, fromSeq);
+    book.sentSeq = book.seq;
+    book.heldUnsent = false;
+  }
+
+  /** A batch's delta, skipped (encoding and all) while every watcher of the book holds. */
+  private writeDeltaUnlessHeld(book: Book, now: number, fallbackTickTs: number): void {
+    if (book.holds > 0 && book.holds >= book.watchers) {
+      book.heldUnsent = true;
+      return;
+    }
+    this.writeDelta(book, now, true, fallbackTickTs);
+  }
+
+  /**
+   * Conflation in the shard: one watcher of `id` takes no deltas for now (on) or again (off). While
+   * every watcher holds, batches skip the book's delta; the first delta written after (a batch, a
+   * command, a snapshot, or the release itself when changes were skipped) covers them, with from_seq.
+   * Memory: nothing per skipped delta (the writer's per-row slots say what was last sent). Returns
+   * the release's delta, written into the batch buffer (the caller takes it), or false.
+   */
+  hold(id: string, on: boolean, now: number): boolean {
+    const book = this.byId.get(id);
+    if (book === undefined) return false;
+    book.holds = Math.max(0, Math.min(book.watchers, book.holds + (on ? 1 : -1)));
+    if (book.holds >= book.watchers || !book.heldUnsent) return false;
+    this.deltas.reset();
+    this.writeDelta(book, now, true, 0);
+    return true;
+  }
+
+  /** The deltas hold() wrote, in a buffer of their own (transferable), and their index. */
+  takeDeltas(): { bytes: Uint8Array; index: Int32Array } {
+    return this.deltas.take();
   }
 
   private tradeResultOf(book: Book, trade: ValidTrade, events: DomainEventBody[], now: number) {

@@ -60,14 +60,27 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
   let tail: TailReplay | null = null;
+  // The data directory, read-only in this thread, from the snapshot load to the end of the tail pass.
+  let log: TailLog | null = null;
+  /** The oldest seq the snapshot 'loadStored' read covers: a tail with no given start reads after it. */
+  let storedCovered = 0;
+  const logAt = (path: string): TailLog => {
+    if (openLog === null) throw new Error('this shard worker was started without a log reader (src/engine/shards/shardWorker.ts)');
+    return (log ??= openLog(path));
+  };
   const runTail = (): void => {
+    const pass = tail as TailReplay;
     t0 = performance.now();
-    (tail as TailReplay).run();
+    pass.run();
     work.replay_ms += performance.now() - t0;
+    if (!pass.done) return;
+    log?.close();
+    log = null;
   };
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
-      if (msg.t !== 'ticks') settle();
+      // A hold reads only a watched book's rows, which every batch keeps current: no pass needed first.
+      if (msg.t !== 'ticks' && msg.t !== 'hold') settle();
       switch (msg.t) {
         case 'symbols':
           shard.registerSymbols(msg.from, msg.names);
@@ -99,6 +112,12 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
         case 'watch':
           shard.watch(msg.portfolio, msg.on);
           break;
+        case 'hold':
+          if (shard.hold(msg.portfolio, msg.on, msg.now)) {
+            const d = shard.takeDeltas();
+            port.postMessage({ t: 'deltas', deltas: d.bytes, deltaIndex: d.index } satisfies FromShard, [d.bytes.buffer as ArrayBuffer, d.index.buffer as ArrayBuffer]);
+          }
+          break;
         case 'records': {
           const segments = shard.snapshotSegments();
           // The segments are transferred, not cloned: the main thread stores them as they are.
@@ -115,10 +134,23 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;
           break;
+        case 'loadStored': {
+          t0 = performance.now();
+          const stored = logAt(msg.path);
+          const pointer = stored.shardSnapshotPointer();
+          if (pointer === undefined) throw new Error('loadStored: the data directory has no columnar snapshot');
+          // Its own part when the generation has this shard count; else every part, filtered.
+          const same = pointer.shards === (init.shards ?? 1);
+          const picked = same ? [init.shard] : pointer.covered.map((_, i) => i);
+          const parts = picked.map((i) => ({ segments: stored.shardSnapshotSegments(pointer, i), covered: pointer.covered[i] }));
+          storedCovered = Math.min(...parts.map((p) => p.covered));
+          shard.loadColumnar(parts, !same, msg.prices, msg.clean);
+          work.load_ms += performance.now() - t0;
+          break;
+        }
         case 'replayTail': {
-          if (openLog === null) throw new Error('this shard worker was started without a log reader (replayTail)');
           const request = msg.request;
-          tail = new TailReplay(shard, openLog(msg.path), msg.from, (report) => send({ t: 'tail', request, report }));
+          tail = new TailReplay(shard, logAt(msg.path), msg.from ?? storedCovered, (report) => send({ t: 'tail', request, report }));
           runTail();
           break;
         }
