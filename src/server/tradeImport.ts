@@ -1,18 +1,24 @@
 // POST /api/v1/trades/import: NDJSON trades in, one NDJSON result a line out, in input order.
 //
-// A station with the state it owns: the bytes of the line being read, the trades submitted and not yet
-// answered (a ring of at most importTradesInFlightMax, answered strictly in input order), and the
-// counts. It knows nothing about uWS: the transport hands it chunks (push) and gives it an ImportOutput
-// (write with backpressure, pause/resume of the request body, end).
+// A station with the state it owns: the bytes of the line being read, the chunk being cut, the chunks
+// submitted and not yet answered (at most importChunksInFlightMax, answered strictly in input order),
+// and the counts. It knows nothing about uWS: the transport hands it chunks (push) and gives it an
+// ImportOutput (write with backpressure, pause/resume of the request body, end).
 //
-// Bounded memory whatever the body size: a chunk is cut into lines as it arrives; when the ring is full
-// or the socket is backpressured, the rest of the chunk is kept (one chunk at most) and the request
-// body is paused until answers drained, so a 1 GB body costs what one chunk, one line and the ring
-// cost. A line longer than importLineBytesMax, or one that is not a JSON object, stops the import
-// cleanly: the trades before it are answered, then one error line names the line number, then the
-// summary; nothing after it is applied. Per-line errors (validation, unknown or out-of-scope
-// portfolio, refusals) are answered on their line and the import goes on. Idempotent per trade id:
-// the engine answers a trade id it has seen with applied: false ("duplicate").
+// Chunks, not lines: lines are cut into chunks of importChunkTradesMax; each line is parsed, its scope
+// checked and its trade validated once, here (validateTrade: the single-trade route's schema and codes);
+// a refused line is answered in place, a valid one joins the chunk's items; one engine.importTrades call
+// (one promise) books a chunk (engine/bulkImport.ts), and its answer lines are made from the answer
+// columns and written as one write once every booking of the chunk is durable.
+//
+// Bounded memory whatever the body size: while importChunksInFlightMax chunks or importTradesInFlightMax
+// lines are in flight, or the socket is backpressured, the rest of the body chunk is kept (one at most)
+// and the request body is paused until answers drained, so a 1 GB body costs what one body chunk, one
+// line and the chunks in flight cost. A line longer than importLineBytesMax, or one that is not a JSON
+// object, stops the import cleanly: the trades before it are answered, then one error line names the
+// line number, then the summary; nothing after it is applied. Per-line errors (validation, unknown or
+// out-of-scope portfolio, refusals) are answered on their line and the import goes on. Idempotent per
+// trade id: the engine answers a trade id it has seen with "duplicate".
 
 import { ErrorCode, type EngineError } from '../errors.js';
 import { ImportKind, type Engine, type ImportAnswers, type ImportItem } from '../engine/api.js';
