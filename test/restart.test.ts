@@ -15,6 +15,8 @@
 //   restarts (exact there), and for an SDK client that keeps its last seq across a server restart;
 // - a data dir written by the release at 457ffd1 (schema 1, test/fixtures/store-v1) is migrated on
 //   open with a log line and gives the same figures;
+// - the clean stop writes per-portfolio records only for books changed since their last one (a
+//   trade, a pause), and restarts and time travel give the same figures after it;
 // - a data dir written by the release at a6e5508 (columnar snapshots with the strings segment as JSON,
 //   test/fixtures/store-v2-json-strings) restarts clean with the same figures and seqs, and the
 //   generation its close writes (binary strings) restarts the same;
@@ -526,6 +528,58 @@ describe('the strings segment written before the binary form', () => {
     const second = await engineOn(d);
     await expectFigures(second);
     await second.close();
+  }, 60_000);
+});
+
+/** Per-portfolio records kept (snapshotHistory) of a closed data dir, by portfolio id. */
+function recordCounts(d: string): Record<string, number> {
+  const env = open({ path: d, noSubdir: false, maxDbs: 16, readOnly: true });
+  try {
+    const counts: Record<string, number> = {};
+    for (const key of env.openDB({ name: 'snapshotHistory' }).getKeys()) {
+      const id = (key as [string, number])[0];
+      counts[id] = (counts[id] ?? 0) + 1;
+    }
+    return counts;
+  } finally {
+    void env.close();
+  }
+}
+
+describe('the clean stop', () => {
+  it('writes per-portfolio records only for books changed since their last one; restarts and time travel give the same figures', async () => {
+    const d = dir();
+    const ids = ['cs-a', 'cs-b', 'cs-c', 'cs-d'];
+    const first = await engineOn(d, 1);
+    for (const id of ids) expect((await first.createPortfolio({ id, cash: 10_000 })).ok).toBe(true);
+    expect((await first.trade('cs-a', { trade_id: 'a1', symbol: 'CSA', side: 'buy', quantity: 10, price: 10 })).ok).toBe(true);
+    expect((await first.trade('cs-b', { trade_id: 'b1', symbol: 'CSB', side: 'buy', quantity: 5, price: 20 })).ok).toBe(true);
+    await first.close();
+    const before = recordCounts(d);
+    expect(Object.keys(before).sort()).toEqual(ids);
+    // Restored from the snapshot; one book trades, one pauses, the others only answer reads.
+    const second = await engineOn(d, 1);
+    expect((await second.trade('cs-b', { trade_id: 'b2', symbol: 'CSB', side: 'sell', quantity: 2, price: 25 })).ok).toBe(true);
+    expect((await second.pause('cs-d')).ok).toBe(true);
+    expect((await second.snapshot('cs-a')).ok).toBe(true);
+    const live = new Map<string, PortfolioSnapshot>();
+    for (const id of ids) {
+      const s = await second.snapshot(id, { lots: true });
+      if (s.ok) live.set(id, s.value);
+    }
+    await second.close();
+    const after = recordCounts(d);
+    expect(after).toEqual({ ...before, 'cs-b': before['cs-b'] + 1, 'cs-d': before['cs-d'] + 1 });
+    const third = await engineOn(d, 1);
+    for (const id of ids) {
+      const now = await third.snapshot(id, { lots: true });
+      expect(now.ok && { ...now.value, as_of: 0 }).toEqual({ ...live.get(id), as_of: 0 });
+      // Time travel starts from the newest record at or before the instant: an older one for the
+      // books that got none, with no event of theirs after it.
+      const past = await third.snapshotAt(id, Date.now());
+      const figures = (v: PortfolioSnapshot) => ({ cash: v.cash, positions: v.positions.map((p) => [p.symbol, p.quantity, p.avg_cost]), realized_pnl: v.realized_pnl, state: v.state });
+      expect(past.ok && figures(past.value)).toEqual(figures(live.get(id) as PortfolioSnapshot));
+    }
   }, 60_000);
 });
 

@@ -13,7 +13,9 @@
 //   single route's error code, and the trades after it in the run still book;
 // - regression: a body read whole while the import had paused it (chunks in flight full) left the
 //   socket paused, so the next request on that kept-alive connection was never read (ECONNRESET);
-//   every request after an import here reuses the connection.
+//   every request after an import here reuses the connection;
+// - regression: a body whose chunks were all answered at the boundary (every line refused) stalled
+//   once importChunksInFlightMax such chunks were cut (nothing left to wake the paused reader).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, startHarness, type Harness } from './support/serverHarness.js';
 import { OracleBook, type Method } from './oracle/lots.js';
@@ -182,5 +184,17 @@ describe('bulk import, the batched path', () => {
     expect(single.status).toBe(200);
     expect(single.body).toMatchObject({ applied: false, realized_pnl: 40, position: { symbol: 'DUP', quantity: 10 } });
     expect((await snapshot('bulk-dup')).positions.find((p) => p.symbol === 'DUP')?.quantity).toBe(10);
+  });
+
+  it('goes through a body of refused lines longer than the chunks in flight, then books what follows', async () => {
+    await create('bulk-after-refused', 'average');
+    let body = '';
+    for (let i = 0; i < 40; i++) body += JSON.stringify({ portfolio_id: 'no-such-portfolio', trade_id: `r${i}`, symbol: 'REF', side: 'buy', quantity: 1, price: 1 }) + '\n';
+    body += JSON.stringify({ portfolio_id: 'bulk-after-refused', trade_id: 'r-ok', symbol: 'REF', side: 'buy', quantity: 3, price: 1 }) + '\n';
+    const answers = await importBody(body);
+    expect(answers.slice(0, 40).every((a) => a.result === 'error' && a.error?.code === 'portfolio_not_found')).toBe(true);
+    expect(answers[40]).toMatchObject({ line: 41, trade_id: 'r-ok', result: 'applied' });
+    expect(answers[41].summary).toEqual({ lines: 41, applied: 1, duplicate: 0, errors: 40, stopped: false });
+    expect((await snapshot('bulk-after-refused')).positions.find((p) => p.symbol === 'REF')?.quantity).toBe(3);
   });
 });

@@ -86,6 +86,7 @@ export const optionTable: readonly OptionEntry[] = [
   e('engine', 'suspect-move-pct', 'suspectMovePct', { type: 'number', min: 0, max: safeMax }, engine.suspectMovePct, '%', 'hold a tick moving its price more than this % from the last applied one until the next tick or an admin decides (0 = off)'),
   e('engine', 'coalesce-window-ms', 'coalesceWindowMs', timerMs(0), engine.coalesceWindowMs, 'ms', 'ticks of one symbol within this window collapse to the latest (0 = one event-loop turn)'),
   e('engine', 'snapshot-interval-ms', 'snapshotIntervalMs', timerMs(), engine.snapshotIntervalMs, 'ms', 'how often shards snapshot (also on clean shutdown); recovery replays the events after the last one'),
+  e('engine', 'snapshot-tail-events-max', 'snapshotTailEventsMax', int(1), engine.snapshotTailEventsMax, 'events', 'start a snapshot round once this many events were logged after the last one, so a shard restart replays at most about this many'),
   e('engine', 'retain-events-ms', 'retainEventsMs', int(1), engine.retainEventsMs, 'ms', 'compact events older than this that every snapshot covers (default: keep every event, for audit)', 'none (keep all)'),
   e('engine', 'prices-flush-interval-ms', 'pricesFlushIntervalMs', timerMs(), engine.pricesFlushIntervalMs, 'ms', 'how often last prices are written to LMDB (a restart restores marks this fresh)'),
   e('engine', 'corporate-actions-check-ms', 'corporateActionsCheckMs', timerMs(), engine.corporateActionsCheckMs, 'ms', 'how often due corporate action steps are looked for'),

@@ -80,6 +80,11 @@ export interface EngineOptions {
   sync?: boolean;
   /** Snapshot interval per shard. */
   snapshotIntervalMs?: number;
+  /**
+   * A snapshot round starts as soon as this many events were logged after the last columnar
+   * generation (checked every pricesFlushIntervalMs), so a restart never replays much more than this.
+   */
+  snapshotTailEventsMax?: number;
   /** Events older than this and covered by every snapshot are compacted after each snapshot; null keeps all (audit). */
   retainEventsMs?: number | null;
   clock?: Clock;

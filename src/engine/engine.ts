@@ -32,7 +32,7 @@ import { History } from './history.js';
 import { LatencyWindow } from './latencyWindow.js';
 import { Lifecycle } from './lifecycle.js';
 import { markOptionsError, resolveOptions, type ResolvedOptions } from './options.js';
-import { ShardPool } from './shards/pool.js';
+import { ShardPool, shardThreadsStandby } from './shards/pool.js';
 import { shardOf } from './shardOf.js';
 import { Subscriptions } from './subscriptions.js';
 import { SymbolTable } from './symbols.js';
@@ -351,7 +351,11 @@ export class MtmEngine implements Engine {
     const now = this.clock.now();
     const answers = await Promise.all(this.pool.shards.map((h) => this.pool.records(h, now)));
     const books: BookImage[] = [];
-    for (const a of answers) decodeSnapshot(a.segments, keep, (b) => books.push({ state: b.state, status: b.status, seq: b.seq, hwm: b.hwm, order: b.order ?? [] }));
+    for (const a of answers) {
+      // A shard that died mid-export answered nothing: its books would be missing from the shipment.
+      if (a === null) throw new Error('a shard restarted while its books were exported; export again once it is ready');
+      decodeSnapshot(a.segments, keep, (b) => books.push({ state: b.state, status: b.status, seq: b.seq, hwm: b.hwm, order: b.order ?? [] }));
+    }
     return encodeSnapshot(books);
   }
 
@@ -754,8 +758,11 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   progress.mark('store open');
   const pool = new Piscina({
     filename: distFile('src/engine/shards/shardWorker.js'),
-    minThreads: o.workers,
-    maxThreads: o.workers,
+    // One thread more than shards, booted and idle: a supervised restart's task starts on it at once
+    // (its modules are loaded when piscina starts a thread), instead of waiting for a thread to boot
+    // after the death; piscina replaces the dead thread, which becomes the next standby.
+    minThreads: o.workers + shardThreadsStandby,
+    maxThreads: o.workers + shardThreadsStandby,
     idleTimeout: Number.MAX_SAFE_INTEGER,
     maxQueue: o.workers * 2,
     concurrentTasksPerWorker: 1,

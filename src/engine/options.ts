@@ -23,6 +23,13 @@ export const defaultLimits: EngineLimits = {
   batchesInFlightMax: 2,
 };
 
+/**
+ * Events after the last columnar generation that start a snapshot round: a supervised shard restart
+ * replays at most about this many (plus what is logged while the round runs); 100,000 trades replay
+ * in ~0.1 s of a shard's time here (docs/BENCHMARKS.md "Restart, sixth session (crash)").
+ */
+export const snapshotTailEventsMaxDefault = 100_000;
+
 export interface ResolvedOptions {
   workers: number;
   kernel: 'wasm' | 'js';
@@ -30,6 +37,7 @@ export interface ResolvedOptions {
   dataDir: string | undefined;
   sync: boolean;
   snapshotIntervalMs: number;
+  snapshotTailEventsMax: number;
   retainEventsMs: number | null;
   pricesFlushIntervalMs: number;
   corporateActionsCheckMs: number;
@@ -79,6 +87,7 @@ export function resolveOptions(o: EngineOptions): ResolvedOptions {
     dataDir: o.dataDir,
     sync: o.sync ?? false,
     snapshotIntervalMs: o.snapshotIntervalMs ?? 30_000,
+    snapshotTailEventsMax: Math.max(1, Math.floor(o.snapshotTailEventsMax ?? snapshotTailEventsMaxDefault)),
     retainEventsMs: o.retainEventsMs ?? null,
     pricesFlushIntervalMs: Math.max(1, o.pricesFlushIntervalMs ?? 1_000),
     corporateActionsCheckMs: Math.max(1, o.corporateActionsCheckMs ?? 1_000),

@@ -179,10 +179,10 @@ function pricesFor(host: RecoveryHost): { symbol: number; price: number; ts: num
  * (applied to `directory` when given: the start) and progress; a report that stops on names the
  * shard lacks has them interned and announced to every shard, then the pass resumes.
  */
-async function replayTails(host: RecoveryHost, handles: readonly ShardHandle[], from: (h: ShardHandle) => number, directory: Directory | null): Promise<void> {
+async function replayTails(host: RecoveryHost, handles: readonly ShardHandle[], from: (h: ShardHandle) => number | null, directory: Directory | null): Promise<void> {
   const { symbols, progress } = host;
-  const floor = Math.min(...handles.map(from));
-  const lastSeq = handles.map(from);
+  const floor = Math.min(...handles.map((h) => from(h) ?? 0));
+  const lastSeq = handles.map((h) => from(h) ?? 0);
   const applied = handles.map(() => 0);
   await Promise.all(
     handles.map(
@@ -269,16 +269,26 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   progress.eventsRead = progress.eventsToRead;
 }
 
-/** A supervised restart of one shard: its snapshot and the log after it, nothing else touched. */
+/**
+ * A supervised restart of one shard: its snapshot and the log after it, nothing else touched. With a
+ * columnar generation the worker reads both itself ('loadStored', then its tail from what that
+ * covers): the main thread reads and copies nothing.
+ */
 export async function recoverShard(host: RecoveryHost, h: ShardHandle): Promise<void> {
-  const { progress } = host;
-  const coverage: Coverage = { min: Number.MAX_SAFE_INTEGER };
-  const source = readSource(host, h.index, null, coverage);
-  if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
-  progress.mark(`shard ${h.index} restart: snapshot read`);
+  const { store, progress } = host;
   sendSymbols(host, h);
-  sendSnapshot(host, h, source, pricesFor(host));
-  await replayTails(host, [h], tailFrom(source, host, coverage), null);
+  if (store.shardSnapshotPointer() !== undefined) {
+    h.post({ t: 'loadStored', path: store.path, clean: false, prices: pricesFor(host) });
+    progress.mark(`shard ${h.index} restart: snapshot posted`);
+    await replayTails(host, [h], () => null, null);
+  } else {
+    const coverage: Coverage = { min: Number.MAX_SAFE_INTEGER };
+    const source = readSource(host, h.index, null, coverage);
+    if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
+    progress.mark(`shard ${h.index} restart: snapshot read`);
+    sendSnapshot(host, h, source, pricesFor(host));
+    await replayTails(host, [h], tailFrom(source, host, coverage), null);
+  }
   progress.mark(`shard ${h.index} restart: tail replayed`);
   await finish(host, h);
   progress.mark(`shard ${h.index} restart: loaded`);

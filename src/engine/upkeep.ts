@@ -30,9 +30,38 @@ export class Upkeep {
 
   constructor(private readonly d: UpkeepDeps) {}
 
+  /** A round the timers started and that has not ended: the next one waits for it (never two at once). */
+  private timedRound: Promise<void> | null = null;
+
   start(): void {
-    this.timers.push(setInterval(() => void this.snapshotAll().then(() => this.compact()), this.d.o.snapshotIntervalMs).unref());
-    this.timers.push(setInterval(() => this.flushPrices(), this.d.o.pricesFlushIntervalMs).unref());
+    this.timers.push(setInterval(() => this.timed(), this.d.o.snapshotIntervalMs).unref());
+    this.timers.push(
+      setInterval(() => {
+        this.flushPrices();
+        if (this.tailEvents() >= this.d.o.snapshotTailEventsMax) this.timed();
+      }, this.d.o.pricesFlushIntervalMs).unref(),
+    );
+  }
+
+  /**
+   * Events logged after the oldest covered seq of the last columnar generation (all of them before
+   * the first): what a shard restart would replay.
+   */
+  tailEvents(): number {
+    const pointer = this.d.store.shardSnapshotPointer();
+    return this.d.store.lastSeq() - (pointer === undefined ? 0 : Math.min(...pointer.covered));
+  }
+
+  /** A timer's round (interval or tail bound) and the compaction after it, unless one still runs. */
+  private timed(): void {
+    if (this.timedRound !== null || this.d.life.closing) return;
+    this.timedRound = this.snapshotAll()
+      .then(() => this.compact())
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => (this.timedRound = null));
   }
 
   stop(): void {
@@ -56,6 +85,7 @@ export class Upkeep {
       this.d.pool.shards.map(async (h) => {
         if (h.state !== 'ready') return null;
         const answer = await this.d.pool.records(h, asOf);
+        if (answer === null) return null;
         // Every event this shard emitted before its records was appended when its message arrived,
         // so the store's last seq covers them all.
         const covered = this.d.store.lastSeq();

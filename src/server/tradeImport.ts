@@ -1,18 +1,24 @@
 // POST /api/v1/trades/import: NDJSON trades in, one NDJSON result a line out, in input order.
 //
-// A station with the state it owns: the bytes of the line being read, the trades submitted and not yet
-// answered (a ring of at most importTradesInFlightMax, answered strictly in input order), and the
-// counts. It knows nothing about uWS: the transport hands it chunks (push) and gives it an ImportOutput
-// (write with backpressure, pause/resume of the request body, end).
+// A station with the state it owns: the bytes of the line being read, the chunk being cut, the chunks
+// submitted and not yet answered (at most importChunksInFlightMax, answered strictly in input order),
+// and the counts. It knows nothing about uWS: the transport hands it chunks (push) and gives it an
+// ImportOutput (write with backpressure, pause/resume of the request body, end).
 //
-// Bounded memory whatever the body size: a chunk is cut into lines as it arrives; when the ring is full
-// or the socket is backpressured, the rest of the chunk is kept (one chunk at most) and the request
-// body is paused until answers drained, so a 1 GB body costs what one chunk, one line and the ring
-// cost. A line longer than importLineBytesMax, or one that is not a JSON object, stops the import
-// cleanly: the trades before it are answered, then one error line names the line number, then the
-// summary; nothing after it is applied. Per-line errors (validation, unknown or out-of-scope
-// portfolio, refusals) are answered on their line and the import goes on. Idempotent per trade id:
-// the engine answers a trade id it has seen with applied: false ("duplicate").
+// Chunks, not lines: lines are cut into chunks of importChunkTradesMax; each line is parsed, its scope
+// checked and its trade validated once, here (validateTrade: the single-trade route's schema and codes);
+// a refused line is answered in place, a valid one joins the chunk's items; one engine.importTrades call
+// (one promise) books a chunk (engine/bulkImport.ts), and its answer lines are made from the answer
+// columns and written as one write once every booking of the chunk is durable.
+//
+// Bounded memory whatever the body size: while importChunksInFlightMax chunks or importTradesInFlightMax
+// lines are in flight, or the socket is backpressured, the rest of the body chunk is kept (one at most)
+// and the request body is paused until answers drained, so a 1 GB body costs what one body chunk, one
+// line and the chunks in flight cost. A line longer than importLineBytesMax, or one that is not a JSON
+// object, stops the import cleanly: the trades before it are answered, then one error line names the
+// line number, then the summary; nothing after it is applied. Per-line errors (validation, unknown or
+// out-of-scope portfolio, refusals) are answered on their line and the import goes on. Idempotent per
+// trade id: the engine answers a trade id it has seen with "duplicate".
 
 import { ErrorCode, type EngineError } from '../errors.js';
 import { ImportKind, type Engine, type ImportAnswers, type ImportItem } from '../engine/api.js';
@@ -168,10 +174,15 @@ export class TradeImport {
     if (this.consuming) return;
     this.consuming = true;
     try {
-      this.cutLines();
-      // A partial chunk goes when nothing is in flight (small bodies answer at once), at the end, or at a stop.
-      if (this.inFlight.length === 0 || (this.rest === null && this.lastChunk) || this.stopLine !== null) this.submit();
-      this.writeAnswered();
+      // Chunks answered at the boundary alone (every line refused) need no engine: written here, they
+      // free their slots at once, so cutting goes on (else a body of refused lines stalled, paused).
+      let written = 0;
+      do {
+        this.cutLines();
+        // A partial chunk goes when nothing is in flight (small bodies answer at once), at the end, or at a stop.
+        if (this.inFlight.length === 0 || (this.rest === null && this.lastChunk) || this.stopLine !== null) this.submit();
+        written = this.writeAnswered();
+      } while (written > 0 && !this.waitingWritable && this.stopLine === null && (this.rest !== null || this.open !== null));
     } finally {
       this.consuming = false;
     }
@@ -287,12 +298,14 @@ export class TradeImport {
   }
 
   /** The answer lines of every answered chunk at the head, as one write: made from the answer columns, no object a line. */
-  private writeAnswered(): void {
+  private writeAnswered(): number {
     let chunk = '';
+    let chunks = 0;
     while (this.inFlight.length > 0 && this.inFlight[0].answers !== null) {
       const c = this.inFlight.shift() as ImportChunk;
       chunk += this.render(c, c.answers as ImportAnswers);
       this.linesHeld -= c.lines.length;
+      chunks++;
     }
     if (chunk.length > 0 && !this.aborted && !this.out.write(chunk) && !this.waitingWritable) {
       this.waitingWritable = true;
@@ -301,6 +314,7 @@ export class TradeImport {
         this.consume();
       });
     }
+    return chunks;
   }
 
   private render(c: ImportChunk, a: ImportAnswers): string {

@@ -46,6 +46,20 @@ export class Book {
   dropped = false;
   /** The state the delta writer last cached this book's positions from (deltaWriter.ts). */
   heldOf: PortfolioState | null = null;
+  /**
+   * Its state or lifecycle changed since its last per-portfolio record (time travel's starting points):
+   * the next snapshot round writes one. With recordedHwm, a round writes records only for the books
+   * that need one (a clean stop right after a restart wrote 100,000 identical records).
+   */
+  recordDue = true;
+  /** The high-water mark its last record holds (NaN: none written here). */
+  recordedHwm = Number.NaN;
+  /**
+   * Its snapshot part's columns still hold its state (restored from them, changed since only by
+   * trades booked into them): a snapshot round copies its columns from the part instead of
+   * encoding its state (snapshotCodec.ts encodeSnapshot).
+   */
+  private partCurrent: boolean;
   private stateValue: PortfolioState | null;
   private rowsValue: Map<number, number> | null;
   private idBytesValue: Uint8Array | null = null;
@@ -72,6 +86,7 @@ export class Book {
     this.stateValue = state;
     this.rowsValue = state === null ? null : new Map();
     this.rowListValue = state === null ? null : [];
+    this.partCurrent = source !== null;
   }
 
   /** Kernel rows in insertion order, for iteration without allocating iterators. */
@@ -85,16 +100,26 @@ export class Book {
   }
 
   get state(): PortfolioState {
-    if (this.stateValue === null) {
-      this.stateValue = (this.source as StateSource).stateOf(this.sourceIndex);
-      this.source = null;
-    }
+    // Built from the part, it equals the part's columns: the part stays current.
+    this.stateValue ??= (this.source as StateSource).stateOf(this.sourceIndex);
     return this.stateValue;
   }
 
   set state(state: PortfolioState) {
     this.stateValue = state;
+    this.changed();
+  }
+
+  /** Its state was changed (replaced, or booked in place by replay): due for a record, no longer its part's. */
+  changed(): void {
+    this.partCurrent = false;
     this.source = null;
+    this.recordDue = true;
+  }
+
+  /** The snapshot part and index whose columns hold its state, or null (see partCurrent). */
+  get partSource(): { source: StateSource; index: number } | null {
+    return this.partCurrent ? { source: this.source as StateSource, index: this.sourceIndex } : null;
   }
 
   /**
@@ -156,7 +181,9 @@ export function sendToActor(book: Book, event: PortfolioEvent): PortfolioEffect 
   lastEffect = null;
   book.actor.send(event);
   const snap = book.actor.getSnapshot();
-  book.state = snap.context;
+  // A refused or empty command leaves the state object as it was: nothing to record.
+  if (snap.context !== book.state) book.state = snap.context;
+  if (snap.value !== book.status) book.recordDue = true;
   book.status = snap.value as PortfolioStatus;
   const effect = lastEffect;
   lastEffect = null;

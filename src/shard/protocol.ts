@@ -114,10 +114,19 @@ export type ToShard =
    */
   | { t: 'loadColumnar'; parts: { segments: Uint8Array[]; covered: number }[]; filter: boolean; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
   /**
-   * Read the log after `from` from the data directory at `path` (opened read-only in the worker) and
-   * replay it (src/shard/tail.ts); answered by 'tail' reports, the last one done.
+   * The newest columnar snapshot, read by the worker itself from the data directory at `path` (opened
+   * read-only in its thread; the generation pointer and its segments in one read, so a round that
+   * commits meanwhile cannot remove them under it): its own part, or every part when the generation
+   * was written by another shard count; otherwise as 'loadColumnar'. A supervised restart: the main
+   * thread reads and copies nothing.
    */
-  | { t: 'replayTail'; request: number; path: string; from: number }
+  | { t: 'loadStored'; path: string; clean: boolean; prices: { symbol: number; price: number; ts: number }[] }
+  /**
+   * Read the log after `from` (null: after what the snapshot 'loadStored' read covers) from the data
+   * directory at `path` (opened read-only in the worker) and replay it (src/shard/tail.ts); answered
+   * by 'tail' reports, the last one done.
+   */
+  | { t: 'replayTail'; request: number; path: string; from: number | null }
   /** The names a paused tail pass asked for were announced ('symbols' came first): go on. */
   | { t: 'tailResume'; request: number }
   | { t: 'loaded'; request: number }

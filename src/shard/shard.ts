@@ -374,22 +374,36 @@ export class Shard {
     this.kernel.setWatched(book.index, book.watchers > 0);
   }
 
+  /**
+   * Per-portfolio records (time travel's starting points) of the books whose state, lifecycle or
+   * high-water mark changed since their last one; the others' last record still holds them (a
+   * record's seq and as_of are not replayed from: time travel replays the events after its
+   * covered_seq, and a book without a new record has none of its own since).
+   */
   records(now: number): PortfolioRecord[] {
     const c = this.kernel.cols;
-    return this.live().map((book) => ({
-      portfolio: book.state,
-      state: book.status,
-      equity_hwm: c.pfHwm[book.index],
-      seq: book.seq,
-      covered_seq: 0,
-      as_of: now,
-    }));
+    const out: PortfolioRecord[] = [];
+    for (const book of this.live()) {
+      const hwm = c.pfHwm[book.index];
+      if (!book.recordDue && hwm === book.recordedHwm) continue;
+      out.push({ portfolio: book.state, state: book.status, equity_hwm: hwm, seq: book.seq, covered_seq: 0, as_of: now });
+      book.recordDue = false;
+      book.recordedHwm = hwm;
+    }
+    return out;
   }
 
   /** This shard's columnar snapshot segments (snapshotCodec.ts), taken at the same instant as records(). */
   snapshotSegments(): Uint8Array[] {
     const c = this.kernel.cols;
-    return encodeSnapshot(this.live().map((book) => ({ state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) })));
+    return encodeSnapshot(
+      this.live().map((book) => {
+        // A book its snapshot part still holds is copied from the part's columns (no state built).
+        const from = book.partSource;
+        if (from !== null) return { part: from.source as SnapshotPart, index: from.index, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index] };
+        return { state: book.state, status: book.status, seq: book.seq, hwm: c.pfHwm[book.index], order: book.rowList.map((row) => this.symbolNames[c.posSym[row]]) };
+      }),
+    );
   }
 
   /** The books not dropped (records and snapshots leave the dropped ones out). */
@@ -447,6 +461,9 @@ export class Shard {
     for (const record of records) {
       const book = this.restore({ state: record.portfolio, status: record.state, seq: record.seq, hwm: record.equity_hwm });
       book.covered = record.covered_seq;
+      // Restored from its record: nothing to record until it changes.
+      book.recordDue = false;
+      book.recordedHwm = record.equity_hwm;
     }
   }
 
@@ -454,7 +471,7 @@ export class Shard {
    * Restores portfolios from columnar snapshot parts (raw segments, decoded here). filter: the parts
    * were written by another number of shards; only the books placed on this shard are kept.
    */
-  loadColumnar(parts: { segments: Uint8Array[]; covered: number }[], filter: boolean, prices: { symbol: number; price: number; ts: number }[], clean = false): void {
+  loadColumnar(parts: { segments: Uint8Array[]; covered: number }[], filter: boolean, prices: { symbol: number; price: number; ts: number }[], clean = false, recorded = true): void {
     this.loadPrices(prices);
     const shards = this.init.shards ?? 1;
     const keep = filter ? (id: string) => shardOf(id, shards) === this.init.shard : () => true;
@@ -492,7 +509,7 @@ export class Shard {
         kept[books++] = i;
         rows += part.count[i];
       }
-      this.restoreLazily(part, kept.subarray(0, books), rows, symbolIds, clean, p.covered);
+      this.restoreLazily(part, kept.subarray(0, books), rows, symbolIds, clean, p.covered, recorded);
     }
   }
 
@@ -513,7 +530,8 @@ export class Shard {
       mine++;
     }
     if (this.books.length + mine > this.init.portfoliosMax) return { portfolios: 0, error: `portfolios per shard must be <= ${this.init.portfoliosMax} (${this.books.length} rows held, ${this.dropped} of them dropped, ${mine} to load)` };
-    this.loadColumnar([{ segments, covered: 0 }], true, []);
+    // This store holds no record of a partition handed over: the next round writes them.
+    this.loadColumnar([{ segments, covered: 0 }], true, [], false, false);
     return { portfolios: mine, error: null };
   }
 
@@ -526,7 +544,7 @@ export class Shard {
    * once: its cash in the base needs it (rare). The kernel ends bit for bit as restore() of each
    * book in turn leaves it.
    */
-  private restoreLazily(part: SnapshotPart, kept: Int32Array, rows: number, symbolIds: Int32Array, exactSeq: boolean, covered: number): void {
+  private restoreLazily(part: SnapshotPart, kept: Int32Array, rows: number, symbolIds: Int32Array, exactSeq: boolean, covered: number, recorded: boolean): void {
     const k = this.kernel;
     const firstBook = this.books.length;
     for (let b = 0; b < kept.length; b++) {
@@ -563,6 +581,11 @@ export class Shard {
       this.books.push(book);
       this.byId.set(book.id, book);
       book.covered = covered;
+      // The round that wrote this part wrote (or kept) a record equal to it.
+      if (recorded) {
+        book.recordDue = false;
+        book.recordedHwm = part.hwm[i];
+      }
       if (part.foreign) this.restoreConversions(part, i, book, r);
       r += count[i];
       if (part.extra[i] >= 0) this.syncPortfolio(book);
@@ -707,6 +730,7 @@ export class Shard {
       // only a trade that opens a position looks its row up.
       const held = book.state.positions[r.symbol] !== undefined;
       replayTrade(book.state, trade);
+      book.changed();
       if (!held) this.ensureRow(book, r.symbol);
     }
     if (!book.touched) {
@@ -724,6 +748,8 @@ export class Shard {
     const c = this.kernel.cols;
     for (const book of this.touched) {
       book.touched = false;
+      // Changed since the snapshot (and its records): the next round writes its record.
+      book.recordDue = true;
       // Replay changes states in place: the delta writer's copy of this book's positions is out of date.
       book.heldOf = null;
       // Changed after its snapshot: whatever it showed since is above the snapshot's seq.
@@ -797,6 +823,7 @@ export class Shard {
           break;
         }
         replayTrade(book.state, trade);
+        book.changed();
         // The row now, as the live trade created it: rows link in creation order, and totals sum in it.
         this.ensureRow(book, trade.symbol);
         break;

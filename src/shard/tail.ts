@@ -29,7 +29,19 @@ export interface TailLog {
   /** The log after `afterSeq`, each value ONE reused view of a read buffer, valid until the next read. */
   eventViewsAfter(afterSeq: number): Iterable<{ key: unknown; value: { bytes: Uint8Array; size: number } }>;
   decodeEvent(bytes: Uint8Array): StoredEvent;
+  /** The committed columnar generation's pointer (undefined: none). */
+  shardSnapshotPointer(): StoredGeneration | undefined;
+  /** One shard's raw segments of a columnar snapshot generation (a supervised restart loads them here). */
+  shardSnapshotSegments(pointer: StoredGeneration, shard: number): Uint8Array[];
   close(): void;
+}
+
+/** What a shard reads of a columnar generation's pointer (src/store/pointer.ts has the whole). */
+export interface StoredGeneration {
+  generation: number;
+  shards: number;
+  segments: number;
+  covered: number[];
 }
 
 /** Directory events reported per message (the main thread applies them to its directory). */
@@ -71,6 +83,8 @@ export class TailReplay {
   private sinceReport = 0;
   private events: StoredEvent[] = [];
   private readonly needs: TailNeeds = { symbols: [], conversions: [] };
+  /** The log ended: the pass is over (its reader may be closed). */
+  done = false;
 
   constructor(
     private readonly shard: Shard,
@@ -81,7 +95,7 @@ export class TailReplay {
     this.lastSeq = from;
   }
 
-  /** Reads on until the log ends (reports done, closes the log) or an event needs names (reports them). */
+  /** Reads on until the log ends (reports done) or an event needs names (reports them). */
   run(): void {
     const reader = this.reader;
     const trade = reader.trade;
@@ -116,7 +130,7 @@ export class TailReplay {
       this.send(false, true);
       return;
     }
-    this.log.close();
+    this.done = true;
     this.send(true);
   }
 

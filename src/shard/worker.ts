@@ -60,10 +60,22 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
   let tail: TailReplay | null = null;
+  // The data directory, read-only in this thread, from the snapshot load to the end of the tail pass.
+  let log: TailLog | null = null;
+  /** The oldest seq the snapshot 'loadStored' read covers: a tail with no given start reads after it. */
+  let storedCovered = 0;
+  const logAt = (path: string): TailLog => {
+    if (openLog === null) throw new Error('this shard worker was started without a log reader (src/engine/shards/shardWorker.ts)');
+    return (log ??= openLog(path));
+  };
   const runTail = (): void => {
+    const pass = tail as TailReplay;
     t0 = performance.now();
-    (tail as TailReplay).run();
+    pass.run();
     work.replay_ms += performance.now() - t0;
+    if (!pass.done) return;
+    log?.close();
+    log = null;
   };
   return new Promise((resolve) => {
     port.on('message', (msg: ToShard) => {
@@ -122,10 +134,23 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           shard.loadColumnar(msg.parts, msg.filter, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;
           break;
+        case 'loadStored': {
+          t0 = performance.now();
+          const stored = logAt(msg.path);
+          const pointer = stored.shardSnapshotPointer();
+          if (pointer === undefined) throw new Error('loadStored: the data directory has no columnar snapshot');
+          // Its own part when the generation has this shard count; else every part, filtered.
+          const same = pointer.shards === (init.shards ?? 1);
+          const picked = same ? [init.shard] : pointer.covered.map((_, i) => i);
+          const parts = picked.map((i) => ({ segments: stored.shardSnapshotSegments(pointer, i), covered: pointer.covered[i] }));
+          storedCovered = Math.min(...parts.map((p) => p.covered));
+          shard.loadColumnar(parts, !same, msg.prices, msg.clean);
+          work.load_ms += performance.now() - t0;
+          break;
+        }
         case 'replayTail': {
-          if (openLog === null) throw new Error('this shard worker was started without a log reader (replayTail)');
           const request = msg.request;
-          tail = new TailReplay(shard, openLog(msg.path), msg.from, (report) => send({ t: 'tail', request, report }));
+          tail = new TailReplay(shard, logAt(msg.path), msg.from ?? storedCovered, (report) => send({ t: 'tail', request, report }));
           runTail();
           break;
         }

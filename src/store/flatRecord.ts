@@ -16,10 +16,44 @@ const valueHeadBytes = 9;
 export class FlatRecordWriter {
   private buf = Buffer.allocUnsafeSlow(64 * 1024);
   private at = 0;
-  /** The record head (d4 72 40 + the key array) per key list, built once per shape. */
-  private readonly heads = new Map<string, Buffer>();
+  /** The record head (d4 72 40 + the key array) per key list, built once per shape; found by its first key, then compared. */
+  private readonly heads = new Map<string, { keys: string[]; head: Buffer }[]>();
+  private shapes = 0;
   /** Shapes kept at most (events have a handful; a bound, not a cache of everything). */
   private static readonly shapesMax = 256;
+
+  /** The head of this key list: found by comparing keys (no string built per value), made once. */
+  private headOf(keys: string[]): Buffer {
+    const slot = keys.length === 0 ? '' : keys[0];
+    const known = this.heads.get(slot);
+    if (known !== undefined) {
+      for (const k of known) if (sameKeys(k.keys, keys)) return k.head;
+    }
+    const head = recordHead(keys);
+    if (this.shapes < FlatRecordWriter.shapesMax) {
+      this.shapes++;
+      if (known === undefined) this.heads.set(slot, [{ keys, head }]);
+      else known.push({ keys, head });
+    }
+    return head;
+  }
+
+  /**
+   * A two-element array [a, b] as msgpackr writes it (0x92, the string, the number): the by-portfolio
+   * index's value, one per event. null for a string with a surrogate (msgpackr writes that one).
+   */
+  encodePair(a: string, b: number): Uint8Array | null {
+    if (surrogate.test(a)) return null;
+    const bound = 1 + a.length * 3 + 5 + valueHeadBytes;
+    if (this.at + bound > this.buf.length) {
+      this.buf = Buffer.allocUnsafeSlow(Math.max(64 * 1024, bound));
+      this.at = 0;
+    }
+    const start = this.at;
+    this.buf[start] = 0x92;
+    this.at = writeNumber(this.buf, writeString(this.buf, start + 1, a), b);
+    return this.buf.subarray(start, this.at);
+  }
 
   /** The value's bytes (a view of a buffer that is never written again), or null when it is not flat. */
   encode(value: Record<string, unknown>): Uint8Array | null {
@@ -37,12 +71,7 @@ export class FlatRecordWriter {
       else if (t !== 'number' && t !== 'boolean' && v !== null) return null;
       bound += valueHeadBytes;
     }
-    const shape = keys.join('\u0000');
-    let head = this.heads.get(shape);
-    if (head === undefined) {
-      head = recordHead(keys);
-      if (this.heads.size < FlatRecordWriter.shapesMax) this.heads.set(shape, head);
-    }
+    const head = this.headOf(keys);
     bound += head.length;
     // A value's bytes stay valid once returned: a full buffer is left behind, never overwritten.
     if (this.at + bound > this.buf.length) {
@@ -55,6 +84,12 @@ export class FlatRecordWriter {
     this.at = at;
     return this.buf.subarray(start, at);
   }
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function recordHead(keys: readonly string[]): Buffer {

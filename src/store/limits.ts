@@ -41,9 +41,11 @@ export const storeDefaults = {
   journalSegmentBytesMax: 16 * 1024 * 1024,
   /**
    * Journal bytes LMDB has not committed yet before overloaded() turns true (commands refused,
-   * retryable, until LMDB catches up): bounds the redo a crash leaves (~64 MB, a few seconds).
+   * retryable, until LMDB catches up): bounds the redo a crash leaves and the appends held in memory
+   * for LMDB (acknowledged writes no longer count in pendingWrites). LMDB normally lags by a commit or
+   * two (a few hundred trades of ~0.5 KB); 16 MiB is tens of thousands of trades.
    */
-  journalLagBytesMax: 64 * 1024 * 1024,
+  journalLagBytesMax: 16 * 1024 * 1024,
   /**
    * --sync: journal groups written and waiting for an fdatasync before overloaded() turns true (one
    * fdatasync covers every group written before it starts, so this many mean the disk is behind).

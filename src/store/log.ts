@@ -72,10 +72,19 @@ export class EventLog implements QueueTable {
     const first = this.seq + 1;
     const stored: StoredEvent[] = new Array(events.length);
     const bins: Uint8Array[] = new Array(events.length);
+    let checkedId: unknown = undefined;
+    let checkedType: unknown = undefined;
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
-      assertKeyPart(e.portfolio_id, 'event portfolio_id');
-      assertKeyPart(e.type, 'event type');
+      // Checked once per run of the same id and type (a chunk's events come a portfolio at a time).
+      if (e.portfolio_id !== checkedId) {
+        assertKeyPart(e.portfolio_id, 'event portfolio_id');
+        checkedId = e.portfolio_id;
+      }
+      if (e.type !== checkedType) {
+        assertKeyPart(e.type, 'event type');
+        checkedType = e.type;
+      }
       assert(Number.isFinite(e.ts), 'event needs a finite ts');
       const s: StoredEvent = { ...e, seq: first + i };
       stored[i] = s;

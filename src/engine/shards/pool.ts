@@ -21,6 +21,12 @@ import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
 
 export const systemPortfolio = '_engine';
+/**
+ * Booted shard worker threads kept idle beside the shards (docs/STORE.md, "Shard restart"): a
+ * restarted shard's task runs on one at once. Each costs an idle thread with the shard modules loaded
+ * (no kernel: a shard allocates it when its task starts). The engine sizes its piscina pool with it.
+ */
+export const shardThreadsStandby = 1;
 /** Per-portfolio seqs of boot epoch e start at e * seqEpochSize (2^32 changes per portfolio and epoch). */
 export const seqEpochSize = 2 ** 32;
 
@@ -53,7 +59,8 @@ export class ShardPool {
   readonly shards: ShardHandle[] = [];
   private readonly supervisors: Supervisor[] = [];
   private nextRequest = 1;
-  private readonly recordRequests = new Map<number, (answer: { records: PortfolioRecord[]; segments: Uint8Array[] }) => void>();
+  /** Snapshot rounds' record requests by request number; a shard that dies answers its own null. */
+  private readonly recordRequests = new Map<number, { shard: number; done: (answer: { records: PortfolioRecord[]; segments: Uint8Array[] } | null) => void }>();
   /** Recovery's progress (the CLI's progress line, /ready while starting). */
   readonly progress: RecoveryProgress;
   /** The engine's start: supervisors only spawn workers, recoverAll loads them together. */
@@ -193,6 +200,12 @@ export class ShardPool {
       this.bookRequests.delete(request);
       r.done(null);
     }
+    // A round waiting for its records would wait forever (and hold the next timed round back).
+    for (const [request, r] of this.recordRequests) {
+      if (r.shard !== h.index) continue;
+      this.recordRequests.delete(request);
+      r.done(null);
+    }
     await this.d.durable().catch(() => undefined);
   }
 
@@ -255,7 +268,7 @@ export class ShardPool {
         for (const u of msg.updates) this.d.deliver(deltaOf(u));
         break;
       case 'records':
-        this.recordRequests.get(msg.request)?.(msg);
+        this.recordRequests.get(msg.request)?.done(msg);
         this.recordRequests.delete(msg.request);
         break;
       case 'loaded':
@@ -289,11 +302,14 @@ export class ShardPool {
     for (const h of this.shards) if (h.symbolTableSent) h.post({ t: 'symbols', from: fresh.from, names: fresh.names });
   }
 
-  /** The shard's portfolio records and its columnar snapshot segments, taken at one instant (a snapshot round). */
-  records(h: ShardHandle, now: number): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] }> {
+  /**
+   * The shard's portfolio records and its columnar snapshot segments, taken at one instant (a snapshot
+   * round); null when the shard died before it answered.
+   */
+  records(h: ShardHandle, now: number): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] } | null> {
     const request = this.nextRequest++;
     return new Promise((resolve) => {
-      this.recordRequests.set(request, resolve);
+      this.recordRequests.set(request, { shard: h.index, done: resolve });
       h.post({ t: 'records', request, now });
     });
   }
@@ -344,9 +360,9 @@ export class ShardPool {
     );
   }
 
-  /** Live shard worker threads (0 once closed). */
+  /** Live shard worker threads running a shard (the booted standby, shardThreadsStandby, not counted; 0 once closed). */
   get threads(): number {
-    return this.pool.threads.length;
+    return Math.max(0, this.pool.threads.length - shardThreadsStandby);
   }
 
   get utilization(): number {
