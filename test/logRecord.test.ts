@@ -98,12 +98,13 @@ describe('the log record reader', () => {
       });
     });
     expect(read).toBe(15);
-    // The main thread's reader (trade ids not read) accepts and declines the same values, the same fields but the id.
+    // The tail's reader (trade ids built only on demand, tradeId()) accepts and declines the same values, the same fields and, on demand, the same id.
     const router = new LogRecordReader(false);
     raw.forEach(({ value }) => {
       const accepted = reader.read(value, 0, value.length);
       expect(router.read(value, 0, value.length)).toBe(accepted);
       if (accepted) expect({ ...router.trade, trade_id: reader.trade.trade_id }).toEqual({ ...reader.trade });
+      if (accepted) expect(router.tradeId()).toBe(reader.trade.trade_id);
     });
     expect(types).toEqual(new Set(['PortfolioCreated', 'InstrumentDefined', 'CashDeposited', 'TradeExecuted', 'PositionOpened', 'PositionClosed', 'LotClosed']));
     // A truncated value is declined, never misread.

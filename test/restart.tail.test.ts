@@ -5,8 +5,11 @@
 // - a restarted shard reads its own snapshot and tail from the data directory (the worker opens it
 //   read-only: 'loadStored' + 'replayTail'; the main thread reads nothing) and shows the figures it
 //   showed before it died;
+// - a shard restarted while the newest generation was written by another shard count reads every
+//   part and keeps its own books (the figures equal those before the restart);
 // - a snapshot round whose shard dies before answering ends, incomplete (it used to wait forever for
 //   the dead worker's records, which with the tail bound would have stopped every later round).
+import { cpSync } from 'node:fs';
 import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
@@ -20,8 +23,8 @@ beforeAll(() => ensureBuilt(), 120_000);
 
 const tailMax = 40;
 
-async function engineOn(dataDir: string): Promise<MtmEngine> {
-  const engine = await createEngine({ dataDir, workers: 2, allowFaultInjection: true, snapshotIntervalMs: 86_400_000, pricesFlushIntervalMs: 20, snapshotTailEventsMax: tailMax });
+async function engineOn(dataDir: string, workers = 2, snapshotTailEventsMax = tailMax): Promise<MtmEngine> {
+  const engine = await createEngine({ dataDir, workers, allowFaultInjection: true, snapshotIntervalMs: 86_400_000, pricesFlushIntervalMs: 20, snapshotTailEventsMax });
   cleanups.push(() => engine.close());
   return engine;
 }
@@ -104,5 +107,31 @@ describe('a bounded shard restart', () => {
     const seq = generation(d.path).lastSeq;
     await engine.snapshotAll();
     expect(generation(d.path).covered).toBeGreaterThanOrEqual(seq);
+  }, 120_000);
+
+  it('restarts a shard from a generation another shard count wrote: the worker reads every part and keeps its own books', async () => {
+    const d = tempDir('mtm-restart-tail-');
+    cleanups.push(() => d.remove());
+    let engine = await engineOn(d.path, 2, 1_000_000);
+    const ids = ['pa', 'pb', 'pc', 'pd', 'pe', 'pf', 'pg'];
+    for (const id of ids) await engine.createPortfolio({ id, cash: 50_000 });
+    for (let i = 0; i < 28; i++) await engine.trade(ids[i % ids.length], { trade_id: `p${i}`, symbol: i % 2 === 0 ? 'AA' : 'DD', side: 'buy', quantity: 1 + (i % 3), price: 10 + i });
+    await engine.snapshotAll();
+    // A tail after the 2-shard generation, then the engine stops without a round of its own.
+    for (let i = 0; i < 7; i++) await engine.trade(ids[i], { trade_id: `q${i}`, symbol: 'EE', side: 'buy', quantity: 1, price: 30 });
+    const crashed = tempDir('mtm-restart-tail-');
+    cleanups.push(() => crashed.remove());
+    await sleep(300);
+    cpSync(d.path, crashed.path, { recursive: true, filter: (f) => !f.endsWith('owner.sock') });
+    await engine.close();
+    engine = await engineOn(crashed.path, 3, 1_000_000);
+    const before = await figures(engine);
+    for (const shard of [0, 1, 2]) {
+      const restarts = engine.stats().shardRestarts;
+      expect(engine.crashShard(shard, 'exit').ok).toBe(true);
+      await until(() => engine.stats().shardRestarts > restarts && engine.shardStats().every((s) => s.state === 'ready'), `shard ${shard} restarted`);
+    }
+    expect(engine.listPortfolios().length).toBe(ids.length);
+    expect(await figures(engine)).toEqual(before);
   }, 120_000);
 });

@@ -6,7 +6,8 @@
 // - numbers at every boundary of msgpackr's integer forms (0x3f/0x40, 0xff/0x100, 0xffff/0x10000,
 //   2^32, negatives to -2^31 and past), fractions, -0, 1e21, and strings at the fixstr/str8/str16
 //   lengths, multi-byte UTF-8 included, byte for byte; random flat values from a seeded generator too;
-// - a nested value (lot_ids), a surrogate, undefined, or more than 15 keys: null (msgpackr writes those).
+// - a nested value (lot_ids), a surrogate, undefined, or more than 15 keys: null (msgpackr writes those);
+// - the by-portfolio index's [type, ts] value (encodePair), byte for byte.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +80,15 @@ describe('FlatRecordWriter', () => {
       }),
       { seed: 20261207, numRuns: 2000 },
     );
+  });
+
+  it("writes the by-portfolio index's [type, ts] pair as msgpackr does", () => {
+    const w = new FlatRecordWriter();
+    for (const [t, ts] of [['TradeExecuted', 1765000000123], ['PositionOpened', 0], ['X', 63], ['LimitsSet', 64], ['é', -1.5], ['x'.repeat(40), 2 ** 32]] as const) {
+      expect(hex(w.encodePair(t, ts))).toBe(hex(msgpackr.encode([t, ts])));
+      expect(decode(w.encodePair(t, ts) as Uint8Array)).toEqual([t, ts]);
+    }
+    expect(w.encodePair('\ud800', 1)).toBeNull();
   });
 
   it('declines what it does not write: nested values, surrogates, undefined, more than 15 keys', () => {

@@ -89,11 +89,23 @@ export class LogRecordReader {
   /** The string table (logStringSlots), allocated on the first repeated-kind string read. */
   private strings: string[] | null = null;
 
+  /** Where the last trade's id is in src, when it was not built (withTradeIds false). */
+  private idStart = 0;
+  private idEnd = 0;
+
   /**
-   * withTradeIds false: trade_id is checked to be a string and left '' (the main thread routes a
-   * trade by its portfolio and interns its symbol; only the shard that books it needs its id).
+   * withTradeIds false: trade_id is checked to be a string and left '' until tradeId() builds it (a
+   * replayed trade booked into snapshot columns never needs it: 1M strings fewer at a full-scale start).
    */
   constructor(private readonly withTradeIds = true) {}
+
+  /** The last read trade's id (withTradeIds false); valid until the next read, like the buffer it is in. */
+  tradeId(): string {
+    if (this.withTradeIds) return this.trade.trade_id;
+    const src = this.src;
+    for (let i = this.idStart; i < this.idEnd; i++) if (src[i] > 0x7f) return utf8.decode(src.subarray(this.idStart, this.idEnd));
+    return latin1(src, this.idStart, this.idEnd);
+  }
 
   /**
    * Reads the value in src[start, end). True: it is a TradeExecuted event whose every field this
@@ -133,7 +145,15 @@ export class LogRecordReader {
           break;
         case F.trade_id:
           if (this.withTradeIds) t.trade_id = this.string();
-          else this.skipString();
+          else {
+            const len = this.strHeader();
+            if (len < 0 || this.pos + len > end) this.pos = NaN;
+            else {
+              this.idStart = this.pos;
+              this.pos += len;
+              this.idEnd = this.pos;
+            }
+          }
           break;
         case F.symbol:
           t.symbol = this.string(true);
@@ -274,13 +294,6 @@ export class LogRecordReader {
       return n;
     }
     return -1;
-  }
-
-  /** Steps over a string value (NaN in pos when it is not one). */
-  private skipString(): void {
-    const len = this.strHeader();
-    if (len < 0 || this.pos + len > this.end) this.pos = NaN;
-    else this.pos += len;
   }
 
   /**

@@ -708,8 +708,12 @@ export class Shard {
     this.replayOne(e);
   }
 
-  /** One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). */
-  replayTradeRecord(r: TradeRecord): void {
+  /**
+   * One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). ids:
+   * the reader that left r.trade_id unbuilt; the id is built only when the trade is booked on a state
+   * (lots name it), not into snapshot columns.
+   */
+  replayTradeRecord(r: TradeRecord, ids: { tradeId(): string } | null = null): void {
     const book = this.byId.get(r.portfolio_id);
     if (book === undefined || r.seq <= book.covered) return;
     const trade = this.replayScratch;
@@ -726,6 +730,7 @@ export class Shard {
     trade.multiplier = r.multiplier;
     if (book.replayIntoSource(trade)) this.tradesReplayedInColumns++;
     else {
+      if (ids !== null) trade.trade_id = ids.tradeId();
       // Every symbol in a book's positions has its row (restored or created by an earlier trade), so
       // only a trade that opens a position looks its row up.
       const held = book.state.positions[r.symbol] !== undefined;

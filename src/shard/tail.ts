@@ -73,7 +73,8 @@ export type { TailNeeds, TailReport } from './protocol.js';
 
 /** One shard's pass over its tail; run() again after each pause (resume). Not reentrant. */
 export class TailReplay {
-  private readonly reader = new LogRecordReader();
+  /** Trade ids left unbuilt: a trade booked into snapshot columns never needs its id (Shard.replayTradeRecord). */
+  private readonly reader = new LogRecordReader(false);
   /** The last seq consumed: a resumed pass starts after it. */
   private lastSeq: number;
   /** The seq the pass paused at: applied on resume without another check. */
@@ -113,7 +114,7 @@ export class TailReplay {
             paused = true;
             break;
           }
-          shard.replayTradeRecord(trade);
+          shard.replayTradeRecord(trade, reader);
           this.applied++;
         }
       } else if (!this.other(bytes, size, seq, checked)) {

@@ -38,6 +38,23 @@ export class FlatRecordWriter {
     return head;
   }
 
+  /**
+   * A two-element array [a, b] as msgpackr writes it (0x92, the string, the number): the by-portfolio
+   * index's value, one per event. null for a string with a surrogate (msgpackr writes that one).
+   */
+  encodePair(a: string, b: number): Uint8Array | null {
+    if (surrogate.test(a)) return null;
+    const bound = 1 + a.length * 3 + 5 + valueHeadBytes;
+    if (this.at + bound > this.buf.length) {
+      this.buf = Buffer.allocUnsafeSlow(Math.max(64 * 1024, bound));
+      this.at = 0;
+    }
+    const start = this.at;
+    this.buf[start] = 0x92;
+    this.at = writeNumber(this.buf, writeString(this.buf, start + 1, a), b);
+    return this.buf.subarray(start, this.at);
+  }
+
   /** The value's bytes (a view of a buffer that is never written again), or null when it is not flat. */
   encode(value: Record<string, unknown>): Uint8Array | null {
     const keys = Object.keys(value);

@@ -193,6 +193,8 @@ export class WriteQueue {
    */
   private openGroup: Deferred | null = null;
   private journal: Journal | null = null;
+  /** An LMDB commit failed (journal attached): the store fails at the next flush (fail()). */
+  private lmdbFailure: StoreError | null = null;
   private onAcknowledged: (seq: number) => void = () => undefined;
   /** Writes of queued or in-flight batches the journal has acknowledged (pendingWrites leaves them out). */
   private ackedWrites = 0;
@@ -355,6 +357,11 @@ export class WriteQueue {
 
   private readonly flushNow = (): void => {
     this.flushScheduled = false;
+    if (this.lmdbFailure !== null && this.failure === null) {
+      this.failure = this.lmdbFailure;
+      this.failAll();
+      return;
+    }
     // Every turn's appends go to the journal now, whether or not LMDB has a free slot.
     if (this.journal !== null && this.failure === null) this.journalTurn();
     // At most commitsInFlightMax flushes in flight: the next one starts when the oldest settles,
@@ -541,8 +548,18 @@ export class WriteQueue {
   /** The store fails at flush b: b and every flush after it (in flight or queued) is rejected. */
   private fail(b: Batch, err: unknown): void {
     if (this.failure === null) {
+      if (this.lmdbFailure !== null) return;
       const detail = err instanceof Error ? err.message : String(err);
-      this.failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
+      const failure = new StoreError(`store commit failed (${b.events.length} events from seq ${b.events[0]?.seq ?? '-'}): ${detail}`, err);
+      if (this.journal !== null) {
+        // The store fails at the next flush, before it journals anything more: what was appended
+        // since the last record is rejected then (LMDB's failure can reach us in a microtask right
+        // after a record was written, and the appends of that turn are then not acknowledged).
+        this.lmdbFailure = failure;
+        this.scheduleFlush();
+        return;
+      }
+      this.failure = failure;
     }
     this.failAll();
   }
