@@ -735,27 +735,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   }
   // Begun here so the start's phase marks include the lock and the store's open.
   const progress = new RecoveryProgress();
-  const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
-  const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
-  try {
-    mkdirSync(dataDir, { recursive: true });
-  } catch (err) {
-    throw new EngineStartError({ code: ErrorCode.store_failed, message: `cannot create data dir '${dataDir}': ${(err as Error).message}`, field: 'path' });
-  }
-  // Another live engine on this directory is refused here; a dead one (even an unreaped zombie) is not.
-  const locked = await lockDataDir(dataDir, waitMs);
-  if (!locked.ok) {
-    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
-    throw new EngineStartError(locked.error);
-  }
-  progress.mark('data dir locked');
-  const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
-  if (!opened.ok) {
-    await locked.value.release();
-    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
-    throw new EngineStartError(opened.error);
-  }
-  progress.mark('store open');
+  // The shard threads first: their boot (module loading) overlaps the lock, the store's open and the
+  // snapshot read on this thread instead of following them (a clean restart waited for it).
   const pool = new Piscina({
     filename: distFile('src/engine/shards/shardWorker.js'),
     // One thread more than shards, booted and idle: a supervised restart's task starts on it at once
@@ -771,6 +752,29 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
   // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
   pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
+  const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
+  const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
+  // A start refused below leaves no thread behind.
+  const refuse = async (error: EngineError): Promise<never> => {
+    await pool.destroy();
+    if (ephemeralDir !== null) rmSync(ephemeralDir, { recursive: true, force: true });
+    throw new EngineStartError(error);
+  };
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    return refuse({ code: ErrorCode.store_failed, message: `cannot create data dir '${dataDir}': ${(err as Error).message}`, field: 'path' });
+  }
+  // Another live engine on this directory is refused here; a dead one (even an unreaped zombie) is not.
+  const locked = await lockDataDir(dataDir, waitMs);
+  if (!locked.ok) return refuse(locked.error);
+  progress.mark('data dir locked');
+  const opened = openStore({ path: dataDir, sync: o.sync, retention: { keepEventsMs: o.retainEventsMs }, ...options.store });
+  if (!opened.ok) {
+    await locked.value.release();
+    return refuse(opened.error);
+  }
+  progress.mark('store open');
   return new MtmEngine(o, opened.value, pool, options.clock ?? systemClock, options.random ?? seeded(0x5eed), ephemeralDir, locked.value, progress);
 }
 
