@@ -96,6 +96,10 @@ describe('the strings segment', () => {
         expect(strings.ids).toEqual(books.map((b) => b.state.id));
         expect(strings.names).toEqual(books.map((b) => b.state.name));
         expect(strings.bases).toEqual(books.map((b) => b.state.base_currency ?? null));
+        // At an offset no Int32Array view can start at (a segment inside a shipped frame): the same.
+        const shifted = new Uint8Array(segments[2].byteLength + 1);
+        shifted.set(segments[2], 1);
+        expect(readSnapshotStrings([segments[0], segments[1], shifted.subarray(1), segments[3]])).toEqual(strings);
         const json = [...segments];
         json[2] = utf8.encode(JSON.stringify(strings));
         expect(readSnapshotStrings(json)).toEqual(strings);

@@ -349,7 +349,7 @@ export class MtmEngine implements Engine {
    */
   async exportBooks(keep: (id: string) => boolean): Promise<Uint8Array[]> {
     const now = this.clock.now();
-    const answers = await Promise.all(this.pool.shards.map((h) => this.pool.records(h, now)));
+    const answers = await Promise.all(this.pool.shards.map((h) => this.pool.records(h, now, true)));
     const books: BookImage[] = [];
     for (const a of answers) {
       // A shard that died mid-export answered nothing: its books would be missing from the shipment.

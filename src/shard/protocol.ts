@@ -106,7 +106,8 @@ export type ToShard =
   /** Imported trades (tradeChunk.ts: packed, transferred), applied in order; answered 'tradeChunkDone'. */
   | { t: 'tradeChunk'; chunk: number; bytes: Uint8Array; count: number; now: number }
   | { t: 'watch'; portfolio: string; on: boolean }
-  | { t: 'records'; request: number; now: number }
+  /** segmentsOnly: the columnar segments alone (an export): no per-portfolio record is taken, so none is marked written. */
+  | { t: 'records'; request: number; now: number; segmentsOnly?: boolean }
   | { t: 'load'; records: PortfolioRecord[]; prices: { symbol: number; price: number; ts: number }[] }
   /**
    * Columnar snapshot parts (raw segments, transferred) and the covered seq of each; filter: the

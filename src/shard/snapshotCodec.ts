@@ -353,19 +353,24 @@ function decodeStrings(bytes: Uint8Array): SnapshotStrings {
     at += 4;
     assert(at + 4 * n <= bytes.byteLength, 'strings segment: a table past its end');
     counts.push(n);
-    // Its own aligned copy of the ends (the segment may sit at any offset of a shipped frame).
-    const e = new Int32Array(n);
-    for (let i = 0; i < n; i++) e[i] = dv.getInt32(at + 4 * i, true);
-    ends.push(e);
+    // A view of the ends (little endian, as the column blocks); a copy when the segment sits at an
+    // offset a view cannot start at (a shipped frame may put it anywhere).
+    const offset = bytes.byteOffset + at;
+    if (offset % 4 === 0) ends.push(new Int32Array(bytes.buffer, offset, n));
+    else {
+      const e = new Int32Array(n);
+      for (let i = 0; i < n; i++) e[i] = dv.getInt32(at + 4 * i, true);
+      ends.push(e);
+    }
     at += 4 * n;
   }
   const text = fromUtf8.decode(bytes.subarray(at));
   let start = 0;
   const table = (t: number): string[] => {
-    const out: string[] = [];
     const e = ends[t];
+    const out = new Array<string>(e.length);
     for (let i = 0; i < e.length; i++) {
-      out.push(text.slice(start, e[i]));
+      out[i] = text.slice(start, e[i]);
       start = e[i];
     }
     return out;

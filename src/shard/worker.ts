@@ -121,7 +121,8 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
         case 'records': {
           const segments = shard.snapshotSegments();
           // The segments are transferred, not cloned: the main thread stores them as they are.
-          port.postMessage({ t: 'records', request: msg.request, records: shard.records(msg.now), segments } satisfies FromShard, segments.map((b) => b.buffer as ArrayBuffer));
+          const records = msg.segmentsOnly === true ? [] : shard.records(msg.now);
+          port.postMessage({ t: 'records', request: msg.request, records, segments } satisfies FromShard, segments.map((b) => b.buffer as ArrayBuffer));
           break;
         }
         case 'load':

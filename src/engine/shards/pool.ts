@@ -304,13 +304,14 @@ export class ShardPool {
 
   /**
    * The shard's portfolio records and its columnar snapshot segments, taken at one instant (a snapshot
-   * round); null when the shard died before it answered.
+   * round); null when the shard died before it answered. segmentsOnly: the segments alone (an export,
+   * which writes no record: a shard marks the books whose records it hands out as recorded).
    */
-  records(h: ShardHandle, now: number): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] } | null> {
+  records(h: ShardHandle, now: number, segmentsOnly = false): Promise<{ records: PortfolioRecord[]; segments: Uint8Array[] } | null> {
     const request = this.nextRequest++;
     return new Promise((resolve) => {
       this.recordRequests.set(request, { shard: h.index, done: resolve });
-      h.post({ t: 'records', request, now });
+      h.post({ t: 'records', request, now, segmentsOnly });
     });
   }
 
