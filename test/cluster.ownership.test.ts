@@ -12,7 +12,7 @@
 // Skipped, loudly, only when nats-server is not installed (CI installs it).
 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -168,5 +168,23 @@ describe.skipIf(!natsServerInstalled)('partition ownership on a real nats-server
     expect(watcher.lines.join('\n')).toMatch(/ignoring key 'zzz'/);
     // Someone claims partition 3 over the malformed entry (CAS on its revision), and nobody believes the garbage.
     await waitUntil('partition 3 owned again', async () => (await kvOwners(12))[3] !== undefined, 5_000);
+  });
+
+  it('opens its watches again when they fall silent (a stalled ordered consumer): a node that joins afterwards still gets its share', async () => {
+    // Regression: the cluster simulator, --nats-servers 3 seed 201 (CI run of 453bacc). A KV watch is an
+    // ordered push consumer; when the server drops it (here: deleted by hand, there: its server killed),
+    // the client notices only after two missed 30 s heartbeats. Meanwhile the node sees no presence
+    // refresh, counts every other node gone and keeps more than its share, so a joining node gets none.
+    const P = 6;
+    const a = await node('silent-a', P);
+    const b = await node('silent-b', P);
+    await waitUntil('3 each', () => settledShare([a, b], P), 10_000);
+    const jsm = await jetstreamManager(await client());
+    for (const stream of [`KV_${names.clusterBucket}`, `KV_${names.ownershipBucket}`]) {
+      for await (const c of jsm.consumers.list(stream)) await jsm.consumers.delete(stream, c.name);
+    }
+    await waitUntil('both notice their silent watches', () => [a, b].every((n) => n.lines.some((l) => /watches silent for \d+ ms/.test(l))), 10_000);
+    const c = await node('silent-c', P);
+    await waitUntil('2 each, the newcomer included', () => settledShare([a, b, c], P) && c.own.ownedCount() === 2, 10_000);
   });
 });

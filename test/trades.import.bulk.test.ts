@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, startHarness, type Harness } from './support/serverHarness.js';
 import { OracleBook, type Method } from './oracle/lots.js';
 import { comparisonCount, expectClose } from './oracle/compare.js';
+import { seeded } from '../src/sim/random.js';
 
 let h: Harness;
 
@@ -49,16 +50,10 @@ async function importBody(body: string): Promise<Answer[]> {
     .map((l) => JSON.parse(l) as Answer);
 }
 
-/** A seeded generator (mulberry32): the same trades every run. */
+/** A seeded generator (src/sim/random.ts, mulberry32): the same trades every run. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = seeded(seed);
+  return () => g.next();
 }
 
 interface T {

@@ -142,6 +142,12 @@ export class Ownership implements OwnershipView {
   private watches: { stop(): void }[] = [];
   /** The watches opened (watch() is retried as a start step). */
   private readonly following = new Set<'ownership' | 'node'>();
+  /** Each watch's iterator now (stopped to open it again when the watches fell silent). */
+  private readonly currentWatch = new Map<'ownership' | 'node', { stop?(): void }>();
+  /** The newest revision of this node's presence key its node watch delivered. */
+  private ownSeenRevision = 0;
+  /** When a presence refresh was written that the node watch has not delivered yet (null: none). */
+  private firstUnseenWriteAt: number | null = null;
 
   private constructor(
     private readonly o: OwnershipOptions,
@@ -345,6 +351,7 @@ export class Ownership implements OwnershipView {
     const first = await open();
     this.following.add(what);
     this.watches.push(first);
+    this.currentWatch.set(what, first);
     void (async () => {
       let iter = first;
       for (;;) {
@@ -359,6 +366,7 @@ export class Ownership implements OwnershipView {
         if (this.stopped) return;
         try {
           iter = await open();
+          this.currentWatch.set(what, iter);
           this.watches.push(iter);
           if (this.watches.length > 8) this.watches.splice(0, this.watches.length - 8);
         } catch (err) {
@@ -382,6 +390,10 @@ export class Ownership implements OwnershipView {
     this.nodesSeen.set(id, this.o.now());
     if (id !== this.nodeId || this.stopped) return;
     const instance = presenceInstance(e);
+    if (instance === this.instance) {
+      this.ownSeenRevision = Math.max(this.ownSeenRevision, e.revision);
+      if (this.ownSeenRevision >= this.nodeRevision) this.firstUnseenWriteAt = null;
+    }
     if (instance !== this.instance && e.revision > this.nodeRevision) {
       // Another process took this node's id (this one was paused past its timeout): it is now the node.
       this.counters.nodeIdClashes++;
@@ -417,7 +429,25 @@ export class Ownership implements OwnershipView {
     if (this.stopped) return;
     await this.heartbeat();
     if (this.stopped) return;
+    this.reopenSilentWatches();
     await this.rebalance();
+  }
+
+  /**
+   * This node refreshes its own presence key every round, so its node watch must deliver that key
+   * within ownerTimeoutMs. When it does not, the watches are stalled, not ended: an ordered consumer
+   * whose server was killed can stay silent for 60 s and more ("The KV key listing stall",
+   * docs/CLUSTER.md), and meanwhile this node sees every other node's refreshes stop, counts them
+   * gone and keeps more than its share (the cluster simulator, --nats-servers 3 seed 201, CI run of
+   * 453bacc: a node back after kill -9 got no partition for 59 s). Stopping them opens them again,
+   * which replays every current value.
+   */
+  private reopenSilentWatches(): void {
+    const since = this.firstUnseenWriteAt;
+    if (since === null || this.o.now() - since < this.o.ownerTimeoutMs) return;
+    this.firstUnseenWriteAt = null;
+    this.o.log(`cluster: watches silent for ${(this.o.now() - since).toFixed(0)} ms (this node's own presence refresh not delivered); opening them again`);
+    for (const w of this.currentWatch.values()) w.stop?.();
   }
 
   private async heartbeat(): Promise<void> {
@@ -425,6 +455,7 @@ export class Ownership implements OwnershipView {
     const nodeValue = JSON.stringify({ instance: this.instance, partitions: this.partitions } satisfies NodeValue);
     try {
       this.nodeRevision = await this.cluster.update(names.nodeKey(this.nodeId), nodeValue, this.nodeRevision);
+      if (this.nodeRevision > this.ownSeenRevision && this.firstUnseenWriteAt === null) this.firstUnseenWriteAt = sentAt;
     } catch (err) {
       this.o.log(`cluster: presence refresh failed: ${String(err)}`);
     }
