@@ -67,6 +67,7 @@ describe('the npm package', () => {
       'dist/src/client/index.js',
       'dist/src/shard/worker.js',
       'dist/src/engine/shards/shardWorker.js',
+      'dist/src/engine/shards/shardThread.cjs',
       'dist/src/market/worker.js',
       'dist/assembly/kernel.wasm',
       'dist/web/index.html',

@@ -738,7 +738,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   // The shard threads first: their boot (module loading) overlaps the lock, the store's open and the
   // snapshot read on this thread instead of following them (a clean restart waited for it).
   const pool = new Piscina({
-    filename: distFile('src/engine/shards/shardWorker.js'),
+    // A CommonJS shim that imports the ES module (shardThread.cts says why).
+    filename: distFile('src/engine/shards/shardThread.cjs'),
     // One thread more than shards, booted and idle: a supervised restart's task starts on it at once
     // (its modules are loaded when piscina starts a thread), instead of waiting for a thread to boot
     // after the death; piscina replaces the dead thread, which becomes the next standby.
