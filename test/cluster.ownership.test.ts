@@ -187,4 +187,22 @@ describe.skipIf(!natsServerInstalled)('partition ownership on a real nats-server
     const c = await node('silent-c', P);
     await waitUntil('2 each, the newcomer included', () => settledShare([a, b, c], P) && c.own.ownedCount() === 2, 10_000);
   });
+  it('keeps refreshing its presence after its key moved past the revision it holds (written again with its own value)', async () => {
+    // Regression: the cluster simulator, --nats-servers 3 seed 201 (CI run of b67581f): a node's presence
+    // refresh failed every round on a stale revision ("wrong last sequence: 78"), so the others counted it
+    // gone. Here the key is written again from outside with the node's own value.
+    const P = 4;
+    const a = await node('stale-a', P);
+    const b = await node('stale-b', P);
+    await waitUntil('2 each', () => settledShare([a, b], P), 10_000);
+    const kv = await new Kvm(jetstream(await client())).open(names.clusterBucket);
+    const e = await kv.get(names.nodeKey('stale-a'));
+    expect(e).not.toBeNull();
+    await kv.put(names.nodeKey('stale-a'), e!.value);
+    const failedBefore = a.lines.filter((l) => l.includes('presence refresh failed')).length;
+    await new Promise((r) => setTimeout(r, 3 * ownerTimeoutMs));
+    expect(b.own.liveNodes()).toContain('stale-a');
+    expect(a.lines.filter((l) => l.includes('presence refresh failed')).length - failedBefore).toBeLessThanOrEqual(2);
+    expect(settledShare([a, b], P)).toBe(true);
+  });
 });

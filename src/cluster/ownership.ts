@@ -458,6 +458,7 @@ export class Ownership implements OwnershipView {
       if (this.nodeRevision > this.ownSeenRevision && this.firstUnseenWriteAt === null) this.firstUnseenWriteAt = sentAt;
     } catch (err) {
       this.o.log(`cluster: presence refresh failed: ${String(err)}`);
+      if (wrongRevision(err)) await this.resyncPresence(nodeValue);
     }
     await Promise.all(
       [...this.held.entries()].map(async ([p, h]) => {
@@ -476,6 +477,25 @@ export class Ownership implements OwnershipView {
         }
       }),
     );
+  }
+
+  /**
+   * The presence key moved past the revision this node holds. When the entry is this process's own
+   * (an update whose answer was lost, or the key written again with our value), take its revision so
+   * the next refresh succeeds: without this every later refresh failed on the stale revision and the
+   * other nodes counted this one gone (the simulator, --nats-servers 3 seed 201, CI run of b67581f:
+   * "wrong last sequence: 78" each round). A key gone is created again; another process's entry is
+   * left to onNodeEntry (this process stops serving).
+   */
+  private async resyncPresence(nodeValue: string): Promise<void> {
+    const key = names.nodeKey(this.nodeId);
+    try {
+      const e = await this.cluster.get(key);
+      if (e === null || e.operation !== 'PUT') this.nodeRevision = await this.cluster.create(key, nodeValue);
+      else if (presenceInstance(e) === this.instance) this.nodeRevision = Math.max(this.nodeRevision, e.revision);
+    } catch (err) {
+      this.o.log(`cluster: presence key read failed: ${String(err)}`);
+    }
   }
 
   private leaseMs(): number {
