@@ -13,10 +13,11 @@
 //   and the journal as the disk held it redoes every acknowledged append.
 // The children run the compiled store (dist/src/store/store.js); beforeAll builds it when stale.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from './support/builtStore.js';
 import { openStore, type Store } from '../src/store/store.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -29,11 +30,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-beforeAll(() => {
-  if (existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs) return;
-  spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'ignore' });
-  expect(existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs, 'dist/src/store/journal.js must be built').toBe(true);
-}, 240_000);
+beforeAll(() => ensureBuilt(root, compiled, source), 240_000);
 
 function tempDir(name: string): string {
   const d = mkdtempSync(join(tmpdir(), `mtm-journal-${name}-`));

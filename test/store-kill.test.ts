@@ -13,10 +13,11 @@
 // The child runs the compiled store (dist/src/store/store.js); beforeAll builds it when missing or
 // older than the source.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from './support/builtStore.js';
 import { openStore } from '../src/store/store.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -29,13 +30,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-beforeAll(() => {
-  if (existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs) return;
-  // Other files of the project may have type errors while they are being written; tsc still emits,
-  // and what matters here is that the store itself was emitted fresh.
-  spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'ignore' });
-  expect(existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(source).mtimeMs, 'dist/src/store/store.js must be built').toBe(true);
-}, 240_000);
+beforeAll(() => ensureBuilt(root, compiled, source), 240_000);
 
 interface Run {
   ready: number;
