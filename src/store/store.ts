@@ -18,9 +18,8 @@
 // one lmdb-js `batch` (an atomic block of one write transaction, executed off the main thread)
 // holding the events, trade result bodies, a chunk of the lagging index (eventIndex.ts: the
 // indexes and trade-id keys of earlier events, when one is due), current snapshots, latest prices and
-// compaction removals, plus, only when snapshot or price history was written, one `transaction`
-// callback that inserts and prunes history (it must read inside the write transaction to keep the
-// per-key bound exact; it commits in the same transaction as the batch or the next one).
+// compaction removals and snapshot/price history with its pruning (history.ts: never an lmdb-js
+// transaction callback, whose write thread waits for the JS thread, so an exit could hang).
 // Snapshot records and prices wait in a backlog and go snapshotsPerFlushMax / pricesPerFlushMax
 // per flush (encoded there, once, for the current record and its history entry), so snapshotting
 // 200k portfolios is many short flushes, not one main-thread stall of seconds.

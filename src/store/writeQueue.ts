@@ -148,10 +148,8 @@ export class Batch {
 export interface QueueTable {
   /** Moves up to a bounded number of backlog items into the batch. */
   take?(b: Batch): void;
-  /** Inside the lmdb-js batch (atomic): puts and removes that need no read. */
+  /** Inside the lmdb-js batch (atomic): puts and removes (what they read: committed data and the flushes in flight). */
   write?(b: Batch): void;
-  /** Inside the write transaction (on the main thread), so its reads see every earlier write. */
-  writeHistory?(b: Batch): void;
   /** The batch committed, or will never commit. */
   settled?(b: Batch): void;
   hasBacklog?(): boolean;
@@ -390,17 +388,16 @@ export class WriteQueue {
       const block = () => this.writeSingles(b);
       // Conditional on the previous flush's chain key: if that flush did not commit, this one writes
       // nothing (resolves false) instead of leaving a hole.
-      const singles = b.chain === 1 || this.meta === null ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
-      committed =
-        b.snapshotHistory.length > 0 || b.priceHistory.length > 0 ? Promise.all([singles, this.root.transaction(() => this.writeHistory(b))]) : singles;
+      // History too (history.ts): no lmdb-js transaction callback, whose write thread waits for the JS
+      // thread and hung a process that exited meanwhile.
+      committed = b.chain === 1 || this.meta === null ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
     } catch (err) {
       committed = Promise.reject(err);
     }
     const durable = this.sync ? committed.then((r) => this.root.flushed.then(() => r)) : committed;
     durable.then(
       (r: unknown) => {
-        const missed = (Array.isArray(r) ? r[0] : r) === false;
-        if (missed) this.missed(b);
+        if (r === false) this.missed(b);
         else this.settle(b, true);
       },
       (err: unknown) => this.failed(b, err),
@@ -455,19 +452,6 @@ export class WriteQueue {
     if (this.meta === null) return;
     this.meta.put(['commit', b.chain], b.events.length > 0 ? b.events[b.events.length - 1].seq : 0);
     if (b.chain > 1) this.meta.remove(['commit', b.chain - 1]);
-  }
-
-  /** Runs inside the write transaction (on the main thread), so its reads see every earlier write. */
-  private writeHistory(b: Batch): void {
-    // Only history of a flush that committed (its chain key, or a later one, is there).
-    if (this.meta === null) {
-      for (const t of this.tables) t.writeHistory?.(b);
-      return;
-    }
-    for (const _ of this.meta.getKeys({ start: ['commit', b.chain], end: ['commit', Infinity], limit: 1 })) {
-      for (const t of this.tables) t.writeHistory?.(b);
-      return;
-    }
   }
 
   /**
