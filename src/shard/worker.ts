@@ -105,8 +105,8 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           break;
         case 'tradeChunk': {
           const answer = shard.tradeChunk(msg.chunk, msg.bytes, msg.count, msg.now);
-          // The per-trade columns move to the main thread (no copy); the events are cloned once, as a batch's are.
-          port.postMessage(answer, [answer.kinds.buffer as ArrayBuffer, answer.realized.buffer as ArrayBuffer]);
+          // The per-trade columns and the events' bytes move to the main thread (no copy, no clone per event).
+          port.postMessage(answer, [answer.kinds.buffer, answer.realized.buffer, answer.eventBytes.buffer, answer.eventEnds.buffer, answer.eventTypes.buffer, answer.eventTrades.buffer] as ArrayBuffer[]);
           break;
         }
         case 'watch':
