@@ -162,26 +162,17 @@ export class ShardPool {
       unwatchedRowsPerSliceMax: this.d.o.unwatchedRowsPerSliceMax,
       seqFloor,
     };
-    // Its death is the first of: the task rejected (piscina: an uncaught error at once, an exit once
-    // the thread is torn down) or its port closed (the thread's environment is being freed: a thread
-    // that called process.exit or ran out of heap closes it tens to hundreds of ms before piscina
-    // sees the exit, while its heap is freed). Once per incarnation: the later one is ignored.
-    let dead = false;
-    const death = (err: unknown): void => {
-      if (dead) return;
-      dead = true;
-      died(err);
-    };
-    port1.on('close', () => {
-      // A stopped shard closes its port as it ends (stop): no death.
-      if (h.state !== 'stopped') death(new Error(`shard ${h.index}: its worker thread ended (its port closed)`));
-    });
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
+    // Its death is the task's rejection (piscina: an uncaught error at once, an exit once the thread's
+    // heap is torn down). Not the earlier close of its port: a restart begun then loads beside that
+    // teardown and was measured slower than one that waits for it (its kernel allocation and page
+    // faults took longer, likely waiting on the process's memory map while the dead heap is
+    // unmapped: docs/BENCHMARKS.md "Restart, seventh session (load)").
     task.then(
       () => undefined,
       (err: unknown) => {
-        death(err);
         port1.close();
+        died(err);
       },
     );
     await isReady;
