@@ -2,7 +2,7 @@
 // the same seq, and that those figures equal the exact decimal oracle (test/oracle/), over random
 // histories of trades, ticks and shard restarts driven through a real engine (two shard workers, real
 // LMDB) behind a real uWS server. Every way of receiving updates is held to it at once: JSON and binary
-// (layout version 3), one message per update and per-connection frames, throttled (merged, from_seq)
+// (layout version 4: tick records decoded against the positions the reader holds), one message per update and per-connection frames, throttled (merged, from_seq)
 // and not, the SDK and the in-process listeners (objects, and bytes decoded here).
 // Also: the shard's binary delta decodes to the figures it would have sent before (codec properties
 // bit for bit), a subscription started during a stream of batches never sees a delta older than its
