@@ -3,22 +3,24 @@
 import type { Database, Key } from 'lmdb';
 import { assert } from '../assert.js';
 import type { LastPrice } from '../domain/types.js';
-import { insertBounded } from './history.js';
+import { BoundedHistory } from './history.js';
 import { assertKeyPart, keyPart } from './keys.js';
 import { deferred, type Batch, type Job, type QueueTable, type StoreError, type WriteQueue } from './writeQueue.js';
 
 export class Prices implements QueueTable {
   private readonly priceJobs: Job<LastPrice>[] = [];
-  /** Exact entry counts per symbol in the history db, maintained inside write txns. */
-  private readonly priceHistoryCounts = new Map<string, number>();
+  /** The history db's writes, bounded per symbol (history.ts). */
+  private readonly history: BoundedHistory;
 
   constructor(
     private readonly queue: WriteQueue,
     private readonly prices: Database<LastPrice, Key>,
     private readonly priceHistory: Database<number, Key>,
-    private readonly pricesKeptMax: number,
+    pricesKeptMax: number,
     private readonly pricesPerFlushMax: number,
-  ) {}
+  ) {
+    this.history = new BoundedHistory(priceHistory as Database<unknown, Key>, pricesKeptMax, false);
+  }
 
   savePrices(prices: readonly LastPrice[]): Promise<void> {
     if (this.queue.failure !== null) return this.queue.rejected();
@@ -73,10 +75,11 @@ export class Prices implements QueueTable {
 
   write(b: Batch): void {
     for (const p of b.prices) this.prices.put(p.symbol, p);
+    this.history.write(b, b.priceHistory);
   }
 
-  writeHistory(b: Batch): void {
-    insertBounded(this.priceHistory as Database<unknown, Key>, this.priceHistoryCounts, this.pricesKeptMax, b.priceHistory, false);
+  settled(b: Batch): void {
+    this.history.settled(b);
   }
 
   hasBacklog(): boolean {

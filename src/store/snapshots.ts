@@ -4,24 +4,25 @@
 import { asBinary, type Database, type Key } from 'lmdb';
 import { assert } from '../assert.js';
 import type { PortfolioRecord } from '../domain/types.js';
-import { insertBounded } from './history.js';
+import { BoundedHistory } from './history.js';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { deferred, type Batch, type Job, type QueueTable, type StoreError, type WriteQueue } from './writeQueue.js';
 
 export class Snapshots implements QueueTable {
   private readonly recordJobs: Job<PortfolioRecord>[] = [];
-  /** Exact entry counts per portfolio in the history db, maintained inside write txns. */
-  private readonly snapshotHistoryCounts = new Map<string, number>();
+  /** The history db's writes, bounded per portfolio (history.ts). */
+  private readonly history: BoundedHistory;
   private readonly recordEncoder: Encoder;
 
   constructor(
     private readonly queue: WriteQueue,
     private readonly snapshots: Database<PortfolioRecord, Key>,
     private readonly snapshotHistory: Database<PortfolioRecord, Key>,
-    private readonly snapshotsKeptMax: number,
+    snapshotsKeptMax: number,
     private readonly snapshotsPerFlushMax: number,
   ) {
     this.recordEncoder = encoderOf(snapshots);
+    this.history = new BoundedHistory(snapshotHistory as Database<unknown, Key>, snapshotsKeptMax, true);
   }
 
   writeSnapshots(records: readonly PortfolioRecord[]): Promise<void> {
@@ -93,10 +94,11 @@ export class Snapshots implements QueueTable {
 
   write(b: Batch): void {
     for (const s of b.snapshots) this.snapshots.put(s.id, asBinary(s.bin) as unknown as PortfolioRecord);
+    this.history.write(b, b.snapshotHistory);
   }
 
-  writeHistory(b: Batch): void {
-    insertBounded(this.snapshotHistory as Database<unknown, Key>, this.snapshotHistoryCounts, this.snapshotsKeptMax, b.snapshotHistory, true);
+  settled(b: Batch): void {
+    this.history.settled(b);
   }
 
   hasBacklog(): boolean {

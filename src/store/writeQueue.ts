@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
-import type { LastPrice, StoredEvent } from '../domain/types.js';
+import type { DomainEventType, LastPrice } from '../domain/types.js';
 import type { Journal, JournalAck } from './journal.js';
 import type { ShardSnapshotPointer } from './pointer.js';
 
@@ -74,15 +74,32 @@ export interface Removal {
   key: Key;
 }
 
-/** One trade result: its body goes by number on the ack path, its (portfolio, trade_id) key lags. */
+/**
+ * An event of the log as a flush writes and indexes it: a StoredEvent, or an encoded one
+ * (log.ts EncodedEntry: its object is decoded only when a reader needs it).
+ */
+export interface LoggedEvent {
+  seq: number;
+  portfolio_id: string;
+  type: DomainEventType;
+  ts: number;
+}
+
+/**
+ * One trade result: its body goes by number on the ack path, its (portfolio, trade_id) key lags. A
+ * derived one (an imported trade's, n = 0) has no body: its key's value is the result itself, made
+ * from its TradeExecuted event at seq (tradeResults.ts).
+ */
 export interface TradeResultWrite {
   key: [string, string];
   bin: Uint8Array;
   value: unknown;
   /** The map key of the result while it is not in the committed index. */
   pending: string;
-  /** Its body's number (bodies are appended 1, 2, 3... in enqueue order). */
+  /** Its body's number (bodies are appended 1, 2, 3... in enqueue order); 0: derived. */
   n: number;
+  /** A derived result: the seq of its TradeExecuted event; a body: the log's last seq when it was enqueued. */
+  seq: number;
 }
 
 /** A writeSnapshots or savePrices call, written a bounded chunk per flush. */
@@ -94,12 +111,14 @@ export interface Job<T> {
 
 /** What one flush writes, in call order within each list. */
 export class Batch {
-  events: StoredEvent[] = [];
+  events: LoggedEvent[] = [];
   eventBins: Uint8Array[] = [];
   trades: TradeResultWrite[] = [];
   /** The lagging index transaction's part (eventIndex.ts, tradeResults.ts): entries of earlier or these events. */
-  indexEvents: StoredEvent[] = [];
+  indexEvents: LoggedEvent[] = [];
   indexTrades: TradeResultWrite[] = [];
+  /** The derived trade keys are written for every event up to this seq once the batch commits (tradeResults.ts); 0: not moved. */
+  tradeSeqMark = 0;
   /** An index table takes its backlog into this flush: the other index tables take theirs too. */
   indexing = false;
   snapshots: { id: string; bin: Uint8Array }[] = [];
@@ -148,10 +167,8 @@ export class Batch {
 export interface QueueTable {
   /** Moves up to a bounded number of backlog items into the batch. */
   take?(b: Batch): void;
-  /** Inside the lmdb-js batch (atomic): puts and removes that need no read. */
+  /** Inside the lmdb-js batch (atomic): puts and removes (what they read: committed data and the flushes in flight). */
   write?(b: Batch): void;
-  /** Inside the write transaction (on the main thread), so its reads see every earlier write. */
-  writeHistory?(b: Batch): void;
   /** The batch committed, or will never commit. */
   settled?(b: Batch): void;
   hasBacklog?(): boolean;
@@ -390,17 +407,16 @@ export class WriteQueue {
       const block = () => this.writeSingles(b);
       // Conditional on the previous flush's chain key: if that flush did not commit, this one writes
       // nothing (resolves false) instead of leaving a hole.
-      const singles = b.chain === 1 || this.meta === null ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
-      committed =
-        b.snapshotHistory.length > 0 || b.priceHistory.length > 0 ? Promise.all([singles, this.root.transaction(() => this.writeHistory(b))]) : singles;
+      // History too (history.ts): no lmdb-js transaction callback, whose write thread waits for the JS
+      // thread and hung a process that exited meanwhile.
+      committed = b.chain === 1 || this.meta === null ? this.root.batch(block) : this.meta.ifVersion(['commit', b.chain - 1], IF_EXISTS, block);
     } catch (err) {
       committed = Promise.reject(err);
     }
     const durable = this.sync ? committed.then((r) => this.root.flushed.then(() => r)) : committed;
     durable.then(
       (r: unknown) => {
-        const missed = (Array.isArray(r) ? r[0] : r) === false;
-        if (missed) this.missed(b);
+        if (r === false) this.missed(b);
         else this.settle(b, true);
       },
       (err: unknown) => this.failed(b, err),
@@ -455,19 +471,6 @@ export class WriteQueue {
     if (this.meta === null) return;
     this.meta.put(['commit', b.chain], b.events.length > 0 ? b.events[b.events.length - 1].seq : 0);
     if (b.chain > 1) this.meta.remove(['commit', b.chain - 1]);
-  }
-
-  /** Runs inside the write transaction (on the main thread), so its reads see every earlier write. */
-  private writeHistory(b: Batch): void {
-    // Only history of a flush that committed (its chain key, or a later one, is there).
-    if (this.meta === null) {
-      for (const t of this.tables) t.writeHistory?.(b);
-      return;
-    }
-    for (const _ of this.meta.getKeys({ start: ['commit', b.chain], end: ['commit', Infinity], limit: 1 })) {
-      for (const t of this.tables) t.writeHistory?.(b);
-      return;
-    }
   }
 
   /**

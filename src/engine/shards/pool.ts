@@ -162,12 +162,26 @@ export class ShardPool {
       unwatchedRowsPerSliceMax: this.d.o.unwatchedRowsPerSliceMax,
       seqFloor,
     };
+    // Its death is the first of: the task rejected (piscina: an uncaught error at once, an exit once
+    // the thread is torn down) or its port closed (the thread's environment is being freed: a thread
+    // that called process.exit or ran out of heap closes it tens to hundreds of ms before piscina
+    // sees the exit, while its heap is freed). Once per incarnation: the later one is ignored.
+    let dead = false;
+    const death = (err: unknown): void => {
+      if (dead) return;
+      dead = true;
+      died(err);
+    };
+    port1.on('close', () => {
+      // A stopped shard closes its port as it ends (stop): no death.
+      if (h.state !== 'stopped') death(new Error(`shard ${h.index}: its worker thread ended (its port closed)`));
+    });
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
     task.then(
       () => undefined,
       (err: unknown) => {
+        death(err);
         port1.close();
-        died(err);
       },
     );
     await isReady;
@@ -178,13 +192,16 @@ export class ShardPool {
   /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
   private async restartShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
     const { floor } = await this.nextSeqFloor();
+    this.progress.mark(`shard ${h.index} restart: seq epoch durable`);
     await this.spawnShard(h, floor, died);
+    this.progress.mark(`shard ${h.index} restart: worker ready`);
     await recoverShard(this.recoveryHost(), h);
     h.state = 'ready';
   }
 
   /** Its commands are answered shard_restarting; the restart waits until what was persisted is durable. */
   private async onShardDied(h: ShardHandle): Promise<void> {
+    this.progress.mark(`shard ${h.index} restart: death seen`);
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
@@ -207,6 +224,7 @@ export class ShardPool {
       r.done(null);
     }
     await this.d.durable().catch(() => undefined);
+    this.progress.mark(`shard ${h.index} restart: its events durable`);
   }
 
   private async onShardRestarted(h: ShardHandle, err: unknown, restartMs: number): Promise<void> {
