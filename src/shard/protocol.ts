@@ -145,7 +145,7 @@ export interface BatchResult {
   t: 'revalued';
   batch: number;
   /**
-   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 3),
+   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 4),
    * back to back in one buffer transferred with the message; deltaIndex holds (book index, offset,
    * length) per record (src/shard/deltaWriter.ts).
    */

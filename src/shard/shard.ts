@@ -1221,6 +1221,7 @@ export class Shard {
 
   private watchCashFx(book: Book, sid: number): void {
     book.cashFx.push(sid);
+    this.deltas.cashFxAdded(book.index);
     const holders = this.cashByFx.get(sid);
     if (holders === undefined) this.cashByFx.set(sid, [book]);
     else holders.push(book);
