@@ -77,7 +77,7 @@ export class Commit {
    * in message order, like persist. Only a directory event (rare: a risk pause) and an event a
    * listener takes are decoded. Returns when durable.
    */
-  persistEncoded(events: EncodedEvents): Promise<void> {
+  persistEncoded(events: EncodedEvents, trades?: { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): Promise<void> {
     const decoded = (i: number): StoredEvent => {
       const start = i === 0 ? 0 : events.ends[i - 1];
       const o = events.objects.find((x) => x.i === i);
@@ -85,7 +85,9 @@ export class Commit {
     };
     for (let i = 0; i < events.type.length; i++) if (directoryEventTypes.has(events.type[i])) applyToDirectory(this.d.directory, decoded(i));
     const receipt = this.d.store.appendEncoded(events);
-    const durable = receipt.durable.then(() => {
+    // Their results in the same turn: the same journal record, the same LMDB transaction.
+    const written = trades === undefined ? receipt.durable : Promise.all([receipt.durable, this.d.store.append([], trades).durable]);
+    const durable = written.then(() => {
       if (this.eventListeners.size === 0) return;
       for (let i = 0; i < events.type.length; i++) {
         if (!this.wanted(events.type[i])) continue;

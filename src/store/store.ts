@@ -201,7 +201,8 @@ export interface Store {
    * event-loop turn share one transaction; `durable` resolves once it is durable (see header).
    * An empty append is a barrier: its `durable` resolves when everything enqueued before is durable.
    */
-  append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): AppendReceipt;
+  /** A trade result's `bin`: its body as this store's encoder writes it (written by a shard), taken as it is. */
+  append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): AppendReceipt;
   /**
    * Appends events a shard encoded as the log keeps them (log.ts EncodedEvents, a bulk import's
    * chunk): seqs assigned now from firstSeq on and written into their bytes, which are logged as they
@@ -502,7 +503,7 @@ class LmdbStore implements Store {
 
   append(
     events: readonly DomainEvent[],
-    tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[],
+    tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[],
   ): AppendReceipt {
     this.writable();
     // Nothing may be logged after a lost batch: the seqs stay unassigned.

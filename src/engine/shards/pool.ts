@@ -8,7 +8,8 @@ import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type Result } 
 import type { Clock, PortfolioRecord } from '../../domain/types.js';
 import { deltaOf, type Delta } from '../deltas.js';
 import type { FromShard, ShardEvent, TailReport } from '../../shard/protocol.js';
-import type { Store } from '../../store/store.js';
+import type { EncodedEvents, Store } from '../../store/store.js';
+import { domainEventTypes, type TradeResult } from '../../domain/types.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
@@ -40,6 +41,8 @@ export interface PoolDeps {
   prices: LastPrices;
   /** The stations a shard's messages go to (wired by the engine facade). */
   persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => Promise<void>;
+  /** The same for events a shard wrote as bytes (store/log.ts EncodedEvents), with their trade results. */
+  persistEncoded: (events: EncodedEvents, trades?: { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]) => Promise<void>;
   durable: () => Promise<void>;
   /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
   deliver: (d: Delta) => void;
@@ -250,6 +253,10 @@ export class ShardPool {
         this.d.settled();
         break;
       case 'results':
+        if (msg.eventBytes !== undefined) {
+          this.encodedResults(h, msg);
+          break;
+        }
         for (const r of msg.results) {
           // A corporate step's results are logged together, all shards in one append (corporateDesk.ts).
           if (r.holders !== undefined) {
@@ -291,6 +298,49 @@ export class ShardPool {
         break;
       case 'ready':
         break;
+    }
+  }
+
+  /**
+   * Results whose applied trades' events came as bytes (Shard.commandsAnswer): each such result's
+   * events are logged as they are (persistEncoded) with its result body, in result order, so every
+   * result's events (bytes or objects) take their seqs in the order the shard applied them.
+   */
+  private encodedResults(h: ShardHandle, msg: Extract<FromShard, { t: 'results' }>): void {
+    const bytes = msg.eventBytes as Uint8Array;
+    const ends = msg.eventEnds as Int32Array;
+    const codes = msg.eventTypes as Uint8Array;
+    const bodies = msg.bodyBytes as Uint8Array;
+    const bodyEnds = msg.bodyEnds as Int32Array;
+    let next = 0;
+    let body = 0;
+    for (const r of msg.results) {
+      if (r.holders !== undefined) {
+        h.resolve(r);
+        continue;
+      }
+      const n = r.eventCount ?? 0;
+      if (n > 0) {
+        // Its body as the shard encoded it (the store keeps the bytes; the object is the ack's).
+        const bin = bodies.subarray(body === 0 ? 0 : bodyEnds[body - 1], bodyEnds[body]);
+        body++;
+        const trades = [{ portfolio_id: (r.trade as TradeResult).portfolio_id, trade_id: (r.trade as TradeResult).trade_id, result: r.trade, bin }];
+        const trade = r.trade as TradeResult;
+        const start = next === 0 ? 0 : ends[next - 1];
+        const part: EncodedEvents = {
+          // The result's own range, from 0 (values keep their bytes: a view, no copy).
+          bytes: bytes.subarray(start, ends[next + n - 1]),
+          ends: ends.subarray(next, next + n).map((e) => e - start),
+          objects: [],
+          portfolio: new Array<string>(n).fill(trade.portfolio_id),
+          type: Array.from(codes.subarray(next, next + n), (c) => domainEventTypes[c]),
+          ts: new Float64Array(n).fill(r.eventsTs ?? 0),
+        };
+        next += n;
+        r.durable = this.d.persistEncoded(part, trades);
+      } else if (r.events.length > 0) r.durable = this.d.persist(r.events, r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }]);
+      if (r.update !== null) this.d.deliver(deltaOf(r.update));
+      h.resolve(r);
     }
   }
 
