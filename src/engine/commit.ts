@@ -79,15 +79,13 @@ export class Commit {
    */
   persistEncoded(events: EncodedEvents, trades?: { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): Promise<void> {
     const decoded = (i: number): StoredEvent => {
-      const start = i === 0 ? 0 : events.ends[i - 1];
+      const start = i === 0 ? (events.start ?? 0) : events.ends[i - 1];
       const o = events.objects.find((x) => x.i === i);
       return start === events.ends[i] && o !== undefined ? { ...o.event, seq: 0 } : this.d.store.decodeEvent(events.bytes.subarray(start, events.ends[i]));
     };
     for (let i = 0; i < events.type.length; i++) if (directoryEventTypes.has(events.type[i])) applyToDirectory(this.d.directory, decoded(i));
-    const receipt = this.d.store.appendEncoded(events);
-    // Their results in the same turn: the same journal record, the same LMDB transaction.
-    const written = trades === undefined ? receipt.durable : Promise.all([receipt.durable, this.d.store.append([], trades).durable]);
-    const durable = written.then(() => {
+    const receipt = this.d.store.appendEncoded(events, trades);
+    const durable = receipt.durable.then(() => {
       if (this.eventListeners.size === 0) return;
       for (let i = 0; i < events.type.length; i++) {
         if (!this.wanted(events.type[i])) continue;

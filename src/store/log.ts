@@ -18,6 +18,8 @@ import type { Batch, LoggedEvent, QueueTable, WriteQueue } from './writeQueue.js
  */
 export interface EncodedEvents {
   bytes: Uint8Array;
+  /** Where event 0 starts in bytes (default 0); ends are offsets in bytes. */
+  start?: number;
   ends: Int32Array;
   objects: readonly { i: number; event: DomainEvent }[];
   /** Per event: what the indexes key it by. */
@@ -156,7 +158,7 @@ export class EventLog implements QueueTable {
     for (const o of p.objects) objects.set(o.i, o.event);
     const bins: Uint8Array[] = new Array(n);
     const view = new DataView(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
-    let start = 0;
+    let start = p.start ?? 0;
     for (let i = 0; i < n; i++) {
       const end = p.ends[i];
       if (end > start) {

@@ -209,7 +209,7 @@ export interface Store {
    * are; each imported trade's result is derived from its TradeExecuted (tradeResults.ts). Same
    * ordering, batching and `durable` as append().
    */
-  appendEncoded(events: EncodedEvents): EncodedReceipt;
+  appendEncoded(events: EncodedEvents, tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): EncodedReceipt;
   /** Durable idempotency: the first result stored for (portfolio, trade_id), including one still in flight. */
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined;
   /**
@@ -522,15 +522,18 @@ class LmdbStore implements Store {
     return { stored, durable: this.queue.groupDone() };
   }
 
-  appendEncoded(events: EncodedEvents): EncodedReceipt {
+  appendEncoded(events: EncodedEvents, tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): EncodedReceipt {
     this.writable();
     if (this.queue.failure !== null) return { firstSeq: 0, durable: this.queue.rejected() };
     const firstSeq = this.log.lastSeq() + 1;
+    // Checked and encoded before anything is enqueued, as append() does.
+    const trades = this.trades.encode(tradeResults);
     const entries = this.log.enqueueEncoded(events);
     this.index.enqueue(entries);
     this.trades.enqueueDerived(entries);
-    this.queue.queued.writes += entries.length;
-    if (entries.length === 0) return { firstSeq, durable: this.queue.barrier() };
+    this.trades.enqueue(trades);
+    this.queue.queued.writes += entries.length + trades.length;
+    if (entries.length + trades.length === 0) return { firstSeq, durable: this.queue.barrier() };
     this.queue.scheduleFlush();
     return { firstSeq, durable: this.queue.groupDone() };
   }

@@ -9,7 +9,7 @@ import type { Clock, PortfolioRecord } from '../../domain/types.js';
 import { deltaOf, type Delta } from '../deltas.js';
 import type { FromShard, ShardEvent, TailReport } from '../../shard/protocol.js';
 import type { EncodedEvents, Store } from '../../store/store.js';
-import { domainEventTypes, type TradeResult } from '../../domain/types.js';
+import { domainEventTypes, type DomainEventType, type TradeResult } from '../../domain/types.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
@@ -302,9 +302,10 @@ export class ShardPool {
   }
 
   /**
-   * Results whose applied trades' events came as bytes (Shard.commandsAnswer): each such result's
-   * events are logged as they are (persistEncoded) with its result body, in result order, so every
-   * result's events (bytes or objects) take their seqs in the order the shard applied them.
+   * Results whose applied trades' events came as bytes (Shard.commandsAnswer): a run of such results is
+   * logged in one append (persistEncoded: the bytes as they are, their result bodies as the shard
+   * encoded them), and a result with events as objects in its place, so every event takes its seq in
+   * the order the shard applied it; then each result is delivered and resolved in order, its durable set.
    */
   private encodedResults(h: ShardHandle, msg: Extract<FromShard, { t: 'results' }>): void {
     const bytes = msg.eventBytes as Uint8Array;
@@ -312,34 +313,54 @@ export class ShardPool {
     const codes = msg.eventTypes as Uint8Array;
     const bodies = msg.bodyBytes as Uint8Array;
     const bodyEnds = msg.bodyEnds as Int32Array;
+    const results = msg.results;
+    const ts = new Float64Array(ends.length);
     let next = 0;
     let body = 0;
-    for (const r of msg.results) {
-      if (r.holders !== undefined) {
-        h.resolve(r);
-        continue;
-      }
+    // The run of results logged as bytes not yet appended: from result runFrom, events from runEvent.
+    let runFrom = -1;
+    let runEvent = 0;
+    let portfolio: string[] = [];
+    let type: DomainEventType[] = [];
+    let trades: { portfolio_id: string; trade_id: string; result: unknown; bin: Uint8Array }[] = [];
+    const flushRun = (to: number): void => {
+      if (runFrom < 0) return;
+      const durable = this.d.persistEncoded(
+        { bytes, start: runEvent === 0 ? 0 : ends[runEvent - 1], ends: ends.subarray(runEvent, next), objects: [], portfolio, type, ts: ts.subarray(runEvent, next) },
+        trades,
+      );
+      for (let i = runFrom; i < to; i++) if ((results[i].eventCount ?? 0) > 0) results[i].durable = durable;
+      runFrom = -1;
+      portfolio = [];
+      type = [];
+      trades = [];
+    };
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
       const n = r.eventCount ?? 0;
       if (n > 0) {
-        // Its body as the shard encoded it (the store keeps the bytes; the object is the ack's).
-        const bin = bodies.subarray(body === 0 ? 0 : bodyEnds[body - 1], bodyEnds[body]);
-        body++;
-        const trades = [{ portfolio_id: (r.trade as TradeResult).portfolio_id, trade_id: (r.trade as TradeResult).trade_id, result: r.trade, bin }];
         const trade = r.trade as TradeResult;
-        const start = next === 0 ? 0 : ends[next - 1];
-        const part: EncodedEvents = {
-          // The result's own range, from 0 (values keep their bytes: a view, no copy).
-          bytes: bytes.subarray(start, ends[next + n - 1]),
-          ends: ends.subarray(next, next + n).map((e) => e - start),
-          objects: [],
-          portfolio: new Array<string>(n).fill(trade.portfolio_id),
-          type: Array.from(codes.subarray(next, next + n), (c) => domainEventTypes[c]),
-          ts: new Float64Array(n).fill(r.eventsTs ?? 0),
-        };
+        if (runFrom < 0) {
+          runFrom = i;
+          runEvent = next;
+        }
+        for (let k = next; k < next + n; k++) {
+          portfolio.push(trade.portfolio_id);
+          type.push(domainEventTypes[codes[k]]);
+          ts[k] = r.eventsTs as number;
+        }
         next += n;
-        r.durable = this.d.persistEncoded(part, trades);
-      } else if (r.events.length > 0) r.durable = this.d.persist(r.events, r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }]);
-      if (r.update !== null) this.d.deliver(deltaOf(r.update));
+        // Its body as the shard encoded it (the store keeps the bytes; the object is the ack's).
+        trades.push({ portfolio_id: trade.portfolio_id, trade_id: trade.trade_id, result: trade, bin: bodies.subarray(body === 0 ? 0 : bodyEnds[body - 1], bodyEnds[body]) });
+        body++;
+      } else if (r.holders === undefined && r.events.length > 0) {
+        flushRun(i);
+        r.durable = this.d.persist(r.events, r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }]);
+      }
+    }
+    flushRun(results.length);
+    for (const r of results) {
+      if (r.holders === undefined && r.update !== null) this.d.deliver(deltaOf(r.update));
       h.resolve(r);
     }
   }
