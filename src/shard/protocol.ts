@@ -158,7 +158,7 @@ export interface BatchResult {
   t: 'revalued';
   batch: number;
   /**
-   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 3),
+   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 4),
    * back to back in one buffer transferred with the message; deltaIndex holds (book index, offset,
    * length) per record (src/shard/deltaWriter.ts).
    */
@@ -214,11 +214,15 @@ export interface ShardRecoveryWork {
   shard: number;
   /** Its modules (shard, kernel, domain) loaded and evaluated. */
   modules_at_ms: number;
+  /** Its task began on its thread (a supervised restart: the kill to here is the main thread's and piscina's). */
+  task_at_ms: number;
   /** Its 'ready' message: the shard and its kernel (WASM compiled and instantiated) built. */
   ready_at_ms: number;
   /** Replayed trades booked straight into snapshot columns (no state built for them). */
   trades_in_columns: number;
   load_ms: number;
+  /** Of load_ms: reading its own snapshot part from the data directory ('loadStored'; 0 when the main thread sent it). */
+  read_ms: number;
   replay_ms: number;
   finish_ms: number;
 }

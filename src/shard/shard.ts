@@ -54,7 +54,7 @@ export class Shard {
   private touched: Book[] = [];
   /** Replayed trades booked into a snapshot part's columns, not a state (the recovery breakdown's count). */
   tradesReplayedInColumns = 0;
-  /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
+  /** The trade replayTradeInto books, rewritten per trade: replayTrade keeps nothing of it. */
   private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
   private readonly seqFloor: number;
@@ -787,13 +787,11 @@ export class Shard {
   }
 
   /**
-   * One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). ids:
+   * One logged trade read from its bytes into the book replayTarget answered (src/shard/tail.ts reads it; nothing of it is kept). ids:
    * the reader that left r.trade_id unbuilt; the id is built only when the trade is booked on a state
    * (lots name it), not into snapshot columns.
    */
-  replayTradeRecord(r: TradeRecord, ids: { tradeId(): string } | null = null): void {
-    const book = this.byId.get(r.portfolio_id);
-    if (book === undefined || r.seq <= book.covered) return;
+  replayTradeInto(book: Book, r: TradeRecord, ids: { tradeId(): string } | null): void {
     const trade = this.replayScratch;
     trade.trade_id = r.trade_id;
     trade.symbol = r.symbol;
@@ -1264,6 +1262,7 @@ export class Shard {
 
   private watchCashFx(book: Book, sid: number): void {
     book.cashFx.push(sid);
+    this.deltas.cashFxAdded(book.index);
     const holders = this.cashByFx.get(sid);
     if (holders === undefined) this.cashByFx.set(sid, [book]);
     else holders.push(book);
