@@ -1,4 +1,4 @@
-// Proves the hand-written encoder of flat log values (src/store/flatRecord.ts) writes exactly the bytes
+// Proves the hand-written encoder of flat log values (src/protocol/flatRecord.ts) writes exactly the bytes
 // lmdb-js's own msgpackr encoder writes for the same value (a real LMDB environment's encoder), and
 // declines what it does not cover, so the event log reads the same whoever wrote a value:
 // - every event a trade makes (TradeExecuted, PositionOpened/Closed, LotClosed), foreign and with a
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { open, type RootDatabase } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlatRecordWriter } from '../src/store/flatRecord.js';
+import { FlatRecordWriter } from '../src/protocol/flatRecord.js';
 
 let dir: string;
 let root: RootDatabase;

@@ -134,14 +134,23 @@ export class PartitionConsumer {
 
   /** Starts consuming after the cursor; resolves once caught up with the stream as it was at the claim. */
   async start(): Promise<void> {
-    const subject = names.command(this.partition);
-    const last = await this.d.jsm.streams.getMessage(names.commandStream, { last_by_subj: subject }).catch(() => null);
-    this.target = last?.seq ?? 0;
-    const cursor = this.d.engine.streamCursor(this.partition);
+    // Made before the first await, so a stop() during any of them (the partition lost while loading)
+    // settles it: made after the first one, a stop() in between left it pending and the claim's round
+    // waiting forever. The no-op handler is there because that rejection can come while no one awaits
+    // it yet (we are in an await below), and an unhandled rejection kills the process (the cluster
+    // simulator, --nats-servers 3 seed 201: two nodes died of "partition 1 dropped while loading" after
+    // a NATS leader restart); the caller still sees it through the promise returned.
     const ready = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
     });
+    ready.catch(() => undefined);
+    if (this.stopped) this.stop();
+    const subject = names.command(this.partition);
+    const last = await this.d.jsm.streams.getMessage(names.commandStream, { last_by_subj: subject }).catch(() => null);
+    if (this.stopped) return ready;
+    this.target = last?.seq ?? 0;
+    const cursor = this.d.engine.streamCursor(this.partition);
     if (cursor >= this.target) this.markReady();
     const consumer = await this.d.js.consumers.get(names.commandStream, {
       filter_subjects: subject,
@@ -151,7 +160,6 @@ export class PartitionConsumer {
     if (this.stopped) return ready;
     const gap = this.d.guard === undefined ? null : await this.d.guard(this.partition, cursor);
     if (gap !== null) {
-      ready.catch(() => undefined);
       this.stop();
       throw new Error(`partition ${this.partition}: not started after stream seq ${cursor}: ${gap}`);
     }

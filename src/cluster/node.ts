@@ -519,7 +519,7 @@ function definedOnly<T extends object>(o: T): T {
 }
 
 /** Creates the command stream, or checks the one there (created by the first node). */
-async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replicas: number): Promise<void> {
+export async function ensureStream(jsm: JetStreamManager, dedupWindowMs: number, replicas: number): Promise<void> {
   // Only "not found" means "create it": no answer is retried by the start step.
   const info = await jsm.streams.info(names.commandStream).catch((err: unknown) => {
     if (err instanceof Error && err.name === 'StreamNotFoundError') return null;

@@ -13,6 +13,7 @@ import type {
   PortfolioUpdate,
   RiskLimits,
   StoredEvent,
+  DomainEventType,
   TickInput,
   TradeInput,
   TradeResult,
@@ -297,7 +298,11 @@ export interface Engine {
    * changes were skipped. Nothing is kept per skipped delta. No-op for an unknown listener.
    */
   holdDeltas(portfolioId: string, listener: Listener, on: boolean): void;
-  onEvent(listener: EventListener): () => void;
+  /**
+   * Every event once durable; with `types`, only events of those types (events a bulk import logged
+   * as bytes are decoded only for a listener that takes their type).
+   */
+  onEvent(listener: EventListener, types?: readonly DomainEventType[]): () => void;
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>>;
   stats(): EngineStats;
   /**

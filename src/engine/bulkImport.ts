@@ -15,7 +15,9 @@ import { baseCurrencyDefault } from '../domain/types.js';
 import { encodeTradeChunk, ChunkKind } from '../shard/tradeChunk.js';
 import type { TradeChunkAnswer } from '../shard/protocol.js';
 import { ImportKind, type ImportAnswers, type ImportItem } from './api.js';
-import { isCarriedId, isImportedResult, type Commit, type ImportedResult } from './commit.js';
+import { isCarriedId, type Commit, type ImportedResult } from './commit.js';
+import { domainEventTypes, type DomainEventType } from '../domain/types.js';
+import type { EncodedEvents } from '../store/store.js';
 import type { Directory } from './directory.js';
 import type { InstrumentTable } from './instruments.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -158,17 +160,34 @@ export class BulkImport {
       return Promise.resolve();
     }
     const { kinds, realized } = c.answers;
-    const results: { portfolio_id: string; trade_id: string; result: ImportedResult }[] = [];
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k];
       if (a.kinds[k] !== ChunkKind.applied) continue;
       kinds[i] = ImportKind.applied;
       realized[i] = a.realized[k];
-      results.push({ portfolio_id: c.items[i].portfolio, trade_id: c.items[i].trade.trade_id, result: { imported: true, realized_pnl: a.realized[k] } });
     }
     for (const e of a.errors) this.refuse(c, indices[e.i], e.error);
-    if (a.events.length === 0 && results.length === 0) return Promise.resolve();
-    return this.d.commit.persist(a.events, results).then(
+    const n = a.eventEnds.length;
+    if (n === 0) return Promise.resolve();
+    // What the store keys the shard's bytes by: portfolio and trade id from the chunk's own items,
+    // the type from its code; an applied trade's result is derived from its TradeExecuted (no body).
+    const portfolio: string[] = new Array(n);
+    const type: DomainEventType[] = new Array(n);
+    const tradeIds: (string | null)[] = new Array(n);
+    const eventRealized = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const k = a.eventTrades[j];
+      const item = c.items[indices[k]];
+      portfolio[j] = item.portfolio;
+      const t = domainEventTypes[a.eventTypes[j]];
+      type[j] = t;
+      if (t === 'TradeExecuted') {
+        tradeIds[j] = item.trade.trade_id;
+        eventRealized[j] = a.realized[k];
+      } else tradeIds[j] = null;
+    }
+    const encoded: EncodedEvents = { bytes: a.eventBytes, ends: a.eventEnds, objects: a.eventObjects, portfolio, type, ts: a.now, tradeIds, realized: eventRealized };
+    return this.d.commit.persistEncoded(encoded).then(
       () => undefined,
       (err: unknown) => {
         // Not durable: nothing of this part is acknowledged (the store refuses every later write too).

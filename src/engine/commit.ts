@@ -6,14 +6,14 @@
 import { performance } from 'node:perf_hooks';
 import { engineClosed, ErrorCode, fail, ok, shardRestartingError, storeBehind, type Result } from '../errors.js';
 import { validateTrade, type ValidTrade } from '../domain/validate.js';
-import { baseCurrencyDefault, type Clock, type DomainEvent, type PortfolioSnapshot, type PositionView, type Totals, type TradeInput, type TradeResult } from '../domain/types.js';
+import { baseCurrencyDefault, type Clock, type DomainEvent, type DomainEventType, type StoredEvent, type PortfolioSnapshot, type PositionView, type Totals, type TradeInput, type TradeResult } from '../domain/types.js';
 import { instrumentCurrencyError } from '../domain/instruments.js';
 import type { InstrumentTable } from './instruments.js';
 import type { CommandResult, ShardEvent } from '../shard/protocol.js';
-import type { Store } from '../store/store.js';
+import type { EncodedEvents, Store } from '../store/store.js';
 import type { EventListener } from './api.js';
 import { EngineCounters, failureResult } from './counters.js';
-import { applyToDirectory, knownPortfolio, type Directory } from './directory.js';
+import { applyToDirectory, directoryEventTypes, knownPortfolio, type Directory } from './directory.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ResolvedOptions } from './options.js';
 import type { ShardPool } from './shards/pool.js';
@@ -50,7 +50,8 @@ export class Commit {
    * one settle promise per id, not a promise per trade. Bounded like tradesInFlight (chunks in flight).
    */
   readonly importsInFlight = new Map<string, Promise<void>>();
-  private readonly eventListeners = new Set<EventListener>();
+  /** Listeners of durable events, each with the types it takes (null: every type). */
+  private readonly eventListeners = new Map<EventListener, ReadonlySet<DomainEventType> | null>();
   private lastDurable: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: CommitDeps) {}
@@ -65,14 +66,49 @@ export class Commit {
     for (const e of events) applyToDirectory(this.d.directory, e);
     const receipt = this.d.store.append(events as DomainEvent[], trades);
     const durable = receipt.durable.then(() => {
-      if (this.eventListeners.size > 0) for (const e of receipt.stored) for (const l of this.eventListeners) l(e);
+      if (this.eventListeners.size > 0) for (const e of receipt.stored) this.tell(e);
     });
     this.lastDurable = durable;
     return durable;
   }
 
-  onEvent(listener: EventListener): () => void {
-    this.eventListeners.add(listener);
+  /**
+   * Logs events a shard wrote as bytes (a bulk import's chunk, log.ts EncodedEvents): seqs assigned now,
+   * in message order, like persist. Only a directory event (rare: a risk pause) and an event a
+   * listener takes are decoded. Returns when durable.
+   */
+  persistEncoded(events: EncodedEvents): Promise<void> {
+    const decoded = (i: number): StoredEvent => {
+      const start = i === 0 ? 0 : events.ends[i - 1];
+      const o = events.objects.find((x) => x.i === i);
+      return start === events.ends[i] && o !== undefined ? { ...o.event, seq: 0 } : this.d.store.decodeEvent(events.bytes.subarray(start, events.ends[i]));
+    };
+    for (let i = 0; i < events.type.length; i++) if (directoryEventTypes.has(events.type[i])) applyToDirectory(this.d.directory, decoded(i));
+    const receipt = this.d.store.appendEncoded(events);
+    const durable = receipt.durable.then(() => {
+      if (this.eventListeners.size === 0) return;
+      for (let i = 0; i < events.type.length; i++) {
+        if (!this.wanted(events.type[i])) continue;
+        const e = decoded(i);
+        e.seq = receipt.firstSeq + i;
+        this.tell(e);
+      }
+    });
+    this.lastDurable = durable;
+    return durable;
+  }
+
+  private wanted(type: DomainEventType): boolean {
+    for (const types of this.eventListeners.values()) if (types === null || types.has(type)) return true;
+    return false;
+  }
+
+  private tell(e: StoredEvent): void {
+    for (const [l, types] of this.eventListeners) if (types === null || types.has(e.type)) l(e);
+  }
+
+  onEvent(listener: EventListener, types?: readonly DomainEventType[]): () => void {
+    this.eventListeners.set(listener, types === undefined ? null : new Set(types));
     return () => this.eventListeners.delete(listener);
   }
 

@@ -3,7 +3,7 @@
 // Kept in step by the same events at recovery and at run time.
 
 import { ErrorCode, fail, type Result } from '../errors.js';
-import { baseCurrencyDefault, type DomainEventBody, type PortfolioStatus } from '../domain/types.js';
+import { baseCurrencyDefault, type DomainEventBody, type DomainEventType, type PortfolioStatus } from '../domain/types.js';
 import { validatePortfolioId } from '../domain/validate.js';
 
 export interface DirectoryEntry {
@@ -13,6 +13,9 @@ export interface DirectoryEntry {
 }
 
 export type Directory = Map<string, DirectoryEntry>;
+
+/** The events applyToDirectory reads. */
+export const directoryEventTypes: ReadonlySet<DomainEventType> = new Set<DomainEventType>(['PortfolioCreated', 'TradingPaused', 'TradingResumed', 'PortfolioClosed']);
 
 export function applyToDirectory(directory: Directory, e: DomainEventBody & { portfolio_id: string }): void {
   if (e.type === 'PortfolioCreated') directory.set(e.portfolio_id, { name: e.name, state: 'active', base: e.base_currency ?? baseCurrencyDefault });

@@ -45,7 +45,7 @@ import { atPosition, commandKey, type StreamPosition } from './streamPosition.js
 import { seeded } from '../sim/random.js';
 import { holdingsAt } from './pastHoldings.js';
 import { InstrumentDesk, InstrumentTable, instrumentsPortfolio, type InstrumentAnswer } from './instruments.js';
-import type { Instrument } from '../domain/types.js';
+import type { DomainEventType, Instrument } from '../domain/types.js';
 import { validatePortfolioId, validSymbol } from '../domain/validate.js';
 import { keyPart } from '../store/keys.js';
 import { baseCurrencyDefault, type PortfolioStatus } from '../domain/types.js';
@@ -537,8 +537,8 @@ export class MtmEngine implements Engine {
     return this.commit.persist(events as ShardEvent[]);
   }
 
-  onEvent(listener: EventListener): () => void {
-    return this.commit.onEvent(listener);
+  onEvent(listener: EventListener, types?: readonly DomainEventType[]): () => void {
+    return this.commit.onEvent(listener, types);
   }
 
   queryEvents(query: EventQuery): Promise<Result<StoredEvent[]>> {

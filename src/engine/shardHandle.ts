@@ -155,7 +155,12 @@ export class ShardHandle {
     this.chunks.clear();
     this.queued = [];
     for (const [id, done] of waiting) done({ id, error, snapshot: null, trade: null, events: [], update: null });
-    for (const [chunk, done] of chunks) done({ t: 'tradeChunkDone', chunk, kinds: new Uint8Array(0), realized: new Float64Array(0), errors: [], events: [], updates: [], failed: error });
+    for (const [chunk, done] of chunks) {
+      done({
+        t: 'tradeChunkDone', chunk, kinds: new Uint8Array(0), realized: new Float64Array(0), now: 0, errors: [],
+        eventBytes: new Uint8Array(0), eventEnds: new Int32Array(0), eventTypes: new Uint8Array(0), eventTrades: new Int32Array(0), eventObjects: [], updates: [], failed: error,
+      });
+    }
   }
 
   private flush(): void {

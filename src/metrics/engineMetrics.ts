@@ -203,9 +203,12 @@ export class EngineMetrics {
     });
     // Market alerts are domain events (recorded by the market service when it runs): counted once durable.
     // Events come per command, commit or alert, never per tick.
-    const unlisten = engine.onEvent((e) => {
-      if (e.type === 'MarketAlert') m.marketAlerts.inc({ rule: e.kind });
-    });
+    const unlisten = engine.onEvent(
+      (e) => {
+        if (e.type === 'MarketAlert') m.marketAlerts.inc({ rule: e.kind });
+      },
+      ['MarketAlert'],
+    );
     this.cleanups.push(() => {
       c.onLatency = prev.onLatency;
       c.onBatch = prev.onBatch;

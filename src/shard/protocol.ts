@@ -145,7 +145,7 @@ export interface BatchResult {
   t: 'revalued';
   batch: number;
   /**
-   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 3),
+   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 4),
    * back to back in one buffer transferred with the message; deltaIndex holds (book index, offset,
    * length) per record (src/shard/deltaWriter.ts).
    */
@@ -201,11 +201,15 @@ export interface ShardRecoveryWork {
   shard: number;
   /** Its modules (shard, kernel, domain) loaded and evaluated. */
   modules_at_ms: number;
+  /** Its task began on its thread (a supervised restart: the kill to here is the main thread's and piscina's). */
+  task_at_ms: number;
   /** Its 'ready' message: the shard and its kernel (WASM compiled and instantiated) built. */
   ready_at_ms: number;
   /** Replayed trades booked straight into snapshot columns (no state built for them). */
   trades_in_columns: number;
   load_ms: number;
+  /** Of load_ms: reading its own snapshot part from the data directory ('loadStored'; 0 when the main thread sent it). */
+  read_ms: number;
   replay_ms: number;
   finish_ms: number;
 }
@@ -218,10 +222,22 @@ export interface TradeChunkAnswer {
   kinds: Uint8Array;
   /** Per trade: the realized P&L the trade booked (0 when refused). */
   realized: Float64Array;
+  /** The chunk's time: the ts of every event it logs. */
+  now: number;
   /** The refused trades (rare), by index. */
   errors: { i: number; error: EngineError }[];
-  /** Events of the applied trades, in the order they happened. */
-  events: ShardEvent[];
+  /**
+   * Events of the applied trades, in the order they happened, as the log keeps them
+   * (protocol/flatRecord.ts LoggedValuesWriter: event i is eventBytes[eventEnds[i - 1] ?? 0, eventEnds[i]),
+   * its seq a float64 placeholder in its last 8 bytes), in one buffer transferred with the answer.
+   */
+  eventBytes: Uint8Array;
+  eventEnds: Int32Array;
+  /** Per event: its type (the index of its name in domainEventTypes) and the chunk index of the trade whose portfolio it is of. */
+  eventTypes: Uint8Array;
+  eventTrades: Int32Array;
+  /** The events not written as bytes (not flat: a trade naming lots; their byte range is empty), by event index. */
+  eventObjects: { i: number; event: ShardEvent }[];
   /** Binary deltas of watched portfolios the chunk changed (one per trade of a watched book). */
   updates: Uint8Array[];
   /** Main thread only: the whole chunk was lost before the shard answered (it restarted, the engine closes). */

@@ -16,6 +16,8 @@ import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
 import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit, type TradeChunkAnswer } from './protocol.js';
 import { ChunkKind, TradeChunkReader } from './tradeChunk.js';
+import { LoggedValuesWriter } from '../protocol/flatRecord.js';
+import { domainEventTypes, type DomainEventType } from '../domain/types.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
 import { shardOf } from '../engine/shardOf.js';
@@ -24,6 +26,9 @@ import { RestPass } from './restPass.js';
 import type { TradeRecord } from './logRecord.js';
 import { whatIf, whatIfRefusal } from './whatIf.js';
 import type { MarkClock } from './marks.js';
+
+/** An event type's code in a chunk's answer: its index in domainEventTypes. */
+const eventTypeCodes = new Map<DomainEventType, number>(domainEventTypes.map((t, i) => [t, i]));
 
 const limitNames = ['', 'max_loss', 'max_drawdown_pct', 'max_position_weight_pct'] as const;
 
@@ -49,12 +54,20 @@ export class Shard {
   private touched: Book[] = [];
   /** Replayed trades booked into a snapshot part's columns, not a state (the recovery breakdown's count). */
   tradesReplayedInColumns = 0;
-  /** The trade replayTradeRecord books, rewritten per trade: replayTrade keeps nothing of it. */
+  /** The trade replayTradeInto books, rewritten per trade: replayTrade keeps nothing of it. */
   private readonly replayScratch: ValidTrade = { trade_id: '', symbol: '', side: 'buy', units: 0, quantity: 0, price: 0, fee: 0, ts: 0, currency: null, fx_rate: null, lot_ids: null, multiplier: 1 };
   /** Per-portfolio seqs of this shard life start here (ShardInit.seqFloor). */
   private readonly seqFloor: number;
   /** Instrument multipliers (symbols never defined: 1), as the main thread last sent them. */
   private readonly multipliers = new Map<string, number>();
+  /**
+   * A chunk's events as the log keeps them (issue 15): written here, once, into one buffer that moves
+   * to the main thread, which fills in the seqs and logs the bytes as they are (no clone, no encode).
+   */
+  private readonly chunkValues = new LoggedValuesWriter();
+  private chunkTypes: number[] = [];
+  private chunkTrades: number[] = [];
+  private chunkObjects: { i: number; event: ShardEvent }[] = [];
   /** FX symbol id -> portfolios holding cash in that currency: a rate tick revalues their cash. */
   private readonly cashByFx = new Map<number, Book[]>();
   /** A batch's books whose foreign cash alone moved, and the rate tick's ts behind each (revalueForeignCash). */
@@ -261,7 +274,13 @@ export class Shard {
    * leave grouped by portfolio; each portfolio's stay in input order.
    */
   tradeChunk(chunk: number, bytes: Uint8Array, count: number, now: number): TradeChunkAnswer {
-    const answer: TradeChunkAnswer = { t: 'tradeChunkDone', chunk, kinds: new Uint8Array(count), realized: new Float64Array(count), errors: [], events: [], updates: [] };
+    const answer: TradeChunkAnswer = {
+      t: 'tradeChunkDone', chunk, kinds: new Uint8Array(count), realized: new Float64Array(count), now, errors: [],
+      eventBytes: new Uint8Array(0), eventEnds: new Int32Array(0), eventTypes: new Uint8Array(0), eventTrades: new Int32Array(0), eventObjects: [], updates: [],
+    };
+    this.chunkTypes = [];
+    this.chunkTrades = [];
+    this.chunkObjects = [];
     const reader = new TradeChunkReader(bytes);
     const trades: ValidTrade[] = new Array(count);
     const runs = new Map<Book, number[]>();
@@ -285,6 +304,12 @@ export class Shard {
       else this.chunkBooked(answer, book, i, out, now);
     }
     for (const [book, run] of runs) this.bookRun(answer, book, run, trades, now);
+    const values = this.chunkValues.take();
+    answer.eventBytes = values.bytes;
+    answer.eventEnds = values.ends;
+    answer.eventTypes = Uint8Array.from(this.chunkTypes);
+    answer.eventTrades = Int32Array.from(this.chunkTrades);
+    answer.eventObjects = this.chunkObjects;
     return answer;
   }
 
@@ -329,7 +354,19 @@ export class Shard {
     // No limit is set, so no breach can come of it; the figures are brought up to date all the same.
     const out: DomainEventBody[] = [];
     if (this.kernel.recompute(book.index) !== 0) this.breachEvents(book, out);
-    for (const e of out) answer.events.push(stamp(e, book.id, now));
+    for (const e of out) this.chunkEvent(stamp(e, book.id, now), run[0]);
+  }
+
+  /** One event of a chunk, written as the log keeps it (or kept as an object when it is not flat: a trade naming lots). */
+  private chunkEvent(e: ShardEvent, trade: number): void {
+    const type = eventTypeCodes.get(e.type as DomainEventType);
+    assert(type !== undefined, `event type '${e.type}' has a code`);
+    if (!this.chunkValues.writeLogged(e as unknown as Record<string, unknown>)) {
+      this.chunkObjects.push({ i: this.chunkValues.count, event: e });
+      this.chunkValues.skip();
+    }
+    this.chunkTypes.push(type);
+    this.chunkTrades.push(trade);
   }
 
   private chunkRefused(answer: TradeChunkAnswer, i: number, error: EngineError): void {
@@ -345,7 +382,7 @@ export class Shard {
       const stamped = e as ShardEvent;
       stamped.portfolio_id = book.id;
       stamped.ts = now;
-      answer.events.push(stamped);
+      this.chunkEvent(stamped, i);
       if (e.type === 'TradeExecuted') answer.realized[i] = e.realized_pnl;
     }
     book.seq++;
@@ -709,13 +746,11 @@ export class Shard {
   }
 
   /**
-   * One logged trade read from its bytes (src/shard/tail.ts reads it; nothing of it is kept). ids:
+   * One logged trade read from its bytes into the book replayTarget answered (src/shard/tail.ts reads it; nothing of it is kept). ids:
    * the reader that left r.trade_id unbuilt; the id is built only when the trade is booked on a state
    * (lots name it), not into snapshot columns.
    */
-  replayTradeRecord(r: TradeRecord, ids: { tradeId(): string } | null = null): void {
-    const book = this.byId.get(r.portfolio_id);
-    if (book === undefined || r.seq <= book.covered) return;
+  replayTradeInto(book: Book, r: TradeRecord, ids: { tradeId(): string } | null): void {
     const trade = this.replayScratch;
     trade.trade_id = r.trade_id;
     trade.symbol = r.symbol;
@@ -1186,6 +1221,7 @@ export class Shard {
 
   private watchCashFx(book: Book, sid: number): void {
     book.cashFx.push(sid);
+    this.deltas.cashFxAdded(book.index);
     const holders = this.cashByFx.get(sid);
     if (holders === undefined) this.cashByFx.set(sid, [book]);
     else holders.push(book);

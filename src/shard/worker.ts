@@ -29,6 +29,7 @@ export function shardTaskWith(openLog: OpenTailLog | null): (input: ShardTaskInp
 }
 
 export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenTailLog | null = null): Promise<{ stopped: true }> {
+  const taskAtMs = performance.now();
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
@@ -57,7 +58,7 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   };
   // This thread's time in each recovery step (performance.now(): ms since the process started), reported
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
-  const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
+  const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, task_at_ms: taskAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, read_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
   let tail: TailReplay | null = null;
   // The data directory, read-only in this thread, from the snapshot load to the end of the tail pass.
@@ -105,8 +106,8 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           break;
         case 'tradeChunk': {
           const answer = shard.tradeChunk(msg.chunk, msg.bytes, msg.count, msg.now);
-          // The per-trade columns move to the main thread (no copy); the events are cloned once, as a batch's are.
-          port.postMessage(answer, [answer.kinds.buffer as ArrayBuffer, answer.realized.buffer as ArrayBuffer]);
+          // The per-trade columns and the events' bytes move to the main thread (no copy, no clone per event).
+          port.postMessage(answer, [answer.kinds.buffer, answer.realized.buffer, answer.eventBytes.buffer, answer.eventEnds.buffer, answer.eventTypes.buffer, answer.eventTrades.buffer] as ArrayBuffer[]);
           break;
         }
         case 'watch':
@@ -144,6 +145,7 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           const same = pointer.shards === (init.shards ?? 1);
           const picked = same ? [init.shard] : pointer.covered.map((_, i) => i);
           const parts = picked.map((i) => ({ segments: stored.shardSnapshotSegments(pointer, i), covered: pointer.covered[i] }));
+          work.read_ms += performance.now() - t0;
           storedCovered = Math.min(...parts.map((p) => p.covered));
           shard.loadColumnar(parts, !same, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;

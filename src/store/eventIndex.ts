@@ -15,14 +15,14 @@
 // (catchUp, one synchronous transaction) from the log after meta 'indexedSeq' before anything reads.
 
 import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
-import { FlatRecordWriter } from './flatRecord.js';
+import { FlatRecordWriter } from '../protocol/flatRecord.js';
 import { replayedEventTypes, type DomainEventType, type StoredEvent } from '../domain/types.js';
 import { keyPart } from './keys.js';
 import { Lag } from './lag.js';
 import { storeDefaults } from './limits.js';
-import type { ReplayOptions, EventQuery } from './log.js';
+import { EncodedEntry, type ReplayOptions, type EventQuery } from './log.js';
 import { SeqHeap } from './seqHeap.js';
-import { deferred, type Batch, type Deferred, type QueueTable, type StoreError, type WriteQueue } from './writeQueue.js';
+import { deferred, type Batch, type Deferred, type LoggedEvent, type QueueTable, type StoreError, type WriteQueue } from './writeQueue.js';
 
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return storeDefaults.queryLimitDefault;
@@ -51,7 +51,7 @@ export class EventIndex implements QueueTable {
    * Events enqueued whose index entries are not committed yet, in seq order, from `head` on; those
    * before `taken` are in a flush already. Seqs up to committedSeq are committed (readable).
    */
-  private backlog: StoredEvent[] = [];
+  private backlog: LoggedEvent[] = [];
   private head = 0;
   private taken = 0;
   private committedSeq: number;
@@ -77,6 +77,8 @@ export class EventIndex implements QueueTable {
     lastSeq: number,
     eventsPerFlushMax: number,
     lagMaxMs: number,
+    /** An encoded entry's event, for a reader of the backlog (the log's own decoder). */
+    private readonly decode: (bin: Uint8Array) => StoredEvent,
   ) {
     this.committedSeq = lastSeq;
     this.acknowledgedSeq = lastSeq;
@@ -140,7 +142,7 @@ export class EventIndex implements QueueTable {
   }
 
   /** Events whose seqs append() just assigned: their index entries follow in a lagging flush. */
-  enqueue(stored: readonly StoredEvent[]): void {
+  enqueue(stored: readonly LoggedEvent[]): void {
     for (const e of stored) this.backlog.push(e);
     this.lag.added(stored.length);
   }
@@ -189,7 +191,7 @@ export class EventIndex implements QueueTable {
     this.meta.put('indexedSeq', b.indexEvents[b.indexEvents.length - 1].seq);
   }
 
-  private put(e: StoredEvent): void {
+  private put(e: LoggedEvent): void {
     const k2 = this.k2;
     const v2 = this.v2;
     k2[0] = e.portfolio_id;
@@ -228,13 +230,13 @@ export class EventIndex implements QueueTable {
   }
 
   /** Acknowledged events not yet in the committed index (from `fromSeq` on), ascending, that pass `keep`. */
-  private tail(keep: (e: StoredEvent) => boolean, fromSeq = this.indexedSeq): StoredEvent[] {
+  private tail(keep: (e: LoggedEvent) => boolean, fromSeq = this.indexedSeq): StoredEvent[] {
     const out: StoredEvent[] = [];
     const readable = this.readableSeq();
     for (let i = this.head; i < this.backlog.length; i++) {
       const e = this.backlog[i];
       if (e.seq > readable) break;
-      if (e.seq > fromSeq && keep(e)) out.push(e);
+      if (e.seq > fromSeq && keep(e)) out.push(e instanceof EncodedEntry ? this.decode(e.bin) : (e as StoredEvent));
     }
     return out;
   }

@@ -6,8 +6,44 @@ import { asBinary, type Database, type Key } from 'lmdb';
 import { assert } from '../assert.js';
 import { replayedEventTypes, type DomainEvent, type DomainEventType, type StoredEvent } from '../domain/types.js';
 import { assertKeyPart, encoderOf, type Encoder } from './keys.js';
-import { FlatRecordWriter } from './flatRecord.js';
-import type { Batch, QueueTable, WriteQueue } from './writeQueue.js';
+import { FlatRecordWriter } from '../protocol/flatRecord.js';
+import type { Batch, LoggedEvent, QueueTable, WriteQueue } from './writeQueue.js';
+
+/**
+ * Events a shard wrote as the log keeps them (issue 15: a bulk import's chunk), logged as they are:
+ * no object per event crosses the thread, none is encoded here. Event i is
+ * bytes[i === 0 ? 0 : ends[i - 1], ends[i]): a flat msgpackr record whose last key is `seq`, its value a
+ * float64 in the last 8 bytes that append fills in (protocol/flatRecord.ts LoggedValuesWriter). An
+ * empty range: objects holds the event (not flat, a trade naming lots), encoded here.
+ */
+export interface EncodedEvents {
+  bytes: Uint8Array;
+  ends: Int32Array;
+  objects: readonly { i: number; event: DomainEvent }[];
+  /** Per event: what the indexes key it by (every event of a part has the part's ts). */
+  portfolio: readonly string[];
+  type: readonly DomainEventType[];
+  ts: number;
+  /**
+   * Per event: the trade id when it is the TradeExecuted of an imported trade, whose result is derived
+   * from it (tradeResults.ts enqueueDerived: {imported, realized_pnl, seq}), else null; and that realized P&L.
+   */
+  tradeIds: readonly (string | null)[];
+  realized: Float64Array;
+}
+
+/** An event appended as bytes: what the flush and the indexes read, the object decoded only for a reader (decode). */
+export class EncodedEntry implements LoggedEvent {
+  constructor(
+    readonly seq: number,
+    readonly portfolio_id: string,
+    readonly type: DomainEventType,
+    readonly ts: number,
+    readonly bin: Uint8Array,
+    readonly tradeId: string | null,
+    readonly realized: number,
+  ) {}
+}
 
 /** A page of the event log: by portfolio, type and time range, after a seq, in either order. */
 export interface EventQuery {
@@ -91,6 +127,58 @@ export class EventLog implements QueueTable {
       bins[i] = this.flat.encode(s as unknown as Record<string, unknown>) ?? this.eventEncoder.encode(s);
     }
     return { stored, bins };
+  }
+
+  /**
+   * Appends events a shard encoded (EncodedEvents): each gets the next seq, written into its bytes;
+   * they are queued as they are. Keys are checked once per run of the same portfolio and type, as in
+   * encode(); nothing is enqueued when one is bad.
+   */
+  enqueueEncoded(p: EncodedEvents): EncodedEntry[] {
+    const n = p.ends.length;
+    assert(p.portfolio.length === n && p.type.length === n && p.tradeIds.length === n && p.realized.length === n, 'encoded events: one portfolio, type, trade id and realized P&L per event');
+    assert(Number.isFinite(p.ts), 'event needs a finite ts');
+    let checkedId: unknown = undefined;
+    let checkedType: unknown = undefined;
+    for (let i = 0; i < n; i++) {
+      if (p.portfolio[i] !== checkedId) {
+        assertKeyPart(p.portfolio[i], 'event portfolio_id');
+        checkedId = p.portfolio[i];
+      }
+      if (p.type[i] !== checkedType) {
+        assertKeyPart(p.type[i], 'event type');
+        checkedType = p.type[i];
+      }
+    }
+    const first = this.seq + 1;
+    const objects = new Map<number, DomainEvent>();
+    for (const o of p.objects) objects.set(o.i, o.event);
+    const bins: Uint8Array[] = new Array(n);
+    const view = new DataView(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
+    let start = 0;
+    for (let i = 0; i < n; i++) {
+      const end = p.ends[i];
+      if (end > start) {
+        view.setFloat64(end - 8, first + i, false);
+        bins[i] = p.bytes.subarray(start, end);
+      } else {
+        const e = objects.get(i);
+        assert(e !== undefined, 'an encoded event without bytes has its object');
+        const s: StoredEvent = { ...e, seq: first + i };
+        bins[i] = this.flat.encode(s as unknown as Record<string, unknown>) ?? this.eventEncoder.encode(s);
+      }
+      start = end;
+    }
+    const q = this.queue.queued;
+    const entries: EncodedEntry[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const entry = new EncodedEntry(first + i, p.portfolio[i], p.type[i], p.ts, bins[i], p.tradeIds[i], p.realized[i]);
+      entries[i] = entry;
+      q.events.push(entry);
+      q.eventBins.push(bins[i]);
+    }
+    this.seq += n;
+    return entries;
   }
 
   /** Takes the seqs encode() assigned and queues the events. */

@@ -74,7 +74,7 @@ import { databasesMax, storeDefaults } from './limits.js';
 import { checkNotOpenHere, takeDataDir, type DataDirLock } from './lock.js';
 import { ShardSnapshots, type ShardSnapshotPointer, type ShardSnapshotWrite } from './shardSnapshots.js';
 import { EventIndex } from './eventIndex.js';
-import { EventLog, redoEvents, type EventQuery, type ReplayOptions } from './log.js';
+import { EventLog, redoEvents, type EncodedEvents, type EventQuery, type ReplayOptions } from './log.js';
 import { HeldTicks, redoHeldTicks, type HeldTickRecord } from './heldTicks.js';
 import { Journal, JournalCorrupt, journalDir, readJournal, type JournalRecord, type JournalScan } from './journal.js';
 import { Prices } from './prices.js';
@@ -86,7 +86,7 @@ import { WriteQueue, type CommitKind } from './writeQueue.js';
 export { storeDefaults } from './limits.js';
 export { StoreError } from './writeQueue.js';
 export type { CommitKind } from './writeQueue.js';
-export type { EventQuery, ReplayOptions } from './log.js';
+export type { EncodedEvents, EventQuery, ReplayOptions } from './log.js';
 export type { ShardSnapshotPointer, ShardSnapshotWrite } from './shardSnapshots.js';
 export type { HeldTickRecord } from './heldTicks.js';
 
@@ -143,6 +143,12 @@ export interface AppendReceipt {
   durable: Promise<void>;
 }
 
+export interface EncodedReceipt {
+  /** The seq of the first event (the others follow it, in order). */
+  firstSeq: number;
+  durable: Promise<void>;
+}
+
 export interface StoreStats {
   sizeBytes: number;
   /** The LMDB map (address space lmdb-js grows when the used pages reach it) and the part of it in use. */
@@ -196,6 +202,13 @@ export interface Store {
    * An empty append is a barrier: its `durable` resolves when everything enqueued before is durable.
    */
   append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): AppendReceipt;
+  /**
+   * Appends events a shard encoded as the log keeps them (log.ts EncodedEvents, a bulk import's
+   * chunk): seqs assigned now from firstSeq on and written into their bytes, which are logged as they
+   * are; each imported trade's result is derived from its TradeExecuted (tradeResults.ts). Same
+   * ordering, batching and `durable` as append().
+   */
+  appendEncoded(events: EncodedEvents): EncodedReceipt;
   /** Durable idempotency: the first result stored for (portfolio, trade_id), including one still in flight. */
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined;
   /**
@@ -376,8 +389,8 @@ class LmdbStore implements Store {
     this.log = new EventLog(this.queue, dbs.meta, dbs.events, dbs.eventsRaw, lastSeq);
     const indexChunk = options.indexEventsPerFlushMax ?? storeDefaults.indexEventsPerFlushMax;
     const indexLagMs = options.indexLagMaxMs ?? storeDefaults.indexLagMaxMs;
-    this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs);
-    this.trades = new TradeResults(this.queue, dbs.meta, dbs.trades, dbs.tradeBodies, dbs.tradeKeys, indexChunk, indexLagMs);
+    this.index = new EventIndex(this.queue, dbs.meta, dbs.events, dbs.byPortfolio, dbs.byType, dbs.byTs, lastSeq, indexChunk, indexLagMs, (bin) => this.log.decodeEvent(bin));
+    this.trades = new TradeResults(this.queue, dbs.meta, dbs.trades, dbs.tradeBodies, dbs.tradeKeys, dbs.events, () => this.log.lastSeq(), indexChunk, indexLagMs);
     this.snapshots = new Snapshots(
       this.queue,
       dbs.snapshots,
@@ -423,7 +436,7 @@ class LmdbStore implements Store {
       this.queue.scheduleFlush();
     }
     // Before any read: the index entries a crash left behind the log.
-    this.indexCaughtUpAtOpen = this.index.catchUp(root, lastSeq) + this.trades.catchUp(root);
+    this.indexCaughtUpAtOpen = this.index.catchUp(root, lastSeq) + this.trades.catchUp(root, lastSeq);
   }
 
   takeSeqEpoch(): { epoch: number; cleanSnapshot: boolean } {
@@ -469,7 +482,7 @@ class LmdbStore implements Store {
   forgetCopies(portfolioIds: readonly string[]): void {
     this.writable();
     if (this.queue.failure !== null) return;
-    this.trades.forget(portfolioIds);
+    this.trades.forget(portfolioIds, this.log.lastSeq());
     this.index.forget(portfolioIds, this.log.lastSeq());
   }
 
@@ -509,6 +522,19 @@ class LmdbStore implements Store {
     this.queue.scheduleFlush();
     // Acknowledged by the journal record of this turn (journal.ts), LMDB commits it behind.
     return { stored, durable: this.queue.groupDone() };
+  }
+
+  appendEncoded(events: EncodedEvents): EncodedReceipt {
+    this.writable();
+    if (this.queue.failure !== null) return { firstSeq: 0, durable: this.queue.rejected() };
+    const firstSeq = this.log.lastSeq() + 1;
+    const entries = this.log.enqueueEncoded(events);
+    this.index.enqueue(entries);
+    this.trades.enqueueDerived(entries);
+    this.queue.queued.writes += entries.length;
+    if (entries.length === 0) return { firstSeq, durable: this.queue.barrier() };
+    this.queue.scheduleFlush();
+    return { firstSeq, durable: this.queue.groupDone() };
   }
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {

@@ -11,11 +11,20 @@
 // there, docs/BENCHMARKS.md). A crash leaves the keys behind the bodies: openStore catches them up
 // (catchUp) from `tradeResultKeys` after meta 'indexedTradeResult'. Directories written before keep
 // their results inline under the (portfolio, trade_id) key; a value that is not a number is read as one.
+//
+// An imported trade's result is derived (enqueueDerived, issue 15): no body and no numbered key, only
+// the lagging (portfolio, trade_id) key, whose value is the result itself, {imported: true,
+// realized_pnl, seq}, made from its TradeExecuted event at seq: one put a trade instead of three, and
+// nothing in the acknowledging commit but the event. A crash leaves such keys behind the log: openStore
+// derives them again (catchUp) from the TradeExecuted events after meta 'indexedTradeSeq' that have no
+// key once the numbered keys are caught up (a trade of the single route has its numbered key by then).
 
 import { asBinary, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assertKeyPart, encoderOf, keyPart, type Encoder } from './keys.js';
 import { Lag } from './lag.js';
-import { FlatRecordWriter } from './flatRecord.js';
+import { FlatRecordWriter } from '../protocol/flatRecord.js';
+import type { StoredEvent } from '../domain/types.js';
+import type { EncodedEntry } from './log.js';
 import type { Batch, QueueTable, TradeResultWrite, WriteQueue } from './writeQueue.js';
 
 export type { TradeResultWrite } from './writeQueue.js';
@@ -23,6 +32,20 @@ export type { TradeResultWrite } from './writeQueue.js';
 const floorPrefix = 'tradeFloor:';
 /** The first string after every tradeFloor:<id> key (';' follows ':'). */
 const floorEnd = 'tradeFloor;';
+const seqFloorPrefix = 'tradeSeqFloor:';
+const seqFloorEnd = 'tradeSeqFloor;';
+
+/** The stored result of an imported trade, derived from its TradeExecuted event (no body). */
+interface DerivedResult {
+  imported: true;
+  realized_pnl: number;
+  seq: number;
+}
+
+function derivedSeq(v: unknown): number | null {
+  const seq = typeof v === 'object' && v !== null ? (v as { seq?: unknown }).seq : undefined;
+  return typeof seq === 'number' ? seq : null;
+}
 
 /** Result bodies by number with their (portfolio, trade_id) beside them: the ack path's part, and a journal redo's. */
 export function redoTradeBodies(bodies: Database<unknown, Key>, keys: Database<[string, string], Key>, trades: readonly { n: number; key: [string, string]; bin: Uint8Array }[]): void {
@@ -31,6 +54,9 @@ export function redoTradeBodies(bodies: Database<unknown, Key>, keys: Database<[
     keys.put(t.n, t.key);
   }
 }
+
+/** A derived result has no body (tradeResults' header). */
+const noBody = new Uint8Array(0);
 
 export class TradeResults implements QueueTable {
   /** Trade results not yet in the committed index (queued, in flight, or lagging), so a retry is answered. */
@@ -42,6 +68,8 @@ export class TradeResults implements QueueTable {
    * read at open; one per portfolio ever dropped here.
    */
   private readonly floors = new Map<string, number>();
+  /** The same for derived results (no number): by the log's last seq when the copy left (meta tradeSeqFloor:<id>). */
+  private readonly seqFloors = new Map<string, number>();
   /** Results whose key is not yet in a flush, oldest first, from `head` on. */
   private keyBacklog: TradeResultWrite[] = [];
   private head = 0;
@@ -59,6 +87,10 @@ export class TradeResults implements QueueTable {
     private readonly trades: Database<unknown, Key>,
     private readonly bodies: Database<unknown, Key>,
     private readonly keys: Database<[string, string], Key>,
+    /** The event log (decoded): a crash's derived keys are made again from it (catchUp). */
+    private readonly events: Database<StoredEvent, Key>,
+    /** The log's last seq (assigned, not yet committed included). */
+    private readonly lastSeq: () => number,
     keysPerFlushMax: number,
     lagMaxMs: number,
   ) {
@@ -68,16 +100,19 @@ export class TradeResults implements QueueTable {
     this.lastBody = last;
     this.lag = new Lag(queue, keysPerFlushMax, lagMaxMs);
     for (const { key, value } of meta.getRange({ start: floorPrefix, end: floorEnd })) if (typeof value === 'number') this.floors.set((key as string).slice(floorPrefix.length), value);
+    for (const { key, value } of meta.getRange({ start: seqFloorPrefix, end: seqFloorEnd })) if (typeof value === 'number') this.seqFloors.set((key as string).slice(seqFloorPrefix.length), value);
   }
 
   /**
    * Forgets the results of these portfolios so far (their copy left this node): in the batch being
    * filled. A later apply of the same id stores and answers its own result.
    */
-  forget(portfolioIds: readonly string[]): void {
+  forget(portfolioIds: readonly string[], lastSeq: number): void {
     for (const id of portfolioIds) {
       this.floors.set(id, this.lastBody);
       this.queue.queued.meta.push([floorPrefix + id, this.lastBody]);
+      this.seqFloors.set(id, lastSeq);
+      this.queue.queued.meta.push([seqFloorPrefix + id, lastSeq]);
       const prefix = id + '\u0000';
       for (const k of this.pendingTrades.keys()) if (k.startsWith(prefix)) this.pendingTrades.delete(k);
     }
@@ -86,6 +121,11 @@ export class TradeResults implements QueueTable {
 
   /** Whether the committed result number n of the portfolio belongs to a forgotten copy. */
   private forgotten(portfolioId: string, n: unknown): boolean {
+    const seq = derivedSeq(n);
+    if (seq !== null) {
+      const seqFloor = this.seqFloors.get(portfolioId);
+      return seqFloor !== undefined && seq <= seqFloor;
+    }
     const floor = this.floors.get(portfolioId);
     // A result stored inline (a directory from before numbered bodies) is older than any floor.
     return floor !== undefined && (typeof n !== 'number' || n <= floor);
@@ -96,7 +136,11 @@ export class TradeResults implements QueueTable {
    * transaction. A directory without 'indexedTradeResult' was written before the keys lagged (all
    * indexed): the mark goes in the first commit. Returns the keys indexed.
    */
-  catchUp(root: RootDatabase): number {
+  catchUp(root: RootDatabase, lastSeq: number): number {
+    return this.catchUpNumbered(root) + this.catchUpDerived(root, lastSeq);
+  }
+
+  private catchUpNumbered(root: RootDatabase): number {
     const mark = this.meta.get('indexedTradeResult');
     if (typeof mark !== 'number') {
       this.queue.queued.meta.push(['indexedTradeResult', this.lastBody]);
@@ -109,12 +153,46 @@ export class TradeResults implements QueueTable {
       for (const { key, value } of this.keys.getRange({ start: mark, exclusiveStart: true })) {
         // First result wins, as at append time (one of a forgotten copy does not count).
         const k = value as [string, string];
-        if (!this.trades.doesExist(k) || this.forgotten(k[0], this.trades.get(k))) this.trades.put(k, key as number);
+        if (this.absent(k)) this.trades.put(k, key as number);
         n++;
       }
       this.meta.put('indexedTradeResult', this.lastBody);
     });
     return n;
+  }
+
+  /**
+   * The derived keys a crash left behind the log (after the numbered ones, so a trade of the single
+   * route, which has its numbered key, is not taken for an imported one): every TradeExecuted after
+   * meta 'indexedTradeSeq' without a key gets its derived result. A directory without the mark never
+   * had derived keys: the mark goes in the first commit.
+   */
+  private catchUpDerived(root: RootDatabase, lastSeq: number): number {
+    const mark = this.meta.get('indexedTradeSeq');
+    if (typeof mark !== 'number') {
+      this.queue.queued.meta.push(['indexedTradeSeq', lastSeq]);
+      this.queue.scheduleFlush();
+      return 0;
+    }
+    if (mark >= lastSeq) return 0;
+    let n = 0;
+    root.transactionSync(() => {
+      for (const { value: e } of this.events.getRange({ start: mark, exclusiveStart: true })) {
+        if (e.type !== 'TradeExecuted' || !keyPart(e.portfolio_id) || !keyPart(e.trade_id)) continue;
+        const k: [string, string] = [e.portfolio_id, e.trade_id];
+        if (!this.absent(k)) continue;
+        const value: DerivedResult = { imported: true, realized_pnl: e.realized_pnl, seq: e.seq };
+        this.trades.put(k, value);
+        n++;
+      }
+      this.meta.put('indexedTradeSeq', lastSeq);
+    });
+    return n;
+  }
+
+  /** No result under the key, or only a forgotten copy's. */
+  private absent(k: [string, string]): boolean {
+    return !this.trades.doesExist(k) || this.forgotten(k[0], this.trades.get(k));
   }
 
   /** Validates and encodes the results not stored yet (throws on a bad key, before anything is queued). */
@@ -132,7 +210,7 @@ export class TradeResults implements QueueTable {
         here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
         const flat = typeof t.result === 'object' && t.result !== null ? this.flat.encode(t.result as Record<string, unknown>) : null;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0 });
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0, seq: 0 });
       }
     }
     return trades;
@@ -143,11 +221,32 @@ export class TradeResults implements QueueTable {
     // Numbered at enqueue: a flush that never commits fails the store, so no number is reused.
     for (const t of trades) {
       t.n = ++this.lastBody;
+      // Every derived key of the events so far was enqueued before this one (indexedTradeSeq, take).
+      t.seq = this.lastSeq();
       this.pendingTrades.set(t.pending, t);
       q.trades.push(t);
       this.keyBacklog.push(t);
     }
     this.lag.added(trades.length);
+  }
+
+  /**
+   * The results of imported trades, derived from their TradeExecuted events just appended (log.ts
+   * enqueueEncoded): no body, only the lagging key (see the header). The caller booked them as new ids.
+   */
+  enqueueDerived(entries: readonly EncodedEntry[]): void {
+    let added = 0;
+    for (const e of entries) {
+      if (e.tradeId === null) continue;
+      const pending = e.portfolio_id + '\u0000' + e.tradeId;
+      if (this.pendingTrades.has(pending)) continue;
+      const value: DerivedResult = { imported: true, realized_pnl: e.realized, seq: e.seq };
+      const t: TradeResultWrite = { key: [e.portfolio_id, e.tradeId], bin: noBody, value, pending, n: 0, seq: e.seq };
+      this.pendingTrades.set(pending, t);
+      this.keyBacklog.push(t);
+      added++;
+    }
+    this.lag.added(added);
   }
 
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined {
@@ -179,13 +278,13 @@ export class TradeResults implements QueueTable {
 
   /** Its pending entry leaves, unless a newer result of the same key took its place (after forget()). */
   private settle(t: TradeResultWrite): void {
-    if (this.pendingTrades.get(t.pending)?.n === t.n) this.pendingTrades.delete(t.pending);
+    if (this.pendingTrades.get(t.pending) === t) this.pendingTrades.delete(t.pending);
   }
 
   /** The body number of (portfolio, trade_id); undefined when none, or when an older directory keeps the result inline. */
   numberOf(portfolioId: string, tradeId: string): number | undefined {
     const pending = this.pendingTrades.get(portfolioId + '\u0000' + tradeId);
-    if (pending !== undefined) return pending.n;
+    if (pending !== undefined) return pending.n > 0 ? pending.n : undefined;
     if (!keyPart(portfolioId) || !keyPart(tradeId)) return undefined;
     const v = this.trades.get([portfolioId, tradeId]);
     if (typeof v !== 'number' || (this.floors.size > 0 && this.forgotten(portfolioId, v))) return undefined;
@@ -207,19 +306,41 @@ export class TradeResults implements QueueTable {
 
   take(b: Batch): void {
     const n = this.lag.take(b.indexing);
-    if (n === 0) return;
+    if (n === 0) {
+      if (b.indexing) this.markDerived(b);
+      return;
+    }
     // The first key not yet in a flush (lag.take already counted these n as taken).
     const taken = this.keyBacklog.length - this.lag.untaken - n;
     b.indexTrades = this.keyBacklog.slice(taken, taken + n);
     b.writes += n;
     b.indexing = true;
+    this.markDerived(b);
+  }
+
+  /**
+   * How far the derived keys are written once b commits (meta 'indexedTradeSeq'): every imported
+   * trade's key of an event up to it is in b or before. Set with every index flush, so a crash's
+   * catch-up reads the log from the last one at most.
+   */
+  private markDerived(b: Batch): void {
+    const next = this.keyBacklog.length - this.lag.untaken;
+    const t = next < this.keyBacklog.length ? this.keyBacklog[next] : undefined;
+    b.tradeSeqMark = t === undefined ? this.lastSeq() : t.n === 0 ? t.seq - 1 : t.seq;
   }
 
   write(b: Batch): void {
     redoTradeBodies(this.bodies, this.keys, b.trades);
+    if (b.tradeSeqMark > 0) this.meta.put('indexedTradeSeq', b.tradeSeqMark);
     if (b.indexTrades.length === 0) return;
-    for (const t of b.indexTrades) this.trades.put(t.key, t.n);
-    this.meta.put('indexedTradeResult', b.indexTrades[b.indexTrades.length - 1].n);
+    let lastN = 0;
+    for (const t of b.indexTrades) {
+      if (t.n > 0) {
+        this.trades.put(t.key, t.n);
+        lastN = t.n;
+      } else this.trades.put(t.key, asBinary(this.flat.encode(t.value as Record<string, unknown>) ?? this.tradeEncoder.encode(t.value)));
+    }
+    if (lastN > 0) this.meta.put('indexedTradeResult', lastN);
   }
 
   settled(b: Batch): void {

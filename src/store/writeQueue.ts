@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { IF_EXISTS, type Database, type Key, type RootDatabase } from 'lmdb';
 import { assert } from '../assert.js';
 import { ErrorCode, type EngineError } from '../errors.js';
-import type { LastPrice, StoredEvent } from '../domain/types.js';
+import type { DomainEventType, LastPrice } from '../domain/types.js';
 import type { Journal, JournalAck } from './journal.js';
 import type { ShardSnapshotPointer } from './pointer.js';
 
@@ -74,15 +74,32 @@ export interface Removal {
   key: Key;
 }
 
-/** One trade result: its body goes by number on the ack path, its (portfolio, trade_id) key lags. */
+/**
+ * An event of the log as a flush writes and indexes it: a StoredEvent, or an encoded one
+ * (log.ts EncodedEntry: its object is decoded only when a reader needs it).
+ */
+export interface LoggedEvent {
+  seq: number;
+  portfolio_id: string;
+  type: DomainEventType;
+  ts: number;
+}
+
+/**
+ * One trade result: its body goes by number on the ack path, its (portfolio, trade_id) key lags. A
+ * derived one (an imported trade's, n = 0) has no body: its key's value is the result itself, made
+ * from its TradeExecuted event at seq (tradeResults.ts).
+ */
 export interface TradeResultWrite {
   key: [string, string];
   bin: Uint8Array;
   value: unknown;
   /** The map key of the result while it is not in the committed index. */
   pending: string;
-  /** Its body's number (bodies are appended 1, 2, 3... in enqueue order). */
+  /** Its body's number (bodies are appended 1, 2, 3... in enqueue order); 0: derived. */
   n: number;
+  /** A derived result: the seq of its TradeExecuted event; a body: the log's last seq when it was enqueued. */
+  seq: number;
 }
 
 /** A writeSnapshots or savePrices call, written a bounded chunk per flush. */
@@ -94,12 +111,14 @@ export interface Job<T> {
 
 /** What one flush writes, in call order within each list. */
 export class Batch {
-  events: StoredEvent[] = [];
+  events: LoggedEvent[] = [];
   eventBins: Uint8Array[] = [];
   trades: TradeResultWrite[] = [];
   /** The lagging index transaction's part (eventIndex.ts, tradeResults.ts): entries of earlier or these events. */
-  indexEvents: StoredEvent[] = [];
+  indexEvents: LoggedEvent[] = [];
   indexTrades: TradeResultWrite[] = [];
+  /** The derived trade keys are written for every event up to this seq once the batch commits (tradeResults.ts); 0: not moved. */
+  tradeSeqMark = 0;
   /** An index table takes its backlog into this flush: the other index tables take theirs too. */
   indexing = false;
   snapshots: { id: string; bin: Uint8Array }[] = [];

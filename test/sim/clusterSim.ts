@@ -365,7 +365,9 @@ export async function runClusterSim(config: Partial<ClusterSimConfig> & { seed: 
   } catch (e) {
     result.ok = false;
     result.acked = acked.length;
-    const tails = nodes.map((n) => `--- ${n.id} ---\n${n.tail.split('\n').slice(-6).join('\n')}`).join('\n');
+    // 30 lines: a node that died of an uncaught error prints its stack, then the message is further up
+    // (a CI failure of seed 201 showed only the last frames of two dead nodes).
+    const tails = nodes.map((n) => `--- ${n.id} ---\n${n.tail.split('\n').slice(-30).join('\n')}`).join('\n');
     result.failure =
       e instanceof Failure ? { step, invariant: e.invariant, message: e.message } : { step, invariant: 'liveness', message: `${(e as Error).message}\n${tails}` };
   } finally {

@@ -160,6 +160,11 @@ export class ShardPool {
       seqFloor,
     };
     const task = this.pool.run({ init, port: port2 }, { transferList: [port2] as never });
+    // Its death is the task's rejection (piscina: an uncaught error at once, an exit once the thread's
+    // heap is torn down). Not the earlier close of its port: a restart begun then loads beside that
+    // teardown and was measured slower than one that waits for it (its kernel allocation and page
+    // faults took longer, likely waiting on the process's memory map while the dead heap is
+    // unmapped: docs/BENCHMARKS.md "Restart, seventh session (load)").
     task.then(
       () => undefined,
       (err: unknown) => {
@@ -175,13 +180,16 @@ export class ShardPool {
   /** A supervised restart: a new worker, loaded from its snapshot and the log after it. */
   private async restartShard(h: ShardHandle, died: (err: unknown) => void): Promise<void> {
     const { floor } = await this.nextSeqFloor();
+    this.progress.mark(`shard ${h.index} restart: seq epoch durable`);
     await this.spawnShard(h, floor, died);
+    this.progress.mark(`shard ${h.index} restart: worker ready`);
     await recoverShard(this.recoveryHost(), h);
     h.state = 'ready';
   }
 
   /** Its commands are answered shard_restarting; the restart waits until what was persisted is durable. */
   private async onShardDied(h: ShardHandle): Promise<void> {
+    this.progress.mark(`shard ${h.index} restart: death seen`);
     h.state = 'restarting';
     h.restarts++;
     this.d.counters.shardRestarts++;
@@ -204,6 +212,7 @@ export class ShardPool {
       r.done(null);
     }
     await this.d.durable().catch(() => undefined);
+    this.progress.mark(`shard ${h.index} restart: its events durable`);
   }
 
   private async onShardRestarted(h: ShardHandle, err: unknown, restartMs: number): Promise<void> {

@@ -192,3 +192,102 @@ function writeNumber(b: Buffer, at: number, v: number): number {
   b.writeDoubleBE(v, at + 1);
   return at + 9;
 }
+
+/**
+ * A run of log values written by a shard for the main thread to log as they are (issue 15: the bulk
+ * import's events cross the thread boundary as bytes, never as cloned objects): each value is what
+ * the store keeps, the event's keys then `seq`, whose value is written as a float64 placeholder in its
+ * last 8 bytes for the main thread to fill in (it assigns seqs; msgpackr reads a float64 integer as
+ * the same number). Values go back to back in one buffer the writer owns until take() hands it over
+ * (transferred). A value that is not flat (writeLogged answers false) is the caller's to send otherwise.
+ */
+export class LoggedValuesWriter {
+  private buf: Buffer;
+  private at = 0;
+  private ends: Int32Array;
+  private n = 0;
+  private readonly heads = new Map<string, { keys: string[]; head: Buffer }[]>();
+
+  constructor(private readonly bytesHint = 64 * 1024) {
+    this.buf = Buffer.allocUnsafeSlow(bytesHint);
+    this.ends = new Int32Array(256);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** Appends the value with a seq placeholder; false (nothing written) when it is not flat. */
+  writeLogged(value: Record<string, unknown>): boolean {
+    const keys = Object.keys(value);
+    if (keys.length > 14) return false;
+    let bound = 9;
+    for (const k of keys) {
+      const v = value[k];
+      const t = typeof v;
+      if (t === 'string') {
+        if (surrogate.test(v as string)) return false;
+        bound += (v as string).length * 3 + 5;
+      } else if (t !== 'number' && t !== 'boolean' && v !== null) return false;
+      bound += valueHeadBytes;
+    }
+    const head = this.headOf(keys);
+    bound += head.length;
+    if (this.at + bound > this.buf.length) this.grow(this.at + bound);
+    let at = this.at + head.copy(this.buf, this.at);
+    for (const k of keys) at = writeValue(this.buf, at, value[k] as string | number | boolean | null);
+    this.buf[at] = 0xcb;
+    this.buf.writeDoubleBE(0, at + 1);
+    at += 9;
+    this.at = at;
+    if (this.n === this.ends.length) {
+      const ends = new Int32Array(this.ends.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.ends[this.n++] = at;
+    return true;
+  }
+
+  /** Marks a value written elsewhere (an empty range here): its place in the order is kept. */
+  skip(): void {
+    if (this.n === this.ends.length) {
+      const ends = new Int32Array(this.ends.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.ends[this.n++] = this.at;
+  }
+
+  /** The values written (value i: [i === 0 ? 0 : ends[i - 1], ends[i])), each in a buffer of its own; the writer starts afresh. */
+  take(): { bytes: Uint8Array; ends: Int32Array } {
+    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
+    const ends = this.ends.slice(0, this.n);
+    this.buf = Buffer.allocUnsafeSlow(this.bytesHint);
+    this.at = 0;
+    this.n = 0;
+    return { bytes, ends };
+  }
+
+  private grow(need: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+
+  /** The head of the key list + 'seq', made once per shape (a handful: the trade's events). */
+  private headOf(keys: string[]): Buffer {
+    const slot = keys.length === 0 ? '' : keys[0];
+    const known = this.heads.get(slot);
+    if (known !== undefined) for (const k of known) if (sameKeys(k.keys, keys)) return k.head;
+    const head = recordHead([...keys, 'seq']);
+    if (known === undefined) this.heads.set(slot, [{ keys, head }]);
+    else if (known.length < 64) known.push({ keys, head });
+    return head;
+  }
+}
+
+/** Writes the seq of a value LoggedValuesWriter wrote (its last 8 bytes, a float64). */
+export function fillLoggedSeq(bytes: Uint8Array, end: number, seq: number): void {
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setFloat64(end - 8, seq, false);
+}
