@@ -42,7 +42,7 @@ async function restartOnce(engine: MtmEngine): Promise<{ ms: number; steps: { st
       const ms = performance.now() - t0;
       const steps = engine.progress.marks.slice(marksBefore).map((m) => ({ step: m.step, after_ms: round(m.at_ms - t0) }));
       const w = engine.progress.shardWork[workBefore];
-      const worker = w === undefined ? null : { modules_after_ms: round(w.modules_at_ms - t0), ready_after_ms: round(w.ready_at_ms - t0), load_ms: round(w.load_ms), replay_ms: round(w.replay_ms), finish_ms: round(w.finish_ms) };
+      const worker = w === undefined ? null : { modules_after_ms: round(w.modules_at_ms - t0), task_after_ms: round(w.task_at_ms - t0), ready_after_ms: round(w.ready_at_ms - t0), load_ms: round(w.load_ms), read_ms: round(w.read_ms), replay_ms: round(w.replay_ms), finish_ms: round(w.finish_ms) };
       return { ms, steps, worker };
     }
     await new Promise((r) => setTimeout(r, 1));

@@ -3,7 +3,7 @@
 // lengths, fragmented messages, pings between fragments) and however the byte stream is cut into
 // reads, every message arrives whole and in order, pings are answered with masked pongs carrying the
 // same payload, and a close frame is answered and reported. The fields read in place from binary
-// updates (layout 2 and the version 3 delta), per-connection frames and JSON updates equal those of
+// updates (layout 2 and the version 3 and 4 deltas), per-connection frames and JSON updates equal those of
 // the reference codecs (src/client/binary.ts, src/client/delta.ts, src/server/encoding.ts).
 import { createHash } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawWs, type RawWsHandler } from '../bench/loadgen/rawWs.js';
 import { forEachJsonUpdate, forEachRecord, isJsonUpdates, isUpdatesFrame, newUpdateFields, numberAt, readBinaryUpdate, readJsonUpdate, trailingNumber } from '../bench/loadgen/updateFields.js';
 import { encodeUpdate, totalsFields } from '../src/protocol/binary.js';
-import { encodeDelta, encodeUpdatesFrame } from '../src/protocol/delta.js';
+import { encodeDelta, encodeDeltaV3, encodeUpdatesFrame } from '../src/protocol/delta.js';
 import type { PortfolioUpdate, PositionView } from '../src/domain/types.js';
 import { updateMessageJson, updatesMessageJson } from '../src/server/encoding.js';
 
@@ -247,10 +247,12 @@ describe('update fields read in place', () => {
           const bin = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeUpdate(u, fromSeq)), Buffer.from('yy')]);
           expect(readBinaryUpdate(bin, 2, bin.length - 2, out)).toBe(true);
           expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs, asOf: u.as_of });
-          // The version 3 delta mtm sends, alone and inside a per-connection updates frame.
-          const delta = Buffer.concat([Buffer.from('xx'), Buffer.from(encodeDelta(u, fromSeq)), Buffer.from('yy')]);
-          expect(readBinaryUpdate(delta, 2, delta.length - 2, out)).toBe(true);
-          expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs, asOf: u.as_of });
+          // The version 4 delta mtm sends (and version 3, still read), alone and inside a per-connection updates frame.
+          for (const encoded of [encodeDelta(u, fromSeq), encodeDeltaV3(u, fromSeq)]) {
+            const delta = Buffer.concat([Buffer.from('xx'), Buffer.from(encoded), Buffer.from('yy')]);
+            expect(readBinaryUpdate(delta, 2, delta.length - 2, out)).toBe(true);
+            expect(out).toEqual({ portfolio: p, seq, fromSeq, tickTs, asOf: u.as_of });
+          }
           const other = update('w-000007', seq + 1, tickTs + 1, 1);
           const frame = Buffer.from(encodeUpdatesFrame([encodeDelta(u, fromSeq), encodeDelta(other)]));
           expect(isUpdatesFrame(frame, 0, frame.length)).toBe(true);

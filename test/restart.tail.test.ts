@@ -8,7 +8,10 @@
 // - a shard restarted while the newest generation was written by another shard count reads every
 //   part and keeps its own books (the figures equal those before the restart);
 // - a snapshot round whose shard dies before answering ends, incomplete (it used to wait forever for
-//   the dead worker's records, which with the tail bound would have stopped every later round).
+//   the dead worker's records, which with the tail bound would have stopped every later round);
+// - a restarted shard's task runs on the booted standby thread with its modules loaded before the
+//   death (seventh session: the standby's module import sat blocked behind piscina's Atomics.wait
+//   until the task came, 200-450 ms of every restart), and one death restarts the shard once.
 import { cpSync } from 'node:fs';
 import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +110,30 @@ describe('a bounded shard restart', () => {
     const seq = generation(d.path).lastSeq;
     await engine.snapshotAll();
     expect(generation(d.path).covered).toBeGreaterThanOrEqual(seq);
+  }, 120_000);
+
+  it('runs a restarted shard on the standby thread, loaded before the death; one death, one restart', async () => {
+    const d = tempDir('mtm-restart-tail-');
+    cleanups.push(() => d.remove());
+    const engine = await engineOn(d.path, 1);
+    await engine.createPortfolio({ id: 's1', cash: 10_000 });
+    await engine.trade('s1', { trade_id: 's1-1', symbol: 'AA', side: 'buy', quantity: 3, price: 10 });
+    const before = await figures(engine);
+    // The standby's import runs beside the shard's start; give a loaded machine time to end it.
+    await sleep(3_000);
+    const restarts = engine.stats().shardRestarts;
+    const work = engine.progress.shardWork.length;
+    const killedAt = performance.now();
+    expect(engine.crashShard(0, 'exit').ok).toBe(true);
+    await until(() => engine.stats().shardRestarts > restarts && engine.shardStats()[0].state === 'ready', 'the shard restarted');
+    const w = engine.progress.shardWork[work];
+    expect(w.modules_at_ms).toBeLessThan(killedAt);
+    expect(w.task_at_ms).toBeGreaterThan(killedAt);
+    // The dead thread's exit and its replacement (the next standby) restart nothing more.
+    await sleep(1_500);
+    expect(engine.stats().shardRestarts).toBe(restarts + 1);
+    expect(engine.progress.marks.filter((m) => m.step === 'shard 0 restart: death seen')).toHaveLength(1);
+    expect(await figures(engine)).toEqual(before);
   }, 120_000);
 
   it('restarts a shard from a generation another shard count wrote: the worker reads every part and keeps its own books', async () => {

@@ -13,6 +13,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
+import { heldPositionsOf } from '../src/protocol/delta.js';
 import { MtmClient, MtmError } from '../src/client/client.js';
 import { MtmFeed } from '../src/client/feed.js';
 import { applyUpdate } from '../src/protocol/view.js';
@@ -136,11 +137,12 @@ describe('/ws main protocol', () => {
     j.send({ op: 'subscribe', portfolios: ['ws-a'] });
     b.send({ op: 'subscribe', portfolios: ['ws-a'], encoding: 'binary' });
     await j.next(isType('snapshot'));
-    await b.next(isType('snapshot'));
+    const snapshot = await b.next(isType('snapshot'));
     await tick('WSA2', 101.25);
     const ju = await j.next(isType('update'));
     const frame = await b.next((m) => Buffer.isBuffer(m));
-    const d = decodeUpdate(frame);
+    // Version 4: a position the tick only re-marked decodes against the one the snapshot holds.
+    const d = decodeUpdate(frame, heldPositionsOf(snapshot));
     expect(d.ok).toBe(true);
     if (!d.ok) return;
     const { type: _t, ...jsonUpdate } = ju;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import type { Listener } from '../src/engine/api.js';
 import { applyUpdate } from '../src/protocol/view.js';
-import { decodeDelta } from '../src/protocol/delta.js';
+import { decodeDelta, heldPositionsOf } from '../src/protocol/delta.js';
 import type { PortfolioSnapshot } from '../src/domain/types.js';
 import { Ledger } from './oracle/ledger.js';
 import { expectClose } from './oracle/compare.js';
@@ -50,11 +50,12 @@ class Client {
       return;
     }
     if (m.kind !== 'delta') return void this.problems.push('an object update to a bytes listener');
-    const d = decodeDelta(m.delta.bytes);
-    if (!d.ok) return void this.problems.push(d.reason);
-    const { from_seq: from, ...u } = d.value;
     const v = this.view;
     if (v === null) return;
+    // Tick records decode against the positions this view holds (its snapshot plus the deltas since).
+    const d = decodeDelta(m.delta.bytes, heldPositionsOf(v));
+    if (!d.ok) return void this.problems.push(d.reason);
+    const { from_seq: from, ...u } = d.value;
     if (u.seq <= v.seq) this.problems.push(`seq ${u.seq} after ${v.seq}`);
     if (from > v.seq + 1) this.problems.push(`gap: from_seq ${from} after seq ${v.seq}`);
     if (from < u.seq) this.merged++;

@@ -2,7 +2,7 @@
 // the same seq, and that those figures equal the exact decimal oracle (test/oracle/), over random
 // histories of trades, ticks and shard restarts driven through a real engine (two shard workers, real
 // LMDB) behind a real uWS server. Every way of receiving updates is held to it at once: JSON and binary
-// (layout version 3), one message per update and per-connection frames, throttled (merged, from_seq)
+// (layout version 4: tick records decoded against the positions the reader holds), one message per update and per-connection frames, throttled (merged, from_seq)
 // and not, the SDK and the in-process listeners (objects, and bytes decoded here).
 // Also: the shard's binary delta decodes to the figures it would have sent before (codec properties
 // bit for bit), a subscription started during a stream of batches never sees a delta older than its
@@ -15,14 +15,21 @@ import { startServer, type RunningServer } from '../src/server/server.js';
 import { MtmClient } from '../src/client/client.js';
 import { applyUpdate } from '../src/protocol/view.js';
 import {
+  DELTA_FLAG_HELD,
+  DELTA_FLAG_MERGED,
   DELTA_HEAD_BYTES,
+  DELTA_VERSION,
+  DELTA_VERSION_V3,
   DeltaHead,
   decodeDelta,
   encodeDelta,
+  encodeDeltaV3,
   encodeUpdatesFrame,
+  heldPositionsOf,
   splitUpdatesFrame,
   type DeltaUpdate,
 } from '../src/protocol/delta.js';
+import { tickRecordsOf } from './support/deltaRecords.js';
 import { decodeUpdate } from '../src/protocol/binary.js';
 import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../src/domain/types.js';
 import { Ledger } from './oracle/ledger.js';
@@ -90,23 +97,28 @@ const deltaArb: fc.Arbitrary<DeltaUpdate> = fc
     return { ...u, from_seq: Math.max(0, u.seq - back), total_return: total, return_rate: rate };
   });
 
-describe('binary delta, layout version 3', () => {
+describe('binary delta, layouts version 4 (written) and 3 (still read)', () => {
   it('round-trips bit for bit (NaN and -0 included), derived figures by the documented rule', () => {
     fc.assert(
       fc.property(deltaArb, (u) => {
         const { from_seq, ...update } = u;
-        const bytes = encodeDelta(update, from_seq);
-        const d = decodeDelta(bytes);
-        expect(d.ok).toBe(true);
-        if (!d.ok) return;
-        expect(d.value).toEqual(u);
-        // The SDK's decodeUpdate reads version 3 the same way.
-        expect(decodeUpdate(bytes)).toEqual(d);
-        // Fixed offsets: the minimal reader's fields.
-        const view = new DataView(bytes.buffer);
-        expect(view.getFloat64(DeltaHead.seq, true)).toBe(u.seq);
-        expect(view.getFloat64(DeltaHead.tickTs, true)).toBe(u.tick_ts);
-        expect(bytes[DeltaHead.flags]).toBe(from_seq < u.seq ? 1 : 0);
+        for (const [version, encode] of [[DELTA_VERSION, encodeDelta], [DELTA_VERSION_V3, encodeDeltaV3]] as const) {
+          const bytes = encode(update, from_seq);
+          expect(bytes[DeltaHead.version]).toBe(version);
+          const d = decodeDelta(bytes);
+          expect(d.ok).toBe(true);
+          if (!d.ok) return;
+          expect(d.value).toEqual(u);
+          // The SDK's decodeUpdate reads both versions the same way.
+          expect(decodeUpdate(bytes)).toEqual(d);
+          // Fixed offsets: the minimal reader's fields.
+          const view = new DataView(bytes.buffer);
+          expect(view.getFloat64(DeltaHead.seq, true)).toBe(u.seq);
+          expect(view.getFloat64(DeltaHead.tickTs, true)).toBe(u.tick_ts);
+          // Version 4 flags its full position records (what a reader holds changes); version 3 has no such bit.
+          const held = version === DELTA_VERSION && u.positions.length > 0 ? DELTA_FLAG_HELD : 0;
+          expect(bytes[DeltaHead.flags]).toBe((from_seq < u.seq ? DELTA_FLAG_MERGED : 0) | held);
+        }
       }),
       { numRuns: 300 },
     );
@@ -115,9 +127,11 @@ describe('binary delta, layout version 3', () => {
   it('refuses truncated or garbage records and frames without throwing', () => {
     fc.assert(
       fc.property(deltaArb, (u) => {
+        for (const bytes of [encodeDelta(u, u.from_seq), encodeDeltaV3(u, u.from_seq)]) {
+          for (let n = 0; n < bytes.length; n += 7) expect(decodeDelta(bytes.subarray(0, n)).ok).toBe(false);
+          expect(decodeDelta(Uint8Array.from([...bytes, 0])).ok).toBe(false);
+        }
         const bytes = encodeDelta(u, u.from_seq);
-        for (let n = 0; n < bytes.length; n += 7) expect(decodeDelta(bytes.subarray(0, n)).ok).toBe(false);
-        expect(decodeDelta(Uint8Array.from([...bytes, 0])).ok).toBe(false);
         const frame = encodeUpdatesFrame([bytes, bytes]);
         for (let n = 0; n < frame.length; n += 11) expect(splitUpdatesFrame(frame.subarray(0, n)).ok).toBe(false);
       }),
@@ -217,27 +231,31 @@ interface Receiver {
   gaps(): number;
 }
 
-/** An in-process listener keeping its own view: objects, or bytes decoded with the SDK codec. */
-/** The update a non-snapshot message carries: decoded from its bytes for a bytes listener. */
-function updateOf(m: Exclude<EngineMessage, { kind: 'snapshot' }>): PortfolioUpdate {
+/**
+ * The update a non-snapshot message carries: decoded from its bytes for a bytes listener, its tick
+ * records against the positions of the listener's view (its snapshot plus the updates since).
+ */
+function updateOf(m: Exclude<EngineMessage, { kind: 'snapshot' }>, view: PortfolioSnapshot | null): PortfolioUpdate {
   if (m.kind === 'update') return m.update;
-  const d = decodeDelta(m.delta.bytes);
+  const d = decodeDelta(m.delta.bytes, view === null ? null : heldPositionsOf(view));
   if (!d.ok) throw new Error(d.reason);
   const { from_seq: _f, ...rest } = d.value;
   return rest;
 }
 
-function listen(engine: MtmEngine, bytes: boolean): Receiver {
+function listen(engine: MtmEngine, bytes: boolean): Receiver & { tickRecords(): number } {
   const views = new Map<string, PortfolioSnapshot>();
   let gaps = 0;
+  let tickRecords = 0;
   for (const id of portfolios) {
     const r = engine.subscribe(
       id,
       (m) => {
         if (m.kind === 'snapshot') return void views.set(id, m.snapshot);
-        const u = updateOf(m);
         const v = views.get(id);
         if (v === undefined) return;
+        if (m.kind === 'delta') tickRecords += tickRecordsOf(m.delta.bytes);
+        const u = updateOf(m, v);
         if (u.seq !== v.seq + 1) gaps++;
         views.set(id, applyUpdate(v, u));
       },
@@ -245,7 +263,7 @@ function listen(engine: MtmEngine, bytes: boolean): Receiver {
     );
     if (!r.ok) throw new Error(r.error.message);
   }
-  return { name: bytes ? 'in-process bytes' : 'in-process objects', view: (id) => views.get(id) ?? null, gaps: () => gaps };
+  return { name: bytes ? 'in-process bytes' : 'in-process objects', view: (id) => views.get(id) ?? null, gaps: () => gaps, tickRecords: () => tickRecords };
 }
 
 async function sdk(url: string, name: string, options: Parameters<MtmClient['subscribe']>[2]): Promise<Receiver & { client: MtmClient }> {
@@ -257,6 +275,8 @@ async function sdk(url: string, name: string, options: Parameters<MtmClient['sub
 describe('the update stream holds the snapshot figures at the same seq', () => {
   it('for every encoding and framing, throttled or not, across shard restarts, equal to the oracle', async () => {
     let run = 0;
+    let tickRuns = 0;
+    let tickRecordRuns = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 25, maxLength: 60 }), async (steps) => {
         run++;
@@ -281,7 +301,8 @@ describe('the update stream holds the snapshot figures at the same seq', () => {
             await sdk(server.url, 'binary throttled per-connection', { encoding: 'binary', frames: 'connection', throttleMs: 20 }),
             await sdk(server.url, 'json throttled', { throttleMs: 20 }),
           );
-          const receivers: Receiver[] = [...clients, listen(engine, false), listen(engine, true)];
+          const inBytes = listen(engine, true);
+          const receivers: Receiver[] = [...clients, listen(engine, false), inBytes];
           const held = new Map<string, number>();
           let n = 0;
           for (const st of steps) {
@@ -323,6 +344,9 @@ describe('the update stream holds the snapshot figures at the same seq', () => {
             }
           }
           for (const c of receivers) expect(c.gaps(), `${c.name}: gaps`).toBe(0);
+          // The compact records were exercised: positions a tick only re-marked went as tick records.
+          if (steps.some((st) => st.k === 'ticks')) tickRuns++;
+          if (inBytes.tickRecords() > 0) tickRecordRuns++;
         } finally {
           for (const c of clients) c.client.close();
           await server?.close();
@@ -332,6 +356,8 @@ describe('the update stream holds the snapshot figures at the same seq', () => {
       // No shrinking: each run drives a whole engine and server; the failing history is printed as found.
       { numRuns: Number(process.env.STREAM_RUNS ?? 6), endOnFailure: true },
     );
+    // Not every random history re-marks an open position without trading it; most do.
+    expect(tickRecordRuns, `runs with tick records of ${tickRuns} with ticks`).toBeGreaterThan(0);
   }, 600_000);
 });
 
@@ -381,6 +407,7 @@ describe('subscriptions during a stream, and bad subscribe options', () => {
     await sleep(100);
     for (const { s, binary } of sockets) {
       const last = new Map<string, number>();
+      const views = new Map<string, PortfolioSnapshot>();
       let updates = 0;
       const onUpdate = (u: { portfolio_id: string; seq: number; from_seq?: number }) => {
         const have = last.get(u.portfolio_id);
@@ -397,11 +424,20 @@ describe('subscriptions during a stream, and bad subscribe options', () => {
           const records = bytes[0] === 0x02 ? splitUpdatesFrame(bytes) : { ok: true as const, value: [bytes] };
           if (!records.ok) throw new Error(records.reason);
           for (const r of records.value) {
-            const d = decodeDelta(r);
+            // Tick records decode against the positions the socket's view holds (snapshot plus updates).
+            const id = new TextDecoder().decode(r.subarray(DeltaHead.id, DeltaHead.id + r[DeltaHead.idLength]));
+            const v = views.get(id);
+            expect(v, `update of ${id} before its snapshot`).toBeDefined();
+            const d = decodeDelta(r, heldPositionsOf(v as PortfolioSnapshot));
             if (!d.ok) throw new Error(d.reason);
             onUpdate(d.value.from_seq < d.value.seq ? d.value : { ...d.value, from_seq: undefined });
+            views.set(id, applyUpdate(v as PortfolioSnapshot, d.value));
           }
-        } else if (m.type === 'snapshot') last.set(m.portfolio_id, m.seq);
+        } else if (m.type === 'snapshot') {
+          last.set(m.portfolio_id, m.seq);
+          const { type: _t, resync: _r, ...snap } = m;
+          views.set(m.portfolio_id, snap as PortfolioSnapshot);
+        }
         else if (m.type === 'update') onUpdate(m);
         else if (m.type === 'updates') for (const u of m.updates) onUpdate(u);
       }
@@ -456,13 +492,16 @@ describe('the shard writes foreign-currency and multiplier positions from its pe
       expect((await engine.defineInstrument('FUT', { asset_class: 'future', currency: 'USD', multiplier: 50 })).ok).toBe(true);
       expect((await engine.createPortfolio({ id: 'fxm', cash: 1_000_000 })).ok).toBe(true);
       const views = { bytes: null as PortfolioSnapshot | null, objects: null as PortfolioSnapshot | null };
+      let tickRecords = 0;
       for (const kind of ['bytes', 'objects'] as const) {
         const r = engine.subscribe(
           'fxm',
           (m) => {
             if (m.kind === 'snapshot') return void (views[kind] = m.snapshot);
-            const u = updateOf(m);
-            if (views[kind] !== null) views[kind] = applyUpdate(views[kind] as PortfolioSnapshot, u);
+            if (views[kind] === null) return;
+            if (m.kind === 'delta') tickRecords += tickRecordsOf(m.delta.bytes);
+            const u = updateOf(m, views[kind]);
+            views[kind] = applyUpdate(views[kind] as PortfolioSnapshot, u);
           },
           { bytes: kind === 'bytes' },
         );
@@ -505,6 +544,8 @@ describe('the shard writes foreign-currency and multiplier positions from its pe
       await trade('f', { symbol: 'FUT', side: 'sell', quantity: 3, price: 3_995 });
       s = await check('the futures position closed');
       expect(s.positions.map((p) => p.symbol).sort()).toEqual(['IBM', 'SAP']);
+      // IBM re-marked by ticks went as tick records (the futures position, multiplier 50, never does).
+      expect(tickRecords).toBeGreaterThan(0);
     } finally {
       await engine.close();
     }

@@ -21,8 +21,7 @@
 // Start: node dist/bench/limit/relay.js '{"workload":{...}}' (prints a JSON line with its port).
 import type { WebSocket } from 'uWebSockets.js';
 import { decodeFeedFrame, readTick, totalsFields, type BinaryTick } from '../../src/protocol/binary.js';
-import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES, encodeDelta } from '../../src/protocol/delta.js';
-import type { PositionView } from '../../src/domain/types.js';
+import { DELTA_TICK_BYTES, DELTA_VERSION, DeltaHead, DeltaKind, DeltaTick, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES, encodeDelta } from '../../src/protocol/delta.js';
 import { loadUws } from '../../src/server/uws.js';
 import { symbolName } from '../../src/sim/random.js';
 import { W1, holdingsOf, portfolioId, type Workload } from '../workload.js';
@@ -357,34 +356,21 @@ runBenchServer(async () => {
 
 /** Bytes of the position records and JSON templates: symbols are the workload's (SYM0000..). */
 function updateEncoding(P: number, S: number, ids: string[], heldAt: Int32Array) {
-  // One position record per symbol, in mtm's binary delta layout (version 3): encodeDelta of a
-  // one-position update minus its head (the SDK's reference encoder of the layout mtm's shards write,
-  // so the record length is mtm's by construction).
-  const position = (s: number): PositionView => ({
-    symbol: symbolName(s),
-    currency: 'USD',
-    quantity: 0,
-    avg_cost: 0,
-    last_price: 0,
-    market_value: 0,
-    unrealized_pnl: 0,
-    realized_pnl: 0,
-    return_rate: 0,
-    weight: 0,
-    fx_rate: null,
-    price_ts: 0,
-    price_age_ms: 0,
-    stale: false,
-  });
+  // One position record per symbol, in mtm's binary delta layout (version 4) as a tick writes it: a
+  // tick record (u8 symbol length, symbol, u8 flags, f64 price, f64 price_ts), the record mtm's shards
+  // write for a position a tick re-marked, so the record length is mtm's by construction.
   const totals = Object.fromEntries(totalsFields.map((f) => [f, 0])) as Record<(typeof totalsFields)[number], number>;
-  const bare = (id: string, positions: PositionView[]) => encodeDelta({ portfolio_id: id, seq: 0, as_of: 0, state: 'active', tick_ts: 0, positions, ...totals });
+  const bare = (id: string) => encodeDelta({ portfolio_id: id, seq: 0, as_of: 0, state: 'active', tick_ts: 0, positions: [], ...totals });
   const records: Buffer[] = [];
   for (let s = 0; s < S; s++) {
-    const one = bare('x', [position(s)]);
-    const head = bare('x', []).length;
-    records.push(Buffer.from(one.buffer, one.byteOffset + head, one.length - head));
+    const symbol = Buffer.from(symbolName(s));
+    const r = Buffer.alloc(1 + symbol.length + DELTA_TICK_BYTES);
+    r[0] = symbol.length;
+    symbol.copy(r, 1);
+    r[1 + symbol.length + DeltaTick.flags] = 0;
+    records.push(r);
   }
-  const heads = ids.map((id) => Buffer.from(bare(id, [])));
+  const heads = ids.map((id) => Buffer.from(bare(id)));
   let most = 0;
   for (let p = 0; p < P; p++) most = Math.max(most, heldAt[p + 1] - heldAt[p]);
   let recordMax = 0;

@@ -4,7 +4,7 @@
 // subscriber process must stay far below one core while the server sends it hundreds of thousands of
 // updates a second (issue 14).
 import { FrameKind, UPDATE_BINARY_VERSION } from '../../src/protocol/binary.js';
-import { DELTA_VERSION, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES } from '../../src/protocol/delta.js';
+import { DELTA_VERSION, DELTA_VERSION_V3, DeltaHead, DeltaKind, UPDATES_HEADER_BYTES, UPDATES_RECORD_PREFIX_BYTES } from '../../src/protocol/delta.js';
 
 /** What a reader fills in; one object per process, reused for every update. */
 export interface UpdateFields {
@@ -35,7 +35,7 @@ const v2FromSeqAfterId = 8;
 const v2AsOfAfterId = 16;
 const v2TickTsAfterId = 24;
 const v2HeadBytesAfterId = 32;
-// Version 3 delta and the per-connection updates frame: offsets from src/client/delta.ts (DeltaHead).
+// Version 3 and 4 deltas (the same head) and the per-connection updates frame: offsets from src/protocol/delta.ts (DeltaHead).
 const updatesCountAt = 4;
 
 /** The number at the end of bytes [start, end) (the digits after the last non-digit); -1 when none. */
@@ -56,7 +56,7 @@ export function trailingNumber(buf: Uint8Array, start: number, end: number): num
 export function readBinaryUpdate(buf: Buffer, start: number, end: number, out: UpdateFields): boolean {
   if (end - start < v2IdAt || buf[start] !== FrameKind.update) return false;
   const version = buf[start + 1];
-  if (version === DELTA_VERSION) {
+  if (version === DELTA_VERSION || version === DELTA_VERSION_V3) {
     const idEnd = start + DeltaHead.id + buf[start + DeltaHead.idLength];
     if (idEnd > end) return false;
     out.portfolio = trailingNumber(buf, start + DeltaHead.id, idEnd);

@@ -8,7 +8,7 @@
 
 import type { DomainEventType, PortfolioSnapshot, StoredEvent, TradeInput, TradeResult } from '../domain/types.js';
 import { decodeUpdate } from '../protocol/binary.js';
-import { DeltaKind, splitUpdatesFrame } from '../protocol/delta.js';
+import { DeltaKind, deltaHeadOf, heldPositionsOf, splitUpdatesFrame, type HeldPositions } from '../protocol/delta.js';
 import { BEARER_PROTOCOL_PREFIX, PROTOCOL_NAME } from '../protocol/wire.js';
 import type { ClientOp, Encoding, ErrorMessage, Frames, RequestId, ServerMessage, UpdateMessage } from '../protocol/messages.js';
 import { applyUpdate } from '../protocol/view.js';
@@ -398,7 +398,19 @@ export class MtmClient {
   }
 
   private onBinaryUpdate(bytes: Uint8Array): void {
-    const d = decodeUpdate(bytes);
+    // Version 4 records carry only what a tick moved for most positions: they decode against the
+    // subscription's view, so its sequence is checked first (a duplicate or a gap is not decoded).
+    const head = deltaHeadOf(bytes);
+    let held: HeldPositions | null = null;
+    if (head !== null) {
+      const s = this.subs.get(head.portfolio_id);
+      if (!s || s.lastSeq < 0 || s.view === null || head.seq <= s.lastSeq) return;
+      if (head.from_seq > s.lastSeq + 1) return this.onGap(head.portfolio_id, s.resyncing);
+      const view = s.view;
+      let positions: HeldPositions | null = null;
+      held = { get: (symbol) => (positions ??= heldPositionsOf(view)).get(symbol) };
+    }
+    const d = decodeUpdate(bytes, held);
     if (!d.ok) return this.options.onError?.(new MtmError('bad_frame', `undecodable binary frame: ${d.reason}`));
     const { from_seq, ...u } = d.value;
     this.onUpdate(from_seq < u.seq ? { type: 'update', from_seq, ...u } : { type: 'update', ...u });
@@ -418,15 +430,16 @@ export class MtmClient {
     if (!s || s.lastSeq < 0 || s.view === null) return; // before the snapshot: the snapshot will cover it
     if (u.seq <= s.lastSeq) return;
     const from = u.from_seq ?? u.seq;
-    if (from > s.lastSeq + 1) {
-      // A gap: updates were lost. Ask for a snapshot once and ignore updates until it comes.
-      this.stats.gaps++;
-      if (!s.resyncing) this.resync(u.portfolio_id);
-      return;
-    }
+    if (from > s.lastSeq + 1) return this.onGap(u.portfolio_id, s.resyncing);
     s.lastSeq = u.seq;
     s.view = applyUpdate(s.view, u);
     s.handlers.onUpdate?.(u, s.view);
+  }
+
+  /** A gap: updates were lost. Ask for a snapshot once and ignore updates until it comes. */
+  private onGap(portfolio: string, resyncing: boolean): void {
+    this.stats.gaps++;
+    if (!resyncing) this.resync(portfolio);
   }
 
   private onServerError(m: ErrorMessage): void {

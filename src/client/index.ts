@@ -37,3 +37,6 @@ export type {
 export { decodeUpdate, encodeUpdate, encodeFeedRegister, encodeFeedTicks, decodeFeedFrame, readTick, FrameKind, TICK_RECORD_BYTES } from '../protocol/binary.js';
 export type { BinaryTick, BinaryUpdate, FeedFrame } from '../protocol/binary.js';
 export { applyUpdate } from '../protocol/view.js';
+// Version 4 binary updates: a tick record decodes against the positions the reader holds (its view).
+export { heldPositionsOf } from '../protocol/delta.js';
+export type { HeldPosition, HeldPositions } from '../protocol/delta.js';

@@ -24,7 +24,7 @@ import { ErrorCode, fail, ok, type EngineError, type Result } from '../errors.js
 import type { PortfolioSnapshot } from '../domain/types.js';
 import type { EngineMessage, Listener, SubscribeOptions } from '../engine/api.js';
 import { Delta, deltaOf } from '../engine/deltas.js';
-import { DELTA_VERSION, DeltaKind } from '../protocol/delta.js';
+import { DELTA_VERSION, DeltaKind, HeldBook } from '../protocol/delta.js';
 import { partitionOf } from './partition.js';
 import type { RpcRouter } from './rpc.js';
 import { clusterSubjects } from './subjects.js';
@@ -254,6 +254,11 @@ interface Relayed {
   buffer: Delta[];
   /** A snapshot request is on its way (the listeners at -1 get it). */
   syncing: boolean;
+  /**
+   * Remote mode: the positions the relayed stream's readers hold (from the owner's snapshot and the
+   * records since), which its version 4 tick records decode against (src/protocol/delta.ts).
+   */
+  held: HeldBook;
   onError: ((e: EngineError) => void) | undefined;
 }
 
@@ -311,7 +316,7 @@ export class UpdateRelay {
       if (this.entries.size >= this.o.relayedPortfoliosMax) {
         return fail(ErrorCode.limit_exceeded, `subscribed portfolios per node must be <= ${this.o.relayedPortfoliosMax}`, 'portfolio_id', true);
       }
-      e = { id: portfolioId, partition, listeners: new Set(), mode: 'remote', owner: undefined, buffer: [], syncing: false, onError: options.onError };
+      e = { id: portfolioId, partition, listeners: new Set(), mode: 'remote', owner: undefined, buffer: [], syncing: false, held: new HeldBook(), onError: options.onError };
       if (this.ownership.owns(partition)) e.mode = 'local';
       else if (!this.usePartition(partition)) return fail(ErrorCode.limit_exceeded, 'update subscription refused by NATS', 'portfolio_id', true);
       this.entries.set(portfolioId, e);
@@ -402,6 +407,12 @@ export class UpdateRelay {
   }
 
   private deliver(e: Relayed, delta: Delta): void {
+    const heldBefore = e.held.seq;
+    e.held.observe(delta.bytes);
+    delta.held = e.held;
+    // A record that does not follow the last one (lost on the way): what is held may be wrong, so
+    // nothing decodes against it until a fresh snapshot.
+    if (heldBefore >= 0 && e.held.seq < 0) void this.sync(e, true, 'a gap in the relayed updates');
     let waiting = false;
     for (const l of e.listeners) {
       if (l.seq < 0) waiting = true;
@@ -416,6 +427,8 @@ export class UpdateRelay {
       void this.sync(e, true, `more than ${this.o.bufferedDeltasMax} deltas while waiting for a snapshot`);
       return;
     }
+    // Decoded now when its positions are held (the held book moves on before the buffer is read).
+    if (e.held.seq === delta.seq) delta.decodeIfHeld();
     e.buffer.push(delta);
   }
 
@@ -444,14 +457,20 @@ export class UpdateRelay {
     }
     e.owner = r.value.owner;
     const snapshot = r.value.snapshot;
-    for (const l of e.listeners) {
-      if (l.seq >= 0) continue;
+    if (snapshot.seq >= e.held.seq) e.held.reset(snapshot);
+    const waiting = [...e.listeners].filter((l) => l.seq < 0);
+    for (const l of waiting) {
       const again = l.resync;
       l.seq = snapshot.seq;
       l.resync = false;
       if (again) this.counters.resyncs++;
       l.listener({ kind: 'snapshot', snapshot, resync: again });
-      for (const d of e.buffer) {
+    }
+    // Record by record to every listener that waited: each decodes against the positions held at its seq.
+    for (const d of e.buffer) {
+      e.held.observe(d.bytes);
+      d.held = e.held;
+      for (const l of waiting) {
         if (d.seq <= l.seq) continue;
         l.seq = d.seq;
         l.listener(l.bytes ? { kind: 'delta', delta: d } : { kind: 'update', update: d.update() });

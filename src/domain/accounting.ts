@@ -55,6 +55,17 @@ export function unitsOf(quantity: number): number | null {
 }
 
 export function applyFill(position: PositionState, fill: TradeFill): TradeOutcome {
+  return fillInto({ position: { units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 }, realized: 0, cashDelta: 0, opened: false, closed: false, flipped: false }, position, fill);
+}
+
+/**
+ * applyFill's arithmetic (the one implementation), written into `out` and its position object, which
+ * must not be `position`: a live trade gets fresh objects (applyFill), while replay books 1M logged
+ * trades into snapshot columns through one reused outcome, allocating nothing per trade.
+ */
+export function fillInto(out: TradeOutcome, position: PositionState, fill: TradeFill): TradeOutcome {
+  const p = out.position;
+  if (p === position) throw new Error('fillInto writes a position other than the one it reads');
   const signed = fill.side === 'buy' ? fill.units : -fill.units;
   const held = position.units;
   // Times 1 is exact: a plain share books exactly as before multipliers existed.
@@ -65,14 +76,16 @@ export function applyFill(position: PositionState, fill: TradeFill): TradeOutcom
     const heldQty = quantityOf(Math.abs(held));
     const addQty = quantityOf(fill.units);
     const avg = held === 0 ? fill.price : (heldQty * position.avg_cost + addQty * fill.price) / (heldQty + addQty);
-    return {
-      position: { units: held + signed, avg_cost: avg, realized_pnl: position.realized_pnl - fill.fee, last_trade_price: fill.price },
-      realized: -fill.fee,
-      cashDelta,
-      opened: held === 0,
-      closed: false,
-      flipped: false,
-    };
+    p.units = held + signed;
+    p.avg_cost = avg;
+    p.realized_pnl = position.realized_pnl - fill.fee;
+    p.last_trade_price = fill.price;
+    out.realized = -fill.fee;
+    out.cashDelta = cashDelta;
+    out.opened = held === 0;
+    out.closed = false;
+    out.flipped = false;
+    return out;
   }
   const closedUnits = Math.min(Math.abs(held), fill.units);
   const perUnit = held > 0 ? fill.price - position.avg_cost : position.avg_cost - fill.price;
@@ -80,14 +93,16 @@ export function applyFill(position: PositionState, fill: TradeFill): TradeOutcom
   const remaining = held + signed;
   const flipped = remaining !== 0 && Math.sign(remaining) !== Math.sign(held);
   const avg = remaining === 0 ? 0 : flipped ? fill.price : position.avg_cost;
-  return {
-    position: { units: remaining, avg_cost: avg, realized_pnl: position.realized_pnl + realized, last_trade_price: fill.price },
-    realized,
-    cashDelta,
-    opened: flipped,
-    closed: remaining === 0 || flipped,
-    flipped,
-  };
+  p.units = remaining;
+  p.avg_cost = avg;
+  p.realized_pnl = position.realized_pnl + realized;
+  p.last_trade_price = fill.price;
+  out.realized = realized;
+  out.cashDelta = cashDelta;
+  out.opened = flipped;
+  out.closed = remaining === 0 || flipped;
+  out.flipped = flipped;
+  return out;
 }
 
 /** While paused only trades that reduce exposure are accepted: opposite side, no larger than the position. */

@@ -2,7 +2,7 @@
 // The xstate machine (actors/portfolio.ts) decides WHICH of these may run in which lifecycle state;
 // these functions decide WHAT each one does to the books. No clock, no randomness: `ts` comes in.
 
-import { applyFill, flatPosition, quantityOf, type TradeOutcome } from './accounting.js';
+import { applyFill, fillInto, flatPosition, quantityOf, type TradeOutcome } from './accounting.js';
 import { applyLotFill, lotSelectionError, type ClosedLot } from './lots.js';
 import {
   QUANTITY_SCALE,
@@ -148,10 +148,10 @@ function bookTrade(state: PortfolioState, trade: ValidTrade): Booked {
  * a trade in its base currency at multiplier 1. In that case bookTrade's fill is applyFill's with the
  * position's realized P&L carried in the base (rate 1), which is what this returns; the caller adds
  * its cashDelta to the cash, its realized to the book's realized P&L and counts the trade, as
- * replayTrade does. Only applyFill's result is allocated: replay books 1M trades this way.
+ * replayTrade does. Written into `out` (fillInto): replay books 1M trades this way, allocating nothing.
  */
-export function replayBaseAverageFill(before: PositionState, trade: ValidTrade): TradeOutcome {
-  const local = applyFill(before, trade);
+export function replayBaseAverageFill(before: PositionState, trade: ValidTrade, out: TradeOutcome): TradeOutcome {
+  const local = fillInto(out, before, trade);
   local.position.realized_pnl = before.realized_pnl + local.realized;
   return local;
 }

@@ -1,18 +1,24 @@
 // The main thread's view of the shards' deltas: bytes routed, not objects. A Delta is one portfolio's
-// binary record (layout version 3, src/client/delta.ts) as a shard wrote it; it is decoded into an
-// update object only when a listener asks for objects, and then once whatever the listener count.
+// binary record (layout version 4, src/protocol/delta.ts) as a shard wrote it; it is decoded into an
+// update object only when a listener asks for objects, and then once whatever the listener count,
+// against the positions its portfolio's HeldBook holds (a tick record carries only what a tick moved).
 // DeltaRoutes maps a shard's book index to the portfolio id, learnt from the record itself the first
 // time the index is seen (a restarted shard starts a fresh table: its indexes may differ).
 
 import { assert } from '../assert.js';
 import type { PortfolioUpdate } from '../domain/types.js';
-import { DeltaHead, decodeDelta } from '../protocol/delta.js';
+import { DeltaHead, decodeDelta, type DeltaUpdate, type HeldBook } from '../protocol/delta.js';
 import { DELTA_INDEX_STRIDE } from '../shard/deltaWriter.js';
 
 const utf8 = new TextDecoder();
 
 export class Delta {
   private decoded: PortfolioUpdate | null = null;
+  /**
+   * What its reader holds of the portfolio, having applied this record (HeldBook.observe): a tick
+   * record decodes against it while it is at this record's seq, i.e. during this record's delivery.
+   */
+  held: HeldBook | null = null;
 
   constructor(
     readonly portfolioId: string,
@@ -26,15 +32,28 @@ export class Delta {
     return new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength).getFloat64(DeltaHead.fromSeq, true);
   }
 
+  /** Decodes now when `held` is at this record's seq (a reader that keeps the delta for later); else waits. */
+  decodeIfHeld(): void {
+    if (this.decoded !== null || this.held === null || this.held.seq !== this.seq) return;
+    const d = decodeDelta(this.bytes, this.held);
+    if (d.ok) this.decoded = withoutFromSeq(d.value);
+  }
+
   /** The update as an object (the figures the JSON encoding carries), decoded once. */
   update(): PortfolioUpdate {
     if (this.decoded !== null) return this.decoded;
-    const d = decodeDelta(this.bytes);
-    assert(d.ok, `a shard wrote an undecodable delta: ${d.ok ? '' : d.reason}`);
-    const { from_seq: _from, ...update } = d.value;
-    this.decoded = update;
-    return update;
+    // Held positions of another seq would give a tick record wrong figures: it is refused instead.
+    const held = this.held !== null && this.held.seq === this.seq ? this.held : null;
+    const d = decodeDelta(this.bytes, held);
+    assert(d.ok, `a delta not decodable here: ${d.ok ? '' : d.reason}`);
+    this.decoded = withoutFromSeq(d.value);
+    return this.decoded;
   }
+}
+
+function withoutFromSeq(u: DeltaUpdate): PortfolioUpdate {
+  const { from_seq: _from, ...update } = u;
+  return update;
 }
 
 export function deltaOf(bytes: Uint8Array): Delta {

@@ -15,8 +15,9 @@
 //                 | u8 stale (0 or 1)
 // Version 2 added the mark ages (stale counts, price_ts, price_age_ms, stale) and the currencies
 // (unconverted_positions, currency, fx_rate); a version 1 reader refuses it ("unsupported version")
-// instead of misreading it. The server now sends version 3 (src/client/delta.ts: compact, fixed
-// offsets); decodeUpdate reads both, and encodeUpdate still writes version 2 for older peers.
+// instead of misreading it. The server now sends version 4 (src/protocol/delta.ts: compact, fixed
+// offsets, tick records decoded against the positions the reader holds); decodeUpdate reads 2, 3 and
+// 4, and encodeUpdate still writes version 2 for older peers.
 //
 // Feed register frame (publisher -> /ws/feed):
 //   u8 kind = 0x10 | u8 version = 1 | u16 count | per symbol: u8 length m | m bytes (UTF-8)
@@ -25,7 +26,7 @@
 //   count x 28-byte records: u32 symbol id | f64 price | f64 ts (epoch ms) | f64 size (NaN = none)
 
 import type { PortfolioStatus, PortfolioUpdate, PositionView } from '../domain/types.js';
-import { DELTA_VERSION, decodeDelta, readPositionSymbol } from './delta.js';
+import { DELTA_VERSION, DELTA_VERSION_V3, decodeDelta, readPositionSymbol, type HeldPositions } from './delta.js';
 
 /** Version of the feed frames (register, ticks). */
 export const BINARY_VERSION = 1;
@@ -139,12 +140,16 @@ function asBytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {
       : new Uint8Array(data);
 }
 
-export function decodeUpdate(data: ArrayBuffer | ArrayBufferView): DecodeResult<BinaryUpdate> {
+/**
+ * Any update layout the server sent (2, 3, 4). A version 4 record's tick records decode against
+ * `held`, the positions the reader holds of that portfolio (heldPositionsOf its view): see delta.ts.
+ */
+export function decodeUpdate(data: ArrayBuffer | ArrayBufferView, held: HeldPositions | null = null): DecodeResult<BinaryUpdate> {
   const bytes = asBytes(data);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 7) return { ok: false, reason: 'frame shorter than its header' };
   if (view.getUint8(0) !== FrameKind.update) return { ok: false, reason: 'not an update frame' };
-  if (view.getUint8(1) === DELTA_VERSION) return decodeDelta(bytes);
+  if (view.getUint8(1) === DELTA_VERSION || view.getUint8(1) === DELTA_VERSION_V3) return decodeDelta(bytes, held);
   if (view.getUint8(1) !== UPDATE_BINARY_VERSION) return { ok: false, reason: 'unsupported version' };
   const state = states[view.getUint8(2)];
   if (state === undefined) return { ok: false, reason: 'unknown state' };

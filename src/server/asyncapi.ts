@@ -54,11 +54,11 @@ export function asyncApiDocument(limits: ProtocolLimits = defaultLimits): Json {
   for (const m of Object.values(messages) as Json[]) m.payload = (m.payload as Json).s;
   messages.UpdateBinary = {
     name: 'UpdateBinary',
-    ...binary('Update of a subscription with encoding "binary": the binary delta, layout in docs/PROTOCOL.md (kind 0x01, version 3, little-endian; the SDK also reads version 2).'),
+    ...binary('Update of a subscription with encoding "binary": the binary delta, layout in docs/PROTOCOL.md (kind 0x01, version 4, little-endian: a position a tick only re-marked is a tick record, price and price_ts, decoded against the position the reader holds; the SDK also reads versions 3 and 2).'),
   };
   messages.UpdatesBinary = {
     name: 'UpdatesBinary',
-    ...binary('Per-connection frame (subscribe with frames "connection", encoding "binary"): kind 0x02, version 3, u32 count, then count x (u32 length, one version 3 update record): docs/PROTOCOL.md.'),
+    ...binary('Per-connection frame (subscribe with frames "connection", encoding "binary"): kind 0x02, version 4, u32 count, then count x (u32 length, one version 4 update record): docs/PROTOCOL.md.'),
   };
   messages.FeedRegisterBinary = { name: 'FeedRegisterBinary', ...binary('Binary symbol registration (kind 0x10): docs/PROTOCOL.md.') };
   messages.FeedTicksBinary = { name: 'FeedTicksBinary', ...binary('Binary tick batch (kind 0x11), 28-byte records: docs/PROTOCOL.md.') };

@@ -38,7 +38,7 @@ const updatesOpen = Buffer.from('{"type":"updates","updates":[', 'utf8');
 const comma = Buffer.from(',', 'utf8');
 const updatesClose = Buffer.from(']}', 'utf8');
 
-/** Version 2 binary update (the SDK still reads it; the server now sends version 3, src/client/delta.ts). */
+/** Version 2 binary update (the SDK still reads it; the server now sends version 4, src/protocol/delta.ts). */
 export function updateMessageBinary(update: PortfolioUpdate, fromSeq: number = update.seq): Encoded {
   const u8 = encodeUpdate(update, fromSeq);
   return { bytes: Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength), isBinary: true };

@@ -93,6 +93,14 @@ export interface CommandResult {
   holders?: number;
   /** Dry-run trades: every risk limit the trade would breach (empty: none). */
   breaches?: RiskLimitName[];
+  /**
+   * An applied trade's events travel as bytes (issue 15): `events` is empty and these are the next
+   * eventCount events of the message's eventBytes, its result's body the next of bodyBytes (see
+   * FromShard 'results').
+   */
+  eventCount?: number;
+  /** ... and their ts (the command's time). */
+  eventsTs?: number;
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }
@@ -103,6 +111,11 @@ export type ToShard =
   | { t: 'instruments'; instruments: { symbol: string; multiplier: number }[] }
   | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
   | { t: 'commands'; commands: Command[] }
+  /**
+   * Trade commands (not dry runs) packed (tradeChunk.ts: the trades, transferred, never cloned per
+   * trade), with each command's id and time; applied as 'commands' would, answered 'results'.
+   */
+  | { t: 'tradeCommands'; ids: Int32Array; now: Float64Array; bytes: Uint8Array }
   /** Imported trades (tradeChunk.ts: packed, transferred), applied in order; answered 'tradeChunkDone'. */
   | { t: 'tradeChunk'; chunk: number; bytes: Uint8Array; count: number; now: number }
   | { t: 'watch'; portfolio: string; on: boolean }
@@ -145,7 +158,7 @@ export interface BatchResult {
   t: 'revalued';
   batch: number;
   /**
-   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 3),
+   * The batch's deltas, one record per watched portfolio that changed (binary, layout version 4),
    * back to back in one buffer transferred with the message; deltaIndex holds (book index, offset,
    * length) per record (src/shard/deltaWriter.ts).
    */
@@ -201,11 +214,15 @@ export interface ShardRecoveryWork {
   shard: number;
   /** Its modules (shard, kernel, domain) loaded and evaluated. */
   modules_at_ms: number;
+  /** Its task began on its thread (a supervised restart: the kill to here is the main thread's and piscina's). */
+  task_at_ms: number;
   /** Its 'ready' message: the shard and its kernel (WASM compiled and instantiated) built. */
   ready_at_ms: number;
   /** Replayed trades booked straight into snapshot columns (no state built for them). */
   trades_in_columns: number;
   load_ms: number;
+  /** Of load_ms: reading its own snapshot part from the data directory ('loadStored'; 0 when the main thread sent it). */
+  read_ms: number;
   replay_ms: number;
   finish_ms: number;
 }
@@ -246,7 +263,20 @@ export type FromShard =
   | SettledResult
   /** Deltas outside a batch: a hold released with changes unsent (from_seq covers them), routed like a batch's. */
   | { t: 'deltas'; deltas: Uint8Array; deltaIndex: Int32Array }
-  | { t: 'results'; results: CommandResult[] }
+  /**
+   * The applied trades' events as the log keeps them (as TradeChunkAnswer's, in result order: a
+   * result's eventCount of them each), transferred; absent when no result has any.
+   */
+  | {
+      t: 'results';
+      results: CommandResult[];
+      eventBytes?: Uint8Array;
+      eventEnds?: Int32Array;
+      eventTypes?: Uint8Array;
+      /** Each such trade's result as the store keeps its body (protocol/flatRecord.ts NestedRecordWriter), the same order. */
+      bodyBytes?: Uint8Array;
+      bodyEnds?: Int32Array;
+    }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'tail'; request: number; report: TailReport }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }

@@ -15,6 +15,7 @@ import { assert } from '../assert.js';
 import { baseCurrencyDefault, type DividendDue, type Lot, type PortfolioState, type PortfolioStatus, type PositionState, type RiskLimits } from '../domain/types.js';
 import { replayBaseAverageFill } from '../domain/portfolio.js';
 import type { ValidTrade } from '../domain/validate.js';
+import type { TradeOutcome } from '../domain/accounting.js';
 import { ColumnBlock, ColumnBlockWriter } from './columnBlock.js';
 
 export const snapshotSegmentNames = ['portfolios', 'positions', 'strings', 'side'] as const;
@@ -475,8 +476,9 @@ export class SnapshotPart {
 
   /** The part's symbol table by name (built on the first trade booked into the columns). */
   private symbolIndex: Map<string, number> | null = null;
-  /** The position a trade booked into the columns starts from, rewritten per trade. */
+  /** The position a trade booked into the columns starts from, and its outcome: rewritten per trade. */
   private readonly before: PositionState = { units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 };
+  private readonly outcome: TradeOutcome = { position: { units: 0, avg_cost: 0, realized_pnl: 0, last_trade_price: 0 }, realized: 0, cashDelta: 0, opened: false, closed: false, flipped: false };
 
   /**
    * Replays a logged trade into book i's columns, so its state is not built just to take it (a crash
@@ -501,7 +503,7 @@ export class SnapshotPart {
     before.avg_cost = this.avg[p];
     before.realized_pnl = this.posRealized[p];
     before.last_trade_price = this.lastTrade[p];
-    const fill = replayBaseAverageFill(before, trade);
+    const fill = replayBaseAverageFill(before, trade, this.outcome);
     this.units[p] = fill.position.units;
     this.avg[p] = fill.position.avg_cost;
     this.posRealized[p] = fill.position.realized_pnl;

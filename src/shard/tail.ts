@@ -1,5 +1,5 @@
 // A recovering shard reads its own tail: the log after its snapshot, in one cursor pass in its own
-// thread, replayed straight into its books (Shard.replayTradeRecord for a trade read from its bytes,
+// thread, replayed straight into its books (Shard.replayTradeInto for a trade read from its bytes,
 // Shard.replayEvent for anything else, decoded here). Before this, the main thread read every value,
 // peeked at it, copied it into a chunk and posted the chunk: at 1M tail trades that was the crash
 // restart's bound. The data directory is opened read-only in this thread by the worker's entry
@@ -73,7 +73,7 @@ export type { TailNeeds, TailReport } from './protocol.js';
 
 /** One shard's pass over its tail; run() again after each pause (resume). Not reentrant. */
 export class TailReplay {
-  /** Trade ids left unbuilt: a trade booked into snapshot columns never needs its id (Shard.replayTradeRecord). */
+  /** Trade ids left unbuilt: a trade booked into snapshot columns never needs its id (Shard.replayTradeInto). */
   private readonly reader = new LogRecordReader(false);
   /** The last seq consumed: a resumed pass starts after it. */
   private lastSeq: number;
@@ -114,7 +114,7 @@ export class TailReplay {
             paused = true;
             break;
           }
-          shard.replayTradeRecord(trade, reader);
+          shard.replayTradeInto(book, trade, reader);
           this.applied++;
         }
       } else if (!this.other(bytes, size, seq, checked)) {

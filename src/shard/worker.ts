@@ -29,9 +29,15 @@ export function shardTaskWith(openLog: OpenTailLog | null): (input: ShardTaskInp
 }
 
 export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenTailLog | null = null): Promise<{ stopped: true }> {
+  const taskAtMs = performance.now();
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
+  // The events' bytes move to the main thread (no copy, no clone per event).
+  const sendResults = (msg: Extract<FromShard, { t: 'results' }>): void => {
+    if (msg.eventBytes === undefined) send(msg);
+    else port.postMessage(msg, [msg.eventBytes.buffer, (msg.eventEnds as Int32Array).buffer, (msg.eventTypes as Uint8Array).buffer, (msg.bodyBytes as Uint8Array).buffer, (msg.bodyEnds as Int32Array).buffer] as ArrayBuffer[]);
+  };
   // Watched first (Shard.ticks): the rest of the book is revalued a slice (about
   // unwatchedRowsPerSliceMax rows) per event-loop turn once the batches already queued were taken
   // (an immediate runs after them), so a batch arriving meanwhile waits for one slice, not the whole
@@ -57,7 +63,7 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   };
   // This thread's time in each recovery step (performance.now(): ms since the process started), reported
   // with 'loaded' for the start's phase breakdown; a worker reads no clock for anything it computes.
-  const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, replay_ms: 0, finish_ms: 0 };
+  const work: ShardRecoveryWork = { shard: init.shard, modules_at_ms: modulesAtMs, task_at_ms: taskAtMs, ready_at_ms: 0, trades_in_columns: 0, load_ms: 0, read_ms: 0, replay_ms: 0, finish_ms: 0 };
   let t0 = 0;
   let tail: TailReplay | null = null;
   // The data directory, read-only in this thread, from the snapshot load to the end of the tail pass.
@@ -101,7 +107,10 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics', request: msg.request, metrics: json }));
           break;
         case 'commands':
-          send({ t: 'results', results: shard.commands(msg.commands) });
+          sendResults(shard.commandsAnswer(msg.commands));
+          break;
+        case 'tradeCommands':
+          sendResults(shard.tradeCommands(msg.ids, msg.now, msg.bytes));
           break;
         case 'tradeChunk': {
           const answer = shard.tradeChunk(msg.chunk, msg.bytes, msg.count, msg.now);
@@ -144,6 +153,7 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           const same = pointer.shards === (init.shards ?? 1);
           const picked = same ? [init.shard] : pointer.covered.map((_, i) => i);
           const parts = picked.map((i) => ({ segments: stored.shardSnapshotSegments(pointer, i), covered: pointer.covered[i] }));
+          work.read_ms += performance.now() - t0;
           storedCovered = Math.min(...parts.map((p) => p.covered));
           shard.loadColumnar(parts, !same, msg.prices, msg.clean);
           work.load_ms += performance.now() - t0;

@@ -3,9 +3,14 @@
 // that instantiation succeeded: a thread ended (pool destroyed, engine closed or refused) while that
 // path instantiates the module aborts the whole process (node::loader::ModuleWrap::
 // CreateRequiredModuleFacade; the CI run of 453bacc lost test/restart.test.ts's process to it). This
-// CommonJS file has nothing of that to instantiate: it starts the ES module's dynamic import at once
-// (so a booted standby thread still has the shard's modules loaded before its task comes, as before)
-// and hands each task to it.
+// CommonJS file has nothing of that to instantiate: it starts the ES module's dynamic import at once.
+//
+// Its export is the import's promise, as an ES module's `default`: piscina awaits `default` before the
+// thread reports ready, so a thread is ready only once the shard's modules are loaded. Exporting a
+// function that awaited the import on its first task left the import to finish then: an idle piscina
+// thread blocks its event loop in Atomics.wait, so the booted standby thread (shardThreadsStandby)
+// still had most of its modules to load when a supervised restart's task came (200-450 ms of the
+// restart, docs/BENCHMARKS.md "Restart, seventh session (load)").
 
 type ShardTask = (typeof import('./shardWorker.js'))['default'];
 
@@ -13,6 +18,6 @@ const loading: Promise<ShardTask> = import('./shardWorker.js').then((m) => m.def
 // A thread ended while importing: nothing waits for it, and no unhandled rejection is reported.
 loading.catch(() => undefined);
 
-const shardThread = async (task: Parameters<ShardTask>[0]): Promise<Awaited<ReturnType<ShardTask>>> => (await loading)(task);
+const shardThread: { __esModule: true; default: Promise<ShardTask> } = { __esModule: true, default: loading };
 
 export = shardThread;
