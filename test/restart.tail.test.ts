@@ -11,8 +11,7 @@
 //   the dead worker's records, which with the tail bound would have stopped every later round);
 // - a restarted shard's task runs on the booted standby thread with its modules loaded before the
 //   death (seventh session: the standby's module import sat blocked behind piscina's Atomics.wait
-//   until the task came, 200-450 ms of every restart), and a death seen twice (its port's close,
-//   then the task's rejection) restarts the shard once.
+//   until the task came, 200-450 ms of every restart), and one death restarts the shard once.
 import { cpSync } from 'node:fs';
 import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -130,7 +129,7 @@ describe('a bounded shard restart', () => {
     const w = engine.progress.shardWork[work];
     expect(w.modules_at_ms).toBeLessThan(killedAt);
     expect(w.task_at_ms).toBeGreaterThan(killedAt);
-    // piscina's rejection of the dead task comes after its port closed: no second restart.
+    // The dead thread's exit and its replacement (the next standby) restart nothing more.
     await sleep(1_500);
     expect(engine.stats().shardRestarts).toBe(restarts + 1);
     expect(engine.progress.marks.filter((m) => m.step === 'shard 0 restart: death seen')).toHaveLength(1);
