@@ -7,7 +7,8 @@
 // spawn to exit), trades/s, and the server's bytes written per trade (`write_bytes` of
 // /proc/<server pid>/io across the import) and the server's CPU time per trade (user + system of every
 // thread, /proc/<server pid>/stat: on a shared machine the stable figure, where wall time is not) and
-// the client's (/proc/<import pid>/stat, read every 20 ms until it exits). Then one JSON line.
+// the client's (/proc/<import pid>/stat, read every 20 ms until it exits), and the server's main
+// thread's alone (/proc/<pid>/task/<pid>/stat). Then one JSON line.
 // --cpu-prof DIR runs the server under node --cpu-prof (a profile per thread in DIR). Used for issue 15's import figures in
 // docs/BENCHMARKS.md; the same command on two builds compares them.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -36,8 +37,8 @@ function writeBytes(pid: number): number {
 }
 
 /** CPU seconds (user + system, every thread) the process has used: /proc/<pid>/stat fields 14 and 15. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+function cpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -74,6 +75,8 @@ try {
   }
   const b0 = writeBytes(child.pid as number);
   const c0 = cpuSeconds(child.pid as number);
+  // The server's main thread alone (its task id is the process id): the import's bound (issue 15).
+  const m0 = cpuSeconds(child.pid as number, child.pid as number);
   const t0 = performance.now();
   const imp = spawn(process.execPath, [cli, 'import', file, '--url', url], { stdio: ['ignore', 'pipe', 'inherit'] });
   // The client's own CPU (it must not be the bottleneck): read until it exits, the last reading kept.
@@ -93,6 +96,7 @@ try {
   const seconds = (performance.now() - t0) / 1000;
   const b1 = writeBytes(child.pid as number);
   const c1 = cpuSeconds(child.pid as number);
+  const m1 = cpuSeconds(child.pid as number, child.pid as number);
   const result = {
     trades,
     portfolios,
@@ -102,11 +106,12 @@ try {
     tradesPerSecond: Math.round(trades / seconds),
     bytesWrittenPerTrade: Math.round((b1 - b0) / trades),
     serverCpuMicrosPerTrade: Math.round(((c1 - c0) * 1e6) / trades),
+    serverMainThreadCpuMicrosPerTrade: Math.round(((m1 - m0) * 1e6) / trades),
     /** Read every 20 ms while it ran: at most 20 ms of its CPU is missed. */
     clientCpuMicrosPerTrade: Math.round((clientCpu * 1e6) / trades),
     summary: summary.trim(),
   };
-  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), ${result.serverCpuMicrosPerTrade} µs server CPU/trade, ${result.clientCpuMicrosPerTrade} µs client CPU/trade, exit ${code}: ${result.summary}`);
+  console.log(`import: ${trades} trades in ${result.seconds} s, ${result.tradesPerSecond} trades/s, ${result.bytesWrittenPerTrade} bytes written/trade (server), ${result.serverCpuMicrosPerTrade} µs server CPU/trade (main thread ${result.serverMainThreadCpuMicrosPerTrade}), ${result.clientCpuMicrosPerTrade} µs client CPU/trade, exit ${code}: ${result.summary}`);
   console.log(JSON.stringify(result));
 } finally {
   child.kill('SIGTERM');

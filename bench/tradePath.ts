@@ -18,7 +18,8 @@
 // round trip: the message's wait in the worker and its apply; events appended, commit enqueued) ->
 // commit durable (the wait for a flush slot plus the commit) -> acknowledged, and prints p50/p99 per
 // leg, commands per message and commits in flight when a result is read. Used for issue 15's figures in docs/BENCHMARKS.md; the same command on two builds
-// compares them. CPU per trade (user + system of every thread, /proc/self/stat) is the figure a shared
+// compares them. CPU per trade (user + system of every thread, /proc/self/stat; and of the main thread
+// alone, /proc/self/task/<pid>/stat, the ack path's bound) is the figure a shared
 // machine does not blur as much as the rate. Under `node --expose-gc` it also prints the main heap after a full GC (the trade ids
 // the engine remembers are most of what grows with the trades done).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,8 +42,9 @@ function writeBytes(): number {
 }
 
 /** CPU seconds (user + system) of this process, the shard workers' threads included (/proc/self/stat). */
-function processCpuSeconds(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
+function processCpuSeconds(mainThreadOnly = false): number {
+  // The main thread's task id is the process id.
+  const stat = readFileSync(mainThreadOnly ? `/proc/self/task/${process.pid}/stat` : '/proc/self/stat', 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -166,6 +168,7 @@ try {
   await new Promise((r) => setTimeout(r, 1_000));
   const b0 = writeBytes();
   const cpu0 = processCpuSeconds();
+  const main0 = processCpuSeconds(true);
   const t0 = performance.now();
   measuring = true;
   traceOn = trace;
@@ -175,6 +178,7 @@ try {
   const wall = (performance.now() - t0) / 1000;
   const b1 = writeBytes();
   const cpu1 = processCpuSeconds();
+  const main1 = processCpuSeconds(true);
   stop = true;
   await Promise.all(running);
   // With --expose-gc: the main heap after a full GC, settled trades' memory included (issue 15, item 3).
@@ -208,6 +212,7 @@ try {
     lmdbCommitP99Ms: quantile(lmdbCommits, 0.99),
     bytesWrittenPerTrade: done > 0 ? Math.round((b1 - b0) / done) : 0,
     cpuMicrosPerTrade: done > 0 ? Math.round(((cpu1 - cpu0) * 1e6) / done) : 0,
+    mainThreadCpuMicrosPerTrade: done > 0 ? Math.round(((main1 - main0) * 1e6) / done) : 0,
     tradesSettled: next,
     heapUsedAfterGc,
     errors,
@@ -218,7 +223,7 @@ try {
     `trade path (${sync ? 'sync' : 'default'}): ${result.tradesPerSecond} trades/s, ack p50 ${f(result.ackP50Ms)} ms p99 ${f(result.ackP99Ms)} ms max ${f(result.ackMaxMs)} ms; ` +
       `${result.commits} journal records, ${result.eventsPerCommit.toFixed(1)} events/record, p50 ${f(result.commitP50Ms)} ms p99 ${f(result.commitP99Ms)} ms; ` +
       `${result.lmdbCommits} LMDB commits, ${result.lmdbEventsPerCommit.toFixed(1)} events/commit, p50 ${f(result.lmdbCommitP50Ms)} ms p99 ${f(result.lmdbCommitP99Ms)} ms; ` +
-      `${result.bytesWrittenPerTrade} bytes written/trade, ${result.cpuMicrosPerTrade} µs CPU/trade (all threads); errors ${errors}${firstError === '' ? '' : ` (${firstError})`}` +
+      `${result.bytesWrittenPerTrade} bytes written/trade, ${result.cpuMicrosPerTrade} µs CPU/trade (all threads; main thread ${result.mainThreadCpuMicrosPerTrade}); errors ${errors}${firstError === '' ? '' : ` (${firstError})`}` +
       (gc === undefined ? '' : `; main heap after GC ${heapUsedAfterGc} bytes with ${next} trade ids used`),
   );
   if (trace) {

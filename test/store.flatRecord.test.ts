@@ -7,14 +7,19 @@
 //   2^32, negatives to -2^31 and past), fractions, -0, 1e21, and strings at the fixstr/str8/str16
 //   lengths, multi-byte UTF-8 included, byte for byte; random flat values from a seeded generator too;
 // - a nested value (lot_ids), a surrogate, undefined, or more than 15 keys: null (msgpackr writes those);
-// - the by-portfolio index's [type, ts] value (encodePair), byte for byte.
+// - the by-portfolio index's [type, ts] value (encodePair), byte for byte;
+// - a shard's log values (LoggedValuesWriter): each event reads back as the event with the seq the
+//   store writes into its last 8 bytes; what is not flat is skipped, its place kept;
+// - nested records (NestedRecordWriter: a trade result with its position and totals), byte for byte,
+//   a shape met again as its id byte, random nested values from a seeded generator too; arrays,
+//   undefined, surrogates and more than 15 keys declined with nothing written.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { open, type RootDatabase } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlatRecordWriter } from '../src/protocol/flatRecord.js';
+import { FlatRecordWriter, LoggedValuesWriter, NestedRecordWriter } from '../src/protocol/flatRecord.js';
 
 let dir: string;
 let root: RootDatabase;
@@ -105,5 +110,80 @@ describe('FlatRecordWriter', () => {
     const kept = Array.from({ length: 5000 }, (_, i) => ({ v: { type: 'E', i, s: 's'.repeat(i % 50) }, bytes: null as Uint8Array | null }));
     for (const k of kept) k.bytes = w.encode(k.v);
     for (const k of kept) expect(decode(k.bytes as Uint8Array)).toEqual(k.v);
+  });
+});
+
+/** Value i of a writer's take(). */
+const valueOf = (t: { bytes: Uint8Array; ends: Int32Array }, i: number): Uint8Array => t.bytes.subarray(i === 0 ? 0 : t.ends[i - 1], t.ends[i]);
+
+describe('LoggedValuesWriter (a shard writes the log values, the store fills in the seq)', () => {
+  it('writes each event with its seq last, as msgpackr writes the event with that seq once filled in; skips what is not flat', () => {
+    const w = new LoggedValuesWriter(64);
+    const events = [
+      { type: 'TradeExecuted', trade_id: 't-1', symbol: 'AAPL', side: 'buy', quantity: 1.5, price: 187.25, fee: 0.5, trade_ts: 1, realized_pnl: -12.75, portfolio_id: 'p-1', ts: 2 },
+      { type: 'TradeExecuted', trade_id: 't-2', symbol: 'AAPL', side: 'sell', quantity: 1, price: 1, fee: 0, trade_ts: 1, realized_pnl: 0, lot_ids: ['l'], portfolio_id: 'p-1', ts: 2 },
+      { type: 'PositionClosed', symbol: 'é'.repeat(40), realized_pnl: 0, portfolio_id: 'p-1', ts: 2 },
+    ];
+    const written = events.map((e) => {
+      if (w.writeLogged(e)) return true;
+      w.skip();
+      return false;
+    });
+    expect(written).toEqual([true, false, true]);
+    const t = w.take();
+    expect(t.ends.length).toBe(3);
+    expect(valueOf(t, 1).length).toBe(0);
+    for (const [i, seq] of [[0, 7], [2, 2 ** 32 + 5]] as const) {
+      const bytes = valueOf(t, i);
+      new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setFloat64(bytes.length - 8, seq, false);
+      expect(decode(bytes)).toEqual({ ...events[i], seq });
+    }
+  });
+});
+
+describe('NestedRecordWriter (a trade result with its position and totals)', () => {
+  const position = { symbol: 'AAPL', currency: 'USD', fx_rate: 1, quantity: 3, avg_cost: 101.5, last_price: 0, market_value: 0, unrealized_pnl: -0, realized_pnl: 12.5, return_rate: 0, weight: 0, price_ts: null, price_age_ms: null, stale: true };
+  const totals = { cash: 99_695.5, capital: 100_000, holdings_value: 0, cost_basis: 304.5, unrealized_pnl: 0, realized_pnl: 12.5, total_return: 12.5, return_rate: 0.000125, equity: 99_695.5, gross_exposure: 0, unconverted_positions: 0, stale_positions: 1, unpriced_positions: 1 };
+  const result = { trade_id: 't-1', portfolio_id: 'p-1', applied: true, realized_pnl: 12.5, position, totals, state: 'active' };
+
+  it('writes a trade result as msgpackr does, a shape met again as its id byte', () => {
+    const w = new NestedRecordWriter(32);
+    const values = [result, { ...result, trade_id: 'x'.repeat(300), other: { ...position, symbol: 'B' } }, { a: { b: { c: { d: 1 } } }, e: { b: { c: { d: 2 } } } }, { imported: true, realized_pnl: 1 }];
+    for (const v of values) expect(w.write(v)).toBe(true);
+    const t = w.take();
+    values.forEach((v, i) => {
+      expect(hex(valueOf(t, i)), JSON.stringify(v)).toBe(hex(msgpackr.encode(v)));
+      expect(decode(valueOf(t, i))).toEqual(JSON.parse(JSON.stringify(v)));
+    });
+  });
+
+  it('writes random nested values as msgpackr does (seeded)', () => {
+    const w = new NestedRecordWriter(16);
+    const key = fc.constantFrom('a', 'b', 'c', 'd', 'symbol', 'é', 'x'.repeat(33));
+    const leaf = fc.oneof(fc.double({ noNaN: true }), fc.integer(), fc.string({ maxLength: 40 }), fc.boolean(), fc.constant(null));
+    const { value } = fc.letrec((tie) => ({
+      value: fc.dictionary(key, fc.oneof({ depthSize: 'small' }, leaf, tie('value')), { maxKeys: 6 }),
+    }));
+    fc.assert(
+      fc.property(value, (v) => {
+        if (!w.write(v as Record<string, unknown>)) return true;
+        const t = w.take();
+        expect(hex(valueOf(t, 0))).toBe(hex(msgpackr.encode(v)));
+        return true;
+      }),
+      { seed: 20261207, numRuns: 1000 },
+    );
+  });
+
+  it('declines arrays, undefined, surrogates and more than 15 keys, writing nothing of them', () => {
+    const w = new NestedRecordWriter();
+    expect(w.write({ position: { lots: [1] } })).toBe(false);
+    expect(w.write({ a: { b: undefined } })).toBe(false);
+    expect(w.write({ a: 'lone-\ud800' })).toBe(false);
+    expect(w.write({ a: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])) })).toBe(false);
+    expect(w.write({ ok: 1 })).toBe(true);
+    const t = w.take();
+    expect(t.ends.length).toBe(1);
+    expect(decode(valueOf(t, 0))).toEqual({ ok: 1 });
   });
 });

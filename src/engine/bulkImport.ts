@@ -186,7 +186,7 @@ export class BulkImport {
         eventRealized[j] = a.realized[k];
       } else tradeIds[j] = null;
     }
-    const encoded: EncodedEvents = { bytes: a.eventBytes, ends: a.eventEnds, objects: a.eventObjects, portfolio, type, ts: a.now, tradeIds, realized: eventRealized };
+    const encoded: EncodedEvents = { bytes: a.eventBytes, ends: a.eventEnds, objects: a.eventObjects, portfolio, type, ts: new Float64Array(n).fill(a.now), tradeIds, realized: eventRealized };
     return this.d.commit.persistEncoded(encoded).then(
       () => undefined,
       (err: unknown) => {

@@ -77,14 +77,14 @@ export class Commit {
    * in message order, like persist. Only a directory event (rare: a risk pause) and an event a
    * listener takes are decoded. Returns when durable.
    */
-  persistEncoded(events: EncodedEvents): Promise<void> {
+  persistEncoded(events: EncodedEvents, trades?: { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): Promise<void> {
     const decoded = (i: number): StoredEvent => {
-      const start = i === 0 ? 0 : events.ends[i - 1];
+      const start = i === 0 ? (events.start ?? 0) : events.ends[i - 1];
       const o = events.objects.find((x) => x.i === i);
       return start === events.ends[i] && o !== undefined ? { ...o.event, seq: 0 } : this.d.store.decodeEvent(events.bytes.subarray(start, events.ends[i]));
     };
     for (let i = 0; i < events.type.length; i++) if (directoryEventTypes.has(events.type[i])) applyToDirectory(this.d.directory, decoded(i));
-    const receipt = this.d.store.appendEncoded(events);
+    const receipt = this.d.store.appendEncoded(events, trades);
     const durable = receipt.durable.then(() => {
       if (this.eventListeners.size === 0) return;
       for (let i = 0; i < events.type.length; i++) {

@@ -110,6 +110,7 @@ export class MtmEngine implements Engine {
       symbols,
       prices,
       persist: (events, trades) => this.commit.persist(events, trades),
+      persistEncoded: (events, trades) => this.commit.persistEncoded(events, trades),
       durable: () => this.commit.durable(),
       deliver: (u) => this.subscriptions.deliver(u),
       batchDone: (batch) => this.lockstep.batchDone(batch),

@@ -5,6 +5,12 @@ import type { MessagePort } from 'node:worker_threads';
 import { shardRestartingError, type EngineError } from '../errors.js';
 import type { Command, CommandResult, FromShard, ToShard, TradeChunkAnswer } from '../shard/protocol.js';
 import { DeltaRoutes } from './deltas.js';
+import { encodeTradeChunk } from '../shard/tradeChunk.js';
+
+/** A trade booked (not a dry run): it travels packed. */
+function isPackedTrade(c: Command): boolean {
+  return c.kind === 'trade' && c.dryRun !== true;
+}
 
 type Pending = (result: CommandResult) => void;
 /** A chunk of imported trades waiting for its turn (tradeChunk.ts), in the same queue as commands. */
@@ -188,7 +194,34 @@ export class ShardHandle {
 
   private postCommands(commands: Command[]): void {
     if (commands.length === 0) return;
-    if (commands.length <= this.commandsPerMessageMax) this.post({ t: 'commands', commands });
-    else for (let i = 0; i < commands.length; i += this.commandsPerMessageMax) this.post({ t: 'commands', commands: commands.slice(i, i + this.commandsPerMessageMax) });
+    if (commands.length <= this.commandsPerMessageMax) this.postMessageOf(commands);
+    else for (let i = 0; i < commands.length; i += this.commandsPerMessageMax) this.postMessageOf(commands.slice(i, i + this.commandsPerMessageMax));
+  }
+
+  /**
+   * One message's commands, in order: runs of trades (not dry runs) packed as 'tradeCommands' (one
+   * transferred buffer, tradeChunk.ts: no structured clone per trade), the others as 'commands'.
+   */
+  private postMessageOf(commands: Command[]): void {
+    let from = 0;
+    while (from < commands.length) {
+      let to = from;
+      const packed = isPackedTrade(commands[from]);
+      while (to < commands.length && isPackedTrade(commands[to]) === packed) to++;
+      const run = from === 0 && to === commands.length ? commands : commands.slice(from, to);
+      if (!packed) this.post({ t: 'commands', commands: run });
+      else {
+        const trades = run as Extract<Command, { kind: 'trade' }>[];
+        const ids = new Int32Array(trades.length);
+        const now = new Float64Array(trades.length);
+        for (let i = 0; i < trades.length; i++) {
+          ids[i] = trades[i].id;
+          now[i] = trades[i].now;
+        }
+        const bytes = encodeTradeChunk(trades.map((c) => ({ portfolio: c.portfolio, trade: c.trade })));
+        this.post({ t: 'tradeCommands', ids, now, bytes }, [ids.buffer, now.buffer, bytes.buffer] as ArrayBuffer[]);
+      }
+      from = to;
+    }
   }
 }

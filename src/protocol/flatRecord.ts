@@ -217,6 +217,20 @@ export class LoggedValuesWriter {
     return this.n;
   }
 
+  /** Whether writeLogged would write the value (flat, at most 14 keys). */
+  fits(value: Record<string, unknown>): boolean {
+    let n = 0;
+    for (const k in value) {
+      n++;
+      const v = value[k];
+      const t = typeof v;
+      if (t === 'string') {
+        if (surrogate.test(v as string)) return false;
+      } else if (t !== 'number' && t !== 'boolean' && v !== null) return false;
+    }
+    return n <= 14;
+  }
+
   /** Appends the value with a seq placeholder; false (nothing written) when it is not flat. */
   writeLogged(value: Record<string, unknown>): boolean {
     const keys = Object.keys(value);
@@ -287,7 +301,116 @@ export class LoggedValuesWriter {
   }
 }
 
-/** Writes the seq of a value LoggedValuesWriter wrote (its last 8 bytes, a float64). */
-export function fillLoggedSeq(bytes: Uint8Array, end: number, seq: number): void {
-  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setFloat64(end - 8, seq, false);
+/**
+ * Values of records nested in records (a trade's result: its position and totals inside it), written
+ * as lmdb-js's msgpackr writes them (test/store.flatRecord.test.ts compares the bytes): each record
+ * shape is defined (d4 72 <id> + its keys) the first time it occurs in a value, ids from 0x40 in order
+ * of appearance, and named by its id byte after that. Strings, numbers, booleans, null and plain
+ * objects of at most 15 keys; anything else (an array, undefined) answers false and writes nothing.
+ * Values go back to back into one buffer, handed over by take() (transferred), like LoggedValuesWriter.
+ */
+export class NestedRecordWriter {
+  private buf: Buffer;
+  private at = 0;
+  private ends: Int32Array;
+  private n = 0;
+  /** Each shape's key array (msgpack: 0x9n + the keys), found by its first key, then compared. */
+  private readonly shapes = new Map<string, { keys: string[]; bytes: Buffer }[]>();
+  /** The shapes defined in the value being written, and their ids. */
+  private readonly defined: { keys: string[]; id: number }[] = [];
+
+  constructor(private readonly bytesHint = 64 * 1024) {
+    this.buf = Buffer.allocUnsafeSlow(bytesHint);
+    this.ends = new Int32Array(256);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** Appends the value; false (nothing written) when it holds what this writer does not write. */
+  write(value: Record<string, unknown>): boolean {
+    const start = this.at;
+    this.defined.length = 0;
+    if (!this.record(value)) {
+      this.at = start;
+      return false;
+    }
+    if (this.n === this.ends.length) {
+      const ends = new Int32Array(this.ends.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.ends[this.n++] = this.at;
+    return true;
+  }
+
+  /** Value i is bytes[i === 0 ? 0 : ends[i - 1], ends[i]); the writer starts afresh. */
+  take(): { bytes: Uint8Array; ends: Int32Array } {
+    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
+    const ends = this.ends.slice(0, this.n);
+    this.buf = Buffer.allocUnsafeSlow(this.bytesHint);
+    this.at = 0;
+    this.n = 0;
+    return { bytes, ends };
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const next = Buffer.allocUnsafeSlow(Math.max(this.at + bytes, this.buf.length * 2));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+
+  private record(value: Record<string, unknown>): boolean {
+    const keys = Object.keys(value);
+    if (keys.length > 15) return false;
+    let id = -1;
+    for (const d of this.defined) {
+      if (sameKeys(d.keys, keys)) {
+        id = d.id;
+        break;
+      }
+    }
+    if (id >= 0) {
+      this.room(1);
+      this.buf[this.at++] = id;
+    } else {
+      id = 0x40 + this.defined.length;
+      if (id > 0x7f) return false;
+      this.defined.push({ keys, id });
+      const shape = this.shapeOf(keys);
+      this.room(3 + shape.length);
+      this.buf[this.at] = 0xd4;
+      this.buf[this.at + 1] = 0x72;
+      this.buf[this.at + 2] = id;
+      this.at += 3 + shape.copy(this.buf, this.at + 3);
+    }
+    for (const k of keys) {
+      const v = value[k];
+      const t = typeof v;
+      if (t === 'object' && v !== null) {
+        if (Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+        if (!this.record(v as Record<string, unknown>)) return false;
+        continue;
+      }
+      if (t === 'string') {
+        if (surrogate.test(v as string)) return false;
+        this.room((v as string).length * 3 + 5);
+      } else if (t !== 'number' && t !== 'boolean' && v !== null) return false;
+      else this.room(valueHeadBytes);
+      this.at = writeValue(this.buf, this.at, v as string | number | boolean | null);
+    }
+    return true;
+  }
+
+  private shapeOf(keys: string[]): Buffer {
+    const slot = keys.length === 0 ? '' : keys[0];
+    const known = this.shapes.get(slot);
+    if (known !== undefined) for (const k of known) if (sameKeys(k.keys, keys)) return k.bytes;
+    const bytes = recordHead(keys).subarray(3);
+    if (known === undefined) this.shapes.set(slot, [{ keys, bytes }]);
+    else if (known.length < 64) known.push({ keys, bytes });
+    return bytes;
+  }
 }

@@ -93,6 +93,14 @@ export interface CommandResult {
   holders?: number;
   /** Dry-run trades: every risk limit the trade would breach (empty: none). */
   breaches?: RiskLimitName[];
+  /**
+   * An applied trade's events travel as bytes (issue 15): `events` is empty and these are the next
+   * eventCount events of the message's eventBytes, its result's body the next of bodyBytes (see
+   * FromShard 'results').
+   */
+  eventCount?: number;
+  /** ... and their ts (the command's time). */
+  eventsTs?: number;
   /** Main thread only: resolves when the events of this result are durable. */
   durable?: Promise<void>;
 }
@@ -103,6 +111,11 @@ export type ToShard =
   | { t: 'instruments'; instruments: { symbol: string; multiplier: number }[] }
   | { t: 'ticks'; batch: number; n: number; syms: Int32Array; prices: Float64Array; ts: Float64Array; now: number }
   | { t: 'commands'; commands: Command[] }
+  /**
+   * Trade commands (not dry runs) packed (tradeChunk.ts: the trades, transferred, never cloned per
+   * trade), with each command's id and time; applied as 'commands' would, answered 'results'.
+   */
+  | { t: 'tradeCommands'; ids: Int32Array; now: Float64Array; bytes: Uint8Array }
   /** Imported trades (tradeChunk.ts: packed, transferred), applied in order; answered 'tradeChunkDone'. */
   | { t: 'tradeChunk'; chunk: number; bytes: Uint8Array; count: number; now: number }
   | { t: 'watch'; portfolio: string; on: boolean }
@@ -250,7 +263,20 @@ export type FromShard =
   | SettledResult
   /** Deltas outside a batch: a hold released with changes unsent (from_seq covers them), routed like a batch's. */
   | { t: 'deltas'; deltas: Uint8Array; deltaIndex: Int32Array }
-  | { t: 'results'; results: CommandResult[] }
+  /**
+   * The applied trades' events as the log keeps them (as TradeChunkAnswer's, in result order: a
+   * result's eventCount of them each), transferred; absent when no result has any.
+   */
+  | {
+      t: 'results';
+      results: CommandResult[];
+      eventBytes?: Uint8Array;
+      eventEnds?: Int32Array;
+      eventTypes?: Uint8Array;
+      /** Each such trade's result as the store keeps its body (protocol/flatRecord.ts NestedRecordWriter), the same order. */
+      bodyBytes?: Uint8Array;
+      bodyEnds?: Int32Array;
+    }
   | { t: 'records'; request: number; records: PortfolioRecord[]; segments: Uint8Array[] }
   | { t: 'tail'; request: number; report: TailReport }
   | { t: 'loaded'; request: number; portfolios: number; positions: number; work: ShardRecoveryWork }

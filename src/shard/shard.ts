@@ -14,9 +14,9 @@ import { FLAG_BREACH_LATCHED, NONE } from '../kernel/layout.js';
 import { createKernel, type Kernel } from '../kernel/index.js';
 import type { PortfolioEvent } from '../../actors/portfolio.js';
 import { Book, newBook, releaseActor, sendToActor } from './book.js';
-import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type SettledResult, type ShardEvent, type ShardInit, type TradeChunkAnswer } from './protocol.js';
+import { unwatchedBatchesPendingMax, unwatchedRevalueIntervalMsDefault, type BatchResult, type Command, type CommandResult, type FromShard, type SettledResult, type ShardEvent, type ShardInit, type TradeChunkAnswer } from './protocol.js';
 import { ChunkKind, TradeChunkReader } from './tradeChunk.js';
-import { LoggedValuesWriter } from '../protocol/flatRecord.js';
+import { LoggedValuesWriter, NestedRecordWriter } from '../protocol/flatRecord.js';
 import { domainEventTypes, type DomainEventType } from '../domain/types.js';
 import { positionView, totalsOf } from './views.js';
 import { SnapshotPart, encodeSnapshot, snapshotRowCounts, type RestoredBook } from './snapshotCodec.js';
@@ -65,6 +65,8 @@ export class Shard {
    * to the main thread, which fills in the seqs and logs the bytes as they are (no clone, no encode).
    */
   private readonly chunkValues = new LoggedValuesWriter();
+  /** A command's applied trade's result body, as the store keeps it (encoded here, not on the main thread). */
+  private readonly bodyValues = new NestedRecordWriter(16 * 1024);
   private chunkTypes: number[] = [];
   private chunkTrades: number[] = [];
   private chunkObjects: { i: number; event: ShardEvent }[] = [];
@@ -262,6 +264,45 @@ export class Shard {
 
   commands(commands: Command[]): CommandResult[] {
     return commands.map((cmd) => this.command(cmd));
+  }
+
+  /**
+   * The 'results' message of commands: an applied trade's events written as the log keeps them, one
+   * buffer for the message (transferred), instead of objects cloned per event; other results as they are.
+   */
+  commandsAnswer(commands: Command[]): Extract<FromShard, { t: 'results' }> {
+    const results = this.commands(commands);
+    const types: number[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (r.trade === null || r.events.length === 0) continue;
+      let flat = true;
+      for (const e of r.events) if (!this.chunkValues.fits(e as unknown as Record<string, unknown>)) flat = false;
+      // A trade naming lots (not flat) keeps its events as objects and its result body for the main thread to encode.
+      if (!flat || !this.bodyValues.write(r.trade as unknown as Record<string, unknown>)) continue;
+      for (const e of r.events) {
+        this.chunkValues.writeLogged(e as unknown as Record<string, unknown>);
+        types.push(eventTypeCodes.get(e.type as DomainEventType) as number);
+      }
+      r.eventCount = r.events.length;
+      r.eventsTs = commands[i].now;
+      r.events = [];
+    }
+    if (types.length === 0) return { t: 'results', results };
+    const values = this.chunkValues.take();
+    const bodies = this.bodyValues.take();
+    return { t: 'results', results, eventBytes: values.bytes, eventEnds: values.ends, eventTypes: Uint8Array.from(types), bodyBytes: bodies.bytes, bodyEnds: bodies.ends };
+  }
+
+  /** Packed trade commands (tradeChunk.ts), answered as commandsAnswer answers. */
+  tradeCommands(ids: Int32Array, now: Float64Array, bytes: Uint8Array): Extract<FromShard, { t: 'results' }> {
+    const reader = new TradeChunkReader(bytes);
+    const commands: Command[] = new Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const trade = reader.next();
+      commands[i] = { id: ids[i], kind: 'trade', portfolio: reader.portfolio, trade, now: now[i] };
+    }
+    return this.commandsAnswer(commands);
   }
 
   /**

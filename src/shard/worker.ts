@@ -33,6 +33,11 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
   const shard = new Shard(init);
   const metrics = new ShardMetrics();
   const send = (msg: FromShard) => port.postMessage(msg);
+  // The events' bytes move to the main thread (no copy, no clone per event).
+  const sendResults = (msg: Extract<FromShard, { t: 'results' }>): void => {
+    if (msg.eventBytes === undefined) send(msg);
+    else port.postMessage(msg, [msg.eventBytes.buffer, (msg.eventEnds as Int32Array).buffer, (msg.eventTypes as Uint8Array).buffer, (msg.bodyBytes as Uint8Array).buffer, (msg.bodyEnds as Int32Array).buffer] as ArrayBuffer[]);
+  };
   // Watched first (Shard.ticks): the rest of the book is revalued a slice (about
   // unwatchedRowsPerSliceMax rows) per event-loop turn once the batches already queued were taken
   // (an immediate runs after them), so a batch arriving meanwhile waits for one slice, not the whole
@@ -102,7 +107,10 @@ export default function shardTask({ init, port }: ShardTaskInput, openLog: OpenT
           void metrics.registry.getMetricsAsJSON().then((json) => send({ t: 'metrics', request: msg.request, metrics: json }));
           break;
         case 'commands':
-          send({ t: 'results', results: shard.commands(msg.commands) });
+          sendResults(shard.commandsAnswer(msg.commands));
+          break;
+        case 'tradeCommands':
+          sendResults(shard.tradeCommands(msg.ids, msg.now, msg.bytes));
           break;
         case 'tradeChunk': {
           const answer = shard.tradeChunk(msg.chunk, msg.bytes, msg.count, msg.now);

@@ -18,18 +18,20 @@ import type { Batch, LoggedEvent, QueueTable, WriteQueue } from './writeQueue.js
  */
 export interface EncodedEvents {
   bytes: Uint8Array;
+  /** Where event 0 starts in bytes (default 0); ends are offsets in bytes. */
+  start?: number;
   ends: Int32Array;
   objects: readonly { i: number; event: DomainEvent }[];
-  /** Per event: what the indexes key it by (every event of a part has the part's ts). */
+  /** Per event: what the indexes key it by. */
   portfolio: readonly string[];
   type: readonly DomainEventType[];
-  ts: number;
+  ts: Float64Array;
   /**
    * Per event: the trade id when it is the TradeExecuted of an imported trade, whose result is derived
    * from it (tradeResults.ts enqueueDerived: {imported, realized_pnl, seq}), else null; and that realized P&L.
    */
-  tradeIds: readonly (string | null)[];
-  realized: Float64Array;
+  tradeIds?: readonly (string | null)[];
+  realized?: Float64Array;
 }
 
 /** An event appended as bytes: what the flush and the indexes read, the object decoded only for a reader (decode). */
@@ -136,11 +138,12 @@ export class EventLog implements QueueTable {
    */
   enqueueEncoded(p: EncodedEvents): EncodedEntry[] {
     const n = p.ends.length;
-    assert(p.portfolio.length === n && p.type.length === n && p.tradeIds.length === n && p.realized.length === n, 'encoded events: one portfolio, type, trade id and realized P&L per event');
-    assert(Number.isFinite(p.ts), 'event needs a finite ts');
+    assert(p.portfolio.length === n && p.type.length === n && p.ts.length === n, 'encoded events: one portfolio, type and ts per event');
+    assert(p.tradeIds === undefined || (p.tradeIds.length === n && p.realized?.length === n), 'encoded events: one trade id and realized P&L per event');
     let checkedId: unknown = undefined;
     let checkedType: unknown = undefined;
     for (let i = 0; i < n; i++) {
+      assert(Number.isFinite(p.ts[i]), 'event needs a finite ts');
       if (p.portfolio[i] !== checkedId) {
         assertKeyPart(p.portfolio[i], 'event portfolio_id');
         checkedId = p.portfolio[i];
@@ -155,7 +158,7 @@ export class EventLog implements QueueTable {
     for (const o of p.objects) objects.set(o.i, o.event);
     const bins: Uint8Array[] = new Array(n);
     const view = new DataView(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
-    let start = 0;
+    let start = p.start ?? 0;
     for (let i = 0; i < n; i++) {
       const end = p.ends[i];
       if (end > start) {
@@ -172,7 +175,7 @@ export class EventLog implements QueueTable {
     const q = this.queue.queued;
     const entries: EncodedEntry[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const entry = new EncodedEntry(first + i, p.portfolio[i], p.type[i], p.ts, bins[i], p.tradeIds[i], p.realized[i]);
+      const entry = new EncodedEntry(first + i, p.portfolio[i], p.type[i], p.ts[i], bins[i], p.tradeIds?.[i] ?? null, p.realized?.[i] ?? 0);
       entries[i] = entry;
       q.events.push(entry);
       q.eventBins.push(bins[i]);

@@ -201,14 +201,15 @@ export interface Store {
    * event-loop turn share one transaction; `durable` resolves once it is durable (see header).
    * An empty append is a barrier: its `durable` resolves when everything enqueued before is durable.
    */
-  append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): AppendReceipt;
+  /** A trade result's `bin`: its body as this store's encoder writes it (written by a shard), taken as it is. */
+  append(events: readonly DomainEvent[], tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): AppendReceipt;
   /**
    * Appends events a shard encoded as the log keeps them (log.ts EncodedEvents, a bulk import's
    * chunk): seqs assigned now from firstSeq on and written into their bytes, which are logged as they
    * are; each imported trade's result is derived from its TradeExecuted (tradeResults.ts). Same
    * ordering, batching and `durable` as append().
    */
-  appendEncoded(events: EncodedEvents): EncodedReceipt;
+  appendEncoded(events: EncodedEvents, tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): EncodedReceipt;
   /** Durable idempotency: the first result stored for (portfolio, trade_id), including one still in flight. */
   tradeResult(portfolioId: string, tradeId: string): unknown | undefined;
   /**
@@ -505,7 +506,7 @@ class LmdbStore implements Store {
 
   append(
     events: readonly DomainEvent[],
-    tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[],
+    tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[],
   ): AppendReceipt {
     this.writable();
     // Nothing may be logged after a lost batch: the seqs stay unassigned.
@@ -524,15 +525,18 @@ class LmdbStore implements Store {
     return { stored, durable: this.queue.groupDone() };
   }
 
-  appendEncoded(events: EncodedEvents): EncodedReceipt {
+  appendEncoded(events: EncodedEvents, tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): EncodedReceipt {
     this.writable();
     if (this.queue.failure !== null) return { firstSeq: 0, durable: this.queue.rejected() };
     const firstSeq = this.log.lastSeq() + 1;
+    // Checked and encoded before anything is enqueued, as append() does.
+    const trades = this.trades.encode(tradeResults);
     const entries = this.log.enqueueEncoded(events);
     this.index.enqueue(entries);
     this.trades.enqueueDerived(entries);
-    this.queue.queued.writes += entries.length;
-    if (entries.length === 0) return { firstSeq, durable: this.queue.barrier() };
+    this.trades.enqueue(trades);
+    this.queue.queued.writes += entries.length + trades.length;
+    if (entries.length + trades.length === 0) return { firstSeq, durable: this.queue.barrier() };
     this.queue.scheduleFlush();
     return { firstSeq, durable: this.queue.groupDone() };
   }

@@ -196,7 +196,7 @@ export class TradeResults implements QueueTable {
   }
 
   /** Validates and encodes the results not stored yet (throws on a bad key, before anything is queued). */
-  encode(tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown }[]): TradeResultWrite[] {
+  encode(tradeResults?: readonly { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]): TradeResultWrite[] {
     const trades: TradeResultWrite[] = [];
     if (tradeResults !== undefined) {
       // The keys of this call so far: a bulk import appends thousands at once (a scan of `trades` was quadratic).
@@ -209,8 +209,8 @@ export class TradeResults implements QueueTable {
         if (this.pendingTrades.has(pending) || here?.has(pending) === true) continue;
         here?.add(pending);
         if (this.trades.doesExist([t.portfolio_id, t.trade_id]) && !(this.floors.has(t.portfolio_id) && this.forgotten(t.portfolio_id, this.trades.get([t.portfolio_id, t.trade_id])))) continue;
-        const flat = typeof t.result === 'object' && t.result !== null ? this.flat.encode(t.result as Record<string, unknown>) : null;
-        trades.push({ key: [t.portfolio_id, t.trade_id], bin: flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0, seq: 0 });
+        const flat = t.bin !== undefined || typeof t.result !== 'object' || t.result === null ? null : this.flat.encode(t.result as Record<string, unknown>);
+        trades.push({ key: [t.portfolio_id, t.trade_id], bin: t.bin ?? flat ?? this.tradeEncoder.encode(t.result), value: t.result, pending, n: 0, seq: 0 });
       }
     }
     return trades;

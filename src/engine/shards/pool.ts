@@ -8,7 +8,8 @@ import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type Result } 
 import type { Clock, PortfolioRecord } from '../../domain/types.js';
 import { deltaOf, type Delta } from '../deltas.js';
 import type { FromShard, ShardEvent, TailReport } from '../../shard/protocol.js';
-import type { Store } from '../../store/store.js';
+import type { EncodedEvents, Store } from '../../store/store.js';
+import { domainEventTypes, type DomainEventType, type TradeResult } from '../../domain/types.js';
 import type { EngineCounters } from '../counters.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ResolvedOptions } from '../options.js';
@@ -37,6 +38,8 @@ export interface PoolDeps {
   prices: LastPrices;
   /** The stations a shard's messages go to (wired by the engine facade). */
   persist: (events: ShardEvent[], trades?: { portfolio_id: string; trade_id: string; result: unknown }[]) => Promise<void>;
+  /** The same for events a shard wrote as bytes (store/log.ts EncodedEvents), with their trade results. */
+  persistEncoded: (events: EncodedEvents, trades?: { portfolio_id: string; trade_id: string; result: unknown; bin?: Uint8Array }[]) => Promise<void>;
   durable: () => Promise<void>;
   /** One portfolio's binary delta, to its listeners (src/engine/deltas.ts). */
   deliver: (d: Delta) => void;
@@ -256,6 +259,10 @@ export class ShardPool {
         this.d.settled();
         break;
       case 'results':
+        if (msg.eventBytes !== undefined) {
+          this.encodedResults(h, msg);
+          break;
+        }
         for (const r of msg.results) {
           // A corporate step's results are logged together, all shards in one append (corporateDesk.ts).
           if (r.holders !== undefined) {
@@ -297,6 +304,70 @@ export class ShardPool {
         break;
       case 'ready':
         break;
+    }
+  }
+
+  /**
+   * Results whose applied trades' events came as bytes (Shard.commandsAnswer): a run of such results is
+   * logged in one append (persistEncoded: the bytes as they are, their result bodies as the shard
+   * encoded them), and a result with events as objects in its place, so every event takes its seq in
+   * the order the shard applied it; then each result is delivered and resolved in order, its durable set.
+   */
+  private encodedResults(h: ShardHandle, msg: Extract<FromShard, { t: 'results' }>): void {
+    const bytes = msg.eventBytes as Uint8Array;
+    const ends = msg.eventEnds as Int32Array;
+    const codes = msg.eventTypes as Uint8Array;
+    const bodies = msg.bodyBytes as Uint8Array;
+    const bodyEnds = msg.bodyEnds as Int32Array;
+    const results = msg.results;
+    const ts = new Float64Array(ends.length);
+    let next = 0;
+    let body = 0;
+    // The run of results logged as bytes not yet appended: from result runFrom, events from runEvent.
+    let runFrom = -1;
+    let runEvent = 0;
+    let portfolio: string[] = [];
+    let type: DomainEventType[] = [];
+    let trades: { portfolio_id: string; trade_id: string; result: unknown; bin: Uint8Array }[] = [];
+    const flushRun = (to: number): void => {
+      if (runFrom < 0) return;
+      const durable = this.d.persistEncoded(
+        { bytes, start: runEvent === 0 ? 0 : ends[runEvent - 1], ends: ends.subarray(runEvent, next), objects: [], portfolio, type, ts: ts.subarray(runEvent, next) },
+        trades,
+      );
+      for (let i = runFrom; i < to; i++) if ((results[i].eventCount ?? 0) > 0) results[i].durable = durable;
+      runFrom = -1;
+      portfolio = [];
+      type = [];
+      trades = [];
+    };
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      const n = r.eventCount ?? 0;
+      if (n > 0) {
+        const trade = r.trade as TradeResult;
+        if (runFrom < 0) {
+          runFrom = i;
+          runEvent = next;
+        }
+        for (let k = next; k < next + n; k++) {
+          portfolio.push(trade.portfolio_id);
+          type.push(domainEventTypes[codes[k]]);
+          ts[k] = r.eventsTs as number;
+        }
+        next += n;
+        // Its body as the shard encoded it (the store keeps the bytes; the object is the ack's).
+        trades.push({ portfolio_id: trade.portfolio_id, trade_id: trade.trade_id, result: trade, bin: bodies.subarray(body === 0 ? 0 : bodyEnds[body - 1], bodyEnds[body]) });
+        body++;
+      } else if (r.holders === undefined && r.events.length > 0) {
+        flushRun(i);
+        r.durable = this.d.persist(r.events, r.trade === null ? undefined : [{ portfolio_id: r.trade.portfolio_id, trade_id: r.trade.trade_id, result: r.trade }]);
+      }
+    }
+    flushRun(results.length);
+    for (const r of results) {
+      if (r.holders === undefined && r.update !== null) this.d.deliver(deltaOf(r.update));
+      h.resolve(r);
     }
   }
 
