@@ -292,10 +292,11 @@ export interface Store {
    */
   overloaded(): boolean;
   /**
-   * True when no LMDB transaction is queued, backlogged (snapshot records, prices, the lagging index)
-   * or in flight: nothing writes data.mdb until the next append or write. A copy of the live directory
-   * taken in the same turn (synchronously) is a state a crash can leave; one taken while lmdb-js's
-   * write thread commits mixes pages of different transactions.
+   * True when no LMDB transaction is queued, backlogged (snapshot records, prices, an index chunk due)
+   * or in flight: nothing writes data.mdb until the next append, write or timer (index entries still
+   * inside indexLagMaxMs are written by a later transaction). A copy of the live directory taken in the
+   * same turn (synchronously) is a state a crash can leave; one taken while lmdb-js's write thread
+   * commits mixes pages of different transactions.
    */
   idle(): boolean;
   /**
