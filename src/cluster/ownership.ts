@@ -564,17 +564,31 @@ export class Ownership implements OwnershipView {
     const h: Held = { revision, epoch, leaseUntil: sentAt + this.leaseMs(), ready: false };
     this.held.set(p, h);
     this.counters.claims++;
-    try {
-      await this.gate.take(p, epoch);
-    } catch (err) {
-      this.o.log(`cluster: partition ${p} could not be loaded (${String(err)}); giving it back`);
-      if (this.held.get(p) === h) await this.release(p);
-      return false;
-    }
-    if (this.held.get(p) !== h) return false;
-    h.ready = true;
-    this.emit({ partition: p, kind: 'gained', owner: this.nodeId });
+    this.load(p, h);
     return true;
+  }
+
+  /**
+   * Loads a claimed partition without holding up the rounds: a round that awaited the load stopped
+   * every heartbeat while it lasted, and a consumer that never caught up (its NATS server restarted
+   * under it) stopped them for good; the node's presence and leases ran out, every later tick queued
+   * one more round behind it, and the others kept partitions it still held (the cluster simulator,
+   * --nats-servers 3 seed 201, the lead's runs of the seventh session). The lease is refreshed while it
+   * loads; it serves once ready. A load still going at stop() is dropped with the partition.
+   */
+  private load(p: number, h: Held): void {
+    this.gate.take(p, h.epoch).then(
+      () => {
+        if (this.held.get(p) !== h || this.stopped) return;
+        h.ready = true;
+        this.emit({ partition: p, kind: 'gained', owner: this.nodeId });
+      },
+      (err: unknown) => {
+        if (this.held.get(p) !== h) return;
+        this.o.log(`cluster: partition ${p} could not be loaded (${String(err)}); giving it back`);
+        void this.release(p);
+      },
+    );
   }
 
   /** Drop locally first (the consumer stops), then delete the key with CAS so nobody else's claim is undone. */

@@ -408,7 +408,7 @@ export class UpdateRelay {
 
   private deliver(e: Relayed, delta: Delta): void {
     const heldBefore = e.held.seq;
-    e.held.observe(delta.bytes);
+    e.held.observe(delta.bytes, delta.seq, delta.fromSeq);
     delta.held = e.held;
     // A record that does not follow the last one (lost on the way): what is held may be wrong, so
     // nothing decodes against it until a fresh snapshot.
@@ -468,7 +468,7 @@ export class UpdateRelay {
     }
     // Record by record to every listener that waited: each decodes against the positions held at its seq.
     for (const d of e.buffer) {
-      e.held.observe(d.bytes);
+      e.held.observe(d.bytes, d.seq, d.fromSeq);
       d.held = e.held;
       for (const l of waiting) {
         if (d.seq <= l.seq) continue;

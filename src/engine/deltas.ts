@@ -25,12 +25,9 @@ export class Delta {
     readonly seq: number,
     /** The record's bytes: a view into the batch's buffer, published as they are. */
     readonly bytes: Uint8Array,
+    /** The first seq the record covers (below seq when its shard skipped deltas: conflation in the shard). */
+    readonly fromSeq: number,
   ) {}
-
-  /** The first seq the record covers (below seq when its shard skipped deltas: conflation in the shard). */
-  get fromSeq(): number {
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength).getFloat64(DeltaHead.fromSeq, true);
-  }
 
   /** Decodes now when `held` is at this record's seq (a reader that keeps the delta for later); else waits. */
   decodeIfHeld(): void {
@@ -59,7 +56,7 @@ function withoutFromSeq(u: DeltaUpdate): PortfolioUpdate {
 export function deltaOf(bytes: Uint8Array): Delta {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes[DeltaHead.idLength];
-  return new Delta(utf8.decode(bytes.subarray(DeltaHead.id, DeltaHead.id + n)), view.getFloat64(DeltaHead.seq, true), bytes);
+  return new Delta(utf8.decode(bytes.subarray(DeltaHead.id, DeltaHead.id + n)), view.getFloat64(DeltaHead.seq, true), bytes, view.getFloat64(DeltaHead.fromSeq, true));
 }
 
 /** Per shard: book index -> portfolio id (bounded by the shard's portfolios). */
@@ -83,7 +80,7 @@ export class DeltaRoutes {
         id = utf8.decode(record.subarray(DeltaHead.id, DeltaHead.id + n));
         this.ids[book] = id;
       }
-      each(new Delta(id, view.getFloat64(o + DeltaHead.seq, true), record));
+      each(new Delta(id, view.getFloat64(o + DeltaHead.seq, true), record, view.getFloat64(o + DeltaHead.fromSeq, true)));
     }
   }
 }

@@ -41,7 +41,7 @@ export class Subscriptions {
   readonly deliver = (d: Delta): void => {
     const held = this.held.get(d.portfolioId);
     if (held !== undefined) {
-      held.observe(d.bytes);
+      held.observe(d.bytes, d.seq, d.fromSeq);
       d.held = held;
     }
     this.d.counters.updatesEmitted += this.subscribers.deliverDelta(d);

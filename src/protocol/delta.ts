@@ -527,13 +527,14 @@ export class HeldBook implements HeldPositions {
     this.seq = snapshot.seq;
   }
 
-  /** Applies the next record of the stream (seq above the one held; older ones are ignored). */
-  observe(bytes: Uint8Array): void {
-    if (this.seq < 0) return;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const seq = view.getFloat64(DeltaHead.seq, true);
-    if (seq <= this.seq) return;
-    if (view.getFloat64(DeltaHead.fromSeq, true) > this.seq + 1) {
+  /**
+   * Applies the next record of the stream (seq above the one held; older ones are ignored). `seq` and
+   * `fromSeq` are the record's (callers have read them already): a record that only re-marks costs
+   * no read here, and no allocation.
+   */
+  observe(bytes: Uint8Array, seq: number, fromSeq: number): void {
+    if (this.seq < 0 || seq <= this.seq) return;
+    if (fromSeq > this.seq + 1) {
       this.positions.clear();
       this.seq = -1;
       return;
@@ -541,6 +542,7 @@ export class HeldBook implements HeldPositions {
     this.seq = seq;
     const version = bytes[DeltaHead.version];
     if (version === DELTA_VERSION && (bytes[DeltaHead.flags] & DELTA_FLAG_HELD) === 0) return;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     try {
       this.read(bytes, view, version);
     } catch {

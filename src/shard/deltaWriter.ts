@@ -66,6 +66,9 @@ export class DeltaWriter {
   private symBytes = new Uint8Array(1 << 14);
   private symOffset = new Int32Array(256);
   private symLength = new Uint8Array(256);
+  /** A symbol of at most 8 bytes as two little-endian words (zero-padded): two stores instead of a byte loop. */
+  private symWord0 = new Uint32Array(256);
+  private symWord1 = new Uint32Array(256);
   private symbols = 0;
   private symBytesUsed = 0;
   private symLengthMax = 0;
@@ -103,11 +106,20 @@ export class DeltaWriter {
     if (this.symbols === this.symOffset.length) {
       this.symOffset = grown(this.symOffset, this.symbols * 2);
       this.symLength = grown(this.symLength, this.symbols * 2);
+      this.symWord0 = grown(this.symWord0, this.symbols * 2);
+      this.symWord1 = grown(this.symWord1, this.symbols * 2);
     }
     if (this.symBytesUsed + b.length > this.symBytes.length) this.symBytes = grown(this.symBytes, Math.max(this.symBytes.length * 2, this.symBytesUsed + b.length));
     this.symBytes.set(b, this.symBytesUsed);
     this.symOffset[this.symbols] = this.symBytesUsed;
     this.symLength[this.symbols] = b.length;
+    if (b.length <= 8) {
+      const padded = new Uint8Array(8);
+      padded.set(b);
+      const words = new DataView(padded.buffer);
+      this.symWord0[this.symbols] = words.getUint32(0, true);
+      this.symWord1[this.symbols] = words.getUint32(4, true);
+    }
     this.symBytesUsed += b.length;
     this.symbols++;
     if (b.length > this.symLengthMax) this.symLengthMax = b.length;
@@ -178,7 +190,7 @@ export class DeltaWriter {
     const rows = this.scratchRows;
     const idLength = this.idLength[f];
     this.ensure(DELTA_HEAD_BYTES + idLength + count * (1 + this.symLengthMax + DELTA_FULL_BYTES));
-    const { bytes, view, sentMark, sentQty, sentFx, sentAvg, symBytes, symOffset, symLength } = this;
+    const { bytes, view, sentMark, sentQty, sentFx, sentAvg, symBytes, symOffset, symLength, symWord0, symWord1 } = this;
     const { posQty, posMark, posFx, posSym, posAvg, posMv, posUpnl, posFxSym, symPrice } = c;
     const { symTs, asOf, staleAfterMs } = clock;
     const o0 = this.length;
@@ -227,9 +239,15 @@ export class DeltaWriter {
         if (fxSym !== NONE && symTs[fxSym] > tickTs) tickTs = symTs[fxSym];
       }
       const len = symLength[sym];
-      const from = symOffset[sym];
       bytes[o] = len;
-      for (let k = 0; k < len; k++) bytes[o + 1 + k] = symBytes[from + k];
+      // Up to 8 bytes in two stores: the padding lands where the record's flags and price go next.
+      if (len <= 8) {
+        view.setUint32(o + 1, symWord0[sym], true);
+        view.setUint32(o + 5, symWord1[sym], true);
+      } else {
+        const from = symOffset[sym];
+        for (let k = 0; k < len; k++) bytes[o + 1 + k] = symBytes[from + k];
+      }
       o += 1 + len;
       // As positionView: a foreign position whose rate was never seen stays in its quote currency.
       const unconv = quoted && fx === 0;
@@ -401,7 +419,7 @@ function stateCode(status: Book['status']): number {
   return status === 'active' ? 0 : status === 'paused' ? 1 : 2;
 }
 
-function grown<T extends Float64Array | Int32Array | Uint8Array>(a: T, size: number): T {
+function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(a: T, size: number): T {
   const next = new (a.constructor as new (n: number) => T)(size);
   next.set(a);
   return next;
