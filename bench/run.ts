@@ -117,7 +117,7 @@ function definitions(scale: Scale): Record<ScenarioName, { definition: string; p
     },
     recovery: {
       definition:
-        'State built through each system\'s write path (P portfolios x K positions, then E more trades and a SIGKILL); crash restart = start on that state, clean restart = start after a clean stop (median). spawnToReadySeconds: fork to ready; recoverSeconds: mtm createEngine on the data dir / peer journal replay. The limit has no state: a bare process start.',
+        'State built through each system\'s write path (P portfolios x K positions, then E more trades and a SIGKILL; mtm takes its own snapshot rounds during them unless tailSnapshots is deferred, so its crash restart replays the bounded tail a running engine leaves, the peer its whole journal); crash restart = start on that state, clean restart = start after a clean stop (median). spawnToReadySeconds: fork to ready; recoverSeconds: mtm createEngine on the data dir / peer journal replay. The limit has no state: a bare process start.',
       params: scale.recovery,
     },
     kernel: {

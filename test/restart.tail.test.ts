@@ -9,13 +9,18 @@
 //   part and keeps its own books (the figures equal those before the restart);
 // - a snapshot round whose shard dies before answering ends, incomplete (it used to wait forever for
 //   the dead worker's records, which with the tail bound would have stopped every later round);
+// - a start whose shard workers read their own snapshot parts (seventh session: the main thread reads
+//   only the directory's segments) on shard threads an entry started before it loaded the engine
+//   (startShardThreads) shows the figures shown before the stop; threads started for another worker
+//   count are refused naming shardThreads; each round's figures are in engine.stats();
 // - a restarted shard's task runs on the booted standby thread with its modules loaded before the
 //   death (seventh session: the standby's module import sat blocked behind piscina's Atomics.wait
 //   until the task came, 200-450 ms of every restart), and one death restarts the shard once.
 import { cpSync } from 'node:fs';
 import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type MtmEngine } from '../src/engine/engine.js';
+import { createEngine, EngineStartError, type MtmEngine } from '../src/engine/engine.js';
+import { startShardThreads } from '../src/engine/shards/threads.js';
 import { ensureBuilt, sleep, tempDir } from './support/engine.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -160,5 +165,40 @@ describe('a bounded shard restart', () => {
     }
     expect(engine.listPortfolios().length).toBe(ids.length);
     expect(await figures(engine)).toEqual(before);
+  }, 120_000);
+});
+
+describe('the start', () => {
+  it('workers read their own parts on threads started before the engine; threads for another count are refused', async () => {
+    const d = tempDir('mtm-restart-start-');
+    cleanups.push(() => d.remove());
+    const first = await createEngine({ dataDir: d.path, workers: 2, snapshotIntervalMs: 86_400_000 });
+    const ids = ['sa', 'sb', 'sc', 'sd', 'se'];
+    for (const id of ids) await first.createPortfolio({ id, cash: 50_000 });
+    for (let i = 0; i < 20; i++) expect((await first.trade(ids[i % ids.length], { trade_id: `s${i}`, symbol: i % 2 === 0 ? 'AA' : 'BB', side: 'buy', quantity: 3, price: 10 + i })).ok).toBe(true);
+    await first.snapshotAll();
+    const round = first.stats();
+    expect(round.snapshotRounds).toBe(1);
+    expect(round.lastSnapshotRoundBytes).toBeGreaterThan(0);
+    expect(round.lastSnapshotRoundRecords).toBe(ids.length);
+    expect(round.lastSnapshotRoundMs).toBeGreaterThan(0);
+    // A tail after the generation, then the clean stop.
+    for (let i = 0; i < 5; i++) await first.trade(ids[i], { trade_id: `t${i}`, symbol: 'CC', side: 'buy', quantity: 1, price: 7 });
+    const before = await figures(first);
+    await first.close();
+
+    const wrong = startShardThreads({ workers: 1 });
+    const refused = await createEngine({ dataDir: d.path, workers: 2, shardThreads: wrong }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(EngineStartError);
+    expect((refused as EngineStartError).error).toMatchObject({ code: 'invalid_field', field: 'shardThreads' });
+
+    const again = await createEngine({ dataDir: d.path, workers: 2, shardThreads: startShardThreads({ workers: 2 }) });
+    cleanups.push(() => again.close());
+    expect(again.threads).toBe(2);
+    expect(await figures(again)).toEqual(before);
+    expect(again.progress.marks.map((m) => m.step)).toEqual(expect.arrayContaining(['snapshots read', 'workers up', 'shards loaded']));
   }, 120_000);
 });

@@ -23,6 +23,10 @@ export interface ServerReady {
   /** Time spent recovering persisted state (createEngine on a data dir, or a journal replay). */
   recoverMs: number;
   info: Record<string, string | number | boolean>;
+  /** performance.timeOrigin of the server process (epoch ms): where its own clock starts. */
+  timeOriginMs?: number;
+  /** Steps of its start in ms of its own clock (mtm: modules, each recovery mark, listening). */
+  steps?: { step: string; at_ms: number }[];
 }
 
 export interface ServerStatsMsg {

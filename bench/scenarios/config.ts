@@ -75,6 +75,13 @@ export interface RecoveryParams {
   buildTimeoutMs: number;
   /** How long after ready the recovered server's resident memory is read as its steady RSS. */
   steadyAfterMs: number;
+  /**
+   * mtm's tail phase: 'engine' (its own snapshot settings: a round every snapshot interval or
+   * snapshotTailEventsMax events, so the crash leaves the bounded tail a running engine leaves) or
+   * 'deferred' (no round: all `events` after the last snapshot, the worst case). docs/BENCHMARKS.md
+   * "Restart, seventh session (start)" has both.
+   */
+  tailSnapshots: 'engine' | 'deferred';
 }
 
 export interface KernelParams {
@@ -148,7 +155,7 @@ export function fullScale(): Scale {
     },
     spike: { rate: 200_000, multiplier: 10, warmupMs: 2_000, beforeMs: 5_000, spikeMs: 5_000, afterMs: 10_000, recoveryFactor: 2 },
     trades: { connections: 50, inFlight: 4, warmupMs: 1_000, durationMs: 10_000 },
-    recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000, steadyAfterMs: 3_000 },
+    recovery: { portfolios: 100_000, positions: 25, events: 1_000_000, cleanRestarts: 3, buildTimeoutMs: 60 * 60_000, steadyAfterMs: 3_000, tailSnapshots: 'engine' },
     kernel: { iterations: null, portfolios: null, timeoutMs: 15 * 60_000 },
     serverReadyTimeoutMs: 10 * 60_000,
   };
@@ -182,7 +189,7 @@ export function quickScale(): Scale {
     },
     spike: { rate: 500, multiplier: 10, warmupMs: 300, beforeMs: 1_000, spikeMs: 1_000, afterMs: 1_000, recoveryFactor: 2 },
     trades: { connections: 10, inFlight: 4, warmupMs: 300, durationMs: 1_500 },
-    recovery: { portfolios: 200, positions: 25, events: 2_000, cleanRestarts: 1, buildTimeoutMs: 60_000, steadyAfterMs: 500 },
+    recovery: { portfolios: 200, positions: 25, events: 2_000, cleanRestarts: 1, buildTimeoutMs: 60_000, steadyAfterMs: 500, tailSnapshots: 'engine' },
     kernel: { iterations: 10, portfolios: 4_000, timeoutMs: 120_000 },
     serverReadyTimeoutMs: 60_000,
   };

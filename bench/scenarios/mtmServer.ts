@@ -10,9 +10,8 @@
 //
 // Start: node dist/bench/scenarios/mtmServer.js '{"dataDir":"/tmp/x","workload":{...}}'
 import { performance } from 'node:perf_hooks';
-import { createEngine } from '../../src/engine/engine.js';
-import { startServer } from '../../src/server/index.js';
-import { loadWorkload, type Workload } from '../workload.js';
+import { startShardThreads } from '../../src/engine/shards/threads.js';
+import type { Workload } from '../workload.js';
 import { runBenchServer, serverConfig } from './serverHarness.js';
 
 interface MtmConfig {
@@ -32,11 +31,22 @@ const benchLimits = { connectsPerSecond: 1_000_000, commandsPerSecond: 1_000_000
 
 runBenchServer(async () => {
   if (cfg.dataDir === '') throw new Error('mtmServer needs a dataDir');
-  const engineOptions = { dataDir: cfg.dataDir, kernel: cfg.kernel, workers: cfg.workers };
+  // The shard threads boot while this thread loads the engine and the server (as mtm serve does).
+  const shardThreads = startShardThreads({ workers: cfg.workers });
+  const steps = [{ step: 'shard threads started', at_ms: performance.now() }];
+  const [{ createEngine }, { startServer }, { loadWorkload }] = await Promise.all([import('../../src/engine/engine.js'), import('../../src/server/index.js'), import('../workload.js')]);
   const t0 = performance.now();
+  steps.push({ step: 'modules loaded', at_ms: t0 });
+  let threads: typeof shardThreads | undefined = shardThreads;
+  // The first engine takes the started threads; a reopen (sync, below) starts its own.
+  const engineOptions = () => {
+    const o = { dataDir: cfg.dataDir, kernel: cfg.kernel, workers: cfg.workers, shardThreads: threads };
+    threads = undefined;
+    return o;
+  };
   // Loading 250,000 synced trades would measure the disk, not the setup: load without sync, then
   // reopen with sync so that the measured trades run in the requested mode.
-  let engine = await createEngine({ ...engineOptions, sync: cfg.sync && cfg.workload === null });
+  let engine = await createEngine({ ...engineOptions(), sync: cfg.sync && cfg.workload === null });
   const recoverMs = cfg.recover ? performance.now() - t0 : 0;
   let loadMs = 0;
   if (cfg.workload !== null) {
@@ -45,17 +55,25 @@ runBenchServer(async () => {
     await engine.drain();
     if (cfg.sync) {
       await engine.close();
-      engine = await createEngine({ ...engineOptions, sync: true });
+      engine = await createEngine({ ...engineOptions(), sync: true });
     }
     loadMs = performance.now() - t1;
   }
   const server = await startServer(engine, { port: 0, host: '127.0.0.1', log: null, limits: benchLimits });
   const live = engine;
+  steps.push(...engine.progress.marks, { step: 'server listening', at_ms: performance.now() });
   return {
     port: server.port,
+    steps,
     loadMs,
     recoverMs,
-    info: { system: 'mtm', transport: `uWebSockets.js (${server.uwsBinary})`, kernel: live.kernel, workers: live.workers, sync: cfg.sync, portfolios: live.listPortfolios().length },
+    info: { system: 'mtm', transport: `uWebSockets.js (${server.uwsBinary})`, kernel: live.kernel, workers: live.workers, sync: cfg.sync, portfolios: live.stats().portfolios,
+      // The shard workers' own time in the start's steps (ms of their threads, summed over shards).
+      workerLoadMs: Math.round(engine.progress.shardWork.reduce((n, w) => n + w.load_ms, 0)),
+      workerReplayMs: Math.round(engine.progress.shardWork.reduce((n, w) => n + w.replay_ms, 0)),
+      workerFinishMs: Math.round(engine.progress.shardWork.reduce((n, w) => n + w.finish_ms, 0)),
+      eventsReplayed: engine.progress.eventsReplayed,
+    },
     counters: () => {
       const s = server.stats();
       const e = live.stats();

@@ -2,7 +2,9 @@
 // clean shutdown. The state is built once per run through each system's own write path
 // (bench/scenarios/recoveryBuild.ts), then the server process is started on it:
 //   crash restart: after the build's tail phase was killed (SIGKILL) with E events acknowledged since
-//                  the last clean shutdown;
+//                  the last clean shutdown (mtm: with its own snapshot rounds during them, so it
+//                  replays the bounded tail they leave; scale.recovery.tailSnapshots 'deferred' takes
+//                  none, the worst case: all E);
 //   clean restart: after a clean stop of the recovered server (median of cleanRestarts).
 // Figures: recoverSeconds (in-process: mtm createEngine on the data dir until ready; peer journal
 // replay), readySeconds (process start to listening) and spawnToReadySeconds (fork to ready message).
@@ -94,7 +96,7 @@ export async function recovery(name: SystemName, scale: Scale, progress: Progres
     if (name !== 'limit') {
       for (const phase of ['base', 'tail'] as const) {
         progress.update(`building: ${phase}`);
-        const done = await build({ system: name, dir, portfolios: p.portfolios, positions: p.positions, events: p.events, phase }, p.buildTimeoutMs);
+        const done = await build({ system: name, dir, portfolios: p.portfolios, positions: p.positions, events: p.events, phase, tailSnapshots: p.tailSnapshots }, p.buildTimeoutMs);
         if (phase === 'base') baseEvents = done.events;
         else tailEvents = done.events;
         buildMs += done.ms;

@@ -3,8 +3,12 @@
 //                 then a clean shutdown (mtm: engine.close(), which writes the columnar snapshot);
 //   phase 'tail': E more trades (1 unit bought on existing holdings, round-robin), acknowledged, then
 //                 the process kills itself with SIGKILL: a crash with E events since the last clean
-//                 shutdown (mtm runs this phase through the engine with snapshots deferred by a day,
-//                 so none is taken).
+//                 shutdown. mtm runs this phase through the engine, by default with its own snapshot
+//                 settings (tailSnapshots 'engine': a round every snapshotTailEventsMax events, so the
+//                 crash leaves a bounded tail, what a running engine leaves; each round's figures are
+//                 printed as a JSON line), or with snapshots deferred by a day and the tail bound off
+//                 (tailSnapshots 'deferred': all E events after the last snapshot, the worst case;
+//                 docs/BENCHMARKS.md "Restart, seventh session (start)").
 // mtm's base is written by the bulk path (bench/scenarios/bulkBase.ts): the engine's own shard code decides every
 // event and trade result (in-process Shards, the same `Shard.commands` a worker runs), and they are
 // appended straight to the store in large batches, skipping the per-command round trips and acks
@@ -30,6 +34,8 @@ export interface RecoveryBuildConfig {
   positions: number;
   events: number;
   phase: 'base' | 'tail';
+  /** mtm's tail phase: the engine's snapshot settings ('engine', the default) or none taken ('deferred'). */
+  tailSnapshots?: 'engine' | 'deferred';
 }
 
 export interface RecoveryBuildDone {
@@ -37,6 +43,8 @@ export interface RecoveryBuildDone {
   events: number;
   failed: number;
   ms: number;
+  /** mtm's tail phase: the snapshot rounds the engine took during it. */
+  snapshotRounds?: number;
 }
 
 const inFlightMax = 2_000;
@@ -62,7 +70,18 @@ async function mtm(c: RecoveryBuildConfig, w: Workload): Promise<RecoveryBuildDo
     // Commands, as the peer counts its journal (bulkBase also wrote a PositionOpened per holding).
     return { type: 'done', events: w.portfolios + holdingsOf(w).length, failed: 0, ms: performance.now() - t0 };
   }
-  const engine = await createEngine({ dataDir: c.dir, snapshotIntervalMs: 86_400_000 });
+  const deferred = c.tailSnapshots === 'deferred' ? { snapshotIntervalMs: 86_400_000, snapshotTailEventsMax: Number.MAX_SAFE_INTEGER } : {};
+  const engine = await createEngine({ dataDir: c.dir, ...deferred });
+  // Each snapshot round the engine takes during the load, as it ends (what the tail bound costs).
+  let rounds = 0;
+  let sent = 0;
+  const watch = setInterval(() => {
+    const s = engine.stats();
+    if (s.snapshotRounds === rounds) return;
+    rounds = s.snapshotRounds;
+    const at = performance.now() - t0;
+    console.log(JSON.stringify({ round: rounds, at_s: Math.round(at) / 1000, round_ms: Math.round(s.lastSnapshotRoundMs), bytes: s.lastSnapshotRoundBytes, records: s.lastSnapshotRoundRecords, trades_sent: sent }));
+  }, 100);
   const holdings = holdingsOf(w);
   let failed = 0;
   let inFlight: Promise<unknown>[] = [];
@@ -73,11 +92,13 @@ async function mtm(c: RecoveryBuildConfig, w: Workload): Promise<RecoveryBuildDo
         if (!r.ok) failed++;
       }),
     );
+    sent = i + 1;
     if (inFlight.length >= inFlightMax) await Promise.all(inFlight.splice(0));
   }
   await Promise.all(inFlight);
   inFlight = [];
-  return { type: 'done', events: c.events, failed, ms: performance.now() - t0 };
+  clearInterval(watch);
+  return { type: 'done', events: c.events, failed, ms: performance.now() - t0, snapshotRounds: engine.stats().snapshotRounds };
 }
 
 function peer(c: RecoveryBuildConfig, w: Workload): RecoveryBuildDone {

@@ -11,6 +11,8 @@ export interface BenchServer {
   loadMs: number;
   recoverMs: number;
   info: Record<string, string | number | boolean>;
+  /** Steps of the start, in ms since this process started (restartRatio.js prints them from the fork). */
+  steps?: { step: string; at_ms: number }[];
   counters(): Record<string, number>;
   stop(): Promise<void>;
 }
@@ -49,7 +51,7 @@ export function runBenchServer(start: () => Promise<BenchServer>): void {
   start().then(
     (s) => {
       server = s;
-      const ready: ServerReady = { type: 'ready', port: s.port, pid: process.pid, readyMs: performance.now(), loadMs: s.loadMs, recoverMs: s.recoverMs, info: s.info };
+      const ready: ServerReady = { type: 'ready', port: s.port, pid: process.pid, readyMs: performance.now(), loadMs: s.loadMs, recoverMs: s.recoverMs, info: s.info, timeOriginMs: performance.timeOrigin, ...(s.steps === undefined ? {} : { steps: s.steps }) };
       console.log(JSON.stringify(ready));
       send(ready);
     },

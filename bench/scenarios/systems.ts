@@ -18,6 +18,8 @@ export interface SystemOptions {
   /** The state is already on disk: time its recovery. */
   recover?: boolean;
   readyTimeoutMs: number;
+  /** More node flags for the server process (restartRatio.js --cpu-prof DIR). */
+  nodeArgs?: string[];
 }
 
 export class RunningSystem {
@@ -29,6 +31,8 @@ export class RunningSystem {
     readonly ready: ServerReady,
     /** Orchestrator-side time from fork() to the ready message. */
     readonly spawnToReadyMs: number,
+    /** When fork() was called, epoch ms (performance.timeOrigin + now): the child's steps are read against it. */
+    readonly forkedAtMs = 0,
   ) {}
 
   get url(): string {
@@ -81,10 +85,10 @@ export async function startSystem(name: SystemName, o: SystemOptions): Promise<R
     config = { workload: o.workload };
   }
   const t0 = performance.now();
-  const child = new Child(name, script, [JSON.stringify(config)], nodeArgs);
+  const child = new Child(name, script, [JSON.stringify(config)], [...nodeArgs, ...(o.nodeArgs ?? [])]);
   try {
     const ready = await child.next<ServerReady>('ready', o.readyTimeoutMs);
-    return new RunningSystem(name, child, ready, performance.now() - t0);
+    return new RunningSystem(name, child, ready, performance.now() - t0, performance.timeOrigin + t0);
   } catch (e) {
     child.kill();
     throw e;

@@ -29,6 +29,7 @@ import type { EventQuery, StoreLimits } from '../store/store.js';
 import type { HeldTick } from './suspect.js';
 import type { Delta } from './deltas.js';
 import type { StreamPosition } from './streamPosition.js';
+import type { Piscina } from 'piscina';
 
 export type { StreamPosition };
 
@@ -105,6 +106,12 @@ export interface EngineOptions {
   unwatchedRowsPerSliceMax?: number;
   /** Allows crashShard(): for tests and admin only. */
   allowFaultInjection?: boolean;
+  /**
+   * Shard threads an entry point started before it loaded the engine (shards/threads.ts
+   * startShardThreads, with the same workers and shardHeapMb), so their boot overlapped its module
+   * loading; in-process API only. By default startEngine starts them.
+   */
+  shardThreads?: ShardThreads;
   /** A priced mark older than this (as_of - price_ts) is reported stale; default 60000. */
   staleAfterMs?: number;
   /** Cross FX rates go through this currency: QUSD x USDB (each leg direct or inverse). Default USD. */
@@ -150,6 +157,13 @@ export interface SubscribeOptions {
 export type Listener = (message: EngineMessage) => void;
 export type EventListener = (event: StoredEvent) => void;
 
+/** Shard threads started before the engine (shards/threads.ts startShardThreads) and what they were sized for. */
+export interface ShardThreads {
+  readonly pool: Piscina;
+  readonly workers: number;
+  readonly shardHeapMb: number;
+}
+
 export interface EngineStats {
   kernel: KernelKind;
   workers: number;
@@ -166,6 +180,12 @@ export interface EngineStats {
   /** Tick-to-update latency (ms) over the last stats window. */
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** Snapshot rounds that wrote a columnar generation (timers, the tail bound, snapshotAll). */
+  snapshotRounds: number;
+  /** The last such round: from its request to the shards to its writes durable (ms), its generation's bytes, its per-portfolio records. */
+  lastSnapshotRoundMs: number;
+  lastSnapshotRoundBytes: number;
+  lastSnapshotRoundRecords: number;
 }
 
 export interface PositionLots {

@@ -22,6 +22,11 @@ export class EngineCounters {
   updatesEmitted = 0;
   shardRestarts = 0;
   lastRestartMs = 0;
+  /** Snapshot rounds that wrote a generation, and the last one's figures (upkeep.ts). */
+  snapshotRounds = 0;
+  lastSnapshotRoundMs = 0;
+  lastSnapshotRoundBytes = 0;
+  lastSnapshotRoundRecords = 0;
   lastTickTsMs = 0;
   /** Ticks held as suspect (a first hold or a replacement); mtm_ticks_suspect_total{outcome="held"}. */
   ticksHeld = 0;

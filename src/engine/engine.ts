@@ -7,11 +7,10 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { engineClosed, ErrorCode, fail, ok, shardRestartingError, type EngineError, type Result } from '../errors.js';
 import type { Clock, CreatePortfolioInput, DomainEvent, PortfolioSnapshot, PortfolioUpdate, Random, RiskLimits, StoredEvent, TickInput, TradeInput, TradeResult } from '../domain/types.js';
 import type { ValidTrade } from '../domain/validate.js';
-import { distFile } from '../projectRoot.js';
 import type { ShardEvent } from '../shard/protocol.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotStatuses, readSnapshotStrings, type BookImage } from '../shard/snapshotCodec.js';
 import { openStore, type CommitKind, type Store } from '../store/store.js';
@@ -32,7 +31,8 @@ import { History } from './history.js';
 import { LatencyWindow } from './latencyWindow.js';
 import { Lifecycle } from './lifecycle.js';
 import { markOptionsError, resolveOptions, type ResolvedOptions } from './options.js';
-import { ShardPool, shardThreadsStandby } from './shards/pool.js';
+import { ShardPool } from './shards/pool.js';
+import { startShardThreads } from './shards/threads.js';
 import { shardOf } from './shardOf.js';
 import { Subscriptions } from './subscriptions.js';
 import { SymbolTable } from './symbols.js';
@@ -147,7 +147,7 @@ export class MtmEngine implements Engine {
       persist: (events) => this.commit.persist(events),
     });
     this.history = new History({ o, life, store, directory, commit: this.commit });
-    this.upkeep = new Upkeep({ o, clock, life, store, symbols, prices, pool: this.pool, corporate: this.corporate });
+    this.upkeep = new Upkeep({ o, clock, life, counters, store, symbols, prices, pool: this.pool, corporate: this.corporate });
     this.ready = this.start();
     life.ready = this.ready;
   }
@@ -676,6 +676,10 @@ export class MtmEngine implements Engine {
       shardRestarts: this.counters.shardRestarts,
       latencyP50Ms: this.latency.quantile(0.5),
       latencyP99Ms: this.latency.quantile(0.99),
+      snapshotRounds: this.counters.snapshotRounds,
+      lastSnapshotRoundMs: this.counters.lastSnapshotRoundMs,
+      lastSnapshotRoundBytes: this.counters.lastSnapshotRoundBytes,
+      lastSnapshotRoundRecords: this.counters.lastSnapshotRoundRecords,
     };
   }
 
@@ -737,23 +741,14 @@ export async function startEngine(options: EngineOptions = {}): Promise<MtmEngin
   // Begun here so the start's phase marks include the lock and the store's open.
   const progress = new RecoveryProgress();
   // The shard threads first: their boot (module loading) overlaps the lock, the store's open and the
-  // snapshot read on this thread instead of following them (a clean restart waited for it).
-  const pool = new Piscina({
-    // A CommonJS shim that imports the ES module (shardThread.cts says why).
-    filename: distFile('src/engine/shards/shardThread.cjs'),
-    // One thread more than shards, booted and idle: a supervised restart's task starts on it at once
-    // (its modules are loaded when piscina starts a thread), instead of waiting for a thread to boot
-    // after the death; piscina replaces the dead thread, which becomes the next standby.
-    minThreads: o.workers + shardThreadsStandby,
-    maxThreads: o.workers + shardThreadsStandby,
-    idleTimeout: Number.MAX_SAFE_INTEGER,
-    maxQueue: o.workers * 2,
-    concurrentTasksPerWorker: 1,
-    resourceLimits: { maxOldGenerationSizeMb: o.shardHeapMb },
-  });
-  // A worker dying outside a task (e.g. out of memory at boot) is emitted as 'error'; with no listener
-  // Node would kill the whole engine. Shard tasks' own rejections drive supervision.
-  pool.on('error', (err: unknown) => console.error(`mtm: shard worker error: ${err instanceof Error ? err.message : String(err)}`));
+  // directory read on this thread instead of following them (a clean restart waited for it); an entry
+  // point may have started them even before it loaded the engine (threads.ts).
+  const threads = options.shardThreads ?? startShardThreads(options);
+  if (threads.workers !== o.workers || threads.shardHeapMb !== o.shardHeapMb) {
+    await threads.pool.destroy();
+    throw new EngineStartError({ code: ErrorCode.invalid_field, message: `shardThreads were started for ${threads.workers} workers of ${threads.shardHeapMb} MB, the options say ${o.workers} of ${o.shardHeapMb} MB`, field: 'shardThreads' });
+  }
+  const pool = threads.pool;
   const ephemeralDir = o.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'mtm-ephemeral-')) : null;
   const dataDir = resolve(o.dataDir ?? (ephemeralDir as string));
   // A start refused below leaves no thread behind.

@@ -1,7 +1,10 @@
-// Start and restart from the store: each shard's columnar snapshot (raw segments read here and
-// transferred to the worker, which decodes them), then the events after it, which each shard worker
-// reads ITSELF, one cursor pass over the log in its own thread (the data directory opened read-only
-// there: src/shard/tail.ts, src/store/logReader.ts), replayed through the pure domain functions.
+// Start and restart from the store: each shard's columnar snapshot and then the events after it,
+// both read by each shard worker ITSELF in its own thread ('loadStored', then one cursor pass over the
+// log: the data directory opened read-only there, src/shard/tail.ts, src/store/logReader.ts),
+// replayed through the pure domain functions. At a start the main thread reads only what its
+// directory and symbol table need of a generation (the portfolios and strings segments,
+// snapshotCodec.ts directorySegments), not the positions: since the seventh session the workers'
+// reads no longer wait for the main thread's, nor copy through it.
 // The main thread reads no tail value: it learns from the workers' reports the directory events of
 // their portfolios and the symbols a replayed event needs (it interns them, one id table for every
 // shard, and announces them before the paused pass resumes). Shards load and replay in parallel.
@@ -10,7 +13,7 @@
 
 import { baseCurrencyDefault, type PortfolioRecord } from '../domain/types.js';
 import type { ShardRecoveryWork, TailReport, ToShard } from '../shard/protocol.js';
-import { readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
+import { directorySegments, readSnapshotStatuses, readSnapshotStrings } from '../shard/snapshotCodec.js';
 import type { ShardSnapshotPointer, Store } from '../store/store.js';
 import { applyToDirectory, type Directory } from './directory.js';
 import type { ShardHandle } from './shardHandle.js';
@@ -82,9 +85,13 @@ export interface RecoveryHost {
   readonly cleanSnapshot: boolean;
 }
 
-/** What the store holds to restore shards from. */
+/**
+ * What the store holds to restore shards from. columnar: parts[i] are shard i's segments as read here
+ * (whole for a supervised restart of a generation without a pointer read in the worker; at a start
+ * only the directory's, each worker reading its own part itself: `stored`).
+ */
 type Source =
-  | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][] }
+  | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][]; stored: boolean }
   | { kind: 'records'; records: PortfolioRecord[][] };
 
 /** The oldest covered seq of what was read (replay reads the log after it). */
@@ -94,20 +101,22 @@ interface Coverage {
 
 /**
  * Reads the newest snapshots: the columnar generation's raw segments (only those of `only` when it
- * is given and the shard count did not change), else the schema 1 per-portfolio records grouped by
- * shard. Registers ids, names, lifecycle states and symbols in `directory` / `symbols` when given.
+ * is given and the shard count did not change; with a directory, only the segments it needs: each
+ * worker reads its part itself), else the schema 1 per-portfolio records grouped by shard. Registers
+ * ids, names, lifecycle states and symbols in `directory` / `symbols` when given.
  */
 function readSource(host: RecoveryHost, only: number | null, directory: Directory | null, coverage: Coverage): Source {
   const { store, symbols, workers } = host;
   const pointer = store.shardSnapshotPointer();
   if (pointer !== undefined) {
     const parts: Uint8Array[][] = [];
+    const stored = directory !== null;
     for (let i = 0; i < pointer.shards; i++) {
       if (only !== null && pointer.shards === workers && i !== only) {
         parts.push([]);
         continue;
       }
-      const segments = store.shardSnapshotSegments(pointer, i);
+      const segments = store.shardSnapshotSegments(pointer, i, stored ? directorySegments : undefined);
       parts.push(segments);
       const covered = pointer.covered[i];
       // A shard part without books covers too: as of `covered`, the shard's books were exactly these
@@ -122,7 +131,7 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
         for (const [currency, base] of strings.conversions) symbols.internConversion(currency, base, host.fxPivot);
       }
     }
-    return { kind: 'columnar', pointer, parts };
+    return { kind: 'columnar', pointer, parts, stored };
   }
   const records: PortfolioRecord[][] = Array.from({ length: workers }, () => []);
   for (const r of store.loadSnapshots()) {
@@ -157,6 +166,12 @@ function sendSnapshot(host: RecoveryHost, h: ShardHandle, source: Source, prices
     return;
   }
   const { pointer, parts } = source;
+  if (source.stored) {
+    // The worker reads the committed generation itself (the one read here: nothing writes one before
+    // the start is over) and its own part of it, or every part when the shard count changed.
+    h.post({ t: 'loadStored', path: host.store.path, clean: host.cleanSnapshot, prices });
+    return;
+  }
   const same = pointer.shards === host.workers;
   const picked = same ? [h.index] : parts.map((_, i) => i);
   const msgParts = picked.map((i) => ({ segments: same ? parts[i] : parts[i].map((b) => new Uint8Array(b)), covered: pointer.covered[i] }));

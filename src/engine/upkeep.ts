@@ -5,6 +5,7 @@
 import type { Clock } from '../domain/types.js';
 import type { Store } from '../store/store.js';
 import type { CorporateDesk } from './corporateDesk.js';
+import type { EngineCounters } from './counters.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ResolvedOptions } from './options.js';
 import type { ShardPool } from './shards/pool.js';
@@ -18,6 +19,7 @@ export interface UpkeepDeps {
   o: ResolvedOptions;
   clock: Clock;
   life: Lifecycle;
+  counters: EngineCounters;
   store: Store;
   symbols: SymbolTable;
   prices: LastPrices;
@@ -81,6 +83,7 @@ export class Upkeep {
     // their covered_seq would replay it twice: wait. From here the requests are posted synchronously.
     while (this.d.corporate.holding) await this.d.corporate.idle();
     const asOf = this.d.clock.now();
+    const started = performance.now();
     const rounds = await Promise.all(
       this.d.pool.shards.map(async (h) => {
         if (h.state !== 'ready') return null;
@@ -90,7 +93,8 @@ export class Upkeep {
         // so the store's last seq covers them all.
         const covered = this.d.store.lastSeq();
         for (const r of answer.records) r.covered_seq = covered;
-        return { covered, segments: answer.segments, written: this.d.store.writeSnapshots(answer.records) };
+        const bytes = answer.segments.reduce((n, b) => n + b.byteLength, 0);
+        return { covered, segments: answer.segments, bytes, records: answer.records.length, written: this.d.store.writeSnapshots(answer.records) };
       }),
     );
     // The columnar generation (what recovery reads) needs every shard of one round; a round that
@@ -101,6 +105,14 @@ export class Upkeep {
       ? this.d.store.writeShardSnapshots({ as_of: asOf, clean, covered: rounds.map((r) => r!.covered), shards: rounds.map((r) => r!.segments) })
       : null;
     await Promise.all([...rounds.map((r) => r?.written), columnar]);
+    if (complete) {
+      // A round's cost (docs/STORE.md "Shard restart": what the tail bound costs during a trade load).
+      const c = this.d.counters;
+      c.snapshotRounds++;
+      c.lastSnapshotRoundMs = performance.now() - started;
+      c.lastSnapshotRoundBytes = rounds.reduce((n, r) => n + r!.bytes, 0);
+      c.lastSnapshotRoundRecords = rounds.reduce((n, r) => n + r!.records, 0);
+    }
     return complete;
   }
 

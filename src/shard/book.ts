@@ -99,6 +99,14 @@ export class Book {
     return this.rowListValue;
   }
 
+  /**
+   * The first of its rows while they are exactly the run [firstRow, firstRow + rowCount) restored
+   * with it (its row list not built: nothing was added), else -1.
+   */
+  get restoredRunStart(): number {
+    return this.rowListValue === null ? this.firstRow : -1;
+  }
+
   get state(): PortfolioState {
     // Built from the part, it equals the part's columns: the part stays current.
     this.stateValue ??= (this.source as StateSource).stateOf(this.sourceIndex);

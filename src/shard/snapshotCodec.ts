@@ -389,6 +389,12 @@ function decodeStrings(bytes: Uint8Array): SnapshotStrings {
 }
 
 /** The strings segment alone: what the main thread needs (ids, names, bases, symbols, FX symbols). */
+/**
+ * The segments readSnapshotStrings and readSnapshotStatuses read (portfolios, strings): all the main
+ * thread reads of a generation at a start (each worker reads its own part whole, in its thread).
+ */
+export const directorySegments: readonly number[] = [0, 2];
+
 export function readSnapshotStrings(segments: readonly Uint8Array[]): SnapshotStrings {
   const bytes = segments[2];
   // A snapshot written before the binary form: UTF-8 JSON (an object: '{').

@@ -69,16 +69,20 @@ export class ShardSnapshots implements QueueTable {
     return (this.meta.get(shardSnapshotPointerKey) as ShardSnapshotPointer | undefined) ?? undefined;
   }
 
-  /** The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable). */
-  read(pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
-    return readShardSegments(this.segments, pointer, shard);
+  /** The raw bytes of one shard's segments of a generation (only those of `only`: the others empty), each in its own ArrayBuffer (transferable). */
+  read(pointer: ShardSnapshotPointer, shard: number, only?: readonly number[]): Uint8Array[] {
+    return readShardSegments(this.segments, pointer, shard, only);
   }
 }
 
-/** One shard's segments of a generation from the `shardSnapshots` db (any thread's handle on it). */
-export function readShardSegments(segments: Database<Uint8Array, Key>, pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
+/** One shard's segments of a generation from the `shardSnapshots` db (any thread's handle on it); only: those, the others empty. */
+export function readShardSegments(segments: Database<Uint8Array, Key>, pointer: ShardSnapshotPointer, shard: number, only?: readonly number[]): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < pointer.segments; i++) {
+    if (only !== undefined && !only.includes(i)) {
+      out.push(new Uint8Array(0));
+      continue;
+    }
     const bin = segments.getBinary([pointer.generation, shard, i]);
     assert(bin !== undefined, `snapshot generation ${pointer.generation} lacks segment ${i} of shard ${shard}`);
     // Its own ArrayBuffer, so it can be transferred to a worker (a pooled Buffer cannot).

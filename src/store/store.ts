@@ -247,8 +247,11 @@ export interface Store {
   writeShardSnapshots(snapshot: ShardSnapshotWrite): Promise<void>;
   /** The committed generation pointer, or undefined when no columnar snapshot was ever written. */
   shardSnapshotPointer(): ShardSnapshotPointer | undefined;
-  /** The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable). */
-  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[];
+  /**
+   * The raw bytes of one shard's segments of a generation, each in its own ArrayBuffer (transferable);
+   * with `only`, just those segments (the others empty: the engine's start reads the directory's).
+   */
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number, only?: readonly number[]): Uint8Array[];
   /**
    * The next boot epoch of per-portfolio seqs (0 on a fresh directory), enqueued for the next commit:
    * await a barrier (append([])) before any seq of it is shown. Seqs of epoch e start at e * 2^32.
@@ -454,8 +457,8 @@ class LmdbStore implements Store {
     return this.shardSnapshots.committedPointer();
   }
 
-  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number): Uint8Array[] {
-    return this.shardSnapshots.read(pointer, shard);
+  shardSnapshotSegments(pointer: ShardSnapshotPointer, shard: number, only?: readonly number[]): Uint8Array[] {
+    return this.shardSnapshots.read(pointer, shard, only);
   }
 
   lastSeq(): number {

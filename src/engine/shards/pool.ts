@@ -22,12 +22,9 @@ import type { SymbolTable } from '../symbols.js';
 import type { LastPrices } from '../ticks/lastPrices.js';
 
 export const systemPortfolio = '_engine';
-/**
- * Booted shard worker threads kept idle beside the shards (docs/STORE.md, "Shard restart"): a
- * restarted shard's task runs on one at once. Each costs an idle thread with the shard modules loaded
- * (no kernel: a shard allocates it when its task starts). The engine sizes its piscina pool with it.
- */
-export const shardThreadsStandby = 1;
+import { shardThreadsStandby } from './threads.js';
+
+export { shardThreadsStandby } from './threads.js';
 /** Per-portfolio seqs of boot epoch e start at e * seqEpochSize (2^32 changes per portfolio and epoch). */
 export const seqEpochSize = 2 ** 32;
 
