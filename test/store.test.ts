@@ -7,7 +7,8 @@
 // - a snapshot commits with or after every event appended before it; loadSnapshots keeps one
 //   record per portfolio; snapshotBefore answers from a history bounded per portfolio; prices too;
 // - a data dir from another schema version (or foreign LMDB data) is refused, naming both versions;
-// - retention removes only events older than the cutoff AND covered by every kept snapshot.
+// - retention removes only events older than the cutoff AND covered by every kept snapshot, also
+//   inside a time run (contiguous seqs at one ts, one entry of the time index), which keeps the rest.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -535,6 +536,33 @@ describe('retention', () => {
     const again = openOk({ path });
     expect(again.lastSeq()).toBe(3); // kept in meta when every event is gone
     expect(again.append([created('pB', 1)]).stored[0].seq).toBe(4);
+    await again.close();
+  });
+
+  it('time runs (contiguous seqs at one ts, one index entry): pages inside a run, and compaction keeps what a snapshot still needs of a run', async () => {
+    const path = tempDir();
+    // Index flushed at once: the time index holds the runs, not the in-memory backlog.
+    const store = openOk({ path, retention: { keepEventsMs: 1_000 }, indexLagMaxMs: 1 });
+    // 1..6 one run at ts 2_000 (pA's created + trades, pB's created + trade), 7 alone, 8..9 a run at 5_000.
+    await store.append([created('pA', 2_000), trade('pA', 1, 2_000), opened('pA', 2_000), created('pB', 2_000), trade('pB', 2, 2_000), opened('pB', 2_000), trade('pA', 3, 3_000), trade('pB', 4, 5_000), opened('pB', 5_000)]).durable;
+    await store.append([]).durable;
+    await new Promise((r) => setTimeout(r, 20));
+    await store.append([]).durable;
+    expect(store.stats().indexLagging).toBe(0);
+    expect(store.query({ from: 2_000, to: 2_000, after_seq: 2, limit: 2 }).map((e) => e.seq)).toEqual([3, 4]);
+    expect(store.query({ from: 0, to: 2_500, after_seq: 5, order: 'desc', limit: 3 }).map((e) => e.seq)).toEqual([4, 3, 2]);
+    expect(store.query({ from: 2_500, limit: 10 }).map((e) => e.seq)).toEqual([7, 8, 9]);
+    // pA's snapshot covers seq 7: its events of the run go, pB's (no snapshot: replayed ones needed) stay.
+    await store.writeSnapshots([record('pA', 7, 4_000)]);
+    expect(await store.compact(10_000)).toEqual({ removed: 6, more: false }); // pA 1, 2, 3, 7 and pB's derived 6, 9
+    const kept = [4, 5, 8];
+    expect([...store.eventsAfter(0)].map((e) => e.seq)).toEqual(kept);
+    expect(store.query({ from: 0, to: 1e15 }).map((e) => e.seq)).toEqual(kept);
+    expect(store.query({ from: 2_000, to: 2_000, order: 'desc' }).map((e) => e.seq)).toEqual([5, 4]);
+    expect(await store.compact(10_000)).toEqual({ removed: 0, more: false });
+    await store.close();
+    const again = openOk({ path, retention: { keepEventsMs: 1_000 } });
+    expect(again.query({ from: 0, to: 1e15 }).map((e) => e.seq)).toEqual(kept);
     await again.close();
   });
 

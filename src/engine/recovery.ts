@@ -91,7 +91,7 @@ export interface RecoveryHost {
  * only the directory's, each worker reading its own part itself: `stored`).
  */
 type Source =
-  | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][]; stored: boolean }
+  | { kind: 'columnar'; pointer: ShardSnapshotPointer; parts: Uint8Array[][]; stored: boolean; fillDirectory: () => void }
   | { kind: 'records'; records: PortfolioRecord[][] };
 
 /** The oldest covered seq of what was read (replay reads the log after it). */
@@ -103,7 +103,8 @@ interface Coverage {
  * Reads the newest snapshots: the columnar generation's raw segments (only those of `only` when it
  * is given and the shard count did not change; with a directory, only the segments it needs: each
  * worker reads its part itself), else the schema 1 per-portfolio records grouped by shard. Registers
- * ids, names, lifecycle states and symbols in `directory` / `symbols` when given.
+ * symbols in `symbols` and ids, names and lifecycle states in `directory` when given (a columnar
+ * source: when the caller runs `fillDirectory`, so the workers' loads need not wait for it).
  */
 function readSource(host: RecoveryHost, only: number | null, directory: Directory | null, coverage: Coverage): Source {
   const { store, symbols, workers } = host;
@@ -111,6 +112,7 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
   if (pointer !== undefined) {
     const parts: Uint8Array[][] = [];
     const stored = directory !== null;
+    const fills: (() => void)[] = [];
     for (let i = 0; i < pointer.shards; i++) {
       if (only !== null && pointer.shards === workers && i !== only) {
         parts.push([]);
@@ -126,12 +128,12 @@ function readSource(host: RecoveryHost, only: number | null, directory: Director
       if (directory !== null) {
         const strings = readSnapshotStrings(segments);
         const statuses = readSnapshotStatuses(segments);
-        strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault }));
+        fills.push(() => strings.ids.forEach((id, k) => directory.set(id, { name: strings.names[k], state: statuses[k], base: strings.bases[k] ?? baseCurrencyDefault })));
         for (const s of strings.symbols) symbols.intern(s);
         for (const [currency, base] of strings.conversions) symbols.internConversion(currency, base, host.fxPivot);
       }
     }
-    return { kind: 'columnar', pointer, parts, stored };
+    return { kind: 'columnar', pointer, parts, stored, fillDirectory: () => fills.splice(0).forEach((f) => f()) };
   }
   const records: PortfolioRecord[][] = Array.from({ length: workers }, () => []);
   for (const r of store.loadSnapshots()) {
@@ -264,7 +266,6 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
   const source = readSource(host, null, directory, coverage);
   if (coverage.min === Number.MAX_SAFE_INTEGER) coverage.min = 0;
   progress.mark('snapshots read');
-  progress.portfolios = directory.size;
   await started;
   progress.mark('workers up');
   symbols.announced = symbols.size;
@@ -274,6 +275,11 @@ export async function recoverAll(host: RecoveryHost, directory: Directory, handl
     sendSnapshot(host, h, source, prices);
   }
   progress.mark('snapshots posted');
+  // The directory (100,000 books: ~85 ms here) while the workers load, not before they may start.
+  // Before any message of theirs is handled: their tail reports apply to it.
+  if (source.kind === 'columnar') source.fillDirectory();
+  progress.portfolios = directory.size;
+  progress.mark('directory filled');
   progress.phase = 'replay';
   progress.eventsToRead = Math.max(0, store.lastSeq() - coverage.min);
   await replayTails(host, handles, tailFrom(source, host, coverage), directory);

@@ -53,23 +53,35 @@ export class Compaction implements QueueTable {
       end: [cutoff],
       limit: this.compactScannedMax,
     };
-    for (const key of log.byTs.getKeys(range)) {
-      scanned++;
-      const [ts, seq] = key as [number, number];
-      last = [ts, seq];
-      const e = log.events.get(seq);
-      if (e === undefined) {
-        q.removals.push({ db: log.byTs as Database<unknown, Key>, key: [ts, seq] }); // orphan index entry
-        continue;
+    const byTs = log.byTs as Database<unknown, Key>;
+    // An entry is a seq or a run of seqs at one ts (eventIndex.ts TimeRun); each seq counts in the budget.
+    for (const { key, value } of log.byTs.getRange(range)) {
+      const [ts, first] = key as [number, number];
+      const lastSeq = typeof value === 'number' ? value : first;
+      last = [ts, first];
+      const kept: number[] = [];
+      for (let seq = first; seq <= lastSeq; seq++) {
+        scanned++;
+        const e = log.events.get(seq);
+        // Gone already (an orphan entry, or a run's seq removed before): nothing to keep.
+        if (e === undefined) continue;
+        if (!this.covered(e, coverage)) {
+          kept.push(seq);
+          continue;
+        }
+        q.removals.push(
+          { db: log.events as Database<unknown, Key>, key: seq },
+          { db: log.byPortfolio as Database<unknown, Key>, key: [e.portfolio_id, seq] },
+          { db: log.byType as Database<unknown, Key>, key: [e.type, seq] },
+        );
+        removed++;
       }
-      if (!this.covered(e, coverage)) continue;
-      q.removals.push(
-        { db: log.events as Database<unknown, Key>, key: seq },
-        { db: log.byPortfolio as Database<unknown, Key>, key: [e.portfolio_id, seq] },
-        { db: log.byType as Database<unknown, Key>, key: [e.type, seq] },
-        { db: log.byTs as Database<unknown, Key>, key: [ts, seq] },
-      );
-      removed++;
+      if (kept.length < lastSeq - first + 1) {
+        // What is left of the entry stays findable by time: one entry per seq kept.
+        q.removals.push({ db: byTs, key: [ts, first] });
+        for (const seq of kept) q.removals.push({ db: byTs, key: [ts, seq], put: { value: null } });
+      }
+      if (scanned >= this.compactScannedMax) break;
     }
     // A full budget means more may follow: resume after the last key; otherwise start over next time.
     const more = scanned >= this.compactScannedMax;
@@ -97,6 +109,9 @@ export class Compaction implements QueueTable {
   }
 
   write(b: Batch): void {
-    for (const r of b.removals) r.db.remove(r.key);
+    for (const r of b.removals) {
+      if (r.put === undefined) r.db.remove(r.key);
+      else r.db.put(r.key, r.put.value);
+    }
   }
 }

@@ -66,6 +66,7 @@ export class EventIndex implements QueueTable {
   private readonly k2: [string | number, number] = ['', 0];
   private readonly v2: [unknown, unknown] = [null, null];
   private readonly flat = new FlatRecordWriter();
+  private readonly run: TimeRun;
 
   constructor(
     private readonly queue: WriteQueue,
@@ -73,7 +74,7 @@ export class EventIndex implements QueueTable {
     readonly events: Database<StoredEvent, Key>,
     readonly byPortfolio: Database<[DomainEventType, number], Key>,
     readonly byType: Database<number, Key>,
-    readonly byTs: Database<null, Key>,
+    readonly byTs: Database<number | null, Key>,
     lastSeq: number,
     eventsPerFlushMax: number,
     lagMaxMs: number,
@@ -84,6 +85,7 @@ export class EventIndex implements QueueTable {
     this.acknowledgedSeq = lastSeq;
     this.indexedSeq = lastSeq;
     this.lag = new Lag(queue, eventsPerFlushMax, lagMaxMs);
+    this.run = new TimeRun(byTs);
     for (const { key, value } of meta.getRange({ start: floorPrefix, end: floorEnd })) if (typeof value === 'number') this.floors.set((key as string).slice(floorPrefix.length), value);
   }
 
@@ -123,10 +125,12 @@ export class EventIndex implements QueueTable {
     if (mark >= lastSeq) return 0;
     let n = 0;
     root.transactionSync(() => {
+      const run = new TimeRun(this.byTs);
       for (const { value } of this.events.getRange({ start: mark, exclusiveStart: true })) {
-        this.put(value);
+        this.put(value, run);
         n++;
       }
+      run.end();
       this.meta.put('indexedSeq', lastSeq);
     });
     return n;
@@ -187,11 +191,13 @@ export class EventIndex implements QueueTable {
 
   write(b: Batch): void {
     if (b.indexEvents.length === 0) return;
-    for (const e of b.indexEvents) this.put(e);
+    const run = this.run;
+    for (const e of b.indexEvents) this.put(e, run);
+    run.end();
     this.meta.put('indexedSeq', b.indexEvents[b.indexEvents.length - 1].seq);
   }
 
-  private put(e: LoggedEvent): void {
+  private put(e: LoggedEvent, run: TimeRun): void {
     const k2 = this.k2;
     const v2 = this.v2;
     k2[0] = e.portfolio_id;
@@ -206,8 +212,7 @@ export class EventIndex implements QueueTable {
     }
     k2[0] = e.type;
     this.byType.put(k2, e.ts);
-    k2[0] = e.ts;
-    this.byTs.put(k2, null);
+    run.add(e.ts, e.seq);
   }
 
   settled(b: Batch): void {
@@ -328,9 +333,11 @@ export class EventIndex implements QueueTable {
       // Exact with O(limit) memory; time is proportional to the events in [from, to].
       const best = new SeqHeap(limit, !desc);
       const range = { start: from === -Infinity ? undefined : [from], end: to === Infinity ? undefined : [to, Infinity] };
-      for (const key of this.byTs.getKeys(range)) {
-        const seq = (key as [number, number])[1];
-        if (after === undefined || (desc ? seq < after : seq > after)) best.offer(seq);
+      // An entry is one seq, or a run of contiguous seqs at the same ts (TimeRun): first in the key, last as the value.
+      for (const { key, value } of this.byTs.getRange(range)) {
+        const first = (key as [number, number])[1];
+        const last = typeof value === 'number' ? value : first;
+        for (let seq = first; seq <= last; seq++) if (after === undefined || (desc ? seq < after : seq > after)) best.offer(seq);
       }
       seqs.push(...best.sorted());
     }
@@ -342,5 +349,40 @@ export class EventIndex implements QueueTable {
     return desc
       ? { start: [prefix, after ?? Infinity], end: [prefix], reverse: true, exclusiveStart: after !== undefined }
       : { start: [prefix, after ?? 0], end: [prefix, Infinity], exclusiveStart: true };
+  }
+}
+
+/**
+ * The time index's entries of one index flush: contiguous seqs at the same ts (a bulk import's chunk,
+ * a command's events, trades of the same millisecond) are one entry, [ts, first seq] -> last seq; a
+ * seq alone stays [ts, seq] -> null, as every entry was before. Fewer random-key puts, and the
+ * readers (indexedSeqs, compaction) expand a run to its seqs.
+ */
+export class TimeRun {
+  private ts = 0;
+  private first = 0;
+  private last = -1;
+  private readonly key: [number, number] = [0, 0];
+
+  constructor(private readonly byTs: Database<number | null, Key>) {}
+
+  add(ts: number, seq: number): void {
+    if (this.last >= 0 && ts === this.ts && seq === this.last + 1) {
+      this.last = seq;
+      return;
+    }
+    this.end();
+    this.ts = ts;
+    this.first = seq;
+    this.last = seq;
+  }
+
+  /** Puts the run being gathered (at the end of a flush's or a catch-up's events). */
+  end(): void {
+    if (this.last < 0) return;
+    this.key[0] = this.ts;
+    this.key[1] = this.first;
+    this.byTs.put(this.key, this.last === this.first ? null : this.last);
+    this.last = -1;
   }
 }

@@ -356,7 +356,7 @@ class LmdbStore implements Store {
       eventsRaw: Database<Uint8Array, Key>;
       byPortfolio: Database<[DomainEventType, number], Key>;
       byType: Database<number, Key>;
-      byTs: Database<null, Key>;
+      byTs: Database<number | null, Key>;
       trades: Database<unknown, Key>;
       tradeBodies: Database<unknown, Key>;
       tradeKeys: Database<[string, string], Key>;
@@ -809,7 +809,7 @@ export function openStore(options: StoreOptions): Result<Store> {
     const eventsRaw = root.openDB<Uint8Array, Key>('events', { encoding: 'binary' });
     const byPortfolio = root.openDB<[DomainEventType, number], Key>('byPortfolio', {});
     const byType = root.openDB<number, Key>('byType', {});
-    const byTs = root.openDB<null, Key>('byTs', {});
+    const byTs = root.openDB<number | null, Key>('byTs', {});
     const trades = root.openDB<unknown, Key>('tradeResults', {});
     const tradeBodies = root.openDB<unknown, Key>('tradeResultBodies', {});
     const tradeKeys = root.openDB<[string, string], Key>('tradeResultKeys', {});

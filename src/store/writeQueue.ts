@@ -72,6 +72,8 @@ export interface HeldTickRecord {
 export interface Removal {
   db: Database<unknown, Key>;
   key: Key;
+  /** Put this value instead of removing (compaction rewriting what is left of a time run). */
+  put?: { value: unknown };
 }
 
 /**
