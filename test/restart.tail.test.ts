@@ -16,12 +16,11 @@
 // - a restarted shard's task runs on the booted standby thread with its modules loaded before the
 //   death (seventh session: the standby's module import sat blocked behind piscina's Atomics.wait
 //   until the task came, 200-450 ms of every restart), and one death restarts the shard once.
-import { cpSync } from 'node:fs';
 import { open } from 'lmdb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, EngineStartError, type MtmEngine } from '../src/engine/engine.js';
 import { startShardThreads } from '../src/engine/shards/threads.js';
-import { ensureBuilt, sleep, tempDir } from './support/engine.js';
+import { copyLiveDataDir, ensureBuilt, sleep, tempDir } from './support/engine.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -153,8 +152,7 @@ describe('a bounded shard restart', () => {
     for (let i = 0; i < 7; i++) await engine.trade(ids[i], { trade_id: `q${i}`, symbol: 'EE', side: 'buy', quantity: 1, price: 30 });
     const crashed = tempDir('mtm-restart-tail-');
     cleanups.push(() => crashed.remove());
-    await sleep(300);
-    cpSync(d.path, crashed.path, { recursive: true, filter: (f) => !f.endsWith('owner.sock') });
+    await copyLiveDataDir(engine, d.path, crashed.path);
     await engine.close();
     engine = await engineOn(crashed.path, 3, 1_000_000);
     const before = await figures(engine);

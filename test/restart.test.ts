@@ -36,7 +36,7 @@ import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import type { PortfolioSnapshot, StoredEvent } from '../src/domain/types.js';
 import { startServer } from '../src/server/server.js';
 import { openStore } from '../src/store/store.js';
-import { ensureBuilt, sleep, tempDir } from './support/engine.js';
+import { copyLiveDataDir, ensureBuilt, sleep, tempDir } from './support/engine.js';
 
 const root = resolve(import.meta.dirname, '..');
 const childScript = join(root, 'test/fixtures/engine-child.mjs');
@@ -271,9 +271,8 @@ describe('recovery equivalence', () => {
       const liveNoHwm = await figures(engine, false);
       // The state a kill -9 leaves here: everything acknowledged is committed (LMDB, in the page cache),
       // and last prices too once their flush ran (a kill -9 loses at most that interval of prices).
-      await sleep(300);
       const crashed = dir();
-      cpSync(d, crashed, { recursive: true, filter: (f) => !f.endsWith('owner.sock') });
+      await copyLiveDataDir(engine, d, crashed);
       await engine.close();
       const scratch = dir();
       await withoutSnapshots(crashed, scratch, true);
@@ -335,9 +334,8 @@ describe('recovery equivalence, trades replayed into snapshot columns', () => {
       await columnTail(engine, seed + 1000, 300, ids);
       await workload(engine, seed + 2000, 100, `c${seed}b-`, ids, 0.03);
       const liveNoHwm = await figures(engine, false);
-      await sleep(300);
       const crashed = dir();
-      cpSync(d, crashed, { recursive: true, filter: (f) => !f.endsWith('owner.sock') });
+      await copyLiveDataDir(engine, d, crashed);
       await engine.close();
       const scratch = dir();
       await withoutSnapshots(crashed, scratch, true);

@@ -8,14 +8,16 @@
 // positions). Random histories through a real engine (one shard worker, real LMDB): after every step,
 // every bytes listener (tick records decoded against its own view) and an object listener (decoded on
 // the main thread against the engine's held positions) hold bit for bit the figures of a snapshot at
-// the same seq, and both kinds of record occurred.
+// the same seq, and both kinds of record occurred. Also, on hand-made records: a tick record decodes
+// by the documented expressions against the held position, and is refused (never guessed) without
+// it, after a gap in the stream (HeldBook empties itself), or once a full record closed the position.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type MtmEngine } from '../src/engine/engine.js';
 import type { Listener } from '../src/engine/api.js';
-import { DELTA_FLAG_HELD, DeltaHead, decodeDelta, heldPositionsOf } from '../src/protocol/delta.js';
+import { DELTA_FLAG_HELD, DELTA_TICK_BYTES, DeltaHead, DeltaTick, HeldBook, decodeDelta, encodeDelta, heldPositionsOf } from '../src/protocol/delta.js';
 import { applyUpdate } from '../src/protocol/view.js';
-import type { PortfolioSnapshot } from '../src/domain/types.js';
+import type { PortfolioSnapshot, PortfolioUpdate, PositionView } from '../src/domain/types.js';
 import { tickRecordsOf } from './support/deltaRecords.js';
 import { ensureBuilt, tempDir } from './support/engine.js';
 import { until } from './support/serverHarness.js';
@@ -132,4 +134,63 @@ describe('compact binary deltas (layout version 4)', () => {
     expect(ticks, 'tick records written').toBeGreaterThan(0);
     expect(full, 'records with full positions or rate moves').toBeGreaterThan(0);
   }, 300_000);
+});
+
+/** A version 4 record of `update` (no positions) followed by one tick record per [symbol, price, price_ts]. */
+function withTicks(update: PortfolioUpdate, fromSeq: number, ticks: [string, number, number][]): Uint8Array {
+  const head = encodeDelta({ ...update, positions: [] }, fromSeq);
+  const parts = ticks.map(([symbol, price, ts]) => {
+    const sym = new TextEncoder().encode(symbol);
+    const r = new Uint8Array(1 + sym.length + DELTA_TICK_BYTES);
+    r[0] = sym.length;
+    r.set(sym, 1);
+    const view = new DataView(r.buffer);
+    view.setFloat64(1 + sym.length + DeltaTick.lastPrice, price, true);
+    view.setFloat64(1 + sym.length + DeltaTick.priceTs, ts, true);
+    return r;
+  });
+  const out = new Uint8Array(head.length + parts.reduce((n, r) => n + r.length, 0));
+  out.set(head);
+  let o = head.length;
+  for (const r of parts) {
+    out.set(r, o);
+    o += r.length;
+  }
+  new DataView(out.buffer).setUint16(DeltaHead.positionCount, ticks.length, true);
+  return out;
+}
+
+describe('tick records and the positions a reader holds', () => {
+  const position: PositionView = { symbol: 'IBM', currency: 'USD', fx_rate: 1.25, quantity: -10, avg_cost: 100, last_price: 100, market_value: -1250, unrealized_pnl: 0, realized_pnl: 7, return_rate: 0, weight: 100, price_ts: 1, price_age_ms: 0, stale: false };
+  const totals = { cash: 1, capital: 2, holdings_value: 3, cost_basis: 4, unrealized_pnl: 5, realized_pnl: 6, total_return: 11, return_rate: 550, equity: 7, gross_exposure: 8, stale_positions: 0, unpriced_positions: 0, unconverted_positions: 0 };
+  const update = (seq: number): PortfolioUpdate => ({ portfolio_id: 'p', seq, as_of: 50, state: 'active', tick_ts: 40, positions: [], ...totals });
+
+  it('recomputes value, P&L and return rate with the documented expressions; refuses without the position, or after a gap', () => {
+    const held = new HeldBook();
+    held.reset({ seq: 5, positions: [position] });
+    const tick = withTicks(update(6), 6, [['IBM', 110, 40]]);
+    held.observe(tick, 6, 6);
+    const d = decodeDelta(tick, held);
+    expect(d.ok).toBe(true);
+    if (!d.ok) return;
+    const q = -10;
+    const fx = 1.25;
+    const upnl = (110 - 100) * q * fx;
+    expect(d.value.positions).toEqual([
+      { ...position, last_price: 110, market_value: q * 110 * fx, unrealized_pnl: upnl, return_rate: (upnl / (Math.abs(q) * 100 * fx)) * 100, weight: (Math.abs(q * 110 * fx) / 8) * 100, price_ts: 40, price_age_ms: 10 },
+    ]);
+    // Without what the reader holds a tick record is refused, never guessed.
+    expect(decodeDelta(tick)).toEqual({ ok: false, reason: expect.stringContaining('position not held') });
+    // A record that does not follow seq 6 (7 and 8 were lost): nothing is held until the next snapshot.
+    const late = withTicks(update(9), 9, [['IBM', 111, 41]]);
+    held.observe(late, 9, 9);
+    expect(held.seq).toBe(-1);
+    expect(decodeDelta(late, held)).toEqual({ ok: false, reason: expect.stringContaining('position not held') });
+    // A full record replaces what is held; one with quantity 0 removes it.
+    held.reset({ seq: 9, positions: [position] });
+    const closed = encodeDelta({ ...update(10), positions: [{ ...position, quantity: 0 }] });
+    held.observe(closed, 10, 10);
+    expect(held.get('IBM')).toBeUndefined();
+    expect(decodeDelta(withTicks(update(11), 11, [['IBM', 112, 42]]), held).ok).toBe(false);
+  });
 });

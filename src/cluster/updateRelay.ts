@@ -468,8 +468,15 @@ export class UpdateRelay {
     }
     // Record by record to every listener that waited: each decodes against the positions held at its seq.
     for (const d of e.buffer) {
+      const heldBefore = e.held.seq;
       e.held.observe(d.bytes, d.seq, d.fromSeq);
       d.held = e.held;
+      if (heldBefore >= 0 && e.held.seq < 0) {
+        // Not the record after the snapshot: nothing decodes against what is held; a fresh snapshot.
+        e.buffer = [];
+        void this.sync(e, true, 'a gap between the snapshot and the relayed updates');
+        return;
+      }
       for (const l of waiting) {
         if (d.seq <= l.seq) continue;
         l.seq = d.seq;

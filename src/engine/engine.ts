@@ -710,6 +710,19 @@ export class MtmEngine implements Engine {
     return this.store.stats();
   }
 
+  /**
+   * Hands the last prices changed since the previous flush to the store now instead of at the next
+   * pricesFlushIntervalMs (the clean stop does the same).
+   */
+  flushPrices(): void {
+    this.upkeep.flushPrices();
+  }
+
+  /** The store writes nothing now: no LMDB transaction queued, backlogged or in flight (Store.idle). */
+  storeIdle(): boolean {
+    return this.store.idle();
+  }
+
   /** Commit durations (seconds) of the store, for the metrics layer; returns the unsubscribe. */
   onStoreCommit(listener: (seconds: number, events: number, kind: CommitKind) => void): () => void {
     return this.store.onCommit(listener);

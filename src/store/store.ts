@@ -292,6 +292,14 @@ export interface Store {
    */
   overloaded(): boolean;
   /**
+   * True when no LMDB transaction is queued, backlogged (snapshot records, prices, an index chunk due)
+   * or in flight: nothing writes data.mdb until the next append, write or timer (index entries still
+   * inside indexLagMaxMs are written by a later transaction). A copy of the live directory taken in the
+   * same turn (synchronously) is a state a crash can leave; one taken while lmdb-js's write thread
+   * commits mixes pages of different transactions.
+   */
+  idle(): boolean;
+  /**
    * Subscribe to commit durations (seconds) and the events each commit held: journal records
    * ('journal', the acknowledging commits, from the group's cut to durable) and LMDB transactions
    * (from submit to settle: 'lmdb' when it acknowledges what it holds, 'lmdb-behind' when the journal did).
@@ -485,6 +493,10 @@ class LmdbStore implements Store {
     if (this.queue.failure !== null) return;
     this.trades.forget(portfolioIds, this.log.lastSeq());
     this.index.forget(portfolioIds, this.log.lastSeq());
+  }
+
+  idle(): boolean {
+    return !this.queue.busy();
   }
 
   overloaded(): boolean {
