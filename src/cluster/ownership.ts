@@ -24,7 +24,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { ErrorCode, fail, ok, type Result } from '../errors.js';
 import { hashOf } from '../engine/shardOf.js';
@@ -153,6 +153,7 @@ export class Ownership implements OwnershipView {
     private readonly o: OwnershipOptions,
     private readonly parts: KV,
     private readonly cluster: KV,
+    private readonly jsm: JetStreamManager,
   ) {
     this.nodeId = o.nodeId;
     this.partitions = o.partitions;
@@ -173,7 +174,8 @@ export class Ownership implements OwnershipView {
     const replicas = o.replicas ?? 1;
     const parts = await step(`creating KV bucket ${names.ownershipBucket}`, () => kvm.create(names.ownershipBucket, { history: 1, replicas }));
     const cluster = await step(`creating KV bucket ${names.clusterBucket}`, () => kvm.create(names.clusterBucket, { history: 1, replicas }));
-    const own = new Ownership(o, parts, cluster);
+    const jsm = await step('opening the JetStream manager', () => jetstreamManager(nc));
+    const own = new Ownership(o, parts, cluster, jsm);
     const settings = await step('checking the cluster settings', () => own.checkSettings());
     if (!settings.ok) return settings;
     const joined = await step('writing this node\'s presence key', () => own.join());
@@ -317,7 +319,7 @@ export class Ownership implements OwnershipView {
     let lastError: unknown = null;
     for (let attempt = 0; attempt < joinAttemptsMax; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, this.o.heartbeatMs));
-      const e = await this.cluster.get(key);
+      const e = await this.presenceFromLeader(key);
       if (e !== null && e.operation === 'PUT' && presenceInstance(e) === this.instance) {
         // Our own create, whose answer was lost (a start step retried after a timeout).
         this.nodeRevision = e.revision;
@@ -487,10 +489,25 @@ export class Ownership implements OwnershipView {
    * "wrong last sequence: 78" each round). A key gone is created again; another process's entry is
    * left to onNodeEntry (this process stops serving).
    */
+  /**
+   * A presence key as the stream's leader has it (STREAM.MSG.GET, not the bucket's direct get): a
+   * compare-and-set refused with "wrong last sequence" is checked against what the leader holds. A
+   * direct get may be answered by a replica that lags, and the same lagging replica kept answering a
+   * restarted node's five reads, one heartbeat apart, with a revision the leader had moved past: it
+   * refused to start as a clash with itself (the cluster simulator, --nats-servers 3 seed 201 at load
+   * ~22, the lead's runs of the seventh session).
+   */
+  private async presenceFromLeader(key: string): Promise<PresenceEntry | null> {
+    const m = await this.jsm.streams.getMessage(`KV_${names.clusterBucket}`, { last_by_subj: `$KV.${names.clusterBucket}.${key}` });
+    if (m === null) return null;
+    const op = m.header?.get('KV-Operation');
+    return { revision: m.seq, operation: op === 'DEL' || op === 'PURGE' ? op : 'PUT', created: m.time, string: () => m.string() };
+  }
+
   private async resyncPresence(nodeValue: string): Promise<void> {
     const key = names.nodeKey(this.nodeId);
     try {
-      const e = await this.cluster.get(key);
+      const e = await this.presenceFromLeader(key);
       if (e === null || e.operation !== 'PUT') this.nodeRevision = await this.cluster.create(key, nodeValue);
       else if (presenceInstance(e) === this.instance) this.nodeRevision = Math.max(this.nodeRevision, e.revision);
     } catch (err) {
@@ -635,7 +652,10 @@ function partitionOfKey(key: string, partitions: number): number {
 }
 
 /** The process instance a presence key was written by (undefined: malformed). */
-function presenceInstance(e: KvEntry): unknown {
+/** What the presence checks read of a key (a KvEntry, or a leader read of its stream message). */
+type PresenceEntry = Pick<KvEntry, 'revision' | 'operation' | 'created' | 'string'>;
+
+function presenceInstance(e: PresenceEntry): unknown {
   try {
     return (JSON.parse(e.string()) as { instance?: unknown }).instance;
   } catch {
