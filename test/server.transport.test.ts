@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { decodeUpdate, encodeFeedRegister, encodeFeedTicks } from '../src/protocol/binary.js';
+import { heldPositionsOf } from '../src/protocol/delta.js';
 import { loadUws } from '../src/server/uws.js';
 import { TestSocket, http, isType, startHarness, type Harness } from './support/serverHarness.js';
 
@@ -64,7 +65,7 @@ describe('Node transport', () => {
     const snap = await s.next(isType('snapshot'));
     const b = await TestSocket.open(h.wsUrl + '/ws', { key: KEY });
     b.send({ op: 'subscribe', portfolios: ['nt'], encoding: 'binary' });
-    await b.next(isType('snapshot'));
+    const binSnap = await b.next(isType('snapshot'));
     const c = await TestSocket.open(h.wsUrl + '/ws/realtime/positions/nt', { key: KEY });
     await c.next(isType('snapshot'));
     const f = await TestSocket.open(h.wsUrl + '/ws/feed', { key: KEY });
@@ -76,7 +77,8 @@ describe('Node transport', () => {
     const u = await s.next(isType('update'));
     expect(u.seq).toBe(snap.seq + 1);
     expect(u.positions[0].last_price).toBe(12);
-    const bin = decodeUpdate(await b.next((m) => Buffer.isBuffer(m)));
+    // Layout v4: a position the tick only re-marked decodes against the one the snapshot holds.
+    const bin = decodeUpdate(await b.next((m) => Buffer.isBuffer(m)), heldPositionsOf(binSnap));
     expect(bin.ok && bin.value.seq).toBe(u.seq);
     expect((await c.next((m) => m.seq === u.seq)).positions[0].last_price).toBe(12);
     s.send({ op: 'trade', id: 1, portfolio: 'nt', trade: { trade_id: 'nt-2', symbol: 'NT', side: 'sell', quantity: 1, price: 12 } });
