@@ -194,6 +194,53 @@ function writeNumber(b: Buffer, at: number, v: number): number {
 }
 
 /**
+ * The buffer a run of values is written into, back to back, and where each ends: shared by the
+ * writers below, which hand the run over with take() (transferred) and start afresh.
+ */
+abstract class ValueRun {
+  protected buf: Buffer;
+  protected at = 0;
+  private ends = new Int32Array(256);
+  private n = 0;
+
+  constructor(private readonly bytesHint = 64 * 1024) {
+    this.buf = Buffer.allocUnsafeSlow(bytesHint);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** Value i is bytes[i === 0 ? 0 : ends[i - 1], ends[i]), each run in a buffer of its own; the writer starts afresh. */
+  take(): { bytes: Uint8Array; ends: Int32Array } {
+    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
+    const ends = this.ends.slice(0, this.n);
+    this.buf = Buffer.allocUnsafeSlow(this.bytesHint);
+    this.at = 0;
+    this.n = 0;
+    return { bytes, ends };
+  }
+
+  /** Ends the value written since the last end (an empty range when nothing was). */
+  protected endValue(): void {
+    if (this.n === this.ends.length) {
+      const ends = new Int32Array(this.ends.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.ends[this.n++] = this.at;
+  }
+
+  /** Room for `bytes` more after `at`. */
+  protected room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const next = Buffer.allocUnsafeSlow(Math.max(this.at + bytes, this.buf.length * 2));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+}
+
+/**
  * A run of log values written by a shard for the main thread to log as they are (issue 15: the bulk
  * import's events cross the thread boundary as bytes, never as cloned objects): each value is what
  * the store keeps, the event's keys then `seq`, whose value is written as a float64 placeholder in its
@@ -201,21 +248,8 @@ function writeNumber(b: Buffer, at: number, v: number): number {
  * the same number). Values go back to back in one buffer the writer owns until take() hands it over
  * (transferred). A value that is not flat (writeLogged answers false) is the caller's to send otherwise.
  */
-export class LoggedValuesWriter {
-  private buf: Buffer;
-  private at = 0;
-  private ends: Int32Array;
-  private n = 0;
+export class LoggedValuesWriter extends ValueRun {
   private readonly heads = new Map<string, { keys: string[]; head: Buffer }[]>();
-
-  constructor(private readonly bytesHint = 64 * 1024) {
-    this.buf = Buffer.allocUnsafeSlow(bytesHint);
-    this.ends = new Int32Array(256);
-  }
-
-  get count(): number {
-    return this.n;
-  }
 
   /** Whether writeLogged would write the value (flat, at most 14 keys). */
   fits(value: Record<string, unknown>): boolean {
@@ -247,46 +281,20 @@ export class LoggedValuesWriter {
     }
     const head = this.headOf(keys);
     bound += head.length;
-    if (this.at + bound > this.buf.length) this.grow(this.at + bound);
+    this.room(bound);
     let at = this.at + head.copy(this.buf, this.at);
     for (const k of keys) at = writeValue(this.buf, at, value[k] as string | number | boolean | null);
     this.buf[at] = 0xcb;
     this.buf.writeDoubleBE(0, at + 1);
     at += 9;
     this.at = at;
-    if (this.n === this.ends.length) {
-      const ends = new Int32Array(this.ends.length * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-    }
-    this.ends[this.n++] = at;
+    this.endValue();
     return true;
   }
 
   /** Marks a value written elsewhere (an empty range here): its place in the order is kept. */
   skip(): void {
-    if (this.n === this.ends.length) {
-      const ends = new Int32Array(this.ends.length * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-    }
-    this.ends[this.n++] = this.at;
-  }
-
-  /** The values written (value i: [i === 0 ? 0 : ends[i - 1], ends[i])), each in a buffer of its own; the writer starts afresh. */
-  take(): { bytes: Uint8Array; ends: Int32Array } {
-    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
-    const ends = this.ends.slice(0, this.n);
-    this.buf = Buffer.allocUnsafeSlow(this.bytesHint);
-    this.at = 0;
-    this.n = 0;
-    return { bytes, ends };
-  }
-
-  private grow(need: number): void {
-    const next = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
-    this.buf.copy(next, 0, 0, this.at);
-    this.buf = next;
+    this.endValue();
   }
 
   /** The head of the key list + 'seq', made once per shape (a handful: the trade's events). */
@@ -309,24 +317,11 @@ export class LoggedValuesWriter {
  * objects of at most 15 keys; anything else (an array, undefined) answers false and writes nothing.
  * Values go back to back into one buffer, handed over by take() (transferred), like LoggedValuesWriter.
  */
-export class NestedRecordWriter {
-  private buf: Buffer;
-  private at = 0;
-  private ends: Int32Array;
-  private n = 0;
+export class NestedRecordWriter extends ValueRun {
   /** Each shape's key array (msgpack: 0x9n + the keys), found by its first key, then compared. */
   private readonly shapes = new Map<string, { keys: string[]; bytes: Buffer }[]>();
   /** The shapes defined in the value being written, and their ids. */
   private readonly defined: { keys: string[]; id: number }[] = [];
-
-  constructor(private readonly bytesHint = 64 * 1024) {
-    this.buf = Buffer.allocUnsafeSlow(bytesHint);
-    this.ends = new Int32Array(256);
-  }
-
-  get count(): number {
-    return this.n;
-  }
 
   /** Appends the value; false (nothing written) when it holds what this writer does not write. */
   write(value: Record<string, unknown>): boolean {
@@ -336,30 +331,8 @@ export class NestedRecordWriter {
       this.at = start;
       return false;
     }
-    if (this.n === this.ends.length) {
-      const ends = new Int32Array(this.ends.length * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-    }
-    this.ends[this.n++] = this.at;
+    this.endValue();
     return true;
-  }
-
-  /** Value i is bytes[i === 0 ? 0 : ends[i - 1], ends[i]); the writer starts afresh. */
-  take(): { bytes: Uint8Array; ends: Int32Array } {
-    const bytes = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
-    const ends = this.ends.slice(0, this.n);
-    this.buf = Buffer.allocUnsafeSlow(this.bytesHint);
-    this.at = 0;
-    this.n = 0;
-    return { bytes, ends };
-  }
-
-  private room(bytes: number): void {
-    if (this.at + bytes <= this.buf.length) return;
-    const next = Buffer.allocUnsafeSlow(Math.max(this.at + bytes, this.buf.length * 2));
-    this.buf.copy(next, 0, 0, this.at);
-    this.buf = next;
   }
 
   private record(value: Record<string, unknown>): boolean {
